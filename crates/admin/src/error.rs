@@ -1,0 +1,32 @@
+//! Errors of user and key management.
+
+use sea_orm::DbErr;
+use uuid::Uuid;
+
+/// What can go wrong when managing users and keys.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// No user has this email or id.
+    #[error("no user with email or id {0:?}")]
+    UserNotFound(String),
+    /// The email is already registered.
+    #[error("a user with email {0:?} already exists")]
+    EmailTaken(String),
+    /// No key has this id.
+    #[error("no API key with id {0}")]
+    KeyNotFound(Uuid),
+    /// An input broke a rule; the message names the field and the rule.
+    #[error("{field}: {rule}")]
+    Invalid {
+        /// The offending field.
+        field: &'static str,
+        /// The rule it broke.
+        rule: String,
+    },
+    /// Hashing failed (never expected with valid parameters).
+    #[error("hashing failed: {0}")]
+    Hashing(String),
+    /// The database failed.
+    #[error("database error: {0}")]
+    Database(#[from] DbErr),
+}

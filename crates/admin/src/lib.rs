@@ -1,0 +1,21 @@
+//! ConvertIQ API keys and the users who own them.
+//!
+//! - [`key`]: the `ciq_` key format, generation from the OS CSPRNG and parsing
+//!   (checksum first, so a mistyped key never reaches the database).
+//! - [`hashing`]: argon2id hashing and verification of secrets.
+//! - [`users`] and [`keys`]: creating users, creating, listing and revoking keys.
+//! - [`verifier`]: the hot-path check of a presented key, with its cache.
+
+pub mod email;
+pub mod error;
+pub mod hashing;
+pub mod key;
+pub mod keys;
+pub mod users;
+pub mod verifier;
+
+pub use error::AdminError;
+pub use hashing::SecretHasher;
+pub use key::{KeyFormatError, ParsedKey, PlaintextKey};
+pub use keys::{KeySummary, NewKey};
+pub use verifier::{KeyVerifier, VerifiedKey, VerifyError};

@@ -1,0 +1,61 @@
+//! Account owners.
+
+use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
+use sea_orm::{SqlErr, prelude::Uuid};
+
+use ciq_entity::user;
+
+use crate::AdminError;
+use crate::email::is_valid_email;
+
+/// Longest display name accepted.
+pub const MAX_NAME_LEN: usize = 200;
+
+/// Creates a user. The email is trimmed and lower-cased, and must be unique.
+pub async fn create_user(
+    db: &DatabaseConnection,
+    email: &str,
+    name: Option<&str>,
+) -> Result<user::Model, AdminError> {
+    let email = email.trim().to_lowercase();
+    if !is_valid_email(&email) {
+        return Err(AdminError::Invalid {
+            field: "email",
+            rule: "must be a valid email address".into(),
+        });
+    }
+    let name = name.map(str::trim).filter(|n| !n.is_empty());
+    if name.is_some_and(|n| n.chars().count() > MAX_NAME_LEN) {
+        return Err(AdminError::Invalid {
+            field: "name",
+            rule: format!("must be at most {MAX_NAME_LEN} characters"),
+        });
+    }
+    let row = user::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        email: Set(email.clone()),
+        name: Set(name.map(str::to_owned)),
+        password_hash: Set(None),
+        created_at: Set(ciq_entity::now()),
+    };
+    row.insert(db).await.map_err(|err| match err.sql_err() {
+        Some(SqlErr::UniqueConstraintViolation(_)) => AdminError::EmailTaken(email),
+        _ => AdminError::Database(err),
+    })
+}
+
+/// Finds a user by id (a UUID) or by email (case-insensitive).
+pub async fn find_user(
+    db: &DatabaseConnection,
+    email_or_id: &str,
+) -> Result<user::Model, AdminError> {
+    let query = match Uuid::parse_str(email_or_id.trim()) {
+        Ok(id) => ciq_entity::User::find_by_id(id),
+        Err(_) => ciq_entity::User::find()
+            .filter(user::Column::Email.eq(email_or_id.trim().to_lowercase())),
+    };
+    query
+        .one(db)
+        .await?
+        .ok_or_else(|| AdminError::UserNotFound(email_or_id.to_owned()))
+}

@@ -1,0 +1,56 @@
+//! A `ciq_` API key. Only its argon2id hash is stored, never the key itself.
+
+use sea_orm::entity::prelude::*;
+
+/// A row of `api_keys`.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "api_keys")]
+pub struct Model {
+    /// Primary key (UUIDv7); the id operators and the CLI use to revoke a key.
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    /// The owner.
+    pub user_id: Uuid,
+    /// Public lookup id embedded in the key; unique. Finding a key by it means
+    /// verification never scans hashes.
+    #[sea_orm(unique)]
+    pub lookup_id: String,
+    /// What the owner sees to recognise the key (`ciq_` + the start of the key).
+    pub display_prefix: String,
+    /// argon2id PHC string of the key's secret part.
+    pub secret_hash: String,
+    /// Name the owner gave the key.
+    pub name: String,
+    /// Per-key override of the requests-per-minute limit.
+    pub rate_limit_per_minute: Option<i32>,
+    /// When the key was created.
+    pub created_at: DateTimeUtc,
+    /// Bumped by every change (revoke, expiry); instances poll it to evict caches.
+    pub updated_at: DateTimeUtc,
+    /// Last time the key authenticated a request (coalesced, not per request).
+    pub last_used_at: Option<DateTimeUtc>,
+    /// The key stops working at this instant.
+    pub expires_at: Option<DateTimeUtc>,
+    /// The key was revoked at this instant.
+    pub revoked_at: Option<DateTimeUtc>,
+}
+
+/// Relations of `api_keys`.
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {
+    /// The key's owner.
+    #[sea_orm(
+        belongs_to = "super::user::Entity",
+        from = "Column::UserId",
+        to = "super::user::Column::Id"
+    )]
+    User,
+}
+
+impl Related<super::user::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::User.def()
+    }
+}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,68 @@
+//! A lead created through the external API.
+
+use sea_orm::entity::prelude::*;
+
+/// A row of `leads`.
+///
+/// Money is stored as whole cents in a 64-bit integer: exact on every backend,
+/// so `50000.10` is read back as `50000.10`, never `50000.0999`.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "leads")]
+pub struct Model {
+    /// Primary key (UUIDv7).
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    /// The tenant: owner of the key that created the lead.
+    pub user_id: Uuid,
+    /// The key that created the lead.
+    pub api_key_id: Uuid,
+    /// Lead's full name.
+    pub name: String,
+    /// Lead's email address.
+    pub email: String,
+    /// E.164 digits without `+`.
+    pub phone: Option<String>,
+    /// Lead source.
+    pub source: String,
+    /// Industry or vertical.
+    pub industry: String,
+    /// Quality score 1–10.
+    pub score: Option<i32>,
+    /// `new`, `contacted`, `qualified` or `lost`.
+    pub status: String,
+    /// Estimated monthly revenue in cents.
+    pub monthly_revenue_cents: Option<i64>,
+    /// Budget in cents.
+    pub budget_cents: Option<i64>,
+    /// Additional notes.
+    pub description: Option<String>,
+    /// When the lead was stored (millisecond precision).
+    pub created_at: DateTimeUtc,
+}
+
+/// Relations of `leads`.
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {
+    /// The tenant.
+    #[sea_orm(
+        belongs_to = "super::user::Entity",
+        from = "Column::UserId",
+        to = "super::user::Column::Id"
+    )]
+    User,
+    /// The creating key.
+    #[sea_orm(
+        belongs_to = "super::api_key::Entity",
+        from = "Column::ApiKeyId",
+        to = "super::api_key::Column::Id"
+    )]
+    ApiKey,
+}
+
+impl Related<super::user::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::User.def()
+    }
+}
+
+impl ActiveModelBehavior for ActiveModel {}

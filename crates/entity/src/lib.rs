@@ -1,0 +1,21 @@
+//! sea-orm entities of the ConvertIQ gateway.
+//!
+//! One module per table. The schema itself is owned by `ciq-migrations`; these
+//! types mirror it column for column.
+
+pub mod api_key;
+pub mod lead;
+pub mod user;
+
+pub use api_key::Entity as ApiKey;
+pub use lead::Entity as Lead;
+pub use user::Entity as User;
+
+use sea_orm::prelude::DateTimeUtc;
+
+/// The current time at the precision every timestamp is stored with (milliseconds),
+/// so what a response says is exactly what a later read returns, on every backend.
+pub fn now() -> DateTimeUtc {
+    use chrono::SubsecRound;
+    chrono::Utc::now().trunc_subsecs(3)
+}

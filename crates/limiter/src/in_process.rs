@@ -1,0 +1,176 @@
+//! The single-instance backend: a sliding log per bucket in memory.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{HashMap, VecDeque};
+use std::hash::{Hash, Hasher};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::{Decision, RateLimiter};
+
+const SHARDS: usize = 16;
+/// Every this many decisions a shard drops buckets that have gone idle.
+const SWEEP_EVERY: u32 = 1024;
+
+#[derive(Default)]
+struct Shard {
+    buckets: HashMap<String, Bucket>,
+    decisions: u32,
+}
+
+struct Bucket {
+    window: Duration,
+    admitted: VecDeque<Instant>,
+}
+
+/// Exact sliding-window limiter for one process. Memory is one timestamp per
+/// admission in the window; idle buckets are swept.
+pub struct InProcessLimiter {
+    shards: Vec<Mutex<Shard>>,
+}
+
+impl Default for InProcessLimiter {
+    fn default() -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+        }
+    }
+}
+
+impl InProcessLimiter {
+    /// An empty limiter.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Decides synchronously; the async trait method is this plus nothing.
+    pub fn acquire_now(&self, bucket: &str, limit: u32, window: Duration) -> Decision {
+        let mut hasher = DefaultHasher::new();
+        bucket.hash(&mut hasher);
+        let shard = &self.shards[hasher.finish() as usize % SHARDS];
+        let mut shard = shard.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let now = Instant::now();
+
+        shard.decisions = shard.decisions.wrapping_add(1);
+        if shard.decisions % SWEEP_EVERY == 0 {
+            shard.buckets.retain(|_, b| {
+                b.admitted
+                    .back()
+                    .is_some_and(|&last| now.duration_since(last) < b.window)
+            });
+        }
+
+        let entry = shard
+            .buckets
+            .entry(bucket.to_owned())
+            .or_insert_with(|| Bucket {
+                window,
+                admitted: VecDeque::new(),
+            });
+        entry.window = window;
+        while entry
+            .admitted
+            .front()
+            .is_some_and(|&t| now.duration_since(t) >= window)
+        {
+            entry.admitted.pop_front();
+        }
+        let allowed = (entry.admitted.len() as u64) < u64::from(limit);
+        if allowed {
+            entry.admitted.push_back(now);
+        }
+        let used = entry.admitted.len() as u32;
+        let reset_after = entry
+            .admitted
+            .front()
+            .map_or(Duration::ZERO, |&oldest| (oldest + window).duration_since(now));
+        Decision {
+            allowed,
+            limit,
+            remaining: limit.saturating_sub(used),
+            reset_after,
+        }
+    }
+}
+
+impl RateLimiter for InProcessLimiter {
+    async fn acquire(&self, bucket: &str, limit: u32, window: Duration) -> Decision {
+        self.acquire_now(bucket, limit, window)
+    }
+
+    fn backend(&self) -> &'static str {
+        "in_process"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINUTE: Duration = Duration::from_secs(60);
+
+    #[tokio::test(start_paused = true)]
+    async fn admits_exactly_the_limit_then_refuses() {
+        let limiter = InProcessLimiter::new();
+        for i in 0..100 {
+            let d = limiter.acquire("k", 100, MINUTE).await;
+            assert!(d.allowed, "request {i} refused");
+            assert_eq!(d.remaining, 99 - i);
+        }
+        let refused = limiter.acquire("k", 100, MINUTE).await;
+        assert!(!refused.allowed);
+        assert_eq!(refused.remaining, 0);
+        assert_eq!(refused.reset_after, MINUTE);
+        assert_eq!(refused.reset_after_secs(), 60);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_window_slides_one_admission_at_a_time() {
+        let limiter = InProcessLimiter::new();
+        for _ in 0..3 {
+            assert!(limiter.acquire("k", 3, MINUTE).await.allowed);
+            tokio::time::advance(Duration::from_secs(10)).await;
+        }
+        // t=30 s: full; the first admission (t=0) frees at t=60 s.
+        let refused = limiter.acquire("k", 3, MINUTE).await;
+        assert!(!refused.allowed);
+        assert_eq!(refused.reset_after, Duration::from_secs(30));
+        tokio::time::advance(refused.reset_after).await;
+        // Exactly one slot freed: one admitted, the next refused.
+        assert!(limiter.acquire("k", 3, MINUTE).await.allowed);
+        assert!(!limiter.acquire("k", 3, MINUTE).await.allowed);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn refused_requests_do_not_count() {
+        let limiter = InProcessLimiter::new();
+        assert!(limiter.acquire("k", 1, MINUTE).await.allowed);
+        for _ in 0..10 {
+            tokio::time::advance(Duration::from_secs(5)).await;
+            assert!(!limiter.acquire("k", 1, MINUTE).await.allowed);
+        }
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert!(limiter.acquire("k", 1, MINUTE).await.allowed);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn buckets_are_independent() {
+        let limiter = InProcessLimiter::new();
+        assert!(limiter.acquire("a", 1, MINUTE).await.allowed);
+        assert!(!limiter.acquire("a", 1, MINUTE).await.allowed);
+        assert!(limiter.acquire("b", 1, MINUTE).await.allowed);
+    }
+
+    #[test]
+    fn reset_seconds_round_up() {
+        let d = Decision {
+            allowed: false,
+            limit: 1,
+            remaining: 0,
+            reset_after: Duration::from_millis(1001),
+        };
+        assert_eq!(d.reset_after_secs(), 2);
+    }
+}

@@ -1,0 +1,53 @@
+//! Sliding-window rate limiting.
+//!
+//! The window is a true sliding log: a request is admitted when fewer than `limit`
+//! requests were admitted in the trailing `window`, so no trailing window ever holds
+//! more than `limit` admissions. Refused requests do not count.
+//!
+//! [`InProcessLimiter`] serves a single instance (the embedded default); a shared
+//! backend keeps the same semantics across instances.
+
+mod in_process;
+
+use std::time::Duration;
+
+pub use in_process::InProcessLimiter;
+
+/// The outcome of one limiter decision, with what the rate-limit headers need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    /// Whether the request was admitted (and counted).
+    pub allowed: bool,
+    /// The limit applied.
+    pub limit: u32,
+    /// Admissions left in the current trailing window after this decision.
+    pub remaining: u32,
+    /// Time until the oldest admission in the window ages out and frees a slot.
+    /// For a refused request this is exactly how long to wait to be admitted.
+    pub reset_after: Duration,
+}
+
+impl Decision {
+    /// Whole seconds until a slot frees, rounded up, as `Retry-After` and the
+    /// `RateLimit` header's `t=` want them: waiting this long is always enough.
+    pub fn reset_after_secs(&self) -> u64 {
+        let d = self.reset_after;
+        d.as_secs() + u64::from(d.subsec_nanos() > 0)
+    }
+}
+
+/// A rate limiter: one decision per request, per bucket (an API key or a client
+/// address).
+pub trait RateLimiter: Send + Sync {
+    /// Admits (and counts) the request if fewer than `limit` were admitted for
+    /// `bucket` in the trailing `window`.
+    fn acquire(
+        &self,
+        bucket: &str,
+        limit: u32,
+        window: Duration,
+    ) -> impl Future<Output = Decision> + Send;
+
+    /// A short name of the backend for readiness and metrics (`in_process`, `redis`).
+    fn backend(&self) -> &'static str;
+}

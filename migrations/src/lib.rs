@@ -1,0 +1,24 @@
+//! Schema migrations of the ConvertIQ gateway.
+//!
+//! One migration per file, named `mYYYYMMDD_NNNNNN_what.rs`; a released migration
+//! is never edited, a change is a new file.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261126_000001_create_users;
+mod m20261126_000002_create_api_keys;
+mod m20261126_000003_create_leads;
+
+/// Every migration, in order.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261126_000001_create_users::Migration),
+            Box::new(m20261126_000002_create_api_keys::Migration),
+            Box::new(m20261126_000003_create_leads::Migration),
+        ]
+    }
+}

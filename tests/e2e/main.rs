@@ -1,1 +1,6 @@
-//! e2e
+//! End-to-end tests: the real gateway on port 0, real HTTP, SQLite and PostgreSQL.
+
+mod auth;
+mod docs;
+mod errors;
+mod leads;

@@ -1,1 +1,307 @@
-//! support
+//! Test support: the real gateway on port 0 over a fresh, private database.
+//!
+//! Every [`TestApp`] gets its own database — a SQLite file in its own temporary
+//! folder, or a PostgreSQL database named after a UUID — and removes it when dropped.
+//! PostgreSQL (`CIQ_TEST_DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432/test`)
+//! is used whenever reachable; with `CI` set, an unreachable server fails the test
+//! instead of skipping it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ciq_admin::keys::NewKey;
+use ciq_admin::{SecretHasher, keys, users};
+use ciq_api::AppState;
+use ciq_gateway::{Application, Settings};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
+use serde_json::Value;
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+/// Which store a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The embedded default.
+    Sqlite,
+    /// Production's store.
+    Postgres,
+}
+
+/// The administrative PostgreSQL URL tests create their databases through.
+pub fn postgres_admin_url() -> String {
+    std::env::var("CIQ_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// A private database that is removed when dropped.
+pub struct TestDatabase {
+    /// URL the gateway connects with.
+    pub url: String,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    Folder(PathBuf),
+    PostgresDatabase { admin_url: String, name: String },
+}
+
+impl TestDatabase {
+    /// Creates a fresh database, or `None` when PostgreSQL is unreachable outside CI.
+    pub async fn create(backend: Backend) -> Option<Self> {
+        match backend {
+            Backend::Sqlite => {
+                let dir = std::env::temp_dir().join(format!("ciq-test-{}", Uuid::new_v4()));
+                std::fs::create_dir_all(&dir).expect("temp dir");
+                Some(Self {
+                    url: format!("sqlite://{}?mode=rwc", dir.join("ciq.db").display()),
+                    cleanup: Cleanup::Folder(dir),
+                })
+            }
+            Backend::Postgres => {
+                let admin_url = postgres_admin_url();
+                let admin = match Database::connect(&admin_url).await {
+                    Ok(db) => db,
+                    Err(err) if std::env::var_os("CI").is_none() => {
+                        eprintln!("skipping PostgreSQL test: {admin_url} unreachable ({err})");
+                        return None;
+                    }
+                    Err(err) => panic!("PostgreSQL is required under CI: {admin_url}: {err}"),
+                };
+                let name = format!("ciq_test_{}", Uuid::new_v4().simple());
+                admin
+                    .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                    .await
+                    .expect("create test database");
+                let _ = admin.close().await;
+                let base = admin_url
+                    .rsplit_once('/')
+                    .map_or(admin_url.as_str(), |(base, _)| base);
+                Some(Self {
+                    url: format!("{base}/{name}"),
+                    cleanup: Cleanup::PostgresDatabase { admin_url, name },
+                })
+            }
+        }
+    }
+
+    /// The SQLite folder, for tests that read the raw files.
+    pub fn sqlite_folder(&self) -> Option<&PathBuf> {
+        match &self.cleanup {
+            Cleanup::Folder(dir) => Some(dir),
+            Cleanup::PostgresDatabase { .. } => None,
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        match &self.cleanup {
+            Cleanup::Folder(dir) => {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            Cleanup::PostgresDatabase { admin_url, name } => {
+                let (admin_url, db_name) = (admin_url.clone(), name.clone());
+                // Drop runs inside the test's runtime: use a thread with its own.
+                let dropped = std::thread::spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .expect("runtime");
+                    rt.block_on(async {
+                        let admin = Database::connect(&admin_url).await?;
+                        admin
+                            .execute_unprepared(&format!(
+                                "DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"
+                            ))
+                            .await?;
+                        admin.close().await
+                    })
+                })
+                .join();
+                if !matches!(dropped, Ok(Ok(()))) {
+                    eprintln!("could not drop test database {name}: {dropped:?}");
+                }
+            }
+        }
+    }
+}
+
+/// A running gateway on a private database.
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`.
+    pub base_url: String,
+    /// A connection of the test's own to the same database.
+    pub db: DatabaseConnection,
+    /// The gateway's shared state (counters, limiter).
+    pub state: Arc<AppState>,
+    /// HTTP client.
+    pub client: reqwest::Client,
+    /// Which backend.
+    pub backend: Backend,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    /// The database (dropped last).
+    pub database: TestDatabase,
+}
+
+impl TestApp {
+    /// Starts the gateway with default settings, or `None` (skip) when the backend
+    /// is unreachable outside CI.
+    pub async fn spawn(backend: Backend) -> Option<Self> {
+        Self::spawn_with(backend, |_| {}).await
+    }
+
+    /// Starts the gateway with adjusted settings.
+    pub async fn spawn_with(backend: Backend, adjust: impl FnOnce(&mut Settings)) -> Option<Self> {
+        let database = TestDatabase::create(backend).await?;
+        let mut settings = Settings {
+            listen: "127.0.0.1:0".into(),
+            database_url: database.url.clone(),
+            ..Settings::default()
+        };
+        adjust(&mut settings);
+        let app = Application::build(settings).await.expect("gateway starts");
+        let base_url = format!("http://{}", app.local_addr());
+        let state = app.state();
+        let (tx, rx) = oneshot::channel::<()>();
+        let server = tokio::spawn(app.run_until(async {
+            let _ = rx.await;
+        }));
+        let db = ciq_gateway::database::connect(&database.url)
+            .await
+            .expect("test connection");
+        Some(Self {
+            base_url,
+            db,
+            state,
+            client: reqwest::Client::new(),
+            backend,
+            shutdown: Some(tx),
+            server: Some(server),
+            database,
+        })
+    }
+
+    /// Creates a user and returns its id.
+    pub async fn create_user(&self, email: &str) -> Uuid {
+        users::create_user(&self.db, email, Some("Test User"))
+            .await
+            .expect("create user")
+            .id
+    }
+
+    /// Creates a key for `user_id` and returns `(key id, plaintext key)`.
+    pub async fn create_key_with(&self, user_id: Uuid, new: NewKey) -> (Uuid, String) {
+        let (row, plain) = keys::create_key(&self.db, &SecretHasher::default(), user_id, new)
+            .await
+            .expect("create key");
+        (row.id, plain.expose().to_owned())
+    }
+
+    /// A user with one default key: `(user id, plaintext key)`.
+    pub async fn user_with_key(&self, email: &str) -> (Uuid, String) {
+        let user = self.create_user(email).await;
+        let (_, key) = self.create_key_with(user, NewKey::default()).await;
+        (user, key)
+    }
+
+    /// `POST /api/external/leads/create` with a JSON body and an optional key.
+    pub async fn post_lead(&self, key: Option<&str>, body: &Value) -> reqwest::Response {
+        let mut req = self
+            .client
+            .post(format!("{}/api/external/leads/create", self.base_url))
+            .header("Content-Type", "application/json")
+            .body(body.to_string());
+        if let Some(key) = key {
+            req = req.header("X-API-Key", key);
+        }
+        req.send().await.expect("request sent")
+    }
+
+    /// Stops the server and waits for it to finish.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(15), server).await;
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.abort();
+        }
+    }
+}
+
+/// The reference's full Request Body, verbatim.
+pub fn reference_full_body() -> Value {
+    serde_json::from_str(
+        r#"{
+"lead": {
+"name": "Jane Doe",
+"email": "jane@example.com",
+"phone": "15551234567",
+"source": "Website Form",
+"industry": "Technology",
+"score": 7,
+"status": "contacted",
+"monthly_revenue": 50000,
+"budget": 10000,
+"description": "Interested in AI calling"
+}
+}"#,
+    )
+    .expect("reference body is JSON")
+}
+
+/// The reference's cURL example body, verbatim.
+pub fn reference_curl_body() -> Value {
+    serde_json::from_str(
+        r#"{
+"lead": {
+"name": "Jane Doe",
+"email": "jane@example.com",
+"phone": "15551234567",
+"source": "API",
+"industry": "Technology"
+}
+}"#,
+    )
+    .expect("reference body is JSON")
+}
+
+/// Runs each named scenario `async fn NAME(app: TestApp)` once on SQLite and once
+/// on PostgreSQL, as `sqlite::NAME` and `postgres::NAME`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let app = $crate::TestApp::spawn($crate::Backend::Sqlite).await.expect("sqlite");
+                    super::$name(app).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(app) = $crate::TestApp::spawn($crate::Backend::Postgres).await else {
+                        return;
+                    };
+                    super::$name(app).await;
+                }
+            )*
+        }
+    };
+}

@@ -104,7 +104,9 @@ pub fn generate() -> (PlaintextKey, ParsedKey) {
 
 /// Checks a presented key offline: prefix, length, alphabet, checksum.
 pub fn parse(presented: &str) -> Result<ParsedKey, KeyFormatError> {
-    let body = presented.strip_prefix(PREFIX).ok_or(KeyFormatError::Prefix)?;
+    let body = presented
+        .strip_prefix(PREFIX)
+        .ok_or(KeyFormatError::Prefix)?;
     if presented.len() != KEY_LEN {
         return Err(KeyFormatError::Length);
     }
@@ -124,7 +126,10 @@ pub fn parse(presented: &str) -> Result<ParsedKey, KeyFormatError> {
 
 /// The display prefix of a key: enough to recognise it, useless to use it.
 pub fn display_prefix(lookup_id: &str) -> String {
-    format!("{PREFIX}{}", &lookup_id[..DISPLAY_PREFIX_LEN - PREFIX.len()])
+    format!(
+        "{PREFIX}{}",
+        &lookup_id[..DISPLAY_PREFIX_LEN - PREFIX.len()]
+    )
 }
 
 fn random_base62(len: usize) -> String {
@@ -191,7 +196,10 @@ mod tests {
         if with_dash != plain.expose() {
             assert_eq!(parse(&with_dash), Err(KeyFormatError::Alphabet));
         }
-        assert_eq!(parse(&plain.expose()[..KEY_LEN - 1]), Err(KeyFormatError::Length));
+        assert_eq!(
+            parse(&plain.expose()[..KEY_LEN - 1]),
+            Err(KeyFormatError::Length)
+        );
     }
 
     #[test]

@@ -154,7 +154,11 @@ impl KeyVerifier {
         Err(VerifyError::Unknown)
     }
 
-    async fn load(&self, parsed: &ParsedKey, digest: [u8; 32]) -> Result<Arc<CachedKey>, LoadError> {
+    async fn load(
+        &self,
+        parsed: &ParsedKey,
+        digest: [u8; 32],
+    ) -> Result<Arc<CachedKey>, LoadError> {
         let row = ciq_entity::ApiKey::find()
             .filter(api_key::Column::LookupId.eq(parsed.lookup_id.as_str()))
             .one(&self.db)
@@ -180,7 +184,9 @@ impl KeyVerifier {
             key_id: row.id,
             user_id: row.user_id,
             secret_digest: digest,
-            rate_limit_per_minute: row.rate_limit_per_minute.and_then(|l| u32::try_from(l).ok()),
+            rate_limit_per_minute: row
+                .rate_limit_per_minute
+                .and_then(|l| u32::try_from(l).ok()),
             expires_at: row.expires_at,
             revoked: row.revoked_at.is_some(),
         }))

@@ -1,1 +1,49 @@
-//! placeholder
+//! The HTTP API of the ConvertIQ gateway.
+//!
+//! - [`leads`]: `POST /api/external/leads/create`, as the reference promises it.
+//! - [`health`]: `/healthz`, `/readyz`.
+//! - [`error`]: the one error shape every failure is answered in.
+//! - [`openapi`]: the OpenAPI document (`/openapi.json`) and Swagger UI (`/docs`).
+
+pub mod auth;
+pub mod error;
+pub mod health;
+pub mod leads;
+pub mod openapi;
+pub mod state;
+
+use std::sync::Arc;
+
+use poem::{Endpoint, EndpointExt, Route};
+use poem_openapi::Tags;
+
+pub use state::{AppState, LimitSettings};
+
+/// Operation groups in the document.
+#[derive(Tags)]
+pub enum ApiTags {
+    /// Create leads in your ConvertIQ account.
+    Leads,
+    /// Liveness and readiness probes.
+    Health,
+}
+
+/// Every route of the gateway, with the error shape applied to all of them.
+pub fn routes(state: Arc<AppState>) -> impl Endpoint + use<> {
+    let service = openapi::service();
+    let document = openapi::document();
+    let swagger = openapi::swagger_ui(&service, &document);
+    Route::new()
+        .at(
+            "/openapi.json",
+            poem::endpoint::make_sync(move |_| {
+                poem::Response::builder()
+                    .content_type("application/json")
+                    .body(document.clone())
+            }),
+        )
+        .nest("/docs", swagger)
+        .nest("/", service)
+        .data(state)
+        .catch_all_error(|err| async move { error::render_framework_error(err) })
+}

@@ -1,1 +1,9 @@
-//! placeholder
+//! The ConvertIQ gateway binary's library: configuration, command line, database
+//! set-up and the application itself. `main.rs` only calls [`cli::run`]; tests start
+//! the very same [`Application`].
+
+pub mod app;
+pub mod cli;
+pub mod database;
+
+pub use app::{Application, Settings};

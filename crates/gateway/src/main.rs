@@ -1,1 +1,5 @@
-fn main() {}
+//! `ciq-gateway`: see `ciq-gateway --help`.
+
+fn main() -> std::process::ExitCode {
+    ciq_gateway::cli::run()
+}

@@ -50,7 +50,9 @@ impl InProcessLimiter {
         let mut hasher = DefaultHasher::new();
         bucket.hash(&mut hasher);
         let shard = &self.shards[hasher.finish() as usize % SHARDS];
-        let mut shard = shard.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut shard = shard
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let now = Instant::now();
 
         shard.decisions = shard.decisions.wrapping_add(1);
@@ -82,10 +84,9 @@ impl InProcessLimiter {
             entry.admitted.push_back(now);
         }
         let used = entry.admitted.len() as u32;
-        let reset_after = entry
-            .admitted
-            .front()
-            .map_or(Duration::ZERO, |&oldest| (oldest + window).duration_since(now));
+        let reset_after = entry.admitted.front().map_or(Duration::ZERO, |&oldest| {
+            (oldest + window).duration_since(now)
+        });
         Decision {
             allowed,
             limit,
@@ -95,6 +96,7 @@ impl InProcessLimiter {
     }
 }
 
+#[async_trait::async_trait]
 impl RateLimiter for InProcessLimiter {
     async fn acquire(&self, bucket: &str, limit: u32, window: Duration) -> Decision {
         self.acquire_now(bucket, limit, window)

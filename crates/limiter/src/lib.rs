@@ -38,15 +38,11 @@ impl Decision {
 
 /// A rate limiter: one decision per request, per bucket (an API key or a client
 /// address).
+#[async_trait::async_trait]
 pub trait RateLimiter: Send + Sync {
     /// Admits (and counts) the request if fewer than `limit` were admitted for
     /// `bucket` in the trailing `window`.
-    fn acquire(
-        &self,
-        bucket: &str,
-        limit: u32,
-        window: Duration,
-    ) -> impl Future<Output = Decision> + Send;
+    async fn acquire(&self, bucket: &str, limit: u32, window: Duration) -> Decision;
 
     /// A short name of the backend for readiness and metrics (`in_process`, `redis`).
     fn backend(&self) -> &'static str;

@@ -1,0 +1,115 @@
+//! The create request's body, read and checked by us rather than by the framework,
+//! so that each failure is answered in our shape with the rate-limit headers, in a
+//! fixed order: 415 (content type), 413 (size), 400 (JSON), 422 (field rules).
+
+use std::sync::Arc;
+
+use poem::{Request, RequestBody};
+use poem_openapi::payload::{Json, Payload};
+use poem_openapi::registry::{MetaMediaType, MetaRequest, Registry};
+use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions};
+
+use super::CreateLeadRequest;
+use super::input::{NewLead, validate_submission};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The body of a create request, or why it cannot be used. Extracting it never
+/// fails, so the handler decides the response (and its headers) in every case.
+pub struct LeadSubmission(Result<NewLead, ApiError>);
+
+impl LeadSubmission {
+    /// The validated lead, or the error to answer with.
+    pub fn into_lead(self) -> Result<NewLead, ApiError> {
+        self.0
+    }
+
+    async fn read(request: &Request, body: &mut RequestBody) -> Result<NewLead, ApiError> {
+        let limit = request
+            .data::<Arc<AppState>>()
+            .map_or(crate::state::DEFAULT_MAX_BODY_BYTES, |s| s.max_body_bytes);
+        let content_type = request.content_type();
+        if !content_type.is_some_and(is_json) {
+            return Err(ApiError::unsupported_media_type(content_type));
+        }
+        let declared = request
+            .headers()
+            .get(poem::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        if declared.is_some_and(|len| len > limit) {
+            return Err(ApiError::payload_too_large(limit));
+        }
+        let bytes = body
+            .take()
+            .map_err(|_| ApiError::invalid_json("the request body was already read"))?
+            .into_bytes_limit(limit)
+            .await
+            .map_err(|err| match err {
+                poem::error::ReadBodyError::PayloadTooLarge => ApiError::payload_too_large(limit),
+                other => {
+                    ApiError::invalid_json(format!("could not read the request body: {other}"))
+                }
+            })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(ApiError::invalid_json(
+                "the request body is empty; send {\"lead\": {...}}",
+            ));
+        }
+        let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|err| {
+            ApiError::invalid_json(format!("the request body is not valid JSON: {err}"))
+        })?;
+        validate_submission(&value).map_err(ApiError::validation_failed)
+    }
+}
+
+/// `application/json`, with or without parameters such as `charset=utf-8`.
+fn is_json(content_type: &str) -> bool {
+    content_type
+        .split(';')
+        .next()
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
+}
+
+impl<'a> ApiExtractor<'a> for LeadSubmission {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::RequestObject];
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        <Json<CreateLeadRequest> as Payload>::register(registry);
+    }
+
+    fn request_meta() -> Option<MetaRequest> {
+        Some(MetaRequest {
+            description: Some("The lead to create, wrapped in `lead`."),
+            content: vec![MetaMediaType {
+                content_type: "application/json",
+                schema: <Json<CreateLeadRequest> as Payload>::schema_ref(),
+            }],
+            required: true,
+        })
+    }
+
+    async fn from_request(
+        request: &'a Request,
+        body: &mut RequestBody,
+        _param_opts: ExtractParamOptions<Self::ParamType>,
+    ) -> poem::Result<Self> {
+        Ok(Self(Self::read(request, body).await))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_json;
+
+    #[test]
+    fn json_content_types_are_recognised() {
+        assert!(is_json("application/json"));
+        assert!(is_json("application/json; charset=utf-8"));
+        assert!(is_json("Application/JSON"));
+        assert!(!is_json("text/plain"));
+        assert!(!is_json("application/x-www-form-urlencoded"));
+    }
+}

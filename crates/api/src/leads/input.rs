@@ -1,0 +1,504 @@
+//! The Field Reference of the external API, enforced.
+//!
+//! The body is checked by hand rather than by a derive so that *every* broken rule
+//! is reported at once, each with its path (`lead.email`) and the rule in words, and
+//! so that unknown fields are refused by name instead of silently dropped.
+
+use serde_json::{Map, Value};
+
+use ciq_admin::email::{MAX_EMAIL_LEN, is_valid_email};
+
+use super::money::{Money, parse_money};
+use crate::error::FieldError;
+
+/// Longest `name`, in characters.
+pub const MAX_NAME_LEN: usize = 200;
+/// Longest `source`, in characters.
+pub const MAX_SOURCE_LEN: usize = 100;
+/// Longest `industry`, in characters.
+pub const MAX_INDUSTRY_LEN: usize = 100;
+/// Longest `description`, in characters.
+pub const MAX_DESCRIPTION_LEN: usize = 5000;
+/// Fewest digits in a phone number.
+pub const MIN_PHONE_DIGITS: usize = 8;
+/// Most digits in a phone number (E.164).
+pub const MAX_PHONE_DIGITS: usize = 15;
+/// Lowest and highest score.
+pub const SCORE_RANGE: std::ops::RangeInclusive<i64> = 1..=10;
+/// Accepted statuses; the first is the default.
+pub const STATUSES: [&str; 4] = ["new", "contacted", "qualified", "lost"];
+
+/// The fields of `lead`, in the reference's order.
+pub const LEAD_FIELDS: [&str; 10] = [
+    "name",
+    "email",
+    "phone",
+    "source",
+    "industry",
+    "score",
+    "status",
+    "monthly_revenue",
+    "budget",
+    "description",
+];
+
+/// A lead that passed every rule, normalised (trimmed strings, bare phone digits).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewLead {
+    /// Full name.
+    pub name: String,
+    /// Email address.
+    pub email: String,
+    /// E.164 digits without `+`.
+    pub phone: Option<String>,
+    /// Source.
+    pub source: String,
+    /// Industry.
+    pub industry: String,
+    /// Score 1–10.
+    pub score: Option<i32>,
+    /// Status (default `new`).
+    pub status: &'static str,
+    /// Monthly revenue.
+    pub monthly_revenue: Option<Money>,
+    /// Budget.
+    pub budget: Option<Money>,
+    /// Notes.
+    pub description: Option<String>,
+}
+
+/// Checks a parsed body `{"lead": {...}}` against every rule; returns the lead or
+/// all broken rules.
+pub fn validate_submission(body: &Value) -> Result<NewLead, Vec<FieldError>> {
+    let Value::Object(top) = body else {
+        return Err(vec![FieldError::new(
+            "body",
+            "must be a JSON object of the form {\"lead\": {...}}",
+        )]);
+    };
+    let mut errors = Vec::new();
+    for key in top.keys().filter(|k| k.as_str() != "lead") {
+        errors.push(FieldError::new(
+            key.clone(),
+            "is not a known field; the lead's fields go inside \"lead\"",
+        ));
+    }
+    let lead = match top.get("lead") {
+        Some(Value::Object(lead)) => lead,
+        None | Some(Value::Null) => {
+            errors.insert(0, FieldError::new("lead", "is required"));
+            return Err(errors);
+        }
+        Some(_) => {
+            errors.insert(0, FieldError::new("lead", "must be an object"));
+            return Err(errors);
+        }
+    };
+    let mut fields = Fields {
+        lead,
+        errors: &mut errors,
+    };
+    let name = fields.required_text("name", MAX_NAME_LEN, false);
+    let email = fields.required_text("email", MAX_EMAIL_LEN, false);
+    let email = email.filter(|e| {
+        let ok = is_valid_email(e);
+        if !ok {
+            fields.fail("email", "must be a valid email address");
+        }
+        ok
+    });
+    let phone = fields.phone();
+    let source = fields.required_text("source", MAX_SOURCE_LEN, false);
+    let industry = fields.required_text("industry", MAX_INDUSTRY_LEN, false);
+    let score = fields.score();
+    let status = fields.status();
+    let monthly_revenue = fields.money("monthly_revenue");
+    let budget = fields.money("budget");
+    let description = fields.optional_text("description", MAX_DESCRIPTION_LEN, true);
+    for key in lead.keys().filter(|k| !LEAD_FIELDS.contains(&k.as_str())) {
+        errors.push(FieldError::new(
+            format!("lead.{key}"),
+            format!("is not a known field (known: {})", LEAD_FIELDS.join(", ")),
+        ));
+    }
+    match (name, email, source, industry) {
+        (Some(name), Some(email), Some(source), Some(industry)) if errors.is_empty() => {
+            Ok(NewLead {
+                name,
+                email,
+                phone,
+                source,
+                industry,
+                score,
+                status,
+                monthly_revenue,
+                budget,
+                description,
+            })
+        }
+        _ => Err(errors),
+    }
+}
+
+struct Fields<'a> {
+    lead: &'a Map<String, Value>,
+    errors: &'a mut Vec<FieldError>,
+}
+
+impl<'a> Fields<'a> {
+    fn fail(&mut self, field: &str, rule: impl Into<String>) {
+        self.errors
+            .push(FieldError::new(format!("lead.{field}"), rule));
+    }
+
+    /// The value, with JSON `null` treated as absent.
+    fn get(&self, field: &str) -> Option<&'a Value> {
+        self.lead.get(field).filter(|v| !v.is_null())
+    }
+
+    fn required_text(&mut self, field: &str, max: usize, multiline: bool) -> Option<String> {
+        if self.get(field).is_none() {
+            self.fail(field, "is required");
+            return None;
+        }
+        let reported = self.errors.len();
+        let text = self.optional_text(field, max, multiline);
+        if text.is_none() && self.errors.len() == reported {
+            // Present, a string, and blank: the one case optional_text lets pass.
+            self.fail(field, "must not be empty");
+        }
+        text
+    }
+
+    /// A trimmed string; empty or whitespace-only is absent (web forms send "").
+    fn optional_text(&mut self, field: &str, max: usize, multiline: bool) -> Option<String> {
+        let value = self.get(field)?;
+        let Some(text) = value.as_str() else {
+            self.fail(field, "must be a string");
+            return None;
+        };
+        let text = text.trim();
+        if text.is_empty() {
+            return None;
+        }
+        if text.chars().count() > max {
+            self.fail(field, format!("must be at most {max} characters"));
+            return None;
+        }
+        let allowed_control = |c: char| multiline && matches!(c, '\n' | '\r' | '\t');
+        if text.chars().any(|c| c.is_control() && !allowed_control(c)) {
+            self.fail(field, "must not contain control characters");
+            return None;
+        }
+        Some(text.to_owned())
+    }
+
+    fn phone(&mut self) -> Option<String> {
+        let value = self.get("phone")?;
+        let Some(raw) = value.as_str().map(str::trim) else {
+            self.fail("phone", "must be a string");
+            return None;
+        };
+        if raw.is_empty() {
+            return None;
+        }
+        let body = raw.strip_prefix('+').unwrap_or(raw);
+        let digits: String = body
+            .chars()
+            .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
+            .collect();
+        let ok = (MIN_PHONE_DIGITS..=MAX_PHONE_DIGITS).contains(&digits.len())
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && !digits.starts_with('0');
+        if ok {
+            Some(digits)
+        } else {
+            self.fail("phone", phone_rule());
+            None
+        }
+    }
+
+    fn score(&mut self) -> Option<i32> {
+        let value = self.get("score")?;
+        let whole = match value {
+            Value::Number(n) => n.as_i64().or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && f.abs() < 1e9)
+                    .map(|f| f as i64)
+            }),
+            _ => None,
+        };
+        match whole.filter(|s| SCORE_RANGE.contains(s)) {
+            Some(score) => Some(score as i32),
+            None => {
+                self.fail("score", "must be a whole number from 1 to 10");
+                None
+            }
+        }
+    }
+
+    fn status(&mut self) -> &'static str {
+        let Some(value) = self.get("status") else {
+            return STATUSES[0];
+        };
+        match value
+            .as_str()
+            .and_then(|s| STATUSES.iter().find(|&&st| st == s))
+        {
+            Some(status) => status,
+            None => {
+                self.fail("status", format!("must be one of {}", STATUSES.join(", ")));
+                STATUSES[0]
+            }
+        }
+    }
+
+    fn money(&mut self, field: &str) -> Option<Money> {
+        let value = self.get(field)?;
+        match parse_money(value) {
+            Ok(money) => Some(money),
+            Err(rule) => {
+                self.fail(field, rule);
+                None
+            }
+        }
+    }
+}
+
+fn phone_rule() -> String {
+    format!(
+        "must be {MIN_PHONE_DIGITS} to {MAX_PHONE_DIGITS} digits in E.164 format without + \
+         (e.g. 15551234567); spaces, dashes, dots and parentheses are removed"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn errors(body: Value) -> Vec<(String, String)> {
+        validate_submission(&body)
+            .expect_err("should fail")
+            .into_iter()
+            .map(|e| (e.field, e.message))
+            .collect()
+    }
+
+    fn fields_of(body: Value) -> Vec<String> {
+        errors(body).into_iter().map(|(f, _)| f).collect()
+    }
+
+    fn minimal() -> Value {
+        json!({"lead": {"name": "Jane Doe", "email": "jane@example.com", "source": "API", "industry": "Technology"}})
+    }
+
+    fn with(field: &str, value: Value) -> Value {
+        let mut body = minimal();
+        body["lead"][field] = value;
+        body
+    }
+
+    #[test]
+    fn the_reference_request_body_is_accepted() {
+        let lead = validate_submission(&json!({"lead": {
+            "name": "Jane Doe", "email": "jane@example.com", "phone": "15551234567",
+            "source": "Website Form", "industry": "Technology", "score": 7,
+            "status": "contacted", "monthly_revenue": 50000, "budget": 10000,
+            "description": "Interested in AI calling"}}))
+        .unwrap();
+        assert_eq!(lead.status, "contacted");
+        assert_eq!(lead.score, Some(7));
+        assert_eq!(lead.monthly_revenue, Some(Money { cents: 5_000_000 }));
+        assert_eq!(lead.phone.as_deref(), Some("15551234567"));
+    }
+
+    #[test]
+    fn status_defaults_to_new() {
+        assert_eq!(validate_submission(&minimal()).unwrap().status, "new");
+    }
+
+    #[test]
+    fn every_missing_required_field_is_reported_at_once() {
+        assert_eq!(
+            fields_of(json!({"lead": {}})),
+            ["lead.name", "lead.email", "lead.source", "lead.industry"]
+        );
+    }
+
+    #[test]
+    fn null_and_blank_required_fields_are_refused() {
+        assert_eq!(
+            errors(with("name", Value::Null)),
+            [("lead.name".into(), "is required".into())]
+        );
+        assert_eq!(
+            errors(with("name", json!("   "))),
+            [("lead.name".into(), "must not be empty".into())]
+        );
+        assert_eq!(
+            errors(with("source", json!(5))),
+            [("lead.source".into(), "must be a string".into())]
+        );
+    }
+
+    #[test]
+    fn strings_have_length_limits() {
+        assert_eq!(
+            fields_of(with("name", json!("x".repeat(201)))),
+            ["lead.name"]
+        );
+        assert!(validate_submission(&with("name", json!("é".repeat(200)))).is_ok());
+        assert_eq!(
+            fields_of(with("industry", json!("x".repeat(101)))),
+            ["lead.industry"]
+        );
+        assert_eq!(
+            fields_of(with("description", json!("x".repeat(5001)))),
+            ["lead.description"]
+        );
+    }
+
+    #[test]
+    fn control_characters_are_refused_except_newlines_in_description() {
+        assert_eq!(
+            fields_of(with("name", json!("Jane\u{0}Doe"))),
+            ["lead.name"]
+        );
+        assert!(validate_submission(&with("description", json!("line 1\nline 2"))).is_ok());
+    }
+
+    #[test]
+    fn email_must_be_valid() {
+        assert_eq!(
+            errors(with("email", json!("jane@"))),
+            [("lead.email".into(), "must be a valid email address".into())]
+        );
+    }
+
+    #[test]
+    fn phone_is_normalised_to_bare_digits() {
+        for input in ["+1 (555) 123-4567", "1.555.123.4567", "15551234567"] {
+            let lead = validate_submission(&with("phone", json!(input))).unwrap();
+            assert_eq!(lead.phone.as_deref(), Some("15551234567"), "{input}");
+        }
+        assert_eq!(
+            validate_submission(&with("phone", json!("")))
+                .unwrap()
+                .phone,
+            None
+        );
+    }
+
+    #[test]
+    fn phone_rules_are_enforced() {
+        for bad in [
+            "1234567",
+            "1234567890123456",
+            "1555abc4567",
+            "0155512345",
+            "1+5551234567",
+        ] {
+            assert_eq!(
+                fields_of(with("phone", json!(bad))),
+                ["lead.phone"],
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            errors(with("phone", json!(15551234567u64))),
+            [("lead.phone".into(), "must be a string".into())]
+        );
+        assert_eq!(
+            fields_of(with("phone", json!("1".repeat(40)))),
+            ["lead.phone"]
+        );
+    }
+
+    #[test]
+    fn score_is_a_whole_number_from_1_to_10() {
+        for good in [json!(1), json!(10), json!(7.0)] {
+            assert!(
+                validate_submission(&with("score", good.clone())).is_ok(),
+                "{good}"
+            );
+        }
+        for bad in [json!(0), json!(11), json!(7.5), json!("7"), json!(-3)] {
+            assert_eq!(
+                fields_of(with("score", bad.clone())),
+                ["lead.score"],
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn status_must_be_one_of_the_four() {
+        for good in STATUSES {
+            assert_eq!(
+                validate_submission(&with("status", json!(good)))
+                    .unwrap()
+                    .status,
+                good
+            );
+        }
+        assert_eq!(
+            errors(with("status", json!("won"))),
+            [(
+                "lead.status".into(),
+                "must be one of new, contacted, qualified, lost".into()
+            )]
+        );
+    }
+
+    #[test]
+    fn money_fields_follow_the_money_rules() {
+        assert_eq!(
+            validate_submission(&with("budget", json!(50000.10)))
+                .unwrap()
+                .budget,
+            Some(Money { cents: 5_000_010 })
+        );
+        assert_eq!(
+            fields_of(with("monthly_revenue", json!(-5))),
+            ["lead.monthly_revenue"]
+        );
+        assert_eq!(fields_of(with("budget", json!("10000"))), ["lead.budget"]);
+    }
+
+    #[test]
+    fn unknown_fields_are_refused_by_name() {
+        assert_eq!(fields_of(with("company", json!("Acme"))), ["lead.company"]);
+        let mut body = minimal();
+        body["extra"] = json!(1);
+        assert_eq!(fields_of(body), ["extra"]);
+    }
+
+    #[test]
+    fn a_body_without_the_lead_wrapper_says_so() {
+        let fields = fields_of(json!({"name": "Jane", "email": "jane@example.com"}));
+        assert_eq!(fields, ["lead", "name", "email"]);
+        assert_eq!(fields_of(json!({"lead": "Jane"})), ["lead"]);
+        assert_eq!(fields_of(json!([1, 2])), ["body"]);
+    }
+
+    #[test]
+    fn many_broken_rules_are_all_reported() {
+        let fields = fields_of(json!({"lead": {
+            "name": "", "email": "nope", "phone": "12", "source": "API",
+            "industry": "Tech", "score": 11, "status": "won", "budget": -1, "x": 1}}));
+        assert_eq!(
+            fields,
+            [
+                "lead.name",
+                "lead.email",
+                "lead.phone",
+                "lead.score",
+                "lead.status",
+                "lead.budget",
+                "lead.x"
+            ]
+        );
+    }
+}

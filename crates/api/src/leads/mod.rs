@@ -1,0 +1,245 @@
+//! `POST /api/external/leads/create` — the reference's Create Lead endpoint.
+
+mod body;
+pub mod input;
+pub mod money;
+mod store;
+
+use std::sync::Arc;
+
+use poem::web::Data;
+use poem_openapi::payload::{Json, Response};
+use poem_openapi::{ApiResponse, Object, OpenApi};
+
+pub use body::LeadSubmission;
+use money::Money;
+
+use crate::ApiTags;
+use crate::auth::ApiKeyAuth;
+use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
+
+/// A lead as submitted. Field rules are those of the reference's Field Reference.
+#[derive(Debug, Object)]
+#[oai(deny_unknown_fields)]
+pub struct LeadInput {
+    /// Lead's full name.
+    #[oai(validator(min_length = 1, max_length = 200))]
+    pub name: String,
+    /// Lead's email address.
+    #[oai(validator(max_length = 254))]
+    pub email: String,
+    /// Recommended. E.164 format without + (e.g., 15551234567): 8 to 15 digits, not
+    /// starting with 0. A leading +, spaces, dashes, dots and parentheses are removed
+    /// first; the bare digits are stored and returned.
+    #[oai(validator(max_length = 32))]
+    pub phone: Option<String>,
+    /// Lead source (e.g., "Website", "API").
+    #[oai(validator(min_length = 1, max_length = 100))]
+    pub source: String,
+    /// Industry/vertical.
+    #[oai(validator(min_length = 1, max_length = 100))]
+    pub industry: String,
+    /// Lead quality score (1-10), a whole number.
+    #[oai(validator(minimum(value = "1"), maximum(value = "10")))]
+    pub score: Option<i32>,
+    /// new, contacted, qualified, lost. Defaults to new.
+    pub status: Option<LeadStatus>,
+    /// Estimated monthly revenue: non-negative, at most 2 decimal places, stored exactly.
+    pub monthly_revenue: Option<Money>,
+    /// Lead's budget: non-negative, at most 2 decimal places, stored exactly.
+    pub budget: Option<Money>,
+    /// Additional notes (newlines allowed).
+    #[oai(validator(max_length = 5000))]
+    pub description: Option<String>,
+}
+
+/// Where the lead is in the pipeline.
+#[derive(Debug, Clone, Copy, poem_openapi::Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum LeadStatus {
+    /// Not contacted yet (default).
+    New,
+    /// Contacted.
+    Contacted,
+    /// Qualified.
+    Qualified,
+    /// Lost.
+    Lost,
+}
+
+/// Body of a create request.
+#[derive(Debug, Object)]
+#[oai(deny_unknown_fields)]
+pub struct CreateLeadRequest {
+    /// The lead to create.
+    pub lead: LeadInput,
+}
+
+/// A stored lead.
+#[derive(Debug, Clone, Object)]
+pub struct Lead {
+    /// Lead id.
+    pub id: uuid::Uuid,
+    /// The account the lead belongs to: the owner of the API key used.
+    pub user_id: uuid::Uuid,
+    /// Lead's full name.
+    pub name: String,
+    /// Lead's email address.
+    pub email: String,
+    /// E.164 digits without +, or null.
+    pub phone: Option<String>,
+    /// Lead source.
+    pub source: String,
+    /// Industry/vertical.
+    pub industry: String,
+    /// Lead quality score (1-10), or null.
+    pub score: Option<i32>,
+    /// new, contacted, qualified or lost.
+    pub status: String,
+    /// Estimated monthly revenue, or null.
+    pub monthly_revenue: Option<Money>,
+    /// Lead's budget, or null.
+    pub budget: Option<Money>,
+    /// Additional notes, or null.
+    pub description: Option<String>,
+    /// When the lead was stored: RFC 3339, UTC, milliseconds, e.g. 2025-08-13T00:00:00.000Z.
+    pub created_at: String,
+}
+
+/// Body of a successful create.
+#[derive(Debug, Clone, Object)]
+pub struct LeadCreated {
+    /// Always `true`.
+    pub success: bool,
+    /// The stored lead.
+    pub lead: Lead,
+}
+
+/// Every answer of the create endpoint.
+#[derive(Debug, ApiResponse)]
+pub enum CreateLeadResponse {
+    /// The lead was stored under the key owner's account.
+    #[oai(status = 201)]
+    Created(Json<LeadCreated>),
+    /// `invalid_json`: the body is not JSON.
+    #[oai(status = 400)]
+    BadRequest(Json<ErrorBody>),
+    /// `missing_api_key`: no X-API-Key header; `invalid_api_key`: malformed, unknown,
+    /// revoked or expired key.
+    #[oai(status = 401)]
+    Unauthorized(Json<ErrorBody>),
+    /// `payload_too_large`: the body exceeds the size limit.
+    #[oai(status = 413)]
+    PayloadTooLarge(Json<ErrorBody>),
+    /// `unsupported_media_type`: Content-Type is not application/json.
+    #[oai(status = 415)]
+    UnsupportedMediaType(Json<ErrorBody>),
+    /// `validation_failed`: field rules broken; every one is listed in `details`.
+    #[oai(status = 422)]
+    ValidationFailed(Json<ErrorBody>),
+    /// `rate_limited`: over the key's limit. Waiting `Retry-After` seconds is enough.
+    #[oai(status = 429)]
+    RateLimited(
+        Json<ErrorBody>,
+        /// Seconds until a request will be admitted.
+        #[oai(header = "Retry-After")]
+        u64,
+    ),
+    /// `service_unavailable`: the store cannot be reached; retry after `Retry-After`.
+    #[oai(status = 503)]
+    Unavailable(
+        Json<ErrorBody>,
+        /// Seconds to wait before retrying.
+        #[oai(header = "Retry-After")]
+        u64,
+    ),
+}
+
+impl From<ApiError> for CreateLeadResponse {
+    fn from(err: ApiError) -> Self {
+        let retry_after = err.retry_after.unwrap_or(0);
+        let body = Json(err.body());
+        match err.status.as_u16() {
+            400 => Self::BadRequest(body),
+            401 => Self::Unauthorized(body),
+            413 => Self::PayloadTooLarge(body),
+            415 => Self::UnsupportedMediaType(body),
+            422 => Self::ValidationFailed(body),
+            429 => Self::RateLimited(body, retry_after),
+            _ => Self::Unavailable(body, retry_after),
+        }
+    }
+}
+
+/// The leads API.
+pub struct LeadsApi;
+
+#[OpenApi]
+impl LeadsApi {
+    /// Create a lead
+    ///
+    /// Creates a lead in the account that owns the API key. Required fields: name,
+    /// email, source, industry. Every broken field rule is reported at once in
+    /// `error.details`. Rate limiting: 100 requests per minute per API key (sliding
+    /// window); every authenticated response carries the rate-limit headers.
+    #[oai(
+        path = "/api/external/leads/create",
+        method = "post",
+        tag = "ApiTags::Leads",
+        operation_id = "createLead",
+        response_header(
+            name = "X-RateLimit-Limit",
+            ty = "Option<u32>",
+            description = "Requests allowed per window for this key."
+        ),
+        response_header(
+            name = "X-RateLimit-Remaining",
+            ty = "Option<u32>",
+            description = "Requests left in the current sliding window."
+        ),
+        response_header(
+            name = "X-RateLimit-Reset",
+            ty = "Option<u64>",
+            description = "Unix time (seconds) when the oldest counted request leaves the window."
+        ),
+        response_header(
+            name = "RateLimit-Policy",
+            ty = "Option<String>",
+            description = "IETF draft policy, e.g. \"default\";q=100;w=60."
+        ),
+        response_header(
+            name = "RateLimit",
+            ty = "Option<String>",
+            description = "IETF draft state, e.g. \"default\";r=99;t=60."
+        )
+    )]
+    async fn create_lead(
+        &self,
+        auth: ApiKeyAuth,
+        submission: LeadSubmission,
+        state: Data<&Arc<AppState>>,
+    ) -> Response<CreateLeadResponse> {
+        let caller = auth.0;
+        let outcome = match submission.into_lead() {
+            Ok(lead) => store::insert_lead(&state.db, &caller.key, lead)
+                .await
+                .map(|lead| {
+                    CreateLeadResponse::Created(Json(LeadCreated {
+                        success: true,
+                        lead,
+                    }))
+                }),
+            Err(err) => Err(err),
+        };
+        let response = outcome.unwrap_or_else(CreateLeadResponse::from);
+        let mut headers = poem::http::HeaderMap::new();
+        caller.apply_headers(&mut headers);
+        headers
+            .into_iter()
+            .filter_map(|(name, value)| Some((name?, value)))
+            .fold(Response::new(response), |resp, (name, value)| {
+                resp.header(name, value)
+            })
+    }
+}

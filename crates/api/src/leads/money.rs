@@ -1,0 +1,151 @@
+//! Money amounts: exact decimals with at most two places, carried as whole cents.
+//!
+//! JSON numbers arrive as binary floats. Every decimal with at most 15 significant
+//! digits survives the trip to `f64` and back through the shortest round-trip
+//! representation, and our range (≤ 999 999 999 999.99, 14 digits) stays inside
+//! that, so `50000.10` becomes exactly 5 000 010 cents — never `50000.0999`.
+
+use std::borrow::Cow;
+
+use poem_openapi::registry::{MetaSchema, MetaSchemaRef};
+use poem_openapi::types::{ParseError, ParseFromJSON, ParseResult, ToJSON, Type};
+use serde_json::{Number, Value};
+
+/// Largest accepted amount, in cents (999 999 999 999.99).
+pub const MAX_CENTS: i64 = 99_999_999_999_999;
+
+/// A non-negative amount with at most two decimal places.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Money {
+    /// The amount in hundredths.
+    pub cents: i64,
+}
+
+/// Why a JSON value is not a [`Money`] amount; the text is the rule, for `details`.
+pub fn parse_money(value: &Value) -> Result<Money, &'static str> {
+    let Value::Number(number) = value else {
+        return Err("must be a number");
+    };
+    let text = match (number.as_u64(), number.as_f64()) {
+        (Some(whole), _) => whole.to_string(),
+        (None, Some(f)) if f.is_finite() => {
+            if f < 0.0 {
+                return Err("must not be negative");
+            }
+            if f > MAX_CENTS as f64 / 100.0 {
+                return Err("must be at most 999999999999.99");
+            }
+            // Shortest representation that round-trips: the decimal the client wrote.
+            format!("{f}")
+        }
+        _ => return Err("must not be negative"),
+    };
+    let (whole, fraction) = text.split_once('.').unwrap_or((&text, ""));
+    if fraction.len() > 2 {
+        return Err("must have at most 2 decimal places");
+    }
+    let cents = whole
+        .parse::<i64>()
+        .ok()
+        .and_then(|w| w.checked_mul(100))
+        .and_then(|c| {
+            let frac: i64 = format!("{fraction:0<2}").parse().ok()?;
+            c.checked_add(frac)
+        })
+        .filter(|&c| c <= MAX_CENTS)
+        .ok_or("must be at most 999999999999.99")?;
+    Ok(Money { cents })
+}
+
+impl Money {
+    /// The amount as a JSON number: an integer when whole, else the nearest double,
+    /// whose shortest representation is the exact two-place decimal.
+    pub fn to_number(self) -> Number {
+        if self.cents % 100 == 0 {
+            Number::from(self.cents / 100)
+        } else {
+            Number::from_f64(self.cents as f64 / 100.0).expect("finite")
+        }
+    }
+}
+
+impl Type for Money {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Self;
+    type RawElementValueType = Self;
+
+    fn name() -> Cow<'static, str> {
+        "money".into()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        let mut schema = MetaSchema::new("number");
+        schema.minimum = Some(0.0);
+        schema.maximum = Some(MAX_CENTS as f64 / 100.0);
+        schema.multiple_of = Some(0.01);
+        MetaSchemaRef::Inline(Box::new(schema))
+    }
+
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        Some(self)
+    }
+
+    fn raw_element_iter<'a>(
+        &'a self,
+    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+        Box::new(self.as_raw_value().into_iter())
+    }
+}
+
+impl ParseFromJSON for Money {
+    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
+        parse_money(&value.unwrap_or_default()).map_err(ParseError::custom)
+    }
+}
+
+impl ToJSON for Money {
+    fn to_json(&self) -> Option<Value> {
+        Some(Value::Number(self.to_number()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cents(json: &str) -> Result<i64, &'static str> {
+        parse_money(&serde_json::from_str(json).unwrap()).map(|m| m.cents)
+    }
+
+    #[test]
+    fn decimals_are_exact() {
+        assert_eq!(cents("50000.10"), Ok(5_000_010));
+        assert_eq!(cents("50000"), Ok(5_000_000));
+        assert_eq!(cents("0.1"), Ok(10));
+        assert_eq!(cents("0.29"), Ok(29));
+        assert_eq!(cents("999999999999.99"), Ok(MAX_CENTS));
+        assert_eq!(cents("1e3"), Ok(100_000));
+    }
+
+    #[test]
+    fn out_of_rule_amounts_name_the_rule() {
+        assert_eq!(cents("-1"), Err("must not be negative"));
+        assert_eq!(cents("-0.5"), Err("must not be negative"));
+        assert_eq!(cents("1.234"), Err("must have at most 2 decimal places"));
+        assert_eq!(
+            cents("1000000000000"),
+            Err("must be at most 999999999999.99")
+        );
+        assert_eq!(cents("1e300"), Err("must be at most 999999999999.99"));
+        assert_eq!(cents("\"100\""), Err("must be a number"));
+    }
+
+    #[test]
+    fn amounts_render_as_the_decimal_they_are() {
+        let render = |c| serde_json::to_string(&Money { cents: c }.to_number()).unwrap();
+        assert_eq!(render(5_000_010), "50000.1");
+        assert_eq!(render(5_000_000), "50000");
+        assert_eq!(render(29), "0.29");
+        assert_eq!(render(MAX_CENTS), "999999999999.99");
+    }
+}

@@ -1,0 +1,63 @@
+//! Writing leads.
+
+use sea_orm::{ActiveModelTrait, DatabaseConnection, Set};
+use uuid::Uuid;
+
+use ciq_admin::VerifiedKey;
+use ciq_entity::lead;
+
+use super::Lead;
+use super::input::NewLead;
+use super::money::Money;
+use crate::error::ApiError;
+
+/// Stores `new` under the caller's account and returns it as the API shows it.
+/// The tenant comes from the verified key, never from the body.
+pub async fn insert_lead(
+    db: &DatabaseConnection,
+    key: &VerifiedKey,
+    new: NewLead,
+) -> Result<Lead, ApiError> {
+    let row = lead::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        user_id: Set(key.user_id),
+        api_key_id: Set(key.key_id),
+        name: Set(new.name),
+        email: Set(new.email),
+        phone: Set(new.phone),
+        source: Set(new.source),
+        industry: Set(new.industry),
+        score: Set(new.score),
+        status: Set(new.status.to_owned()),
+        monthly_revenue_cents: Set(new.monthly_revenue.map(|m| m.cents)),
+        budget_cents: Set(new.budget.map(|m| m.cents)),
+        description: Set(new.description),
+        created_at: Set(ciq_entity::now()),
+    };
+    let stored = row.insert(db).await.map_err(|err| {
+        tracing::error!(error = %err, "could not store lead");
+        ApiError::service_unavailable()
+    })?;
+    Ok(lead_view(stored))
+}
+
+/// The API's view of a stored row.
+pub fn lead_view(row: lead::Model) -> Lead {
+    Lead {
+        id: row.id,
+        user_id: row.user_id,
+        name: row.name,
+        email: row.email,
+        phone: row.phone,
+        source: row.source,
+        industry: row.industry,
+        score: row.score,
+        status: row.status,
+        monthly_revenue: row.monthly_revenue_cents.map(|cents| Money { cents }),
+        budget: row.budget_cents.map(|cents| Money { cents }),
+        description: row.description,
+        created_at: row
+            .created_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+    }
+}

@@ -1,0 +1,45 @@
+//! What every request handler shares.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ciq_admin::KeyVerifier;
+use ciq_limiter::RateLimiter;
+use sea_orm::DatabaseConnection;
+
+/// Default requests per key per window.
+pub const DEFAULT_LIMIT_PER_MINUTE: u32 = 100;
+/// Default request body limit (64 KiB: a lead is well under 10 KiB).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Rate-limit settings.
+#[derive(Debug, Clone, Copy)]
+pub struct LimitSettings {
+    /// Requests admitted per key per window unless the key overrides it.
+    pub per_window: u32,
+    /// The sliding window (60 s; shorter only in tests).
+    pub window: Duration,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        Self {
+            per_window: DEFAULT_LIMIT_PER_MINUTE,
+            window: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Shared state of one gateway instance.
+pub struct AppState {
+    /// The store of users, keys and leads.
+    pub db: DatabaseConnection,
+    /// Verifies presented keys (cached).
+    pub verifier: Arc<KeyVerifier>,
+    /// Decides admissions.
+    pub limiter: Arc<dyn RateLimiter>,
+    /// Limits applied.
+    pub limits: LimitSettings,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+}

@@ -1,0 +1,147 @@
+//! The application: bound listener, shared state, background tasks.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use poem::Server;
+use poem::listener::{Acceptor, AcceptorExt, Listener, TcpListener};
+
+use ciq_admin::KeyVerifier;
+use ciq_api::{AppState, LimitSettings};
+use ciq_limiter::InProcessLimiter;
+
+use crate::database;
+
+/// How often each instance looks for revoked or changed keys.
+pub const KEY_CHANGE_POLL: Duration = Duration::from_millis(500);
+/// How long in-flight requests get to finish after a shutdown signal.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// What `serve` needs.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Address to listen on; port 0 picks a free port.
+    pub listen: String,
+    /// `sqlite://…` or `postgres://…`.
+    pub database_url: String,
+    /// Rate limits.
+    pub limits: LimitSettings,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            database_url: database::DEFAULT_DATABASE_URL.into(),
+            limits: LimitSettings::default(),
+            max_body_bytes: ciq_api::state::DEFAULT_MAX_BODY_BYTES,
+        }
+    }
+}
+
+/// A gateway instance with its listener bound and its store migrated, ready to run.
+pub struct Application {
+    acceptor: poem::listener::BoxAcceptor,
+    local_addr: SocketAddr,
+    state: Arc<AppState>,
+}
+
+/// Errors of start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The store could not be reached or migrated.
+    #[error("database: {0}")]
+    Database(#[from] sea_orm::DbErr),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+impl Application {
+    /// Connects and migrates the store, then binds the listener.
+    pub async fn build(settings: Settings) -> Result<Self, StartError> {
+        let db = database::connect_and_migrate(&settings.database_url).await?;
+        let verifier = Arc::new(KeyVerifier::new(db.clone()));
+        let state = Arc::new(AppState {
+            db,
+            verifier,
+            limiter: Arc::new(InProcessLimiter::new()),
+            limits: settings.limits,
+            max_body_bytes: settings.max_body_bytes,
+        });
+        let acceptor = TcpListener::bind(settings.listen.clone())
+            .into_acceptor()
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: settings.listen.clone(),
+                source,
+            })?;
+        let local_addr = acceptor
+            .local_addr()
+            .into_iter()
+            .find_map(|a| a.as_socket_addr().copied())
+            .expect("a TCP listener has a socket address");
+        Ok(Self {
+            acceptor: acceptor.boxed(),
+            local_addr,
+            state,
+        })
+    }
+
+    /// The bound address (the real port when asked for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The shared state (tests inspect the verifier's counters through it).
+    pub fn state(&self) -> Arc<AppState> {
+        self.state.clone()
+    }
+
+    /// Serves until `shutdown` completes, then lets in-flight requests finish.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> std::io::Result<()> {
+        let watcher = tokio::spawn(
+            self.state
+                .verifier
+                .clone()
+                .run_change_watcher(KEY_CHANGE_POLL),
+        );
+        let routes = ciq_api::routes(self.state);
+        let result = Server::new_with_acceptor(self.acceptor)
+            .run_with_graceful_shutdown(routes, shutdown, Some(SHUTDOWN_GRACE))
+            .await;
+        watcher.abort();
+        result
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut sig) => {
+                sig.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown signal received; draining in-flight requests");
+}

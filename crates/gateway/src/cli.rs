@@ -1,0 +1,301 @@
+//! The command line. These forms are a contract that scripts depend on:
+//!
+//! ```text
+//! ciq-gateway [serve]
+//! ciq-gateway migrate
+//! ciq-gateway openapi
+//! ciq-gateway users create --email E [--name N]
+//! ciq-gateway keys create --user EMAIL|ID [--name N] [--rate-limit PER_MINUTE] [--expires-at RFC3339]
+//! ciq-gateway keys list --user EMAIL|ID [--json]
+//! ciq-gateway keys revoke KEY_ID
+//! ```
+//! stdout carries only the result (a user id, a key, a listing); everything meant
+//! for people goes to stderr.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use clap::{Args, Parser, Subcommand};
+use uuid::Uuid;
+
+use ciq_admin::keys::{self, KeySummary, NewKey};
+use ciq_admin::{SecretHasher, users};
+use ciq_api::LimitSettings;
+
+use crate::app::{Application, Settings, shutdown_signal};
+use crate::database;
+
+/// ConvertIQ lead-ingestion gateway.
+#[derive(Debug, Parser)]
+#[command(name = "ciq-gateway", version, about)]
+pub struct Cli {
+    /// Store: `sqlite://FILE?mode=rwc` (embedded default) or `postgres://USER@HOST/DB`.
+    #[arg(long, env = "DATABASE_URL", default_value = database::DEFAULT_DATABASE_URL, global = true, hide_env_values = true)]
+    pub database_url: String,
+
+    /// What to do (default: serve).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the API (the default).
+    Serve(ServeArgs),
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Print the OpenAPI document (JSON) on stdout.
+    Openapi,
+    /// Manage users.
+    #[command(subcommand)]
+    Users(UsersCommand),
+    /// Manage API keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+/// Options of `serve`.
+#[derive(Debug, Args, Default)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "CIQ_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Requests per key per window, unless the key overrides it.
+    #[arg(long, env = "CIQ_RATE_LIMIT_PER_MINUTE", default_value_t = ciq_api::state::DEFAULT_LIMIT_PER_MINUTE,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit_per_minute: u32,
+    /// Length of the sliding window in seconds (60; shorter only for tests).
+    #[arg(long, env = "CIQ_RATE_LIMIT_WINDOW_SECS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub rate_limit_window_secs: u64,
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "CIQ_MAX_BODY_BYTES", default_value_t = ciq_api::state::DEFAULT_MAX_BODY_BYTES)]
+    pub max_body_bytes: usize,
+}
+
+/// `users` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Create a user; prints the new user's id.
+    Create {
+        /// Email address (unique).
+        #[arg(long)]
+        email: String,
+        /// Display name.
+        #[arg(long)]
+        name: Option<String>,
+    },
+}
+
+/// `keys` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key; prints the key, which is shown this once.
+    Create {
+        /// Owner: email or user id.
+        #[arg(long)]
+        user: String,
+        /// Name to recognise the key by.
+        #[arg(long)]
+        name: Option<String>,
+        /// Per-key limit, requests per minute.
+        #[arg(long, value_name = "PER_MINUTE")]
+        rate_limit: Option<u32>,
+        /// Expiry, RFC 3339 (e.g. 2027-01-01T00:00:00Z).
+        #[arg(long, value_name = "RFC3339")]
+        expires_at: Option<DateTime<Utc>>,
+    },
+    /// List a user's keys (never a secret).
+    List {
+        /// Owner: email or user id.
+        #[arg(long)]
+        user: String,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key; running instances refuse it within a second.
+    Revoke {
+        /// The key's id (from `keys list`).
+        key_id: Uuid,
+    },
+}
+
+/// Parses the command line, runs the command, and returns the exit code.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("the tokio runtime starts");
+    match runtime.block_on(execute(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn execute(cli: Cli) -> Result<(), String> {
+    let url = cli.database_url;
+    match cli
+        .command
+        .unwrap_or(Command::Serve(ServeArgs::default_from_env()))
+    {
+        Command::Serve(args) => serve(url, args).await,
+        Command::Migrate => {
+            database::connect_and_migrate(&url)
+                .await
+                .map_err(|e| e.to_string())?;
+            eprintln!("migrations applied");
+            Ok(())
+        }
+        Command::Openapi => {
+            print!("{}", ciq_api::openapi::document());
+            Ok(())
+        }
+        Command::Users(UsersCommand::Create { email, name }) => {
+            let db = database::connect_and_migrate(&url)
+                .await
+                .map_err(|e| e.to_string())?;
+            let user = users::create_user(&db, &email, name.as_deref())
+                .await
+                .map_err(|e| e.to_string())?;
+            eprintln!("created user {}", user.email);
+            println!("{}", user.id);
+            Ok(())
+        }
+        Command::Keys(cmd) => keys_command(&url, cmd).await,
+    }
+}
+
+impl ServeArgs {
+    /// `serve`'s options when the subcommand was left out: defaults and environment.
+    fn default_from_env() -> Self {
+        #[derive(Parser)]
+        struct Only {
+            #[command(flatten)]
+            serve: ServeArgs,
+        }
+        Only::parse_from(["ciq-gateway"]).serve
+    }
+}
+
+async fn serve(database_url: String, args: ServeArgs) -> Result<(), String> {
+    let settings = Settings {
+        listen: args.listen,
+        database_url,
+        limits: LimitSettings {
+            per_window: args.rate_limit_per_minute,
+            window: Duration::from_secs(args.rate_limit_window_secs),
+        },
+        max_body_bytes: args.max_body_bytes,
+    };
+    let app = Application::build(settings)
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!(
+        addr = %app.local_addr(),
+        "serving; API docs at http://{}/docs",
+        app.local_addr()
+    );
+    app.run_until(shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn keys_command(url: &str, cmd: KeysCommand) -> Result<(), String> {
+    let db = database::connect_and_migrate(url)
+        .await
+        .map_err(|e| e.to_string())?;
+    match cmd {
+        KeysCommand::Create {
+            user,
+            name,
+            rate_limit,
+            expires_at,
+        } => {
+            let owner = users::find_user(&db, &user)
+                .await
+                .map_err(|e| e.to_string())?;
+            let new = NewKey {
+                name: name.unwrap_or_default(),
+                rate_limit_per_minute: rate_limit,
+                expires_at,
+            };
+            let (row, plain) = keys::create_key(&db, &SecretHasher::default(), owner.id, new)
+                .await
+                .map_err(|e| e.to_string())?;
+            eprintln!(
+                "created key {} ({:?}) for {}; store it now, it is not shown again",
+                row.id, row.name, owner.email
+            );
+            println!("{}", plain.expose());
+        }
+        KeysCommand::List { user, json } => {
+            let owner = users::find_user(&db, &user)
+                .await
+                .map_err(|e| e.to_string())?;
+            let listed = keys::list_keys(&db, owner.id)
+                .await
+                .map_err(|e| e.to_string())?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&listed).expect("summaries serialise")
+                );
+            } else {
+                print_table(&listed);
+            }
+        }
+        KeysCommand::Revoke { key_id } => {
+            let key = keys::revoke_key(&db, key_id)
+                .await
+                .map_err(|e| e.to_string())?;
+            eprintln!(
+                "revoked key {} ({}); running instances refuse it within a second",
+                key.id, key.display_prefix
+            );
+        }
+    }
+    Ok(())
+}
+
+fn print_table(keys: &[KeySummary]) {
+    let when = |t: Option<DateTime<Utc>>| {
+        t.map_or_else(
+            || "-".to_owned(),
+            |t| t.format("%Y-%m-%d %H:%M").to_string(),
+        )
+    };
+    println!(
+        "{:<36}  {:<20}  {:<12}  {:<7}  {:>6}  {:<16}  {:<16}  {:<16}",
+        "ID", "NAME", "PREFIX", "STATUS", "LIMIT", "CREATED", "LAST USED", "EXPIRES"
+    );
+    for k in keys {
+        println!(
+            "{:<36}  {:<20}  {:<12}  {:<7}  {:>6}  {:<16}  {:<16}  {:<16}",
+            k.id,
+            k.name.chars().take(20).collect::<String>(),
+            k.display_prefix,
+            k.status,
+            k.rate_limit_per_minute
+                .map_or_else(|| "-".to_owned(), |l| l.to_string()),
+            when(Some(k.created_at)),
+            when(k.last_used_at),
+            when(k.expires_at),
+        );
+    }
+}

@@ -1,0 +1,268 @@
+//! The create endpoint as the reference promises it.
+
+use ciq_e2e::{TestApp, on_both_backends, reference_curl_body, reference_full_body};
+use ciq_entity::lead;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use serde_json::{Value, json};
+
+on_both_backends!(
+    the_reference_request_body_creates_a_lead_with_the_documented_shape,
+    the_reference_curl_body_creates_a_lead_with_status_new,
+    leads_land_under_the_key_owner_and_never_another_user,
+    money_is_stored_and_returned_exactly,
+    phone_input_is_normalised_to_bare_digits,
+    every_broken_rule_is_reported_at_once_and_nothing_is_written,
+    rate_limit_headers_are_on_successes_and_client_errors,
+);
+
+async fn the_reference_request_body_creates_a_lead_with_the_documented_shape(app: TestApp) {
+    let (user_id, key) = app.user_with_key("owner@acme.test").await;
+    let resp = app.post_lead(Some(&key), &reference_full_body()).await;
+    assert_eq!(resp.status(), 201);
+    assert_eq!(
+        resp.headers()["content-type"],
+        "application/json; charset=utf-8"
+    );
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["success"], true);
+    let lead = &body["lead"];
+    let keys: Vec<&str> = lead
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "id",
+            "user_id",
+            "name",
+            "email",
+            "phone",
+            "source",
+            "industry",
+            "score",
+            "status",
+            "monthly_revenue",
+            "budget",
+            "description",
+            "created_at"
+        ]
+    );
+    assert_eq!(lead["user_id"], user_id.to_string());
+    assert_eq!(lead["name"], "Jane Doe");
+    assert_eq!(lead["email"], "jane@example.com");
+    assert_eq!(lead["phone"], "15551234567");
+    assert_eq!(lead["source"], "Website Form");
+    assert_eq!(lead["industry"], "Technology");
+    assert_eq!(lead["score"], 7);
+    assert_eq!(lead["status"], "contacted");
+    assert_eq!(lead["monthly_revenue"], 50000);
+    assert_eq!(lead["budget"], 10000);
+    assert_eq!(lead["description"], "Interested in AI calling");
+    let created_at = lead["created_at"].as_str().unwrap();
+    assert_eq!(
+        created_at.len(),
+        "2025-08-13T00:00:00.000Z".len(),
+        "{created_at}"
+    );
+    assert!(
+        created_at.ends_with('Z') && created_at.as_bytes()[19] == b'.',
+        "{created_at}"
+    );
+    chrono::DateTime::parse_from_rfc3339(created_at).unwrap();
+
+    let id: uuid::Uuid = lead["id"].as_str().unwrap().parse().unwrap();
+    let row = ciq_entity::Lead::find_by_id(id)
+        .one(&app.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.user_id, user_id);
+    assert_eq!(row.score, Some(7));
+    assert_eq!(row.monthly_revenue_cents, Some(5_000_000));
+    assert_eq!(row.budget_cents, Some(1_000_000));
+    assert_eq!(
+        row.created_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        created_at
+    );
+}
+
+async fn the_reference_curl_body_creates_a_lead_with_status_new(app: TestApp) {
+    let (_, key) = app.user_with_key("owner@acme.test").await;
+    let resp = app.post_lead(Some(&key), &reference_curl_body()).await;
+    assert_eq!(resp.status(), 201);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["lead"]["status"], "new");
+    assert_eq!(body["lead"]["source"], "API");
+    assert_eq!(body["lead"]["score"], Value::Null);
+    assert_eq!(body["lead"]["monthly_revenue"], Value::Null);
+    let rows = ciq_entity::Lead::find().all(&app.db).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].status, "new");
+}
+
+async fn leads_land_under_the_key_owner_and_never_another_user(app: TestApp) {
+    let (alice, alice_key) = app.user_with_key("alice@acme.test").await;
+    let (bob, bob_key) = app.user_with_key("bob@acme.test").await;
+    for _ in 0..2 {
+        assert_eq!(
+            app.post_lead(Some(&alice_key), &reference_curl_body())
+                .await
+                .status(),
+            201
+        );
+    }
+    assert_eq!(
+        app.post_lead(Some(&bob_key), &reference_full_body())
+            .await
+            .status(),
+        201
+    );
+    // A body cannot choose the tenant: user_id is an unknown field, refused by name.
+    let mut spoof = reference_curl_body();
+    spoof["lead"]["user_id"] = json!(alice.to_string());
+    let resp = app.post_lead(Some(&bob_key), &spoof).await;
+    assert_eq!(resp.status(), 422);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["details"][0]["field"], "lead.user_id");
+
+    let count = |user| {
+        let db = app.db.clone();
+        async move {
+            ciq_entity::Lead::find()
+                .filter(lead::Column::UserId.eq(user))
+                .all(&db)
+                .await
+                .unwrap()
+        }
+    };
+    let alices = count(alice).await;
+    let bobs = count(bob).await;
+    assert_eq!(alices.len(), 2);
+    assert_eq!(bobs.len(), 1);
+    assert!(alices.iter().all(|l| l.source == "API"));
+    assert_eq!(bobs[0].source, "Website Form");
+}
+
+async fn money_is_stored_and_returned_exactly(app: TestApp) {
+    let (_, key) = app.user_with_key("owner@acme.test").await;
+    let mut body = reference_curl_body();
+    body["lead"]["monthly_revenue"] = serde_json::from_str("50000.10").unwrap();
+    body["lead"]["budget"] = serde_json::from_str("0.29").unwrap();
+    let resp = app.post_lead(Some(&key), &body).await;
+    assert_eq!(resp.status(), 201);
+    let text = resp.text().await.unwrap();
+    assert!(text.contains("\"monthly_revenue\":50000.1,"), "{text}");
+    assert!(text.contains("\"budget\":0.29,"), "{text}");
+    let row = &ciq_entity::Lead::find().all(&app.db).await.unwrap()[0];
+    assert_eq!(row.monthly_revenue_cents, Some(5_000_010));
+    assert_eq!(row.budget_cents, Some(29));
+}
+
+async fn phone_input_is_normalised_to_bare_digits(app: TestApp) {
+    let (_, key) = app.user_with_key("owner@acme.test").await;
+    let mut body = reference_curl_body();
+    body["lead"]["phone"] = json!("+1 (555) 123-4567");
+    let resp = app.post_lead(Some(&key), &body).await;
+    assert_eq!(resp.status(), 201);
+    let json: Value = resp.json().await.unwrap();
+    assert_eq!(json["lead"]["phone"], "15551234567");
+    let row = &ciq_entity::Lead::find().all(&app.db).await.unwrap()[0];
+    assert_eq!(row.phone.as_deref(), Some("15551234567"));
+}
+
+async fn every_broken_rule_is_reported_at_once_and_nothing_is_written(app: TestApp) {
+    let (_, key) = app.user_with_key("owner@acme.test").await;
+    let body = json!({"lead": {
+        "name": "", "email": "jane@", "phone": "12-34", "source": "API",
+        "industry": "x".repeat(101), "score": 11, "status": "won",
+        "monthly_revenue": -1, "budget": 1.005, "description": 5, "company": "Acme"}});
+    let resp = app.post_lead(Some(&key), &body).await;
+    assert_eq!(resp.status(), 422);
+    let json: Value = resp.json().await.unwrap();
+    assert_eq!(json["success"], false);
+    assert_eq!(json["error"]["code"], "validation_failed");
+    let details: Vec<(String, String)> = json["error"]["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["field"].as_str().unwrap().into(),
+                d["message"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let fields: Vec<&str> = details.iter().map(|(f, _)| f.as_str()).collect();
+    assert_eq!(
+        fields,
+        [
+            "lead.name",
+            "lead.email",
+            "lead.phone",
+            "lead.industry",
+            "lead.score",
+            "lead.status",
+            "lead.monthly_revenue",
+            "lead.budget",
+            "lead.description",
+            "lead.company"
+        ]
+    );
+    let rule = |field: &str| details.iter().find(|(f, _)| f == field).unwrap().1.clone();
+    assert_eq!(rule("lead.name"), "must not be empty");
+    assert_eq!(rule("lead.email"), "must be a valid email address");
+    assert_eq!(rule("lead.industry"), "must be at most 100 characters");
+    assert_eq!(rule("lead.score"), "must be a whole number from 1 to 10");
+    assert_eq!(
+        rule("lead.status"),
+        "must be one of new, contacted, qualified, lost"
+    );
+    assert_eq!(rule("lead.monthly_revenue"), "must not be negative");
+    assert_eq!(rule("lead.budget"), "must have at most 2 decimal places");
+    assert_eq!(rule("lead.description"), "must be a string");
+    assert!(rule("lead.company").starts_with("is not a known field"));
+    assert!(rule("lead.phone").contains("E.164"));
+    assert!(
+        ciq_entity::Lead::find()
+            .all(&app.db)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn rate_limit_headers_are_on_successes_and_client_errors(app: TestApp) {
+    let (_, key) = app.user_with_key("owner@acme.test").await;
+    let ok = app.post_lead(Some(&key), &reference_curl_body()).await;
+    assert_eq!(ok.status(), 201);
+    assert_eq!(ok.headers()["x-ratelimit-limit"], "100");
+    assert_eq!(ok.headers()["x-ratelimit-remaining"], "99");
+    assert_eq!(ok.headers()["ratelimit-policy"], "\"default\";q=100;w=60");
+    assert_eq!(ok.headers()["ratelimit"], "\"default\";r=99;t=60");
+    let reset: u64 = ok.headers()["x-ratelimit-reset"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let now = chrono::Utc::now().timestamp() as u64;
+    assert!(
+        (now + 59..=now + 61).contains(&reset),
+        "reset {reset}, now {now}"
+    );
+
+    let bad = app.post_lead(Some(&key), &json!({"lead": {}})).await;
+    assert_eq!(bad.status(), 422);
+    assert_eq!(bad.headers()["x-ratelimit-remaining"], "98");
+    assert_eq!(
+        bad.headers()["ratelimit"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .nth(1),
+        Some("r=98")
+    );
+}

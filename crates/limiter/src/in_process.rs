@@ -56,7 +56,7 @@ impl InProcessLimiter {
         let now = Instant::now();
 
         shard.decisions = shard.decisions.wrapping_add(1);
-        if shard.decisions % SWEEP_EVERY == 0 {
+        if shard.decisions.is_multiple_of(SWEEP_EVERY) {
             shard.buckets.retain(|_, b| {
                 b.admitted
                     .back()

@@ -1,0 +1,191 @@
+//! The command-line contract, run as scripts run it: the real binary, stdout
+//! captured, on SQLite and (when reachable) PostgreSQL.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use ciq_e2e::{Backend, TestDatabase, reference_curl_body, reference_full_body};
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_ciq-gateway");
+
+fn cli(db: &TestDatabase, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env("DATABASE_URL", &db.url)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("the binary runs")
+}
+
+fn stdout_of(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+/// A `serve` process that is killed when dropped.
+struct Served {
+    child: Child,
+    base_url: String,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the binary with no subcommand (serve is the default) on a free port.
+fn serve(db: &TestDatabase) -> Served {
+    let mut child = Command::new(BIN)
+        .env("DATABASE_URL", &db.url)
+        .env("CIQ_LISTEN", "127.0.0.1:0")
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("serve starts");
+    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut addr = None;
+    for line in stderr.by_ref() {
+        let line = line.unwrap();
+        if let Some(rest) = line.split("API docs at http://").nth(1) {
+            addr = rest.split("/docs").next().map(str::to_owned);
+            break;
+        }
+    }
+    // The log reader goes away here, as a crashed log shipper would: the server must
+    // keep serving with its stderr a closed pipe.
+    drop(stderr);
+    let addr = addr.expect("serve logs its address");
+    Served {
+        child,
+        base_url: format!("http://{addr}"),
+    }
+}
+
+async fn post(base_url: &str, key: &str, body: &Value) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!("{base_url}/api/external/leads/create"))
+        .header("Content-Type", "application/json")
+        .header("X-API-Key", key)
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn the_documented_workflow(backend: Backend) {
+    let Some(db) = TestDatabase::create(backend).await else {
+        return;
+    };
+    assert!(cli(&db, &["migrate"]).status.success());
+
+    let user_id = stdout_of(&cli(&db, &["users", "create", "--email", "Owner@Acme.test", "--name", "Owner"]));
+    let user_id = user_id.strip_suffix('\n').expect("one line");
+    uuid::Uuid::parse_str(user_id).expect("stdout is the user id, alone");
+
+    let key = stdout_of(&cli(&db, &["keys", "create", "--user", "owner@acme.test", "--name", "CRM"]));
+    assert_eq!(key.lines().count(), 1);
+    let key = key.trim_end().to_owned();
+    ciq_admin::key::parse(&key).expect("stdout is the key, alone");
+    let by_id = stdout_of(&cli(&db, &["keys", "create", "--user", user_id, "--rate-limit", "5"]));
+    assert!(by_id.starts_with("ciq_"));
+
+    let listed: Value =
+        serde_json::from_str(&stdout_of(&cli(&db, &["keys", "list", "--user", user_id, "--json"])))
+            .unwrap();
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed.len(), 2);
+    let crm = listed.iter().find(|k| k["name"] == "CRM").unwrap();
+    assert_eq!(crm["status"], "active");
+    assert!(key.starts_with(crm["display_prefix"].as_str().unwrap()));
+    let text = serde_json::to_string(listed).unwrap();
+    assert!(!text.contains(&key[16..]), "the secret is listed");
+    assert!(!text.contains("argon2"), "the hash is listed");
+    let table = stdout_of(&cli(&db, &["keys", "list", "--user", "owner@acme.test"]));
+    assert!(table.starts_with("ID"));
+    assert!(table.contains("CRM"));
+
+    let served = serve(&db);
+    for body in [reference_full_body(), reference_curl_body()] {
+        assert_eq!(post(&served.base_url, &key, &body).await.status(), 201);
+    }
+
+    // A revoke from the CLI reaches the running server within a second.
+    let key_id = crm["id"].as_str().unwrap();
+    let out = cli(&db, &["keys", "revoke", key_id]);
+    assert!(out.status.success());
+    assert!(out.stdout.is_empty());
+    let revoked_at = Instant::now();
+    loop {
+        let status = post(&served.base_url, &key, &reference_curl_body()).await.status();
+        if status == 401 {
+            break;
+        }
+        assert_eq!(status, 201);
+        assert!(revoked_at.elapsed() < Duration::from_secs(1), "still accepted after 1 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let listed: Value =
+        serde_json::from_str(&stdout_of(&cli(&db, &["keys", "list", "--user", user_id, "--json"])))
+            .unwrap();
+    let crm = listed.as_array().unwrap().iter().find(|k| k["name"] == "CRM").unwrap();
+    assert_eq!(crm["status"], "revoked");
+}
+
+async fn mistakes_fail_with_a_message_and_no_output(backend: Backend) {
+    let Some(db) = TestDatabase::create(backend).await else {
+        return;
+    };
+    stdout_of(&cli(&db, &["users", "create", "--email", "a@acme.test"]));
+    for args in [
+        &["users", "create", "--email", "A@acme.test"][..],
+        &["users", "create", "--email", "not-an-email"],
+        &["keys", "create", "--user", "nobody@acme.test"],
+        &["keys", "create", "--user", "a@acme.test", "--rate-limit", "0"],
+        &["keys", "create", "--user", "a@acme.test", "--expires-at", "2001-01-01T00:00:00Z"],
+        &["keys", "revoke", "01a2176c-955f-76b2-b590-aa4a776ea4de"],
+    ] {
+        let out = cli(&db, args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("error: "), "{args:?}: {stderr}");
+    }
+}
+
+#[tokio::test]
+async fn the_documented_workflow_on_sqlite() {
+    the_documented_workflow(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn the_documented_workflow_on_postgres() {
+    the_documented_workflow(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn mistakes_fail_with_a_message_and_no_output_on_sqlite() {
+    mistakes_fail_with_a_message_and_no_output(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn mistakes_fail_with_a_message_and_no_output_on_postgres() {
+    mistakes_fail_with_a_message_and_no_output(Backend::Postgres).await;
+}
+
+#[test]
+fn openapi_prints_the_committed_document() {
+    let out = Command::new(BIN).arg("openapi").output().unwrap();
+    assert!(out.status.success());
+    let committed = include_str!("../../../openapi/openapi.json");
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), committed);
+}

@@ -4,3 +4,4 @@ mod auth;
 mod docs;
 mod errors;
 mod leads;
+mod swagger;

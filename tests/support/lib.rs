@@ -6,6 +6,8 @@
 //! is used whenever reachable; with `CI` set, an unreachable server fails the test
 //! instead of skipping it.
 
+pub mod browser;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;

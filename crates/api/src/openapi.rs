@@ -49,6 +49,10 @@ fn error_example(code: &str, message: &str, details: Value) -> Value {
 }
 
 fn add_examples(doc: &mut Value) {
+    // The leads API is what readers come for: list it before the probes.
+    if let Some(tags) = doc["tags"].as_array_mut() {
+        tags.sort_by_key(|tag| tag["name"] != "Leads");
+    }
     let op = &mut doc["paths"]["/api/external/leads/create"]["post"];
     let request_media = &mut op["requestBody"]["content"]["application/json"];
     assert!(

@@ -88,20 +88,45 @@ async fn the_documented_workflow(backend: Backend) {
     };
     assert!(cli(&db, &["migrate"]).status.success());
 
-    let user_id = stdout_of(&cli(&db, &["users", "create", "--email", "Owner@Acme.test", "--name", "Owner"]));
+    let user_id = stdout_of(&cli(
+        &db,
+        &[
+            "users",
+            "create",
+            "--email",
+            "Owner@Acme.test",
+            "--name",
+            "Owner",
+        ],
+    ));
     let user_id = user_id.strip_suffix('\n').expect("one line");
     uuid::Uuid::parse_str(user_id).expect("stdout is the user id, alone");
 
-    let key = stdout_of(&cli(&db, &["keys", "create", "--user", "owner@acme.test", "--name", "CRM"]));
+    let key = stdout_of(&cli(
+        &db,
+        &[
+            "keys",
+            "create",
+            "--user",
+            "owner@acme.test",
+            "--name",
+            "CRM",
+        ],
+    ));
     assert_eq!(key.lines().count(), 1);
     let key = key.trim_end().to_owned();
     ciq_admin::key::parse(&key).expect("stdout is the key, alone");
-    let by_id = stdout_of(&cli(&db, &["keys", "create", "--user", user_id, "--rate-limit", "5"]));
+    let by_id = stdout_of(&cli(
+        &db,
+        &["keys", "create", "--user", user_id, "--rate-limit", "5"],
+    ));
     assert!(by_id.starts_with("ciq_"));
 
-    let listed: Value =
-        serde_json::from_str(&stdout_of(&cli(&db, &["keys", "list", "--user", user_id, "--json"])))
-            .unwrap();
+    let listed: Value = serde_json::from_str(&stdout_of(&cli(
+        &db,
+        &["keys", "list", "--user", user_id, "--json"],
+    )))
+    .unwrap();
     let listed = listed.as_array().unwrap();
     assert_eq!(listed.len(), 2);
     let crm = listed.iter().find(|k| k["name"] == "CRM").unwrap();
@@ -126,18 +151,30 @@ async fn the_documented_workflow(backend: Backend) {
     assert!(out.stdout.is_empty());
     let revoked_at = Instant::now();
     loop {
-        let status = post(&served.base_url, &key, &reference_curl_body()).await.status();
+        let status = post(&served.base_url, &key, &reference_curl_body())
+            .await
+            .status();
         if status == 401 {
             break;
         }
         assert_eq!(status, 201);
-        assert!(revoked_at.elapsed() < Duration::from_secs(1), "still accepted after 1 s");
+        assert!(
+            revoked_at.elapsed() < Duration::from_secs(1),
+            "still accepted after 1 s"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let listed: Value =
-        serde_json::from_str(&stdout_of(&cli(&db, &["keys", "list", "--user", user_id, "--json"])))
-            .unwrap();
-    let crm = listed.as_array().unwrap().iter().find(|k| k["name"] == "CRM").unwrap();
+    let listed: Value = serde_json::from_str(&stdout_of(&cli(
+        &db,
+        &["keys", "list", "--user", user_id, "--json"],
+    )))
+    .unwrap();
+    let crm = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"] == "CRM")
+        .unwrap();
     assert_eq!(crm["status"], "revoked");
 }
 
@@ -150,8 +187,22 @@ async fn mistakes_fail_with_a_message_and_no_output(backend: Backend) {
         &["users", "create", "--email", "A@acme.test"][..],
         &["users", "create", "--email", "not-an-email"],
         &["keys", "create", "--user", "nobody@acme.test"],
-        &["keys", "create", "--user", "a@acme.test", "--rate-limit", "0"],
-        &["keys", "create", "--user", "a@acme.test", "--expires-at", "2001-01-01T00:00:00Z"],
+        &[
+            "keys",
+            "create",
+            "--user",
+            "a@acme.test",
+            "--rate-limit",
+            "0",
+        ],
+        &[
+            "keys",
+            "create",
+            "--user",
+            "a@acme.test",
+            "--expires-at",
+            "2001-01-01T00:00:00Z",
+        ],
         &["keys", "revoke", "01a2176c-955f-76b2-b590-aa4a776ea4de"],
     ] {
         let out = cli(&db, args);

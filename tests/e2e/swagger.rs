@@ -1,0 +1,92 @@
+//! Swagger UI, used the way a developer integrating would: Authorize, Try it out.
+
+use std::time::Duration;
+
+use ciq_e2e::browser::Browser;
+use ciq_e2e::{Backend, TestApp};
+use fantoccini::Locator;
+use sea_orm::EntityTrait;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swagger_ui_authorize_and_try_it_out_create_a_lead() {
+    let app = TestApp::spawn(Backend::Sqlite).await.expect("sqlite");
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let (user_id, key) = app.user_with_key("dev@acme.test").await;
+    let c = &browser.client;
+    c.goto(&format!("{}/docs", app.base_url)).await.unwrap();
+
+    let wait = |locator: Locator<'static>| {
+        let c = c.clone();
+        async move {
+            c.wait()
+                .at_most(Duration::from_secs(15))
+                .for_element(locator)
+                .await
+                .unwrap_or_else(|e| panic!("{locator:?} never appeared: {e}"))
+        }
+    };
+    wait(Locator::Css("button.btn.authorize"))
+        .await
+        .click()
+        .await
+        .unwrap();
+    wait(Locator::Css(".auth-container input"))
+        .await
+        .send_keys(&key)
+        .await
+        .unwrap();
+    wait(Locator::Css(".auth-btn-wrapper button.authorize"))
+        .await
+        .click()
+        .await
+        .unwrap();
+    wait(Locator::Css(".auth-btn-wrapper button.btn-done"))
+        .await
+        .click()
+        .await
+        .unwrap();
+
+    wait(Locator::Css(
+        "#operations-Leads-createLead .opblock-summary",
+    ))
+    .await
+    .click()
+    .await
+    .unwrap();
+    wait(Locator::Css(
+        "#operations-Leads-createLead button.try-out__btn",
+    ))
+    .await
+    .click()
+    .await
+    .unwrap();
+    wait(Locator::Css("#operations-Leads-createLead button.execute"))
+        .await
+        .click()
+        .await
+        .unwrap();
+
+    let status = wait(Locator::Css(
+        "#operations-Leads-createLead .live-responses-table tbody .response-col_status",
+    ))
+    .await
+    .text()
+    .await
+    .unwrap();
+    assert_eq!(
+        status.trim(),
+        "201",
+        "Swagger UI's request was answered {status}"
+    );
+
+    let leads = ciq_entity::Lead::find().all(&app.db).await.unwrap();
+    assert_eq!(leads.len(), 1);
+    assert_eq!(leads[0].user_id, user_id);
+    assert_eq!(
+        leads[0].source, "Website Form",
+        "the documented example was sent"
+    );
+    browser.close().await;
+}

@@ -4,14 +4,20 @@
 //! requests were admitted in the trailing `window`, so no trailing window ever holds
 //! more than `limit` admissions. Refused requests do not count.
 //!
-//! [`InProcessLimiter`] serves a single instance (the embedded default); a shared
-//! backend keeps the same semantics across instances.
+//! [`InProcessLimiter`] serves a single instance (the embedded default);
+//! [`RedisLimiter`] keeps the same semantics across any number of instances, and
+//! [`FailoverLimiter`] serves from Redis while it answers and in-process while it
+//! does not.
 
+mod failover;
 mod in_process;
+mod redis_backend;
 
 use std::time::Duration;
 
+pub use failover::FailoverLimiter;
 pub use in_process::InProcessLimiter;
+pub use redis_backend::RedisLimiter;
 
 /// The outcome of one limiter decision, with what the rate-limit headers need.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +50,12 @@ pub trait RateLimiter: Send + Sync {
     /// `bucket` in the trailing `window`.
     async fn acquire(&self, bucket: &str, limit: u32, window: Duration) -> Decision;
 
-    /// A short name of the backend for readiness and metrics (`in_process`, `redis`).
+    /// The backend deciding right now, for readiness and metrics (`in_process`, `redis`).
     fn backend(&self) -> &'static str;
+
+    /// Whether a shared backend is configured but unreachable, so decisions are
+    /// in-process for now.
+    fn degraded(&self) -> bool {
+        false
+    }
 }

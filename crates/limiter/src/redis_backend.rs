@@ -1,0 +1,121 @@
+//! The shared backend: one sorted set per bucket in Redis, decided by one Lua script
+//! in one round trip, on Redis's own clock.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Client, RedisError, Script};
+
+use crate::Decision;
+
+/// The sliding log, atomically: drop what aged out, count, admit if under the limit,
+/// refresh the expiry so idle buckets vanish, and report when the oldest admission
+/// leaves the window. Scores are microseconds of Redis `TIME`, so instance clocks
+/// never matter. Refused requests are not recorded.
+const SLIDING_WINDOW_LUA: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local limit = tonumber(ARGV[1])
+local window = tonumber(ARGV[2]) * 1000
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local count = redis.call('ZCARD', KEYS[1])
+local allowed = 0
+if count < limit then
+  redis.call('ZADD', KEYS[1], now, ARGV[3])
+  count = count + 1
+  allowed = 1
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+local reset = 0
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+if oldest[2] then reset = tonumber(oldest[2]) + window - now end
+return {allowed, count, reset}
+"#;
+
+/// How long one decision may take before Redis counts as unavailable.
+pub const RESPONSE_TIMEOUT: Duration = Duration::from_millis(250);
+
+/// Exact sliding-window limiter shared by every instance using the same Redis.
+pub struct RedisLimiter {
+    conn: ConnectionManager,
+    script: Script,
+    prefix: String,
+    member_prefix: String,
+    sequence: AtomicU64,
+}
+
+impl RedisLimiter {
+    /// A limiter on `url` whose keys start with `prefix` (e.g. `ciq:rl:`). The
+    /// connection is made lazily and re-made after failures, so this succeeds while
+    /// Redis is down; only a malformed URL is an error.
+    pub fn new(url: &str, prefix: &str) -> Result<Self, RedisError> {
+        let client = Client::open(url)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(RESPONSE_TIMEOUT))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500));
+        let conn = ConnectionManager::new_lazy_with_config(client, config)?;
+        Ok(Self {
+            conn,
+            script: Script::new(SLIDING_WINDOW_LUA),
+            prefix: prefix.to_owned(),
+            // Members must be unique across instances: a random instance id + a counter.
+            member_prefix: format!("{:016x}", rand_u64()),
+            sequence: AtomicU64::new(0),
+        })
+    }
+
+    /// The Redis key of a bucket. The whole bucket name is the hash tag, so each key
+    /// lives on one Redis Cluster slot and the script touches only that key.
+    pub fn redis_key(&self, bucket: &str) -> String {
+        format!("{}{{{bucket}}}", self.prefix)
+    }
+
+    /// One decision, or the Redis error.
+    pub async fn try_acquire(
+        &self,
+        bucket: &str,
+        limit: u32,
+        window: Duration,
+    ) -> Result<Decision, RedisError> {
+        let member = format!(
+            "{}:{}",
+            self.member_prefix,
+            self.sequence.fetch_add(1, Ordering::Relaxed)
+        );
+        let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX).max(1);
+        let mut conn = self.conn.clone();
+        let (allowed, count, reset_us): (i64, i64, i64) = self
+            .script
+            .key(self.redis_key(bucket))
+            .arg(limit)
+            .arg(window_ms)
+            .arg(member)
+            .invoke_async(&mut conn)
+            .await?;
+        let used = u32::try_from(count).unwrap_or(u32::MAX);
+        Ok(Decision {
+            allowed: allowed == 1,
+            limit,
+            remaining: limit.saturating_sub(used),
+            reset_after: Duration::from_micros(u64::try_from(reset_us).unwrap_or(0)),
+        })
+    }
+
+    /// Whether Redis answers a `PING`.
+    pub async fn ping(&self) -> Result<(), RedisError> {
+        let mut conn = self.conn.clone();
+        redis::cmd("PING")
+            .query_async::<String>(&mut conn)
+            .await
+            .map(drop)
+    }
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    // RandomState is seeded from the OS per process; good enough to tell instances apart.
+    RandomState::new().hash_one(std::time::SystemTime::now())
+}

@@ -1,0 +1,184 @@
+//! One suite, both backends: the in-process window and the Redis window must make
+//! the same decisions. Redis (`CIQ_TEST_REDIS_URL`, default `redis://127.0.0.1:6379`)
+//! is required under CI and skipped with a message elsewhere when unreachable.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ciq_limiter::{Decision, InProcessLimiter, RedisLimiter};
+
+trait Subject: Send + Sync {
+    async fn hit(&self, bucket: &str, limit: u32, window: Duration) -> Decision;
+}
+
+impl Subject for InProcessLimiter {
+    async fn hit(&self, bucket: &str, limit: u32, window: Duration) -> Decision {
+        self.acquire_now(bucket, limit, window)
+    }
+}
+
+impl Subject for RedisLimiter {
+    async fn hit(&self, bucket: &str, limit: u32, window: Duration) -> Decision {
+        self.try_acquire(bucket, limit, window)
+            .await
+            .expect("Redis answers")
+    }
+}
+
+fn redis_url() -> String {
+    std::env::var("CIQ_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// A Redis limiter with a prefix of its own, or `None` (skip) outside CI when
+/// Redis is unreachable.
+async fn redis_limiter(prefix: &str) -> Option<RedisLimiter> {
+    let limiter = RedisLimiter::new(&redis_url(), prefix).expect("a valid URL");
+    match limiter.ping().await {
+        Ok(()) => Some(limiter),
+        Err(err) if std::env::var_os("CI").is_none() => {
+            eprintln!("skipping Redis test: {} unreachable ({err})", redis_url());
+            None
+        }
+        Err(err) => panic!("Redis is required under CI: {}: {err}", redis_url()),
+    }
+}
+
+fn unique_prefix() -> String {
+    format!("ciq-test:{}:", uuid::Uuid::new_v4().simple())
+}
+
+async fn admits_exactly_the_limit_then_refuses(s: &impl Subject) {
+    let window = Duration::from_secs(60);
+    for i in 0..5u32 {
+        let d = s.hit("k", 5, window).await;
+        assert!(d.allowed, "request {i}");
+        assert_eq!(d.remaining, 4 - i);
+        assert_eq!(d.limit, 5);
+    }
+    let refused = s.hit("k", 5, window).await;
+    assert!(!refused.allowed);
+    assert_eq!(refused.remaining, 0);
+    assert!(refused.reset_after <= window && refused.reset_after > window - Duration::from_secs(5));
+    assert!(
+        s.hit("other", 5, window).await.allowed,
+        "buckets are independent"
+    );
+}
+
+async fn the_window_slides_and_retry_after_is_honest(s: &impl Subject) {
+    let window = Duration::from_millis(1500);
+    assert!(s.hit("k", 2, window).await.allowed);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(s.hit("k", 2, window).await.allowed);
+    let refused = s.hit("k", 2, window).await;
+    assert!(!refused.allowed);
+    // The oldest admission (t=0) leaves at t=1.5 s: about 1 s from now.
+    assert!(
+        refused.reset_after > Duration::from_millis(800)
+            && refused.reset_after <= Duration::from_millis(1000),
+        "{:?}",
+        refused.reset_after
+    );
+    tokio::time::sleep(refused.reset_after + Duration::from_millis(20)).await;
+    // Exactly one slot freed.
+    assert!(s.hit("k", 2, window).await.allowed);
+    assert!(!s.hit("k", 2, window).await.allowed);
+}
+
+async fn refused_requests_do_not_count(s: &impl Subject) {
+    let window = Duration::from_millis(1000);
+    assert!(s.hit("k", 1, window).await.allowed);
+    for _ in 0..5 {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert!(!s.hit("k", 1, window).await.allowed);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        s.hit("k", 1, window).await.allowed,
+        "refusals must not extend the window"
+    );
+}
+
+macro_rules! suite {
+    ($($name:ident),*) => {
+        mod in_process {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(&ciq_limiter::InProcessLimiter::new()).await;
+                }
+            )*
+        }
+        mod redis {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    if let Some(limiter) = super::redis_limiter(&super::unique_prefix()).await {
+                        super::$name(&limiter).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+suite!(
+    admits_exactly_the_limit_then_refuses,
+    the_window_slides_and_retry_after_is_honest,
+    refused_requests_do_not_count
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_redis_limiters_never_admit_more_than_the_limit_together() {
+    let prefix = unique_prefix();
+    let mut instances = Vec::new();
+    for _ in 0..3 {
+        let Some(limiter) = redis_limiter(&prefix).await else {
+            return;
+        };
+        instances.push(Arc::new(limiter));
+    }
+    for round in 0..5 {
+        let bucket = format!("round-{round}");
+        let tasks: Vec<_> = (0..150)
+            .map(|i| {
+                let limiter = instances[i % 3].clone();
+                let bucket = bucket.clone();
+                tokio::spawn(async move {
+                    limiter
+                        .try_acquire(&bucket, 100, Duration::from_secs(60))
+                        .await
+                        .unwrap()
+                        .allowed
+                })
+            })
+            .collect();
+        let mut admitted = 0;
+        for task in tasks {
+            admitted += usize::from(task.await.unwrap());
+        }
+        assert_eq!(admitted, 100, "round {round}");
+    }
+}
+
+#[tokio::test]
+async fn keys_carry_a_hash_tag_and_expire_when_idle() {
+    let prefix = unique_prefix();
+    let Some(limiter) = redis_limiter(&prefix).await else {
+        return;
+    };
+    let key = limiter.redis_key("key:abc");
+    assert_eq!(key, format!("{prefix}{{key:abc}}"));
+    limiter
+        .try_acquire("key:abc", 10, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let client = ::redis::Client::open(redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let ttl: i64 = ::redis::cmd("PTTL")
+        .arg(&key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!((29_000..=30_000).contains(&ttl), "{ttl}");
+}

@@ -4,4 +4,5 @@ mod auth;
 mod docs;
 mod errors;
 mod leads;
+mod limits;
 mod swagger;

@@ -143,8 +143,9 @@ pub struct TestApp {
     pub backend: Backend,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
-    /// The database (dropped last).
-    pub database: TestDatabase,
+    /// The database (dropped with the last instance on it).
+    pub database: Arc<TestDatabase>,
+    settings: Settings,
 }
 
 impl TestApp {
@@ -156,14 +157,26 @@ impl TestApp {
 
     /// Starts the gateway with adjusted settings.
     pub async fn spawn_with(backend: Backend, adjust: impl FnOnce(&mut Settings)) -> Option<Self> {
-        let database = TestDatabase::create(backend).await?;
+        let database = Arc::new(TestDatabase::create(backend).await?);
         let mut settings = Settings {
             listen: "127.0.0.1:0".into(),
             database_url: database.url.clone(),
             ..Settings::default()
         };
         adjust(&mut settings);
-        let app = Application::build(settings).await.expect("gateway starts");
+        Some(Self::start(backend, database, settings).await)
+    }
+
+    /// Another instance on the same database with the same settings (and so the same
+    /// Redis, if any), as a second replica behind a load balancer would be.
+    pub async fn spawn_peer(&self) -> Self {
+        Self::start(self.backend, self.database.clone(), self.settings.clone()).await
+    }
+
+    async fn start(backend: Backend, database: Arc<TestDatabase>, settings: Settings) -> Self {
+        let app = Application::build(settings.clone())
+            .await
+            .expect("gateway starts");
         let base_url = format!("http://{}", app.local_addr());
         let state = app.state();
         let (tx, rx) = oneshot::channel::<()>();
@@ -173,7 +186,7 @@ impl TestApp {
         let db = ciq_gateway::database::connect(&database.url)
             .await
             .expect("test connection");
-        Some(Self {
+        Self {
             base_url,
             db,
             state,
@@ -182,7 +195,19 @@ impl TestApp {
             shutdown: Some(tx),
             server: Some(server),
             database,
-        })
+            settings,
+        }
+    }
+
+    /// `GET /readyz` as JSON, with its status code.
+    pub async fn readiness(&self) -> (u16, Value) {
+        let resp = self
+            .client
+            .get(format!("{}/readyz", self.base_url))
+            .send()
+            .await
+            .expect("readyz answers");
+        (resp.status().as_u16(), resp.json().await.expect("JSON"))
     }
 
     /// Creates a user and returns its id.
@@ -240,6 +265,92 @@ impl Drop for TestApp {
         if let Some(server) = self.server.take() {
             server.abort();
         }
+    }
+}
+
+/// The Redis tests use (`CIQ_TEST_REDIS_URL`, default `redis://127.0.0.1:6379`), or
+/// `None` (skip) when it does not answer outside CI; under CI that is a failure.
+pub async fn test_redis_url() -> Option<String> {
+    let url =
+        std::env::var("CIQ_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let limiter = ciq_limiter::RedisLimiter::new(&url, "ciq-test:").expect("a Redis URL");
+    match limiter.ping().await {
+        Ok(()) => Some(url),
+        Err(err) if std::env::var_os("CI").is_none() => {
+            eprintln!("skipping Redis test: {url} unreachable ({err})");
+            None
+        }
+        Err(err) => panic!("Redis is required under CI: {url}: {err}"),
+    }
+}
+
+/// A key prefix no other test uses.
+pub fn unique_redis_prefix() -> String {
+    format!("ciq-test:{}:", Uuid::new_v4().simple())
+}
+
+/// A `redis-server` of the test's own on a free port, to stop and start at will.
+pub struct PrivateRedis {
+    /// Its port.
+    pub port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl PrivateRedis {
+    /// Starts one, or `None` (skip) when `redis-server` is not installed outside CI.
+    pub async fn start() -> Option<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let mut redis = Self { port, child: None };
+        if !redis.restart().await {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "redis-server is required under CI"
+            );
+            eprintln!("skipping: redis-server is not installed");
+            return None;
+        }
+        Some(redis)
+    }
+
+    /// `redis://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the server (again) on the same port; false if it cannot be run.
+    pub async fn restart(&mut self) -> bool {
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        let Ok(child) = child else { return false };
+        self.child = Some(child);
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("redis-server did not start on port {}", self.port);
+    }
+
+    /// Kills the server, as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.kill();
     }
 }
 

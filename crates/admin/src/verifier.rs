@@ -126,12 +126,11 @@ impl KeyVerifier {
     /// Checks a presented key; see the module documentation for the order of checks.
     #[tracing::instrument(level = "debug", skip_all)]
     pub async fn verify(&self, presented: &str) -> Result<VerifiedKey, VerifyError> {
+        if let Some(answer) = self.verify_cached(presented).await {
+            return answer;
+        }
         let parsed = key::parse(presented).map_err(VerifyError::Malformed)?;
         let digest = secret_digest(parsed.secret());
-        if let Some(cached) = self.cache.get(&parsed.lookup_id).await {
-            self.cache_hits.fetch_add(1, Ordering::Relaxed);
-            return check(&cached, &digest);
-        }
         // Concurrent misses for one lookup id share a single load. A load fails for
         // everyone waiting on it when *its* secret is wrong, so a waiter that brought
         // a different secret tries again with its own.
@@ -152,6 +151,18 @@ impl KeyVerifier {
             }
         }
         Err(VerifyError::Unknown)
+    }
+
+    /// The answer that costs no I/O at all: a malformed key, or a key whose lookup id
+    /// is cached (right or wrong secret). `None` means the store must be consulted.
+    pub async fn verify_cached(&self, presented: &str) -> Option<Result<VerifiedKey, VerifyError>> {
+        let parsed = match key::parse(presented) {
+            Ok(parsed) => parsed,
+            Err(why) => return Some(Err(VerifyError::Malformed(why))),
+        };
+        let cached = self.cache.get(&parsed.lookup_id).await?;
+        self.cache_hits.fetch_add(1, Ordering::Relaxed);
+        Some(check(&cached, &secret_digest(parsed.secret())))
     }
 
     async fn load(

@@ -43,23 +43,26 @@ async fn authenticate(req: &Request, api_key: ApiKey) -> poem::Result<Caller> {
         .expect("the application state is attached to every route");
     let presented = api_key.key.trim();
     if presented.is_empty() {
+        record_failure(state, req).await?;
         return Err(ApiError::missing_api_key().into());
     }
-    let key = state.verifier.verify(presented).await.map_err(|err| {
-        let api = match err {
-            VerifyError::Malformed(why) => {
-                ApiError::invalid_api_key(format!("the API key is not valid: {why}"))
-            }
-            VerifyError::Unknown => ApiError::invalid_api_key("the API key is not valid"),
-            VerifyError::Revoked => ApiError::invalid_api_key("the API key has been revoked"),
-            VerifyError::Expired => ApiError::invalid_api_key("the API key has expired"),
-            VerifyError::Unavailable(cause) => {
-                tracing::error!(%cause, "key store unavailable");
-                ApiError::service_unavailable()
-            }
-        };
-        poem::Error::from(api)
-    })?;
+    // A cached key is answered from memory. Anything else needs the store (and maybe
+    // argon2): an address that has used up its allowance of failures gets none of
+    // that work, and every failure uses up a little more of it.
+    let verified = match state.verifier.verify_cached(presented).await {
+        Some(answer) => answer,
+        None => {
+            refuse_if_exhausted(state, req).await?;
+            state.verifier.verify(presented).await
+        }
+    };
+    let key = match verified {
+        Ok(key) => key,
+        Err(err) => {
+            record_failure(state, req).await?;
+            return Err(refusal(err).into());
+        }
+    };
     let limit = key.rate_limit_per_minute.unwrap_or(state.limits.per_window);
     let window = state.limits.window;
     let decision = state
@@ -72,42 +75,135 @@ async fn authenticate(req: &Request, api_key: ApiKey) -> poem::Result<Caller> {
         window_secs: window.as_secs().max(1),
     };
     if !decision.allowed {
-        let mut resp = poem::IntoResponse::into_response(ApiError::rate_limited(
+        return Err(caller.refused(ApiError::rate_limited(
             limit,
             caller.window_secs,
             decision.reset_after_secs(),
-        ));
-        caller.apply_headers(resp.headers_mut());
-        return Err(poem::Error::from_response(resp));
+        )));
     }
     Ok(caller)
 }
 
-impl Caller {
-    /// Sets the rate-limit headers: `X-RateLimit-Limit/Remaining/Reset` and the IETF
-    /// draft's `RateLimit-Policy` and `RateLimit`.
-    pub fn apply_headers(&self, headers: &mut HeaderMap) {
-        let d = &self.decision;
-        let reset_in = d.reset_after_secs();
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |t| t.as_secs());
-        let mut set = |name: &'static str, value: String| {
-            headers.insert(
-                name,
-                HeaderValue::from_str(&value).expect("header values are ASCII"),
-            );
-        };
-        set("x-ratelimit-limit", d.limit.to_string());
-        set("x-ratelimit-remaining", d.remaining.to_string());
-        set("x-ratelimit-reset", (now + reset_in).to_string());
-        set(
-            "ratelimit-policy",
-            format!("\"default\";q={};w={}", d.limit, self.window_secs),
-        );
-        set(
-            "ratelimit",
-            format!("\"default\";r={};t={}", d.remaining, reset_in),
-        );
+fn refusal(err: VerifyError) -> ApiError {
+    match err {
+        VerifyError::Malformed(why) => {
+            ApiError::invalid_api_key(format!("the API key is not valid: {why}"))
+        }
+        VerifyError::Unknown => ApiError::invalid_api_key("the API key is not valid"),
+        VerifyError::Revoked => ApiError::invalid_api_key("the API key has been revoked"),
+        VerifyError::Expired => ApiError::invalid_api_key("the API key has expired"),
+        VerifyError::Unavailable(cause) => {
+            tracing::error!(%cause, "key store unavailable");
+            ApiError::service_unavailable()
+        }
     }
+}
+
+/// The address a request came from: the TCP peer, or the first `X-Forwarded-For`
+/// entry when the proxy in front is trusted to set it.
+pub fn client_address(req: &Request, trust_forwarded_for: bool) -> String {
+    let forwarded = trust_forwarded_for
+        .then(|| req.headers().get("x-forwarded-for"))
+        .flatten()
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .map(str::trim)
+        .filter(|v| !v.is_empty());
+    match forwarded {
+        Some(addr) => addr.to_owned(),
+        None => req
+            .remote_addr()
+            .as_socket_addr()
+            .map_or_else(|| req.remote_addr().to_string(), |a| a.ip().to_string()),
+    }
+}
+
+fn failures_bucket(state: &AppState, req: &Request) -> String {
+    format!(
+        "addr:{}",
+        client_address(req, state.limits.trust_forwarded_for)
+    )
+}
+
+/// Counts a request that carried no usable key (missing, malformed, unknown, revoked,
+/// expired) against its client address; 429 once the address's allowance is used up.
+pub async fn record_failure(state: &AppState, req: &Request) -> poem::Result<()> {
+    let limits = &state.limits;
+    let decision = state
+        .limiter
+        .acquire(
+            &failures_bucket(state, req),
+            limits.unauthenticated_per_window,
+            limits.window,
+        )
+        .await;
+    failures_verdict(state, &decision)
+}
+
+/// 429 before any key work when the address has used up its allowance of failures.
+pub async fn refuse_if_exhausted(state: &AppState, req: &Request) -> poem::Result<()> {
+    let limits = &state.limits;
+    let decision = state
+        .limiter
+        .peek(
+            &failures_bucket(state, req),
+            limits.unauthenticated_per_window,
+            limits.window,
+        )
+        .await;
+    failures_verdict(state, &decision)
+}
+
+fn failures_verdict(state: &AppState, decision: &Decision) -> poem::Result<()> {
+    if decision.allowed {
+        return Ok(());
+    }
+    let window_secs = state.limits.window.as_secs().max(1);
+    let retry_after = decision.reset_after_secs();
+    let mut err = ApiError::rate_limited(decision.limit, window_secs, retry_after);
+    err.message = format!(
+        "too many requests without a valid API key from this address; retry in {retry_after} s"
+    );
+    let mut resp = poem::IntoResponse::into_response(err);
+    apply_rate_limit_headers(resp.headers_mut(), decision, window_secs);
+    Err(poem::Error::from_response(resp))
+}
+
+impl Caller {
+    /// Sets the rate-limit headers of this caller's decision.
+    pub fn apply_headers(&self, headers: &mut HeaderMap) {
+        apply_rate_limit_headers(headers, &self.decision, self.window_secs);
+    }
+
+    fn refused(&self, err: ApiError) -> poem::Error {
+        let mut resp = poem::IntoResponse::into_response(err);
+        self.apply_headers(resp.headers_mut());
+        poem::Error::from_response(resp)
+    }
+}
+
+/// Sets `X-RateLimit-Limit/Remaining/Reset` and the IETF draft's `RateLimit-Policy`
+/// and `RateLimit` for `decision` under a window of `window_secs`.
+pub fn apply_rate_limit_headers(headers: &mut HeaderMap, decision: &Decision, window_secs: u64) {
+    let reset_in = decision.reset_after_secs();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |t| t.as_secs());
+    let mut set = |name: &'static str, value: String| {
+        headers.insert(
+            name,
+            HeaderValue::from_str(&value).expect("header values are ASCII"),
+        );
+    };
+    set("x-ratelimit-limit", decision.limit.to_string());
+    set("x-ratelimit-remaining", decision.remaining.to_string());
+    set("x-ratelimit-reset", (now + reset_in).to_string());
+    set(
+        "ratelimit-policy",
+        format!("\"default\";q={};w={}", decision.limit, window_secs),
+    );
+    set(
+        "ratelimit",
+        format!("\"default\";r={};t={}", decision.remaining, reset_in),
+    );
 }

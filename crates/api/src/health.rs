@@ -23,8 +23,14 @@ pub struct Readiness {
     pub status: String,
     /// `ok` or `unreachable`.
     pub database: String,
-    /// The limiter backend in use: `in_process` or `redis`.
+    /// The limiter deciding now: `redis` (shared by every instance) or `in_process`.
     pub rate_limiter: String,
+    /// Redis: `ok`, `unreachable` (degraded: limiting in-process until it returns) or
+    /// `not_configured`.
+    pub redis: String,
+    /// Whether the instance runs degraded (Redis configured but unreachable). A
+    /// degraded instance still serves, so it is still ready.
+    pub degraded: bool,
 }
 
 /// Readiness responses.
@@ -60,8 +66,9 @@ impl HealthApi {
 
     /// Readiness
     ///
-    /// 200 when the database answers a ping, 503 otherwise; also names the rate
-    /// limiter backend in use.
+    /// 200 when the database answers a ping, 503 otherwise. Also says which rate
+    /// limiter decides and whether Redis is reachable (unreachable Redis = degraded
+    /// but still ready: requests are limited in-process).
     #[oai(
         path = "/readyz",
         method = "get",
@@ -70,10 +77,18 @@ impl HealthApi {
     )]
     async fn readyz(&self, state: Data<&Arc<AppState>>) -> ReadyResponse {
         let db_ok = state.db.ping().await.is_ok();
+        let degraded = state.limiter.degraded();
+        let redis = match (degraded, state.limiter.backend()) {
+            (true, _) => "unreachable",
+            (false, "redis") => "ok",
+            (false, _) => "not_configured",
+        };
         let body = Readiness {
             status: if db_ok { "ready" } else { "unavailable" }.into(),
             database: if db_ok { "ok" } else { "unreachable" }.into(),
             rate_limiter: state.limiter.backend().into(),
+            redis: redis.into(),
+            degraded,
         };
         if db_ok {
             ReadyResponse::Ready(Json(body))

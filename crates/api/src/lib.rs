@@ -44,6 +44,22 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint + use<> {
         )
         .nest("/docs", swagger)
         .nest("/", service)
+        // A request without a key never reaches the key checker (the framework refuses
+        // it first); count it against its address here, like any other bad key.
+        .around(|endpoint, req| async move {
+            let keyless = req
+                .headers()
+                .get("x-api-key")
+                .is_none_or(|v| v.as_bytes().iter().all(u8::is_ascii_whitespace));
+            if keyless && req.uri().path() == leads::CREATE_PATH {
+                let state = req
+                    .data::<Arc<AppState>>()
+                    .expect("the application state is attached")
+                    .clone();
+                auth::record_failure(&state, &req).await?;
+            }
+            endpoint.call(req).await
+        })
         .data(state)
         .catch_all_error(|err| async move { error::render_framework_error(err) })
 }

@@ -12,20 +12,33 @@ pub const DEFAULT_LIMIT_PER_MINUTE: u32 = 100;
 /// Default request body limit (64 KiB: a lead is well under 10 KiB).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// Default requests per client address per window that carry no valid key (missing,
+/// malformed, unknown, revoked) or whose key is not cached yet.
+pub const DEFAULT_UNAUTHENTICATED_LIMIT_PER_MINUTE: u32 = 60;
+
 /// Rate-limit settings.
 #[derive(Debug, Clone, Copy)]
 pub struct LimitSettings {
     /// Requests admitted per key per window unless the key overrides it.
     pub per_window: u32,
+    /// Requests per client address per window that need key work (see
+    /// [`DEFAULT_UNAUTHENTICATED_LIMIT_PER_MINUTE`]); bounds the argon2 and database
+    /// work bad keys can buy.
+    pub unauthenticated_per_window: u32,
     /// The sliding window (60 s; shorter only in tests).
     pub window: Duration,
+    /// Take the client address from the first `X-Forwarded-For` entry (only behind a
+    /// proxy that sets it).
+    pub trust_forwarded_for: bool,
 }
 
 impl Default for LimitSettings {
     fn default() -> Self {
         Self {
             per_window: DEFAULT_LIMIT_PER_MINUTE,
+            unauthenticated_per_window: DEFAULT_UNAUTHENTICATED_LIMIT_PER_MINUTE,
             window: Duration::from_secs(60),
+            trust_forwarded_for: false,
         }
     }
 }

@@ -9,7 +9,7 @@ use poem::listener::{Acceptor, AcceptorExt, Listener, TcpListener};
 
 use ciq_admin::KeyVerifier;
 use ciq_api::{AppState, LimitSettings};
-use ciq_limiter::InProcessLimiter;
+use ciq_limiter::{FailoverLimiter, InProcessLimiter, RateLimiter, RedisLimiter};
 
 use crate::database;
 
@@ -29,7 +29,14 @@ pub struct Settings {
     pub limits: LimitSettings,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
+    /// Redis for the shared limiter; `None` = in-process limiter.
+    pub redis_url: Option<String>,
+    /// Prefix of the limiter's Redis keys (several deployments can share a Redis).
+    pub redis_prefix: String,
 }
+
+/// Default prefix of the limiter's Redis keys.
+pub const DEFAULT_REDIS_PREFIX: &str = "ciq:rl:";
 
 impl Default for Settings {
     fn default() -> Self {
@@ -38,6 +45,8 @@ impl Default for Settings {
             database_url: database::DEFAULT_DATABASE_URL.into(),
             limits: LimitSettings::default(),
             max_body_bytes: ciq_api::state::DEFAULT_MAX_BODY_BYTES,
+            redis_url: None,
+            redis_prefix: DEFAULT_REDIS_PREFIX.into(),
         }
     }
 }
@@ -55,6 +64,10 @@ pub enum StartError {
     /// The store could not be reached or migrated.
     #[error("database: {0}")]
     Database(#[from] sea_orm::DbErr),
+    /// `REDIS_URL` is not a Redis URL. (An unreachable Redis is not an error: the
+    /// gateway starts degraded.)
+    #[error("REDIS_URL: {0}")]
+    RedisUrl(#[from] redis::RedisError),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -70,10 +83,21 @@ impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartError> {
         let db = database::connect_and_migrate(&settings.database_url).await?;
         let verifier = Arc::new(KeyVerifier::new(db.clone()));
+        let limiter: Arc<dyn RateLimiter> = match &settings.redis_url {
+            Some(url) => Arc::new(
+                FailoverLimiter::new(RedisLimiter::new(url, &settings.redis_prefix)?).await,
+            ),
+            None => {
+                tracing::info!(
+                    "rate limiter: in-process (set REDIS_URL to share it across instances)"
+                );
+                Arc::new(InProcessLimiter::new())
+            }
+        };
         let state = Arc::new(AppState {
             db,
             verifier,
-            limiter: Arc::new(InProcessLimiter::new()),
+            limiter,
             limits: settings.limits,
             max_body_bytes: settings.max_body_bytes,
         });

@@ -34,6 +34,11 @@ pub struct Cli {
     #[arg(long, env = "DATABASE_URL", default_value = database::DEFAULT_DATABASE_URL, global = true, hide_env_values = true)]
     pub database_url: String,
 
+    /// Redis for the rate limiter shared by all instances (`redis://HOST:6379`);
+    /// unset = in-process limiter. An unreachable Redis degrades, never fails.
+    #[arg(long, env = "REDIS_URL", global = true, hide_env_values = true)]
+    pub redis_url: Option<String>,
+
     /// What to do (default: serve).
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -66,6 +71,18 @@ pub struct ServeArgs {
     #[arg(long, env = "CIQ_RATE_LIMIT_PER_MINUTE", default_value_t = ciq_api::state::DEFAULT_LIMIT_PER_MINUTE,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub rate_limit_per_minute: u32,
+    /// Requests per client address per window without a usable key (missing,
+    /// malformed, unknown, revoked, or not yet verified): bounds bad-key work.
+    #[arg(long, env = "CIQ_UNAUTHENTICATED_LIMIT_PER_MINUTE",
+          default_value_t = ciq_api::state::DEFAULT_UNAUTHENTICATED_LIMIT_PER_MINUTE,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub unauthenticated_limit_per_minute: u32,
+    /// Take the client address from X-Forwarded-For (only behind a proxy that sets it).
+    #[arg(long, env = "CIQ_TRUST_FORWARDED_FOR")]
+    pub trust_forwarded_for: bool,
+    /// Prefix of the limiter's Redis keys.
+    #[arg(long, env = "CIQ_REDIS_PREFIX", default_value = crate::app::DEFAULT_REDIS_PREFIX)]
+    pub redis_prefix: String,
     /// Length of the sliding window in seconds (60; shorter only for tests).
     #[arg(long, env = "CIQ_RATE_LIMIT_WINDOW_SECS", default_value_t = 60,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
@@ -155,7 +172,7 @@ async fn execute(cli: Cli) -> Result<(), String> {
         .command
         .unwrap_or(Command::Serve(ServeArgs::default_from_env()))
     {
-        Command::Serve(args) => serve(url, args).await,
+        Command::Serve(args) => serve(url, cli.redis_url, args).await,
         Command::Migrate => {
             database::connect_and_migrate(&url)
                 .await
@@ -194,15 +211,23 @@ impl ServeArgs {
     }
 }
 
-async fn serve(database_url: String, args: ServeArgs) -> Result<(), String> {
+async fn serve(
+    database_url: String,
+    redis_url: Option<String>,
+    args: ServeArgs,
+) -> Result<(), String> {
     let settings = Settings {
         listen: args.listen,
         database_url,
         limits: LimitSettings {
             per_window: args.rate_limit_per_minute,
+            unauthenticated_per_window: args.unauthenticated_limit_per_minute,
             window: Duration::from_secs(args.rate_limit_window_secs),
+            trust_forwarded_for: args.trust_forwarded_for,
         },
         max_body_bytes: args.max_body_bytes,
+        redis_url: redis_url.filter(|u| !u.trim().is_empty()),
+        redis_prefix: args.redis_prefix,
     };
     let app = Application::build(settings)
         .await

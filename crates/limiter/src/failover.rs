@@ -78,6 +78,16 @@ impl RateLimiter for FailoverLimiter {
         self.inner.local.acquire_now(bucket, limit, window)
     }
 
+    async fn peek(&self, bucket: &str, limit: u32, window: Duration) -> Decision {
+        if !self.inner.degraded.load(Ordering::SeqCst) {
+            match self.inner.redis.try_peek(bucket, limit, window).await {
+                Ok(decision) => return decision,
+                Err(err) => self.inner.degrade(&err),
+            }
+        }
+        self.inner.local.peek_now(bucket, limit, window)
+    }
+
     fn backend(&self) -> &'static str {
         if self.degraded() {
             "in_process"

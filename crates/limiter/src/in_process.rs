@@ -47,6 +47,15 @@ impl InProcessLimiter {
 
     /// Decides synchronously; the async trait method is this plus nothing.
     pub fn acquire_now(&self, bucket: &str, limit: u32, window: Duration) -> Decision {
+        self.decide(bucket, limit, window, true)
+    }
+
+    /// [`RateLimiter::peek`], synchronously.
+    pub fn peek_now(&self, bucket: &str, limit: u32, window: Duration) -> Decision {
+        self.decide(bucket, limit, window, false)
+    }
+
+    fn decide(&self, bucket: &str, limit: u32, window: Duration, record: bool) -> Decision {
         let mut hasher = DefaultHasher::new();
         bucket.hash(&mut hasher);
         let shard = &self.shards[hasher.finish() as usize % SHARDS];
@@ -80,7 +89,7 @@ impl InProcessLimiter {
             entry.admitted.pop_front();
         }
         let allowed = (entry.admitted.len() as u64) < u64::from(limit);
-        if allowed {
+        if allowed && record {
             entry.admitted.push_back(now);
         }
         let used = entry.admitted.len() as u32;
@@ -100,6 +109,10 @@ impl InProcessLimiter {
 impl RateLimiter for InProcessLimiter {
     async fn acquire(&self, bucket: &str, limit: u32, window: Duration) -> Decision {
         self.acquire_now(bucket, limit, window)
+    }
+
+    async fn peek(&self, bucket: &str, limit: u32, window: Duration) -> Decision {
+        self.peek_now(bucket, limit, window)
     }
 
     fn backend(&self) -> &'static str {

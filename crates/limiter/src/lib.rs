@@ -50,6 +50,10 @@ pub trait RateLimiter: Send + Sync {
     /// `bucket` in the trailing `window`.
     async fn acquire(&self, bucket: &str, limit: u32, window: Duration) -> Decision;
 
+    /// What [`RateLimiter::acquire`] would decide now, without counting anything:
+    /// for allowances that only failures use up.
+    async fn peek(&self, bucket: &str, limit: u32, window: Duration) -> Decision;
+
     /// The backend deciding right now, for readiness and metrics (`in_process`, `redis`).
     fn backend(&self) -> &'static str;
 

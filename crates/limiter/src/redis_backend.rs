@@ -11,7 +11,7 @@ use crate::Decision;
 
 /// The sliding log, atomically: drop what aged out, count, admit if under the limit,
 /// refresh the expiry so idle buckets vanish, and report when the oldest admission
-/// leaves the window. Scores are microseconds of Redis `TIME`, so instance clocks
+/// leaves the window; with ARGV[4] = '0' only look (peek). Scores are microseconds of Redis `TIME`, so instance clocks
 /// never matter. Refused requests are not recorded.
 const SLIDING_WINDOW_LUA: &str = r#"
 local t = redis.call('TIME')
@@ -22,9 +22,11 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
 local count = redis.call('ZCARD', KEYS[1])
 local allowed = 0
 if count < limit then
-  redis.call('ZADD', KEYS[1], now, ARGV[3])
-  count = count + 1
   allowed = 1
+  if ARGV[4] == '1' then
+    redis.call('ZADD', KEYS[1], now, ARGV[3])
+    count = count + 1
+  end
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 local reset = 0
@@ -73,12 +75,32 @@ impl RedisLimiter {
         format!("{}{{{bucket}}}", self.prefix)
     }
 
-    /// One decision, or the Redis error.
+    /// One decision (counted when admitted), or the Redis error.
     pub async fn try_acquire(
         &self,
         bucket: &str,
         limit: u32,
         window: Duration,
+    ) -> Result<Decision, RedisError> {
+        self.decide(bucket, limit, window, true).await
+    }
+
+    /// What [`RedisLimiter::try_acquire`] would decide, without counting.
+    pub async fn try_peek(
+        &self,
+        bucket: &str,
+        limit: u32,
+        window: Duration,
+    ) -> Result<Decision, RedisError> {
+        self.decide(bucket, limit, window, false).await
+    }
+
+    async fn decide(
+        &self,
+        bucket: &str,
+        limit: u32,
+        window: Duration,
+        record: bool,
     ) -> Result<Decision, RedisError> {
         let member = format!(
             "{}:{}",
@@ -93,6 +115,7 @@ impl RedisLimiter {
             .arg(limit)
             .arg(window_ms)
             .arg(member)
+            .arg(if record { "1" } else { "0" })
             .invoke_async(&mut conn)
             .await?;
         let used = u32::try_from(count).unwrap_or(u32::MAX);

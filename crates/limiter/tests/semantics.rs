@@ -9,17 +9,26 @@ use ciq_limiter::{Decision, InProcessLimiter, RedisLimiter};
 
 trait Subject: Send + Sync {
     async fn hit(&self, bucket: &str, limit: u32, window: Duration) -> Decision;
+    async fn peek(&self, bucket: &str, limit: u32, window: Duration) -> Decision;
 }
 
 impl Subject for InProcessLimiter {
     async fn hit(&self, bucket: &str, limit: u32, window: Duration) -> Decision {
         self.acquire_now(bucket, limit, window)
     }
+    async fn peek(&self, bucket: &str, limit: u32, window: Duration) -> Decision {
+        self.peek_now(bucket, limit, window)
+    }
 }
 
 impl Subject for RedisLimiter {
     async fn hit(&self, bucket: &str, limit: u32, window: Duration) -> Decision {
         self.try_acquire(bucket, limit, window)
+            .await
+            .expect("Redis answers")
+    }
+    async fn peek(&self, bucket: &str, limit: u32, window: Duration) -> Decision {
+        self.try_peek(bucket, limit, window)
             .await
             .expect("Redis answers")
     }
@@ -99,6 +108,22 @@ async fn refused_requests_do_not_count(s: &impl Subject) {
     );
 }
 
+async fn peeking_never_counts(s: &impl Subject) {
+    let window = Duration::from_secs(60);
+    for _ in 0..10 {
+        let d = s.peek("k", 2, window).await;
+        assert!(d.allowed);
+        assert_eq!(d.remaining, 2);
+    }
+    assert!(s.hit("k", 2, window).await.allowed);
+    assert_eq!(s.peek("k", 2, window).await.remaining, 1);
+    assert!(s.hit("k", 2, window).await.allowed);
+    let full = s.peek("k", 2, window).await;
+    assert!(!full.allowed);
+    assert_eq!(full.remaining, 0);
+    assert!(full.reset_after > Duration::from_secs(55));
+}
+
 macro_rules! suite {
     ($($name:ident),*) => {
         mod in_process {
@@ -125,7 +150,8 @@ macro_rules! suite {
 suite!(
     admits_exactly_the_limit_then_refuses,
     the_window_slides_and_retry_after_is_honest,
-    refused_requests_do_not_count
+    refused_requests_do_not_count,
+    peeking_never_counts
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

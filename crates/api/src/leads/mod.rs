@@ -172,6 +172,9 @@ impl From<ApiError> for CreateLeadResponse {
     }
 }
 
+/// Path of the create endpoint.
+pub const CREATE_PATH: &str = "/api/external/leads/create";
+
 /// The leads API.
 pub struct LeadsApi;
 

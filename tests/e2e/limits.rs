@@ -1,0 +1,260 @@
+//! Rate limiting across instances, the sliding window end to end, degraded mode,
+//! and the per-address allowance for requests without a usable key.
+
+use std::time::Duration;
+
+use ciq_admin::keys::NewKey;
+use ciq_e2e::{
+    Backend, PrivateRedis, TestApp, reference_curl_body, test_redis_url, unique_redis_prefix,
+};
+use serde_json::Value;
+
+async fn with_shared_redis(backend: Backend, window: Duration) -> Option<TestApp> {
+    let url = test_redis_url().await?;
+    TestApp::spawn_with(backend, |s| {
+        s.redis_url = Some(url);
+        s.redis_prefix = unique_redis_prefix();
+        s.limits.window = window;
+    })
+    .await
+}
+
+async fn three_instances_admit_exactly_the_limit(backend: Backend) {
+    let Some(first) = with_shared_redis(backend, Duration::from_secs(60)).await else {
+        return;
+    };
+    let instances = [first.spawn_peer().await, first.spawn_peer().await, first];
+    for instance in &instances {
+        assert_eq!(instance.readiness().await.1["rate_limiter"], "redis");
+    }
+    let user = instances[0].create_user("owner@acme.test").await;
+    for round in 0..3 {
+        let (_, key) = instances[0].create_key_with(user, NewKey::default()).await;
+        let requests = (0..150).map(|i| {
+            let instance = &instances[i % 3];
+            let key = key.clone();
+            async move {
+                instance
+                    .post_lead(Some(&key), &reference_curl_body())
+                    .await
+                    .status()
+                    .as_u16()
+            }
+        });
+        let statuses = futures_util::future::join_all(requests).await;
+        let created = statuses.iter().filter(|&&s| s == 201).count();
+        let limited = statuses.iter().filter(|&&s| s == 429).count();
+        assert_eq!((created, limited), (100, 50), "round {round}: {statuses:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_instances_on_one_redis_admit_exactly_the_limit_on_postgres() {
+    three_instances_admit_exactly_the_limit(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_instances_on_one_redis_admit_exactly_the_limit_on_sqlite() {
+    three_instances_admit_exactly_the_limit(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_window_slides_and_retry_after_is_honest() {
+    let Some(app) = with_shared_redis(Backend::Sqlite, Duration::from_secs(3)).await else {
+        return;
+    };
+    let user = app.create_user("owner@acme.test").await;
+    let (_, key) = app
+        .create_key_with(
+            user,
+            NewKey {
+                rate_limit_per_minute: Some(2),
+                ..NewKey::default()
+            },
+        )
+        .await;
+    assert_eq!(
+        app.post_lead(Some(&key), &reference_curl_body())
+            .await
+            .status(),
+        201
+    );
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(
+        app.post_lead(Some(&key), &reference_curl_body())
+            .await
+            .status(),
+        201
+    );
+    let refused = app.post_lead(Some(&key), &reference_curl_body()).await;
+    assert_eq!(refused.status(), 429);
+    let retry_after: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // The first admission leaves the 3 s window ~1.8 s from now: rounded up, 2 s.
+    assert_eq!(retry_after, 2);
+    assert_eq!(refused.headers()["ratelimit-policy"], "\"default\";q=2;w=3");
+    tokio::time::sleep(Duration::from_secs(retry_after)).await;
+    // Exactly one slot freed: the client that waited Retry-After is admitted, and the
+    // next one is not.
+    assert_eq!(
+        app.post_lead(Some(&key), &reference_curl_body())
+            .await
+            .status(),
+        201
+    );
+    assert_eq!(
+        app.post_lead(Some(&key), &reference_curl_body())
+            .await
+            .status(),
+        429
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_redis_mid_run_degrades_to_local_limits_and_recovers() {
+    let Some(mut redis) = PrivateRedis::start().await else {
+        return;
+    };
+    let url = redis.url();
+    let app = TestApp::spawn_with(Backend::Sqlite, |s| {
+        s.redis_url = Some(url);
+    })
+    .await
+    .unwrap();
+    let user = app.create_user("owner@acme.test").await;
+    let (_, key) = app
+        .create_key_with(
+            user,
+            NewKey {
+                rate_limit_per_minute: Some(5),
+                ..NewKey::default()
+            },
+        )
+        .await;
+    for _ in 0..3 {
+        assert_eq!(
+            app.post_lead(Some(&key), &reference_curl_body())
+                .await
+                .status(),
+            201
+        );
+    }
+    let (status, ready) = app.readiness().await;
+    assert_eq!(
+        (status, ready["redis"].as_str(), ready["degraded"].as_bool()),
+        (200, Some("ok"), Some(false))
+    );
+
+    redis.kill();
+    // No 5xx: every request is decided, now by the in-process window, which starts
+    // empty: 5 admitted, then 429.
+    let mut statuses = Vec::new();
+    for _ in 0..7 {
+        statuses.push(
+            app.post_lead(Some(&key), &reference_curl_body())
+                .await
+                .status()
+                .as_u16(),
+        );
+    }
+    assert_eq!(statuses, [201, 201, 201, 201, 201, 429, 429]);
+    let (status, ready) = app.readiness().await;
+    assert_eq!(status, 200, "degraded is still ready: {ready}");
+    assert_eq!(ready["degraded"], true);
+    assert_eq!(ready["redis"], "unreachable");
+    assert_eq!(ready["rate_limiter"], "in_process");
+
+    assert!(redis.restart().await);
+    let mut recovered = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if app.readiness().await.1["redis"] == "ok" {
+            recovered = true;
+            break;
+        }
+    }
+    assert!(recovered, "the shared limiter never came back");
+    // Back on Redis (a fresh server: its window is empty).
+    let resp = app.post_lead(Some(&key), &reference_curl_body()).await;
+    assert_eq!(resp.status(), 201);
+    assert_eq!(resp.headers()["x-ratelimit-remaining"], "4");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_redis_at_start_means_degraded_not_down() {
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let app = TestApp::spawn_with(Backend::Sqlite, |s| {
+        s.redis_url = Some(format!("redis://127.0.0.1:{closed_port}"));
+    })
+    .await
+    .unwrap();
+    let (status, ready) = app.readiness().await;
+    assert_eq!(status, 200);
+    assert_eq!(ready["degraded"], true);
+    let (_, key) = app.user_with_key("owner@acme.test").await;
+    assert_eq!(
+        app.post_lead(Some(&key), &reference_curl_body())
+            .await
+            .status(),
+        201
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_keys_are_limited_per_address_and_good_cached_keys_are_not() {
+    let app = TestApp::spawn_with(Backend::Sqlite, |s| {
+        s.limits.unauthenticated_per_window = 4;
+    })
+    .await
+    .unwrap();
+    let (_, good) = app.user_with_key("owner@acme.test").await;
+    assert_eq!(
+        app.post_lead(Some(&good), &reference_curl_body())
+            .await
+            .status(),
+        201
+    );
+    // Wrong secrets for a real lookup id would each cost argon2 if not cached; a made-up
+    // key with a valid checksum costs a database read.
+    let (made_up, _) = ciq_admin::key::generate();
+    let mut statuses = Vec::new();
+    let attempts = [
+        Some(made_up.expose()),
+        None,
+        Some("ciq_nope"),
+        Some(made_up.expose()),
+        Some(made_up.expose()),
+        None,
+    ];
+    for key in attempts {
+        statuses.push(
+            app.post_lead(key, &reference_curl_body())
+                .await
+                .status()
+                .as_u16(),
+        );
+    }
+    // Only failures use up the allowance of 4: the good key's first (successful)
+    // verification did not. The fifth bad request is refused before any key work.
+    assert_eq!(statuses, [401, 401, 401, 401, 429, 429]);
+    let refused = app.post_lead(None, &reference_curl_body()).await;
+    assert!(refused.headers().get("retry-after").is_some());
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited");
+    // The cached good key never needs the allowance.
+    for _ in 0..3 {
+        assert_eq!(
+            app.post_lead(Some(&good), &reference_curl_body())
+                .await
+                .status(),
+            201
+        );
+    }
+    assert_eq!(app.state.verifier.argon2_runs(), 1);
+}

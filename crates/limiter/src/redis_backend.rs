@@ -127,6 +127,11 @@ impl RedisLimiter {
         })
     }
 
+    /// SHA1 of the decision script (what `EVALSHA` takes), for benchmarks.
+    pub fn script_hash(&self) -> &str {
+        self.script.get_hash()
+    }
+
     /// Whether Redis answers a `PING`.
     pub async fn ping(&self) -> Result<(), RedisError> {
         let mut conn = self.conn.clone();

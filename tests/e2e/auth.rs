@@ -18,12 +18,7 @@ on_both_backends!(
 async fn a_known_key_costs_one_argon2_run_then_none(app: TestApp) {
     let (_, key) = app.user_with_key("owner@acme.test").await;
     for _ in 0..5 {
-        assert_eq!(
-            app.post_lead(Some(&key), &reference_curl_body())
-                .await
-                .status(),
-            201
-        );
+        assert_eq!(app.create_status(Some(&key)).await, 201);
     }
     assert_eq!(app.state.verifier.argon2_runs(), 1);
     assert_eq!(app.state.verifier.cache_hits(), 4);
@@ -31,46 +26,24 @@ async fn a_known_key_costs_one_argon2_run_then_none(app: TestApp) {
 
 async fn a_wrong_secret_for_a_cached_key_is_refused_without_argon2(app: TestApp) {
     let (_, key) = app.user_with_key("owner@acme.test").await;
-    assert_eq!(
-        app.post_lead(Some(&key), &reference_curl_body())
-            .await
-            .status(),
-        201
-    );
+    assert_eq!(app.create_status(Some(&key)).await, 201);
     // Same lookup id, different secret, valid checksum.
     let (other, _) = ciq_admin::key::generate();
     let forged_body = format!("{}{}", &key[..4 + 12], &other.expose()[4 + 12..4 + 12 + 32]);
-    let forged = format!("{forged_body}{}", checksum_for(&forged_body));
+    let forged = format!(
+        "{forged_body}{}",
+        ciq_admin::key::checksum_suffix(&forged_body)
+    );
     assert!(ciq_admin::key::parse(&forged).is_ok());
     let resp = app.post_lead(Some(&forged), &reference_curl_body()).await;
     assert_eq!(resp.status(), 401);
     assert_eq!(app.state.verifier.argon2_runs(), 1);
 }
 
-/// Brute-forces the 6-character checksum suffix the way a forger would: it is a
-/// CRC, not a secret, so this is cheap.
-fn checksum_for(signed: &str) -> String {
-    // Reuse the real format: generate keys until parse accepts our body + suffix is
-    // impractical; instead compute CRC32 and encode base62 like the key module.
-    const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    let mut crc = crc32fast::hash(signed.as_bytes());
-    let mut out = [b'0'; 6];
-    for slot in out.iter_mut().rev() {
-        *slot = BASE62[(crc % 62) as usize];
-        crc /= 62;
-    }
-    String::from_utf8(out.to_vec()).unwrap()
-}
-
 async fn a_revoked_key_is_refused_within_a_second(app: TestApp) {
     let user = app.create_user("owner@acme.test").await;
     let (key_id, key) = app.create_key_with(user, NewKey::default()).await;
-    assert_eq!(
-        app.post_lead(Some(&key), &reference_curl_body())
-            .await
-            .status(),
-        201
-    );
+    assert_eq!(app.create_status(Some(&key)).await, 201);
     // Revoked through the store directly, as the CLI or another instance would.
     keys::revoke_key(&app.db, key_id).await.unwrap();
     tokio::time::sleep(Duration::from_millis(1000)).await;
@@ -93,12 +66,7 @@ async fn an_expired_key_is_refused(app: TestApp) {
             },
         )
         .await;
-    assert_eq!(
-        app.post_lead(Some(&key), &reference_curl_body())
-            .await
-            .status(),
-        201
-    );
+    assert_eq!(app.create_status(Some(&key)).await, 201);
     tokio::time::sleep(Duration::from_millis(1000)).await;
     let resp = app.post_lead(Some(&key), &reference_curl_body()).await;
     assert_eq!(resp.status(), 401);
@@ -108,12 +76,7 @@ async fn an_expired_key_is_refused(app: TestApp) {
 
 async fn no_plaintext_key_is_stored_anywhere(app: TestApp) {
     let (_, key) = app.user_with_key("owner@acme.test").await;
-    assert_eq!(
-        app.post_lead(Some(&key), &reference_curl_body())
-            .await
-            .status(),
-        201
-    );
+    assert_eq!(app.create_status(Some(&key)).await, 201);
     let parsed = ciq_admin::key::parse(&key).unwrap();
     let secret = parsed.secret().to_owned();
 

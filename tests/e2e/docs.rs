@@ -7,6 +7,7 @@ on_both_backends!(
     the_served_document_is_the_generated_one,
     swagger_ui_is_served_with_the_document,
     health_and_readiness_report_ok,
+    metrics_count_requests_decisions_and_leads,
 );
 
 async fn the_served_document_is_the_generated_one(app: TestApp) {
@@ -63,4 +64,50 @@ async fn health_and_readiness_report_ok(app: TestApp) {
     assert_eq!(body["status"], "ready");
     assert_eq!(body["database"], "ok");
     assert_eq!(body["rate_limiter"], "in_process");
+}
+
+async fn metrics_count_requests_decisions_and_leads(app: TestApp) {
+    let (_, key) = app.user_with_key("owner@acme.test").await;
+    assert_eq!(app.create_status(Some(&key)).await, 201);
+    assert_eq!(app.create_status(Some(&key)).await, 201);
+    assert_eq!(app.create_status(None).await, 401);
+    let resp = app
+        .client
+        .get(format!("{}/metrics", app.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = resp.text().await.unwrap();
+    // The recorder is shared by every gateway in this test process: assert presence
+    // and shape, not exact totals.
+    let has = |prefix: &str| text.lines().any(|l| l.starts_with(prefix));
+    assert!(
+        has(
+            "ciq_http_requests_total{route=\"/api/external/leads/create\",method=\"POST\",status=\"201\"}"
+        ),
+        "{text}"
+    );
+    assert!(has(
+        "ciq_http_requests_total{route=\"/api/external/leads/create\",method=\"POST\",status=\"401\"}"
+    ));
+    assert!(has(
+        "ciq_http_request_duration_seconds_bucket{route=\"/api/external/leads/create\",le=\"0.001\"}"
+    ));
+    assert!(has(
+        "ciq_rate_limit_decisions_total{scope=\"key\",outcome=\"admitted\"}"
+    ));
+    assert!(has(
+        "ciq_rate_limit_decisions_total{scope=\"address\",outcome=\"admitted\"}"
+    ));
+    assert!(has("ciq_leads_created_total "));
+    assert!(has("ciq_rate_limiter_degraded 0"));
+    assert!(has("ciq_key_cache_hits_total "));
+    assert!(has("ciq_argon2_verifications_total "));
 }

@@ -154,10 +154,9 @@ async fn an_oversized_body_is_413(app: TestApp) {
 }
 
 async fn the_limit_is_enforced_with_429_and_an_honest_retry_after(app: TestApp) {
-    let user = app.create_user("owner@acme.test").await;
     let (_, key) = app
-        .create_key_with(
-            user,
+        .user_with_key_like(
+            "owner@acme.test",
             NewKey {
                 rate_limit_per_minute: Some(3),
                 ..NewKey::default()
@@ -189,12 +188,7 @@ async fn the_limit_is_enforced_with_429_and_an_honest_retry_after(app: TestApp) 
 
 async fn an_unavailable_store_is_503_with_retry_after(app: TestApp) {
     let (_, key) = app.user_with_key("owner@acme.test").await;
-    assert_eq!(
-        app.post_lead(Some(&key), &reference_curl_body())
-            .await
-            .status(),
-        201
-    );
+    assert_eq!(app.create_status(Some(&key)).await, 201);
     // The store goes away under the running gateway.
     app.state.db.close_by_ref().await.unwrap();
     let resp = app.post_lead(Some(&key), &reference_curl_body()).await;

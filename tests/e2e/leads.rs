@@ -108,12 +108,7 @@ async fn leads_land_under_the_key_owner_and_never_another_user(app: TestApp) {
     let (alice, alice_key) = app.user_with_key("alice@acme.test").await;
     let (bob, bob_key) = app.user_with_key("bob@acme.test").await;
     for _ in 0..2 {
-        assert_eq!(
-            app.post_lead(Some(&alice_key), &reference_curl_body())
-                .await
-                .status(),
-            201
-        );
+        assert_eq!(app.create_status(Some(&alice_key)).await, 201);
     }
     assert_eq!(
         app.post_lead(Some(&bob_key), &reference_full_body())

@@ -63,29 +63,18 @@ async fn the_window_slides_and_retry_after_is_honest() {
     let Some(app) = with_shared_redis(Backend::Sqlite, Duration::from_secs(3)).await else {
         return;
     };
-    let user = app.create_user("owner@acme.test").await;
     let (_, key) = app
-        .create_key_with(
-            user,
+        .user_with_key_like(
+            "owner@acme.test",
             NewKey {
                 rate_limit_per_minute: Some(2),
                 ..NewKey::default()
             },
         )
         .await;
-    assert_eq!(
-        app.post_lead(Some(&key), &reference_curl_body())
-            .await
-            .status(),
-        201
-    );
+    assert_eq!(app.create_status(Some(&key)).await, 201);
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    assert_eq!(
-        app.post_lead(Some(&key), &reference_curl_body())
-            .await
-            .status(),
-        201
-    );
+    assert_eq!(app.create_status(Some(&key)).await, 201);
     let refused = app.post_lead(Some(&key), &reference_curl_body()).await;
     assert_eq!(refused.status(), 429);
     let retry_after: u64 = refused.headers()["retry-after"]
@@ -99,18 +88,8 @@ async fn the_window_slides_and_retry_after_is_honest() {
     tokio::time::sleep(Duration::from_secs(retry_after)).await;
     // Exactly one slot freed: the client that waited Retry-After is admitted, and the
     // next one is not.
-    assert_eq!(
-        app.post_lead(Some(&key), &reference_curl_body())
-            .await
-            .status(),
-        201
-    );
-    assert_eq!(
-        app.post_lead(Some(&key), &reference_curl_body())
-            .await
-            .status(),
-        429
-    );
+    assert_eq!(app.create_status(Some(&key)).await, 201);
+    assert_eq!(app.create_status(Some(&key)).await, 429);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -124,10 +103,9 @@ async fn losing_redis_mid_run_degrades_to_local_limits_and_recovers() {
     })
     .await
     .unwrap();
-    let user = app.create_user("owner@acme.test").await;
     let (_, key) = app
-        .create_key_with(
-            user,
+        .user_with_key_like(
+            "owner@acme.test",
             NewKey {
                 rate_limit_per_minute: Some(5),
                 ..NewKey::default()
@@ -135,12 +113,7 @@ async fn losing_redis_mid_run_degrades_to_local_limits_and_recovers() {
         )
         .await;
     for _ in 0..3 {
-        assert_eq!(
-            app.post_lead(Some(&key), &reference_curl_body())
-                .await
-                .status(),
-            201
-        );
+        assert_eq!(app.create_status(Some(&key)).await, 201);
     }
     let (status, ready) = app.readiness().await;
     assert_eq!(
@@ -166,6 +139,13 @@ async fn losing_redis_mid_run_degrades_to_local_limits_and_recovers() {
     assert_eq!(ready["degraded"], true);
     assert_eq!(ready["redis"], "unreachable");
     assert_eq!(ready["rate_limiter"], "in_process");
+    assert!(
+        app.metrics_text()
+            .await
+            .lines()
+            .any(|l| l == "ciq_rate_limiter_degraded 1"),
+        "metrics say degraded"
+    );
 
     assert!(redis.restart().await);
     let mut recovered = false;
@@ -177,6 +157,12 @@ async fn losing_redis_mid_run_degrades_to_local_limits_and_recovers() {
         }
     }
     assert!(recovered, "the shared limiter never came back");
+    assert!(
+        app.metrics_text()
+            .await
+            .lines()
+            .any(|l| l == "ciq_rate_limiter_degraded 0")
+    );
     // Back on Redis (a fresh server: its window is empty).
     let resp = app.post_lead(Some(&key), &reference_curl_body()).await;
     assert_eq!(resp.status(), 201);
@@ -185,10 +171,7 @@ async fn losing_redis_mid_run_degrades_to_local_limits_and_recovers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_redis_at_start_means_degraded_not_down() {
-    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .unwrap()
-        .port();
+    let closed_port = ciq_e2e::free_port();
     let app = TestApp::spawn_with(Backend::Sqlite, |s| {
         s.redis_url = Some(format!("redis://127.0.0.1:{closed_port}"));
     })
@@ -198,12 +181,7 @@ async fn an_unreachable_redis_at_start_means_degraded_not_down() {
     assert_eq!(status, 200);
     assert_eq!(ready["degraded"], true);
     let (_, key) = app.user_with_key("owner@acme.test").await;
-    assert_eq!(
-        app.post_lead(Some(&key), &reference_curl_body())
-            .await
-            .status(),
-        201
-    );
+    assert_eq!(app.create_status(Some(&key)).await, 201);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -214,12 +192,7 @@ async fn bad_keys_are_limited_per_address_and_good_cached_keys_are_not() {
     .await
     .unwrap();
     let (_, good) = app.user_with_key("owner@acme.test").await;
-    assert_eq!(
-        app.post_lead(Some(&good), &reference_curl_body())
-            .await
-            .status(),
-        201
-    );
+    assert_eq!(app.create_status(Some(&good)).await, 201);
     // Wrong secrets for a real lookup id would each cost argon2 if not cached; a made-up
     // key with a valid checksum costs a database read.
     let (made_up, _) = ciq_admin::key::generate();
@@ -249,12 +222,7 @@ async fn bad_keys_are_limited_per_address_and_good_cached_keys_are_not() {
     assert_eq!(body["error"]["code"], "rate_limited");
     // The cached good key never needs the allowance.
     for _ in 0..3 {
-        assert_eq!(
-            app.post_lead(Some(&good), &reference_curl_body())
-                .await
-                .status(),
-            201
-        );
+        assert_eq!(app.create_status(Some(&good)).await, 201);
     }
     assert_eq!(app.state.verifier.argon2_runs(), 1);
 }

@@ -1,6 +1,5 @@
 //! Headless Chromium driven over WebDriver (Debian's `chromium` and `chromium-driver`).
 
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -32,10 +31,7 @@ impl Browser {
             eprintln!("skipping browser test: {CHROMEDRIVER} not installed");
             return None;
         }
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
+        let port = crate::free_port();
         let driver = Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())

@@ -199,6 +199,18 @@ impl TestApp {
         }
     }
 
+    /// `GET /metrics`, the Prometheus text.
+    pub async fn metrics_text(&self) -> String {
+        self.client
+            .get(format!("{}/metrics", self.base_url))
+            .send()
+            .await
+            .expect("metrics answer")
+            .text()
+            .await
+            .expect("text")
+    }
+
     /// `GET /readyz` as JSON, with its status code.
     pub async fn readiness(&self) -> (u16, Value) {
         let resp = self
@@ -224,6 +236,21 @@ impl TestApp {
             .await
             .expect("create key");
         (row.id, plain.expose().to_owned())
+    }
+
+    /// A user with one key made as `new` says: `(user id, plaintext key)`.
+    pub async fn user_with_key_like(&self, email: &str, new: NewKey) -> (Uuid, String) {
+        let user = self.create_user(email).await;
+        let (_, key) = self.create_key_with(user, new).await;
+        (user, key)
+    }
+
+    /// The status of a create with the reference's cURL body and `key`.
+    pub async fn create_status(&self, key: Option<&str>) -> u16 {
+        self.post_lead(key, &reference_curl_body())
+            .await
+            .status()
+            .as_u16()
     }
 
     /// A user with one default key: `(user id, plaintext key)`.
@@ -289,6 +316,14 @@ pub fn unique_redis_prefix() -> String {
     format!("ciq-test:{}:", Uuid::new_v4().simple())
 }
 
+/// A TCP port nothing listens on (yet).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
 /// A `redis-server` of the test's own on a free port, to stop and start at will.
 pub struct PrivateRedis {
     /// Its port.
@@ -299,10 +334,7 @@ pub struct PrivateRedis {
 impl PrivateRedis {
     /// Starts one, or `None` (skip) when `redis-server` is not installed outside CI.
     pub async fn start() -> Option<Self> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
+        let port = free_port();
         let mut redis = Self { port, child: None };
         if !redis.restart().await {
             assert!(

@@ -97,7 +97,7 @@ pub fn generate() -> (PlaintextKey, ParsedKey) {
     key.push_str(PREFIX);
     key.push_str(&lookup_id);
     key.push_str(&secret);
-    let checksum = encode_checksum(crc32fast::hash(key.as_bytes()));
+    let checksum = checksum_suffix(&key);
     key.push_str(&checksum);
     (PlaintextKey(key), ParsedKey { lookup_id, secret })
 }
@@ -114,7 +114,7 @@ pub fn parse(presented: &str) -> Result<ParsedKey, KeyFormatError> {
         return Err(KeyFormatError::Alphabet);
     }
     let (signed, checksum) = presented.split_at(KEY_LEN - CHECKSUM_LEN);
-    if encode_checksum(crc32fast::hash(signed.as_bytes())) != checksum {
+    if checksum_suffix(signed) != checksum {
         return Err(KeyFormatError::Checksum);
     }
     let (lookup_id, secret) = signed[PREFIX.len()..].split_at(LOOKUP_LEN);
@@ -148,6 +148,12 @@ fn random_base62(len: usize) -> String {
         }
     }
     out
+}
+
+/// The checksum suffix of `signed` (`ciq_` + lookup id + secret): CRC32, 6 base62
+/// characters. Public because it is no secret: scanners and tests compute it too.
+pub fn checksum_suffix(signed: &str) -> String {
+    encode_checksum(crc32fast::hash(signed.as_bytes()))
 }
 
 fn encode_checksum(mut crc: u32) -> String {

@@ -69,6 +69,7 @@ async fn authenticate(req: &Request, api_key: ApiKey) -> poem::Result<Caller> {
         .limiter
         .acquire(&format!("key:{}", key.key_id), limit, window)
         .await;
+    crate::metrics::record_decision("key", decision.allowed);
     let caller = Caller {
         key,
         decision,
@@ -155,6 +156,7 @@ pub async fn refuse_if_exhausted(state: &AppState, req: &Request) -> poem::Resul
 }
 
 fn failures_verdict(state: &AppState, decision: &Decision) -> poem::Result<()> {
+    crate::metrics::record_decision("address", decision.allowed);
     if decision.allowed {
         return Ok(());
     }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use poem::web::Data;
-use poem_openapi::payload::Json;
+use poem_openapi::payload::{Json, PlainText};
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use crate::ApiTags;
@@ -95,5 +95,19 @@ impl HealthApi {
         } else {
             ReadyResponse::NotReady(Json(body))
         }
+    }
+
+    /// Prometheus metrics
+    ///
+    /// Text exposition format: request counts and latency by route, rate-limit
+    /// decisions, the degraded flag, key-cache hits and argon2 verifications.
+    #[oai(
+        path = "/metrics",
+        method = "get",
+        tag = "ApiTags::Health",
+        operation_id = "metrics"
+    )]
+    async fn metrics(&self, state: Data<&Arc<AppState>>) -> PlainText<String> {
+        PlainText(crate::metrics::render(&state))
     }
 }

@@ -4,11 +4,13 @@
 //! - [`health`]: `/healthz`, `/readyz`.
 //! - [`error`]: the one error shape every failure is answered in.
 //! - [`openapi`]: the OpenAPI document (`/openapi.json`) and Swagger UI (`/docs`).
+//! - [`metrics`]: Prometheus metrics (`/metrics`).
 
 pub mod auth;
 pub mod error;
 pub mod health;
 pub mod leads;
+pub mod metrics;
 pub mod openapi;
 pub mod state;
 
@@ -30,6 +32,7 @@ pub enum ApiTags {
 
 /// Every route of the gateway, with the error shape applied to all of them.
 pub fn routes(state: Arc<AppState>) -> impl Endpoint + use<> {
+    metrics::handle();
     let service = openapi::service();
     let document = openapi::document();
     let swagger = openapi::swagger_ui(&service, &document);
@@ -62,4 +65,5 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint + use<> {
         })
         .data(state)
         .catch_all_error(|err| async move { error::render_framework_error(err) })
+        .around(metrics::track)
 }

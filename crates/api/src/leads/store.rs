@@ -38,6 +38,7 @@ pub async fn insert_lead(
         tracing::error!(error = %err, "could not store lead");
         ApiError::service_unavailable()
     })?;
+    metrics::counter!("ciq_leads_created_total").increment(1);
     Ok(lead_view(stored))
 }
 

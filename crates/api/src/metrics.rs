@@ -1,0 +1,127 @@
+//! Prometheus metrics at `GET /metrics`.
+//!
+//! | metric | kind | labels |
+//! |---|---|---|
+//! | `ciq_http_requests_total` | counter | `route`, `method`, `status` |
+//! | `ciq_http_request_duration_seconds` | histogram | `route` |
+//! | `ciq_rate_limit_decisions_total` | counter | `scope` (`key`, `address`), `outcome` (`admitted`, `refused`) |
+//! | `ciq_rate_limiter_degraded` | gauge | — (1 while Redis is configured but unreachable) |
+//! | `ciq_leads_created_total` | counter | — |
+//! | `ciq_key_cache_hits_total` | counter | — |
+//! | `ciq_argon2_verifications_total` | counter | — |
+//!
+//! One recorder per process (the `metrics` facade is global): several gateways in one
+//! process — as in tests — share it.
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use poem::{Endpoint, IntoResponse, Request, Response};
+
+use crate::state::AppState;
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Latency buckets, seconds: sub-millisecond to the slowest plausible request.
+const LATENCY_BUCKETS: [f64; 14] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+
+/// The process's recorder, installed on first use.
+pub fn handle() -> &'static PrometheusHandle {
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets(&LATENCY_BUCKETS)
+            .expect("non-empty buckets")
+            .build_recorder();
+        let handle = recorder.handle();
+        // Another recorder may already be installed (a host application's); ours still
+        // renders what is recorded through it only if it is the global one.
+        if metrics::set_global_recorder(recorder).is_err() {
+            tracing::warn!("a metrics recorder was already installed; /metrics will be sparse");
+        }
+        handle
+    })
+}
+
+/// The Prometheus text exposition: what was counted as it happened, then what is
+/// read from this instance's state (written here rather than through the global
+/// recorder, so each instance reports its own).
+pub fn render(state: &AppState) -> String {
+    let handle = handle();
+    handle.run_upkeep();
+    let mut text = handle.render();
+    let own = [
+        (
+            "ciq_rate_limiter_degraded",
+            "gauge",
+            "1 while Redis is configured but unreachable (limiting in-process).",
+            u64::from(state.limiter.degraded()),
+        ),
+        (
+            "ciq_key_cache_hits_total",
+            "counter",
+            "Key verifications answered from the in-memory cache.",
+            state.verifier.cache_hits(),
+        ),
+        (
+            "ciq_argon2_verifications_total",
+            "counter",
+            "argon2id verifications run (cache misses).",
+            state.verifier.argon2_runs(),
+        ),
+    ];
+    for (name, kind, help, value) in own {
+        text.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+        ));
+    }
+    text
+}
+
+/// Counts one limiter decision.
+pub fn record_decision(scope: &'static str, allowed: bool) {
+    let outcome = if allowed { "admitted" } else { "refused" };
+    metrics::counter!("ciq_rate_limit_decisions_total", "scope" => scope, "outcome" => outcome)
+        .increment(1);
+}
+
+/// Routes as labels: the known paths, and `other` for everything else, so that
+/// scanners probing random paths cannot blow up the label set.
+fn route_label(path: &str) -> &'static str {
+    match path {
+        crate::leads::CREATE_PATH => crate::leads::CREATE_PATH,
+        "/healthz" => "/healthz",
+        "/readyz" => "/readyz",
+        "/metrics" => "/metrics",
+        "/openapi.json" => "/openapi.json",
+        p if p.starts_with("/docs") => "/docs",
+        _ => "other",
+    }
+}
+
+/// Middleware: request count and latency by route, method and status.
+pub async fn track<E: Endpoint>(
+    endpoint: std::sync::Arc<E>,
+    req: Request,
+) -> poem::Result<Response> {
+    let route = route_label(req.uri().path());
+    let method = req.method().to_string();
+    let started = Instant::now();
+    let result = endpoint.call(req).await.map(IntoResponse::into_response);
+    let status = match &result {
+        Ok(resp) => resp.status(),
+        Err(err) => err.status(),
+    };
+    metrics::counter!(
+        "ciq_http_requests_total",
+        "route" => route,
+        "method" => method,
+        "status" => status.as_u16().to_string()
+    )
+    .increment(1);
+    metrics::histogram!("ciq_http_request_duration_seconds", "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    result
+}

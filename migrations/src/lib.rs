@@ -8,6 +8,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261126_000001_create_users;
 mod m20261126_000002_create_api_keys;
 mod m20261126_000003_create_leads;
+mod m20261126_000004_create_key_events;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000001_create_users::Migration),
             Box::new(m20261126_000002_create_api_keys::Migration),
             Box::new(m20261126_000003_create_leads::Migration),
+            Box::new(m20261126_000004_create_key_events::Migration),
         ]
     }
 }

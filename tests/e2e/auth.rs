@@ -45,7 +45,9 @@ async fn a_revoked_key_is_refused_within_a_second(app: TestApp) {
     let (key_id, key) = app.create_key_with(user, NewKey::default()).await;
     assert_eq!(app.create_status(Some(&key)).await, 201);
     // Revoked through the store directly, as the CLI or another instance would.
-    keys::revoke_key(&app.db, key_id).await.unwrap();
+    keys::revoke_key(&app.db, key_id, &keys::Actor::cli())
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(1000)).await;
     let resp = app.post_lead(Some(&key), &reference_curl_body()).await;
     assert_eq!(resp.status(), 401);

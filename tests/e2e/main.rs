@@ -1,5 +1,6 @@
 //! End-to-end tests: the real gateway on port 0, real HTTP, SQLite and PostgreSQL.
 
+mod admin;
 mod auth;
 mod docs;
 mod errors;

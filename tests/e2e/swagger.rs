@@ -32,17 +32,21 @@ async fn swagger_ui_authorize_and_try_it_out_create_a_lead() {
         .click()
         .await
         .unwrap();
-    wait(Locator::Css(".auth-container input"))
+    // The modal lists each scheme in its own container: use the API key's.
+    let api_key_box = "//div[contains(@class,'auth-container')][.//h4[contains(., 'ApiKeyAuth')]]";
+    let input = format!("{api_key_box}//input");
+    wait(Locator::XPath(leak(input)))
         .await
         .send_keys(&key)
         .await
         .unwrap();
-    wait(Locator::Css(".auth-btn-wrapper button.authorize"))
+    let authorize = format!("{api_key_box}//button[contains(@class,'authorize')]");
+    wait(Locator::XPath(leak(authorize)))
         .await
         .click()
         .await
         .unwrap();
-    wait(Locator::Css(".auth-btn-wrapper button.btn-done"))
+    wait(Locator::Css("button.btn-done"))
         .await
         .click()
         .await
@@ -89,4 +93,9 @@ async fn swagger_ui_authorize_and_try_it_out_create_a_lead() {
         "the documented example was sent"
     );
     browser.close().await;
+}
+
+/// A `'static` locator string (a couple per test run).
+fn leak(s: String) -> &'static str {
+    Box::leak(s.into_boxed_str())
 }

@@ -232,9 +232,15 @@ impl TestApp {
 
     /// Creates a key for `user_id` and returns `(key id, plaintext key)`.
     pub async fn create_key_with(&self, user_id: Uuid, new: NewKey) -> (Uuid, String) {
-        let (row, plain) = keys::create_key(&self.db, &SecretHasher::default(), user_id, new)
-            .await
-            .expect("create key");
+        let (row, plain) = keys::create_key(
+            &self.db,
+            &SecretHasher::default(),
+            user_id,
+            new,
+            &keys::Actor::cli(),
+        )
+        .await
+        .expect("create key");
         (row.id, plain.expose().to_owned())
     }
 

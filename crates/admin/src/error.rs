@@ -12,6 +12,9 @@ pub enum AdminError {
     /// The email is already registered.
     #[error("a user with email {0:?} already exists")]
     EmailTaken(String),
+    /// The user already holds the most active keys allowed.
+    #[error("a user may hold at most {0} active keys; revoke one first")]
+    TooManyKeys(usize),
     /// No key has this id.
     #[error("no API key with id {0}")]
     KeyNotFound(Uuid),

@@ -4,11 +4,11 @@ use chrono::{DateTime, Utc};
 use sea_orm::prelude::Uuid;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder, Set,
+    QueryOrder, QuerySelect, Set,
 };
 use serde::Serialize;
 
-use ciq_entity::api_key;
+use ciq_entity::{api_key, key_event};
 
 use crate::key::{self, PlaintextKey};
 use crate::{AdminError, SecretHasher};
@@ -17,6 +17,29 @@ use crate::{AdminError, SecretHasher};
 pub const MAX_KEY_NAME_LEN: usize = 100;
 /// Highest per-key limit accepted, requests per minute.
 pub const MAX_RATE_LIMIT_PER_MINUTE: u32 = 1_000_000;
+/// Most keys a user may hold that are not revoked or expired.
+pub const MAX_ACTIVE_KEYS_PER_USER: usize = 20;
+/// Longest overlap of a roll: the old key works at most this long after it.
+pub const MAX_ROLL_OVERLAP_SECS: u64 = 7 * 24 * 3600;
+
+/// Who made a change, for the key history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    /// `cli`, `admin_api` or `settings`.
+    pub source: &'static str,
+    /// Client address, when the change came over HTTP.
+    pub address: Option<String>,
+}
+
+impl Actor {
+    /// A change made with the command line.
+    pub fn cli() -> Self {
+        Self {
+            source: "cli",
+            address: None,
+        }
+    }
+}
 
 /// What the owner chooses when creating a key.
 #[derive(Debug, Clone, Default)]
@@ -84,8 +107,21 @@ pub fn key_status(row: &api_key::Model, now: DateTime<Utc>) -> &'static str {
 }
 
 /// Creates a key for `user_id`. The plaintext key is returned this once; only the
-/// argon2id hash of its secret is stored.
+/// argon2id hash of its secret is stored. A user holds at most
+/// [`MAX_ACTIVE_KEYS_PER_USER`] active keys.
 pub async fn create_key(
+    db: &DatabaseConnection,
+    hasher: &SecretHasher,
+    user_id: Uuid,
+    new: NewKey,
+    actor: &Actor,
+) -> Result<(api_key::Model, PlaintextKey), AdminError> {
+    let created = insert_key(db, hasher, user_id, new).await?;
+    record_event(db, &created.0, "created", actor, None).await?;
+    Ok(created)
+}
+
+async fn insert_key(
     db: &DatabaseConnection,
     hasher: &SecretHasher,
     user_id: Uuid,
@@ -121,30 +157,16 @@ pub async fn create_key(
         .one(db)
         .await?
         .ok_or_else(|| AdminError::UserNotFound(user_id.to_string()))?;
+    let active = list_keys(db, user_id)
+        .await?
+        .into_iter()
+        .filter(|k| k.status == "active")
+        .count();
+    if active >= MAX_ACTIVE_KEYS_PER_USER {
+        return Err(AdminError::TooManyKeys(MAX_ACTIVE_KEYS_PER_USER));
+    }
 
-    let (plain, parts) = key::generate();
-    let secret_hash = {
-        let hasher = hasher.clone();
-        let secret = parts.secret().to_owned();
-        tokio::task::spawn_blocking(move || hasher.hash(&secret))
-            .await
-            .map_err(|e| AdminError::Hashing(e.to_string()))??
-    };
-    let row = api_key::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        user_id: Set(user_id),
-        display_prefix: Set(key::display_prefix(&parts.lookup_id)),
-        lookup_id: Set(parts.lookup_id),
-        secret_hash: Set(secret_hash),
-        name: Set(name),
-        rate_limit_per_minute: Set(new.rate_limit_per_minute.map(|l| l as i32)),
-        created_at: Set(now),
-        updated_at: Set(now),
-        last_used_at: Set(None),
-        expires_at: Set(new.expires_at),
-        revoked_at: Set(None),
-    };
-    Ok((row.insert(db).await?, plain))
+    insert_key_unchecked_limit(db, hasher, user_id, NewKey { name, ..new }).await
 }
 
 /// The user's keys, newest first.
@@ -162,13 +184,22 @@ pub async fn list_keys(
         .collect())
 }
 
-/// Revokes a key. Revoking a revoked key changes nothing and succeeds. Running
-/// instances see the change within a second (they poll `updated_at`).
-pub async fn revoke_key(db: &DatabaseConnection, key_id: Uuid) -> Result<KeySummary, AdminError> {
-    let row = ciq_entity::ApiKey::find_by_id(key_id)
+/// One key by id.
+pub async fn find_key(db: &DatabaseConnection, key_id: Uuid) -> Result<api_key::Model, AdminError> {
+    ciq_entity::ApiKey::find_by_id(key_id)
         .one(db)
         .await?
-        .ok_or(AdminError::KeyNotFound(key_id))?;
+        .ok_or(AdminError::KeyNotFound(key_id))
+}
+
+/// Revokes a key. Revoking a revoked key changes nothing and succeeds. Running
+/// instances see the change within a second (they poll `updated_at`).
+pub async fn revoke_key(
+    db: &DatabaseConnection,
+    key_id: Uuid,
+    actor: &Actor,
+) -> Result<KeySummary, AdminError> {
+    let row = find_key(db, key_id).await?;
     if row.revoked_at.is_some() {
         return Ok(row.into());
     }
@@ -176,5 +207,164 @@ pub async fn revoke_key(db: &DatabaseConnection, key_id: Uuid) -> Result<KeySumm
     let mut active = row.into_active_model();
     active.revoked_at = Set(Some(now));
     active.updated_at = Set(now);
-    Ok(active.update(db).await?.into())
+    let revoked = active.update(db).await?;
+    record_event(db, &revoked, "revoked", actor, None).await?;
+    Ok(revoked.into())
+}
+
+/// Rolls a key: a new key with the same name and limit now, and the old one stops
+/// working `overlap` from now (or at its own earlier expiry). Returns the new key,
+/// shown this once. A revoked or expired key cannot be rolled.
+pub async fn roll_key(
+    db: &DatabaseConnection,
+    hasher: &SecretHasher,
+    key_id: Uuid,
+    overlap: std::time::Duration,
+    actor: &Actor,
+) -> Result<(api_key::Model, PlaintextKey), AdminError> {
+    if overlap.as_secs() > MAX_ROLL_OVERLAP_SECS {
+        return Err(AdminError::Invalid {
+            field: "overlap_seconds",
+            rule: format!("must be between 0 and {MAX_ROLL_OVERLAP_SECS} (7 days)"),
+        });
+    }
+    let old = find_key(db, key_id).await?;
+    let now = ciq_entity::now();
+    if key_status(&old, now) != "active" {
+        return Err(AdminError::Invalid {
+            field: "key_id",
+            rule: format!(
+                "the key is {}; only an active key can be rolled",
+                key_status(&old, now)
+            ),
+        });
+    }
+    let new = NewKey {
+        name: old.name.clone(),
+        rate_limit_per_minute: old
+            .rate_limit_per_minute
+            .and_then(|l| u32::try_from(l).ok()),
+        expires_at: old.expires_at,
+    };
+    // The old key still counts as active during the overlap, but a roll replaces it,
+    // so it must not be refused for the limit: insert first, then retire the old one.
+    let created = insert_key_unchecked_limit(db, hasher, old.user_id, new).await?;
+    let ends = now + chrono::TimeDelta::from_std(overlap).expect("overlap is at most 7 days");
+    let mut retiring = old.clone().into_active_model();
+    retiring.expires_at = Set(Some(old.expires_at.map_or(ends, |at| at.min(ends))));
+    retiring.updated_at = Set(ciq_entity::now());
+    let retired = retiring.update(db).await?;
+    let detail = format!(
+        "replaced by {}; old key works until {}",
+        created.0.display_prefix,
+        retired.expires_at.map_or_else(String::new, |t| t
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+    );
+    record_event(db, &retired, "rolled", actor, Some(detail)).await?;
+    record_event(
+        db,
+        &created.0,
+        "created",
+        actor,
+        Some(format!("rolled from {}", old.display_prefix)),
+    )
+    .await?;
+    Ok(created)
+}
+
+async fn insert_key_unchecked_limit(
+    db: &DatabaseConnection,
+    hasher: &SecretHasher,
+    user_id: Uuid,
+    new: NewKey,
+) -> Result<(api_key::Model, PlaintextKey), AdminError> {
+    let (plain, parts) = key::generate();
+    let secret_hash = hash_off_thread(hasher, parts.secret()).await?;
+    let now = ciq_entity::now();
+    let row = api_key::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        user_id: Set(user_id),
+        display_prefix: Set(key::display_prefix(&parts.lookup_id)),
+        lookup_id: Set(parts.lookup_id),
+        secret_hash: Set(secret_hash),
+        name: Set(new.name),
+        rate_limit_per_minute: Set(new.rate_limit_per_minute.map(|l| l as i32)),
+        created_at: Set(now),
+        updated_at: Set(now),
+        last_used_at: Set(None),
+        expires_at: Set(new.expires_at),
+        revoked_at: Set(None),
+    };
+    Ok((row.insert(db).await?, plain))
+}
+
+async fn hash_off_thread(hasher: &SecretHasher, secret: &str) -> Result<String, AdminError> {
+    let hasher = hasher.clone();
+    let secret = secret.to_owned();
+    tokio::task::spawn_blocking(move || hasher.hash(&secret))
+        .await
+        .map_err(|e| AdminError::Hashing(e.to_string()))?
+}
+
+/// One entry of a user's key history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeyEventView {
+    /// The key.
+    pub key_id: Uuid,
+    /// `created`, `rolled` or `revoked`.
+    pub kind: String,
+    /// `cli`, `admin_api` or `settings`.
+    pub source: String,
+    /// Client address, if the change came over HTTP.
+    pub address: Option<String>,
+    /// Extra words.
+    pub detail: Option<String>,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+async fn record_event(
+    db: &DatabaseConnection,
+    key: &api_key::Model,
+    kind: &str,
+    actor: &Actor,
+    detail: Option<String>,
+) -> Result<(), AdminError> {
+    key_event::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        user_id: Set(key.user_id),
+        key_id: Set(key.id),
+        kind: Set(kind.to_owned()),
+        source: Set(actor.source.to_owned()),
+        address: Set(actor.address.clone()),
+        detail: Set(detail),
+        at: Set(ciq_entity::now()),
+    }
+    .insert(db)
+    .await?;
+    Ok(())
+}
+
+/// The user's most recent key events, newest first.
+pub async fn key_history(
+    db: &DatabaseConnection,
+    user_id: Uuid,
+    limit: u64,
+) -> Result<Vec<KeyEventView>, AdminError> {
+    Ok(ciq_entity::KeyEvent::find()
+        .filter(key_event::Column::UserId.eq(user_id))
+        .order_by_desc(key_event::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|e| KeyEventView {
+            key_id: e.key_id,
+            kind: e.kind,
+            source: e.source,
+            address: e.address,
+            detail: e.detail,
+            at: e.at,
+        })
+        .collect())
 }

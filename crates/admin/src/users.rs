@@ -59,3 +59,45 @@ pub async fn find_user(
         .await?
         .ok_or_else(|| AdminError::UserNotFound(email_or_id.to_owned()))
 }
+
+/// Shortest password accepted.
+pub const MIN_PASSWORD_LEN: usize = 10;
+/// Longest password accepted (argon2 input stays small).
+pub const MAX_PASSWORD_LEN: usize = 128;
+
+/// Checks the password rules.
+pub fn check_password_rules(password: &str) -> Result<(), AdminError> {
+    let len = password.chars().count();
+    if !(MIN_PASSWORD_LEN..=MAX_PASSWORD_LEN).contains(&len) {
+        return Err(AdminError::Invalid {
+            field: "password",
+            rule: format!("must be {MIN_PASSWORD_LEN} to {MAX_PASSWORD_LEN} characters"),
+        });
+    }
+    Ok(())
+}
+
+/// Sets (or replaces) a user's sign-in password, stored as an argon2id hash.
+pub async fn set_password(
+    db: &DatabaseConnection,
+    hasher: &crate::SecretHasher,
+    user_id: Uuid,
+    password: &str,
+) -> Result<(), AdminError> {
+    check_password_rules(password)?;
+    let user = ciq_entity::User::find_by_id(user_id)
+        .one(db)
+        .await?
+        .ok_or_else(|| AdminError::UserNotFound(user_id.to_string()))?;
+    let hash = {
+        let hasher = hasher.clone();
+        let password = password.to_owned();
+        tokio::task::spawn_blocking(move || hasher.hash(&password))
+            .await
+            .map_err(|e| AdminError::Hashing(e.to_string()))??
+    };
+    let mut active: user::ActiveModel = user.into();
+    active.password_hash = Set(Some(hash));
+    active.update(db).await?;
+    Ok(())
+}

@@ -94,6 +94,9 @@ pub struct KeyVerifier {
     argon2_slots: Semaphore,
     argon2_runs: AtomicU64,
     cache_hits: AtomicU64,
+    /// Last use per key since the last flush: one write per key per flush, never one
+    /// per request.
+    last_used: std::sync::Mutex<HashMap<Uuid, DateTime<Utc>>>,
 }
 
 impl KeyVerifier {
@@ -110,6 +113,7 @@ impl KeyVerifier {
             argon2_slots: Semaphore::new(cpus),
             argon2_runs: AtomicU64::new(0),
             cache_hits: AtomicU64::new(0),
+            last_used: std::sync::Mutex::default(),
         }
     }
 
@@ -129,6 +133,14 @@ impl KeyVerifier {
         if let Some(answer) = self.verify_cached(presented).await {
             return answer;
         }
+        let verified = self.verify_from_store(presented).await;
+        if let Ok(key) = &verified {
+            self.note_use(key.key_id);
+        }
+        verified
+    }
+
+    async fn verify_from_store(&self, presented: &str) -> Result<VerifiedKey, VerifyError> {
         let parsed = key::parse(presented).map_err(VerifyError::Malformed)?;
         let digest = secret_digest(parsed.secret());
         // Concurrent misses for one lookup id share a single load. A load fails for
@@ -162,7 +174,60 @@ impl KeyVerifier {
         };
         let cached = self.cache.get(&parsed.lookup_id).await?;
         self.cache_hits.fetch_add(1, Ordering::Relaxed);
-        Some(check(&cached, &secret_digest(parsed.secret())))
+        let answer = check(&cached, &secret_digest(parsed.secret()));
+        if let Ok(key) = &answer {
+            self.note_use(key.key_id);
+        }
+        Some(answer)
+    }
+
+    fn note_use(&self, key_id: Uuid) {
+        let mut last_used = self
+            .last_used
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        last_used.insert(key_id, ciq_entity::now());
+    }
+
+    /// Writes the last-use times gathered since the previous flush (one UPDATE per
+    /// key used) and returns how many keys were written. It never touches
+    /// `updated_at`, so it does not evict cached keys.
+    pub async fn flush_last_used(&self) -> Result<usize, sea_orm::DbErr> {
+        let pending: Vec<(Uuid, DateTime<Utc>)> = {
+            let mut last_used = self
+                .last_used
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            last_used.drain().collect()
+        };
+        for (key_id, at) in &pending {
+            ciq_entity::ApiKey::update_many()
+                .col_expr(
+                    api_key::Column::LastUsedAt,
+                    sea_orm::sea_query::Expr::value(*at),
+                )
+                .filter(api_key::Column::Id.eq(*key_id))
+                .filter(
+                    sea_orm::Condition::any()
+                        .add(api_key::Column::LastUsedAt.is_null())
+                        .add(api_key::Column::LastUsedAt.lt(*at)),
+                )
+                .exec(&self.db)
+                .await?;
+        }
+        Ok(pending.len())
+    }
+
+    /// Flushes last-use times every `interval` until the task is dropped.
+    pub async fn run_last_used_flusher(self: Arc<Self>, interval: Duration) {
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            if let Err(err) = self.flush_last_used().await {
+                tracing::warn!(error = %err, "could not record key last-use times; will retry");
+            }
+        }
     }
 
     async fn load(

@@ -6,6 +6,7 @@
 //! - [`openapi`]: the OpenAPI document (`/openapi.json`) and Swagger UI (`/docs`).
 //! - [`metrics`]: Prometheus metrics (`/metrics`).
 
+pub mod admin;
 pub mod auth;
 pub mod error;
 pub mod health;
@@ -28,6 +29,8 @@ pub enum ApiTags {
     Leads,
     /// Liveness and readiness probes.
     Health,
+    /// Operator API: users and keys (`Authorization: Bearer $CIQ_ADMIN_TOKEN`).
+    Admin,
 }
 
 /// Every route of the gateway, with the error shape applied to all of them.
@@ -63,6 +66,7 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint + use<> {
             }
             endpoint.call(req).await
         })
+        .around(admin::guarded)
         .data(state)
         .catch_all_error(|err| async move { error::render_framework_error(err) })
         .around(metrics::track)

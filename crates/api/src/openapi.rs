@@ -5,11 +5,12 @@ use poem::Endpoint;
 use poem_openapi::OpenApiService;
 use serde_json::{Value, json};
 
+use crate::admin::AdminApi;
 use crate::health::HealthApi;
 use crate::leads::LeadsApi;
 
 /// The services the document describes.
-pub type Service = OpenApiService<(LeadsApi, HealthApi), ()>;
+pub type Service = OpenApiService<(LeadsApi, HealthApi, AdminApi), ()>;
 
 const DESCRIPTION: &str = "Programmatically create and manage leads in your ConvertIQ account using our REST API.\n\n\
 **Authentication.** All API requests must include your API key in the `X-API-Key` header \
@@ -22,7 +23,7 @@ authenticated response carries `X-RateLimit-Limit`, `X-RateLimit-Remaining`, \
 /// The poem-openapi service (routes and generated document).
 pub fn service() -> Service {
     OpenApiService::new(
-        (LeadsApi, HealthApi),
+        (LeadsApi, HealthApi, AdminApi),
         "ConvertIQ External API",
         env!("CARGO_PKG_VERSION"),
     )
@@ -221,10 +222,23 @@ mod tests {
     fn the_api_key_scheme_is_a_header_named_x_api_key() {
         let doc = doc();
         let schemes = &doc["components"]["securitySchemes"];
-        let scheme = schemes.as_object().unwrap().values().next().unwrap();
+        let scheme = &schemes["ApiKeyAuth"];
         assert_eq!(scheme["type"], "apiKey");
         assert_eq!(scheme["in"], "header");
         assert_eq!(scheme["name"], "X-API-Key");
+        let admin = &schemes["AdminToken"];
+        assert_eq!(
+            (admin["type"].as_str(), admin["scheme"].as_str()),
+            (Some("http"), Some("bearer"))
+        );
+        let create = &doc["paths"]["/api/external/leads/create"]["post"]["security"];
+        assert_eq!(create, &serde_json::json!([{"ApiKeyAuth": []}]));
+        let admin_op = &doc["paths"]["/admin/v1/users"]["post"];
+        assert_eq!(
+            admin_op["security"],
+            serde_json::json!([{"AdminToken": []}])
+        );
+        assert_eq!(admin_op["tags"], serde_json::json!(["Admin"]));
     }
 
     #[test]

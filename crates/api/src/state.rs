@@ -55,4 +55,6 @@ pub struct AppState {
     pub limits: LimitSettings,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
+    /// Operator token of `/admin/v1`; `None` turns the operator API off.
+    pub admin_token: Option<String>,
 }

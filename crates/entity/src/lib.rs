@@ -4,10 +4,12 @@
 //! types mirror it column for column.
 
 pub mod api_key;
+pub mod key_event;
 pub mod lead;
 pub mod user;
 
 pub use api_key::Entity as ApiKey;
+pub use key_event::Entity as KeyEvent;
 pub use lead::Entity as Lead;
 pub use user::Entity as User;
 

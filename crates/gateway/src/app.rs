@@ -15,6 +15,8 @@ use crate::database;
 
 /// How often each instance looks for revoked or changed keys.
 pub const KEY_CHANGE_POLL: Duration = Duration::from_millis(500);
+/// How often each instance writes the keys' last-use times.
+pub const LAST_USED_FLUSH: Duration = Duration::from_secs(5);
 /// How long in-flight requests get to finish after a shutdown signal.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -33,7 +35,12 @@ pub struct Settings {
     pub redis_url: Option<String>,
     /// Prefix of the limiter's Redis keys (several deployments can share a Redis).
     pub redis_prefix: String,
+    /// Operator token of `/admin/v1` (at least 16 characters); `None` = API off.
+    pub admin_token: Option<String>,
 }
+
+/// Shortest operator token accepted.
+pub const MIN_ADMIN_TOKEN_LEN: usize = 16;
 
 /// Default prefix of the limiter's Redis keys.
 pub const DEFAULT_REDIS_PREFIX: &str = "ciq:rl:";
@@ -47,6 +54,7 @@ impl Default for Settings {
             max_body_bytes: ciq_api::state::DEFAULT_MAX_BODY_BYTES,
             redis_url: None,
             redis_prefix: DEFAULT_REDIS_PREFIX.into(),
+            admin_token: None,
         }
     }
 }
@@ -64,6 +72,9 @@ pub enum StartError {
     /// The store could not be reached or migrated.
     #[error("database: {0}")]
     Database(#[from] sea_orm::DbErr),
+    /// `CIQ_ADMIN_TOKEN` is too short to be a secret.
+    #[error("CIQ_ADMIN_TOKEN must be at least {MIN_ADMIN_TOKEN_LEN} characters")]
+    WeakAdminToken,
     /// `REDIS_URL` is not a Redis URL. (An unreachable Redis is not an error: the
     /// gateway starts degraded.)
     #[error("REDIS_URL: {0}")]
@@ -81,6 +92,13 @@ pub enum StartError {
 impl Application {
     /// Connects and migrates the store, then binds the listener.
     pub async fn build(settings: Settings) -> Result<Self, StartError> {
+        let admin_token = settings.admin_token.filter(|t| !t.is_empty());
+        if admin_token
+            .as_ref()
+            .is_some_and(|t| t.chars().count() < MIN_ADMIN_TOKEN_LEN)
+        {
+            return Err(StartError::WeakAdminToken);
+        }
         let db = database::connect_and_migrate(&settings.database_url).await?;
         let verifier = Arc::new(KeyVerifier::new(db.clone()));
         let limiter: Arc<dyn RateLimiter> = match &settings.redis_url {
@@ -100,6 +118,7 @@ impl Application {
             limiter,
             limits: settings.limits,
             max_body_bytes: settings.max_body_bytes,
+            admin_token,
         });
         let acceptor = TcpListener::bind(settings.listen.clone())
             .into_acceptor()
@@ -138,11 +157,23 @@ impl Application {
                 .clone()
                 .run_change_watcher(KEY_CHANGE_POLL),
         );
+        let flusher = tokio::spawn(
+            self.state
+                .verifier
+                .clone()
+                .run_last_used_flusher(LAST_USED_FLUSH),
+        );
+        let verifier = self.state.verifier.clone();
         let routes = ciq_api::routes(self.state);
         let result = Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(routes, shutdown, Some(SHUTDOWN_GRACE))
             .await;
         watcher.abort();
+        flusher.abort();
+        // What was used since the last periodic flush is written before exiting.
+        if let Err(err) = verifier.flush_last_used().await {
+            tracing::warn!(error = %err, "could not record key last-use times at shutdown");
+        }
         result
     }
 }

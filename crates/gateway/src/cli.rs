@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 use uuid::Uuid;
 
-use ciq_admin::keys::{self, KeySummary, NewKey};
+use ciq_admin::keys::{self, Actor, KeySummary, NewKey};
 use ciq_admin::{SecretHasher, users};
 use ciq_api::LimitSettings;
 
@@ -80,6 +80,10 @@ pub struct ServeArgs {
     /// Take the client address from X-Forwarded-For (only behind a proxy that sets it).
     #[arg(long, env = "CIQ_TRUST_FORWARDED_FOR")]
     pub trust_forwarded_for: bool,
+    /// Operator token for /admin/v1 (Authorization: Bearer …), at least 16
+    /// characters; unset = operator API off.
+    #[arg(long, env = "CIQ_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
     /// Prefix of the limiter's Redis keys.
     #[arg(long, env = "CIQ_REDIS_PREFIX", default_value = crate::app::DEFAULT_REDIS_PREFIX)]
     pub redis_prefix: String,
@@ -103,6 +107,13 @@ pub enum UsersCommand {
         /// Display name.
         #[arg(long)]
         name: Option<String>,
+    },
+    /// Set a user's sign-in password, read from the first line of stdin (never from
+    /// the command line, where process listings would show it).
+    SetPassword {
+        /// Email or user id.
+        #[arg(long)]
+        user: String,
     },
 }
 
@@ -137,6 +148,14 @@ pub enum KeysCommand {
     Revoke {
         /// The key's id (from `keys list`).
         key_id: Uuid,
+    },
+    /// Roll a key: prints a new key now; the old one keeps working for the overlap.
+    Roll {
+        /// The key's id (from `keys list`).
+        key_id: Uuid,
+        /// Seconds the old key keeps working (0 = stops now; at most 604800 = 7 days).
+        #[arg(long, default_value_t = 0, value_name = "SECONDS")]
+        overlap: u64,
     },
 }
 
@@ -184,6 +203,24 @@ async fn execute(cli: Cli) -> Result<(), String> {
             print!("{}", ciq_api::openapi::document());
             Ok(())
         }
+        Command::Users(UsersCommand::SetPassword { user }) => {
+            let db = database::connect_and_migrate(&url)
+                .await
+                .map_err(|e| e.to_string())?;
+            let owner = users::find_user(&db, &user)
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut password = String::new();
+            std::io::stdin()
+                .read_line(&mut password)
+                .map_err(|e| format!("reading the password from stdin: {e}"))?;
+            let password = password.trim_end_matches(['\r', '\n']);
+            users::set_password(&db, &SecretHasher::default(), owner.id, password)
+                .await
+                .map_err(|e| e.to_string())?;
+            eprintln!("password set for {}", owner.email);
+            Ok(())
+        }
         Command::Users(UsersCommand::Create { email, name }) => {
             let db = database::connect_and_migrate(&url)
                 .await
@@ -228,6 +265,7 @@ async fn serve(
         max_body_bytes: args.max_body_bytes,
         redis_url: redis_url.filter(|u| !u.trim().is_empty()),
         redis_prefix: args.redis_prefix,
+        admin_token: args.admin_token,
     };
     let app = Application::build(settings)
         .await
@@ -263,9 +301,10 @@ async fn keys_command(url: &str, cmd: KeysCommand) -> Result<(), String> {
                 rate_limit_per_minute: rate_limit,
                 expires_at,
             };
-            let (row, plain) = keys::create_key(&db, &SecretHasher::default(), owner.id, new)
-                .await
-                .map_err(|e| e.to_string())?;
+            let (row, plain) =
+                keys::create_key(&db, &SecretHasher::default(), owner.id, new, &Actor::cli())
+                    .await
+                    .map_err(|e| e.to_string())?;
             eprintln!(
                 "created key {} ({:?}) for {}; store it now, it is not shown again",
                 row.id, row.name, owner.email
@@ -288,8 +327,24 @@ async fn keys_command(url: &str, cmd: KeysCommand) -> Result<(), String> {
                 print_table(&listed);
             }
         }
+        KeysCommand::Roll { key_id, overlap } => {
+            let (row, plain) = keys::roll_key(
+                &db,
+                &SecretHasher::default(),
+                key_id,
+                Duration::from_secs(overlap),
+                &Actor::cli(),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            eprintln!(
+                "rolled key {key_id}: new key {} ({}); the old key stops working in {overlap} s",
+                row.id, row.display_prefix
+            );
+            println!("{}", plain.expose());
+        }
         KeysCommand::Revoke { key_id } => {
-            let key = keys::revoke_key(&db, key_id)
+            let key = keys::revoke_key(&db, key_id, &Actor::cli())
                 .await
                 .map_err(|e| e.to_string())?;
             eprintln!(

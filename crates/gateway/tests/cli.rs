@@ -213,6 +213,82 @@ async fn mistakes_fail_with_a_message_and_no_output(backend: Backend) {
     }
 }
 
+async fn rolling_and_passwords(backend: Backend) {
+    let Some(db) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let user_id = stdout_of(&cli(&db, &["users", "create", "--email", "o@acme.test"]));
+    let key = stdout_of(&cli(&db, &["keys", "create", "--user", "o@acme.test"]));
+    let listed: Value = serde_json::from_str(&stdout_of(&cli(
+        &db,
+        &["keys", "list", "--user", "o@acme.test", "--json"],
+    )))
+    .unwrap();
+    let key_id = listed[0]["id"].as_str().unwrap().to_owned();
+
+    let rolled = stdout_of(&cli(&db, &["keys", "roll", &key_id, "--overlap", "3600"]));
+    assert_eq!(rolled.lines().count(), 1);
+    assert_ne!(rolled, key);
+    ciq_admin::key::parse(rolled.trim_end()).expect("stdout is the new key, alone");
+    let listed: Value = serde_json::from_str(&stdout_of(&cli(
+        &db,
+        &["keys", "list", "--user", "o@acme.test", "--json"],
+    )))
+    .unwrap();
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed.len(), 2);
+    let old = listed.iter().find(|k| k["id"] == key_id.as_str()).unwrap();
+    assert_eq!(
+        old["status"], "active",
+        "the old key works during the overlap"
+    );
+    assert!(old["expires_at"].is_string());
+    let out = cli(&db, &["keys", "roll", &key_id, "--overlap", "999999"]);
+    assert_eq!(out.status.code(), Some(1));
+
+    // The password comes from stdin, never the command line.
+    let mut child = Command::new(BIN)
+        .args(["users", "set-password", "--user", user_id.trim_end()])
+        .env("DATABASE_URL", &db.url)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"correct horse battery\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout.is_empty());
+    let conn = ciq_gateway::database::connect(&db.url).await.unwrap();
+    let user = ciq_admin::users::find_user(&conn, "o@acme.test")
+        .await
+        .unwrap();
+    let hash = user.password_hash.expect("a password hash");
+    assert!(hash.starts_with("$argon2id$"));
+    assert!(ciq_admin::SecretHasher::default().verify("correct horse battery", &hash));
+}
+
+#[tokio::test]
+async fn rolling_and_passwords_on_sqlite() {
+    rolling_and_passwords(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn rolling_and_passwords_on_postgres() {
+    rolling_and_passwords(Backend::Postgres).await;
+}
+
 #[tokio::test]
 async fn the_documented_workflow_on_sqlite() {
     the_documented_workflow(Backend::Sqlite).await;

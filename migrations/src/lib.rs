@@ -9,6 +9,7 @@ mod m20261126_000001_create_users;
 mod m20261126_000002_create_api_keys;
 mod m20261126_000003_create_leads;
 mod m20261126_000004_create_key_events;
+mod m20261126_000005_create_sessions;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000002_create_api_keys::Migration),
             Box::new(m20261126_000003_create_leads::Migration),
             Box::new(m20261126_000004_create_key_events::Migration),
+            Box::new(m20261126_000005_create_sessions::Migration),
         ]
     }
 }

@@ -6,4 +6,5 @@ mod docs;
 mod errors;
 mod leads;
 mod limits;
+mod settings;
 mod swagger;

@@ -132,7 +132,8 @@ pub fn display_prefix(lookup_id: &str) -> String {
     )
 }
 
-fn random_base62(len: usize) -> String {
+/// `len` uniformly random base62 characters from the OS CSPRNG.
+pub(crate) fn random_base62(len: usize) -> String {
     let mut out = String::with_capacity(len);
     let mut buf = [0u8; 64];
     while out.len() < len {

@@ -11,6 +11,7 @@ pub mod error;
 pub mod hashing;
 pub mod key;
 pub mod keys;
+pub mod sessions;
 pub mod users;
 pub mod verifier;
 

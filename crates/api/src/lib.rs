@@ -13,6 +13,7 @@ pub mod health;
 pub mod leads;
 pub mod metrics;
 pub mod openapi;
+pub mod settings;
 pub mod state;
 
 use std::sync::Arc;
@@ -39,7 +40,7 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint + use<> {
     let service = openapi::service();
     let document = openapi::document();
     let swagger = openapi::swagger_ui(&service, &document);
-    Route::new()
+    settings::attach(Route::new())
         .at(
             "/openapi.json",
             poem::endpoint::make_sync(move |_| {

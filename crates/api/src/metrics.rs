@@ -97,6 +97,9 @@ fn route_label(path: &str) -> &'static str {
         "/metrics" => "/metrics",
         "/openapi.json" => "/openapi.json",
         p if p.starts_with("/docs") => "/docs",
+        "/login" | "/logout" => "/login",
+        p if p.starts_with("/settings/") => "/settings",
+        p if p.starts_with("/admin/") => "/admin",
         _ => "other",
     }
 }

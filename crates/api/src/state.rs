@@ -57,4 +57,9 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Operator token of `/admin/v1`; `None` turns the operator API off.
     pub admin_token: Option<String>,
+    /// How long a Settings sign-in lasts.
+    pub session_ttl: Duration,
 }
+
+/// Default length of a Settings session.
+pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(12 * 3600);

@@ -6,11 +6,13 @@
 pub mod api_key;
 pub mod key_event;
 pub mod lead;
+pub mod session;
 pub mod user;
 
 pub use api_key::Entity as ApiKey;
 pub use key_event::Entity as KeyEvent;
 pub use lead::Entity as Lead;
+pub use session::Entity as Session;
 pub use user::Entity as User;
 
 use sea_orm::prelude::DateTimeUtc;

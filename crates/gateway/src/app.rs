@@ -37,6 +37,8 @@ pub struct Settings {
     pub redis_prefix: String,
     /// Operator token of `/admin/v1` (at least 16 characters); `None` = API off.
     pub admin_token: Option<String>,
+    /// How long a Settings sign-in lasts.
+    pub session_ttl: Duration,
 }
 
 /// Shortest operator token accepted.
@@ -55,6 +57,7 @@ impl Default for Settings {
             redis_url: None,
             redis_prefix: DEFAULT_REDIS_PREFIX.into(),
             admin_token: None,
+            session_ttl: ciq_api::state::DEFAULT_SESSION_TTL,
         }
     }
 }
@@ -119,6 +122,7 @@ impl Application {
             limits: settings.limits,
             max_body_bytes: settings.max_body_bytes,
             admin_token,
+            session_ttl: settings.session_ttl,
         });
         let acceptor = TcpListener::bind(settings.listen.clone())
             .into_acceptor()

@@ -84,6 +84,10 @@ pub struct ServeArgs {
     /// characters; unset = operator API off.
     #[arg(long, env = "CIQ_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// How long a Settings sign-in lasts, in seconds.
+    #[arg(long, env = "CIQ_SESSION_TTL_SECS", default_value_t = 12 * 3600,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub session_ttl_secs: u64,
     /// Prefix of the limiter's Redis keys.
     #[arg(long, env = "CIQ_REDIS_PREFIX", default_value = crate::app::DEFAULT_REDIS_PREFIX)]
     pub redis_prefix: String,
@@ -266,6 +270,7 @@ async fn serve(
         redis_url: redis_url.filter(|u| !u.trim().is_empty()),
         redis_prefix: args.redis_prefix,
         admin_token: args.admin_token,
+        session_ttl: Duration::from_secs(args.session_ttl_secs),
     };
     let app = Application::build(settings)
         .await

@@ -1,0 +1,606 @@
+//! "Settings → API Key": the account owner's own pages, server-rendered, usable
+//! without JavaScript (a little script only adds the copy button).
+//!
+//! - `GET/POST /login`, `POST /logout`
+//! - `GET /settings/api-keys`: keys, generate form, history
+//! - `POST /settings/api-keys`: generate (the key is shown on the answer, once)
+//! - `GET/POST /settings/api-keys/{id}/revoke`: confirm, then revoke
+//! - `POST /settings/api-keys/{id}/roll`: new key now, old one for the chosen overlap
+//!
+//! Sessions live in an HttpOnly, SameSite=Lax cookie (Secure behind TLS); every form
+//! carries a CSRF token (the session's, or a double-submit cookie before sign-in).
+//! Failed sign-ins are limited per email and per client address.
+
+mod pages;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use poem::http::{HeaderValue, StatusCode, header};
+use poem::web::{Data, Form, Path};
+use poem::{EndpointExt, Request, Response, Route, get, handler, post};
+use serde::Deserialize;
+use subtle::ConstantTimeEq;
+use uuid::Uuid;
+
+use ciq_admin::keys::{self, Actor, NewKey};
+use ciq_admin::sessions::{self, Session};
+use ciq_admin::{AdminError, SecretHasher, users};
+
+use crate::auth::client_address;
+use crate::state::AppState;
+
+/// Name of the session cookie.
+pub const SESSION_COOKIE: &str = "ciq_session";
+/// Name of the pre-sign-in CSRF cookie.
+pub const LOGIN_CSRF_COOKIE: &str = "ciq_login_csrf";
+/// Failed sign-ins allowed per email per window.
+pub const LOGIN_FAILURES_PER_EMAIL: u32 = 5;
+/// Failed sign-ins allowed per client address per window.
+pub const LOGIN_FAILURES_PER_ADDRESS: u32 = 20;
+/// Overlaps offered when rolling a key, in seconds, with their labels.
+pub const ROLL_OVERLAPS: [(u64, &str); 4] = [
+    (0, "Immediately"),
+    (3600, "After 1 hour"),
+    (86_400, "After 24 hours"),
+    (604_800, "After 7 days"),
+];
+/// Expiries offered when generating a key, in days (0 = never).
+pub const EXPIRY_CHOICES: [(u32, &str); 4] = [
+    (0, "Never"),
+    (30, "In 30 days"),
+    (90, "In 90 days"),
+    (365, "In 1 year"),
+];
+
+/// Adds the Settings routes to `route`.
+pub fn attach(route: Route) -> Route {
+    route
+        .at(
+            "/login",
+            get(login_page).post(login).map_to_response().after(protect),
+        )
+        .at("/logout", post(logout).map_to_response().after(protect))
+        .at(
+            "/settings/api-keys",
+            get(keys_page)
+                .post(generate)
+                .map_to_response()
+                .after(protect),
+        )
+        .at(
+            "/settings/api-keys/:key_id/revoke",
+            get(revoke_confirmation)
+                .post(revoke)
+                .map_to_response()
+                .after(protect),
+        )
+        .at(
+            "/settings/api-keys/:key_id/roll",
+            post(roll).map_to_response().after(protect),
+        )
+}
+
+/// Pages that may show a key, a CSRF token or account data are never cached and
+/// never framed.
+async fn protect(result: poem::Result<Response>) -> poem::Result<Response> {
+    result.map(|mut resp| {
+        let headers = resp.headers_mut();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
+        headers.insert(
+            "content-security-policy",
+            HeaderValue::from_static(
+                "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; \
+                 form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+            ),
+        );
+        headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+        resp
+    })
+}
+
+fn cookie(req: &Request, name: &str) -> Option<String> {
+    req.headers()
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+}
+
+/// Whether the browser reached us over TLS (through a trusted proxy that says so).
+fn over_tls(req: &Request, state: &AppState) -> bool {
+    req.uri().scheme_str() == Some("https")
+        || (state.limits.trust_forwarded_for
+            && req
+                .headers()
+                .get("x-forwarded-proto")
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https")))
+}
+
+fn set_cookie(
+    resp: &mut Response,
+    req: &Request,
+    state: &AppState,
+    name: &str,
+    value: &str,
+    max_age: u64,
+) {
+    let secure = if over_tls(req, state) { "; Secure" } else { "" };
+    let cookie =
+        format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}");
+    resp.headers_mut().append(
+        header::SET_COOKIE,
+        HeaderValue::from_str(&cookie).expect("cookie values are base62"),
+    );
+}
+
+fn html(status: StatusCode, body: maud::Markup) -> Response {
+    Response::builder()
+        .status(status)
+        .content_type("text/html; charset=utf-8")
+        .body(body.into_string())
+}
+
+fn redirect(to: &str) -> Response {
+    Response::builder()
+        .status(StatusCode::SEE_OTHER)
+        .header(header::LOCATION, to)
+        .finish()
+}
+
+fn tokens_match(a: &str, b: &str) -> bool {
+    !a.is_empty() && a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
+fn store_trouble(err: AdminError) -> Response {
+    tracing::error!(error = %err, "settings: store unavailable");
+    let mut resp = html(
+        StatusCode::SERVICE_UNAVAILABLE,
+        pages::message(
+            "Temporarily unavailable",
+            "We could not reach the account store. Please try again in a moment.",
+        ),
+    );
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    resp
+}
+
+/// The signed-in owner, or the response to send instead (sign-in page).
+async fn signed_in(req: &Request, state: &AppState) -> Result<(String, Session), Response> {
+    let Some(token) = cookie(req, SESSION_COOKIE) else {
+        return Err(redirect("/login"));
+    };
+    match sessions::find_session(&state.db, &token).await {
+        Ok(Some(session)) => Ok((token, session)),
+        Ok(None) => Err(redirect("/login?expired=1")),
+        Err(err) => Err(store_trouble(err)),
+    }
+}
+
+fn csrf_refused() -> Response {
+    html(
+        StatusCode::FORBIDDEN,
+        pages::message(
+            "This form has expired",
+            "For your safety the form could not be accepted. Go back, reload the page and try again.",
+        ),
+    )
+}
+
+// ---- sign-in -------------------------------------------------------------------
+
+#[derive(Deserialize)]
+struct LoginQuery {
+    expired: Option<String>,
+}
+
+#[handler]
+async fn login_page(req: &Request, state: Data<&Arc<AppState>>) -> Response {
+    let expired = req
+        .params::<LoginQuery>()
+        .is_ok_and(|q| q.expired.is_some());
+    login_form(
+        req,
+        &state,
+        StatusCode::OK,
+        expired.then_some("Your session has ended. Please sign in again."),
+        "",
+    )
+}
+
+fn login_form(
+    req: &Request,
+    state: &AppState,
+    status: StatusCode,
+    notice: Option<&str>,
+    email: &str,
+) -> Response {
+    let csrf = sessions::new_token();
+    let mut resp = html(status, pages::login(&csrf, notice, email));
+    set_cookie(&mut resp, req, state, LOGIN_CSRF_COOKIE, &csrf, 3600);
+    resp
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    email: String,
+    password: String,
+    csrf: String,
+}
+
+#[handler]
+async fn login(req: &Request, state: Data<&Arc<AppState>>, form: Form<LoginForm>) -> Response {
+    let state: &AppState = &state;
+    let expected = cookie(req, LOGIN_CSRF_COOKIE).unwrap_or_default();
+    if !tokens_match(&form.csrf, &expected) {
+        return csrf_refused();
+    }
+    let email = form.email.trim().to_lowercase();
+    let address = client_address(req, state.limits.trust_forwarded_for);
+    let buckets = [
+        (format!("login:email:{email}"), LOGIN_FAILURES_PER_EMAIL),
+        (format!("login:addr:{address}"), LOGIN_FAILURES_PER_ADDRESS),
+    ];
+    for (bucket, limit) in &buckets {
+        let d = state
+            .limiter
+            .peek(bucket, *limit, state.limits.window)
+            .await;
+        if !d.allowed {
+            let mut resp = html(
+                StatusCode::TOO_MANY_REQUESTS,
+                pages::message(
+                    "Too many sign-in attempts",
+                    &format!(
+                        "Please wait {} seconds before trying again.",
+                        d.reset_after_secs()
+                    ),
+                ),
+            );
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(d.reset_after_secs()));
+            return resp;
+        }
+    }
+    let user = match sessions::check_credentials(
+        &state.db,
+        &SecretHasher::default(),
+        &email,
+        &form.password,
+    )
+    .await
+    {
+        Ok(user) => user,
+        Err(err) => return store_trouble(err),
+    };
+    let Some(user) = user else {
+        for (bucket, limit) in &buckets {
+            state
+                .limiter
+                .acquire(bucket, *limit, state.limits.window)
+                .await;
+        }
+        return login_form(
+            req,
+            state,
+            StatusCode::UNAUTHORIZED,
+            Some("That email and password do not match an account."),
+            &email,
+        );
+    };
+    match sessions::start_session(&state.db, user.id, state.session_ttl).await {
+        Ok((token, _)) => {
+            let mut resp = redirect("/settings/api-keys");
+            set_cookie(
+                &mut resp,
+                req,
+                state,
+                SESSION_COOKIE,
+                &token,
+                state.session_ttl.as_secs(),
+            );
+            set_cookie(&mut resp, req, state, LOGIN_CSRF_COOKIE, "", 0);
+            resp
+        }
+        Err(err) => store_trouble(err),
+    }
+}
+
+#[derive(Deserialize)]
+struct CsrfOnly {
+    csrf: String,
+}
+
+#[handler]
+async fn logout(req: &Request, state: Data<&Arc<AppState>>, form: Form<CsrfOnly>) -> Response {
+    let (token, session) = match signed_in(req, &state).await {
+        Ok(found) => found,
+        Err(resp) => return resp,
+    };
+    if !tokens_match(&form.csrf, &session.csrf_token) {
+        return csrf_refused();
+    }
+    if let Err(err) = sessions::end_session(&state.db, &token).await {
+        return store_trouble(err);
+    }
+    let mut resp = redirect("/login");
+    set_cookie(&mut resp, req, &state, SESSION_COOKIE, "", 0);
+    resp
+}
+
+// ---- keys ----------------------------------------------------------------------
+
+/// What the keys page shows besides the list.
+#[derive(Default)]
+struct Flash {
+    /// A key to show this once: (name, full key).
+    new_key: Option<(String, String)>,
+    /// A confirmation line.
+    notice: Option<String>,
+    /// A problem with the last form.
+    error: Option<String>,
+}
+
+async fn render_keys(
+    state: &AppState,
+    session: &Session,
+    status: StatusCode,
+    flash: Flash,
+) -> Response {
+    let user = match users::find_user(&state.db, &session.user_id.to_string()).await {
+        Ok(user) => user,
+        Err(err) => return store_trouble(err),
+    };
+    let listed = match keys::list_keys(&state.db, session.user_id).await {
+        Ok(listed) => listed,
+        Err(err) => return store_trouble(err),
+    };
+    let history = match keys::key_history(&state.db, session.user_id, 15).await {
+        Ok(history) => history,
+        Err(err) => return store_trouble(err),
+    };
+    html(
+        status,
+        pages::keys(&user, &listed, &history, &session.csrf_token, &flash),
+    )
+}
+
+#[handler]
+async fn keys_page(req: &Request, state: Data<&Arc<AppState>>) -> Response {
+    match signed_in(req, &state).await {
+        Ok((_, session)) => render_keys(&state, &session, StatusCode::OK, Flash::default()).await,
+        Err(resp) => resp,
+    }
+}
+
+#[derive(Deserialize)]
+struct GenerateForm {
+    csrf: String,
+    name: String,
+    expires_in_days: Option<u32>,
+}
+
+fn settings_actor(req: &Request, state: &AppState) -> Actor {
+    Actor {
+        source: "settings",
+        address: Some(client_address(req, state.limits.trust_forwarded_for)),
+    }
+}
+
+fn form_problem(err: AdminError) -> Result<String, AdminError> {
+    match err {
+        AdminError::Invalid { field, rule } => Ok(format!("{}: {rule}", field.replace('_', " "))),
+        err @ AdminError::TooManyKeys(_) => Ok(err.to_string()),
+        AdminError::KeyNotFound(_) => Ok("That key no longer exists.".into()),
+        other => Err(other),
+    }
+}
+
+#[handler]
+async fn generate(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    form: Form<GenerateForm>,
+) -> Response {
+    let (_, session) = match signed_in(req, &state).await {
+        Ok(found) => found,
+        Err(resp) => return resp,
+    };
+    if !tokens_match(&form.csrf, &session.csrf_token) {
+        return csrf_refused();
+    }
+    let expires_at = form
+        .expires_in_days
+        .filter(|d| *d > 0)
+        .map(|d| ciq_entity::now() + chrono::TimeDelta::days(i64::from(d)));
+    let new = NewKey {
+        name: form.name.clone(),
+        rate_limit_per_minute: None,
+        expires_at,
+    };
+    let created = keys::create_key(
+        &state.db,
+        &SecretHasher::default(),
+        session.user_id,
+        new,
+        &settings_actor(req, &state),
+    )
+    .await;
+    let flash = match created {
+        Ok((row, plain)) => Flash {
+            new_key: Some((row.name, plain.expose().to_owned())),
+            ..Flash::default()
+        },
+        Err(err) => match form_problem(err) {
+            Ok(problem) => Flash {
+                error: Some(problem),
+                ..Flash::default()
+            },
+            Err(err) => return store_trouble(err),
+        },
+    };
+    let status = if flash.error.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::CREATED
+    };
+    render_keys(&state, &session, status, flash).await
+}
+
+/// The key, if it belongs to the signed-in owner: one owner never sees or touches
+/// another's keys (a foreign id is "not found").
+async fn own_key(
+    state: &AppState,
+    session: &Session,
+    key_id: Uuid,
+) -> Result<Option<ciq_entity::api_key::Model>, AdminError> {
+    match keys::find_key(&state.db, key_id).await {
+        Ok(key) if key.user_id == session.user_id => Ok(Some(key)),
+        Ok(_) | Err(AdminError::KeyNotFound(_)) => Ok(None),
+        Err(err) => Err(err),
+    }
+}
+
+#[handler]
+async fn revoke_confirmation(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    Path(key_id): Path<Uuid>,
+) -> Response {
+    let (_, session) = match signed_in(req, &state).await {
+        Ok(found) => found,
+        Err(resp) => return resp,
+    };
+    match own_key(&state, &session, key_id).await {
+        Ok(Some(key)) => html(
+            StatusCode::OK,
+            pages::confirm_revoke(&key, &session.csrf_token),
+        ),
+        Ok(None) => html(
+            StatusCode::NOT_FOUND,
+            pages::message("Key not found", "That key does not exist in your account."),
+        ),
+        Err(err) => store_trouble(err),
+    }
+}
+
+#[handler]
+async fn revoke(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    Path(key_id): Path<Uuid>,
+    form: Form<CsrfOnly>,
+) -> Response {
+    let (_, session) = match signed_in(req, &state).await {
+        Ok(found) => found,
+        Err(resp) => return resp,
+    };
+    if !tokens_match(&form.csrf, &session.csrf_token) {
+        return csrf_refused();
+    }
+    let key = match own_key(&state, &session, key_id).await {
+        Ok(Some(key)) => key,
+        Ok(None) => {
+            return html(
+                StatusCode::NOT_FOUND,
+                pages::message("Key not found", "That key does not exist in your account."),
+            );
+        }
+        Err(err) => return store_trouble(err),
+    };
+    if let Err(err) = keys::revoke_key(&state.db, key.id, &settings_actor(req, &state)).await {
+        return store_trouble(err);
+    }
+    let flash = Flash {
+        notice: Some(format!(
+            "Revoked “{}” ({}…). It stops working within a second.",
+            key.name, key.display_prefix
+        )),
+        ..Flash::default()
+    };
+    render_keys(&state, &session, StatusCode::OK, flash).await
+}
+
+#[derive(Deserialize)]
+struct RollForm {
+    csrf: String,
+    overlap_seconds: u64,
+}
+
+#[handler]
+async fn roll(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    Path(key_id): Path<Uuid>,
+    form: Form<RollForm>,
+) -> Response {
+    let (_, session) = match signed_in(req, &state).await {
+        Ok(found) => found,
+        Err(resp) => return resp,
+    };
+    if !tokens_match(&form.csrf, &session.csrf_token) {
+        return csrf_refused();
+    }
+    if !ROLL_OVERLAPS
+        .iter()
+        .any(|(secs, _)| *secs == form.overlap_seconds)
+    {
+        let flash = Flash {
+            error: Some("Choose when the old key should stop working.".into()),
+            ..Flash::default()
+        };
+        return render_keys(&state, &session, StatusCode::UNPROCESSABLE_ENTITY, flash).await;
+    }
+    let key = match own_key(&state, &session, key_id).await {
+        Ok(Some(key)) => key,
+        Ok(None) => {
+            return html(
+                StatusCode::NOT_FOUND,
+                pages::message("Key not found", "That key does not exist in your account."),
+            );
+        }
+        Err(err) => return store_trouble(err),
+    };
+    let rolled = keys::roll_key(
+        &state.db,
+        &SecretHasher::default(),
+        key.id,
+        Duration::from_secs(form.overlap_seconds),
+        &settings_actor(req, &state),
+    )
+    .await;
+    let flash = match rolled {
+        Ok((row, plain)) => Flash {
+            new_key: Some((row.name, plain.expose().to_owned())),
+            notice: Some(match form.overlap_seconds {
+                0 => format!(
+                    "Rolled “{}”: the old key ({}…) has stopped working.",
+                    key.name, key.display_prefix
+                ),
+                _ => format!(
+                    "Rolled “{}”: the old key ({}…) keeps working until its new expiry shown below.",
+                    key.name, key.display_prefix
+                ),
+            }),
+            ..Flash::default()
+        },
+        Err(err) => match form_problem(err) {
+            Ok(problem) => Flash {
+                error: Some(problem),
+                ..Flash::default()
+            },
+            Err(err) => return store_trouble(err),
+        },
+    };
+    let status = if flash.error.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::CREATED
+    };
+    render_keys(&state, &session, status, flash).await
+}

@@ -1,0 +1,280 @@
+//! The Settings pages' HTML (maud escapes every value).
+
+use chrono::{DateTime, Utc};
+use maud::{DOCTYPE, Markup, PreEscaped, html};
+
+use ciq_admin::keys::{KeyEventView, KeySummary};
+use ciq_entity::{api_key, user};
+
+use super::{EXPIRY_CHOICES, Flash, ROLL_OVERLAPS};
+
+const STYLE: &str = r#"
+:root { --ink:#1d2433; --muted:#5b6477; --line:#e3e7ee; --brand:#3b5bdb; --bg:#f6f8fb; --ok:#2b8a3e; --bad:#c92a2a; --warn:#e67700; }
+* { box-sizing: border-box; }
+body { margin:0; font:16px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif; color:var(--ink); background:var(--bg); }
+header { background:#fff; border-bottom:1px solid var(--line); }
+.bar { max-width:1040px; margin:0 auto; padding:14px 24px; display:flex; align-items:center; gap:16px; }
+.brand { font-weight:700; font-size:18px; color:var(--brand); }
+.crumb { color:var(--muted); }
+.bar form { margin-left:auto; }
+main { max-width:1040px; margin:0 auto; padding:24px; }
+h1 { font-size:26px; margin:0 0 4px; }
+h2 { font-size:18px; margin:0 0 12px; }
+p.lead { color:var(--muted); margin:0 0 24px; }
+section.card { background:#fff; border:1px solid var(--line); border-radius:10px; padding:20px 24px; margin-bottom:20px; }
+label { display:block; font-weight:600; margin-bottom:4px; }
+input[type=text], input[type=email], input[type=password], select { font:inherit; padding:8px 10px; border:1px solid #c5ccd8; border-radius:6px; min-width:220px; }
+input:focus, select:focus, button:focus, a:focus { outline:3px solid #a5b8ff; outline-offset:1px; }
+.row { display:flex; gap:16px; align-items:flex-end; flex-wrap:wrap; }
+button, .button { font:inherit; font-weight:600; padding:8px 14px; border-radius:6px; border:1px solid var(--brand); background:var(--brand); color:#fff; cursor:pointer; text-decoration:none; display:inline-block; }
+button.secondary, .button.secondary { background:#fff; color:var(--brand); }
+button.danger, .button.danger { background:#fff; color:var(--bad); border-color:var(--bad); }
+table { width:100%; border-collapse:collapse; font-size:14px; }
+th, td { text-align:left; padding:10px 8px; border-bottom:1px solid var(--line); vertical-align:middle; }
+th { color:var(--muted); font-weight:600; }
+code { font-family:ui-monospace,SFMono-Regular,Menlo,monospace; font-size:13px; }
+.badge { font-size:12px; font-weight:700; padding:2px 8px; border-radius:999px; }
+.badge.active { background:#ebfbee; color:var(--ok); }
+.badge.revoked { background:#fff5f5; color:var(--bad); }
+.badge.expired { background:#fff4e6; color:var(--warn); }
+.actions { display:flex; gap:8px; align-items:center; flex-wrap:wrap; }
+.actions select { min-width:0; font-size:14px; padding:5px 6px; }
+.actions button, .actions .button { font-size:14px; padding:5px 10px; }
+.notice { border-left:4px solid var(--ok); background:#fff; padding:12px 16px; margin-bottom:20px; border-radius:6px; }
+.error { border-left:4px solid var(--bad); background:#fff; padding:12px 16px; margin-bottom:20px; border-radius:6px; }
+.newkey { border:2px solid var(--brand); }
+.newkey .keybox { display:flex; gap:8px; }
+.newkey input { flex:1; font-family:ui-monospace,monospace; font-size:14px; }
+.warn { color:var(--bad); font-weight:600; }
+ul.history { list-style:none; padding:0; margin:0; font-size:14px; }
+ul.history li { padding:6px 0; border-bottom:1px solid var(--line); }
+.muted { color:var(--muted); }
+.narrow { max-width:420px; margin:48px auto; }
+.narrow input { width:100%; }
+.stack > * + * { margin-top:14px; }
+"#;
+
+const COPY_SCRIPT: &str = r#"
+document.querySelectorAll('[data-copy]').forEach(function (button) {
+  button.hidden = false;
+  button.addEventListener('click', function () {
+    var field = document.getElementById(button.getAttribute('data-copy'));
+    field.select();
+    var done = function () { button.textContent = 'Copied'; };
+    if (navigator.clipboard) { navigator.clipboard.writeText(field.value).then(done, function () { document.execCommand('copy'); done(); }); }
+    else { document.execCommand('copy'); done(); }
+  });
+});
+"#;
+
+fn layout(title: &str, header_extra: Markup, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · ConvertIQ" }
+                style { (PreEscaped(STYLE)) }
+            }
+            body {
+                header { div.bar { span.brand { "ConvertIQ" } span.crumb { "Settings → API Key" } (header_extra) } }
+                main { (body) }
+                script { (PreEscaped(COPY_SCRIPT)) }
+            }
+        }
+    }
+}
+
+fn when(t: Option<DateTime<Utc>>) -> String {
+    t.map_or_else(
+        || "—".to_owned(),
+        |t| t.format("%Y-%m-%d %H:%M UTC").to_string(),
+    )
+}
+
+/// A page with a title and one paragraph (errors, confirmations).
+pub fn message(title: &str, text: &str) -> Markup {
+    layout(
+        title,
+        html! {},
+        html! {
+            section.card.narrow.stack {
+                h1 { (title) }
+                p { (text) }
+                p { a.button.secondary href="/settings/api-keys" { "Back to API keys" } }
+            }
+        },
+    )
+}
+
+/// The sign-in form.
+pub fn login(csrf: &str, notice: Option<&str>, email: &str) -> Markup {
+    layout(
+        "Sign in",
+        html! {},
+        html! {
+            section.card.narrow {
+                h1 { "Sign in" }
+                p.lead { "Manage the API keys of your ConvertIQ account." }
+                @if let Some(notice) = notice {
+                    div.error role="alert" { (notice) }
+                }
+                form.stack method="post" action="/login" {
+                    input type="hidden" name="csrf" value=(csrf);
+                    div {
+                        label for="email" { "Email" }
+                        input #email type="email" name="email" value=(email) autocomplete="username" required autofocus;
+                    }
+                    div {
+                        label for="password" { "Password" }
+                        input #password type="password" name="password" autocomplete="current-password" required;
+                    }
+                    button type="submit" { "Sign in" }
+                }
+            }
+        },
+    )
+}
+
+fn sign_out(csrf: &str) -> Markup {
+    html! {
+        form method="post" action="/logout" {
+            input type="hidden" name="csrf" value=(csrf);
+            button.secondary type="submit" { "Sign out" }
+        }
+    }
+}
+
+/// The keys page.
+pub fn keys(
+    user: &user::Model,
+    keys: &[KeySummary],
+    history: &[KeyEventView],
+    csrf: &str,
+    flash: &Flash,
+) -> Markup {
+    let who = user.name.clone().unwrap_or_else(|| user.email.clone());
+    layout(
+        "API keys",
+        html! { span.muted { (who) } (sign_out(csrf)) },
+        html! {
+            h1 { "API keys" }
+            p.lead { "Keys let your web forms, CRM and scripts create leads in this account through "
+                code { "POST /api/external/leads/create" } " with the " code { "X-API-Key" } " header. "
+                "Each key allows 100 requests per minute." }
+            @if let Some(notice) = &flash.notice { div.notice role="status" { (notice) } }
+            @if let Some(error) = &flash.error { div.error role="alert" { (error) } }
+            @if let Some((name, key)) = &flash.new_key {
+                section.card.newkey aria-labelledby="new-key-title" {
+                    h2 #new-key-title { "Your new key “" (name) "”" }
+                    p.warn { "Copy this key now. It will not be shown again." }
+                    div.keybox {
+                        label.muted for="new-key" style="position:absolute;left:-9999px" { "New API key" }
+                        input #new-key type="text" readonly value=(key) aria-describedby="new-key-title";
+                        button.secondary type="button" data-copy="new-key" hidden { "Copy" }
+                    }
+                }
+            }
+            section.card aria-labelledby="generate-title" {
+                h2 #generate-title { "Generate a key" }
+                form method="post" action="/settings/api-keys" {
+                    input type="hidden" name="csrf" value=(csrf);
+                    div.row {
+                        div {
+                            label for="key-name" { "Name" }
+                            input #key-name type="text" name="name" maxlength="100" placeholder="e.g. Website form" required;
+                        }
+                        div {
+                            label for="key-expiry" { "Expires" }
+                            select #key-expiry name="expires_in_days" {
+                                @for (days, label) in EXPIRY_CHOICES { option value=(days) { (label) } }
+                            }
+                        }
+                        button type="submit" { "Generate key" }
+                    }
+                }
+            }
+            section.card aria-labelledby="keys-title" {
+                h2 #keys-title { "Your keys" }
+                @if keys.is_empty() {
+                    p.muted { "No keys yet. Generate one above." }
+                } @else {
+                    table {
+                        thead { tr {
+                            th scope="col" { "Name" } th scope="col" { "Key" } th scope="col" { "Status" }
+                            th scope="col" { "Limit / min" } th scope="col" { "Created" } th scope="col" { "Last used" }
+                            th scope="col" { "Expires" } th scope="col" { span style="position:absolute;left:-9999px" { "Actions" } }
+                        } }
+                        tbody {
+                            @for key in keys {
+                                tr {
+                                    td { (key.name) }
+                                    td { code { (key.display_prefix) "…" } }
+                                    td { span class=(format!("badge {}", key.status)) { (key.status) } }
+                                    td { (key.rate_limit_per_minute.map_or_else(|| "100".to_owned(), |l| l.to_string())) }
+                                    td { (when(Some(key.created_at))) }
+                                    td { (when(key.last_used_at)) }
+                                    td { (when(key.expires_at)) }
+                                    td {
+                                        @if key.status == "active" {
+                                            div.actions {
+                                                form method="post" action=(format!("/settings/api-keys/{}/roll", key.id)) {
+                                                    input type="hidden" name="csrf" value=(csrf);
+                                                    label for=(format!("overlap-{}", key.id)) style="position:absolute;left:-9999px" { "Old key stops" }
+                                                    select id=(format!("overlap-{}", key.id)) name="overlap_seconds" {
+                                                        @for (secs, label) in ROLL_OVERLAPS { option value=(secs) { "Old key: " (label.to_lowercase()) } }
+                                                    }
+                                                    " "
+                                                    button.secondary type="submit" aria-label=(format!("Roll {}", key.name)) { "Roll" }
+                                                }
+                                                a.button.danger href=(format!("/settings/api-keys/{}/revoke", key.id)) aria-label=(format!("Revoke {}", key.name)) { "Revoke" }
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            section.card aria-labelledby="history-title" {
+                h2 #history-title { "Recent key activity" }
+                @if history.is_empty() {
+                    p.muted { "Nothing yet." }
+                } @else {
+                    ul.history {
+                        @for event in history {
+                            li {
+                                strong { (event.kind) } " · " (when(Some(event.at))) " · via " (event.source)
+                                @if let Some(address) = &event.address { " from " (address) }
+                                @if let Some(detail) = &event.detail { span.muted { " — " (detail) } }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// "Revoke this key?" with the form that does it.
+pub fn confirm_revoke(key: &api_key::Model, csrf: &str) -> Markup {
+    layout(
+        "Revoke key",
+        html! {},
+        html! {
+            section.card.narrow.stack {
+                h1 { "Revoke “" (key.name) "”?" }
+                p { "Requests with " code { (key.display_prefix) "…" } " will be refused within a second, everywhere. This cannot be undone." }
+                form method="post" action=(format!("/settings/api-keys/{}/revoke", key.id)) {
+                    input type="hidden" name="csrf" value=(csrf);
+                    div.actions {
+                        button.danger type="submit" { "Revoke key" }
+                        a.button.secondary href="/settings/api-keys" { "Cancel" }
+                    }
+                }
+            }
+        },
+    )
+}

@@ -1,0 +1,323 @@
+//! Settings → API Key over HTTP: sign-in, sessions, CSRF, throttling, tenancy.
+
+use std::time::Duration;
+
+use ciq_admin::SecretHasher;
+use ciq_e2e::{Backend, TestApp};
+use reqwest::redirect::Policy;
+
+const PASSWORD: &str = "correct horse battery";
+
+fn browser_like_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(Policy::none())
+        .build()
+        .unwrap()
+}
+
+fn session_cookie(resp: &reqwest::Response) -> String {
+    resp.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+fn hidden_csrf(html: &str) -> String {
+    let marker = "name=\"csrf\" value=\"";
+    let start = html.find(marker).expect("a CSRF field") + marker.len();
+    html[start..start + html[start..].find('"').unwrap()].to_owned()
+}
+
+async fn owner(app: &TestApp, email: &str) -> uuid::Uuid {
+    let id = app.create_user(email).await;
+    ciq_admin::users::set_password(&app.db, &SecretHasher::default(), id, PASSWORD)
+        .await
+        .unwrap();
+    id
+}
+
+async fn sign_in(
+    app: &TestApp,
+    client: &reqwest::Client,
+    email: &str,
+    password: &str,
+) -> reqwest::Response {
+    let page = client
+        .get(format!("{}/login", app.base_url))
+        .send()
+        .await
+        .unwrap();
+    let csrf = hidden_csrf(&page.text().await.unwrap());
+    client
+        .post(format!("{}/login", app.base_url))
+        .form(&[("email", email), ("password", password), ("csrf", &csrf)])
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn keys_page(app: &TestApp, client: &reqwest::Client) -> (u16, String) {
+    let resp = client
+        .get(format!("{}/settings/api-keys", app.base_url))
+        .send()
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_settings_page_requires_sign_in_and_serves_the_owners_keys() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let user = owner(&app, "owner@acme.test").await;
+    let client = browser_like_client();
+    let resp = client
+        .get(format!("{}/settings/api-keys", app.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    assert_eq!(resp.headers()["location"], "/login");
+
+    let resp = sign_in(&app, &client, "owner@acme.test", PASSWORD).await;
+    assert_eq!(resp.status(), 303);
+    assert_eq!(resp.headers()["location"], "/settings/api-keys");
+    let cookie = resp.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.starts_with("ciq_session="), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    assert!(!cookie.contains("Secure"), "plain HTTP: {cookie}");
+
+    let (status, html) = keys_page(&app, &client).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("No keys yet"));
+    let csrf = hidden_csrf(&html);
+    let resp = client
+        .post(format!("{}/settings/api-keys", app.base_url))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("name", "Website <form>"),
+            ("expires_in_days", "30"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    assert_eq!(resp.headers()["cache-control"], "no-store");
+    let html = resp.text().await.unwrap();
+    assert!(html.contains("Website &lt;form&gt;"), "names are escaped");
+    let start = html.find("value=\"ciq_").unwrap() + "value=\"".len();
+    let key = &html[start..start + ciq_admin::key::KEY_LEN];
+    assert!(ciq_admin::key::parse(key).is_ok());
+    assert_eq!(app.create_status(Some(key)).await, 201);
+    let listed = ciq_admin::keys::list_keys(&app.db, user).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].expires_at.is_some());
+
+    // Shown once: the page never carries the key again.
+    let (_, html) = keys_page(&app, &client).await;
+    assert!(!html.contains(key));
+    assert!(html.contains(&listed[0].display_prefix));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_password_and_an_unknown_email_look_the_same() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    owner(&app, "owner@acme.test").await;
+    let client = browser_like_client();
+    let wrong = sign_in(&app, &client, "owner@acme.test", "not the password").await;
+    let unknown = sign_in(&app, &client, "nobody@acme.test", "not the password").await;
+    assert_eq!(
+        (wrong.status(), unknown.status()),
+        (401.try_into().unwrap(), 401.try_into().unwrap())
+    );
+    let wrong = wrong.text().await.unwrap();
+    let unknown = unknown.text().await.unwrap();
+    let message = "That email and password do not match an account.";
+    assert!(wrong.contains(message) && unknown.contains(message));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_sign_ins_are_throttled_per_email() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    owner(&app, "owner@acme.test").await;
+    let client = browser_like_client();
+    for _ in 0..ciq_api::settings::LOGIN_FAILURES_PER_EMAIL {
+        assert_eq!(
+            sign_in(&app, &client, "owner@acme.test", "wrong")
+                .await
+                .status(),
+            401
+        );
+    }
+    // Even the right password waits now.
+    let resp = sign_in(&app, &client, "owner@acme.test", PASSWORD).await;
+    assert_eq!(resp.status(), 429);
+    assert!(resp.headers().get("retry-after").is_some());
+    // Another account from the same address is not locked out by it.
+    owner(&app, "other@acme.test").await;
+    assert_eq!(
+        sign_in(&app, &client, "other@acme.test", PASSWORD)
+            .await
+            .status(),
+        303
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forms_without_the_right_csrf_token_are_refused() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let user = owner(&app, "owner@acme.test").await;
+    let client = browser_like_client();
+    // Sign-in without the double-submit cookie's value.
+    let resp = client
+        .post(format!("{}/login", app.base_url))
+        .form(&[
+            ("email", "owner@acme.test"),
+            ("password", PASSWORD),
+            ("csrf", "forged"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    assert_eq!(
+        sign_in(&app, &client, "owner@acme.test", PASSWORD)
+            .await
+            .status(),
+        303
+    );
+    for csrf in ["", "forged-token-of-the-right-size!!"] {
+        let resp = client
+            .post(format!("{}/settings/api-keys", app.base_url))
+            .form(&[("csrf", csrf), ("name", "x")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 403, "{csrf:?}");
+    }
+    assert!(
+        ciq_admin::keys::list_keys(&app.db, user)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_expire_and_sign_out_ends_them() {
+    let app = TestApp::spawn_with(Backend::Sqlite, |s| s.session_ttl = Duration::from_secs(1))
+        .await
+        .unwrap();
+    owner(&app, "owner@acme.test").await;
+    let client = browser_like_client();
+    let resp = sign_in(&app, &client, "owner@acme.test", PASSWORD).await;
+    let token = session_cookie(&resp);
+    assert_eq!(keys_page(&app, &client).await.0, 200);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // The browser drops the cookie (Max-Age); the server refuses it on its own too.
+    let resp = client
+        .get(format!("{}/settings/api-keys", app.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["location"], "/login");
+    let replay = reqwest::Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .unwrap();
+    let resp = replay
+        .get(format!("{}/settings/api-keys", app.base_url))
+        .header("Cookie", token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    assert_eq!(resp.headers()["location"], "/login?expired=1");
+
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    owner(&app, "owner@acme.test").await;
+    let client = browser_like_client();
+    let resp = sign_in(&app, &client, "owner@acme.test", PASSWORD).await;
+    let token = session_cookie(&resp);
+    let (_, html) = keys_page(&app, &client).await;
+    let resp = client
+        .post(format!("{}/logout", app.base_url))
+        .form(&[("csrf", hidden_csrf(&html))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    // The old cookie, replayed, opens nothing.
+    let replay = reqwest::Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .unwrap();
+    let resp = replay
+        .get(format!("{}/settings/api-keys", app.base_url))
+        .header("Cookie", token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_cannot_touch_another_owners_keys() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let alice = owner(&app, "alice@acme.test").await;
+    owner(&app, "bob@acme.test").await;
+    let (alice_key_id, alice_key) = app.create_key_with(alice, Default::default()).await;
+    let bob = browser_like_client();
+    sign_in(&app, &bob, "bob@acme.test", PASSWORD).await;
+    let (_, html) = keys_page(&app, &bob).await;
+    assert!(!html.contains(&alice_key[..12]));
+    let csrf = hidden_csrf(&html);
+    let page = bob
+        .get(format!(
+            "{}/settings/api-keys/{alice_key_id}/revoke",
+            app.base_url
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 404);
+    for action in ["revoke", "roll"] {
+        let resp = bob
+            .post(format!(
+                "{}/settings/api-keys/{alice_key_id}/{action}",
+                app.base_url
+            ))
+            .form(&[("csrf", csrf.as_str()), ("overlap_seconds", "0")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 404, "{action}");
+    }
+    assert_eq!(app.create_status(Some(&alice_key)).await, 201);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cookies_are_secure_behind_tls() {
+    let app = TestApp::spawn_with(Backend::Sqlite, |s| s.limits.trust_forwarded_for = true)
+        .await
+        .unwrap();
+    owner(&app, "owner@acme.test").await;
+    let client = reqwest::Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .unwrap();
+    let page = client
+        .get(format!("{}/login", app.base_url))
+        .header("X-Forwarded-Proto", "https")
+        .send()
+        .await
+        .unwrap();
+    let cookie = page.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.ends_with("; Secure"), "{cookie}");
+}

@@ -7,4 +7,5 @@ mod errors;
 mod leads;
 mod limits;
 mod settings;
+mod settings_browser;
 mod swagger;

@@ -321,3 +321,63 @@ async fn cookies_are_secure_behind_tls() {
     let cookie = page.headers()["set-cookie"].to_str().unwrap().to_owned();
     assert!(cookie.ends_with("; Secure"), "{cookie}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_configured_sessions_live_in_redis() {
+    let Some(url) = ciq_e2e::test_redis_url().await else {
+        return;
+    };
+    let prefix = ciq_e2e::unique_redis_prefix();
+    let app = TestApp::spawn_with(Backend::Sqlite, |s| {
+        s.redis_url = Some(url.clone());
+        s.redis_prefix = prefix.clone();
+    })
+    .await
+    .unwrap();
+    owner(&app, "owner@acme.test").await;
+    let client = browser_like_client();
+    assert_eq!(
+        sign_in(&app, &client, "owner@acme.test", PASSWORD)
+            .await
+            .status(),
+        303
+    );
+    let (status, html) = keys_page(&app, &client).await;
+    assert_eq!(status, 200);
+
+    let redis = ::redis::Client::open(url).unwrap();
+    let mut conn = redis.get_multiplexed_async_connection().await.unwrap();
+    let stored: Vec<String> = ::redis::cmd("KEYS")
+        .arg(format!("{prefix}session:*"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    let ttl: i64 = ::redis::cmd("PTTL")
+        .arg(&stored[0])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(ttl > 11 * 3600 * 1000, "{ttl}");
+    use sea_orm::EntityTrait;
+    assert!(
+        ciq_entity::Session::find()
+            .all(&app.db)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    client
+        .post(format!("{}/logout", app.base_url))
+        .form(&[("csrf", hidden_csrf(&html))])
+        .send()
+        .await
+        .unwrap();
+    let exists: i64 = ::redis::cmd("EXISTS")
+        .arg(&stored[0])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(exists, 0);
+}

@@ -29,6 +29,9 @@ pub enum AdminError {
     /// Hashing failed (never expected with valid parameters).
     #[error("hashing failed: {0}")]
     Hashing(String),
+    /// The session store (Redis) failed.
+    #[error("session store: {0}")]
+    SessionStore(String),
     /// The database failed.
     #[error("database error: {0}")]
     Database(#[from] DbErr),

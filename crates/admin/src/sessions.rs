@@ -75,39 +75,149 @@ fn token_hash(token: &str) -> String {
         .collect()
 }
 
-/// Starts a session for `user_id` lasting `ttl`; returns the cookie token (shown to
-/// the browser only) and the session.
-pub async fn start_session(
-    db: &DatabaseConnection,
-    user_id: Uuid,
-    ttl: Duration,
-) -> Result<(String, Session), AdminError> {
-    let token = new_token();
-    let csrf_token = new_token();
-    let now = ciq_entity::now();
-    let expires_at = now + chrono::TimeDelta::from_std(ttl).unwrap_or(chrono::TimeDelta::hours(12));
-    session::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        token_hash: Set(token_hash(&token)),
-        user_id: Set(user_id),
-        csrf_token: Set(csrf_token.clone()),
-        created_at: Set(now),
-        expires_at: Set(expires_at),
-    }
-    .insert(db)
-    .await?;
-    Ok((
-        token,
-        Session {
-            user_id,
-            csrf_token,
-            expires_at,
-        },
-    ))
+/// Where sessions live: Redis when configured (shared by every instance, expired by
+/// Redis itself), the database otherwise.
+#[derive(Clone)]
+pub enum SessionStore {
+    /// The `sessions` table.
+    Database(DatabaseConnection),
+    /// One Redis hash per session, `<prefix><token digest>`, with the session's TTL.
+    Redis {
+        /// Connection (re-made after failures).
+        conn: redis::aio::ConnectionManager,
+        /// Key prefix, e.g. `ciq:session:`.
+        prefix: String,
+    },
 }
 
-/// The live session of a cookie token; an expired one is deleted and not returned.
-pub async fn find_session(
+impl SessionStore {
+    /// A Redis store on `url` (connected lazily: succeeds while Redis is down).
+    pub fn redis(url: &str, prefix: &str) -> Result<Self, AdminError> {
+        let client = redis::Client::open(url).map_err(redis_trouble)?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_millis(500)))
+            .set_response_timeout(Some(Duration::from_millis(500)))
+            .set_number_of_retries(1);
+        let conn = redis::aio::ConnectionManager::new_lazy_with_config(client, config)
+            .map_err(redis_trouble)?;
+        Ok(Self::Redis {
+            conn,
+            prefix: prefix.to_owned(),
+        })
+    }
+
+    /// `database` or `redis`.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Self::Database(_) => "database",
+            Self::Redis { .. } => "redis",
+        }
+    }
+
+    /// Starts a session for `user_id` lasting `ttl`; returns the cookie token (given
+    /// to the browser only) and the session.
+    pub async fn start(
+        &self,
+        user_id: Uuid,
+        ttl: Duration,
+    ) -> Result<(String, Session), AdminError> {
+        let token = new_token();
+        let session = Session {
+            user_id,
+            csrf_token: new_token(),
+            expires_at: ciq_entity::now()
+                + chrono::TimeDelta::from_std(ttl).unwrap_or(chrono::TimeDelta::hours(12)),
+        };
+        match self {
+            Self::Database(db) => {
+                session::ActiveModel {
+                    id: Set(Uuid::now_v7()),
+                    token_hash: Set(token_hash(&token)),
+                    user_id: Set(user_id),
+                    csrf_token: Set(session.csrf_token.clone()),
+                    created_at: Set(ciq_entity::now()),
+                    expires_at: Set(session.expires_at),
+                }
+                .insert(db)
+                .await?;
+            }
+            Self::Redis { conn, prefix } => {
+                let key = format!("{prefix}{}", token_hash(&token));
+                let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+                let mut conn = conn.clone();
+                redis::pipe()
+                    .atomic()
+                    .hset_multiple(
+                        &key,
+                        &[
+                            ("user_id", user_id.to_string()),
+                            ("csrf_token", session.csrf_token.clone()),
+                            ("expires_at", session.expires_at.to_rfc3339()),
+                        ],
+                    )
+                    .ignore()
+                    .pexpire(&key, ttl_ms as i64)
+                    .ignore()
+                    .query_async::<()>(&mut conn)
+                    .await
+                    .map_err(redis_trouble)?;
+            }
+        }
+        Ok((token, session))
+    }
+
+    /// The live session of a cookie token; an expired one is not returned.
+    pub async fn find(&self, token: &str) -> Result<Option<Session>, AdminError> {
+        match self {
+            Self::Database(db) => find_in_database(db, token).await,
+            Self::Redis { conn, prefix } => {
+                let mut conn = conn.clone();
+                let fields: std::collections::HashMap<String, String> = redis::cmd("HGETALL")
+                    .arg(format!("{prefix}{}", token_hash(token)))
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(redis_trouble)?;
+                let session = (|| {
+                    Some(Session {
+                        user_id: fields.get("user_id")?.parse().ok()?,
+                        csrf_token: fields.get("csrf_token")?.clone(),
+                        expires_at: DateTime::parse_from_rfc3339(fields.get("expires_at")?)
+                            .ok()?
+                            .with_timezone(&Utc),
+                    })
+                })();
+                Ok(session.filter(|s| s.expires_at > Utc::now()))
+            }
+        }
+    }
+
+    /// Ends the session of a cookie token (signing out).
+    pub async fn end(&self, token: &str) -> Result<(), AdminError> {
+        match self {
+            Self::Database(db) => {
+                ciq_entity::Session::delete_many()
+                    .filter(session::Column::TokenHash.eq(token_hash(token)))
+                    .exec(db)
+                    .await?;
+            }
+            Self::Redis { conn, prefix } => {
+                let mut conn = conn.clone();
+                redis::cmd("DEL")
+                    .arg(format!("{prefix}{}", token_hash(token)))
+                    .query_async::<()>(&mut conn)
+                    .await
+                    .map_err(redis_trouble)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn redis_trouble(err: redis::RedisError) -> AdminError {
+    AdminError::SessionStore(err.to_string())
+}
+
+async fn find_in_database(
     db: &DatabaseConnection,
     token: &str,
 ) -> Result<Option<Session>, AdminError> {
@@ -127,13 +237,4 @@ pub async fn find_session(
         csrf_token: row.csrf_token,
         expires_at: row.expires_at,
     }))
-}
-
-/// Ends the session of a cookie token (signing out).
-pub async fn end_session(db: &DatabaseConnection, token: &str) -> Result<(), AdminError> {
-    ciq_entity::Session::delete_many()
-        .filter(session::Column::TokenHash.eq(token_hash(token)))
-        .exec(db)
-        .await?;
-    Ok(())
 }

@@ -152,7 +152,8 @@ pub fn admin_error(err: AdminError) -> ApiError {
             tracing::error!(%cause, "hashing failed");
             ApiError::internal()
         }
-        AdminError::Database(cause) => {
+        err @ (AdminError::SessionStore(_) | AdminError::Database(_)) => {
+            let cause = err.to_string();
             tracing::error!(%cause, "store unavailable");
             ApiError::service_unavailable()
         }

@@ -59,6 +59,8 @@ pub struct AppState {
     pub admin_token: Option<String>,
     /// How long a Settings sign-in lasts.
     pub session_ttl: Duration,
+    /// Where Settings sessions live.
+    pub sessions: ciq_admin::sessions::SessionStore,
 }
 
 /// Default length of a Settings session.

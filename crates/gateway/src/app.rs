@@ -8,6 +8,7 @@ use poem::Server;
 use poem::listener::{Acceptor, AcceptorExt, Listener, TcpListener};
 
 use ciq_admin::KeyVerifier;
+use ciq_admin::sessions::SessionStore;
 use ciq_api::{AppState, LimitSettings};
 use ciq_limiter::{FailoverLimiter, InProcessLimiter, RateLimiter, RedisLimiter};
 
@@ -33,7 +34,7 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// Redis for the shared limiter; `None` = in-process limiter.
     pub redis_url: Option<String>,
-    /// Prefix of the limiter's Redis keys (several deployments can share a Redis).
+    /// Prefix of the gateway's Redis keys (several deployments can share a Redis).
     pub redis_prefix: String,
     /// Operator token of `/admin/v1` (at least 16 characters); `None` = API off.
     pub admin_token: Option<String>,
@@ -44,8 +45,9 @@ pub struct Settings {
 /// Shortest operator token accepted.
 pub const MIN_ADMIN_TOKEN_LEN: usize = 16;
 
-/// Default prefix of the limiter's Redis keys.
-pub const DEFAULT_REDIS_PREFIX: &str = "ciq:rl:";
+/// Default prefix of the gateway's Redis keys: the limiter's are `<prefix>rl:…`,
+/// sessions `<prefix>session:…`.
+pub const DEFAULT_REDIS_PREFIX: &str = "ciq:";
 
 impl Default for Settings {
     fn default() -> Self {
@@ -75,6 +77,9 @@ pub enum StartError {
     /// The store could not be reached or migrated.
     #[error("database: {0}")]
     Database(#[from] sea_orm::DbErr),
+    /// The session store could not be set up.
+    #[error("sessions: {0}")]
+    Sessions(String),
     /// `CIQ_ADMIN_TOKEN` is too short to be a secret.
     #[error("CIQ_ADMIN_TOKEN must be at least {MIN_ADMIN_TOKEN_LEN} characters")]
     WeakAdminToken,
@@ -106,7 +111,11 @@ impl Application {
         let verifier = Arc::new(KeyVerifier::new(db.clone()));
         let limiter: Arc<dyn RateLimiter> = match &settings.redis_url {
             Some(url) => Arc::new(
-                FailoverLimiter::new(RedisLimiter::new(url, &settings.redis_prefix)?).await,
+                FailoverLimiter::new(RedisLimiter::new(
+                    url,
+                    &format!("{}rl:", settings.redis_prefix),
+                )?)
+                .await,
             ),
             None => {
                 tracing::info!(
@@ -114,6 +123,11 @@ impl Application {
                 );
                 Arc::new(InProcessLimiter::new())
             }
+        };
+        let sessions = match &settings.redis_url {
+            Some(url) => SessionStore::redis(url, &format!("{}session:", settings.redis_prefix))
+                .map_err(|e| StartError::Sessions(e.to_string()))?,
+            None => SessionStore::Database(db.clone()),
         };
         let state = Arc::new(AppState {
             db,
@@ -123,6 +137,7 @@ impl Application {
             max_body_bytes: settings.max_body_bytes,
             admin_token,
             session_ttl: settings.session_ttl,
+            sessions,
         });
         let acceptor = TcpListener::bind(settings.listen.clone())
             .into_acceptor()

@@ -88,7 +88,8 @@ pub struct ServeArgs {
     #[arg(long, env = "CIQ_SESSION_TTL_SECS", default_value_t = 12 * 3600,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub session_ttl_secs: u64,
-    /// Prefix of the limiter's Redis keys.
+    /// Prefix of the gateway's Redis keys (limiter: `<prefix>rl:`, sessions:
+    /// `<prefix>session:`).
     #[arg(long, env = "CIQ_REDIS_PREFIX", default_value = crate::app::DEFAULT_REDIS_PREFIX)]
     pub redis_prefix: String,
     /// Length of the sliding window in seconds (60; shorter only for tests).

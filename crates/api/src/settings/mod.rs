@@ -175,7 +175,7 @@ async fn signed_in(req: &Request, state: &AppState) -> Result<(String, Session),
     let Some(token) = cookie(req, SESSION_COOKIE) else {
         return Err(redirect("/login"));
     };
-    match sessions::find_session(&state.db, &token).await {
+    match state.sessions.find(&token).await {
         Ok(Some(session)) => Ok((token, session)),
         Ok(None) => Err(redirect("/login?expired=1")),
         Err(err) => Err(store_trouble(err)),
@@ -293,7 +293,7 @@ async fn login(req: &Request, state: Data<&Arc<AppState>>, form: Form<LoginForm>
             &email,
         );
     };
-    match sessions::start_session(&state.db, user.id, state.session_ttl).await {
+    match state.sessions.start(user.id, state.session_ttl).await {
         Ok((token, _)) => {
             let mut resp = redirect("/settings/api-keys");
             set_cookie(
@@ -325,7 +325,7 @@ async fn logout(req: &Request, state: Data<&Arc<AppState>>, form: Form<CsrfOnly>
     if !tokens_match(&form.csrf, &session.csrf_token) {
         return csrf_refused();
     }
-    if let Err(err) = sessions::end_session(&state.db, &token).await {
+    if let Err(err) = state.sessions.end(&token).await {
         return store_trouble(err);
     }
     let mut resp = redirect("/login");
@@ -366,7 +366,14 @@ async fn render_keys(
     };
     html(
         status,
-        pages::keys(&user, &listed, &history, &session.csrf_token, &flash),
+        pages::keys(
+            &user,
+            &listed,
+            &history,
+            &session.csrf_token,
+            &flash,
+            state.limits.per_window,
+        ),
     )
 }
 

@@ -153,6 +153,7 @@ pub fn keys(
     history: &[KeyEventView],
     csrf: &str,
     flash: &Flash,
+    default_limit: u32,
 ) -> Markup {
     let who = user.name.clone().unwrap_or_else(|| user.email.clone());
     layout(
@@ -162,7 +163,7 @@ pub fn keys(
             h1 { "API keys" }
             p.lead { "Keys let your web forms, CRM and scripts create leads in this account through "
                 code { "POST /api/external/leads/create" } " with the " code { "X-API-Key" } " header. "
-                "Each key allows 100 requests per minute." }
+                "Each key allows " (default_limit) " requests per minute unless set otherwise." }
             @if let Some(notice) = &flash.notice { div.notice role="status" { (notice) } }
             @if let Some(error) = &flash.error { div.error role="alert" { (error) } }
             @if let Some((name, key)) = &flash.new_key {
@@ -212,7 +213,7 @@ pub fn keys(
                                     td { (key.name) }
                                     td { code { (key.display_prefix) "…" } }
                                     td { span class=(format!("badge {}", key.status)) { (key.status) } }
-                                    td { (key.rate_limit_per_minute.map_or_else(|| "100".to_owned(), |l| l.to_string())) }
+                                    td { (key.rate_limit_per_minute.map_or_else(|| default_limit.to_string(), |l| l.to_string())) }
                                     td { (when(Some(key.created_at))) }
                                     td { (when(key.last_used_at)) }
                                     td { (when(key.expires_at)) }
@@ -223,7 +224,10 @@ pub fn keys(
                                                     input type="hidden" name="csrf" value=(csrf);
                                                     label for=(format!("overlap-{}", key.id)) style="position:absolute;left:-9999px" { "Old key stops" }
                                                     select id=(format!("overlap-{}", key.id)) name="overlap_seconds" {
-                                                        @for (secs, label) in ROLL_OVERLAPS { option value=(secs) { "Old key: " (label.to_lowercase()) } }
+                                                        @for (secs, label) in ROLL_OVERLAPS {
+                                                            // A day of overlap by default: integrations keep working while they switch.
+                                                            option value=(secs) selected[secs == 86_400] { "Old key: " (label.to_lowercase()) }
+                                                        }
                                                     }
                                                     " "
                                                     button.secondary type="submit" aria-label=(format!("Roll {}", key.name)) { "Roll" }

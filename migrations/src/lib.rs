@@ -10,6 +10,7 @@ mod m20261126_000002_create_api_keys;
 mod m20261126_000003_create_leads;
 mod m20261126_000004_create_key_events;
 mod m20261126_000005_create_sessions;
+mod m20261126_000006_create_idempotency_keys;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000003_create_leads::Migration),
             Box::new(m20261126_000004_create_key_events::Migration),
             Box::new(m20261126_000005_create_sessions::Migration),
+            Box::new(m20261126_000006_create_idempotency_keys::Migration),
         ]
     }
 }

@@ -161,7 +161,8 @@ fn add_examples(doc: &mut Value) {
 
 /// poem-openapi upper-cases extra response headers; show them as clients see them.
 fn canonical_header_names(response: &mut Value) {
-    const NAMES: [&str; 6] = [
+    const NAMES: [&str; 7] = [
+        "Idempotent-Replayed",
         "X-RateLimit-Limit",
         "X-RateLimit-Remaining",
         "X-RateLimit-Reset",

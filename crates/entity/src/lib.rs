@@ -4,12 +4,14 @@
 //! types mirror it column for column.
 
 pub mod api_key;
+pub mod idempotency_key;
 pub mod key_event;
 pub mod lead;
 pub mod session;
 pub mod user;
 
 pub use api_key::Entity as ApiKey;
+pub use idempotency_key::Entity as IdempotencyKey;
 pub use key_event::Entity as KeyEvent;
 pub use lead::Entity as Lead;
 pub use session::Entity as Session;

@@ -16,15 +16,24 @@ use crate::state::AppState;
 
 /// The body of a create request, or why it cannot be used. Extracting it never
 /// fails, so the handler decides the response (and its headers) in every case.
-pub struct LeadSubmission(Result<NewLead, ApiError>);
+pub struct LeadSubmission(Result<Submitted, ApiError>);
+
+/// A body that passed every rule.
+pub struct Submitted {
+    /// The validated lead.
+    pub lead: NewLead,
+    /// BLAKE2s (hex) of the body in canonical form (object keys sorted), so that an
+    /// `Idempotency-Key` retry is recognised whatever the key order or spacing.
+    pub fingerprint: String,
+}
 
 impl LeadSubmission {
-    /// The validated lead, or the error to answer with.
-    pub fn into_lead(self) -> Result<NewLead, ApiError> {
+    /// The validated lead and its fingerprint, or the error to answer with.
+    pub fn into_submitted(self) -> Result<Submitted, ApiError> {
         self.0
     }
 
-    async fn read(request: &Request, body: &mut RequestBody) -> Result<NewLead, ApiError> {
+    async fn read(request: &Request, body: &mut RequestBody) -> Result<Submitted, ApiError> {
         let limit = request
             .data::<Arc<AppState>>()
             .map_or(crate::state::DEFAULT_MAX_BODY_BYTES, |s| s.max_body_bytes);
@@ -59,8 +68,51 @@ impl LeadSubmission {
         let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|err| {
             ApiError::invalid_json(format!("the request body is not valid JSON: {err}"))
         })?;
-        validate_submission(&value).map_err(ApiError::validation_failed)
+        let lead = validate_submission(&value).map_err(ApiError::validation_failed)?;
+        Ok(Submitted {
+            lead,
+            fingerprint: fingerprint(&value),
+        })
     }
+}
+
+fn fingerprint(value: &serde_json::Value) -> String {
+    use blake2::{Blake2s256, Digest};
+    fn canonical(value: &serde_json::Value, out: &mut String) {
+        match value {
+            serde_json::Value::Object(map) => {
+                let mut keys: Vec<&String> = map.keys().collect();
+                keys.sort();
+                out.push('{');
+                for (i, key) in keys.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&serde_json::Value::String(key.clone()).to_string());
+                    out.push(':');
+                    canonical(&map[key], out);
+                }
+                out.push('}');
+            }
+            serde_json::Value::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    canonical(item, out);
+                }
+                out.push(']');
+            }
+            scalar => out.push_str(&scalar.to_string()),
+        }
+    }
+    let mut text = String::new();
+    canonical(value, &mut text);
+    Blake2s256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// `application/json`, with or without parameters such as `charset=utf-8`.
@@ -103,6 +155,16 @@ impl<'a> ApiExtractor<'a> for LeadSubmission {
 #[cfg(test)]
 mod tests {
     use super::is_json;
+
+    #[test]
+    fn fingerprints_ignore_key_order_and_spacing_but_not_values() {
+        let a = serde_json::json!({"lead": {"name": "Jane", "email": "j@x.io"}});
+        let b: serde_json::Value =
+            serde_json::from_str(r#"{ "lead" : { "email":"j@x.io",  "name":"Jane" } }"#).unwrap();
+        let c = serde_json::json!({"lead": {"name": "Jane", "email": "k@x.io"}});
+        assert_eq!(super::fingerprint(&a), super::fingerprint(&b));
+        assert_ne!(super::fingerprint(&a), super::fingerprint(&c));
+    }
 
     #[test]
     fn json_content_types_are_recognised() {

@@ -1,6 +1,7 @@
 //! `POST /api/external/leads/create` — the reference's Create Lead endpoint.
 
 mod body;
+pub mod idempotency;
 pub mod input;
 pub mod money;
 mod store;
@@ -8,6 +9,7 @@ mod store;
 use std::sync::Arc;
 
 use poem::web::Data;
+use poem_openapi::param::Header;
 use poem_openapi::payload::{Json, Response};
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
@@ -135,7 +137,12 @@ pub enum CreateLeadResponse {
     /// `unsupported_media_type`: Content-Type is not application/json.
     #[oai(status = 415)]
     UnsupportedMediaType(Json<ErrorBody>),
+    /// `idempotency_key_in_use`: a request with the same `Idempotency-Key` is still
+    /// being processed.
+    #[oai(status = 409)]
+    Conflict(Json<ErrorBody>),
     /// `validation_failed`: field rules broken; every one is listed in `details`.
+    /// `idempotency_key_reused`: the `Idempotency-Key` was used with another body.
     #[oai(status = 422)]
     ValidationFailed(Json<ErrorBody>),
     /// `rate_limited`: over the key's limit. Waiting `Retry-After` seconds is enough.
@@ -165,6 +172,7 @@ impl From<ApiError> for CreateLeadResponse {
             401 => Self::Unauthorized(body),
             413 => Self::PayloadTooLarge(body),
             415 => Self::UnsupportedMediaType(body),
+            409 => Self::Conflict(body),
             422 => Self::ValidationFailed(body),
             429 => Self::RateLimited(body, retry_after),
             _ => Self::Unavailable(body, retry_after),
@@ -215,34 +223,92 @@ impl LeadsApi {
             name = "RateLimit",
             ty = "Option<String>",
             description = "IETF draft state, e.g. \"default\";r=99;t=60."
+        ),
+        response_header(
+            name = "Idempotent-Replayed",
+            ty = "Option<String>",
+            description = "`true` when this 201 replays the answer to an earlier request with the same Idempotency-Key."
         )
     )]
     async fn create_lead(
         &self,
         auth: ApiKeyAuth,
         submission: LeadSubmission,
+        /// Optional, up to 255 printable ASCII characters, scoped to your account.
+        /// Retrying with the same key and body within 24 hours replays the first
+        /// answer (same lead, `Idempotent-Replayed: true`) instead of creating a
+        /// duplicate; the same key with another body is 422 `idempotency_key_reused`;
+        /// while the first request runs, 409 `idempotency_key_in_use`.
+        #[oai(name = "Idempotency-Key")]
+        idempotency_key: Header<Option<String>>,
         state: Data<&Arc<AppState>>,
     ) -> Response<CreateLeadResponse> {
         let caller = auth.0;
-        let outcome = match submission.into_lead() {
-            Ok(lead) => store::insert_lead(&state.db, &caller.key, lead)
-                .await
-                .map(|lead| {
-                    CreateLeadResponse::Created(Json(LeadCreated {
-                        success: true,
-                        lead,
-                    }))
-                }),
-            Err(err) => Err(err),
-        };
-        let response = outcome.unwrap_or_else(CreateLeadResponse::from);
+        let (response, replayed) =
+            match create(&state, &caller, submission, idempotency_key.0).await {
+                Ok((created, replayed)) => (CreateLeadResponse::Created(Json(created)), replayed),
+                Err(err) => (CreateLeadResponse::from(err), false),
+            };
         let mut headers = poem::http::HeaderMap::new();
         caller.apply_headers(&mut headers);
-        headers
+        let response = headers
             .into_iter()
             .filter_map(|(name, value)| Some((name?, value)))
             .fold(Response::new(response), |resp, (name, value)| {
                 resp.header(name, value)
-            })
+            });
+        if replayed {
+            response.header("idempotent-replayed", "true")
+        } else {
+            response
+        }
+    }
+}
+
+/// Validates, claims the idempotency key if any, stores. Returns the answer and
+/// whether it is a replay.
+async fn create(
+    state: &AppState,
+    caller: &crate::auth::Caller,
+    submission: LeadSubmission,
+    idempotency_key: Option<String>,
+) -> Result<(LeadCreated, bool), ApiError> {
+    let submitted = submission.into_submitted()?;
+    let user_id = caller.key.user_id;
+    let key = idempotency_key
+        .as_deref()
+        .map(idempotency::validate_key)
+        .transpose()?;
+    if let Some(key) = &key {
+        match idempotency::claim(&state.db, user_id, key, &submitted.fingerprint).await? {
+            idempotency::Claim::Fresh => {}
+            idempotency::Claim::Replay(body) => {
+                let value = serde_json::from_str(&body).ok();
+                let created = <LeadCreated as poem_openapi::types::ParseFromJSON>::parse_from_json(
+                    value,
+                )
+                .map_err(|err| {
+                    tracing::error!(error = %err.message(), "stored idempotent answer unreadable");
+                    ApiError::internal()
+                })?;
+                return Ok((created, true));
+            }
+        }
+    }
+    match store::insert_lead(&state.db, &caller.key, submitted.lead, key.as_deref()).await {
+        Ok(lead) => Ok((
+            LeadCreated {
+                success: true,
+                lead,
+            },
+            false,
+        )),
+        Err(err) => {
+            if let Some(key) = &key {
+                // Not stored: free the key so that the client's retry can succeed.
+                let _ = idempotency::forget(&state.db, user_id, key).await;
+            }
+            Err(err)
+        }
     }
 }

@@ -1,22 +1,28 @@
 //! Writing leads.
 
-use sea_orm::{ActiveModelTrait, DatabaseConnection, Set};
+use sea_orm::{
+    ActiveModelTrait, DatabaseConnection, DbErr, Set, TransactionError, TransactionTrait,
+};
 use uuid::Uuid;
 
 use ciq_admin::VerifiedKey;
 use ciq_entity::lead;
 
-use super::Lead;
 use super::input::NewLead;
 use super::money::Money;
+use super::{Lead, LeadCreated, idempotency};
 use crate::error::ApiError;
 
 /// Stores `new` under the caller's account and returns it as the API shows it.
 /// The tenant comes from the verified key, never from the body.
+///
+/// With an idempotency key, the answer is remembered in the same transaction as the
+/// lead: both are written or neither is.
 pub async fn insert_lead(
     db: &DatabaseConnection,
     key: &VerifiedKey,
     new: NewLead,
+    idempotency_key: Option<&str>,
 ) -> Result<Lead, ApiError> {
     let row = lead::ActiveModel {
         id: Set(Uuid::now_v7()),
@@ -34,12 +40,35 @@ pub async fn insert_lead(
         description: Set(new.description),
         created_at: Set(ciq_entity::now()),
     };
-    let stored = row.insert(db).await.map_err(|err| {
+    let stored = match idempotency_key {
+        None => row.insert(db).await.map(lead_view),
+        Some(idempotency_key) => {
+            let user_id = key.user_id;
+            db.transaction::<_, Lead, DbErr>(|txn| {
+                let idempotency_key = idempotency_key.to_owned();
+                Box::pin(async move {
+                    let lead = lead_view(row.insert(txn).await?);
+                    let answer = LeadCreated {
+                        success: true,
+                        lead: lead.clone(),
+                    };
+                    let body = poem_openapi::types::ToJSON::to_json_string(&answer);
+                    idempotency::complete(txn, user_id, &idempotency_key, &body).await?;
+                    Ok(lead)
+                })
+            })
+            .await
+            .map_err(|err| match err {
+                TransactionError::Connection(err) | TransactionError::Transaction(err) => err,
+            })
+        }
+    };
+    let stored = stored.map_err(|err| {
         tracing::error!(error = %err, "could not store lead");
         ApiError::service_unavailable()
     })?;
     metrics::counter!("ciq_leads_created_total").increment(1);
-    Ok(lead_view(stored))
+    Ok(stored)
 }
 
 /// The API's view of a stored row.

@@ -1,0 +1,154 @@
+//! `Idempotency-Key` on create, with Stripe's semantics: within 24 hours, the same key
+//! and the same body replay the first answer (same lead); the same key with another
+//! body is refused (422 `idempotency_key_reused`); a retry while the first request is
+//! still running is refused (409 `idempotency_key_in_use`). Keys are per user. Only
+//! requests that reached execution are remembered: a body that failed validation
+//! leaves the key free.
+
+use chrono::Utc;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, Set, SqlErr,
+};
+use uuid::Uuid;
+
+use ciq_entity::idempotency_key;
+
+use crate::error::{ApiError, FieldError};
+
+/// Longest accepted key.
+pub const MAX_KEY_LEN: usize = 255;
+/// How long a key is remembered.
+pub const RETENTION: chrono::TimeDelta = chrono::TimeDelta::hours(24);
+/// Name of the request header.
+pub const HEADER: &str = "Idempotency-Key";
+
+/// What an idempotency key says about this request.
+pub enum Claim {
+    /// First use: go ahead; the answer will be remembered.
+    Fresh,
+    /// Seen with the same body and answered: send this body again (status 201).
+    Replay(String),
+}
+
+/// The key, if it is 1 to 255 printable ASCII characters.
+pub fn validate_key(raw: &str) -> Result<String, ApiError> {
+    let ok =
+        (1..=MAX_KEY_LEN).contains(&raw.len()) && raw.bytes().all(|b| (0x21..=0x7e).contains(&b));
+    if ok {
+        Ok(raw.to_owned())
+    } else {
+        Err(ApiError::validation_failed(vec![FieldError::new(
+            format!("header.{HEADER}"),
+            format!("must be 1 to {MAX_KEY_LEN} printable ASCII characters without spaces"),
+        )]))
+    }
+}
+
+/// Claims `key` for `user_id` and a body with `fingerprint`.
+pub async fn claim(
+    db: &DatabaseConnection,
+    user_id: Uuid,
+    key: &str,
+    fingerprint: &str,
+) -> Result<Claim, ApiError> {
+    for _ in 0..2 {
+        let row = idempotency_key::ActiveModel {
+            user_id: Set(user_id),
+            key: Set(key.to_owned()),
+            request_hash: Set(fingerprint.to_owned()),
+            response_status: Set(None),
+            response_body: Set(None),
+            created_at: Set(ciq_entity::now()),
+        };
+        let inserted = idempotency_key::Entity::insert(row)
+            .exec_without_returning(db)
+            .await;
+        match inserted {
+            Ok(_) => return Ok(Claim::Fresh),
+            Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {}
+            Err(err) => return Err(unavailable(err)),
+        }
+        let Some(existing) = idempotency_key::Entity::find_by_id((user_id, key.to_owned()))
+            .one(db)
+            .await
+            .map_err(unavailable)?
+        else {
+            continue; // released meanwhile: try again
+        };
+        if existing.created_at < Utc::now() - RETENTION {
+            // Forgotten after 24 hours: the key is new again.
+            forget(db, user_id, key).await?;
+            continue;
+        }
+        if existing.request_hash != fingerprint {
+            return Err(ApiError::unprocessable(
+                "idempotency_key_reused",
+                "this Idempotency-Key was used with a different request body in the last 24 hours",
+            ));
+        }
+        return match existing.response_body {
+            Some(body) => Ok(Claim::Replay(body)),
+            None => Err(ApiError::conflict(
+                "idempotency_key_in_use",
+                "a request with this Idempotency-Key is still being processed; retry shortly",
+            )),
+        };
+    }
+    Err(ApiError::conflict(
+        "idempotency_key_in_use",
+        "a request with this Idempotency-Key is still being processed; retry shortly",
+    ))
+}
+
+/// Records the answer of a claimed key, inside the transaction that stored the lead,
+/// so that a lead and its remembered answer are written together or not at all.
+pub async fn complete(
+    txn: &impl ConnectionTrait,
+    user_id: Uuid,
+    key: &str,
+    body: &str,
+) -> Result<(), sea_orm::DbErr> {
+    idempotency_key::Entity::update_many()
+        .col_expr(
+            idempotency_key::Column::ResponseStatus,
+            sea_orm::sea_query::Expr::value(201),
+        )
+        .col_expr(
+            idempotency_key::Column::ResponseBody,
+            sea_orm::sea_query::Expr::value(body.to_owned()),
+        )
+        .filter(idempotency_key::Column::UserId.eq(user_id))
+        .filter(idempotency_key::Column::Key.eq(key))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+/// Frees a claimed key whose request failed, so that a retry can run.
+pub async fn forget(db: &DatabaseConnection, user_id: Uuid, key: &str) -> Result<(), ApiError> {
+    idempotency_key::Entity::delete_by_id((user_id, key.to_owned()))
+        .exec(db)
+        .await
+        .map_err(unavailable)?;
+    Ok(())
+}
+
+fn unavailable(err: sea_orm::DbErr) -> ApiError {
+    tracing::error!(error = %err, "idempotency store unavailable");
+    ApiError::service_unavailable()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::validate_key;
+
+    #[test]
+    fn keys_are_printable_ascii_up_to_255() {
+        assert!(validate_key("order-123_ABC:x").is_ok());
+        assert!(validate_key(&"k".repeat(255)).is_ok());
+        for bad in ["", "has space", "tab\t", "é", &"k".repeat(256)] {
+            let err = validate_key(bad).unwrap_err();
+            assert_eq!(err.details[0].field, "header.Idempotency-Key");
+        }
+    }
+}

@@ -8,6 +8,7 @@ on_both_backends!(
     swagger_ui_is_served_with_the_document,
     health_and_readiness_report_ok,
     metrics_count_requests_decisions_and_leads,
+    request_ids_are_echoed_or_generated,
 );
 
 async fn the_served_document_is_the_generated_one(app: TestApp) {
@@ -110,4 +111,26 @@ async fn metrics_count_requests_decisions_and_leads(app: TestApp) {
     assert!(has("ciq_rate_limiter_degraded 0"));
     assert!(has("ciq_key_cache_hits_total "));
     assert!(has("ciq_argon2_verifications_total "));
+}
+
+async fn request_ids_are_echoed_or_generated(app: TestApp) {
+    let resp = app
+        .client
+        .get(format!("{}/healthz", app.base_url))
+        .header("X-Request-Id", "lb-abc-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["x-request-id"], "lb-abc-123");
+    // Errors carry it too, and a missing or unusable id is replaced by a fresh one.
+    for sent in [None, Some("has spaces in it")] {
+        let mut req = app.client.get(format!("{}/nope", app.base_url));
+        if let Some(id) = sent {
+            req = req.header("X-Request-Id", id);
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), 404);
+        let id = resp.headers()["x-request-id"].to_str().unwrap();
+        assert!(uuid::Uuid::parse_str(id).is_ok(), "{id}");
+    }
 }

@@ -13,6 +13,7 @@ pub mod health;
 pub mod leads;
 pub mod metrics;
 pub mod openapi;
+pub mod request_id;
 pub mod settings;
 pub mod state;
 
@@ -71,4 +72,5 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint + use<> {
         .data(state)
         .catch_all_error(|err| async move { error::render_framework_error(err) })
         .around(metrics::track)
+        .around(request_id::track)
 }

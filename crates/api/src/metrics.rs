@@ -89,7 +89,7 @@ pub fn record_decision(scope: &'static str, allowed: bool) {
 
 /// Routes as labels: the known paths, and `other` for everything else, so that
 /// scanners probing random paths cannot blow up the label set.
-fn route_label(path: &str) -> &'static str {
+pub fn route_label(path: &str) -> &'static str {
     match path {
         crate::leads::CREATE_PATH => crate::leads::CREATE_PATH,
         "/healthz" => "/healthz",

@@ -39,9 +39,23 @@ pub struct Cli {
     #[arg(long, env = "REDIS_URL", global = true, hide_env_values = true)]
     pub redis_url: Option<String>,
 
+    /// Log format on stderr: `text` for people, `json` (one object per line) for
+    /// collectors.
+    #[arg(long, env = "CIQ_LOG_FORMAT", default_value = "text", global = true)]
+    pub log_format: LogFormat,
+
     /// What to do (default: serve).
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+/// Log formats.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, with the request's span (request_id).
+    Json,
 }
 
 /// Subcommands.
@@ -167,7 +181,7 @@ pub enum KeysCommand {
 /// Parses the command line, runs the command, and returns the exit code.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
@@ -175,8 +189,11 @@ pub fn run() -> ExitCode {
         .with_writer(std::io::stderr)
         // Its own error report is an eprintln!, which panics when stderr is a closed
         // pipe: a dead log reader must never take the server down with it.
-        .log_internal_errors(false)
-        .init();
+        .log_internal_errors(false);
+    match cli.log_format {
+        LogFormat::Json => builder.json().with_current_span(true).init(),
+        LogFormat::Text => builder.init(),
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

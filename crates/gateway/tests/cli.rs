@@ -316,3 +316,190 @@ fn openapi_prints_the_committed_document() {
     let committed = include_str!("../../../openapi/openapi.json");
     assert_eq!(String::from_utf8(out.stdout).unwrap(), committed);
 }
+
+/// Everything the server wrote to stderr, line by line, while it ran.
+struct CapturedServer {
+    child: Child,
+    base_url: String,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl CapturedServer {
+    fn start(db: &TestDatabase, envs: &[(&str, &str)]) -> Self {
+        let mut child = Command::new(BIN)
+            .env("DATABASE_URL", &db.url)
+            .env("CIQ_LISTEN", "127.0.0.1:0")
+            .envs(envs.iter().copied())
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("serve starts");
+        let stderr = BufReader::new(child.stderr.take().unwrap());
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = lines.clone();
+        let reader = std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("API docs at http://").nth(1) {
+                    let addr = rest.split("/docs").next().unwrap_or_default().to_owned();
+                    let _ = tx.send(addr);
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("serve logs its address");
+        Self {
+            child,
+            base_url: format!("http://{addr}"),
+            lines,
+            reader: Some(reader),
+        }
+    }
+
+    /// SIGTERM, then the exit status and every line logged.
+    fn terminate(mut self) -> (std::process::ExitStatus, Vec<String>) {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let status = self.child.wait().unwrap();
+        if let Some(reader) = self.reader.take() {
+            reader.join().unwrap();
+        }
+        let lines = self.lines.lock().unwrap().clone();
+        (status, lines)
+    }
+}
+
+#[tokio::test]
+async fn logs_never_contain_keys_passwords_or_tokens_and_carry_request_ids() {
+    let Some(db) = TestDatabase::create(Backend::Sqlite).await else {
+        return;
+    };
+    let admin_token = "operator-token-for-the-log-test";
+    let password = "correct horse battery staple";
+    let server = CapturedServer::start(
+        &db,
+        &[
+            ("CIQ_ADMIN_TOKEN", admin_token),
+            ("CIQ_LOG_FORMAT", "json"),
+            ("RUST_LOG", "trace"),
+        ],
+    );
+    let base = server.base_url.clone();
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let user: Value = client
+        .post(format!("{base}/admin/v1/users"))
+        .bearer_auth(admin_token)
+        .json(&serde_json::json!({"email": "owner@acme.test", "password": password}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let created: Value = client
+        .post(format!(
+            "{base}/admin/v1/users/{}/keys",
+            user["id"].as_str().unwrap()
+        ))
+        .bearer_auth(admin_token)
+        .json(&serde_json::json!({"name": "CRM"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = created["key"].as_str().unwrap().to_owned();
+    let mut typo = key.clone().into_bytes();
+    typo[20] = if typo[20] == b'a' { b'b' } else { b'a' };
+    let typo = String::from_utf8(typo).unwrap();
+    let (made_up, _) = ciq_admin::key::generate();
+    for presented in [key.as_str(), typo.as_str(), made_up.expose(), "ciq_short"] {
+        client
+            .post(format!("{base}/api/external/leads/create"))
+            .header("Content-Type", "application/json")
+            .header("X-API-Key", presented)
+            .header("X-Request-Id", "log-test-42")
+            .header("Idempotency-Key", "idem-secret-ish")
+            .body(reference_curl_body().to_string())
+            .send()
+            .await
+            .unwrap();
+    }
+    client
+        .post(format!("{base}/admin/v1/users"))
+        .bearer_auth("wrong-operator-token-guess")
+        .json(&serde_json::json!({"email": "x@acme.test"}))
+        .send()
+        .await
+        .unwrap();
+    // Sign in through the Settings page, wrong then right.
+    for attempt in ["wrong password here", password] {
+        let page = client
+            .get(format!("{base}/login"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let marker = "name=\"csrf\" value=\"";
+        let start = page.find(marker).unwrap() + marker.len();
+        let csrf = &page[start..start + page[start..].find('"').unwrap()];
+        let resp = client
+            .post(format!("{base}/login"))
+            .form(&[
+                ("email", "owner@acme.test"),
+                ("password", attempt),
+                ("csrf", csrf),
+            ])
+            .send()
+            .await
+            .unwrap();
+        if attempt == password {
+            assert_eq!(resp.status(), 303);
+        }
+    }
+
+    let (status, lines) = server.terminate();
+    assert!(
+        status.success(),
+        "SIGTERM ends the server cleanly: {status:?}"
+    );
+    assert!(lines.len() > 10, "{lines:?}");
+    let secret = &key[16..48];
+    for line in &lines {
+        let _: Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        for (what, needle) in [
+            ("key", key.as_str()),
+            ("key secret", secret),
+            ("mistyped key", &typo[16..48]),
+            ("made-up key", &made_up.expose()[16..48]),
+            ("admin token", admin_token),
+            ("guessed admin token", "wrong-operator-token-guess"),
+            ("password", password),
+            ("wrong password", "wrong password here"),
+        ] {
+            assert!(!line.contains(needle), "{what} in the log: {line}");
+        }
+    }
+    let tagged: Vec<&String> = lines.iter().filter(|l| l.contains("log-test-42")).collect();
+    assert!(
+        tagged.iter().any(|l| l.contains("\"status\":201")),
+        "the access line carries the request id: {lines:?}"
+    );
+}

@@ -1,0 +1,76 @@
+//! `X-Request-Id`: accepted from the client (or the load balancer) when it is sane,
+//! generated otherwise, echoed on the response, and carried by every log line of the
+//! request. One access line per request says what happened — never a key, a body or
+//! a token.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use poem::http::HeaderValue;
+use poem::{Endpoint, IntoResponse, Request, Response};
+use tracing::Instrument;
+
+/// The header.
+pub const HEADER: &str = "x-request-id";
+/// Longest id accepted from a client.
+pub const MAX_LEN: usize = 128;
+
+/// The request's id: the client's if 1–128 visible ASCII characters, else a new UUIDv7.
+pub fn request_id(req: &Request) -> String {
+    req.headers()
+        .get(HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| (1..=MAX_LEN).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned)
+}
+
+/// Middleware: id in, id out, a span around the request, an access line after it.
+pub async fn track<E: Endpoint>(endpoint: Arc<E>, req: Request) -> poem::Result<Response> {
+    let id = request_id(&req);
+    let method = req.method().clone();
+    let route = crate::metrics::route_label(req.uri().path());
+    let started = Instant::now();
+    let span = tracing::info_span!("request", request_id = %id);
+    let result = endpoint
+        .call(req)
+        .instrument(span.clone())
+        .await
+        .map(IntoResponse::into_response);
+    let mut resp = match result {
+        Ok(resp) => resp,
+        Err(err) => err.into_response(),
+    };
+    span.in_scope(|| {
+        tracing::info!(
+            %method,
+            route,
+            status = resp.status().as_u16(),
+            ms = started.elapsed().as_secs_f64() * 1000.0,
+            "request"
+        );
+    });
+    resp.headers_mut().insert(
+        HEADER,
+        HeaderValue::from_str(&id).expect("request ids are visible ASCII"),
+    );
+    Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(value: &str) -> Request {
+        Request::builder().header(HEADER, value).finish()
+    }
+
+    #[test]
+    fn sane_client_ids_are_kept_and_others_replaced() {
+        assert_eq!(request_id(&with("lb-1234")), "lb-1234");
+        for bad in ["", "has space", &"x".repeat(129)] {
+            let id = request_id(&with(bad));
+            assert!(uuid::Uuid::parse_str(&id).is_ok(), "{bad:?} -> {id}");
+        }
+        assert!(uuid::Uuid::parse_str(&request_id(&Request::builder().finish())).is_ok());
+    }
+}

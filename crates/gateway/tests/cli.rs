@@ -503,3 +503,96 @@ async fn logs_never_contain_keys_passwords_or_tokens_and_carry_request_ids() {
         "the access line carries the request id: {lines:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_under_load_loses_no_acknowledged_lead() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let Some(db) = TestDatabase::create(backend).await else {
+            continue;
+        };
+        stdout_of(&cli(&db, &["users", "create", "--email", "o@acme.test"]));
+        let key = stdout_of(&cli(
+            &db,
+            &[
+                "keys",
+                "create",
+                "--user",
+                "o@acme.test",
+                "--rate-limit",
+                "1000000",
+            ],
+        ));
+        let key = key.trim_end().to_owned();
+        let server = CapturedServer::start(&db, &[("RUST_LOG", "warn,ciq_gateway=info")]);
+        let base = server.base_url.clone();
+        let acknowledged = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let workers: Vec<_> = (0..16)
+            .map(|_| {
+                let (base, key, acknowledged, stop) = (
+                    base.clone(),
+                    key.clone(),
+                    acknowledged.clone(),
+                    stop.clone(),
+                );
+                tokio::spawn(async move {
+                    let client = reqwest::Client::new();
+                    let body = reference_curl_body().to_string();
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let sent = client
+                            .post(format!("{base}/api/external/leads/create"))
+                            .header("Content-Type", "application/json")
+                            .header("X-API-Key", &key)
+                            .body(body.clone())
+                            .send()
+                            .await;
+                        // Refused connections after shutdown are expected; only a 201
+                        // is a promise.
+                        let Ok(resp) = sent else { continue };
+                        if resp.status() == 201
+                            && let Ok(json) = resp.json::<Value>().await
+                        {
+                            acknowledged
+                                .lock()
+                                .unwrap()
+                                .push(json["lead"]["id"].as_str().unwrap().to_owned());
+                        }
+                    }
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let (status, _) = tokio::task::spawn_blocking(move || server.terminate())
+            .await
+            .unwrap();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for worker in workers {
+            worker.await.unwrap();
+        }
+        assert!(status.success(), "{backend:?}: exit {status:?}");
+        let acknowledged = acknowledged.lock().unwrap().clone();
+        assert!(
+            acknowledged.len() > 20,
+            "{backend:?}: only {} acknowledged",
+            acknowledged.len()
+        );
+        let conn = ciq_gateway::database::connect(&db.url).await.unwrap();
+        use sea_orm::EntityTrait;
+        let stored: std::collections::HashSet<String> = ciq_entity::Lead::find()
+            .all(&conn)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|l| l.id.to_string())
+            .collect();
+        let lost: Vec<&String> = acknowledged
+            .iter()
+            .filter(|id| !stored.contains(*id))
+            .collect();
+        assert!(
+            lost.is_empty(),
+            "{backend:?}: acknowledged but not stored: {lost:?}"
+        );
+        let _ = conn.close().await;
+    }
+}

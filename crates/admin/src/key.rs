@@ -221,3 +221,39 @@ mod tests {
         assert!(SECRET_LEN as f64 * 62f64.log2() >= 160.0);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// Whatever arrives in the header, parsing answers (never panics), and accepts
+        /// only what has the exact shape and a matching checksum.
+        #[test]
+        fn parsing_any_string_never_panics_and_accepts_only_well_formed_keys(input in ".{0,80}") {
+            if let Ok(parts) = parse(&input) {
+                prop_assert_eq!(input.len(), KEY_LEN);
+                prop_assert!(input.starts_with(PREFIX));
+                prop_assert_eq!(parts.lookup_id.len(), LOOKUP_LEN);
+                prop_assert_eq!(parts.secret().len(), SECRET_LEN);
+            }
+        }
+
+        /// Random `ciq_`-shaped strings almost never pass the checksum; a one-character
+        /// change to a real key never does.
+        #[test]
+        fn any_single_substitution_in_a_real_key_is_caught(
+            position in PREFIX.len()..KEY_LEN,
+            replacement in proptest::char::ranges(vec!['0'..='9', 'A'..='Z', 'a'..='z'].into()),
+        ) {
+            let (plain, _) = generate();
+            let mut chars: Vec<char> = plain.expose().chars().collect();
+            prop_assume!(chars[position] != replacement);
+            chars[position] = replacement;
+            let changed: String = chars.into_iter().collect();
+            prop_assert!(parse(&changed).is_err());
+        }
+    }
+}

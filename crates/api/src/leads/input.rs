@@ -502,3 +502,73 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    fn any_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            any::<f64>()
+                .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+            ".{0,300}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(3, 24, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::btree_map(
+                    prop_oneof![
+                        Just("name".to_owned()),
+                        Just("email".to_owned()),
+                        Just("phone".to_owned()),
+                        Just("source".to_owned()),
+                        Just("industry".to_owned()),
+                        Just("score".to_owned()),
+                        Just("status".to_owned()),
+                        Just("monthly_revenue".to_owned()),
+                        Just("budget".to_owned()),
+                        Just("description".to_owned()),
+                        "[a-z]{1,8}",
+                    ],
+                    inner,
+                    0..8,
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        /// Any JSON at all, as the lead or as the whole body: the validator answers
+        /// without panicking; when it accepts, every rule holds for what it returns,
+        /// and when it refuses, every problem names a field under `lead.` (or the
+        /// body's own keys) with a rule.
+        #[test]
+        fn any_json_gets_an_answer_and_accepted_leads_obey_every_rule(lead in any_json(), wrap in any::<bool>()) {
+            let body = if wrap { json!({ "lead": lead }) } else { lead };
+            match validate_submission(&body) {
+                Ok(l) => {
+                    prop_assert!(!l.name.is_empty() && l.name.chars().count() <= MAX_NAME_LEN);
+                    prop_assert!(is_valid_email(&l.email));
+                    prop_assert!(!l.source.is_empty() && !l.industry.is_empty());
+                    prop_assert!(l.score.is_none_or(|s| (1..=10).contains(&s)));
+                    prop_assert!(STATUSES.contains(&l.status));
+                    prop_assert!(l.phone.as_ref().is_none_or(|p| (MIN_PHONE_DIGITS..=MAX_PHONE_DIGITS).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit())));
+                    prop_assert!(l.monthly_revenue.is_none_or(|m| (0..=super::super::money::MAX_CENTS).contains(&m.cents)));
+                }
+                Err(errors) => {
+                    prop_assert!(!errors.is_empty());
+                    for e in errors {
+                        prop_assert!(!e.field.is_empty() && !e.message.is_empty());
+                    }
+                }
+            }
+        }
+    }
+}

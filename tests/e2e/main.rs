@@ -10,3 +10,4 @@ mod limits;
 mod settings;
 mod settings_browser;
 mod swagger;
+mod topology;

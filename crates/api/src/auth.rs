@@ -100,14 +100,15 @@ fn refusal(err: VerifyError) -> ApiError {
     }
 }
 
-/// The address a request came from: the TCP peer, or the first `X-Forwarded-For`
-/// entry when the proxy in front is trusted to set it.
+/// The address a request came from: the TCP peer, or — when the proxy in front is
+/// trusted — the last `X-Forwarded-For` entry, the one that proxy added itself
+/// (earlier entries come from the client and could be anything).
 pub fn client_address(req: &Request, trust_forwarded_for: bool) -> String {
     let forwarded = trust_forwarded_for
         .then(|| req.headers().get("x-forwarded-for"))
         .flatten()
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').next())
+        .and_then(|v| v.rsplit(',').next())
         .map(str::trim)
         .filter(|v| !v.is_empty());
     match forwarded {
@@ -208,4 +209,20 @@ pub fn apply_rate_limit_headers(headers: &mut HeaderMap, decision: &Decision, wi
         "ratelimit",
         format!("\"default\";r={};t={}", decision.remaining, reset_in),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::client_address;
+
+    #[test]
+    fn the_trusted_proxys_own_entry_is_the_client_address() {
+        let req = poem::Request::builder()
+            .header("x-forwarded-for", "6.6.6.6, 203.0.113.7")
+            .finish();
+        assert_eq!(client_address(&req, true), "203.0.113.7");
+        // Untrusted, the header is ignored.
+        assert_ne!(client_address(&req, false), "203.0.113.7");
+        assert_ne!(client_address(&req, false), "6.6.6.6");
+    }
 }

@@ -27,7 +27,7 @@ pub struct LimitSettings {
     pub unauthenticated_per_window: u32,
     /// The sliding window (60 s; shorter only in tests).
     pub window: Duration,
-    /// Take the client address from the first `X-Forwarded-For` entry (only behind a
+    /// Take the client address from the last `X-Forwarded-For` entry (only behind a
     /// proxy that sets it).
     pub trust_forwarded_for: bool,
 }

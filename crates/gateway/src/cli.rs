@@ -91,7 +91,7 @@ pub struct ServeArgs {
           default_value_t = ciq_api::state::DEFAULT_UNAUTHENTICATED_LIMIT_PER_MINUTE,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub unauthenticated_limit_per_minute: u32,
-    /// Take the client address from X-Forwarded-For (only behind a proxy that sets it).
+    /// Take the client address from the last X-Forwarded-For entry (only behind a proxy that sets it).
     #[arg(long, env = "CIQ_TRUST_FORWARDED_FOR")]
     pub trust_forwarded_for: bool,
     /// Operator token for /admin/v1 (Authorization: Bearer …), at least 16

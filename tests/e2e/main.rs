@@ -4,6 +4,7 @@ mod admin;
 mod auth;
 mod docs;
 mod errors;
+mod faults;
 mod idempotency;
 mod leads;
 mod limits;

@@ -130,4 +130,21 @@ async fn keys_are_scoped_per_user_and_validated(app: TestApp) {
         body["error"]["details"][0]["field"],
         "header.Idempotency-Key"
     );
+    // A key that is not visible ASCII is refused, never silently ignored (which would
+    // turn a retry into a duplicate).
+    let resp = app
+        .client
+        .post(format!("{}/api/external/leads/create", app.base_url))
+        .header("Content-Type", "application/json")
+        .header("X-API-Key", &alice)
+        .header(
+            "Idempotency-Key",
+            reqwest::header::HeaderValue::from_bytes("clé".as_bytes()).unwrap(),
+        )
+        .body(reference_curl_body().to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 422);
+    assert_eq!(lead_count(&app).await, 2);
 }

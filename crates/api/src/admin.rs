@@ -95,6 +95,10 @@ pub enum AdminResponse<T: ParseFromJSON + ToJSON> {
     /// Created.
     #[oai(status = 201)]
     Created(Json<T>),
+    /// `bad_request`: a path parameter or the body could not be parsed (the message
+    /// says which).
+    #[oai(status = 400)]
+    BadRequest(Json<ErrorBody>),
     /// `missing_admin_token` / `invalid_admin_token`.
     #[oai(status = 401)]
     Unauthorized(Json<ErrorBody>),
@@ -104,6 +108,9 @@ pub enum AdminResponse<T: ParseFromJSON + ToJSON> {
     /// `email_taken` / `too_many_keys`.
     #[oai(status = 409)]
     Conflict(Json<ErrorBody>),
+    /// `unsupported_media_type`: the body is not `application/json`.
+    #[oai(status = 415)]
+    UnsupportedMediaType(Json<ErrorBody>),
     /// `validation_failed`: a field broke a rule; see `details`.
     #[oai(status = 422)]
     ValidationFailed(Json<ErrorBody>),
@@ -116,9 +123,11 @@ impl<T: ParseFromJSON + ToJSON> From<ApiError> for AdminResponse<T> {
     fn from(err: ApiError) -> Self {
         let body = Json(err.body());
         match err.status.as_u16() {
+            400 => Self::BadRequest(body),
             401 => Self::Unauthorized(body),
             404 => Self::NotFound(body),
             409 => Self::Conflict(body),
+            415 => Self::UnsupportedMediaType(body),
             422 => Self::ValidationFailed(body),
             _ => Self::Unavailable(body),
         }
@@ -171,7 +180,7 @@ pub struct CreateUserRequest {
     pub name: Option<String>,
     /// Initial sign-in password (10 to 128 characters); without it the owner cannot
     /// sign in until one is set.
-    #[oai(validator(max_length = 128))]
+    #[oai(validator(min_length = 10, max_length = 128))]
     pub password: Option<String>,
 }
 
@@ -246,6 +255,7 @@ pub struct CreateKeyRequest {
     #[oai(validator(max_length = 100))]
     pub name: String,
     /// Per-key limit, requests per minute (1 to 1000000).
+    #[oai(validator(minimum(value = "1"), maximum(value = "1000000")))]
     pub rate_limit_per_minute: Option<u32>,
     /// When the key stops working (RFC 3339, in the future).
     pub expires_at: Option<DateTime<Utc>>,
@@ -255,6 +265,7 @@ pub struct CreateKeyRequest {
 #[derive(Debug, Object)]
 pub struct RollKeyRequest {
     /// Seconds the old key keeps working: 0 (stops now) to 604800 (7 days).
+    #[oai(validator(maximum(value = "604800")))]
     pub overlap_seconds: u64,
 }
 

@@ -71,6 +71,37 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint + use<> {
         .around(admin::guarded)
         .data(state)
         .catch_all_error(|err| async move { error::render_framework_error(err) })
+        .around(allow_header)
         .around(metrics::track)
         .around(request_id::track)
+}
+
+/// RFC 9110: a 405 says which methods the resource does accept.
+async fn allow_header<E: Endpoint>(
+    endpoint: Arc<E>,
+    req: poem::Request,
+) -> poem::Result<poem::Response> {
+    let path = req.uri().path().to_owned();
+    let mut resp = poem::IntoResponse::into_response(endpoint.call(req).await?);
+    if resp.status() == poem::http::StatusCode::METHOD_NOT_ALLOWED {
+        let allow = if path == leads::CREATE_PATH
+            || path.starts_with("/admin/v1/keys/")
+            || path == "/admin/v1/users"
+            || path == "/logout"
+        {
+            "POST"
+        } else if path.starts_with("/admin/v1/users/")
+            || path.starts_with("/settings/")
+            || path == "/login"
+        {
+            "GET, POST"
+        } else {
+            "GET"
+        };
+        resp.headers_mut().insert(
+            poem::http::header::ALLOW,
+            poem::http::HeaderValue::from_static(allow),
+        );
+    }
+    Ok(resp)
 }

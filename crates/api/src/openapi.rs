@@ -35,6 +35,7 @@ pub fn document() -> String {
     let mut doc: Value =
         serde_json::from_str(&service().spec()).expect("poem-openapi emits valid JSON");
     add_examples(&mut doc);
+    mark_optional_properties_nullable(&mut doc);
     serde_json::to_string_pretty(&doc).expect("a JSON value serialises") + "\n"
 }
 
@@ -49,12 +50,46 @@ fn error_example(code: &str, message: &str, details: Value) -> Value {
     json!({"success": false, "error": {"code": code, "message": message, "details": details}})
 }
 
+/// OpenAPI 3.0 needs `nullable: true` where a value may be null: every optional
+/// property here is answered as null when absent (and accepted as null).
+fn mark_optional_properties_nullable(doc: &mut Value) {
+    let Some(schemas) = doc["components"]["schemas"].as_object_mut() else {
+        return;
+    };
+    for schema in schemas.values_mut() {
+        let required: Vec<String> = schema["required"]
+            .as_array()
+            .map(|r| {
+                r.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Some(properties) = schema["properties"].as_object_mut() {
+            for (name, property) in properties.iter_mut() {
+                if !required.contains(name) && property.get("$ref").is_none() {
+                    property["nullable"] = Value::Bool(true);
+                }
+            }
+        }
+    }
+}
+
 fn add_examples(doc: &mut Value) {
     // The leads API is what readers come for: list it before the probes.
     if let Some(tags) = doc["tags"].as_array_mut() {
         tags.sort_by_key(|tag| tag["name"] != "Leads");
     }
     let op = &mut doc["paths"]["/api/external/leads/create"]["post"];
+    // The handler checks the key itself (to answer 422 in our shape, with rate-limit
+    // headers); the document states the same rule.
+    if let Some(params) = op["parameters"].as_array_mut() {
+        for param in params.iter_mut().filter(|p| p["name"] == "Idempotency-Key") {
+            param["schema"]["minLength"] = json!(1);
+            param["schema"]["maxLength"] = json!(crate::leads::idempotency::MAX_KEY_LEN);
+            param["schema"]["pattern"] = json!("^[!-~]+$");
+        }
+    }
     let request_media = &mut op["requestBody"]["content"]["application/json"];
     assert!(
         request_media.is_object(),

@@ -46,26 +46,57 @@ impl LeadSubmission {
             .get(poem::http::header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<usize>().ok());
-        if declared.is_some_and(|len| len > limit) {
+        if declared.is_some_and(|len| len > DRAIN_CAP) {
+            // Far too large to be worth reading: answer now (the connection closes).
             return Err(ApiError::payload_too_large(limit));
         }
-        let bytes = body
+        let body = body
             .take()
-            .map_err(|_| ApiError::invalid_json("the request body was already read"))?
-            .into_bytes_limit(limit)
-            .await
-            .map_err(|err| match err {
-                poem::error::ReadBodyError::PayloadTooLarge => ApiError::payload_too_large(limit),
-                other => {
-                    ApiError::invalid_json(format!("could not read the request body: {other}"))
-                }
-            })?;
+            .map_err(|_| ApiError::invalid_json("the request body was already read"))?;
+        let bytes = read_limited(body, limit).await?;
+        Self::parse(&bytes)
+    }
+}
+
+/// Past the limit, a body is still read (and dropped) up to this size before the 413
+/// is sent, so that an ordinary client that is still sending sees the answer rather
+/// than a reset connection.
+const DRAIN_CAP: usize = 1024 * 1024;
+
+async fn read_limited(body: poem::Body, limit: usize) -> Result<Vec<u8>, ApiError> {
+    use tokio::io::AsyncReadExt;
+    let mut reader = body.into_async_read();
+    let mut bytes = Vec::with_capacity(limit.min(16 * 1024));
+    let mut chunk = [0u8; 16 * 1024];
+    let mut total = 0usize;
+    loop {
+        let n = reader.read(&mut chunk).await.map_err(|err| {
+            ApiError::invalid_json(format!("could not read the request body: {err}"))
+        })?;
+        if n == 0 {
+            break;
+        }
+        total += n;
+        if total <= limit {
+            bytes.extend_from_slice(&chunk[..n]);
+        } else if total > DRAIN_CAP {
+            break;
+        }
+    }
+    if total > limit {
+        return Err(ApiError::payload_too_large(limit));
+    }
+    Ok(bytes)
+}
+
+impl LeadSubmission {
+    fn parse(bytes: &[u8]) -> Result<Submitted, ApiError> {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Err(ApiError::invalid_json(
                 "the request body is empty; send {\"lead\": {...}}",
             ));
         }
-        let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|err| {
+        let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|err| {
             ApiError::invalid_json(format!("the request body is not valid JSON: {err}"))
         })?;
         let lead = validate_submission(&value).map_err(ApiError::validation_failed)?;

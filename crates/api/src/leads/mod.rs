@@ -240,15 +240,22 @@ impl LeadsApi {
         /// duplicate; the same key with another body is 422 `idempotency_key_reused`;
         /// while the first request runs, 409 `idempotency_key_in_use`.
         #[oai(name = "Idempotency-Key")]
+        #[allow(unused_variables)]
         idempotency_key: Header<Option<String>>,
         state: Data<&Arc<AppState>>,
+        req: &poem::Request,
     ) -> Response<CreateLeadResponse> {
         let caller = auth.0;
-        let (response, replayed) =
-            match create(&state, &caller, submission, idempotency_key.0).await {
-                Ok((created, replayed)) => (CreateLeadResponse::Created(Json(created)), replayed),
-                Err(err) => (CreateLeadResponse::from(err), false),
-            };
+        // Read raw: the typed parameter (kept for the document) would turn a key that
+        // is not visible ASCII into "no key", and a retry into a duplicate lead.
+        let raw_key = req
+            .headers()
+            .get(idempotency::HEADER)
+            .map(|v| v.as_bytes().to_vec());
+        let (response, replayed) = match create(&state, &caller, submission, raw_key).await {
+            Ok((created, replayed)) => (CreateLeadResponse::Created(Json(created)), replayed),
+            Err(err) => (CreateLeadResponse::from(err), false),
+        };
         let mut headers = poem::http::HeaderMap::new();
         caller.apply_headers(&mut headers);
         let response = headers
@@ -271,7 +278,7 @@ async fn create(
     state: &AppState,
     caller: &crate::auth::Caller,
     submission: LeadSubmission,
-    idempotency_key: Option<String>,
+    idempotency_key: Option<Vec<u8>>,
 ) -> Result<(LeadCreated, bool), ApiError> {
     let submitted = submission.into_submitted()?;
     let user_id = caller.key.user_id;

@@ -180,7 +180,7 @@ pub struct CreateUserRequest {
     pub name: Option<String>,
     /// Initial sign-in password (10 to 128 characters); without it the owner cannot
     /// sign in until one is set.
-    #[oai(validator(min_length = 10, max_length = 128))]
+    #[oai(validator(max_length = 128))]
     pub password: Option<String>,
 }
 
@@ -255,7 +255,6 @@ pub struct CreateKeyRequest {
     #[oai(validator(max_length = 100))]
     pub name: String,
     /// Per-key limit, requests per minute (1 to 1000000).
-    #[oai(validator(minimum(value = "1"), maximum(value = "1000000")))]
     pub rate_limit_per_minute: Option<u32>,
     /// When the key stops working (RFC 3339, in the future).
     pub expires_at: Option<DateTime<Utc>>,
@@ -265,7 +264,6 @@ pub struct CreateKeyRequest {
 #[derive(Debug, Object)]
 pub struct RollKeyRequest {
     /// Seconds the old key keeps working: 0 (stops now) to 604800 (7 days).
-    #[oai(validator(maximum(value = "604800")))]
     pub overlap_seconds: u64,
 }
 

@@ -36,6 +36,7 @@ pub fn document() -> String {
         serde_json::from_str(&service().spec()).expect("poem-openapi emits valid JSON");
     add_examples(&mut doc);
     mark_optional_properties_nullable(&mut doc);
+    document_operator_rules(&mut doc);
     serde_json::to_string_pretty(&doc).expect("a JSON value serialises") + "\n"
 }
 
@@ -48,6 +49,19 @@ pub fn swagger_ui(service: &Service, document: &str) -> impl Endpoint + use<> {
 
 fn error_example(code: &str, message: &str, details: Value) -> Value {
     json!({"success": false, "error": {"code": code, "message": message, "details": details}})
+}
+
+/// Rules the operator API checks itself (to answer 422 naming the field, not a
+/// parser's 400), stated in the document too.
+fn document_operator_rules(doc: &mut Value) {
+    let schemas = &mut doc["components"]["schemas"];
+    let password = &mut schemas["CreateUserRequest"]["properties"]["password"];
+    password["minLength"] = json!(ciq_admin::users::MIN_PASSWORD_LEN);
+    let limit = &mut schemas["CreateKeyRequest"]["properties"]["rate_limit_per_minute"];
+    limit["minimum"] = json!(1);
+    limit["maximum"] = json!(ciq_admin::keys::MAX_RATE_LIMIT_PER_MINUTE);
+    let overlap = &mut schemas["RollKeyRequest"]["properties"]["overlap_seconds"];
+    overlap["maximum"] = json!(ciq_admin::keys::MAX_ROLL_OVERLAP_SECS);
 }
 
 /// OpenAPI 3.0 needs `nullable: true` where a value may be null: every optional

@@ -13,7 +13,43 @@ on_both_backends!(
     phone_input_is_normalised_to_bare_digits,
     every_broken_rule_is_reported_at_once_and_nothing_is_written,
     rate_limit_headers_are_on_successes_and_client_errors,
+    concurrent_creates_are_each_committed_exactly_once,
 );
+
+/// Group commit (the default) and one-INSERT-per-request give the same result:
+/// every 201 is a row, with the id and fields it announced, and nothing else.
+async fn concurrent_creates_are_each_committed_exactly_once(app: TestApp) {
+    for writers in [None, Some(0)] {
+        let app = TestApp::spawn_with(app.backend, |s| s.lead_writers = writers)
+            .await
+            .unwrap();
+        let (user, key) = app.user_with_key("owner@acme.test").await;
+        let body = reference_full_body();
+        let sends = (0..60).map(|_| app.post_lead(Some(&key), &body));
+        let mut announced = std::collections::HashMap::new();
+        for resp in futures_util::future::join_all(sends).await {
+            assert_eq!(resp.status(), 201);
+            let json: Value = resp.json().await.unwrap();
+            let id: uuid::Uuid = json["lead"]["id"].as_str().unwrap().parse().unwrap();
+            announced.insert(id, json["lead"]["created_at"].as_str().unwrap().to_owned());
+        }
+        let rows = ciq_entity::Lead::find().all(&app.db).await.unwrap();
+        assert_eq!(
+            (rows.len(), announced.len()),
+            (60, 60),
+            "writers {writers:?}"
+        );
+        for row in rows {
+            assert_eq!(row.user_id, user);
+            assert_eq!(
+                announced[&row.id],
+                row.created_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            );
+            assert_eq!(row.monthly_revenue_cents, Some(5_000_000));
+        }
+    }
+}
 
 async fn the_reference_request_body_creates_a_lead_with_the_documented_shape(app: TestApp) {
     let (user_id, key) = app.user_with_key("owner@acme.test").await;

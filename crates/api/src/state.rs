@@ -61,6 +61,8 @@ pub struct AppState {
     pub session_ttl: Duration,
     /// Where Settings sessions live.
     pub sessions: ciq_admin::sessions::SessionStore,
+    /// Group-commit writer of leads.
+    pub lead_writer: crate::leads::group_commit::LeadWriter,
 }
 
 /// Default length of a Settings session.

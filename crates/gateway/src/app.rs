@@ -40,6 +40,9 @@ pub struct Settings {
     pub admin_token: Option<String>,
     /// How long a Settings sign-in lasts.
     pub session_ttl: Duration,
+    /// Group-commit writer tasks; `None` = 1 on SQLite, 4 on PostgreSQL; `Some(0)` =
+    /// group commit off.
+    pub lead_writers: Option<usize>,
 }
 
 /// Shortest operator token accepted.
@@ -60,6 +63,7 @@ impl Default for Settings {
             redis_prefix: DEFAULT_REDIS_PREFIX.into(),
             admin_token: None,
             session_ttl: ciq_api::state::DEFAULT_SESSION_TTL,
+            lead_writers: None,
         }
     }
 }
@@ -129,6 +133,13 @@ impl Application {
                 .map_err(|e| StartError::Sessions(e.to_string()))?,
             None => SessionStore::Database(db.clone()),
         };
+        // SQLite has one writer anyway; PostgreSQL overlaps a few batches.
+        let writers = if settings.database_url.starts_with("sqlite:") {
+            1
+        } else {
+            4
+        };
+        let lead_writer = ciq_api::leads::group_commit::LeadWriter::start(db.clone(), writers);
         let state = Arc::new(AppState {
             db,
             verifier,
@@ -138,6 +149,7 @@ impl Application {
             admin_token,
             session_ttl: settings.session_ttl,
             sessions,
+            lead_writer,
         });
         let acceptor = TcpListener::bind(settings.listen.clone())
             .into_acceptor()

@@ -98,6 +98,10 @@ pub struct ServeArgs {
     /// characters; unset = operator API off.
     #[arg(long, env = "CIQ_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// Group-commit writers (concurrent creates share one INSERT); default 1 on
+    /// SQLite, 4 on PostgreSQL; 0 = one INSERT per request.
+    #[arg(long, env = "CIQ_LEAD_WRITERS")]
+    pub lead_writers: Option<usize>,
     /// How long a Settings sign-in lasts, in seconds.
     #[arg(long, env = "CIQ_SESSION_TTL_SECS", default_value_t = 12 * 3600,
           value_parser = clap::value_parser!(u64).range(1..))]
@@ -289,6 +293,7 @@ async fn serve(
         redis_prefix: args.redis_prefix,
         admin_token: args.admin_token,
         session_ttl: Duration::from_secs(args.session_ttl_secs),
+        lead_writers: args.lead_writers,
     };
     let app = Application::build(settings)
         .await

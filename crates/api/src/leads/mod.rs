@@ -1,6 +1,7 @@
 //! `POST /api/external/leads/create` — the reference's Create Lead endpoint.
 
 mod body;
+pub mod group_commit;
 pub mod idempotency;
 pub mod input;
 pub mod money;
@@ -302,7 +303,15 @@ async fn create(
             }
         }
     }
-    match store::insert_lead(&state.db, &caller.key, submitted.lead, key.as_deref()).await {
+    match store::insert_lead(
+        &state.db,
+        &state.lead_writer,
+        &caller.key,
+        submitted.lead,
+        key.as_deref(),
+    )
+    .await
+    {
         Ok(lead) => Ok((
             LeadCreated {
                 success: true,

@@ -1,13 +1,12 @@
 //! Writing leads.
 
-use sea_orm::{
-    ActiveModelTrait, DatabaseConnection, DbErr, Set, TransactionError, TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, DatabaseConnection, DbErr, TransactionError, TransactionTrait};
 use uuid::Uuid;
 
 use ciq_admin::VerifiedKey;
 use ciq_entity::lead;
 
+use super::group_commit::LeadWriter;
 use super::input::NewLead;
 use super::money::Money;
 use super::{Lead, LeadCreated, idempotency};
@@ -20,30 +19,36 @@ use crate::error::ApiError;
 /// lead: both are written or neither is.
 pub async fn insert_lead(
     db: &DatabaseConnection,
+    writer: &LeadWriter,
     key: &VerifiedKey,
     new: NewLead,
     idempotency_key: Option<&str>,
 ) -> Result<Lead, ApiError> {
-    let row = lead::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        user_id: Set(key.user_id),
-        api_key_id: Set(key.key_id),
-        name: Set(new.name),
-        email: Set(new.email),
-        phone: Set(new.phone),
-        source: Set(new.source),
-        industry: Set(new.industry),
-        score: Set(new.score),
-        status: Set(new.status.to_owned()),
-        monthly_revenue_cents: Set(new.monthly_revenue.map(|m| m.cents)),
-        budget_cents: Set(new.budget.map(|m| m.cents)),
-        description: Set(new.description),
-        created_at: Set(ciq_entity::now()),
+    let model = lead::Model {
+        id: Uuid::now_v7(),
+        user_id: key.user_id,
+        api_key_id: key.key_id,
+        name: new.name,
+        email: new.email,
+        phone: new.phone,
+        source: new.source,
+        industry: new.industry,
+        score: new.score,
+        status: new.status.to_owned(),
+        monthly_revenue_cents: new.monthly_revenue.map(|m| m.cents),
+        budget_cents: new.budget.map(|m| m.cents),
+        description: new.description,
+        created_at: ciq_entity::now(),
     };
     let stored = match idempotency_key {
-        None => row.insert(db).await.map(lead_view),
+        // The common case goes through group commit.
+        None => match writer.write(model.clone()).await {
+            Ok(()) => Ok(lead_view(model)),
+            Err(cause) => Err(DbErr::Custom(cause)),
+        },
         Some(idempotency_key) => {
             let user_id = key.user_id;
+            let row: lead::ActiveModel = model.into();
             db.transaction::<_, Lead, DbErr>(|txn| {
                 let idempotency_key = idempotency_key.to_owned();
                 Box::pin(async move {

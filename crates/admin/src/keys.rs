@@ -279,7 +279,7 @@ async fn insert_key_unchecked_limit(
     new: NewKey,
 ) -> Result<(api_key::Model, PlaintextKey), AdminError> {
     let (plain, parts) = key::generate();
-    let secret_hash = hash_off_thread(hasher, parts.secret()).await?;
+    let secret_hash = hasher.hash_async(parts.secret()).await?;
     let now = ciq_entity::now();
     let row = api_key::ActiveModel {
         id: Set(Uuid::now_v7()),
@@ -296,14 +296,6 @@ async fn insert_key_unchecked_limit(
         revoked_at: Set(None),
     };
     Ok((row.insert(db).await?, plain))
-}
-
-async fn hash_off_thread(hasher: &SecretHasher, secret: &str) -> Result<String, AdminError> {
-    let hasher = hasher.clone();
-    let secret = secret.to_owned();
-    tokio::task::spawn_blocking(move || hasher.hash(&secret))
-        .await
-        .map_err(|e| AdminError::Hashing(e.to_string()))?
 }
 
 /// One entry of a user's key history.

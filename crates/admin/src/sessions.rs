@@ -45,11 +45,7 @@ pub async fn check_credentials(
         .as_ref()
         .and_then(|u| u.password_hash.clone())
         .unwrap_or_else(|| dummy_hash(hasher).to_owned());
-    let hasher = hasher.clone();
-    let password = password.to_owned();
-    let matches = tokio::task::spawn_blocking(move || hasher.verify(&password, &hash))
-        .await
-        .map_err(|e| AdminError::Hashing(e.to_string()))?;
+    let matches = hasher.verify_async(password, &hash).await?;
     Ok(user.filter(|u| matches && u.password_hash.is_some()))
 }
 

@@ -89,13 +89,7 @@ pub async fn set_password(
         .one(db)
         .await?
         .ok_or_else(|| AdminError::UserNotFound(user_id.to_string()))?;
-    let hash = {
-        let hasher = hasher.clone();
-        let password = password.to_owned();
-        tokio::task::spawn_blocking(move || hasher.hash(&password))
-            .await
-            .map_err(|e| AdminError::Hashing(e.to_string()))??
-    };
+    let hash = hasher.hash_async(password).await?;
     let mut active: user::ActiveModel = user.into();
     active.password_hash = Set(Some(hash));
     active.update(db).await?;

@@ -6,7 +6,8 @@
 //!    its secret in constant time — no argon2, no database. Because a lookup id has
 //!    exactly one secret, a wrong secret for a cached key is refused for free too;
 //! 3. on a miss, one indexed read by lookup id and one argon2id verification, on the
-//!    blocking pool, at most one per CPU at a time, coalesced per lookup id.
+//!    argon2 threads (see [`crate::hashing`]), at most one per CPU at a time, coalesced
+//!    per lookup id.
 //!
 //! Revocations and other key changes reach every instance through
 //! [`KeyVerifier::run_change_watcher`], which polls `api_keys.updated_at` and evicts
@@ -247,12 +248,11 @@ impl KeyVerifier {
             .await
             .expect("the argon2 semaphore is never closed");
         self.argon2_runs.fetch_add(1, Ordering::Relaxed);
-        let hasher = self.hasher.clone();
-        let secret = parsed.secret().to_owned();
-        let phc = row.secret_hash.clone();
-        let matches = tokio::task::spawn_blocking(move || hasher.verify(&secret, &phc))
+        let matches = self
+            .hasher
+            .verify_async(parsed.secret(), &row.secret_hash)
             .await
-            .map_err(|e| LoadError::Database(format!("argon2 task failed: {e}")))?;
+            .map_err(|e| LoadError::Database(format!("argon2: {e}")))?;
         if !matches {
             return Err(LoadError::Mismatch(digest));
         }

@@ -111,6 +111,9 @@ async fn metrics_count_requests_decisions_and_leads(app: TestApp) {
     assert!(has("ciq_rate_limiter_degraded 0"));
     assert!(has("ciq_key_cache_hits_total "));
     assert!(has("ciq_argon2_verifications_total "));
+    assert!(has("ciq_db_pool_connections "));
+    assert!(has("ciq_db_pool_idle_connections "));
+    assert!(has("ciq_lead_batch_size_count"));
 }
 
 async fn request_ids_are_echoed_or_generated(app: TestApp) {

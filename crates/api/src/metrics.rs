@@ -9,6 +9,8 @@
 //! | `ciq_leads_created_total` | counter | — |
 //! | `ciq_key_cache_hits_total` | counter | — |
 //! | `ciq_argon2_verifications_total` | counter | — |
+//! | `ciq_db_pool_connections`, `ciq_db_pool_idle_connections` | gauge | — |
+//! | `ciq_lead_batch_size` | histogram | — (rows per group-commit INSERT) |
 //!
 //! One recorder per process (the `metrics` facade is global): several gateways in one
 //! process — as in tests — share it.
@@ -72,12 +74,42 @@ pub fn render(state: &AppState) -> String {
             state.verifier.argon2_runs(),
         ),
     ];
+    let (pool_size, pool_idle) = pool_usage(&state.db);
+    let own = own.into_iter().chain([
+        (
+            "ciq_db_pool_connections",
+            "gauge",
+            "Open connections in the database pool.",
+            pool_size,
+        ),
+        (
+            "ciq_db_pool_idle_connections",
+            "gauge",
+            "Idle connections in the database pool (open minus in use).",
+            pool_idle,
+        ),
+    ]);
     for (name, kind, help, value) in own {
         text.push_str(&format!(
             "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
         ));
     }
     text
+}
+
+/// Open and idle connections of the pool.
+fn pool_usage(db: &sea_orm::DatabaseConnection) -> (u64, u64) {
+    match db.get_database_backend() {
+        sea_orm::DatabaseBackend::Postgres => {
+            let pool = db.get_postgres_connection_pool();
+            (u64::from(pool.size()), pool.num_idle() as u64)
+        }
+        sea_orm::DatabaseBackend::Sqlite => {
+            let pool = db.get_sqlite_connection_pool();
+            (u64::from(pool.size()), pool.num_idle() as u64)
+        }
+        _ => (0, 0),
+    }
 }
 
 /// Counts one limiter decision.

@@ -182,6 +182,35 @@ async fn signed_in(req: &Request, state: &AppState) -> Result<(String, Session),
     }
 }
 
+/// The signed-in owner of a form post whose CSRF token matches the session's, or the
+/// response to send instead.
+async fn signed_in_form(req: &Request, state: &AppState, csrf: &str) -> Result<Session, Response> {
+    let (_, session) = signed_in(req, state).await?;
+    if tokens_match(csrf, &session.csrf_token) {
+        Ok(session)
+    } else {
+        Err(csrf_refused())
+    }
+}
+
+fn key_not_found() -> Response {
+    html(
+        StatusCode::NOT_FOUND,
+        pages::message("Key not found", "That key does not exist in your account."),
+    )
+}
+
+/// 201 when the page shows a new key, 422 when a form was refused, 200 otherwise.
+fn flash_status(flash: &Flash) -> StatusCode {
+    if flash.error.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else if flash.new_key.is_some() {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    }
+}
+
 fn csrf_refused() -> Response {
     html(
         StatusCode::FORBIDDEN,
@@ -414,13 +443,10 @@ async fn generate(
     state: Data<&Arc<AppState>>,
     form: Form<GenerateForm>,
 ) -> Response {
-    let (_, session) = match signed_in(req, &state).await {
-        Ok(found) => found,
+    let session = match signed_in_form(req, &state, &form.csrf).await {
+        Ok(session) => session,
         Err(resp) => return resp,
     };
-    if !tokens_match(&form.csrf, &session.csrf_token) {
-        return csrf_refused();
-    }
     let expires_at = form
         .expires_in_days
         .filter(|d| *d > 0)
@@ -451,12 +477,7 @@ async fn generate(
             Err(err) => return store_trouble(err),
         },
     };
-    let status = if flash.error.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::CREATED
-    };
-    render_keys(&state, &session, status, flash).await
+    render_keys(&state, &session, flash_status(&flash), flash).await
 }
 
 /// The key, if it belongs to the signed-in owner: one owner never sees or touches
@@ -488,10 +509,7 @@ async fn revoke_confirmation(
             StatusCode::OK,
             pages::confirm_revoke(&key, &session.csrf_token),
         ),
-        Ok(None) => html(
-            StatusCode::NOT_FOUND,
-            pages::message("Key not found", "That key does not exist in your account."),
-        ),
+        Ok(None) => key_not_found(),
         Err(err) => store_trouble(err),
     }
 }
@@ -503,20 +521,14 @@ async fn revoke(
     Path(key_id): Path<Uuid>,
     form: Form<CsrfOnly>,
 ) -> Response {
-    let (_, session) = match signed_in(req, &state).await {
-        Ok(found) => found,
+    let session = match signed_in_form(req, &state, &form.csrf).await {
+        Ok(session) => session,
         Err(resp) => return resp,
     };
-    if !tokens_match(&form.csrf, &session.csrf_token) {
-        return csrf_refused();
-    }
     let key = match own_key(&state, &session, key_id).await {
         Ok(Some(key)) => key,
         Ok(None) => {
-            return html(
-                StatusCode::NOT_FOUND,
-                pages::message("Key not found", "That key does not exist in your account."),
-            );
+            return key_not_found();
         }
         Err(err) => return store_trouble(err),
     };
@@ -546,13 +558,10 @@ async fn roll(
     Path(key_id): Path<Uuid>,
     form: Form<RollForm>,
 ) -> Response {
-    let (_, session) = match signed_in(req, &state).await {
-        Ok(found) => found,
+    let session = match signed_in_form(req, &state, &form.csrf).await {
+        Ok(session) => session,
         Err(resp) => return resp,
     };
-    if !tokens_match(&form.csrf, &session.csrf_token) {
-        return csrf_refused();
-    }
     if !ROLL_OVERLAPS
         .iter()
         .any(|(secs, _)| *secs == form.overlap_seconds)
@@ -566,10 +575,7 @@ async fn roll(
     let key = match own_key(&state, &session, key_id).await {
         Ok(Some(key)) => key,
         Ok(None) => {
-            return html(
-                StatusCode::NOT_FOUND,
-                pages::message("Key not found", "That key does not exist in your account."),
-            );
+            return key_not_found();
         }
         Err(err) => return store_trouble(err),
     };
@@ -604,10 +610,5 @@ async fn roll(
             Err(err) => return store_trouble(err),
         },
     };
-    let status = if flash.error.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::CREATED
-    };
-    render_keys(&state, &session, status, flash).await
+    render_keys(&state, &session, flash_status(&flash), flash).await
 }

@@ -116,6 +116,25 @@ impl SecretHasher {
     }
 }
 
+/// BLAKE2s-256 of `data` as lower-case hex: how session tokens and request
+/// fingerprints are stored and compared.
+pub fn blake2s_hex(data: &[u8]) -> String {
+    use blake2::{Blake2s256, Digest};
+    Blake2s256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Whether two secrets (tokens) are equal, in time that depends on neither: both are
+/// digested first, so even their lengths do not show.
+pub fn secrets_equal(presented: &str, expected: &str) -> bool {
+    use blake2::{Blake2s256, Digest};
+    let a = Blake2s256::digest(presented.as_bytes());
+    let b = Blake2s256::digest(expected.as_bytes());
+    a.as_slice().ct_eq(b.as_slice()).into()
+}
+
 type Job = Box<dyn FnOnce() + Send>;
 
 /// The process's argon2 threads, started on first use.
@@ -220,6 +239,19 @@ mod tests {
         let ours = SecretHasher::default().hash("s3cret").unwrap();
         assert!(reference.verify_password(b"s3cret", ours.as_str()).is_ok());
         assert!(reference.verify_password(b"other", ours.as_str()).is_err());
+    }
+
+    #[test]
+    fn secrets_compare_by_value_and_digests_are_hex() {
+        assert!(secrets_equal("token-1", "token-1"));
+        assert!(!secrets_equal("token-1", "token-2"));
+        assert!(!secrets_equal("token", "token-longer"));
+        let hex = blake2s_hex(b"x");
+        assert_eq!(hex.len(), 64);
+        assert!(
+            hex.bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        );
     }
 
     #[test]

@@ -8,7 +8,6 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use blake2::{Blake2s256, Digest};
 use chrono::{DateTime, Utc};
 use sea_orm::prelude::Uuid;
 use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
@@ -65,10 +64,7 @@ pub fn new_token() -> String {
 }
 
 fn token_hash(token: &str) -> String {
-    Blake2s256::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::hashing::blake2s_hex(token.as_bytes())
 }
 
 /// Where sessions live: Redis when configured (shared by every instance, expired by

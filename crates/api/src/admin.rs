@@ -13,7 +13,6 @@ use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::types::{ParseFromJSON, ToJSON};
 use poem_openapi::{ApiResponse, Object, OpenApi, SecurityScheme};
-use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
 use ciq_admin::keys::{self, Actor, KeySummary, NewKey};
@@ -55,20 +54,11 @@ pub async fn guard(state: &AppState, req: &Request) -> Result<(), ApiError> {
             "missing_admin_token",
             "send the operator token as Authorization: Bearer <CIQ_ADMIN_TOKEN>",
         )),
-        Some(token) if !token_matches(token, expected) => Err(ApiError::unauthorized(
-            "invalid_admin_token",
-            "the operator token is not valid",
-        )),
+        Some(token) if !ciq_admin::hashing::secrets_equal(token, expected) => Err(
+            ApiError::unauthorized("invalid_admin_token", "the operator token is not valid"),
+        ),
         Some(_) => Ok(()),
     }
-}
-
-fn token_matches(presented: &str, expected: &str) -> bool {
-    use blake2::{Blake2s256, Digest};
-    // Digests first: equal lengths, so the comparison time says nothing about either.
-    let a = Blake2s256::digest(presented.as_bytes());
-    let b = Blake2s256::digest(expected.as_bytes());
-    a.as_slice().ct_eq(b.as_slice()).into()
 }
 
 /// Runs [`guard`] in front of the operator routes.

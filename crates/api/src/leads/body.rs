@@ -108,7 +108,6 @@ impl LeadSubmission {
 }
 
 fn fingerprint(value: &serde_json::Value) -> String {
-    use blake2::{Blake2s256, Digest};
     fn canonical(value: &serde_json::Value, out: &mut String) {
         match value {
             serde_json::Value::Object(map) => {
@@ -140,10 +139,7 @@ fn fingerprint(value: &serde_json::Value) -> String {
     }
     let mut text = String::new();
     canonical(value, &mut text);
-    Blake2s256::digest(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    ciq_admin::hashing::blake2s_hex(text.as_bytes())
 }
 
 /// `application/json`, with or without parameters such as `charset=utf-8`.

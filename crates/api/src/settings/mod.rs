@@ -20,7 +20,6 @@ use poem::http::{HeaderValue, StatusCode, header};
 use poem::web::{Data, Form, Path};
 use poem::{EndpointExt, Request, Response, Route, get, handler, post};
 use serde::Deserialize;
-use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
 use ciq_admin::keys::{self, Actor, NewKey};
@@ -152,8 +151,8 @@ fn redirect(to: &str) -> Response {
         .finish()
 }
 
-fn tokens_match(a: &str, b: &str) -> bool {
-    !a.is_empty() && a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+fn tokens_match(presented: &str, expected: &str) -> bool {
+    !presented.is_empty() && ciq_admin::hashing::secrets_equal(presented, expected)
 }
 
 fn store_trouble(err: AdminError) -> Response {

@@ -54,16 +54,23 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint + use<> {
         .nest("/", service)
         // A request without a key never reaches the key checker (the framework refuses
         // it first); count it against its address here, like any other bad key.
-        .around(|endpoint, req| async move {
+        .around(|endpoint, mut req| async move {
+            if req.uri().path() != leads::CREATE_PATH {
+                return endpoint.call(req).await;
+            }
+            let state = req
+                .data::<Arc<AppState>>()
+                .expect("the application state is attached")
+                .clone();
+            // Group commit gathers the rows of creates in flight: say one may follow
+            // before the key check, the limiter and validation take their time.
+            req.extensions_mut()
+                .insert(Arc::new(state.lead_writer.announce()));
             let keyless = req
                 .headers()
                 .get("x-api-key")
                 .is_none_or(|v| v.as_bytes().iter().all(u8::is_ascii_whitespace));
-            if keyless && req.uri().path() == leads::CREATE_PATH {
-                let state = req
-                    .data::<Arc<AppState>>()
-                    .expect("the application state is attached")
-                    .clone();
+            if keyless {
                 auth::record_failure(&state, &req).await?;
             }
             endpoint.call(req).await

@@ -133,12 +133,16 @@ impl Application {
                 .map_err(|e| StartError::Sessions(e.to_string()))?,
             None => SessionStore::Database(db.clone()),
         };
-        // SQLite has one writer anyway; PostgreSQL overlaps a few batches.
-        let writers = if settings.database_url.starts_with("sqlite:") {
-            1
-        } else {
-            4
-        };
+        // SQLite has one writer anyway; on PostgreSQL one writer gathers while
+        // another commits.
+        let writers =
+            settings
+                .lead_writers
+                .unwrap_or(if settings.database_url.starts_with("sqlite:") {
+                    1
+                } else {
+                    2
+                });
         let lead_writer = ciq_api::leads::group_commit::LeadWriter::start(db.clone(), writers);
         let state = Arc::new(AppState {
             db,

@@ -99,7 +99,7 @@ pub struct ServeArgs {
     #[arg(long, env = "CIQ_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
     /// Group-commit writers (concurrent creates share one INSERT); default 1 on
-    /// SQLite, 4 on PostgreSQL; 0 = one INSERT per request.
+    /// SQLite, 2 on PostgreSQL; 0 = one INSERT per request.
     #[arg(long, env = "CIQ_LEAD_WRITERS")]
     pub lead_writers: Option<usize>,
     /// How long a Settings sign-in lasts, in seconds.

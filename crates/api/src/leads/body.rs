@@ -22,9 +22,17 @@ pub struct LeadSubmission(Result<Submitted, ApiError>);
 pub struct Submitted {
     /// The validated lead.
     pub lead: NewLead,
+    /// The body as parsed, for [`Submitted::fingerprint`].
+    body: serde_json::Value,
+}
+
+impl Submitted {
     /// BLAKE2s (hex) of the body in canonical form (object keys sorted), so that an
     /// `Idempotency-Key` retry is recognised whatever the key order or spacing.
-    pub fingerprint: String,
+    /// Computed only for requests that carry such a key.
+    pub fn fingerprint(&self) -> String {
+        fingerprint(&self.body)
+    }
 }
 
 impl LeadSubmission {
@@ -53,7 +61,7 @@ impl LeadSubmission {
         let body = body
             .take()
             .map_err(|_| ApiError::invalid_json("the request body was already read"))?;
-        let bytes = read_limited(body, limit).await?;
+        let bytes = read_limited(body, limit, declared).await?;
         Self::parse(&bytes)
     }
 }
@@ -63,30 +71,34 @@ impl LeadSubmission {
 /// than a reset connection.
 const DRAIN_CAP: usize = 1024 * 1024;
 
-async fn read_limited(body: poem::Body, limit: usize) -> Result<Vec<u8>, ApiError> {
+/// Reads at most `limit` bytes into memory (sized by `Content-Length` when given);
+/// past the limit, drains up to [`DRAIN_CAP`] and answers 413. No buffer lives in the
+/// future itself: it is moved between the middleware layers on every request.
+async fn read_limited(
+    body: poem::Body,
+    limit: usize,
+    declared: Option<usize>,
+) -> Result<Vec<u8>, ApiError> {
     use tokio::io::AsyncReadExt;
+    let unreadable = |err: std::io::Error| {
+        ApiError::invalid_json(format!("could not read the request body: {err}"))
+    };
     let mut reader = body.into_async_read();
-    let mut bytes = Vec::with_capacity(limit.min(16 * 1024));
-    let mut chunk = [0u8; 16 * 1024];
-    let mut total = 0usize;
-    loop {
-        let n = reader.read(&mut chunk).await.map_err(|err| {
-            ApiError::invalid_json(format!("could not read the request body: {err}"))
-        })?;
-        if n == 0 {
-            break;
-        }
-        total += n;
-        if total <= limit {
-            bytes.extend_from_slice(&chunk[..n]);
-        } else if total > DRAIN_CAP {
-            break;
-        }
+    let mut bytes = Vec::with_capacity(declared.unwrap_or(1024).min(limit) + 1);
+    let limit_plus_one = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
+    (&mut reader)
+        .take(limit_plus_one)
+        .read_to_end(&mut bytes)
+        .await
+        .map_err(unreadable)?;
+    if bytes.len() <= limit {
+        return Ok(bytes);
     }
-    if total > limit {
-        return Err(ApiError::payload_too_large(limit));
-    }
-    Ok(bytes)
+    let drain = u64::try_from(DRAIN_CAP.saturating_sub(bytes.len())).unwrap_or(0);
+    tokio::io::copy(&mut reader.take(drain), &mut tokio::io::sink())
+        .await
+        .map_err(unreadable)?;
+    Err(ApiError::payload_too_large(limit))
 }
 
 impl LeadSubmission {
@@ -100,10 +112,7 @@ impl LeadSubmission {
             ApiError::invalid_json(format!("the request body is not valid JSON: {err}"))
         })?;
         let lead = validate_submission(&value).map_err(ApiError::validation_failed)?;
-        Ok(Submitted {
-            lead,
-            fingerprint: fingerprint(&value),
-        })
+        Ok(Submitted { lead, body: value })
     }
 }
 

@@ -1,31 +1,88 @@
 //! Group commit: concurrent creates share one multi-row INSERT.
 //!
 //! Each request hands its row to a writer and waits; a writer takes every row that is
-//! waiting (up to a batch limit, never waiting for more to arrive), inserts them in one
-//! statement — one round trip, one commit — and only then answers each request. So a
-//! 201 still means "this row is durably committed", while under load the store does a
-//! fraction of the commits. A batch that fails is retried row by row, so one bad row
-//! cannot fail its neighbours.
+//! waiting (up to [`MAX_BATCH`]), inserts them in one statement — one round trip, one
+//! commit — and only then answers each request. So a 201 still means "this row is
+//! durably committed", while under load the store does a fraction of the commits. A
+//! batch that fails is retried row by row, so one bad row cannot fail its neighbours.
+//!
+//! A batch is only worth gathering if rows are on their way. Every create request
+//! *announces* itself when it arrives (before authentication, rate limiting and
+//! validation) and settles the announcement when its row is queued or when it ends
+//! without one. A writer that has drained the queue waits for more only while
+//! requests announced before its batch began are outstanding, and never longer than
+//! [`MAX_LINGER`]: a lone request is written at once, while under load a commit
+//! carries the rows of every request in flight (the store's cost per row falls
+//! several-fold from one row per commit to a dozen).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 
 use sea_orm::{DatabaseConnection, EntityTrait};
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{Mutex, Notify, mpsc, oneshot};
+use tokio::time::Instant;
 
 use ciq_entity::lead;
 
 /// Most rows in one INSERT (14 columns each stays far below every parameter limit).
 pub const MAX_BATCH: usize = 256;
 
+/// Longest a writer holds a gathered batch back waiting for announced rows.
+pub const MAX_LINGER: Duration = Duration::from_millis(1);
+
 struct Job {
     row: lead::Model,
     done: oneshot::Sender<Result<(), String>>,
+}
+
+/// Announcements issued and settled so far (both only grow).
+#[derive(Default)]
+struct Expected {
+    issued: AtomicU64,
+    settled: AtomicU64,
+    /// Woken at every settlement.
+    settlement: Notify,
+}
+
+impl Expected {
+    fn settle_one(&self) {
+        self.settled.fetch_add(1, Ordering::AcqRel);
+        self.settlement.notify_waiters();
+    }
+}
+
+/// A create request's promise that a row may follow. Settled when the row is queued
+/// ([`LeadWriter::write`]), by [`Announcement::settle`], or when dropped — whichever
+/// comes first; settling twice has no effect.
+pub struct Announcement {
+    expected: Option<Arc<Expected>>,
+    settled: AtomicBool,
+}
+
+impl Announcement {
+    /// No row will follow from this request (or it has been queued).
+    pub fn settle(&self) {
+        if let Some(expected) = &self.expected
+            && !self.settled.swap(true, Ordering::AcqRel)
+        {
+            expected.settle_one();
+        }
+    }
+}
+
+impl Drop for Announcement {
+    fn drop(&mut self) {
+        self.settle();
+    }
 }
 
 /// The handle requests write through; cheap to clone.
 #[derive(Clone)]
 pub struct LeadWriter {
     mode: Mode,
+    expected: Arc<Expected>,
+    batches: Arc<AtomicU64>,
 }
 
 #[derive(Clone)]
@@ -37,27 +94,66 @@ enum Mode {
 
 impl LeadWriter {
     /// Starts `writers` writer tasks on `db` (1 for SQLite, which has one writer
-    /// anyway; a few for PostgreSQL so batches overlap). They stop when the last
-    /// handle is dropped, after finishing what was handed to them. `0` turns group
-    /// commit off: every request inserts its own row.
+    /// anyway; a couple for PostgreSQL, so that one gathers while another commits).
+    /// They stop when the last handle is dropped, after finishing what was handed to
+    /// them. `0` turns group commit off: every request inserts its own row.
     pub fn start(db: DatabaseConnection, writers: usize) -> Self {
+        Self::start_with_linger(db, writers, MAX_LINGER)
+    }
+
+    /// [`LeadWriter::start`] with another bound on lingering than [`MAX_LINGER`].
+    pub fn start_with_linger(db: DatabaseConnection, writers: usize, linger: Duration) -> Self {
+        let expected = Arc::new(Expected::default());
+        let batches = Arc::new(AtomicU64::new(0));
         if writers == 0 {
             return Self {
                 mode: Mode::Direct(db),
+                expected,
+                batches,
             };
         }
         let (jobs, queue) = mpsc::channel::<Job>(MAX_BATCH * writers * 4);
         let queue = Arc::new(Mutex::new(queue));
         for _ in 0..writers {
-            tokio::spawn(write_batches(db.clone(), queue.clone()));
+            tokio::spawn(write_batches(
+                db.clone(),
+                queue.clone(),
+                expected.clone(),
+                batches.clone(),
+                linger,
+            ));
         }
         Self {
             mode: Mode::Batched(jobs),
+            expected,
+            batches,
         }
     }
 
-    /// Inserts `row`; returns once it is committed (or why it is not).
-    pub async fn write(&self, row: lead::Model) -> Result<(), String> {
+    /// Batches (multi-row INSERTs) committed or attempted so far.
+    pub fn batches(&self) -> u64 {
+        self.batches.load(Ordering::Relaxed)
+    }
+
+    /// Announces that a row may follow shortly (see the module documentation).
+    pub fn announce(&self) -> Announcement {
+        let batched = matches!(self.mode, Mode::Batched(_));
+        if batched {
+            self.expected.issued.fetch_add(1, Ordering::AcqRel);
+        }
+        Announcement {
+            expected: batched.then(|| self.expected.clone()),
+            settled: AtomicBool::new(false),
+        }
+    }
+
+    /// Inserts `row`; returns once it is committed (or why it is not). The request's
+    /// announcement, if any, is settled as soon as the row is queued.
+    pub async fn write(
+        &self,
+        row: lead::Model,
+        announcement: Option<&Announcement>,
+    ) -> Result<(), String> {
         let jobs = match &self.mode {
             Mode::Batched(jobs) => jobs,
             Mode::Direct(db) => {
@@ -70,57 +166,255 @@ impl LeadWriter {
             }
         };
         let (done, answer) = oneshot::channel();
-        jobs.send(Job { row, done })
-            .await
-            .map_err(|_| "the lead writer has stopped".to_owned())?;
+        let sent = jobs.send(Job { row, done }).await;
+        if let Some(announcement) = announcement {
+            announcement.settle();
+        }
+        sent.map_err(|_| "the lead writer has stopped".to_owned())?;
         answer
             .await
             .map_err(|_| "the lead writer has stopped".to_owned())?
     }
 }
 
-async fn write_batches(db: DatabaseConnection, queue: Arc<Mutex<mpsc::Receiver<Job>>>) {
+/// Takes the next batch: waits for one job, then gathers what is queued and what the
+/// requests announced before then still bring, for at most [`MAX_LINGER`]. Requests
+/// that arrive later wait for the next batch, so a steady stream of new requests
+/// cannot hold a batch back. At most `linger` (normally [`MAX_LINGER`]).
+/// Returns the batch and when its first job was taken.
+async fn gather(
+    queue: &mut mpsc::Receiver<Job>,
+    expected: &Expected,
+    linger: Duration,
+) -> Option<(Vec<Job>, Instant)> {
+    let mut batch = vec![queue.recv().await?];
+    let first = Instant::now();
+    let horizon = expected.issued.load(Ordering::Acquire);
+    let deadline = first + linger;
     loop {
-        let mut batch = Vec::new();
-        {
-            let mut queue = queue.lock().await;
-            match queue.recv().await {
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        if batch.len() >= MAX_BATCH {
+            return Some((batch, first));
+        }
+        let settlement = expected.settlement.notified();
+        tokio::pin!(settlement);
+        settlement.as_mut().enable();
+        // Settlements come in any order, so this is a count, not a set: it may end
+        // the wait a little early, never late.
+        if expected.settled.load(Ordering::Acquire) >= horizon {
+            return Some((batch, first));
+        }
+        tokio::select! {
+            job = queue.recv() => match job {
                 Some(job) => batch.push(job),
+                None => return Some((batch, first)),
+            },
+            () = &mut settlement => {}
+            () = tokio::time::sleep_until(deadline) => return Some((batch, first)),
+        }
+    }
+}
+
+async fn write_batches(
+    db: DatabaseConnection,
+    queue: Arc<Mutex<mpsc::Receiver<Job>>>,
+    expected: Arc<Expected>,
+    batches: Arc<AtomicU64>,
+    linger: Duration,
+) {
+    loop {
+        let (batch, gathered) = {
+            let mut queue = queue.lock().await;
+            match gather(&mut queue, &expected, linger).await {
+                Some(gathered) => gathered,
                 None => return,
             }
-            while batch.len() < MAX_BATCH {
-                match queue.try_recv() {
-                    Ok(job) => batch.push(job),
-                    Err(_) => break,
-                }
-            }
-        }
+        };
+        batches.fetch_add(1, Ordering::Relaxed);
         metrics::histogram!("ciq_lead_batch_size").record(batch.len() as f64);
-        let rows: Vec<lead::ActiveModel> = batch.iter().map(|j| j.row.clone().into()).collect();
-        match lead::Entity::insert_many(rows)
-            .exec_without_returning(&db)
-            .await
-        {
-            Ok(_) => {
-                for job in batch {
-                    let _ = job.done.send(Ok(()));
-                }
-            }
-            Err(err) if batch.len() == 1 => {
-                let job = batch.pop().expect("one job");
-                let _ = job.done.send(Err(err.to_string()));
-            }
-            Err(_) => {
-                for job in batch {
-                    let row: lead::ActiveModel = job.row.into();
-                    let result = lead::Entity::insert(row)
-                        .exec_without_returning(&db)
-                        .await
-                        .map(drop)
-                        .map_err(|e| e.to_string());
-                    let _ = job.done.send(result);
-                }
+        metrics::histogram!("ciq_lead_batch_linger_seconds")
+            .record(gathered.elapsed().as_secs_f64());
+        let started = Instant::now();
+        commit(&db, batch).await;
+        metrics::histogram!("ciq_lead_commit_seconds").record(started.elapsed().as_secs_f64());
+    }
+}
+
+/// Inserts `batch` in one statement and answers every job; on failure, row by row.
+async fn commit(db: &DatabaseConnection, mut batch: Vec<Job>) {
+    let rows: Vec<lead::ActiveModel> = batch.iter().map(|j| j.row.clone().into()).collect();
+    match lead::Entity::insert_many(rows)
+        .exec_without_returning(db)
+        .await
+    {
+        Ok(_) => {
+            for job in batch {
+                let _ = job.done.send(Ok(()));
             }
         }
+        Err(err) if batch.len() == 1 => {
+            let job = batch.pop().expect("one job");
+            let _ = job.done.send(Err(err.to_string()));
+        }
+        Err(_) => {
+            for job in batch {
+                let row: lead::ActiveModel = job.row.into();
+                let result = lead::Entity::insert(row)
+                    .exec_without_returning(db)
+                    .await
+                    .map(drop)
+                    .map_err(|e| e.to_string());
+                let _ = job.done.send(result);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use sea_orm::{ConnectionTrait, Database, DatabaseConnection, EntityTrait, PaginatorTrait};
+    use tokio::time::Instant;
+
+    use super::{Announcement, LeadWriter};
+
+    /// Long enough never to run out in these tests, however slow the machine.
+    const PATIENT: Duration = Duration::from_secs(30);
+    use ciq_entity::lead;
+
+    async fn store() -> DatabaseConnection {
+        let db = Database::connect("sqlite::memory:").await.unwrap();
+        db.execute_unprepared(
+            "CREATE TABLE leads (id uuid_text PRIMARY KEY, user_id uuid_text NOT NULL,
+             api_key_id uuid_text NOT NULL, name TEXT NOT NULL, email TEXT NOT NULL,
+             phone TEXT, source TEXT NOT NULL, industry TEXT NOT NULL, score INTEGER,
+             status TEXT NOT NULL, monthly_revenue_cents BIGINT, budget_cents BIGINT,
+             description TEXT, created_at TEXT NOT NULL)",
+        )
+        .await
+        .unwrap();
+        db
+    }
+
+    fn row(name: &str) -> lead::Model {
+        lead::Model {
+            id: uuid::Uuid::now_v7(),
+            user_id: uuid::Uuid::now_v7(),
+            api_key_id: uuid::Uuid::now_v7(),
+            name: name.into(),
+            email: "jane@example.com".into(),
+            phone: None,
+            source: "Website".into(),
+            industry: "Technology".into(),
+            score: None,
+            status: "new".into(),
+            monthly_revenue_cents: None,
+            budget_cents: None,
+            description: None,
+            created_at: ciq_entity::now(),
+        }
+    }
+
+    async fn stored(db: &DatabaseConnection) -> u64 {
+        lead::Entity::find().count(db).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn rows_announced_before_a_batch_ride_in_it() {
+        let db = store().await;
+        let writer = LeadWriter::start_with_linger(db.clone(), 1, PATIENT);
+        let requests: Vec<Arc<Announcement>> =
+            (0..4).map(|_| Arc::new(writer.announce())).collect();
+        let tasks: Vec<_> = requests
+            .into_iter()
+            .enumerate()
+            .map(|(i, announcement)| {
+                let writer = writer.clone();
+                tokio::spawn(async move {
+                    // Each request takes a little longer to get its row ready.
+                    for _ in 0..i * 3 {
+                        tokio::task::yield_now().await;
+                    }
+                    writer
+                        .write(row(&format!("lead {i}")), Some(&announcement))
+                        .await
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+        assert_eq!(stored(&db).await, 4);
+        assert_eq!(writer.batches(), 1, "four announced rows, one INSERT");
+    }
+
+    #[tokio::test]
+    async fn without_announcements_a_row_is_written_at_once() {
+        let db = store().await;
+        let writer = LeadWriter::start_with_linger(db.clone(), 1, PATIENT);
+        let started = Instant::now();
+        writer.write(row("alone"), None).await.unwrap();
+        let announcement = writer.announce();
+        writer
+            .write(row("alone again"), Some(&announcement))
+            .await
+            .unwrap();
+        assert!(started.elapsed() < PATIENT, "no lingering");
+        assert_eq!(writer.batches(), 2);
+        assert_eq!(stored(&db).await, 2);
+    }
+
+    #[tokio::test]
+    async fn a_request_that_brings_no_row_releases_the_batch_when_it_settles() {
+        let db = store().await;
+        let writer = LeadWriter::start_with_linger(db.clone(), 1, PATIENT);
+        let failing = writer.announce();
+        let mine = Arc::new(writer.announce());
+        let started = Instant::now();
+        let write = {
+            let writer = writer.clone();
+            let mine = mine.clone();
+            tokio::spawn(async move { writer.write(row("mine"), Some(&mine)).await })
+        };
+        tokio::task::yield_now().await;
+        drop(failing); // e.g. answered 422: settles without a row
+        write.await.unwrap().unwrap();
+        assert!(started.elapsed() < PATIENT, "released by the settlement");
+        assert_eq!(stored(&db).await, 1);
+    }
+
+    #[tokio::test]
+    async fn an_announcement_never_settled_holds_a_batch_back_only_until_the_linger_bound() {
+        let db = store().await;
+        let linger = Duration::from_millis(200);
+        let writer = LeadWriter::start_with_linger(db.clone(), 1, linger);
+        let _stuck = writer.announce();
+        let mine = writer.announce();
+        let started = Instant::now();
+        writer.write(row("mine"), Some(&mine)).await.unwrap();
+        let waited = started.elapsed();
+        assert!(waited >= linger, "waited for the stuck request: {waited:?}");
+        assert!(waited < PATIENT, "but not for ever: {waited:?}");
+        assert_eq!(stored(&db).await, 1);
+    }
+
+    #[tokio::test]
+    async fn group_commit_off_inserts_directly() {
+        let db = store().await;
+        let writer = LeadWriter::start(db.clone(), 0);
+        let announcement = writer.announce();
+        writer
+            .write(row("direct"), Some(&announcement))
+            .await
+            .unwrap();
+        assert_eq!(writer.batches(), 0);
+        assert_eq!(stored(&db).await, 1);
     }
 }

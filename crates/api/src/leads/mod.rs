@@ -253,7 +253,23 @@ impl LeadsApi {
             .headers()
             .get(idempotency::HEADER)
             .map(|v| v.as_bytes().to_vec());
-        let (response, replayed) = match create(&state, &caller, submission, raw_key).await {
+        let announcement = req
+            .extensions()
+            .get::<Arc<group_commit::Announcement>>()
+            .cloned();
+        let created = create(
+            &state,
+            &caller,
+            submission,
+            raw_key,
+            announcement.as_deref(),
+        )
+        .await;
+        if let Some(announcement) = &announcement {
+            // Answered without a row (an error) or with one already queued.
+            announcement.settle();
+        }
+        let (response, replayed) = match created {
             Ok((created, replayed)) => (CreateLeadResponse::Created(Json(created)), replayed),
             Err(err) => (CreateLeadResponse::from(err), false),
         };
@@ -280,6 +296,7 @@ async fn create(
     caller: &crate::auth::Caller,
     submission: LeadSubmission,
     idempotency_key: Option<Vec<u8>>,
+    announcement: Option<&group_commit::Announcement>,
 ) -> Result<(LeadCreated, bool), ApiError> {
     let submitted = submission.into_submitted()?;
     let user_id = caller.key.user_id;
@@ -288,7 +305,7 @@ async fn create(
         .map(idempotency::validate_key)
         .transpose()?;
     if let Some(key) = &key {
-        match idempotency::claim(&state.db, user_id, key, &submitted.fingerprint).await? {
+        match idempotency::claim(&state.db, user_id, key, &submitted.fingerprint()).await? {
             idempotency::Claim::Fresh => {}
             idempotency::Claim::Replay(body) => {
                 let value = serde_json::from_str(&body).ok();
@@ -309,6 +326,7 @@ async fn create(
         &caller.key,
         submitted.lead,
         key.as_deref(),
+        announcement,
     )
     .await
     {

@@ -6,7 +6,7 @@ use uuid::Uuid;
 use ciq_admin::VerifiedKey;
 use ciq_entity::lead;
 
-use super::group_commit::LeadWriter;
+use super::group_commit::{Announcement, LeadWriter};
 use super::input::NewLead;
 use super::money::Money;
 use super::{Lead, LeadCreated, idempotency};
@@ -23,6 +23,7 @@ pub async fn insert_lead(
     key: &VerifiedKey,
     new: NewLead,
     idempotency_key: Option<&str>,
+    announcement: Option<&Announcement>,
 ) -> Result<Lead, ApiError> {
     let model = lead::Model {
         id: Uuid::now_v7(),
@@ -42,11 +43,15 @@ pub async fn insert_lead(
     };
     let stored = match idempotency_key {
         // The common case goes through group commit.
-        None => match writer.write(model.clone()).await {
+        None => match writer.write(model.clone(), announcement).await {
             Ok(()) => Ok(lead_view(model)),
             Err(cause) => Err(DbErr::Custom(cause)),
         },
         Some(idempotency_key) => {
+            // Written in its own transaction, not through a batch.
+            if let Some(announcement) = announcement {
+                announcement.settle();
+            }
             let user_id = key.user_id;
             let row: lead::ActiveModel = model.into();
             db.transaction::<_, Lead, DbErr>(|txn| {

@@ -30,7 +30,13 @@ const LATENCY_BUCKETS: [f64; 14] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
 ];
 
-/// The process's recorder, installed on first use.
+/// How often pending histogram samples are folded into their buckets.
+pub const UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The process's recorder, installed on first use, with a thread that folds pending
+/// histogram samples into buckets every [`UPKEEP_INTERVAL`]. `build_recorder` starts no
+/// such task itself: without it every sample is kept until the next scrape, and a
+/// gateway nobody scrapes grows by a few bytes per request for ever.
 pub fn handle() -> &'static PrometheusHandle {
     HANDLE.get_or_init(|| {
         let recorder = PrometheusBuilder::new()
@@ -43,6 +49,16 @@ pub fn handle() -> &'static PrometheusHandle {
         if metrics::set_global_recorder(recorder).is_err() {
             tracing::warn!("a metrics recorder was already installed; /metrics will be sparse");
         }
+        let upkeep = handle.clone();
+        std::thread::Builder::new()
+            .name("ciq-metrics-upkeep".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(UPKEEP_INTERVAL);
+                    upkeep.run_upkeep();
+                }
+            })
+            .expect("a thread can be started");
         handle
     })
 }
@@ -159,4 +175,22 @@ pub async fn track<E: Endpoint>(
     metrics::histogram!("ciq_http_request_duration_seconds", "route" => route)
         .record(started.elapsed().as_secs_f64());
     result
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn installing_the_recorder_starts_its_upkeep_thread() {
+        super::handle();
+        let names: Vec<String> = std::fs::read_dir("/proc/self/task")
+            .expect("Linux /proc")
+            .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+            .map(|name| name.trim().to_owned())
+            .collect();
+        // comm is cut to 15 bytes.
+        assert!(
+            names.iter().any(|n| n == "ciq-metrics-upk"),
+            "threads: {names:?}"
+        );
+    }
 }

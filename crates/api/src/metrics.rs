@@ -11,6 +11,8 @@
 //! | `ciq_argon2_verifications_total` | counter | — |
 //! | `ciq_db_pool_connections`, `ciq_db_pool_idle_connections` | gauge | — |
 //! | `ciq_lead_batch_size` | histogram | — (rows per group-commit INSERT) |
+//! | `ciq_lead_batch_linger_seconds` | histogram | — (a writer's wait for announced rows) |
+//! | `ciq_lead_commit_seconds` | histogram | — (one group-commit INSERT and its commit) |
 //!
 //! One recorder per process (the `metrics` facade is global): several gateways in one
 //! process — as in tests — share it.

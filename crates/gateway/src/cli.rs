@@ -187,8 +187,11 @@ pub fn run() -> ExitCode {
     let cli = Cli::parse();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                // PostgreSQL's NOTICEs ("relation ... already exists, skipping" at every
+                // start-up migration check) are not news.
+                tracing_subscriber::EnvFilter::new("info,sqlx::postgres::notice=warn")
+            }),
         )
         .with_writer(std::io::stderr)
         // Its own error report is an eprintln!, which panics when stderr is a closed

@@ -9,6 +9,8 @@
 //! Measured: ~385 MB resident after 20 cold keys on the blocking pool.
 
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::RecvTimeoutError;
 
 use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
@@ -26,19 +28,55 @@ pub const P_COST: u32 = 1;
 const OUTPUT_LEN: usize = 32;
 
 thread_local! {
-    /// argon2's 19 MiB working memory, allocated once per thread and reused: a fresh
-    /// allocation per run fragments the heap (a plain loop of 40 runs reached 138 MB).
+    /// argon2's 19 MiB working memory, allocated once per thread and reused while
+    /// work keeps coming: a fresh allocation per run fragments glibc's heap (a plain
+    /// loop of 40 runs reached 138 MB). The argon2 threads give it back when their
+    /// queue runs dry ([`release_memory`]).
     static MEMORY: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
 }
 
+/// Bytes of argon2 working memory currently held, over all threads.
+static HELD: AtomicUsize = AtomicUsize::new(0);
+
+/// Bytes of argon2 working memory the process holds right now: 19 MiB per thread
+/// that is hashing (or has hashed and not yet gone idle), 0 at rest.
+pub fn held_memory_bytes() -> usize {
+    HELD.load(Ordering::Relaxed)
+}
+
+thread_local! {
+    /// Set on the argon2 threads: only they keep working memory between runs.
+    static ARGON2_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 fn with_memory<T>(blocks: usize, work: impl FnOnce(&mut [Block]) -> T) -> T {
+    if !ARGON2_THREAD.get() {
+        // Elsewhere (the CLI, a one-off on an async worker) nothing would give a
+        // kept buffer back: use one for this run only.
+        return work(&mut vec![Block::default(); blocks]);
+    }
     MEMORY.with(|memory| {
         let mut memory = memory.borrow_mut();
         if memory.len() < blocks {
+            HELD.fetch_add(
+                (blocks - memory.len()) * std::mem::size_of::<Block>(),
+                Ordering::Relaxed,
+            );
             memory.resize(blocks, Block::default());
         }
         work(&mut memory[..blocks])
     })
+}
+
+/// Frees this thread's argon2 working memory (the next run allocates it again).
+fn release_memory() {
+    MEMORY.with(|memory| {
+        let freed = std::mem::take(&mut *memory.borrow_mut());
+        HELD.fetch_sub(
+            freed.len() * std::mem::size_of::<Block>(),
+            Ordering::Relaxed,
+        );
+    });
 }
 
 /// Hashes and verifies secrets with fixed argon2id parameters.
@@ -137,6 +175,12 @@ pub fn secrets_equal(presented: &str, expected: &str) -> bool {
 
 type Job = Box<dyn FnOnce() + Send>;
 
+/// Jobs sent to the argon2 threads and not yet taken by one.
+static QUEUED: AtomicUsize = AtomicUsize::new(0);
+
+/// An argon2 thread that has waited this long for work gives its memory back.
+const IDLE_RELEASE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The process's argon2 threads, started on first use.
 fn hashing_threads() -> &'static std::sync::mpsc::Sender<Job> {
     static THREADS: std::sync::OnceLock<std::sync::mpsc::Sender<Job>> = std::sync::OnceLock::new();
@@ -149,14 +193,27 @@ fn hashing_threads() -> &'static std::sync::mpsc::Sender<Job> {
             std::thread::Builder::new()
                 .name(format!("argon2-{n}"))
                 .spawn(move || {
+                    ARGON2_THREAD.set(true);
                     loop {
-                        let job = match queue.lock() {
-                            Ok(queue) => queue.recv(),
-                            Err(poisoned) => poisoned.into_inner().recv(),
-                        };
+                        // Keep the working memory through a burst; give it back (19 MiB
+                        // of resident memory per thread) once nothing is queued. (The
+                        // queue's lock is held by whichever thread waits on it, so this
+                        // must not need the lock.)
+                        if QUEUED.load(Ordering::Acquire) == 0 {
+                            release_memory();
+                        }
+                        let job = queue
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .recv_timeout(IDLE_RELEASE);
                         match job {
-                            Ok(job) => job(),
-                            Err(_) => return,
+                            Ok(job) => {
+                                QUEUED.fetch_sub(1, Ordering::AcqRel);
+                                job();
+                            }
+                            // Idle for a while (or a job another thread took first).
+                            Err(RecvTimeoutError::Timeout) => release_memory(),
+                            Err(RecvTimeoutError::Disconnected) => return,
                         }
                     }
                 })
@@ -170,11 +227,16 @@ async fn on_hashing_thread<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, AdminError> {
     let (done, answer) = tokio::sync::oneshot::channel();
-    hashing_threads()
+    let threads = hashing_threads();
+    QUEUED.fetch_add(1, Ordering::AcqRel);
+    threads
         .send(Box::new(move || {
             let _ = done.send(work());
         }))
-        .map_err(|_| AdminError::Hashing("the argon2 threads have stopped".into()))?;
+        .map_err(|_| {
+            QUEUED.fetch_sub(1, Ordering::AcqRel);
+            AdminError::Hashing("the argon2 threads have stopped".into())
+        })?;
     answer
         .await
         .map_err(|_| AdminError::Hashing("an argon2 job was dropped".into()))
@@ -197,6 +259,24 @@ impl SecretHasher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn argon2_threads_give_their_working_memory_back_when_idle() {
+        let hasher = SecretHasher::default();
+        let phc = hasher.hash_async("secret").await.unwrap();
+        assert!(hasher.verify_async("secret", &phc).await.unwrap());
+        // Other tests in this process may be hashing too: wait for every thread to
+        // go idle, which must happen once they are done.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while held_memory_bytes() != 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "still holding {} bytes",
+                held_memory_bytes()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
 
     #[test]
     fn a_hash_is_argon2id_with_the_written_parameters_and_verifies() {

@@ -245,13 +245,54 @@ async fn write_batches(
     }
 }
 
+/// The PostgreSQL batch insert: one statement text whatever the batch size, so it is
+/// parsed and planned once per connection (a `VALUES` list of n rows is a new
+/// statement for every n, and PostgreSQL re-plans it at every execution).
+const UNNEST_INSERT: &str = "INSERT INTO leads (id, user_id, api_key_id, name, email, phone, \
+    source, industry, score, status, monthly_revenue_cents, budget_cents, description, \
+    created_at) SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], \
+    $5::text[], $6::text[], $7::text[], $8::text[], $9::int4[], $10::text[], $11::int8[], \
+    $12::int8[], $13::text[], $14::timestamptz[])";
+
+/// Inserts `rows` in one statement: column arrays through [`UNNEST_INSERT`] on
+/// PostgreSQL, a multi-row `VALUES` elsewhere.
+async fn insert_batch(db: &DatabaseConnection, rows: &[&lead::Model]) -> Result<(), String> {
+    if db.get_database_backend() != sea_orm::DatabaseBackend::Postgres {
+        let models: Vec<lead::ActiveModel> = rows.iter().map(|r| (*r).clone().into()).collect();
+        return lead::Entity::insert_many(models)
+            .exec_without_returning(db)
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string());
+    }
+    fn column<T>(rows: &[&lead::Model], field: impl Fn(&lead::Model) -> T) -> Vec<T> {
+        rows.iter().map(|row| field(row)).collect()
+    }
+    sqlx::query(UNNEST_INSERT)
+        .bind(column(rows, |r| r.id))
+        .bind(column(rows, |r| r.user_id))
+        .bind(column(rows, |r| r.api_key_id))
+        .bind(column(rows, |r| r.name.clone()))
+        .bind(column(rows, |r| r.email.clone()))
+        .bind(column(rows, |r| r.phone.clone()))
+        .bind(column(rows, |r| r.source.clone()))
+        .bind(column(rows, |r| r.industry.clone()))
+        .bind(column(rows, |r| r.score))
+        .bind(column(rows, |r| r.status.clone()))
+        .bind(column(rows, |r| r.monthly_revenue_cents))
+        .bind(column(rows, |r| r.budget_cents))
+        .bind(column(rows, |r| r.description.clone()))
+        .bind(column(rows, |r| r.created_at))
+        .execute(db.get_postgres_connection_pool())
+        .await
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
 /// Inserts `batch` in one statement and answers every job; on failure, row by row.
 async fn commit(db: &DatabaseConnection, mut batch: Vec<Job>) {
-    let rows: Vec<lead::ActiveModel> = batch.iter().map(|j| j.row.clone().into()).collect();
-    match lead::Entity::insert_many(rows)
-        .exec_without_returning(db)
-        .await
-    {
+    let rows: Vec<&lead::Model> = batch.iter().map(|j| &j.row).collect();
+    match insert_batch(db, &rows).await {
         Ok(_) => {
             for job in batch {
                 let _ = job.done.send(Ok(()));
@@ -259,7 +300,7 @@ async fn commit(db: &DatabaseConnection, mut batch: Vec<Job>) {
         }
         Err(err) if batch.len() == 1 => {
             let job = batch.pop().expect("one job");
-            let _ = job.done.send(Err(err.to_string()));
+            let _ = job.done.send(Err(err));
         }
         Err(_) => {
             for job in batch {
@@ -403,6 +444,37 @@ mod tests {
         assert!(waited >= linger, "waited for the stuck request: {waited:?}");
         assert!(waited < PATIENT, "but not for ever: {waited:?}");
         assert_eq!(stored(&db).await, 1);
+    }
+
+    #[tokio::test]
+    async fn one_bad_row_fails_alone_and_its_neighbours_are_stored() {
+        let db = store().await;
+        let writer = LeadWriter::start_with_linger(db.clone(), 1, PATIENT);
+        let first = row("first");
+        let mut clash = row("same id as first");
+        clash.id = first.id;
+        let rows = [first, row("neighbour"), clash];
+        let announcements: Vec<Arc<Announcement>> =
+            rows.iter().map(|_| Arc::new(writer.announce())).collect();
+        let writes = rows
+            .into_iter()
+            .zip(announcements)
+            .map(|(row, announcement)| {
+                let writer = writer.clone();
+                tokio::spawn(async move { writer.write(row, Some(&announcement)).await })
+            });
+        let mut results = Vec::new();
+        for write in writes.collect::<Vec<_>>() {
+            results.push(write.await.unwrap());
+        }
+        assert_eq!(writer.batches(), 1, "all three were in one batch");
+        assert!(results[1].is_ok(), "the neighbour is stored");
+        assert_eq!(
+            results.iter().filter(|r| r.is_err()).count(),
+            1,
+            "only one of the two rows with the same id fails: {results:?}"
+        );
+        assert_eq!(stored(&db).await, 2);
     }
 
     #[tokio::test]

@@ -184,15 +184,20 @@ mod tests {
     #[test]
     fn installing_the_recorder_starts_its_upkeep_thread() {
         super::handle();
-        let names: Vec<String> = std::fs::read_dir("/proc/self/task")
-            .expect("Linux /proc")
-            .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
-            .map(|name| name.trim().to_owned())
-            .collect();
-        // comm is cut to 15 bytes.
-        assert!(
-            names.iter().any(|n| n == "ciq-metrics-upk"),
-            "threads: {names:?}"
-        );
+        let names = || -> Vec<String> {
+            std::fs::read_dir("/proc/self/task")
+                .expect("Linux /proc")
+                .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+                .map(|name| name.trim().to_owned())
+                .collect()
+        };
+        // A new thread names itself once it runs; comm is cut to 15 bytes.
+        for _ in 0..500 {
+            if names().iter().any(|n| n == "ciq-metrics-upk") {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("no upkeep thread among {:?}", names());
     }
 }

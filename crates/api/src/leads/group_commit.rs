@@ -25,6 +25,9 @@ use tokio::time::Instant;
 
 use ciq_entity::lead;
 
+/// A pool connection a PostgreSQL writer keeps between batches.
+type PgConnection = sqlx::pool::PoolConnection<sqlx::Postgres>;
+
 /// Most rows in one INSERT (14 columns each stays far below every parameter limit).
 pub const MAX_BATCH: usize = 256;
 
@@ -227,6 +230,9 @@ async fn write_batches(
     batches: Arc<AtomicU64>,
     linger: Duration,
 ) {
+    // On PostgreSQL each writer keeps one connection of the pool for its batches: the
+    // same backend, its plan and caches warm, no pool hand-off per batch.
+    let mut own: Option<PgConnection> = None;
     loop {
         let (batch, gathered) = {
             let mut queue = queue.lock().await;
@@ -240,7 +246,7 @@ async fn write_batches(
         metrics::histogram!("ciq_lead_batch_linger_seconds")
             .record(gathered.elapsed().as_secs_f64());
         let started = Instant::now();
-        commit(&db, batch).await;
+        commit(&db, &mut own, batch).await;
         metrics::histogram!("ciq_lead_commit_seconds").record(started.elapsed().as_secs_f64());
     }
 }
@@ -256,7 +262,11 @@ const UNNEST_INSERT: &str = "INSERT INTO leads (id, user_id, api_key_id, name, e
 
 /// Inserts `rows` in one statement: column arrays through [`UNNEST_INSERT`] on
 /// PostgreSQL, a multi-row `VALUES` elsewhere.
-async fn insert_batch(db: &DatabaseConnection, rows: &[&lead::Model]) -> Result<(), String> {
+async fn insert_batch(
+    db: &DatabaseConnection,
+    own: &mut Option<PgConnection>,
+    rows: &[&lead::Model],
+) -> Result<(), String> {
     if db.get_database_backend() != sea_orm::DatabaseBackend::Postgres {
         let models: Vec<lead::ActiveModel> = rows.iter().map(|r| (*r).clone().into()).collect();
         return lead::Entity::insert_many(models)
@@ -268,7 +278,16 @@ async fn insert_batch(db: &DatabaseConnection, rows: &[&lead::Model]) -> Result<
     fn column<T>(rows: &[&lead::Model], field: impl Fn(&lead::Model) -> T) -> Vec<T> {
         rows.iter().map(|row| field(row)).collect()
     }
-    sqlx::query(UNNEST_INSERT)
+    let conn = match own {
+        Some(conn) => conn,
+        None => own.insert(
+            db.get_postgres_connection_pool()
+                .acquire()
+                .await
+                .map_err(|e| e.to_string())?,
+        ),
+    };
+    let inserted = sqlx::query(UNNEST_INSERT)
         .bind(column(rows, |r| r.id))
         .bind(column(rows, |r| r.user_id))
         .bind(column(rows, |r| r.api_key_id))
@@ -283,16 +302,19 @@ async fn insert_batch(db: &DatabaseConnection, rows: &[&lead::Model]) -> Result<
         .bind(column(rows, |r| r.budget_cents))
         .bind(column(rows, |r| r.description.clone()))
         .bind(column(rows, |r| r.created_at))
-        .execute(db.get_postgres_connection_pool())
-        .await
-        .map(drop)
-        .map_err(|e| e.to_string())
+        .execute(&mut **conn)
+        .await;
+    if inserted.is_err() {
+        // Whatever went wrong, the next batch starts on a fresh connection from the pool.
+        *own = None;
+    }
+    inserted.map(drop).map_err(|e| e.to_string())
 }
 
 /// Inserts `batch` in one statement and answers every job; on failure, row by row.
-async fn commit(db: &DatabaseConnection, mut batch: Vec<Job>) {
+async fn commit(db: &DatabaseConnection, own: &mut Option<PgConnection>, mut batch: Vec<Job>) {
     let rows: Vec<&lead::Model> = batch.iter().map(|j| &j.row).collect();
-    match insert_batch(db, &rows).await {
+    match insert_batch(db, own, &rows).await {
         Ok(_) => {
             for job in batch {
                 let _ = job.done.send(Ok(()));

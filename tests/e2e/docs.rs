@@ -114,6 +114,7 @@ async fn metrics_count_requests_decisions_and_leads(app: TestApp) {
     assert!(has("ciq_db_pool_connections "));
     assert!(has("ciq_db_pool_idle_connections "));
     assert!(has("ciq_lead_batch_size_count"));
+    assert!(has("ciq_rate_limit_decision_seconds_count"));
 }
 
 async fn request_ids_are_echoed_or_generated(app: TestApp) {

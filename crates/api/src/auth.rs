@@ -65,10 +65,12 @@ async fn authenticate(req: &Request, api_key: ApiKey) -> poem::Result<Caller> {
     };
     let limit = key.rate_limit_per_minute.unwrap_or(state.limits.per_window);
     let window = state.limits.window;
+    let asked = std::time::Instant::now();
     let decision = state
         .limiter
         .acquire(&format!("key:{}", key.key_id), limit, window)
         .await;
+    crate::metrics::record_decision_latency(asked.elapsed());
     crate::metrics::record_decision("key", decision.allowed);
     let caller = Caller {
         key,

@@ -5,6 +5,7 @@
 //! | `ciq_http_requests_total` | counter | `route`, `method`, `status` |
 //! | `ciq_http_request_duration_seconds` | histogram | `route` |
 //! | `ciq_rate_limit_decisions_total` | counter | `scope` (`key`, `address`), `outcome` (`admitted`, `refused`) |
+//! | `ciq_rate_limit_decision_seconds` | histogram | — (one API key's limiter decision, Redis round trip included) |
 //! | `ciq_rate_limiter_degraded` | gauge | — (1 while Redis is configured but unreachable) |
 //! | `ciq_leads_created_total` | counter | — |
 //! | `ciq_key_cache_hits_total` | counter | — |
@@ -135,6 +136,11 @@ pub fn record_decision(scope: &'static str, allowed: bool) {
     let outcome = if allowed { "admitted" } else { "refused" };
     metrics::counter!("ciq_rate_limit_decisions_total", "scope" => scope, "outcome" => outcome)
         .increment(1);
+}
+
+/// Times one API key's limiter decision (with Redis, its round trip).
+pub fn record_decision_latency(took: std::time::Duration) {
+    metrics::histogram!("ciq_rate_limit_decision_seconds").record(took.as_secs_f64());
 }
 
 /// Routes as labels: the known paths, and `other` for everything else, so that

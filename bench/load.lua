@@ -5,9 +5,15 @@
 -- its CPU on sending rather than on building strings (the machine is shared with the
 -- gateway, PostgreSQL and Redis). Statuses >= 400 are counted by wrk itself
 -- (errors.status). Prints percentiles at the end.
-local body = '{"lead": {"name": "Jane Doe", "email": "jane@example.com", "phone": "15551234567", '
-  .. '"source": "Website Form", "industry": "Technology", "score": 7, "status": "contacted", '
-  .. '"monthly_revenue": 50000, "budget": 10000, "description": "Interested in AI calling"}}'
+-- The body: CIQ_BENCH_BODY, a file (bench/run passes bench/lead.json, the reference's
+-- Request Body, which oha sends too).
+local body = ""
+local body_file = os.getenv("CIQ_BENCH_BODY")
+if body_file then
+  local file = assert(io.open(body_file))
+  body = file:read("*a"):gsub("%s+$", "")
+  file:close()
+end
 local requests = {}
 local keys = os.getenv("CIQ_BENCH_KEYS")
 for line in (keys and io.lines(keys) or function() return nil end) do
@@ -17,13 +23,6 @@ for line in (keys and io.lines(keys) or function() return nil end) do
   end
 end
 local i = math.random(1, 1000)
-
--- CIQ_BENCH_DELAY_MS: each connection pauses this long after every answer, to hold
--- the load near a chosen rate (bench/run uses it for "p99 at half of peak").
-local pause = tonumber(os.getenv("CIQ_BENCH_DELAY_MS") or "")
-if pause then
-  delay = function() return pause end
-end
 
 if #requests > 0 then
   request = function()

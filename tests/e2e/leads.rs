@@ -297,3 +297,33 @@ async fn rate_limit_headers_are_on_successes_and_client_errors(app: TestApp) {
         Some("r=98")
     );
 }
+
+/// A PostgreSQL writer keeps its pool connection from batch to batch under load, and
+/// gives it back once no rows come: an idle gateway holds no connection, and closing
+/// the pool is not held up by the writers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_postgres_writer_gives_its_connection_back() {
+    let Some(app) = TestApp::spawn(ciq_e2e::Backend::Postgres).await else {
+        return;
+    };
+    let (_, key) = app.user_with_key("owner@acme.test").await;
+    assert_eq!(app.create_status(Some(&key)).await, 201);
+    let pool = app.state.db.get_postgres_connection_pool();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while pool.num_idle() != pool.size() as usize {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} of {} connections still in use",
+            pool.size() as usize - pool.num_idle(),
+            pool.size()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        app.state.db.close_by_ref(),
+    )
+    .await
+    .expect("the pool closes while the gateway runs")
+    .unwrap();
+}

@@ -34,6 +34,9 @@ pub const MAX_BATCH: usize = 256;
 /// Longest a writer holds a gathered batch back waiting for announced rows.
 pub const MAX_LINGER: Duration = Duration::from_millis(1);
 
+/// How long a PostgreSQL writer keeps its connection while no rows come.
+const KEEP_IDLE: Duration = Duration::from_millis(100);
+
 struct Job {
     row: lead::Model,
     done: oneshot::Sender<Result<(), String>>,
@@ -180,17 +183,18 @@ impl LeadWriter {
     }
 }
 
-/// Takes the next batch: waits for one job, then gathers what is queued and what the
-/// requests announced before then still bring, for at most [`MAX_LINGER`]. Requests
-/// that arrive later wait for the next batch, so a steady stream of new requests
-/// cannot hold a batch back. At most `linger` (normally [`MAX_LINGER`]).
-/// Returns the batch and when its first job was taken.
+/// Takes the next batch, starting with `first` (just received): gathers what is queued
+/// and what the requests announced before then still bring, for at most `linger`
+/// (normally [`MAX_LINGER`]). Requests that arrive later wait for the next batch, so a
+/// steady stream of new requests cannot hold a batch back. Returns the batch and when
+/// its first job was taken.
 async fn gather(
     queue: &mut mpsc::Receiver<Job>,
+    first_job: Job,
     expected: &Expected,
     linger: Duration,
-) -> Option<(Vec<Job>, Instant)> {
-    let mut batch = vec![queue.recv().await?];
+) -> (Vec<Job>, Instant) {
+    let mut batch = vec![first_job];
     let first = Instant::now();
     let horizon = expected.issued.load(Ordering::Acquire);
     let deadline = first + linger;
@@ -202,7 +206,7 @@ async fn gather(
             }
         }
         if batch.len() >= MAX_BATCH {
-            return Some((batch, first));
+            return (batch, first);
         }
         let settlement = expected.settlement.notified();
         tokio::pin!(settlement);
@@ -210,15 +214,15 @@ async fn gather(
         // Settlements come in any order, so this is a count, not a set: it may end
         // the wait a little early, never late.
         if expected.settled.load(Ordering::Acquire) >= horizon {
-            return Some((batch, first));
+            return (batch, first);
         }
         tokio::select! {
             job = queue.recv() => match job {
                 Some(job) => batch.push(job),
-                None => return Some((batch, first)),
+                None => return (batch, first),
             },
             () = &mut settlement => {}
-            () = tokio::time::sleep_until(deadline) => return Some((batch, first)),
+            () = tokio::time::sleep_until(deadline) => return (batch, first),
         }
     }
 }
@@ -231,15 +235,35 @@ async fn write_batches(
     linger: Duration,
 ) {
     // On PostgreSQL each writer keeps one connection of the pool for its batches: the
-    // same backend, its plan and caches warm, no pool hand-off per batch.
+    // same backend, its plan and caches warm, no pool hand-off per batch. It is given
+    // back once the writer has waited KEEP_IDLE for work, so an idle gateway holds
+    // none (and closing the pool is not held up by writers).
     let mut own: Option<PgConnection> = None;
     loop {
         let (batch, gathered) = {
-            let mut queue = queue.lock().await;
-            match gather(&mut queue, &expected, linger).await {
-                Some(gathered) => gathered,
-                None => return,
-            }
+            let mut queue = match own {
+                Some(_) => match tokio::time::timeout(KEEP_IDLE, queue.lock()).await {
+                    Ok(queue) => queue,
+                    Err(_) => {
+                        own = None;
+                        queue.lock().await
+                    }
+                },
+                None => queue.lock().await,
+            };
+            // Receiving is cancel-safe: a timed-out wait loses no job.
+            let first = match own {
+                Some(_) => match tokio::time::timeout(KEEP_IDLE, queue.recv()).await {
+                    Ok(first) => first,
+                    Err(_) => {
+                        own = None;
+                        queue.recv().await
+                    }
+                },
+                None => queue.recv().await,
+            };
+            let Some(first) = first else { return };
+            gather(&mut queue, first, &expected, linger).await
         };
         batches.fetch_add(1, Ordering::Relaxed);
         metrics::histogram!("ciq_lead_batch_size").record(batch.len() as f64);
@@ -278,14 +302,14 @@ async fn insert_batch(
     fn column<T>(rows: &[&lead::Model], field: impl Fn(&lead::Model) -> T) -> Vec<T> {
         rows.iter().map(|row| field(row)).collect()
     }
+    let pool = db.get_postgres_connection_pool();
+    if pool.is_closed() {
+        // Closing waits for every connection to come back; this one goes now.
+        *own = None;
+    }
     let conn = match own {
         Some(conn) => conn,
-        None => own.insert(
-            db.get_postgres_connection_pool()
-                .acquire()
-                .await
-                .map_err(|e| e.to_string())?,
-        ),
+        None => own.insert(pool.acquire().await.map_err(|e| e.to_string())?),
     };
     let inserted = sqlx::query(UNNEST_INSERT)
         .bind(column(rows, |r| r.id))

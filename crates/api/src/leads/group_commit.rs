@@ -241,28 +241,10 @@ async fn write_batches(
     let mut own: Option<PgConnection> = None;
     loop {
         let (batch, gathered) = {
-            let mut queue = match own {
-                Some(_) => match tokio::time::timeout(KEEP_IDLE, queue.lock()).await {
-                    Ok(queue) => queue,
-                    Err(_) => {
-                        own = None;
-                        queue.lock().await
-                    }
-                },
-                None => queue.lock().await,
+            let mut queue = idle_wait(&mut own, queue.lock()).await;
+            let Some(first) = idle_wait(&mut own, queue.recv()).await else {
+                return;
             };
-            // Receiving is cancel-safe: a timed-out wait loses no job.
-            let first = match own {
-                Some(_) => match tokio::time::timeout(KEEP_IDLE, queue.recv()).await {
-                    Ok(first) => first,
-                    Err(_) => {
-                        own = None;
-                        queue.recv().await
-                    }
-                },
-                None => queue.recv().await,
-            };
-            let Some(first) = first else { return };
             gather(&mut queue, first, &expected, linger).await
         };
         batches.fetch_add(1, Ordering::Relaxed);
@@ -273,6 +255,20 @@ async fn write_batches(
         commit(&db, &mut own, batch).await;
         metrics::histogram!("ciq_lead_commit_seconds").record(started.elapsed().as_secs_f64());
     }
+}
+
+/// Awaits `wait`; if that takes longer than [`KEEP_IDLE`], the writer's connection goes
+/// back to the pool meanwhile. The same future is awaited to the end, so nothing it
+/// would have received is lost.
+async fn idle_wait<T>(own: &mut Option<PgConnection>, wait: impl Future<Output = T>) -> T {
+    tokio::pin!(wait);
+    if own.is_some() {
+        match tokio::time::timeout(KEEP_IDLE, &mut wait).await {
+            Ok(done) => return done,
+            Err(_) => *own = None,
+        }
+    }
+    wait.await
 }
 
 /// The PostgreSQL batch insert: one statement text whatever the batch size, so it is

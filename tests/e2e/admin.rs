@@ -66,6 +66,32 @@ async fn the_operator_api_is_off_without_a_token() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_document_is_served_with_the_token_only() {
+    let app = spawn_admin(Backend::Sqlite).await.unwrap();
+    let (status, body) = admin_with_token(&app, "GET", "/openapi.json", None, None).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("missing_admin_token"))
+    );
+    let resp = app
+        .client
+        .get(format!("{}/admin/v1/openapi.json", app.base_url))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "application/json");
+    assert_eq!(
+        resp.text().await.unwrap(),
+        ciq_admin::operator::document::document()
+    );
+    // The public document stays the integrators' alone.
+    let public: Value = app.get("/openapi.json").await.json().await.unwrap();
+    assert!(public["paths"].get("/admin/v1/users").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_or_wrong_token_is_401() {
     let app = spawn_admin(Backend::Sqlite).await.unwrap();
     let body = Some(json!({"email": "a@acme.test"}));
@@ -100,7 +126,7 @@ async fn a_short_operator_token_is_refused_at_start() {
         .unwrap();
     let settings = ciq_gateway::Settings {
         listen: "127.0.0.1:0".into(),
-        database_url: db.url.clone(),
+        database_url: db.url.clone().into(),
         admin_token: Some("short".into()),
         ..ciq_gateway::Settings::default()
     };
@@ -163,7 +189,7 @@ async fn users_and_keys_are_managed_end_to_end(app: TestApp) {
     );
 
     // last_used_at is written in batches, not per request: after a flush it is set.
-    app.state.verifier.flush_last_used().await.unwrap();
+    app.states.api.verifier.flush_last_used().await.unwrap();
     let (_, listed) = admin(&app, "GET", &format!("/users/{user_id}/keys"), None).await;
     assert!(listed["keys"][0]["last_used_at"].is_string(), "{listed}");
 
@@ -178,7 +204,11 @@ async fn users_and_keys_are_managed_end_to_end(app: TestApp) {
         .unwrap();
     let kinds: Vec<&str> = history.iter().map(|e| e.kind.as_str()).collect();
     assert_eq!(kinds, ["revoked", "created"]);
-    assert!(history.iter().all(|e| e.source == "admin_api"));
+    assert!(
+        history
+            .iter()
+            .all(|e| e.source == ciq_entity::key_event::ActorSource::AdminApi)
+    );
     assert_eq!(history[0].address.as_deref(), Some("127.0.0.1"));
 }
 
@@ -380,7 +410,7 @@ async fn body_id(app: &TestApp, user: uuid::Uuid) -> String {
         .await
         .unwrap()
         .into_iter()
-        .find(|k| k.status == "active")
+        .find(|k| k.status == ciq_admin::keys::KeyStatus::Active)
         .unwrap()
         .id
         .to_string()

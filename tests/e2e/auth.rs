@@ -20,8 +20,8 @@ async fn a_known_key_costs_one_argon2_run_then_none(app: TestApp) {
     for _ in 0..5 {
         assert_eq!(app.create_status(Some(&key)).await, 201);
     }
-    assert_eq!(app.state.verifier.argon2_runs(), 1);
-    assert_eq!(app.state.verifier.cache_hits(), 4);
+    assert_eq!(app.states.api.verifier.argon2_runs(), 1);
+    assert_eq!(app.states.api.verifier.cache_hits(), 4);
 }
 
 async fn a_wrong_secret_for_a_cached_key_is_refused_without_argon2(app: TestApp) {
@@ -37,7 +37,7 @@ async fn a_wrong_secret_for_a_cached_key_is_refused_without_argon2(app: TestApp)
     assert!(ciq_admin::key::parse(&forged).is_ok());
     let resp = app.post_lead(Some(&forged), &reference_curl_body()).await;
     assert_eq!(resp.status(), 401);
-    assert_eq!(app.state.verifier.argon2_runs(), 1);
+    assert_eq!(app.states.api.verifier.argon2_runs(), 1);
 }
 
 async fn a_revoked_key_is_refused_within_a_second(app: TestApp) {

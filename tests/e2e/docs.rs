@@ -9,7 +9,45 @@ on_both_backends!(
     health_and_readiness_report_ok,
     metrics_count_requests_decisions_and_leads,
     request_ids_are_echoed_or_generated,
+    the_home_page_points_to_the_docs_and_the_settings,
+    the_public_document_holds_no_operator_paths,
 );
+
+async fn the_home_page_points_to_the_docs_and_the_settings(app: TestApp) {
+    let resp = app.get("/").await;
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let html = resp.text().await.unwrap();
+    assert!(html.contains("href=\"/docs\""), "{html}");
+    assert!(html.contains("href=\"/settings/api-keys\""), "{html}");
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let resp = no_redirects
+        .get(format!("{}/settings", app.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    assert_eq!(resp.headers()["location"], "/settings/api-keys");
+}
+
+async fn the_public_document_holds_no_operator_paths(app: TestApp) {
+    // The operator API is off here (no token): not in the document, no document of its own.
+    let doc: Value = app.get("/openapi.json").await.json().await.unwrap();
+    let paths = doc["paths"].as_object().unwrap();
+    assert!(
+        paths.keys().all(|p| p.starts_with("/api/external/")),
+        "{paths:?}"
+    );
+    assert_eq!(app.get("/admin/v1/openapi.json").await.status(), 404);
+}
 
 async fn the_served_document_is_the_generated_one(app: TestApp) {
     let resp = app
@@ -35,13 +73,11 @@ async fn swagger_ui_is_served_with_the_document(app: TestApp) {
     assert!(html.contains("SwaggerUIBundle"));
     assert!(html.contains("/api/external/leads/create"));
     assert!(html.contains("X-API-Key"));
-    // No absolute server: Try it out calls the server that served the page.
+    // A relative server: Try it out calls the server that served the page.
     let doc: Value = serde_json::from_str(&ciq_api::openapi::document()).unwrap();
-    assert!(
-        doc.get("servers")
-            .is_none_or(|s| s.as_array().is_some_and(Vec::is_empty)),
-        "{:?}",
-        doc.get("servers")
+    assert_eq!(
+        doc["servers"],
+        serde_json::json!([{"url": "/", "description": "The gateway serving this document"}])
     );
 }
 

@@ -2,7 +2,7 @@
 
 use ciq_admin::keys::NewKey;
 use ciq_e2e::{TestApp, on_both_backends, reference_curl_body};
-use sea_orm::EntityTrait;
+use sea_orm::{ConnectionTrait, EntityTrait};
 use serde_json::Value;
 
 on_both_backends!(
@@ -14,7 +14,9 @@ on_both_backends!(
     an_oversized_body_is_413,
     the_limit_is_enforced_with_429_and_an_honest_retry_after,
     an_unavailable_store_is_503_with_retry_after,
+    a_fault_of_ours_is_500_internal_error_without_retry_after,
     unknown_routes_and_methods_answer_in_json,
+    invented_methods_do_not_grow_the_metrics,
 );
 
 /// Asserts the error shape and returns `(code, message)`.
@@ -60,7 +62,7 @@ async fn a_malformed_key_is_401_invalid_api_key_without_any_argon2_work(app: Tes
         assert_eq!(code, "invalid_api_key");
         assert!(!message.contains(presented), "the key is echoed: {message}");
     }
-    assert_eq!(app.state.verifier.argon2_runs(), 0);
+    assert_eq!(app.states.api.verifier.argon2_runs(), 0);
 }
 
 async fn an_unknown_well_formed_key_is_401_invalid_api_key(app: TestApp) {
@@ -190,7 +192,7 @@ async fn an_unavailable_store_is_503_with_retry_after(app: TestApp) {
     let (_, key) = app.user_with_key("owner@acme.test").await;
     assert_eq!(app.create_status(Some(&key)).await, 201);
     // The store goes away under the running gateway.
-    app.state.db.close_by_ref().await.unwrap();
+    app.states.api.db.close_by_ref().await.unwrap();
     let resp = app.post_lead(Some(&key), &reference_curl_body()).await;
     assert_eq!(resp.headers()["retry-after"], "5");
     assert!(resp.headers().get("x-ratelimit-limit").is_some());
@@ -219,4 +221,48 @@ async fn unknown_routes_and_methods_answer_in_json(app: TestApp) {
     let resp = app.client.get(create_url(&app)).send().await.unwrap();
     let (code, _) = error_of(resp, 405).await;
     assert_eq!(code, "method_not_allowed");
+}
+
+async fn a_fault_of_ours_is_500_internal_error_without_retry_after(app: TestApp) {
+    let (_, key) = app.user_with_key("owner@acme.test").await;
+    let send = || {
+        app.client
+            .post(create_url(&app))
+            .header("Content-Type", "application/json")
+            .header("X-API-Key", &key)
+            .header("Idempotency-Key", "order-1")
+            .body(reference_curl_body().to_string())
+            .send()
+    };
+    assert_eq!(send().await.unwrap().status(), 201);
+    // The remembered answer is damaged: replaying it is our fault, not the store's.
+    app.db
+        .execute_unprepared("UPDATE idempotency_keys SET response_body = 'not json'")
+        .await
+        .unwrap();
+    let resp = send().await.unwrap();
+    assert!(resp.headers().get("retry-after").is_none());
+    let (code, message) = error_of(resp, 500).await;
+    assert_eq!(code, "internal_error");
+    assert!(!message.contains("not json"), "{message}");
+}
+
+async fn invented_methods_do_not_grow_the_metrics(app: TestApp) {
+    for i in 0..1000 {
+        let method = reqwest::Method::from_bytes(format!("FOO{i}").as_bytes()).unwrap();
+        let resp = app
+            .client
+            .request(method, format!("{}/", app.base_url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 405);
+    }
+    let text = app.metrics_text().await;
+    assert!(!text.contains("FOO"), "an invented method became a label");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("ciq_http_requests_total") && l.contains("method=\"other\"")),
+        "invented methods are counted as other"
+    );
 }

@@ -12,7 +12,7 @@ async fn postgres_going_away_gives_quick_503s_and_recovery() {
         return;
     };
     let url = pg.url();
-    let app = TestApp::spawn_with(Backend::Postgres, |s| s.database_url = url.clone())
+    let app = TestApp::spawn_with(Backend::Postgres, |s| s.database_url = url.clone().into())
         .await
         .unwrap();
     let (_, key) = app.user_with_key("owner@acme.test").await;

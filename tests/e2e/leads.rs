@@ -137,7 +137,7 @@ async fn the_reference_curl_body_creates_a_lead_with_status_new(app: TestApp) {
     assert_eq!(body["lead"]["monthly_revenue"], Value::Null);
     let rows = ciq_entity::Lead::find().all(&app.db).await.unwrap();
     assert_eq!(rows.len(), 1);
-    assert_eq!(rows[0].status, "new");
+    assert_eq!(rows[0].status, ciq_entity::lead::LeadStatus::New);
 }
 
 async fn leads_land_under_the_key_owner_and_never_another_user(app: TestApp) {
@@ -308,7 +308,7 @@ async fn an_idle_postgres_writer_gives_its_connection_back() {
     };
     let (_, key) = app.user_with_key("owner@acme.test").await;
     assert_eq!(app.create_status(Some(&key)).await, 201);
-    let pool = app.state.db.get_postgres_connection_pool();
+    let pool = app.states.api.db.get_postgres_connection_pool();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while pool.num_idle() != pool.size() as usize {
         assert!(
@@ -321,7 +321,7 @@ async fn an_idle_postgres_writer_gives_its_connection_back() {
     }
     tokio::time::timeout(
         std::time::Duration::from_secs(5),
-        app.state.db.close_by_ref(),
+        app.states.api.db.close_by_ref(),
     )
     .await
     .expect("the pool closes while the gateway runs")

@@ -12,7 +12,7 @@ use serde_json::Value;
 async fn with_shared_redis(backend: Backend, window: Duration) -> Option<TestApp> {
     let url = test_redis_url().await?;
     TestApp::spawn_with(backend, |s| {
-        s.redis_url = Some(url);
+        s.redis_url = Some(url.into());
         s.redis_prefix = unique_redis_prefix();
         s.limits.window = window;
     })
@@ -99,7 +99,7 @@ async fn losing_redis_mid_run_degrades_to_local_limits_and_recovers() {
     };
     let url = redis.url();
     let app = TestApp::spawn_with(Backend::Sqlite, |s| {
-        s.redis_url = Some(url);
+        s.redis_url = Some(url.into());
     })
     .await
     .unwrap();
@@ -173,7 +173,7 @@ async fn losing_redis_mid_run_degrades_to_local_limits_and_recovers() {
 async fn an_unreachable_redis_at_start_means_degraded_not_down() {
     let closed_port = ciq_e2e::free_port();
     let app = TestApp::spawn_with(Backend::Sqlite, |s| {
-        s.redis_url = Some(format!("redis://127.0.0.1:{closed_port}"));
+        s.redis_url = Some(format!("redis://127.0.0.1:{closed_port}").into());
     })
     .await
     .unwrap();
@@ -224,5 +224,5 @@ async fn bad_keys_are_limited_per_address_and_good_cached_keys_are_not() {
     for _ in 0..3 {
         assert_eq!(app.create_status(Some(&good)).await, 201);
     }
-    assert_eq!(app.state.verifier.argon2_runs(), 1);
+    assert_eq!(app.states.api.verifier.argon2_runs(), 1);
 }

@@ -147,7 +147,7 @@ async fn failed_sign_ins_are_throttled_per_email() {
     let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
     owner(&app, "owner@acme.test").await;
     let client = browser_like_client();
-    for _ in 0..ciq_api::settings::LOGIN_FAILURES_PER_EMAIL {
+    for _ in 0..ciq_console::LOGIN_FAILURES_PER_EMAIL {
         assert_eq!(
             sign_in(&app, &client, "owner@acme.test", "wrong")
                 .await
@@ -304,7 +304,7 @@ async fn an_owner_cannot_touch_another_owners_keys() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cookies_are_secure_behind_tls() {
-    let app = TestApp::spawn_with(Backend::Sqlite, |s| s.limits.trust_forwarded_for = true)
+    let app = TestApp::spawn_with(Backend::Sqlite, |s| s.trust_forwarded_for = true)
         .await
         .unwrap();
     owner(&app, "owner@acme.test").await;
@@ -329,7 +329,7 @@ async fn with_redis_configured_sessions_live_in_redis() {
     };
     let prefix = ciq_e2e::unique_redis_prefix();
     let app = TestApp::spawn_with(Backend::Sqlite, |s| {
-        s.redis_url = Some(url.clone());
+        s.redis_url = Some(url.clone().into());
         s.redis_prefix = prefix.clone();
     })
     .await

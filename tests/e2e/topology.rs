@@ -11,9 +11,9 @@ async fn two_replicas_behind_nginx_share_the_limit_and_both_serve() {
         return;
     };
     let Some(one) = TestApp::spawn_with(Backend::Postgres, |s| {
-        s.redis_url = Some(redis);
+        s.redis_url = Some(redis.into());
         s.redis_prefix = unique_redis_prefix();
-        s.limits.trust_forwarded_for = true;
+        s.trust_forwarded_for = true;
     })
     .await
     else {

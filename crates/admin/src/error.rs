@@ -36,3 +36,26 @@ pub enum AdminError {
     #[error("database error: {0}")]
     Database(#[from] DbErr),
 }
+
+impl From<AdminError> for ciq_http::HttpError {
+    /// The HTTP face of a management error: a code of the table; a store outage is
+    /// 503, a hashing fault 500 (the cause goes to the access log only).
+    fn from(err: AdminError) -> Self {
+        use ciq_http::{ErrorCode, FieldError, HttpError};
+        match err {
+            AdminError::UserNotFound(_) => HttpError::not_found("no such user"),
+            AdminError::KeyNotFound(_) => HttpError::not_found("no such API key"),
+            AdminError::EmailTaken(_) => HttpError::new(ErrorCode::EmailTaken),
+            err @ AdminError::TooManyKeys(_) => {
+                HttpError::with_message(ErrorCode::TooManyKeys, err.to_string())
+            }
+            AdminError::Invalid { field, rule } => {
+                HttpError::validation_failed(vec![FieldError::new(field, rule)])
+            }
+            err @ AdminError::Hashing(_) => HttpError::internal(err),
+            err @ (AdminError::SessionStore(_) | AdminError::Database(_)) => {
+                HttpError::service_unavailable(err)
+            }
+        }
+    }
+}

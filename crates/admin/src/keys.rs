@@ -8,7 +8,8 @@ use sea_orm::{
 };
 use serde::Serialize;
 
-use ciq_entity::{api_key, key_event};
+use ciq_entity::api_key;
+use ciq_entity::key_event::{self, ActorSource, KeyEventKind};
 
 use crate::key::{self, PlaintextKey};
 use crate::{AdminError, SecretHasher};
@@ -25,8 +26,8 @@ pub const MAX_ROLL_OVERLAP_SECS: u64 = 7 * 24 * 3600;
 /// Who made a change, for the key history.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Actor {
-    /// `cli`, `admin_api` or `settings`.
-    pub source: &'static str,
+    /// Where the change came from.
+    pub source: ActorSource,
     /// Client address, when the change came over HTTP.
     pub address: Option<String>,
 }
@@ -35,7 +36,7 @@ impl Actor {
     /// A change made with the command line.
     pub fn cli() -> Self {
         Self {
-            source: "cli",
+            source: ActorSource::Cli,
             address: None,
         }
     }
@@ -63,8 +64,8 @@ pub struct KeySummary {
     pub name: String,
     /// `ciq_` + the first characters of the key.
     pub display_prefix: String,
-    /// `active`, `expired` or `revoked`.
-    pub status: &'static str,
+    /// Whether the key works now.
+    pub status: KeyStatus,
     /// Per-key limit, if overridden.
     pub rate_limit_per_minute: Option<i32>,
     /// Created at.
@@ -95,14 +96,44 @@ impl From<api_key::Model> for KeySummary {
     }
 }
 
-/// `revoked`, `expired` or `active` at `now`.
-pub fn key_status(row: &api_key::Model, now: DateTime<Utc>) -> &'static str {
+/// Whether a key works: computed from its revocation and expiry, never stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyStatus {
+    /// It authenticates requests (a rolled key too, until its overlap ends).
+    Active,
+    /// Its expiry has passed.
+    Expired,
+    /// It was revoked.
+    Revoked,
+}
+
+impl KeyStatus {
+    /// The name the CLI, the operator API and the pages show.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Expired => "expired",
+            Self::Revoked => "revoked",
+        }
+    }
+}
+
+impl std::fmt::Display for KeyStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `pad`, not `write_str`: `keys list` aligns it in a column.
+        f.pad(self.as_str())
+    }
+}
+
+/// The key's status at `now`: revoked beats expired beats active.
+pub fn key_status(row: &api_key::Model, now: DateTime<Utc>) -> KeyStatus {
     if row.revoked_at.is_some() {
-        "revoked"
+        KeyStatus::Revoked
     } else if row.expires_at.is_some_and(|at| at <= now) {
-        "expired"
+        KeyStatus::Expired
     } else {
-        "active"
+        KeyStatus::Active
     }
 }
 
@@ -117,7 +148,7 @@ pub async fn create_key(
     actor: &Actor,
 ) -> Result<(api_key::Model, PlaintextKey), AdminError> {
     let created = insert_key(db, hasher, user_id, new).await?;
-    record_event(db, &created.0, "created", actor, None).await?;
+    record_event(db, &created.0, KeyEventKind::Created, actor, None).await?;
     Ok(created)
 }
 
@@ -160,7 +191,7 @@ async fn insert_key(
     let active = list_keys(db, user_id)
         .await?
         .into_iter()
-        .filter(|k| k.status == "active")
+        .filter(|k| k.status == KeyStatus::Active)
         .count();
     if active >= MAX_ACTIVE_KEYS_PER_USER {
         return Err(AdminError::TooManyKeys(MAX_ACTIVE_KEYS_PER_USER));
@@ -208,7 +239,7 @@ pub async fn revoke_key(
     active.revoked_at = Set(Some(now));
     active.updated_at = Set(now);
     let revoked = active.update(db).await?;
-    record_event(db, &revoked, "revoked", actor, None).await?;
+    record_event(db, &revoked, KeyEventKind::Revoked, actor, None).await?;
     Ok(revoked.into())
 }
 
@@ -230,7 +261,7 @@ pub async fn roll_key(
     }
     let old = find_key(db, key_id).await?;
     let now = ciq_entity::now();
-    if key_status(&old, now) != "active" {
+    if key_status(&old, now) != KeyStatus::Active {
         return Err(AdminError::Invalid {
             field: "key_id",
             rule: format!(
@@ -260,11 +291,11 @@ pub async fn roll_key(
         retired.expires_at.map_or_else(String::new, |t| t
             .to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
     );
-    record_event(db, &retired, "rolled", actor, Some(detail)).await?;
+    record_event(db, &retired, KeyEventKind::Rolled, actor, Some(detail)).await?;
     record_event(
         db,
         &created.0,
-        "created",
+        KeyEventKind::Created,
         actor,
         Some(format!("rolled from {}", old.display_prefix)),
     )
@@ -299,14 +330,14 @@ async fn insert_key_unchecked_limit(
 }
 
 /// One entry of a user's key history.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyEventView {
     /// The key.
     pub key_id: Uuid,
-    /// `created`, `rolled` or `revoked`.
-    pub kind: String,
-    /// `cli`, `admin_api` or `settings`.
-    pub source: String,
+    /// What happened.
+    pub kind: KeyEventKind,
+    /// Where the change came from.
+    pub source: ActorSource,
     /// Client address, if the change came over HTTP.
     pub address: Option<String>,
     /// Extra words.
@@ -318,7 +349,7 @@ pub struct KeyEventView {
 async fn record_event(
     db: &DatabaseConnection,
     key: &api_key::Model,
-    kind: &str,
+    kind: KeyEventKind,
     actor: &Actor,
     detail: Option<String>,
 ) -> Result<(), AdminError> {
@@ -326,8 +357,8 @@ async fn record_event(
         id: Set(Uuid::now_v7()),
         user_id: Set(key.user_id),
         key_id: Set(key.id),
-        kind: Set(kind.to_owned()),
-        source: Set(actor.source.to_owned()),
+        kind: Set(kind),
+        source: Set(actor.source),
         address: Set(actor.address.clone()),
         detail: Set(detail),
         at: Set(ciq_entity::now()),

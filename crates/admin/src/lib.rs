@@ -5,12 +5,14 @@
 //! - [`hashing`]: argon2id hashing and verification of secrets.
 //! - [`users`] and [`keys`]: creating users, creating, listing and revoking keys.
 //! - [`verifier`]: the hot-path check of a presented key, with its cache.
+//! - [`sessions`]: Settings sign-in sessions (database or Redis).
+//! - [`operator`]: the operator API `/admin/v1`, its document, and the probes.
 
-pub mod email;
 pub mod error;
 pub mod hashing;
 pub mod key;
 pub mod keys;
+pub mod operator;
 pub mod sessions;
 pub mod users;
 pub mod verifier;

@@ -6,7 +6,7 @@ use sea_orm::{SqlErr, prelude::Uuid};
 use ciq_entity::user;
 
 use crate::AdminError;
-use crate::email::is_valid_email;
+use ciq_entity::email::is_valid_email;
 
 /// Longest display name accepted.
 pub const MAX_NAME_LEN: usize = 200;

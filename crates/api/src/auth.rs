@@ -9,10 +9,11 @@ use poem_openapi::SecurityScheme;
 use poem_openapi::auth::ApiKey;
 
 use ciq_admin::{VerifiedKey, VerifyError};
-use ciq_limiter::Decision;
+use ciq_http::HttpError;
+use ciq_http::client::client_address;
+use ciq_limiter::{Bucket, Decision};
 
-use crate::error::ApiError;
-use crate::state::AppState;
+use crate::state::ApiState;
 
 /// The authenticated caller and the limiter's decision for this request. A handler
 /// that takes this parameter can only run for a valid, admitted key, and the tenant
@@ -39,12 +40,12 @@ pub struct ApiKeyAuth(pub Caller);
 
 async fn authenticate(req: &Request, api_key: ApiKey) -> poem::Result<Caller> {
     let state = req
-        .data::<Arc<AppState>>()
-        .expect("the application state is attached to every route");
+        .data::<Arc<ApiState>>()
+        .expect("the API state is attached to every public route");
     let presented = api_key.key.trim();
     if presented.is_empty() {
         record_failure(state, req).await?;
-        return Err(ApiError::missing_api_key().into());
+        return Err(HttpError::missing_api_key().into());
     }
     // A cached key is answered from memory. Anything else needs the store (and maybe
     // argon2): an address that has used up its allowance of failures gets none of
@@ -68,17 +69,17 @@ async fn authenticate(req: &Request, api_key: ApiKey) -> poem::Result<Caller> {
     let asked = std::time::Instant::now();
     let decision = state
         .limiter
-        .acquire(&format!("key:{}", key.key_id), limit, window)
+        .acquire(&Bucket::Key(key.key_id), limit, window)
         .await;
-    crate::metrics::record_decision_latency(asked.elapsed());
-    crate::metrics::record_decision("key", decision.allowed);
+    ciq_http::metrics::record_decision_latency(asked.elapsed());
+    ciq_http::metrics::record_decision("key", decision.allowed);
     let caller = Caller {
         key,
         decision,
-        window_secs: window.as_secs().max(1),
+        window_secs: state.limits.window_secs(),
     };
     if !decision.allowed {
-        return Err(caller.refused(ApiError::rate_limited(
+        return Err(caller.refused(HttpError::rate_limited(
             limit,
             caller.window_secs,
             decision.reset_after_secs(),
@@ -87,56 +88,32 @@ async fn authenticate(req: &Request, api_key: ApiKey) -> poem::Result<Caller> {
     Ok(caller)
 }
 
-fn refusal(err: VerifyError) -> ApiError {
+fn refusal(err: VerifyError) -> HttpError {
     match err {
         VerifyError::Malformed(why) => {
-            ApiError::invalid_api_key(format!("the API key is not valid: {why}"))
+            HttpError::invalid_api_key(format!("the API key is not valid: {why}"))
         }
-        VerifyError::Unknown => ApiError::invalid_api_key("the API key is not valid"),
-        VerifyError::Revoked => ApiError::invalid_api_key("the API key has been revoked"),
-        VerifyError::Expired => ApiError::invalid_api_key("the API key has expired"),
+        VerifyError::Unknown => HttpError::invalid_api_key("the API key is not valid"),
+        VerifyError::Revoked => HttpError::invalid_api_key("the API key has been revoked"),
+        VerifyError::Expired => HttpError::invalid_api_key("the API key has expired"),
         VerifyError::Unavailable(cause) => {
-            tracing::error!(%cause, "key store unavailable");
-            ApiError::service_unavailable()
+            HttpError::service_unavailable(format!("key store unavailable: {cause}"))
         }
     }
 }
 
-/// The address a request came from: the TCP peer, or — when the proxy in front is
-/// trusted — the last `X-Forwarded-For` entry, the one that proxy added itself
-/// (earlier entries come from the client and could be anything).
-pub fn client_address(req: &Request, trust_forwarded_for: bool) -> String {
-    let forwarded = trust_forwarded_for
-        .then(|| req.headers().get("x-forwarded-for"))
-        .flatten()
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.rsplit(',').next())
-        .map(str::trim)
-        .filter(|v| !v.is_empty());
-    match forwarded {
-        Some(addr) => addr.to_owned(),
-        None => req
-            .remote_addr()
-            .as_socket_addr()
-            .map_or_else(|| req.remote_addr().to_string(), |a| a.ip().to_string()),
-    }
-}
-
-fn failures_bucket(state: &AppState, req: &Request) -> String {
-    format!(
-        "addr:{}",
-        client_address(req, state.limits.trust_forwarded_for)
-    )
+fn failures_bucket(state: &ApiState, req: &Request) -> String {
+    client_address(req, state.trust_forwarded_for)
 }
 
 /// Counts a request that carried no usable key (missing, malformed, unknown, revoked,
 /// expired) against its client address; 429 once the address's allowance is used up.
-pub async fn record_failure(state: &AppState, req: &Request) -> poem::Result<()> {
+pub async fn record_failure(state: &ApiState, req: &Request) -> poem::Result<()> {
     let limits = &state.limits;
     let decision = state
         .limiter
         .acquire(
-            &failures_bucket(state, req),
+            &Bucket::Address(&failures_bucket(state, req)),
             limits.unauthenticated_per_window,
             limits.window,
         )
@@ -145,12 +122,12 @@ pub async fn record_failure(state: &AppState, req: &Request) -> poem::Result<()>
 }
 
 /// 429 before any key work when the address has used up its allowance of failures.
-pub async fn refuse_if_exhausted(state: &AppState, req: &Request) -> poem::Result<()> {
+pub async fn refuse_if_exhausted(state: &ApiState, req: &Request) -> poem::Result<()> {
     let limits = &state.limits;
     let decision = state
         .limiter
         .peek(
-            &failures_bucket(state, req),
+            &Bucket::Address(&failures_bucket(state, req)),
             limits.unauthenticated_per_window,
             limits.window,
         )
@@ -158,17 +135,18 @@ pub async fn refuse_if_exhausted(state: &AppState, req: &Request) -> poem::Resul
     failures_verdict(state, &decision)
 }
 
-fn failures_verdict(state: &AppState, decision: &Decision) -> poem::Result<()> {
-    crate::metrics::record_decision("address", decision.allowed);
+fn failures_verdict(state: &ApiState, decision: &Decision) -> poem::Result<()> {
+    ciq_http::metrics::record_decision("address", decision.allowed);
     if decision.allowed {
         return Ok(());
     }
-    let window_secs = state.limits.window.as_secs().max(1);
+    let window_secs = state.limits.window_secs();
     let retry_after = decision.reset_after_secs();
-    let mut err = ApiError::rate_limited(decision.limit, window_secs, retry_after);
+    let mut err = HttpError::rate_limited(decision.limit, window_secs, retry_after);
     err.message = format!(
         "too many requests without a valid API key from this address; retry in {retry_after} s"
-    );
+    )
+    .into();
     let mut resp = poem::IntoResponse::into_response(err);
     apply_rate_limit_headers(resp.headers_mut(), decision, window_secs);
     Err(poem::Error::from_response(resp))
@@ -180,7 +158,7 @@ impl Caller {
         apply_rate_limit_headers(headers, &self.decision, self.window_secs);
     }
 
-    fn refused(&self, err: ApiError) -> poem::Error {
+    fn refused(&self, err: HttpError) -> poem::Error {
         let mut resp = poem::IntoResponse::into_response(err);
         self.apply_headers(resp.headers_mut());
         poem::Error::from_response(resp)
@@ -211,20 +189,4 @@ pub fn apply_rate_limit_headers(headers: &mut HeaderMap, decision: &Decision, wi
         "ratelimit",
         format!("\"default\";r={};t={}", decision.remaining, reset_in),
     );
-}
-
-#[cfg(test)]
-mod tests {
-    use super::client_address;
-
-    #[test]
-    fn the_trusted_proxys_own_entry_is_the_client_address() {
-        let req = poem::Request::builder()
-            .header("x-forwarded-for", "6.6.6.6, 203.0.113.7")
-            .finish();
-        assert_eq!(client_address(&req, true), "203.0.113.7");
-        // Untrusted, the header is ignored.
-        assert_ne!(client_address(&req, false), "203.0.113.7");
-        assert_ne!(client_address(&req, false), "6.6.6.6");
-    }
 }

@@ -1,66 +1,43 @@
-//! The HTTP API of the ConvertIQ gateway.
+//! The integrators' surface of the gateway: what external clients (web forms, CRMs,
+//! scripts) call with a `ciq_` key in `X-API-Key`.
 //!
 //! - [`leads`]: `POST /api/external/leads/create`, as the reference promises it.
-//! - [`health`]: `/healthz`, `/readyz`.
-//! - [`error`]: the one error shape every failure is answered in.
-//! - [`openapi`]: the OpenAPI document (`/openapi.json`) and Swagger UI (`/docs`).
-//! - [`metrics`]: Prometheus metrics (`/metrics`).
+//! - [`auth`]: the `X-API-Key` scheme, the key's rate limit and its headers.
+//! - [`openapi`]: the public OpenAPI document (`/openapi.json`) and Swagger UI
+//!   (`/docs`), integrators' operations only.
+//!
+//! The lead domain itself (rules, store, idempotency) is `ciq-leads`; this crate
+//! maps it to the HTTP contract.
 
-pub mod admin;
 pub mod auth;
-pub mod error;
-pub mod health;
 pub mod leads;
-pub mod metrics;
+pub mod money;
 pub mod openapi;
-pub mod request_id;
-pub mod settings;
 pub mod state;
+pub mod tags;
 
 use std::sync::Arc;
 
-use poem::{Endpoint, EndpointExt, Route};
-use poem_openapi::Tags;
+use poem::{Endpoint, EndpointExt, IntoEndpoint, Route};
 
-pub use state::{AppState, LimitSettings};
+pub use state::ApiState;
 
-/// Operation groups in the document.
-#[derive(Tags)]
-pub enum ApiTags {
-    /// Create leads in your ConvertIQ account.
-    Leads,
-    /// Liveness and readiness probes.
-    Health,
-    /// Operator API: users and keys (`Authorization: Bearer $CIQ_ADMIN_TOKEN`).
-    Admin,
-}
-
-/// Every route of the gateway, with the error shape applied to all of them.
-pub fn routes(state: Arc<AppState>) -> impl Endpoint + use<> {
-    metrics::handle();
+/// Adds the public routes to `route`: the leads API, `/openapi.json` and `/docs`.
+pub fn attach(route: Route, state: Arc<ApiState>) -> Route {
     let service = openapi::service();
     let document = openapi::document();
     let swagger = openapi::swagger_ui(&service, &document);
-    settings::attach(Route::new())
-        .at(
-            "/openapi.json",
-            poem::endpoint::make_sync(move |_| {
-                poem::Response::builder()
-                    .content_type("application/json")
-                    .body(document.clone())
-            }),
-        )
-        .nest("/docs", swagger)
-        .nest("/", service)
+    let api = service
+        .into_endpoint()
         // A request without a key never reaches the key checker (the framework refuses
         // it first); count it against its address here, like any other bad key.
         .around(|endpoint, mut req| async move {
-            if req.uri().path() != leads::CREATE_PATH {
+            if req.uri().path() != ciq_http::routes::CREATE_LEAD {
                 return endpoint.call(req).await;
             }
             let state = req
-                .data::<Arc<AppState>>()
-                .expect("the application state is attached")
+                .data::<Arc<ApiState>>()
+                .expect("the API state is attached")
                 .clone();
             // Group commit gathers the rows of creates in flight: say one may follow
             // before the key check, the limiter and validation take their time.
@@ -75,40 +52,16 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint + use<> {
             }
             endpoint.call(req).await
         })
-        .around(admin::guarded)
-        .data(state)
-        .catch_all_error(|err| async move { error::render_framework_error(err) })
-        .around(allow_header)
-        .around(metrics::track)
-        .around(request_id::track)
-}
-
-/// RFC 9110: a 405 says which methods the resource does accept.
-async fn allow_header<E: Endpoint>(
-    endpoint: Arc<E>,
-    req: poem::Request,
-) -> poem::Result<poem::Response> {
-    let path = req.uri().path().to_owned();
-    let mut resp = poem::IntoResponse::into_response(endpoint.call(req).await?);
-    if resp.status() == poem::http::StatusCode::METHOD_NOT_ALLOWED {
-        let allow = if path == leads::CREATE_PATH
-            || path.starts_with("/admin/v1/keys/")
-            || path == "/admin/v1/users"
-            || path == "/logout"
-        {
-            "POST"
-        } else if path.starts_with("/admin/v1/users/")
-            || path.starts_with("/settings/")
-            || path == "/login"
-        {
-            "GET, POST"
-        } else {
-            "GET"
-        };
-        resp.headers_mut().insert(
-            poem::http::header::ALLOW,
-            poem::http::HeaderValue::from_static(allow),
-        );
-    }
-    Ok(resp)
+        .data(state);
+    route
+        .at(
+            ciq_http::routes::PUBLIC_DOCUMENT,
+            poem::endpoint::make_sync(move |_| {
+                poem::Response::builder()
+                    .content_type("application/json")
+                    .body(document.clone())
+            }),
+        )
+        .nest(ciq_http::routes::DOCS, swagger)
+        .nest_no_strip("/api/external", api)
 }

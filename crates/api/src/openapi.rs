@@ -1,16 +1,23 @@
-//! The OpenAPI document: generated from the code's types and doc comments, then
-//! given the reference's examples for the request and for every response status.
+//! The public OpenAPI document (`/openapi.json`, `/docs`, `openapi/openapi.json`):
+//! integrators' operations only, generated from the code's types and doc comments,
+//! then given the reference's examples for the request and for every response
+//! status, and the field rules that `ciq_leads::rules` enforces.
 
 use poem::Endpoint;
 use poem_openapi::OpenApiService;
 use serde_json::{Value, json};
 
-use crate::admin::AdminApi;
-use crate::health::HealthApi;
+use ciq_http::ErrorCode;
+use ciq_http::openapi::{drop_headers, error_example, set_example};
+use ciq_leads::rules;
+
 use crate::leads::LeadsApi;
 
 /// The services the document describes.
-pub type Service = OpenApiService<(LeadsApi, HealthApi, AdminApi), ()>;
+pub type Service = OpenApiService<LeadsApi, ()>;
+
+/// Title of the public document.
+pub const TITLE: &str = "ConvertIQ External API";
 
 const DESCRIPTION: &str = "Programmatically create and manage leads in your ConvertIQ account using our REST API.\n\n\
 **Authentication.** All API requests must include your API key in the `X-API-Key` header \
@@ -22,22 +29,15 @@ authenticated response carries `X-RateLimit-Limit`, `X-RateLimit-Remaining`, \
 
 /// The poem-openapi service (routes and generated document).
 pub fn service() -> Service {
-    OpenApiService::new(
-        (LeadsApi, HealthApi, AdminApi),
-        "ConvertIQ External API",
-        env!("CARGO_PKG_VERSION"),
-    )
-    .description(DESCRIPTION)
+    OpenApiService::new(LeadsApi, TITLE, env!("CARGO_PKG_VERSION")).description(DESCRIPTION)
 }
 
-/// The full document as served at `/openapi.json` and printed by `ciq-gateway openapi`.
+/// The document as served at `/openapi.json` and printed by `ciq-gateway openapi`.
 pub fn document() -> String {
-    let mut doc: Value =
-        serde_json::from_str(&service().spec()).expect("poem-openapi emits valid JSON");
-    add_examples(&mut doc);
-    mark_optional_properties_nullable(&mut doc);
-    document_operator_rules(&mut doc);
-    serde_json::to_string_pretty(&doc).expect("a JSON value serialises") + "\n"
+    ciq_http::openapi::build(&service().spec(), |doc| {
+        add_examples(doc);
+        state_lead_rules(doc);
+    })
 }
 
 /// Swagger UI showing `document` (which Authorize and Try it out use against the
@@ -47,60 +47,27 @@ pub fn swagger_ui(service: &Service, document: &str) -> impl Endpoint + use<> {
     poem::endpoint::make_sync(move |_| poem::web::Html(html.clone()))
 }
 
-fn error_example(code: &str, message: &str, details: Value) -> Value {
-    json!({"success": false, "error": {"code": code, "message": message, "details": details}})
-}
-
-/// Rules the operator API checks itself (to answer 422 naming the field, not a
-/// parser's 400), stated in the document too.
-fn document_operator_rules(doc: &mut Value) {
-    let schemas = &mut doc["components"]["schemas"];
-    let password = &mut schemas["CreateUserRequest"]["properties"]["password"];
-    password["minLength"] = json!(ciq_admin::users::MIN_PASSWORD_LEN);
-    let limit = &mut schemas["CreateKeyRequest"]["properties"]["rate_limit_per_minute"];
-    limit["minimum"] = json!(1);
-    limit["maximum"] = json!(ciq_admin::keys::MAX_RATE_LIMIT_PER_MINUTE);
-    let overlap = &mut schemas["RollKeyRequest"]["properties"]["overlap_seconds"];
-    overlap["maximum"] = json!(ciq_admin::keys::MAX_ROLL_OVERLAP_SECS);
-}
-
-/// OpenAPI 3.0 needs `nullable: true` where a value may be null: every optional
-/// property here is answered as null when absent (and accepted as null).
-fn mark_optional_properties_nullable(doc: &mut Value) {
-    let Some(schemas) = doc["components"]["schemas"].as_object_mut() else {
-        return;
-    };
-    for schema in schemas.values_mut() {
-        let required: Vec<String> = schema["required"]
-            .as_array()
-            .map(|r| {
-                r.iter()
-                    .filter_map(|v| v.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
-        if let Some(properties) = schema["properties"].as_object_mut() {
-            for (name, property) in properties.iter_mut() {
-                if !required.contains(name) && property.get("$ref").is_none() {
-                    property["nullable"] = Value::Bool(true);
-                }
-            }
-        }
+/// The lead rules, from the table the validator reads.
+fn state_lead_rules(doc: &mut Value) {
+    let props = &mut doc["components"]["schemas"]["LeadInput"]["properties"];
+    for (field, max) in rules::MAX_LENGTHS {
+        props[field]["maxLength"] = json!(max);
     }
+    for field in ["name", "source", "industry"] {
+        props[field]["minLength"] = json!(1);
+    }
+    props["score"]["minimum"] = json!(*rules::SCORE_RANGE.start());
+    props["score"]["maximum"] = json!(*rules::SCORE_RANGE.end());
 }
 
 fn add_examples(doc: &mut Value) {
-    // The leads API is what readers come for: list it before the probes.
-    if let Some(tags) = doc["tags"].as_array_mut() {
-        tags.sort_by_key(|tag| tag["name"] != "Leads");
-    }
     let op = &mut doc["paths"]["/api/external/leads/create"]["post"];
     // The handler checks the key itself (to answer 422 in our shape, with rate-limit
     // headers); the document states the same rule.
     if let Some(params) = op["parameters"].as_array_mut() {
         for param in params.iter_mut().filter(|p| p["name"] == "Idempotency-Key") {
             param["schema"]["minLength"] = json!(1);
-            param["schema"]["maxLength"] = json!(crate::leads::idempotency::MAX_KEY_LEN);
+            param["schema"]["maxLength"] = json!(ciq_leads::idempotency::MAX_KEY_LEN);
             param["schema"]["pattern"] = json!("^[!-~]+$");
         }
     }
@@ -125,22 +92,20 @@ fn add_examples(doc: &mut Value) {
                 "source": "API", "industry": "Technology"}}
         }
     });
+    let lead = json!({
+        "id": "0199a3c2-7a1e-7cc0-9a57-5d8e6f1b2c3d",
+        "user_id": "0199a3c0-11aa-7b2e-8f00-1c2d3e4f5a6b",
+        "name": "Jane Doe", "email": "jane@example.com", "phone": "15551234567",
+        "source": "Website Form", "industry": "Technology", "score": 7,
+        "status": "contacted", "monthly_revenue": 50000, "budget": 10000,
+        "description": "Interested in AI calling",
+        "created_at": "2025-08-13T00:00:00.000Z"});
     let examples = [
-        (
-            "201",
-            json!({"success": true, "lead": {
-            "id": "0199a3c2-7a1e-7cc0-9a57-5d8e6f1b2c3d",
-            "user_id": "0199a3c0-11aa-7b2e-8f00-1c2d3e4f5a6b",
-            "name": "Jane Doe", "email": "jane@example.com", "phone": "15551234567",
-            "source": "Website Form", "industry": "Technology", "score": 7,
-            "status": "contacted", "monthly_revenue": 50000, "budget": 10000,
-            "description": "Interested in AI calling",
-            "created_at": "2025-08-13T00:00:00.000Z"}}),
-        ),
+        ("201", json!({"success": true, "lead": lead})),
         (
             "400",
             error_example(
-                "invalid_json",
+                ErrorCode::InvalidJson,
                 "the request body is not valid JSON: expected value at line 1 column 1",
                 json!([]),
             ),
@@ -148,15 +113,23 @@ fn add_examples(doc: &mut Value) {
         (
             "401",
             error_example(
-                "missing_api_key",
-                "Send your API key in the X-API-Key header (Settings → API Key generates one)",
+                ErrorCode::MissingApiKey,
+                ErrorCode::MissingApiKey.default_message(),
+                json!([]),
+            ),
+        ),
+        (
+            "409",
+            error_example(
+                ErrorCode::IdempotencyKeyInUse,
+                ErrorCode::IdempotencyKeyInUse.default_message(),
                 json!([]),
             ),
         ),
         (
             "413",
             error_example(
-                "payload_too_large",
+                ErrorCode::PayloadTooLarge,
                 "the request body must be at most 65536 bytes",
                 json!([]),
             ),
@@ -164,7 +137,7 @@ fn add_examples(doc: &mut Value) {
         (
             "415",
             error_example(
-                "unsupported_media_type",
+                ErrorCode::UnsupportedMediaType,
                 "Content-Type must be application/json, not \"text/plain\"",
                 json!([]),
             ),
@@ -172,7 +145,7 @@ fn add_examples(doc: &mut Value) {
         (
             "422",
             error_example(
-                "validation_failed",
+                ErrorCode::ValidationFailed,
                 "2 field rules were broken; see details",
                 json!([
                     {"field": "lead.email", "message": "must be a valid email address"},
@@ -183,61 +156,56 @@ fn add_examples(doc: &mut Value) {
         (
             "429",
             error_example(
-                "rate_limited",
+                ErrorCode::RateLimited,
                 "rate limit of 100 requests per 60 seconds exceeded; retry in 12 s",
+                json!([]),
+            ),
+        ),
+        (
+            "500",
+            error_example(
+                ErrorCode::InternalError,
+                ErrorCode::InternalError.default_message(),
                 json!([]),
             ),
         ),
         (
             "503",
             error_example(
-                "service_unavailable",
-                "the lead store is temporarily unavailable; retry shortly",
+                ErrorCode::ServiceUnavailable,
+                ErrorCode::ServiceUnavailable.default_message(),
                 json!([]),
             ),
         ),
     ];
     for (status, example) in examples {
-        let response = &mut op["responses"][status];
-        let media = response["content"]
-            .as_object_mut()
-            .and_then(|content| content.values_mut().next())
-            .unwrap_or_else(|| panic!("status {status} is documented with a JSON body"));
-        media["example"] = example;
-        canonical_header_names(response);
+        set_example(op, status, example);
     }
-}
-
-/// poem-openapi upper-cases extra response headers; show them as clients see them.
-fn canonical_header_names(response: &mut Value) {
-    const NAMES: [&str; 7] = [
-        "Idempotent-Replayed",
-        "X-RateLimit-Limit",
-        "X-RateLimit-Remaining",
-        "X-RateLimit-Reset",
-        "RateLimit-Policy",
-        "RateLimit",
-        "Retry-After",
-    ];
-    if let Some(headers) = response["headers"].as_object_mut() {
-        let renamed = std::mem::take(headers)
-            .into_iter()
-            .map(|(name, header)| {
-                let canonical = NAMES
-                    .iter()
-                    .find(|n| n.eq_ignore_ascii_case(&name))
-                    .map_or(name, |n| (*n).to_owned());
-                (canonical, header)
-            })
-            .collect();
-        *headers = renamed;
-    }
+    // A refused key is no authenticated request: no rate-limit state to report. Only a
+    // 201 can be a replay.
+    drop_headers(
+        op,
+        &["401"],
+        &[
+            "X-RateLimit-Limit",
+            "X-RateLimit-Remaining",
+            "X-RateLimit-Reset",
+            "RateLimit-Policy",
+            "RateLimit",
+        ],
+    );
+    drop_headers(
+        op,
+        &[
+            "400", "401", "409", "413", "415", "422", "429", "500", "503", "default",
+        ],
+        &["Idempotent-Replayed"],
+    );
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::leads::input;
 
     fn doc() -> Value {
         serde_json::from_str(&document()).unwrap()
@@ -256,60 +224,55 @@ mod tests {
     fn every_status_of_the_error_table_is_documented_with_an_example() {
         let doc = doc();
         let responses = &doc["paths"]["/api/external/leads/create"]["post"]["responses"];
-        for status in ["201", "400", "401", "413", "415", "422", "429", "503"] {
+        for status in [
+            "201", "400", "401", "409", "413", "415", "422", "429", "500", "503",
+        ] {
             let content = responses[status]["content"].as_object().unwrap();
             assert_eq!(content.len(), 1, "{status}");
             assert!(
-                content.values().next().unwrap()["example"].is_object(),
+                content["application/json"]["example"].is_object(),
                 "{status}"
             );
         }
         assert!(responses["429"]["headers"]["Retry-After"].is_object());
+        assert!(responses["503"]["headers"]["Retry-After"].is_object());
+        assert!(responses["500"]["headers"]["Retry-After"].is_null());
         assert!(responses["201"]["headers"]["X-RateLimit-Remaining"].is_object());
+        assert!(responses["201"]["headers"]["Idempotent-Replayed"].is_object());
+        assert!(responses["401"]["headers"]["X-RateLimit-Remaining"].is_null());
+        assert!(responses["422"]["headers"]["Idempotent-Replayed"].is_null());
     }
 
     #[test]
-    fn the_api_key_scheme_is_a_header_named_x_api_key() {
+    fn only_integrators_operations_are_in_it() {
         let doc = doc();
+        let paths: Vec<&String> = doc["paths"].as_object().unwrap().keys().collect();
+        assert_eq!(paths, ["/api/external/leads/create"]);
         let schemes = &doc["components"]["securitySchemes"];
+        assert_eq!(schemes.as_object().unwrap().len(), 1);
         let scheme = &schemes["ApiKeyAuth"];
         assert_eq!(scheme["type"], "apiKey");
         assert_eq!(scheme["in"], "header");
         assert_eq!(scheme["name"], "X-API-Key");
-        let admin = &schemes["AdminToken"];
-        assert_eq!(
-            (admin["type"].as_str(), admin["scheme"].as_str()),
-            (Some("http"), Some("bearer"))
-        );
         let create = &doc["paths"]["/api/external/leads/create"]["post"]["security"];
         assert_eq!(create, &serde_json::json!([{"ApiKeyAuth": []}]));
-        let admin_op = &doc["paths"]["/admin/v1/users"]["post"];
-        assert_eq!(
-            admin_op["security"],
-            serde_json::json!([{"AdminToken": []}])
-        );
-        assert_eq!(admin_op["tags"], serde_json::json!(["Admin"]));
     }
 
     #[test]
     fn documented_limits_are_the_enforced_ones() {
         let doc = doc();
         let props = &doc["components"]["schemas"]["LeadInput"]["properties"];
-        assert_eq!(props["name"]["maxLength"], input::MAX_NAME_LEN);
-        assert_eq!(props["source"]["maxLength"], input::MAX_SOURCE_LEN);
-        assert_eq!(props["industry"]["maxLength"], input::MAX_INDUSTRY_LEN);
+        for (field, max) in rules::MAX_LENGTHS {
+            assert_eq!(props[field]["maxLength"], max, "{field}");
+        }
+        assert_eq!(props["name"]["maxLength"], rules::MAX_NAME_LEN);
         assert_eq!(
-            props["description"]["maxLength"],
-            input::MAX_DESCRIPTION_LEN
-        );
-        assert_eq!(props["email"]["maxLength"], ciq_admin::email::MAX_EMAIL_LEN);
-        assert_eq!(
-            props["score"]["minimum"].as_f64(),
-            Some(*input::SCORE_RANGE.start() as f64)
+            props["score"]["minimum"].as_i64(),
+            Some(*rules::SCORE_RANGE.start())
         );
         assert_eq!(
-            props["score"]["maximum"].as_f64(),
-            Some(*input::SCORE_RANGE.end() as f64)
+            props["score"]["maximum"].as_i64(),
+            Some(*rules::SCORE_RANGE.end())
         );
         let required: Vec<&str> = doc["components"]["schemas"]["LeadInput"]["required"]
             .as_array()
@@ -318,5 +281,23 @@ mod tests {
             .map(|v| v.as_str().unwrap())
             .collect();
         assert_eq!(required, ["name", "email", "source", "industry"]);
+    }
+
+    #[test]
+    fn shapes_that_generators_choke_on_are_absent() {
+        let text = document();
+        assert!(!text.contains("allOf"), "a $ref wrapped in allOf");
+        assert!(!text.contains("multipleOf"), "multipleOf on money");
+        assert!(!text.contains("\"properties\": null"));
+        let doc = doc();
+        let lead = &doc["components"]["schemas"]["Lead"]["properties"];
+        assert_eq!(lead["created_at"]["format"], "date-time");
+        assert_eq!(lead["status"]["$ref"], "#/components/schemas/LeadStatus");
+        let input = &doc["components"]["schemas"]["LeadInput"]["properties"];
+        assert_eq!(
+            input["status"]["enum"],
+            json!(["new", "contacted", "qualified", "lost"])
+        );
+        assert_eq!(input["status"]["nullable"], true);
     }
 }

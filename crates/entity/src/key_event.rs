@@ -13,16 +13,68 @@ pub struct Model {
     pub user_id: Uuid,
     /// The key the event is about.
     pub key_id: Uuid,
-    /// `created`, `rolled` or `revoked`.
-    pub kind: String,
-    /// Where the change came from: `cli`, `admin_api` or `settings`.
-    pub source: String,
+    /// What happened.
+    pub kind: KeyEventKind,
+    /// Where the change came from.
+    pub source: ActorSource,
     /// Client address of the change, when it came over HTTP.
     pub address: Option<String>,
     /// Extra words, e.g. the overlap of a roll.
     pub detail: Option<String>,
     /// When it happened.
     pub at: DateTimeUtc,
+}
+
+/// What happened to a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+pub enum KeyEventKind {
+    /// Generated.
+    #[sea_orm(string_value = "created")]
+    Created,
+    /// Replaced by a successor (the event is on the old key).
+    #[sea_orm(string_value = "rolled")]
+    Rolled,
+    /// Revoked.
+    #[sea_orm(string_value = "revoked")]
+    Revoked,
+}
+
+impl KeyEventKind {
+    /// The stored and shown name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Rolled => "rolled",
+            Self::Revoked => "revoked",
+        }
+    }
+}
+
+/// Where a change to a key came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+pub enum ActorSource {
+    /// The `ciq-gateway` command line.
+    #[sea_orm(string_value = "cli")]
+    Cli,
+    /// The operator API (`/admin/v1`).
+    #[sea_orm(string_value = "admin_api")]
+    AdminApi,
+    /// The owner's Settings pages.
+    #[sea_orm(string_value = "settings")]
+    Settings,
+}
+
+impl ActorSource {
+    /// The stored and shown name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Cli => "cli",
+            Self::AdminApi => "admin_api",
+            Self::Settings => "settings",
+        }
+    }
 }
 
 /// Relations of `key_events`.

@@ -28,8 +28,8 @@ pub struct Model {
     pub industry: String,
     /// Quality score 1–10.
     pub score: Option<i32>,
-    /// `new`, `contacted`, `qualified` or `lost`.
-    pub status: String,
+    /// Where the lead is in the pipeline.
+    pub status: LeadStatus,
     /// Estimated monthly revenue in cents.
     pub monthly_revenue_cents: Option<i64>,
     /// Budget in cents.
@@ -38,6 +38,45 @@ pub struct Model {
     pub description: Option<String>,
     /// When the lead was stored (millisecond precision).
     pub created_at: DateTimeUtc,
+}
+
+/// Where a lead is in the pipeline, stored as its lower-case name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+pub enum LeadStatus {
+    /// Not contacted yet (the default).
+    #[default]
+    #[sea_orm(string_value = "new")]
+    New,
+    /// Contacted.
+    #[sea_orm(string_value = "contacted")]
+    Contacted,
+    /// Qualified.
+    #[sea_orm(string_value = "qualified")]
+    Qualified,
+    /// Lost.
+    #[sea_orm(string_value = "lost")]
+    Lost,
+}
+
+impl LeadStatus {
+    /// Every status, the default first.
+    pub const ALL: [LeadStatus; 4] = [Self::New, Self::Contacted, Self::Qualified, Self::Lost];
+
+    /// The name clients send and see.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::New => "new",
+            Self::Contacted => "contacted",
+            Self::Qualified => "qualified",
+            Self::Lost => "lost",
+        }
+    }
+
+    /// The status named `name`, exactly (case matters).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
+    }
 }
 
 /// Relations of `leads`.

@@ -1,9 +1,11 @@
 //! sea-orm entities of the ConvertIQ gateway.
 //!
 //! One module per table. The schema itself is owned by `ciq-migrations`; these
-//! types mirror it column for column.
+//! types mirror it column for column, with enums where a column holds one of a few
+//! names. [`email`] holds the address rule of the two tables that store emails.
 
 pub mod api_key;
+pub mod email;
 pub mod idempotency_key;
 pub mod key_event;
 pub mod lead;

@@ -53,7 +53,7 @@ async fn main() {
                         source: Set("Website Form".into()),
                         industry: Set("Technology".into()),
                         score: Set(Some(7)),
-                        status: Set("contacted".into()),
+                        status: Set(ciq_entity::lead::LeadStatus::Contacted),
                         monthly_revenue_cents: Set(Some(5_000_000)),
                         budget_cents: Set(Some(1_000_000)),
                         description: Set(Some("Interested in AI calling".into())),

@@ -4,13 +4,17 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use poem::Server;
 use poem::listener::{Acceptor, AcceptorExt, Listener, TcpListener};
+use poem::{Endpoint, EndpointExt, Route, Server};
+use secrecy::{ExposeSecret, SecretString};
 
 use ciq_admin::KeyVerifier;
+use ciq_admin::operator::OperatorState;
 use ciq_admin::sessions::SessionStore;
-use ciq_api::{AppState, LimitSettings};
-use ciq_limiter::{FailoverLimiter, InProcessLimiter, RateLimiter, RedisLimiter};
+use ciq_api::ApiState;
+use ciq_console::ConsoleState;
+use ciq_leads::LeadWriter;
+use ciq_limiter::{FailoverLimiter, InProcessLimiter, LimitSettings, RateLimiter, RedisLimiter};
 
 use crate::database;
 
@@ -26,21 +30,25 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub struct Settings {
     /// Address to listen on; port 0 picks a free port.
     pub listen: String,
-    /// `sqlite://…` or `postgres://…`.
-    pub database_url: String,
+    /// `sqlite://…` or `postgres://…` (may hold a password: never printed).
+    pub database_url: SecretString,
     /// Rate limits.
     pub limits: LimitSettings,
+    /// Take the client address from the last `X-Forwarded-For` entry and the scheme
+    /// from `X-Forwarded-Proto` (only behind a proxy that sets them).
+    pub trust_forwarded_for: bool,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
-    /// Redis for the shared limiter; `None` = in-process limiter.
-    pub redis_url: Option<String>,
+    /// Redis for the shared limiter and sessions; `None` = in-process limiter and
+    /// sessions in the database (may hold a password: never printed).
+    pub redis_url: Option<SecretString>,
     /// Prefix of the gateway's Redis keys (several deployments can share a Redis).
     pub redis_prefix: String,
     /// Operator token of `/admin/v1` (at least 16 characters); `None` = API off.
-    pub admin_token: Option<String>,
+    pub admin_token: Option<SecretString>,
     /// How long a Settings sign-in lasts.
     pub session_ttl: Duration,
-    /// Group-commit writer tasks; `None` = 1 on SQLite, 4 on PostgreSQL; `Some(0)` =
+    /// Group-commit writer tasks; `None` = 1 on SQLite, 2 on PostgreSQL; `Some(0)` =
     /// group commit off.
     pub lead_writers: Option<usize>,
 }
@@ -58,21 +66,33 @@ impl Default for Settings {
             listen: "127.0.0.1:8080".into(),
             database_url: database::DEFAULT_DATABASE_URL.into(),
             limits: LimitSettings::default(),
+            trust_forwarded_for: false,
             max_body_bytes: ciq_api::state::DEFAULT_MAX_BODY_BYTES,
             redis_url: None,
             redis_prefix: DEFAULT_REDIS_PREFIX.into(),
             admin_token: None,
-            session_ttl: ciq_api::state::DEFAULT_SESSION_TTL,
+            session_ttl: ciq_console::state::DEFAULT_SESSION_TTL,
             lead_writers: None,
         }
     }
+}
+
+/// Each surface's state of one instance; they share the store, verifier and limiter.
+#[derive(Clone)]
+pub struct States {
+    /// Integrators' API.
+    pub api: Arc<ApiState>,
+    /// Account owners' Settings pages.
+    pub console: Arc<ConsoleState>,
+    /// Operator API and probes.
+    pub operator: Arc<OperatorState>,
 }
 
 /// A gateway instance with its listener bound and its store migrated, ready to run.
 pub struct Application {
     acceptor: poem::listener::BoxAcceptor,
     local_addr: SocketAddr,
-    state: Arc<AppState>,
+    states: States,
 }
 
 /// Errors of start-up.
@@ -83,7 +103,7 @@ pub enum StartError {
     Database(#[from] sea_orm::DbErr),
     /// The session store could not be set up.
     #[error("sessions: {0}")]
-    Sessions(String),
+    Sessions(#[from] ciq_admin::AdminError),
     /// `CIQ_ADMIN_TOKEN` is too short to be a secret.
     #[error("CIQ_ADMIN_TOKEN must be at least {MIN_ADMIN_TOKEN_LEN} characters")]
     WeakAdminToken,
@@ -104,19 +124,22 @@ pub enum StartError {
 impl Application {
     /// Connects and migrates the store, then binds the listener.
     pub async fn build(settings: Settings) -> Result<Self, StartError> {
-        let admin_token = settings.admin_token.filter(|t| !t.is_empty());
+        let admin_token = settings
+            .admin_token
+            .filter(|t| !t.expose_secret().is_empty());
         if admin_token
             .as_ref()
-            .is_some_and(|t| t.chars().count() < MIN_ADMIN_TOKEN_LEN)
+            .is_some_and(|t| t.expose_secret().chars().count() < MIN_ADMIN_TOKEN_LEN)
         {
             return Err(StartError::WeakAdminToken);
         }
-        let db = database::connect_and_migrate(&settings.database_url).await?;
+        let database_url = settings.database_url.expose_secret();
+        let db = database::connect_and_migrate(database_url).await?;
         let verifier = Arc::new(KeyVerifier::new(db.clone()));
         let limiter: Arc<dyn RateLimiter> = match &settings.redis_url {
             Some(url) => Arc::new(
                 FailoverLimiter::new(RedisLimiter::new(
-                    url,
+                    url.expose_secret(),
                     &format!("{}rl:", settings.redis_prefix),
                 )?)
                 .await,
@@ -129,32 +152,48 @@ impl Application {
             }
         };
         let sessions = match &settings.redis_url {
-            Some(url) => SessionStore::redis(url, &format!("{}session:", settings.redis_prefix))
-                .map_err(|e| StartError::Sessions(e.to_string()))?,
+            Some(url) => SessionStore::redis(
+                url.expose_secret(),
+                &format!("{}session:", settings.redis_prefix),
+            )?,
             None => SessionStore::Database(db.clone()),
         };
         // SQLite has one writer anyway; on PostgreSQL one writer gathers while
         // another commits.
-        let writers =
-            settings
-                .lead_writers
-                .unwrap_or(if settings.database_url.starts_with("sqlite:") {
-                    1
-                } else {
-                    2
-                });
-        let lead_writer = ciq_api::leads::group_commit::LeadWriter::start(db.clone(), writers);
-        let state = Arc::new(AppState {
-            db,
-            verifier,
-            limiter,
-            limits: settings.limits,
-            max_body_bytes: settings.max_body_bytes,
-            admin_token,
-            session_ttl: settings.session_ttl,
-            sessions,
-            lead_writer,
-        });
+        let writers = settings
+            .lead_writers
+            .unwrap_or(if database_url.starts_with("sqlite:") {
+                1
+            } else {
+                2
+            });
+        let states = States {
+            api: Arc::new(ApiState {
+                db: db.clone(),
+                verifier: verifier.clone(),
+                limiter: limiter.clone(),
+                limits: settings.limits,
+                trust_forwarded_for: settings.trust_forwarded_for,
+                max_body_bytes: settings.max_body_bytes,
+                lead_writer: LeadWriter::start(db.clone(), writers),
+            }),
+            console: Arc::new(ConsoleState {
+                db: db.clone(),
+                limiter: limiter.clone(),
+                window: settings.limits.window,
+                default_limit_per_window: settings.limits.per_window,
+                trust_forwarded_for: settings.trust_forwarded_for,
+                sessions,
+                session_ttl: settings.session_ttl,
+            }),
+            operator: Arc::new(OperatorState {
+                db,
+                verifier,
+                limiter,
+                admin_token,
+                trust_forwarded_for: settings.trust_forwarded_for,
+            }),
+        };
         let acceptor = TcpListener::bind(settings.listen.clone())
             .into_acceptor()
             .await
@@ -170,7 +209,7 @@ impl Application {
         Ok(Self {
             acceptor: acceptor.boxed(),
             local_addr,
-            state,
+            states,
         })
     }
 
@@ -179,27 +218,17 @@ impl Application {
         self.local_addr
     }
 
-    /// The shared state (tests inspect the verifier's counters through it).
-    pub fn state(&self) -> Arc<AppState> {
-        self.state.clone()
+    /// Each surface's state (tests inspect the verifier's counters through it).
+    pub fn states(&self) -> States {
+        self.states.clone()
     }
 
     /// Serves until `shutdown` completes, then lets in-flight requests finish.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> std::io::Result<()> {
-        let watcher = tokio::spawn(
-            self.state
-                .verifier
-                .clone()
-                .run_change_watcher(KEY_CHANGE_POLL),
-        );
-        let flusher = tokio::spawn(
-            self.state
-                .verifier
-                .clone()
-                .run_last_used_flusher(LAST_USED_FLUSH),
-        );
-        let verifier = self.state.verifier.clone();
-        let routes = ciq_api::routes(self.state);
+        let verifier = self.states.api.verifier.clone();
+        let watcher = tokio::spawn(verifier.clone().run_change_watcher(KEY_CHANGE_POLL));
+        let flusher = tokio::spawn(verifier.clone().run_last_used_flusher(LAST_USED_FLUSH));
+        let routes = routes(&self.states);
         let result = Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(routes, shutdown, Some(SHUTDOWN_GRACE))
             .await;
@@ -211,6 +240,22 @@ impl Application {
         }
         result
     }
+}
+
+/// Every surface behind the middleware they share: the access log and request id
+/// outermost, then the request metrics, the `Allow` header of a 405, and the one
+/// error shape for whatever the framework raises.
+pub fn routes(states: &States) -> impl Endpoint + use<> {
+    // The recorder must be in place before the first request is counted.
+    ciq_http::metrics::handle();
+    let route = ciq_api::attach(Route::new(), states.api.clone());
+    let route = ciq_console::attach(route, states.console.clone());
+    let route = ciq_admin::operator::attach_operator(route, states.operator.clone());
+    ciq_admin::operator::attach_probes(route, states.operator.clone())
+        .catch_all_error(|err| async move { ciq_http::error::render_framework_error(err) })
+        .around(ciq_http::routes::allow_header)
+        .around(ciq_http::metrics::track)
+        .around(ciq_http::request_id::track)
 }
 
 /// Completes on Ctrl-C or SIGTERM.
@@ -234,4 +279,31 @@ pub async fn shutdown_signal() {
         () = term => {},
     }
     tracing::info!("shutdown signal received; draining in-flight requests");
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    /// The route table (metrics labels, `Allow`) knows every documented operation.
+    #[test]
+    fn every_documented_operation_is_in_the_route_table() {
+        for document in [
+            ciq_api::openapi::document(),
+            ciq_admin::operator::document::document(),
+        ] {
+            let doc: Value = serde_json::from_str(&document).unwrap();
+            for (path, operations) in doc["paths"].as_object().unwrap() {
+                let concrete = path.replace('{', "x").replace('}', "");
+                let route = ciq_http::routes::find(&concrete)
+                    .unwrap_or_else(|| panic!("{path} is not in the route table"));
+                for method in operations.as_object().unwrap().keys() {
+                    assert!(
+                        route.serves(&method.to_uppercase()),
+                        "{method} {path} is not in the route table"
+                    );
+                }
+            }
+        }
+    }
 }

@@ -3,25 +3,30 @@
 //! ```text
 //! ciq-gateway [serve]
 //! ciq-gateway migrate
-//! ciq-gateway openapi
+//! ciq-gateway openapi [--admin]
 //! ciq-gateway users create --email E [--name N]
+//! ciq-gateway users set-password --user EMAIL|ID
+//! ciq-gateway keys roll KEY_ID [--overlap SECONDS]
 //! ciq-gateway keys create --user EMAIL|ID [--name N] [--rate-limit PER_MINUTE] [--expires-at RFC3339]
 //! ciq-gateway keys list --user EMAIL|ID [--json]
 //! ciq-gateway keys revoke KEY_ID
 //! ```
 //! stdout carries only the result (a user id, a key, a listing); everything meant
-//! for people goes to stderr.
+//! for people goes to stderr. Only `serve` logs at `info` by default; the other
+//! commands log at `warn` unless `RUST_LOG` says more.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
+use anyhow::Context;
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
+use secrecy::SecretString;
 use uuid::Uuid;
 
 use ciq_admin::keys::{self, Actor, KeySummary, NewKey};
 use ciq_admin::{SecretHasher, users};
-use ciq_api::LimitSettings;
+use ciq_limiter::LimitSettings;
 
 use crate::app::{Application, Settings, shutdown_signal};
 use crate::database;
@@ -32,12 +37,12 @@ use crate::database;
 pub struct Cli {
     /// Store: `sqlite://FILE?mode=rwc` (embedded default) or `postgres://USER@HOST/DB`.
     #[arg(long, env = "DATABASE_URL", default_value = database::DEFAULT_DATABASE_URL, global = true, hide_env_values = true)]
-    pub database_url: String,
+    pub database_url: SecretString,
 
     /// Redis for the rate limiter shared by all instances (`redis://HOST:6379`);
     /// unset = in-process limiter. An unreachable Redis degrades, never fails.
     #[arg(long, env = "REDIS_URL", global = true, hide_env_values = true)]
-    pub redis_url: Option<String>,
+    pub redis_url: Option<SecretString>,
 
     /// Log format on stderr: `text` for people, `json` (one object per line) for
     /// collectors.
@@ -65,8 +70,12 @@ pub enum Command {
     Serve(ServeArgs),
     /// Apply pending database migrations and exit.
     Migrate,
-    /// Print the OpenAPI document (JSON) on stdout.
-    Openapi,
+    /// Print the public OpenAPI document (JSON) on stdout.
+    Openapi {
+        /// Print the operator API's document instead.
+        #[arg(long)]
+        admin: bool,
+    },
     /// Manage users.
     #[command(subcommand)]
     Users(UsersCommand),
@@ -82,13 +91,13 @@ pub struct ServeArgs {
     #[arg(long, env = "CIQ_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: String,
     /// Requests per key per window, unless the key overrides it.
-    #[arg(long, env = "CIQ_RATE_LIMIT_PER_MINUTE", default_value_t = ciq_api::state::DEFAULT_LIMIT_PER_MINUTE,
+    #[arg(long, env = "CIQ_RATE_LIMIT_PER_MINUTE", default_value_t = ciq_limiter::DEFAULT_LIMIT_PER_MINUTE,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub rate_limit_per_minute: u32,
     /// Requests per client address per window without a usable key (missing,
     /// malformed, unknown, revoked, or not yet verified): bounds bad-key work.
     #[arg(long, env = "CIQ_UNAUTHENTICATED_LIMIT_PER_MINUTE",
-          default_value_t = ciq_api::state::DEFAULT_UNAUTHENTICATED_LIMIT_PER_MINUTE,
+          default_value_t = ciq_limiter::DEFAULT_UNAUTHENTICATED_LIMIT_PER_MINUTE,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub unauthenticated_limit_per_minute: u32,
     /// Take the client address from the last X-Forwarded-For entry (only behind a proxy that sets it).
@@ -97,7 +106,7 @@ pub struct ServeArgs {
     /// Operator token for /admin/v1 (Authorization: Bearer …), at least 16
     /// characters; unset = operator API off.
     #[arg(long, env = "CIQ_ADMIN_TOKEN", hide_env_values = true)]
-    pub admin_token: Option<String>,
+    pub admin_token: Option<SecretString>,
     /// Group-commit writers (concurrent creates share one INSERT); default 1 on
     /// SQLite, 2 on PostgreSQL; 0 = one INSERT per request.
     #[arg(long, env = "CIQ_LEAD_WRITERS")]
@@ -185,12 +194,18 @@ pub enum KeysCommand {
 /// Parses the command line, runs the command, and returns the exit code.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
+    let serving = matches!(cli.command, None | Some(Command::Serve(_)));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-                // PostgreSQL's NOTICEs ("relation ... already exists, skipping" at every
-                // start-up migration check) are not news.
-                tracing_subscriber::EnvFilter::new("info,sqlx::postgres::notice=warn")
+                // A one-off command prints its result, not the migrator's chatter;
+                // PostgreSQL's NOTICEs ("relation ... already exists, skipping" at
+                // every start-up migration check) are not news either.
+                tracing_subscriber::EnvFilter::new(if serving {
+                    "info,sqlx::postgres::notice=warn,sea_orm_migration=warn"
+                } else {
+                    "warn"
+                })
             }),
         )
         .with_writer(std::io::stderr)
@@ -207,14 +222,15 @@ pub fn run() -> ExitCode {
         .expect("the tokio runtime starts");
     match runtime.block_on(execute(cli)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("error: {message}");
+        Err(err) => {
+            eprintln!("error: {err:#}");
             ExitCode::FAILURE
         }
     }
 }
 
-async fn execute(cli: Cli) -> Result<(), String> {
+async fn execute(cli: Cli) -> anyhow::Result<()> {
+    use secrecy::ExposeSecret;
     let url = cli.database_url;
     match cli
         .command
@@ -222,46 +238,38 @@ async fn execute(cli: Cli) -> Result<(), String> {
     {
         Command::Serve(args) => serve(url, cli.redis_url, args).await,
         Command::Migrate => {
-            database::connect_and_migrate(&url)
-                .await
-                .map_err(|e| e.to_string())?;
+            database::connect_and_migrate(url.expose_secret()).await?;
             eprintln!("migrations applied");
             Ok(())
         }
-        Command::Openapi => {
+        Command::Openapi { admin: false } => {
             print!("{}", ciq_api::openapi::document());
             Ok(())
         }
+        Command::Openapi { admin: true } => {
+            print!("{}", ciq_admin::operator::document::document());
+            Ok(())
+        }
         Command::Users(UsersCommand::SetPassword { user }) => {
-            let db = database::connect_and_migrate(&url)
-                .await
-                .map_err(|e| e.to_string())?;
-            let owner = users::find_user(&db, &user)
-                .await
-                .map_err(|e| e.to_string())?;
+            let db = database::connect_and_migrate(url.expose_secret()).await?;
+            let owner = users::find_user(&db, &user).await?;
             let mut password = String::new();
             std::io::stdin()
                 .read_line(&mut password)
-                .map_err(|e| format!("reading the password from stdin: {e}"))?;
+                .context("reading the password from stdin")?;
             let password = password.trim_end_matches(['\r', '\n']);
-            users::set_password(&db, &SecretHasher::default(), owner.id, password)
-                .await
-                .map_err(|e| e.to_string())?;
+            users::set_password(&db, &SecretHasher::default(), owner.id, password).await?;
             eprintln!("password set for {}", owner.email);
             Ok(())
         }
         Command::Users(UsersCommand::Create { email, name }) => {
-            let db = database::connect_and_migrate(&url)
-                .await
-                .map_err(|e| e.to_string())?;
-            let user = users::create_user(&db, &email, name.as_deref())
-                .await
-                .map_err(|e| e.to_string())?;
+            let db = database::connect_and_migrate(url.expose_secret()).await?;
+            let user = users::create_user(&db, &email, name.as_deref()).await?;
             eprintln!("created user {}", user.email);
             println!("{}", user.id);
             Ok(())
         }
-        Command::Keys(cmd) => keys_command(&url, cmd).await,
+        Command::Keys(cmd) => keys_command(url.expose_secret(), cmd).await,
     }
 }
 
@@ -278,10 +286,11 @@ impl ServeArgs {
 }
 
 async fn serve(
-    database_url: String,
-    redis_url: Option<String>,
+    database_url: SecretString,
+    redis_url: Option<SecretString>,
     args: ServeArgs,
-) -> Result<(), String> {
+) -> anyhow::Result<()> {
+    use secrecy::ExposeSecret;
     let settings = Settings {
         listen: args.listen,
         database_url,
@@ -289,34 +298,28 @@ async fn serve(
             per_window: args.rate_limit_per_minute,
             unauthenticated_per_window: args.unauthenticated_limit_per_minute,
             window: Duration::from_secs(args.rate_limit_window_secs),
-            trust_forwarded_for: args.trust_forwarded_for,
         },
+        trust_forwarded_for: args.trust_forwarded_for,
         max_body_bytes: args.max_body_bytes,
-        redis_url: redis_url.filter(|u| !u.trim().is_empty()),
+        redis_url: redis_url.filter(|u| !u.expose_secret().trim().is_empty()),
         redis_prefix: args.redis_prefix,
         admin_token: args.admin_token,
         session_ttl: Duration::from_secs(args.session_ttl_secs),
         lead_writers: args.lead_writers,
     };
-    let app = Application::build(settings)
-        .await
-        .map_err(|e| e.to_string())?;
+    let app = Application::build(settings).await?;
     tracing::info!(
         addr = %app.local_addr(),
         "serving; API docs at http://{}/docs",
         app.local_addr()
     );
-    app.run_until(shutdown_signal())
-        .await
-        .map_err(|e| e.to_string())?;
+    app.run_until(shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
 }
 
-async fn keys_command(url: &str, cmd: KeysCommand) -> Result<(), String> {
-    let db = database::connect_and_migrate(url)
-        .await
-        .map_err(|e| e.to_string())?;
+async fn keys_command(url: &str, cmd: KeysCommand) -> anyhow::Result<()> {
+    let db = database::connect_and_migrate(url).await?;
     match cmd {
         KeysCommand::Create {
             user,
@@ -324,9 +327,7 @@ async fn keys_command(url: &str, cmd: KeysCommand) -> Result<(), String> {
             rate_limit,
             expires_at,
         } => {
-            let owner = users::find_user(&db, &user)
-                .await
-                .map_err(|e| e.to_string())?;
+            let owner = users::find_user(&db, &user).await?;
             let new = NewKey {
                 name: name.unwrap_or_default(),
                 rate_limit_per_minute: rate_limit,
@@ -334,8 +335,7 @@ async fn keys_command(url: &str, cmd: KeysCommand) -> Result<(), String> {
             };
             let (row, plain) =
                 keys::create_key(&db, &SecretHasher::default(), owner.id, new, &Actor::cli())
-                    .await
-                    .map_err(|e| e.to_string())?;
+                    .await?;
             eprintln!(
                 "created key {} ({:?}) for {}; store it now, it is not shown again",
                 row.id, row.name, owner.email
@@ -343,12 +343,8 @@ async fn keys_command(url: &str, cmd: KeysCommand) -> Result<(), String> {
             println!("{}", plain.expose());
         }
         KeysCommand::List { user, json } => {
-            let owner = users::find_user(&db, &user)
-                .await
-                .map_err(|e| e.to_string())?;
-            let listed = keys::list_keys(&db, owner.id)
-                .await
-                .map_err(|e| e.to_string())?;
+            let owner = users::find_user(&db, &user).await?;
+            let listed = keys::list_keys(&db, owner.id).await?;
             if json {
                 println!(
                     "{}",
@@ -366,8 +362,7 @@ async fn keys_command(url: &str, cmd: KeysCommand) -> Result<(), String> {
                 Duration::from_secs(overlap),
                 &Actor::cli(),
             )
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
             eprintln!(
                 "rolled key {key_id}: new key {} ({}); the old key stops working in {overlap} s",
                 row.id, row.display_prefix
@@ -375,9 +370,7 @@ async fn keys_command(url: &str, cmd: KeysCommand) -> Result<(), String> {
             println!("{}", plain.expose());
         }
         KeysCommand::Revoke { key_id } => {
-            let key = keys::revoke_key(&db, key_id, &Actor::cli())
-                .await
-                .map_err(|e| e.to_string())?;
+            let key = keys::revoke_key(&db, key_id, &Actor::cli()).await?;
             eprintln!(
                 "revoked key {} ({}); running instances refuse it within a second",
                 key.id, key.display_prefix

@@ -279,34 +279,54 @@ async fn rolling_and_passwords(backend: Backend) {
     assert!(ciq_admin::SecretHasher::default().verify("correct horse battery", &hash));
 }
 
-#[tokio::test]
-async fn rolling_and_passwords_on_sqlite() {
-    rolling_and_passwords(Backend::Sqlite).await;
+ciq_e2e::with_each_backend!(
+    rolling_and_passwords,
+    the_documented_workflow,
+    mistakes_fail_with_a_message_and_no_output,
+    commands_print_no_log_lines_unless_asked,
+);
+
+/// A one-off command on a fresh store (which it migrates) says only what it did on
+/// stderr: no migrator INFO lines unless `RUST_LOG` asks for them.
+async fn commands_print_no_log_lines_unless_asked(backend: Backend) {
+    let Some(db) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let out = Command::new(BIN)
+        .args(["users", "create", "--email", "quiet@acme.test"])
+        .env("DATABASE_URL", &db.url)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.trim_end(),
+        "created user quiet@acme.test",
+        "{stderr}"
+    );
+    let out = Command::new(BIN)
+        .args(["keys", "list", "--user", "quiet@acme.test"])
+        .env("DATABASE_URL", &db.url)
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("INFO"),
+        "RUST_LOG=info is honoured"
+    );
 }
 
-#[tokio::test]
-async fn rolling_and_passwords_on_postgres() {
-    rolling_and_passwords(Backend::Postgres).await;
-}
-
-#[tokio::test]
-async fn the_documented_workflow_on_sqlite() {
-    the_documented_workflow(Backend::Sqlite).await;
-}
-
-#[tokio::test]
-async fn the_documented_workflow_on_postgres() {
-    the_documented_workflow(Backend::Postgres).await;
-}
-
-#[tokio::test]
-async fn mistakes_fail_with_a_message_and_no_output_on_sqlite() {
-    mistakes_fail_with_a_message_and_no_output(Backend::Sqlite).await;
-}
-
-#[tokio::test]
-async fn mistakes_fail_with_a_message_and_no_output_on_postgres() {
-    mistakes_fail_with_a_message_and_no_output(Backend::Postgres).await;
+#[test]
+fn openapi_admin_prints_the_committed_operator_document() {
+    let out = Command::new(BIN)
+        .args(["openapi", "--admin"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let committed = include_str!("../../../openapi/admin.json");
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), committed);
 }
 
 #[test]

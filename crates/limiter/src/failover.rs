@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::{Decision, InProcessLimiter, RateLimiter, RedisLimiter};
+use crate::{Bucket, Decision, InProcessLimiter, RateLimiter, RedisLimiter};
 
 /// How often a degraded limiter checks whether Redis is back.
 pub const PROBE_INTERVAL: Duration = Duration::from_secs(1);
@@ -68,7 +68,8 @@ impl Inner {
 
 #[async_trait::async_trait]
 impl RateLimiter for FailoverLimiter {
-    async fn acquire(&self, bucket: &str, limit: u32, window: Duration) -> Decision {
+    async fn acquire(&self, bucket: &Bucket<'_>, limit: u32, window: Duration) -> Decision {
+        let bucket = &bucket.name();
         if !self.inner.degraded.load(Ordering::SeqCst) {
             match self.inner.redis.try_acquire(bucket, limit, window).await {
                 Ok(decision) => return decision,
@@ -78,7 +79,8 @@ impl RateLimiter for FailoverLimiter {
         self.inner.local.acquire_now(bucket, limit, window)
     }
 
-    async fn peek(&self, bucket: &str, limit: u32, window: Duration) -> Decision {
+    async fn peek(&self, bucket: &Bucket<'_>, limit: u32, window: Duration) -> Decision {
+        let bucket = &bucket.name();
         if !self.inner.degraded.load(Ordering::SeqCst) {
             match self.inner.redis.try_peek(bucket, limit, window).await {
                 Ok(decision) => return decision,

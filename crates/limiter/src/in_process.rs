@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::{Decision, RateLimiter};
+use crate::{Bucket, Decision, RateLimiter};
 
 const SHARDS: usize = 16;
 /// Every this many decisions a shard drops buckets that have gone idle.
@@ -16,11 +16,11 @@ const SWEEP_EVERY: u32 = 1024;
 
 #[derive(Default)]
 struct Shard {
-    buckets: HashMap<String, Bucket>,
+    buckets: HashMap<String, Log>,
     decisions: u32,
 }
 
-struct Bucket {
+struct Log {
     window: Duration,
     admitted: VecDeque<Instant>,
 }
@@ -76,7 +76,7 @@ impl InProcessLimiter {
         let entry = shard
             .buckets
             .entry(bucket.to_owned())
-            .or_insert_with(|| Bucket {
+            .or_insert_with(|| Log {
                 window,
                 admitted: VecDeque::new(),
             });
@@ -107,11 +107,13 @@ impl InProcessLimiter {
 
 #[async_trait::async_trait]
 impl RateLimiter for InProcessLimiter {
-    async fn acquire(&self, bucket: &str, limit: u32, window: Duration) -> Decision {
+    async fn acquire(&self, bucket: &Bucket<'_>, limit: u32, window: Duration) -> Decision {
+        let bucket = &bucket.name();
         self.acquire_now(bucket, limit, window)
     }
 
-    async fn peek(&self, bucket: &str, limit: u32, window: Duration) -> Decision {
+    async fn peek(&self, bucket: &Bucket<'_>, limit: u32, window: Duration) -> Decision {
+        let bucket = &bucket.name();
         self.peek_now(bucket, limit, window)
     }
 
@@ -130,11 +132,11 @@ mod tests {
     async fn admits_exactly_the_limit_then_refuses() {
         let limiter = InProcessLimiter::new();
         for i in 0..100 {
-            let d = limiter.acquire("k", 100, MINUTE).await;
+            let d = limiter.acquire_now("k", 100, MINUTE);
             assert!(d.allowed, "request {i} refused");
             assert_eq!(d.remaining, 99 - i);
         }
-        let refused = limiter.acquire("k", 100, MINUTE).await;
+        let refused = limiter.acquire_now("k", 100, MINUTE);
         assert!(!refused.allowed);
         assert_eq!(refused.remaining, 0);
         assert_eq!(refused.reset_after, MINUTE);
@@ -145,37 +147,37 @@ mod tests {
     async fn the_window_slides_one_admission_at_a_time() {
         let limiter = InProcessLimiter::new();
         for _ in 0..3 {
-            assert!(limiter.acquire("k", 3, MINUTE).await.allowed);
+            assert!(limiter.acquire_now("k", 3, MINUTE).allowed);
             tokio::time::advance(Duration::from_secs(10)).await;
         }
         // t=30 s: full; the first admission (t=0) frees at t=60 s.
-        let refused = limiter.acquire("k", 3, MINUTE).await;
+        let refused = limiter.acquire_now("k", 3, MINUTE);
         assert!(!refused.allowed);
         assert_eq!(refused.reset_after, Duration::from_secs(30));
         tokio::time::advance(refused.reset_after).await;
         // Exactly one slot freed: one admitted, the next refused.
-        assert!(limiter.acquire("k", 3, MINUTE).await.allowed);
-        assert!(!limiter.acquire("k", 3, MINUTE).await.allowed);
+        assert!(limiter.acquire_now("k", 3, MINUTE).allowed);
+        assert!(!limiter.acquire_now("k", 3, MINUTE).allowed);
     }
 
     #[tokio::test(start_paused = true)]
     async fn refused_requests_do_not_count() {
         let limiter = InProcessLimiter::new();
-        assert!(limiter.acquire("k", 1, MINUTE).await.allowed);
+        assert!(limiter.acquire_now("k", 1, MINUTE).allowed);
         for _ in 0..10 {
             tokio::time::advance(Duration::from_secs(5)).await;
-            assert!(!limiter.acquire("k", 1, MINUTE).await.allowed);
+            assert!(!limiter.acquire_now("k", 1, MINUTE).allowed);
         }
         tokio::time::advance(Duration::from_secs(10)).await;
-        assert!(limiter.acquire("k", 1, MINUTE).await.allowed);
+        assert!(limiter.acquire_now("k", 1, MINUTE).allowed);
     }
 
     #[tokio::test(start_paused = true)]
     async fn buckets_are_independent() {
         let limiter = InProcessLimiter::new();
-        assert!(limiter.acquire("a", 1, MINUTE).await.allowed);
-        assert!(!limiter.acquire("a", 1, MINUTE).await.allowed);
-        assert!(limiter.acquire("b", 1, MINUTE).await.allowed);
+        assert!(limiter.acquire_now("a", 1, MINUTE).allowed);
+        assert!(!limiter.acquire_now("a", 1, MINUTE).allowed);
+        assert!(limiter.acquire_now("b", 1, MINUTE).allowed);
     }
 
     #[test]

@@ -42,17 +42,79 @@ impl Decision {
     }
 }
 
-/// A rate limiter: one decision per request, per bucket (an API key or a client
-/// address).
+/// What a limit is counted against. Each bucket has its own sliding window; its
+/// name (the Redis key's hash tag) is fixed by the variant, so two kinds can never
+/// share a window by accident.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bucket<'a> {
+    /// One API key's requests.
+    Key(uuid::Uuid),
+    /// Requests from one client address that carried no usable key.
+    Address(&'a str),
+    /// Failed sign-ins for one email address.
+    LoginEmail(&'a str),
+    /// Failed sign-ins from one client address.
+    LoginAddress(&'a str),
+}
+
+impl Bucket<'_> {
+    /// The bucket's name in a backend: `key:<uuid>`, `addr:<address>`,
+    /// `login:email:<email>`, `login:addr:<address>`.
+    pub fn name(&self) -> String {
+        match self {
+            Bucket::Key(id) => format!("key:{id}"),
+            Bucket::Address(addr) => format!("addr:{addr}"),
+            Bucket::LoginEmail(email) => format!("login:email:{email}"),
+            Bucket::LoginAddress(addr) => format!("login:addr:{addr}"),
+        }
+    }
+}
+
+/// Requests admitted per bucket and the window they are counted over, as configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitSettings {
+    /// Requests admitted per key per window unless the key overrides it.
+    pub per_window: u32,
+    /// Requests per client address per window that need key work (missing, bad or
+    /// not yet verified keys): bounds the argon2 and database work bad keys can buy.
+    pub unauthenticated_per_window: u32,
+    /// The sliding window (60 s; shorter only in tests).
+    pub window: Duration,
+}
+
+/// Default requests per key per window.
+pub const DEFAULT_LIMIT_PER_MINUTE: u32 = 100;
+
+/// Default requests per client address per window that carry no valid key.
+pub const DEFAULT_UNAUTHENTICATED_LIMIT_PER_MINUTE: u32 = 60;
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        Self {
+            per_window: DEFAULT_LIMIT_PER_MINUTE,
+            unauthenticated_per_window: DEFAULT_UNAUTHENTICATED_LIMIT_PER_MINUTE,
+            window: Duration::from_secs(60),
+        }
+    }
+}
+
+impl LimitSettings {
+    /// The window in whole seconds (at least 1), as the rate-limit headers state it.
+    pub fn window_secs(&self) -> u64 {
+        self.window.as_secs().max(1)
+    }
+}
+
+/// A rate limiter: one decision per request, per [`Bucket`].
 #[async_trait::async_trait]
 pub trait RateLimiter: Send + Sync {
     /// Admits (and counts) the request if fewer than `limit` were admitted for
     /// `bucket` in the trailing `window`.
-    async fn acquire(&self, bucket: &str, limit: u32, window: Duration) -> Decision;
+    async fn acquire(&self, bucket: &Bucket<'_>, limit: u32, window: Duration) -> Decision;
 
     /// What [`RateLimiter::acquire`] would decide now, without counting anything:
     /// for allowances that only failures use up.
-    async fn peek(&self, bucket: &str, limit: u32, window: Duration) -> Decision;
+    async fn peek(&self, bucket: &Bucket<'_>, limit: u32, window: Duration) -> Decision;
 
     /// The backend deciding right now, for readiness and metrics (`in_process`, `redis`).
     fn backend(&self) -> &'static str;

@@ -9,14 +9,16 @@ use poem_openapi::payload::{Json, Payload};
 use poem_openapi::registry::{MetaMediaType, MetaRequest, Registry};
 use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions};
 
-use super::CreateLeadRequest;
-use super::input::{NewLead, validate_submission};
-use crate::error::ApiError;
-use crate::state::AppState;
+use ciq_http::HttpError;
+use ciq_leads::NewLead;
+use ciq_leads::rules::validate_submission;
+
+use super::{CreateLeadRequest, field_errors};
+use crate::state::ApiState;
 
 /// The body of a create request, or why it cannot be used. Extracting it never
 /// fails, so the handler decides the response (and its headers) in every case.
-pub struct LeadSubmission(Result<Submitted, ApiError>);
+pub struct LeadSubmission(Result<Submitted, HttpError>);
 
 /// A body that passed every rule.
 pub struct Submitted {
@@ -31,23 +33,23 @@ impl Submitted {
     /// `Idempotency-Key` retry is recognised whatever the key order or spacing.
     /// Computed only for requests that carry such a key.
     pub fn fingerprint(&self) -> String {
-        fingerprint(&self.body)
+        ciq_leads::idempotency::fingerprint(&self.body)
     }
 }
 
 impl LeadSubmission {
     /// The validated lead and its fingerprint, or the error to answer with.
-    pub fn into_submitted(self) -> Result<Submitted, ApiError> {
+    pub fn into_submitted(self) -> Result<Submitted, HttpError> {
         self.0
     }
 
-    async fn read(request: &Request, body: &mut RequestBody) -> Result<Submitted, ApiError> {
+    async fn read(request: &Request, body: &mut RequestBody) -> Result<Submitted, HttpError> {
         let limit = request
-            .data::<Arc<AppState>>()
+            .data::<Arc<ApiState>>()
             .map_or(crate::state::DEFAULT_MAX_BODY_BYTES, |s| s.max_body_bytes);
         let content_type = request.content_type();
         if !content_type.is_some_and(is_json) {
-            return Err(ApiError::unsupported_media_type(content_type));
+            return Err(HttpError::unsupported_media_type(content_type));
         }
         let declared = request
             .headers()
@@ -56,11 +58,11 @@ impl LeadSubmission {
             .and_then(|v| v.parse::<usize>().ok());
         if declared.is_some_and(|len| len > DRAIN_CAP) {
             // Far too large to be worth reading: answer now (the connection closes).
-            return Err(ApiError::payload_too_large(limit));
+            return Err(HttpError::payload_too_large(limit));
         }
         let body = body
             .take()
-            .map_err(|_| ApiError::invalid_json("the request body was already read"))?;
+            .map_err(|_| HttpError::invalid_json("the request body was already read"))?;
         let bytes = read_limited(body, limit, declared).await?;
         Self::parse(&bytes)
     }
@@ -78,10 +80,10 @@ async fn read_limited(
     body: poem::Body,
     limit: usize,
     declared: Option<usize>,
-) -> Result<Vec<u8>, ApiError> {
+) -> Result<Vec<u8>, HttpError> {
     use tokio::io::AsyncReadExt;
     let unreadable = |err: std::io::Error| {
-        ApiError::invalid_json(format!("could not read the request body: {err}"))
+        HttpError::invalid_json(format!("could not read the request body: {err}"))
     };
     let mut reader = body.into_async_read();
     let mut bytes = Vec::with_capacity(declared.unwrap_or(1024).min(limit) + 1);
@@ -98,57 +100,23 @@ async fn read_limited(
     tokio::io::copy(&mut reader.take(drain), &mut tokio::io::sink())
         .await
         .map_err(unreadable)?;
-    Err(ApiError::payload_too_large(limit))
+    Err(HttpError::payload_too_large(limit))
 }
 
 impl LeadSubmission {
-    fn parse(bytes: &[u8]) -> Result<Submitted, ApiError> {
+    fn parse(bytes: &[u8]) -> Result<Submitted, HttpError> {
         if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Err(ApiError::invalid_json(
+            return Err(HttpError::invalid_json(
                 "the request body is empty; send {\"lead\": {...}}",
             ));
         }
         let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|err| {
-            ApiError::invalid_json(format!("the request body is not valid JSON: {err}"))
+            HttpError::invalid_json(format!("the request body is not valid JSON: {err}"))
         })?;
-        let lead = validate_submission(&value).map_err(ApiError::validation_failed)?;
+        let lead = validate_submission(&value)
+            .map_err(|violations| HttpError::validation_failed(field_errors(violations)))?;
         Ok(Submitted { lead, body: value })
     }
-}
-
-fn fingerprint(value: &serde_json::Value) -> String {
-    fn canonical(value: &serde_json::Value, out: &mut String) {
-        match value {
-            serde_json::Value::Object(map) => {
-                let mut keys: Vec<&String> = map.keys().collect();
-                keys.sort();
-                out.push('{');
-                for (i, key) in keys.into_iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    out.push_str(&serde_json::Value::String(key.clone()).to_string());
-                    out.push(':');
-                    canonical(&map[key], out);
-                }
-                out.push('}');
-            }
-            serde_json::Value::Array(items) => {
-                out.push('[');
-                for (i, item) in items.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    canonical(item, out);
-                }
-                out.push(']');
-            }
-            scalar => out.push_str(&scalar.to_string()),
-        }
-    }
-    let mut text = String::new();
-    canonical(value, &mut text);
-    ciq_admin::hashing::blake2s_hex(text.as_bytes())
 }
 
 /// `application/json`, with or without parameters such as `charset=utf-8`.
@@ -191,16 +159,6 @@ impl<'a> ApiExtractor<'a> for LeadSubmission {
 #[cfg(test)]
 mod tests {
     use super::is_json;
-
-    #[test]
-    fn fingerprints_ignore_key_order_and_spacing_but_not_values() {
-        let a = serde_json::json!({"lead": {"name": "Jane", "email": "j@x.io"}});
-        let b: serde_json::Value =
-            serde_json::from_str(r#"{ "lead" : { "email":"j@x.io",  "name":"Jane" } }"#).unwrap();
-        let c = serde_json::json!({"lead": {"name": "Jane", "email": "k@x.io"}});
-        assert_eq!(super::fingerprint(&a), super::fingerprint(&b));
-        assert_ne!(super::fingerprint(&a), super::fingerprint(&c));
-    }
 
     #[test]
     fn json_content_types_are_recognised() {

@@ -1,11 +1,7 @@
-//! `POST /api/external/leads/create` — the reference's Create Lead endpoint.
+//! `POST /api/external/leads/create` — the reference's Create Lead endpoint — and the
+//! objects it reads and answers with (the domain's types mapped to the document's).
 
 mod body;
-pub mod group_commit;
-pub mod idempotency;
-pub mod input;
-pub mod money;
-mod store;
 
 use std::sync::Arc;
 
@@ -14,51 +10,49 @@ use poem_openapi::param::Header;
 use poem_openapi::payload::{Json, Response};
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
+use ciq_http::{ErrorBody, ErrorCode, FieldError, HttpError, Timestamp};
+use ciq_leads::store::{LeadOwner, Remembered};
+use ciq_leads::{LeadError, Violation, group_commit, idempotency};
+
 pub use body::LeadSubmission;
-use money::Money;
 
-use crate::ApiTags;
 use crate::auth::ApiKeyAuth;
-use crate::error::{ApiError, ErrorBody};
-use crate::state::AppState;
+use crate::money::Amount;
+use crate::state::ApiState;
+use crate::tags::ApiTags;
 
-/// A lead as submitted. Field rules are those of the reference's Field Reference.
+/// A lead as submitted. Field rules are those of the reference's Field Reference;
+/// the lengths and the score range are written into the document from the rules
+/// `ciq_leads::rules` enforces (see `crate::openapi`), so they are stated once.
 #[derive(Debug, Object)]
 #[oai(deny_unknown_fields)]
 pub struct LeadInput {
     /// Lead's full name.
-    #[oai(validator(min_length = 1, max_length = 200))]
     pub name: String,
     /// Lead's email address.
-    #[oai(validator(max_length = 254))]
     pub email: String,
     /// Recommended. E.164 format without + (e.g., 15551234567): 8 to 15 digits, not
     /// starting with 0. A leading +, spaces, dashes, dots and parentheses are removed
     /// first; the bare digits are stored and returned.
-    #[oai(validator(max_length = 32))]
     pub phone: Option<String>,
     /// Lead source (e.g., "Website", "API").
-    #[oai(validator(min_length = 1, max_length = 100))]
     pub source: String,
     /// Industry/vertical.
-    #[oai(validator(min_length = 1, max_length = 100))]
     pub industry: String,
     /// Lead quality score (1-10), a whole number.
-    #[oai(validator(minimum(value = "1"), maximum(value = "10")))]
     pub score: Option<i32>,
     /// new, contacted, qualified, lost. Defaults to new.
     pub status: Option<LeadStatus>,
     /// Estimated monthly revenue: non-negative, at most 2 decimal places, stored exactly.
-    pub monthly_revenue: Option<Money>,
+    pub monthly_revenue: Option<Amount>,
     /// Lead's budget: non-negative, at most 2 decimal places, stored exactly.
-    pub budget: Option<Money>,
+    pub budget: Option<Amount>,
     /// Additional notes (newlines allowed).
-    #[oai(validator(max_length = 5000))]
     pub description: Option<String>,
 }
 
 /// Where the lead is in the pipeline.
-#[derive(Debug, Clone, Copy, poem_openapi::Enum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, poem_openapi::Enum)]
 #[oai(rename_all = "lowercase")]
 pub enum LeadStatus {
     /// Not contacted yet (default).
@@ -69,6 +63,17 @@ pub enum LeadStatus {
     Qualified,
     /// Lost.
     Lost,
+}
+
+impl From<ciq_leads::LeadStatus> for LeadStatus {
+    fn from(status: ciq_leads::LeadStatus) -> Self {
+        match status {
+            ciq_leads::LeadStatus::New => Self::New,
+            ciq_leads::LeadStatus::Contacted => Self::Contacted,
+            ciq_leads::LeadStatus::Qualified => Self::Qualified,
+            ciq_leads::LeadStatus::Lost => Self::Lost,
+        }
+    }
 }
 
 /// Body of a create request.
@@ -99,15 +104,35 @@ pub struct Lead {
     /// Lead quality score (1-10), or null.
     pub score: Option<i32>,
     /// new, contacted, qualified or lost.
-    pub status: String,
+    pub status: LeadStatus,
     /// Estimated monthly revenue, or null.
-    pub monthly_revenue: Option<Money>,
+    pub monthly_revenue: Option<Amount>,
     /// Lead's budget, or null.
-    pub budget: Option<Money>,
+    pub budget: Option<Amount>,
     /// Additional notes, or null.
     pub description: Option<String>,
     /// When the lead was stored: RFC 3339, UTC, milliseconds, e.g. 2025-08-13T00:00:00.000Z.
-    pub created_at: String,
+    pub created_at: Timestamp,
+}
+
+impl From<ciq_leads::Lead> for Lead {
+    fn from(lead: ciq_leads::Lead) -> Self {
+        Self {
+            id: lead.id,
+            user_id: lead.user_id,
+            name: lead.name,
+            email: lead.email,
+            phone: lead.phone,
+            source: lead.source,
+            industry: lead.industry,
+            score: lead.score,
+            status: lead.status.into(),
+            monthly_revenue: lead.monthly_revenue.map(Amount),
+            budget: lead.budget.map(Amount),
+            description: lead.description,
+            created_at: lead.created_at.into(),
+        }
+    }
 }
 
 /// Body of a successful create.
@@ -132,16 +157,16 @@ pub enum CreateLeadResponse {
     /// revoked or expired key.
     #[oai(status = 401)]
     Unauthorized(Json<ErrorBody>),
+    /// `idempotency_key_in_use`: a request with the same `Idempotency-Key` is still
+    /// being processed.
+    #[oai(status = 409)]
+    Conflict(Json<ErrorBody>),
     /// `payload_too_large`: the body exceeds the size limit.
     #[oai(status = 413)]
     PayloadTooLarge(Json<ErrorBody>),
     /// `unsupported_media_type`: Content-Type is not application/json.
     #[oai(status = 415)]
     UnsupportedMediaType(Json<ErrorBody>),
-    /// `idempotency_key_in_use`: a request with the same `Idempotency-Key` is still
-    /// being processed.
-    #[oai(status = 409)]
-    Conflict(Json<ErrorBody>),
     /// `validation_failed`: field rules broken; every one is listed in `details`.
     /// `idempotency_key_reused`: the `Idempotency-Key` was used with another body.
     #[oai(status = 422)]
@@ -154,6 +179,9 @@ pub enum CreateLeadResponse {
         #[oai(header = "Retry-After")]
         u64,
     ),
+    /// `internal_error`: a fault of ours (logged). Retrying will not help by itself.
+    #[oai(status = 500)]
+    Internal(Json<ErrorBody>),
     /// `service_unavailable`: the store cannot be reached; retry after `Retry-After`.
     #[oai(status = 503)]
     Unavailable(
@@ -162,27 +190,56 @@ pub enum CreateLeadResponse {
         #[oai(header = "Retry-After")]
         u64,
     ),
+    /// Any other code of the error table, with its own status.
+    Other(poem::http::StatusCode, Json<ErrorBody>),
 }
 
-impl From<ApiError> for CreateLeadResponse {
-    fn from(err: ApiError) -> Self {
-        let retry_after = err.retry_after.unwrap_or(0);
+impl From<HttpError> for CreateLeadResponse {
+    fn from(err: HttpError) -> Self {
+        let retry_after = err.retry_after;
         let body = Json(err.body());
-        match err.status.as_u16() {
-            400 => Self::BadRequest(body),
-            401 => Self::Unauthorized(body),
-            413 => Self::PayloadTooLarge(body),
-            415 => Self::UnsupportedMediaType(body),
-            409 => Self::Conflict(body),
-            422 => Self::ValidationFailed(body),
-            429 => Self::RateLimited(body, retry_after),
-            _ => Self::Unavailable(body, retry_after),
+        let wait = |default| retry_after.unwrap_or(default);
+        match err.code {
+            ErrorCode::BadRequest | ErrorCode::InvalidJson => Self::BadRequest(body),
+            ErrorCode::MissingApiKey | ErrorCode::InvalidApiKey => Self::Unauthorized(body),
+            ErrorCode::IdempotencyKeyInUse => Self::Conflict(body),
+            ErrorCode::PayloadTooLarge => Self::PayloadTooLarge(body),
+            ErrorCode::UnsupportedMediaType => Self::UnsupportedMediaType(body),
+            ErrorCode::ValidationFailed | ErrorCode::IdempotencyKeyReused => {
+                Self::ValidationFailed(body)
+            }
+            ErrorCode::RateLimited => Self::RateLimited(body, wait(1)),
+            ErrorCode::InternalError => Self::Internal(body),
+            ErrorCode::ServiceUnavailable => {
+                Self::Unavailable(body, wait(ciq_http::error::UNAVAILABLE_RETRY_AFTER_SECS))
+            }
+            ErrorCode::MissingAdminToken
+            | ErrorCode::InvalidAdminToken
+            | ErrorCode::NotFound
+            | ErrorCode::MethodNotAllowed
+            | ErrorCode::EmailTaken
+            | ErrorCode::TooManyKeys => Self::Other(err.code.status(), body),
         }
     }
 }
 
-/// Path of the create endpoint.
-pub const CREATE_PATH: &str = "/api/external/leads/create";
+/// The HTTP face of a lead error.
+pub fn lead_error(err: LeadError) -> HttpError {
+    match err {
+        LeadError::Unavailable(cause) => HttpError::service_unavailable(cause),
+        LeadError::IdempotencyKeyReused => HttpError::new(ErrorCode::IdempotencyKeyReused),
+        LeadError::IdempotencyKeyInUse => HttpError::new(ErrorCode::IdempotencyKeyInUse),
+        err @ LeadError::StoredAnswerUnreadable(_) => HttpError::internal(err),
+    }
+}
+
+/// Broken rules as the error contract lists them.
+pub fn field_errors(violations: Vec<Violation>) -> Vec<FieldError> {
+    violations
+        .into_iter()
+        .map(|v| FieldError::new(v.field, v.message))
+        .collect()
+}
 
 /// The leads API.
 pub struct LeadsApi;
@@ -243,7 +300,7 @@ impl LeadsApi {
         #[oai(name = "Idempotency-Key")]
         #[allow(unused_variables)]
         idempotency_key: Header<Option<String>>,
-        state: Data<&Arc<AppState>>,
+        state: Data<&Arc<ApiState>>,
         req: &poem::Request,
     ) -> Response<CreateLeadResponse> {
         let caller = auth.0;
@@ -292,40 +349,56 @@ impl LeadsApi {
 /// Validates, claims the idempotency key if any, stores. Returns the answer and
 /// whether it is a replay.
 async fn create(
-    state: &AppState,
+    state: &ApiState,
     caller: &crate::auth::Caller,
     submission: LeadSubmission,
     idempotency_key: Option<Vec<u8>>,
     announcement: Option<&group_commit::Announcement>,
-) -> Result<(LeadCreated, bool), ApiError> {
+) -> Result<(LeadCreated, bool), HttpError> {
     let submitted = submission.into_submitted()?;
     let user_id = caller.key.user_id;
     let key = idempotency_key
         .as_deref()
         .map(idempotency::validate_key)
-        .transpose()?;
+        .transpose()
+        .map_err(|v| HttpError::validation_failed(field_errors(vec![v])))?;
     if let Some(key) = &key {
-        match idempotency::claim(&state.db, user_id, key, &submitted.fingerprint()).await? {
+        match idempotency::claim(&state.db, user_id, key, &submitted.fingerprint())
+            .await
+            .map_err(lead_error)?
+        {
             idempotency::Claim::Fresh => {}
             idempotency::Claim::Replay(body) => {
                 let value = serde_json::from_str(&body).ok();
-                let created = <LeadCreated as poem_openapi::types::ParseFromJSON>::parse_from_json(
-                    value,
-                )
-                .map_err(|err| {
-                    tracing::error!(error = %err.message(), "stored idempotent answer unreadable");
-                    ApiError::internal()
-                })?;
+                let created =
+                    <LeadCreated as poem_openapi::types::ParseFromJSON>::parse_from_json(value)
+                        .map_err(|err| {
+                            lead_error(LeadError::StoredAnswerUnreadable(err.into_message()))
+                        })?;
                 return Ok((created, true));
             }
         }
     }
-    match store::insert_lead(
+    let render = |lead: &ciq_leads::Lead| {
+        poem_openapi::types::ToJSON::to_json_string(&LeadCreated {
+            success: true,
+            lead: Lead::from(lead.clone()),
+        })
+    };
+    let owner = LeadOwner {
+        user_id,
+        api_key_id: caller.key.key_id,
+    };
+    let remembered = key.as_deref().map(|key| Remembered {
+        key,
+        render: &render,
+    });
+    match ciq_leads::store::insert_lead(
         &state.db,
         &state.lead_writer,
-        &caller.key,
+        owner,
         submitted.lead,
-        key.as_deref(),
+        remembered,
         announcement,
     )
     .await
@@ -333,7 +406,7 @@ async fn create(
         Ok(lead) => Ok((
             LeadCreated {
                 success: true,
-                lead,
+                lead: lead.into(),
             },
             false,
         )),
@@ -342,7 +415,18 @@ async fn create(
                 // Not stored: free the key so that the client's retry can succeed.
                 let _ = idempotency::forget(&state.db, user_id, key).await;
             }
-            Err(err)
+            Err(lead_error(err))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_error_code_is_answered_with_its_status() {
+        ciq_http::error::assert_variants_match_table::<super::CreateLeadResponse>(&[
+            ciq_http::ErrorCode::RateLimited,
+            ciq_http::ErrorCode::ServiceUnavailable,
+        ]);
     }
 }

@@ -1,6 +1,9 @@
-//! "Settings → API Key": the account owner's own pages, server-rendered, usable
-//! without JavaScript (a little script only adds the copy button).
+//! The account owners' surface, "Settings → API Key": their own pages,
+//! server-rendered, usable without JavaScript (a little script only adds the copy
+//! button).
 //!
+//! - `GET /`: where to go (the API documentation, the Settings pages)
+//! - `GET /settings`: leads to `/settings/api-keys`
 //! - `GET/POST /login`, `POST /logout`
 //! - `GET /settings/api-keys`: keys, generate form, history
 //! - `POST /settings/api-keys`: generate (the key is shown on the answer, once)
@@ -11,7 +14,8 @@
 //! carries a CSRF token (the session's, or a double-submit cookie before sign-in).
 //! Failed sign-ins are limited per email and per client address.
 
-mod pages;
+pub mod pages;
+pub mod state;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,9 +29,13 @@ use uuid::Uuid;
 use ciq_admin::keys::{self, Actor, NewKey};
 use ciq_admin::sessions::{self, Session};
 use ciq_admin::{AdminError, SecretHasher, users};
+use ciq_entity::key_event::ActorSource;
+use ciq_http::client::client_address;
+use ciq_http::routes::{LOGIN, LOGOUT, SETTINGS_API_KEYS};
+use ciq_limiter::Bucket;
 
-use crate::auth::client_address;
-use crate::state::AppState;
+use pages::{Flash, ROLL_OVERLAPS};
+pub use state::ConsoleState;
 
 /// Name of the session cookie.
 pub const SESSION_COOKIE: &str = "ciq_session";
@@ -37,47 +45,37 @@ pub const LOGIN_CSRF_COOKIE: &str = "ciq_login_csrf";
 pub const LOGIN_FAILURES_PER_EMAIL: u32 = 5;
 /// Failed sign-ins allowed per client address per window.
 pub const LOGIN_FAILURES_PER_ADDRESS: u32 = 20;
-/// Overlaps offered when rolling a key, in seconds, with their labels.
-pub const ROLL_OVERLAPS: [(u64, &str); 4] = [
-    (0, "Immediately"),
-    (3600, "After 1 hour"),
-    (86_400, "After 24 hours"),
-    (604_800, "After 7 days"),
-];
-/// Expiries offered when generating a key, in days (0 = never).
-pub const EXPIRY_CHOICES: [(u32, &str); 4] = [
-    (0, "Never"),
-    (30, "In 30 days"),
-    (90, "In 90 days"),
-    (365, "In 1 year"),
-];
-
-/// Adds the Settings routes to `route`.
-pub fn attach(route: Route) -> Route {
+/// Adds the account owners' routes to `route`.
+pub fn attach(route: Route, state: Arc<ConsoleState>) -> Route {
+    let page = |endpoint: poem::RouteMethod| {
+        endpoint
+            .map_to_response()
+            .after(protect)
+            .data(state.clone())
+    };
     route
-        .at(
-            "/login",
-            get(login_page).post(login).map_to_response().after(protect),
-        )
-        .at("/logout", post(logout).map_to_response().after(protect))
-        .at(
-            "/settings/api-keys",
-            get(keys_page)
-                .post(generate)
-                .map_to_response()
-                .after(protect),
-        )
+        .at("/", page(get(home)))
+        .at("/settings", page(get(settings_index)))
+        .at(LOGIN, page(get(login_page).post(login)))
+        .at(LOGOUT, page(post(logout)))
+        .at(SETTINGS_API_KEYS, page(get(keys_page).post(generate)))
         .at(
             "/settings/api-keys/:key_id/revoke",
-            get(revoke_confirmation)
-                .post(revoke)
-                .map_to_response()
-                .after(protect),
+            page(get(revoke_confirmation).post(revoke)),
         )
-        .at(
-            "/settings/api-keys/:key_id/roll",
-            post(roll).map_to_response().after(protect),
-        )
+        .at("/settings/api-keys/:key_id/roll", page(post(roll)))
+}
+
+/// `GET /`: a person who opens the gateway's address learns where to go.
+#[handler]
+async fn home() -> Response {
+    html(StatusCode::OK, pages::home())
+}
+
+/// `GET /settings`: the only Settings section is the API keys.
+#[handler]
+async fn settings_index() -> Response {
+    redirect(SETTINGS_API_KEYS)
 }
 
 /// Pages that may show a key, a CSRF token or account data are never cached and
@@ -111,9 +109,9 @@ fn cookie(req: &Request, name: &str) -> Option<String> {
 }
 
 /// Whether the browser reached us over TLS (through a trusted proxy that says so).
-fn over_tls(req: &Request, state: &AppState) -> bool {
+fn over_tls(req: &Request, state: &ConsoleState) -> bool {
     req.uri().scheme_str() == Some("https")
-        || (state.limits.trust_forwarded_for
+        || (state.trust_forwarded_for
             && req
                 .headers()
                 .get("x-forwarded-proto")
@@ -123,7 +121,7 @@ fn over_tls(req: &Request, state: &AppState) -> bool {
 fn set_cookie(
     resp: &mut Response,
     req: &Request,
-    state: &AppState,
+    state: &ConsoleState,
     name: &str,
     value: &str,
     max_age: u64,
@@ -170,9 +168,9 @@ fn store_trouble(err: AdminError) -> Response {
 }
 
 /// The signed-in owner, or the response to send instead (sign-in page).
-async fn signed_in(req: &Request, state: &AppState) -> Result<(String, Session), Response> {
+async fn signed_in(req: &Request, state: &ConsoleState) -> Result<(String, Session), Response> {
     let Some(token) = cookie(req, SESSION_COOKIE) else {
-        return Err(redirect("/login"));
+        return Err(redirect(LOGIN));
     };
     match state.sessions.find(&token).await {
         Ok(Some(session)) => Ok((token, session)),
@@ -183,7 +181,11 @@ async fn signed_in(req: &Request, state: &AppState) -> Result<(String, Session),
 
 /// The signed-in owner of a form post whose CSRF token matches the session's, or the
 /// response to send instead.
-async fn signed_in_form(req: &Request, state: &AppState, csrf: &str) -> Result<Session, Response> {
+async fn signed_in_form(
+    req: &Request,
+    state: &ConsoleState,
+    csrf: &str,
+) -> Result<Session, Response> {
     let (_, session) = signed_in(req, state).await?;
     if tokens_match(csrf, &session.csrf_token) {
         Ok(session)
@@ -228,7 +230,7 @@ struct LoginQuery {
 }
 
 #[handler]
-async fn login_page(req: &Request, state: Data<&Arc<AppState>>) -> Response {
+async fn login_page(req: &Request, state: Data<&Arc<ConsoleState>>) -> Response {
     let expired = req
         .params::<LoginQuery>()
         .is_ok_and(|q| q.expired.is_some());
@@ -243,7 +245,7 @@ async fn login_page(req: &Request, state: Data<&Arc<AppState>>) -> Response {
 
 fn login_form(
     req: &Request,
-    state: &AppState,
+    state: &ConsoleState,
     status: StatusCode,
     notice: Option<&str>,
     email: &str,
@@ -262,23 +264,20 @@ struct LoginForm {
 }
 
 #[handler]
-async fn login(req: &Request, state: Data<&Arc<AppState>>, form: Form<LoginForm>) -> Response {
-    let state: &AppState = &state;
+async fn login(req: &Request, state: Data<&Arc<ConsoleState>>, form: Form<LoginForm>) -> Response {
+    let state: &ConsoleState = &state;
     let expected = cookie(req, LOGIN_CSRF_COOKIE).unwrap_or_default();
     if !tokens_match(&form.csrf, &expected) {
         return csrf_refused();
     }
     let email = form.email.trim().to_lowercase();
-    let address = client_address(req, state.limits.trust_forwarded_for);
+    let address = client_address(req, state.trust_forwarded_for);
     let buckets = [
-        (format!("login:email:{email}"), LOGIN_FAILURES_PER_EMAIL),
-        (format!("login:addr:{address}"), LOGIN_FAILURES_PER_ADDRESS),
+        (Bucket::LoginEmail(&email), LOGIN_FAILURES_PER_EMAIL),
+        (Bucket::LoginAddress(&address), LOGIN_FAILURES_PER_ADDRESS),
     ];
     for (bucket, limit) in &buckets {
-        let d = state
-            .limiter
-            .peek(bucket, *limit, state.limits.window)
-            .await;
+        let d = state.limiter.peek(bucket, *limit, state.window).await;
         if !d.allowed {
             let mut resp = html(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -308,10 +307,7 @@ async fn login(req: &Request, state: Data<&Arc<AppState>>, form: Form<LoginForm>
     };
     let Some(user) = user else {
         for (bucket, limit) in &buckets {
-            state
-                .limiter
-                .acquire(bucket, *limit, state.limits.window)
-                .await;
+            state.limiter.acquire(bucket, *limit, state.window).await;
         }
         return login_form(
             req,
@@ -323,7 +319,7 @@ async fn login(req: &Request, state: Data<&Arc<AppState>>, form: Form<LoginForm>
     };
     match state.sessions.start(user.id, state.session_ttl).await {
         Ok((token, _)) => {
-            let mut resp = redirect("/settings/api-keys");
+            let mut resp = redirect(SETTINGS_API_KEYS);
             set_cookie(
                 &mut resp,
                 req,
@@ -345,7 +341,7 @@ struct CsrfOnly {
 }
 
 #[handler]
-async fn logout(req: &Request, state: Data<&Arc<AppState>>, form: Form<CsrfOnly>) -> Response {
+async fn logout(req: &Request, state: Data<&Arc<ConsoleState>>, form: Form<CsrfOnly>) -> Response {
     let (token, session) = match signed_in(req, &state).await {
         Ok(found) => found,
         Err(resp) => return resp,
@@ -356,26 +352,15 @@ async fn logout(req: &Request, state: Data<&Arc<AppState>>, form: Form<CsrfOnly>
     if let Err(err) = state.sessions.end(&token).await {
         return store_trouble(err);
     }
-    let mut resp = redirect("/login");
+    let mut resp = redirect(LOGIN);
     set_cookie(&mut resp, req, &state, SESSION_COOKIE, "", 0);
     resp
 }
 
 // ---- keys ----------------------------------------------------------------------
 
-/// What the keys page shows besides the list.
-#[derive(Default)]
-struct Flash {
-    /// A key to show this once: (name, full key).
-    new_key: Option<(String, String)>,
-    /// A confirmation line.
-    notice: Option<String>,
-    /// A problem with the last form.
-    error: Option<String>,
-}
-
 async fn render_keys(
-    state: &AppState,
+    state: &ConsoleState,
     session: &Session,
     status: StatusCode,
     flash: Flash,
@@ -400,13 +385,13 @@ async fn render_keys(
             &history,
             &session.csrf_token,
             &flash,
-            state.limits.per_window,
+            state.default_limit_per_window,
         ),
     )
 }
 
 #[handler]
-async fn keys_page(req: &Request, state: Data<&Arc<AppState>>) -> Response {
+async fn keys_page(req: &Request, state: Data<&Arc<ConsoleState>>) -> Response {
     match signed_in(req, &state).await {
         Ok((_, session)) => render_keys(&state, &session, StatusCode::OK, Flash::default()).await,
         Err(resp) => resp,
@@ -420,10 +405,10 @@ struct GenerateForm {
     expires_in_days: Option<u32>,
 }
 
-fn settings_actor(req: &Request, state: &AppState) -> Actor {
+fn settings_actor(req: &Request, state: &ConsoleState) -> Actor {
     Actor {
-        source: "settings",
-        address: Some(client_address(req, state.limits.trust_forwarded_for)),
+        source: ActorSource::Settings,
+        address: Some(client_address(req, state.trust_forwarded_for)),
     }
 }
 
@@ -439,7 +424,7 @@ fn form_problem(err: AdminError) -> Result<String, AdminError> {
 #[handler]
 async fn generate(
     req: &Request,
-    state: Data<&Arc<AppState>>,
+    state: Data<&Arc<ConsoleState>>,
     form: Form<GenerateForm>,
 ) -> Response {
     let session = match signed_in_form(req, &state, &form.csrf).await {
@@ -482,7 +467,7 @@ async fn generate(
 /// The key, if it belongs to the signed-in owner: one owner never sees or touches
 /// another's keys (a foreign id is "not found").
 async fn own_key(
-    state: &AppState,
+    state: &ConsoleState,
     session: &Session,
     key_id: Uuid,
 ) -> Result<Option<ciq_entity::api_key::Model>, AdminError> {
@@ -496,7 +481,7 @@ async fn own_key(
 #[handler]
 async fn revoke_confirmation(
     req: &Request,
-    state: Data<&Arc<AppState>>,
+    state: Data<&Arc<ConsoleState>>,
     Path(key_id): Path<Uuid>,
 ) -> Response {
     let (_, session) = match signed_in(req, &state).await {
@@ -516,7 +501,7 @@ async fn revoke_confirmation(
 #[handler]
 async fn revoke(
     req: &Request,
-    state: Data<&Arc<AppState>>,
+    state: Data<&Arc<ConsoleState>>,
     Path(key_id): Path<Uuid>,
     form: Form<CsrfOnly>,
 ) -> Response {
@@ -553,7 +538,7 @@ struct RollForm {
 #[handler]
 async fn roll(
     req: &Request,
-    state: Data<&Arc<AppState>>,
+    state: Data<&Arc<ConsoleState>>,
     Path(key_id): Path<Uuid>,
     form: Form<RollForm>,
 ) -> Response {

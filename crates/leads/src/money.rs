@@ -5,10 +5,6 @@
 //! representation, and our range (≤ 999 999 999 999.99, 14 digits) stays inside
 //! that, so `50000.10` becomes exactly 5 000 010 cents — never `50000.0999`.
 
-use std::borrow::Cow;
-
-use poem_openapi::registry::{MetaSchema, MetaSchemaRef};
-use poem_openapi::types::{ParseError, ParseFromJSON, ParseResult, ToJSON, Type};
 use serde_json::{Number, Value};
 
 /// Largest accepted amount, in cents (999 999 999 999.99).
@@ -66,46 +62,6 @@ impl Money {
         } else {
             Number::from_f64(self.cents as f64 / 100.0).expect("finite")
         }
-    }
-}
-
-impl Type for Money {
-    const IS_REQUIRED: bool = true;
-    type RawValueType = Self;
-    type RawElementValueType = Self;
-
-    fn name() -> Cow<'static, str> {
-        "money".into()
-    }
-
-    fn schema_ref() -> MetaSchemaRef {
-        let mut schema = MetaSchema::new("number");
-        schema.minimum = Some(0.0);
-        schema.maximum = Some(MAX_CENTS as f64 / 100.0);
-        schema.multiple_of = Some(0.01);
-        MetaSchemaRef::Inline(Box::new(schema))
-    }
-
-    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
-        Some(self)
-    }
-
-    fn raw_element_iter<'a>(
-        &'a self,
-    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
-        Box::new(self.as_raw_value().into_iter())
-    }
-}
-
-impl ParseFromJSON for Money {
-    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
-        parse_money(&value.unwrap_or_default()).map_err(ParseError::custom)
-    }
-}
-
-impl ToJSON for Money {
-    fn to_json(&self) -> Option<Value> {
-        Some(Value::Number(self.to_number()))
     }
 }
 

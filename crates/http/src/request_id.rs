@@ -1,7 +1,8 @@
 //! `X-Request-Id`: accepted from the client (or the load balancer) when it is sane,
 //! generated otherwise, echoed on the response, and carried by every log line of the
 //! request. One access line per request says what happened — never a key, a body or
-//! a token.
+//! a token. A failure's cause (left by the raiser in the response, see
+//! [`crate::error::ErrorCause`]) is logged here, once.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -28,7 +29,7 @@ pub fn request_id(req: &Request) -> String {
 pub async fn track<E: Endpoint>(endpoint: Arc<E>, req: Request) -> poem::Result<Response> {
     let id = request_id(&req);
     let method = req.method().clone();
-    let route = crate::metrics::route_label(req.uri().path());
+    let route = crate::routes::label(req.uri().path());
     let started = Instant::now();
     let span = tracing::info_span!("request", request_id = %id);
     let result = endpoint
@@ -40,14 +41,18 @@ pub async fn track<E: Endpoint>(endpoint: Arc<E>, req: Request) -> poem::Result<
         Ok(resp) => resp,
         Err(err) => err.into_response(),
     };
-    span.in_scope(|| {
-        tracing::info!(
-            %method,
-            route,
-            status = resp.status().as_u16(),
-            ms = started.elapsed().as_secs_f64() * 1000.0,
-            "request"
-        );
+    let status = resp.status().as_u16();
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    // The one place a failure is logged: with its cause, if the raiser left one.
+    let cause = resp.extensions_mut().remove::<crate::error::ErrorCause>();
+    span.in_scope(|| match cause {
+        Some(crate::error::ErrorCause(cause)) if status >= 500 => {
+            tracing::error!(%method, route, status, ms, %cause, "request");
+        }
+        Some(crate::error::ErrorCause(cause)) => {
+            tracing::info!(%method, route, status, ms, %cause, "request");
+        }
+        None => tracing::info!(%method, route, status, ms, "request"),
     });
     resp.headers_mut().insert(
         HEADER,

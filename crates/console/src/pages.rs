@@ -1,12 +1,37 @@
-//! The Settings pages' HTML (maud escapes every value).
+//! The Settings pages' HTML (maud escapes every value), with the choices their
+//! forms offer.
 
 use chrono::{DateTime, Utc};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
-use ciq_admin::keys::{KeyEventView, KeySummary};
+use ciq_admin::keys::{KeyEventView, KeyStatus, KeySummary};
 use ciq_entity::{api_key, user};
 
-use super::{EXPIRY_CHOICES, Flash, ROLL_OVERLAPS};
+/// Overlaps offered when rolling a key, in seconds, with their labels.
+pub const ROLL_OVERLAPS: [(u64, &str); 4] = [
+    (0, "Immediately"),
+    (3600, "After 1 hour"),
+    (86_400, "After 24 hours"),
+    (604_800, "After 7 days"),
+];
+/// Expiries offered when generating a key, in days (0 = never).
+pub const EXPIRY_CHOICES: [(u32, &str); 4] = [
+    (0, "Never"),
+    (30, "In 30 days"),
+    (90, "In 90 days"),
+    (365, "In 1 year"),
+];
+
+/// What the keys page shows besides the list.
+#[derive(Default)]
+pub struct Flash {
+    /// A key to show this once: (name, full key).
+    pub new_key: Option<(String, String)>,
+    /// A confirmation line.
+    pub notice: Option<String>,
+    /// A problem with the last form.
+    pub error: Option<String>,
+}
 
 const STYLE: &str = r#"
 :root { --ink:#1d2433; --muted:#5b6477; --line:#e3e7ee; --brand:#3b5bdb; --bg:#f6f8fb; --ok:#2b8a3e; --bad:#c92a2a; --warn:#e67700; }
@@ -103,6 +128,24 @@ pub fn message(title: &str, text: &str) -> Markup {
                 h1 { (title) }
                 p { (text) }
                 p { a.button.secondary href="/settings/api-keys" { "Back to API keys" } }
+            }
+        },
+    )
+}
+
+/// `GET /`: what this server is and where to go.
+pub fn home() -> Markup {
+    layout(
+        "ConvertIQ lead gateway",
+        html! {},
+        html! {
+            section.card.narrow.stack {
+                h1 { "ConvertIQ lead gateway" }
+                p { "This server takes leads from web forms, CRMs and scripts into ConvertIQ accounts." }
+                ul {
+                    li { a href="/docs" { "API documentation" } " — create leads with your API key (Swagger UI, with Try it out)." }
+                    li { a href="/settings/api-keys" { "Settings → API Key" } " — sign in to generate, roll and revoke your keys." }
+                }
             }
         },
     )
@@ -218,7 +261,7 @@ pub fn keys(
                                     td { (when(key.last_used_at)) }
                                     td { (when(key.expires_at)) }
                                     td {
-                                        @if key.status == "active" {
+                                        @if key.status == KeyStatus::Active {
                                             div.actions {
                                                 form method="post" action=(format!("/settings/api-keys/{}/roll", key.id)) {
                                                     input type="hidden" name="csrf" value=(csrf);
@@ -250,7 +293,7 @@ pub fn keys(
                     ul.history {
                         @for event in history {
                             li {
-                                strong { (event.kind) } " · " (when(Some(event.at))) " · via " (event.source)
+                                strong { (event.kind.as_str()) } " · " (when(Some(event.at))) " · via " (event.source.as_str())
                                 @if let Some(address) = &event.address { " from " (address) }
                                 @if let Some(detail) = &event.detail { span.muted { " — " (detail) } }
                             }

@@ -317,7 +317,7 @@ async fn insert_batch(
         .bind(column(rows, |r| r.source.clone()))
         .bind(column(rows, |r| r.industry.clone()))
         .bind(column(rows, |r| r.score))
-        .bind(column(rows, |r| r.status.clone()))
+        .bind(column(rows, |r| r.status.as_str()))
         .bind(column(rows, |r| r.monthly_revenue_cents))
         .bind(column(rows, |r| r.budget_cents))
         .bind(column(rows, |r| r.description.clone()))
@@ -397,7 +397,7 @@ mod tests {
             source: "Website".into(),
             industry: "Technology".into(),
             score: None,
-            status: "new".into(),
+            status: ciq_entity::lead::LeadStatus::New,
             monthly_revenue_cents: None,
             budget_cents: None,
             description: None,

@@ -13,7 +13,8 @@ use uuid::Uuid;
 
 use ciq_entity::idempotency_key;
 
-use crate::error::{ApiError, FieldError};
+use crate::error::LeadError;
+use crate::rules::Violation;
 
 /// Longest accepted key.
 pub const MAX_KEY_LEN: usize = 255;
@@ -32,17 +33,59 @@ pub enum Claim {
 
 /// The key, if it is 1 to 255 printable ASCII characters. Takes the header's raw
 /// bytes: a key the client sent must never be dropped silently for being unusual.
-pub fn validate_key(raw: &[u8]) -> Result<String, ApiError> {
+pub fn validate_key(raw: &[u8]) -> Result<String, Violation> {
     let ok =
         (1..=MAX_KEY_LEN).contains(&raw.len()) && raw.iter().all(|b| (0x21..=0x7e).contains(b));
     if ok {
         Ok(String::from_utf8_lossy(raw).into_owned())
     } else {
-        Err(ApiError::validation_failed(vec![FieldError::new(
+        Err(Violation::new(
             format!("header.{HEADER}"),
             format!("must be 1 to {MAX_KEY_LEN} printable ASCII characters without spaces"),
-        )]))
+        ))
     }
+}
+
+/// BLAKE2s (hex) of a request body in canonical form (object keys sorted), so that a
+/// retry with the same `Idempotency-Key` is recognised whatever the key order or
+/// spacing of its JSON.
+pub fn fingerprint(value: &serde_json::Value) -> String {
+    fn canonical(value: &serde_json::Value, out: &mut String) {
+        match value {
+            serde_json::Value::Object(map) => {
+                let mut keys: Vec<&String> = map.keys().collect();
+                keys.sort();
+                out.push('{');
+                for (i, key) in keys.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&serde_json::Value::String(key.clone()).to_string());
+                    out.push(':');
+                    canonical(&map[key], out);
+                }
+                out.push('}');
+            }
+            serde_json::Value::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    canonical(item, out);
+                }
+                out.push(']');
+            }
+            scalar => out.push_str(&scalar.to_string()),
+        }
+    }
+    use blake2::Digest;
+    let mut text = String::new();
+    canonical(value, &mut text);
+    blake2::Blake2s256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Claims `key` for `user_id` and a body with `fingerprint`.
@@ -51,7 +94,7 @@ pub async fn claim(
     user_id: Uuid,
     key: &str,
     fingerprint: &str,
-) -> Result<Claim, ApiError> {
+) -> Result<Claim, LeadError> {
     for _ in 0..2 {
         let row = idempotency_key::ActiveModel {
             user_id: Set(user_id),
@@ -67,12 +110,11 @@ pub async fn claim(
         match inserted {
             Ok(_) => return Ok(Claim::Fresh),
             Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {}
-            Err(err) => return Err(unavailable(err)),
+            Err(err) => return Err(err.into()),
         }
         let Some(existing) = idempotency_key::Entity::find_by_id((user_id, key.to_owned()))
             .one(db)
-            .await
-            .map_err(unavailable)?
+            .await?
         else {
             continue; // released meanwhile: try again
         };
@@ -82,23 +124,14 @@ pub async fn claim(
             continue;
         }
         if existing.request_hash != fingerprint {
-            return Err(ApiError::unprocessable(
-                "idempotency_key_reused",
-                "this Idempotency-Key was used with a different request body in the last 24 hours",
-            ));
+            return Err(LeadError::IdempotencyKeyReused);
         }
         return match existing.response_body {
             Some(body) => Ok(Claim::Replay(body)),
-            None => Err(ApiError::conflict(
-                "idempotency_key_in_use",
-                "a request with this Idempotency-Key is still being processed; retry shortly",
-            )),
+            None => Err(LeadError::IdempotencyKeyInUse),
         };
     }
-    Err(ApiError::conflict(
-        "idempotency_key_in_use",
-        "a request with this Idempotency-Key is still being processed; retry shortly",
-    ))
+    Err(LeadError::IdempotencyKeyInUse)
 }
 
 /// Records the answer of a claimed key, inside the transaction that stored the lead,
@@ -126,22 +159,26 @@ pub async fn complete(
 }
 
 /// Frees a claimed key whose request failed, so that a retry can run.
-pub async fn forget(db: &DatabaseConnection, user_id: Uuid, key: &str) -> Result<(), ApiError> {
+pub async fn forget(db: &DatabaseConnection, user_id: Uuid, key: &str) -> Result<(), LeadError> {
     idempotency_key::Entity::delete_by_id((user_id, key.to_owned()))
         .exec(db)
-        .await
-        .map_err(unavailable)?;
+        .await?;
     Ok(())
-}
-
-fn unavailable(err: sea_orm::DbErr) -> ApiError {
-    tracing::error!(error = %err, "idempotency store unavailable");
-    ApiError::service_unavailable()
 }
 
 #[cfg(test)]
 mod tests {
-    use super::validate_key;
+    use super::{fingerprint, validate_key};
+
+    #[test]
+    fn fingerprints_ignore_key_order_and_spacing_but_not_values() {
+        let a = serde_json::json!({"lead": {"name": "Jane", "email": "j@x.io"}});
+        let b: serde_json::Value =
+            serde_json::from_str(r#"{ "lead" : { "email":"j@x.io",  "name":"Jane" } }"#).unwrap();
+        let c = serde_json::json!({"lead": {"name": "Jane", "email": "k@x.io"}});
+        assert_eq!(fingerprint(&a), fingerprint(&b));
+        assert_ne!(fingerprint(&a), fingerprint(&c));
+    }
 
     #[test]
     fn keys_are_printable_ascii_up_to_255() {
@@ -149,7 +186,7 @@ mod tests {
         assert!(validate_key("k".repeat(255).as_bytes()).is_ok());
         for bad in ["", "has space", "tab\t", "é", &"k".repeat(256)] {
             let err = validate_key(bad.as_bytes()).unwrap_err();
-            assert_eq!(err.details[0].field, "header.Idempotency-Key");
+            assert_eq!(err.field, "header.Idempotency-Key");
         }
     }
 }

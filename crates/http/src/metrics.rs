@@ -1,4 +1,5 @@
-//! Prometheus metrics at `GET /metrics`.
+//! Prometheus metrics: the process's recorder, the request counter middleware, and
+//! the text exposition served at `GET /metrics`.
 //!
 //! | metric | kind | labels |
 //! |---|---|---|
@@ -11,6 +12,9 @@
 //! | `ciq_key_cache_hits_total` | counter | — |
 //! | `ciq_argon2_verifications_total` | counter | — |
 //! | `ciq_db_pool_connections`, `ciq_db_pool_idle_connections` | gauge | — |
+//!
+//! The last five are read from the instance's state at scrape time (the operator
+//! module's `/metrics` passes them to [`render`]); the rest are recorded here.
 //! | `ciq_lead_batch_size` | histogram | — (rows per group-commit INSERT) |
 //! | `ciq_lead_batch_linger_seconds` | histogram | — (a writer's wait for announced rows) |
 //! | `ciq_lead_commit_seconds` | histogram | — (one group-commit INSERT and its commit) |
@@ -23,8 +27,6 @@ use std::time::Instant;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use poem::{Endpoint, IntoResponse, Request, Response};
-
-use crate::state::AppState;
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -66,69 +68,19 @@ pub fn handle() -> &'static PrometheusHandle {
     })
 }
 
-/// The Prometheus text exposition: what was counted as it happened, then what is
-/// read from this instance's state (written here rather than through the global
-/// recorder, so each instance reports its own).
-pub fn render(state: &AppState) -> String {
+/// Renders what the recorder holds, followed by `own`: values read from one
+/// instance's state at scrape time (name, kind, help, value), written here rather
+/// than through the global recorder so that each instance reports its own.
+pub fn render(own: &[(&str, &str, &str, u64)]) -> String {
     let handle = handle();
     handle.run_upkeep();
     let mut text = handle.render();
-    let own = [
-        (
-            "ciq_rate_limiter_degraded",
-            "gauge",
-            "1 while Redis is configured but unreachable (limiting in-process).",
-            u64::from(state.limiter.degraded()),
-        ),
-        (
-            "ciq_key_cache_hits_total",
-            "counter",
-            "Key verifications answered from the in-memory cache.",
-            state.verifier.cache_hits(),
-        ),
-        (
-            "ciq_argon2_verifications_total",
-            "counter",
-            "argon2id verifications run (cache misses).",
-            state.verifier.argon2_runs(),
-        ),
-    ];
-    let (pool_size, pool_idle) = pool_usage(&state.db);
-    let own = own.into_iter().chain([
-        (
-            "ciq_db_pool_connections",
-            "gauge",
-            "Open connections in the database pool.",
-            pool_size,
-        ),
-        (
-            "ciq_db_pool_idle_connections",
-            "gauge",
-            "Idle connections in the database pool (open minus in use).",
-            pool_idle,
-        ),
-    ]);
     for (name, kind, help, value) in own {
         text.push_str(&format!(
             "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
         ));
     }
     text
-}
-
-/// Open and idle connections of the pool.
-fn pool_usage(db: &sea_orm::DatabaseConnection) -> (u64, u64) {
-    match db.get_database_backend() {
-        sea_orm::DatabaseBackend::Postgres => {
-            let pool = db.get_postgres_connection_pool();
-            (u64::from(pool.size()), pool.num_idle() as u64)
-        }
-        sea_orm::DatabaseBackend::Sqlite => {
-            let pool = db.get_sqlite_connection_pool();
-            (u64::from(pool.size()), pool.num_idle() as u64)
-        }
-        _ => (0, 0),
-    }
 }
 
 /// Counts one limiter decision.
@@ -143,19 +95,20 @@ pub fn record_decision_latency(took: std::time::Duration) {
     metrics::histogram!("ciq_rate_limit_decision_seconds").record(took.as_secs_f64());
 }
 
-/// Routes as labels: the known paths, and `other` for everything else, so that
-/// scanners probing random paths cannot blow up the label set.
-pub fn route_label(path: &str) -> &'static str {
-    match path {
-        crate::leads::CREATE_PATH => crate::leads::CREATE_PATH,
-        "/healthz" => "/healthz",
-        "/readyz" => "/readyz",
-        "/metrics" => "/metrics",
-        "/openapi.json" => "/openapi.json",
-        p if p.starts_with("/docs") => "/docs",
-        "/login" | "/logout" => "/login",
-        p if p.starts_with("/settings/") => "/settings",
-        p if p.starts_with("/admin/") => "/admin",
+/// Methods as labels: the ones HTTP defines, and `other` for invented ones, so that
+/// `FOO1 /`, `FOO2 /`, ... cannot grow `/metrics` and memory for ever.
+pub fn method_label(method: &poem::http::Method) -> &'static str {
+    use poem::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::CONNECT => "CONNECT",
         _ => "other",
     }
 }
@@ -165,8 +118,8 @@ pub async fn track<E: Endpoint>(
     endpoint: std::sync::Arc<E>,
     req: Request,
 ) -> poem::Result<Response> {
-    let route = route_label(req.uri().path());
-    let method = req.method().to_string();
+    let route = crate::routes::label(req.uri().path());
+    let method = method_label(req.method());
     let started = Instant::now();
     let result = endpoint.call(req).await.map(IntoResponse::into_response);
     let status = match &result {
@@ -187,6 +140,13 @@ pub async fn track<E: Endpoint>(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn invented_methods_share_one_label() {
+        let foo = poem::http::Method::from_bytes(b"FOO1").unwrap();
+        assert_eq!(super::method_label(&foo), "other");
+        assert_eq!(super::method_label(&poem::http::Method::POST), "POST");
+    }
+
     #[test]
     fn installing_the_recorder_starts_its_upkeep_thread() {
         super::handle();

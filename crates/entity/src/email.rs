@@ -1,4 +1,5 @@
-//! Email address rules shared by user accounts and leads.
+//! The email address rule of `users.email` and `leads.email`: one rule for both
+//! tables, so an owner's address and a lead's are judged alike.
 
 use email_address::{EmailAddress, Options};
 

@@ -1,4 +1,4 @@
-//! Liveness and readiness.
+//! Liveness, readiness and the metrics exposition of one instance.
 
 use std::sync::Arc;
 
@@ -6,8 +6,8 @@ use poem::web::Data;
 use poem_openapi::payload::{Json, PlainText};
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
-use crate::ApiTags;
-use crate::state::AppState;
+use super::state::OperatorState;
+use super::tags::OperatorTags;
 
 /// Liveness answer.
 #[derive(Debug, Object)]
@@ -55,7 +55,7 @@ impl HealthApi {
     #[oai(
         path = "/healthz",
         method = "get",
-        tag = "ApiTags::Health",
+        tag = "OperatorTags::Health",
         operation_id = "healthz"
     )]
     async fn healthz(&self) -> Json<Alive> {
@@ -72,10 +72,10 @@ impl HealthApi {
     #[oai(
         path = "/readyz",
         method = "get",
-        tag = "ApiTags::Health",
+        tag = "OperatorTags::Health",
         operation_id = "readyz"
     )]
-    async fn readyz(&self, state: Data<&Arc<AppState>>) -> ReadyResponse {
+    async fn readyz(&self, state: Data<&Arc<OperatorState>>) -> ReadyResponse {
         let db_ok = state.db.ping().await.is_ok();
         let degraded = state.limiter.degraded();
         let redis = match (degraded, state.limiter.backend()) {
@@ -104,10 +104,62 @@ impl HealthApi {
     #[oai(
         path = "/metrics",
         method = "get",
-        tag = "ApiTags::Health",
+        tag = "OperatorTags::Health",
         operation_id = "metrics"
     )]
-    async fn metrics(&self, state: Data<&Arc<AppState>>) -> PlainText<String> {
-        PlainText(crate::metrics::render(&state))
+    async fn metrics(&self, state: Data<&Arc<OperatorState>>) -> PlainText<String> {
+        PlainText(render_metrics(&state))
+    }
+}
+
+/// The recorder's metrics followed by what is read from this instance's state.
+pub fn render_metrics(state: &OperatorState) -> String {
+    let (pool_size, pool_idle) = pool_usage(&state.db);
+    ciq_http::metrics::render(&[
+        (
+            "ciq_rate_limiter_degraded",
+            "gauge",
+            "1 while Redis is configured but unreachable (limiting in-process).",
+            u64::from(state.limiter.degraded()),
+        ),
+        (
+            "ciq_key_cache_hits_total",
+            "counter",
+            "Key verifications answered from the in-memory cache.",
+            state.verifier.cache_hits(),
+        ),
+        (
+            "ciq_argon2_verifications_total",
+            "counter",
+            "argon2id verifications run (cache misses).",
+            state.verifier.argon2_runs(),
+        ),
+        (
+            "ciq_db_pool_connections",
+            "gauge",
+            "Open connections in the database pool.",
+            pool_size,
+        ),
+        (
+            "ciq_db_pool_idle_connections",
+            "gauge",
+            "Idle connections in the database pool (open minus in use).",
+            pool_idle,
+        ),
+    ])
+}
+
+/// Open and idle connections of the pool.
+fn pool_usage(db: &sea_orm::DatabaseConnection) -> (u64, u64) {
+    match db.get_database_backend() {
+        sea_orm::DatabaseBackend::Postgres => {
+            let pool = db.get_postgres_connection_pool();
+            (u64::from(pool.size()), pool.num_idle() as u64)
+        }
+        sea_orm::DatabaseBackend::Sqlite => {
+            let pool = db.get_sqlite_connection_pool();
+            (u64::from(pool.size()), pool.num_idle() as u64)
+        }
+        _ => (0, 0),
     }
 }

@@ -6,10 +6,43 @@
 
 use serde_json::{Map, Value};
 
-use ciq_admin::email::{MAX_EMAIL_LEN, is_valid_email};
+use ciq_entity::email::{MAX_EMAIL_LEN, is_valid_email};
+use ciq_entity::lead::LeadStatus;
 
-use super::money::{Money, parse_money};
-use crate::error::FieldError;
+use crate::money::{Money, parse_money};
+
+/// One broken rule: the field's path in the body (`lead.email`) and the rule in words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// Path of the offending field.
+    pub field: String,
+    /// The rule it broke.
+    pub message: String,
+}
+
+impl Violation {
+    /// A broken rule for `field`.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The longest text each field takes, in characters: the validator and the
+/// document both read this table (a field with no entry takes no text).
+pub const MAX_LENGTHS: [(&str, usize); 6] = [
+    ("name", MAX_NAME_LEN),
+    ("email", MAX_EMAIL_LEN),
+    ("phone", MAX_PHONE_INPUT_LEN),
+    ("source", MAX_SOURCE_LEN),
+    ("industry", MAX_INDUSTRY_LEN),
+    ("description", MAX_DESCRIPTION_LEN),
+];
+
+/// Longest phone as sent, separators included (the digits are checked after).
+pub const MAX_PHONE_INPUT_LEN: usize = 32;
 
 /// Longest `name`, in characters.
 pub const MAX_NAME_LEN: usize = 200;
@@ -25,8 +58,6 @@ pub const MIN_PHONE_DIGITS: usize = 8;
 pub const MAX_PHONE_DIGITS: usize = 15;
 /// Lowest and highest score.
 pub const SCORE_RANGE: std::ops::RangeInclusive<i64> = 1..=10;
-/// Accepted statuses; the first is the default.
-pub const STATUSES: [&str; 4] = ["new", "contacted", "qualified", "lost"];
 
 /// The fields of `lead`, in the reference's order.
 pub const LEAD_FIELDS: [&str; 10] = [
@@ -58,7 +89,7 @@ pub struct NewLead {
     /// Score 1–10.
     pub score: Option<i32>,
     /// Status (default `new`).
-    pub status: &'static str,
+    pub status: LeadStatus,
     /// Monthly revenue.
     pub monthly_revenue: Option<Money>,
     /// Budget.
@@ -69,16 +100,16 @@ pub struct NewLead {
 
 /// Checks a parsed body `{"lead": {...}}` against every rule; returns the lead or
 /// all broken rules.
-pub fn validate_submission(body: &Value) -> Result<NewLead, Vec<FieldError>> {
+pub fn validate_submission(body: &Value) -> Result<NewLead, Vec<Violation>> {
     let Value::Object(top) = body else {
-        return Err(vec![FieldError::new(
+        return Err(vec![Violation::new(
             "body",
             "must be a JSON object of the form {\"lead\": {...}}",
         )]);
     };
     let mut errors = Vec::new();
     for key in top.keys().filter(|k| k.as_str() != "lead") {
-        errors.push(FieldError::new(
+        errors.push(Violation::new(
             key.clone(),
             "is not a known field; the lead's fields go inside \"lead\"",
         ));
@@ -86,11 +117,11 @@ pub fn validate_submission(body: &Value) -> Result<NewLead, Vec<FieldError>> {
     let lead = match top.get("lead") {
         Some(Value::Object(lead)) => lead,
         None | Some(Value::Null) => {
-            errors.insert(0, FieldError::new("lead", "is required"));
+            errors.insert(0, Violation::new("lead", "is required"));
             return Err(errors);
         }
         Some(_) => {
-            errors.insert(0, FieldError::new("lead", "must be an object"));
+            errors.insert(0, Violation::new("lead", "must be an object"));
             return Err(errors);
         }
     };
@@ -116,7 +147,7 @@ pub fn validate_submission(body: &Value) -> Result<NewLead, Vec<FieldError>> {
     let budget = fields.money("budget");
     let description = fields.optional_text("description", MAX_DESCRIPTION_LEN, true);
     for key in lead.keys().filter(|k| !LEAD_FIELDS.contains(&k.as_str())) {
-        errors.push(FieldError::new(
+        errors.push(Violation::new(
             format!("lead.{key}"),
             format!("is not a known field (known: {})", LEAD_FIELDS.join(", ")),
         ));
@@ -142,13 +173,13 @@ pub fn validate_submission(body: &Value) -> Result<NewLead, Vec<FieldError>> {
 
 struct Fields<'a> {
     lead: &'a Map<String, Value>,
-    errors: &'a mut Vec<FieldError>,
+    errors: &'a mut Vec<Violation>,
 }
 
 impl<'a> Fields<'a> {
     fn fail(&mut self, field: &str, rule: impl Into<String>) {
         self.errors
-            .push(FieldError::new(format!("lead.{field}"), rule));
+            .push(Violation::new(format!("lead.{field}"), rule));
     }
 
     /// The value, with JSON `null` treated as absent.
@@ -202,6 +233,10 @@ impl<'a> Fields<'a> {
         if raw.is_empty() {
             return None;
         }
+        if raw.chars().count() > MAX_PHONE_INPUT_LEN {
+            self.fail("phone", phone_rule());
+            return None;
+        }
         let body = raw.strip_prefix('+').unwrap_or(raw);
         let digits: String = body
             .chars()
@@ -237,18 +272,16 @@ impl<'a> Fields<'a> {
         }
     }
 
-    fn status(&mut self) -> &'static str {
+    fn status(&mut self) -> LeadStatus {
         let Some(value) = self.get("status") else {
-            return STATUSES[0];
+            return LeadStatus::default();
         };
-        match value
-            .as_str()
-            .and_then(|s| STATUSES.iter().find(|&&st| st == s))
-        {
+        match value.as_str().and_then(LeadStatus::from_name) {
             Some(status) => status,
             None => {
-                self.fail("status", format!("must be one of {}", STATUSES.join(", ")));
-                STATUSES[0]
+                let names: Vec<&str> = LeadStatus::ALL.iter().map(|s| s.as_str()).collect();
+                self.fail("status", format!("must be one of {}", names.join(", ")));
+                LeadStatus::default()
             }
         }
     }
@@ -308,7 +341,7 @@ mod tests {
             "status": "contacted", "monthly_revenue": 50000, "budget": 10000,
             "description": "Interested in AI calling"}}))
         .unwrap();
-        assert_eq!(lead.status, "contacted");
+        assert_eq!(lead.status, LeadStatus::Contacted);
         assert_eq!(lead.score, Some(7));
         assert_eq!(lead.monthly_revenue, Some(Money { cents: 5_000_000 }));
         assert_eq!(lead.phone.as_deref(), Some("15551234567"));
@@ -316,7 +349,10 @@ mod tests {
 
     #[test]
     fn status_defaults_to_new() {
-        assert_eq!(validate_submission(&minimal()).unwrap().status, "new");
+        assert_eq!(
+            validate_submission(&minimal()).unwrap().status,
+            LeadStatus::New
+        );
     }
 
     #[test]
@@ -435,9 +471,9 @@ mod tests {
 
     #[test]
     fn status_must_be_one_of_the_four() {
-        for good in STATUSES {
+        for good in LeadStatus::ALL {
             assert_eq!(
-                validate_submission(&with("status", json!(good)))
+                validate_submission(&with("status", json!(good.as_str())))
                     .unwrap()
                     .status,
                 good
@@ -558,9 +594,8 @@ mod properties {
                     prop_assert!(is_valid_email(&l.email));
                     prop_assert!(!l.source.is_empty() && !l.industry.is_empty());
                     prop_assert!(l.score.is_none_or(|s| (1..=10).contains(&s)));
-                    prop_assert!(STATUSES.contains(&l.status));
                     prop_assert!(l.phone.as_ref().is_none_or(|p| (MIN_PHONE_DIGITS..=MAX_PHONE_DIGITS).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit())));
-                    prop_assert!(l.monthly_revenue.is_none_or(|m| (0..=super::super::money::MAX_CENTS).contains(&m.cents)));
+                    prop_assert!(l.monthly_revenue.is_none_or(|m| (0..=crate::money::MAX_CENTS).contains(&m.cents)));
                 }
                 Err(errors) => {
                     prop_assert!(!errors.is_empty());

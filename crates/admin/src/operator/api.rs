@@ -1,30 +1,25 @@
-//! The operator API under `/admin/v1`, behind `Authorization: Bearer $CIQ_ADMIN_TOKEN`.
-//!
-//! With no token configured the whole API is off and answers 404, as if it were not
-//! there. Scripts depend on these routes and shapes.
+//! The operator API's operations: users and keys. Every path is under `/admin/v1/`
+//! and behind the operator token ([`guard`]).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use poem::web::Data;
 use poem::{Endpoint, Request};
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::types::{ParseFromJSON, ToJSON};
 use poem_openapi::{ApiResponse, Object, OpenApi, SecurityScheme};
+use secrecy::ExposeSecret;
 use uuid::Uuid;
 
-use ciq_admin::keys::{self, Actor, KeySummary, NewKey};
-use ciq_admin::{AdminError, SecretHasher, users};
+use ciq_http::client::client_address;
+use ciq_http::{ErrorBody, ErrorCode, HttpError, Timestamp};
 
-use crate::ApiTags;
-use crate::auth::client_address;
-use crate::error::{ApiError, ErrorBody, FieldError};
-use crate::state::AppState;
-
-/// Path prefix of the operator API.
-pub const PREFIX: &str = "/admin/v1/";
+use super::state::OperatorState;
+use super::tags::OperatorTags;
+use crate::keys::{self, Actor, KeyStatus, KeySummary, NewKey};
+use crate::{AdminError, SecretHasher, users};
 
 /// The operator token, `Authorization: Bearer <CIQ_ADMIN_TOKEN>`.
 #[derive(SecurityScheme)]
@@ -37,11 +32,11 @@ async fn accept_checked_token(_req: &Request, _bearer: poem_openapi::auth::Beare
     Some(())
 }
 
-/// Middleware for every `/admin/v1/` path: 404 when the API is off, 401 unless the
-/// bearer token matches (compared in constant time).
-pub async fn guard(state: &AppState, req: &Request) -> Result<(), ApiError> {
-    let Some(expected) = state.admin_token.as_deref() else {
-        return Err(ApiError::not_found());
+/// 401 unless the bearer token matches the configured one (compared in constant
+/// time); 404 when none is configured (the routes are then not mounted anyway).
+pub fn guard(state: &OperatorState, req: &Request) -> Result<(), HttpError> {
+    let Some(expected) = state.admin_token.as_ref() else {
+        return Err(HttpError::new(ErrorCode::NotFound));
     };
     let presented = req
         .headers()
@@ -50,26 +45,21 @@ pub async fn guard(state: &AppState, req: &Request) -> Result<(), ApiError> {
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
     match presented {
-        None => Err(ApiError::unauthorized(
-            "missing_admin_token",
-            "send the operator token as Authorization: Bearer <CIQ_ADMIN_TOKEN>",
-        )),
-        Some(token) if !ciq_admin::hashing::secrets_equal(token, expected) => Err(
-            ApiError::unauthorized("invalid_admin_token", "the operator token is not valid"),
-        ),
+        None => Err(HttpError::new(ErrorCode::MissingAdminToken)),
+        Some(token) if !crate::hashing::secrets_equal(token, expected.expose_secret()) => {
+            Err(HttpError::new(ErrorCode::InvalidAdminToken))
+        }
         Some(_) => Ok(()),
     }
 }
 
-/// Runs [`guard`] in front of the operator routes.
+/// Runs [`guard`] in front of every operator route, the document included.
 pub async fn guarded<E: Endpoint>(endpoint: Arc<E>, req: Request) -> poem::Result<poem::Response> {
-    if req.uri().path().starts_with(PREFIX) {
-        let state = req
-            .data::<Arc<AppState>>()
-            .expect("the application state is attached")
-            .clone();
-        guard(&state, &req).await?;
-    }
+    let state = req
+        .data::<Arc<OperatorState>>()
+        .expect("the operator state is attached")
+        .clone();
+    guard(&state, &req)?;
     endpoint
         .call(req)
         .await
@@ -92,7 +82,7 @@ pub enum AdminResponse<T: ParseFromJSON + ToJSON> {
     /// `missing_admin_token` / `invalid_admin_token`.
     #[oai(status = 401)]
     Unauthorized(Json<ErrorBody>),
-    /// `not_found`: no such user or key (or the operator API is off).
+    /// `not_found`: no such user or key.
     #[oai(status = 404)]
     NotFound(Json<ErrorBody>),
     /// `email_taken` / `too_many_keys`.
@@ -104,22 +94,44 @@ pub enum AdminResponse<T: ParseFromJSON + ToJSON> {
     /// `validation_failed`: a field broke a rule; see `details`.
     #[oai(status = 422)]
     ValidationFailed(Json<ErrorBody>),
-    /// `service_unavailable`: the store cannot be reached.
+    /// `internal_error`: a fault of ours (logged); retrying will not help by itself.
+    #[oai(status = 500)]
+    Internal(Json<ErrorBody>),
+    /// `service_unavailable`: the store cannot be reached; retry after `Retry-After`.
     #[oai(status = 503)]
-    Unavailable(Json<ErrorBody>),
+    Unavailable(
+        Json<ErrorBody>,
+        /// Seconds to wait before retrying.
+        #[oai(header = "Retry-After")]
+        u64,
+    ),
+    /// Any other code of the error table, with its own status.
+    Other(poem::http::StatusCode, Json<ErrorBody>),
 }
 
-impl<T: ParseFromJSON + ToJSON> From<ApiError> for AdminResponse<T> {
-    fn from(err: ApiError) -> Self {
+impl<T: ParseFromJSON + ToJSON> From<HttpError> for AdminResponse<T> {
+    fn from(err: HttpError) -> Self {
         let body = Json(err.body());
-        match err.status.as_u16() {
-            400 => Self::BadRequest(body),
-            401 => Self::Unauthorized(body),
-            404 => Self::NotFound(body),
-            409 => Self::Conflict(body),
-            415 => Self::UnsupportedMediaType(body),
-            422 => Self::ValidationFailed(body),
-            _ => Self::Unavailable(body),
+        match err.code {
+            ErrorCode::BadRequest | ErrorCode::InvalidJson => Self::BadRequest(body),
+            ErrorCode::MissingAdminToken | ErrorCode::InvalidAdminToken => Self::Unauthorized(body),
+            ErrorCode::NotFound => Self::NotFound(body),
+            ErrorCode::EmailTaken | ErrorCode::TooManyKeys => Self::Conflict(body),
+            ErrorCode::UnsupportedMediaType => Self::UnsupportedMediaType(body),
+            ErrorCode::ValidationFailed => Self::ValidationFailed(body),
+            ErrorCode::InternalError => Self::Internal(body),
+            ErrorCode::ServiceUnavailable => Self::Unavailable(
+                body,
+                err.retry_after
+                    .unwrap_or(ciq_http::error::UNAVAILABLE_RETRY_AFTER_SECS),
+            ),
+            ErrorCode::MissingApiKey
+            | ErrorCode::InvalidApiKey
+            | ErrorCode::MethodNotAllowed
+            | ErrorCode::IdempotencyKeyInUse
+            | ErrorCode::PayloadTooLarge
+            | ErrorCode::IdempotencyKeyReused
+            | ErrorCode::RateLimited => Self::Other(err.code.status(), body),
         }
     }
 }
@@ -131,31 +143,7 @@ fn answer<T: ParseFromJSON + ToJSON>(
     match result {
         Ok(value) if created => AdminResponse::Created(Json(value)),
         Ok(value) => AdminResponse::Ok(Json(value)),
-        Err(err) => AdminResponse::from(admin_error(err)),
-    }
-}
-
-/// The HTTP face of a management error.
-pub fn admin_error(err: AdminError) -> ApiError {
-    match err {
-        AdminError::UserNotFound(_) => ApiError::not_found_with("no such user"),
-        AdminError::KeyNotFound(_) => ApiError::not_found_with("no such API key"),
-        AdminError::EmailTaken(_) => {
-            ApiError::conflict("email_taken", "a user with this email already exists")
-        }
-        err @ AdminError::TooManyKeys(_) => ApiError::conflict("too_many_keys", err.to_string()),
-        AdminError::Invalid { field, rule } => {
-            ApiError::validation_failed(vec![FieldError::new(field, rule)])
-        }
-        AdminError::Hashing(cause) => {
-            tracing::error!(%cause, "hashing failed");
-            ApiError::internal()
-        }
-        err @ (AdminError::SessionStore(_) | AdminError::Database(_)) => {
-            let cause = err.to_string();
-            tracing::error!(%cause, "store unavailable");
-            ApiError::service_unavailable()
-        }
+        Err(err) => AdminResponse::from(HttpError::from(err)),
     }
 }
 
@@ -186,7 +174,7 @@ pub struct AdminUser {
     /// Whether a sign-in password is set.
     pub has_password: bool,
     /// Created at.
-    pub created_at: DateTime<Utc>,
+    pub created_at: Timestamp,
 }
 
 /// A key as operators see it: never the secret, never the hash.
@@ -201,17 +189,17 @@ pub struct AdminKey {
     /// `ciq_` + the first 8 characters of the key.
     pub display_prefix: String,
     /// `active`, `expired` or `revoked`.
-    pub status: String,
+    pub status: AdminKeyStatus,
     /// Per-key limit, requests per minute (null = the default).
     pub rate_limit_per_minute: Option<i32>,
     /// Created at.
-    pub created_at: DateTime<Utc>,
+    pub created_at: Timestamp,
     /// Last authenticated request (recorded within seconds).
-    pub last_used_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<Timestamp>,
     /// Expiry.
-    pub expires_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<Timestamp>,
     /// Revocation time.
-    pub revoked_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<Timestamp>,
 }
 
 impl From<KeySummary> for AdminKey {
@@ -221,12 +209,34 @@ impl From<KeySummary> for AdminKey {
             user_id: k.user_id,
             name: k.name,
             display_prefix: k.display_prefix,
-            status: k.status.to_owned(),
+            status: k.status.into(),
             rate_limit_per_minute: k.rate_limit_per_minute,
-            created_at: k.created_at,
-            last_used_at: k.last_used_at,
-            expires_at: k.expires_at,
-            revoked_at: k.revoked_at,
+            created_at: k.created_at.into(),
+            last_used_at: k.last_used_at.map(Timestamp),
+            expires_at: k.expires_at.map(Timestamp),
+            revoked_at: k.revoked_at.map(Timestamp),
+        }
+    }
+}
+
+/// Whether a key works now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, poem_openapi::Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum AdminKeyStatus {
+    /// It authenticates requests (a rolled key too, until its overlap ends).
+    Active,
+    /// Its expiry has passed.
+    Expired,
+    /// It was revoked.
+    Revoked,
+}
+
+impl From<KeyStatus> for AdminKeyStatus {
+    fn from(status: KeyStatus) -> Self {
+        match status {
+            KeyStatus::Active => Self::Active,
+            KeyStatus::Expired => Self::Expired,
+            KeyStatus::Revoked => Self::Revoked,
         }
     }
 }
@@ -247,7 +257,7 @@ pub struct CreateKeyRequest {
     /// Per-key limit, requests per minute (1 to 1000000).
     pub rate_limit_per_minute: Option<u32>,
     /// When the key stops working (RFC 3339, in the future).
-    pub expires_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<Timestamp>,
 }
 
 /// A roll: how long the old key keeps working.
@@ -273,12 +283,12 @@ pub struct CreatedKey {
     /// Per-key limit.
     pub rate_limit_per_minute: Option<i32>,
     /// Created at.
-    pub created_at: DateTime<Utc>,
+    pub created_at: Timestamp,
     /// Expiry.
-    pub expires_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<Timestamp>,
 }
 
-fn created_key(row: ciq_entity::api_key::Model, plain: ciq_admin::PlaintextKey) -> CreatedKey {
+fn created_key(row: ciq_entity::api_key::Model, plain: crate::PlaintextKey) -> CreatedKey {
     CreatedKey {
         id: row.id,
         key: plain.expose().to_owned(),
@@ -286,22 +296,22 @@ fn created_key(row: ciq_entity::api_key::Model, plain: ciq_admin::PlaintextKey) 
         name: row.name,
         display_prefix: row.display_prefix,
         rate_limit_per_minute: row.rate_limit_per_minute,
-        created_at: row.created_at,
-        expires_at: row.expires_at,
+        created_at: row.created_at.into(),
+        expires_at: row.expires_at.map(Timestamp),
     }
 }
 
-fn actor(req: &Request, state: &AppState) -> Actor {
+fn actor(req: &Request, state: &OperatorState) -> Actor {
     Actor {
-        source: "admin_api",
-        address: Some(client_address(req, state.limits.trust_forwarded_for)),
+        source: ciq_entity::key_event::ActorSource::AdminApi,
+        address: Some(client_address(req, state.trust_forwarded_for)),
     }
 }
 
 /// The operator API.
 pub struct AdminApi;
 
-#[OpenApi(prefix_path = "/admin/v1", tag = "ApiTags::Admin")]
+#[OpenApi(prefix_path = "/admin/v1", tag = "OperatorTags::Admin")]
 impl AdminApi {
     /// Create a user
     #[oai(path = "/users", method = "post", operation_id = "adminCreateUser")]
@@ -309,7 +319,7 @@ impl AdminApi {
         &self,
         _auth: AdminToken,
         body: Json<CreateUserRequest>,
-        state: Data<&Arc<AppState>>,
+        state: Data<&Arc<OperatorState>>,
     ) -> AdminResponse<AdminUser> {
         let result = async {
             if let Some(password) = &body.password {
@@ -324,7 +334,7 @@ impl AdminApi {
                 email: user.email,
                 name: user.name,
                 has_password: body.password.is_some(),
-                created_at: user.created_at,
+                created_at: user.created_at.into(),
             })
         }
         .await;
@@ -341,7 +351,7 @@ impl AdminApi {
         &self,
         _auth: AdminToken,
         user_id: Path<Uuid>,
-        state: Data<&Arc<AppState>>,
+        state: Data<&Arc<OperatorState>>,
     ) -> AdminResponse<KeyList> {
         let result = async {
             let user = users::find_user(&state.db, &user_id.0.to_string()).await?;
@@ -367,14 +377,14 @@ impl AdminApi {
         _auth: AdminToken,
         user_id: Path<Uuid>,
         body: Json<CreateKeyRequest>,
-        state: Data<&Arc<AppState>>,
+        state: Data<&Arc<OperatorState>>,
         req: &Request,
     ) -> AdminResponse<CreatedKey> {
         let body = body.0;
         let new = NewKey {
             name: body.name,
             rate_limit_per_minute: body.rate_limit_per_minute,
-            expires_at: body.expires_at,
+            expires_at: body.expires_at.map(|t| t.0),
         };
         let result = keys::create_key(
             &state.db,
@@ -400,7 +410,7 @@ impl AdminApi {
         &self,
         _auth: AdminToken,
         key_id: Path<Uuid>,
-        state: Data<&Arc<AppState>>,
+        state: Data<&Arc<OperatorState>>,
         req: &Request,
     ) -> AdminResponse<AdminKey> {
         let result = keys::revoke_key(&state.db, key_id.0, &actor(req, &state))
@@ -423,7 +433,7 @@ impl AdminApi {
         _auth: AdminToken,
         key_id: Path<Uuid>,
         body: Json<RollKeyRequest>,
-        state: Data<&Arc<AppState>>,
+        state: Data<&Arc<OperatorState>>,
         req: &Request,
     ) -> AdminResponse<CreatedKey> {
         let result = keys::roll_key(

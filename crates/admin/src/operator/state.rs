@@ -1,0 +1,24 @@
+//! What the operator API and the probes read.
+
+use std::sync::Arc;
+
+use ciq_limiter::RateLimiter;
+use sea_orm::DatabaseConnection;
+use secrecy::SecretString;
+
+use crate::KeyVerifier;
+
+/// Shared state of the operator surface of one instance.
+pub struct OperatorState {
+    /// The store of users and keys.
+    pub db: DatabaseConnection,
+    /// The key verifier, for its counters in `/metrics`.
+    pub verifier: Arc<KeyVerifier>,
+    /// The limiter, for readiness and the degraded gauge.
+    pub limiter: Arc<dyn RateLimiter>,
+    /// `Authorization: Bearer` token of `/admin/v1`; `None` turns the API off.
+    pub admin_token: Option<SecretString>,
+    /// Take the client address from the last `X-Forwarded-For` entry (for the key
+    /// history of changes made here).
+    pub trust_forwarded_for: bool,
+}

@@ -1,0 +1,10 @@
+//! Operation groups of the public document.
+
+use poem_openapi::Tags;
+
+/// Groups of the public document.
+#[derive(Tags)]
+pub enum ApiTags {
+    /// Create leads in your ConvertIQ account.
+    Leads,
+}

@@ -1,0 +1,29 @@
+//! What the Settings pages read.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ciq_admin::sessions::SessionStore;
+use ciq_limiter::RateLimiter;
+use sea_orm::DatabaseConnection;
+
+/// Default length of a Settings session.
+pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
+
+/// Shared state of the account owners' surface of one instance.
+pub struct ConsoleState {
+    /// The store of users and keys.
+    pub db: DatabaseConnection,
+    /// Sign-in throttling.
+    pub limiter: Arc<dyn RateLimiter>,
+    /// The window sign-in failures are counted over.
+    pub window: Duration,
+    /// The per-key limit keys get unless they override it (shown on the page).
+    pub default_limit_per_window: u32,
+    /// Take the client address (and the scheme) from the trusted proxy's headers.
+    pub trust_forwarded_for: bool,
+    /// Where sessions live.
+    pub sessions: SessionStore,
+    /// How long a sign-in lasts.
+    pub session_ttl: Duration,
+}

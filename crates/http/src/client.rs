@@ -1,0 +1,39 @@
+//! The address a request came from, for per-address limits and the key history.
+
+use poem::Request;
+
+/// The TCP peer, or — when the proxy in front is trusted — the last
+/// `X-Forwarded-For` entry, the one that proxy added itself (earlier entries come
+/// from the client and could be anything).
+pub fn client_address(req: &Request, trust_forwarded_for: bool) -> String {
+    let forwarded = trust_forwarded_for
+        .then(|| req.headers().get("x-forwarded-for"))
+        .flatten()
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.rsplit(',').next())
+        .map(str::trim)
+        .filter(|v| !v.is_empty());
+    match forwarded {
+        Some(addr) => addr.to_owned(),
+        None => req
+            .remote_addr()
+            .as_socket_addr()
+            .map_or_else(|| req.remote_addr().to_string(), |a| a.ip().to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::client_address;
+
+    #[test]
+    fn the_trusted_proxys_own_entry_is_the_client_address() {
+        let req = poem::Request::builder()
+            .header("x-forwarded-for", "6.6.6.6, 203.0.113.7")
+            .finish();
+        assert_eq!(client_address(&req, true), "203.0.113.7");
+        // Untrusted, the header is ignored.
+        assert_ne!(client_address(&req, false), "203.0.113.7");
+        assert_ne!(client_address(&req, false), "6.6.6.6");
+    }
+}

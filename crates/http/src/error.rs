@@ -1,0 +1,448 @@
+//! The one error shape of every JSON surface, the one table of error codes, and the
+//! one place that renders them.
+//!
+//! ```json
+//! {"success": false, "error": {"code": "validation_failed", "message": "...",
+//!   "details": [{"field": "lead.email", "message": "must be a valid email address"}]}}
+//! ```
+//! Every failure — ours or one the framework raises (missing header, unknown route,
+//! wrong method) — leaves the server in this shape, never as plain text. Each code
+//! has exactly one status ([`ErrorCode::status`]); a 500 is always `internal_error`
+//! (no `Retry-After`), a 503 only an outage of a store or dependency (with it).
+
+use std::borrow::Cow;
+
+use poem::http::{HeaderValue, StatusCode, header};
+use poem::{IntoResponse, Response};
+use poem_openapi::Object;
+use serde::Serialize;
+
+/// Most field details one error carries; the rest are counted in `details_truncated`.
+pub const MAX_DETAILS: usize = 50;
+
+/// Seconds a client should wait after a 503 before trying again.
+pub const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 5;
+
+macro_rules! error_codes {
+    ($( $(#[$doc:meta])* $variant:ident => ($code:literal, $status:ident, $message:literal), )*) => {
+        /// Every stable error code, with its HTTP status and default message.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ErrorCode {
+            $( $(#[$doc])* $variant, )*
+        }
+
+        impl ErrorCode {
+            /// Every code, in table order.
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant,)*];
+
+            /// The code as clients see it in `error.code`.
+            pub const fn as_str(self) -> &'static str {
+                match self { $(ErrorCode::$variant => $code,)* }
+            }
+
+            /// The HTTP status this code is always answered with.
+            pub const fn status(self) -> StatusCode {
+                match self { $(ErrorCode::$variant => StatusCode::$status,)* }
+            }
+
+            /// The message used when the raiser has nothing more specific to say.
+            pub const fn default_message(self) -> &'static str {
+                match self { $(ErrorCode::$variant => $message,)* }
+            }
+        }
+    };
+}
+
+error_codes! {
+    /// A path or body the framework could not parse (operator API).
+    BadRequest => ("bad_request", BAD_REQUEST, "the request could not be parsed"),
+    /// The body is not JSON.
+    InvalidJson => ("invalid_json", BAD_REQUEST, "the request body is not valid JSON"),
+    /// No `X-API-Key` header.
+    MissingApiKey => ("missing_api_key", UNAUTHORIZED,
+        "Send your API key in the X-API-Key header (Settings → API Key generates one)"),
+    /// Malformed, unknown, revoked or expired key.
+    InvalidApiKey => ("invalid_api_key", UNAUTHORIZED, "the API key is not valid"),
+    /// No operator token.
+    MissingAdminToken => ("missing_admin_token", UNAUTHORIZED,
+        "send the operator token as Authorization: Bearer <CIQ_ADMIN_TOKEN>"),
+    /// A wrong operator token.
+    InvalidAdminToken => ("invalid_admin_token", UNAUTHORIZED, "the operator token is not valid"),
+    /// No such route, user or key.
+    NotFound => ("not_found", NOT_FOUND, "no such endpoint"),
+    /// The route exists but not with this method (`Allow` says which).
+    MethodNotAllowed => ("method_not_allowed", METHOD_NOT_ALLOWED,
+        "this endpoint does not accept that method"),
+    /// A request with the same `Idempotency-Key` is still running.
+    IdempotencyKeyInUse => ("idempotency_key_in_use", CONFLICT,
+        "a request with this Idempotency-Key is still being processed; retry shortly"),
+    /// A user with this email exists.
+    EmailTaken => ("email_taken", CONFLICT, "a user with this email already exists"),
+    /// The account holds the most active keys allowed.
+    TooManyKeys => ("too_many_keys", CONFLICT, "the account holds the most active keys allowed"),
+    /// The body exceeds the size limit.
+    PayloadTooLarge => ("payload_too_large", PAYLOAD_TOO_LARGE, "the request body is too large"),
+    /// The body is not `application/json`.
+    UnsupportedMediaType => ("unsupported_media_type", UNSUPPORTED_MEDIA_TYPE,
+        "Content-Type must be application/json"),
+    /// Field or query rules broken; every one is in `details`.
+    ValidationFailed => ("validation_failed", UNPROCESSABLE_ENTITY, "field rules were broken; see details"),
+    /// The `Idempotency-Key` was used with another body.
+    IdempotencyKeyReused => ("idempotency_key_reused", UNPROCESSABLE_ENTITY,
+        "this Idempotency-Key was used with a different request body in the last 24 hours"),
+    /// Over the limit; `Retry-After` says when to come back.
+    RateLimited => ("rate_limited", TOO_MANY_REQUESTS, "too many requests; retry later"),
+    /// A fault of ours. Never carries `Retry-After`: retrying will not help by itself.
+    InternalError => ("internal_error", INTERNAL_SERVER_ERROR, "an unexpected error occurred"),
+    /// A store or dependency is unreachable; `Retry-After` says when to try again.
+    ServiceUnavailable => ("service_unavailable", SERVICE_UNAVAILABLE,
+        "the lead store is temporarily unavailable; retry shortly"),
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One broken rule, named by the field's path in the request (`lead.email`, or a
+/// query parameter's or header's name).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Object)]
+pub struct FieldError {
+    /// Path of the offending field, e.g. `lead.email`.
+    pub field: String,
+    /// The rule it broke, e.g. `must be a valid email address`.
+    pub message: String,
+}
+
+impl FieldError {
+    /// A broken rule for `field`.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// What went wrong.
+#[derive(Debug, Clone, Serialize, Object)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable code, e.g. `missing_api_key`, `invalid_api_key`,
+    /// `invalid_json`, `unsupported_media_type`, `payload_too_large`,
+    /// `validation_failed`, `rate_limited`, `internal_error`, `service_unavailable`,
+    /// `not_found`, `method_not_allowed`.
+    pub code: String,
+    /// Human-readable explanation.
+    pub message: String,
+    /// Broken field rules, at most 50 (empty for errors that are not about fields).
+    pub details: Vec<FieldError>,
+    /// How many further broken rules were left out of `details` (absent when none).
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details_truncated: Option<u32>,
+}
+
+/// The body of every error response.
+#[derive(Debug, Clone, Serialize, Object)]
+pub struct ErrorBody {
+    /// Always `false`.
+    pub success: bool,
+    /// What went wrong.
+    pub error: ErrorDetail,
+}
+
+/// An error on its way to the client: a code of the table, a message, field details,
+/// and the seconds for `Retry-After` where the code sends one. The cause of a 5xx is
+/// kept beside it for the access log, never sent.
+#[derive(Debug, Clone)]
+pub struct HttpError {
+    /// Stable code; it decides the status.
+    pub code: ErrorCode,
+    /// Message.
+    pub message: Cow<'static, str>,
+    /// Field details (all of them; the body carries at most [`MAX_DETAILS`]).
+    pub details: Vec<FieldError>,
+    /// Seconds for `Retry-After` (429 and 503 only).
+    pub retry_after: Option<u64>,
+    /// What really went wrong, for the log line of this request only.
+    pub cause: Option<String>,
+}
+
+/// The cause of a failed request, left in the response's extensions for the access
+/// log (see [`crate::request_id::track`]), which logs it once.
+#[derive(Debug, Clone)]
+pub struct ErrorCause(pub String);
+
+impl HttpError {
+    /// An error with the code's default message.
+    pub fn new(code: ErrorCode) -> Self {
+        Self {
+            code,
+            message: Cow::Borrowed(code.default_message()),
+            details: Vec::new(),
+            retry_after: None,
+            cause: None,
+        }
+    }
+
+    /// An error with its own message.
+    pub fn with_message(code: ErrorCode, message: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            message: message.into(),
+            ..Self::new(code)
+        }
+    }
+
+    /// Adds the cause that the access log records (never sent to the client).
+    pub fn caused_by(mut self, cause: impl std::fmt::Display) -> Self {
+        self.cause = Some(cause.to_string());
+        self
+    }
+
+    /// The HTTP status of the code.
+    pub fn status(&self) -> StatusCode {
+        self.code.status()
+    }
+
+    /// 401 `missing_api_key`.
+    pub fn missing_api_key() -> Self {
+        Self::new(ErrorCode::MissingApiKey)
+    }
+
+    /// 401 `invalid_api_key`; `reason` says why without echoing the key.
+    pub fn invalid_api_key(reason: impl Into<Cow<'static, str>>) -> Self {
+        Self::with_message(ErrorCode::InvalidApiKey, reason)
+    }
+
+    /// 400 `invalid_json`.
+    pub fn invalid_json(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::with_message(ErrorCode::InvalidJson, message)
+    }
+
+    /// 415 `unsupported_media_type`, naming what was sent.
+    pub fn unsupported_media_type(got: Option<&str>) -> Self {
+        let message = match got {
+            Some(ct) => format!("Content-Type must be application/json, not {ct:?}"),
+            None => "Content-Type must be application/json (the header is missing)".to_owned(),
+        };
+        Self::with_message(ErrorCode::UnsupportedMediaType, message)
+    }
+
+    /// 413 `payload_too_large`, naming the limit.
+    pub fn payload_too_large(limit: usize) -> Self {
+        Self::with_message(
+            ErrorCode::PayloadTooLarge,
+            format!("the request body must be at most {limit} bytes"),
+        )
+    }
+
+    /// 422 `validation_failed` with every broken rule.
+    pub fn validation_failed(details: Vec<FieldError>) -> Self {
+        let n = details.len();
+        Self {
+            details,
+            ..Self::with_message(
+                ErrorCode::ValidationFailed,
+                format!(
+                    "{n} field rule{} broken; see details",
+                    if n == 1 { " was" } else { "s were" }
+                ),
+            )
+        }
+    }
+
+    /// 429 `rate_limited`, retry after `retry_after` seconds.
+    pub fn rate_limited(limit: u32, window_secs: u64, retry_after: u64) -> Self {
+        Self {
+            retry_after: Some(retry_after),
+            ..Self::with_message(
+                ErrorCode::RateLimited,
+                format!(
+                    "rate limit of {limit} requests per {window_secs} seconds exceeded; retry in {retry_after} s"
+                ),
+            )
+        }
+    }
+
+    /// 503 `service_unavailable` with `Retry-After`; `cause` is logged, not sent.
+    pub fn service_unavailable(cause: impl std::fmt::Display) -> Self {
+        Self {
+            retry_after: Some(UNAVAILABLE_RETRY_AFTER_SECS),
+            ..Self::new(ErrorCode::ServiceUnavailable)
+        }
+        .caused_by(cause)
+    }
+
+    /// 500 `internal_error`, no `Retry-After`; `cause` is logged, not sent.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        Self::new(ErrorCode::InternalError).caused_by(cause)
+    }
+
+    /// 404 `not_found` naming what was not found.
+    pub fn not_found(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::with_message(ErrorCode::NotFound, message)
+    }
+
+    /// 405 `method_not_allowed`.
+    pub fn method_not_allowed() -> Self {
+        Self::new(ErrorCode::MethodNotAllowed)
+    }
+
+    /// The JSON body: at most [`MAX_DETAILS`] details, the rest counted.
+    pub fn body(&self) -> ErrorBody {
+        let shown = self.details.len().min(MAX_DETAILS);
+        let left_out = self.details.len() - shown;
+        ErrorBody {
+            success: false,
+            error: ErrorDetail {
+                code: self.code.as_str().to_owned(),
+                message: self.message.clone().into_owned(),
+                details: self.details[..shown].to_vec(),
+                details_truncated: (left_out > 0)
+                    .then(|| u32::try_from(left_out).unwrap_or(u32::MAX)),
+            },
+        }
+    }
+
+    /// Puts the cause (if any) where the access log finds it.
+    pub fn annotate(&self, resp: &mut Response) {
+        if let Some(cause) = &self.cause {
+            resp.extensions_mut().insert(ErrorCause(cause.clone()));
+        }
+    }
+}
+
+impl std::fmt::Display for HttpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for HttpError {}
+
+impl IntoResponse for HttpError {
+    fn into_response(self) -> Response {
+        let body = serde_json::to_vec(&self.body()).expect("error bodies serialise");
+        let mut resp = Response::builder()
+            .status(self.status())
+            .content_type("application/json; charset=utf-8")
+            .body(body);
+        if let Some(secs) = self.retry_after {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        self.annotate(&mut resp);
+        resp
+    }
+}
+
+impl From<HttpError> for poem::Error {
+    fn from(err: HttpError) -> Self {
+        poem::Error::from_response(err.into_response())
+    }
+}
+
+/// Renders any error that reached the edge of the server in our shape. Errors that
+/// already carry a response of ours pass through untouched.
+pub fn render_framework_error(err: poem::Error) -> Response {
+    if err.is_from_response() {
+        return err.into_response();
+    }
+    let api = if err.is::<poem_openapi::error::AuthorizationError>() {
+        HttpError::missing_api_key()
+    } else if err.is::<poem_openapi::error::ContentTypeError>() {
+        HttpError::unsupported_media_type(None)
+    } else {
+        match err.status() {
+            StatusCode::NOT_FOUND => HttpError::new(ErrorCode::NotFound),
+            StatusCode::METHOD_NOT_ALLOWED => HttpError::method_not_allowed(),
+            StatusCode::PAYLOAD_TOO_LARGE => HttpError::new(ErrorCode::PayloadTooLarge),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => HttpError::unsupported_media_type(None),
+            status if status.is_client_error() => {
+                HttpError::with_message(ErrorCode::BadRequest, err.to_string())
+            }
+            _ => HttpError::internal(format!("unhandled error: {err}")),
+        }
+    };
+    api.into_response()
+}
+
+/// For tests of a surface's response enum: every code of the table becomes a
+/// response with the table's status; the codes in `with_retry_after` (those the
+/// surface answers with a wait) carry `Retry-After`, and `internal_error` never does.
+/// (Each enum maps the codes its operations raise to their documented variants and
+/// any other to its `default` variant, which carries the status itself.)
+pub fn assert_variants_match_table<R>(with_retry_after: &[ErrorCode])
+where
+    R: From<HttpError> + poem::IntoResponse,
+{
+    for &code in ErrorCode::ALL {
+        let mut err = HttpError::new(code);
+        if matches!(code, ErrorCode::RateLimited | ErrorCode::ServiceUnavailable) {
+            err.retry_after = Some(7);
+        }
+        let resp = R::from(err).into_response();
+        assert_eq!(resp.status(), code.status(), "{code}");
+        let retry = resp.headers().get(header::RETRY_AFTER);
+        if with_retry_after.contains(&code) {
+            assert_eq!(retry.map(|v| v.as_bytes()), Some(&b"7"[..]), "{code}");
+        } else if code == ErrorCode::InternalError {
+            assert!(retry.is_none(), "{code} must not carry Retry-After");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_is_unique_and_snake_case() {
+        let mut seen = std::collections::HashSet::new();
+        for code in ErrorCode::ALL {
+            assert!(seen.insert(code.as_str()), "{code} twice");
+            assert!(
+                code.as_str()
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{code}"
+            );
+            assert!(code.status().is_client_error() || code.status().is_server_error());
+        }
+    }
+
+    #[test]
+    fn an_internal_error_is_a_500_without_retry_after() {
+        let resp = HttpError::internal("boom").into_response();
+        assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(resp.headers().get(header::RETRY_AFTER).is_none());
+        assert_eq!(
+            resp.extensions().get::<ErrorCause>().map(|c| c.0.as_str()),
+            Some("boom")
+        );
+    }
+
+    #[test]
+    fn an_outage_is_a_503_with_retry_after_and_no_cause_in_the_body() {
+        let err = HttpError::service_unavailable("connection refused to 10.0.0.1");
+        let body = serde_json::to_string(&err.body()).unwrap();
+        assert!(!body.contains("10.0.0.1"), "{body}");
+        let resp = err.into_response();
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(resp.headers()[header::RETRY_AFTER], "5");
+    }
+
+    #[test]
+    fn details_are_capped_and_the_rest_counted() {
+        let details = (0..120)
+            .map(|i| FieldError::new(format!("lead.f{i}"), "is not a known field"))
+            .collect();
+        let body = HttpError::validation_failed(details).body();
+        assert_eq!(body.error.details.len(), MAX_DETAILS);
+        assert_eq!(body.error.details_truncated, Some(70));
+        let few = HttpError::validation_failed(vec![FieldError::new("lead.name", "x")]).body();
+        let json = serde_json::to_value(&few).unwrap();
+        assert!(json["error"].get("details_truncated").is_none());
+    }
+}

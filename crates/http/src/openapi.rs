@@ -1,0 +1,242 @@
+//! What every OpenAPI document of the gateway needs after poem-openapi generated it,
+//! so that validators accept it and client generators keep every operation:
+//! nullability stated the OpenAPI 3.0 way, no `$ref` wrapped in `allOf` just to carry
+//! a description, `application/json` without parameters, header names as clients see
+//! them, a `servers` entry, and error examples in the contract's shape.
+
+use serde_json::{Value, json};
+
+use crate::error::ErrorCode;
+
+/// Header names as clients see them (poem-openapi upper-cases extra headers).
+pub const HEADER_NAMES: [&str; 7] = [
+    "Idempotent-Replayed",
+    "X-RateLimit-Limit",
+    "X-RateLimit-Remaining",
+    "X-RateLimit-Reset",
+    "RateLimit-Policy",
+    "RateLimit",
+    "Retry-After",
+];
+
+/// Parses poem-openapi's output, applies every fix of this module, and hands the
+/// document to `edit` for the surface's own examples and rules.
+pub fn build(spec: &str, edit: impl FnOnce(&mut Value)) -> String {
+    let mut doc: Value = serde_json::from_str(spec).expect("poem-openapi emits valid JSON");
+    doc["servers"] = json!([{
+        "url": "/",
+        "description": "The gateway serving this document"
+    }]);
+    unwrap_described_refs(&mut doc);
+    mark_optional_properties_nullable(&mut doc);
+    plain_json_content_types(&mut doc);
+    edit(&mut doc);
+    canonical_header_names(&mut doc);
+    serde_json::to_string_pretty(&doc).expect("a JSON value serialises") + "\n"
+}
+
+/// An error body as the contract sends it.
+pub fn error_example(code: ErrorCode, message: &str, details: Value) -> Value {
+    json!({"success": false, "error": {"code": code.as_str(), "message": message, "details": details}})
+}
+
+/// Sets the example of `status`'s (only) media type in `operation`'s responses.
+/// Panics when the status is not documented: an example for a status the operation
+/// does not answer with would be a lie.
+pub fn set_example(operation: &mut Value, status: &str, example: Value) {
+    let media = operation["responses"][status]["content"]
+        .as_object_mut()
+        .and_then(|content| content.values_mut().next())
+        .unwrap_or_else(|| panic!("status {status} is documented with a JSON body"));
+    media["example"] = example;
+}
+
+/// Removes the response headers `names` from the responses `statuses` of `operation`
+/// (poem-openapi puts an operation's extra headers on every status).
+pub fn drop_headers(operation: &mut Value, statuses: &[&str], names: &[&str]) {
+    for status in statuses {
+        let headers = operation
+            .get_mut("responses")
+            .and_then(|r| r.get_mut(*status))
+            .and_then(|r| r.get_mut("headers"))
+            .and_then(Value::as_object_mut);
+        if let Some(headers) = headers {
+            headers.retain(|name, _| !names.iter().any(|n| n.eq_ignore_ascii_case(name)));
+        }
+    }
+}
+
+/// poem-openapi writes a property that has its own description as
+/// `{"description", "allOf": [{"$ref"}, {"description"}]}`; several generators then
+/// drop the operation. A required reference becomes the bare `$ref`; an optional
+/// reference to an enum is inlined (the enum plus `nullable`), any other optional one
+/// keeps a single-element `allOf`, the 3.0 way to say "nullable reference".
+fn unwrap_described_refs(doc: &mut Value) {
+    let schemas = doc["components"]["schemas"].clone();
+    let Some(all) = doc
+        .get_mut("components")
+        .and_then(|c| c.get_mut("schemas"))
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    for schema in all.values_mut() {
+        // `get`, never `schema["..."]` on a mutable value: indexing inserts `null`,
+        // and validators reject `"properties": null`.
+        let required: Vec<Value> = schema
+            .get("required")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let Some(properties) = schema.get_mut("properties").and_then(Value::as_object_mut) else {
+            continue;
+        };
+        for (field, property) in properties.iter_mut() {
+            let Some(target) = property["allOf"]
+                .as_array()
+                .and_then(|parts| parts.iter().find_map(|p| p["$ref"].as_str()))
+                .map(str::to_owned)
+            else {
+                continue;
+            };
+            let description = property.get("description").cloned();
+            let nullable = !required.contains(&Value::String(field.clone()));
+            let name = target.rsplit('/').next().unwrap_or_default();
+            let referenced = &schemas[name];
+            *property = if !nullable {
+                json!({"$ref": target})
+            } else if referenced.get("enum").is_some() {
+                let mut inline = referenced.clone();
+                inline["nullable"] = Value::Bool(true);
+                inline
+            } else {
+                json!({"allOf": [{"$ref": target}], "nullable": true})
+            };
+            if let (Some(description), false) = (description, property.get("$ref").is_some()) {
+                property["description"] = description;
+            }
+        }
+    }
+}
+
+/// OpenAPI 3.0 needs `nullable: true` where a value may be null: every optional
+/// property here is answered as null when absent (and accepted as null).
+fn mark_optional_properties_nullable(doc: &mut Value) {
+    let Some(schemas) = doc
+        .get_mut("components")
+        .and_then(|c| c.get_mut("schemas"))
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    for schema in schemas.values_mut() {
+        let required: Vec<String> = schema
+            .get("required")
+            .and_then(Value::as_array)
+            .map(|r| {
+                r.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Some(properties) = schema.get_mut("properties").and_then(Value::as_object_mut) {
+            for (name, property) in properties.iter_mut() {
+                if !required.contains(name) && property.get("$ref").is_none() {
+                    property["nullable"] = Value::Bool(true);
+                }
+            }
+        }
+    }
+}
+
+/// Documents `application/json; charset=utf-8` as `application/json`: what the
+/// server sends is the same media type, and generators match the bare name.
+fn plain_json_content_types(doc: &mut Value) {
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for operation in paths.values_mut().filter_map(Value::as_object_mut) {
+        for op in operation.values_mut() {
+            let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else {
+                continue;
+            };
+            for response in responses.values_mut() {
+                if let Some(content) = response.get_mut("content").and_then(Value::as_object_mut) {
+                    let renamed = std::mem::take(content)
+                        .into_iter()
+                        .map(|(ct, media)| {
+                            let essence = ct.split(';').next().unwrap_or(&ct).trim().to_owned();
+                            (essence, media)
+                        })
+                        .collect();
+                    *content = renamed;
+                }
+            }
+        }
+    }
+}
+
+fn canonical_header_names(doc: &mut Value) {
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for operation in paths.values_mut().filter_map(Value::as_object_mut) {
+        for op in operation.values_mut() {
+            let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else {
+                continue;
+            };
+            for response in responses.values_mut() {
+                if let Some(headers) = response.get_mut("headers").and_then(Value::as_object_mut) {
+                    let renamed = std::mem::take(headers)
+                        .into_iter()
+                        .map(|(name, header)| {
+                            let canonical = HEADER_NAMES
+                                .iter()
+                                .find(|n| n.eq_ignore_ascii_case(&name))
+                                .map_or(name, |n| (*n).to_owned());
+                            (canonical, header)
+                        })
+                        .collect();
+                    *headers = renamed;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn described_references_become_plain_or_nullable_ones() {
+        let spec = json!({
+            "paths": {},
+            "components": {"schemas": {
+                "Status": {"type": "string", "enum": ["a", "b"]},
+                "Inner": {"type": "object", "properties": {}},
+                "Outer": {"type": "object", "required": ["inner"], "properties": {
+                    "inner": {"description": "d", "allOf": [{"$ref": "#/components/schemas/Inner"}, {"description": "d"}]},
+                    "status": {"description": "s", "allOf": [{"$ref": "#/components/schemas/Status"}, {"description": "s"}]},
+                    "other": {"description": "o", "allOf": [{"$ref": "#/components/schemas/Inner"}, {"description": "o"}]}
+                }}
+            }}
+        })
+        .to_string();
+        let doc: Value = serde_json::from_str(&build(&spec, |_| {})).unwrap();
+        let props = &doc["components"]["schemas"]["Outer"]["properties"];
+        assert_eq!(
+            props["inner"],
+            json!({"$ref": "#/components/schemas/Inner"})
+        );
+        assert_eq!(
+            props["status"],
+            json!({"type": "string", "enum": ["a", "b"], "nullable": true, "description": "s"})
+        );
+        assert_eq!(
+            props["other"],
+            json!({"allOf": [{"$ref": "#/components/schemas/Inner"}], "nullable": true, "description": "o"})
+        );
+        assert_eq!(doc["servers"][0]["url"], "/");
+    }
+}

@@ -1,0 +1,149 @@
+//! The route table: every path the gateway serves, the methods it accepts there, and
+//! the label its requests are counted under. Metrics labels and the `Allow` header
+//! of a 405 both read it, so they cannot drift apart; a test of the gateway checks
+//! that every documented operation is in it.
+
+use std::sync::Arc;
+
+use poem::http::{HeaderValue, StatusCode, header};
+use poem::{Endpoint, IntoResponse, Request, Response};
+
+/// `POST` — the reference's Create Lead endpoint.
+pub const CREATE_LEAD: &str = "/api/external/leads/create";
+/// The public OpenAPI document.
+pub const PUBLIC_DOCUMENT: &str = "/openapi.json";
+/// Swagger UI of the public document.
+pub const DOCS: &str = "/docs";
+/// Prefix of the operator API.
+pub const OPERATOR_PREFIX: &str = "/admin/v1";
+/// The operator API's own OpenAPI document.
+pub const OPERATOR_DOCUMENT: &str = "/admin/v1/openapi.json";
+/// The account owner's sign-in page.
+pub const LOGIN: &str = "/login";
+/// Sign-out (a form post).
+pub const LOGOUT: &str = "/logout";
+/// Settings → API Key.
+pub const SETTINGS_API_KEYS: &str = "/settings/api-keys";
+
+/// One served path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteSpec {
+    /// The path; `:name` matches one segment, a trailing `*` any rest.
+    pub pattern: &'static str,
+    /// The methods served there, as the `Allow` header lists them.
+    pub allow: &'static str,
+    /// The metrics label of its requests (a few paths share one).
+    pub label: &'static str,
+}
+
+const fn route(pattern: &'static str, allow: &'static str, label: &'static str) -> RouteSpec {
+    RouteSpec {
+        pattern,
+        allow,
+        label,
+    }
+}
+
+/// Every path the gateway serves.
+pub const ROUTES: &[RouteSpec] = &[
+    route(CREATE_LEAD, "POST", CREATE_LEAD),
+    route("/healthz", "GET", "/healthz"),
+    route("/readyz", "GET", "/readyz"),
+    route("/metrics", "GET", "/metrics"),
+    route(PUBLIC_DOCUMENT, "GET", PUBLIC_DOCUMENT),
+    route("/docs", "GET", DOCS),
+    route("/docs/*", "GET", DOCS),
+    route("/", "GET", "/"),
+    route(LOGIN, "GET, POST", LOGIN),
+    route(LOGOUT, "POST", LOGIN),
+    route("/settings", "GET", "/settings"),
+    route(SETTINGS_API_KEYS, "GET, POST", "/settings"),
+    route(
+        "/settings/api-keys/:key_id/revoke",
+        "GET, POST",
+        "/settings",
+    ),
+    route("/settings/api-keys/:key_id/roll", "POST", "/settings"),
+    route(OPERATOR_DOCUMENT, "GET", "/admin"),
+    route("/admin/v1/users", "POST", "/admin"),
+    route("/admin/v1/users/:user_id/keys", "GET, POST", "/admin"),
+    route("/admin/v1/keys/:key_id/revoke", "POST", "/admin"),
+    route("/admin/v1/keys/:key_id/roll", "POST", "/admin"),
+];
+
+/// Label of requests to paths that are not in the table: scanners probing random
+/// paths cannot blow up the label set.
+pub const OTHER: &str = "other";
+
+impl RouteSpec {
+    /// Whether `path` is this route.
+    pub fn matches(&self, path: &str) -> bool {
+        let mut pattern = self.pattern.split('/');
+        let mut given = path.split('/');
+        loop {
+            match (pattern.next(), given.next()) {
+                (None, None) => return true,
+                (Some("*"), Some(_)) => return true,
+                (Some(p), Some(g)) if p.starts_with(':') && !g.is_empty() => {}
+                (Some(p), Some(g)) if p == g => {}
+                _ => return false,
+            }
+        }
+    }
+
+    /// Whether `method` is served here.
+    pub fn serves(&self, method: &str) -> bool {
+        self.allow.split(", ").any(|m| m == method)
+    }
+}
+
+/// The route `path` belongs to.
+pub fn find(path: &str) -> Option<&'static RouteSpec> {
+    ROUTES.iter().find(|r| r.matches(path))
+}
+
+/// The metrics label of `path`.
+pub fn label(path: &str) -> &'static str {
+    find(path).map_or(OTHER, |r| r.label)
+}
+
+/// Middleware, RFC 9110: a 405 says which methods the resource does accept.
+pub async fn allow_header<E: Endpoint>(endpoint: Arc<E>, req: Request) -> poem::Result<Response> {
+    let route = find(req.uri().path());
+    let mut resp = endpoint.call(req).await?.into_response();
+    if resp.status() == StatusCode::METHOD_NOT_ALLOWED {
+        let allow = route.map_or("GET", |r| r.allow);
+        resp.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static(allow));
+    }
+    Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameters_match_one_segment_and_stars_the_rest() {
+        assert_eq!(
+            find("/settings/api-keys/0199/revoke").map(|r| r.allow),
+            Some("GET, POST")
+        );
+        assert_eq!(find("/settings/api-keys//revoke"), None);
+        assert_eq!(label("/docs/swagger-ui.css"), DOCS);
+        assert_eq!(label("/docs"), DOCS);
+        assert_eq!(label("/logout"), LOGIN);
+        assert_eq!(label("/admin/v1/users/x/keys"), "/admin");
+        assert_eq!(label("/wp-login.php"), OTHER);
+        assert_eq!(label("/api/external/leads/create/x"), OTHER);
+    }
+
+    #[test]
+    fn every_pattern_is_in_the_table_once() {
+        let mut seen = std::collections::HashSet::new();
+        for r in ROUTES {
+            assert!(seen.insert(r.pattern), "{} twice", r.pattern);
+            assert!(r.allow.split(", ").all(|m| ["GET", "POST"].contains(&m)));
+        }
+    }
+}

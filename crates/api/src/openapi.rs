@@ -296,7 +296,7 @@ mod tests {
         let input = &doc["components"]["schemas"]["LeadInput"]["properties"];
         assert_eq!(
             input["status"]["enum"],
-            json!(["new", "contacted", "qualified", "lost"])
+            json!(["new", "contacted", "qualified", "lost", null])
         );
         assert_eq!(input["status"]["nullable"], true);
     }

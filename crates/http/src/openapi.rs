@@ -106,8 +106,12 @@ fn unwrap_described_refs(doc: &mut Value) {
             *property = if !nullable {
                 json!({"$ref": target})
             } else if referenced.get("enum").is_some() {
+                // OpenAPI 3.0.3: `nullable` does not widen an `enum`; null must be listed.
                 let mut inline = referenced.clone();
                 inline["nullable"] = Value::Bool(true);
+                if let Some(names) = inline["enum"].as_array_mut() {
+                    names.push(Value::Null);
+                }
                 inline
             } else {
                 json!({"allOf": [{"$ref": target}], "nullable": true})
@@ -231,7 +235,7 @@ mod tests {
         );
         assert_eq!(
             props["status"],
-            json!({"type": "string", "enum": ["a", "b"], "nullable": true, "description": "s"})
+            json!({"type": "string", "enum": ["a", "b", null], "nullable": true, "description": "s"})
         );
         assert_eq!(
             props["other"],

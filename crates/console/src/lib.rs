@@ -154,7 +154,6 @@ fn tokens_match(presented: &str, expected: &str) -> bool {
 }
 
 fn store_trouble(err: AdminError) -> Response {
-    tracing::error!(error = %err, "settings: store unavailable");
     let mut resp = html(
         StatusCode::SERVICE_UNAVAILABLE,
         pages::message(
@@ -164,6 +163,9 @@ fn store_trouble(err: AdminError) -> Response {
     );
     resp.headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    // Logged once, by the access log, with the request's id.
+    resp.extensions_mut()
+        .insert(ciq_http::error::ErrorCause(format!("settings: {err}")));
     resp
 }
 

@@ -67,12 +67,12 @@ pub fn drop_headers(operation: &mut Value, statuses: &[&str], names: &[&str]) {
 }
 
 /// poem-openapi writes a property that has its own description as
-/// `{"description", "allOf": [{"$ref"}, {"description"}]}`; several generators then
-/// drop the operation. A required reference becomes the bare `$ref`; an optional
-/// reference to an enum is inlined (the enum plus `nullable`), any other optional one
-/// keeps a single-element `allOf`, the 3.0 way to say "nullable reference".
+/// `{"description", "allOf": [{"$ref"}, {"description"}]}`; generators such as
+/// openapi-python-client then drop every operation that uses the schema. A required
+/// reference becomes the bare `$ref`; an optional one a single-element `allOf` with
+/// `nullable` (and its description), the OpenAPI 3.0 way to say "nullable reference",
+/// which generators turn into `Type | None`.
 fn unwrap_described_refs(doc: &mut Value) {
-    let schemas = doc["components"]["schemas"].clone();
     let Some(all) = doc
         .get_mut("components")
         .and_then(|c| c.get_mut("schemas"))
@@ -101,20 +101,10 @@ fn unwrap_described_refs(doc: &mut Value) {
             };
             let description = property.get("description").cloned();
             let nullable = !required.contains(&Value::String(field.clone()));
-            let name = target.rsplit('/').next().unwrap_or_default();
-            let referenced = &schemas[name];
-            *property = if !nullable {
-                json!({"$ref": target})
-            } else if referenced.get("enum").is_some() {
-                // OpenAPI 3.0.3: `nullable` does not widen an `enum`; null must be listed.
-                let mut inline = referenced.clone();
-                inline["nullable"] = Value::Bool(true);
-                if let Some(names) = inline["enum"].as_array_mut() {
-                    names.push(Value::Null);
-                }
-                inline
-            } else {
+            *property = if nullable {
                 json!({"allOf": [{"$ref": target}], "nullable": true})
+            } else {
+                json!({"$ref": target})
             };
             if let (Some(description), false) = (description, property.get("$ref").is_some()) {
                 property["description"] = description;
@@ -208,6 +198,44 @@ fn canonical_header_names(doc: &mut Value) {
     }
 }
 
+/// The shapes in `doc` that validators reject or client generators mishandle: an
+/// `allOf` that is more than one reference (generators drop the operation), a
+/// `multipleOf` (validators reject 19.99 against 0.01 in binary floating point), a
+/// `null` where a schema or its `properties` belong. Empty for a sound document.
+pub fn generator_hazards(doc: &Value) -> Vec<String> {
+    fn walk(value: &Value, at: &str, found: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => {
+                for (key, inner) in map {
+                    let here = format!("{at}/{key}");
+                    match (key.as_str(), inner) {
+                        ("allOf", Value::Array(parts))
+                            if parts.len() != 1 || parts[0].get("$ref").is_none() =>
+                        {
+                            found.push(format!("{here}: allOf beyond one $ref"));
+                        }
+                        ("multipleOf", _) => found.push(format!("{here}: multipleOf")),
+                        ("properties" | "schema" | "items", Value::Null) => {
+                            found.push(format!("{here}: null"));
+                        }
+                        _ => {}
+                    }
+                    walk(inner, &here, found);
+                }
+            }
+            Value::Array(items) => {
+                for (i, inner) in items.iter().enumerate() {
+                    walk(inner, &format!("{at}/{i}"), found);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut found = Vec::new();
+    walk(doc, "", &mut found);
+    found
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -235,12 +263,15 @@ mod tests {
         );
         assert_eq!(
             props["status"],
-            json!({"type": "string", "enum": ["a", "b", null], "nullable": true, "description": "s"})
+            json!({"allOf": [{"$ref": "#/components/schemas/Status"}], "nullable": true, "description": "s"})
         );
         assert_eq!(
             props["other"],
             json!({"allOf": [{"$ref": "#/components/schemas/Inner"}], "nullable": true, "description": "o"})
         );
         assert_eq!(doc["servers"][0]["url"], "/");
+        assert_eq!(generator_hazards(&doc), Vec::<String>::new());
+        let bad = json!({"a": {"allOf": [{"$ref": "#/x"}, {"description": "d"}]}, "b": {"multipleOf": 0.01}, "properties": null});
+        assert_eq!(generator_hazards(&bad).len(), 3);
     }
 }

@@ -34,7 +34,7 @@ fn hidden_csrf(html: &str) -> String {
 
 async fn owner(app: &TestApp, email: &str) -> uuid::Uuid {
     let id = app.create_user(email).await;
-    ciq_admin::users::set_password(&app.db, &SecretHasher::default(), id, PASSWORD)
+    ciq_admin::users::set_password(&app.db, &SecretHasher::default(), id, &PASSWORD.into())
         .await
         .unwrap();
     id

@@ -48,7 +48,7 @@ async fn an_owner_generates_uses_rolls_and_revokes_a_key_in_the_browser() {
         &app.db,
         &SecretHasher::default(),
         user,
-        "correct horse battery",
+        &"correct horse battery".into(),
     )
     .await
     .unwrap();

@@ -33,7 +33,7 @@ pub async fn check_credentials(
     db: &DatabaseConnection,
     hasher: &SecretHasher,
     email: &str,
-    password: &str,
+    password: &secrecy::SecretString,
 ) -> Result<Option<user::Model>, AdminError> {
     let user = match users::find_user(db, email).await {
         Ok(user) => Some(user),
@@ -44,7 +44,9 @@ pub async fn check_credentials(
         .as_ref()
         .and_then(|u| u.password_hash.clone())
         .unwrap_or_else(|| dummy_hash(hasher).to_owned());
-    let matches = hasher.verify_async(password, &hash).await?;
+    let matches = hasher
+        .verify_async(secrecy::ExposeSecret::expose_secret(password), &hash)
+        .await?;
     Ok(user.filter(|u| matches && u.password_hash.is_some()))
 }
 

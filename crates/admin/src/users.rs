@@ -2,6 +2,7 @@
 
 use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
 use sea_orm::{SqlErr, prelude::Uuid};
+use secrecy::{ExposeSecret, SecretString};
 
 use ciq_entity::user;
 
@@ -66,8 +67,8 @@ pub const MIN_PASSWORD_LEN: usize = 10;
 pub const MAX_PASSWORD_LEN: usize = 128;
 
 /// Checks the password rules.
-pub fn check_password_rules(password: &str) -> Result<(), AdminError> {
-    let len = password.chars().count();
+pub fn check_password_rules(password: &SecretString) -> Result<(), AdminError> {
+    let len = password.expose_secret().chars().count();
     if !(MIN_PASSWORD_LEN..=MAX_PASSWORD_LEN).contains(&len) {
         return Err(AdminError::Invalid {
             field: "password",
@@ -82,14 +83,14 @@ pub async fn set_password(
     db: &DatabaseConnection,
     hasher: &crate::SecretHasher,
     user_id: Uuid,
-    password: &str,
+    password: &SecretString,
 ) -> Result<(), AdminError> {
     check_password_rules(password)?;
     let user = ciq_entity::User::find_by_id(user_id)
         .one(db)
         .await?
         .ok_or_else(|| AdminError::UserNotFound(user_id.to_string()))?;
-    let hash = hasher.hash_async(password).await?;
+    let hash = hasher.hash_async(password.expose_secret()).await?;
     let mut active: user::ActiveModel = user.into();
     active.password_hash = Set(Some(hash));
     active.update(db).await?;

@@ -261,7 +261,7 @@ fn login_form(
 #[derive(Deserialize)]
 struct LoginForm {
     email: String,
-    password: String,
+    password: secrecy::SecretString,
     csrf: String,
 }
 

@@ -257,8 +257,8 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
             std::io::stdin()
                 .read_line(&mut password)
                 .context("reading the password from stdin")?;
-            let password = password.trim_end_matches(['\r', '\n']);
-            users::set_password(&db, &SecretHasher::default(), owner.id, password).await?;
+            let password = SecretString::from(password.trim_end_matches(['\r', '\n']));
+            users::set_password(&db, &SecretHasher::default(), owner.id, &password).await?;
             eprintln!("password set for {}", owner.email);
             Ok(())
         }

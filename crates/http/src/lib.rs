@@ -7,6 +7,7 @@
 //! - [`metrics`]: the Prometheus recorder and the request counters.
 //! - [`client`]: the client address behind a trusted proxy.
 //! - [`time`]: the one time format of every JSON answer.
+//! - [`secret`]: secret body fields (passwords) that never print.
 //! - [`openapi`]: the fixes every generated OpenAPI document gets.
 //!
 //! Nothing here knows leads, keys or pages.
@@ -17,6 +18,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod request_id;
 pub mod routes;
+pub mod secret;
 pub mod time;
 
 pub use error::{ErrorBody, ErrorCode, FieldError, HttpError};

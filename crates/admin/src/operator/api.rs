@@ -158,8 +158,7 @@ pub struct CreateUserRequest {
     pub name: Option<String>,
     /// Initial sign-in password (10 to 128 characters); without it the owner cannot
     /// sign in until one is set.
-    #[oai(validator(max_length = 128))]
-    pub password: Option<String>,
+    pub password: Option<ciq_http::secret::SecretField>,
 }
 
 /// An account owner.
@@ -323,11 +322,12 @@ impl AdminApi {
     ) -> AdminResponse<AdminUser> {
         let result = async {
             if let Some(password) = &body.password {
-                users::check_password_rules(password)?;
+                users::check_password_rules(&password.0)?;
             }
             let user = users::create_user(&state.db, &body.email, body.name.as_deref()).await?;
             if let Some(password) = &body.password {
-                users::set_password(&state.db, &SecretHasher::default(), user.id, password).await?;
+                users::set_password(&state.db, &SecretHasher::default(), user.id, &password.0)
+                    .await?;
             }
             Ok(AdminUser {
                 id: user.id,

@@ -38,6 +38,7 @@ fn document_operator_rules(doc: &mut Value) {
     let schemas = &mut doc["components"]["schemas"];
     let password = &mut schemas["CreateUserRequest"]["properties"]["password"];
     password["minLength"] = json!(crate::users::MIN_PASSWORD_LEN);
+    password["maxLength"] = json!(crate::users::MAX_PASSWORD_LEN);
     let limit = &mut schemas["CreateKeyRequest"]["properties"]["rate_limit_per_minute"];
     limit["minimum"] = json!(1);
     limit["maximum"] = json!(crate::keys::MAX_RATE_LIMIT_PER_MINUTE);

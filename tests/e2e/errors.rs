@@ -17,6 +17,7 @@ on_both_backends!(
     a_fault_of_ours_is_500_internal_error_without_retry_after,
     unknown_routes_and_methods_answer_in_json,
     invented_methods_do_not_grow_the_metrics,
+    thousands_of_unknown_fields_answer_at_most_fifty_details,
 );
 
 /// Asserts the error shape and returns `(code, message)`.
@@ -264,5 +265,26 @@ async fn invented_methods_do_not_grow_the_metrics(app: TestApp) {
         text.lines()
             .any(|l| l.starts_with("ciq_http_requests_total") && l.contains("method=\"other\"")),
         "invented methods are counted as other"
+    );
+}
+
+async fn thousands_of_unknown_fields_answer_at_most_fifty_details(app: TestApp) {
+    let (_, key) = app.user_with_key("owner@acme.test").await;
+    let mut lead = reference_curl_body()["lead"].clone();
+    for i in 0..3000 {
+        lead[format!("f{i}")] = Value::from(1);
+    }
+    let body = serde_json::json!({ "lead": lead });
+    assert!(body.to_string().len() < 64 * 1024);
+    let resp = app.post_lead(Some(&key), &body).await;
+    let text = resp.text().await.unwrap();
+    assert!(text.len() < 16 * 1024, "{} bytes of error", text.len());
+    let error: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(error["error"]["code"], "validation_failed");
+    assert_eq!(error["error"]["details"].as_array().unwrap().len(), 50);
+    assert_eq!(error["error"]["details_truncated"], 3000 - 50);
+    assert_eq!(
+        ciq_entity::Lead::find().all(&app.db).await.unwrap().len(),
+        0
     );
 }

@@ -5,6 +5,7 @@ mod auth;
 mod docs;
 mod errors;
 mod faults;
+mod headers;
 mod idempotency;
 mod leads;
 mod limits;

@@ -87,10 +87,7 @@ async fn protect(result: poem::Result<Response>) -> poem::Result<Response> {
         headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
         headers.insert(
             "content-security-policy",
-            HeaderValue::from_static(
-                "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; \
-                 form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-            ),
+            HeaderValue::from_static(pages::content_security_policy()),
         );
         headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
         resp

@@ -243,8 +243,8 @@ impl Application {
 }
 
 /// Every surface behind the middleware they share: the access log and request id
-/// outermost, then the request metrics, the `Allow` header of a 405, and the one
-/// error shape for whatever the framework raises.
+/// outermost, then the request metrics, the `Allow` header of a 405, the baseline
+/// security headers, and the one error shape for whatever the framework raises.
 pub fn routes(states: &States) -> impl Endpoint + use<> {
     // The recorder must be in place before the first request is counted.
     ciq_http::metrics::handle();
@@ -253,6 +253,7 @@ pub fn routes(states: &States) -> impl Endpoint + use<> {
     let route = ciq_admin::operator::attach_operator(route, states.operator.clone());
     ciq_admin::operator::attach_probes(route, states.operator.clone())
         .catch_all_error(|err| async move { ciq_http::error::render_framework_error(err) })
+        .around(ciq_http::security::baseline_headers)
         .around(ciq_http::routes::allow_header)
         .around(ciq_http::metrics::track)
         .around(ciq_http::request_id::track)

@@ -8,6 +8,7 @@
 //! - [`client`]: the client address behind a trusted proxy.
 //! - [`time`]: the one time format of every JSON answer.
 //! - [`secret`]: secret body fields (passwords) that never print.
+//! - [`security`]: the headers every response carries.
 //! - [`openapi`]: the fixes every generated OpenAPI document gets.
 //!
 //! Nothing here knows leads, keys or pages.
@@ -19,6 +20,7 @@ pub mod openapi;
 pub mod request_id;
 pub mod routes;
 pub mod secret;
+pub mod security;
 pub mod time;
 
 pub use error::{ErrorBody, ErrorCode, FieldError, HttpError};

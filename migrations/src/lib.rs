@@ -11,6 +11,7 @@ mod m20261126_000003_create_leads;
 mod m20261126_000004_create_key_events;
 mod m20261126_000005_create_sessions;
 mod m20261126_000006_create_idempotency_keys;
+mod m20261201_000007_add_users_sessions_valid_after;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000004_create_key_events::Migration),
             Box::new(m20261126_000005_create_sessions::Migration),
             Box::new(m20261126_000006_create_idempotency_keys::Migration),
+            Box::new(m20261201_000007_add_users_sessions_valid_after::Migration),
         ]
     }
 }

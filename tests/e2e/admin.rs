@@ -92,6 +92,19 @@ async fn the_operator_document_is_served_with_the_token_only() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_operator_body_is_413() {
+    let app = spawn_admin(Backend::Sqlite).await.unwrap();
+    let big = json!({"email": "a@acme.test", "name": "n".repeat(64 * 1024)});
+    let (status, body) = admin(&app, "POST", "/users", Some(big)).await;
+    assert_eq!(status, 413);
+    assert_eq!(body["error"]["code"], "payload_too_large");
+    // Without the token, no body is read at all: 401 first.
+    let (status, _) =
+        admin_with_token(&app, "POST", "/users", Some(json!({"email": "x"})), None).await;
+    assert_eq!(status, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_or_wrong_token_is_401() {
     let app = spawn_admin(Backend::Sqlite).await.unwrap();
     let body = Some(json!({"email": "a@acme.test"}));

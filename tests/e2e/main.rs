@@ -7,6 +7,7 @@ mod errors;
 mod faults;
 mod headers;
 mod idempotency;
+mod keys;
 mod leads;
 mod limits;
 mod settings;

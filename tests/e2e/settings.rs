@@ -381,3 +381,157 @@ async fn with_redis_configured_sessions_live_in_redis() {
         .unwrap();
     assert_eq!(exists, 0);
 }
+
+/// Sends `head` and then `body` over a raw connection and returns the status of the
+/// answer (read as soon as it comes, whether or not the server read the body).
+async fn raw_status(app: &TestApp, head: &str, body: &[u8]) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = app.base_url.trim_start_matches("http://");
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    conn.write_all(head.as_bytes()).await.unwrap();
+    // The server may answer and close before all of it is sent.
+    let _ = conn.write_all(body).await;
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(10), conn.read(&mut buf))
+            .await
+            .expect("an answer within 10 s")
+            .unwrap();
+        assert!(n > 0, "closed without an answer");
+        answer.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&answer);
+    text.split(' ').nth(1).unwrap().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_forms_are_refused_with_413_before_they_are_read() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    // A declared 10 GB sign-in: refused on its Content-Length.
+    let head = "POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+                Content-Length: 10000000000\r\n\r\n";
+    assert_eq!(
+        raw_status(&app, head, b"email=a%40acme.test&password=").await,
+        413
+    );
+    // Chunked, so no length is declared: refused once more than the limit arrived.
+    let head = "POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+                Transfer-Encoding: chunked\r\n\r\n";
+    let chunk = format!("4000\r\n{}\r\n", "a".repeat(0x4000));
+    let body = chunk.repeat(8);
+    assert_eq!(raw_status(&app, head, body.as_bytes()).await, 413);
+    // A form of ordinary size still works.
+    let resp = app.get("/login").await;
+    assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_email_or_password_longer_than_any_accounts_is_refused_before_any_work() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    owner(&app, "owner@acme.test").await;
+    let client = browser_like_client();
+    let long_email = format!("{}@acme.test", "a".repeat(300));
+    let resp = sign_in(&app, &client, &long_email, PASSWORD).await;
+    assert_eq!(resp.status(), 422);
+    let resp = sign_in(&app, &client, "owner@acme.test", &"p".repeat(129)).await;
+    assert_eq!(resp.status(), 422);
+    // Neither counted as a failed sign-in: the owner still has every attempt, and then
+    // the right password signs in.
+    for _ in 0..ciq_console::LOGIN_FAILURES_PER_EMAIL - 1 {
+        let resp = sign_in(&app, &client, "owner@acme.test", "wrong password!").await;
+        assert_eq!(resp.status(), 401);
+    }
+    assert_eq!(
+        sign_in(&app, &client, "owner@acme.test", PASSWORD)
+            .await
+            .status(),
+        303
+    );
+}
+
+/// Signs in on `devices` browsers and returns them, each with its own session.
+async fn signed_in_devices(app: &TestApp, devices: usize) -> Vec<reqwest::Client> {
+    let mut clients = Vec::new();
+    for _ in 0..devices {
+        let client = browser_like_client();
+        let resp = sign_in(app, &client, "owner@acme.test", PASSWORD).await;
+        assert_eq!(resp.status(), 303);
+        assert_eq!(keys_page(app, &client).await.0, 200);
+        clients.push(client);
+    }
+    clients
+}
+
+async fn a_password_change_ends_every_session(app: TestApp) {
+    let id = owner(&app, "owner@acme.test").await;
+    let devices = signed_in_devices(&app, 2).await;
+    // What `ciq-gateway users set-password` does.
+    ciq_admin::users::set_password(
+        &app.db,
+        &SecretHasher::default(),
+        id,
+        &"a brand new passphrase".into(),
+    )
+    .await
+    .unwrap();
+    for device in &devices {
+        let (status, _) = keys_page(&app, device).await;
+        assert_eq!(status, 303, "a session survived the password change");
+    }
+    // The new password opens a new session.
+    let client = browser_like_client();
+    let resp = sign_in(&app, &client, "owner@acme.test", "a brand new passphrase").await;
+    assert_eq!(resp.status(), 303);
+    assert_eq!(keys_page(&app, &client).await.0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_change_ends_every_session_in_the_database_store() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    a_password_change_ends_every_session(app).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_change_ends_every_session_in_the_redis_store() {
+    let Some(url) = ciq_e2e::test_redis_url().await else {
+        return;
+    };
+    let app = TestApp::spawn_with(Backend::Sqlite, |s| {
+        s.redis_url = Some(url.into());
+        s.redis_prefix = ciq_e2e::unique_redis_prefix();
+    })
+    .await
+    .unwrap();
+    a_password_change_ends_every_session(app).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_out_everywhere_ends_the_sessions_of_every_device() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    owner(&app, "owner@acme.test").await;
+    let devices = signed_in_devices(&app, 3).await;
+    let (_, html) = keys_page(&app, &devices[0]).await;
+    assert!(html.contains("action=\"/logout/everywhere\""));
+    let resp = devices[0]
+        .post(format!("{}/logout/everywhere", app.base_url))
+        .form(&[("csrf", hidden_csrf(&html))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    assert_eq!(resp.headers()["location"], "/login");
+    for device in &devices {
+        assert_eq!(keys_page(&app, device).await.0, 303);
+    }
+    // A forged form ends nothing.
+    let devices = signed_in_devices(&app, 1).await;
+    let resp = devices[0]
+        .post(format!("{}/logout/everywhere", app.base_url))
+        .form(&[("csrf", "forged")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    assert_eq!(keys_page(&app, &devices[0]).await.0, 200);
+}

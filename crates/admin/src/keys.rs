@@ -2,14 +2,16 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::prelude::Uuid;
+use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection,
+    DatabaseTransaction, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set, TransactionError, TransactionTrait,
 };
 use serde::Serialize;
 
-use ciq_entity::api_key;
 use ciq_entity::key_event::{self, ActorSource, KeyEventKind};
+use ciq_entity::{api_key, user};
 
 use crate::key::{self, PlaintextKey};
 use crate::{AdminError, SecretHasher};
@@ -139,7 +141,9 @@ pub fn key_status(row: &api_key::Model, now: DateTime<Utc>) -> KeyStatus {
 
 /// Creates a key for `user_id`. The plaintext key is returned this once; only the
 /// argon2id hash of its secret is stored. A user holds at most
-/// [`MAX_ACTIVE_KEYS_PER_USER`] active keys.
+/// [`MAX_ACTIVE_KEYS_PER_USER`] active keys: the count is checked in the transaction
+/// that inserts the key and its `created` event, with the owner's row locked, so two
+/// concurrent creates cannot both take the last place.
 pub async fn create_key(
     db: &DatabaseConnection,
     hasher: &SecretHasher,
@@ -147,23 +151,47 @@ pub async fn create_key(
     new: NewKey,
     actor: &Actor,
 ) -> Result<(api_key::Model, PlaintextKey), AdminError> {
-    let created = insert_key(db, hasher, user_id, new).await?;
-    record_event(db, &created.0, KeyEventKind::Created, actor, None).await?;
-    Ok(created)
+    let new = checked(new)?;
+    // The owner must exist: a clear error rather than a foreign-key failure.
+    ciq_entity::User::find_by_id(user_id)
+        .one(db)
+        .await?
+        .ok_or_else(|| AdminError::UserNotFound(user_id.to_string()))?;
+    // argon2 runs before the transaction: no lock is held while it works.
+    let (row, plain) = new_key_row(hasher, user_id, new).await?;
+    let actor = actor.clone();
+    let created = db
+        .transaction::<_, api_key::Model, AdminError>(move |txn| {
+            Box::pin(async move {
+                lock_owner(txn, user_id).await?;
+                ensure_free_place(txn, user_id).await?;
+                let created = row.insert(txn).await?;
+                record_event(txn, &created, KeyEventKind::Created, &actor, None).await?;
+                Ok(created)
+            })
+        })
+        .await
+        .map_err(transaction_error)?;
+    Ok((created, plain))
 }
 
-async fn insert_key(
-    db: &DatabaseConnection,
-    hasher: &SecretHasher,
-    user_id: Uuid,
-    new: NewKey,
-) -> Result<(api_key::Model, PlaintextKey), AdminError> {
+/// The rules of a new key's fields, checked before any work: a name (default
+/// "API key") of at most [`MAX_KEY_NAME_LEN`] characters without control characters
+/// (it is printed in terminals by `keys list`), a limit in range, an expiry in the
+/// future.
+fn checked(new: NewKey) -> Result<NewKey, AdminError> {
     let name = match new.name.trim() {
         "" => "API key".to_owned(),
         n if n.chars().count() > MAX_KEY_NAME_LEN => {
             return Err(AdminError::Invalid {
                 field: "name",
                 rule: format!("must be at most {MAX_KEY_NAME_LEN} characters"),
+            });
+        }
+        n if n.chars().any(char::is_control) => {
+            return Err(AdminError::Invalid {
+                field: "name",
+                rule: "must not contain control characters".into(),
             });
         }
         n => n.to_owned(),
@@ -176,28 +204,52 @@ async fn insert_key(
             rule: format!("must be between 1 and {MAX_RATE_LIMIT_PER_MINUTE}"),
         });
     }
-    let now = ciq_entity::now();
-    if new.expires_at.is_some_and(|at| at <= now) {
+    if new.expires_at.is_some_and(|at| at <= ciq_entity::now()) {
         return Err(AdminError::Invalid {
             field: "expires_at",
             rule: "must be in the future".into(),
         });
     }
-    // The owner must exist: a clear error rather than a foreign-key failure.
-    ciq_entity::User::find_by_id(user_id)
-        .one(db)
-        .await?
-        .ok_or_else(|| AdminError::UserNotFound(user_id.to_string()))?;
-    let active = list_keys(db, user_id)
-        .await?
-        .into_iter()
-        .filter(|k| k.status == KeyStatus::Active)
-        .count();
-    if active >= MAX_ACTIVE_KEYS_PER_USER {
+    Ok(NewKey { name, ..new })
+}
+
+/// Takes the owner's row for the rest of the transaction (a row lock on PostgreSQL,
+/// the write lock on SQLite), so key changes of one owner happen one at a time.
+async fn lock_owner(txn: &DatabaseTransaction, user_id: Uuid) -> Result<(), AdminError> {
+    let locked = ciq_entity::User::update_many()
+        .col_expr(user::Column::Email, Expr::col(user::Column::Email).into())
+        .filter(user::Column::Id.eq(user_id))
+        .exec(txn)
+        .await?;
+    if locked.rows_affected == 0 {
+        return Err(AdminError::UserNotFound(user_id.to_string()));
+    }
+    Ok(())
+}
+
+/// Refuses when the owner already holds [`MAX_ACTIVE_KEYS_PER_USER`] active keys.
+async fn ensure_free_place(txn: &DatabaseTransaction, user_id: Uuid) -> Result<(), AdminError> {
+    let active = ciq_entity::ApiKey::find()
+        .filter(api_key::Column::UserId.eq(user_id))
+        .filter(api_key::Column::RevokedAt.is_null())
+        .filter(
+            Condition::any()
+                .add(api_key::Column::ExpiresAt.is_null())
+                .add(api_key::Column::ExpiresAt.gt(ciq_entity::now())),
+        )
+        .count(txn)
+        .await?;
+    if active >= MAX_ACTIVE_KEYS_PER_USER as u64 {
         return Err(AdminError::TooManyKeys(MAX_ACTIVE_KEYS_PER_USER));
     }
+    Ok(())
+}
 
-    insert_key_unchecked_limit(db, hasher, user_id, NewKey { name, ..new }).await
+fn transaction_error(err: TransactionError<AdminError>) -> AdminError {
+    match err {
+        TransactionError::Connection(err) => AdminError::Database(err),
+        TransactionError::Transaction(err) => err,
+    }
 }
 
 /// The user's keys, newest first.
@@ -223,8 +275,9 @@ pub async fn find_key(db: &DatabaseConnection, key_id: Uuid) -> Result<api_key::
         .ok_or(AdminError::KeyNotFound(key_id))
 }
 
-/// Revokes a key. Revoking a revoked key changes nothing and succeeds. Running
-/// instances see the change within a second (they poll `updated_at`).
+/// Revokes a key, with its `revoked` event in the same transaction. Revoking a
+/// revoked key changes nothing and succeeds. Running instances see the change within
+/// a second (they poll `updated_at`).
 pub async fn revoke_key(
     db: &DatabaseConnection,
     key_id: Uuid,
@@ -234,12 +287,21 @@ pub async fn revoke_key(
     if row.revoked_at.is_some() {
         return Ok(row.into());
     }
-    let now = ciq_entity::now();
-    let mut active = row.into_active_model();
-    active.revoked_at = Set(Some(now));
-    active.updated_at = Set(now);
-    let revoked = active.update(db).await?;
-    record_event(db, &revoked, KeyEventKind::Revoked, actor, None).await?;
+    let actor = actor.clone();
+    let revoked = db
+        .transaction::<_, api_key::Model, AdminError>(move |txn| {
+            Box::pin(async move {
+                let now = ciq_entity::now();
+                let mut active = row.into_active_model();
+                active.revoked_at = Set(Some(now));
+                active.updated_at = Set(now);
+                let revoked = active.update(txn).await?;
+                record_event(txn, &revoked, KeyEventKind::Revoked, &actor, None).await?;
+                Ok(revoked)
+            })
+        })
+        .await
+        .map_err(transaction_error)?;
     Ok(revoked.into())
 }
 
@@ -277,38 +339,67 @@ pub async fn roll_key(
             .and_then(|l| u32::try_from(l).ok()),
         expires_at: old.expires_at,
     };
-    // The old key still counts as active during the overlap, but a roll replaces it,
-    // so it must not be refused for the limit: insert first, then retire the old one.
-    let created = insert_key_unchecked_limit(db, hasher, old.user_id, new).await?;
-    let ends = now + chrono::TimeDelta::from_std(overlap).expect("overlap is at most 7 days");
-    let mut retiring = old.clone().into_active_model();
-    retiring.expires_at = Set(Some(old.expires_at.map_or(ends, |at| at.min(ends))));
-    retiring.updated_at = Set(ciq_entity::now());
-    let retired = retiring.update(db).await?;
-    let detail = format!(
-        "replaced by {}; old key works until {}",
-        created.0.display_prefix,
-        retired.expires_at.map_or_else(String::new, |t| t
-            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-    );
-    record_event(db, &retired, KeyEventKind::Rolled, actor, Some(detail)).await?;
-    record_event(
-        db,
-        &created.0,
-        KeyEventKind::Created,
-        actor,
-        Some(format!("rolled from {}", old.display_prefix)),
-    )
-    .await?;
-    Ok(created)
+    let (row, plain) = new_key_row(hasher, old.user_id, new).await?;
+    let actor = actor.clone();
+    let created = db
+        .transaction::<_, api_key::Model, AdminError>(move |txn| {
+            Box::pin(async move {
+                lock_owner(txn, old.user_id).await?;
+                // Read again under the lock: a concurrent revoke or roll wins.
+                let old = ciq_entity::ApiKey::find_by_id(old.id)
+                    .one(txn)
+                    .await?
+                    .ok_or(AdminError::KeyNotFound(old.id))?;
+                let now = ciq_entity::now();
+                if key_status(&old, now) != KeyStatus::Active {
+                    return Err(AdminError::Invalid {
+                        field: "key_id",
+                        rule: format!(
+                            "the key is {}; only an active key can be rolled",
+                            key_status(&old, now)
+                        ),
+                    });
+                }
+                let ends =
+                    now + chrono::TimeDelta::from_std(overlap).expect("overlap is at most 7 days");
+                let mut retiring = old.clone().into_active_model();
+                retiring.expires_at = Set(Some(old.expires_at.map_or(ends, |at| at.min(ends))));
+                retiring.updated_at = Set(now);
+                let retired = retiring.update(txn).await?;
+                // An immediate roll has just freed the old key's place; one with an
+                // overlap needs a free place, since both keys work for a while.
+                ensure_free_place(txn, old.user_id).await?;
+                let created = row.insert(txn).await?;
+                let detail = format!(
+                    "replaced by {}; old key works until {}",
+                    created.display_prefix,
+                    retired.expires_at.map_or_else(String::new, |t| t
+                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                );
+                record_event(txn, &retired, KeyEventKind::Rolled, &actor, Some(detail)).await?;
+                record_event(
+                    txn,
+                    &created,
+                    KeyEventKind::Created,
+                    &actor,
+                    Some(format!("rolled from {}", old.display_prefix)),
+                )
+                .await?;
+                Ok(created)
+            })
+        })
+        .await
+        .map_err(transaction_error)?;
+    Ok((created, plain))
 }
 
-async fn insert_key_unchecked_limit(
-    db: &DatabaseConnection,
+/// A new key's row, ready to insert, with its plaintext (shown once). The argon2id
+/// hash is made here, outside any transaction.
+async fn new_key_row(
     hasher: &SecretHasher,
     user_id: Uuid,
     new: NewKey,
-) -> Result<(api_key::Model, PlaintextKey), AdminError> {
+) -> Result<(api_key::ActiveModel, PlaintextKey), AdminError> {
     let (plain, parts) = key::generate();
     let secret_hash = hasher.hash_async(parts.secret()).await?;
     let now = ciq_entity::now();
@@ -326,7 +417,7 @@ async fn insert_key_unchecked_limit(
         expires_at: Set(new.expires_at),
         revoked_at: Set(None),
     };
-    Ok((row.insert(db).await?, plain))
+    Ok((row, plain))
 }
 
 /// One entry of a user's key history.
@@ -347,7 +438,7 @@ pub struct KeyEventView {
 }
 
 async fn record_event(
-    db: &DatabaseConnection,
+    db: &impl ConnectionTrait,
     key: &api_key::Model,
     kind: KeyEventKind,
     actor: &Actor,

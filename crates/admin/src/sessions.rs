@@ -25,6 +25,9 @@ pub struct Session {
     pub csrf_token: String,
     /// When the session ends.
     pub expires_at: DateTime<Utc>,
+    /// When it began (sessions that began before the owner's
+    /// `sessions_valid_after` are over).
+    pub started_at: DateTime<Utc>,
 }
 
 /// Checks an email and password. `Ok(None)` for a wrong email or password (the
@@ -116,11 +119,13 @@ impl SessionStore {
         ttl: Duration,
     ) -> Result<(String, Session), AdminError> {
         let token = new_token();
+        let now = ciq_entity::now();
         let session = Session {
             user_id,
             csrf_token: new_token(),
-            expires_at: ciq_entity::now()
+            expires_at: now
                 + chrono::TimeDelta::from_std(ttl).unwrap_or(chrono::TimeDelta::hours(12)),
+            started_at: now,
         };
         match self {
             Self::Database(db) => {
@@ -129,7 +134,7 @@ impl SessionStore {
                     token_hash: Set(token_hash(&token)),
                     user_id: Set(user_id),
                     csrf_token: Set(session.csrf_token.clone()),
-                    created_at: Set(ciq_entity::now()),
+                    created_at: Set(session.started_at),
                     expires_at: Set(session.expires_at),
                 }
                 .insert(db)
@@ -147,6 +152,7 @@ impl SessionStore {
                             ("user_id", user_id.to_string()),
                             ("csrf_token", session.csrf_token.clone()),
                             ("expires_at", session.expires_at.to_rfc3339()),
+                            ("started_at", session.started_at.to_rfc3339()),
                         ],
                     )
                     .ignore()
@@ -178,6 +184,11 @@ impl SessionStore {
                         expires_at: DateTime::parse_from_rfc3339(fields.get("expires_at")?)
                             .ok()?
                             .with_timezone(&Utc),
+                        // Sessions written before this field existed began long ago.
+                        started_at: fields
+                            .get("started_at")
+                            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                            .map_or(DateTime::UNIX_EPOCH, |t| t.with_timezone(&Utc)),
                     })
                 })();
                 Ok(session.filter(|s| s.expires_at > Utc::now()))
@@ -230,5 +241,49 @@ async fn find_in_database(
         user_id: row.user_id,
         csrf_token: row.csrf_token,
         expires_at: row.expires_at,
+        started_at: row.created_at,
     }))
+}
+
+/// The live session of a cookie token: found in `store`, not expired, and begun
+/// after the owner's `sessions_valid_after` (a password change or "sign out
+/// everywhere" ends every session at once, whichever store holds it).
+pub async fn live(
+    store: &SessionStore,
+    db: &DatabaseConnection,
+    token: &str,
+) -> Result<Option<Session>, AdminError> {
+    let Some(session) = store.find(token).await? else {
+        return Ok(None);
+    };
+    let owner = ciq_entity::User::find_by_id(session.user_id)
+        .one(db)
+        .await?;
+    let over = owner.is_none_or(|u| {
+        u.sessions_valid_after
+            .is_some_and(|after| session.started_at <= after)
+    });
+    if over {
+        store.end(token).await?;
+        return Ok(None);
+    }
+    Ok(Some(session))
+}
+
+/// Ends every session of `user_id`: sessions begun until now are over in every store
+/// ([`live`] refuses them), and the database's rows go at once.
+pub async fn end_all(db: &DatabaseConnection, user_id: Uuid) -> Result<(), AdminError> {
+    ciq_entity::User::update_many()
+        .col_expr(
+            user::Column::SessionsValidAfter,
+            sea_orm::sea_query::Expr::value(ciq_entity::now()),
+        )
+        .filter(user::Column::Id.eq(user_id))
+        .exec(db)
+        .await?;
+    ciq_entity::Session::delete_many()
+        .filter(session::Column::UserId.eq(user_id))
+        .exec(db)
+        .await?;
+    Ok(())
 }

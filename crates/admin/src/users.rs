@@ -38,6 +38,7 @@ pub async fn create_user(
         name: Set(name.map(str::to_owned)),
         password_hash: Set(None),
         created_at: Set(ciq_entity::now()),
+        sessions_valid_after: Set(None),
     };
     row.insert(db).await.map_err(|err| match err.sql_err() {
         Some(SqlErr::UniqueConstraintViolation(_)) => AdminError::EmailTaken(email),
@@ -78,7 +79,9 @@ pub fn check_password_rules(password: &SecretString) -> Result<(), AdminError> {
     Ok(())
 }
 
-/// Sets (or replaces) a user's sign-in password, stored as an argon2id hash.
+/// Sets (or replaces) a user's sign-in password, stored as an argon2id hash, and
+/// ends every session of that user (in whichever store: see
+/// [`crate::sessions::live`]).
 pub async fn set_password(
     db: &DatabaseConnection,
     hasher: &crate::SecretHasher,
@@ -94,5 +97,5 @@ pub async fn set_password(
     let mut active: user::ActiveModel = user.into();
     active.password_hash = Set(Some(hash));
     active.update(db).await?;
-    Ok(())
+    crate::sessions::end_all(db, user_id).await
 }

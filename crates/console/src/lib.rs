@@ -4,7 +4,8 @@
 //!
 //! - `GET /`: where to go (the API documentation, the Settings pages)
 //! - `GET /settings`: leads to `/settings/api-keys`
-//! - `GET/POST /login`, `POST /logout`
+//! - `GET/POST /login`, `POST /logout`, `POST /logout/everywhere` (every session of
+//!   the account ends)
 //! - `GET /settings/api-keys`: keys, generate form, history
 //! - `POST /settings/api-keys`: generate (the key is shown on the answer, once)
 //! - `GET/POST /settings/api-keys/{id}/revoke`: confirm, then revoke
@@ -31,8 +32,9 @@ use ciq_admin::sessions::{self, Session};
 use ciq_admin::{AdminError, SecretHasher, users};
 use ciq_entity::key_event::ActorSource;
 use ciq_http::client::client_address;
-use ciq_http::routes::{LOGIN, LOGOUT, SETTINGS_API_KEYS};
+use ciq_http::routes::{LOGIN, LOGOUT, LOGOUT_EVERYWHERE, SETTINGS_API_KEYS};
 use ciq_limiter::Bucket;
+use secrecy::ExposeSecret;
 
 use pages::{Flash, ROLL_OVERLAPS};
 pub use state::ConsoleState;
@@ -45,10 +47,17 @@ pub const LOGIN_CSRF_COOKIE: &str = "ciq_login_csrf";
 pub const LOGIN_FAILURES_PER_EMAIL: u32 = 5;
 /// Failed sign-ins allowed per client address per window.
 pub const LOGIN_FAILURES_PER_ADDRESS: u32 = 20;
+/// Largest form body accepted, in bytes: the largest form (sign-in: a 254-character
+/// email, a 128-character password, a token) is well under 1 KiB.
+pub const MAX_FORM_BYTES: usize = 8 * 1024;
+
 /// Adds the account owners' routes to `route`.
 pub fn attach(route: Route, state: Arc<ConsoleState>) -> Route {
     let page = |endpoint: poem::RouteMethod| {
         endpoint
+            .around(|endpoint, req| {
+                ciq_http::body::cap_body(endpoint, req, MAX_FORM_BYTES, form_too_large)
+            })
             .map_to_response()
             .after(protect)
             .data(state.clone())
@@ -58,6 +67,7 @@ pub fn attach(route: Route, state: Arc<ConsoleState>) -> Route {
         .at("/settings", page(get(settings_index)))
         .at(LOGIN, page(get(login_page).post(login)))
         .at(LOGOUT, page(post(logout)))
+        .at(LOGOUT_EVERYWHERE, page(post(logout_everywhere)))
         .at(SETTINGS_API_KEYS, page(get(keys_page).post(generate)))
         .at(
             "/settings/api-keys/:key_id/revoke",
@@ -171,7 +181,7 @@ async fn signed_in(req: &Request, state: &ConsoleState) -> Result<(String, Sessi
     let Some(token) = cookie(req, SESSION_COOKIE) else {
         return Err(redirect(LOGIN));
     };
-    match state.sessions.find(&token).await {
+    match sessions::live(&state.sessions, &state.db, &token).await {
         Ok(Some(session)) => Ok((token, session)),
         Ok(None) => Err(redirect("/login?expired=1")),
         Err(err) => Err(store_trouble(err)),
@@ -209,6 +219,16 @@ fn flash_status(flash: &Flash) -> StatusCode {
     } else {
         StatusCode::OK
     }
+}
+
+fn form_too_large(max: usize) -> Response {
+    html(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        pages::message(
+            "That form was too large",
+            &format!("A form may carry at most {max} bytes. Go back and try again."),
+        ),
+    )
 }
 
 fn csrf_refused() -> Response {
@@ -270,6 +290,18 @@ async fn login(req: &Request, state: Data<&Arc<ConsoleState>>, form: Form<LoginF
         return csrf_refused();
     }
     let email = form.email.trim().to_lowercase();
+    // Too long to be an account's: refused before it is hashed or names a limiter bucket.
+    if email.len() > ciq_entity::email::MAX_EMAIL_LEN
+        || form.password.expose_secret().chars().count() > users::MAX_PASSWORD_LEN
+    {
+        return login_form(
+            req,
+            state,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("That email or password is longer than any account's."),
+            "",
+        );
+    }
     let address = client_address(req, state.trust_forwarded_for);
     let buckets = [
         (Bucket::LoginEmail(&email), LOGIN_FAILURES_PER_EMAIL),
@@ -349,6 +381,25 @@ async fn logout(req: &Request, state: Data<&Arc<ConsoleState>>, form: Form<CsrfO
         return csrf_refused();
     }
     if let Err(err) = state.sessions.end(&token).await {
+        return store_trouble(err);
+    }
+    let mut resp = redirect(LOGIN);
+    set_cookie(&mut resp, req, &state, SESSION_COOKIE, "", 0);
+    resp
+}
+
+/// "Sign out everywhere": every session of the account ends, this one included.
+#[handler]
+async fn logout_everywhere(
+    req: &Request,
+    state: Data<&Arc<ConsoleState>>,
+    form: Form<CsrfOnly>,
+) -> Response {
+    let session = match signed_in_form(req, &state, &form.csrf).await {
+        Ok(session) => session,
+        Err(resp) => return resp,
+    };
+    if let Err(err) = sessions::end_all(&state.db, session.user_id).await {
         return store_trouble(err);
     }
     let mut resp = redirect(LOGIN);

@@ -206,6 +206,10 @@ fn sign_out(csrf: &str) -> Markup {
             input type="hidden" name="csrf" value=(csrf);
             button.secondary type="submit" { "Sign out" }
         }
+        form method="post" action="/logout/everywhere" {
+            input type="hidden" name="csrf" value=(csrf);
+            button.secondary type="submit" title="Ends every session of this account, on every device" { "Sign out everywhere" }
+        }
     }
 }
 

@@ -18,6 +18,9 @@ pub struct Model {
     pub password_hash: Option<String>,
     /// When the account was created.
     pub created_at: DateTimeUtc,
+    /// Sessions that started before this instant are over (a password change or
+    /// "sign out everywhere" sets it), whichever store holds them.
+    pub sessions_valid_after: Option<DateTimeUtc>,
 }
 
 /// Relations of `users`.

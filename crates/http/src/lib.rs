@@ -6,6 +6,7 @@
 //! - [`request_id`]: `X-Request-Id` and the access log (where failures are logged).
 //! - [`metrics`]: the Prometheus recorder and the request counters.
 //! - [`client`]: the client address behind a trusted proxy.
+//! - [`body`]: request bodies read with a ceiling.
 //! - [`time`]: the one time format of every JSON answer.
 //! - [`secret`]: secret body fields (passwords) that never print.
 //! - [`security`]: the headers every response carries.
@@ -13,6 +14,7 @@
 //!
 //! Nothing here knows leads, keys or pages.
 
+pub mod body;
 pub mod client;
 pub mod error;
 pub mod metrics;

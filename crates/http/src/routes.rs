@@ -22,6 +22,8 @@ pub const OPERATOR_DOCUMENT: &str = "/admin/v1/openapi.json";
 pub const LOGIN: &str = "/login";
 /// Sign-out (a form post).
 pub const LOGOUT: &str = "/logout";
+/// Sign-out of every session of the account (a form post).
+pub const LOGOUT_EVERYWHERE: &str = "/logout/everywhere";
 /// Settings → API Key.
 pub const SETTINGS_API_KEYS: &str = "/settings/api-keys";
 
@@ -56,6 +58,7 @@ pub const ROUTES: &[RouteSpec] = &[
     route("/", "GET", "/"),
     route(LOGIN, "GET, POST", LOGIN),
     route(LOGOUT, "POST", LOGIN),
+    route(LOGOUT_EVERYWHERE, "POST", LOGIN),
     route("/settings", "GET", "/settings"),
     route(SETTINGS_API_KEYS, "GET, POST", "/settings"),
     route(

@@ -88,6 +88,9 @@ pub enum AdminResponse<T: ParseFromJSON + ToJSON> {
     /// `email_taken` / `too_many_keys`.
     #[oai(status = 409)]
     Conflict(Json<ErrorBody>),
+    /// `payload_too_large`: the body is larger than 16 KiB.
+    #[oai(status = 413)]
+    PayloadTooLarge(Json<ErrorBody>),
     /// `unsupported_media_type`: the body is not `application/json`.
     #[oai(status = 415)]
     UnsupportedMediaType(Json<ErrorBody>),
@@ -117,6 +120,7 @@ impl<T: ParseFromJSON + ToJSON> From<HttpError> for AdminResponse<T> {
             ErrorCode::MissingAdminToken | ErrorCode::InvalidAdminToken => Self::Unauthorized(body),
             ErrorCode::NotFound => Self::NotFound(body),
             ErrorCode::EmailTaken | ErrorCode::TooManyKeys => Self::Conflict(body),
+            ErrorCode::PayloadTooLarge => Self::PayloadTooLarge(body),
             ErrorCode::UnsupportedMediaType => Self::UnsupportedMediaType(body),
             ErrorCode::ValidationFailed => Self::ValidationFailed(body),
             ErrorCode::InternalError => Self::Internal(body),
@@ -129,7 +133,6 @@ impl<T: ParseFromJSON + ToJSON> From<HttpError> for AdminResponse<T> {
             | ErrorCode::InvalidApiKey
             | ErrorCode::MethodNotAllowed
             | ErrorCode::IdempotencyKeyInUse
-            | ErrorCode::PayloadTooLarge
             | ErrorCode::IdempotencyKeyReused
             | ErrorCode::RateLimited => Self::Other(err.code.status(), body),
         }

@@ -65,6 +65,11 @@ fn example_for(status: &str) -> Option<Value> {
             ErrorCode::EmailTaken.default_message(),
             json!([]),
         ),
+        "413" => (
+            ErrorCode::PayloadTooLarge,
+            "the request body must be at most 16384 bytes",
+            json!([]),
+        ),
         "415" => (
             ErrorCode::UnsupportedMediaType,
             "Content-Type must be application/json (the header is missing)",

@@ -20,6 +20,9 @@ use poem_openapi::OpenApiService;
 
 pub use state::OperatorState;
 
+/// Largest operator request body, in bytes (the largest, a new user, is under 1 KiB).
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
 /// Adds the operator API with its document, behind the token check, to `route`;
 /// adds nothing when no token is configured.
 pub fn attach_operator(route: Route, state: Arc<OperatorState>) -> Route {
@@ -38,6 +41,11 @@ pub fn attach_operator(route: Route, state: Arc<OperatorState>) -> Route {
             }),
         )
         .nest_no_strip(ciq_http::routes::OPERATOR_PREFIX, service.into_endpoint())
+        .around(|endpoint, req| {
+            ciq_http::body::cap_body(endpoint, req, MAX_BODY_BYTES, |max| {
+                poem::IntoResponse::into_response(ciq_http::HttpError::payload_too_large(max))
+            })
+        })
         .around(api::guarded)
         .data(state);
     route.nest_no_strip(ciq_http::routes::OPERATOR_PREFIX, operator)

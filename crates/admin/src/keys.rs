@@ -217,7 +217,7 @@ fn checked(new: NewKey) -> Result<NewKey, AdminError> {
 /// the write lock on SQLite), so key changes of one owner happen one at a time.
 async fn lock_owner(txn: &DatabaseTransaction, user_id: Uuid) -> Result<(), AdminError> {
     let locked = ciq_entity::User::update_many()
-        .col_expr(user::Column::Email, Expr::col(user::Column::Email).into())
+        .col_expr(user::Column::Email, Expr::col(user::Column::Email))
         .filter(user::Column::Id.eq(user_id))
         .exec(txn)
         .await?;

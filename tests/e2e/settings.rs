@@ -318,8 +318,72 @@ async fn cookies_are_secure_behind_tls() {
         .send()
         .await
         .unwrap();
+    assert_eq!(
+        page.headers()["strict-transport-security"],
+        "max-age=31536000; includeSubDomains"
+    );
     let cookie = page.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.starts_with("__Host-ciq_login_csrf="), "{cookie}");
     assert!(cookie.ends_with("; Secure"), "{cookie}");
+    // A whole sign-in over TLS: the session cookie is a __Host- one, and it opens the page.
+    let csrf = hidden_csrf(&page.text().await.unwrap());
+    let csrf_cookie = cookie.split(';').next().unwrap().to_owned();
+    let resp = client
+        .post(format!("{}/login", app.base_url))
+        .header("X-Forwarded-Proto", "https")
+        .header("Cookie", &csrf_cookie)
+        .form(&[
+            ("email", "owner@acme.test"),
+            ("password", PASSWORD),
+            ("csrf", &csrf),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    let session = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|c| c.contains("ciq_session="))
+        .unwrap();
+    assert!(session.starts_with("__Host-ciq_session="), "{session}");
+    assert!(session.contains("; Secure"), "{session}");
+    let session = session.split(';').next().unwrap().to_owned();
+    let over_tls = client
+        .get(format!("{}/settings/api-keys", app.base_url))
+        .header("X-Forwarded-Proto", "https")
+        .header("Cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(over_tls.status(), 200);
+    // The same cookie sent over plain HTTP is not the session's: HSTS aside, a cookie
+    // planted without TLS can never pass for a __Host- one either.
+    let plain = client
+        .get(format!("{}/settings/api-keys", app.base_url))
+        .header("Cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(plain.status(), 303);
+    assert!(plain.headers().get("strict-transport-security").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_untrusted_forwarded_proto_changes_nothing() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let page = app
+        .client
+        .get(format!("{}/login", app.base_url))
+        .header("X-Forwarded-Proto", "https")
+        .send()
+        .await
+        .unwrap();
+    assert!(page.headers().get("strict-transport-security").is_none());
+    let cookie = page.headers()["set-cookie"].to_str().unwrap();
+    assert!(cookie.starts_with("ciq_login_csrf="), "{cookie}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -60,3 +60,68 @@ async fn two_replicas_behind_nginx_share_the_limit_and_both_serve() {
         );
     }
 }
+
+/// `curl -k` (the certificate is self-signed): the status and the headers, lower-cased.
+fn curl(method: &str, url: &str) -> (u16, String) {
+    let out = std::process::Command::new("curl")
+        .args(["-k", "-s", "-o", "/dev/null", "-D", "-", "-X", method, url])
+        .output()
+        .expect("curl runs");
+    let head = String::from_utf8_lossy(&out.stdout).to_lowercase();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_public_side_is_tls_only_and_hides_probes_metrics_and_the_operator_api() {
+    let Some(app) = TestApp::spawn_with(Backend::Sqlite, |s| {
+        s.trust_forwarded_for = true;
+        s.admin_token = Some("operator-token-of-the-topology-test".into());
+    })
+    .await
+    else {
+        return;
+    };
+    let Some(lb) = LoadBalancer::start(&[&app.base_url]).await else {
+        return;
+    };
+    let public = lb.public_url.clone();
+    let internal = lb.base_url.clone();
+    let checks = tokio::task::spawn_blocking(move || {
+        // Public: the Settings page over TLS, with HSTS and __Host- Secure cookies.
+        let (status, head) = curl("GET", &format!("{public}/login"));
+        assert_eq!(status, 200, "{head}");
+        assert!(
+            head.contains("strict-transport-security: max-age=31536000"),
+            "{head}"
+        );
+        assert!(
+            head.contains("set-cookie: __host-ciq_login_csrf="),
+            "{head}"
+        );
+        assert!(head.contains("; secure"), "{head}");
+        // Not on the public side, whatever the method.
+        for (method, path) in [
+            ("GET", "/metrics"),
+            ("GET", "/readyz"),
+            ("GET", "/admin/v1/openapi.json"),
+            ("POST", "/admin/v1/users"),
+        ] {
+            let (status, head) = curl(method, &format!("{public}{path}"));
+            assert_eq!(status, 404, "{method} {path}: {head}");
+            assert!(head.contains("content-type: application/json"), "{head}");
+        }
+        // Internal: every path.
+        assert_eq!(curl("GET", &format!("{internal}/metrics")).0, 200);
+        assert_eq!(curl("GET", &format!("{internal}/readyz")).0, 200);
+        assert_eq!(
+            curl("GET", &format!("{internal}/admin/v1/openapi.json")).0,
+            401
+        );
+    });
+    checks.await.unwrap();
+}

@@ -1,4 +1,6 @@
-//! Debian's nginx as the load balancer of `docker-compose.yml`.
+//! Debian's nginx as the load balancer of `docker-compose.yml`: the shipped
+//! `deploy/nginx/*.conf` locations, a public TLS listener (self-signed certificate
+//! made by `openssl`) and the internal plain one.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -8,10 +10,12 @@ use uuid::Uuid;
 use crate::free_port;
 
 /// Debian's nginx in front of gateway instances, as in `docker-compose.yml`
-/// (`deploy/nginx.conf`), on a free port. Stopped when dropped.
+/// (`deploy/nginx/`), on free ports. Stopped when dropped.
 pub struct LoadBalancer {
-    /// `http://127.0.0.1:PORT`.
+    /// The internal listener, every path: `http://127.0.0.1:PORT`.
     pub base_url: String,
+    /// The public TLS listener: `https://127.0.0.1:PORT` (self-signed).
+    pub public_url: String,
     child: std::process::Child,
     dir: PathBuf,
 }
@@ -33,16 +37,41 @@ impl LoadBalancer {
             return None;
         }
         let port = free_port();
+        let tls_port = free_port();
         let dir = std::env::temp_dir().join(format!("ciq-nginx-{}", Uuid::new_v4()));
         std::fs::create_dir_all(dir.join("logs")).expect("nginx dir");
         let servers: String = upstreams
             .iter()
             .map(|u| format!("        server {};\n", u.trim_start_matches("http://")))
             .collect();
-        // The same proxy settings as deploy/nginx.conf, with local addresses.
-        let shipped = include_str!("../../deploy/nginx.conf");
-        let location = &shipped[shipped.find("location / {").expect("a location")..];
-        let location = &location[..location.find("\n        }").expect("its end") + 10];
+        // The shipped locations, verbatim but for where they include each other from.
+        for (name, text) in [
+            (
+                "public.conf",
+                include_str!("../../deploy/nginx/public.conf"),
+            ),
+            (
+                "internal.conf",
+                include_str!("../../deploy/nginx/internal.conf"),
+            ),
+            ("proxy.conf", include_str!("../../deploy/nginx/proxy.conf")),
+        ] {
+            let text = text.replace("/etc/nginx/ciq/", &format!("{}/", dir.display()));
+            std::fs::write(dir.join(name), text).expect("nginx include");
+        }
+        let made = std::process::Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            ])
+            .args(["-subj", "/CN=localhost", "-keyout"])
+            .arg(dir.join("key.pem"))
+            .arg("-out")
+            .arg(dir.join("cert.pem"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("openssl runs");
+        assert!(made.success(), "openssl made a certificate");
         let conf = format!(
             "worker_processes 1;\npid {dir}/nginx.pid;\nerror_log {dir}/logs/error.log;\n\
              events {{}}\nhttp {{\n    log_format upstream '$upstream_addr $status';\n    \
@@ -50,7 +79,10 @@ impl LoadBalancer {
              proxy_temp_path {dir}/proxy;\n    fastcgi_temp_path {dir}/fastcgi;\n    \
              uwsgi_temp_path {dir}/uwsgi;\n    scgi_temp_path {dir}/scgi;\n    \
              upstream gateways {{\n{servers}        keepalive 64;\n    }}\n    \
-             server {{\n        listen 127.0.0.1:{port};\n        client_max_body_size 1m;\n        {location}\n    }}\n}}\n",
+             server {{\n        listen 127.0.0.1:{tls_port} ssl;\n        \
+             ssl_certificate {dir}/cert.pem;\n        ssl_certificate_key {dir}/key.pem;\n        \
+             include {dir}/public.conf;\n    }}\n    \
+             server {{\n        listen 127.0.0.1:{port};\n        include {dir}/internal.conf;\n    }}\n}}\n",
             dir = dir.display()
         );
         std::fs::write(dir.join("nginx.conf"), conf).expect("nginx.conf");
@@ -68,6 +100,7 @@ impl LoadBalancer {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
                 return Some(Self {
                     base_url: format!("http://127.0.0.1:{port}"),
+                    public_url: format!("https://127.0.0.1:{tls_port}"),
                     child,
                     dir,
                 });

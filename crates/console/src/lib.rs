@@ -11,7 +11,8 @@
 //! - `GET/POST /settings/api-keys/{id}/revoke`: confirm, then revoke
 //! - `POST /settings/api-keys/{id}/roll`: new key now, old one for the chosen overlap
 //!
-//! Sessions live in an HttpOnly, SameSite=Lax cookie (Secure behind TLS); every form
+//! Sessions live in an HttpOnly, SameSite=Lax cookie (over TLS: `Secure` and named
+//! with the `__Host-` prefix); every form
 //! carries a CSRF token (the session's, or a double-submit cookie before sign-in).
 //! Failed sign-ins are limited per email and per client address.
 
@@ -104,7 +105,19 @@ async fn protect(result: poem::Result<Response>) -> poem::Result<Response> {
     })
 }
 
-fn cookie(req: &Request, name: &str) -> Option<String> {
+/// A cookie's name as this request must see it: over TLS with the `__Host-` prefix
+/// (the browser then only keeps it if it is `Secure`, for this host, on `/`), so a
+/// cookie set over plain HTTP or by a sibling domain can never stand in for it.
+fn cookie_name(req: &Request, state: &ConsoleState, base: &str) -> String {
+    if over_tls(req, state) {
+        format!("__Host-{base}")
+    } else {
+        base.to_owned()
+    }
+}
+
+fn cookie(req: &Request, state: &ConsoleState, base: &str) -> Option<String> {
+    let name = cookie_name(req, state, base);
     req.headers()
         .get_all(header::COOKIE)
         .iter()
@@ -117,12 +130,7 @@ fn cookie(req: &Request, name: &str) -> Option<String> {
 
 /// Whether the browser reached us over TLS (through a trusted proxy that says so).
 fn over_tls(req: &Request, state: &ConsoleState) -> bool {
-    req.uri().scheme_str() == Some("https")
-        || (state.trust_forwarded_for
-            && req
-                .headers()
-                .get("x-forwarded-proto")
-                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https")))
+    ciq_http::client::over_tls(req, state.trust_forwarded_for)
 }
 
 fn set_cookie(
@@ -134,6 +142,7 @@ fn set_cookie(
     max_age: u64,
 ) {
     let secure = if over_tls(req, state) { "; Secure" } else { "" };
+    let name = cookie_name(req, state, name);
     let cookie =
         format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}");
     resp.headers_mut().append(
@@ -178,7 +187,7 @@ fn store_trouble(err: AdminError) -> Response {
 
 /// The signed-in owner, or the response to send instead (sign-in page).
 async fn signed_in(req: &Request, state: &ConsoleState) -> Result<(String, Session), Response> {
-    let Some(token) = cookie(req, SESSION_COOKIE) else {
+    let Some(token) = cookie(req, state, SESSION_COOKIE) else {
         return Err(redirect(LOGIN));
     };
     match sessions::live(&state.sessions, &state.db, &token).await {
@@ -285,7 +294,7 @@ struct LoginForm {
 #[handler]
 async fn login(req: &Request, state: Data<&Arc<ConsoleState>>, form: Form<LoginForm>) -> Response {
     let state: &ConsoleState = &state;
-    let expected = cookie(req, LOGIN_CSRF_COOKIE).unwrap_or_default();
+    let expected = cookie(req, state, LOGIN_CSRF_COOKIE).unwrap_or_default();
     if !tokens_match(&form.csrf, &expected) {
         return csrf_refused();
     }

@@ -248,12 +248,15 @@ impl Application {
 pub fn routes(states: &States) -> impl Endpoint + use<> {
     // The recorder must be in place before the first request is counted.
     ciq_http::metrics::handle();
+    let trust_forwarded_for = states.api.trust_forwarded_for;
     let route = ciq_api::attach(Route::new(), states.api.clone());
     let route = ciq_console::attach(route, states.console.clone());
     let route = ciq_admin::operator::attach_operator(route, states.operator.clone());
     ciq_admin::operator::attach_probes(route, states.operator.clone())
         .catch_all_error(|err| async move { ciq_http::error::render_framework_error(err) })
-        .around(ciq_http::security::baseline_headers)
+        .around(move |endpoint, req| {
+            ciq_http::security::baseline_headers(endpoint, req, trust_forwarded_for)
+        })
         .around(ciq_http::routes::allow_header)
         .around(ciq_http::metrics::track)
         .around(ciq_http::request_id::track)

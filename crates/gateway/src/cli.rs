@@ -107,6 +107,10 @@ pub struct ServeArgs {
     /// characters; unset = operator API off.
     #[arg(long, env = "CIQ_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<SecretString>,
+    /// A file holding the operator token (its first line), instead of `--admin-token`,
+    /// which process listings show: e.g. a mounted secret.
+    #[arg(long, env = "CIQ_ADMIN_TOKEN_FILE", conflicts_with = "admin_token")]
+    pub admin_token_file: Option<std::path::PathBuf>,
     /// Group-commit writers (concurrent creates share one INSERT); default 1 on
     /// SQLite, 2 on PostgreSQL; 0 = one INSERT per request.
     #[arg(long, env = "CIQ_LEAD_WRITERS")]
@@ -291,6 +295,16 @@ async fn serve(
     args: ServeArgs,
 ) -> anyhow::Result<()> {
     use secrecy::ExposeSecret;
+    let admin_token = match &args.admin_token_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading the operator token from {}", path.display()))?;
+            Some(SecretString::from(
+                text.lines().next().unwrap_or_default().trim(),
+            ))
+        }
+        None => args.admin_token,
+    };
     let settings = Settings {
         listen: args.listen,
         database_url,
@@ -303,7 +317,7 @@ async fn serve(
         max_body_bytes: args.max_body_bytes,
         redis_url: redis_url.filter(|u| !u.expose_secret().trim().is_empty()),
         redis_prefix: args.redis_prefix,
-        admin_token: args.admin_token,
+        admin_token,
         session_ttl: Duration::from_secs(args.session_ttl_secs),
         lead_writers: args.lead_writers,
     };

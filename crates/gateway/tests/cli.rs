@@ -43,7 +43,13 @@ impl Drop for Served {
 
 /// Starts the binary with no subcommand (serve is the default) on a free port.
 fn serve(db: &TestDatabase) -> Served {
+    serve_with(db, &[])
+}
+
+/// [`serve`] with extra environment.
+fn serve_with(db: &TestDatabase, env: &[(&str, &str)]) -> Served {
     let mut child = Command::new(BIN)
+        .envs(env.iter().copied())
         .env("DATABASE_URL", &db.url)
         .env("CIQ_LISTEN", "127.0.0.1:0")
         .env("RUST_LOG", "info")
@@ -316,6 +322,40 @@ async fn commands_print_no_log_lines_unless_asked(backend: Backend) {
         String::from_utf8_lossy(&out.stderr).contains("INFO"),
         "RUST_LOG=info is honoured"
     );
+}
+
+#[tokio::test]
+async fn the_operator_token_can_come_from_a_file() {
+    let db = TestDatabase::create(Backend::Sqlite).await.unwrap();
+    let file = std::env::temp_dir().join(format!("ciq-token-{}", uuid::Uuid::new_v4()));
+    std::fs::write(&file, "operator-token-from-a-file\n").unwrap();
+    let served = serve_with(&db, &[("CIQ_ADMIN_TOKEN_FILE", file.to_str().unwrap())]);
+    let client = reqwest::Client::new();
+    let status = |token: &'static str| {
+        client
+            .get(format!("{}/admin/v1/openapi.json", served.base_url))
+            .bearer_auth(token)
+            .send()
+    };
+    assert_eq!(
+        status("operator-token-from-a-file").await.unwrap().status(),
+        200
+    );
+    assert_eq!(
+        status("operator-token-from-a-filf").await.unwrap().status(),
+        401
+    );
+    drop(served);
+    // An unreadable file is a start-up error that names it, not an API left open or off.
+    let out = Command::new(BIN)
+        .env("DATABASE_URL", &db.url)
+        .env("CIQ_LISTEN", "127.0.0.1:0")
+        .env("CIQ_ADMIN_TOKEN_FILE", "/nonexistent/token")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/token"));
+    let _ = std::fs::remove_file(file);
 }
 
 #[test]

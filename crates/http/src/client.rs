@@ -22,6 +22,17 @@ pub fn client_address(req: &Request, trust_forwarded_for: bool) -> String {
     }
 }
 
+/// Whether the client reached us over TLS: directly, or through a trusted proxy that
+/// says so in `X-Forwarded-Proto: https`.
+pub fn over_tls(req: &Request, trust_forwarded_for: bool) -> bool {
+    req.uri().scheme_str() == Some("https")
+        || (trust_forwarded_for
+            && req
+                .headers()
+                .get("x-forwarded-proto")
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::client_address;

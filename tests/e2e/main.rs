@@ -10,6 +10,7 @@ mod idempotency;
 mod keys;
 mod leads;
 mod limits;
+mod retention;
 mod settings;
 mod settings_browser;
 mod swagger;

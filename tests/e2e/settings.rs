@@ -147,7 +147,7 @@ async fn failed_sign_ins_are_throttled_per_email() {
     let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
     owner(&app, "owner@acme.test").await;
     let client = browser_like_client();
-    for _ in 0..ciq_console::LOGIN_FAILURES_PER_EMAIL {
+    for _ in 0..ciq_console::LOGIN_ATTEMPTS_PER_PAIR {
         assert_eq!(
             sign_in(&app, &client, "owner@acme.test", "wrong")
                 .await
@@ -502,7 +502,7 @@ async fn an_email_or_password_longer_than_any_accounts_is_refused_before_any_wor
     assert_eq!(resp.status(), 422);
     // Neither counted as a failed sign-in: the owner still has every attempt, and then
     // the right password signs in.
-    for _ in 0..ciq_console::LOGIN_FAILURES_PER_EMAIL - 1 {
+    for _ in 0..ciq_console::LOGIN_ATTEMPTS_PER_PAIR - 1 {
         let resp = sign_in(&app, &client, "owner@acme.test", "wrong password!").await;
         assert_eq!(resp.status(), 401);
     }
@@ -598,4 +598,127 @@ async fn sign_out_everywhere_ends_the_sessions_of_every_device() {
         .unwrap();
     assert_eq!(resp.status(), 403);
     assert_eq!(keys_page(&app, &devices[0]).await.0, 200);
+}
+
+/// A sign-in form's token and its cookie, for requests sent by hand.
+async fn login_form_token(app: &TestApp) -> (String, String) {
+    let page = app.get("/login").await;
+    let cookie = session_cookie(&page);
+    (hidden_csrf(&page.text().await.unwrap()), cookie)
+}
+
+/// `POST /login` with a given form token and cookie, from `address` (the gateway
+/// trusts X-Forwarded-For in these tests).
+async fn post_login(
+    app: &TestApp,
+    (csrf, cookie): &(String, String),
+    address: &str,
+    email: &str,
+    password: &str,
+) -> reqwest::Response {
+    reqwest::Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .unwrap()
+        .post(format!("{}/login", app.base_url))
+        .header("Cookie", cookie)
+        .header("X-Forwarded-For", address)
+        .form(&[("email", email), ("password", password), ("csrf", csrf)])
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_guesses_get_no_more_password_checks_than_the_limit() {
+    let app = TestApp::spawn_with(Backend::Sqlite, |s| s.trust_forwarded_for = true)
+        .await
+        .unwrap();
+    owner(&app, "owner@acme.test").await;
+    let form = login_form_token(&app).await;
+    let guesses = (0..50).map(|i| {
+        let (app, form) = (&app, &form);
+        async move {
+            post_login(
+                app,
+                form,
+                "198.51.100.7",
+                "owner@acme.test",
+                &format!("guess {i:02}"),
+            )
+            .await
+        }
+    });
+    let statuses: Vec<u16> = futures_util::future::join_all(guesses)
+        .await
+        .iter()
+        .map(|r| r.status().as_u16())
+        .collect();
+    let checked = statuses.iter().filter(|&&s| s == 401).count();
+    let throttled = statuses.iter().filter(|&&s| s == 429).count();
+    assert!(
+        checked <= ciq_console::LOGIN_ATTEMPTS_PER_PAIR as usize,
+        "{checked} password checks: {statuses:?}"
+    );
+    assert_eq!(checked + throttled, 50, "{statuses:?}");
+    // The owner, from an address of their own, is not locked out by the guesser.
+    let resp = post_login(&app, &form, "203.0.113.9", "owner@acme.test", PASSWORD).await;
+    assert_eq!(resp.status(), 303);
+    // The guesser's next /64 neighbour is the same guesser.
+    let resp = post_login(&app, &form, "2001:db8:1:2::1", "owner@acme.test", "x").await;
+    assert_eq!(resp.status(), 401);
+    for i in 0..ciq_console::LOGIN_ATTEMPTS_PER_PAIR {
+        let resp = post_login(
+            &app,
+            &form,
+            &format!("2001:db8:1:2::{:x}", i + 2),
+            "owner@acme.test",
+            "x",
+        )
+        .await;
+        let expected = if i + 1 < ciq_console::LOGIN_ATTEMPTS_PER_PAIR {
+            401
+        } else {
+            429
+        };
+        assert_eq!(resp.status(), expected, "attempt {}", i + 2);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_sign_in_queue_answers_503_at_once_and_counts_nothing() {
+    let app = TestApp::spawn_with(Backend::Sqlite, |s| s.trust_forwarded_for = true)
+        .await
+        .unwrap();
+    owner(&app, "owner@acme.test").await;
+    let form = login_form_token(&app).await;
+    let slots = app.states.console.sign_in_slots.clone();
+    let held = slots
+        .acquire_many(ciq_console::state::MAX_SIGN_INS_IN_FLIGHT as u32)
+        .await
+        .unwrap();
+    for _ in 0..ciq_console::LOGIN_ATTEMPTS_PER_PAIR + 2 {
+        let resp = post_login(&app, &form, "198.51.100.7", "owner@acme.test", "wrong").await;
+        assert_eq!(resp.status(), 503);
+        assert_eq!(resp.headers()["retry-after"], "1");
+    }
+    drop(held);
+    // None of those counted: every attempt is still there, and the password works.
+    for _ in 0..ciq_console::LOGIN_ATTEMPTS_PER_PAIR - 1 {
+        let resp = post_login(&app, &form, "198.51.100.7", "owner@acme.test", "wrong").await;
+        assert_eq!(resp.status(), 401);
+    }
+    let resp = post_login(&app, &form, "198.51.100.7", "owner@acme.test", PASSWORD).await;
+    assert_eq!(resp.status(), 303);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_takes_an_email_not_a_user_id() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let id = owner(&app, "owner@acme.test").await;
+    let client = browser_like_client();
+    let resp = sign_in(&app, &client, &id.to_string(), PASSWORD).await;
+    assert_eq!(resp.status(), 401);
+    let resp = sign_in(&app, &client, &id.to_string().to_uppercase(), PASSWORD).await;
+    assert_eq!(resp.status(), 401);
 }

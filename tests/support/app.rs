@@ -60,6 +60,13 @@ impl TestApp {
         Self::start(self.backend, self.database.clone(), self.settings.clone()).await
     }
 
+    /// Another instance on the same database, with its settings adjusted.
+    pub async fn spawn_peer_with(&self, adjust: impl FnOnce(&mut Settings)) -> Self {
+        let mut settings = self.settings.clone();
+        adjust(&mut settings);
+        Self::start(self.backend, self.database.clone(), settings).await
+    }
+
     async fn start(backend: Backend, database: Arc<TestDatabase>, settings: Settings) -> Self {
         let app = Application::build(settings.clone())
             .await

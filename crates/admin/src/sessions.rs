@@ -31,18 +31,15 @@ pub struct Session {
 }
 
 /// Checks an email and password. `Ok(None)` for a wrong email or password (the
-/// caller must not say which); the work is the same either way.
+/// caller must not say which); the work is the same either way. Only an email
+/// signs in: a user id in its place is an unknown email.
 pub async fn check_credentials(
     db: &DatabaseConnection,
     hasher: &SecretHasher,
     email: &str,
     password: &secrecy::SecretString,
 ) -> Result<Option<user::Model>, AdminError> {
-    let user = match users::find_user(db, email).await {
-        Ok(user) => Some(user),
-        Err(AdminError::UserNotFound(_)) => None,
-        Err(err) => return Err(err),
-    };
+    let user = users::find_by_email(db, email).await?;
     let hash = user
         .as_ref()
         .and_then(|u| u.password_hash.clone())
@@ -243,6 +240,16 @@ async fn find_in_database(
         expires_at: row.expires_at,
         started_at: row.created_at,
     }))
+}
+
+/// Deletes the database's expired sessions (Redis expires its own). Safe on any
+/// number of instances at once.
+pub async fn purge_expired(db: &DatabaseConnection) -> Result<u64, sea_orm::DbErr> {
+    let deleted = ciq_entity::Session::delete_many()
+        .filter(session::Column::ExpiresAt.lte(ciq_entity::now()))
+        .exec(db)
+        .await?;
+    Ok(deleted.rows_affected)
 }
 
 /// The live session of a cookie token: found in `store`, not expired, and begun

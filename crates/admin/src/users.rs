@@ -62,6 +62,17 @@ pub async fn find_user(
         .ok_or_else(|| AdminError::UserNotFound(email_or_id.to_owned()))
 }
 
+/// The user signed in as `email` (never an id: sign-in takes an email only), if any.
+pub async fn find_by_email(
+    db: &DatabaseConnection,
+    email: &str,
+) -> Result<Option<user::Model>, AdminError> {
+    Ok(ciq_entity::User::find()
+        .filter(user::Column::Email.eq(email.trim().to_lowercase()))
+        .one(db)
+        .await?)
+}
+
 /// Shortest password accepted.
 pub const MIN_PASSWORD_LEN: usize = 10;
 /// Longest password accepted (argon2 input stays small).

@@ -27,4 +27,6 @@ pub struct ApiState {
     pub max_body_bytes: usize,
     /// Group-commit writer of leads.
     pub lead_writer: LeadWriter,
+    /// How long an `Idempotency-Key` and its answer are remembered.
+    pub idempotency_retention: std::time::Duration,
 }

@@ -44,10 +44,19 @@ pub use state::ConsoleState;
 pub const SESSION_COOKIE: &str = "ciq_session";
 /// Name of the pre-sign-in CSRF cookie.
 pub const LOGIN_CSRF_COOKIE: &str = "ciq_login_csrf";
-/// Failed sign-ins allowed per email per window.
-pub const LOGIN_FAILURES_PER_EMAIL: u32 = 5;
-/// Failed sign-ins allowed per client address per window.
-pub const LOGIN_FAILURES_PER_ADDRESS: u32 = 20;
+/// Sign-in attempts allowed per (email, client address) per window; a successful one
+/// is given back.
+pub const LOGIN_ATTEMPTS_PER_PAIR: u32 = 5;
+/// Sign-in attempts allowed per client address (IPv6: per /64) per window, whatever
+/// the emails.
+pub const LOGIN_ATTEMPTS_PER_ADDRESS: u32 = 20;
+/// The slower ceiling for one email from every address together, per
+/// [`LOGIN_EMAIL_CEILING_WINDOWS`] windows: a distributed guesser gets no more, while
+/// the owner, signing in from an address of their own, is not locked out by the
+/// per-pair limit of somebody else's.
+pub const LOGIN_ATTEMPTS_PER_EMAIL: u32 = 50;
+/// How many windows the per-email ceiling spans (15 minutes with the 60 s window).
+pub const LOGIN_EMAIL_CEILING_WINDOWS: u32 = 15;
 /// Largest form body accepted, in bytes: the largest form (sign-in: a 254-character
 /// email, a 128-character password, a token) is well under 1 KiB.
 pub const MAX_FORM_BYTES: usize = 8 * 1024;
@@ -311,14 +320,31 @@ async fn login(req: &Request, state: Data<&Arc<ConsoleState>>, form: Form<LoginF
             "",
         );
     }
-    let address = client_address(req, state.trust_forwarded_for);
+    let address = ciq_http::client::throttle_group(&client_address(req, state.trust_forwarded_for));
     let buckets = [
-        (Bucket::LoginEmail(&email), LOGIN_FAILURES_PER_EMAIL),
-        (Bucket::LoginAddress(&address), LOGIN_FAILURES_PER_ADDRESS),
+        (
+            Bucket::LoginPair(&email, &address),
+            LOGIN_ATTEMPTS_PER_PAIR,
+            state.window,
+        ),
+        (
+            Bucket::LoginAddress(&address),
+            LOGIN_ATTEMPTS_PER_ADDRESS,
+            state.window,
+        ),
+        (
+            Bucket::LoginEmail(&email),
+            LOGIN_ATTEMPTS_PER_EMAIL,
+            state.window * LOGIN_EMAIL_CEILING_WINDOWS,
+        ),
     ];
-    for (bucket, limit) in &buckets {
-        let d = state.limiter.peek(bucket, *limit, state.window).await;
+    // Counted before the password is checked, atomically, so concurrent guesses cannot
+    // all slip through one remaining place; given back when it was the right password.
+    let mut counted = Vec::with_capacity(buckets.len());
+    for (bucket, limit, window) in &buckets {
+        let d = state.limiter.acquire(bucket, *limit, *window).await;
         if !d.allowed {
+            refund(state, &counted).await;
             let mut resp = html(
                 StatusCode::TOO_MANY_REQUESTS,
                 pages::message(
@@ -333,7 +359,23 @@ async fn login(req: &Request, state: Data<&Arc<ConsoleState>>, form: Form<LoginF
                 .insert(header::RETRY_AFTER, HeaderValue::from(d.reset_after_secs()));
             return resp;
         }
+        counted.push(*bucket);
     }
+    // A bounded number of password checks at a time; more wait for nothing, they are
+    // told to come back.
+    let Ok(_slot) = state.sign_in_slots.try_acquire() else {
+        refund(state, &counted).await;
+        let mut resp = html(
+            StatusCode::SERVICE_UNAVAILABLE,
+            pages::message(
+                "Too many sign-ins right now",
+                "Please try again in a moment.",
+            ),
+        );
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return resp;
+    };
     let user = match sessions::check_credentials(
         &state.db,
         &SecretHasher::default(),
@@ -343,12 +385,12 @@ async fn login(req: &Request, state: Data<&Arc<ConsoleState>>, form: Form<LoginF
     .await
     {
         Ok(user) => user,
-        Err(err) => return store_trouble(err),
+        Err(err) => {
+            refund(state, &counted).await;
+            return store_trouble(err);
+        }
     };
     let Some(user) = user else {
-        for (bucket, limit) in &buckets {
-            state.limiter.acquire(bucket, *limit, state.window).await;
-        }
         return login_form(
             req,
             state,
@@ -357,6 +399,7 @@ async fn login(req: &Request, state: Data<&Arc<ConsoleState>>, form: Form<LoginF
             &email,
         );
     };
+    refund(state, &counted).await;
     match state.sessions.start(user.id, state.session_ttl).await {
         Ok((token, _)) => {
             let mut resp = redirect(SETTINGS_API_KEYS);
@@ -395,6 +438,13 @@ async fn logout(req: &Request, state: Data<&Arc<ConsoleState>>, form: Form<CsrfO
     let mut resp = redirect(LOGIN);
     set_cookie(&mut resp, req, &state, SESSION_COOKIE, "", 0);
     resp
+}
+
+/// Gives back the sign-in attempts counted in `buckets`.
+async fn refund(state: &ConsoleState, buckets: &[Bucket<'_>]) {
+    for bucket in buckets {
+        state.limiter.refund(bucket).await;
+    }
 }
 
 /// "Sign out everywhere": every session of the account ends, this one included.

@@ -26,4 +26,10 @@ pub struct ConsoleState {
     pub sessions: SessionStore,
     /// How long a sign-in lasts.
     pub session_ttl: Duration,
+    /// Password checks that may run at once ([`MAX_SIGN_INS_IN_FLIGHT`]); a sign-in
+    /// that finds none free is answered 503 at once instead of queueing.
+    pub sign_in_slots: Arc<tokio::sync::Semaphore>,
 }
+
+/// Default number of password checks in flight at once per instance.
+pub const MAX_SIGN_INS_IN_FLIGHT: usize = 8;

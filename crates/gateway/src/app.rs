@@ -51,6 +51,8 @@ pub struct Settings {
     /// Group-commit writer tasks; `None` = 1 on SQLite, 2 on PostgreSQL; `Some(0)` =
     /// group commit off.
     pub lead_writers: Option<usize>,
+    /// How long stored data is kept, and how often it is purged.
+    pub retention: crate::retention::Retention,
 }
 
 /// Shortest operator token accepted.
@@ -73,6 +75,7 @@ impl Default for Settings {
             admin_token: None,
             session_ttl: ciq_console::state::DEFAULT_SESSION_TTL,
             lead_writers: None,
+            retention: crate::retention::Retention::default(),
         }
     }
 }
@@ -93,6 +96,7 @@ pub struct Application {
     acceptor: poem::listener::BoxAcceptor,
     local_addr: SocketAddr,
     states: States,
+    retention: crate::retention::Retention,
 }
 
 /// Errors of start-up.
@@ -176,6 +180,7 @@ impl Application {
                 trust_forwarded_for: settings.trust_forwarded_for,
                 max_body_bytes: settings.max_body_bytes,
                 lead_writer: LeadWriter::start(db.clone(), writers),
+                idempotency_retention: settings.retention.idempotency,
             }),
             console: Arc::new(ConsoleState {
                 db: db.clone(),
@@ -185,6 +190,9 @@ impl Application {
                 trust_forwarded_for: settings.trust_forwarded_for,
                 sessions,
                 session_ttl: settings.session_ttl,
+                sign_in_slots: Arc::new(tokio::sync::Semaphore::new(
+                    ciq_console::state::MAX_SIGN_INS_IN_FLIGHT,
+                )),
             }),
             operator: Arc::new(OperatorState {
                 db,
@@ -210,6 +218,7 @@ impl Application {
             acceptor: acceptor.boxed(),
             local_addr,
             states,
+            retention: settings.retention,
         })
     }
 
@@ -228,12 +237,17 @@ impl Application {
         let verifier = self.states.api.verifier.clone();
         let watcher = tokio::spawn(verifier.clone().run_change_watcher(KEY_CHANGE_POLL));
         let flusher = tokio::spawn(verifier.clone().run_last_used_flusher(LAST_USED_FLUSH));
+        let purge = tokio::spawn(crate::retention::run_purge(
+            self.states.api.db.clone(),
+            self.retention,
+        ));
         let routes = routes(&self.states);
         let result = Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(routes, shutdown, Some(SHUTDOWN_GRACE))
             .await;
         watcher.abort();
         flusher.abort();
+        purge.abort();
         // What was used since the last periodic flush is written before exiting.
         if let Err(err) = verifier.flush_last_used().await {
             tracing::warn!(error = %err, "could not record key last-use times at shutdown");

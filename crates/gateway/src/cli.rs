@@ -127,6 +127,16 @@ pub struct ServeArgs {
     #[arg(long, env = "CIQ_RATE_LIMIT_WINDOW_SECS", default_value_t = 60,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub rate_limit_window_secs: u64,
+    /// How long an Idempotency-Key and the answer it replays (lead data included) are
+    /// kept, in seconds (at least an hour).
+    #[arg(long, env = "CIQ_RETENTION_IDEMPOTENCY_SECS", default_value_t = 24 * 3600,
+          value_parser = clap::value_parser!(u64).range(3600..))]
+    pub retention_idempotency_secs: u64,
+    /// Seconds between two purges of what is past its retention (idempotency keys,
+    /// expired sessions).
+    #[arg(long, env = "CIQ_RETENTION_PURGE_INTERVAL_SECS", default_value_t = 600,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub retention_purge_interval_secs: u64,
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "CIQ_MAX_BODY_BYTES", default_value_t = ciq_api::state::DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
@@ -320,6 +330,10 @@ async fn serve(
         admin_token,
         session_ttl: Duration::from_secs(args.session_ttl_secs),
         lead_writers: args.lead_writers,
+        retention: crate::retention::Retention {
+            idempotency: Duration::from_secs(args.retention_idempotency_secs),
+            purge_every: Duration::from_secs(args.retention_purge_interval_secs),
+        },
     };
     let app = Application::build(settings).await?;
     tracing::info!(

@@ -5,5 +5,6 @@
 pub mod app;
 pub mod cli;
 pub mod database;
+pub mod retention;
 
 pub use app::{Application, Settings};

@@ -22,6 +22,22 @@ pub fn client_address(req: &Request, trust_forwarded_for: bool) -> String {
     }
 }
 
+/// The group an address is throttled as: an IPv4 address alone, an IPv6 address by
+/// its /64 (one subscriber's network: handing out a fresh address per attempt buys
+/// nothing). Anything that is not an IP address is its own group.
+pub fn throttle_group(address: &str) -> String {
+    match address.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+        _ => address.to_owned(),
+    }
+}
+
 /// Whether the client reached us over TLS: directly, or through a trusted proxy that
 /// says so in `X-Forwarded-Proto: https`.
 pub fn over_tls(req: &Request, trust_forwarded_for: bool) -> bool {
@@ -35,7 +51,22 @@ pub fn over_tls(req: &Request, trust_forwarded_for: bool) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::client_address;
+    use super::{client_address, throttle_group};
+
+    #[test]
+    fn ipv6_addresses_are_throttled_by_their_64() {
+        assert_eq!(
+            throttle_group("2001:db8:1:2:aaaa::1"),
+            throttle_group("2001:db8:1:2:ffff:ffff:ffff:ffff")
+        );
+        assert_eq!(throttle_group("2001:db8:1:2::7"), "2001:db8:1:2::/64");
+        assert_ne!(
+            throttle_group("2001:db8:1:2::1"),
+            throttle_group("2001:db8:1:3::1")
+        );
+        assert_eq!(throttle_group("203.0.113.7"), "203.0.113.7");
+        assert_eq!(throttle_group("::ffff:203.0.113.7"), "203.0.113.7");
+    }
 
     #[test]
     fn the_trusted_proxys_own_entry_is_the_client_address() {

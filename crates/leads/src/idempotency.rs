@@ -18,8 +18,8 @@ use crate::rules::Violation;
 
 /// Longest accepted key.
 pub const MAX_KEY_LEN: usize = 255;
-/// How long a key is remembered.
-pub const RETENTION: chrono::TimeDelta = chrono::TimeDelta::hours(24);
+/// How long a key is remembered by default (`CIQ_RETENTION_IDEMPOTENCY_SECS`).
+pub const DEFAULT_RETENTION: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 /// Name of the request header.
 pub const HEADER: &str = "Idempotency-Key";
 
@@ -94,7 +94,9 @@ pub async fn claim(
     user_id: Uuid,
     key: &str,
     fingerprint: &str,
+    retention: std::time::Duration,
 ) -> Result<Claim, LeadError> {
+    let retention = chrono::TimeDelta::from_std(retention).unwrap_or(chrono::TimeDelta::MAX);
     for _ in 0..2 {
         let row = idempotency_key::ActiveModel {
             user_id: Set(user_id),
@@ -118,8 +120,9 @@ pub async fn claim(
         else {
             continue; // released meanwhile: try again
         };
-        if existing.created_at < Utc::now() - RETENTION {
-            // Forgotten after 24 hours: the key is new again.
+        if existing.created_at < Utc::now() - retention {
+            // Forgotten after the retention period (the purge may not have run yet):
+            // the key is new again.
             forget(db, user_id, key).await?;
             continue;
         }
@@ -156,6 +159,22 @@ pub async fn complete(
         .exec(txn)
         .await?;
     Ok(())
+}
+
+/// Deletes the keys (and the answers, lead data included, that they remember) older
+/// than `retention`. Safe on any number of instances at once: each deletes what is
+/// still there.
+pub async fn purge(
+    db: &DatabaseConnection,
+    retention: std::time::Duration,
+) -> Result<u64, sea_orm::DbErr> {
+    let cutoff = ciq_entity::now()
+        - chrono::TimeDelta::from_std(retention).unwrap_or(chrono::TimeDelta::MAX);
+    let deleted = idempotency_key::Entity::delete_many()
+        .filter(idempotency_key::Column::CreatedAt.lt(cutoff))
+        .exec(db)
+        .await?;
+    Ok(deleted.rows_affected)
 }
 
 /// Frees a claimed key whose request failed, so that a retry can run.

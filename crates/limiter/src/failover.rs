@@ -90,6 +90,17 @@ impl RateLimiter for FailoverLimiter {
         self.inner.local.peek_now(bucket, limit, window)
     }
 
+    async fn refund(&self, bucket: &Bucket<'_>) {
+        let bucket = &bucket.name();
+        if !self.inner.degraded.load(Ordering::SeqCst) {
+            match self.inner.redis.try_refund(bucket).await {
+                Ok(()) => return,
+                Err(err) => self.inner.degrade(&err),
+            }
+        }
+        self.inner.local.refund_now(bucket);
+    }
+
     fn backend(&self) -> &'static str {
         if self.degraded() {
             "in_process"

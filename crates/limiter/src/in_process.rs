@@ -55,13 +55,24 @@ impl InProcessLimiter {
         self.decide(bucket, limit, window, false)
     }
 
-    fn decide(&self, bucket: &str, limit: u32, window: Duration, record: bool) -> Decision {
+    /// [`RateLimiter::refund`], synchronously.
+    pub fn refund_now(&self, bucket: &str) {
+        let mut shard = self.shard(bucket);
+        if let Some(log) = shard.buckets.get_mut(bucket) {
+            log.admitted.pop_back();
+        }
+    }
+
+    fn shard(&self, bucket: &str) -> std::sync::MutexGuard<'_, Shard> {
         let mut hasher = DefaultHasher::new();
         bucket.hash(&mut hasher);
-        let shard = &self.shards[hasher.finish() as usize % SHARDS];
-        let mut shard = shard
+        self.shards[hasher.finish() as usize % SHARDS]
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn decide(&self, bucket: &str, limit: u32, window: Duration, record: bool) -> Decision {
+        let mut shard = self.shard(bucket);
         let now = Instant::now();
 
         shard.decisions = shard.decisions.wrapping_add(1);
@@ -115,6 +126,10 @@ impl RateLimiter for InProcessLimiter {
     async fn peek(&self, bucket: &Bucket<'_>, limit: u32, window: Duration) -> Decision {
         let bucket = &bucket.name();
         self.peek_now(bucket, limit, window)
+    }
+
+    async fn refund(&self, bucket: &Bucket<'_>) {
+        self.refund_now(&bucket.name());
     }
 
     fn backend(&self) -> &'static str {

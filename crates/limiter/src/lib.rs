@@ -51,21 +51,24 @@ pub enum Bucket<'a> {
     Key(uuid::Uuid),
     /// Requests from one client address that carried no usable key.
     Address(&'a str),
-    /// Failed sign-ins for one email address.
+    /// Sign-in attempts for one email address (the slow ceiling).
     LoginEmail(&'a str),
-    /// Failed sign-ins from one client address.
+    /// Sign-in attempts from one client address (an IPv6 one grouped by /64).
     LoginAddress(&'a str),
+    /// Sign-in attempts for one email from one client address.
+    LoginPair(&'a str, &'a str),
 }
 
 impl Bucket<'_> {
     /// The bucket's name in a backend: `key:<uuid>`, `addr:<address>`,
-    /// `login:email:<email>`, `login:addr:<address>`.
+    /// `login:email:<email>`, `login:addr:<address>`, `login:pair:<address>:<email>`.
     pub fn name(&self) -> String {
         match self {
             Bucket::Key(id) => format!("key:{id}"),
             Bucket::Address(addr) => format!("addr:{addr}"),
             Bucket::LoginEmail(email) => format!("login:email:{email}"),
             Bucket::LoginAddress(addr) => format!("login:addr:{addr}"),
+            Bucket::LoginPair(email, addr) => format!("login:pair:{addr}:{email}"),
         }
     }
 }
@@ -115,6 +118,12 @@ pub trait RateLimiter: Send + Sync {
     /// What [`RateLimiter::acquire`] would decide now, without counting anything:
     /// for allowances that only failures use up.
     async fn peek(&self, bucket: &Bucket<'_>, limit: u32, window: Duration) -> Decision;
+
+    /// Gives back the most recent admission of `bucket`: for allowances counted
+    /// before the work they guard (a sign-in attempt) and refunded when it turned out
+    /// not to count (the password was right). A bucket with nothing admitted is left
+    /// as it is.
+    async fn refund(&self, bucket: &Bucket<'_>);
 
     /// The backend deciding right now, for readiness and metrics (`in_process`, `redis`).
     fn backend(&self) -> &'static str;

@@ -127,6 +127,16 @@ impl RedisLimiter {
         })
     }
 
+    /// Gives back the most recent admission of `bucket` (the highest score: Redis
+    /// `TIME` only grows), as [`crate::RateLimiter::refund`] describes.
+    pub async fn try_refund(&self, bucket: &str) -> Result<(), RedisError> {
+        let mut conn = self.conn.clone();
+        redis::cmd("ZPOPMAX")
+            .arg(self.redis_key(bucket))
+            .query_async::<()>(&mut conn)
+            .await
+    }
+
     /// SHA1 of the decision script (what `EVALSHA` takes), for benchmarks.
     pub fn script_hash(&self) -> &str {
         self.script.get_hash()

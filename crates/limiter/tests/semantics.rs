@@ -10,6 +10,7 @@ use ciq_limiter::{Decision, InProcessLimiter, RedisLimiter};
 trait Subject: Send + Sync {
     async fn hit(&self, bucket: &str, limit: u32, window: Duration) -> Decision;
     async fn peek(&self, bucket: &str, limit: u32, window: Duration) -> Decision;
+    async fn refund(&self, bucket: &str);
 }
 
 impl Subject for InProcessLimiter {
@@ -18,6 +19,9 @@ impl Subject for InProcessLimiter {
     }
     async fn peek(&self, bucket: &str, limit: u32, window: Duration) -> Decision {
         self.peek_now(bucket, limit, window)
+    }
+    async fn refund(&self, bucket: &str) {
+        self.refund_now(bucket);
     }
 }
 
@@ -31,6 +35,9 @@ impl Subject for RedisLimiter {
         self.try_peek(bucket, limit, window)
             .await
             .expect("Redis answers")
+    }
+    async fn refund(&self, bucket: &str) {
+        self.try_refund(bucket).await.expect("Redis answers");
     }
 }
 
@@ -124,6 +131,21 @@ async fn peeking_never_counts(s: &impl Subject) {
     assert!(full.reset_after > Duration::from_secs(55));
 }
 
+async fn a_refund_gives_back_the_latest_admission(s: &impl Subject) {
+    let window = Duration::from_secs(60);
+    for _ in 0..3 {
+        assert!(s.hit("k", 3, window).await.allowed);
+    }
+    assert!(!s.hit("k", 3, window).await.allowed);
+    s.refund("k").await;
+    assert_eq!(s.peek("k", 3, window).await.remaining, 1);
+    assert!(s.hit("k", 3, window).await.allowed);
+    assert!(!s.hit("k", 3, window).await.allowed);
+    // Nothing admitted, nothing to give back.
+    s.refund("empty").await;
+    assert_eq!(s.peek("empty", 3, window).await.remaining, 3);
+}
+
 macro_rules! suite {
     ($($name:ident),*) => {
         mod in_process {
@@ -151,7 +173,8 @@ suite!(
     admits_exactly_the_limit_then_refuses,
     the_window_slides_and_retry_after_is_honest,
     refused_requests_do_not_count,
-    peeking_never_counts
+    peeking_never_counts,
+    a_refund_gives_back_the_latest_admission
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -363,9 +363,15 @@ async fn create(
         .transpose()
         .map_err(|v| HttpError::validation_failed(field_errors(vec![v])))?;
     if let Some(key) = &key {
-        match idempotency::claim(&state.db, user_id, key, &submitted.fingerprint())
-            .await
-            .map_err(lead_error)?
+        match idempotency::claim(
+            &state.db,
+            user_id,
+            key,
+            &submitted.fingerprint(),
+            state.idempotency_retention,
+        )
+        .await
+        .map_err(lead_error)?
         {
             idempotency::Claim::Fresh => {}
             idempotency::Claim::Replay(body) => {

@@ -1,0 +1,72 @@
+//! The retention purge: what the gateway keeps only for a while is deleted once its
+//! time is up — remembered idempotent answers (which hold lead data) after the
+//! idempotency retention, database sessions once expired. Every instance runs it; the
+//! deletes are idempotent, so instances need no coordination.
+
+use std::time::Duration;
+
+use sea_orm::DatabaseConnection;
+
+/// How long things are kept, and how often the purge looks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// `Idempotency-Key`s and their answers.
+    pub idempotency: Duration,
+    /// Time between two purges.
+    pub purge_every: Duration,
+}
+
+/// Default time between two purges.
+pub const DEFAULT_PURGE_EVERY: Duration = Duration::from_secs(600);
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self {
+            idempotency: ciq_leads::idempotency::DEFAULT_RETENTION,
+            purge_every: DEFAULT_PURGE_EVERY,
+        }
+    }
+}
+
+/// What one purge deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Purged {
+    /// Idempotency keys past their retention.
+    pub idempotency_keys: u64,
+    /// Expired sessions.
+    pub sessions: u64,
+}
+
+/// One purge of everything past its time.
+pub async fn purge_once(
+    db: &DatabaseConnection,
+    retention: Retention,
+) -> Result<Purged, sea_orm::DbErr> {
+    Ok(Purged {
+        idempotency_keys: ciq_leads::idempotency::purge(db, retention.idempotency).await?,
+        sessions: ciq_admin::sessions::purge_expired(db).await?,
+    })
+}
+
+/// Purges every `retention.purge_every`, for ever; a failure is logged once per run of
+/// failures and retried at the next turn.
+pub async fn run_purge(db: DatabaseConnection, retention: Retention) {
+    let mut failing = false;
+    loop {
+        tokio::time::sleep(retention.purge_every).await;
+        match purge_once(&db, retention).await {
+            Ok(purged) => {
+                if failing {
+                    tracing::info!("retention purge works again");
+                }
+                failing = false;
+                tracing::debug!(?purged, "retention purge");
+            }
+            Err(err) if !failing => {
+                failing = true;
+                tracing::warn!(error = %err, "retention purge failed; will retry");
+            }
+            Err(_) => {}
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! Stored data that expires: remembered idempotent answers (they hold lead data) and
+//! database sessions are purged by every instance once their time is up.
+
+use std::time::Duration;
+
+use ciq_e2e::{TestApp, on_both_backends, reference_curl_body};
+use ciq_entity::{idempotency_key, session};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+
+on_both_backends!(what_is_past_its_retention_is_purged_by_every_instance);
+
+async fn create_with_key(app: &TestApp, key: &str, idempotency_key: &str) -> u16 {
+    app.client
+        .post(format!("{}/api/external/leads/create", app.base_url))
+        .header("Content-Type", "application/json")
+        .header("X-API-Key", key)
+        .header("Idempotency-Key", idempotency_key)
+        .body(reference_curl_body().to_string())
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+async fn what_is_past_its_retention_is_purged_by_every_instance(app: TestApp) {
+    let (user, key) = app.user_with_key("owner@acme.test").await;
+    assert_eq!(create_with_key(&app, &key, "old").await, 201);
+    assert_eq!(create_with_key(&app, &key, "fresh").await, 201);
+    // "old" was remembered 25 hours ago.
+    idempotency_key::Entity::update_many()
+        .col_expr(
+            idempotency_key::Column::CreatedAt,
+            Expr::value(ciq_entity::now() - chrono::TimeDelta::hours(25)),
+        )
+        .filter(idempotency_key::Column::Key.eq("old"))
+        .exec(&app.db)
+        .await
+        .unwrap();
+    // One session ended an hour ago, one is live.
+    let store = ciq_admin::sessions::SessionStore::Database(app.db.clone());
+    for _ in 0..2 {
+        store.start(user, Duration::from_secs(3600)).await.unwrap();
+    }
+    let first = session::Entity::find().one(&app.db).await.unwrap().unwrap();
+    session::Entity::update_many()
+        .col_expr(
+            session::Column::ExpiresAt,
+            Expr::value(ciq_entity::now() - chrono::TimeDelta::hours(1)),
+        )
+        .filter(session::Column::Id.eq(first.id))
+        .exec(&app.db)
+        .await
+        .unwrap();
+
+    // Two instances purging the same store at a quick pace.
+    let settings = |s: &mut ciq_gateway::Settings| {
+        s.retention.purge_every = Duration::from_millis(100);
+    };
+    let purging = TestApp::spawn_peer_with(&app, settings).await;
+    let other = TestApp::spawn_peer_with(&app, settings).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let keys = idempotency_key::Entity::find()
+            .count(&app.db)
+            .await
+            .unwrap();
+        let sessions = session::Entity::find().count(&app.db).await.unwrap();
+        if (keys, sessions) == (1, 1) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not purged within 10 s: {keys} keys, {sessions} sessions"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let left = idempotency_key::Entity::find()
+        .one(&app.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(left.key, "fresh");
+    let live = session::Entity::find().one(&app.db).await.unwrap().unwrap();
+    assert_ne!(live.id, first.id);
+    // The forgotten key is new again; the remembered one still replays.
+    assert_eq!(create_with_key(&purging, &key, "old").await, 201);
+    assert_eq!(ciq_entity::Lead::find().count(&app.db).await.unwrap(), 3);
+    assert_eq!(create_with_key(&other, &key, "fresh").await, 201);
+    assert_eq!(ciq_entity::Lead::find().count(&app.db).await.unwrap(), 3);
+}

@@ -11,6 +11,7 @@ mod keys;
 mod leads;
 mod limits;
 mod retention;
+mod revocation;
 mod settings;
 mod settings_browser;
 mod swagger;

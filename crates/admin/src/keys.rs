@@ -2,11 +2,11 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::prelude::Uuid;
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, ExprTrait, SimpleExpr};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection,
-    DatabaseTransaction, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, TransactionError, TransactionTrait,
+    DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    TransactionError, TransactionTrait,
 };
 use serde::Serialize;
 
@@ -277,11 +277,24 @@ pub async fn find_key(db: &DatabaseConnection, key_id: Uuid) -> Result<api_key::
 
 /// Revokes a key, with its `revoked` event in the same transaction. Revoking a
 /// revoked key changes nothing and succeeds. Running instances see the change within
-/// a second (they poll `updated_at`).
+/// a second (they poll for changed versions).
 pub async fn revoke_key(
     db: &DatabaseConnection,
     key_id: Uuid,
     actor: &Actor,
+) -> Result<KeySummary, AdminError> {
+    revoke_key_at(db, key_id, actor, ciq_entity::now()).await
+}
+
+/// [`revoke_key`] with the writer's clock reading given (`now`, the revocation time
+/// the key's history shows). A writer whose clock is wrong changes what the history
+/// says, never whether or when instances see the revocation: that goes by the key's
+/// version and the database's clock.
+pub async fn revoke_key_at(
+    db: &DatabaseConnection,
+    key_id: Uuid,
+    actor: &Actor,
+    now: DateTime<Utc>,
 ) -> Result<KeySummary, AdminError> {
     let row = find_key(db, key_id).await?;
     if row.revoked_at.is_some() {
@@ -291,11 +304,12 @@ pub async fn revoke_key(
     let revoked = db
         .transaction::<_, api_key::Model, AdminError>(move |txn| {
             Box::pin(async move {
-                let now = ciq_entity::now();
-                let mut active = row.into_active_model();
-                active.revoked_at = Set(Some(now));
-                active.updated_at = Set(now);
-                let revoked = active.update(txn).await?;
+                let revoked = change_key(
+                    txn,
+                    row.id,
+                    vec![(api_key::Column::RevokedAt, Expr::value(now))],
+                )
+                .await?;
                 record_event(txn, &revoked, KeyEventKind::Revoked, &actor, None).await?;
                 Ok(revoked)
             })
@@ -362,10 +376,15 @@ pub async fn roll_key(
                 }
                 let ends =
                     now + chrono::TimeDelta::from_std(overlap).expect("overlap is at most 7 days");
-                let mut retiring = old.clone().into_active_model();
-                retiring.expires_at = Set(Some(old.expires_at.map_or(ends, |at| at.min(ends))));
-                retiring.updated_at = Set(now);
-                let retired = retiring.update(txn).await?;
+                let retired = change_key(
+                    txn,
+                    old.id,
+                    vec![(
+                        api_key::Column::ExpiresAt,
+                        Expr::value(old.expires_at.map_or(ends, |at| Ord::min(at, ends))),
+                    )],
+                )
+                .await?;
                 // An immediate roll has just freed the old key's place; one with an
                 // overlap needs a free place, since both keys work for a while.
                 ensure_free_place(txn, old.user_id).await?;
@@ -393,6 +412,39 @@ pub async fn roll_key(
     Ok((created, plain))
 }
 
+/// Applies `columns` to one key and marks it changed: `version + 1`, and `updated_at`
+/// on the database's clock (PostgreSQL's `CURRENT_TIMESTAMP`; an embedded SQLite
+/// store's clock is this machine's, the one every writer to it shares). Returns the
+/// row as changed.
+async fn change_key(
+    txn: &DatabaseTransaction,
+    key_id: Uuid,
+    columns: Vec<(api_key::Column, SimpleExpr)>,
+) -> Result<api_key::Model, AdminError> {
+    let now: SimpleExpr = match txn.get_database_backend() {
+        sea_orm::DatabaseBackend::Postgres => Expr::current_timestamp(),
+        _ => Expr::value(ciq_entity::now()),
+    };
+    let update = ciq_entity::ApiKey::update_many()
+        .col_expr(
+            api_key::Column::Version,
+            Expr::col(api_key::Column::Version).add(1),
+        )
+        .col_expr(api_key::Column::UpdatedAt, now);
+    columns
+        .into_iter()
+        .fold(update, |update, (column, value)| {
+            update.col_expr(column, value)
+        })
+        .filter(api_key::Column::Id.eq(key_id))
+        .exec(txn)
+        .await?;
+    ciq_entity::ApiKey::find_by_id(key_id)
+        .one(txn)
+        .await?
+        .ok_or(AdminError::KeyNotFound(key_id))
+}
+
 /// A new key's row, ready to insert, with its plaintext (shown once). The argon2id
 /// hash is made here, outside any transaction.
 async fn new_key_row(
@@ -416,6 +468,7 @@ async fn new_key_row(
         last_used_at: Set(None),
         expires_at: Set(new.expires_at),
         revoked_at: Set(None),
+        version: Set(0),
     };
     Ok((row, plain))
 }

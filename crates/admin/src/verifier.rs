@@ -10,8 +10,12 @@
 //!    per lookup id.
 //!
 //! Revocations and other key changes reach every instance through
-//! [`KeyVerifier::run_change_watcher`], which polls `api_keys.updated_at` and evicts
-//! what changed. That needs nothing but the database every instance already shares.
+//! [`KeyVerifier::run_change_watcher`], which polls for rows changed since its last
+//! look (by `api_keys.updated_at`, on the database's clock, never a writer's) and
+//! evicts cached verifications older than the row's `version`. A verification whose
+//! row was read before a change and cached after it is caught too: the newest version
+//! the watcher saw is compared after every insert. That needs nothing but the database
+//! every instance already shares.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -34,8 +38,8 @@ use crate::key::{self, KeyFormatError, ParsedKey};
 /// How long a verified key stays cached even if no change is seen (a safety net;
 /// changes are normally evicted within a poll interval).
 pub const CACHE_TTL: Duration = Duration::from_secs(600);
-/// How far back each poll looks beyond the newest change seen, to tolerate clock
-/// skew between the instances that write `updated_at`.
+/// How far back each poll looks before the previous one began, for changes whose
+/// transactions committed late (`updated_at` is stamped when the change is made).
 const CHANGE_MARGIN: chrono::TimeDelta = chrono::TimeDelta::seconds(5);
 
 /// The authenticated caller: which key, whose account, what limit.
@@ -77,6 +81,8 @@ struct CachedKey {
     rate_limit_per_minute: Option<u32>,
     expires_at: Option<DateTime<Utc>>,
     revoked: bool,
+    /// The row's `version` when it was read.
+    version: i64,
 }
 
 #[derive(Debug)]
@@ -98,6 +104,28 @@ pub struct KeyVerifier {
     /// Last use per key since the last flush: one write per key per flush, never one
     /// per request.
     last_used: std::sync::Mutex<HashMap<Uuid, DateTime<Utc>>>,
+    /// The newest version the change watcher saw per lookup id (and when it saw it):
+    /// a cache entry built from an older one is stale.
+    newest: std::sync::Mutex<HashMap<String, (i64, DateTime<Utc>)>>,
+    /// Polls the change watcher has completed.
+    polls: AtomicU64,
+    /// Test seam: a pause between a load's row read and its cache insert.
+    load_pause: std::sync::Mutex<Option<LoadPause>>,
+}
+
+/// A paused load: [`LoadPause::reached`] fires when a load has read its row, and the
+/// load goes on once the [`PauseControl::resume`] side is dropped or fired.
+struct LoadPause {
+    reached: tokio::sync::oneshot::Sender<()>,
+    resume: tokio::sync::oneshot::Receiver<()>,
+}
+
+/// The test's side of a pause armed by [`KeyVerifier::pause_next_load`].
+pub struct PauseControl {
+    /// Fires when the paused load has read its row.
+    pub reached: tokio::sync::oneshot::Receiver<()>,
+    /// Fire (or drop) to let the load go on to its cache insert.
+    pub resume: tokio::sync::oneshot::Sender<()>,
 }
 
 impl KeyVerifier {
@@ -115,7 +143,44 @@ impl KeyVerifier {
             argon2_runs: AtomicU64::new(0),
             cache_hits: AtomicU64::new(0),
             last_used: std::sync::Mutex::default(),
+            newest: std::sync::Mutex::default(),
+            polls: AtomicU64::new(0),
+            load_pause: std::sync::Mutex::default(),
         }
+    }
+
+    /// Test seam: the next load from the store stops between reading the key's row
+    /// and caching it, until the returned control resumes it — so a test can change
+    /// the key inside that window deterministically.
+    #[doc(hidden)]
+    pub fn pause_next_load(&self) -> PauseControl {
+        let (reached_tx, reached_rx) = tokio::sync::oneshot::channel();
+        let (resume_tx, resume_rx) = tokio::sync::oneshot::channel();
+        *self
+            .load_pause
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(LoadPause {
+            reached: reached_tx,
+            resume: resume_rx,
+        });
+        PauseControl {
+            reached: reached_rx,
+            resume: resume_tx,
+        }
+    }
+
+    /// How many polls the change watcher has completed (tests wait on it).
+    pub fn watcher_polls(&self) -> u64 {
+        self.polls.load(Ordering::SeqCst)
+    }
+
+    /// Whether the watcher has seen a version of `lookup_id` newer than `version`.
+    fn superseded(&self, lookup_id: &str, version: i64) -> bool {
+        self.newest
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(lookup_id)
+            .is_some_and(|(newest, _)| *newest > version)
     }
 
     /// How many argon2 verifications this verifier has run.
@@ -153,6 +218,12 @@ impl KeyVerifier {
                 .try_get_with(parsed.lookup_id.clone(), self.load(&parsed, digest))
                 .await;
             match loaded {
+                Ok(cached) if self.superseded(&parsed.lookup_id, cached.version) => {
+                    // Read before a change the watcher has already seen, cached after
+                    // it: evict and read the row again.
+                    self.cache.invalidate(&parsed.lookup_id).await;
+                    continue;
+                }
                 Ok(cached) => return check(&cached, &digest),
                 Err(err) => match &*err {
                     LoadError::Mismatch(failed) if *failed != digest => continue,
@@ -242,6 +313,15 @@ impl KeyVerifier {
             .await
             .map_err(|e| LoadError::Database(e.to_string()))?
             .ok_or(LoadError::NotFound)?;
+        let pause = self
+            .load_pause
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        if let Some(pause) = pause {
+            let _ = pause.reached.send(());
+            let _ = pause.resume.await;
+        }
         let _slot = self
             .argon2_slots
             .acquire()
@@ -265,44 +345,94 @@ impl KeyVerifier {
                 .and_then(|l| u32::try_from(l).ok()),
             expires_at: row.expires_at,
             revoked: row.revoked_at.is_some(),
+            version: row.version,
         }))
     }
 
     /// Evicts cached verifications of keys changed in the database (revoked, new
     /// expiry), polling every `interval`, until the task is dropped. Run one per
     /// instance; a change made by any instance or the CLI is seen by all of them.
+    ///
+    /// Each poll asks for rows changed since the previous poll began (less
+    /// [`CHANGE_MARGIN`]), both times on the database's clock, so neither this
+    /// instance's clock nor a writer's can hide a change.
     pub async fn run_change_watcher(self: Arc<Self>, interval: Duration) {
-        let mut watermark = ciq_entity::now();
-        let mut seen: HashMap<String, DateTime<Utc>> = HashMap::new();
+        let mut since = None;
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticker.tick().await;
-            let changed: Vec<(String, DateTime<Utc>)> = match ciq_entity::ApiKey::find()
-                .select_only()
-                .column(api_key::Column::LookupId)
-                .column(api_key::Column::UpdatedAt)
-                .filter(api_key::Column::UpdatedAt.gte(watermark - CHANGE_MARGIN))
-                .into_tuple()
-                .all(&self.db)
-                .await
-            {
-                Ok(rows) => rows,
+            match self.poll_changes(since).await {
+                Ok(began) => since = Some(began),
                 Err(err) => {
                     tracing::warn!(error = %err, "could not poll for key changes; will retry");
                     continue;
                 }
-            };
-            for (lookup_id, updated_at) in changed {
-                if seen.get(&lookup_id) != Some(&updated_at) {
-                    self.cache.invalidate(&lookup_id).await;
-                    seen.insert(lookup_id, updated_at);
-                }
-                watermark = watermark.max(updated_at);
             }
-            seen.retain(|_, at| *at >= watermark - CHANGE_MARGIN);
+            self.polls.fetch_add(1, Ordering::SeqCst);
         }
     }
+
+    /// One poll: records and evicts what changed since `since` (everything recent on
+    /// the first); returns when, on the database's clock, this poll began.
+    async fn poll_changes(
+        &self,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<DateTime<Utc>, sea_orm::DbErr> {
+        let began = database_now(&self.db).await?;
+        let from = since.unwrap_or(began) - CHANGE_MARGIN;
+        let changed: Vec<(String, i64)> = ciq_entity::ApiKey::find()
+            .select_only()
+            .column(api_key::Column::LookupId)
+            .column(api_key::Column::Version)
+            .filter(api_key::Column::UpdatedAt.gte(from))
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        for (lookup_id, version) in changed {
+            // Record first, then evict: a load that caches an older row after this
+            // point sees the newer version in `superseded`.
+            let newer = {
+                let mut newest = self
+                    .newest
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                let known = newest.get(&lookup_id).map(|(v, _)| *v);
+                if known.is_none_or(|v| v < version) {
+                    newest.insert(lookup_id.clone(), (version, began));
+                }
+                known.is_some_and(|v| v < version) || (known.is_none() && version > 0)
+            };
+            if newer {
+                self.cache.invalidate(&lookup_id).await;
+            }
+        }
+        // What is older than any cache entry can be forgotten.
+        let horizon =
+            began - chrono::TimeDelta::from_std(CACHE_TTL).unwrap_or_default() - CHANGE_MARGIN;
+        self.newest
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .retain(|_, (_, seen)| *seen >= horizon);
+        Ok(began)
+    }
+}
+
+/// The database's own clock: PostgreSQL's `CURRENT_TIMESTAMP`; an embedded SQLite
+/// store's clock is this machine's.
+async fn database_now(db: &DatabaseConnection) -> Result<DateTime<Utc>, sea_orm::DbErr> {
+    use sea_orm::{ConnectionTrait, Statement};
+    if db.get_database_backend() != sea_orm::DatabaseBackend::Postgres {
+        return Ok(Utc::now());
+    }
+    let row = db
+        .query_one_raw(Statement::from_string(
+            sea_orm::DatabaseBackend::Postgres,
+            "SELECT CURRENT_TIMESTAMP AS now",
+        ))
+        .await?
+        .ok_or_else(|| sea_orm::DbErr::Custom("SELECT CURRENT_TIMESTAMP returned no row".into()))?;
+    row.try_get::<DateTime<Utc>>("", "now")
 }
 
 fn secret_digest(secret: &str) -> [u8; 32] {

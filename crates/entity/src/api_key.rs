@@ -25,7 +25,8 @@ pub struct Model {
     pub rate_limit_per_minute: Option<i32>,
     /// When the key was created.
     pub created_at: DateTimeUtc,
-    /// Bumped by every change (revoke, expiry); instances poll it to evict caches.
+    /// When the key last changed (revoke, expiry), on the database's clock (never a
+    /// writer's): instances poll it to find what changed.
     pub updated_at: DateTimeUtc,
     /// Last time the key authenticated a request (coalesced, not per request).
     pub last_used_at: Option<DateTimeUtc>,
@@ -33,6 +34,9 @@ pub struct Model {
     pub expires_at: Option<DateTimeUtc>,
     /// The key was revoked at this instant.
     pub revoked_at: Option<DateTimeUtc>,
+    /// Bumped by every change: a cached verification built from an older version is
+    /// stale, whatever any clock says.
+    pub version: i64,
 }
 
 /// Relations of `api_keys`.

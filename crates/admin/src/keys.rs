@@ -336,16 +336,7 @@ pub async fn roll_key(
         });
     }
     let old = find_key(db, key_id).await?;
-    let now = ciq_entity::now();
-    if key_status(&old, now) != KeyStatus::Active {
-        return Err(AdminError::Invalid {
-            field: "key_id",
-            rule: format!(
-                "the key is {}; only an active key can be rolled",
-                key_status(&old, now)
-            ),
-        });
-    }
+    ensure_rollable(&old, ciq_entity::now())?;
     let new = NewKey {
         name: old.name.clone(),
         rate_limit_per_minute: old
@@ -365,15 +356,7 @@ pub async fn roll_key(
                     .await?
                     .ok_or(AdminError::KeyNotFound(old.id))?;
                 let now = ciq_entity::now();
-                if key_status(&old, now) != KeyStatus::Active {
-                    return Err(AdminError::Invalid {
-                        field: "key_id",
-                        rule: format!(
-                            "the key is {}; only an active key can be rolled",
-                            key_status(&old, now)
-                        ),
-                    });
-                }
+                ensure_rollable(&old, now)?;
                 let ends =
                     now + chrono::TimeDelta::from_std(overlap).expect("overlap is at most 7 days");
                 let retired = change_key(
@@ -410,6 +393,17 @@ pub async fn roll_key(
         .await
         .map_err(transaction_error)?;
     Ok((created, plain))
+}
+
+/// Only an active key can be rolled.
+fn ensure_rollable(key: &api_key::Model, now: DateTime<Utc>) -> Result<(), AdminError> {
+    match key_status(key, now) {
+        KeyStatus::Active => Ok(()),
+        status => Err(AdminError::Invalid {
+            field: "key_id",
+            rule: format!("the key is {status}; only an active key can be rolled"),
+        }),
+    }
 }
 
 /// Applies `columns` to one key and marks it changed: `version + 1`, and `updated_at`

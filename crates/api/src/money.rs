@@ -2,10 +2,8 @@
 //! most two decimal places (the rule is stated in words, not as `multipleOf: 0.01`,
 //! which JSON Schema validators apply in binary floating point and so reject 19.99).
 
-use std::borrow::Cow;
-
-use poem_openapi::registry::{MetaSchema, MetaSchemaRef};
-use poem_openapi::types::{ParseError, ParseFromJSON, ParseResult, ToJSON, Type};
+use poem_openapi::registry::MetaSchema;
+use poem_openapi::types::{ParseError, ParseFromJSON, ParseResult, ToJSON};
 use serde_json::Value;
 
 use ciq_leads::Money;
@@ -15,34 +13,14 @@ use ciq_leads::money::{MAX_CENTS, parse_money};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Amount(pub Money);
 
-impl Type for Amount {
-    const IS_REQUIRED: bool = true;
-    type RawValueType = Self;
-    type RawElementValueType = Self;
-
-    fn name() -> Cow<'static, str> {
-        "money".into()
-    }
-
-    fn schema_ref() -> MetaSchemaRef {
-        let mut schema = MetaSchema::new("number");
-        schema.minimum = Some(0.0);
-        schema.maximum = Some(MAX_CENTS as f64 / 100.0);
-        schema.description =
-            Some("Non-negative, at most 2 decimal places (e.g. 19.99), stored exactly.");
-        MetaSchemaRef::Inline(Box::new(schema))
-    }
-
-    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
-        Some(self)
-    }
-
-    fn raw_element_iter<'a>(
-        &'a self,
-    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
-        Box::new(self.as_raw_value().into_iter())
-    }
-}
+ciq_http::scalar_type!(Amount, "money", {
+    let mut schema = MetaSchema::new("number");
+    schema.minimum = Some(0.0);
+    schema.maximum = Some(MAX_CENTS as f64 / 100.0);
+    schema.description =
+        Some("Non-negative, at most 2 decimal places (e.g. 19.99), stored exactly.");
+    schema
+});
 
 impl ParseFromJSON for Amount {
     fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {

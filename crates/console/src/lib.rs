@@ -521,6 +521,18 @@ fn settings_actor(req: &Request, state: &ConsoleState) -> Actor {
     }
 }
 
+/// The page's answer to a refused form: a flash naming the problem, or the store
+/// trouble page when it was no problem of the form's.
+fn refused_form(err: AdminError) -> Result<Flash, Box<Response>> {
+    match form_problem(err) {
+        Ok(problem) => Ok(Flash {
+            error: Some(problem),
+            ..Flash::default()
+        }),
+        Err(err) => Err(Box::new(store_trouble(err))),
+    }
+}
+
 fn form_problem(err: AdminError) -> Result<String, AdminError> {
     match err {
         AdminError::Invalid { field, rule } => Ok(format!("{}: {rule}", field.replace('_', " "))),
@@ -562,12 +574,9 @@ async fn generate(
             new_key: Some((row.name, plain.expose().to_owned())),
             ..Flash::default()
         },
-        Err(err) => match form_problem(err) {
-            Ok(problem) => Flash {
-                error: Some(problem),
-                ..Flash::default()
-            },
-            Err(err) => return store_trouble(err),
+        Err(err) => match refused_form(err) {
+            Ok(flash) => flash,
+            Err(resp) => return *resp,
         },
     };
     render_keys(&state, &session, flash_status(&flash), flash).await
@@ -695,12 +704,9 @@ async fn roll(
             }),
             ..Flash::default()
         },
-        Err(err) => match form_problem(err) {
-            Ok(problem) => Flash {
-                error: Some(problem),
-                ..Flash::default()
-            },
-            Err(err) => return store_trouble(err),
+        Err(err) => match refused_form(err) {
+            Ok(flash) => flash,
+            Err(resp) => return *resp,
         },
     };
     render_keys(&state, &session, flash_status(&flash), flash).await

@@ -27,3 +27,33 @@ pub mod time;
 
 pub use error::{ErrorBody, ErrorCode, FieldError, HttpError};
 pub use time::Timestamp;
+
+/// Implements poem-openapi's `Type` for a scalar newtype: `$name` is its name in the
+/// document, `$schema` (a `MetaSchema`) what the document says of it; the raw value is
+/// the value itself. `ParseFromJSON` and `ToJSON` stay the type's own.
+#[macro_export]
+macro_rules! scalar_type {
+    ($ty:ty, $name:literal, $schema:expr) => {
+        impl poem_openapi::types::Type for $ty {
+            const IS_REQUIRED: bool = true;
+            type RawValueType = Self;
+            type RawElementValueType = Self;
+
+            fn name() -> std::borrow::Cow<'static, str> {
+                $name.into()
+            }
+
+            fn schema_ref() -> poem_openapi::registry::MetaSchemaRef {
+                poem_openapi::registry::MetaSchemaRef::Inline(Box::new($schema))
+            }
+
+            fn as_raw_value(&self) -> Option<&Self> {
+                Some(self)
+            }
+
+            fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a Self> + 'a> {
+                Box::new(std::iter::once(self))
+            }
+        }
+    };
+}

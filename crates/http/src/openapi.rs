@@ -143,59 +143,58 @@ fn mark_optional_properties_nullable(doc: &mut Value) {
     }
 }
 
-/// Documents `application/json; charset=utf-8` as `application/json`: what the
-/// server sends is the same media type, and generators match the bare name.
-fn plain_json_content_types(doc: &mut Value) {
+/// Runs `edit` on every response object of every operation.
+fn for_each_response(doc: &mut Value, mut edit: impl FnMut(&mut serde_json::Map<String, Value>)) {
     let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
         return;
     };
-    for operation in paths.values_mut().filter_map(Value::as_object_mut) {
-        for op in operation.values_mut() {
-            let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else {
-                continue;
-            };
-            for response in responses.values_mut() {
-                if let Some(content) = response.get_mut("content").and_then(Value::as_object_mut) {
-                    let renamed = std::mem::take(content)
-                        .into_iter()
-                        .map(|(ct, media)| {
-                            let essence = ct.split(';').next().unwrap_or(&ct).trim().to_owned();
-                            (essence, media)
-                        })
-                        .collect();
-                    *content = renamed;
+    for operations in paths.values_mut().filter_map(Value::as_object_mut) {
+        for operation in operations.values_mut() {
+            let responses = operation
+                .get_mut("responses")
+                .and_then(Value::as_object_mut);
+            for response in responses.into_iter().flat_map(|r| r.values_mut()) {
+                if let Some(response) = response.as_object_mut() {
+                    edit(response);
                 }
             }
         }
     }
 }
 
-fn canonical_header_names(doc: &mut Value) {
-    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
-        return;
-    };
-    for operation in paths.values_mut().filter_map(Value::as_object_mut) {
-        for op in operation.values_mut() {
-            let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else {
-                continue;
-            };
-            for response in responses.values_mut() {
-                if let Some(headers) = response.get_mut("headers").and_then(Value::as_object_mut) {
-                    let renamed = std::mem::take(headers)
-                        .into_iter()
-                        .map(|(name, header)| {
-                            let canonical = HEADER_NAMES
-                                .iter()
-                                .find(|n| n.eq_ignore_ascii_case(&name))
-                                .map_or(name, |n| (*n).to_owned());
-                            (canonical, header)
-                        })
-                        .collect();
-                    *headers = renamed;
-                }
-            }
-        }
+/// Renames the keys of the object at `field` of `response` with `rename`.
+fn rename_keys(
+    response: &mut serde_json::Map<String, Value>,
+    field: &str,
+    rename: impl Fn(String) -> String,
+) {
+    if let Some(map) = response.get_mut(field).and_then(Value::as_object_mut) {
+        *map = std::mem::take(map)
+            .into_iter()
+            .map(|(name, value)| (rename(name), value))
+            .collect();
     }
+}
+
+/// Documents `application/json; charset=utf-8` as `application/json`: what the
+/// server sends is the same media type, and generators match the bare name.
+fn plain_json_content_types(doc: &mut Value) {
+    for_each_response(doc, |response| {
+        rename_keys(response, "content", |ct| {
+            ct.split(';').next().unwrap_or(&ct).trim().to_owned()
+        });
+    });
+}
+
+fn canonical_header_names(doc: &mut Value) {
+    for_each_response(doc, |response| {
+        rename_keys(response, "headers", |name| {
+            HEADER_NAMES
+                .iter()
+                .find(|n| n.eq_ignore_ascii_case(&name))
+                .map_or(name, |n| (*n).to_owned())
+        });
+    });
 }
 
 /// The shapes in `doc` that validators reject or client generators mishandle: an

@@ -2,10 +2,8 @@
 //! [`SecretString`], so that no `Debug` of the request object, no log line and no
 //! error message can show them.
 
-use std::borrow::Cow;
-
-use poem_openapi::registry::{MetaSchema, MetaSchemaRef};
-use poem_openapi::types::{ParseError, ParseFromJSON, ParseResult, ToJSON, Type};
+use poem_openapi::registry::MetaSchema;
+use poem_openapi::types::{ParseError, ParseFromJSON, ParseResult, ToJSON};
 use secrecy::SecretString;
 use serde_json::Value;
 
@@ -13,29 +11,11 @@ use serde_json::Value;
 #[derive(Debug, Clone)]
 pub struct SecretField(pub SecretString);
 
-impl Type for SecretField {
-    const IS_REQUIRED: bool = true;
-    type RawValueType = Self;
-    type RawElementValueType = Self;
-
-    fn name() -> Cow<'static, str> {
-        "string_password".into()
-    }
-
-    fn schema_ref() -> MetaSchemaRef {
-        MetaSchemaRef::Inline(Box::new(MetaSchema::new_with_format("string", "password")))
-    }
-
-    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
-        Some(self)
-    }
-
-    fn raw_element_iter<'a>(
-        &'a self,
-    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
-        Box::new(self.as_raw_value().into_iter())
-    }
-}
+crate::scalar_type!(
+    SecretField,
+    "string_password",
+    MetaSchema::new_with_format("string", "password")
+);
 
 impl ParseFromJSON for SecretField {
     fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {

@@ -1,11 +1,9 @@
 //! The one time format of every JSON answer: RFC 3339, UTC, milliseconds, `Z`
 //! (`2025-08-13T00:00:00.000Z`), documented as `format: date-time`.
 
-use std::borrow::Cow;
-
 use chrono::{DateTime, SecondsFormat, Utc};
-use poem_openapi::registry::{MetaSchema, MetaSchemaRef};
-use poem_openapi::types::{ParseError, ParseFromJSON, ParseResult, ToJSON, Type};
+use poem_openapi::registry::MetaSchema;
+use poem_openapi::types::{ParseError, ParseFromJSON, ParseResult, ToJSON};
 use serde_json::Value;
 
 /// An instant as every answer writes it; accepts any RFC 3339 offset when parsed.
@@ -30,31 +28,11 @@ impl From<DateTime<Utc>> for Timestamp {
     }
 }
 
-impl Type for Timestamp {
-    const IS_REQUIRED: bool = true;
-    type RawValueType = Self;
-    type RawElementValueType = Self;
-
-    fn name() -> Cow<'static, str> {
-        "string_date-time".into()
-    }
-
-    fn schema_ref() -> MetaSchemaRef {
-        let mut schema = MetaSchema::new_with_format("string", "date-time");
-        schema.example = Some(Value::String("2025-08-13T00:00:00.000Z".into()));
-        MetaSchemaRef::Inline(Box::new(schema))
-    }
-
-    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
-        Some(self)
-    }
-
-    fn raw_element_iter<'a>(
-        &'a self,
-    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
-        Box::new(self.as_raw_value().into_iter())
-    }
-}
+crate::scalar_type!(Timestamp, "string_date-time", {
+    let mut schema = MetaSchema::new_with_format("string", "date-time");
+    schema.example = Some(Value::String("2025-08-13T00:00:00.000Z".into()));
+    schema
+});
 
 impl ParseFromJSON for Timestamp {
     fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {

@@ -7,7 +7,8 @@
 //! instead of skipping it.
 //!
 //! - [`database`]: private databases; [`app`]: the gateway and its request helpers;
-//! - [`redis`], [`postgres`], [`nginx`]: servers the tests start and stop themselves;
+//! - [`redis`], [`postgres`], [`nginx`], [`proxy`]: servers the tests start and stop
+//!   themselves (the proxy can make a store silent);
 //! - [`fixtures`]: the reference's bodies; [`browser`]: headless Chromium.
 
 pub mod app;
@@ -16,6 +17,7 @@ pub mod database;
 pub mod fixtures;
 pub mod nginx;
 pub mod postgres;
+pub mod proxy;
 pub mod redis;
 
 pub use app::TestApp;
@@ -23,6 +25,7 @@ pub use database::{Backend, TestDatabase, postgres_admin_url};
 pub use fixtures::{reference_curl_body, reference_full_body};
 pub use nginx::LoadBalancer;
 pub use postgres::PrivatePostgres;
+pub use proxy::SilentProxy;
 pub use redis::{PrivateRedis, test_redis_url, unique_redis_prefix};
 
 /// A TCP port nothing listens on (yet).

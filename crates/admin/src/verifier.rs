@@ -96,6 +96,7 @@ enum LoadError {
 /// Verifies presented keys against the store, with a cache in front.
 pub struct KeyVerifier {
     db: DatabaseConnection,
+    breaker: Arc<ciq_store::Breaker>,
     hasher: SecretHasher,
     cache: Cache<String, Arc<CachedKey>>,
     argon2_slots: Semaphore,
@@ -129,11 +130,13 @@ pub struct PauseControl {
 }
 
 impl KeyVerifier {
-    /// A verifier over `db`, allowing one concurrent argon2 run per CPU.
-    pub fn new(db: DatabaseConnection) -> Self {
+    /// A verifier over `db`, allowing one concurrent argon2 run per CPU; while
+    /// `breaker` is open, uncached keys are refused as unavailable without a try.
+    pub fn new(db: DatabaseConnection, breaker: Arc<ciq_store::Breaker>) -> Self {
         let cpus = std::thread::available_parallelism().map_or(2, usize::from);
         Self {
             db,
+            breaker,
             hasher: SecretHasher::default(),
             cache: Cache::builder()
                 .max_capacity(100_000)
@@ -296,6 +299,9 @@ impl KeyVerifier {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticker.tick().await;
+            if self.breaker.is_open() {
+                continue;
+            }
             if let Err(err) = self.flush_last_used().await {
                 tracing::warn!(error = %err, "could not record key last-use times; will retry");
             }
@@ -307,10 +313,17 @@ impl KeyVerifier {
         parsed: &ParsedKey,
         digest: [u8; 32],
     ) -> Result<Arc<CachedKey>, LoadError> {
-        let row = ciq_entity::ApiKey::find()
-            .filter(api_key::Column::LookupId.eq(parsed.lookup_id.as_str()))
-            .one(&self.db)
+        let row = self
+            .breaker
+            .guard(
+                ciq_entity::ApiKey::find()
+                    .filter(api_key::Column::LookupId.eq(parsed.lookup_id.as_str()))
+                    .one(&self.db),
+            )
             .await
+            .map_err(|down| LoadError::Database(down.to_string()))?;
+        self.breaker.record(&row);
+        let row = row
             .map_err(|e| LoadError::Database(e.to_string()))?
             .ok_or(LoadError::NotFound)?;
         let pause = self
@@ -362,6 +375,10 @@ impl KeyVerifier {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticker.tick().await;
+            if self.breaker.is_open() {
+                // Backs off while the store is gone: the probe finds out when it is back.
+                continue;
+            }
             match self.poll_changes(since).await {
                 Ok(began) => since = Some(began),
                 Err(err) => {

@@ -29,4 +29,6 @@ pub struct ApiState {
     pub lead_writer: LeadWriter,
     /// How long an `Idempotency-Key` and its answer are remembered.
     pub idempotency_retention: std::time::Duration,
+    /// The instance's breaker on the store: while open, creates answer 503 at once.
+    pub breaker: Arc<ciq_store::Breaker>,
 }

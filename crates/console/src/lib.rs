@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use poem::http::{HeaderValue, StatusCode, header};
 use poem::web::{Data, Form, Path};
-use poem::{EndpointExt, Request, Response, Route, get, handler, post};
+use poem::{Endpoint, EndpointExt, Request, Response, Route, get, handler, post};
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -63,17 +63,31 @@ pub const MAX_FORM_BYTES: usize = 8 * 1024;
 
 /// Adds the account owners' routes to `route`.
 pub fn attach(route: Route, state: Arc<ConsoleState>) -> Route {
+    let breaker = state.breaker.clone();
     let page = |endpoint: poem::RouteMethod| {
+        let breaker = breaker.clone();
         endpoint
             .around(|endpoint, req| {
                 ciq_http::body::cap_body(endpoint, req, MAX_FORM_BYTES, form_too_large)
+            })
+            .around(move |endpoint, req| {
+                let breaker = breaker.clone();
+                async move {
+                    // Every page needs the account store: no wait while it is gone.
+                    match breaker.guard(endpoint.call(req)).await {
+                        Err(down) => Ok(store_trouble(AdminError::Database(
+                            sea_orm::DbErr::Custom(down.to_string()),
+                        ))),
+                        Ok(answer) => answer.map(poem::IntoResponse::into_response),
+                    }
+                }
             })
             .map_to_response()
             .after(protect)
             .data(state.clone())
     };
     route
-        .at("/", page(get(home)))
+        .at("/", get(home).map_to_response().after(protect))
         .at("/settings", page(get(settings_index)))
         .at(LOGIN, page(get(login_page).post(login)))
         .at(LOGOUT, page(post(logout)))

@@ -29,6 +29,8 @@ pub struct ConsoleState {
     /// Password checks that may run at once ([`MAX_SIGN_INS_IN_FLIGHT`]); a sign-in
     /// that finds none free is answered 503 at once instead of queueing.
     pub sign_in_slots: Arc<tokio::sync::Semaphore>,
+    /// The instance's breaker on the store: while open, the pages answer 503 at once.
+    pub breaker: Arc<ciq_store::Breaker>,
 }
 
 /// Default number of password checks in flight at once per instance.

@@ -53,6 +53,8 @@ pub struct Settings {
     pub lead_writers: Option<usize>,
     /// How long stored data is kept, and how often it is purged.
     pub retention: crate::retention::Retention,
+    /// How long anything may wait for the store.
+    pub waits: database::Waits,
 }
 
 /// Shortest operator token accepted.
@@ -76,6 +78,7 @@ impl Default for Settings {
             session_ttl: ciq_console::state::DEFAULT_SESSION_TTL,
             lead_writers: None,
             retention: crate::retention::Retention::default(),
+            waits: database::Waits::default(),
         }
     }
 }
@@ -138,8 +141,13 @@ impl Application {
             return Err(StartError::WeakAdminToken);
         }
         let database_url = settings.database_url.expose_secret();
-        let db = database::connect_and_migrate(database_url).await?;
-        let verifier = Arc::new(KeyVerifier::new(db.clone()));
+        let db = database::connect_and_migrate_with(database_url, settings.waits).await?;
+        // Nothing waits on the store for longer than a statement may run, and a second.
+        let breaker = ciq_store::Breaker::new(
+            db.clone(),
+            settings.waits.statement + Duration::from_secs(1),
+        );
+        let verifier = Arc::new(KeyVerifier::new(db.clone(), breaker.clone()));
         let limiter: Arc<dyn RateLimiter> = match &settings.redis_url {
             Some(url) => Arc::new(
                 FailoverLimiter::new(RedisLimiter::new(
@@ -179,8 +187,9 @@ impl Application {
                 limits: settings.limits,
                 trust_forwarded_for: settings.trust_forwarded_for,
                 max_body_bytes: settings.max_body_bytes,
-                lead_writer: LeadWriter::start(db.clone(), writers),
+                lead_writer: LeadWriter::start(db.clone(), writers, breaker.clone()),
                 idempotency_retention: settings.retention.idempotency,
+                breaker: breaker.clone(),
             }),
             console: Arc::new(ConsoleState {
                 db: db.clone(),
@@ -193,6 +202,7 @@ impl Application {
                 sign_in_slots: Arc::new(tokio::sync::Semaphore::new(
                     ciq_console::state::MAX_SIGN_INS_IN_FLIGHT,
                 )),
+                breaker: breaker.clone(),
             }),
             operator: Arc::new(OperatorState {
                 db,
@@ -200,6 +210,7 @@ impl Application {
                 limiter,
                 admin_token,
                 trust_forwarded_for: settings.trust_forwarded_for,
+                breaker: breaker.clone(),
             }),
         };
         let acceptor = TcpListener::bind(settings.listen.clone())
@@ -239,6 +250,7 @@ impl Application {
         let flusher = tokio::spawn(verifier.clone().run_last_used_flusher(LAST_USED_FLUSH));
         let purge = tokio::spawn(crate::retention::run_purge(
             self.states.api.db.clone(),
+            self.states.api.breaker.clone(),
             self.retention,
         ));
         let routes = routes(&self.states);

@@ -137,6 +137,14 @@ pub struct ServeArgs {
     #[arg(long, env = "CIQ_RETENTION_PURGE_INTERVAL_SECS", default_value_t = 600,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub retention_purge_interval_secs: u64,
+    /// Longest wait for a database connection, in milliseconds (connecting included).
+    #[arg(long, env = "CIQ_DB_ACQUIRE_TIMEOUT_MS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub db_acquire_timeout_ms: u64,
+    /// Longest a PostgreSQL statement may run, in milliseconds.
+    #[arg(long, env = "CIQ_DB_STATEMENT_TIMEOUT_MS", default_value_t = 5000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub db_statement_timeout_ms: u64,
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "CIQ_MAX_BODY_BYTES", default_value_t = ciq_api::state::DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
@@ -333,6 +341,10 @@ async fn serve(
         retention: crate::retention::Retention {
             idempotency: Duration::from_secs(args.retention_idempotency_secs),
             purge_every: Duration::from_secs(args.retention_purge_interval_secs),
+        },
+        waits: database::Waits {
+            acquire: Duration::from_millis(args.db_acquire_timeout_ms),
+            statement: Duration::from_millis(args.db_statement_timeout_ms),
         },
     };
     let app = Application::build(settings).await?;

@@ -48,12 +48,20 @@ pub async fn purge_once(
     })
 }
 
-/// Purges every `retention.purge_every`, for ever; a failure is logged once per run of
-/// failures and retried at the next turn.
-pub async fn run_purge(db: DatabaseConnection, retention: Retention) {
+/// Purges every `retention.purge_every`, for ever, skipping turns while `breaker` is
+/// open; a failure is logged once per run of failures and retried at the next turn.
+pub async fn run_purge(
+    db: DatabaseConnection,
+    breaker: std::sync::Arc<ciq_store::Breaker>,
+    retention: Retention,
+) {
     let mut failing = false;
     loop {
         tokio::time::sleep(retention.purge_every).await;
+        if breaker.is_open() {
+            // Backs off while the store is gone: the breaker's probe finds out when it is back.
+            continue;
+        }
         match purge_once(&db, retention).await {
             Ok(purged) => {
                 if failing {

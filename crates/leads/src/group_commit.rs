@@ -24,6 +24,7 @@ use tokio::sync::{Mutex, Notify, mpsc, oneshot};
 use tokio::time::Instant;
 
 use ciq_entity::lead;
+use ciq_store::Breaker;
 
 /// A pool connection a PostgreSQL writer keeps between batches.
 type PgConnection = sqlx::pool::PoolConnection<sqlx::Postgres>;
@@ -89,6 +90,7 @@ pub struct LeadWriter {
     mode: Mode,
     expected: Arc<Expected>,
     batches: Arc<AtomicU64>,
+    breaker: Arc<Breaker>,
 }
 
 #[derive(Clone)]
@@ -103,12 +105,17 @@ impl LeadWriter {
     /// anyway; a couple for PostgreSQL, so that one gathers while another commits).
     /// They stop when the last handle is dropped, after finishing what was handed to
     /// them. `0` turns group commit off: every request inserts its own row.
-    pub fn start(db: DatabaseConnection, writers: usize) -> Self {
-        Self::start_with_linger(db, writers, MAX_LINGER)
+    pub fn start(db: DatabaseConnection, writers: usize, breaker: Arc<Breaker>) -> Self {
+        Self::start_with_linger(db, writers, breaker, MAX_LINGER)
     }
 
     /// [`LeadWriter::start`] with another bound on lingering than [`MAX_LINGER`].
-    pub fn start_with_linger(db: DatabaseConnection, writers: usize, linger: Duration) -> Self {
+    pub fn start_with_linger(
+        db: DatabaseConnection,
+        writers: usize,
+        breaker: Arc<Breaker>,
+        linger: Duration,
+    ) -> Self {
         let expected = Arc::new(Expected::default());
         let batches = Arc::new(AtomicU64::new(0));
         if writers == 0 {
@@ -116,6 +123,7 @@ impl LeadWriter {
                 mode: Mode::Direct(db),
                 expected,
                 batches,
+                breaker,
             };
         }
         let (jobs, queue) = mpsc::channel::<Job>(MAX_BATCH * writers * 4);
@@ -123,6 +131,7 @@ impl LeadWriter {
         for _ in 0..writers {
             tokio::spawn(write_batches(
                 db.clone(),
+                breaker.clone(),
                 queue.clone(),
                 expected.clone(),
                 batches.clone(),
@@ -133,6 +142,7 @@ impl LeadWriter {
             mode: Mode::Batched(jobs),
             expected,
             batches,
+            breaker,
         }
     }
 
@@ -160,15 +170,19 @@ impl LeadWriter {
         row: lead::Model,
         announcement: Option<&Announcement>,
     ) -> Result<(), String> {
+        // While the store is known to be gone, nobody waits for it.
+        self.breaker.check().map_err(|down| down.to_string())?;
         let jobs = match &self.mode {
             Mode::Batched(jobs) => jobs,
             Mode::Direct(db) => {
                 let row: lead::ActiveModel = row.into();
-                return lead::Entity::insert(row)
-                    .exec_without_returning(db)
+                let inserted = self
+                    .breaker
+                    .guard(lead::Entity::insert(row).exec_without_returning(db))
                     .await
-                    .map(drop)
-                    .map_err(|e| e.to_string());
+                    .map_err(|down| down.to_string())?;
+                self.breaker.record(&inserted);
+                return inserted.map(drop).map_err(|e| e.to_string());
             }
         };
         let (done, answer) = oneshot::channel();
@@ -229,6 +243,7 @@ async fn gather(
 
 async fn write_batches(
     db: DatabaseConnection,
+    breaker: Arc<Breaker>,
     queue: Arc<Mutex<mpsc::Receiver<Job>>>,
     expected: Arc<Expected>,
     batches: Arc<AtomicU64>,
@@ -252,7 +267,7 @@ async fn write_batches(
         metrics::histogram!("ciq_lead_batch_linger_seconds")
             .record(gathered.elapsed().as_secs_f64());
         let started = Instant::now();
-        commit(&db, &mut own, batch).await;
+        commit(&db, &breaker, &mut own, batch).await;
         metrics::histogram!("ciq_lead_commit_seconds").record(started.elapsed().as_secs_f64());
     }
 }
@@ -286,14 +301,17 @@ async fn insert_batch(
     db: &DatabaseConnection,
     own: &mut Option<PgConnection>,
     rows: &[&lead::Model],
-) -> Result<(), String> {
+) -> Result<(), BatchError> {
     if db.get_database_backend() != sea_orm::DatabaseBackend::Postgres {
         let models: Vec<lead::ActiveModel> = rows.iter().map(|r| (*r).clone().into()).collect();
         return lead::Entity::insert_many(models)
             .exec_without_returning(db)
             .await
             .map(drop)
-            .map_err(|e| e.to_string());
+            .map_err(|e| BatchError {
+                outage: ciq_store::is_outage(&e),
+                message: e.to_string(),
+            });
     }
     fn column<T>(rows: &[&lead::Model], field: impl Fn(&lead::Model) -> T) -> Vec<T> {
         rows.iter().map(|row| field(row)).collect()
@@ -305,7 +323,7 @@ async fn insert_batch(
     }
     let conn = match own {
         Some(conn) => conn,
-        None => own.insert(pool.acquire().await.map_err(|e| e.to_string())?),
+        None => own.insert(pool.acquire().await.map_err(BatchError::from_sqlx)?),
     };
     let inserted = sqlx::query(UNNEST_INSERT)
         .bind(column(rows, |r| r.id))
@@ -328,21 +346,66 @@ async fn insert_batch(
         // Whatever went wrong, the next batch starts on a fresh connection from the pool.
         *own = None;
     }
-    inserted.map(drop).map_err(|e| e.to_string())
+    inserted.map(drop).map_err(BatchError::from_sqlx)
 }
 
-/// Inserts `batch` in one statement and answers every job; on failure, row by row.
-async fn commit(db: &DatabaseConnection, own: &mut Option<PgConnection>, mut batch: Vec<Job>) {
+/// Why a batch was not stored, and whether the store itself was out of reach.
+struct BatchError {
+    outage: bool,
+    message: String,
+}
+
+impl BatchError {
+    fn from_sqlx(err: sqlx::Error) -> Self {
+        Self {
+            outage: ciq_store::is_sqlx_outage(&err),
+            message: err.to_string(),
+        }
+    }
+}
+
+/// Inserts `batch` in one statement and answers every job; on failure, row by row —
+/// unless the store was out of reach, when every job gets its answer at once.
+async fn commit(
+    db: &DatabaseConnection,
+    breaker: &Arc<Breaker>,
+    own: &mut Option<PgConnection>,
+    mut batch: Vec<Job>,
+) {
+    if let Err(down) = breaker.check() {
+        for job in batch {
+            let _ = job.done.send(Err(down.to_string()));
+        }
+        return;
+    }
     let rows: Vec<&lead::Model> = batch.iter().map(|j| &j.row).collect();
-    match insert_batch(db, own, &rows).await {
+    let inserted = match breaker.guard(insert_batch(db, own, &rows)).await {
+        Ok(inserted) => inserted,
+        Err(down) => {
+            // Given up (the store went away meanwhile, or it did not answer in time):
+            // the batch may or may not be stored, and the connection is suspect.
+            *own = None;
+            for job in batch {
+                let _ = job.done.send(Err(down.to_string()));
+            }
+            return;
+        }
+    };
+    match inserted {
         Ok(_) => {
             for job in batch {
                 let _ = job.done.send(Ok(()));
             }
         }
+        Err(err) if err.outage => {
+            breaker.failure();
+            for job in batch {
+                let _ = job.done.send(Err(err.message.clone()));
+            }
+        }
         Err(err) if batch.len() == 1 => {
             let job = batch.pop().expect("one job");
-            let _ = job.done.send(Err(err));
+            let _ = job.done.send(Err(err.message));
         }
         Err(_) => {
             for job in batch {
@@ -412,7 +475,12 @@ mod tests {
     #[tokio::test]
     async fn rows_announced_before_a_batch_ride_in_it() {
         let db = store().await;
-        let writer = LeadWriter::start_with_linger(db.clone(), 1, PATIENT);
+        let writer = LeadWriter::start_with_linger(
+            db.clone(),
+            1,
+            ciq_store::Breaker::new(db.clone(), PATIENT),
+            PATIENT,
+        );
         let requests: Vec<Arc<Announcement>> =
             (0..4).map(|_| Arc::new(writer.announce())).collect();
         let tasks: Vec<_> = requests
@@ -441,7 +509,12 @@ mod tests {
     #[tokio::test]
     async fn without_announcements_a_row_is_written_at_once() {
         let db = store().await;
-        let writer = LeadWriter::start_with_linger(db.clone(), 1, PATIENT);
+        let writer = LeadWriter::start_with_linger(
+            db.clone(),
+            1,
+            ciq_store::Breaker::new(db.clone(), PATIENT),
+            PATIENT,
+        );
         let started = Instant::now();
         writer.write(row("alone"), None).await.unwrap();
         let announcement = writer.announce();
@@ -457,7 +530,12 @@ mod tests {
     #[tokio::test]
     async fn a_request_that_brings_no_row_releases_the_batch_when_it_settles() {
         let db = store().await;
-        let writer = LeadWriter::start_with_linger(db.clone(), 1, PATIENT);
+        let writer = LeadWriter::start_with_linger(
+            db.clone(),
+            1,
+            ciq_store::Breaker::new(db.clone(), PATIENT),
+            PATIENT,
+        );
         let failing = writer.announce();
         let mine = Arc::new(writer.announce());
         let started = Instant::now();
@@ -477,7 +555,12 @@ mod tests {
     async fn an_announcement_never_settled_holds_a_batch_back_only_until_the_linger_bound() {
         let db = store().await;
         let linger = Duration::from_millis(200);
-        let writer = LeadWriter::start_with_linger(db.clone(), 1, linger);
+        let writer = LeadWriter::start_with_linger(
+            db.clone(),
+            1,
+            ciq_store::Breaker::new(db.clone(), PATIENT),
+            linger,
+        );
         let _stuck = writer.announce();
         let mine = writer.announce();
         let started = Instant::now();
@@ -491,7 +574,12 @@ mod tests {
     #[tokio::test]
     async fn one_bad_row_fails_alone_and_its_neighbours_are_stored() {
         let db = store().await;
-        let writer = LeadWriter::start_with_linger(db.clone(), 1, PATIENT);
+        let writer = LeadWriter::start_with_linger(
+            db.clone(),
+            1,
+            ciq_store::Breaker::new(db.clone(), PATIENT),
+            PATIENT,
+        );
         let first = row("first");
         let mut clash = row("same id as first");
         clash.id = first.id;
@@ -522,7 +610,7 @@ mod tests {
     #[tokio::test]
     async fn group_commit_off_inserts_directly() {
         let db = store().await;
-        let writer = LeadWriter::start(db.clone(), 0);
+        let writer = LeadWriter::start(db.clone(), 0, ciq_store::Breaker::new(db.clone(), PATIENT));
         let announcement = writer.announce();
         writer
             .write(row("direct"), Some(&announcement))

@@ -60,9 +60,12 @@ pub async fn guarded<E: Endpoint>(endpoint: Arc<E>, req: Request) -> poem::Resul
         .expect("the operator state is attached")
         .clone();
     guard(&state, &req)?;
-    endpoint
-        .call(req)
+    // Every operation needs the store: no wait while it is gone.
+    state
+        .breaker
+        .guard(endpoint.call(req))
         .await
+        .map_err(HttpError::service_unavailable)?
         .map(poem::IntoResponse::into_response)
 }
 

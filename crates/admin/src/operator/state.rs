@@ -21,4 +21,7 @@ pub struct OperatorState {
     /// Take the client address from the last `X-Forwarded-For` entry (for the key
     /// history of changes made here).
     pub trust_forwarded_for: bool,
+    /// The instance's breaker on the store: while open, the operator API answers 503
+    /// at once and readiness says the database is unreachable without asking it.
+    pub breaker: Arc<ciq_store::Breaker>,
 }

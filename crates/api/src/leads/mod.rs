@@ -356,6 +356,11 @@ async fn create(
     announcement: Option<&group_commit::Announcement>,
 ) -> Result<(LeadCreated, bool), HttpError> {
     let submitted = submission.into_submitted()?;
+    // The lead itself needs the store: while it is known to be gone, say so at once.
+    state
+        .breaker
+        .check()
+        .map_err(HttpError::service_unavailable)?;
     let user_id = caller.key.user_id;
     let key = idempotency_key
         .as_deref()
@@ -363,15 +368,18 @@ async fn create(
         .transpose()
         .map_err(|v| HttpError::validation_failed(field_errors(vec![v])))?;
     if let Some(key) = &key {
-        match idempotency::claim(
-            &state.db,
-            user_id,
-            key,
-            &submitted.fingerprint(),
-            state.idempotency_retention,
-        )
-        .await
-        .map_err(lead_error)?
+        match state
+            .breaker
+            .guard(idempotency::claim(
+                &state.db,
+                user_id,
+                key,
+                &submitted.fingerprint(),
+                state.idempotency_retention,
+            ))
+            .await
+            .map_err(HttpError::service_unavailable)?
+            .map_err(lead_error)?
         {
             idempotency::Claim::Fresh => {}
             idempotency::Claim::Replay(body) => {
@@ -399,16 +407,19 @@ async fn create(
         key,
         render: &render,
     });
-    match ciq_leads::store::insert_lead(
-        &state.db,
-        &state.lead_writer,
-        owner,
-        submitted.lead,
-        remembered,
-        announcement,
-    )
-    .await
-    {
+    let stored = state
+        .breaker
+        .guard(ciq_leads::store::insert_lead(
+            &state.db,
+            &state.lead_writer,
+            owner,
+            submitted.lead,
+            remembered,
+            announcement,
+        ))
+        .await
+        .unwrap_or_else(|down| Err(LeadError::Unavailable(down.to_string())));
+    match stored {
         Ok(lead) => Ok((
             LeadCreated {
                 success: true,

@@ -1,0 +1,249 @@
+//! The gateway's hold on its database: a breaker per instance that turns a store
+//! outage into immediate answers instead of a pool wait per request.
+//!
+//! A connection failure or pool timeout ([`is_outage`]), or an operation that outlived
+//! its bound, makes the breaker try the store at once (a ping bounded by
+//! [`PROBE_TIMEOUT`]); when that fails too the breaker opens. While it is open every
+//! operation that needs the store is refused at once ([`Breaker::check`]), operations
+//! already waiting are released ([`Breaker::guard`]), and a probe tries the store every
+//! [`PROBE_INTERVAL`]; the first success closes it. One breaker is shared by everything of one instance that
+//! talks to the store (lead writers, key verification, the Settings pages, the operator
+//! API, background jobs).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sea_orm::{DatabaseConnection, DbErr, RuntimeErr};
+use tokio::sync::Notify;
+
+/// How often an open breaker tries the store.
+pub const PROBE_INTERVAL: Duration = Duration::from_millis(500);
+/// How long one probe may take before it counts as a failure.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Whether `err` says the store is unreachable (a connection failure, a pool timeout,
+/// a closed pool) rather than that one statement was refused (a constraint, bad SQL).
+pub fn is_outage(err: &DbErr) -> bool {
+    match err {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
+            is_sqlx_outage(e)
+        }
+        _ => false,
+    }
+}
+
+/// [`is_outage`] for an error of sqlx itself (group commit's PostgreSQL insert).
+pub fn is_sqlx_outage(err: &sqlx::Error) -> bool {
+    matches!(
+        err,
+        sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
+            | sqlx::Error::Protocol(_)
+    )
+}
+
+/// The store is out (the breaker is open): refused without trying.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreDown;
+
+impl std::fmt::Display for StoreDown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the store is unreachable (circuit open)")
+    }
+}
+
+impl std::error::Error for StoreDown {}
+
+/// One instance's breaker on its store.
+pub struct Breaker {
+    db: DatabaseConnection,
+    bound: Duration,
+    open: AtomicBool,
+    probing: AtomicBool,
+    opened: Notify,
+    opened_at: Mutex<Option<Instant>>,
+}
+
+impl Breaker {
+    /// A closed breaker on `db`; [`Breaker::guard`] gives an operation at most `bound`.
+    pub fn new(db: DatabaseConnection, bound: Duration) -> Arc<Self> {
+        metrics::gauge!("ciq_store_breaker_open").set(0.0);
+        Arc::new(Self {
+            db,
+            bound,
+            open: AtomicBool::new(false),
+            probing: AtomicBool::new(false),
+            opened: Notify::new(),
+            opened_at: Mutex::new(None),
+        })
+    }
+
+    /// Whether the breaker is open (the store is taken to be gone).
+    pub fn is_open(&self) -> bool {
+        self.open.load(Ordering::Acquire)
+    }
+
+    /// `Err` at once while the breaker is open: the caller must not try the store.
+    pub fn check(&self) -> Result<(), StoreDown> {
+        if self.is_open() {
+            Err(StoreDown)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Runs `operation` unless the breaker is open; gives up on it — `Err` — as soon as
+    /// the breaker opens meanwhile or the operation outlives the breaker's bound (which
+    /// counts as a failure). So nothing waits on a store that is gone for longer than
+    /// it takes to find out.
+    pub async fn guard<F: Future>(self: &Arc<Self>, operation: F) -> Result<F::Output, StoreDown> {
+        let opened = self.opened.notified();
+        tokio::pin!(opened);
+        opened.as_mut().enable();
+        self.check()?;
+        tokio::select! {
+            output = operation => Ok(output),
+            () = &mut opened => Err(StoreDown),
+            () = tokio::time::sleep(self.bound) => {
+                self.failure();
+                Err(StoreDown)
+            }
+        }
+    }
+
+    /// Notes the outcome of an operation on the store: an outage error is a
+    /// [`Breaker::failure`].
+    pub fn record<T>(self: &Arc<Self>, result: &Result<T, DbErr>) {
+        if let Err(err) = result
+            && is_outage(err)
+        {
+            self.failure();
+        }
+    }
+
+    /// An operation found the store unreachable: unless a probe is already under way,
+    /// try the store now, and open if it does not answer.
+    pub fn failure(self: &Arc<Self>) {
+        if !self.is_open() && !self.probing.swap(true, Ordering::AcqRel) {
+            tokio::spawn(self.clone().confirm());
+        }
+    }
+
+    /// Whether the store answers a ping within [`PROBE_TIMEOUT`].
+    async fn answers(&self) -> bool {
+        matches!(
+            tokio::time::timeout(PROBE_TIMEOUT, self.db.ping()).await,
+            Ok(Ok(()))
+        )
+    }
+
+    /// The probe after a failure: a store that answers was a passing fault; one that
+    /// does not opens the breaker until it answers again.
+    async fn confirm(self: Arc<Self>) {
+        if !self.answers().await {
+            self.trip();
+            loop {
+                tokio::time::sleep(PROBE_INTERVAL).await;
+                if self.answers().await {
+                    self.close();
+                    break;
+                }
+            }
+        }
+        self.probing.store(false, Ordering::Release);
+    }
+
+    fn trip(&self) {
+        if !self.open.swap(true, Ordering::AcqRel) {
+            *self.opened_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+            self.opened.notify_waiters();
+            metrics::gauge!("ciq_store_breaker_open").set(1.0);
+            tracing::error!(
+                "store unreachable: circuit open, answering 503 at once until a probe succeeds"
+            );
+        }
+    }
+
+    fn close(&self) {
+        if self.open.swap(false, Ordering::AcqRel) {
+            let opened = self
+                .opened_at
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take();
+            let was_open = opened.map_or(Duration::ZERO, |at| at.elapsed());
+            metrics::gauge!("ciq_store_breaker_open").set(0.0);
+            metrics::counter!("ciq_store_breaker_open_seconds_total").increment(was_open.as_secs());
+            tracing::info!(
+                open_for_ms = u64::try_from(was_open.as_millis()).unwrap_or(u64::MAX),
+                "store reachable again: circuit closed"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused() -> DbErr {
+        DbErr::Conn(RuntimeErr::SqlxError(Arc::new(sqlx::Error::PoolTimedOut)))
+    }
+
+    async fn breaker() -> (Arc<Breaker>, DatabaseConnection) {
+        let db = sea_orm::Database::connect("sqlite::memory:").await.unwrap();
+        (Breaker::new(db.clone(), Duration::from_millis(300)), db)
+    }
+
+    #[tokio::test]
+    async fn a_failure_while_the_store_answers_opens_nothing() {
+        let (breaker, _db) = breaker().await;
+        breaker.record::<()>(&Err(refused()));
+        breaker.record::<()>(&Err(DbErr::Custom("duplicate key".into())));
+        tokio::time::sleep(PROBE_TIMEOUT / 2).await;
+        assert!(breaker.check().is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_store_that_does_not_answer_opens_it_and_releases_waiters() {
+        let (breaker, db) = breaker().await;
+        let waiting = {
+            let breaker = breaker.clone();
+            tokio::spawn(async move { breaker.guard(std::future::pending::<()>()).await })
+        };
+        // The store goes away (the pool closes): a failure, a probe that fails, open.
+        db.close_by_ref().await.unwrap();
+        breaker.failure();
+        let released = tokio::time::timeout(PROBE_TIMEOUT * 3, waiting)
+            .await
+            .expect("the waiter is released");
+        assert_eq!(released.unwrap(), Err(StoreDown));
+        tokio::time::timeout(PROBE_TIMEOUT * 3, async {
+            while !breaker.is_open() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("open");
+        assert_eq!(breaker.check(), Err(StoreDown));
+        assert_eq!(breaker.guard(async { 1 }).await, Err(StoreDown));
+    }
+
+    #[tokio::test]
+    async fn an_operation_past_the_bound_is_given_up() {
+        let (breaker, _db) = breaker().await;
+        let started = Instant::now();
+        let out = breaker.guard(std::future::pending::<()>()).await;
+        assert_eq!(out, Err(StoreDown));
+        assert!(started.elapsed() < Duration::from_secs(1));
+        // The store answers the probe that followed: still closed.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(breaker.check().is_ok());
+        assert_eq!(breaker.guard(async { 7 }).await, Ok(7));
+    }
+}

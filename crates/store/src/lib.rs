@@ -19,8 +19,10 @@ use tokio::sync::Notify;
 
 /// How often an open breaker tries the store.
 pub const PROBE_INTERVAL: Duration = Duration::from_millis(500);
-/// How long one probe may take before it counts as a failure.
-pub const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long one probe may take before it counts as a failure: well under the default
+/// pool acquire timeout, so that no request waits on a store that is gone for longer
+/// than that timeout.
+pub const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Whether `err` says the store is unreachable (a connection failure, a pool timeout,
 /// a closed pool) rather than that one statement was refused (a constraint, bad SQL).

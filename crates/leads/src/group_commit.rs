@@ -364,6 +364,43 @@ impl BatchError {
     }
 }
 
+/// The batch may or may not have been committed (the connection failed, or the store
+/// stopped answering, after the INSERT went out): its rows are looked up by id, within
+/// the breaker's bound, and each job is answered by what is there; only when that
+/// look-up fails too is every job told the store is unavailable (a retry with an
+/// `Idempotency-Key` is then safe).
+async fn answer_unknown(
+    db: &DatabaseConnection,
+    breaker: &Arc<Breaker>,
+    batch: Vec<Job>,
+    why: String,
+) {
+    use sea_orm::{ColumnTrait, QueryFilter, QuerySelect};
+    let ids: Vec<uuid::Uuid> = batch.iter().map(|job| job.row.id).collect();
+    let stored = breaker
+        .guard(
+            lead::Entity::find()
+                .select_only()
+                .column(lead::Column::Id)
+                .filter(lead::Column::Id.is_in(ids))
+                .into_tuple::<uuid::Uuid>()
+                .all(db),
+        )
+        .await;
+    let stored: std::collections::HashSet<uuid::Uuid> = match stored {
+        Ok(Ok(found)) => found.into_iter().collect(),
+        _ => std::collections::HashSet::new(),
+    };
+    for job in batch {
+        let answer = if stored.contains(&job.row.id) {
+            Ok(())
+        } else {
+            Err(why.clone())
+        };
+        let _ = job.done.send(answer);
+    }
+}
+
 /// Inserts `batch` in one statement and answers every job; on failure, row by row —
 /// unless the store was out of reach, when every job gets its answer at once.
 async fn commit(
@@ -385,9 +422,7 @@ async fn commit(
             // Given up (the store went away meanwhile, or it did not answer in time):
             // the batch may or may not be stored, and the connection is suspect.
             *own = None;
-            for job in batch {
-                let _ = job.done.send(Err(down.to_string()));
-            }
+            answer_unknown(db, breaker, batch, down.to_string()).await;
             return;
         }
     };
@@ -399,9 +434,7 @@ async fn commit(
         }
         Err(err) if err.outage => {
             breaker.failure();
-            for job in batch {
-                let _ = job.done.send(Err(err.message.clone()));
-            }
+            answer_unknown(db, breaker, batch, err.message).await;
         }
         Err(err) if batch.len() == 1 => {
             let job = batch.pop().expect("one job");
@@ -418,6 +451,56 @@ async fn commit(
                 let _ = job.done.send(result);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod unknown_outcome_tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use sea_orm::{ActiveModelTrait, ConnectionTrait, Database};
+    use tokio::sync::oneshot;
+
+    use super::{Job, answer_unknown};
+
+    #[tokio::test]
+    async fn a_batch_whose_commit_is_unknown_is_answered_by_what_is_stored() {
+        let db = Database::connect("sqlite::memory:").await.unwrap();
+        db.execute_unprepared(
+            "CREATE TABLE leads (id uuid_text PRIMARY KEY, user_id uuid_text NOT NULL,
+             api_key_id uuid_text NOT NULL, name TEXT NOT NULL, email TEXT NOT NULL,
+             phone TEXT, source TEXT NOT NULL, industry TEXT NOT NULL, score INTEGER,
+             status TEXT NOT NULL, monthly_revenue_cents BIGINT, budget_cents BIGINT,
+             description TEXT, created_at TEXT NOT NULL)",
+        )
+        .await
+        .unwrap();
+        let breaker = ciq_store::Breaker::new(db.clone(), Duration::from_secs(5));
+        let rows: Vec<ciq_entity::lead::Model> = (0..4).map(|i| super::tests::row(&format!("lead {i}"))).collect();
+        // The first two made it to the store before the answer was lost.
+        for row in &rows[..2] {
+            ciq_entity::lead::ActiveModel::from(row.clone()).insert(&db).await.unwrap();
+        }
+        let (jobs, answers): (Vec<Job>, Vec<oneshot::Receiver<Result<(), String>>>) = rows
+            .into_iter()
+            .map(|row| {
+                let (done, answer) = oneshot::channel();
+                (Job { row, done }, answer)
+            })
+            .unzip();
+        answer_unknown(&db, &breaker, jobs, "connection reset".into()).await;
+        let mut got = Vec::new();
+        for answer in answers {
+            got.push(answer.await.unwrap().is_ok());
+        }
+        assert_eq!(got, [true, true, false, false]);
+        // When the look-up fails too, nobody is told their lead is stored.
+        db.close_by_ref().await.unwrap();
+        let (done, answer) = oneshot::channel();
+        let job = Job { row: super::tests::row("late"), done };
+        answer_unknown(&db, &Arc::clone(&breaker), vec![job], "gone".into()).await;
+        assert_eq!(answer.await.unwrap(), Err("gone".into()));
     }
 }
 
@@ -449,7 +532,7 @@ mod tests {
         db
     }
 
-    fn row(name: &str) -> lead::Model {
+    pub(super) fn row(name: &str) -> lead::Model {
         lead::Model {
             id: uuid::Uuid::now_v7(),
             user_id: uuid::Uuid::now_v7(),

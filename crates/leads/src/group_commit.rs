@@ -477,10 +477,15 @@ mod unknown_outcome_tests {
         .await
         .unwrap();
         let breaker = ciq_store::Breaker::new(db.clone(), Duration::from_secs(5));
-        let rows: Vec<ciq_entity::lead::Model> = (0..4).map(|i| super::tests::row(&format!("lead {i}"))).collect();
+        let rows: Vec<ciq_entity::lead::Model> = (0..4)
+            .map(|i| super::tests::row(&format!("lead {i}")))
+            .collect();
         // The first two made it to the store before the answer was lost.
         for row in &rows[..2] {
-            ciq_entity::lead::ActiveModel::from(row.clone()).insert(&db).await.unwrap();
+            ciq_entity::lead::ActiveModel::from(row.clone())
+                .insert(&db)
+                .await
+                .unwrap();
         }
         let (jobs, answers): (Vec<Job>, Vec<oneshot::Receiver<Result<(), String>>>) = rows
             .into_iter()
@@ -498,7 +503,10 @@ mod unknown_outcome_tests {
         // When the look-up fails too, nobody is told their lead is stored.
         db.close_by_ref().await.unwrap();
         let (done, answer) = oneshot::channel();
-        let job = Job { row: super::tests::row("late"), done };
+        let job = Job {
+            row: super::tests::row("late"),
+            done,
+        };
         answer_unknown(&db, &Arc::clone(&breaker), vec![job], "gone".into()).await;
         assert_eq!(answer.await.unwrap(), Err("gone".into()));
     }

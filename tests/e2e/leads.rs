@@ -83,10 +83,22 @@ async fn the_reference_request_body_creates_a_lead_with_the_documented_shape(app
             "monthly_revenue",
             "budget",
             "description",
-            "created_at"
+            "external_id",
+            "api_key_id",
+            "created_at",
+            "updated_at"
         ]
     );
     assert_eq!(lead["user_id"], user_id.to_string());
+    assert_eq!(lead["external_id"], Value::Null);
+    assert_eq!(lead["updated_at"], lead["created_at"]);
+    let key_id = ciq_entity::ApiKey::find()
+        .one(&app.db)
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    assert_eq!(lead["api_key_id"], key_id.to_string());
     assert_eq!(lead["name"], "Jane Doe");
     assert_eq!(lead["email"], "jane@example.com");
     assert_eq!(lead["phone"], "15551234567");

@@ -10,6 +10,7 @@ mod idempotency;
 mod keys;
 mod leads;
 mod limits;
+mod manage;
 mod retention;
 mod revocation;
 mod settings;

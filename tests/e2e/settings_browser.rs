@@ -15,15 +15,24 @@ async fn find(c: &Client, css: &'static str) -> fantoccini::elements::Element {
         .unwrap_or_else(|e| panic!("{css} never appeared: {e}"))
 }
 
-async fn shown_key(c: &Client) -> String {
-    let key = find(c, "#new-key")
-        .await
-        .prop("value")
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(ciq_admin::key::parse(&key).is_ok(), "{key}");
-    key
+/// The key the page shows once — not `previous`, which the page being left may still
+/// show. The element is looked up again if it belonged to that page (a form post
+/// replaces the document under a found element).
+async fn shown_key(c: &Client, previous: Option<&str>) -> String {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let read = find(c, "#new-key").await.prop("value").await;
+        match read {
+            Ok(Some(key)) if Some(key.as_str()) != previous => {
+                assert!(ciq_admin::key::parse(&key).is_ok(), "{key}");
+                return key;
+            }
+            other => {
+                assert!(Instant::now() < deadline, "no key shown: {other:?}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
 }
 
 async fn until_refused(app: &TestApp, key: &str) {
@@ -85,7 +94,7 @@ async fn an_owner_generates_uses_rolls_and_revokes_a_key_in_the_browser() {
         .click()
         .await
         .unwrap();
-    let first = shown_key(c).await;
+    let first = shown_key(c, None).await;
     assert!(
         c.source()
             .await
@@ -105,7 +114,7 @@ async fn an_owner_generates_uses_rolls_and_revokes_a_key_in_the_browser() {
         .click()
         .await
         .unwrap();
-    let second = shown_key(c).await;
+    let second = shown_key(c, Some(&first)).await;
     assert_ne!(first, second);
     until_refused(&app, &first).await;
     assert_eq!(app.create_status(Some(&second)).await, 201);

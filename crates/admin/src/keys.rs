@@ -53,6 +53,8 @@ pub struct NewKey {
     pub rate_limit_per_minute: Option<u32>,
     /// When the key stops working.
     pub expires_at: Option<DateTime<Utc>>,
+    /// What the key may do.
+    pub scopes: crate::Scopes,
 }
 
 /// A key as listed to its owner or an operator: never the secret, never the hash.
@@ -78,6 +80,8 @@ pub struct KeySummary {
     pub expires_at: Option<DateTime<Utc>>,
     /// Revocation time.
     pub revoked_at: Option<DateTime<Utc>>,
+    /// What the key may do.
+    pub scopes: crate::Scopes,
 }
 
 impl From<api_key::Model> for KeySummary {
@@ -94,6 +98,7 @@ impl From<api_key::Model> for KeySummary {
             last_used_at: row.last_used_at,
             expires_at: row.expires_at,
             revoked_at: row.revoked_at,
+            scopes: crate::Scopes::from_stored(&row.scopes),
         }
     }
 }
@@ -343,6 +348,7 @@ pub async fn roll_key(
             .rate_limit_per_minute
             .and_then(|l| u32::try_from(l).ok()),
         expires_at: old.expires_at,
+        scopes: crate::Scopes::from_stored(&old.scopes),
     };
     let (row, plain) = new_key_row(hasher, old.user_id, new).await?;
     let actor = actor.clone();
@@ -463,6 +469,7 @@ async fn new_key_row(
         expires_at: Set(new.expires_at),
         revoked_at: Set(None),
         version: Set(0),
+        scopes: Set(new.scopes.to_stored()),
     };
     Ok((row, plain))
 }

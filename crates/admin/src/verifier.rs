@@ -51,6 +51,8 @@ pub struct VerifiedKey {
     pub user_id: Uuid,
     /// Per-key override of the requests-per-minute limit.
     pub rate_limit_per_minute: Option<u32>,
+    /// What the key may do.
+    pub scopes: crate::Scopes,
 }
 
 /// Why a presented key was refused.
@@ -83,6 +85,7 @@ struct CachedKey {
     revoked: bool,
     /// The row's `version` when it was read.
     version: i64,
+    scopes: crate::Scopes,
 }
 
 #[derive(Debug)]
@@ -359,6 +362,7 @@ impl KeyVerifier {
             expires_at: row.expires_at,
             revoked: row.revoked_at.is_some(),
             version: row.version,
+            scopes: crate::Scopes::from_stored(&row.scopes),
         }))
     }
 
@@ -470,5 +474,6 @@ fn check(cached: &CachedKey, digest: &[u8; 32]) -> Result<VerifiedKey, VerifyErr
         key_id: cached.key_id,
         user_id: cached.user_id,
         rate_limit_per_minute: cached.rate_limit_per_minute,
+        scopes: cached.scopes,
     })
 }

@@ -153,6 +153,34 @@ fn failures_verdict(state: &ApiState, decision: &Decision) -> poem::Result<()> {
 }
 
 impl Caller {
+    /// 403 `insufficient_scope` naming `scope` unless the key has it. Checked on every
+    /// request, cached keys included: the scopes travel with the verified key.
+    pub fn require(&self, scope: ciq_admin::Scope) -> Result<(), HttpError> {
+        if self.key.scopes.allows(scope) {
+            return Ok(());
+        }
+        Err(HttpError::with_message(
+            ciq_http::ErrorCode::InsufficientScope,
+            format!("this operation needs an API key with the {scope} scope"),
+        ))
+    }
+
+    /// `response` with this caller's rate-limit headers.
+    pub fn answer<T: poem_openapi::ApiResponse>(
+        &self,
+        response: T,
+    ) -> poem_openapi::payload::Response<T> {
+        let mut headers = HeaderMap::new();
+        self.apply_headers(&mut headers);
+        headers
+            .into_iter()
+            .filter_map(|(name, value)| Some((name?, value)))
+            .fold(
+                poem_openapi::payload::Response::new(response),
+                |resp, (name, value)| resp.header(name, value),
+            )
+    }
+
     /// Sets the rate-limit headers of this caller's decision.
     pub fn apply_headers(&self, headers: &mut HeaderMap) {
         apply_rate_limit_headers(headers, &self.decision, self.window_secs);

@@ -12,9 +12,10 @@ use ciq_http::openapi::{drop_headers, error_example, set_example};
 use ciq_leads::rules;
 
 use crate::leads::LeadsApi;
+use crate::leads::manage::ManageLeadsApi;
 
 /// The services the document describes.
-pub type Service = OpenApiService<LeadsApi, ()>;
+pub type Service = OpenApiService<(LeadsApi, ManageLeadsApi), ()>;
 
 /// Title of the public document.
 pub const TITLE: &str = "ConvertIQ External API";
@@ -29,13 +30,15 @@ authenticated response carries `X-RateLimit-Limit`, `X-RateLimit-Remaining`, \
 
 /// The poem-openapi service (routes and generated document).
 pub fn service() -> Service {
-    OpenApiService::new(LeadsApi, TITLE, env!("CARGO_PKG_VERSION")).description(DESCRIPTION)
+    OpenApiService::new((LeadsApi, ManageLeadsApi), TITLE, env!("CARGO_PKG_VERSION"))
+        .description(DESCRIPTION)
 }
 
 /// The document as served at `/openapi.json` and printed by `ciq-gateway openapi`.
 pub fn document() -> String {
     ciq_http::openapi::build(&service().spec(), |doc| {
         add_examples(doc);
+        add_manage_examples(doc);
         state_lead_rules(doc);
     })
 }
@@ -45,6 +48,108 @@ pub fn document() -> String {
 pub fn swagger_ui(service: &Service, document: &str) -> impl Endpoint + use<> {
     let html = service.swagger_ui_html().replace(&service.spec(), document);
     poem::endpoint::make_sync(move |_| poem::web::Html(html.clone()))
+}
+
+fn example_lead() -> Value {
+    json!({
+        "id": "0199a3c2-7a1e-7cc0-9a57-5d8e6f1b2c3d",
+        "user_id": "0199a3c0-11aa-7b2e-8f00-1c2d3e4f5a6b",
+        "name": "Jane Doe", "email": "jane@example.com", "phone": "15551234567",
+        "source": "Website Form", "industry": "Technology", "score": 7,
+        "status": "contacted", "monthly_revenue": 50000, "budget": 10000,
+        "description": "Interested in AI calling",
+        "created_at": "2025-08-13T00:00:00.000Z", "updated_at": "2025-08-13T00:00:00.000Z",
+        "external_id": "crm-4711", "api_key_id": "0199a3c1-5b2c-7d3e-8f40-2a3b4c5d6e7f"})
+}
+
+/// Examples for every status of the reading and erasing operations.
+fn add_manage_examples(doc: &mut Value) {
+    let error = |status: &str, scope: &str| -> Option<Value> {
+        let (code, message, details) = match status {
+            "401" => (
+                ErrorCode::MissingApiKey,
+                ErrorCode::MissingApiKey.default_message().to_owned(),
+                json!([]),
+            ),
+            "403" => (
+                ErrorCode::InsufficientScope,
+                format!("this operation needs an API key with the {scope} scope"),
+                json!([]),
+            ),
+            "404" => (
+                ErrorCode::LeadNotFound,
+                ErrorCode::LeadNotFound.default_message().to_owned(),
+                json!([]),
+            ),
+            "422" => (
+                ErrorCode::ValidationFailed,
+                "1 field rule was broken; see details".to_owned(),
+                json!([{"field": "limit", "message": "must be a whole number from 1 to 200"}]),
+            ),
+            "429" => (
+                ErrorCode::RateLimited,
+                "rate limit of 100 requests per 60 seconds exceeded; retry in 12 s".to_owned(),
+                json!([]),
+            ),
+            "500" => (
+                ErrorCode::InternalError,
+                ErrorCode::InternalError.default_message().to_owned(),
+                json!([]),
+            ),
+            "503" => (
+                ErrorCode::ServiceUnavailable,
+                ErrorCode::ServiceUnavailable.default_message().to_owned(),
+                json!([]),
+            ),
+            _ => return None,
+        };
+        Some(error_example(code, &message, details))
+    };
+    let operations = [
+        (
+            "/api/external/leads",
+            "get",
+            "leads:read",
+            Some(
+                json!({"success": true, "leads": [example_lead()], "next_cursor": "MTc1NTA0MzIwMDAwMC4wMTk5YTNjMi03YTFl"}),
+            ),
+        ),
+        (
+            "/api/external/leads/{id}",
+            "get",
+            "leads:read",
+            Some(json!({"success": true, "lead": example_lead()})),
+        ),
+        ("/api/external/leads/{id}", "delete", "leads:write", None),
+    ];
+    for (path, method, scope, ok) in operations {
+        let op = &mut doc["paths"][path][method];
+        let statuses: Vec<String> = op["responses"]
+            .as_object()
+            .map(|r| r.keys().cloned().collect())
+            .unwrap_or_default();
+        for status in statuses {
+            let example = if status == "200" {
+                ok.clone()
+            } else {
+                error(&status, scope)
+            };
+            if let Some(example) = example {
+                set_example(op, &status, example);
+            }
+        }
+        drop_headers(
+            op,
+            &["401"],
+            &[
+                "X-RateLimit-Limit",
+                "X-RateLimit-Remaining",
+                "X-RateLimit-Reset",
+                "RateLimit-Policy",
+                "RateLimit",
+            ],
+        );
+    }
 }
 
 /// The lead rules, from the table the validator reads.
@@ -92,14 +197,7 @@ fn add_examples(doc: &mut Value) {
                 "source": "API", "industry": "Technology"}}
         }
     });
-    let lead = json!({
-        "id": "0199a3c2-7a1e-7cc0-9a57-5d8e6f1b2c3d",
-        "user_id": "0199a3c0-11aa-7b2e-8f00-1c2d3e4f5a6b",
-        "name": "Jane Doe", "email": "jane@example.com", "phone": "15551234567",
-        "source": "Website Form", "industry": "Technology", "score": 7,
-        "status": "contacted", "monthly_revenue": 50000, "budget": 10000,
-        "description": "Interested in AI calling",
-        "created_at": "2025-08-13T00:00:00.000Z"});
+    let lead = example_lead();
     let examples = [
         ("201", json!({"success": true, "lead": lead})),
         (
@@ -119,10 +217,26 @@ fn add_examples(doc: &mut Value) {
             ),
         ),
         (
-            "409",
+            "403",
             error_example(
-                ErrorCode::IdempotencyKeyInUse,
-                ErrorCode::IdempotencyKeyInUse.default_message(),
+                ErrorCode::InsufficientScope,
+                "this operation needs an API key with the leads:create scope",
+                json!([]),
+            ),
+        ),
+        (
+            "409",
+            json!({"success": false, "error": {
+                "code": "duplicate_lead",
+                "message": ErrorCode::DuplicateLead.default_message(),
+                "details": [],
+                "lead_id": "0199a3c2-7a1e-7cc0-9a57-5d8e6f1b2c3d"}}),
+        ),
+        (
+            "410",
+            error_example(
+                ErrorCode::LeadDeleted,
+                ErrorCode::LeadDeleted.default_message(),
                 json!([]),
             ),
         ),
@@ -225,7 +339,7 @@ mod tests {
         let doc = doc();
         let responses = &doc["paths"]["/api/external/leads/create"]["post"]["responses"];
         for status in [
-            "201", "400", "401", "409", "413", "415", "422", "429", "500", "503",
+            "201", "400", "401", "403", "409", "410", "413", "415", "422", "429", "500", "503",
         ] {
             let content = responses[status]["content"].as_object().unwrap();
             assert_eq!(content.len(), 1, "{status}");
@@ -247,7 +361,30 @@ mod tests {
     fn only_integrators_operations_are_in_it() {
         let doc = doc();
         let paths: Vec<&String> = doc["paths"].as_object().unwrap().keys().collect();
-        assert_eq!(paths, ["/api/external/leads/create"]);
+        assert_eq!(
+            paths,
+            [
+                "/api/external/leads/create",
+                "/api/external/leads",
+                "/api/external/leads/{id}"
+            ]
+        );
+        for (path, operations) in doc["paths"].as_object().unwrap() {
+            for (method, operation) in operations.as_object().unwrap() {
+                for (status, response) in operation["responses"].as_object().unwrap() {
+                    // `default` stands for any other code of the table: no one example.
+                    if status == "default" {
+                        continue;
+                    }
+                    if let Some(content) = response["content"].as_object() {
+                        assert!(
+                            content["application/json"]["example"].is_object(),
+                            "{method} {path} {status} has no example"
+                        );
+                    }
+                }
+            }
+        }
         let schemes = &doc["components"]["securitySchemes"];
         assert_eq!(schemes.as_object().unwrap().len(), 1);
         let scheme = &schemes["ApiKeyAuth"];

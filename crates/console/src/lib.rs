@@ -572,8 +572,8 @@ async fn generate(
         .map(|d| ciq_entity::now() + chrono::TimeDelta::days(i64::from(d)));
     let new = NewKey {
         name: form.name.clone(),
-        rate_limit_per_minute: None,
         expires_at,
+        ..NewKey::default()
     };
     let created = keys::create_key(
         &state.db,

@@ -37,6 +37,8 @@ pub struct Model {
     /// Bumped by every change: a cached verification built from an older version is
     /// stale, whatever any clock says.
     pub version: i64,
+    /// What the key may do, space-separated (`leads:create leads:read leads:write`).
+    pub scopes: String,
 }
 
 /// Relations of `api_keys`.

@@ -20,6 +20,8 @@ pub struct Model {
     pub response_body: Option<String>,
     /// When the key was first used; it is forgotten 24 hours later.
     pub created_at: DateTimeUtc,
+    /// The lead the stored answer holds (erasing the lead empties the answer).
+    pub lead_id: Option<Uuid>,
 }
 
 /// Relations of `idempotency_keys`.

@@ -38,6 +38,10 @@ pub struct Model {
     pub description: Option<String>,
     /// When the lead was stored (millisecond precision).
     pub created_at: DateTimeUtc,
+    /// The client's own id for the lead, unique per account.
+    pub external_id: Option<String>,
+    /// When the lead last changed (the creation time until then).
+    pub updated_at: Option<DateTimeUtc>,
 }
 
 /// Where a lead is in the pipeline, stored as its lower-case name.

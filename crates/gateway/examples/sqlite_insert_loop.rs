@@ -58,6 +58,8 @@ async fn main() {
                         budget_cents: Set(Some(1_000_000)),
                         description: Set(Some("Interested in AI calling".into())),
                         created_at: Set(ciq_entity::now()),
+                        external_id: Set(None),
+                        updated_at: Set(Some(ciq_entity::now())),
                     }
                     .insert(&db)
                     .await

@@ -8,6 +8,7 @@
 //! ciq-gateway users set-password --user EMAIL|ID
 //! ciq-gateway keys roll KEY_ID [--overlap SECONDS]
 //! ciq-gateway keys create --user EMAIL|ID [--name N] [--rate-limit PER_MINUTE] [--expires-at RFC3339]
+//!                         [--scope SCOPE]...
 //! ciq-gateway keys list --user EMAIL|ID [--json]
 //! ciq-gateway keys revoke KEY_ID
 //! ```
@@ -188,6 +189,10 @@ pub enum KeysCommand {
         /// Expiry, RFC 3339 (e.g. 2027-01-01T00:00:00Z).
         #[arg(long, value_name = "RFC3339")]
         expires_at: Option<DateTime<Utc>>,
+        /// What the key may do: leads:create, leads:read, leads:write (repeat for
+        /// several; default leads:create).
+        #[arg(long, value_name = "SCOPE")]
+        scope: Vec<ciq_admin::Scope>,
     },
     /// List a user's keys (never a secret).
     List {
@@ -366,12 +371,14 @@ async fn keys_command(url: &str, cmd: KeysCommand) -> anyhow::Result<()> {
             name,
             rate_limit,
             expires_at,
+            scope,
         } => {
             let owner = users::find_user(&db, &user).await?;
             let new = NewKey {
                 name: name.unwrap_or_default(),
                 rate_limit_per_minute: rate_limit,
                 expires_at,
+                scopes: ciq_admin::Scopes::of(&scope),
             };
             let (row, plain) =
                 keys::create_key(&db, &SecretHasher::default(), owner.id, new, &Actor::cli())

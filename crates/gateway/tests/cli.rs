@@ -358,6 +358,71 @@ async fn the_operator_token_can_come_from_a_file() {
     let _ = std::fs::remove_file(file);
 }
 
+#[tokio::test]
+async fn keys_carry_the_scopes_they_were_made_with() {
+    let db = TestDatabase::create(Backend::Sqlite).await.unwrap();
+    stdout_of(&cli(&db, &["users", "create", "--email", "s@acme.test"]));
+    stdout_of(&cli(
+        &db,
+        &[
+            "keys",
+            "create",
+            "--user",
+            "s@acme.test",
+            "--name",
+            "default",
+        ],
+    ));
+    stdout_of(&cli(
+        &db,
+        &[
+            "keys",
+            "create",
+            "--user",
+            "s@acme.test",
+            "--name",
+            "reader",
+            "--scope",
+            "leads:read",
+            "--scope",
+            "leads:create",
+        ],
+    ));
+    let listed: Value = serde_json::from_str(&stdout_of(&cli(
+        &db,
+        &["keys", "list", "--user", "s@acme.test", "--json"],
+    )))
+    .unwrap();
+    let scopes = |name: &str| {
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["name"] == name)
+            .unwrap()["scopes"]
+            .clone()
+    };
+    assert_eq!(scopes("default"), serde_json::json!(["leads:create"]));
+    assert_eq!(
+        scopes("reader"),
+        serde_json::json!(["leads:create", "leads:read"])
+    );
+    let out = cli(
+        &db,
+        &[
+            "keys",
+            "create",
+            "--user",
+            "s@acme.test",
+            "--scope",
+            "leads:delete",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("leads:write"));
+}
+
 #[test]
 fn openapi_admin_prints_the_committed_operator_document() {
     let out = Command::new(BIN)

@@ -68,18 +68,26 @@ error_codes! {
         "send the operator token as Authorization: Bearer <CIQ_ADMIN_TOKEN>"),
     /// A wrong operator token.
     InvalidAdminToken => ("invalid_admin_token", UNAUTHORIZED, "the operator token is not valid"),
+    /// The key lacks the scope the operation needs (the message names it).
+    InsufficientScope => ("insufficient_scope", FORBIDDEN, "the API key lacks the scope this operation needs"),
     /// No such route, user or key.
     NotFound => ("not_found", NOT_FOUND, "no such endpoint"),
+    /// No such lead in this account (also another account's, or an id that is not one).
+    LeadNotFound => ("lead_not_found", NOT_FOUND, "no such lead in this account"),
     /// The route exists but not with this method (`Allow` says which).
     MethodNotAllowed => ("method_not_allowed", METHOD_NOT_ALLOWED,
         "this endpoint does not accept that method"),
     /// A request with the same `Idempotency-Key` is still running.
     IdempotencyKeyInUse => ("idempotency_key_in_use", CONFLICT,
         "a request with this Idempotency-Key is still being processed; retry shortly"),
+    /// The account already has a lead with this `external_id` (`lead_id` names it).
+    DuplicateLead => ("duplicate_lead", CONFLICT, "a lead with this external_id already exists in this account"),
     /// A user with this email exists.
     EmailTaken => ("email_taken", CONFLICT, "a user with this email already exists"),
     /// The account holds the most active keys allowed.
     TooManyKeys => ("too_many_keys", CONFLICT, "the account holds the most active keys allowed"),
+    /// A remembered idempotent answer whose lead was erased since.
+    LeadDeleted => ("lead_deleted", GONE, "the lead this Idempotency-Key created has been erased"),
     /// The body exceeds the size limit.
     PayloadTooLarge => ("payload_too_large", PAYLOAD_TOO_LARGE, "the request body is too large"),
     /// The body is not `application/json`.
@@ -141,6 +149,10 @@ pub struct ErrorDetail {
     #[oai(skip_serializing_if_is_none)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub details_truncated: Option<u32>,
+    /// With `duplicate_lead`: the lead that already has the `external_id`.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lead_id: Option<uuid::Uuid>,
 }
 
 /// The body of every error response.
@@ -167,6 +179,8 @@ pub struct HttpError {
     pub retry_after: Option<u64>,
     /// What really went wrong, for the log line of this request only.
     pub cause: Option<String>,
+    /// With `duplicate_lead`: the lead that already has the `external_id`.
+    pub lead_id: Option<uuid::Uuid>,
 }
 
 /// The cause of a failed request, left in the response's extensions for the access
@@ -183,6 +197,7 @@ impl HttpError {
             details: Vec::new(),
             retry_after: None,
             cause: None,
+            lead_id: None,
         }
     }
 
@@ -301,6 +316,7 @@ impl HttpError {
                 details: self.details[..shown].to_vec(),
                 details_truncated: (left_out > 0)
                     .then(|| u32::try_from(left_out).unwrap_or(u32::MAX)),
+                lead_id: self.lead_id,
             },
         }
     }

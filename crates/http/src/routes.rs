@@ -10,6 +10,8 @@ use poem::{Endpoint, IntoResponse, Request, Response};
 
 /// `POST` — the reference's Create Lead endpoint.
 pub const CREATE_LEAD: &str = "/api/external/leads/create";
+/// `GET` — a page of leads.
+pub const LEADS: &str = "/api/external/leads";
 /// The public OpenAPI document.
 pub const PUBLIC_DOCUMENT: &str = "/openapi.json";
 /// Swagger UI of the public document.
@@ -49,6 +51,12 @@ const fn route(pattern: &'static str, allow: &'static str, label: &'static str) 
 /// Every path the gateway serves.
 pub const ROUTES: &[RouteSpec] = &[
     route(CREATE_LEAD, "POST", CREATE_LEAD),
+    route(LEADS, "GET", LEADS),
+    route(
+        "/api/external/leads/:id",
+        "GET, DELETE",
+        "/api/external/leads/{id}",
+    ),
     route("/healthz", "GET", "/healthz"),
     route("/readyz", "GET", "/readyz"),
     route("/metrics", "GET", "/metrics"),
@@ -146,7 +154,11 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         for r in ROUTES {
             assert!(seen.insert(r.pattern), "{} twice", r.pattern);
-            assert!(r.allow.split(", ").all(|m| ["GET", "POST"].contains(&m)));
+            assert!(
+                r.allow
+                    .split(", ")
+                    .all(|m| ["GET", "POST", "PATCH", "DELETE"].contains(&m))
+            );
         }
     }
 }

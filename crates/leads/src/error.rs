@@ -12,6 +12,15 @@ pub enum LeadError {
     /// A request with the same `Idempotency-Key` is still running.
     #[error("a request with this Idempotency-Key is still being processed")]
     IdempotencyKeyInUse,
+    /// The account already has a lead with this `external_id`.
+    #[error("a lead with this external_id exists: {0}")]
+    DuplicateLead(uuid::Uuid),
+    /// No such lead in this account (also another account's, or an id that is not one).
+    #[error("no such lead")]
+    NotFound,
+    /// A remembered answer holds a lead that was erased since.
+    #[error("the lead of this answer was erased")]
+    LeadDeleted,
     /// A remembered answer could not be read back (a fault of ours).
     #[error("a remembered idempotent answer is unreadable: {0}")]
     StoredAnswerUnreadable(String),

@@ -291,9 +291,9 @@ async fn idle_wait<T>(own: &mut Option<PgConnection>, wait: impl Future<Output =
 /// statement for every n, and PostgreSQL re-plans it at every execution).
 const UNNEST_INSERT: &str = "INSERT INTO leads (id, user_id, api_key_id, name, email, phone, \
     source, industry, score, status, monthly_revenue_cents, budget_cents, description, \
-    created_at) SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], \
+    created_at, external_id, updated_at) SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], \
     $5::text[], $6::text[], $7::text[], $8::text[], $9::int4[], $10::text[], $11::int8[], \
-    $12::int8[], $13::text[], $14::timestamptz[])";
+    $12::int8[], $13::text[], $14::timestamptz[], $15::text[], $16::timestamptz[])";
 
 /// Inserts `rows` in one statement: column arrays through [`UNNEST_INSERT`] on
 /// PostgreSQL, a multi-row `VALUES` elsewhere.
@@ -340,6 +340,8 @@ async fn insert_batch(
         .bind(column(rows, |r| r.budget_cents))
         .bind(column(rows, |r| r.description.clone()))
         .bind(column(rows, |r| r.created_at))
+        .bind(column(rows, |r| r.external_id.clone()))
+        .bind(column(rows, |r| r.updated_at))
         .execute(&mut **conn)
         .await;
     if inserted.is_err() {
@@ -472,7 +474,7 @@ mod unknown_outcome_tests {
              api_key_id uuid_text NOT NULL, name TEXT NOT NULL, email TEXT NOT NULL,
              phone TEXT, source TEXT NOT NULL, industry TEXT NOT NULL, score INTEGER,
              status TEXT NOT NULL, monthly_revenue_cents BIGINT, budget_cents BIGINT,
-             description TEXT, created_at TEXT NOT NULL)",
+             description TEXT, created_at TEXT NOT NULL, external_id TEXT, updated_at TEXT)",
         )
         .await
         .unwrap();
@@ -533,7 +535,7 @@ mod tests {
              api_key_id uuid_text NOT NULL, name TEXT NOT NULL, email TEXT NOT NULL,
              phone TEXT, source TEXT NOT NULL, industry TEXT NOT NULL, score INTEGER,
              status TEXT NOT NULL, monthly_revenue_cents BIGINT, budget_cents BIGINT,
-             description TEXT, created_at TEXT NOT NULL)",
+             description TEXT, created_at TEXT NOT NULL, external_id TEXT, updated_at TEXT)",
         )
         .await
         .unwrap();
@@ -556,6 +558,8 @@ mod tests {
             budget_cents: None,
             description: None,
             created_at: ciq_entity::now(),
+            external_id: None,
+            updated_at: None,
         }
     }
 

@@ -105,6 +105,7 @@ pub async fn claim(
             response_status: Set(None),
             response_body: Set(None),
             created_at: Set(ciq_entity::now()),
+            lead_id: Set(None),
         };
         let inserted = idempotency_key::Entity::insert(row)
             .exec_without_returning(db)
@@ -129,9 +130,11 @@ pub async fn claim(
         if existing.request_hash != fingerprint {
             return Err(LeadError::IdempotencyKeyReused);
         }
-        return match existing.response_body {
-            Some(body) => Ok(Claim::Replay(body)),
-            None => Err(LeadError::IdempotencyKeyInUse),
+        return match (existing.response_body, existing.response_status) {
+            (Some(body), _) => Ok(Claim::Replay(body)),
+            // Answered, and the lead erased since: the answer is gone, not retried.
+            (None, Some(ERASED_STATUS)) => Err(LeadError::LeadDeleted),
+            (None, _) => Err(LeadError::IdempotencyKeyInUse),
         };
     }
     Err(LeadError::IdempotencyKeyInUse)
@@ -144,6 +147,7 @@ pub async fn complete(
     user_id: Uuid,
     key: &str,
     body: &str,
+    lead_id: Uuid,
 ) -> Result<(), sea_orm::DbErr> {
     idempotency_key::Entity::update_many()
         .col_expr(
@@ -153,6 +157,10 @@ pub async fn complete(
         .col_expr(
             idempotency_key::Column::ResponseBody,
             sea_orm::sea_query::Expr::value(body.to_owned()),
+        )
+        .col_expr(
+            idempotency_key::Column::LeadId,
+            sea_orm::sea_query::Expr::value(lead_id),
         )
         .filter(idempotency_key::Column::UserId.eq(user_id))
         .filter(idempotency_key::Column::Key.eq(key))
@@ -175,6 +183,32 @@ pub async fn purge(
         .exec(db)
         .await?;
     Ok(deleted.rows_affected)
+}
+
+/// The status an answer keeps when its lead is erased: its place stays (a replay must
+/// not create the lead again), its body — the lead's data — goes.
+pub const ERASED_STATUS: i32 = 410;
+
+/// Empties the remembered answers that hold `lead_id` (inside the erasing transaction).
+pub async fn forget_lead(
+    txn: &impl ConnectionTrait,
+    user_id: Uuid,
+    lead_id: Uuid,
+) -> Result<(), sea_orm::DbErr> {
+    idempotency_key::Entity::update_many()
+        .col_expr(
+            idempotency_key::Column::ResponseStatus,
+            sea_orm::sea_query::Expr::value(ERASED_STATUS),
+        )
+        .col_expr(
+            idempotency_key::Column::ResponseBody,
+            sea_orm::sea_query::Expr::value(Option::<String>::None),
+        )
+        .filter(idempotency_key::Column::UserId.eq(user_id))
+        .filter(idempotency_key::Column::LeadId.eq(lead_id))
+        .exec(txn)
+        .await?;
+    Ok(())
 }
 
 /// Frees a claimed key whose request failed, so that a retry can run.

@@ -30,15 +30,19 @@ impl Violation {
     }
 }
 
+/// Longest `external_id`, in characters.
+pub const MAX_EXTERNAL_ID_LEN: usize = 255;
+
 /// The longest text each field takes, in characters: the validator and the
 /// document both read this table (a field with no entry takes no text).
-pub const MAX_LENGTHS: [(&str, usize); 6] = [
+pub const MAX_LENGTHS: [(&str, usize); 7] = [
     ("name", MAX_NAME_LEN),
     ("email", MAX_EMAIL_LEN),
     ("phone", MAX_PHONE_INPUT_LEN),
     ("source", MAX_SOURCE_LEN),
     ("industry", MAX_INDUSTRY_LEN),
     ("description", MAX_DESCRIPTION_LEN),
+    ("external_id", MAX_EXTERNAL_ID_LEN),
 ];
 
 /// Longest phone as sent, separators included (the digits are checked after).
@@ -60,7 +64,7 @@ pub const MAX_PHONE_DIGITS: usize = 15;
 pub const SCORE_RANGE: std::ops::RangeInclusive<i64> = 1..=10;
 
 /// The fields of `lead`, in the reference's order.
-pub const LEAD_FIELDS: [&str; 10] = [
+pub const LEAD_FIELDS: [&str; 11] = [
     "name",
     "email",
     "phone",
@@ -71,6 +75,7 @@ pub const LEAD_FIELDS: [&str; 10] = [
     "monthly_revenue",
     "budget",
     "description",
+    "external_id",
 ];
 
 /// A lead that passed every rule, normalised (trimmed strings, bare phone digits).
@@ -96,6 +101,8 @@ pub struct NewLead {
     pub budget: Option<Money>,
     /// Notes.
     pub description: Option<String>,
+    /// The client's own id for the lead, unique per account.
+    pub external_id: Option<String>,
 }
 
 /// Checks a parsed body `{"lead": {...}}` against every rule; returns the lead or
@@ -146,6 +153,7 @@ pub fn validate_submission(body: &Value) -> Result<NewLead, Vec<Violation>> {
     let monthly_revenue = fields.money("monthly_revenue");
     let budget = fields.money("budget");
     let description = fields.optional_text("description", MAX_DESCRIPTION_LEN, true);
+    let external_id = fields.optional_text("external_id", MAX_EXTERNAL_ID_LEN, false);
     for key in lead.keys().filter(|k| !LEAD_FIELDS.contains(&k.as_str())) {
         errors.push(Violation::new(
             format!("lead.{key}"),
@@ -165,6 +173,7 @@ pub fn validate_submission(body: &Value) -> Result<NewLead, Vec<Violation>> {
                 monthly_revenue,
                 budget,
                 description,
+                external_id,
             })
         }
         _ => Err(errors),

@@ -1,7 +1,10 @@
 //! Writing leads under the key owner's account.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveModelTrait, DatabaseConnection, DbErr, TransactionError, TransactionTrait};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, SqlErr,
+    TransactionError, TransactionTrait,
+};
 use uuid::Uuid;
 
 use ciq_entity::lead::{self, LeadStatus};
@@ -53,6 +56,10 @@ pub struct Lead {
     pub description: Option<String>,
     /// When it was stored (millisecond precision).
     pub created_at: DateTime<Utc>,
+    /// The client's own id for it, unique per account.
+    pub external_id: Option<String>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
 }
 
 impl From<lead::Model> for Lead {
@@ -72,6 +79,8 @@ impl From<lead::Model> for Lead {
             budget: row.budget_cents.map(|cents| Money { cents }),
             description: row.description,
             created_at: row.created_at,
+            external_id: row.external_id,
+            updated_at: row.updated_at.unwrap_or(row.created_at),
         }
     }
 }
@@ -98,6 +107,7 @@ pub async fn insert_lead(
     remembered: Option<Remembered<'_>>,
     announcement: Option<&Announcement>,
 ) -> Result<Lead, LeadError> {
+    let now = ciq_entity::now();
     let model = lead::Model {
         id: Uuid::now_v7(),
         user_id: owner.user_id,
@@ -112,40 +122,209 @@ pub async fn insert_lead(
         monthly_revenue_cents: new.monthly_revenue.map(|m| m.cents),
         budget_cents: new.budget.map(|m| m.cents),
         description: new.description,
-        created_at: ciq_entity::now(),
+        created_at: now,
+        external_id: new.external_id,
+        updated_at: Some(now),
     };
     let stored = match remembered {
-        // The common case goes through group commit.
-        None => writer
+        // The common case goes through group commit; a lead with an external id is
+        // written on its own, so that a duplicate is told apart from an outage.
+        None if model.external_id.is_none() => writer
             .write(model.clone(), announcement)
             .await
             .map(|()| Lead::from(model))
             .map_err(LeadError::Unavailable),
-        Some(remembered) => {
+        remembered => {
             // Written in its own transaction, not through a batch.
             if let Some(announcement) = announcement {
                 announcement.settle();
             }
             let user_id = owner.user_id;
+            let lead_id = model.id;
+            let external_id = model.external_id.clone();
             // The row is written exactly as built, so its answer can be rendered now.
-            let answer = (remembered.render)(&Lead::from(model.clone()));
+            let answer =
+                remembered.map(|r| (r.key.to_owned(), (r.render)(&Lead::from(model.clone()))));
             let row: lead::ActiveModel = model.into();
-            let key = remembered.key.to_owned();
-            db.transaction::<_, Lead, DbErr>(|txn| {
-                Box::pin(async move {
-                    let lead = Lead::from(row.insert(txn).await?);
-                    idempotency::complete(txn, user_id, &key, &answer).await?;
-                    Ok(lead)
+            let written = db
+                .transaction::<_, Lead, DbErr>(|txn| {
+                    Box::pin(async move {
+                        let lead = Lead::from(row.insert(txn).await?);
+                        if let Some((key, answer)) = answer {
+                            idempotency::complete(txn, user_id, &key, &answer, lead_id).await?;
+                        }
+                        Ok(lead)
+                    })
                 })
-            })
-            .await
-            .map_err(|err| match err {
-                TransactionError::Connection(err) | TransactionError::Transaction(err) => {
-                    LeadError::from(err)
+                .await
+                .map_err(|err| match err {
+                    TransactionError::Connection(err) | TransactionError::Transaction(err) => err,
+                });
+            match written {
+                Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                    match external_id {
+                        Some(external_id) => Err(duplicate(db, user_id, &external_id).await),
+                        None => Err(LeadError::from(err)),
+                    }
                 }
-            })
+                other => other.map_err(LeadError::from),
+            }
         }
     }?;
     metrics::counter!("ciq_leads_created_total").increment(1);
     Ok(stored)
+}
+
+/// The error for a lead refused because `external_id` is taken in the account: names
+/// the lead that has it.
+async fn duplicate(db: &DatabaseConnection, user_id: Uuid, external_id: &str) -> LeadError {
+    let existing = lead::Entity::find()
+        .filter(lead::Column::UserId.eq(user_id))
+        .filter(lead::Column::ExternalId.eq(external_id))
+        .one(db)
+        .await;
+    match existing {
+        Ok(Some(existing)) => LeadError::DuplicateLead(existing.id),
+        // Erased meanwhile: the client's retry will find the id free.
+        Ok(None) => {
+            LeadError::Unavailable("the lead holding this external_id was just erased".into())
+        }
+        Err(err) => LeadError::from(err),
+    }
+}
+
+/// The lead `id` of `user_id`'s account. Another account's lead is
+/// [`LeadError::NotFound`] exactly like a missing one: the account is in the query.
+pub async fn find(db: &DatabaseConnection, user_id: Uuid, id: Uuid) -> Result<Lead, LeadError> {
+    lead::Entity::find()
+        .filter(lead::Column::UserId.eq(user_id))
+        .filter(lead::Column::Id.eq(id))
+        .one(db)
+        .await?
+        .map(Lead::from)
+        .ok_or(LeadError::NotFound)
+}
+
+/// What a listing is narrowed to; every filter is an exact match (email ignoring case).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LeadFilter {
+    /// Pipeline status.
+    pub status: Option<LeadStatus>,
+    /// Source.
+    pub source: Option<String>,
+    /// Email, any case.
+    pub email: Option<String>,
+    /// The client's id.
+    pub external_id: Option<String>,
+    /// Created at or after.
+    pub created_after: Option<DateTime<Utc>>,
+    /// Created before.
+    pub created_before: Option<DateTime<Utc>>,
+}
+
+/// Where a page starts: just after this lead in newest-first order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct After {
+    /// The last listed lead's creation time.
+    pub created_at: DateTime<Utc>,
+    /// The last listed lead's id (ties on the time are broken by it).
+    pub id: Uuid,
+}
+
+impl After {
+    /// The position just after `lead`.
+    pub fn lead(lead: &Lead) -> Self {
+        Self {
+            created_at: lead.created_at,
+            id: lead.id,
+        }
+    }
+}
+
+/// One page of `user_id`'s leads, newest first (`created_at`, then `id`, both
+/// descending: the keyset of index `idx_leads_user_created_id`), after `after`, at
+/// most `limit`; and whether more follow.
+pub async fn list(
+    db: &DatabaseConnection,
+    user_id: Uuid,
+    filter: &LeadFilter,
+    after: Option<After>,
+    limit: u64,
+) -> Result<(Vec<Lead>, bool), LeadError> {
+    use sea_orm::sea_query::{Expr, Func};
+    use sea_orm::{Condition, QueryOrder, QuerySelect};
+    let mut query = lead::Entity::find().filter(lead::Column::UserId.eq(user_id));
+    if let Some(status) = filter.status {
+        query = query.filter(lead::Column::Status.eq(status));
+    }
+    if let Some(source) = &filter.source {
+        query = query.filter(lead::Column::Source.eq(source.as_str()));
+    }
+    if let Some(email) = &filter.email {
+        query = query.filter(sea_orm::sea_query::ExprTrait::eq(
+            Expr::expr(Func::lower(Expr::col(lead::Column::Email))),
+            email.to_lowercase(),
+        ));
+    }
+    if let Some(external_id) = &filter.external_id {
+        query = query.filter(lead::Column::ExternalId.eq(external_id.as_str()));
+    }
+    if let Some(at) = filter.created_after {
+        query = query.filter(lead::Column::CreatedAt.gte(at));
+    }
+    if let Some(at) = filter.created_before {
+        query = query.filter(lead::Column::CreatedAt.lt(at));
+    }
+    if let Some(after) = after {
+        query = query.filter(
+            Condition::any()
+                .add(lead::Column::CreatedAt.lt(after.created_at))
+                .add(
+                    Condition::all()
+                        .add(lead::Column::CreatedAt.eq(after.created_at))
+                        .add(lead::Column::Id.lt(after.id)),
+                ),
+        );
+    }
+    let mut rows = query
+        .order_by_desc(lead::Column::CreatedAt)
+        .order_by_desc(lead::Column::Id)
+        .limit(limit + 1)
+        .all(db)
+        .await?;
+    let more = rows.len() as u64 > limit;
+    rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    Ok((rows.into_iter().map(Lead::from).collect(), more))
+}
+
+/// Erases the lead `id` of `user_id`'s account, and the data of every remembered
+/// answer holding it, in one transaction. [`LeadError::NotFound`] when the account has
+/// no such lead.
+pub async fn erase(db: &DatabaseConnection, user_id: Uuid, id: Uuid) -> Result<(), LeadError> {
+    let erased = db
+        .transaction::<_, bool, DbErr>(move |txn| {
+            Box::pin(async move {
+                let deleted = lead::Entity::delete_many()
+                    .filter(lead::Column::UserId.eq(user_id))
+                    .filter(lead::Column::Id.eq(id))
+                    .exec(txn)
+                    .await?;
+                if deleted.rows_affected == 0 {
+                    return Ok(false);
+                }
+                idempotency::forget_lead(txn, user_id, id).await?;
+                Ok(true)
+            })
+        })
+        .await
+        .map_err(|err| match err {
+            TransactionError::Connection(err) | TransactionError::Transaction(err) => {
+                LeadError::from(err)
+            }
+        })?;
+    if erased {
+        Ok(())
+    } else {
+        Err(LeadError::NotFound)
+    }
 }

@@ -137,6 +137,10 @@ impl<T: ParseFromJSON + ToJSON> From<HttpError> for AdminResponse<T> {
             | ErrorCode::MethodNotAllowed
             | ErrorCode::IdempotencyKeyInUse
             | ErrorCode::IdempotencyKeyReused
+            | ErrorCode::InsufficientScope
+            | ErrorCode::LeadNotFound
+            | ErrorCode::DuplicateLead
+            | ErrorCode::LeadDeleted
             | ErrorCode::RateLimited => Self::Other(err.code.status(), body),
         }
     }
@@ -205,6 +209,8 @@ pub struct AdminKey {
     pub expires_at: Option<Timestamp>,
     /// Revocation time.
     pub revoked_at: Option<Timestamp>,
+    /// What the key may do.
+    pub scopes: Vec<KeyScope>,
 }
 
 impl From<KeySummary> for AdminKey {
@@ -220,6 +226,7 @@ impl From<KeySummary> for AdminKey {
             last_used_at: k.last_used_at.map(Timestamp),
             expires_at: k.expires_at.map(Timestamp),
             revoked_at: k.revoked_at.map(Timestamp),
+            scopes: scope_list(k.scopes),
         }
     }
 }
@@ -246,6 +253,44 @@ impl From<KeyStatus> for AdminKeyStatus {
     }
 }
 
+/// A key's permission.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, poem_openapi::Enum)]
+pub enum KeyScope {
+    /// Create leads.
+    #[oai(rename = "leads:create")]
+    LeadsCreate,
+    /// Read leads.
+    #[oai(rename = "leads:read")]
+    LeadsRead,
+    /// Change and erase leads.
+    #[oai(rename = "leads:write")]
+    LeadsWrite,
+}
+
+impl From<crate::Scope> for KeyScope {
+    fn from(scope: crate::Scope) -> Self {
+        match scope {
+            crate::Scope::LeadsCreate => Self::LeadsCreate,
+            crate::Scope::LeadsRead => Self::LeadsRead,
+            crate::Scope::LeadsWrite => Self::LeadsWrite,
+        }
+    }
+}
+
+impl From<KeyScope> for crate::Scope {
+    fn from(scope: KeyScope) -> Self {
+        match scope {
+            KeyScope::LeadsCreate => Self::LeadsCreate,
+            KeyScope::LeadsRead => Self::LeadsRead,
+            KeyScope::LeadsWrite => Self::LeadsWrite,
+        }
+    }
+}
+
+fn scope_list(scopes: crate::Scopes) -> Vec<KeyScope> {
+    scopes.iter().map(KeyScope::from).collect()
+}
+
 /// A user's keys.
 #[derive(Debug, Object)]
 pub struct KeyList {
@@ -263,6 +308,8 @@ pub struct CreateKeyRequest {
     pub rate_limit_per_minute: Option<u32>,
     /// When the key stops working (RFC 3339, in the future).
     pub expires_at: Option<Timestamp>,
+    /// What the key may do; default `["leads:create"]`.
+    pub scopes: Option<Vec<KeyScope>>,
 }
 
 /// A roll: how long the old key keeps working.
@@ -291,6 +338,8 @@ pub struct CreatedKey {
     pub created_at: Timestamp,
     /// Expiry.
     pub expires_at: Option<Timestamp>,
+    /// What the key may do.
+    pub scopes: Vec<KeyScope>,
 }
 
 fn created_key(row: ciq_entity::api_key::Model, plain: crate::PlaintextKey) -> CreatedKey {
@@ -303,6 +352,7 @@ fn created_key(row: ciq_entity::api_key::Model, plain: crate::PlaintextKey) -> C
         rate_limit_per_minute: row.rate_limit_per_minute,
         created_at: row.created_at.into(),
         expires_at: row.expires_at.map(Timestamp),
+        scopes: scope_list(crate::Scopes::from_stored(&row.scopes)),
     }
 }
 
@@ -391,6 +441,14 @@ impl AdminApi {
             name: body.name,
             rate_limit_per_minute: body.rate_limit_per_minute,
             expires_at: body.expires_at.map(|t| t.0),
+            scopes: crate::Scopes::of(
+                &body
+                    .scopes
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(crate::Scope::from)
+                    .collect::<Vec<_>>(),
+            ),
         };
         let result = keys::create_key(
             &state.db,

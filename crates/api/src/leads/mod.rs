@@ -2,6 +2,7 @@
 //! objects it reads and answers with (the domain's types mapped to the document's).
 
 mod body;
+pub mod manage;
 
 use std::sync::Arc;
 
@@ -49,6 +50,9 @@ pub struct LeadInput {
     pub budget: Option<Amount>,
     /// Additional notes (newlines allowed).
     pub description: Option<String>,
+    /// Your own id for the lead (1 to 255 characters), unique in your account: a second
+    /// lead with it is refused with 409 `duplicate_lead` naming the first.
+    pub external_id: Option<String>,
 }
 
 /// Where the lead is in the pipeline.
@@ -111,8 +115,14 @@ pub struct Lead {
     pub budget: Option<Amount>,
     /// Additional notes, or null.
     pub description: Option<String>,
+    /// Your own id for the lead, unique in your account, or null.
+    pub external_id: Option<String>,
+    /// The key that created the lead.
+    pub api_key_id: uuid::Uuid,
     /// When the lead was stored: RFC 3339, UTC, milliseconds, e.g. 2025-08-13T00:00:00.000Z.
     pub created_at: Timestamp,
+    /// When the lead last changed (its creation time until then).
+    pub updated_at: Timestamp,
 }
 
 impl From<ciq_leads::Lead> for Lead {
@@ -131,6 +141,9 @@ impl From<ciq_leads::Lead> for Lead {
             budget: lead.budget.map(Amount),
             description: lead.description,
             created_at: lead.created_at.into(),
+            updated_at: lead.updated_at.into(),
+            external_id: lead.external_id,
+            api_key_id: lead.api_key_id,
         }
     }
 }
@@ -157,10 +170,17 @@ pub enum CreateLeadResponse {
     /// revoked or expired key.
     #[oai(status = 401)]
     Unauthorized(Json<ErrorBody>),
+    /// `insufficient_scope`: the key lacks `leads:create`.
+    #[oai(status = 403)]
+    Forbidden(Json<ErrorBody>),
+    /// `duplicate_lead`: a lead with this `external_id` exists (`error.lead_id` names it);
     /// `idempotency_key_in_use`: a request with the same `Idempotency-Key` is still
     /// being processed.
     #[oai(status = 409)]
     Conflict(Json<ErrorBody>),
+    /// `lead_deleted`: the lead this `Idempotency-Key` created has been erased.
+    #[oai(status = 410)]
+    Gone(Json<ErrorBody>),
     /// `payload_too_large`: the body exceeds the size limit.
     #[oai(status = 413)]
     PayloadTooLarge(Json<ErrorBody>),
@@ -202,7 +222,9 @@ impl From<HttpError> for CreateLeadResponse {
         match err.code {
             ErrorCode::BadRequest | ErrorCode::InvalidJson => Self::BadRequest(body),
             ErrorCode::MissingApiKey | ErrorCode::InvalidApiKey => Self::Unauthorized(body),
-            ErrorCode::IdempotencyKeyInUse => Self::Conflict(body),
+            ErrorCode::InsufficientScope => Self::Forbidden(body),
+            ErrorCode::IdempotencyKeyInUse | ErrorCode::DuplicateLead => Self::Conflict(body),
+            ErrorCode::LeadDeleted => Self::Gone(body),
             ErrorCode::PayloadTooLarge => Self::PayloadTooLarge(body),
             ErrorCode::UnsupportedMediaType => Self::UnsupportedMediaType(body),
             ErrorCode::ValidationFailed | ErrorCode::IdempotencyKeyReused => {
@@ -216,6 +238,7 @@ impl From<HttpError> for CreateLeadResponse {
             ErrorCode::MissingAdminToken
             | ErrorCode::InvalidAdminToken
             | ErrorCode::NotFound
+            | ErrorCode::LeadNotFound
             | ErrorCode::MethodNotAllowed
             | ErrorCode::EmailTaken
             | ErrorCode::TooManyKeys => Self::Other(err.code.status(), body),
@@ -229,6 +252,12 @@ pub fn lead_error(err: LeadError) -> HttpError {
         LeadError::Unavailable(cause) => HttpError::service_unavailable(cause),
         LeadError::IdempotencyKeyReused => HttpError::new(ErrorCode::IdempotencyKeyReused),
         LeadError::IdempotencyKeyInUse => HttpError::new(ErrorCode::IdempotencyKeyInUse),
+        LeadError::DuplicateLead(lead_id) => HttpError {
+            lead_id: Some(lead_id),
+            ..HttpError::new(ErrorCode::DuplicateLead)
+        },
+        LeadError::NotFound => HttpError::new(ErrorCode::LeadNotFound),
+        LeadError::LeadDeleted => HttpError::new(ErrorCode::LeadDeleted),
         err @ LeadError::StoredAnswerUnreadable(_) => HttpError::internal(err),
     }
 }
@@ -330,14 +359,7 @@ impl LeadsApi {
             Ok((created, replayed)) => (CreateLeadResponse::Created(Json(created)), replayed),
             Err(err) => (CreateLeadResponse::from(err), false),
         };
-        let mut headers = poem::http::HeaderMap::new();
-        caller.apply_headers(&mut headers);
-        let response = headers
-            .into_iter()
-            .filter_map(|(name, value)| Some((name?, value)))
-            .fold(Response::new(response), |resp, (name, value)| {
-                resp.header(name, value)
-            });
+        let response = caller.answer(response);
         if replayed {
             response.header("idempotent-replayed", "true")
         } else {
@@ -355,6 +377,7 @@ async fn create(
     idempotency_key: Option<Vec<u8>>,
     announcement: Option<&group_commit::Announcement>,
 ) -> Result<(LeadCreated, bool), HttpError> {
+    caller.require(ciq_admin::Scope::LeadsCreate)?;
     let submitted = submission.into_submitted()?;
     // The lead itself needs the store: while it is known to be gone, say so at once.
     state

@@ -1,0 +1,487 @@
+//! Reading and erasing leads: `GET /api/external/leads` (filtered, newest first,
+//! paged by an opaque cursor), `GET /api/external/leads/{id}`, `DELETE
+//! /api/external/leads/{id}`. Every query carries the key's account; another account's
+//! lead answers exactly what a missing one does.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use poem::web::Data;
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::{Json, Response};
+use poem_openapi::types::{ParseFromJSON, ToJSON};
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use uuid::Uuid;
+
+use ciq_admin::Scope;
+use ciq_http::{ErrorBody, ErrorCode, FieldError, HttpError};
+use ciq_leads::store::{After, LeadFilter};
+use ciq_leads::{LeadError, LeadStatus};
+
+use super::{Lead, lead_error};
+use crate::auth::ApiKeyAuth;
+use crate::state::ApiState;
+use crate::tags::ApiTags;
+
+/// Leads per page unless `limit` says otherwise.
+pub const DEFAULT_PAGE: u64 = 50;
+/// Most leads per page.
+pub const MAX_PAGE: u64 = 200;
+
+/// One page of leads, newest first.
+#[derive(Debug, Clone, Object)]
+pub struct LeadPage {
+    /// Always `true`.
+    pub success: bool,
+    /// At most `limit` leads, newest first.
+    pub leads: Vec<Lead>,
+    /// Pass it back as `cursor` for the next page; null on the last one.
+    pub next_cursor: Option<String>,
+}
+
+/// One lead.
+#[derive(Debug, Clone, Object)]
+pub struct LeadFound {
+    /// Always `true`.
+    pub success: bool,
+    /// The lead.
+    pub lead: Lead,
+}
+
+/// Every answer of a lead read.
+#[derive(Debug, ApiResponse)]
+pub enum ReadResponse<T: ParseFromJSON + ToJSON> {
+    /// The lead or the page.
+    #[oai(status = 200)]
+    Ok(Json<T>),
+    /// `missing_api_key` / `invalid_api_key`.
+    #[oai(status = 401)]
+    Unauthorized(Json<ErrorBody>),
+    /// `insufficient_scope`: the key lacks `leads:read`.
+    #[oai(status = 403)]
+    Forbidden(Json<ErrorBody>),
+    /// `lead_not_found`: no such lead in this account.
+    #[oai(status = 404)]
+    NotFound(Json<ErrorBody>),
+    /// `validation_failed`: a query parameter broke a rule (`field` names it).
+    #[oai(status = 422)]
+    ValidationFailed(Json<ErrorBody>),
+    /// `rate_limited`: over the key's limit.
+    #[oai(status = 429)]
+    RateLimited(
+        Json<ErrorBody>,
+        /// Seconds until a request will be admitted.
+        #[oai(header = "Retry-After")]
+        u64,
+    ),
+    /// `internal_error`: a fault of ours.
+    #[oai(status = 500)]
+    Internal(Json<ErrorBody>),
+    /// `service_unavailable`: the store cannot be reached.
+    #[oai(status = 503)]
+    Unavailable(
+        Json<ErrorBody>,
+        /// Seconds to wait before retrying.
+        #[oai(header = "Retry-After")]
+        u64,
+    ),
+    /// Any other code of the error table, with its own status.
+    Other(poem::http::StatusCode, Json<ErrorBody>),
+}
+
+/// Every answer of an erase.
+#[derive(Debug, ApiResponse)]
+pub enum EraseResponse {
+    /// Erased: the lead and the data of every remembered answer holding it are gone.
+    #[oai(status = 204)]
+    Erased,
+    /// `missing_api_key` / `invalid_api_key`.
+    #[oai(status = 401)]
+    Unauthorized(Json<ErrorBody>),
+    /// `insufficient_scope`: the key lacks `leads:write`.
+    #[oai(status = 403)]
+    Forbidden(Json<ErrorBody>),
+    /// `lead_not_found`: no such lead in this account.
+    #[oai(status = 404)]
+    NotFound(Json<ErrorBody>),
+    /// `rate_limited`: over the key's limit.
+    #[oai(status = 429)]
+    RateLimited(
+        Json<ErrorBody>,
+        /// Seconds until a request will be admitted.
+        #[oai(header = "Retry-After")]
+        u64,
+    ),
+    /// `internal_error`: a fault of ours.
+    #[oai(status = 500)]
+    Internal(Json<ErrorBody>),
+    /// `service_unavailable`: the store cannot be reached.
+    #[oai(status = 503)]
+    Unavailable(
+        Json<ErrorBody>,
+        /// Seconds to wait before retrying.
+        #[oai(header = "Retry-After")]
+        u64,
+    ),
+    /// Any other code of the error table, with its own status.
+    Other(poem::http::StatusCode, Json<ErrorBody>),
+}
+
+impl<T: ParseFromJSON + ToJSON> From<HttpError> for ReadResponse<T> {
+    fn from(err: HttpError) -> Self {
+        let wait = err.retry_after;
+        let body = Json(err.body());
+        match err.code {
+            ErrorCode::MissingApiKey | ErrorCode::InvalidApiKey => Self::Unauthorized(body),
+            ErrorCode::InsufficientScope => Self::Forbidden(body),
+            ErrorCode::LeadNotFound => Self::NotFound(body),
+            ErrorCode::ValidationFailed => Self::ValidationFailed(body),
+            ErrorCode::RateLimited => Self::RateLimited(body, wait.unwrap_or(1)),
+            ErrorCode::InternalError => Self::Internal(body),
+            ErrorCode::ServiceUnavailable => Self::Unavailable(body, unavailable_wait(wait)),
+            _ => Self::Other(err.code.status(), body),
+        }
+    }
+}
+
+impl From<HttpError> for EraseResponse {
+    fn from(err: HttpError) -> Self {
+        let wait = err.retry_after;
+        let body = Json(err.body());
+        match err.code {
+            ErrorCode::MissingApiKey | ErrorCode::InvalidApiKey => Self::Unauthorized(body),
+            ErrorCode::InsufficientScope => Self::Forbidden(body),
+            ErrorCode::LeadNotFound => Self::NotFound(body),
+            ErrorCode::RateLimited => Self::RateLimited(body, wait.unwrap_or(1)),
+            ErrorCode::InternalError => Self::Internal(body),
+            ErrorCode::ServiceUnavailable => Self::Unavailable(body, unavailable_wait(wait)),
+            _ => Self::Other(err.code.status(), body),
+        }
+    }
+}
+
+fn unavailable_wait(wait: Option<u64>) -> u64 {
+    wait.unwrap_or(ciq_http::error::UNAVAILABLE_RETRY_AFTER_SECS)
+}
+
+/// A position in the newest-first order, as clients carry it: URL-safe base64 of
+/// `<created_at in ms>.<id>`.
+pub fn encode_cursor(after: After) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!(
+        "{}.{}",
+        after.created_at.timestamp_millis(),
+        after.id
+    ))
+}
+
+/// The position a cursor names, if it is one of ours.
+pub fn decode_cursor(cursor: &str) -> Option<After> {
+    let text = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()?;
+    let text = String::from_utf8(text).ok()?;
+    let (millis, id) = text.split_once('.')?;
+    Some(After {
+        created_at: DateTime::<Utc>::from_timestamp_millis(millis.parse().ok()?)?,
+        id: id.parse().ok()?,
+    })
+}
+
+fn time_param(
+    name: &str,
+    value: Option<String>,
+    broken: &mut Vec<FieldError>,
+) -> Option<DateTime<Utc>> {
+    let value = value?;
+    match DateTime::parse_from_rfc3339(&value) {
+        Ok(at) => Some(at.with_timezone(&Utc)),
+        Err(_) => {
+            broken.push(FieldError::new(
+                name,
+                "must be an RFC 3339 time, e.g. 2026-12-01T00:00:00Z",
+            ));
+            None
+        }
+    }
+}
+
+fn text_param(value: Option<String>) -> Option<String> {
+    value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+}
+
+/// The query of a listing, checked: every broken rule at once, each naming its
+/// parameter.
+#[allow(clippy::too_many_arguments)]
+fn listing(
+    limit: Option<String>,
+    cursor: Option<String>,
+    status: Option<String>,
+    source: Option<String>,
+    email: Option<String>,
+    external_id: Option<String>,
+    created_after: Option<String>,
+    created_before: Option<String>,
+) -> Result<(LeadFilter, Option<After>, u64), HttpError> {
+    let mut broken = Vec::new();
+    let limit = match limit {
+        None => DEFAULT_PAGE,
+        Some(text) => match text.trim().parse::<u64>() {
+            Ok(n) if (1..=MAX_PAGE).contains(&n) => n,
+            _ => {
+                broken.push(FieldError::new(
+                    "limit",
+                    format!("must be a whole number from 1 to {MAX_PAGE}"),
+                ));
+                DEFAULT_PAGE
+            }
+        },
+    };
+    let after = match cursor {
+        None => None,
+        Some(cursor) => {
+            let after = decode_cursor(&cursor);
+            if after.is_none() {
+                broken.push(FieldError::new(
+                    "cursor",
+                    "must be a next_cursor this API returned",
+                ));
+            }
+            after
+        }
+    };
+    let status = match text_param(status) {
+        None => None,
+        Some(name) => {
+            let status = LeadStatus::from_name(&name);
+            if status.is_none() {
+                let names: Vec<&str> = LeadStatus::ALL.iter().map(|s| s.as_str()).collect();
+                broken.push(FieldError::new(
+                    "status",
+                    format!("must be one of {}", names.join(", ")),
+                ));
+            }
+            status
+        }
+    };
+    let filter = LeadFilter {
+        status,
+        source: text_param(source),
+        email: text_param(email),
+        external_id: text_param(external_id),
+        created_after: time_param("created_after", created_after, &mut broken),
+        created_before: time_param("created_before", created_before, &mut broken),
+    };
+    if broken.is_empty() {
+        Ok((filter, after, limit))
+    } else {
+        Err(HttpError::validation_failed(broken))
+    }
+}
+
+/// The lead id of a path: a string that is not a UUID names no lead.
+fn lead_id(id: &str) -> Result<Uuid, HttpError> {
+    id.parse().map_err(|_| lead_error(LeadError::NotFound))
+}
+
+/// Reading and erasing leads.
+pub struct ManageLeadsApi;
+
+#[OpenApi(tag = "ApiTags::Leads")]
+impl ManageLeadsApi {
+    /// List leads
+    ///
+    /// Your account's leads, newest first, `limit` at a time (1 to 200, default 50).
+    /// Pass `next_cursor` back as `cursor` for the next page: walking to the end
+    /// returns every lead that existed when the walk began exactly once, whatever is
+    /// created meanwhile. Filters are exact matches (`email` ignoring case);
+    /// `created_after` is inclusive, `created_before` exclusive. Needs `leads:read`.
+    #[oai(
+        path = "/api/external/leads",
+        method = "get",
+        operation_id = "listLeads"
+    )]
+    #[allow(clippy::too_many_arguments)]
+    async fn list_leads(
+        &self,
+        auth: ApiKeyAuth,
+        /// Leads per page, 1 to 200 (default 50).
+        limit: Query<Option<String>>,
+        /// The `next_cursor` of the previous page.
+        cursor: Query<Option<String>>,
+        /// new, contacted, qualified or lost.
+        status: Query<Option<String>>,
+        /// Exactly this source.
+        source: Query<Option<String>>,
+        /// This email, any case.
+        email: Query<Option<String>>,
+        /// Your own id for the lead.
+        external_id: Query<Option<String>>,
+        /// Created at or after this RFC 3339 time.
+        created_after: Query<Option<String>>,
+        /// Created before this RFC 3339 time.
+        created_before: Query<Option<String>>,
+        state: Data<&Arc<ApiState>>,
+    ) -> Response<ReadResponse<LeadPage>> {
+        let caller = auth.0;
+        let answer = async {
+            caller.require(Scope::LeadsRead)?;
+            let (filter, after, limit) = listing(
+                limit.0,
+                cursor.0,
+                status.0,
+                source.0,
+                email.0,
+                external_id.0,
+                created_after.0,
+                created_before.0,
+            )?;
+            let (leads, more) = state
+                .breaker
+                .guard(ciq_leads::store::list(
+                    &state.db,
+                    caller.key.user_id,
+                    &filter,
+                    after,
+                    limit,
+                ))
+                .await
+                .map_err(HttpError::service_unavailable)?
+                .map_err(lead_error)?;
+            let next_cursor = more
+                .then(|| leads.last().map(|l| encode_cursor(After::lead(l))))
+                .flatten();
+            Ok::<_, HttpError>(LeadPage {
+                success: true,
+                leads: leads.into_iter().map(Lead::from).collect(),
+                next_cursor,
+            })
+        }
+        .await;
+        caller.answer(match answer {
+            Ok(page) => ReadResponse::Ok(Json(page)),
+            Err(err) => ReadResponse::from(err),
+        })
+    }
+
+    /// Get a lead
+    ///
+    /// One lead of your account. Another account's lead, and an id that is not a
+    /// UUID, answer 404 `lead_not_found` exactly like a missing one. Needs
+    /// `leads:read`.
+    #[oai(
+        path = "/api/external/leads/:id",
+        method = "get",
+        operation_id = "getLead"
+    )]
+    async fn get_lead(
+        &self,
+        auth: ApiKeyAuth,
+        /// The lead's id.
+        id: Path<String>,
+        state: Data<&Arc<ApiState>>,
+    ) -> Response<ReadResponse<LeadFound>> {
+        let caller = auth.0;
+        let answer = async {
+            caller.require(Scope::LeadsRead)?;
+            let id = lead_id(&id.0)?;
+            let lead = state
+                .breaker
+                .guard(ciq_leads::store::find(&state.db, caller.key.user_id, id))
+                .await
+                .map_err(HttpError::service_unavailable)?
+                .map_err(lead_error)?;
+            Ok::<_, HttpError>(LeadFound {
+                success: true,
+                lead: lead.into(),
+            })
+        }
+        .await;
+        caller.answer(match answer {
+            Ok(found) => ReadResponse::Ok(Json(found)),
+            Err(err) => ReadResponse::from(err),
+        })
+    }
+
+    /// Erase a lead
+    ///
+    /// Erases one lead of your account. A remembered `Idempotency-Key` answer holding
+    /// it keeps its place but loses the lead's data: replaying that create answers 410
+    /// `lead_deleted` and never creates it again. Needs `leads:write`.
+    #[oai(
+        path = "/api/external/leads/:id",
+        method = "delete",
+        operation_id = "deleteLead"
+    )]
+    async fn delete_lead(
+        &self,
+        auth: ApiKeyAuth,
+        /// The lead's id.
+        id: Path<String>,
+        state: Data<&Arc<ApiState>>,
+    ) -> Response<EraseResponse> {
+        let caller = auth.0;
+        let answer = async {
+            caller.require(Scope::LeadsWrite)?;
+            let id = lead_id(&id.0)?;
+            state
+                .breaker
+                .guard(ciq_leads::store::erase(&state.db, caller.key.user_id, id))
+                .await
+                .map_err(HttpError::service_unavailable)?
+                .map_err(lead_error)
+        }
+        .await;
+        caller.answer(match answer {
+            Ok(()) => EraseResponse::Erased,
+            Err(err) => EraseResponse::from(err),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_foreign_ones_are_refused() {
+        let after = After {
+            created_at: DateTime::<Utc>::from_timestamp_millis(1_764_547_200_123).unwrap(),
+            id: Uuid::now_v7(),
+        };
+        let cursor = encode_cursor(after);
+        assert!(
+            cursor
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        );
+        assert_eq!(decode_cursor(&cursor), Some(after));
+        for bad in ["", "not a cursor", "MTIz", "%%%"] {
+            assert_eq!(decode_cursor(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn every_broken_query_rule_is_named() {
+        let err = listing(
+            Some("0".into()),
+            Some("nope".into()),
+            Some("won".into()),
+            None,
+            None,
+            None,
+            Some("yesterday".into()),
+            None,
+        )
+        .unwrap_err();
+        let fields: Vec<&str> = err.details.iter().map(|d| d.field.as_str()).collect();
+        assert_eq!(fields, ["limit", "cursor", "status", "created_after"]);
+    }
+
+    #[test]
+    fn every_error_code_is_answered_with_its_status() {
+        let waits = [ErrorCode::RateLimited, ErrorCode::ServiceUnavailable];
+        ciq_http::error::assert_variants_match_table::<ReadResponse<LeadFound>>(&waits);
+        ciq_http::error::assert_variants_match_table::<EraseResponse>(&waits);
+    }
+}

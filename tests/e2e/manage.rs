@@ -1,0 +1,363 @@
+//! Managing leads through the API: read, page, filter, erase; scopes; external ids;
+//! and one account never reaching another's leads.
+
+use ciq_admin::keys::NewKey;
+use ciq_admin::{Scope, Scopes};
+use ciq_e2e::{TestApp, on_both_backends, reference_curl_body};
+use sea_orm::{EntityTrait, PaginatorTrait};
+use serde_json::{Value, json};
+
+on_both_backends!(
+    one_account_never_reaches_anothers_leads,
+    each_operation_needs_its_scope,
+    paging_returns_every_lead_that_existed_exactly_once,
+    every_filter_narrows_the_listing,
+    concurrent_creates_of_one_external_id_make_one_lead,
+    an_erased_lead_leaves_no_trace_and_its_replay_is_gone,
+    broken_queries_name_their_parameter,
+);
+
+/// A user whose key has every scope: `(user id, key)`.
+async fn manager(app: &TestApp, email: &str) -> (uuid::Uuid, String) {
+    app.user_with_key_like(
+        email,
+        NewKey {
+            scopes: Scopes::of(&Scope::ALL),
+            rate_limit_per_minute: Some(100_000),
+            ..NewKey::default()
+        },
+    )
+    .await
+}
+
+async fn call(app: &TestApp, method: reqwest::Method, path: &str, key: &str) -> (u16, Value) {
+    let resp = app
+        .client
+        .request(method, format!("{}{path}", app.base_url))
+        .header("X-API-Key", key)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+async fn get(app: &TestApp, path: &str, key: &str) -> (u16, Value) {
+    call(app, reqwest::Method::GET, path, key).await
+}
+
+async fn create(app: &TestApp, key: &str, lead: Value) -> Value {
+    let resp = app.post_lead(Some(key), &json!({ "lead": lead })).await;
+    assert_eq!(resp.status(), 201);
+    resp.json::<Value>().await.unwrap()["lead"].clone()
+}
+
+fn lead(name: &str) -> Value {
+    let mut lead = reference_curl_body()["lead"].clone();
+    lead["name"] = json!(name);
+    lead
+}
+
+async fn one_account_never_reaches_anothers_leads(app: TestApp) {
+    let (_, alice) = manager(&app, "alice@acme.test").await;
+    let (_, bob) = manager(&app, "bob@acme.test").await;
+    let hers = create(&app, &alice, lead("Hers")).await;
+    let id = hers["id"].as_str().unwrap();
+    assert!(hers["api_key_id"].is_string());
+    assert_eq!(hers["updated_at"], hers["created_at"]);
+    let (status, body) = get(&app, &format!("/api/external/leads/{id}"), &alice).await;
+    assert_eq!((status, &body["lead"]["id"]), (200, &json!(id)));
+    for (method, expected) in [(reqwest::Method::GET, 404), (reqwest::Method::DELETE, 404)] {
+        let (status, body) = call(&app, method, &format!("/api/external/leads/{id}"), &bob).await;
+        assert_eq!(status, expected);
+        assert_eq!(body["error"]["code"], "lead_not_found");
+    }
+    // Exactly what a missing id (or one that is not an id) answers.
+    let missing = uuid::Uuid::now_v7();
+    let (_, for_missing) = get(&app, &format!("/api/external/leads/{missing}"), &bob).await;
+    let (_, for_hers) = get(&app, &format!("/api/external/leads/{id}"), &bob).await;
+    assert_eq!(for_missing, for_hers);
+    assert_eq!(
+        get(&app, "/api/external/leads/not-an-id", &bob).await.0,
+        404
+    );
+    let (status, page) = get(&app, "/api/external/leads", &bob).await;
+    assert_eq!(status, 200);
+    assert_eq!(page["leads"], json!([]));
+    assert_eq!(
+        get(&app, &format!("/api/external/leads/{id}"), &alice)
+            .await
+            .0,
+        200
+    );
+}
+
+async fn each_operation_needs_its_scope(app: TestApp) {
+    let (user, create_only) = app.user_with_key("owner@acme.test").await;
+    let (_, read_only) = app
+        .create_key_with(
+            user,
+            NewKey {
+                scopes: Scopes::of(&[Scope::LeadsRead]),
+                ..NewKey::default()
+            },
+        )
+        .await;
+    let created = create(&app, &create_only, lead("Jane")).await;
+    let id = created["id"].as_str().unwrap();
+    for (method, path, key, scope) in [
+        (
+            reqwest::Method::GET,
+            "/api/external/leads".to_owned(),
+            &create_only,
+            "leads:read",
+        ),
+        (
+            reqwest::Method::GET,
+            format!("/api/external/leads/{id}"),
+            &create_only,
+            "leads:read",
+        ),
+        (
+            reqwest::Method::DELETE,
+            format!("/api/external/leads/{id}"),
+            &read_only,
+            "leads:write",
+        ),
+    ] {
+        let (status, body) = call(&app, method.clone(), &path, key).await;
+        assert_eq!(status, 403, "{method} {path}");
+        assert_eq!(body["error"]["code"], "insufficient_scope");
+        assert!(body["error"]["message"].as_str().unwrap().contains(scope));
+    }
+    let resp = app
+        .post_lead(Some(&read_only), &reference_curl_body())
+        .await;
+    assert_eq!(resp.status(), 403);
+    assert!(resp.headers().get("x-ratelimit-remaining").is_some());
+    assert_eq!(
+        get(&app, &format!("/api/external/leads/{id}"), &read_only)
+            .await
+            .0,
+        200
+    );
+    assert_eq!(ciq_entity::Lead::find().count(&app.db).await.unwrap(), 1);
+}
+
+async fn paging_returns_every_lead_that_existed_exactly_once(app: TestApp) {
+    let (_, key) = manager(&app, "owner@acme.test").await;
+    let mut existing = std::collections::HashSet::new();
+    for i in 0..250 {
+        existing.insert(
+            create(&app, &key, lead(&format!("Lead {i}"))).await["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    // Another client keeps creating while the walk goes on.
+    let writer = {
+        let (client, url, key) = (app.client.clone(), app.base_url.clone(), key.clone());
+        tokio::spawn(async move {
+            for i in 0..60 {
+                let mut body = reference_curl_body();
+                body["lead"]["name"] = json!(format!("Meanwhile {i}"));
+                client
+                    .post(format!("{url}/api/external/leads/create"))
+                    .header("Content-Type", "application/json")
+                    .header("X-API-Key", &key)
+                    .body(body.to_string())
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        })
+    };
+    let mut seen = std::collections::HashMap::<String, usize>::new();
+    let mut cursor: Option<String> = None;
+    let mut previous: Option<(String, String)> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/external/leads?limit=37&cursor={c}"),
+            None => "/api/external/leads?limit=37".to_owned(),
+        };
+        let (status, page) = get(&app, &path, &key).await;
+        assert_eq!(status, 200, "{page}");
+        for lead in page["leads"].as_array().unwrap() {
+            let here = (
+                lead["created_at"].as_str().unwrap().to_owned(),
+                lead["id"].as_str().unwrap().to_owned(),
+            );
+            if let Some(before) = &previous {
+                assert!(
+                    here < *before,
+                    "not newest first: {here:?} after {before:?}"
+                );
+            }
+            previous = Some(here);
+            *seen
+                .entry(lead["id"].as_str().unwrap().to_owned())
+                .or_default() += 1;
+        }
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    writer.await.unwrap();
+    for id in &existing {
+        assert_eq!(seen.get(id), Some(&1), "lead {id}");
+    }
+    assert!(seen.values().all(|&n| n == 1));
+}
+
+async fn every_filter_narrows_the_listing(app: TestApp) {
+    let (_, key) = manager(&app, "owner@acme.test").await;
+    let mut first = lead("First");
+    first["status"] = json!("qualified");
+    first["source"] = json!("Referral");
+    first["email"] = json!("First.Person@Example.com");
+    first["external_id"] = json!("crm-1");
+    let first = create(&app, &key, first).await;
+    create(&app, &key, lead("Second")).await;
+    let names = |page: &Value| -> Vec<String> {
+        page["leads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let between = first["created_at"].as_str().unwrap();
+    for (query, expected) in [
+        ("status=qualified", vec!["First"]),
+        ("status=new", vec!["Second"]),
+        ("source=Referral", vec!["First"]),
+        ("email=first.person@example.com", vec!["First"]),
+        ("external_id=crm-1", vec!["First"]),
+        ("external_id=crm-2", vec![]),
+        ("", vec!["Second", "First"]),
+    ] {
+        let (status, page) = get(&app, &format!("/api/external/leads?{query}"), &key).await;
+        assert_eq!(status, 200, "{query}");
+        assert_eq!(names(&page), expected, "{query}");
+    }
+    let (_, page) = get(
+        &app,
+        &format!("/api/external/leads?created_after={between}"),
+        &key,
+    )
+    .await;
+    // Inclusive: the first lead's own time lets it in.
+    assert_eq!(names(&page), ["Second", "First"]);
+    let (_, page) = get(
+        &app,
+        &format!("/api/external/leads?created_before={between}"),
+        &key,
+    )
+    .await;
+    assert_eq!(names(&page), Vec::<String>::new());
+}
+
+async fn concurrent_creates_of_one_external_id_make_one_lead(app: TestApp) {
+    let (_, key) = manager(&app, "owner@acme.test").await;
+    let mut body = lead("Jane");
+    body["external_id"] = json!("crm-4711");
+    let request = json!({ "lead": body.clone() });
+    let attempts = (0..16).map(|_| app.post_lead(Some(&key), &request));
+    let answers = futures_util::future::join_all(attempts).await;
+    let mut created = Vec::new();
+    let mut duplicates = Vec::new();
+    for resp in answers {
+        let status = resp.status().as_u16();
+        let body: Value = resp.json().await.unwrap();
+        match status {
+            201 => created.push(body["lead"]["id"].as_str().unwrap().to_owned()),
+            409 => {
+                assert_eq!(body["error"]["code"], "duplicate_lead");
+                duplicates.push(body["error"]["lead_id"].as_str().unwrap().to_owned());
+            }
+            other => panic!("{other}: {body}"),
+        }
+    }
+    assert_eq!((created.len(), duplicates.len()), (1, 15));
+    assert!(duplicates.iter().all(|id| *id == created[0]));
+    assert_eq!(ciq_entity::Lead::find().count(&app.db).await.unwrap(), 1);
+    // Another account may use the same external id.
+    let (_, other) = manager(&app, "other@acme.test").await;
+    create(&app, &other, body).await;
+}
+
+async fn an_erased_lead_leaves_no_trace_and_its_replay_is_gone(app: TestApp) {
+    let (_, key) = manager(&app, "owner@acme.test").await;
+    let send = || {
+        app.client
+            .post(format!("{}/api/external/leads/create", app.base_url))
+            .header("Content-Type", "application/json")
+            .header("X-API-Key", &key)
+            .header("Idempotency-Key", "order-1")
+            .body(reference_curl_body().to_string())
+            .send()
+    };
+    let first: Value = send().await.unwrap().json().await.unwrap();
+    let id = first["lead"]["id"].as_str().unwrap();
+    let (status, _) = call(
+        &app,
+        reqwest::Method::DELETE,
+        &format!("/api/external/leads/{id}"),
+        &key,
+    )
+    .await;
+    assert_eq!(status, 204);
+    assert_eq!(ciq_entity::Lead::find().count(&app.db).await.unwrap(), 0);
+    let remembered = ciq_entity::IdempotencyKey::find()
+        .all(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(remembered.len(), 1);
+    assert!(
+        remembered[0].response_body.is_none(),
+        "the lead's data stayed behind"
+    );
+    // The replay neither creates the lead again nor shows it.
+    let replay = send().await.unwrap();
+    assert_eq!(replay.status(), 410);
+    let body: Value = replay.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "lead_deleted");
+    assert_eq!(ciq_entity::Lead::find().count(&app.db).await.unwrap(), 0);
+    assert_eq!(
+        get(&app, &format!("/api/external/leads/{id}"), &key)
+            .await
+            .0,
+        404
+    );
+    let (status, body) = call(
+        &app,
+        reqwest::Method::DELETE,
+        &format!("/api/external/leads/{id}"),
+        &key,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("lead_not_found"))
+    );
+}
+
+async fn broken_queries_name_their_parameter(app: TestApp) {
+    let (_, key) = manager(&app, "owner@acme.test").await;
+    for (query, field) in [
+        ("limit=0", "limit"),
+        ("limit=201", "limit"),
+        ("limit=ten", "limit"),
+        ("cursor=bogus", "cursor"),
+        ("status=won", "status"),
+        ("created_after=yesterday", "created_after"),
+        ("created_before=2026-13-01", "created_before"),
+    ] {
+        let (status, body) = get(&app, &format!("/api/external/leads?{query}"), &key).await;
+        assert_eq!(status, 422, "{query}");
+        assert_eq!(body["error"]["code"], "validation_failed");
+        assert_eq!(body["error"]["details"][0]["field"], field, "{query}");
+    }
+}

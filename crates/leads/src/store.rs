@@ -252,7 +252,7 @@ pub async fn list(
     limit: u64,
 ) -> Result<(Vec<Lead>, bool), LeadError> {
     use sea_orm::sea_query::{Expr, Func};
-    use sea_orm::{Condition, QueryOrder, QuerySelect};
+    use sea_orm::{QueryOrder, QuerySelect};
     let mut query = lead::Entity::find().filter(lead::Column::UserId.eq(user_id));
     if let Some(status) = filter.status {
         query = query.filter(lead::Column::Status.eq(status));
@@ -276,15 +276,15 @@ pub async fn list(
         query = query.filter(lead::Column::CreatedAt.lt(at));
     }
     if let Some(after) = after {
-        query = query.filter(
-            Condition::any()
-                .add(lead::Column::CreatedAt.lt(after.created_at))
-                .add(
-                    Condition::all()
-                        .add(lead::Column::CreatedAt.eq(after.created_at))
-                        .add(lead::Column::Id.lt(after.id)),
-                ),
-        );
+        // A row-value comparison, so PostgreSQL bounds the index scan with it (an OR of
+        // the two cases would only filter rows the scan already read).
+        query = query.filter(sea_orm::sea_query::ExprTrait::lt(
+            Expr::tuple([
+                Expr::col(lead::Column::CreatedAt),
+                Expr::col(lead::Column::Id),
+            ]),
+            Expr::tuple([Expr::value(after.created_at), Expr::value(after.id)]),
+        ));
     }
     let mut rows = query
         .order_by_desc(lead::Column::CreatedAt)

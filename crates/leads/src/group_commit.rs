@@ -146,6 +146,11 @@ impl LeadWriter {
         }
     }
 
+    /// The instance's breaker on the store, which every write goes through.
+    pub fn breaker(&self) -> &Arc<Breaker> {
+        &self.breaker
+    }
+
     /// Batches (multi-row INSERTs) committed or attempted so far.
     pub fn batches(&self) -> u64 {
         self.batches.load(Ordering::Relaxed)

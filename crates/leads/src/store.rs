@@ -146,8 +146,9 @@ pub async fn insert_lead(
             let answer =
                 remembered.map(|r| (r.key.to_owned(), (r.render)(&Lead::from(model.clone()))));
             let row: lead::ActiveModel = model.into();
-            let written = db
-                .transaction::<_, Lead, DbErr>(|txn| {
+            let written = writer
+                .breaker()
+                .guard(db.transaction::<_, Lead, DbErr>(|txn| {
                     Box::pin(async move {
                         let lead = Lead::from(row.insert(txn).await?);
                         if let Some((key, answer)) = answer {
@@ -155,11 +156,13 @@ pub async fn insert_lead(
                         }
                         Ok(lead)
                     })
-                })
+                }))
                 .await
+                .map_err(|down| LeadError::Unavailable(down.to_string()))?
                 .map_err(|err| match err {
                     TransactionError::Connection(err) | TransactionError::Transaction(err) => err,
                 });
+            writer.breaker().record(&written);
             match written {
                 Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
                     match external_id {

@@ -430,18 +430,16 @@ async fn create(
         key,
         render: &render,
     });
-    let stored = state
-        .breaker
-        .guard(ciq_leads::store::insert_lead(
-            &state.db,
-            &state.lead_writer,
-            owner,
-            submitted.lead,
-            remembered,
-            announcement,
-        ))
-        .await
-        .unwrap_or_else(|down| Err(LeadError::Unavailable(down.to_string())));
+    // The store guards itself: group commit per batch, the other paths per write.
+    let stored = ciq_leads::store::insert_lead(
+        &state.db,
+        &state.lead_writer,
+        owner,
+        submitted.lead,
+        remembered,
+        announcement,
+    )
+    .await;
     match stored {
         Ok(lead) => Ok((
             LeadCreated {

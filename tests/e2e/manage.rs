@@ -15,6 +15,7 @@ on_both_backends!(
     concurrent_creates_of_one_external_id_make_one_lead,
     an_erased_lead_leaves_no_trace_and_its_replay_is_gone,
     broken_queries_name_their_parameter,
+    an_update_follows_the_create_rules_and_clears_with_null,
 );
 
 /// A user whose key has every scope: `(user id, key)`.
@@ -360,4 +361,107 @@ async fn broken_queries_name_their_parameter(app: TestApp) {
         assert_eq!(body["error"]["code"], "validation_failed");
         assert_eq!(body["error"]["details"][0]["field"], field, "{query}");
     }
+}
+
+async fn patch(app: &TestApp, key: &str, id: &str, body: Value) -> (u16, Value) {
+    let resp = app
+        .client
+        .patch(format!("{}/api/external/leads/{id}", app.base_url))
+        .header("Content-Type", "application/json")
+        .header("X-API-Key", key)
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+async fn an_update_follows_the_create_rules_and_clears_with_null(app: TestApp) {
+    let (_, key) = manager(&app, "owner@acme.test").await;
+    let mut full = reference_curl_body()["lead"].clone();
+    full["score"] = json!(7);
+    full["description"] = json!("Interested");
+    full["external_id"] = json!("crm-1");
+    let created = create(&app, &key, full).await;
+    let id = created["id"].as_str().unwrap();
+    // Change some fields, empty two optional ones; the rest stays.
+    let (status, body) = patch(
+        &app,
+        &key,
+        id,
+        json!({"lead": {"status": "qualified", "budget": 19.99, "score": null, "description": null}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let updated = &body["lead"];
+    assert_eq!(updated["status"], "qualified");
+    assert_eq!(updated["budget"], 19.99);
+    assert_eq!(updated["score"], Value::Null);
+    assert_eq!(updated["description"], Value::Null);
+    assert_eq!(updated["name"], created["name"]);
+    assert_eq!(updated["external_id"], "crm-1");
+    assert_eq!(updated["api_key_id"], created["api_key_id"]);
+    assert!(updated["updated_at"].as_str().unwrap() >= created["updated_at"].as_str().unwrap());
+    let (_, stored) = get(&app, &format!("/api/external/leads/{id}"), &key).await;
+    assert_eq!(&stored["lead"], updated);
+    // Required fields cannot be emptied, rules hold, unknown fields are refused: all at once.
+    let (status, body) = patch(
+        &app,
+        &key,
+        id,
+        json!({"lead": {"name": null, "email": "nope", "status": null, "score": 11, "colour": "red"}}),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    let fields: Vec<&str> = body["error"]["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["field"].as_str().unwrap())
+        .collect();
+    for field in [
+        "lead.name",
+        "lead.email",
+        "lead.status",
+        "lead.score",
+        "lead.colour",
+    ] {
+        assert!(fields.contains(&field), "{field} not in {fields:?}");
+    }
+    let (_, unchanged) = get(&app, &format!("/api/external/leads/{id}"), &key).await;
+    assert_eq!(&unchanged["lead"], updated, "nothing was half written");
+    // Another lead's external id is taken; a missing lead and another account's are 404.
+    let other = create(&app, &key, lead("Other")).await;
+    let (status, body) = patch(
+        &app,
+        &key,
+        other["id"].as_str().unwrap(),
+        json!({"lead": {"external_id": "crm-1"}}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("duplicate_lead"))
+    );
+    assert_eq!(body["error"]["lead_id"], json!(id));
+    let (_, stranger) = manager(&app, "stranger@acme.test").await;
+    let (status, _) = patch(&app, &stranger, id, json!({"lead": {"status": "lost"}})).await;
+    assert_eq!(status, 404);
+    let missing = uuid::Uuid::now_v7().to_string();
+    assert_eq!(
+        patch(&app, &key, &missing, json!({"lead": {"status": "lost"}}))
+            .await
+            .0,
+        404
+    );
+    // A create-only key may not change leads.
+    let (user, _) = (app.create_user("c@acme.test").await, ());
+    let (_, create_only) = app.create_key_with(user, NewKey::default()).await;
+    assert_eq!(
+        patch(&app, &create_only, id, json!({"lead": {"status": "lost"}}))
+            .await
+            .0,
+        403
+    );
 }

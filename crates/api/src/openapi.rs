@@ -86,6 +86,28 @@ fn add_manage_examples(doc: &mut Value) {
                 "1 field rule was broken; see details".to_owned(),
                 json!([{"field": "limit", "message": "must be a whole number from 1 to 200"}]),
             ),
+            "400" => (
+                ErrorCode::InvalidJson,
+                "the request body is not valid JSON: expected value at line 1 column 1".to_owned(),
+                json!([]),
+            ),
+            "409" => {
+                return Some(json!({"success": false, "error": {
+                    "code": "duplicate_lead",
+                    "message": ErrorCode::DuplicateLead.default_message(),
+                    "details": [],
+                    "lead_id": "0199a3c2-7a1e-7cc0-9a57-5d8e6f1b2c3d"}}));
+            }
+            "413" => (
+                ErrorCode::PayloadTooLarge,
+                "the request body must be at most 65536 bytes".to_owned(),
+                json!([]),
+            ),
+            "415" => (
+                ErrorCode::UnsupportedMediaType,
+                "Content-Type must be application/json (the header is missing)".to_owned(),
+                json!([]),
+            ),
             "429" => (
                 ErrorCode::RateLimited,
                 "rate limit of 100 requests per 60 seconds exceeded; retry in 12 s".to_owned(),
@@ -118,6 +140,12 @@ fn add_manage_examples(doc: &mut Value) {
             "/api/external/leads/{id}",
             "get",
             "leads:read",
+            Some(json!({"success": true, "lead": example_lead()})),
+        ),
+        (
+            "/api/external/leads/{id}",
+            "patch",
+            "leads:write",
             Some(json!({"success": true, "lead": example_lead()})),
         ),
         ("/api/external/leads/{id}", "delete", "leads:write", None),

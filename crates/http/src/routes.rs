@@ -54,7 +54,7 @@ pub const ROUTES: &[RouteSpec] = &[
     route(LEADS, "GET", LEADS),
     route(
         "/api/external/leads/:id",
-        "GET, DELETE",
+        "GET, PATCH, DELETE",
         "/api/external/leads/{id}",
     ),
     route("/healthz", "GET", "/healthz"),

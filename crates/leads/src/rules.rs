@@ -108,30 +108,8 @@ pub struct NewLead {
 /// Checks a parsed body `{"lead": {...}}` against every rule; returns the lead or
 /// all broken rules.
 pub fn validate_submission(body: &Value) -> Result<NewLead, Vec<Violation>> {
-    let Value::Object(top) = body else {
-        return Err(vec![Violation::new(
-            "body",
-            "must be a JSON object of the form {\"lead\": {...}}",
-        )]);
-    };
     let mut errors = Vec::new();
-    for key in top.keys().filter(|k| k.as_str() != "lead") {
-        errors.push(Violation::new(
-            key.clone(),
-            "is not a known field; the lead's fields go inside \"lead\"",
-        ));
-    }
-    let lead = match top.get("lead") {
-        Some(Value::Object(lead)) => lead,
-        None | Some(Value::Null) => {
-            errors.insert(0, Violation::new("lead", "is required"));
-            return Err(errors);
-        }
-        Some(_) => {
-            errors.insert(0, Violation::new("lead", "must be an object"));
-            return Err(errors);
-        }
-    };
+    let lead = lead_object(body, &mut errors)?;
     let mut fields = Fields {
         lead,
         errors: &mut errors,
@@ -154,12 +132,7 @@ pub fn validate_submission(body: &Value) -> Result<NewLead, Vec<Violation>> {
     let budget = fields.money("budget");
     let description = fields.optional_text("description", MAX_DESCRIPTION_LEN, true);
     let external_id = fields.optional_text("external_id", MAX_EXTERNAL_ID_LEN, false);
-    for key in lead.keys().filter(|k| !LEAD_FIELDS.contains(&k.as_str())) {
-        errors.push(Violation::new(
-            format!("lead.{key}"),
-            format!("is not a known field (known: {})", LEAD_FIELDS.join(", ")),
-        ));
-    }
+    unknown_fields(lead, &mut errors);
     match (name, email, source, industry) {
         (Some(name), Some(email), Some(source), Some(industry)) if errors.is_empty() => {
             Ok(NewLead {
@@ -178,6 +151,182 @@ pub fn validate_submission(body: &Value) -> Result<NewLead, Vec<Violation>> {
         }
         _ => Err(errors),
     }
+}
+
+/// The `lead` object of a body `{"lead": {...}}`; anything beside it is an error.
+fn lead_object<'a>(
+    body: &'a Value,
+    errors: &mut Vec<Violation>,
+) -> Result<&'a Map<String, Value>, Vec<Violation>> {
+    let Value::Object(top) = body else {
+        return Err(vec![Violation::new(
+            "body",
+            "must be a JSON object of the form {\"lead\": {...}}",
+        )]);
+    };
+    for key in top.keys().filter(|k| k.as_str() != "lead") {
+        errors.push(Violation::new(
+            key.clone(),
+            "is not a known field; the lead's fields go inside \"lead\"",
+        ));
+    }
+    match top.get("lead") {
+        Some(Value::Object(lead)) => Ok(lead),
+        None | Some(Value::Null) => {
+            errors.insert(0, Violation::new("lead", "is required"));
+            Err(std::mem::take(errors))
+        }
+        Some(_) => {
+            errors.insert(0, Violation::new("lead", "must be an object"));
+            Err(std::mem::take(errors))
+        }
+    }
+}
+
+fn unknown_fields(lead: &Map<String, Value>, errors: &mut Vec<Violation>) {
+    for key in lead.keys().filter(|k| !LEAD_FIELDS.contains(&k.as_str())) {
+        errors.push(Violation::new(
+            format!("lead.{key}"),
+            format!("is not a known field (known: {})", LEAD_FIELDS.join(", ")),
+        ));
+    }
+}
+
+/// What an update does to one field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change<T> {
+    /// Not in the update: the field keeps its value.
+    Keep,
+    /// `null` (or an empty string): an optional field is emptied.
+    Clear,
+    /// A new value.
+    Set(T),
+}
+
+impl Change<Money> {
+    /// The change in whole cents, as stored.
+    pub fn map_cents(self) -> Change<i64> {
+        match self {
+            Change::Keep => Change::Keep,
+            Change::Clear => Change::Clear,
+            Change::Set(money) => Change::Set(money.cents),
+        }
+    }
+}
+
+impl<T> Change<T> {
+    fn from_option(value: Option<T>, cleared: bool) -> Self {
+        match (value, cleared) {
+            (Some(value), _) => Change::Set(value),
+            (None, true) => Change::Clear,
+            (None, false) => Change::Keep,
+        }
+    }
+}
+
+/// An update that passed every rule: the fields it carries, each checked as on create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeadPatch {
+    /// Full name.
+    pub name: Option<String>,
+    /// Email address.
+    pub email: Option<String>,
+    /// Phone.
+    pub phone: Change<String>,
+    /// Source.
+    pub source: Option<String>,
+    /// Industry.
+    pub industry: Option<String>,
+    /// Score.
+    pub score: Change<i32>,
+    /// Status.
+    pub status: Option<LeadStatus>,
+    /// Monthly revenue.
+    pub monthly_revenue: Change<Money>,
+    /// Budget.
+    pub budget: Change<Money>,
+    /// Notes.
+    pub description: Change<String>,
+    /// The client's own id.
+    pub external_id: Change<String>,
+}
+
+/// Checks an update `{"lead": {...some fields}}`: the fields given follow the create
+/// rules, `null` empties an optional field, required fields (and `status`, which always
+/// has a value) cannot be emptied, unknown fields are refused — every broken rule at once.
+pub fn validate_patch(body: &Value) -> Result<LeadPatch, Vec<Violation>> {
+    let mut errors = Vec::new();
+    let lead = lead_object(body, &mut errors)?;
+    // Present, and null or blank.
+    let cleared = |field: &str| {
+        lead.get(field)
+            .is_some_and(|v| v.is_null() || v.as_str().is_some_and(|t| t.trim().is_empty()))
+    };
+    let mut fields = Fields {
+        lead,
+        errors: &mut errors,
+    };
+    let required = |fields: &mut Fields<'_>, field: &str, max: usize| {
+        if !fields.lead.contains_key(field) {
+            return None;
+        }
+        if cleared(field) {
+            fields.fail(field, "is required and cannot be cleared");
+            return None;
+        }
+        fields.required_text(field, max, false)
+    };
+    let name = required(&mut fields, "name", MAX_NAME_LEN);
+    let email = required(&mut fields, "email", MAX_EMAIL_LEN).filter(|e| {
+        let ok = is_valid_email(e);
+        if !ok {
+            fields.fail("email", "must be a valid email address");
+        }
+        ok
+    });
+    let source = required(&mut fields, "source", MAX_SOURCE_LEN);
+    let industry = required(&mut fields, "industry", MAX_INDUSTRY_LEN);
+    let status = if !fields.lead.contains_key("status") {
+        None
+    } else if cleared("status") {
+        fields.fail(
+            "status",
+            "cannot be cleared; set one of new, contacted, qualified, lost",
+        );
+        None
+    } else {
+        Some(fields.status())
+    };
+    let phone = Change::from_option(fields.phone(), cleared("phone"));
+    let score = Change::from_option(fields.score(), cleared("score"));
+    let monthly_revenue =
+        Change::from_option(fields.money("monthly_revenue"), cleared("monthly_revenue"));
+    let budget = Change::from_option(fields.money("budget"), cleared("budget"));
+    let description = Change::from_option(
+        fields.optional_text("description", MAX_DESCRIPTION_LEN, true),
+        cleared("description"),
+    );
+    let external_id = Change::from_option(
+        fields.optional_text("external_id", MAX_EXTERNAL_ID_LEN, false),
+        cleared("external_id"),
+    );
+    unknown_fields(lead, &mut errors);
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(LeadPatch {
+        name,
+        email,
+        phone,
+        source,
+        industry,
+        score,
+        status,
+        monthly_revenue,
+        budget,
+        description,
+        external_id,
+    })
 }
 
 struct Fields<'a> {

@@ -331,3 +331,84 @@ pub async fn erase(db: &DatabaseConnection, user_id: Uuid, id: Uuid) -> Result<(
         Err(LeadError::NotFound)
     }
 }
+
+/// Applies `patch` to the lead `id` of `user_id`'s account and returns it as changed
+/// (`updated_at` moves; `api_key_id` stays the key that created it).
+/// [`LeadError::NotFound`] when the account has no such lead,
+/// [`LeadError::DuplicateLead`] when the new `external_id` is another lead's.
+pub async fn update(
+    db: &DatabaseConnection,
+    user_id: Uuid,
+    id: Uuid,
+    patch: crate::rules::LeadPatch,
+) -> Result<Lead, LeadError> {
+    use crate::rules::Change;
+    use sea_orm::sea_query::{Expr, SimpleExpr};
+    fn change<T: Into<sea_orm::Value>>(change: Change<T>) -> Option<Option<T>> {
+        match change {
+            Change::Keep => None,
+            Change::Clear => Some(None),
+            Change::Set(value) => Some(Some(value)),
+        }
+    }
+    let mut columns: Vec<(lead::Column, SimpleExpr)> = Vec::new();
+    let mut set = |column: lead::Column, value: SimpleExpr| columns.push((column, value));
+    if let Some(v) = patch.name {
+        set(lead::Column::Name, Expr::value(v));
+    }
+    if let Some(v) = patch.email {
+        set(lead::Column::Email, Expr::value(v));
+    }
+    if let Some(v) = patch.source {
+        set(lead::Column::Source, Expr::value(v));
+    }
+    if let Some(v) = patch.industry {
+        set(lead::Column::Industry, Expr::value(v));
+    }
+    if let Some(v) = patch.status {
+        set(lead::Column::Status, Expr::value(v.as_str()));
+    }
+    if let Some(v) = change(patch.phone) {
+        set(lead::Column::Phone, Expr::value(v));
+    }
+    if let Some(v) = change(patch.score) {
+        set(lead::Column::Score, Expr::value(v));
+    }
+    if let Some(v) = change(patch.monthly_revenue.map_cents()) {
+        set(lead::Column::MonthlyRevenueCents, Expr::value(v));
+    }
+    if let Some(v) = change(patch.budget.map_cents()) {
+        set(lead::Column::BudgetCents, Expr::value(v));
+    }
+    if let Some(v) = change(patch.description) {
+        set(lead::Column::Description, Expr::value(v));
+    }
+    let external_id = match &patch.external_id {
+        Change::Set(v) => Some(v.clone()),
+        _ => None,
+    };
+    if let Some(v) = change(patch.external_id) {
+        set(lead::Column::ExternalId, Expr::value(v));
+    }
+    if !columns.is_empty() {
+        columns.push((lead::Column::UpdatedAt, Expr::value(ciq_entity::now())));
+        let update = columns
+            .into_iter()
+            .fold(lead::Entity::update_many(), |update, (column, value)| {
+                update.col_expr(column, value)
+            })
+            .filter(lead::Column::UserId.eq(user_id))
+            .filter(lead::Column::Id.eq(id));
+        match update.exec(db).await {
+            Ok(_) => {}
+            Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                return Err(match external_id {
+                    Some(external_id) => duplicate(db, user_id, &external_id).await,
+                    None => LeadError::from(err),
+                });
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
+    find(db, user_id, id).await
+}

@@ -44,27 +44,93 @@ impl LeadSubmission {
     }
 
     async fn read(request: &Request, body: &mut RequestBody) -> Result<Submitted, HttpError> {
-        let limit = request
-            .data::<Arc<ApiState>>()
-            .map_or(crate::state::DEFAULT_MAX_BODY_BYTES, |s| s.max_body_bytes);
-        let content_type = request.content_type();
-        if !content_type.is_some_and(is_json) {
-            return Err(HttpError::unsupported_media_type(content_type));
-        }
-        let declared = request
-            .headers()
-            .get(poem::http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<usize>().ok());
-        if declared.is_some_and(|len| len > DRAIN_CAP) {
-            // Far too large to be worth reading: answer now (the connection closes).
-            return Err(HttpError::payload_too_large(limit));
-        }
-        let body = body
-            .take()
-            .map_err(|_| HttpError::invalid_json("the request body was already read"))?;
-        let bytes = read_limited(body, limit, declared).await?;
-        Self::parse(&bytes)
+        let value = read_json(request, body).await?;
+        let lead = validate_submission(&value)
+            .map_err(|violations| HttpError::validation_failed(field_errors(violations)))?;
+        Ok(Submitted { lead, body: value })
+    }
+}
+
+/// A lead body read and parsed by us, in a fixed order of checks: 415 (content type),
+/// 413 (size), 400 (JSON). The rules of its fields are the caller's.
+async fn read_json(
+    request: &Request,
+    body: &mut RequestBody,
+) -> Result<serde_json::Value, HttpError> {
+    let limit = request
+        .data::<Arc<ApiState>>()
+        .map_or(crate::state::DEFAULT_MAX_BODY_BYTES, |s| s.max_body_bytes);
+    let content_type = request.content_type();
+    if !content_type.is_some_and(is_json) {
+        return Err(HttpError::unsupported_media_type(content_type));
+    }
+    let declared = request
+        .headers()
+        .get(poem::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > DRAIN_CAP) {
+        // Far too large to be worth reading: answer now (the connection closes).
+        return Err(HttpError::payload_too_large(limit));
+    }
+    let body = body
+        .take()
+        .map_err(|_| HttpError::invalid_json("the request body was already read"))?;
+    let bytes = read_limited(body, limit, declared).await?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(HttpError::invalid_json(
+            "the request body is empty; send {\"lead\": {...}}",
+        ));
+    }
+    serde_json::from_slice(&bytes).map_err(|err| {
+        HttpError::invalid_json(format!("the request body is not valid JSON: {err}"))
+    })
+}
+
+/// The body of an update, or why it cannot be used; like [`LeadSubmission`], it never
+/// fails to extract, so the handler answers every case with the rate-limit headers.
+pub struct PatchSubmission(Result<ciq_leads::rules::LeadPatch, HttpError>);
+
+impl PatchSubmission {
+    /// The checked update, or the error to answer with.
+    pub fn into_patch(self) -> Result<ciq_leads::rules::LeadPatch, HttpError> {
+        self.0
+    }
+}
+
+impl<'a> ApiExtractor<'a> for PatchSubmission {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::RequestObject];
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        <Json<super::PatchLeadRequest> as Payload>::register(registry);
+    }
+
+    fn request_meta() -> Option<MetaRequest> {
+        Some(MetaRequest {
+            description: Some(
+                "The fields to change, wrapped in `lead`; `null` empties an optional one.",
+            ),
+            content: vec![MetaMediaType {
+                content_type: "application/json",
+                schema: <Json<super::PatchLeadRequest> as Payload>::schema_ref(),
+            }],
+            required: true,
+        })
+    }
+
+    async fn from_request(
+        request: &'a Request,
+        body: &mut RequestBody,
+        _param_opts: ExtractParamOptions<Self::ParamType>,
+    ) -> poem::Result<Self> {
+        let patch = match read_json(request, body).await {
+            Ok(value) => ciq_leads::rules::validate_patch(&value)
+                .map_err(|violations| HttpError::validation_failed(field_errors(violations))),
+            Err(err) => Err(err),
+        };
+        Ok(Self(patch))
     }
 }
 
@@ -101,22 +167,6 @@ async fn read_limited(
         .await
         .map_err(unreadable)?;
     Err(HttpError::payload_too_large(limit))
-}
-
-impl LeadSubmission {
-    fn parse(bytes: &[u8]) -> Result<Submitted, HttpError> {
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Err(HttpError::invalid_json(
-                "the request body is empty; send {\"lead\": {...}}",
-            ));
-        }
-        let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|err| {
-            HttpError::invalid_json(format!("the request body is not valid JSON: {err}"))
-        })?;
-        let lead = validate_submission(&value)
-            .map_err(|violations| HttpError::validation_failed(field_errors(violations)))?;
-        Ok(Submitted { lead, body: value })
-    }
 }
 
 /// `application/json`, with or without parameters such as `charset=utf-8`.

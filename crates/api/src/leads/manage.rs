@@ -1,5 +1,5 @@
-//! Reading and erasing leads: `GET /api/external/leads` (filtered, newest first,
-//! paged by an opaque cursor), `GET /api/external/leads/{id}`, `DELETE
+//! Reading, changing and erasing leads: `GET /api/external/leads` (filtered, newest
+//! first, paged by an opaque cursor), `GET`, `PATCH` and `DELETE
 //! /api/external/leads/{id}`. Every query carries the key's account; another account's
 //! lead answers exactly what a missing one does.
 
@@ -88,6 +88,80 @@ pub enum ReadResponse<T: ParseFromJSON + ToJSON> {
     ),
     /// Any other code of the error table, with its own status.
     Other(poem::http::StatusCode, Json<ErrorBody>),
+}
+
+/// Every answer of an update.
+#[derive(Debug, ApiResponse)]
+pub enum PatchResponse {
+    /// Updated: the lead as it is now.
+    #[oai(status = 200)]
+    Ok(Json<LeadFound>),
+    /// `invalid_json`: the body is not JSON.
+    #[oai(status = 400)]
+    BadRequest(Json<ErrorBody>),
+    /// `missing_api_key` / `invalid_api_key`.
+    #[oai(status = 401)]
+    Unauthorized(Json<ErrorBody>),
+    /// `insufficient_scope`: the key lacks `leads:write`.
+    #[oai(status = 403)]
+    Forbidden(Json<ErrorBody>),
+    /// `lead_not_found`: no such lead in this account.
+    #[oai(status = 404)]
+    NotFound(Json<ErrorBody>),
+    /// `duplicate_lead`: another lead of the account has this `external_id`.
+    #[oai(status = 409)]
+    Conflict(Json<ErrorBody>),
+    /// `payload_too_large`: the body exceeds the size limit.
+    #[oai(status = 413)]
+    PayloadTooLarge(Json<ErrorBody>),
+    /// `unsupported_media_type`: Content-Type is not application/json.
+    #[oai(status = 415)]
+    UnsupportedMediaType(Json<ErrorBody>),
+    /// `validation_failed`: field rules broken, every one in `details`.
+    #[oai(status = 422)]
+    ValidationFailed(Json<ErrorBody>),
+    /// `rate_limited`: over the key's limit.
+    #[oai(status = 429)]
+    RateLimited(
+        Json<ErrorBody>,
+        /// Seconds until a request will be admitted.
+        #[oai(header = "Retry-After")]
+        u64,
+    ),
+    /// `internal_error`: a fault of ours.
+    #[oai(status = 500)]
+    Internal(Json<ErrorBody>),
+    /// `service_unavailable`: the store cannot be reached.
+    #[oai(status = 503)]
+    Unavailable(
+        Json<ErrorBody>,
+        /// Seconds to wait before retrying.
+        #[oai(header = "Retry-After")]
+        u64,
+    ),
+    /// Any other code of the error table, with its own status.
+    Other(poem::http::StatusCode, Json<ErrorBody>),
+}
+
+impl From<HttpError> for PatchResponse {
+    fn from(err: HttpError) -> Self {
+        let wait = err.retry_after;
+        let body = Json(err.body());
+        match err.code {
+            ErrorCode::BadRequest | ErrorCode::InvalidJson => Self::BadRequest(body),
+            ErrorCode::MissingApiKey | ErrorCode::InvalidApiKey => Self::Unauthorized(body),
+            ErrorCode::InsufficientScope => Self::Forbidden(body),
+            ErrorCode::LeadNotFound => Self::NotFound(body),
+            ErrorCode::DuplicateLead => Self::Conflict(body),
+            ErrorCode::PayloadTooLarge => Self::PayloadTooLarge(body),
+            ErrorCode::UnsupportedMediaType => Self::UnsupportedMediaType(body),
+            ErrorCode::ValidationFailed => Self::ValidationFailed(body),
+            ErrorCode::RateLimited => Self::RateLimited(body, wait.unwrap_or(1)),
+            ErrorCode::InternalError => Self::Internal(body),
+            ErrorCode::ServiceUnavailable => Self::Unavailable(body, unavailable_wait(wait)),
+            _ => Self::Other(err.code.status(), body),
+        }
+    }
 }
 
 /// Every answer of an erase.
@@ -403,6 +477,53 @@ impl ManageLeadsApi {
         })
     }
 
+    /// Update a lead
+    ///
+    /// Changes the fields the body carries, with the create rules; `null` empties an
+    /// optional field; name, email, source, industry and status cannot be emptied;
+    /// unknown fields are refused. `api_key_id` stays the key that created the lead;
+    /// `updated_at` moves. Needs `leads:write`.
+    #[oai(
+        path = "/api/external/leads/:id",
+        method = "patch",
+        operation_id = "updateLead"
+    )]
+    async fn patch_lead(
+        &self,
+        auth: ApiKeyAuth,
+        /// The lead's id.
+        id: Path<String>,
+        submission: super::PatchSubmission,
+        state: Data<&Arc<ApiState>>,
+    ) -> Response<PatchResponse> {
+        let caller = auth.0;
+        let answer = async {
+            caller.require(Scope::LeadsWrite)?;
+            let patch = submission.into_patch()?;
+            let id = lead_id(&id.0)?;
+            let lead = state
+                .breaker
+                .guard(ciq_leads::store::update(
+                    &state.db,
+                    caller.key.user_id,
+                    id,
+                    patch,
+                ))
+                .await
+                .map_err(HttpError::service_unavailable)?
+                .map_err(lead_error)?;
+            Ok::<_, HttpError>(LeadFound {
+                success: true,
+                lead: lead.into(),
+            })
+        }
+        .await;
+        caller.answer(match answer {
+            Ok(found) => PatchResponse::Ok(Json(found)),
+            Err(err) => PatchResponse::from(err),
+        })
+    }
+
     /// Erase a lead
     ///
     /// Erases one lead of your account. A remembered `Idempotency-Key` answer holding
@@ -483,5 +604,6 @@ mod tests {
         let waits = [ErrorCode::RateLimited, ErrorCode::ServiceUnavailable];
         ciq_http::error::assert_variants_match_table::<ReadResponse<LeadFound>>(&waits);
         ciq_http::error::assert_variants_match_table::<EraseResponse>(&waits);
+        ciq_http::error::assert_variants_match_table::<PatchResponse>(&waits);
     }
 }

@@ -15,7 +15,7 @@ use ciq_http::{ErrorBody, ErrorCode, FieldError, HttpError, Timestamp};
 use ciq_leads::store::{LeadOwner, Remembered};
 use ciq_leads::{LeadError, Violation, group_commit, idempotency};
 
-pub use body::LeadSubmission;
+pub use body::{LeadSubmission, PatchSubmission};
 
 use crate::auth::ApiKeyAuth;
 use crate::money::Amount;
@@ -78,6 +78,44 @@ impl From<ciq_leads::LeadStatus> for LeadStatus {
             ciq_leads::LeadStatus::Lost => Self::Lost,
         }
     }
+}
+
+/// The fields an update may carry: any of a lead's, each following the create rules;
+/// `null` empties an optional field (name, email, source, industry and status cannot be
+/// emptied).
+#[derive(Debug, Object)]
+#[oai(deny_unknown_fields)]
+pub struct LeadChanges {
+    /// Lead's full name.
+    pub name: Option<String>,
+    /// Lead's email address.
+    pub email: Option<String>,
+    /// E.164 digits (see create); null empties it.
+    pub phone: Option<String>,
+    /// Lead source.
+    pub source: Option<String>,
+    /// Industry/vertical.
+    pub industry: Option<String>,
+    /// Lead quality score (1-10); null empties it.
+    pub score: Option<i32>,
+    /// new, contacted, qualified, lost.
+    pub status: Option<LeadStatus>,
+    /// Estimated monthly revenue; null empties it.
+    pub monthly_revenue: Option<Amount>,
+    /// Lead's budget; null empties it.
+    pub budget: Option<Amount>,
+    /// Additional notes; null empties them.
+    pub description: Option<String>,
+    /// Your own id for the lead, unique in your account; null empties it.
+    pub external_id: Option<String>,
+}
+
+/// Body of an update.
+#[derive(Debug, Object)]
+#[oai(deny_unknown_fields)]
+pub struct PatchLeadRequest {
+    /// The fields to change.
+    pub lead: LeadChanges,
 }
 
 /// Body of a create request.

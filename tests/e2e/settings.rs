@@ -103,6 +103,7 @@ async fn the_settings_page_requires_sign_in_and_serves_the_owners_keys() {
             ("csrf", csrf.as_str()),
             ("name", "Website <form>"),
             ("expires_in_days", "30"),
+            ("scope_create", "on"),
         ])
         .send()
         .await
@@ -119,10 +120,61 @@ async fn the_settings_page_requires_sign_in_and_serves_the_owners_keys() {
     assert_eq!(listed.len(), 1);
     assert!(listed[0].expires_at.is_some());
 
+    assert_eq!(listed[0].scopes.names(), ["leads:create"]);
+
     // Shown once: the page never carries the key again.
     let (_, html) = keys_page(&app, &client).await;
     assert!(!html.contains(key));
     assert!(html.contains(&listed[0].display_prefix));
+
+    // The form offers every permission, create ticked; the table says what each key may do.
+    assert!(html.contains("name=\"scope_create\" value=\"on\" checked"));
+    assert!(html.contains("name=\"scope_read\" value=\"on\">"));
+    assert!(html.contains("<td>leads:create</td>"));
+    let generate = |fields: Vec<(&'static str, &'static str)>| {
+        let csrf = hidden_csrf(&html);
+        let client = client.clone();
+        let url = format!("{}/settings/api-keys", app.base_url);
+        async move {
+            let mut form = vec![
+                ("csrf".to_owned(), csrf),
+                ("name".to_owned(), "CRM sync".to_owned()),
+            ];
+            form.extend(
+                fields
+                    .into_iter()
+                    .map(|(k, v)| (k.to_owned(), v.to_owned())),
+            );
+            client.post(url).form(&form).send().await.unwrap()
+        }
+    };
+    let resp = generate(vec![("scope_read", "on"), ("scope_write", "on")]).await;
+    assert_eq!(resp.status(), 201);
+    let listed = ciq_admin::keys::list_keys(&app.db, user).await.unwrap();
+    let crm = listed.iter().find(|k| k.name == "CRM sync").unwrap();
+    assert_eq!(crm.scopes.names(), ["leads:read", "leads:write"]);
+    assert!(
+        resp.text()
+            .await
+            .unwrap()
+            .contains("<td>leads:read, leads:write</td>")
+    );
+    // Nothing ticked: refused, nothing made.
+    let resp = generate(vec![]).await;
+    assert_eq!(resp.status(), 422);
+    assert!(
+        resp.text()
+            .await
+            .unwrap()
+            .contains("Choose at least one thing the key may do.")
+    );
+    assert_eq!(
+        ciq_admin::keys::list_keys(&app.db, user)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -526,6 +526,24 @@ struct GenerateForm {
     csrf: String,
     name: String,
     expires_in_days: Option<u32>,
+    scope_create: Option<String>,
+    scope_read: Option<String>,
+    scope_write: Option<String>,
+}
+
+impl GenerateForm {
+    /// The ticked permissions.
+    fn scopes(&self) -> Vec<ciq_admin::Scope> {
+        [
+            (&self.scope_create, ciq_admin::Scope::LeadsCreate),
+            (&self.scope_read, ciq_admin::Scope::LeadsRead),
+            (&self.scope_write, ciq_admin::Scope::LeadsWrite),
+        ]
+        .into_iter()
+        .filter(|(ticked, _)| ticked.is_some())
+        .map(|(_, scope)| scope)
+        .collect()
+    }
 }
 
 fn settings_actor(req: &Request, state: &ConsoleState) -> Actor {
@@ -570,9 +588,18 @@ async fn generate(
         .expires_in_days
         .filter(|d| *d > 0)
         .map(|d| ciq_entity::now() + chrono::TimeDelta::days(i64::from(d)));
+    let scopes = form.scopes();
+    if scopes.is_empty() {
+        let flash = Flash {
+            error: Some("Choose at least one thing the key may do.".into()),
+            ..Flash::default()
+        };
+        return render_keys(&state, &session, StatusCode::UNPROCESSABLE_ENTITY, flash).await;
+    }
     let new = NewKey {
         name: form.name.clone(),
         expires_at,
+        scopes: ciq_admin::Scopes::of(&scopes),
         ..NewKey::default()
     };
     let created = keys::create_key(

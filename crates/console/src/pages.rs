@@ -41,6 +41,26 @@ pub fn content_security_policy() -> &'static str {
     })
 }
 
+/// The permissions the generate form offers: the form field, the scope, and what it
+/// allows in a plain sentence.
+pub const SCOPE_CHOICES: [(&str, ciq_admin::Scope, &str); 3] = [
+    (
+        "scope_create",
+        ciq_admin::Scope::LeadsCreate,
+        "send new leads (web forms, CRMs, scripts)",
+    ),
+    (
+        "scope_read",
+        ciq_admin::Scope::LeadsRead,
+        "read and list your leads",
+    ),
+    (
+        "scope_write",
+        ciq_admin::Scope::LeadsWrite,
+        "change and erase your leads",
+    ),
+];
+
 /// What the keys page shows besides the list.
 #[derive(Default)]
 pub struct Flash {
@@ -54,6 +74,7 @@ pub struct Flash {
 
 const STYLE: &str = r#"
 .sr-only { position:absolute; left:-9999px; }
+fieldset.scopes { border:0; padding:0; margin:.75rem 0 0; } fieldset.scopes div { margin:.25rem 0; }
 :root { --ink:#1d2433; --muted:#5b6477; --line:#e3e7ee; --brand:#3b5bdb; --bg:#f6f8fb; --ok:#2b8a3e; --bad:#c92a2a; --warn:#e67700; }
 * { box-sizing: border-box; }
 body { margin:0; font:16px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif; color:var(--ink); background:var(--bg); }
@@ -261,6 +282,16 @@ pub fn keys(
                         }
                         button type="submit" { "Generate key" }
                     }
+                    fieldset.scopes {
+                        legend { "What the key may do" }
+                        @for (field, scope, sentence) in SCOPE_CHOICES {
+                            div {
+                                input type="checkbox" id=(field) name=(field) value="on" checked[scope == ciq_admin::Scope::LeadsCreate];
+                                " "
+                                label for=(field) { strong { (scope.as_str()) } " — " (sentence) }
+                            }
+                        }
+                    }
                 }
             }
             section.card aria-labelledby="keys-title" {
@@ -270,7 +301,7 @@ pub fn keys(
                 } @else {
                     table {
                         thead { tr {
-                            th scope="col" { "Name" } th scope="col" { "Key" } th scope="col" { "Status" }
+                            th scope="col" { "Name" } th scope="col" { "Key" } th scope="col" { "Status" } th scope="col" { "May" }
                             th scope="col" { "Limit / min" } th scope="col" { "Created" } th scope="col" { "Last used" }
                             th scope="col" { "Expires" } th scope="col" { span class="sr-only" { "Actions" } }
                         } }
@@ -280,6 +311,7 @@ pub fn keys(
                                     td { (key.name) }
                                     td { code { (key.display_prefix) "…" } }
                                     td { span class=(format!("badge {}", key.status)) { (key.status) } }
+                                    td { (key.scopes.names().join(", ")) }
                                     td { (key.rate_limit_per_minute.map_or_else(|| default_limit.to_string(), |l| l.to_string())) }
                                     td { (when(Some(key.created_at))) }
                                     td { (when(key.last_used_at)) }

@@ -62,71 +62,74 @@ fn example_lead() -> Value {
         "external_id": "crm-4711", "api_key_id": "0199a3c1-5b2c-7d3e-8f40-2a3b4c5d6e7f"})
 }
 
+/// The example of an error status every lead operation shares (`scope`: the one a 403
+/// names); `None` for a status without one.
+fn error_for(status: &str, scope: &str) -> Option<Value> {
+    let (code, message, details) = match status {
+        "401" => (
+            ErrorCode::MissingApiKey,
+            ErrorCode::MissingApiKey.default_message().to_owned(),
+            json!([]),
+        ),
+        "403" => (
+            ErrorCode::InsufficientScope,
+            format!("this operation needs an API key with the {scope} scope"),
+            json!([]),
+        ),
+        "404" => (
+            ErrorCode::LeadNotFound,
+            ErrorCode::LeadNotFound.default_message().to_owned(),
+            json!([]),
+        ),
+        "422" => (
+            ErrorCode::ValidationFailed,
+            "1 field rule was broken; see details".to_owned(),
+            json!([{"field": "limit", "message": "must be a whole number from 1 to 200"}]),
+        ),
+        "400" => (
+            ErrorCode::InvalidJson,
+            "the request body is not valid JSON: expected value at line 1 column 1".to_owned(),
+            json!([]),
+        ),
+        "409" => {
+            return Some(json!({"success": false, "error": {
+                "code": "duplicate_lead",
+                "message": ErrorCode::DuplicateLead.default_message(),
+                "details": [],
+                "lead_id": "0199a3c2-7a1e-7cc0-9a57-5d8e6f1b2c3d"}}));
+        }
+        "413" => (
+            ErrorCode::PayloadTooLarge,
+            "the request body must be at most 65536 bytes".to_owned(),
+            json!([]),
+        ),
+        "415" => (
+            ErrorCode::UnsupportedMediaType,
+            "Content-Type must be application/json (the header is missing)".to_owned(),
+            json!([]),
+        ),
+        "429" => (
+            ErrorCode::RateLimited,
+            "rate limit of 100 requests per 60 seconds exceeded; retry in 12 s".to_owned(),
+            json!([]),
+        ),
+        "500" => (
+            ErrorCode::InternalError,
+            ErrorCode::InternalError.default_message().to_owned(),
+            json!([]),
+        ),
+        "503" => (
+            ErrorCode::ServiceUnavailable,
+            ErrorCode::ServiceUnavailable.default_message().to_owned(),
+            json!([]),
+        ),
+        _ => return None,
+    };
+    Some(error_example(code, &message, details))
+}
+
 /// Examples for every status of the reading and erasing operations.
 fn add_manage_examples(doc: &mut Value) {
-    let error = |status: &str, scope: &str| -> Option<Value> {
-        let (code, message, details) = match status {
-            "401" => (
-                ErrorCode::MissingApiKey,
-                ErrorCode::MissingApiKey.default_message().to_owned(),
-                json!([]),
-            ),
-            "403" => (
-                ErrorCode::InsufficientScope,
-                format!("this operation needs an API key with the {scope} scope"),
-                json!([]),
-            ),
-            "404" => (
-                ErrorCode::LeadNotFound,
-                ErrorCode::LeadNotFound.default_message().to_owned(),
-                json!([]),
-            ),
-            "422" => (
-                ErrorCode::ValidationFailed,
-                "1 field rule was broken; see details".to_owned(),
-                json!([{"field": "limit", "message": "must be a whole number from 1 to 200"}]),
-            ),
-            "400" => (
-                ErrorCode::InvalidJson,
-                "the request body is not valid JSON: expected value at line 1 column 1".to_owned(),
-                json!([]),
-            ),
-            "409" => {
-                return Some(json!({"success": false, "error": {
-                    "code": "duplicate_lead",
-                    "message": ErrorCode::DuplicateLead.default_message(),
-                    "details": [],
-                    "lead_id": "0199a3c2-7a1e-7cc0-9a57-5d8e6f1b2c3d"}}));
-            }
-            "413" => (
-                ErrorCode::PayloadTooLarge,
-                "the request body must be at most 65536 bytes".to_owned(),
-                json!([]),
-            ),
-            "415" => (
-                ErrorCode::UnsupportedMediaType,
-                "Content-Type must be application/json (the header is missing)".to_owned(),
-                json!([]),
-            ),
-            "429" => (
-                ErrorCode::RateLimited,
-                "rate limit of 100 requests per 60 seconds exceeded; retry in 12 s".to_owned(),
-                json!([]),
-            ),
-            "500" => (
-                ErrorCode::InternalError,
-                ErrorCode::InternalError.default_message().to_owned(),
-                json!([]),
-            ),
-            "503" => (
-                ErrorCode::ServiceUnavailable,
-                ErrorCode::ServiceUnavailable.default_message().to_owned(),
-                json!([]),
-            ),
-            _ => return None,
-        };
-        Some(error_example(code, &message, details))
-    };
     let operations = [
         (
             "/api/external/leads",
@@ -160,7 +163,7 @@ fn add_manage_examples(doc: &mut Value) {
             let example = if status == "200" {
                 ok.clone()
             } else {
-                error(&status, scope)
+                error_for(&status, scope)
             };
             if let Some(example) = example {
                 set_example(op, &status, example);
@@ -229,50 +232,10 @@ fn add_examples(doc: &mut Value) {
     let examples = [
         ("201", json!({"success": true, "lead": lead})),
         (
-            "400",
-            error_example(
-                ErrorCode::InvalidJson,
-                "the request body is not valid JSON: expected value at line 1 column 1",
-                json!([]),
-            ),
-        ),
-        (
-            "401",
-            error_example(
-                ErrorCode::MissingApiKey,
-                ErrorCode::MissingApiKey.default_message(),
-                json!([]),
-            ),
-        ),
-        (
-            "403",
-            error_example(
-                ErrorCode::InsufficientScope,
-                "this operation needs an API key with the leads:create scope",
-                json!([]),
-            ),
-        ),
-        (
-            "409",
-            json!({"success": false, "error": {
-                "code": "duplicate_lead",
-                "message": ErrorCode::DuplicateLead.default_message(),
-                "details": [],
-                "lead_id": "0199a3c2-7a1e-7cc0-9a57-5d8e6f1b2c3d"}}),
-        ),
-        (
             "410",
             error_example(
                 ErrorCode::LeadDeleted,
                 ErrorCode::LeadDeleted.default_message(),
-                json!([]),
-            ),
-        ),
-        (
-            "413",
-            error_example(
-                ErrorCode::PayloadTooLarge,
-                "the request body must be at most 65536 bytes",
                 json!([]),
             ),
         ),
@@ -295,32 +258,12 @@ fn add_examples(doc: &mut Value) {
                 ]),
             ),
         ),
-        (
-            "429",
-            error_example(
-                ErrorCode::RateLimited,
-                "rate limit of 100 requests per 60 seconds exceeded; retry in 12 s",
-                json!([]),
-            ),
-        ),
-        (
-            "500",
-            error_example(
-                ErrorCode::InternalError,
-                ErrorCode::InternalError.default_message(),
-                json!([]),
-            ),
-        ),
-        (
-            "503",
-            error_example(
-                ErrorCode::ServiceUnavailable,
-                ErrorCode::ServiceUnavailable.default_message(),
-                json!([]),
-            ),
-        ),
     ];
-    for (status, example) in examples {
+    let shared = ["400", "401", "403", "409", "413", "429", "500", "503"].map(|status| {
+        let example = error_for(status, "leads:create").expect("every lead error status has one");
+        (status, example)
+    });
+    for (status, example) in examples.into_iter().chain(shared) {
         set_example(op, status, example);
     }
     // A refused key is no authenticated request: no rate-limit state to report. Only a

@@ -466,23 +466,14 @@ mod unknown_outcome_tests {
     use std::sync::Arc;
     use std::time::Duration;
 
-    use sea_orm::{ActiveModelTrait, ConnectionTrait, Database};
+    use sea_orm::ActiveModelTrait;
     use tokio::sync::oneshot;
 
     use super::{Job, answer_unknown};
 
     #[tokio::test]
     async fn a_batch_whose_commit_is_unknown_is_answered_by_what_is_stored() {
-        let db = Database::connect("sqlite::memory:").await.unwrap();
-        db.execute_unprepared(
-            "CREATE TABLE leads (id uuid_text PRIMARY KEY, user_id uuid_text NOT NULL,
-             api_key_id uuid_text NOT NULL, name TEXT NOT NULL, email TEXT NOT NULL,
-             phone TEXT, source TEXT NOT NULL, industry TEXT NOT NULL, score INTEGER,
-             status TEXT NOT NULL, monthly_revenue_cents BIGINT, budget_cents BIGINT,
-             description TEXT, created_at TEXT NOT NULL, external_id TEXT, updated_at TEXT)",
-        )
-        .await
-        .unwrap();
+        let db = super::tests::store().await;
         let breaker = ciq_store::Breaker::new(db.clone(), Duration::from_secs(5));
         let rows: Vec<ciq_entity::lead::Model> = (0..4)
             .map(|i| super::tests::row(&format!("lead {i}")))
@@ -533,7 +524,8 @@ mod tests {
     const PATIENT: Duration = Duration::from_secs(30);
     use ciq_entity::lead;
 
-    async fn store() -> DatabaseConnection {
+    /// An in-memory SQLite store with the leads table as the migrations make it.
+    pub(super) async fn store() -> DatabaseConnection {
         let db = Database::connect("sqlite::memory:").await.unwrap();
         db.execute_unprepared(
             "CREATE TABLE leads (id uuid_text PRIMARY KEY, user_id uuid_text NOT NULL,

@@ -14,6 +14,7 @@ mod m20261126_000006_create_idempotency_keys;
 mod m20261201_000007_add_users_sessions_valid_after;
 mod m20261201_000008_add_api_keys_version;
 mod m20261201_000009_manage_leads;
+mod m20261201_000010_add_api_keys_allowed_origins;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000007_add_users_sessions_valid_after::Migration),
             Box::new(m20261201_000008_add_api_keys_version::Migration),
             Box::new(m20261201_000009_manage_leads::Migration),
+            Box::new(m20261201_000010_add_api_keys_allowed_origins::Migration),
         ]
     }
 }

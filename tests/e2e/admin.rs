@@ -354,6 +354,39 @@ async fn mistakes_are_named_errors(app: TestApp) {
         (status, body["error"]["details"][0]["field"].as_str()),
         (422, Some("expires_at"))
     );
+    for body in [
+        json!({"name": "k", "scopes": ["leads:read"], "allowed_origins": ["https://shop.example"]}),
+        json!({"name": "k", "allowed_origins": ["https://shop.example/form"]}),
+    ] {
+        let (status, body) = admin(&app, "POST", &format!("/users/{user}/keys"), Some(body)).await;
+        assert_eq!(
+            (status, body["error"]["details"][0]["field"].as_str()),
+            (422, Some("allowed_origins"))
+        );
+    }
+    let (status, web) = admin(
+        &app,
+        "POST",
+        &format!("/users/{user}/keys"),
+        Some(json!({"name": "web", "allowed_origins": ["https://Shop.example"]})),
+    )
+    .await;
+    assert_eq!(
+        (status, &web["allowed_origins"]),
+        (201, &json!(["https://shop.example"]))
+    );
+    let (_, listed) = admin(&app, "GET", &format!("/users/{user}/keys"), None).await;
+    assert_eq!(
+        listed["keys"][0]["allowed_origins"],
+        json!(["https://shop.example"])
+    );
+    admin(
+        &app,
+        "POST",
+        &format!("/keys/{}/revoke", web["id"].as_str().unwrap()),
+        None,
+    )
+    .await;
 
     let mut last = Value::Null;
     for _ in 0..ciq_admin::keys::MAX_ACTIVE_KEYS_PER_USER {

@@ -2,6 +2,7 @@
 
 mod admin;
 mod auth;
+mod browser_keys;
 mod docs;
 mod errors;
 mod faults;

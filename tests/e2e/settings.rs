@@ -130,7 +130,7 @@ async fn the_settings_page_requires_sign_in_and_serves_the_owners_keys() {
     // The form offers every permission, create ticked; the table says what each key may do.
     assert!(html.contains("name=\"scope_create\" value=\"on\" checked"));
     assert!(html.contains("name=\"scope_read\" value=\"on\">"));
-    assert!(html.contains("<td>leads:create</td>"));
+    assert!(html.contains("<td data-label=\"May\">leads:create</td>"));
     let generate = |fields: Vec<(&'static str, &'static str)>| {
         let csrf = hidden_csrf(&html);
         let client = client.clone();
@@ -157,7 +157,7 @@ async fn the_settings_page_requires_sign_in_and_serves_the_owners_keys() {
         resp.text()
             .await
             .unwrap()
-            .contains("<td>leads:read, leads:write</td>")
+            .contains("<td data-label=\"May\">leads:read, leads:write</td>")
     );
     // Nothing ticked: refused, nothing made.
     let resp = generate(vec![]).await;
@@ -174,6 +174,60 @@ async fn the_settings_page_requires_sign_in_and_serves_the_owners_keys() {
             .unwrap()
             .len(),
         2
+    );
+    // A browser key: only "create" ticked, with the page's origins.
+    assert!(html.contains("name=\"allowed_origins\""));
+    let resp = generate(vec![
+        ("scope_create", "on"),
+        (
+            "allowed_origins",
+            "https://WWW.Shop.example/\r\nhttps://shop.example",
+        ),
+    ])
+    .await;
+    assert_eq!(resp.status(), 201);
+    assert!(
+        resp.text()
+            .await
+            .unwrap()
+            .contains("from https://www.shop.example, https://shop.example")
+    );
+    // Origins on a key that may read, or that are no origins: refused, saying why.
+    for (fields, why) in [
+        (
+            vec![
+                ("scope_create", "on"),
+                ("scope_read", "on"),
+                ("allowed_origins", "https://shop.example"),
+            ],
+            "only scope is leads:create",
+        ),
+        (
+            vec![
+                ("scope_create", "on"),
+                ("allowed_origins", "https://shop.example/contact *"),
+            ],
+            "an origin has no path",
+        ),
+    ] {
+        let resp = generate(fields).await;
+        assert_eq!(resp.status(), 422);
+        let page = resp.text().await.unwrap();
+        assert!(
+            page.contains("allowed origins: ") && page.contains(why),
+            "{why}"
+        );
+    }
+    let listed = ciq_admin::keys::list_keys(&app.db, user).await.unwrap();
+    assert_eq!(listed.len(), 3);
+    let web = listed
+        .iter()
+        .filter(|k| !k.allowed_origins.is_empty())
+        .collect::<Vec<_>>();
+    assert_eq!(web.len(), 1);
+    assert_eq!(
+        web[0].allowed_origins.to_stored(),
+        "https://www.shop.example https://shop.example"
     );
 }
 

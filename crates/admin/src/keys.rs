@@ -55,6 +55,9 @@ pub struct NewKey {
     pub expires_at: Option<DateTime<Utc>>,
     /// What the key may do.
     pub scopes: crate::Scopes,
+    /// Web origins the key may be used from, as typed (checked and normalised when
+    /// the key is made); only for a key whose only scope is `leads:create`.
+    pub allowed_origins: Vec<String>,
 }
 
 /// A key as listed to its owner or an operator: never the secret, never the hash.
@@ -82,6 +85,8 @@ pub struct KeySummary {
     pub revoked_at: Option<DateTime<Utc>>,
     /// What the key may do.
     pub scopes: crate::Scopes,
+    /// Web origins the key may be used from (empty: servers and scripts only).
+    pub allowed_origins: crate::AllowedOrigins,
 }
 
 impl From<api_key::Model> for KeySummary {
@@ -99,6 +104,7 @@ impl From<api_key::Model> for KeySummary {
             expires_at: row.expires_at,
             revoked_at: row.revoked_at,
             scopes: crate::Scopes::from_stored(&row.scopes),
+            allowed_origins: crate::AllowedOrigins::from_stored(&row.allowed_origins),
         }
     }
 }
@@ -183,7 +189,7 @@ pub async fn create_key(
 /// The rules of a new key's fields, checked before any work: a name (default
 /// "API key") of at most [`MAX_KEY_NAME_LEN`] characters without control characters
 /// (it is printed in terminals by `keys list`), a limit in range, an expiry in the
-/// future.
+/// future, origins only on a create-only key and each a web origin.
 fn checked(new: NewKey) -> Result<NewKey, AdminError> {
     let name = match new.name.trim() {
         "" => "API key".to_owned(),
@@ -215,7 +221,20 @@ fn checked(new: NewKey) -> Result<NewKey, AdminError> {
             rule: "must be in the future".into(),
         });
     }
-    Ok(NewKey { name, ..new })
+    let origins = crate::AllowedOrigins::parse(&new.allowed_origins)
+        .and_then(|origins| {
+            crate::origins::check_origins_allowed(new.scopes, &origins)?;
+            Ok(origins)
+        })
+        .map_err(|rule| AdminError::Invalid {
+            field: "allowed_origins",
+            rule,
+        })?;
+    Ok(NewKey {
+        name,
+        allowed_origins: origins.iter().map(str::to_owned).collect(),
+        ..new
+    })
 }
 
 /// Takes the owner's row for the rest of the transaction (a row lock on PostgreSQL,
@@ -349,6 +368,10 @@ pub async fn roll_key(
             .and_then(|l| u32::try_from(l).ok()),
         expires_at: old.expires_at,
         scopes: crate::Scopes::from_stored(&old.scopes),
+        allowed_origins: crate::AllowedOrigins::from_stored(&old.allowed_origins)
+            .iter()
+            .map(str::to_owned)
+            .collect(),
     };
     let (row, plain) = new_key_row(hasher, old.user_id, new).await?;
     let actor = actor.clone();
@@ -470,6 +493,7 @@ async fn new_key_row(
         revoked_at: Set(None),
         version: Set(0),
         scopes: Set(new.scopes.to_stored()),
+        allowed_origins: Set(new.allowed_origins.join(" ")),
     };
     Ok((row, plain))
 }

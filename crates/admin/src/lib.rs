@@ -4,6 +4,7 @@
 //!   (checksum first, so a mistyped key never reaches the database).
 //! - [`hashing`]: argon2id hashing and verification of secrets.
 //! - [`users`] and [`keys`]: creating users, creating, listing and revoking keys.
+//! - [`scopes`] and [`origins`]: what a key may do, and the web pages it may be used from.
 //! - [`verifier`]: the hot-path check of a presented key, with its cache.
 //! - [`sessions`]: Settings sign-in sessions (database or Redis).
 //! - [`operator`]: the operator API `/admin/v1`, its document, and the probes.
@@ -13,6 +14,7 @@ pub mod hashing;
 pub mod key;
 pub mod keys;
 pub mod operator;
+pub mod origins;
 pub mod scopes;
 pub mod sessions;
 pub mod users;
@@ -22,5 +24,6 @@ pub use error::AdminError;
 pub use hashing::SecretHasher;
 pub use key::{KeyFormatError, ParsedKey, PlaintextKey};
 pub use keys::{KeySummary, NewKey};
+pub use origins::AllowedOrigins;
 pub use scopes::{Scope, Scopes};
 pub use verifier::{KeyVerifier, VerifiedKey, VerifyError};

@@ -43,7 +43,7 @@ pub const CACHE_TTL: Duration = Duration::from_secs(600);
 const CHANGE_MARGIN: chrono::TimeDelta = chrono::TimeDelta::seconds(5);
 
 /// The authenticated caller: which key, whose account, what limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedKey {
     /// The key's id.
     pub key_id: Uuid,
@@ -53,6 +53,8 @@ pub struct VerifiedKey {
     pub rate_limit_per_minute: Option<u32>,
     /// What the key may do.
     pub scopes: crate::Scopes,
+    /// The web origins it may be used from (none: not a browser key).
+    pub allowed_origins: crate::AllowedOrigins,
 }
 
 /// Why a presented key was refused.
@@ -86,6 +88,7 @@ struct CachedKey {
     /// The row's `version` when it was read.
     version: i64,
     scopes: crate::Scopes,
+    allowed_origins: crate::AllowedOrigins,
 }
 
 #[derive(Debug)]
@@ -363,6 +366,7 @@ impl KeyVerifier {
             revoked: row.revoked_at.is_some(),
             version: row.version,
             scopes: crate::Scopes::from_stored(&row.scopes),
+            allowed_origins: crate::AllowedOrigins::from_stored(&row.allowed_origins),
         }))
     }
 
@@ -475,5 +479,6 @@ fn check(cached: &CachedKey, digest: &[u8; 32]) -> Result<VerifiedKey, VerifyErr
         user_id: cached.user_id,
         rate_limit_per_minute: cached.rate_limit_per_minute,
         scopes: cached.scopes,
+        allowed_origins: cached.allowed_origins.clone(),
     })
 }

@@ -18,10 +18,14 @@ use crate::state::ApiState;
 /// The authenticated caller and the limiter's decision for this request. A handler
 /// that takes this parameter can only run for a valid, admitted key, and the tenant
 /// it writes under comes from here, never from the request body.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Caller {
     /// The verified key and its owner.
     pub key: VerifiedKey,
+    /// The web origin this browser request came from when the key does not allow it
+    /// (refused by [`Caller::require`], after the scope); `None` for requests without
+    /// `Origin`, from the gateway's own pages, or from an allowed origin.
+    pub refused_origin: Option<String>,
     /// The rate-limit decision, for the response headers.
     pub decision: Decision,
     /// Window length in seconds, for the `RateLimit-Policy` header.
@@ -73,8 +77,10 @@ async fn authenticate(req: &Request, api_key: ApiKey) -> poem::Result<Caller> {
         .await;
     ciq_http::metrics::record_decision_latency(asked.elapsed());
     ciq_http::metrics::record_decision("key", decision.allowed);
+    let refused_origin = foreign_origin(req, &key, state.trust_forwarded_for);
     let caller = Caller {
         key,
+        refused_origin,
         decision,
         window_secs: state.limits.window_secs(),
     };
@@ -86,6 +92,40 @@ async fn authenticate(req: &Request, api_key: ApiKey) -> poem::Result<Caller> {
         )));
     }
     Ok(caller)
+}
+
+/// The `Origin` of a browser request that `key` may not serve: present, not the
+/// gateway's own (Swagger UI at `/docs` is), and not among the key's allowed origins.
+/// `null` (sandboxed pages, local files) is never allowed.
+fn foreign_origin(req: &Request, key: &VerifiedKey, trust_forwarded_for: bool) -> Option<String> {
+    let header = req.headers().get(poem::http::header::ORIGIN)?;
+    let text = String::from_utf8_lossy(header.as_bytes());
+    let Some(origin) = ciq_admin::origins::request_origin(&text) else {
+        return Some(text.into_owned());
+    };
+    if key.allowed_origins.allows(&origin) || is_own_origin(req, &origin, trust_forwarded_for) {
+        return None;
+    }
+    Some(origin)
+}
+
+/// Whether `origin` names the host the request was sent to (the gateway's own pages),
+/// or — behind a trusted proxy — the host the client asked the proxy for.
+fn is_own_origin(req: &Request, origin: &str, trust_forwarded_for: bool) -> bool {
+    let scheme = origin
+        .split_once("://")
+        .map_or("https", |(scheme, _)| scheme);
+    let forwarded = trust_forwarded_for
+        .then(|| req.headers().get("x-forwarded-host"))
+        .flatten();
+    [forwarded, req.headers().get(poem::http::header::HOST)]
+        .into_iter()
+        .flatten()
+        .filter_map(|host| host.to_str().ok())
+        .any(|host| {
+            ciq_admin::origins::request_origin(&format!("{scheme}://{}", host.trim()))
+                .is_some_and(|own| own == origin)
+        })
 }
 
 fn refusal(err: VerifyError) -> HttpError {
@@ -153,15 +193,34 @@ fn failures_verdict(state: &ApiState, decision: &Decision) -> poem::Result<()> {
 }
 
 impl Caller {
-    /// 403 `insufficient_scope` naming `scope` unless the key has it. Checked on every
-    /// request, cached keys included: the scopes travel with the verified key.
+    /// 403 `insufficient_scope` naming `scope` unless the key has it, then 403
+    /// `origin_not_allowed` for a browser request from an origin the key does not
+    /// allow. Checked on every request, cached keys included: scopes and origins
+    /// travel with the verified key.
     pub fn require(&self, scope: ciq_admin::Scope) -> Result<(), HttpError> {
-        if self.key.scopes.allows(scope) {
-            return Ok(());
+        if !self.key.scopes.allows(scope) {
+            return Err(HttpError::with_message(
+                ciq_http::ErrorCode::InsufficientScope,
+                format!("this operation needs an API key with the {scope} scope"),
+            ));
         }
+        let Some(origin) = &self.refused_origin else {
+            return Ok(());
+        };
+        let message = if self.key.allowed_origins.is_empty() {
+            format!(
+                "this API key may not be used from a web page (origin {origin}); make a key \
+                 with only the leads:create scope and allow this origin in Settings → API Key"
+            )
+        } else {
+            format!(
+                "this API key may not be used from {origin}; its owner can allow that origin \
+                 in Settings → API Key"
+            )
+        };
         Err(HttpError::with_message(
-            ciq_http::ErrorCode::InsufficientScope,
-            format!("this operation needs an API key with the {scope} scope"),
+            ciq_http::ErrorCode::OriginNotAllowed,
+            message,
         ))
     }
 

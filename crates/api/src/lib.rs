@@ -2,7 +2,9 @@
 //! scripts) call with a `ciq_` key in `X-API-Key`.
 //!
 //! - [`leads`]: `POST /api/external/leads/create`, as the reference promises it.
-//! - [`auth`]: the `X-API-Key` scheme, the key's rate limit and its headers.
+//! - [`auth`]: the `X-API-Key` scheme, the key's rate limit and its headers, scopes and
+//!   origins.
+//! - [`cors`]: preflights and CORS headers of the paths browser keys may post to.
 //! - [`openapi`]: the public OpenAPI document (`/openapi.json`) and Swagger UI
 //!   (`/docs`), integrators' operations only.
 //!
@@ -10,6 +12,7 @@
 //! maps it to the HTTP contract.
 
 pub mod auth;
+pub mod cors;
 pub mod leads;
 pub mod money;
 pub mod openapi;
@@ -52,6 +55,8 @@ pub fn attach(route: Route, state: Arc<ApiState>) -> Route {
             }
             endpoint.call(req).await
         })
+        // Outermost: a preflight is answered before anything counts it.
+        .around(cors::handle)
         .data(state);
     route
         .at(

@@ -529,9 +529,21 @@ struct GenerateForm {
     scope_create: Option<String>,
     scope_read: Option<String>,
     scope_write: Option<String>,
+    /// Web origins, one per line (or separated by spaces or commas).
+    #[serde(default)]
+    allowed_origins: String,
 }
 
 impl GenerateForm {
+    /// The origins typed, one per entry.
+    fn origins(&self) -> Vec<String> {
+        self.allowed_origins
+            .split(|c: char| c.is_whitespace() || c == ',')
+            .filter(|o| !o.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
     /// The ticked permissions.
     fn scopes(&self) -> Vec<ciq_admin::Scope> {
         [
@@ -600,6 +612,7 @@ async fn generate(
         name: form.name.clone(),
         expires_at,
         scopes: ciq_admin::Scopes::of(&scopes),
+        allowed_origins: form.origins(),
         ..NewKey::default()
     };
     let created = keys::create_key(

@@ -89,7 +89,7 @@ h2 { font-size:18px; margin:0 0 12px; }
 p.lead { color:var(--muted); margin:0 0 24px; }
 section.card { background:#fff; border:1px solid var(--line); border-radius:10px; padding:20px 24px; margin-bottom:20px; }
 label { display:block; font-weight:600; margin-bottom:4px; }
-input[type=text], input[type=email], input[type=password], select { font:inherit; padding:8px 10px; border:1px solid #c5ccd8; border-radius:6px; min-width:220px; }
+input[type=text], input[type=email], input[type=password], input[type=date], select, textarea { font:inherit; padding:8px 10px; border:1px solid #c5ccd8; border-radius:6px; min-width:220px; }
 input:focus, select:focus, button:focus, a:focus { outline:3px solid #a5b8ff; outline-offset:1px; }
 .row { display:flex; gap:16px; align-items:flex-end; flex-wrap:wrap; }
 button, .button { font:inherit; font-weight:600; padding:8px 14px; border-radius:6px; border:1px solid var(--brand); background:var(--brand); color:#fff; cursor:pointer; text-decoration:none; display:inline-block; }
@@ -121,6 +121,17 @@ ul.history li { padding:6px 0; border-bottom:1px solid var(--line); }
 "#;
 
 const COPY_SCRIPT: &str = r#"
+var originsField = document.querySelector('[data-origins-field]');
+if (originsField) {
+  var boxes = ['scope_create', 'scope_read', 'scope_write'].map(function (id) { return document.getElementById(id); });
+  var onlyCreate = function () { return boxes[0].checked && !boxes[1].checked && !boxes[2].checked; };
+  var sync = function () {
+    originsField.hidden = !onlyCreate();
+    document.getElementById('allowed-origins').disabled = !onlyCreate();
+  };
+  boxes.forEach(function (box) { box.addEventListener('change', sync); });
+  sync();
+}
 document.querySelectorAll('[data-copy]').forEach(function (button) {
   button.hidden = false;
   button.addEventListener('click', function () {
@@ -292,6 +303,19 @@ pub fn keys(
                             }
                         }
                     }
+                    // Shown while only "create" is ticked (the page's script hides it
+                    // otherwise; without a script it is always there, and the server
+                    // says when it does not apply).
+                    div #origins-field data-origins-field {
+                        label for="allowed-origins" { "Allowed origins " span.muted { "(optional: for a key used by a web page)" } }
+                        textarea #allowed-origins name="allowed_origins" rows="2" placeholder="https://www.example.com" aria-describedby="origins-help" {}
+                        p.muted #origins-help {
+                            "One per line, scheme and host (and port, if not the usual one): "
+                            code { "https://www.example.com" } ". Pages on these sites may send leads "
+                            "with this key from the visitor's browser. The key is then public, so it may only create leads. "
+                            "No paths, no wildcards."
+                        }
+                    }
                 }
             }
             section.card aria-labelledby="keys-title" {
@@ -311,7 +335,12 @@ pub fn keys(
                                     td { (key.name) }
                                     td { code { (key.display_prefix) "…" } }
                                     td { span class=(format!("badge {}", key.status)) { (key.status) } }
-                                    td { (key.scopes.names().join(", ")) }
+                                    td data-label="May" {
+                                        (key.scopes.names().join(", "))
+                                        @if !key.allowed_origins.is_empty() {
+                                            br; span.muted { "from " (key.allowed_origins.iter().collect::<Vec<_>>().join(", ")) }
+                                        }
+                                    }
                                     td { (key.rate_limit_per_minute.map_or_else(|| default_limit.to_string(), |l| l.to_string())) }
                                     td { (when(Some(key.created_at))) }
                                     td { (when(key.last_used_at)) }

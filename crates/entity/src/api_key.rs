@@ -39,6 +39,9 @@ pub struct Model {
     pub version: i64,
     /// What the key may do, space-separated (`leads:create leads:read leads:write`).
     pub scopes: String,
+    /// Web origins the key may be used from (`https://www.example.com`), space-separated;
+    /// empty for a key meant for servers. Only `leads:create`-only keys have any.
+    pub allowed_origins: String,
 }
 
 /// Relations of `api_keys`.

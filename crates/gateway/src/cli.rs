@@ -8,7 +8,7 @@
 //! ciq-gateway users set-password --user EMAIL|ID
 //! ciq-gateway keys roll KEY_ID [--overlap SECONDS]
 //! ciq-gateway keys create --user EMAIL|ID [--name N] [--rate-limit PER_MINUTE] [--expires-at RFC3339]
-//!                         [--scope SCOPE]...
+//!                         [--scope SCOPE]... [--allowed-origin ORIGIN]...
 //! ciq-gateway keys list --user EMAIL|ID [--json]
 //! ciq-gateway keys revoke KEY_ID
 //! ```
@@ -193,6 +193,11 @@ pub enum KeysCommand {
         /// several; default leads:create).
         #[arg(long, value_name = "SCOPE")]
         scope: Vec<ciq_admin::Scope>,
+        /// A web origin (https://www.example.com) whose pages may use the key from a
+        /// browser (repeat for several); only for a key whose only scope is
+        /// leads:create.
+        #[arg(long, value_name = "ORIGIN")]
+        allowed_origin: Vec<String>,
     },
     /// List a user's keys (never a secret).
     List {
@@ -372,6 +377,7 @@ async fn keys_command(url: &str, cmd: KeysCommand) -> anyhow::Result<()> {
             rate_limit,
             expires_at,
             scope,
+            allowed_origin,
         } => {
             let owner = users::find_user(&db, &user).await?;
             let new = NewKey {
@@ -379,6 +385,7 @@ async fn keys_command(url: &str, cmd: KeysCommand) -> anyhow::Result<()> {
                 rate_limit_per_minute: rate_limit,
                 expires_at,
                 scopes: ciq_admin::Scopes::of(&scope),
+                allowed_origins: allowed_origin,
             };
             let (row, plain) =
                 keys::create_key(&db, &SecretHasher::default(), owner.id, new, &Actor::cli())
@@ -435,12 +442,12 @@ fn print_table(keys: &[KeySummary]) {
         )
     };
     println!(
-        "{:<36}  {:<20}  {:<12}  {:<7}  {:>6}  {:<16}  {:<16}  {:<16}",
-        "ID", "NAME", "PREFIX", "STATUS", "LIMIT", "CREATED", "LAST USED", "EXPIRES"
+        "{:<36}  {:<20}  {:<12}  {:<7}  {:>6}  {:<16}  {:<16}  {:<16}  {:<38}  ORIGINS",
+        "ID", "NAME", "PREFIX", "STATUS", "LIMIT", "CREATED", "LAST USED", "EXPIRES", "SCOPES"
     );
     for k in keys {
         println!(
-            "{:<36}  {:<20}  {:<12}  {:<7}  {:>6}  {:<16}  {:<16}  {:<16}",
+            "{:<36}  {:<20}  {:<12}  {:<7}  {:>6}  {:<16}  {:<16}  {:<16}  {:<38}  {}",
             k.id,
             k.name.chars().take(20).collect::<String>(),
             k.display_prefix,
@@ -450,6 +457,12 @@ fn print_table(keys: &[KeySummary]) {
             when(Some(k.created_at)),
             when(k.last_used_at),
             when(k.expires_at),
+            k.scopes.names().join(","),
+            if k.allowed_origins.is_empty() {
+                "-".to_owned()
+            } else {
+                k.allowed_origins.to_stored()
+            },
         );
     }
 }

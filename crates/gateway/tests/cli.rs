@@ -423,6 +423,71 @@ async fn keys_carry_the_scopes_they_were_made_with() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("leads:write"));
 }
 
+#[tokio::test]
+async fn browser_keys_take_allowed_origins_only_when_create_only() {
+    let db = TestDatabase::create(Backend::Sqlite).await.unwrap();
+    stdout_of(&cli(&db, &["users", "create", "--email", "w@acme.test"]));
+    let create = |extra: &[&str]| {
+        let mut args = vec!["keys", "create", "--user", "w@acme.test", "--name", "web"];
+        args.extend_from_slice(extra);
+        cli(&db, &args)
+    };
+    let key = stdout_of(&create(&[
+        "--allowed-origin",
+        "https://www.example.com",
+        "--allowed-origin",
+        "http://localhost:3000/",
+    ]));
+    assert!(key.trim().starts_with("ciq_"));
+    for (extra, why) in [
+        (
+            vec![
+                "--scope",
+                "leads:create",
+                "--scope",
+                "leads:read",
+                "--allowed-origin",
+                "https://www.example.com",
+            ],
+            "only scope is leads:create",
+        ),
+        (
+            vec!["--allowed-origin", "https://www.example.com/contact"],
+            "no path",
+        ),
+        (
+            vec!["--allowed-origin", "https://*.example.com"],
+            "wildcards",
+        ),
+        (vec!["--allowed-origin", "www.example.com"], "scheme://host"),
+    ] {
+        let out = create(&extra);
+        assert!(!out.status.success(), "{extra:?} accepted");
+        assert!(out.stdout.is_empty());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("allowed_origins") && stderr.contains(why),
+            "{stderr}"
+        );
+    }
+    let listed: Value = serde_json::from_str(&stdout_of(&cli(
+        &db,
+        &["keys", "list", "--user", "w@acme.test", "--json"],
+    )))
+    .unwrap();
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed.len(), 1, "no refused key was made");
+    assert_eq!(
+        listed[0]["allowed_origins"],
+        serde_json::json!(["https://www.example.com", "http://localhost:3000"])
+    );
+    let table = stdout_of(&cli(&db, &["keys", "list", "--user", "w@acme.test"]));
+    assert!(
+        table.contains("https://www.example.com http://localhost:3000"),
+        "{table}"
+    );
+}
+
 #[test]
 fn openapi_admin_prints_the_committed_operator_document() {
     let out = Command::new(BIN)

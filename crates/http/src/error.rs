@@ -70,6 +70,9 @@ error_codes! {
     InvalidAdminToken => ("invalid_admin_token", UNAUTHORIZED, "the operator token is not valid"),
     /// The key lacks the scope the operation needs (the message names it).
     InsufficientScope => ("insufficient_scope", FORBIDDEN, "the API key lacks the scope this operation needs"),
+    /// A browser request from a web origin the key does not allow (the message names it).
+    OriginNotAllowed => ("origin_not_allowed", FORBIDDEN,
+        "this API key may not be used from this web page's origin"),
     /// No such route, user or key.
     NotFound => ("not_found", NOT_FOUND, "no such endpoint"),
     /// No such lead in this account (also another account's, or an id that is not one).

@@ -50,7 +50,7 @@ const fn route(pattern: &'static str, allow: &'static str, label: &'static str) 
 
 /// Every path the gateway serves.
 pub const ROUTES: &[RouteSpec] = &[
-    route(CREATE_LEAD, "POST", CREATE_LEAD),
+    route(CREATE_LEAD, "POST, OPTIONS", CREATE_LEAD),
     route(LEADS, "GET", LEADS),
     route(
         "/api/external/leads/:id",

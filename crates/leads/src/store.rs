@@ -223,6 +223,8 @@ pub struct LeadFilter {
     pub created_after: Option<DateTime<Utc>>,
     /// Created before.
     pub created_before: Option<DateTime<Utc>>,
+    /// Created with this key.
+    pub api_key_id: Option<Uuid>,
 }
 
 /// Where a page starts: just after this lead in newest-first order.
@@ -235,6 +237,31 @@ pub struct After {
 }
 
 impl After {
+    /// As an opaque, URL-safe cursor (base64url of `<unix ms>.<id>`): what clients pass
+    /// back to get the next page.
+    pub fn to_cursor(self) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!(
+            "{}.{}",
+            self.created_at.timestamp_millis(),
+            self.id
+        ))
+    }
+
+    /// The position a cursor names, if it is one of ours.
+    pub fn from_cursor(cursor: &str) -> Option<Self> {
+        use base64::Engine;
+        let text = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(cursor)
+            .ok()?;
+        let text = String::from_utf8(text).ok()?;
+        let (millis, id) = text.split_once('.')?;
+        Some(Self {
+            created_at: DateTime::<Utc>::from_timestamp_millis(millis.parse().ok()?)?,
+            id: id.parse().ok()?,
+        })
+    }
+
     /// The position just after `lead`.
     pub fn lead(lead: &Lead) -> Self {
         Self {
@@ -271,6 +298,9 @@ pub async fn list(
     }
     if let Some(external_id) = &filter.external_id {
         query = query.filter(lead::Column::ExternalId.eq(external_id.as_str()));
+    }
+    if let Some(key) = filter.api_key_id {
+        query = query.filter(lead::Column::ApiKeyId.eq(key));
     }
     if let Some(at) = filter.created_after {
         query = query.filter(lead::Column::CreatedAt.gte(at));
@@ -411,4 +441,27 @@ pub async fn update(
         }
     }
     find(db, user_id, id).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_foreign_ones_are_refused() {
+        let after = After {
+            created_at: DateTime::<Utc>::from_timestamp_millis(1_764_547_200_123).unwrap(),
+            id: Uuid::now_v7(),
+        };
+        let cursor = after.to_cursor();
+        assert!(
+            cursor
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        );
+        assert_eq!(After::from_cursor(&cursor), Some(after));
+        for bad in ["", "not a cursor", "MTIz", "%%%"] {
+            assert_eq!(After::from_cursor(bad), None, "{bad:?}");
+        }
+    }
 }

@@ -138,6 +138,7 @@ impl<T: ParseFromJSON + ToJSON> From<HttpError> for AdminResponse<T> {
             | ErrorCode::IdempotencyKeyInUse
             | ErrorCode::IdempotencyKeyReused
             | ErrorCode::InsufficientScope
+            | ErrorCode::OriginNotAllowed
             | ErrorCode::LeadNotFound
             | ErrorCode::DuplicateLead
             | ErrorCode::LeadDeleted
@@ -211,6 +212,8 @@ pub struct AdminKey {
     pub revoked_at: Option<Timestamp>,
     /// What the key may do.
     pub scopes: Vec<KeyScope>,
+    /// Web origins the key may be used from (empty: servers and scripts only).
+    pub allowed_origins: Vec<String>,
 }
 
 impl From<KeySummary> for AdminKey {
@@ -227,6 +230,7 @@ impl From<KeySummary> for AdminKey {
             expires_at: k.expires_at.map(Timestamp),
             revoked_at: k.revoked_at.map(Timestamp),
             scopes: scope_list(k.scopes),
+            allowed_origins: k.allowed_origins.iter().map(str::to_owned).collect(),
         }
     }
 }
@@ -310,6 +314,10 @@ pub struct CreateKeyRequest {
     pub expires_at: Option<Timestamp>,
     /// What the key may do; default `["leads:create"]`.
     pub scopes: Option<Vec<KeyScope>>,
+    /// Web origins (`https://www.example.com`: scheme, host, optional port) the key may
+    /// be used from by a page in a browser; only for a key whose only scope is
+    /// `leads:create`. Default: none (servers and scripts only).
+    pub allowed_origins: Option<Vec<String>>,
 }
 
 /// A roll: how long the old key keeps working.
@@ -340,6 +348,8 @@ pub struct CreatedKey {
     pub expires_at: Option<Timestamp>,
     /// What the key may do.
     pub scopes: Vec<KeyScope>,
+    /// Web origins the key may be used from.
+    pub allowed_origins: Vec<String>,
 }
 
 fn created_key(row: ciq_entity::api_key::Model, plain: crate::PlaintextKey) -> CreatedKey {
@@ -353,6 +363,11 @@ fn created_key(row: ciq_entity::api_key::Model, plain: crate::PlaintextKey) -> C
         created_at: row.created_at.into(),
         expires_at: row.expires_at.map(Timestamp),
         scopes: scope_list(crate::Scopes::from_stored(&row.scopes)),
+        allowed_origins: row
+            .allowed_origins
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect(),
     }
 }
 
@@ -449,6 +464,7 @@ impl AdminApi {
                     .map(crate::Scope::from)
                     .collect::<Vec<_>>(),
             ),
+            allowed_origins: body.allowed_origins.unwrap_or_default(),
         };
         let result = keys::create_key(
             &state.db,

@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 
-use base64::Engine;
 use chrono::{DateTime, Utc};
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
@@ -150,7 +149,7 @@ impl From<HttpError> for PatchResponse {
         match err.code {
             ErrorCode::BadRequest | ErrorCode::InvalidJson => Self::BadRequest(body),
             ErrorCode::MissingApiKey | ErrorCode::InvalidApiKey => Self::Unauthorized(body),
-            ErrorCode::InsufficientScope => Self::Forbidden(body),
+            ErrorCode::InsufficientScope | ErrorCode::OriginNotAllowed => Self::Forbidden(body),
             ErrorCode::LeadNotFound => Self::NotFound(body),
             ErrorCode::DuplicateLead => Self::Conflict(body),
             ErrorCode::PayloadTooLarge => Self::PayloadTooLarge(body),
@@ -208,7 +207,7 @@ impl<T: ParseFromJSON + ToJSON> From<HttpError> for ReadResponse<T> {
         let body = Json(err.body());
         match err.code {
             ErrorCode::MissingApiKey | ErrorCode::InvalidApiKey => Self::Unauthorized(body),
-            ErrorCode::InsufficientScope => Self::Forbidden(body),
+            ErrorCode::InsufficientScope | ErrorCode::OriginNotAllowed => Self::Forbidden(body),
             ErrorCode::LeadNotFound => Self::NotFound(body),
             ErrorCode::ValidationFailed => Self::ValidationFailed(body),
             ErrorCode::RateLimited => Self::RateLimited(body, wait.unwrap_or(1)),
@@ -225,7 +224,7 @@ impl From<HttpError> for EraseResponse {
         let body = Json(err.body());
         match err.code {
             ErrorCode::MissingApiKey | ErrorCode::InvalidApiKey => Self::Unauthorized(body),
-            ErrorCode::InsufficientScope => Self::Forbidden(body),
+            ErrorCode::InsufficientScope | ErrorCode::OriginNotAllowed => Self::Forbidden(body),
             ErrorCode::LeadNotFound => Self::NotFound(body),
             ErrorCode::RateLimited => Self::RateLimited(body, wait.unwrap_or(1)),
             ErrorCode::InternalError => Self::Internal(body),
@@ -237,29 +236,6 @@ impl From<HttpError> for EraseResponse {
 
 fn unavailable_wait(wait: Option<u64>) -> u64 {
     wait.unwrap_or(ciq_http::error::UNAVAILABLE_RETRY_AFTER_SECS)
-}
-
-/// A position in the newest-first order, as clients carry it: URL-safe base64 of
-/// `<created_at in ms>.<id>`.
-pub fn encode_cursor(after: After) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!(
-        "{}.{}",
-        after.created_at.timestamp_millis(),
-        after.id
-    ))
-}
-
-/// The position a cursor names, if it is one of ours.
-pub fn decode_cursor(cursor: &str) -> Option<After> {
-    let text = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(cursor)
-        .ok()?;
-    let text = String::from_utf8(text).ok()?;
-    let (millis, id) = text.split_once('.')?;
-    Some(After {
-        created_at: DateTime::<Utc>::from_timestamp_millis(millis.parse().ok()?)?,
-        id: id.parse().ok()?,
-    })
 }
 
 fn time_param(
@@ -314,7 +290,7 @@ fn listing(
     let after = match cursor {
         None => None,
         Some(cursor) => {
-            let after = decode_cursor(&cursor);
+            let after = After::from_cursor(&cursor);
             if after.is_none() {
                 broken.push(FieldError::new(
                     "cursor",
@@ -345,6 +321,7 @@ fn listing(
         external_id: text_param(external_id),
         created_after: time_param("created_after", created_after, &mut broken),
         created_before: time_param("created_before", created_before, &mut broken),
+        api_key_id: None,
     };
     if broken.is_empty() {
         Ok((filter, after, limit))
@@ -423,7 +400,7 @@ impl ManageLeadsApi {
                 .map_err(HttpError::service_unavailable)?
                 .map_err(lead_error)?;
             let next_cursor = more
-                .then(|| leads.last().map(|l| encode_cursor(After::lead(l))))
+                .then(|| leads.last().map(|l| After::lead(l).to_cursor()))
                 .flatten();
             Ok::<_, HttpError>(LeadPage {
                 success: true,
@@ -563,24 +540,6 @@ impl ManageLeadsApi {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cursors_round_trip_and_foreign_ones_are_refused() {
-        let after = After {
-            created_at: DateTime::<Utc>::from_timestamp_millis(1_764_547_200_123).unwrap(),
-            id: Uuid::now_v7(),
-        };
-        let cursor = encode_cursor(after);
-        assert!(
-            cursor
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        );
-        assert_eq!(decode_cursor(&cursor), Some(after));
-        for bad in ["", "not a cursor", "MTIz", "%%%"] {
-            assert_eq!(decode_cursor(bad), None, "{bad:?}");
-        }
-    }
 
     #[test]
     fn every_broken_query_rule_is_named() {

@@ -208,7 +208,8 @@ pub enum CreateLeadResponse {
     /// revoked or expired key.
     #[oai(status = 401)]
     Unauthorized(Json<ErrorBody>),
-    /// `insufficient_scope`: the key lacks `leads:create`.
+    /// `insufficient_scope`: the key lacks `leads:create`; or `origin_not_allowed`: a
+    /// browser request from a web origin the key does not list.
     #[oai(status = 403)]
     Forbidden(Json<ErrorBody>),
     /// `duplicate_lead`: a lead with this `external_id` exists (`error.lead_id` names it);
@@ -260,7 +261,7 @@ impl From<HttpError> for CreateLeadResponse {
         match err.code {
             ErrorCode::BadRequest | ErrorCode::InvalidJson => Self::BadRequest(body),
             ErrorCode::MissingApiKey | ErrorCode::InvalidApiKey => Self::Unauthorized(body),
-            ErrorCode::InsufficientScope => Self::Forbidden(body),
+            ErrorCode::InsufficientScope | ErrorCode::OriginNotAllowed => Self::Forbidden(body),
             ErrorCode::IdempotencyKeyInUse | ErrorCode::DuplicateLead => Self::Conflict(body),
             ErrorCode::LeadDeleted => Self::Gone(body),
             ErrorCode::PayloadTooLarge => Self::PayloadTooLarge(body),
@@ -318,7 +319,10 @@ impl LeadsApi {
     /// Creates a lead in the account that owns the API key. Required fields: name,
     /// email, source, industry. Every broken field rule is reported at once in
     /// `error.details`. Rate limiting: 100 requests per minute per API key (sliding
-    /// window); every authenticated response carries the rate-limit headers.
+    /// window); every authenticated response carries the rate-limit headers. A web page
+    /// may call it with a browser key (only `leads:create`, with the page's origin
+    /// allowed): the path answers CORS preflights, and a request whose `Origin` the key
+    /// does not allow is 403 `origin_not_allowed`.
     #[oai(
         path = "/api/external/leads/create",
         method = "post",

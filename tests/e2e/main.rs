@@ -16,5 +16,6 @@ mod retention;
 mod revocation;
 mod settings;
 mod settings_browser;
+mod settings_leads;
 mod swagger;
 mod topology;

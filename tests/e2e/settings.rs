@@ -6,9 +6,9 @@ use ciq_admin::SecretHasher;
 use ciq_e2e::{Backend, TestApp};
 use reqwest::redirect::Policy;
 
-const PASSWORD: &str = "correct horse battery";
+pub(crate) const PASSWORD: &str = "correct horse battery";
 
-fn browser_like_client() -> reqwest::Client {
+pub(crate) fn browser_like_client() -> reqwest::Client {
     reqwest::Client::builder()
         .cookie_store(true)
         .redirect(Policy::none())
@@ -32,7 +32,7 @@ fn hidden_csrf(html: &str) -> String {
     html[start..start + html[start..].find('"').unwrap()].to_owned()
 }
 
-async fn owner(app: &TestApp, email: &str) -> uuid::Uuid {
+pub(crate) async fn owner(app: &TestApp, email: &str) -> uuid::Uuid {
     let id = app.create_user(email).await;
     ciq_admin::users::set_password(&app.db, &SecretHasher::default(), id, &PASSWORD.into())
         .await
@@ -40,7 +40,7 @@ async fn owner(app: &TestApp, email: &str) -> uuid::Uuid {
     id
 }
 
-async fn sign_in(
+pub(crate) async fn sign_in(
     app: &TestApp,
     client: &reqwest::Client,
     email: &str,

@@ -146,3 +146,328 @@ async fn an_owner_generates_uses_rolls_and_revokes_a_key_in_the_browser() {
     assert!(page.contains("revoked") && page.contains("rolled"));
     browser.close().await;
 }
+
+/// axe-core's browser bundle (npm `axe-core`): `AXE_CORE_JS`, or where `.ci/run`
+/// installs it. Required under CI.
+fn axe_source() -> Option<String> {
+    let path = std::env::var_os("AXE_CORE_JS").map_or_else(
+        || {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../target/ci-node/node_modules/axe-core/axe.min.js")
+        },
+        std::path::PathBuf::from,
+    );
+    match std::fs::read_to_string(&path) {
+        Ok(source) => Some(source),
+        Err(err) => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "axe-core is required under CI ({}: {err}); .ci/run installs it with npm",
+                path.display()
+            );
+            eprintln!("skipping accessibility checks: {} missing", path.display());
+            None
+        }
+    }
+}
+
+/// Runs axe-core on the page `c` shows at 1280 and at 390 px (a phone) and fails on
+/// any serious or critical violation, or on a page wider than a phone's screen.
+async fn assert_accessible(c: &Client, axe: Option<&str>, what: &str) {
+    let Some(axe) = axe else {
+        return;
+    };
+    for width in [1280_u32, 390] {
+        c.set_window_size(width, 900).await.unwrap();
+        // Chromium may keep its window wider than asked for; the layout is checked at
+        // the viewport width the page itself reports.
+        let widths = c
+            .execute(
+                "return [window.innerWidth, document.documentElement.scrollWidth];",
+                vec![],
+            )
+            .await
+            .unwrap();
+        let inner = widths[0].as_u64().unwrap();
+        let scroll = widths[1].as_u64().unwrap();
+        assert!(
+            inner <= u64::from(width) + 16,
+            "{what}: viewport {inner} px wide, asked {width}"
+        );
+        assert!(
+            scroll <= inner,
+            "{what} at {width} px: the page scrolls sideways ({scroll} px of content in {inner} px)"
+        );
+        let ready = c
+            .execute(&format!("{axe}\n;return typeof window.axe;"), vec![])
+            .await
+            .unwrap();
+        assert_eq!(ready, "object", "axe-core did not load");
+        let violations = c
+            .execute_async(
+                "const done = arguments[arguments.length - 1];
+                 axe.run(document, {resultTypes: ['violations']}).then(
+                   r => done(r.violations
+                     .filter(v => v.impact === 'serious' || v.impact === 'critical')
+                     .map(v => v.impact + ' ' + v.id + ': ' + v.help + ' at ' +
+                          v.nodes.map(n => n.target.join(' ')).join(', '))),
+                   e => done(['axe failed: ' + e]));",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(violations, serde_json::json!([]), "{what} at {width} px");
+    }
+    c.set_window_size(1280, 2000).await.unwrap();
+}
+
+async fn sign_in_browser(c: &Client, app: &TestApp, email: &str, password: &str) {
+    c.goto(&format!("{}/login", app.base_url)).await.unwrap();
+    find(c, "#email").await.send_keys(email).await.unwrap();
+    find(c, "#password")
+        .await
+        .send_keys(password)
+        .await
+        .unwrap();
+    find(c, "form[action='/login'] button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    find(c, "#generate-title").await;
+}
+
+async fn rows(c: &Client) -> Vec<String> {
+    let mut texts = Vec::new();
+    for row in c
+        .find_all(Locator::Css(
+            "#leads-title ~ table tbody tr, section.card table.stacked tbody tr",
+        ))
+        .await
+        .unwrap()
+    {
+        texts.push(row.text().await.unwrap());
+    }
+    texts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leads_page_filters_opens_and_exports_and_every_page_is_accessible() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let axe = axe_source();
+    let user = app.create_user("owner@acme.test").await;
+    ciq_admin::users::set_password(
+        &app.db,
+        &SecretHasher::default(),
+        user,
+        &"correct horse battery".into(),
+    )
+    .await
+    .unwrap();
+    let new_key = |name: &str| ciq_admin::keys::NewKey {
+        name: name.into(),
+        ..ciq_admin::keys::NewKey::default()
+    };
+    let (_, website) = app.create_key_with(user, new_key("Website")).await;
+    let (crm_id, crm) = app.create_key_with(user, new_key("CRM")).await;
+    let lead = |name: &str, source: &str, status: &str| {
+        let mut body = ciq_e2e::reference_curl_body();
+        body["lead"]["name"] = name.into();
+        body["lead"]["source"] = source.into();
+        body["lead"]["status"] = status.into();
+        body["lead"]["description"] = "=HYPERLINK(\"http://evil.example\")".into();
+        body
+    };
+    for i in 0..3 {
+        let resp = app
+            .post_lead(
+                Some(&website),
+                &lead(&format!("Web {i}"), "Website Form", "new"),
+            )
+            .await;
+        assert_eq!(resp.status(), 201);
+    }
+    for i in 0..2 {
+        let resp = app
+            .post_lead(Some(&crm), &lead(&format!("Crm {i}"), "CRM", "contacted"))
+            .await;
+        assert_eq!(resp.status(), 201);
+    }
+    // Another account's lead never shows.
+    let (_, other) = app.user_with_key("other@acme.test").await;
+    assert_eq!(
+        app.post_lead(Some(&other), &lead("Not Yours", "CRM", "contacted"))
+            .await
+            .status(),
+        201
+    );
+
+    let c = &browser.client;
+    c.goto(&format!("{}/login", app.base_url)).await.unwrap();
+    assert_accessible(c, axe.as_deref(), "sign-in page").await;
+    sign_in_browser(c, &app, "owner@acme.test", "correct horse battery").await;
+    assert_accessible(c, axe.as_deref(), "keys page").await;
+    // With a new key shown once, and the browser-key field.
+    find(c, "#key-name")
+        .await
+        .send_keys("Landing page")
+        .await
+        .unwrap();
+    find(c, "#generate-title + form button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    shown_key(c, None).await;
+    assert_accessible(c, axe.as_deref(), "keys page with a new key").await;
+    find(c, "a[aria-label='Revoke Landing page']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    find(c, "form[action$='/revoke'] button.danger").await;
+    assert_accessible(c, axe.as_deref(), "revoke confirmation").await;
+
+    // Settings → Leads, from the navigation.
+    c.goto(&format!("{}/settings/api-keys", app.base_url))
+        .await
+        .unwrap();
+    find(c, "nav.sections a[href='/settings/leads']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    find(c, "#leads-title").await;
+    let all = rows(c).await;
+    assert_eq!(all.len(), 5, "{all:?}");
+    assert!(all[0].contains("Crm 1"), "newest first: {all:?}");
+    assert!(!all.iter().any(|r| r.contains("Not Yours")));
+    assert_accessible(c, axe.as_deref(), "leads page").await;
+
+    // Filter: status and key.
+    find(c, "#f-status")
+        .await
+        .select_by_value("contacted")
+        .await
+        .unwrap();
+    find(c, "form.filters button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    find(c, "#f-status option[value=contacted][selected]").await;
+    let contacted = rows(c).await;
+    assert_eq!(contacted.len(), 2, "{contacted:?}");
+    assert!(
+        contacted
+            .iter()
+            .all(|r| r.contains("contacted") && r.contains("CRM"))
+    );
+    find(c, "#f-status")
+        .await
+        .select_by_value("")
+        .await
+        .unwrap();
+    find(c, "#f-key")
+        .await
+        .select_by_value(&crm_id.to_string())
+        .await
+        .unwrap();
+    find(c, "#f-source").await.send_keys("CRM").await.unwrap();
+    find(c, "form.filters button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    find(
+        c,
+        &*Box::leak(format!("#f-key option[value='{crm_id}'][selected]").into_boxed_str()),
+    )
+    .await;
+    assert_eq!(rows(c).await.len(), 2);
+    // A date range that ends before today holds nothing; a broken date is named.
+    c.goto(&format!("{}/settings/leads?to=2020-01-01", app.base_url))
+        .await
+        .unwrap();
+    find(c, "#leads-title").await;
+    assert_eq!(rows(c).await.len(), 0);
+    c.goto(&format!("{}/settings/leads?from=yesterday", app.base_url))
+        .await
+        .unwrap();
+    assert!(
+        find(c, "div.error")
+            .await
+            .text()
+            .await
+            .unwrap()
+            .contains("From: must be a date")
+    );
+
+    // Export the current filter: the link's CSV, fetched as the page would download it.
+    c.goto(&format!("{}/settings/leads?key={crm_id}", app.base_url))
+        .await
+        .unwrap();
+    let href = find(c, "#export")
+        .await
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(href, format!("/settings/leads/export.csv?key={crm_id}"));
+    // The page's policy lets no script fetch: download the link with the browser's
+    // own session cookie, as the browser would.
+    let cookies = c.get_all_cookies().await.unwrap();
+    let cookie = cookies
+        .iter()
+        .map(|k| format!("{}={}", k.name(), k.value()))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let resp = app
+        .client
+        .get(format!("{}{href}", app.base_url))
+        .header("Cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "text/csv; charset=utf-8");
+    assert_eq!(resp.headers()["cache-control"], "no-store");
+    assert!(
+        resp.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment; filename=\"leads-")
+    );
+    let text = resp.text().await.unwrap();
+    let text = text.as_str();
+    let lines: Vec<&str> = text.split("\r\n").filter(|l| !l.is_empty()).collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(lines[0].starts_with("id,created_at,updated_at,name,email,phone,source"));
+    assert!(lines[1].contains("Crm 1") && lines[2].contains("Crm 0"));
+    // What a visitor typed never becomes a spreadsheet formula.
+    assert!(
+        lines[1].contains("\"'=HYPERLINK(\"\"http://evil.example\"\")\""),
+        "{}",
+        lines[1]
+    );
+
+    // A lead's detail.
+    c.goto(&format!("{}/settings/leads", app.base_url))
+        .await
+        .unwrap();
+    c.find(Locator::LinkText("Web 0"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let title = find(c, "#lead-title").await.text().await.unwrap();
+    assert_eq!(title, "Web 0");
+    let page = c.source().await.unwrap();
+    assert!(page.contains("Website Form") && page.contains("Website (ciq_"));
+    assert_accessible(c, axe.as_deref(), "lead detail").await;
+    browser.close().await;
+}

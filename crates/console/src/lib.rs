@@ -16,6 +16,7 @@
 //! carries a CSRF token (the session's, or a double-submit cookie before sign-in).
 //! Failed sign-ins are limited per email and per client address.
 
+pub mod leads;
 pub mod pages;
 pub mod state;
 
@@ -33,7 +34,9 @@ use ciq_admin::sessions::{self, Session};
 use ciq_admin::{AdminError, SecretHasher, users};
 use ciq_entity::key_event::ActorSource;
 use ciq_http::client::client_address;
-use ciq_http::routes::{LOGIN, LOGOUT, LOGOUT_EVERYWHERE, SETTINGS_API_KEYS};
+use ciq_http::routes::{
+    LOGIN, LOGOUT, LOGOUT_EVERYWHERE, SETTINGS_API_KEYS, SETTINGS_LEADS, SETTINGS_LEADS_EXPORT,
+};
 use ciq_limiter::Bucket;
 use secrecy::ExposeSecret;
 
@@ -98,6 +101,9 @@ pub fn attach(route: Route, state: Arc<ConsoleState>) -> Route {
             page(get(revoke_confirmation).post(revoke)),
         )
         .at("/settings/api-keys/:key_id/roll", page(post(roll)))
+        .at(SETTINGS_LEADS, page(get(leads::list_page)))
+        .at(SETTINGS_LEADS_EXPORT, page(get(leads::export_csv)))
+        .at("/settings/leads/:lead_id", page(get(leads::detail_page)))
 }
 
 /// `GET /`: a person who opens the gateway's address learns where to go.
@@ -192,7 +198,7 @@ fn tokens_match(presented: &str, expected: &str) -> bool {
     !presented.is_empty() && ciq_admin::hashing::secrets_equal(presented, expected)
 }
 
-fn store_trouble(err: AdminError) -> Response {
+fn store_trouble(err: impl std::fmt::Display) -> Response {
     let mut resp = html(
         StatusCode::SERVICE_UNAVAILABLE,
         pages::message(

@@ -75,14 +75,26 @@ pub struct Flash {
 const STYLE: &str = r#"
 .sr-only { position:absolute; left:-9999px; }
 fieldset.scopes { border:0; padding:0; margin:.75rem 0 0; } fieldset.scopes div { margin:.25rem 0; }
-:root { --ink:#1d2433; --muted:#5b6477; --line:#e3e7ee; --brand:#3b5bdb; --bg:#f6f8fb; --ok:#2b8a3e; --bad:#c92a2a; --warn:#e67700; }
+:root { --ink:#1d2433; --muted:#5b6477; --line:#e3e7ee; --brand:#3b5bdb; --bg:#f6f8fb; --ok:#1f6e30; --bad:#c92a2a; --warn:#9a4700; }
 * { box-sizing: border-box; }
 body { margin:0; font:16px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif; color:var(--ink); background:var(--bg); }
 header { background:#fff; border-bottom:1px solid var(--line); }
 .bar { max-width:1040px; margin:0 auto; padding:14px 24px; display:flex; align-items:center; gap:16px; }
 .brand { font-weight:700; font-size:18px; color:var(--brand); }
 .crumb { color:var(--muted); }
-.bar form { margin-left:auto; }
+.who { margin-left:auto; display:flex; gap:8px; align-items:center; flex-wrap:wrap; }
+nav.sections { display:flex; gap:4px; }
+nav.sections a { padding:6px 10px; border-radius:6px; color:var(--ink); text-decoration:none; font-weight:600; }
+nav.sections a[aria-current=page] { background:#e8edff; color:#2541b2; }
+form.filters { display:flex; gap:12px 16px; flex-wrap:wrap; align-items:flex-end; }
+form.filters input, form.filters select { min-width:0; }
+.headline { display:flex; justify-content:space-between; align-items:center; gap:12px; flex-wrap:wrap; margin-bottom:12px; }
+.headline h2 { margin:0; }
+nav.pager { display:flex; gap:8px; margin-top:12px; flex-wrap:wrap; }
+dl.fields { display:grid; grid-template-columns:max-content 1fr; gap:6px 16px; margin:0; }
+dl.fields dt { font-weight:600; color:var(--muted); }
+dl.fields dd { margin:0; overflow-wrap:anywhere; white-space:pre-wrap; }
+td a { color:#2541b2; }
 main { max-width:1040px; margin:0 auto; padding:24px; }
 h1 { font-size:26px; margin:0 0 4px; }
 h2 { font-size:18px; margin:0 0 12px; }
@@ -118,6 +130,23 @@ ul.history li { padding:6px 0; border-bottom:1px solid var(--line); }
 .narrow { max-width:420px; margin:48px auto; }
 .narrow input { width:100%; }
 .stack > * + * { margin-top:14px; }
+textarea { width:100%; max-width:560px; }
+/* A phone's width: nothing scrolls sideways; each table row becomes a card of labelled values. */
+@media (max-width: 640px) {
+  .bar { flex-wrap:wrap; padding:12px 16px; gap:10px; }
+  main { padding:16px; }
+  section.card { padding:16px; }
+  input[type=text], input[type=email], input[type=password], input[type=date], select, textarea { min-width:0; width:100%; }
+  .row > div, form.filters > div { flex:1 1 100%; }
+  table.stacked, table.stacked tbody, table.stacked tr, table.stacked td { display:block; }
+  table.stacked thead { position:absolute; left:-9999px; }
+  table.stacked tr { border-bottom:1px solid var(--line); padding:8px 0; }
+  table.stacked td { border:0; padding:3px 0; overflow-wrap:anywhere; }
+  table.stacked td[data-label]::before { content:attr(data-label); display:block; font-size:12px; color:var(--muted); font-weight:600; }
+  dl.fields { grid-template-columns:1fr; }
+  dl.fields dd { margin-bottom:6px; }
+  .newkey .keybox { flex-wrap:wrap; }
+}
 "#;
 
 const COPY_SCRIPT: &str = r#"
@@ -144,7 +173,22 @@ document.querySelectorAll('[data-copy]').forEach(function (button) {
 });
 "#;
 
-fn layout(title: &str, header_extra: Markup, body: Markup) -> Markup {
+/// Which part of Settings a page belongs to (the header's navigation marks it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    /// Pages outside Settings (home, sign-in, messages).
+    None,
+    /// Settings → API Key.
+    ApiKeys,
+    /// Settings → Leads.
+    Leads,
+}
+
+fn owner_name(user: &user::Model) -> String {
+    user.name.clone().unwrap_or_else(|| user.email.clone())
+}
+
+fn layout(title: &str, section: Section, header_extra: Markup, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -155,7 +199,16 @@ fn layout(title: &str, header_extra: Markup, body: Markup) -> Markup {
                 style { (PreEscaped(STYLE)) }
             }
             body {
-                header { div.bar { span.brand { "ConvertIQ" } span.crumb { "Settings → API Key" } (header_extra) } }
+                header { div.bar {
+                    span.brand { "ConvertIQ" }
+                    @if section != Section::None {
+                        nav.sections aria-label="Settings" {
+                            a href="/settings/api-keys" aria-current=[(section == Section::ApiKeys).then_some("page")] { "API keys" }
+                            a href="/settings/leads" aria-current=[(section == Section::Leads).then_some("page")] { "Leads" }
+                        }
+                    }
+                    div.who { (header_extra) }
+                } }
                 main { (body) }
                 script { (PreEscaped(COPY_SCRIPT)) }
             }
@@ -174,6 +227,7 @@ fn when(t: Option<DateTime<Utc>>) -> String {
 pub fn message(title: &str, text: &str) -> Markup {
     layout(
         title,
+        Section::None,
         html! {},
         html! {
             section.card.narrow.stack {
@@ -189,6 +243,7 @@ pub fn message(title: &str, text: &str) -> Markup {
 pub fn home() -> Markup {
     layout(
         "ConvertIQ lead gateway",
+        Section::None,
         html! {},
         html! {
             section.card.narrow.stack {
@@ -207,6 +262,7 @@ pub fn home() -> Markup {
 pub fn login(csrf: &str, notice: Option<&str>, email: &str) -> Markup {
     layout(
         "Sign in",
+        Section::None,
         html! {},
         html! {
             section.card.narrow {
@@ -254,10 +310,10 @@ pub fn keys(
     flash: &Flash,
     default_limit: u32,
 ) -> Markup {
-    let who = user.name.clone().unwrap_or_else(|| user.email.clone());
     layout(
         "API keys",
-        html! { span.muted { (who) } (sign_out(csrf)) },
+        Section::ApiKeys,
+        html! { span.muted { (owner_name(user)) } (sign_out(csrf)) },
         html! {
             h1 { "API keys" }
             p.lead { "Keys let your web forms, CRM and scripts create leads in this account through "
@@ -323,7 +379,7 @@ pub fn keys(
                 @if keys.is_empty() {
                     p.muted { "No keys yet. Generate one above." }
                 } @else {
-                    table {
+                    table.stacked {
                         thead { tr {
                             th scope="col" { "Name" } th scope="col" { "Key" } th scope="col" { "Status" } th scope="col" { "May" }
                             th scope="col" { "Limit / min" } th scope="col" { "Created" } th scope="col" { "Last used" }
@@ -332,19 +388,19 @@ pub fn keys(
                         tbody {
                             @for key in keys {
                                 tr {
-                                    td { (key.name) }
-                                    td { code { (key.display_prefix) "…" } }
-                                    td { span class=(format!("badge {}", key.status)) { (key.status) } }
+                                    td data-label="Name" { (key.name) }
+                                    td data-label="Key" { code { (key.display_prefix) "…" } }
+                                    td data-label="Status" { span class=(format!("badge {}", key.status)) { (key.status) } }
                                     td data-label="May" {
                                         (key.scopes.names().join(", "))
                                         @if !key.allowed_origins.is_empty() {
                                             br; span.muted { "from " (key.allowed_origins.iter().collect::<Vec<_>>().join(", ")) }
                                         }
                                     }
-                                    td { (key.rate_limit_per_minute.map_or_else(|| default_limit.to_string(), |l| l.to_string())) }
-                                    td { (when(Some(key.created_at))) }
-                                    td { (when(key.last_used_at)) }
-                                    td { (when(key.expires_at)) }
+                                    td data-label="Limit / min" { (key.rate_limit_per_minute.map_or_else(|| default_limit.to_string(), |l| l.to_string())) }
+                                    td data-label="Created" { (when(Some(key.created_at))) }
+                                    td data-label="Last used" { (when(key.last_used_at)) }
+                                    td data-label="Expires" { (when(key.expires_at)) }
                                     td {
                                         @if key.status == KeyStatus::Active {
                                             div.actions {
@@ -394,6 +450,7 @@ pub fn keys(
 pub fn confirm_revoke(key: &api_key::Model, csrf: &str) -> Markup {
     layout(
         "Revoke key",
+        Section::ApiKeys,
         html! {},
         html! {
             section.card.narrow.stack {
@@ -404,6 +461,176 @@ pub fn confirm_revoke(key: &api_key::Model, csrf: &str) -> Markup {
                     div.actions {
                         button.danger type="submit" { "Revoke key" }
                         a.button.secondary href="/settings/api-keys" { "Cancel" }
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// What the leads page shows.
+pub struct LeadsView<'a> {
+    /// The filters as sent (the form shows them again).
+    pub query: &'a crate::leads::LeadsQuery,
+    /// The owner's keys, for the key filter and the key column.
+    pub keys: &'a [KeySummary],
+    /// This page's leads.
+    pub leads: &'a [ciq_leads::Lead],
+    /// The next page's cursor, if more follow.
+    pub next: Option<&'a str>,
+    /// Broken filters: (field label, rule).
+    pub problems: &'a [(&'static str, String)],
+}
+
+/// Settings → Leads: filters, a page of leads, the next-page and export links.
+pub fn leads(user: &user::Model, csrf: &str, view: &LeadsView<'_>) -> Markup {
+    let query = view.query;
+    let filters = query.filters_query();
+    let with = |extra: &str| match (filters.is_empty(), extra.is_empty()) {
+        (true, _) => extra.to_owned(),
+        (false, true) => filters.clone(),
+        (false, false) => format!("{filters}&{extra}"),
+    };
+    let key_name = |id: uuid::Uuid| {
+        view.keys
+            .iter()
+            .find(|k| k.id == id)
+            .map_or_else(|| "—".to_owned(), |k| k.name.clone())
+    };
+    layout(
+        "Leads",
+        Section::Leads,
+        html! { span.muted { (owner_name(user)) } (sign_out(csrf)) },
+        html! {
+            h1 { "Leads" }
+            p.lead { "Every lead your keys sent into this account, newest first." }
+            @for (label, rule) in view.problems {
+                div.error role="alert" { (label) ": " (rule) }
+            }
+            section.card aria-labelledby="filter-title" {
+                h2 #filter-title { "Filter" }
+                form.filters method="get" action="/settings/leads" {
+                    div {
+                        label for="f-status" { "Status" }
+                        select #f-status name="status" {
+                            option value="" { "Any" }
+                            @for status in ciq_leads::LeadStatus::ALL {
+                                option value=(status.as_str()) selected[query.status == status.as_str()] { (status.as_str()) }
+                            }
+                        }
+                    }
+                    div {
+                        label for="f-source" { "Source" }
+                        input #f-source type="text" name="source" value=(query.source) maxlength="100" placeholder="e.g. Website Form";
+                    }
+                    div {
+                        label for="f-key" { "Key" }
+                        select #f-key name="key" {
+                            option value="" { "Any" }
+                            @for key in view.keys {
+                                option value=(key.id) selected[query.key == key.id.to_string()] { (key.name) " (" (key.display_prefix) "…)" }
+                            }
+                        }
+                    }
+                    div {
+                        label for="f-from" { "From" }
+                        input #f-from type="date" name="from" value=(query.from);
+                    }
+                    div {
+                        label for="f-to" { "To" }
+                        input #f-to type="date" name="to" value=(query.to);
+                    }
+                    div.actions {
+                        button type="submit" { "Apply" }
+                        a.button.secondary href="/settings/leads" { "Clear" }
+                    }
+                }
+            }
+            section.card aria-labelledby="leads-title" {
+                div.headline {
+                    h2 #leads-title { "Your leads" }
+                    a.button.secondary #export href=(format!("/settings/leads/export.csv{}", if filters.is_empty() { String::new() } else { format!("?{filters}") })) download { "Export CSV" }
+                }
+                @if view.leads.is_empty() {
+                    p.muted { @if query.cursor.is_empty() { "No leads match." } @else { "No more leads." } }
+                } @else {
+                    table.stacked {
+                        thead { tr {
+                            th scope="col" { "Created" } th scope="col" { "Name" } th scope="col" { "Email" }
+                            th scope="col" { "Source" } th scope="col" { "Status" } th scope="col" { "Key" }
+                        } }
+                        tbody {
+                            @for lead in view.leads {
+                                tr {
+                                    td data-label="Created" { (crate::leads::day_and_time(lead.created_at)) }
+                                    td data-label="Name" { a href=(format!("/settings/leads/{}", lead.id)) { (lead.name) } }
+                                    td data-label="Email" { (lead.email) }
+                                    td data-label="Source" { (lead.source) }
+                                    td data-label="Status" { (lead.status.as_str()) }
+                                    td data-label="Key" { (key_name(lead.api_key_id)) }
+                                }
+                            }
+                        }
+                    }
+                }
+                nav.pager aria-label="Pages" {
+                    @if !query.cursor.is_empty() {
+                        a.button.secondary href=(format!("/settings/leads?{}", with(""))) { "First page" }
+                    }
+                    @if let Some(next) = view.next {
+                        a.button.secondary rel="next" href=(format!("/settings/leads?{}", with(&format!("cursor={next}")))) { "Next page" }
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// One lead, every field.
+pub fn lead_detail(
+    user: &user::Model,
+    csrf: &str,
+    lead: &ciq_leads::Lead,
+    key: Option<&str>,
+) -> Markup {
+    let money = |m: Option<ciq_leads::Money>| {
+        m.map_or_else(|| "—".to_owned(), |m| m.to_number().to_string())
+    };
+    let text = |t: &Option<String>| t.clone().unwrap_or_else(|| "—".to_owned());
+    let fields: Vec<(&str, String)> = vec![
+        ("Email", lead.email.clone()),
+        ("Phone", text(&lead.phone)),
+        ("Source", lead.source.clone()),
+        ("Industry", lead.industry.clone()),
+        ("Status", lead.status.as_str().to_owned()),
+        (
+            "Score",
+            lead.score.map_or_else(|| "—".to_owned(), |s| s.to_string()),
+        ),
+        ("Monthly revenue", money(lead.monthly_revenue)),
+        ("Budget", money(lead.budget)),
+        ("Description", text(&lead.description)),
+        ("External id", text(&lead.external_id)),
+        (
+            "Created with key",
+            key.map_or_else(|| lead.api_key_id.to_string(), str::to_owned),
+        ),
+        ("Created", crate::leads::day_and_time(lead.created_at)),
+        ("Last changed", crate::leads::day_and_time(lead.updated_at)),
+        ("Lead id", lead.id.to_string()),
+    ];
+    layout(
+        &lead.name,
+        Section::Leads,
+        html! { span.muted { (owner_name(user)) } (sign_out(csrf)) },
+        html! {
+            p { a href="/settings/leads" { "← All leads" } }
+            section.card aria-labelledby="lead-title" {
+                h1 #lead-title { (lead.name) }
+                dl.fields {
+                    @for (label, value) in &fields {
+                        dt { (label) }
+                        dd { (value) }
                     }
                 }
             }

@@ -28,6 +28,10 @@ pub const LOGOUT: &str = "/logout";
 pub const LOGOUT_EVERYWHERE: &str = "/logout/everywhere";
 /// Settings → API Key.
 pub const SETTINGS_API_KEYS: &str = "/settings/api-keys";
+/// Settings → Leads.
+pub const SETTINGS_LEADS: &str = "/settings/leads";
+/// Settings → Leads → Export CSV (the current filter, streamed).
+pub const SETTINGS_LEADS_EXPORT: &str = "/settings/leads/export.csv";
 
 /// One served path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +79,9 @@ pub const ROUTES: &[RouteSpec] = &[
         "/settings",
     ),
     route("/settings/api-keys/:key_id/roll", "POST", "/settings"),
+    route(SETTINGS_LEADS, "GET", "/settings"),
+    route(SETTINGS_LEADS_EXPORT, "GET", "/settings"),
+    route("/settings/leads/:lead_id", "GET", "/settings"),
     route(OPERATOR_DOCUMENT, "GET", "/admin"),
     route("/admin/v1/users", "POST", "/admin"),
     route("/admin/v1/users/:user_id/keys", "GET, POST", "/admin"),
@@ -157,7 +164,7 @@ mod tests {
             assert!(
                 r.allow
                     .split(", ")
-                    .all(|m| ["GET", "POST", "PATCH", "DELETE"].contains(&m))
+                    .all(|m| ["GET", "POST", "PATCH", "DELETE", "OPTIONS"].contains(&m))
             );
         }
     }

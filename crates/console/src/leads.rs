@@ -1,0 +1,404 @@
+//! Settings → Leads: the owner's leads, newest first, filtered and paged; one lead's
+//! detail; and the current filter's CSV export, streamed a page at a time so that an
+//! account with millions of leads exports in constant memory.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use poem::http::{HeaderValue, StatusCode, header};
+use poem::web::{Data, Path, Query};
+use poem::{Body, Request, Response, handler};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use ciq_admin::keys;
+use ciq_admin::users;
+use ciq_leads::store::{self, After, LeadFilter};
+use ciq_leads::{Lead, LeadError, LeadStatus};
+
+use crate::state::ConsoleState;
+use crate::{html, pages, signed_in, store_trouble};
+
+/// Leads per page of the list.
+pub const PAGE_SIZE: u64 = 50;
+/// Leads per query of an export: its memory is about this many leads, whatever the
+/// account holds.
+pub const EXPORT_CHUNK: u64 = 1000;
+
+/// The list's filters as the form sends them (every field optional; empty = any).
+#[derive(Debug, Default, Deserialize)]
+pub struct LeadsQuery {
+    /// A status name.
+    #[serde(default)]
+    pub status: String,
+    /// An exact source.
+    #[serde(default)]
+    pub source: String,
+    /// A key id.
+    #[serde(default)]
+    pub key: String,
+    /// First day, `YYYY-MM-DD` (UTC), inclusive.
+    #[serde(default)]
+    pub from: String,
+    /// Last day, `YYYY-MM-DD` (UTC), inclusive.
+    #[serde(default)]
+    pub to: String,
+    /// Where the page starts (a list's "next page" link).
+    #[serde(default)]
+    pub cursor: String,
+}
+
+impl LeadsQuery {
+    /// The filter, the page's start, and every problem with the form (field label,
+    /// rule) — a broken filter is shown, never silently ignored.
+    pub fn parse(&self) -> (LeadFilter, Option<After>, Vec<(&'static str, String)>) {
+        let mut problems = Vec::new();
+        let status = match self.status.trim() {
+            "" => None,
+            name => {
+                let found = LeadStatus::from_name(name);
+                if found.is_none() {
+                    problems.push(("Status", format!("{name:?} is not a status")));
+                }
+                found
+            }
+        };
+        let key = match self.key.trim() {
+            "" => None,
+            id => {
+                let parsed = id.parse::<Uuid>().ok();
+                if parsed.is_none() {
+                    problems.push(("Key", "choose one of your keys".to_owned()));
+                }
+                parsed
+            }
+        };
+        let mut day = |label: &'static str, text: &str| match text.trim() {
+            "" => None,
+            text => match NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+                Ok(day) => Some(day.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc()),
+                Err(_) => {
+                    problems.push((label, "must be a date like 2026-12-01".to_owned()));
+                    None
+                }
+            },
+        };
+        let from = day("From", &self.from);
+        let to = day("To", &self.to).map(|at| at + TimeDelta::days(1));
+        let after = match self.cursor.trim() {
+            "" => None,
+            cursor => {
+                let after = After::from_cursor(cursor);
+                if after.is_none() {
+                    problems.push(("Page", "that page link is broken; start again".to_owned()));
+                }
+                after
+            }
+        };
+        let source = Some(self.source.trim()).filter(|s| !s.is_empty());
+        let filter = LeadFilter {
+            status,
+            source: source.map(str::to_owned),
+            created_after: from,
+            created_before: to,
+            api_key_id: key,
+            ..LeadFilter::default()
+        };
+        (filter, after, problems)
+    }
+
+    /// The query string of these filters (without the cursor), for links.
+    pub fn filters_query(&self) -> String {
+        let pairs = [
+            ("status", &self.status),
+            ("source", &self.source),
+            ("key", &self.key),
+            ("from", &self.from),
+            ("to", &self.to),
+        ];
+        pairs
+            .iter()
+            .filter(|(_, v)| !v.trim().is_empty())
+            .map(|(k, v)| format!("{k}={}", encode(v.trim())))
+            .collect::<Vec<_>>()
+            .join("&")
+    }
+}
+
+/// Percent-encodes a query value (everything but unreserved characters).
+fn encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            b => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn lead_trouble(err: LeadError) -> Response {
+    store_trouble(err)
+}
+
+/// `GET /settings/leads`.
+#[handler]
+pub async fn list_page(
+    req: &Request,
+    state: Data<&Arc<ConsoleState>>,
+    query: Query<LeadsQuery>,
+) -> Response {
+    let (_, session) = match signed_in(req, &state).await {
+        Ok(signed) => signed,
+        Err(resp) => return resp,
+    };
+    let user = match users::find_user(&state.db, &session.user_id.to_string()).await {
+        Ok(user) => user,
+        Err(err) => return store_trouble(err),
+    };
+    let owned_keys = match keys::list_keys(&state.db, session.user_id).await {
+        Ok(listed) => listed,
+        Err(err) => return store_trouble(err),
+    };
+    let (filter, after, problems) = query.parse();
+    if !problems.is_empty() {
+        let view = pages::LeadsView {
+            query: &query,
+            keys: &owned_keys,
+            leads: &[],
+            next: None,
+            problems: &problems,
+        };
+        return html(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            pages::leads(&user, &session.csrf_token, &view),
+        );
+    }
+    // The account is in the query: a key id of another account matches nothing.
+    let (leads, more) =
+        match store::list(&state.db, session.user_id, &filter, after, PAGE_SIZE).await {
+            Ok(page) => page,
+            Err(err) => return lead_trouble(err),
+        };
+    let next = more
+        .then(|| leads.last().map(|l| After::lead(l).to_cursor()))
+        .flatten();
+    let view = pages::LeadsView {
+        query: &query,
+        keys: &owned_keys,
+        leads: &leads,
+        next: next.as_deref(),
+        problems: &[],
+    };
+    html(
+        StatusCode::OK,
+        pages::leads(&user, &session.csrf_token, &view),
+    )
+}
+
+/// `GET /settings/leads/:lead_id`: another account's lead is "not found", like a
+/// missing one (the account is in the query).
+#[handler]
+pub async fn detail_page(
+    req: &Request,
+    state: Data<&Arc<ConsoleState>>,
+    lead_id: Path<String>,
+) -> Response {
+    let (_, session) = match signed_in(req, &state).await {
+        Ok(signed) => signed,
+        Err(resp) => return resp,
+    };
+    let found = match lead_id.parse::<Uuid>() {
+        Ok(id) => store::find(&state.db, session.user_id, id).await,
+        Err(_) => Err(LeadError::NotFound),
+    };
+    let lead = match found {
+        Ok(lead) => lead,
+        Err(LeadError::NotFound) => {
+            return html(
+                StatusCode::NOT_FOUND,
+                pages::message(
+                    "Lead not found",
+                    "That lead does not exist in your account.",
+                ),
+            );
+        }
+        Err(err) => return lead_trouble(err),
+    };
+    let key_name = match keys::find_key(&state.db, lead.api_key_id).await {
+        Ok(key) if key.user_id == session.user_id => {
+            Some(format!("{} ({}…)", key.name, key.display_prefix))
+        }
+        _ => None,
+    };
+    let user = match users::find_user(&state.db, &session.user_id.to_string()).await {
+        Ok(user) => user,
+        Err(err) => return store_trouble(err),
+    };
+    html(
+        StatusCode::OK,
+        pages::lead_detail(&user, &session.csrf_token, &lead, key_name.as_deref()),
+    )
+}
+
+/// The export's columns, in order.
+pub const CSV_COLUMNS: [&str; 15] = [
+    "id",
+    "created_at",
+    "updated_at",
+    "name",
+    "email",
+    "phone",
+    "source",
+    "industry",
+    "score",
+    "status",
+    "monthly_revenue",
+    "budget",
+    "description",
+    "external_id",
+    "api_key_id",
+];
+
+/// A text value as a spreadsheet should see it: one that would start a formula
+/// (`=`, `+`, `-`, `@`, tab, carriage return) gets a leading `'`, so opening the file
+/// never runs what a form visitor typed.
+fn cell(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}").into()
+    } else {
+        text.into()
+    }
+}
+
+/// One lead as the export's record.
+fn record(lead: &Lead) -> [String; 15] {
+    let money =
+        |m: Option<ciq_leads::Money>| m.map(|m| m.to_number().to_string()).unwrap_or_default();
+    let text = |t: &Option<String>| {
+        t.as_deref()
+            .map(|t| cell(t).into_owned())
+            .unwrap_or_default()
+    };
+    [
+        lead.id.to_string(),
+        ciq_http::time::format_time(lead.created_at),
+        ciq_http::time::format_time(lead.updated_at),
+        cell(&lead.name).into_owned(),
+        cell(&lead.email).into_owned(),
+        lead.phone.clone().unwrap_or_default(),
+        cell(&lead.source).into_owned(),
+        cell(&lead.industry).into_owned(),
+        lead.score.map(|s| s.to_string()).unwrap_or_default(),
+        lead.status.as_str().to_owned(),
+        money(lead.monthly_revenue),
+        money(lead.budget),
+        text(&lead.description),
+        text(&lead.external_id),
+        lead.api_key_id.to_string(),
+    ]
+}
+
+/// `rows` as CSV bytes (RFC 4180: quoted where needed, CRLF line ends).
+fn csv_bytes<I: IntoIterator<Item = R>, R: AsRef<[String]>>(rows: I) -> Vec<u8> {
+    let mut writer = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(Vec::new());
+    for row in rows {
+        writer
+            .write_record(row.as_ref())
+            .expect("writing to memory cannot fail");
+    }
+    writer.into_inner().expect("writing to memory cannot fail")
+}
+
+struct Export {
+    db: sea_orm::DatabaseConnection,
+    user_id: Uuid,
+    filter: LeadFilter,
+    after: Option<After>,
+    done: bool,
+}
+
+/// The next chunk of an export: the header first, then [`EXPORT_CHUNK`] leads per
+/// query, each query starting after the last lead of the one before.
+async fn next_chunk(mut export: Export) -> Result<Option<(Vec<u8>, Export)>, std::io::Error> {
+    if export.done {
+        return Ok(None);
+    }
+    let header = export.after.is_none();
+    let (leads, more) = store::list(
+        &export.db,
+        export.user_id,
+        &export.filter,
+        export.after,
+        EXPORT_CHUNK,
+    )
+    .await
+    .map_err(|err| {
+        tracing::warn!(error = %err, "lead export stopped: the store failed");
+        std::io::Error::other(err.to_string())
+    })?;
+    let mut bytes = if header {
+        csv_bytes([CSV_COLUMNS.map(str::to_owned)])
+    } else {
+        Vec::new()
+    };
+    bytes.extend(csv_bytes(leads.iter().map(record)));
+    export.done = !more;
+    export.after = leads.last().map(After::lead).or(export.after);
+    if header && export.after.is_none() {
+        // No lead at all: the header alone, then the end.
+        export.done = true;
+    }
+    Ok(Some((bytes, export)))
+}
+
+/// `GET /settings/leads/export.csv`: the current filter's leads, every page of them,
+/// newest first.
+#[handler]
+pub async fn export_csv(
+    req: &Request,
+    state: Data<&Arc<ConsoleState>>,
+    query: Query<LeadsQuery>,
+) -> Response {
+    let (_, session) = match signed_in(req, &state).await {
+        Ok(signed) => signed,
+        Err(resp) => return resp,
+    };
+    let (filter, _, problems) = query.parse();
+    if let Some((label, rule)) = problems.first() {
+        return html(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            pages::message("Export refused", &format!("{label}: {rule}")),
+        );
+    }
+    let export = Export {
+        db: state.db.clone(),
+        user_id: session.user_id,
+        filter,
+        after: None,
+        done: false,
+    };
+    let stream = futures_util::stream::try_unfold(export, next_chunk);
+    let name = format!("leads-{}.csv", Utc::now().format("%Y%m%d-%H%M%S"));
+    let mut resp = Response::builder()
+        .status(StatusCode::OK)
+        .content_type("text/csv; charset=utf-8")
+        .body(Body::from_bytes_stream(futures_util::TryStreamExt::map_ok(
+            stream,
+            bytes::Bytes::from,
+        )));
+    resp.headers_mut().insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_str(&format!("attachment; filename=\"{name}\""))
+            .expect("the name is ASCII"),
+    );
+    resp
+}
+
+/// When a lead was made, for the pages.
+pub fn day_and_time(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M UTC").to_string()
+}

@@ -1,0 +1,187 @@
+//! Settings → Leads over HTTP: sign-in required, one owner never sees another's leads,
+//! and the CSV export walks every page of a large account exactly once.
+
+use ciq_e2e::{TestApp, on_both_backends};
+use sea_orm::{ActiveValue::Set, EntityTrait};
+
+use crate::settings::{browser_like_client, owner, sign_in};
+
+on_both_backends!(
+    the_pages_need_a_session_and_show_only_the_owners_leads,
+    the_export_streams_every_lead_of_the_filter_once,
+);
+
+/// `count` leads of `user` made with `key_id`, one millisecond apart, newest last.
+async fn insert_leads(
+    app: &TestApp,
+    user: uuid::Uuid,
+    key_id: uuid::Uuid,
+    count: usize,
+    source: &str,
+) {
+    let start = chrono::Utc::now() - chrono::TimeDelta::hours(1);
+    let rows: Vec<ciq_entity::lead::ActiveModel> = (0..count)
+        .map(|i| {
+            let at = start + chrono::TimeDelta::milliseconds(i as i64);
+            ciq_entity::lead::ActiveModel {
+                id: Set(uuid::Uuid::now_v7()),
+                user_id: Set(user),
+                api_key_id: Set(key_id),
+                name: Set(format!("Lead {i:05}")),
+                email: Set(format!("lead{i}@example.com")),
+                phone: Set(None),
+                source: Set(source.to_owned()),
+                industry: Set("Retail".into()),
+                score: Set(None),
+                status: Set(ciq_entity::lead::LeadStatus::New),
+                monthly_revenue_cents: Set(Some(123_456)),
+                budget_cents: Set(None),
+                description: Set(Some("line one\nline \"two\", with a comma".into())),
+                created_at: Set(at),
+                external_id: Set(Some(format!("{source}-{i}"))),
+                updated_at: Set(Some(at)),
+            }
+        })
+        .collect();
+    for chunk in rows.chunks(500) {
+        ciq_entity::Lead::insert_many(chunk.to_vec())
+            .exec(&app.db)
+            .await
+            .unwrap();
+    }
+}
+
+async fn get(client: &reqwest::Client, app: &TestApp, path: &str) -> (u16, String) {
+    let resp = client
+        .get(format!("{}{path}", app.base_url))
+        .send()
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
+async fn the_pages_need_a_session_and_show_only_the_owners_leads(app: TestApp) {
+    let alice = owner(&app, "alice@acme.test").await;
+    let bob = owner(&app, "bob@acme.test").await;
+    let (alice_key, _) = app.create_key_with(alice, Default::default()).await;
+    let (bob_key, _) = app.create_key_with(bob, Default::default()).await;
+    insert_leads(&app, alice, alice_key, 3, "Alice Form").await;
+    insert_leads(&app, bob, bob_key, 2, "Bob Form").await;
+    let bobs = ciq_leads::store::list(&app.db, bob, &Default::default(), None, 10)
+        .await
+        .unwrap()
+        .0;
+
+    // Signed out: every leads page sends you to sign in, the export too.
+    let anonymous = browser_like_client();
+    for path in [
+        "/settings/leads",
+        "/settings/leads/export.csv",
+        &format!("/settings/leads/{}", bobs[0].id),
+    ] {
+        let resp = anonymous
+            .get(format!("{}{path}", app.base_url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 303, "{path}");
+        assert_eq!(resp.headers()["location"], "/login");
+    }
+
+    let client = browser_like_client();
+    assert_eq!(
+        sign_in(&app, &client, "alice@acme.test", crate::settings::PASSWORD)
+            .await
+            .status(),
+        303
+    );
+    let (status, page) = get(&client, &app, "/settings/leads").await;
+    assert_eq!(status, 200);
+    assert_eq!(page.matches("Alice Form").count(), 3);
+    assert!(!page.contains("Bob Form"));
+    // Bob's lead by id, or through a filter naming Bob's key: nothing of his.
+    let (status, page) = get(&client, &app, &format!("/settings/leads/{}", bobs[0].id)).await;
+    assert_eq!(status, 404);
+    assert!(page.contains("That lead does not exist in your account."));
+    assert_eq!(
+        get(&client, &app, "/settings/leads/not-a-lead").await.0,
+        404
+    );
+    let (status, page) = get(&client, &app, &format!("/settings/leads?key={bob_key}")).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("No leads match.") && !page.contains("Bob Form"));
+    let (_, csv) = get(
+        &client,
+        &app,
+        &format!("/settings/leads/export.csv?key={bob_key}"),
+    )
+    .await;
+    assert_eq!(csv.lines().count(), 1, "the header alone: {csv}");
+    // Broken filters are named, not ignored.
+    for (query, said) in [
+        ("status=won", "Status: &quot;won&quot; is not a status"),
+        ("key=nope", "Key: choose one of your keys"),
+        ("to=31.12.2026", "To: must be a date like 2026-12-01"),
+        ("cursor=garbage", "Page: that page link is broken"),
+    ] {
+        let (status, page) = get(&client, &app, &format!("/settings/leads?{query}")).await;
+        assert_eq!(status, 422, "{query}");
+        assert!(page.contains(said), "{query}");
+    }
+    let (status, page) = get(&client, &app, "/settings/leads/export.csv?from=soon").await;
+    assert_eq!(status, 422);
+    assert!(page.contains("From: must be a date"));
+    // The page's protections, as on the key pages.
+    let resp = client
+        .get(format!("{}/settings/leads", app.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["cache-control"], "no-store");
+    assert!(
+        resp.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .starts_with("default-src 'none'")
+    );
+}
+
+async fn the_export_streams_every_lead_of_the_filter_once(app: TestApp) {
+    let alice = owner(&app, "alice@acme.test").await;
+    let (key, _) = app.create_key_with(alice, Default::default()).await;
+    // More than two export chunks, and a page of other leads the filter leaves out.
+    let count = 2 * ciq_console::leads::EXPORT_CHUNK as usize + 17;
+    insert_leads(&app, alice, key, count, "Import").await;
+    insert_leads(&app, alice, key, 40, "Other").await;
+    let client = browser_like_client();
+    sign_in(&app, &client, "alice@acme.test", crate::settings::PASSWORD).await;
+    let resp = client
+        .get(format!(
+            "{}/settings/leads/export.csv?source=Import",
+            app.base_url
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.headers().get("content-length").is_none(),
+        "streamed, not buffered"
+    );
+    let body = resp.bytes().await.unwrap();
+    let mut reader = csv::Reader::from_reader(body.as_ref());
+    assert_eq!(
+        reader.headers().unwrap().iter().collect::<Vec<_>>(),
+        ciq_console::leads::CSV_COLUMNS
+    );
+    let records: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(records.len(), count);
+    let names: Vec<&str> = records.iter().map(|r| &r[3]).collect();
+    let mut expected: Vec<String> = (0..count).map(|i| format!("Lead {i:05}")).collect();
+    expected.reverse();
+    assert_eq!(names, expected, "every lead once, newest first");
+    assert!(records.iter().all(|r| &r[6] == "Import"));
+    assert_eq!(&records[0][10], "1234.56");
+    assert_eq!(&records[0][12], "line one\nline \"two\", with a comma");
+    assert_eq!(&records[0][14], key.to_string());
+}

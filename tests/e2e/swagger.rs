@@ -13,7 +13,15 @@ async fn swagger_ui_authorize_and_try_it_out_create_a_lead() {
     let Some(browser) = Browser::start().await else {
         return;
     };
-    let (user_id, key) = app.user_with_key("dev@acme.test").await;
+    let (user_id, key) = app
+        .user_with_key_like(
+            "dev@acme.test",
+            ciq_admin::keys::NewKey {
+                scopes: ciq_admin::Scopes::of(&ciq_admin::Scope::ALL),
+                ..ciq_admin::keys::NewKey::default()
+            },
+        )
+        .await;
     let c = &browser.client;
     c.goto(&format!("{}/docs", app.base_url)).await.unwrap();
 
@@ -91,6 +99,63 @@ async fn swagger_ui_authorize_and_try_it_out_create_a_lead() {
     assert_eq!(
         leads[0].source, "Website Form",
         "the documented example was sent"
+    );
+
+    // The managing operations, with the same authorization: list, then get by id.
+    let try_out = |operation: &'static str, path_id: Option<String>| {
+        let wait = &wait;
+        async move {
+            let block = format!("#operations-Leads-{operation}");
+            wait(Locator::Css(leak(format!("{block} .opblock-summary"))))
+                .await
+                .click()
+                .await
+                .unwrap();
+            wait(Locator::Css(leak(format!("{block} button.try-out__btn"))))
+                .await
+                .click()
+                .await
+                .unwrap();
+            if let Some(id) = path_id {
+                wait(Locator::Css(leak(format!(
+                    "{block} input[placeholder='id']"
+                ))))
+                .await
+                .send_keys(&id)
+                .await
+                .unwrap();
+            }
+            wait(Locator::Css(leak(format!("{block} button.execute"))))
+                .await
+                .click()
+                .await
+                .unwrap();
+            let status = wait(Locator::Css(leak(format!(
+                "{block} .live-responses-table tbody .response-col_status"
+            ))))
+            .await
+            .text()
+            .await
+            .unwrap();
+            let body = wait(Locator::Css(leak(format!(
+                "{block} .live-responses-table tbody .response-col_description pre"
+            ))))
+            .await
+            .text()
+            .await
+            .unwrap();
+            (status.trim().to_owned(), body)
+        }
+    };
+    let id = leads[0].id.to_string();
+    let (status, body) = try_out("listLeads", None).await;
+    assert_eq!(status, "200", "{body}");
+    assert!(body.contains(&id), "{body}");
+    let (status, body) = try_out("getLead", Some(id.clone())).await;
+    assert_eq!(status, "200", "{body}");
+    assert!(
+        body.contains(&id) && body.contains("Website Form"),
+        "{body}"
     );
     browser.close().await;
 }

@@ -310,6 +310,13 @@ async fn the_leads_page_filters_opens_and_exports_and_every_page_is_accessible()
     assert_accessible(c, axe.as_deref(), "sign-in page").await;
     sign_in_browser(c, &app, "owner@acme.test", "correct horse battery").await;
     assert_accessible(c, axe.as_deref(), "keys page").await;
+    // The allowed-origins field is there while only "create" is ticked.
+    let origins = find(c, "#origins-field").await;
+    assert!(origins.is_displayed().await.unwrap());
+    find(c, "#scope_read").await.click().await.unwrap();
+    assert!(!origins.is_displayed().await.unwrap());
+    find(c, "#scope_read").await.click().await.unwrap();
+    assert!(origins.is_displayed().await.unwrap());
     // With a new key shown once, and the browser-key field.
     find(c, "#key-name")
         .await

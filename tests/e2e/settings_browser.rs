@@ -67,21 +67,7 @@ async fn an_owner_generates_uses_rolls_and_revokes_a_key_in_the_browser() {
     c.goto(&format!("{}/settings/api-keys", app.base_url))
         .await
         .unwrap();
-    find(c, "#email")
-        .await
-        .send_keys("owner@acme.test")
-        .await
-        .unwrap();
-    find(c, "#password")
-        .await
-        .send_keys("correct horse battery")
-        .await
-        .unwrap();
-    find(c, "form[action='/login'] button[type=submit]")
-        .await
-        .click()
-        .await
-        .unwrap();
+    submit_sign_in(c, "owner@acme.test", "correct horse battery").await;
 
     // Generate: the key is on the page, once.
     find(c, "#key-name")
@@ -221,8 +207,8 @@ async fn assert_accessible(c: &Client, axe: Option<&str>, what: &str) {
     c.set_window_size(1280, 2000).await.unwrap();
 }
 
-async fn sign_in_browser(c: &Client, app: &TestApp, email: &str, password: &str) {
-    c.goto(&format!("{}/login", app.base_url)).await.unwrap();
+/// Fills in and sends the sign-in form the browser shows, and waits for the keys page.
+async fn submit_sign_in(c: &Client, email: &str, password: &str) {
     find(c, "#email").await.send_keys(email).await.unwrap();
     find(c, "#password")
         .await
@@ -308,7 +294,7 @@ async fn the_leads_page_filters_opens_and_exports_and_every_page_is_accessible()
     let c = &browser.client;
     c.goto(&format!("{}/login", app.base_url)).await.unwrap();
     assert_accessible(c, axe.as_deref(), "sign-in page").await;
-    sign_in_browser(c, &app, "owner@acme.test", "correct horse battery").await;
+    submit_sign_in(c, "owner@acme.test", "correct horse battery").await;
     assert_accessible(c, axe.as_deref(), "keys page").await;
     // The allowed-origins field is there while only "create" is ticked.
     let origins = find(c, "#origins-field").await;

@@ -142,6 +142,18 @@ fn lead_trouble(err: LeadError) -> Response {
     store_trouble(err)
 }
 
+/// The signed-in owner's account and session, or the response to send instead.
+async fn signed_in_owner(
+    req: &Request,
+    state: &ConsoleState,
+) -> Result<(ciq_entity::user::Model, ciq_admin::sessions::Session), Response> {
+    let (_, session) = signed_in(req, state).await?;
+    match users::find_user(&state.db, &session.user_id.to_string()).await {
+        Ok(user) => Ok((user, session)),
+        Err(err) => Err(store_trouble(err)),
+    }
+}
+
 /// `GET /settings/leads`.
 #[handler]
 pub async fn list_page(
@@ -149,13 +161,9 @@ pub async fn list_page(
     state: Data<&Arc<ConsoleState>>,
     query: Query<LeadsQuery>,
 ) -> Response {
-    let (_, session) = match signed_in(req, &state).await {
+    let (user, session) = match signed_in_owner(req, &state).await {
         Ok(signed) => signed,
         Err(resp) => return resp,
-    };
-    let user = match users::find_user(&state.db, &session.user_id.to_string()).await {
-        Ok(user) => user,
-        Err(err) => return store_trouble(err),
     };
     let owned_keys = match keys::list_keys(&state.db, session.user_id).await {
         Ok(listed) => listed,
@@ -205,7 +213,7 @@ pub async fn detail_page(
     state: Data<&Arc<ConsoleState>>,
     lead_id: Path<String>,
 ) -> Response {
-    let (_, session) = match signed_in(req, &state).await {
+    let (user, session) = match signed_in_owner(req, &state).await {
         Ok(signed) => signed,
         Err(resp) => return resp,
     };
@@ -231,10 +239,6 @@ pub async fn detail_page(
             Some(format!("{} ({}…)", key.name, key.display_prefix))
         }
         _ => None,
-    };
-    let user = match users::find_user(&state.db, &session.user_id.to_string()).await {
-        Ok(user) => user,
-        Err(err) => return store_trouble(err),
     };
     html(
         StatusCode::OK,

@@ -15,6 +15,7 @@ mod m20261201_000007_add_users_sessions_valid_after;
 mod m20261201_000008_add_api_keys_version;
 mod m20261201_000009_manage_leads;
 mod m20261201_000010_add_api_keys_allowed_origins;
+mod m20261201_000011_add_leads_email_index;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000008_add_api_keys_version::Migration),
             Box::new(m20261201_000009_manage_leads::Migration),
             Box::new(m20261201_000010_add_api_keys_allowed_origins::Migration),
+            Box::new(m20261201_000011_add_leads_email_index::Migration),
         ]
     }
 }

@@ -16,6 +16,7 @@ mod m20261201_000008_add_api_keys_version;
 mod m20261201_000009_manage_leads;
 mod m20261201_000010_add_api_keys_allowed_origins;
 mod m20261201_000011_add_leads_email_index;
+mod m20261201_000012_create_idempotency_leads;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000009_manage_leads::Migration),
             Box::new(m20261201_000010_add_api_keys_allowed_origins::Migration),
             Box::new(m20261201_000011_add_leads_email_index::Migration),
+            Box::new(m20261201_000012_create_idempotency_leads::Migration),
         ]
     }
 }

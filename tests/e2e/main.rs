@@ -2,6 +2,7 @@
 
 mod admin;
 mod auth;
+mod batch;
 mod browser_keys;
 mod docs;
 mod errors;

@@ -1,4 +1,4 @@
-//! CORS for the paths a web page may post to (create, and batch once it exists):
+//! CORS for the paths a web page may post to (create and batch):
 //! browser keys. A preflight carries no key, so it is answered for any origin and never
 //! counts against a limit; the origin rule itself is enforced on the request
 //! ([`crate::auth::Caller::require`]), whose answer — refusals included — carries the
@@ -10,7 +10,7 @@ use poem::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use poem::{Endpoint, IntoResponse, Request, Response};
 
 /// The paths browser keys may use.
-pub const BROWSER_PATHS: &[&str] = &[ciq_http::routes::CREATE_LEAD];
+pub const BROWSER_PATHS: &[&str] = &[ciq_http::routes::CREATE_LEAD, ciq_http::routes::BATCH_LEADS];
 
 /// How long a browser may reuse a preflight's answer (Chromium caps it at 2 h).
 pub const PREFLIGHT_MAX_AGE_SECS: u32 = 7200;

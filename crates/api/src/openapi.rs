@@ -12,10 +12,11 @@ use ciq_http::openapi::{drop_headers, error_example, set_example};
 use ciq_leads::rules;
 
 use crate::leads::LeadsApi;
+use crate::leads::batch::BatchLeadsApi;
 use crate::leads::manage::ManageLeadsApi;
 
 /// The services the document describes.
-pub type Service = OpenApiService<(LeadsApi, ManageLeadsApi), ()>;
+pub type Service = OpenApiService<(LeadsApi, BatchLeadsApi, ManageLeadsApi), ()>;
 
 /// Title of the public document.
 pub const TITLE: &str = "ConvertIQ External API";
@@ -30,8 +31,12 @@ authenticated response carries `X-RateLimit-Limit`, `X-RateLimit-Remaining`, \
 
 /// The poem-openapi service (routes and generated document).
 pub fn service() -> Service {
-    OpenApiService::new((LeadsApi, ManageLeadsApi), TITLE, env!("CARGO_PKG_VERSION"))
-        .description(DESCRIPTION)
+    OpenApiService::new(
+        (LeadsApi, BatchLeadsApi, ManageLeadsApi),
+        TITLE,
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description(DESCRIPTION)
 }
 
 /// The document as served at `/openapi.json` and printed by `ciq-gateway openapi`.
@@ -132,6 +137,22 @@ fn error_for(status: &str, scope: &str) -> Option<Value> {
 fn add_manage_examples(doc: &mut Value) {
     let operations = [
         (
+            "/api/external/leads/batch",
+            "post",
+            "leads:create",
+            Some(
+                json!({"success": true, "created": 1, "failed": 2, "results": [
+                    {"index": 0, "status": 201, "lead": example_lead()},
+                    {"index": 1, "status": 422, "error": {"code": "validation_failed",
+                        "message": "1 field rule was broken; see details",
+                        "details": [{"field": "leads[1].email", "message": "must be a valid email address"}]}},
+                    {"index": 2, "status": 409, "error": {"code": "duplicate_lead",
+                        "message": ErrorCode::DuplicateLead.default_message(), "details": [],
+                        "lead_id": "0199a3c2-7a1e-7cc0-9a57-5d8e6f1b2c3d"}}
+                ]}),
+            ),
+        ),
+        (
             "/api/external/leads",
             "get",
             "leads:read",
@@ -181,6 +202,45 @@ fn add_manage_examples(doc: &mut Value) {
             ],
         );
     }
+    // What only a batch answers that way.
+    let batch = &mut doc["paths"]["/api/external/leads/batch"]["post"];
+    set_example(
+        batch,
+        "409",
+        error_example(
+            ErrorCode::IdempotencyKeyInUse,
+            ErrorCode::IdempotencyKeyInUse.default_message(),
+            json!([]),
+        ),
+    );
+    set_example(
+        batch,
+        "413",
+        error_example(
+            ErrorCode::PayloadTooLarge,
+            &format!(
+                "the request body must be at most {} bytes",
+                crate::leads::batch::batch_body_limit(crate::state::DEFAULT_MAX_BODY_BYTES)
+            ),
+            json!([]),
+        ),
+    );
+    set_example(
+        batch,
+        "422",
+        error_example(
+            ErrorCode::ValidationFailed,
+            "1 field rule was broken; see details",
+            json!([{"field": "leads", "message": "must be an array of 1 to 100 leads (101 given)"}]),
+        ),
+    );
+    drop_headers(
+        batch,
+        &[
+            "400", "401", "403", "409", "413", "415", "422", "429", "500", "503", "default",
+        ],
+        &["Idempotent-Replayed"],
+    );
 }
 
 /// The lead rules, from the table the validator reads.
@@ -336,6 +396,7 @@ mod tests {
             paths,
             [
                 "/api/external/leads/create",
+                "/api/external/leads/batch",
                 "/api/external/leads",
                 "/api/external/leads/{id}"
             ]

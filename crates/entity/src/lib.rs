@@ -7,6 +7,7 @@
 pub mod api_key;
 pub mod email;
 pub mod idempotency_key;
+pub mod idempotency_lead;
 pub mod key_event;
 pub mod lead;
 pub mod session;
@@ -14,6 +15,7 @@ pub mod user;
 
 pub use api_key::Entity as ApiKey;
 pub use idempotency_key::Entity as IdempotencyKey;
+pub use idempotency_lead::Entity as IdempotencyLead;
 pub use key_event::Entity as KeyEvent;
 pub use lead::Entity as Lead;
 pub use session::Entity as Session;

@@ -10,6 +10,8 @@ use poem::{Endpoint, IntoResponse, Request, Response};
 
 /// `POST` — the reference's Create Lead endpoint.
 pub const CREATE_LEAD: &str = "/api/external/leads/create";
+/// `POST` — up to 100 leads at once.
+pub const BATCH_LEADS: &str = "/api/external/leads/batch";
 /// `GET` — a page of leads.
 pub const LEADS: &str = "/api/external/leads";
 /// The public OpenAPI document.
@@ -55,6 +57,7 @@ const fn route(pattern: &'static str, allow: &'static str, label: &'static str) 
 /// Every path the gateway serves.
 pub const ROUTES: &[RouteSpec] = &[
     route(CREATE_LEAD, "POST, OPTIONS", CREATE_LEAD),
+    route(BATCH_LEADS, "POST, OPTIONS", BATCH_LEADS),
     route(LEADS, "GET", LEADS),
     route(
         "/api/external/leads/:id",

@@ -1,4 +1,4 @@
-//! `Idempotency-Key` on create, with Stripe's semantics: within 24 hours, the same key
+//! `Idempotency-Key` on create and batch, with Stripe's semantics: within 24 hours, the same key
 //! and the same body replay the first answer (same lead); the same key with another
 //! body is refused (422 `idempotency_key_reused`); a retry while the first request is
 //! still running is refused (409 `idempotency_key_in_use`). Keys are per user. Only
@@ -11,7 +11,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use ciq_entity::idempotency_key;
+use ciq_entity::{idempotency_key, idempotency_lead};
 
 use crate::error::LeadError;
 use crate::rules::Violation;
@@ -169,6 +169,48 @@ pub async fn complete(
     Ok(())
 }
 
+/// Records the answer of a claimed key for a batch, inside the transaction that stored
+/// its leads: `items` is the answer's items as a JSON array, and `held` says which item
+/// holds which lead, so that erasing a lead can empty its item (see [`forget_lead`]).
+pub async fn complete_batch(
+    txn: &impl ConnectionTrait,
+    user_id: Uuid,
+    key: &str,
+    items: &str,
+    held: &[(usize, Uuid)],
+) -> Result<(), sea_orm::DbErr> {
+    idempotency_key::Entity::update_many()
+        .col_expr(
+            idempotency_key::Column::ResponseStatus,
+            sea_orm::sea_query::Expr::value(200),
+        )
+        .col_expr(
+            idempotency_key::Column::ResponseBody,
+            sea_orm::sea_query::Expr::value(items.to_owned()),
+        )
+        .filter(idempotency_key::Column::UserId.eq(user_id))
+        .filter(idempotency_key::Column::Key.eq(key))
+        .exec(txn)
+        .await?;
+    if held.is_empty() {
+        return Ok(());
+    }
+    let now = ciq_entity::now();
+    let rows = held
+        .iter()
+        .map(|&(item, lead_id)| idempotency_lead::ActiveModel {
+            user_id: Set(user_id),
+            lead_id: Set(lead_id),
+            key: Set(key.to_owned()),
+            item: Set(i32::try_from(item).unwrap_or(i32::MAX)),
+            created_at: Set(now),
+        });
+    idempotency_lead::Entity::insert_many(rows)
+        .exec_without_returning(txn)
+        .await?;
+    Ok(())
+}
+
 /// Deletes the keys (and the answers, lead data included, that they remember) older
 /// than `retention`. Safe on any number of instances at once: each deletes what is
 /// still there.
@@ -182,6 +224,10 @@ pub async fn purge(
         .filter(idempotency_key::Column::CreatedAt.lt(cutoff))
         .exec(db)
         .await?;
+    idempotency_lead::Entity::delete_many()
+        .filter(idempotency_lead::Column::CreatedAt.lt(cutoff))
+        .exec(db)
+        .await?;
     Ok(deleted.rows_affected)
 }
 
@@ -189,12 +235,43 @@ pub async fn purge(
 /// not create the lead again), its body — the lead's data — goes.
 pub const ERASED_STATUS: i32 = 410;
 
-/// Empties the remembered answers that hold `lead_id` (inside the erasing transaction).
+/// Empties the remembered answers that hold `lead_id` (inside the erasing transaction):
+/// a create's answer keeps only its place ([`ERASED_STATUS`]); a batch's answer keeps
+/// every other item, and the erased lead's item becomes `null` (replayed as 410).
 pub async fn forget_lead(
     txn: &impl ConnectionTrait,
     user_id: Uuid,
     lead_id: Uuid,
 ) -> Result<(), sea_orm::DbErr> {
+    let held = idempotency_lead::Entity::find()
+        .filter(idempotency_lead::Column::UserId.eq(user_id))
+        .filter(idempotency_lead::Column::LeadId.eq(lead_id))
+        .all(txn)
+        .await?;
+    for place in held {
+        let answer = idempotency_key::Entity::find_by_id((user_id, place.key.clone()))
+            .one(txn)
+            .await?;
+        if let Some(body) = answer.and_then(|a| a.response_body) {
+            let mut items: serde_json::Value = serde_json::from_str(&body)
+                .map_err(|e| sea_orm::DbErr::Custom(format!("a remembered batch answer: {e}")))?;
+            if let Some(item) = items.get_mut(usize::try_from(place.item).unwrap_or(usize::MAX)) {
+                *item = serde_json::Value::Null;
+            }
+            idempotency_key::Entity::update_many()
+                .col_expr(
+                    idempotency_key::Column::ResponseBody,
+                    sea_orm::sea_query::Expr::value(items.to_string()),
+                )
+                .filter(idempotency_key::Column::UserId.eq(user_id))
+                .filter(idempotency_key::Column::Key.eq(place.key.as_str()))
+                .exec(txn)
+                .await?;
+        }
+        idempotency_lead::Entity::delete_by_id((user_id, lead_id, place.key))
+            .exec(txn)
+            .await?;
+    }
     idempotency_key::Entity::update_many()
         .col_expr(
             idempotency_key::Column::ResponseStatus,

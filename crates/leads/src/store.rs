@@ -94,21 +94,9 @@ pub struct Remembered<'a> {
     pub render: &'a (dyn Fn(&Lead) -> String + Sync),
 }
 
-/// Stores `new` for `owner`.
-///
-/// With an idempotency key, the answer is remembered in the same transaction as the
-/// lead: both are written or neither is. Without one, the row goes through group
-/// commit (`announcement` is this request's, if it announced itself).
-pub async fn insert_lead(
-    db: &DatabaseConnection,
-    writer: &LeadWriter,
-    owner: LeadOwner,
-    new: NewLead,
-    remembered: Option<Remembered<'_>>,
-    announcement: Option<&Announcement>,
-) -> Result<Lead, LeadError> {
-    let now = ciq_entity::now();
-    let model = lead::Model {
+/// The row of a new lead: a fresh UUIDv7, stored and last changed at `now`.
+fn row_of(owner: LeadOwner, new: NewLead, now: DateTime<Utc>) -> lead::Model {
+    lead::Model {
         id: Uuid::now_v7(),
         user_id: owner.user_id,
         api_key_id: owner.api_key_id,
@@ -125,7 +113,181 @@ pub async fn insert_lead(
         created_at: now,
         external_id: new.external_id,
         updated_at: Some(now),
-    };
+    }
+}
+
+/// What became of one item of a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BatchOutcome {
+    /// It broke the field rules (the caller knows which); nothing was written for it.
+    Refused,
+    /// Stored.
+    Created(Box<Lead>),
+    /// Its `external_id` is taken in the account, by this lead (stored before, or by
+    /// an earlier item of the same batch).
+    Duplicate(Uuid),
+}
+
+/// A batch's answer to remember with its leads: the key, and how to render the answer's
+/// items (a JSON array, one element per item, in order) from the outcomes.
+pub struct RememberedBatch<'a> {
+    /// The validated `Idempotency-Key`.
+    pub key: &'a str,
+    /// Renders the items of the answer.
+    pub render: &'a (dyn Fn(&[BatchOutcome]) -> String + Sync),
+}
+
+/// Stores the items of a batch for `owner`, each on its own: `None` items broke the
+/// rules and are [`BatchOutcome::Refused`]. Every row goes in one statement, in one
+/// transaction (with the remembered answer, if any). Within the batch the first item
+/// with an `external_id` wins; an `external_id` already in the account (also one
+/// committed by a concurrent request meanwhile) makes its item a
+/// [`BatchOutcome::Duplicate`] naming the lead that holds it. Nothing else fails one
+/// item without the others: an outage fails the whole batch, and nothing is written.
+pub async fn insert_batch(
+    db: &DatabaseConnection,
+    writer: &LeadWriter,
+    owner: LeadOwner,
+    items: Vec<Option<NewLead>>,
+    remembered: Option<RememberedBatch<'_>>,
+) -> Result<Vec<BatchOutcome>, LeadError> {
+    let now = ciq_entity::now();
+    let mut outcomes = Vec::with_capacity(items.len());
+    let mut rows: Vec<(usize, lead::Model)> = Vec::new();
+    let mut first_with: std::collections::HashMap<String, Uuid> = Default::default();
+    for (index, item) in items.into_iter().enumerate() {
+        let Some(new) = item else {
+            outcomes.push(BatchOutcome::Refused);
+            continue;
+        };
+        let row = row_of(owner, new, now);
+        if let Some(external_id) = &row.external_id {
+            if let Some(first) = first_with.get(external_id) {
+                outcomes.push(BatchOutcome::Duplicate(*first));
+                continue;
+            }
+            first_with.insert(external_id.clone(), row.id);
+        }
+        outcomes.push(BatchOutcome::Created(Box::new(Lead::from(row.clone()))));
+        rows.push((index, row));
+    }
+    let breaker = writer.breaker();
+    let written = breaker
+        .guard(write_batch(db, owner.user_id, &rows, outcomes, remembered))
+        .await
+        .map_err(|down| LeadError::Unavailable(down.to_string()))?;
+    breaker.record(&written);
+    let outcomes = written.map_err(LeadError::from)??;
+    let created = outcomes
+        .iter()
+        .filter(|o| matches!(o, BatchOutcome::Created(_)))
+        .count();
+    metrics::counter!("ciq_leads_created_total").increment(created as u64);
+    Ok(outcomes)
+}
+
+/// The transaction of [`insert_batch`]: the rows (conflicting external ids skipped),
+/// then which of them the account already held, then the remembered answer.
+async fn write_batch(
+    db: &DatabaseConnection,
+    user_id: Uuid,
+    rows: &[(usize, lead::Model)],
+    mut outcomes: Vec<BatchOutcome>,
+    remembered: Option<RememberedBatch<'_>>,
+) -> Result<Result<Vec<BatchOutcome>, LeadError>, DbErr> {
+    use sea_orm::sea_query::OnConflict;
+    use sea_orm::{QuerySelect, TransactionTrait};
+    let txn = db.begin().await?;
+    if !rows.is_empty() {
+        lead::Entity::insert_many(
+            rows.iter()
+                .map(|(_, row)| lead::ActiveModel::from(row.clone())),
+        )
+        .on_conflict(
+            OnConflict::columns([lead::Column::UserId, lead::Column::ExternalId])
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(&txn)
+        .await?;
+        let external_ids: Vec<&str> = rows
+            .iter()
+            .filter_map(|(_, row)| row.external_id.as_deref())
+            .collect();
+        if !external_ids.is_empty() {
+            let holders: std::collections::HashMap<String, Uuid> = lead::Entity::find()
+                .select_only()
+                .column(lead::Column::ExternalId)
+                .column(lead::Column::Id)
+                .filter(lead::Column::UserId.eq(user_id))
+                .filter(lead::Column::ExternalId.is_in(external_ids))
+                .into_tuple::<(String, Uuid)>()
+                .all(&txn)
+                .await?
+                .into_iter()
+                .collect();
+            // A row skipped for its external id: its item, and the later items that
+            // pointed at it, name the lead that holds the id.
+            let mut moved = std::collections::HashMap::new();
+            for (index, row) in rows {
+                let Some(external_id) = &row.external_id else {
+                    continue;
+                };
+                match holders.get(external_id) {
+                    Some(holder) if *holder == row.id => {}
+                    Some(holder) => {
+                        outcomes[*index] = BatchOutcome::Duplicate(*holder);
+                        moved.insert(row.id, *holder);
+                    }
+                    // Skipped for a lead that was erased before this statement looked:
+                    // nothing of the batch is written; the client's retry will succeed.
+                    None => {
+                        return Ok(Err(LeadError::Unavailable(
+                            "a lead holding one of these external ids was just erased; retry"
+                                .into(),
+                        )));
+                    }
+                }
+            }
+            for outcome in &mut outcomes {
+                if let BatchOutcome::Duplicate(first) = outcome
+                    && let Some(holder) = moved.get(first)
+                {
+                    *first = *holder;
+                }
+            }
+        }
+    }
+    if let Some(remembered) = remembered {
+        let held: Vec<(usize, Uuid)> = outcomes
+            .iter()
+            .enumerate()
+            .filter_map(|(index, outcome)| match outcome {
+                BatchOutcome::Created(lead) => Some((index, lead.id)),
+                _ => None,
+            })
+            .collect();
+        let items = (remembered.render)(&outcomes);
+        idempotency::complete_batch(&txn, user_id, remembered.key, &items, &held).await?;
+    }
+    txn.commit().await?;
+    Ok(Ok(outcomes))
+}
+
+/// Stores `new` for `owner`.
+///
+/// With an idempotency key, the answer is remembered in the same transaction as the
+/// lead: both are written or neither is. Without one, the row goes through group
+/// commit (`announcement` is this request's, if it announced itself).
+pub async fn insert_lead(
+    db: &DatabaseConnection,
+    writer: &LeadWriter,
+    owner: LeadOwner,
+    new: NewLead,
+    remembered: Option<Remembered<'_>>,
+    announcement: Option<&Announcement>,
+) -> Result<Lead, LeadError> {
+    let model = row_of(owner, new, ciq_entity::now());
     let stored = match remembered {
         // The common case goes through group commit; a lead with an external id is
         // written on its own, so that a duplicate is told apart from an outage.

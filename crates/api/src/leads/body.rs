@@ -52,7 +52,7 @@ impl LeadSubmission {
 }
 
 /// A lead body read and parsed by us, in a fixed order of checks: 415 (content type),
-/// 413 (size), 400 (JSON). The rules of its fields are the caller's.
+/// 413 (size, the create limit), 400 (JSON). The rules of its fields are the caller's.
 async fn read_json(
     request: &Request,
     body: &mut RequestBody,
@@ -60,6 +60,15 @@ async fn read_json(
     let limit = request
         .data::<Arc<ApiState>>()
         .map_or(crate::state::DEFAULT_MAX_BODY_BYTES, |s| s.max_body_bytes);
+    read_json_within(request, body, limit).await
+}
+
+/// [`read_json`] with a limit of `limit` bytes (the batch has its own).
+pub async fn read_json_within(
+    request: &Request,
+    body: &mut RequestBody,
+    limit: usize,
+) -> Result<serde_json::Value, HttpError> {
     let content_type = request.content_type();
     if !content_type.is_some_and(is_json) {
         return Err(HttpError::unsupported_media_type(content_type));
@@ -69,7 +78,7 @@ async fn read_json(
         .get(poem::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|len| len > DRAIN_CAP) {
+    if declared.is_some_and(|len| len > limit.max(DRAIN_CAP)) {
         // Far too large to be worth reading: answer now (the connection closes).
         return Err(HttpError::payload_too_large(limit));
     }
@@ -79,7 +88,7 @@ async fn read_json(
     let bytes = read_limited(body, limit, declared).await?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(HttpError::invalid_json(
-            "the request body is empty; send {\"lead\": {...}}",
+            "the request body is empty; send a JSON object",
         ));
     }
     serde_json::from_slice(&bytes).map_err(|err| {

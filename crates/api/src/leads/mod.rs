@@ -1,6 +1,7 @@
 //! `POST /api/external/leads/create` — the reference's Create Lead endpoint — and the
 //! objects it reads and answers with (the domain's types mapped to the document's).
 
+pub mod batch;
 mod body;
 pub mod manage;
 

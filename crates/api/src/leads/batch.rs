@@ -1,0 +1,536 @@
+//! `POST /api/external/leads/batch`: 1 to 100 leads in one request, each created or
+//! refused on its own, one result per item in order. The request counts once against
+//! the key's limit, all its rows go in one statement, and an `Idempotency-Key` replays
+//! the same per-item answer.
+
+use std::sync::Arc;
+
+use poem::{Request, RequestBody};
+use poem_openapi::param::Header;
+use poem_openapi::payload::{Json, Payload, Response};
+use poem_openapi::registry::{MetaMediaType, MetaRequest, Registry};
+use poem_openapi::types::{ParseFromJSON, ToJSON};
+use poem_openapi::{
+    ApiExtractor, ApiExtractorType, ApiResponse, ExtractParamOptions, Object, OpenApi,
+};
+use serde_json::Value;
+
+use ciq_http::error::{ErrorBody, ErrorDetail, FieldError};
+use ciq_http::{ErrorCode, HttpError};
+use ciq_leads::store::{BatchOutcome, RememberedBatch};
+use ciq_leads::{LeadError, LeadOwner, NewLead, idempotency};
+
+use super::body::read_json_within;
+use super::{Lead, LeadInput, field_errors, lead_error};
+use crate::auth::ApiKeyAuth;
+use crate::state::ApiState;
+use crate::tags::ApiTags;
+
+/// Most leads in one batch.
+pub const MAX_BATCH_LEADS: usize = 100;
+
+/// A batch to create.
+#[derive(Debug, Object)]
+pub struct BatchLeadsRequest {
+    /// 1 to 100 leads, each with the fields and rules of a create.
+    pub leads: Vec<LeadInput>,
+}
+
+/// What became of one item.
+#[derive(Debug, Clone, Object)]
+pub struct BatchItem {
+    /// The item's place in the request (0-based).
+    pub index: u32,
+    /// 201 created; 422 field rules broken; 409 `external_id` taken (also by an earlier
+    /// item of the batch); 410 erased since (a replay only).
+    pub status: u16,
+    /// The stored lead (status 201).
+    #[oai(skip_serializing_if_is_none)]
+    pub lead: Option<Lead>,
+    /// Why the item was refused, as a failed create would say it; field paths name the
+    /// item (`leads[3].email`).
+    #[oai(skip_serializing_if_is_none)]
+    pub error: Option<ErrorDetail>,
+}
+
+/// The answer to a batch.
+#[derive(Debug, Clone, Object)]
+pub struct BatchCreated {
+    /// Always `true`: the request was acceptable, whatever became of its items.
+    pub success: bool,
+    /// Items created.
+    pub created: u32,
+    /// Items refused.
+    pub failed: u32,
+    /// One result per item, in the request's order.
+    pub results: Vec<BatchItem>,
+}
+
+impl BatchCreated {
+    fn of(results: Vec<BatchItem>) -> Self {
+        let created = results.iter().filter(|r| r.status == 201).count();
+        Self {
+            success: true,
+            created: u32::try_from(created).unwrap_or(u32::MAX),
+            failed: u32::try_from(results.len() - created).unwrap_or(u32::MAX),
+            results,
+        }
+    }
+}
+
+/// Every answer of the batch endpoint.
+#[derive(Debug, ApiResponse)]
+pub enum BatchLeadsResponse {
+    /// The batch was taken: each item's own answer is in `results`.
+    #[oai(status = 200)]
+    Ok(Json<BatchCreated>),
+    /// `invalid_json`: the body is not JSON.
+    #[oai(status = 400)]
+    BadRequest(Json<ErrorBody>),
+    /// `missing_api_key` or `invalid_api_key`.
+    #[oai(status = 401)]
+    Unauthorized(Json<ErrorBody>),
+    /// `insufficient_scope`: the key lacks `leads:create`; or `origin_not_allowed`.
+    #[oai(status = 403)]
+    Forbidden(Json<ErrorBody>),
+    /// `idempotency_key_in_use`: a request with this `Idempotency-Key` is still running.
+    #[oai(status = 409)]
+    Conflict(Json<ErrorBody>),
+    /// `payload_too_large`: over the batch's own limit (room for 100 full leads).
+    #[oai(status = 413)]
+    PayloadTooLarge(Json<ErrorBody>),
+    /// `unsupported_media_type`: Content-Type is not application/json.
+    #[oai(status = 415)]
+    UnsupportedMediaType(Json<ErrorBody>),
+    /// `validation_failed`: `leads` is missing, not an array, empty or longer than 100
+    /// (field `leads`), or another top-level field was sent;
+    /// `idempotency_key_reused`: the key was used with another body.
+    #[oai(status = 422)]
+    ValidationFailed(Json<ErrorBody>),
+    /// `rate_limited`: over the key's limit (a batch counts once).
+    #[oai(status = 429)]
+    RateLimited(
+        Json<ErrorBody>,
+        /// Seconds until a request will be admitted.
+        #[oai(header = "Retry-After")]
+        u64,
+    ),
+    /// `internal_error`: a fault of ours (logged).
+    #[oai(status = 500)]
+    Internal(Json<ErrorBody>),
+    /// `service_unavailable`: the store cannot be reached; nothing was written.
+    #[oai(status = 503)]
+    Unavailable(
+        Json<ErrorBody>,
+        /// Seconds to wait before retrying.
+        #[oai(header = "Retry-After")]
+        u64,
+    ),
+    /// Any other code of the error table, with its own status.
+    Other(poem::http::StatusCode, Json<ErrorBody>),
+}
+
+impl From<HttpError> for BatchLeadsResponse {
+    fn from(err: HttpError) -> Self {
+        let retry_after = err.retry_after;
+        let body = Json(err.body());
+        let wait = |default| retry_after.unwrap_or(default);
+        match err.code {
+            ErrorCode::BadRequest | ErrorCode::InvalidJson => Self::BadRequest(body),
+            ErrorCode::MissingApiKey | ErrorCode::InvalidApiKey => Self::Unauthorized(body),
+            ErrorCode::InsufficientScope | ErrorCode::OriginNotAllowed => Self::Forbidden(body),
+            ErrorCode::IdempotencyKeyInUse => Self::Conflict(body),
+            ErrorCode::PayloadTooLarge => Self::PayloadTooLarge(body),
+            ErrorCode::UnsupportedMediaType => Self::UnsupportedMediaType(body),
+            ErrorCode::ValidationFailed | ErrorCode::IdempotencyKeyReused => {
+                Self::ValidationFailed(body)
+            }
+            ErrorCode::RateLimited => Self::RateLimited(body, wait(1)),
+            ErrorCode::InternalError => Self::Internal(body),
+            ErrorCode::ServiceUnavailable => {
+                Self::Unavailable(body, wait(ciq_http::error::UNAVAILABLE_RETRY_AFTER_SECS))
+            }
+            ErrorCode::MissingAdminToken
+            | ErrorCode::InvalidAdminToken
+            | ErrorCode::NotFound
+            | ErrorCode::LeadNotFound
+            | ErrorCode::MethodNotAllowed
+            | ErrorCode::DuplicateLead
+            | ErrorCode::LeadDeleted
+            | ErrorCode::EmailTaken
+            | ErrorCode::TooManyKeys => Self::Other(err.code.status(), body),
+        }
+    }
+}
+
+/// A batch body read and checked: each item's lead or its broken rules.
+pub struct Batch {
+    items: Vec<Result<NewLead, Vec<FieldError>>>,
+    body: Value,
+}
+
+/// The body of a batch request, or why it cannot be used (never fails to extract, so
+/// the handler answers every case with the rate-limit headers).
+pub struct BatchSubmission(Result<Batch, HttpError>);
+
+/// The batch's own body limit: room for [`MAX_BATCH_LEADS`] leads of the size a
+/// create accepts.
+pub fn batch_body_limit(create_limit: usize) -> usize {
+    create_limit.saturating_mul(MAX_BATCH_LEADS)
+}
+
+/// The request's rules, then each item's, all at once: `leads` must be an array of 1
+/// to 100; each item is checked as a create's `lead`, its field paths renamed
+/// `leads[i].…`.
+pub fn validate_batch(body: Value) -> Result<Batch, HttpError> {
+    let rule = format!("must be an array of 1 to {MAX_BATCH_LEADS} leads");
+    let Value::Object(top) = &body else {
+        return Err(HttpError::validation_failed(vec![FieldError::new(
+            "leads", rule,
+        )]));
+    };
+    let mut broken: Vec<FieldError> = top
+        .keys()
+        .filter(|k| k.as_str() != "leads")
+        .map(|k| {
+            FieldError::new(
+                k.clone(),
+                "is not a field of a batch (send {\"leads\": [...]})",
+            )
+        })
+        .collect();
+    match top.get("leads").and_then(Value::as_array) {
+        None => broken.push(FieldError::new("leads", rule)),
+        Some(leads) if leads.is_empty() || leads.len() > MAX_BATCH_LEADS => broken.push(
+            FieldError::new("leads", format!("{rule} ({} given)", leads.len())),
+        ),
+        Some(_) => {}
+    }
+    if !broken.is_empty() {
+        return Err(HttpError::validation_failed(broken));
+    }
+    let items = body["leads"]
+        .as_array()
+        .expect("checked above")
+        .iter()
+        .enumerate()
+        .map(|(index, item)| {
+            let wrapped = serde_json::json!({ "lead": item });
+            ciq_leads::rules::validate_submission(&wrapped).map_err(|violations| {
+                field_errors(violations)
+                    .into_iter()
+                    .map(|mut e| {
+                        e.field = match e.field.strip_prefix("lead") {
+                            Some(rest) => format!("leads[{index}]{rest}"),
+                            None => e.field,
+                        };
+                        e
+                    })
+                    .collect()
+            })
+        })
+        .collect();
+    Ok(Batch { items, body })
+}
+
+impl<'a> ApiExtractor<'a> for BatchSubmission {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::RequestObject];
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        <Json<BatchLeadsRequest> as Payload>::register(registry);
+    }
+
+    fn request_meta() -> Option<MetaRequest> {
+        Some(MetaRequest {
+            description: Some("1 to 100 leads, wrapped in `leads`."),
+            content: vec![MetaMediaType {
+                content_type: "application/json",
+                schema: <Json<BatchLeadsRequest> as Payload>::schema_ref(),
+            }],
+            required: true,
+        })
+    }
+
+    async fn from_request(
+        request: &'a Request,
+        body: &mut RequestBody,
+        _param_opts: ExtractParamOptions<Self::ParamType>,
+    ) -> poem::Result<Self> {
+        let create_limit = request
+            .data::<Arc<ApiState>>()
+            .map_or(crate::state::DEFAULT_MAX_BODY_BYTES, |s| s.max_body_bytes);
+        let limit = batch_body_limit(create_limit);
+        let batch = read_json_within(request, body, limit)
+            .await
+            .and_then(validate_batch);
+        Ok(Self(batch))
+    }
+}
+
+fn item(index: usize, status: u16, lead: Option<Lead>, error: Option<HttpError>) -> BatchItem {
+    BatchItem {
+        index: u32::try_from(index).unwrap_or(u32::MAX),
+        status,
+        lead,
+        error: error.map(|e| e.body().error),
+    }
+}
+
+/// The items of the answer, in order, from what the store did and what the rules said.
+fn results(outcomes: &[BatchOutcome], refusals: &[Option<Vec<FieldError>>]) -> Vec<BatchItem> {
+    outcomes
+        .iter()
+        .enumerate()
+        .map(|(index, outcome)| match outcome {
+            BatchOutcome::Created(lead) => item(index, 201, Some((**lead).clone().into()), None),
+            BatchOutcome::Duplicate(holder) => item(
+                index,
+                409,
+                None,
+                Some(lead_error(LeadError::DuplicateLead(*holder))),
+            ),
+            BatchOutcome::Refused => item(
+                index,
+                422,
+                None,
+                Some(HttpError::validation_failed(
+                    refusals[index].clone().unwrap_or_default(),
+                )),
+            ),
+        })
+        .collect()
+}
+
+/// A remembered answer's items (a JSON array; `null` where the lead was erased since).
+fn replayed(stored: &str) -> Result<BatchCreated, HttpError> {
+    let unreadable = |why: String| {
+        lead_error(LeadError::StoredAnswerUnreadable(format!(
+            "a batch answer: {why}"
+        )))
+    };
+    let items: Vec<Value> = serde_json::from_str(stored).map_err(|e| unreadable(e.to_string()))?;
+    let results = items
+        .into_iter()
+        .enumerate()
+        .map(|(index, value)| match value {
+            Value::Null => Ok(item(
+                index,
+                410,
+                None,
+                Some(lead_error(LeadError::LeadDeleted)),
+            )),
+            value => {
+                BatchItem::parse_from_json(Some(value)).map_err(|e| unreadable(e.into_message()))
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(BatchCreated::of(results))
+}
+
+/// Batch creation.
+pub struct BatchLeadsApi;
+
+#[OpenApi]
+impl BatchLeadsApi {
+    /// Create up to 100 leads
+    ///
+    /// Each item of `leads` is validated and created on its own, with the create rules;
+    /// the answer is 200 whenever the request itself is acceptable, with one result per
+    /// item in order (201 with the lead, 422 naming `leads[i].field`, 409
+    /// `duplicate_lead` with `lead_id`). Within a batch the first created item with an
+    /// `external_id` wins and later items with it get 409 naming that lead. The
+    /// request counts once against the key's limit. With `Idempotency-Key`, a retry
+    /// replays the same per-item answer (an item whose lead was erased since: 410
+    /// `lead_deleted`). Browser keys may use it like create.
+    #[oai(
+        path = "/api/external/leads/batch",
+        method = "post",
+        tag = "ApiTags::Leads",
+        operation_id = "batchCreateLeads",
+        response_header(
+            name = "X-RateLimit-Limit",
+            ty = "Option<u32>",
+            description = "Requests allowed per window for this key."
+        ),
+        response_header(
+            name = "X-RateLimit-Remaining",
+            ty = "Option<u32>",
+            description = "Requests left in the current sliding window."
+        ),
+        response_header(
+            name = "X-RateLimit-Reset",
+            ty = "Option<u64>",
+            description = "Unix time (seconds) when the oldest counted request leaves the window."
+        ),
+        response_header(
+            name = "RateLimit-Policy",
+            ty = "Option<String>",
+            description = "IETF draft policy, e.g. \"default\";q=100;w=60."
+        ),
+        response_header(
+            name = "RateLimit",
+            ty = "Option<String>",
+            description = "IETF draft state, e.g. \"default\";r=99;t=60."
+        ),
+        response_header(
+            name = "Idempotent-Replayed",
+            ty = "Option<String>",
+            description = "`true` when this 200 replays the answer to an earlier request with the same Idempotency-Key."
+        )
+    )]
+    async fn batch_create_leads(
+        &self,
+        auth: ApiKeyAuth,
+        submission: BatchSubmission,
+        /// Optional, as on create: a retry with the same key and body within 24 hours
+        /// replays the first answer.
+        #[oai(name = "Idempotency-Key")]
+        #[allow(unused_variables)]
+        idempotency_key: Header<Option<String>>,
+        state: poem::web::Data<&Arc<ApiState>>,
+        req: &Request,
+    ) -> Response<BatchLeadsResponse> {
+        let caller = auth.0;
+        let raw_key = req
+            .headers()
+            .get(idempotency::HEADER)
+            .map(|v| v.as_bytes().to_vec());
+        let (response, replayed) = match batch(&state, &caller, submission, raw_key).await {
+            Ok((answer, replayed)) => (BatchLeadsResponse::Ok(Json(answer)), replayed),
+            Err(err) => (BatchLeadsResponse::from(err), false),
+        };
+        let response = caller.answer(response);
+        if replayed {
+            response.header("idempotent-replayed", "true")
+        } else {
+            response
+        }
+    }
+}
+
+async fn batch(
+    state: &ApiState,
+    caller: &crate::auth::Caller,
+    submission: BatchSubmission,
+    idempotency_key: Option<Vec<u8>>,
+) -> Result<(BatchCreated, bool), HttpError> {
+    caller.require(ciq_admin::Scope::LeadsCreate)?;
+    let Batch { items, body } = submission.0?;
+    state
+        .breaker
+        .check()
+        .map_err(HttpError::service_unavailable)?;
+    let user_id = caller.key.user_id;
+    let key = idempotency_key
+        .as_deref()
+        .map(idempotency::validate_key)
+        .transpose()
+        .map_err(|v| HttpError::validation_failed(field_errors(vec![v])))?;
+    if let Some(key) = &key {
+        let claim = state
+            .breaker
+            .guard(idempotency::claim(
+                &state.db,
+                user_id,
+                key,
+                &idempotency::fingerprint(&body),
+                state.idempotency_retention,
+            ))
+            .await
+            .map_err(HttpError::service_unavailable)?
+            .map_err(lead_error)?;
+        if let idempotency::Claim::Replay(stored) = claim {
+            return Ok((replayed(&stored)?, true));
+        }
+    }
+    let (leads, refusals): (Vec<Option<NewLead>>, Vec<Option<Vec<FieldError>>>) = items
+        .into_iter()
+        .map(|item| match item {
+            Ok(lead) => (Some(lead), None),
+            Err(broken) => (None, Some(broken)),
+        })
+        .unzip();
+    let render = |outcomes: &[BatchOutcome]| {
+        let items: Vec<Value> = results(outcomes, &refusals)
+            .iter()
+            .map(|item| item.to_json().unwrap_or(Value::Null))
+            .collect();
+        Value::Array(items).to_string()
+    };
+    let owner = LeadOwner {
+        user_id,
+        api_key_id: caller.key.key_id,
+    };
+    let remembered = key.as_deref().map(|key| RememberedBatch {
+        key,
+        render: &render,
+    });
+    let stored =
+        ciq_leads::store::insert_batch(&state.db, &state.lead_writer, owner, leads, remembered)
+            .await;
+    match stored {
+        Ok(outcomes) => Ok((BatchCreated::of(results(&outcomes, &refusals)), false)),
+        Err(err) => {
+            if let Some(key) = &key {
+                // Nothing was stored: free the key so that the client's retry can succeed.
+                let _ = idempotency::forget(&state.db, user_id, key).await;
+            }
+            Err(lead_error(err))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_code_is_answered_with_its_status() {
+        ciq_http::error::assert_variants_match_table::<BatchLeadsResponse>(&[
+            ErrorCode::RateLimited,
+            ErrorCode::ServiceUnavailable,
+        ]);
+    }
+
+    #[test]
+    fn the_request_rules_name_leads_and_item_rules_name_the_item() {
+        let fields = |body: Value| match validate_batch(body) {
+            Err(err) => err.details.into_iter().map(|d| d.field).collect::<Vec<_>>(),
+            Ok(_) => vec![],
+        };
+        assert_eq!(fields(serde_json::json!({"lead": {}})), ["lead", "leads"]);
+        assert_eq!(fields(serde_json::json!({"leads": []})), ["leads"]);
+        assert_eq!(fields(serde_json::json!([1])), ["leads"]);
+        let many: Vec<Value> = (0..=MAX_BATCH_LEADS)
+            .map(|_| serde_json::json!({}))
+            .collect();
+        assert_eq!(fields(serde_json::json!({ "leads": many })), ["leads"]);
+        let batch = validate_batch(serde_json::json!({"leads": [
+            {"name": "A", "email": "a@example.com", "source": "API", "industry": "Tech"},
+            {"name": "B", "email": "nope", "source": "API"},
+            "not an object"
+        ]}))
+        .unwrap();
+        assert!(batch.items[0].is_ok());
+        let broken: Vec<String> = batch.items[1]
+            .as_ref()
+            .unwrap_err()
+            .iter()
+            .map(|e| e.field.clone())
+            .collect();
+        assert!(
+            broken.contains(&"leads[1].email".to_owned())
+                && broken.contains(&"leads[1].industry".to_owned()),
+            "{broken:?}"
+        );
+        let not_object: Vec<String> = batch.items[2]
+            .as_ref()
+            .unwrap_err()
+            .iter()
+            .map(|e| e.field.clone())
+            .collect();
+        assert_eq!(not_object, ["leads[2]"]);
+    }
+}

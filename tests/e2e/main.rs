@@ -20,3 +20,4 @@ mod settings_browser;
 mod settings_leads;
 mod swagger;
 mod topology;
+mod upsert;

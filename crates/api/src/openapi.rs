@@ -14,9 +14,10 @@ use ciq_leads::rules;
 use crate::leads::LeadsApi;
 use crate::leads::batch::BatchLeadsApi;
 use crate::leads::manage::ManageLeadsApi;
+use crate::leads::upsert::UpsertLeadApi;
 
 /// The services the document describes.
-pub type Service = OpenApiService<(LeadsApi, BatchLeadsApi, ManageLeadsApi), ()>;
+pub type Service = OpenApiService<(LeadsApi, BatchLeadsApi, UpsertLeadApi, ManageLeadsApi), ()>;
 
 /// Title of the public document.
 pub const TITLE: &str = "ConvertIQ External API";
@@ -32,7 +33,7 @@ authenticated response carries `X-RateLimit-Limit`, `X-RateLimit-Remaining`, \
 /// The poem-openapi service (routes and generated document).
 pub fn service() -> Service {
     OpenApiService::new(
-        (LeadsApi, BatchLeadsApi, ManageLeadsApi),
+        (LeadsApi, BatchLeadsApi, UpsertLeadApi, ManageLeadsApi),
         TITLE,
         env!("CARGO_PKG_VERSION"),
     )
@@ -153,6 +154,12 @@ fn add_manage_examples(doc: &mut Value) {
             ),
         ),
         (
+            "/api/external/leads/upsert",
+            "post",
+            "leads:write",
+            Some(json!({"success": true, "created": false, "lead": example_lead()})),
+        ),
+        (
             "/api/external/leads",
             "get",
             "leads:read",
@@ -202,6 +209,46 @@ fn add_manage_examples(doc: &mut Value) {
             ],
         );
     }
+    let upsert = &mut doc["paths"]["/api/external/leads/upsert"]["post"];
+    set_example(
+        upsert,
+        "201",
+        json!({"success": true, "created": true, "lead": example_lead()}),
+    );
+    set_example(
+        upsert,
+        "409",
+        error_example(
+            ErrorCode::IdempotencyKeyInUse,
+            ErrorCode::IdempotencyKeyInUse.default_message(),
+            json!([]),
+        ),
+    );
+    set_example(
+        upsert,
+        "422",
+        error_example(
+            ErrorCode::ValidationFailed,
+            "1 field rule was broken; see details",
+            json!([{"field": "lead.external_id", "message": "is required: an upsert finds the lead by it"}]),
+        ),
+    );
+    set_example(
+        upsert,
+        "410",
+        error_example(
+            ErrorCode::LeadDeleted,
+            ErrorCode::LeadDeleted.default_message(),
+            json!([]),
+        ),
+    );
+    drop_headers(
+        upsert,
+        &[
+            "400", "401", "403", "409", "410", "413", "415", "422", "429", "500", "503", "default",
+        ],
+        &["Idempotent-Replayed"],
+    );
     // What only a batch answers that way.
     let batch = &mut doc["paths"]["/api/external/leads/batch"]["post"];
     set_example(
@@ -397,6 +444,7 @@ mod tests {
             [
                 "/api/external/leads/create",
                 "/api/external/leads/batch",
+                "/api/external/leads/upsert",
                 "/api/external/leads",
                 "/api/external/leads/{id}"
             ]

@@ -12,6 +12,8 @@ use poem::{Endpoint, IntoResponse, Request, Response};
 pub const CREATE_LEAD: &str = "/api/external/leads/create";
 /// `POST` — up to 100 leads at once.
 pub const BATCH_LEADS: &str = "/api/external/leads/batch";
+/// `POST` — create or update a lead by its `external_id`.
+pub const UPSERT_LEAD: &str = "/api/external/leads/upsert";
 /// `GET` — a page of leads.
 pub const LEADS: &str = "/api/external/leads";
 /// The public OpenAPI document.
@@ -58,6 +60,7 @@ const fn route(pattern: &'static str, allow: &'static str, label: &'static str) 
 pub const ROUTES: &[RouteSpec] = &[
     route(CREATE_LEAD, "POST, OPTIONS", CREATE_LEAD),
     route(BATCH_LEADS, "POST, OPTIONS", BATCH_LEADS),
+    route(UPSERT_LEAD, "POST", UPSERT_LEAD),
     route(LEADS, "GET", LEADS),
     route(
         "/api/external/leads/:id",

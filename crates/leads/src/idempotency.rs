@@ -140,19 +140,20 @@ pub async fn claim(
     Err(LeadError::IdempotencyKeyInUse)
 }
 
-/// Records the answer of a claimed key, inside the transaction that stored the lead,
+/// Records the answer (`status`, `body`) of a claimed key, inside the transaction that stored the lead,
 /// so that a lead and its remembered answer are written together or not at all.
 pub async fn complete(
     txn: &impl ConnectionTrait,
     user_id: Uuid,
     key: &str,
+    status: i32,
     body: &str,
     lead_id: Uuid,
 ) -> Result<(), sea_orm::DbErr> {
     idempotency_key::Entity::update_many()
         .col_expr(
             idempotency_key::Column::ResponseStatus,
-            sea_orm::sea_query::Expr::value(201),
+            sea_orm::sea_query::Expr::value(status),
         )
         .col_expr(
             idempotency_key::Column::ResponseBody,

@@ -314,7 +314,8 @@ pub async fn insert_lead(
                     Box::pin(async move {
                         let lead = Lead::from(row.insert(txn).await?);
                         if let Some((key, answer)) = answer {
-                            idempotency::complete(txn, user_id, &key, &answer, lead_id).await?;
+                            idempotency::complete(txn, user_id, &key, 201, &answer, lead_id)
+                                .await?;
                         }
                         Ok(lead)
                     })
@@ -342,7 +343,11 @@ pub async fn insert_lead(
 
 /// The error for a lead refused because `external_id` is taken in the account: names
 /// the lead that has it.
-async fn duplicate(db: &DatabaseConnection, user_id: Uuid, external_id: &str) -> LeadError {
+async fn duplicate(
+    db: &impl sea_orm::ConnectionTrait,
+    user_id: Uuid,
+    external_id: &str,
+) -> LeadError {
     let existing = lead::Entity::find()
         .filter(lead::Column::UserId.eq(user_id))
         .filter(lead::Column::ExternalId.eq(external_id))
@@ -360,7 +365,11 @@ async fn duplicate(db: &DatabaseConnection, user_id: Uuid, external_id: &str) ->
 
 /// The lead `id` of `user_id`'s account. Another account's lead is
 /// [`LeadError::NotFound`] exactly like a missing one: the account is in the query.
-pub async fn find(db: &DatabaseConnection, user_id: Uuid, id: Uuid) -> Result<Lead, LeadError> {
+pub async fn find(
+    db: &impl sea_orm::ConnectionTrait,
+    user_id: Uuid,
+    id: Uuid,
+) -> Result<Lead, LeadError> {
     lead::Entity::find()
         .filter(lead::Column::UserId.eq(user_id))
         .filter(lead::Column::Id.eq(id))
@@ -529,11 +538,24 @@ pub async fn erase(db: &DatabaseConnection, user_id: Uuid, id: Uuid) -> Result<(
 /// [`LeadError::NotFound`] when the account has no such lead,
 /// [`LeadError::DuplicateLead`] when the new `external_id` is another lead's.
 pub async fn update(
-    db: &DatabaseConnection,
+    db: &impl sea_orm::ConnectionTrait,
     user_id: Uuid,
     id: Uuid,
     patch: crate::rules::LeadPatch,
 ) -> Result<Lead, LeadError> {
+    apply_patch(db, user_id, lead::Column::Id.eq(id), patch).await?;
+    find(db, user_id, id).await
+}
+
+/// Applies `patch` to the lead of `user_id`'s account that `which` picks (by id, or by
+/// external id); returns how many rows it changed (0: no such lead), or `None` when the
+/// patch carries no field at all (nothing is written).
+async fn apply_patch(
+    db: &impl sea_orm::ConnectionTrait,
+    user_id: Uuid,
+    which: sea_orm::sea_query::SimpleExpr,
+    patch: crate::rules::LeadPatch,
+) -> Result<Option<u64>, LeadError> {
     use crate::rules::Change;
     use sea_orm::sea_query::{Expr, SimpleExpr};
     fn change<T: Into<sea_orm::Value>>(change: Change<T>) -> Option<Option<T>> {
@@ -590,19 +612,147 @@ pub async fn update(
                 update.col_expr(column, value)
             })
             .filter(lead::Column::UserId.eq(user_id))
-            .filter(lead::Column::Id.eq(id));
-        match update.exec(db).await {
-            Ok(_) => {}
+            .filter(which);
+        return match update.exec(db).await {
+            Ok(done) => Ok(Some(done.rows_affected)),
             Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-                return Err(match external_id {
+                Err(match external_id {
                     Some(external_id) => duplicate(db, user_id, &external_id).await,
                     None => LeadError::from(err),
-                });
+                })
             }
-            Err(err) => return Err(err.into()),
+            Err(err) => Err(err.into()),
+        };
+    }
+    Ok(None)
+}
+
+/// What an upsert did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Upserted {
+    /// No lead had the external id: this one was created.
+    Created(Box<Lead>),
+    /// The lead with the external id was changed as the patch says.
+    Updated(Box<Lead>),
+}
+
+impl Upserted {
+    /// The lead, as stored now.
+    pub fn lead(&self) -> &Lead {
+        match self {
+            Self::Created(lead) | Self::Updated(lead) => lead,
         }
     }
-    find(db, user_id, id).await
+}
+
+/// An upsert's answer to remember: the key, and how to render it.
+pub struct RememberedUpsert<'a> {
+    /// The validated `Idempotency-Key`.
+    pub key: &'a str,
+    /// Renders the answer body (its status: 201 created, 200 updated).
+    pub render: &'a (dyn Fn(&Upserted) -> String + Sync),
+}
+
+/// Creates or updates, by `external_id`, the lead of `owner`'s account: `patch` (which
+/// carries the external id) changes the lead that has it; without one, `new` is created
+/// (`None`: the body does not pass the create rules, and `Ok(None)` says so). Race-free
+/// on both stores: each attempt writes first (the update, else an insert that skips a
+/// conflicting external id) and only then reads, so concurrent upserts of one external
+/// id leave one lead, carrying one of their bodies. `api_key_id` stays the creator's.
+pub async fn upsert(
+    db: &DatabaseConnection,
+    writer: &LeadWriter,
+    owner: LeadOwner,
+    external_id: &str,
+    patch: crate::rules::LeadPatch,
+    new: Option<NewLead>,
+    remembered: Option<RememberedUpsert<'_>>,
+) -> Result<Option<Upserted>, LeadError> {
+    let breaker = writer.breaker();
+    let written = breaker
+        .guard(write_upsert(db, owner, external_id, patch, new, remembered))
+        .await
+        .map_err(|down| LeadError::Unavailable(down.to_string()))?;
+    if let Err(LeadError::Unavailable(_)) = &written {
+        // Perhaps the store is gone: the breaker's probe finds out.
+        breaker.failure();
+    }
+    let upserted = written?;
+    if let Some(Upserted::Created(_)) = &upserted {
+        metrics::counter!("ciq_leads_created_total").increment(1);
+    }
+    Ok(upserted)
+}
+
+async fn write_upsert(
+    db: &DatabaseConnection,
+    owner: LeadOwner,
+    external_id: &str,
+    patch: crate::rules::LeadPatch,
+    new: Option<NewLead>,
+    remembered: Option<RememberedUpsert<'_>>,
+) -> Result<Option<Upserted>, LeadError> {
+    use sea_orm::sea_query::OnConflict;
+    let user_id = owner.user_id;
+    let by_external_id = || lead::Column::ExternalId.eq(external_id);
+    let txn = db.begin().await?;
+    let mut outcome = None;
+    // A concurrent upsert can take each branch from under this one once; a third try
+    // always finds the lead.
+    for _ in 0..3 {
+        if apply_patch(&txn, user_id, by_external_id(), patch.clone()).await? != Some(0) {
+            let lead = lead::Entity::find()
+                .filter(lead::Column::UserId.eq(user_id))
+                .filter(by_external_id())
+                .one(&txn)
+                .await?;
+            if let Some(lead) = lead {
+                outcome = Some(Upserted::Updated(Box::new(Lead::from(lead))));
+                break;
+            }
+            continue;
+        }
+        let Some(new) = new.clone() else {
+            txn.rollback().await?;
+            return Ok(None);
+        };
+        let row = row_of(owner, new, ciq_entity::now());
+        let inserted = lead::Entity::insert(lead::ActiveModel::from(row.clone()))
+            .on_conflict(
+                OnConflict::columns([lead::Column::UserId, lead::Column::ExternalId])
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .exec_without_returning(&txn)
+            .await?;
+        if inserted == 1 {
+            outcome = Some(Upserted::Created(Box::new(Lead::from(row))));
+            break;
+        }
+    }
+    let Some(outcome) = outcome else {
+        return Err(LeadError::Unavailable(
+            "the lead with this external_id kept changing; retry".into(),
+        ));
+    };
+    if let Some(remembered) = remembered {
+        let status = match outcome {
+            Upserted::Created(_) => 201,
+            Upserted::Updated(_) => 200,
+        };
+        let body = (remembered.render)(&outcome);
+        idempotency::complete(
+            &txn,
+            user_id,
+            remembered.key,
+            status,
+            &body,
+            outcome.lead().id,
+        )
+        .await?;
+    }
+    txn.commit().await?;
+    Ok(Some(outcome))
 }
 
 #[cfg(test)]

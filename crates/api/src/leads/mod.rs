@@ -4,6 +4,7 @@
 pub mod batch;
 mod body;
 pub mod manage;
+pub mod upsert;
 
 use std::sync::Arc;
 

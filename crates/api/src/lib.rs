@@ -16,6 +16,7 @@ pub mod cors;
 pub mod leads;
 pub mod money;
 pub mod openapi;
+mod responses;
 pub mod state;
 pub mod tags;
 

@@ -15,8 +15,8 @@ use poem_openapi::{
 };
 use serde_json::Value;
 
+use ciq_http::HttpError;
 use ciq_http::error::{ErrorBody, ErrorDetail, FieldError};
-use ciq_http::{ErrorCode, HttpError};
 use ciq_leads::store::{BatchOutcome, RememberedBatch};
 use ciq_leads::{LeadError, LeadOwner, NewLead, idempotency};
 
@@ -130,38 +130,18 @@ pub enum BatchLeadsResponse {
     Other(poem::http::StatusCode, Json<ErrorBody>),
 }
 
-impl From<HttpError> for BatchLeadsResponse {
-    fn from(err: HttpError) -> Self {
-        let retry_after = err.retry_after;
-        let body = Json(err.body());
-        let wait = |default| retry_after.unwrap_or(default);
-        match err.code {
-            ErrorCode::BadRequest | ErrorCode::InvalidJson => Self::BadRequest(body),
-            ErrorCode::MissingApiKey | ErrorCode::InvalidApiKey => Self::Unauthorized(body),
-            ErrorCode::InsufficientScope | ErrorCode::OriginNotAllowed => Self::Forbidden(body),
-            ErrorCode::IdempotencyKeyInUse => Self::Conflict(body),
-            ErrorCode::PayloadTooLarge => Self::PayloadTooLarge(body),
-            ErrorCode::UnsupportedMediaType => Self::UnsupportedMediaType(body),
-            ErrorCode::ValidationFailed | ErrorCode::IdempotencyKeyReused => {
-                Self::ValidationFailed(body)
-            }
-            ErrorCode::RateLimited => Self::RateLimited(body, wait(1)),
-            ErrorCode::InternalError => Self::Internal(body),
-            ErrorCode::ServiceUnavailable => {
-                Self::Unavailable(body, wait(ciq_http::error::UNAVAILABLE_RETRY_AFTER_SECS))
-            }
-            ErrorCode::MissingAdminToken
-            | ErrorCode::InvalidAdminToken
-            | ErrorCode::NotFound
-            | ErrorCode::LeadNotFound
-            | ErrorCode::MethodNotAllowed
-            | ErrorCode::DuplicateLead
-            | ErrorCode::LeadDeleted
-            | ErrorCode::EmailTaken
-            | ErrorCode::TooManyKeys => Self::Other(err.code.status(), body),
-        }
-    }
-}
+crate::responses::error_variants!(BatchLeadsResponse {
+    400 => BadRequest,
+    401 => Unauthorized,
+    403 => Forbidden,
+    409 => Conflict,
+    413 => PayloadTooLarge,
+    415 => UnsupportedMediaType,
+    422 => ValidationFailed,
+    429 => RateLimited,
+    500 => Internal,
+    503 => Unavailable,
+});
 
 /// A batch body read and checked: each item's lead or its broken rules.
 pub struct Batch {
@@ -485,6 +465,7 @@ async fn batch(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ciq_http::ErrorCode;
 
     #[test]
     fn every_error_code_is_answered_with_its_status() {

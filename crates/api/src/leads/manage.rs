@@ -14,7 +14,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use uuid::Uuid;
 
 use ciq_admin::Scope;
-use ciq_http::{ErrorBody, ErrorCode, FieldError, HttpError};
+use ciq_http::{ErrorBody, FieldError, HttpError};
 use ciq_leads::store::{After, LeadFilter};
 use ciq_leads::{LeadError, LeadStatus};
 
@@ -142,26 +142,19 @@ pub enum PatchResponse {
     Other(poem::http::StatusCode, Json<ErrorBody>),
 }
 
-impl From<HttpError> for PatchResponse {
-    fn from(err: HttpError) -> Self {
-        let wait = err.retry_after;
-        let body = Json(err.body());
-        match err.code {
-            ErrorCode::BadRequest | ErrorCode::InvalidJson => Self::BadRequest(body),
-            ErrorCode::MissingApiKey | ErrorCode::InvalidApiKey => Self::Unauthorized(body),
-            ErrorCode::InsufficientScope | ErrorCode::OriginNotAllowed => Self::Forbidden(body),
-            ErrorCode::LeadNotFound => Self::NotFound(body),
-            ErrorCode::DuplicateLead => Self::Conflict(body),
-            ErrorCode::PayloadTooLarge => Self::PayloadTooLarge(body),
-            ErrorCode::UnsupportedMediaType => Self::UnsupportedMediaType(body),
-            ErrorCode::ValidationFailed => Self::ValidationFailed(body),
-            ErrorCode::RateLimited => Self::RateLimited(body, wait.unwrap_or(1)),
-            ErrorCode::InternalError => Self::Internal(body),
-            ErrorCode::ServiceUnavailable => Self::Unavailable(body, unavailable_wait(wait)),
-            _ => Self::Other(err.code.status(), body),
-        }
-    }
-}
+crate::responses::error_variants!(PatchResponse {
+    400 => BadRequest,
+    401 => Unauthorized,
+    403 => Forbidden,
+    404 => NotFound,
+    409 => Conflict,
+    413 => PayloadTooLarge,
+    415 => UnsupportedMediaType,
+    422 => ValidationFailed,
+    429 => RateLimited,
+    500 => Internal,
+    503 => Unavailable,
+});
 
 /// Every answer of an erase.
 #[derive(Debug, ApiResponse)]
@@ -201,42 +194,24 @@ pub enum EraseResponse {
     Other(poem::http::StatusCode, Json<ErrorBody>),
 }
 
-impl<T: ParseFromJSON + ToJSON> From<HttpError> for ReadResponse<T> {
-    fn from(err: HttpError) -> Self {
-        let wait = err.retry_after;
-        let body = Json(err.body());
-        match err.code {
-            ErrorCode::MissingApiKey | ErrorCode::InvalidApiKey => Self::Unauthorized(body),
-            ErrorCode::InsufficientScope | ErrorCode::OriginNotAllowed => Self::Forbidden(body),
-            ErrorCode::LeadNotFound => Self::NotFound(body),
-            ErrorCode::ValidationFailed => Self::ValidationFailed(body),
-            ErrorCode::RateLimited => Self::RateLimited(body, wait.unwrap_or(1)),
-            ErrorCode::InternalError => Self::Internal(body),
-            ErrorCode::ServiceUnavailable => Self::Unavailable(body, unavailable_wait(wait)),
-            _ => Self::Other(err.code.status(), body),
-        }
-    }
-}
+crate::responses::error_variants!(ReadResponse<T: ParseFromJSON, ToJSON> {
+    401 => Unauthorized,
+    403 => Forbidden,
+    404 => NotFound,
+    422 => ValidationFailed,
+    429 => RateLimited,
+    500 => Internal,
+    503 => Unavailable,
+});
 
-impl From<HttpError> for EraseResponse {
-    fn from(err: HttpError) -> Self {
-        let wait = err.retry_after;
-        let body = Json(err.body());
-        match err.code {
-            ErrorCode::MissingApiKey | ErrorCode::InvalidApiKey => Self::Unauthorized(body),
-            ErrorCode::InsufficientScope | ErrorCode::OriginNotAllowed => Self::Forbidden(body),
-            ErrorCode::LeadNotFound => Self::NotFound(body),
-            ErrorCode::RateLimited => Self::RateLimited(body, wait.unwrap_or(1)),
-            ErrorCode::InternalError => Self::Internal(body),
-            ErrorCode::ServiceUnavailable => Self::Unavailable(body, unavailable_wait(wait)),
-            _ => Self::Other(err.code.status(), body),
-        }
-    }
-}
-
-fn unavailable_wait(wait: Option<u64>) -> u64 {
-    wait.unwrap_or(ciq_http::error::UNAVAILABLE_RETRY_AFTER_SECS)
-}
+crate::responses::error_variants!(EraseResponse {
+    401 => Unauthorized,
+    403 => Forbidden,
+    404 => NotFound,
+    429 => RateLimited,
+    500 => Internal,
+    503 => Unavailable,
+});
 
 fn time_param(
     name: &str,
@@ -540,6 +515,7 @@ impl ManageLeadsApi {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ciq_http::ErrorCode;
 
     #[test]
     fn every_broken_query_rule_is_named() {

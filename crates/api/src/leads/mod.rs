@@ -255,37 +255,19 @@ pub enum CreateLeadResponse {
     Other(poem::http::StatusCode, Json<ErrorBody>),
 }
 
-impl From<HttpError> for CreateLeadResponse {
-    fn from(err: HttpError) -> Self {
-        let retry_after = err.retry_after;
-        let body = Json(err.body());
-        let wait = |default| retry_after.unwrap_or(default);
-        match err.code {
-            ErrorCode::BadRequest | ErrorCode::InvalidJson => Self::BadRequest(body),
-            ErrorCode::MissingApiKey | ErrorCode::InvalidApiKey => Self::Unauthorized(body),
-            ErrorCode::InsufficientScope | ErrorCode::OriginNotAllowed => Self::Forbidden(body),
-            ErrorCode::IdempotencyKeyInUse | ErrorCode::DuplicateLead => Self::Conflict(body),
-            ErrorCode::LeadDeleted => Self::Gone(body),
-            ErrorCode::PayloadTooLarge => Self::PayloadTooLarge(body),
-            ErrorCode::UnsupportedMediaType => Self::UnsupportedMediaType(body),
-            ErrorCode::ValidationFailed | ErrorCode::IdempotencyKeyReused => {
-                Self::ValidationFailed(body)
-            }
-            ErrorCode::RateLimited => Self::RateLimited(body, wait(1)),
-            ErrorCode::InternalError => Self::Internal(body),
-            ErrorCode::ServiceUnavailable => {
-                Self::Unavailable(body, wait(ciq_http::error::UNAVAILABLE_RETRY_AFTER_SECS))
-            }
-            ErrorCode::MissingAdminToken
-            | ErrorCode::InvalidAdminToken
-            | ErrorCode::NotFound
-            | ErrorCode::LeadNotFound
-            | ErrorCode::MethodNotAllowed
-            | ErrorCode::EmailTaken
-            | ErrorCode::TooManyKeys => Self::Other(err.code.status(), body),
-        }
-    }
-}
+crate::responses::error_variants!(CreateLeadResponse {
+    400 => BadRequest,
+    401 => Unauthorized,
+    403 => Forbidden,
+    409 => Conflict,
+    410 => Gone,
+    413 => PayloadTooLarge,
+    415 => UnsupportedMediaType,
+    422 => ValidationFailed,
+    429 => RateLimited,
+    500 => Internal,
+    503 => Unavailable,
+});
 
 /// The HTTP face of a lead error.
 pub fn lead_error(err: LeadError) -> HttpError {

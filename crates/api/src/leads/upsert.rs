@@ -15,7 +15,7 @@ use poem_openapi::{
 
 use ciq_admin::Scope;
 use ciq_http::error::FieldError;
-use ciq_http::{ErrorBody, ErrorCode, HttpError};
+use ciq_http::{ErrorBody, HttpError};
 use ciq_leads::rules::{Change, LeadPatch, validate_patch, validate_submission};
 use ciq_leads::store::{RememberedUpsert, Upserted};
 use ciq_leads::{LeadError, LeadOwner, NewLead, idempotency};
@@ -96,38 +96,19 @@ pub enum UpsertLeadResponse {
     Other(poem::http::StatusCode, Json<ErrorBody>),
 }
 
-impl From<HttpError> for UpsertLeadResponse {
-    fn from(err: HttpError) -> Self {
-        let retry_after = err.retry_after;
-        let body = Json(err.body());
-        let wait = |default| retry_after.unwrap_or(default);
-        match err.code {
-            ErrorCode::BadRequest | ErrorCode::InvalidJson => Self::BadRequest(body),
-            ErrorCode::MissingApiKey | ErrorCode::InvalidApiKey => Self::Unauthorized(body),
-            ErrorCode::InsufficientScope | ErrorCode::OriginNotAllowed => Self::Forbidden(body),
-            ErrorCode::IdempotencyKeyInUse => Self::Conflict(body),
-            ErrorCode::LeadDeleted => Self::Gone(body),
-            ErrorCode::PayloadTooLarge => Self::PayloadTooLarge(body),
-            ErrorCode::UnsupportedMediaType => Self::UnsupportedMediaType(body),
-            ErrorCode::ValidationFailed | ErrorCode::IdempotencyKeyReused => {
-                Self::ValidationFailed(body)
-            }
-            ErrorCode::RateLimited => Self::RateLimited(body, wait(1)),
-            ErrorCode::InternalError => Self::Internal(body),
-            ErrorCode::ServiceUnavailable => {
-                Self::Unavailable(body, wait(ciq_http::error::UNAVAILABLE_RETRY_AFTER_SECS))
-            }
-            ErrorCode::MissingAdminToken
-            | ErrorCode::InvalidAdminToken
-            | ErrorCode::NotFound
-            | ErrorCode::LeadNotFound
-            | ErrorCode::MethodNotAllowed
-            | ErrorCode::DuplicateLead
-            | ErrorCode::EmailTaken
-            | ErrorCode::TooManyKeys => Self::Other(err.code.status(), body),
-        }
-    }
-}
+crate::responses::error_variants!(UpsertLeadResponse {
+    400 => BadRequest,
+    401 => Unauthorized,
+    403 => Forbidden,
+    409 => Conflict,
+    410 => Gone,
+    413 => PayloadTooLarge,
+    415 => UnsupportedMediaType,
+    422 => ValidationFailed,
+    429 => RateLimited,
+    500 => Internal,
+    503 => Unavailable,
+});
 
 /// An upsert body checked: the update it makes, the external id it is found by, and
 /// the lead it creates (or the create rules it breaks) if none has that id.
@@ -376,6 +357,7 @@ async fn upsert(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ciq_http::ErrorCode;
 
     #[test]
     fn every_error_code_is_answered_with_its_status() {

@@ -1,5 +1,6 @@
 -- wrk script for every bench/run phase. With CIQ_BENCH_KEYS (a file of keys, one per
--- line): POST the reference's full Request Body to the create endpoint, rotating over
+-- line): POST the reference's full Request Body to the create endpoint (or the body
+-- and path bench/bulk gives), rotating over
 -- the keys. Without it: wrk's own GET of the URL given (e.g. /healthz).
 -- Each key's request is formatted once, up front, so that the load generator spends
 -- its CPU on sending rather than on building strings (the machine is shared with the
@@ -16,9 +17,11 @@ if body_file then
 end
 local requests = {}
 local keys = os.getenv("CIQ_BENCH_KEYS")
+-- CIQ_BENCH_PATH: where the body goes (bench/bulk posts batches); create by default.
+local path = os.getenv("CIQ_BENCH_PATH") or "/api/external/leads/create"
 for line in (keys and io.lines(keys) or function() return nil end) do
   if #line > 0 then
-    requests[#requests + 1] = wrk.format("POST", "/api/external/leads/create",
+    requests[#requests + 1] = wrk.format("POST", path,
       { ["Content-Type"] = "application/json", ["X-API-Key"] = line }, body)
   end
 end

@@ -377,6 +377,7 @@ async fn a_batch_counts_once_and_takes_its_own_body_limit(app: TestApp) {
     assert_eq!(resp.json::<Value>().await.unwrap()["created"], 100);
     assert_eq!(stored(&app).await.len(), 100);
     // Over the batch's own limit: 413 before any lead work.
+    // Just over it (a client still sending is answered, not cut off).
     let huge = json!({"leads": [{"description": "x".repeat(100 * 64 * 1024)}]});
     let resp = post(&app, &key, &huge, &[]).await;
     assert_eq!(resp.status(), 413);

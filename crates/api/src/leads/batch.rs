@@ -21,7 +21,7 @@ use ciq_leads::store::{BatchOutcome, RememberedBatch};
 use ciq_leads::{LeadError, LeadOwner, NewLead, idempotency};
 
 use super::body::read_json_within;
-use super::{Lead, LeadInput, field_errors, lead_error};
+use super::{Lead, field_errors, lead_error};
 use crate::auth::ApiKeyAuth;
 use crate::state::ApiState;
 use crate::tags::ApiTags;
@@ -32,8 +32,12 @@ pub const MAX_BATCH_LEADS: usize = 100;
 /// A batch to create.
 #[derive(Debug, Object)]
 pub struct BatchLeadsRequest {
-    /// 1 to 100 leads, each with the fields and rules of a create.
-    pub leads: Vec<LeadInput>,
+    /// 1 to 100 leads, each an object with the fields and rules of a create's `lead`
+    /// (`LeadInput`). Items are checked one by one: one that breaks a rule (or is no
+    /// object at all) is answered 422 in its own result, and the others go on, so the
+    /// document does not hold items to that schema.
+    #[oai(validator(min_items = 1, max_items = 100))]
+    pub leads: Vec<serde_json::Value>,
 }
 
 /// What became of one item.

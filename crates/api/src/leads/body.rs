@@ -78,7 +78,7 @@ pub async fn read_json_within(
         .get(poem::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|len| len > limit.max(DRAIN_CAP)) {
+    if declared.is_some_and(|len| len > limit.saturating_add(DRAIN_CAP)) {
         // Far too large to be worth reading: answer now (the connection closes).
         return Err(HttpError::payload_too_large(limit));
     }
@@ -143,13 +143,14 @@ impl<'a> ApiExtractor<'a> for PatchSubmission {
     }
 }
 
-/// Past the limit, a body is still read (and dropped) up to this size before the 413
-/// is sent, so that an ordinary client that is still sending sees the answer rather
-/// than a reset connection.
+/// Past the limit, a body is still read (and dropped) for up to this many more bytes
+/// before the 413 is sent, so that an ordinary client that is still sending sees the
+/// answer rather than a reset connection; a body declared larger still is refused at
+/// once.
 const DRAIN_CAP: usize = 1024 * 1024;
 
 /// Reads at most `limit` bytes into memory (sized by `Content-Length` when given);
-/// past the limit, drains up to [`DRAIN_CAP`] and answers 413. No buffer lives in the
+/// past the limit, drains up to [`DRAIN_CAP`] more and answers 413. No buffer lives in the
 /// future itself: it is moved between the middleware layers on every request.
 async fn read_limited(
     body: poem::Body,
@@ -171,7 +172,7 @@ async fn read_limited(
     if bytes.len() <= limit {
         return Ok(bytes);
     }
-    let drain = u64::try_from(DRAIN_CAP.saturating_sub(bytes.len())).unwrap_or(0);
+    let drain = u64::try_from(DRAIN_CAP).unwrap_or(0);
     tokio::io::copy(&mut reader.take(drain), &mut tokio::io::sink())
         .await
         .map_err(unreadable)?;

@@ -17,6 +17,7 @@ mod m20261201_000009_manage_leads;
 mod m20261201_000010_add_api_keys_allowed_origins;
 mod m20261201_000011_add_leads_email_index;
 mod m20261201_000012_create_idempotency_leads;
+mod m20261201_000013_partial_external_id_index;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000010_add_api_keys_allowed_origins::Migration),
             Box::new(m20261201_000011_add_leads_email_index::Migration),
             Box::new(m20261201_000012_create_idempotency_leads::Migration),
+            Box::new(m20261201_000013_partial_external_id_index::Migration),
         ]
     }
 }

@@ -116,6 +116,15 @@ fn row_of(owner: LeadOwner, new: NewLead, now: DateTime<Utc>) -> lead::Model {
     }
 }
 
+/// `ON CONFLICT` on the account's external ids — the target of the partial unique
+/// index `idx_leads_user_external_id_set` (only leads that have one) — skipping the row.
+fn external_id_conflict() -> sea_orm::sea_query::OnConflict {
+    sea_orm::sea_query::OnConflict::columns([lead::Column::UserId, lead::Column::ExternalId])
+        .target_and_where(lead::Column::ExternalId.is_not_null())
+        .do_nothing()
+        .to_owned()
+}
+
 /// What became of one item of a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BatchOutcome {
@@ -195,7 +204,6 @@ async fn write_batch(
     mut outcomes: Vec<BatchOutcome>,
     remembered: Option<RememberedBatch<'_>>,
 ) -> Result<Result<Vec<BatchOutcome>, LeadError>, DbErr> {
-    use sea_orm::sea_query::OnConflict;
     use sea_orm::{QuerySelect, TransactionTrait};
     let txn = db.begin().await?;
     if !rows.is_empty() {
@@ -203,11 +211,7 @@ async fn write_batch(
             rows.iter()
                 .map(|(_, row)| lead::ActiveModel::from(row.clone())),
         )
-        .on_conflict(
-            OnConflict::columns([lead::Column::UserId, lead::Column::ExternalId])
-                .do_nothing()
-                .to_owned(),
-        )
+        .on_conflict(external_id_conflict())
         .exec_without_returning(&txn)
         .await?;
         let external_ids: Vec<&str> = rows
@@ -692,7 +696,6 @@ async fn write_upsert(
     new: Option<NewLead>,
     remembered: Option<RememberedUpsert<'_>>,
 ) -> Result<Option<Upserted>, LeadError> {
-    use sea_orm::sea_query::OnConflict;
     let user_id = owner.user_id;
     let by_external_id = || lead::Column::ExternalId.eq(external_id);
     let txn = db.begin().await?;
@@ -718,11 +721,7 @@ async fn write_upsert(
         };
         let row = row_of(owner, new, ciq_entity::now());
         let inserted = lead::Entity::insert(lead::ActiveModel::from(row.clone()))
-            .on_conflict(
-                OnConflict::columns([lead::Column::UserId, lead::Column::ExternalId])
-                    .do_nothing()
-                    .to_owned(),
-            )
+            .on_conflict(external_id_conflict())
             .exec_without_returning(&txn)
             .await?;
         if inserted == 1 {

@@ -70,16 +70,7 @@ async fn an_owner_generates_uses_rolls_and_revokes_a_key_in_the_browser() {
     submit_sign_in(c, "owner@acme.test", "correct horse battery").await;
 
     // Generate: the key is on the page, once.
-    find(c, "#key-name")
-        .await
-        .send_keys("Website form")
-        .await
-        .unwrap();
-    find(c, "#generate-title + form button[type=submit]")
-        .await
-        .click()
-        .await
-        .unwrap();
+    generate_key(c, "Website form").await;
     let first = shown_key(c, None).await;
     assert!(
         c.source()
@@ -207,6 +198,16 @@ async fn assert_accessible(c: &Client, axe: Option<&str>, what: &str) {
     c.set_window_size(1280, 2000).await.unwrap();
 }
 
+/// Generates a key named `name` with the form's defaults.
+async fn generate_key(c: &Client, name: &str) {
+    find(c, "#key-name").await.send_keys(name).await.unwrap();
+    find(c, "#generate-title + form button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+}
+
 /// Fills in and sends the sign-in form the browser shows, and waits for the keys page.
 async fn submit_sign_in(c: &Client, email: &str, password: &str) {
     find(c, "#email").await.send_keys(email).await.unwrap();
@@ -304,16 +305,7 @@ async fn the_leads_page_filters_opens_and_exports_and_every_page_is_accessible()
     find(c, "#scope_read").await.click().await.unwrap();
     assert!(origins.is_displayed().await.unwrap());
     // With a new key shown once, and the browser-key field.
-    find(c, "#key-name")
-        .await
-        .send_keys("Landing page")
-        .await
-        .unwrap();
-    find(c, "#generate-title + form button[type=submit]")
-        .await
-        .click()
-        .await
-        .unwrap();
+    generate_key(c, "Landing page").await;
     shown_key(c, None).await;
     assert_accessible(c, axe.as_deref(), "keys page with a new key").await;
     find(c, "a[aria-label='Revoke Landing page']")

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use chrono::{NaiveDate, TimeDelta, Utc};
 use poem::http::{HeaderValue, StatusCode, header};
 use poem::web::{Data, Path, Query};
 use poem::{Body, Request, Response, handler};
@@ -109,37 +109,20 @@ impl LeadsQuery {
 
     /// The query string of these filters (without the cursor), for links.
     pub fn filters_query(&self) -> String {
-        let pairs = [
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        for (name, value) in [
             ("status", &self.status),
             ("source", &self.source),
             ("key", &self.key),
             ("from", &self.from),
             ("to", &self.to),
-        ];
-        pairs
-            .iter()
-            .filter(|(_, v)| !v.trim().is_empty())
-            .map(|(k, v)| format!("{k}={}", encode(v.trim())))
-            .collect::<Vec<_>>()
-            .join("&")
-    }
-}
-
-/// Percent-encodes a query value (everything but unreserved characters).
-fn encode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
+        ] {
+            if !value.trim().is_empty() {
+                query.append_pair(name, value.trim());
             }
-            b => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-fn lead_trouble(err: LeadError) -> Response {
-    store_trouble(err)
+        }
+        query.finish()
+    }
 }
 
 /// The signed-in owner's account and session, or the response to send instead.
@@ -187,7 +170,7 @@ pub async fn list_page(
     let (leads, more) =
         match store::list(&state.db, session.user_id, &filter, after, PAGE_SIZE).await {
             Ok(page) => page,
-            Err(err) => return lead_trouble(err),
+            Err(err) => return store_trouble(err),
         };
     let next = more
         .then(|| leads.last().map(|l| After::lead(l).to_cursor()))
@@ -232,7 +215,7 @@ pub async fn detail_page(
                 ),
             );
         }
-        Err(err) => return lead_trouble(err),
+        Err(err) => return store_trouble(err),
     };
     let key_name = match keys::find_key(&state.db, lead.api_key_id).await {
         Ok(key) if key.user_id == session.user_id => {
@@ -400,9 +383,4 @@ pub async fn export_csv(
             .expect("the name is ASCII"),
     );
     resp
-}
-
-/// When a lead was made, for the pages.
-pub fn day_and_time(at: DateTime<Utc>) -> String {
-    at.format("%Y-%m-%d %H:%M UTC").to_string()
 }

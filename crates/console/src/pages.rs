@@ -562,7 +562,7 @@ pub fn leads(user: &user::Model, csrf: &str, view: &LeadsView<'_>) -> Markup {
                         tbody {
                             @for lead in view.leads {
                                 tr {
-                                    td data-label="Created" { (crate::leads::day_and_time(lead.created_at)) }
+                                    td data-label="Created" { (when(Some(lead.created_at))) }
                                     td data-label="Name" { a href=(format!("/settings/leads/{}", lead.id)) { (lead.name) } }
                                     td data-label="Email" { (lead.email) }
                                     td data-label="Source" { (lead.source) }
@@ -615,8 +615,8 @@ pub fn lead_detail(
             "Created with key",
             key.map_or_else(|| lead.api_key_id.to_string(), str::to_owned),
         ),
-        ("Created", crate::leads::day_and_time(lead.created_at)),
-        ("Last changed", crate::leads::day_and_time(lead.updated_at)),
+        ("Created", when(Some(lead.created_at))),
+        ("Last changed", when(Some(lead.updated_at))),
         ("Lead id", lead.id.to_string()),
     ];
     layout(

@@ -21,6 +21,7 @@ use ciq_leads::store::{BatchOutcome, RememberedBatch};
 use ciq_leads::{LeadError, LeadOwner, NewLead, idempotency};
 
 use super::body::read_json_within;
+use super::idempotent;
 use super::{Lead, field_errors, lead_error};
 use crate::auth::ApiKeyAuth;
 use crate::state::ApiState;
@@ -377,20 +378,12 @@ impl BatchLeadsApi {
         req: &Request,
     ) -> Response<BatchLeadsResponse> {
         let caller = auth.0;
-        let raw_key = req
-            .headers()
-            .get(idempotency::HEADER)
-            .map(|v| v.as_bytes().to_vec());
-        let (response, replayed) = match batch(&state, &caller, submission, raw_key).await {
-            Ok((answer, replayed)) => (BatchLeadsResponse::Ok(Json(answer)), replayed),
-            Err(err) => (BatchLeadsResponse::from(err), false),
-        };
-        let response = caller.answer(response);
-        if replayed {
-            response.header("idempotent-replayed", "true")
-        } else {
-            response
-        }
+        let (response, replayed) =
+            match batch(&state, &caller, submission, idempotent::raw_key(req)).await {
+                Ok((answer, replayed)) => (BatchLeadsResponse::Ok(Json(answer)), replayed),
+                Err(err) => (BatchLeadsResponse::from(err), false),
+            };
+        idempotent::marked(caller.answer(response), replayed)
     }
 }
 
@@ -407,28 +400,14 @@ async fn batch(
         .check()
         .map_err(HttpError::service_unavailable)?;
     let user_id = caller.key.user_id;
-    let key = idempotency_key
-        .as_deref()
-        .map(idempotency::validate_key)
-        .transpose()
-        .map_err(|v| HttpError::validation_failed(field_errors(vec![v])))?;
-    if let Some(key) = &key {
-        let claim = state
-            .breaker
-            .guard(idempotency::claim(
-                &state.db,
-                user_id,
-                key,
-                &idempotency::fingerprint(&body),
-                state.idempotency_retention,
-            ))
-            .await
-            .map_err(HttpError::service_unavailable)?
-            .map_err(lead_error)?;
-        if let idempotency::Claim::Replay(stored) = claim {
-            return Ok((replayed(&stored)?, true));
-        }
-    }
+    let key = match idempotent::claim(state, user_id, idempotency_key, || {
+        idempotency::fingerprint(&body)
+    })
+    .await?
+    {
+        idempotent::Keyed::Fresh(key) => key,
+        idempotent::Keyed::Replay(stored) => return Ok((replayed(&stored)?, true)),
+    };
     let (leads, refusals): (Vec<Option<NewLead>>, Vec<Option<Vec<FieldError>>>) = items
         .into_iter()
         .map(|item| match item {
@@ -457,10 +436,7 @@ async fn batch(
     match stored {
         Ok(outcomes) => Ok((BatchCreated::of(results(&outcomes, &refusals)), false)),
         Err(err) => {
-            if let Some(key) = &key {
-                // Nothing was stored: free the key so that the client's retry can succeed.
-                let _ = idempotency::forget(&state.db, user_id, key).await;
-            }
+            idempotent::release(state, user_id, key.as_deref()).await;
             Err(lead_error(err))
         }
     }

@@ -3,6 +3,7 @@
 
 pub mod batch;
 mod body;
+mod idempotent;
 pub mod manage;
 pub mod upsert;
 
@@ -15,7 +16,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use ciq_http::{ErrorBody, ErrorCode, FieldError, HttpError, Timestamp};
 use ciq_leads::store::{LeadOwner, Remembered};
-use ciq_leads::{LeadError, Violation, group_commit, idempotency};
+use ciq_leads::{LeadError, Violation, group_commit};
 
 pub use body::{LeadSubmission, PatchSubmission};
 
@@ -359,12 +360,6 @@ impl LeadsApi {
         req: &poem::Request,
     ) -> Response<CreateLeadResponse> {
         let caller = auth.0;
-        // Read raw: the typed parameter (kept for the document) would turn a key that
-        // is not visible ASCII into "no key", and a retry into a duplicate lead.
-        let raw_key = req
-            .headers()
-            .get(idempotency::HEADER)
-            .map(|v| v.as_bytes().to_vec());
         let announcement = req
             .extensions()
             .get::<Arc<group_commit::Announcement>>()
@@ -373,7 +368,7 @@ impl LeadsApi {
             &state,
             &caller,
             submission,
-            raw_key,
+            idempotent::raw_key(req),
             announcement.as_deref(),
         )
         .await;
@@ -385,12 +380,7 @@ impl LeadsApi {
             Ok((created, replayed)) => (CreateLeadResponse::Created(Json(created)), replayed),
             Err(err) => (CreateLeadResponse::from(err), false),
         };
-        let response = caller.answer(response);
-        if replayed {
-            response.header("idempotent-replayed", "true")
-        } else {
-            response
-        }
+        idempotent::marked(caller.answer(response), replayed)
     }
 }
 
@@ -411,37 +401,12 @@ async fn create(
         .check()
         .map_err(HttpError::service_unavailable)?;
     let user_id = caller.key.user_id;
-    let key = idempotency_key
-        .as_deref()
-        .map(idempotency::validate_key)
-        .transpose()
-        .map_err(|v| HttpError::validation_failed(field_errors(vec![v])))?;
-    if let Some(key) = &key {
-        match state
-            .breaker
-            .guard(idempotency::claim(
-                &state.db,
-                user_id,
-                key,
-                &submitted.fingerprint(),
-                state.idempotency_retention,
-            ))
-            .await
-            .map_err(HttpError::service_unavailable)?
-            .map_err(lead_error)?
-        {
-            idempotency::Claim::Fresh => {}
-            idempotency::Claim::Replay(body) => {
-                let value = serde_json::from_str(&body).ok();
-                let created =
-                    <LeadCreated as poem_openapi::types::ParseFromJSON>::parse_from_json(value)
-                        .map_err(|err| {
-                            lead_error(LeadError::StoredAnswerUnreadable(err.into_message()))
-                        })?;
-                return Ok((created, true));
-            }
-        }
-    }
+    let key = match idempotent::claim(state, user_id, idempotency_key, || submitted.fingerprint())
+        .await?
+    {
+        idempotent::Keyed::Fresh(key) => key,
+        idempotent::Keyed::Replay(body) => return Ok((idempotent::stored(&body)?, true)),
+    };
     let render = |lead: &ciq_leads::Lead| {
         poem_openapi::types::ToJSON::to_json_string(&LeadCreated {
             success: true,
@@ -475,10 +440,7 @@ async fn create(
             false,
         )),
         Err(err) => {
-            if let Some(key) = &key {
-                // Not stored: free the key so that the client's retry can succeed.
-                let _ = idempotency::forget(&state.db, user_id, key).await;
-            }
+            idempotent::release(state, user_id, key.as_deref()).await;
             Err(lead_error(err))
         }
     }

@@ -8,7 +8,6 @@ use poem::{Request, RequestBody};
 use poem_openapi::param::Header;
 use poem_openapi::payload::{Json, Payload, Response};
 use poem_openapi::registry::{MetaMediaType, MetaRequest, Registry};
-use poem_openapi::types::ParseFromJSON;
 use poem_openapi::{
     ApiExtractor, ApiExtractorType, ApiResponse, ExtractParamOptions, Object, OpenApi,
 };
@@ -18,9 +17,10 @@ use ciq_http::error::FieldError;
 use ciq_http::{ErrorBody, HttpError};
 use ciq_leads::rules::{Change, LeadPatch, validate_patch, validate_submission};
 use ciq_leads::store::{RememberedUpsert, Upserted};
-use ciq_leads::{LeadError, LeadOwner, NewLead, idempotency};
+use ciq_leads::{LeadOwner, NewLead, idempotency};
 
 use super::body::read_json_within;
+use super::idempotent;
 use super::{CreateLeadRequest, Lead, field_errors, lead_error};
 use crate::auth::ApiKeyAuth;
 use crate::state::ApiState;
@@ -242,26 +242,16 @@ impl UpsertLeadApi {
         req: &Request,
     ) -> Response<UpsertLeadResponse> {
         let caller = auth.0;
-        let raw_key = req
-            .headers()
-            .get(idempotency::HEADER)
-            .map(|v| v.as_bytes().to_vec());
-        let (response, replayed) = match upsert(&state, &caller, submission, raw_key).await {
+        match upsert(&state, &caller, submission, idempotent::raw_key(req)).await {
             Ok((answer, replayed)) => {
                 let response = if answer.created {
                     UpsertLeadResponse::Created(Json(answer))
                 } else {
                     UpsertLeadResponse::Updated(Json(answer))
                 };
-                (response, replayed)
+                idempotent::marked(caller.answer(response), replayed)
             }
-            Err(err) => (UpsertLeadResponse::from(err), false),
-        };
-        let response = caller.answer(response);
-        if replayed {
-            response.header("idempotent-replayed", "true")
-        } else {
-            response
+            Err(err) => caller.answer(UpsertLeadResponse::from(err)),
         }
     }
 }
@@ -293,30 +283,14 @@ async fn upsert(
         .check()
         .map_err(HttpError::service_unavailable)?;
     let user_id = caller.key.user_id;
-    let key = idempotency_key
-        .as_deref()
-        .map(idempotency::validate_key)
-        .transpose()
-        .map_err(|v| HttpError::validation_failed(field_errors(vec![v])))?;
-    if let Some(key) = &key {
-        let claim = state
-            .breaker
-            .guard(idempotency::claim(
-                &state.db,
-                user_id,
-                key,
-                &idempotency::fingerprint(&body),
-                state.idempotency_retention,
-            ))
-            .await
-            .map_err(HttpError::service_unavailable)?
-            .map_err(lead_error)?;
-        if let idempotency::Claim::Replay(stored) = claim {
-            let answer = LeadUpserted::parse_from_json(serde_json::from_str(&stored).ok())
-                .map_err(|e| lead_error(LeadError::StoredAnswerUnreadable(e.into_message())))?;
-            return Ok((answer, true));
-        }
-    }
+    let key = match idempotent::claim(state, user_id, idempotency_key, || {
+        idempotency::fingerprint(&body)
+    })
+    .await?
+    {
+        idempotent::Keyed::Fresh(key) => key,
+        idempotent::Keyed::Replay(stored) => return Ok((idempotent::stored(&stored)?, true)),
+    };
     let (new, create_rules) = match new {
         Ok(lead) => (Some(lead), Vec::new()),
         Err(broken) => (None, broken),
@@ -347,10 +321,7 @@ async fn upsert(
         Ok(None) => HttpError::validation_failed(create_rules),
         Err(err) => lead_error(err),
     };
-    if let Some(key) = &key {
-        // Nothing was stored: free the key so that the client's retry can succeed.
-        let _ = idempotency::forget(&state.db, user_id, key).await;
-    }
+    idempotent::release(state, user_id, key.as_deref()).await;
     Err(outcome)
 }
 

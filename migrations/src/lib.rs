@@ -18,6 +18,7 @@ mod m20261201_000010_add_api_keys_allowed_origins;
 mod m20261201_000011_add_leads_email_index;
 mod m20261201_000012_create_idempotency_leads;
 mod m20261201_000013_partial_external_id_index;
+mod m20261201_000014_create_lead_imports;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000011_add_leads_email_index::Migration),
             Box::new(m20261201_000012_create_idempotency_leads::Migration),
             Box::new(m20261201_000013_partial_external_id_index::Migration),
+            Box::new(m20261201_000014_create_lead_imports::Migration),
         ]
     }
 }

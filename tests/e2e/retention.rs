@@ -8,7 +8,10 @@ use ciq_entity::{idempotency_key, session};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 
-on_both_backends!(what_is_past_its_retention_is_purged_by_every_instance);
+on_both_backends!(
+    what_is_past_its_retention_is_purged_by_every_instance,
+    finished_imports_go_after_30_days_with_their_failed_rows_and_their_leads_stay,
+);
 
 async fn create_with_key(app: &TestApp, key: &str, idempotency_key: &str) -> u16 {
     app.client
@@ -89,4 +92,76 @@ async fn what_is_past_its_retention_is_purged_by_every_instance(app: TestApp) {
     assert_eq!(ciq_entity::Lead::find().count(&app.db).await.unwrap(), 3);
     assert_eq!(create_with_key(&other, &key, "fresh").await, 201);
     assert_eq!(ciq_entity::Lead::find().count(&app.db).await.unwrap(), 3);
+}
+
+async fn finished_imports_go_after_30_days_with_their_failed_rows_and_their_leads_stay(
+    app: TestApp,
+) {
+    use ciq_entity::{lead_import, lead_import_failure};
+    use ciq_leads::import::{ImportFile, store};
+    let user = app.create_user("owner@acme.test").await;
+    let csv = b"name,email,source,industry\nAda,ada@example.com,Web,Retail\nBob,,Web,Retail\n";
+    let file = ImportFile::read(csv).unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let id = store::create(&app.db, user, "a.csv", csv.to_vec(), &file)
+            .await
+            .unwrap();
+        let mapping = ciq_leads::import::Mapping::suggested(&file.columns);
+        assert!(
+            store::save_mapping(&app.db, user, id, &mapping, true)
+                .await
+                .unwrap()
+        );
+        ids.push(id);
+    }
+    // The gateway's worker runs both.
+    for id in &ids {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while store::find(&app.db, user, *id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status
+            .is_pending()
+        {
+            assert!(std::time::Instant::now() < deadline, "import not done");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    assert_eq!(ciq_entity::Lead::find().count(&app.db).await.unwrap(), 2);
+    assert_eq!(
+        lead_import_failure::Entity::find()
+            .count(&app.db)
+            .await
+            .unwrap(),
+        2
+    );
+    // The first finished 31 days ago.
+    lead_import::Entity::update_many()
+        .col_expr(
+            lead_import::Column::UpdatedAt,
+            Expr::value(ciq_entity::now() - chrono::TimeDelta::days(31)),
+        )
+        .filter(lead_import::Column::Id.eq(ids[0]))
+        .exec(&app.db)
+        .await
+        .unwrap();
+    let purged = ciq_gateway::retention::purge_once(&app.db, Default::default())
+        .await
+        .unwrap();
+    assert_eq!(purged.imports, 1);
+    assert!(store::find(&app.db, user, ids[0]).await.unwrap().is_none());
+    assert!(store::find(&app.db, user, ids[1]).await.unwrap().is_some());
+    let failures = lead_import_failure::Entity::find()
+        .all(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(failures.len(), 1);
+    assert_eq!(failures[0].import_id, ids[1]);
+    assert_eq!(
+        ciq_entity::Lead::find().count(&app.db).await.unwrap(),
+        2,
+        "the leads stay"
+    );
 }

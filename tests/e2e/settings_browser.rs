@@ -224,6 +224,23 @@ async fn submit_sign_in(c: &Client, email: &str, password: &str) {
     find(c, "#generate-title").await;
 }
 
+/// `href` fetched with the browser's own session cookie, as the browser would download
+/// it (the pages' policy lets no script fetch).
+async fn download(c: &Client, app: &TestApp, href: &str) -> reqwest::Response {
+    let cookies = c.get_all_cookies().await.unwrap();
+    let cookie = cookies
+        .iter()
+        .map(|k| format!("{}={}", k.name(), k.value()))
+        .collect::<Vec<_>>()
+        .join("; ");
+    app.client
+        .get(format!("{}{href}", app.base_url))
+        .header("Cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+}
+
 async fn rows(c: &Client) -> Vec<String> {
     let mut texts = Vec::new();
     for row in c
@@ -402,21 +419,7 @@ async fn the_leads_page_filters_opens_and_exports_and_every_page_is_accessible()
         .unwrap()
         .unwrap();
     assert_eq!(href, format!("/settings/leads/export.csv?key={crm_id}"));
-    // The page's policy lets no script fetch: download the link with the browser's
-    // own session cookie, as the browser would.
-    let cookies = c.get_all_cookies().await.unwrap();
-    let cookie = cookies
-        .iter()
-        .map(|k| format!("{}={}", k.name(), k.value()))
-        .collect::<Vec<_>>()
-        .join("; ");
-    let resp = app
-        .client
-        .get(format!("{}{href}", app.base_url))
-        .header("Cookie", cookie)
-        .send()
-        .await
-        .unwrap();
+    let resp = download(c, &app, &href).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "text/csv; charset=utf-8");
     assert_eq!(resp.headers()["cache-control"], "no-store");
@@ -454,5 +457,133 @@ async fn the_leads_page_filters_opens_and_exports_and_every_page_is_accessible()
     let page = c.source().await.unwrap();
     assert!(page.contains("Website Form") && page.contains("Website (ciq_"));
     assert_accessible(c, axe.as_deref(), "lead detail").await;
+    browser.close().await;
+}
+
+/// Imports `crate::imports::CSV` from the leads page in `c` (upload, the suggested
+/// mapping, start) and waits for the page to say it is done; the progress page's text.
+async fn import_in_browser(
+    c: &Client,
+    app: &TestApp,
+    file: &std::path::Path,
+    axe: Option<&str>,
+) -> String {
+    c.goto(&format!("{}/settings/leads", app.base_url))
+        .await
+        .unwrap();
+    find(c, "#import").await.click().await.unwrap();
+    find(c, "#file")
+        .await
+        .send_keys(file.to_str().unwrap())
+        .await
+        .unwrap();
+    find(c, "form[enctype='multipart/form-data'] button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    find(c, "#preview-title").await;
+    assert_accessible(c, axe, "import mapping and preview").await;
+    find(c, "button[value=start]").await.click().await.unwrap();
+    // The page reloads itself until the import is done.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(badge) = c.find(Locator::Css("#progress-title ~ .badge")).await
+            && badge.text().await.is_ok_and(|t| t == "done")
+        {
+            return c
+                .find(Locator::Css("main"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+        }
+        assert!(Instant::now() < deadline, "the import never finished");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_imports_a_csv_sees_the_bad_rows_and_a_rerun_creates_nothing() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let axe = axe_source();
+    let user = app.create_user("owner@acme.test").await;
+    ciq_admin::users::set_password(
+        &app.db,
+        &SecretHasher::default(),
+        user,
+        &"correct horse battery".into(),
+    )
+    .await
+    .unwrap();
+    let folder = std::env::temp_dir().join(format!("ciq-import-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&folder).unwrap();
+    let file = folder.join("crm.csv");
+    std::fs::write(&file, crate::imports::CSV).unwrap();
+    let c = &browser.client;
+    c.goto(&format!("{}/login", app.base_url)).await.unwrap();
+    submit_sign_in(c, "owner@acme.test", "correct horse battery").await;
+
+    // The mapping page, checked for accessibility before the import starts.
+    c.goto(&format!("{}/settings/leads/imports", app.base_url))
+        .await
+        .unwrap();
+    assert_accessible(c, axe.as_deref(), "imports page").await;
+    let text = import_in_browser(c, &app, &file, axe.as_deref()).await;
+    assert!(text.contains("6 of 6 rows done"), "{text}");
+    assert_accessible(c, axe.as_deref(), "finished import").await;
+    let created = find(c, "#created").await.text().await.unwrap();
+    let failed = find(c, "#failed").await.text().await.unwrap();
+    assert_eq!((created.as_str(), failed.as_str()), ("4", "2"));
+    let failures = find(c, "#failures").await.text().await.unwrap();
+    assert!(
+        failures.contains("E-mail: must be a valid email address"),
+        "{failures}"
+    );
+    assert!(failures.contains("Full Name: is required"), "{failures}");
+    let href = find(c, "#failures-download")
+        .await
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap();
+    let resp = download(c, &app, &href).await;
+    assert_eq!(resp.status(), 200);
+    let body = resp.text().await.unwrap();
+    assert_eq!(body.lines().count(), 3, "{body}");
+    assert!(body.contains("not-an-email") && body.contains("nameless@example.com"));
+    let stored = ciq_leads::store::list(&app.db, user, &Default::default(), None, 100)
+        .await
+        .unwrap()
+        .0;
+    assert_eq!(stored.len(), 4);
+    // The leads page shows them, made by no key.
+    c.goto(&format!("{}/settings/leads", app.base_url))
+        .await
+        .unwrap();
+    find(c, "#leads-title").await;
+    let listed = rows(c).await;
+    assert_eq!(listed.len(), 4, "{listed:?}");
+    assert!(listed.iter().all(|r| r.contains("Imported")), "{listed:?}");
+
+    // The same file again: the mapped external_id makes every good row an update.
+    let text = import_in_browser(c, &app, &file, None).await;
+    assert!(
+        text.contains("importing this file again creates nothing twice"),
+        "{text}"
+    );
+    let created = find(c, "#created").await.text().await.unwrap();
+    let updated = find(c, "#updated").await.text().await.unwrap();
+    assert_eq!((created.as_str(), updated.as_str()), ("0", "4"));
+    let stored = ciq_leads::store::list(&app.db, user, &Default::default(), None, 100)
+        .await
+        .unwrap()
+        .0;
+    assert_eq!(stored.len(), 4, "a re-run creates nothing new");
+    std::fs::remove_dir_all(&folder).unwrap();
     browser.close().await;
 }

@@ -26,7 +26,7 @@ async fn insert_leads(
             ciq_entity::lead::ActiveModel {
                 id: Set(uuid::Uuid::now_v7()),
                 user_id: Set(user),
-                api_key_id: Set(key_id),
+                api_key_id: Set(Some(key_id)),
                 name: Set(format!("Lead {i:05}")),
                 email: Set(format!("lead{i}@example.com")),
                 phone: Set(None),

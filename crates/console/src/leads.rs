@@ -217,12 +217,13 @@ pub async fn detail_page(
         }
         Err(err) => return store_trouble(err),
     };
-    let key_name = match keys::find_key(&state.db, lead.api_key_id).await {
-        Ok(key) if key.user_id == session.user_id => {
-            Some(format!("{} ({}…)", key.name, key.display_prefix))
-        }
-        _ => None,
+    let key = match lead.api_key_id {
+        Some(id) => keys::find_key(&state.db, id).await.ok(),
+        None => None,
     };
+    let key_name = key
+        .filter(|key| key.user_id == session.user_id)
+        .map(|key| format!("{} ({}…)", key.name, key.display_prefix));
     html(
         StatusCode::OK,
         pages::lead_detail(&user, &session.csrf_token, &lead, key_name.as_deref()),
@@ -251,7 +252,7 @@ pub const CSV_COLUMNS: [&str; 15] = [
 /// A text value as a spreadsheet should see it: one that would start a formula
 /// (`=`, `+`, `-`, `@`, tab, carriage return) gets a leading `'`, so opening the file
 /// never runs what a form visitor typed.
-fn cell(text: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn cell(text: &str) -> std::borrow::Cow<'_, str> {
     if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{text}").into()
     } else {
@@ -283,12 +284,12 @@ fn record(lead: &Lead) -> [String; 15] {
         money(lead.budget),
         text(&lead.description),
         text(&lead.external_id),
-        lead.api_key_id.to_string(),
+        lead.api_key_id.map(|id| id.to_string()).unwrap_or_default(),
     ]
 }
 
 /// `rows` as CSV bytes (RFC 4180: quoted where needed, CRLF line ends).
-fn csv_bytes<I: IntoIterator<Item = R>, R: AsRef<[String]>>(rows: I) -> Vec<u8> {
+pub(crate) fn csv_bytes<I: IntoIterator<Item = R>, R: AsRef<[String]>>(rows: I) -> Vec<u8> {
     let mut writer = csv::WriterBuilder::new()
         .terminator(csv::Terminator::CRLF)
         .from_writer(Vec::new());

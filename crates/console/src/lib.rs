@@ -16,6 +16,7 @@
 //! carries a CSRF token (the session's, or a double-submit cookie before sign-in).
 //! Failed sign-ins are limited per email and per client address.
 
+pub mod imports;
 pub mod leads;
 pub mod pages;
 pub mod state;
@@ -36,6 +37,7 @@ use ciq_entity::key_event::ActorSource;
 use ciq_http::client::client_address;
 use ciq_http::routes::{
     LOGIN, LOGOUT, LOGOUT_EVERYWHERE, SETTINGS_API_KEYS, SETTINGS_LEADS, SETTINGS_LEADS_EXPORT,
+    SETTINGS_LEADS_IMPORTS,
 };
 use ciq_limiter::Bucket;
 use secrecy::ExposeSecret;
@@ -67,28 +69,32 @@ pub const MAX_FORM_BYTES: usize = 8 * 1024;
 /// Adds the account owners' routes to `route`.
 pub fn attach(route: Route, state: Arc<ConsoleState>) -> Route {
     let breaker = state.breaker.clone();
-    let page = |endpoint: poem::RouteMethod| {
-        let breaker = breaker.clone();
-        endpoint
-            .around(|endpoint, req| {
-                ciq_http::body::cap_body(endpoint, req, MAX_FORM_BYTES, form_too_large)
-            })
-            .around(move |endpoint, req| {
-                let breaker = breaker.clone();
-                async move {
-                    // Every page needs the account store: no wait while it is gone.
-                    match breaker.guard(endpoint.call(req)).await {
-                        Err(down) => Ok(store_trouble(AdminError::Database(
-                            sea_orm::DbErr::Custom(down.to_string()),
-                        ))),
-                        Ok(answer) => answer.map(poem::IntoResponse::into_response),
+    let page_within =
+        |endpoint: poem::RouteMethod, max_bytes: usize, too_large: fn(usize) -> Response| {
+            let breaker = breaker.clone();
+            endpoint
+                .around(move |endpoint, req| {
+                    let breaker = breaker.clone();
+                    async move {
+                        // Every page needs the account store: no wait while it is gone.
+                        match breaker.guard(endpoint.call(req)).await {
+                            Err(down) => Ok(store_trouble(AdminError::Database(
+                                sea_orm::DbErr::Custom(down.to_string()),
+                            ))),
+                            Ok(answer) => answer.map(poem::IntoResponse::into_response),
+                        }
                     }
-                }
-            })
-            .map_to_response()
-            .after(protect)
-            .data(state.clone())
-    };
+                })
+                // Outside the breaker's guard: a slow upload is the client's time, not
+                // the store's.
+                .around(move |endpoint, req| {
+                    ciq_http::body::cap_body(endpoint, req, max_bytes, too_large)
+                })
+                .map_to_response()
+                .after(protect)
+                .data(state.clone())
+        };
+    let page = |endpoint| page_within(endpoint, MAX_FORM_BYTES, form_too_large);
     route
         .at("/", get(home).map_to_response().after(protect))
         .at("/settings", page(get(settings_index)))
@@ -103,6 +109,24 @@ pub fn attach(route: Route, state: Arc<ConsoleState>) -> Route {
         .at("/settings/api-keys/:key_id/roll", page(post(roll)))
         .at(SETTINGS_LEADS, page(get(leads::list_page)))
         .at(SETTINGS_LEADS_EXPORT, page(get(leads::export_csv)))
+        .at(
+            SETTINGS_LEADS_IMPORTS,
+            poem::RouteMethod::new()
+                .get(page(get(imports::imports_page)))
+                .post(page_within(
+                    post(imports::upload),
+                    imports::MAX_UPLOAD_BYTES,
+                    imports::file_too_large,
+                )),
+        )
+        .at(
+            "/settings/leads/imports/:import_id",
+            page(get(imports::import_page).post(imports::save_import)),
+        )
+        .at(
+            "/settings/leads/imports/:import_id/failures.csv",
+            page(get(imports::failures_csv)),
+        )
         .at("/settings/leads/:lead_id", page(get(leads::detail_page)))
 }
 

@@ -131,6 +131,10 @@ ul.history li { padding:6px 0; border-bottom:1px solid var(--line); }
 .narrow input { width:100%; }
 .stack > * + * { margin-top:14px; }
 textarea { width:100%; max-width:560px; }
+progress { width:100%; height:18px; }
+.scroll { overflow-x:auto; }
+table.mapping select { min-width:0; }
+td.problem { color:var(--bad); }
 /* A phone's width: nothing scrolls sideways; each table row becomes a card of labelled values. */
 @media (max-width: 640px) {
   .bar { flex-wrap:wrap; padding:12px 16px; gap:10px; }
@@ -184,17 +188,32 @@ pub enum Section {
     Leads,
 }
 
-fn owner_name(user: &user::Model) -> String {
+pub(crate) fn owner_name(user: &user::Model) -> String {
     user.name.clone().unwrap_or_else(|| user.email.clone())
 }
 
 fn layout(title: &str, section: Section, header_extra: Markup, body: Markup) -> Markup {
+    layout_refreshing(title, section, header_extra, body, None)
+}
+
+/// [`layout`] of a page that reloads itself every `refresh` seconds (a running
+/// import's progress; no script needed).
+pub(crate) fn layout_refreshing(
+    title: &str,
+    section: Section,
+    header_extra: Markup,
+    body: Markup,
+    refresh: Option<u32>,
+) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
+                @if let Some(seconds) = refresh {
+                    meta http-equiv="refresh" content=(seconds);
+                }
                 title { (title) " · ConvertIQ" }
                 style { (PreEscaped(STYLE)) }
             }
@@ -216,7 +235,7 @@ fn layout(title: &str, section: Section, header_extra: Markup, body: Markup) -> 
     }
 }
 
-fn when(t: Option<DateTime<Utc>>) -> String {
+pub(crate) fn when(t: Option<DateTime<Utc>>) -> String {
     t.map_or_else(
         || "—".to_owned(),
         |t| t.format("%Y-%m-%d %H:%M UTC").to_string(),
@@ -288,7 +307,7 @@ pub fn login(csrf: &str, notice: Option<&str>, email: &str) -> Markup {
     )
 }
 
-fn sign_out(csrf: &str) -> Markup {
+pub(crate) fn sign_out(csrf: &str) -> Markup {
     html! {
         form method="post" action="/logout" {
             input type="hidden" name="csrf" value=(csrf);
@@ -491,11 +510,13 @@ pub fn leads(user: &user::Model, csrf: &str, view: &LeadsView<'_>) -> Markup {
         (false, true) => filters.clone(),
         (false, false) => format!("{filters}&{extra}"),
     };
-    let key_name = |id: uuid::Uuid| {
-        view.keys
+    let key_name = |id: Option<uuid::Uuid>| match id {
+        None => "Imported".to_owned(),
+        Some(id) => view
+            .keys
             .iter()
             .find(|k| k.id == id)
-            .map_or_else(|| "—".to_owned(), |k| k.name.clone())
+            .map_or_else(|| "—".to_owned(), |k| k.name.clone()),
     };
     layout(
         "Leads",
@@ -549,7 +570,10 @@ pub fn leads(user: &user::Model, csrf: &str, view: &LeadsView<'_>) -> Markup {
             section.card aria-labelledby="leads-title" {
                 div.headline {
                     h2 #leads-title { "Your leads" }
-                    a.button.secondary #export href=(format!("/settings/leads/export.csv{}", if filters.is_empty() { String::new() } else { format!("?{filters}") })) download { "Export CSV" }
+                    div.actions {
+                        a.button.secondary #import href=(ciq_http::routes::SETTINGS_LEADS_IMPORTS) { "Import CSV" }
+                        a.button.secondary #export href=(format!("/settings/leads/export.csv{}", if filters.is_empty() { String::new() } else { format!("?{filters}") })) download { "Export CSV" }
+                    }
                 }
                 @if view.leads.is_empty() {
                     p.muted { @if query.cursor.is_empty() { "No leads match." } @else { "No more leads." } }
@@ -613,7 +637,11 @@ pub fn lead_detail(
         ("External id", text(&lead.external_id)),
         (
             "Created with key",
-            key.map_or_else(|| lead.api_key_id.to_string(), str::to_owned),
+            match (key, lead.api_key_id) {
+                (Some(name), _) => name.to_owned(),
+                (None, Some(id)) => id.to_string(),
+                (None, None) => "none: imported from a CSV file".to_owned(),
+            },
         ),
         ("Created", when(Some(lead.created_at))),
         ("Last changed", when(Some(lead.updated_at))),

@@ -31,6 +31,8 @@ pub struct ConsoleState {
     pub sign_in_slots: Arc<tokio::sync::Semaphore>,
     /// The instance's breaker on the store: while open, the pages answer 503 at once.
     pub breaker: Arc<ciq_store::Breaker>,
+    /// This instance's import worker, woken when an owner starts an import here.
+    pub import_worker: Arc<ciq_leads::import::worker::ImportWorker>,
 }
 
 /// Default number of password checks in flight at once per instance.

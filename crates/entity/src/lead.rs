@@ -14,8 +14,8 @@ pub struct Model {
     pub id: Uuid,
     /// The tenant: owner of the key that created the lead.
     pub user_id: Uuid,
-    /// The key that created the lead.
-    pub api_key_id: Uuid,
+    /// The key that created the lead; `None` for a lead its owner imported in Settings.
+    pub api_key_id: Option<Uuid>,
     /// Lead's full name.
     pub name: String,
     /// Lead's email address.

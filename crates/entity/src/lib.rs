@@ -10,6 +10,8 @@ pub mod idempotency_key;
 pub mod idempotency_lead;
 pub mod key_event;
 pub mod lead;
+pub mod lead_import;
+pub mod lead_import_failure;
 pub mod session;
 pub mod user;
 
@@ -18,6 +20,8 @@ pub use idempotency_key::Entity as IdempotencyKey;
 pub use idempotency_lead::Entity as IdempotencyLead;
 pub use key_event::Entity as KeyEvent;
 pub use lead::Entity as Lead;
+pub use lead_import::Entity as LeadImport;
+pub use lead_import_failure::Entity as LeadImportFailure;
 pub use session::Entity as Session;
 pub use user::Entity as User;
 

@@ -46,7 +46,7 @@ async fn main() {
                     ciq_entity::lead::ActiveModel {
                         id: Set(uuid::Uuid::now_v7()),
                         user_id: Set(user_id),
-                        api_key_id: Set(key_id),
+                        api_key_id: Set(Some(key_id)),
                         name: Set("Jane Doe".into()),
                         email: Set("jane@example.com".into()),
                         phone: Set(Some("15551234567".into())),

@@ -14,6 +14,7 @@ use ciq_admin::sessions::SessionStore;
 use ciq_api::ApiState;
 use ciq_console::ConsoleState;
 use ciq_leads::LeadWriter;
+use ciq_leads::import::worker::ImportWorker;
 use ciq_limiter::{FailoverLimiter, InProcessLimiter, LimitSettings, RateLimiter, RedisLimiter};
 
 use crate::database;
@@ -55,6 +56,8 @@ pub struct Settings {
     pub retention: crate::retention::Retention,
     /// How long anything may wait for the store.
     pub waits: database::Waits,
+    /// How CSV imports are run.
+    pub imports: ciq_leads::import::worker::WorkerSettings,
 }
 
 /// Shortest operator token accepted.
@@ -79,6 +82,7 @@ impl Default for Settings {
             lead_writers: None,
             retention: crate::retention::Retention::default(),
             waits: database::Waits::default(),
+            imports: ciq_leads::import::worker::WorkerSettings::default(),
         }
     }
 }
@@ -203,6 +207,7 @@ impl Application {
                     ciq_console::state::MAX_SIGN_INS_IN_FLIGHT,
                 )),
                 breaker: breaker.clone(),
+                import_worker: ImportWorker::new(db.clone(), breaker.clone(), settings.imports),
             }),
             operator: Arc::new(OperatorState {
                 db,
@@ -253,6 +258,8 @@ impl Application {
             self.states.api.breaker.clone(),
             self.retention,
         ));
+        let imports = self.states.console.import_worker.clone();
+        let importer = tokio::spawn(imports.clone().run());
         let routes = routes(&self.states);
         let result = Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(routes, shutdown, Some(SHUTDOWN_GRACE))
@@ -260,6 +267,11 @@ impl Application {
         watcher.abort();
         flusher.abort();
         purge.abort();
+        importer.abort();
+        // An import this instance was running is taken over at once, not after its lease.
+        if let Err(err) = imports.release().await {
+            tracing::warn!(error = %err, "could not hand back this instance's CSV import at shutdown");
+        }
         // What was used since the last periodic flush is written before exiting.
         if let Err(err) = verifier.flush_last_used().await {
             tracing::warn!(error = %err, "could not record key last-use times at shutdown");

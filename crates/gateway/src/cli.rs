@@ -146,6 +146,16 @@ pub struct ServeArgs {
     #[arg(long, env = "CIQ_DB_STATEMENT_TIMEOUT_MS", default_value_t = 5000,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub db_statement_timeout_ms: u64,
+    /// Rows of a CSV import written per transaction (each commit also records how far
+    /// the import got).
+    #[arg(long, env = "CIQ_IMPORT_CHUNK_ROWS", default_value_t = ciq_leads::import::worker::DEFAULT_CHUNK_ROWS,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=2000))]
+    pub import_chunk_rows: usize,
+    /// Seconds an instance holds a CSV import without renewing its lease: after this
+    /// long, an import whose instance died is taken over by another (or by it, restarted).
+    #[arg(long, env = "CIQ_IMPORT_LEASE_SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub import_lease_secs: u64,
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "CIQ_MAX_BODY_BYTES", default_value_t = ciq_api::state::DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
@@ -355,6 +365,10 @@ async fn serve(
         waits: database::Waits {
             acquire: Duration::from_millis(args.db_acquire_timeout_ms),
             statement: Duration::from_millis(args.db_statement_timeout_ms),
+        },
+        imports: ciq_leads::import::worker::WorkerSettings {
+            chunk_rows: args.import_chunk_rows,
+            lease: Duration::from_secs(args.import_lease_secs),
         },
     };
     let app = Application::build(settings).await?;

@@ -1,6 +1,7 @@
 //! The retention purge: what the gateway keeps only for a while is deleted once its
 //! time is up — remembered idempotent answers (which hold lead data) after the
-//! idempotency retention, database sessions once expired. Every instance runs it; the
+//! idempotency retention, database sessions once expired, CSV imports (and the
+//! failed rows they list) 30 days after they finished. Every instance runs it; the
 //! deletes are idempotent, so instances need no coordination.
 
 use std::time::Duration;
@@ -35,6 +36,9 @@ pub struct Purged {
     pub idempotency_keys: u64,
     /// Expired sessions.
     pub sessions: u64,
+    /// CSV imports finished (or left as drafts) past their retention, with their
+    /// failed rows.
+    pub imports: u64,
 }
 
 /// One purge of everything past its time.
@@ -45,6 +49,7 @@ pub async fn purge_once(
     Ok(Purged {
         idempotency_keys: ciq_leads::idempotency::purge(db, retention.idempotency).await?,
         sessions: ciq_admin::sessions::purge_expired(db).await?,
+        imports: ciq_leads::import::store::purge(db, ciq_leads::import::store::RETENTION).await?,
     })
 }
 

@@ -290,7 +290,134 @@ ciq_e2e::with_each_backend!(
     the_documented_workflow,
     mistakes_fail_with_a_message_and_no_output,
     commands_print_no_log_lines_unless_asked,
+    a_killed_gateway_resumes_an_import_and_imports_every_good_row_once,
 );
+
+/// Waits up to 60 s for `done` to say the import (read afresh) is far enough.
+async fn wait_for_import(
+    db: &sea_orm::DatabaseConnection,
+    user: uuid::Uuid,
+    id: uuid::Uuid,
+    done: impl Fn(&ciq_leads::import::store::ImportSummary) -> bool,
+) -> ciq_leads::import::store::ImportSummary {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let import = ciq_leads::import::store::find(db, user, id)
+            .await
+            .unwrap()
+            .expect("the import exists");
+        if done(&import) {
+            return import;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the import got stuck: {import:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// 20 000 rows, every tenth without an email; the gateway is SIGKILLed mid-import
+/// and started again: the import goes on from the position committed with its last
+/// rows, and ends with each good row a lead exactly once and each bad row listed once.
+async fn a_killed_gateway_resumes_an_import_and_imports_every_good_row_once(backend: Backend) {
+    use ciq_leads::import::{ImportFile, Mapping, store};
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
+    let Some(db) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let user: uuid::Uuid = stdout_of(&cli(&db, &["users", "create", "--email", "i@acme.test"]))
+        .trim()
+        .parse()
+        .unwrap();
+    let conn = ciq_gateway::database::connect(&db.url).await.unwrap();
+    const ROWS: usize = 20_000;
+    let bad = |i: usize| i % 10 == 9;
+    let mut csv = String::from("name,email,source,industry\n");
+    for i in 0..ROWS {
+        let email = if bad(i) {
+            String::new()
+        } else {
+            format!("lead{i}@example.com")
+        };
+        csv.push_str(&format!("Lead {i},{email},Fair,Retail\n"));
+    }
+    let file = ImportFile::read(csv.as_bytes()).unwrap();
+    let id = store::create(&conn, user, "big.csv", csv.into_bytes(), &file)
+        .await
+        .unwrap();
+    assert!(
+        store::save_mapping(&conn, user, id, &Mapping::suggested(&file.columns), true)
+            .await
+            .unwrap()
+    );
+    let settings = [
+        ("CIQ_IMPORT_CHUNK_ROWS", "50"),
+        ("CIQ_IMPORT_LEASE_SECS", "2"),
+    ];
+    let leads_now = || async {
+        ciq_entity::Lead::find()
+            .select_only()
+            .column(ciq_entity::lead::Column::Email)
+            .filter(ciq_entity::lead::Column::UserId.eq(user))
+            .into_tuple::<String>()
+            .all(&conn)
+            .await
+            .unwrap()
+    };
+
+    let mut first = serve_with(&db, &settings);
+    wait_for_import(&conn, user, id, |i| i.position >= 1_000).await;
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    let stopped = store::find(&conn, user, id).await.unwrap().unwrap();
+    assert!(
+        (stopped.position as usize) < ROWS,
+        "the import finished before the gateway was killed; make the chunks smaller"
+    );
+    // What was committed is exactly what the position says.
+    assert_eq!(
+        stopped.position,
+        stopped.created_count + stopped.failed_count
+    );
+    assert_eq!(leads_now().await.len(), stopped.created_count as usize);
+
+    let _second = serve_with(&db, &settings);
+    let done = wait_for_import(&conn, user, id, |i| !i.status.is_pending()).await;
+    assert_eq!(
+        done.status,
+        ciq_entity::lead_import::ImportStatus::Done,
+        "{done:?}"
+    );
+    let good = (0..ROWS).filter(|i| !bad(*i)).count();
+    assert_eq!(
+        (
+            done.position as usize,
+            done.created_count as usize,
+            done.failed_count as usize
+        ),
+        (ROWS, good, ROWS - good)
+    );
+    let emails = leads_now().await;
+    let distinct: std::collections::HashSet<&String> = emails.iter().collect();
+    assert_eq!(
+        (emails.len(), distinct.len()),
+        (good, good),
+        "each good row once"
+    );
+    let failures = store::failures(&conn, user, id, None).await.unwrap();
+    let lines: Vec<i32> = failures.iter().map(|f| f.line).collect();
+    let expected: Vec<i32> = (0..ROWS)
+        .filter(|i| bad(*i))
+        .map(|i| i as i32 + 2)
+        .collect();
+    assert_eq!(lines, expected, "each bad row listed once, by its line");
+    assert!(failures.iter().all(|f| f.reason == "email: is required"));
+    eprintln!(
+        "killed at row {} of {ROWS}; resumed and finished",
+        stopped.position
+    );
+}
 
 /// A one-off command on a fresh store (which it migrates) says only what it did on
 /// stderr: no migrator INFO lines unless `RUST_LOG` asks for them.

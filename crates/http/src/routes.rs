@@ -36,6 +36,8 @@ pub const SETTINGS_API_KEYS: &str = "/settings/api-keys";
 pub const SETTINGS_LEADS: &str = "/settings/leads";
 /// Settings → Leads → Export CSV (the current filter, streamed).
 pub const SETTINGS_LEADS_EXPORT: &str = "/settings/leads/export.csv";
+/// Settings → Leads → Import: the upload form and the latest imports.
+pub const SETTINGS_LEADS_IMPORTS: &str = "/settings/leads/imports";
 
 /// One served path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,6 +89,18 @@ pub const ROUTES: &[RouteSpec] = &[
     route("/settings/api-keys/:key_id/roll", "POST", "/settings"),
     route(SETTINGS_LEADS, "GET", "/settings"),
     route(SETTINGS_LEADS_EXPORT, "GET", "/settings"),
+    // Before `/settings/leads/:lead_id`, which would match them too.
+    route(SETTINGS_LEADS_IMPORTS, "GET, POST", "/settings"),
+    route(
+        "/settings/leads/imports/:import_id",
+        "GET, POST",
+        "/settings",
+    ),
+    route(
+        "/settings/leads/imports/:import_id/failures.csv",
+        "GET",
+        "/settings",
+    ),
     route("/settings/leads/:lead_id", "GET", "/settings"),
     route(OPERATOR_DOCUMENT, "GET", "/admin"),
     route("/admin/v1/users", "POST", "/admin"),

@@ -543,7 +543,7 @@ mod tests {
         lead::Model {
             id: uuid::Uuid::now_v7(),
             user_id: uuid::Uuid::now_v7(),
-            api_key_id: uuid::Uuid::now_v7(),
+            api_key_id: Some(uuid::Uuid::now_v7()),
             name: name.into(),
             email: "jane@example.com".into(),
             phone: None,

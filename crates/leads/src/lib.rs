@@ -7,10 +7,12 @@
 //! - [`store`]: writing a lead under the key owner's account.
 //! - [`group_commit`]: concurrent creates share one INSERT and one commit.
 //! - [`idempotency`]: Stripe's `Idempotency-Key` semantics, per account.
+//! - [`import`]: owners' CSV imports, run in the background, resumable.
 
 pub mod error;
 pub mod group_commit;
 pub mod idempotency;
+pub mod import;
 pub mod money;
 pub mod rules;
 pub mod store;

@@ -21,8 +21,8 @@ use crate::rules::NewLead;
 pub struct LeadOwner {
     /// The tenant.
     pub user_id: Uuid,
-    /// The key that creates the lead.
-    pub api_key_id: Uuid,
+    /// The key that creates the lead; `None` when the owner imports it in Settings.
+    pub api_key_id: Option<Uuid>,
 }
 
 /// A stored lead, as the domain sees it (each surface maps it to its own object).
@@ -32,8 +32,8 @@ pub struct Lead {
     pub id: Uuid,
     /// The account the lead belongs to.
     pub user_id: Uuid,
-    /// The key that created it.
-    pub api_key_id: Uuid,
+    /// The key that created it (`None`: imported by the owner in Settings).
+    pub api_key_id: Option<Uuid>,
     /// Full name.
     pub name: String,
     /// Email address.
@@ -95,7 +95,7 @@ pub struct Remembered<'a> {
 }
 
 /// The row of a new lead: a fresh UUIDv7, stored and last changed at `now`.
-fn row_of(owner: LeadOwner, new: NewLead, now: DateTime<Utc>) -> lead::Model {
+pub(crate) fn row_of(owner: LeadOwner, new: NewLead, now: DateTime<Utc>) -> lead::Model {
     lead::Model {
         id: Uuid::now_v7(),
         user_id: owner.user_id,
@@ -118,7 +118,7 @@ fn row_of(owner: LeadOwner, new: NewLead, now: DateTime<Utc>) -> lead::Model {
 
 /// `ON CONFLICT` on the account's external ids — the target of the partial unique
 /// index `idx_leads_user_external_id_set` (only leads that have one) — skipping the row.
-fn external_id_conflict() -> sea_orm::sea_query::OnConflict {
+pub(crate) fn external_id_conflict() -> sea_orm::sea_query::OnConflict {
     sea_orm::sea_query::OnConflict::columns([lead::Column::UserId, lead::Column::ExternalId])
         .target_and_where(lead::Column::ExternalId.is_not_null())
         .do_nothing()
@@ -696,43 +696,10 @@ async fn write_upsert(
     new: Option<NewLead>,
     remembered: Option<RememberedUpsert<'_>>,
 ) -> Result<Option<Upserted>, LeadError> {
-    let user_id = owner.user_id;
-    let by_external_id = || lead::Column::ExternalId.eq(external_id);
     let txn = db.begin().await?;
-    let mut outcome = None;
-    // A concurrent upsert can take each branch from under this one once; a third try
-    // always finds the lead.
-    for _ in 0..3 {
-        if apply_patch(&txn, user_id, by_external_id(), patch.clone()).await? != Some(0) {
-            let lead = lead::Entity::find()
-                .filter(lead::Column::UserId.eq(user_id))
-                .filter(by_external_id())
-                .one(&txn)
-                .await?;
-            if let Some(lead) = lead {
-                outcome = Some(Upserted::Updated(Box::new(Lead::from(lead))));
-                break;
-            }
-            continue;
-        }
-        let Some(new) = new.clone() else {
-            txn.rollback().await?;
-            return Ok(None);
-        };
-        let row = row_of(owner, new, ciq_entity::now());
-        let inserted = lead::Entity::insert(lead::ActiveModel::from(row.clone()))
-            .on_conflict(external_id_conflict())
-            .exec_without_returning(&txn)
-            .await?;
-        if inserted == 1 {
-            outcome = Some(Upserted::Created(Box::new(Lead::from(row))));
-            break;
-        }
-    }
-    let Some(outcome) = outcome else {
-        return Err(LeadError::Unavailable(
-            "the lead with this external_id kept changing; retry".into(),
-        ));
+    let Some(outcome) = upsert_in(&txn, owner, external_id, patch, new.as_ref()).await? else {
+        txn.rollback().await?;
+        return Ok(None);
     };
     if let Some(remembered) = remembered {
         let status = match outcome {
@@ -742,7 +709,7 @@ async fn write_upsert(
         let body = (remembered.render)(&outcome);
         idempotency::complete(
             &txn,
-            user_id,
+            owner.user_id,
             remembered.key,
             status,
             &body,
@@ -752,6 +719,49 @@ async fn write_upsert(
     }
     txn.commit().await?;
     Ok(Some(outcome))
+}
+
+/// One upsert inside the caller's transaction `txn`: the update by external id, else
+/// an insert that skips a conflicting external id, tried until one of them wrote.
+/// `Ok(None)`: no lead has the external id and `new` is `None` (nothing written).
+pub(crate) async fn upsert_in(
+    txn: &impl sea_orm::ConnectionTrait,
+    owner: LeadOwner,
+    external_id: &str,
+    patch: crate::rules::LeadPatch,
+    new: Option<&NewLead>,
+) -> Result<Option<Upserted>, LeadError> {
+    let user_id = owner.user_id;
+    let by_external_id = || lead::Column::ExternalId.eq(external_id);
+    // A concurrent upsert can take each branch from under this one once; a third try
+    // always finds the lead.
+    for _ in 0..3 {
+        if apply_patch(txn, user_id, by_external_id(), patch.clone()).await? != Some(0) {
+            let lead = lead::Entity::find()
+                .filter(lead::Column::UserId.eq(user_id))
+                .filter(by_external_id())
+                .one(txn)
+                .await?;
+            if let Some(lead) = lead {
+                return Ok(Some(Upserted::Updated(Box::new(Lead::from(lead)))));
+            }
+            continue;
+        }
+        let Some(new) = new else {
+            return Ok(None);
+        };
+        let row = row_of(owner, new.clone(), ciq_entity::now());
+        let inserted = lead::Entity::insert(lead::ActiveModel::from(row.clone()))
+            .on_conflict(external_id_conflict())
+            .exec_without_returning(txn)
+            .await?;
+        if inserted == 1 {
+            return Ok(Some(Upserted::Created(Box::new(Lead::from(row)))));
+        }
+    }
+    Err(LeadError::Unavailable(
+        "the lead with this external_id kept changing; retry".into(),
+    ))
 }
 
 #[cfg(test)]

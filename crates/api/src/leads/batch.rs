@@ -424,7 +424,7 @@ async fn batch(
     };
     let owner = LeadOwner {
         user_id,
-        api_key_id: caller.key.key_id,
+        api_key_id: Some(caller.key.key_id),
     };
     let remembered = key.as_deref().map(|key| RememberedBatch {
         key,

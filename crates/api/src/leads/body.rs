@@ -78,7 +78,7 @@ pub async fn read_json_within(
         .get(poem::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|len| len > limit.saturating_add(DRAIN_CAP)) {
+    if ciq_http::body::refused_unread(declared.map(|d| d as u64), limit) {
         // Far too large to be worth reading: answer now (the connection closes).
         return Err(HttpError::payload_too_large(limit));
     }
@@ -143,40 +143,20 @@ impl<'a> ApiExtractor<'a> for PatchSubmission {
     }
 }
 
-/// Past the limit, a body is still read (and dropped) for up to this many more bytes
-/// before the 413 is sent, so that an ordinary client that is still sending sees the
-/// answer rather than a reset connection; a body declared larger still is refused at
-/// once.
-const DRAIN_CAP: usize = 1024 * 1024;
-
-/// Reads at most `limit` bytes into memory (sized by `Content-Length` when given);
-/// past the limit, drains up to [`DRAIN_CAP`] more and answers 413. No buffer lives in the
-/// future itself: it is moved between the middleware layers on every request.
+/// Reads at most `limit` bytes (see [`ciq_http::body::read_at_most`]); past it, 413.
 async fn read_limited(
     body: poem::Body,
     limit: usize,
     declared: Option<usize>,
 ) -> Result<Vec<u8>, HttpError> {
-    use tokio::io::AsyncReadExt;
-    let unreadable = |err: std::io::Error| {
-        HttpError::invalid_json(format!("could not read the request body: {err}"))
-    };
-    let mut reader = body.into_async_read();
-    let mut bytes = Vec::with_capacity(declared.unwrap_or(1024).min(limit) + 1);
-    let limit_plus_one = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
-    (&mut reader)
-        .take(limit_plus_one)
-        .read_to_end(&mut bytes)
-        .await
-        .map_err(unreadable)?;
-    if bytes.len() <= limit {
-        return Ok(bytes);
+    use ciq_http::body::{ReadRefusal, read_at_most};
+    match read_at_most(body, limit, declared.map(|d| d as u64)).await {
+        Ok(bytes) => Ok(bytes),
+        Err(ReadRefusal::TooLarge) => Err(HttpError::payload_too_large(limit)),
+        Err(ReadRefusal::Io(err)) => Err(HttpError::invalid_json(format!(
+            "could not read the request body: {err}"
+        ))),
     }
-    let drain = u64::try_from(DRAIN_CAP).unwrap_or(0);
-    tokio::io::copy(&mut reader.take(drain), &mut tokio::io::sink())
-        .await
-        .map_err(unreadable)?;
-    Err(HttpError::payload_too_large(limit))
 }
 
 /// `application/json`, with or without parameters such as `charset=utf-8`.

@@ -158,8 +158,9 @@ pub struct Lead {
     pub description: Option<String>,
     /// Your own id for the lead, unique in your account, or null.
     pub external_id: Option<String>,
-    /// The key that created the lead.
-    pub api_key_id: uuid::Uuid,
+    /// The key that created the lead; null for a lead its owner imported from a CSV
+    /// file in Settings.
+    pub api_key_id: Option<uuid::Uuid>,
     /// When the lead was stored: RFC 3339, UTC, milliseconds, e.g. 2025-08-13T00:00:00.000Z.
     pub created_at: Timestamp,
     /// When the lead last changed (its creation time until then).
@@ -415,7 +416,7 @@ async fn create(
     };
     let owner = LeadOwner {
         user_id,
-        api_key_id: caller.key.key_id,
+        api_key_id: Some(caller.key.key_id),
     };
     let remembered = key.as_deref().map(|key| Remembered {
         key,

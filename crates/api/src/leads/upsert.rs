@@ -303,7 +303,7 @@ async fn upsert(
     });
     let owner = LeadOwner {
         user_id,
-        api_key_id: caller.key.key_id,
+        api_key_id: Some(caller.key.key_id),
     };
     let stored = ciq_leads::store::upsert(
         &state.db,

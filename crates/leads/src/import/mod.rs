@@ -1,0 +1,708 @@
+//! CSV imports by account owners: reading the file, matching its columns to lead
+//! fields, and turning each row into a lead to create or to upsert — with the same
+//! field rules as the API, reported per row with the column's own name.
+//!
+//! - [`store`]: an import's rows in the database, its failures, its lease.
+//! - [`worker`]: the background task of every instance that runs queued imports, a
+//!   chunk of rows per transaction, the position committed with them.
+
+pub mod store;
+pub mod worker;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Number, Value};
+
+use crate::rules::{
+    LEAD_FIELDS, LeadPatch, NewLead, Violation, validate_patch, validate_submission,
+};
+
+/// Largest file accepted, in bytes.
+pub const MAX_FILE_BYTES: usize = 10 * 1024 * 1024;
+/// Most data rows in one file (the header not counted).
+pub const MAX_ROWS: usize = 50_000;
+/// Most columns in one file.
+pub const MAX_COLUMNS: usize = 100;
+/// The fields a row needs (mapped, or given a value for every row).
+pub const REQUIRED_FIELDS: [&str; 4] = ["name", "email", "source", "industry"];
+/// The fields that may be given one value for every row whose cell is empty.
+pub const DEFAULTABLE_FIELDS: [&str; 2] = ["source", "industry"];
+
+/// Why an uploaded file cannot be imported at all (the owner fixes the file).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FileProblem {
+    /// Over [`MAX_FILE_BYTES`].
+    #[error("the file is larger than 10 MB; split it into smaller files")]
+    TooLarge,
+    /// Nothing in it.
+    #[error("the file is empty")]
+    Empty,
+    /// Not UTF-8.
+    #[error(
+        "the file is not UTF-8 text (line {line} is not); save it as \"CSV UTF-8\" and upload it again"
+    )]
+    NotUtf8 {
+        /// The first line with a byte that is not UTF-8.
+        line: usize,
+    },
+    /// No data row after the header.
+    #[error("the file has a header row but no rows of leads")]
+    NoRows,
+    /// Over [`MAX_ROWS`].
+    #[error("the file has more than 50000 rows; split it into smaller files")]
+    TooManyRows,
+    /// Over [`MAX_COLUMNS`], or a header cell that is empty or repeated.
+    #[error("{0}")]
+    Header(String),
+    /// The CSV itself is broken (e.g. a quote that never closes).
+    #[error("the file is not valid CSV near line {line}: {reason}")]
+    Malformed {
+        /// Where the reader stopped.
+        line: u64,
+        /// What it found.
+        reason: String,
+    },
+}
+
+/// An uploaded file that can be imported: its header and how many rows follow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportFile {
+    /// The header row's names, trimmed.
+    pub columns: Vec<String>,
+    /// The cell separator found in the header row (`,`, `;` or tab).
+    pub delimiter: u8,
+    /// Data rows.
+    pub rows: usize,
+}
+
+/// The text of `bytes` without a UTF-8 byte-order mark, or the line that is not UTF-8.
+fn text_of(bytes: &[u8]) -> Result<&str, FileProblem> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    std::str::from_utf8(bytes).map_err(|err| FileProblem::NotUtf8 {
+        line: 1 + bytes[..err.valid_up_to()]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count(),
+    })
+}
+
+/// The separator a spreadsheet used: whichever of `,` `;` tab the header row holds
+/// most of (spreadsheets in many locales write `;`).
+fn delimiter_of(text: &str) -> u8 {
+    let header = text.lines().next().unwrap_or("");
+    [b',', b';', b'\t']
+        .into_iter()
+        .max_by_key(|d| header.bytes().filter(|b| b == d).count())
+        .filter(|d| header.as_bytes().contains(d))
+        .unwrap_or(b',')
+}
+
+fn reader(text: &str, delimiter: u8) -> csv::Reader<&[u8]> {
+    csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .flexible(true)
+        .has_headers(true)
+        .from_reader(text.as_bytes())
+}
+
+fn malformed(err: &csv::Error) -> FileProblem {
+    FileProblem::Malformed {
+        line: err.position().map_or(0, csv::Position::line),
+        reason: match err.kind() {
+            csv::ErrorKind::Utf8 { .. } => "a cell is not UTF-8".to_owned(),
+            _ => err.to_string(),
+        },
+    }
+}
+
+impl ImportFile {
+    /// Checks an upload: size, UTF-8, a header of at most [`MAX_COLUMNS`] distinct
+    /// non-empty names, 1 to [`MAX_ROWS`] rows, readable CSV throughout.
+    pub fn read(bytes: &[u8]) -> Result<Self, FileProblem> {
+        if bytes.len() > MAX_FILE_BYTES {
+            return Err(FileProblem::TooLarge);
+        }
+        let text = text_of(bytes)?;
+        if text.trim().is_empty() {
+            return Err(FileProblem::Empty);
+        }
+        let delimiter = delimiter_of(text);
+        let mut reader = reader(text, delimiter);
+        let columns: Vec<String> = reader
+            .headers()
+            .map_err(|err| malformed(&err))?
+            .iter()
+            .map(|c| c.trim().to_owned())
+            .collect();
+        if columns.len() > MAX_COLUMNS {
+            return Err(FileProblem::Header(format!(
+                "the header row has {} columns; at most {MAX_COLUMNS} are read",
+                columns.len()
+            )));
+        }
+        if let Some(place) = columns.iter().position(String::is_empty) {
+            return Err(FileProblem::Header(format!(
+                "column {} of the header row has no name; every column needs one",
+                place + 1
+            )));
+        }
+        for (place, name) in columns.iter().enumerate() {
+            if columns[..place]
+                .iter()
+                .any(|c| c.eq_ignore_ascii_case(name))
+            {
+                return Err(FileProblem::Header(format!(
+                    "the header row names \"{name}\" twice; every column needs its own name"
+                )));
+            }
+        }
+        let mut rows = 0;
+        let mut record = csv::StringRecord::new();
+        while reader
+            .read_record(&mut record)
+            .map_err(|err| malformed(&err))?
+        {
+            rows += 1;
+            if rows > MAX_ROWS {
+                return Err(FileProblem::TooManyRows);
+            }
+        }
+        if rows == 0 {
+            return Err(FileProblem::NoRows);
+        }
+        Ok(Self {
+            columns,
+            delimiter,
+            rows,
+        })
+    }
+
+    /// The data rows of `bytes` (a file [`ImportFile::read`] accepted), each with the
+    /// line it starts on, after skipping the first `skip`.
+    pub fn rows<'a>(
+        &self,
+        bytes: &'a [u8],
+        skip: usize,
+    ) -> Result<impl Iterator<Item = Result<Row, FileProblem>> + 'a, FileProblem> {
+        let text = text_of(bytes)?;
+        let reader = reader(text, self.delimiter);
+        Ok(reader.into_records().skip(skip).map(|record| match record {
+            Ok(record) => Ok(Row {
+                line: record.position().map_or(0, csv::Position::line),
+                cells: record.iter().map(str::to_owned).collect(),
+            }),
+            Err(err) => Err(malformed(&err)),
+        }))
+    }
+}
+
+/// One data row: where it starts in the file, and its cells as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    /// The line it starts on (the header is line 1; a quoted cell may span lines).
+    pub line: u64,
+    /// Its cells.
+    pub cells: Vec<String>,
+}
+
+impl Row {
+    /// The row as one CSV record, as it could be imported again.
+    pub fn to_record(&self) -> String {
+        let mut writer = csv::WriterBuilder::new()
+            .terminator(csv::Terminator::Any(b'\n'))
+            .from_writer(Vec::new());
+        writer
+            .write_record(&self.cells)
+            .expect("writing to memory cannot fail");
+        let mut text = String::from_utf8(writer.into_inner().expect("writing to memory"))
+            .expect("the cells were UTF-8");
+        text.truncate(text.trim_end_matches('\n').len());
+        text
+    }
+}
+
+/// How a file's columns become lead fields: per column the field it fills (or
+/// `None`: ignored), and one value for every row that has none, for the fields of
+/// [`DEFAULTABLE_FIELDS`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mapping {
+    /// Per column, in the file's order.
+    pub columns: Vec<Option<String>>,
+    /// Field → the value of rows whose cell is empty or whose file lacks the column.
+    #[serde(default)]
+    pub defaults: std::collections::BTreeMap<String, String>,
+}
+
+/// The usual header names of each field, lower case, letters and digits only.
+const HEADER_NAMES: [(&str, &[&str]); 11] = [
+    (
+        "name",
+        &["name", "fullname", "contactname", "leadname", "contact"],
+    ),
+    (
+        "email",
+        &["email", "emailaddress", "mail", "workemail", "email1"],
+    ),
+    (
+        "phone",
+        &[
+            "phone",
+            "phonenumber",
+            "mobile",
+            "mobilephone",
+            "mobilenumber",
+            "telephone",
+            "tel",
+            "cell",
+            "cellphone",
+        ],
+    ),
+    ("source", &["source", "leadsource", "channel"]),
+    ("industry", &["industry", "vertical", "sector"]),
+    ("score", &["score", "leadscore", "rating"]),
+    ("status", &["status", "leadstatus", "stage"]),
+    (
+        "monthly_revenue",
+        &["monthlyrevenue", "mrr", "revenuemonthly", "revenue"],
+    ),
+    ("budget", &["budget"]),
+    (
+        "description",
+        &[
+            "description",
+            "notes",
+            "note",
+            "comments",
+            "comment",
+            "message",
+            "details",
+        ],
+    ),
+    (
+        "external_id",
+        &["externalid", "crmid", "recordid", "sourceid", "externalref"],
+    ),
+];
+
+impl Mapping {
+    /// The mapping the usual header names suggest: `E-mail Address` → `email`,
+    /// `Lead Source` → `source`, `Notes` → `description`, …; each field for the first
+    /// column that names it; anything else is ignored (our own export's `id`,
+    /// `created_at`, `api_key_id` among them).
+    pub fn suggested(columns: &[String]) -> Self {
+        let mut taken = Vec::new();
+        let columns = columns
+            .iter()
+            .map(|column| {
+                let plain: String = column
+                    .chars()
+                    .filter(char::is_ascii_alphanumeric)
+                    .collect::<String>()
+                    .to_ascii_lowercase();
+                let field = HEADER_NAMES
+                    .iter()
+                    .find(|(field, names)| {
+                        names.contains(&plain.as_str()) && !taken.contains(field)
+                    })
+                    .map(|(field, _)| *field)?;
+                taken.push(field);
+                Some(field.to_owned())
+            })
+            .collect();
+        Self {
+            columns,
+            defaults: Default::default(),
+        }
+    }
+
+    /// Every problem that keeps this mapping from importing `columns`: a field that is
+    /// not one, a field mapped twice, a required field neither mapped nor given a value
+    /// for every row. Each problem is a sentence naming the field.
+    pub fn problems(&self, columns: &[String]) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.columns.len() != columns.len() {
+            problems.push(format!(
+                "the mapping has {} columns; the file has {}",
+                self.columns.len(),
+                columns.len()
+            ));
+        }
+        for (place, field) in self.columns.iter().enumerate() {
+            let Some(field) = field else { continue };
+            if !LEAD_FIELDS.contains(&field.as_str()) {
+                problems.push(format!("\"{field}\" is not a lead field"));
+            } else if self.columns[..place]
+                .iter()
+                .any(|f| f.as_deref() == Some(field))
+            {
+                problems.push(format!("{field} is chosen for more than one column"));
+            }
+        }
+        for field in self.defaults.keys() {
+            if !DEFAULTABLE_FIELDS.contains(&field.as_str()) {
+                problems.push(format!("{field} cannot have a value for every row"));
+            }
+        }
+        for field in REQUIRED_FIELDS {
+            let mapped = self.columns.iter().any(|f| f.as_deref() == Some(field));
+            let defaulted = self
+                .defaults
+                .get(field)
+                .is_some_and(|v| !v.trim().is_empty());
+            if !mapped && !defaulted {
+                problems.push(if DEFAULTABLE_FIELDS.contains(&field) {
+                    format!("{field} is required: choose its column or give a value for every row")
+                } else {
+                    format!("{field} is required: choose its column")
+                });
+            }
+        }
+        problems
+    }
+
+    /// Whether rows are matched to existing leads by their `external_id`.
+    pub fn upserts(&self) -> bool {
+        self.columns
+            .iter()
+            .any(|f| f.as_deref() == Some("external_id"))
+    }
+
+    /// The column a field was read from, for messages (the field's own name when it
+    /// came from [`Mapping::defaults`]).
+    fn column_of<'a>(&self, columns: &'a [String], field: &'a str) -> &'a str {
+        self.columns
+            .iter()
+            .position(|f| f.as_deref() == Some(field))
+            .and_then(|place| columns.get(place))
+            .map_or(field, String::as_str)
+    }
+}
+
+/// A cell as the API would have received it: a spreadsheet's formula guard (a `'`
+/// before `=`, `+`, `-`, `@` — our own export writes one) is taken off; numbers stay
+/// text unless the field takes a number; a status is read in any case.
+fn cell_value(field: &str, cell: &str) -> Value {
+    let cell = match cell.strip_prefix('\'') {
+        Some(rest) if rest.starts_with(['=', '+', '-', '@']) => rest,
+        _ => cell,
+    };
+    match field {
+        "score" | "monthly_revenue" | "budget" => serde_json::from_str::<Number>(cell)
+            .map(Value::Number)
+            .unwrap_or_else(|_| Value::String(cell.to_owned())),
+        "status" => Value::String(cell.to_lowercase()),
+        _ => Value::String(cell.to_owned()),
+    }
+}
+
+/// What to do with one row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RowPlan {
+    /// Create this lead.
+    Create(NewLead),
+    /// Update the lead with this `external_id` as `patch` says, or, when the account has
+    /// none, create `new` — which is the reason it cannot be created when the row lacks
+    /// a required field.
+    Upsert {
+        /// The row's external id.
+        external_id: String,
+        /// The row's fields, as an update.
+        patch: Box<LeadPatch>,
+        /// The row's fields as a new lead, or why they are not one.
+        new: Result<NewLead, String>,
+    },
+    /// The row breaks the rules: why, in words, naming the file's columns.
+    Refused(String),
+}
+
+/// Every broken rule of a row, joined, each naming the column it was read from.
+fn reason(mapping: &Mapping, columns: &[String], violations: &[Violation]) -> String {
+    violations
+        .iter()
+        .map(|v| {
+            let field = v.field.strip_prefix("lead.").unwrap_or(&v.field);
+            format!("{}: {}", mapping.column_of(columns, field), v.message)
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The plan for `row` under `mapping` (one [`Mapping::problems`] found nothing in). An
+/// empty cell is no value: a new lead goes without it, an updated one keeps its own.
+pub fn plan(mapping: &Mapping, columns: &[String], row: &Row) -> RowPlan {
+    if row.cells.len() != columns.len() {
+        return RowPlan::Refused(format!(
+            "the row has {} cells; the header row has {}",
+            row.cells.len(),
+            columns.len()
+        ));
+    }
+    let mut lead = Map::new();
+    for (field, cell) in mapping.columns.iter().zip(&row.cells) {
+        let (Some(field), cell) = (field, cell.trim()) else {
+            continue;
+        };
+        if !cell.is_empty() {
+            lead.insert(field.clone(), cell_value(field, cell));
+        }
+    }
+    let external_id = lead
+        .get("external_id")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    // The patch carries only what the row says; the defaults are for new leads.
+    let patch_body = serde_json::json!({ "lead": lead.clone() });
+    for (field, value) in &mapping.defaults {
+        if !value.trim().is_empty() && !lead.contains_key(field) {
+            lead.insert(field.clone(), Value::String(value.trim().to_owned()));
+        }
+    }
+    let body = serde_json::json!({ "lead": lead });
+    let new = validate_submission(&body).map_err(|v| reason(mapping, columns, &v));
+    match external_id {
+        None => match new {
+            Ok(new) => RowPlan::Create(new),
+            Err(reason) => RowPlan::Refused(reason),
+        },
+        Some(external_id) => match validate_patch(&patch_body) {
+            Ok(patch) => RowPlan::Upsert {
+                external_id,
+                patch: Box::new(patch),
+                new,
+            },
+            // Refused either way: the create rules name every problem (the fields
+            // given break the same rules, and a missing required field is named too).
+            Err(violations) => RowPlan::Refused(
+                new.err()
+                    .unwrap_or_else(|| reason(mapping, columns, &violations)),
+            ),
+        },
+    }
+}
+
+/// A row of the preview: its line, its cells, and what is wrong with it (`None`: it
+/// would be imported).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreviewRow {
+    /// The line it starts on.
+    pub line: u64,
+    /// Its cells.
+    pub cells: Vec<String>,
+    /// Why it would fail, if it would. A row with an `external_id` that only an
+    /// existing lead could satisfy is shown with the reason it could not be created.
+    pub problem: Option<String>,
+}
+
+/// The first `count` rows of `bytes` under `mapping`, each with its problem.
+pub fn preview(
+    file: &ImportFile,
+    bytes: &[u8],
+    mapping: &Mapping,
+    count: usize,
+) -> Result<Vec<PreviewRow>, FileProblem> {
+    file.rows(bytes, 0)?
+        .take(count)
+        .map(|row| {
+            let row = row?;
+            let problem = match plan(mapping, &file.columns, &row) {
+                RowPlan::Create(_) | RowPlan::Upsert { new: Ok(_), .. } => None,
+                RowPlan::Upsert {
+                    new: Err(reason), ..
+                } => Some(format!(
+                    "unless a lead has this external_id already: {reason}"
+                )),
+                RowPlan::Refused(reason) => Some(reason),
+            };
+            Ok(PreviewRow {
+                line: row.line,
+                cells: row.cells,
+                problem,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn columns(names: &[&str]) -> Vec<String> {
+        names.iter().map(|n| (*n).to_owned()).collect()
+    }
+
+    fn row(line: u64, cells: &[&str]) -> Row {
+        Row {
+            line,
+            cells: cells.iter().map(|c| (*c).to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn usual_headers_are_matched_and_the_rest_ignored() {
+        let mapping = Mapping::suggested(&columns(&[
+            "id",
+            "Full Name",
+            "E-mail Address",
+            "Lead Source",
+            "Industry",
+            "Notes",
+            "api_key_id",
+            "external_id",
+            "Email",
+        ]));
+        assert_eq!(
+            mapping.columns,
+            [
+                None,
+                Some("name".into()),
+                Some("email".into()),
+                Some("source".into()),
+                Some("industry".into()),
+                Some("description".into()),
+                None,
+                Some("external_id".into()),
+                None,
+            ]
+        );
+        assert!(mapping.upserts());
+    }
+
+    #[test]
+    fn a_mapping_names_every_problem() {
+        let cols = columns(&["a", "b", "c"]);
+        let mapping = Mapping {
+            columns: vec![
+                Some("email".into()),
+                Some("email".into()),
+                Some("colour".into()),
+            ],
+            defaults: [("score".to_owned(), "3".to_owned())].into(),
+        };
+        assert_eq!(
+            mapping.problems(&cols),
+            [
+                "email is chosen for more than one column",
+                "\"colour\" is not a lead field",
+                "score cannot have a value for every row",
+                "name is required: choose its column",
+                "source is required: choose its column or give a value for every row",
+                "industry is required: choose its column or give a value for every row",
+            ]
+        );
+    }
+
+    #[test]
+    fn files_are_refused_with_the_reason() {
+        let problem = |bytes: &[u8]| ImportFile::read(bytes).unwrap_err().to_string();
+        assert_eq!(problem(b""), "the file is empty");
+        assert_eq!(
+            problem(b"name,email\n"),
+            "the file has a header row but no rows of leads"
+        );
+        assert!(problem(b"name,email\nAda,\xff@x.io\n").contains("line 2 is not"));
+        assert!(problem(b"name,,email\nA,b,c\n").contains("column 2 of the header row"));
+        assert!(problem(b"Email,email\na,b\n").contains("names \"email\" twice"));
+        let many = format!("name\n{}", "x\n".repeat(MAX_ROWS + 1));
+        assert_eq!(
+            problem(many.as_bytes()),
+            FileProblem::TooManyRows.to_string()
+        );
+    }
+
+    #[test]
+    fn semicolons_bom_and_multiline_cells_are_read() {
+        let bytes =
+            "\u{feff}Name;Email;Notes\nAda;ada@example.com;\"two\nlines\"\nBob;bob@example.com;x\n";
+        let file = ImportFile::read(bytes.as_bytes()).unwrap();
+        assert_eq!(file.columns, ["Name", "Email", "Notes"]);
+        assert_eq!(file.rows, 2);
+        let rows: Vec<Row> = file
+            .rows(bytes.as_bytes(), 1)
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(rows, [row(4, &["Bob", "bob@example.com", "x"])]);
+    }
+
+    #[test]
+    fn rows_are_planned_with_the_api_rules_and_the_files_column_names() {
+        let cols = columns(&["Name", "E-mail", "Score", "Status", "Ref"]);
+        let mut mapping = Mapping::suggested(&cols);
+        mapping.columns[4] = None;
+        mapping
+            .defaults
+            .insert("source".into(), "Trade fair".into());
+        mapping.defaults.insert("industry".into(), "Retail".into());
+        let RowPlan::Create(new) = plan(
+            &mapping,
+            &cols,
+            &row(2, &["Ada", "ada@example.com", "7", "Qualified", ""]),
+        ) else {
+            panic!("should be created");
+        };
+        assert_eq!((new.score, new.status.as_str()), (Some(7), "qualified"));
+        assert_eq!(new.source, "Trade fair");
+        assert_eq!(
+            plan(&mapping, &cols, &row(3, &["", "nope", "11", "", ""])),
+            RowPlan::Refused(
+                "Name: is required; E-mail: must be a valid email address; \
+                 Score: must be a whole number from 1 to 10"
+                    .into()
+            )
+        );
+        assert_eq!(
+            plan(&mapping, &cols, &row(4, &["Ada"])),
+            RowPlan::Refused("the row has 1 cells; the header row has 5".into())
+        );
+    }
+
+    #[test]
+    fn an_external_id_makes_an_upsert_and_empty_cells_keep_values() {
+        let cols = columns(&[
+            "external_id",
+            "name",
+            "email",
+            "source",
+            "industry",
+            "phone",
+        ]);
+        let mapping = Mapping::suggested(&cols);
+        let RowPlan::Upsert {
+            external_id,
+            patch,
+            new,
+        } = plan(&mapping, &cols, &row(2, &["crm-1", "Ada", "", "", "", ""]))
+        else {
+            panic!("should be an upsert");
+        };
+        assert_eq!(external_id, "crm-1");
+        assert_eq!(patch.name.as_deref(), Some("Ada"));
+        assert_eq!(patch.email, None);
+        assert_eq!(patch.phone, crate::rules::Change::Keep);
+        assert_eq!(
+            new.unwrap_err(),
+            "email: is required; source: is required; industry: is required"
+        );
+    }
+
+    #[test]
+    fn the_exports_formula_guard_comes_off() {
+        assert_eq!(
+            cell_value("name", "'=SUM(A1)"),
+            Value::String("=SUM(A1)".into())
+        );
+        assert_eq!(
+            cell_value("name", "'quoted"),
+            Value::String("'quoted".into())
+        );
+        assert_eq!(
+            cell_value("budget", "50000.10"),
+            serde_json::json!(50000.10)
+        );
+    }
+
+    #[test]
+    fn a_row_is_written_back_as_it_was() {
+        let r = row(9, &["Ada, Countess", "say \"hi\"", ""]);
+        assert_eq!(r.to_record(), "\"Ada, Countess\",\"say \"\"hi\"\"\",");
+    }
+}

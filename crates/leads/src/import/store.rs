@@ -1,0 +1,254 @@
+//! An import's rows in the database. Every query names the account: an import of
+//! another account is "not found" exactly like a missing one.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
+    QuerySelect, sea_query::Expr,
+};
+use uuid::Uuid;
+
+use ciq_entity::lead_import::{self, ImportStatus};
+use ciq_entity::lead_import_failure;
+
+use super::{ImportFile, Mapping};
+
+/// How long a finished import (and its list of failed rows) is kept.
+pub const RETENTION: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
+
+/// An import without its file: what the pages show.
+#[derive(Debug, Clone, PartialEq, Eq, FromQueryResult)]
+pub struct ImportSummary {
+    /// Import id.
+    pub id: Uuid,
+    /// The account.
+    pub user_id: Uuid,
+    /// The file's name.
+    pub file_name: String,
+    /// Where it is.
+    pub status: ImportStatus,
+    /// The header row (JSON array).
+    pub columns: String,
+    /// The mapping (JSON).
+    pub mapping: String,
+    /// Data rows.
+    pub total_rows: i32,
+    /// Data rows done.
+    pub position: i32,
+    /// Leads created.
+    pub created_count: i32,
+    /// Leads updated.
+    pub updated_count: i32,
+    /// Rows refused.
+    pub failed_count: i32,
+    /// Why it stopped, when it failed as a whole.
+    pub error: Option<String>,
+    /// Uploaded.
+    pub created_at: DateTime<Utc>,
+    /// Done.
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl ImportSummary {
+    /// The header row.
+    pub fn column_names(&self) -> Vec<String> {
+        serde_json::from_str(&self.columns).unwrap_or_default()
+    }
+
+    /// The mapping as saved (the suggested one until the owner changes it).
+    pub fn current_mapping(&self) -> Mapping {
+        serde_json::from_str(&self.mapping).unwrap_or_default()
+    }
+}
+
+const SUMMARY_COLUMNS: [lead_import::Column; 14] = [
+    lead_import::Column::Id,
+    lead_import::Column::UserId,
+    lead_import::Column::FileName,
+    lead_import::Column::Status,
+    lead_import::Column::Columns,
+    lead_import::Column::Mapping,
+    lead_import::Column::TotalRows,
+    lead_import::Column::Position,
+    lead_import::Column::CreatedCount,
+    lead_import::Column::UpdatedCount,
+    lead_import::Column::FailedCount,
+    lead_import::Column::Error,
+    lead_import::Column::CreatedAt,
+    lead_import::Column::FinishedAt,
+];
+
+fn json(value: &impl serde::Serialize) -> String {
+    serde_json::to_string(value).expect("plain data serialises")
+}
+
+/// Keeps an upload (a file [`ImportFile::read`] accepted) as a draft import of
+/// `user_id`'s account, with the mapping its header suggests; returns its id.
+pub async fn create(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    file_name: &str,
+    bytes: Vec<u8>,
+    file: &ImportFile,
+) -> Result<Uuid, DbErr> {
+    let now = ciq_entity::now();
+    let id = Uuid::now_v7();
+    let name: String = file_name.chars().take(255).collect();
+    lead_import::Entity::insert(lead_import::ActiveModel::from(lead_import::Model {
+        id,
+        user_id,
+        file_name: name,
+        status: ImportStatus::Draft,
+        columns: json(&file.columns),
+        mapping: json(&Mapping::suggested(&file.columns)),
+        content: Some(bytes),
+        total_rows: i32::try_from(file.rows).unwrap_or(i32::MAX),
+        position: 0,
+        created_count: 0,
+        updated_count: 0,
+        failed_count: 0,
+        error: None,
+        lease_owner: None,
+        lease_until: None,
+        created_at: now,
+        updated_at: now,
+        finished_at: None,
+    }))
+    .exec_without_returning(db)
+    .await?;
+    Ok(id)
+}
+
+/// The import `id` of `user_id`'s account, without its file.
+pub async fn find(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    id: Uuid,
+) -> Result<Option<ImportSummary>, DbErr> {
+    lead_import::Entity::find()
+        .select_only()
+        .columns(SUMMARY_COLUMNS)
+        .filter(lead_import::Column::UserId.eq(user_id))
+        .filter(lead_import::Column::Id.eq(id))
+        .into_model::<ImportSummary>()
+        .one(db)
+        .await
+}
+
+/// The file of the import `id` of `user_id`'s account (`None` once it is done).
+pub async fn content(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    id: Uuid,
+) -> Result<Option<Vec<u8>>, DbErr> {
+    Ok(lead_import::Entity::find()
+        .select_only()
+        .column(lead_import::Column::Content)
+        .filter(lead_import::Column::UserId.eq(user_id))
+        .filter(lead_import::Column::Id.eq(id))
+        .into_tuple::<Option<Vec<u8>>>()
+        .one(db)
+        .await?
+        .flatten())
+}
+
+/// `user_id`'s latest imports, newest first.
+pub async fn list(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    limit: u64,
+) -> Result<Vec<ImportSummary>, DbErr> {
+    lead_import::Entity::find()
+        .select_only()
+        .columns(SUMMARY_COLUMNS)
+        .filter(lead_import::Column::UserId.eq(user_id))
+        .order_by_desc(lead_import::Column::CreatedAt)
+        .order_by_desc(lead_import::Column::Id)
+        .limit(limit)
+        .into_model::<ImportSummary>()
+        .all(db)
+        .await
+}
+
+/// Saves the mapping of a draft import of `user_id`'s account and, with `start`,
+/// queues it for the workers. `false` when there is no such draft (missing, another
+/// account's, or already started: a started import's mapping never changes).
+pub async fn save_mapping(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    id: Uuid,
+    mapping: &Mapping,
+    start: bool,
+) -> Result<bool, DbErr> {
+    let status = if start {
+        ImportStatus::Queued
+    } else {
+        ImportStatus::Draft
+    };
+    let updated = lead_import::Entity::update_many()
+        .col_expr(lead_import::Column::Mapping, Expr::value(json(mapping)))
+        .col_expr(lead_import::Column::Status, Expr::value(status.as_str()))
+        .col_expr(
+            lead_import::Column::UpdatedAt,
+            Expr::value(ciq_entity::now()),
+        )
+        .filter(lead_import::Column::UserId.eq(user_id))
+        .filter(lead_import::Column::Id.eq(id))
+        .filter(lead_import::Column::Status.eq(ImportStatus::Draft))
+        .exec(db)
+        .await?;
+    Ok(updated.rows_affected == 1)
+}
+
+/// The failed rows of the import `id` of `user_id`'s account, in file order, at most
+/// `limit` (the account is in the query: another account's import has none).
+pub async fn failures(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    id: Uuid,
+    limit: Option<u64>,
+) -> Result<Vec<lead_import_failure::Model>, DbErr> {
+    lead_import_failure::Entity::find()
+        .inner_join(lead_import::Entity)
+        .filter(lead_import::Column::UserId.eq(user_id))
+        .filter(lead_import_failure::Column::ImportId.eq(id))
+        .order_by_asc(lead_import_failure::Column::Line)
+        .limit(limit)
+        .all(db)
+        .await
+}
+
+/// Deletes imports finished (or abandoned as drafts) longer than `retention` ago, with
+/// their failed rows; their leads stay. Returns how many.
+pub async fn purge(
+    db: &impl ConnectionTrait,
+    retention: std::time::Duration,
+) -> Result<u64, DbErr> {
+    let before = ciq_entity::now()
+        - chrono::TimeDelta::from_std(retention).unwrap_or(chrono::TimeDelta::MAX);
+    let stale = lead_import::Entity::find()
+        .select_only()
+        .column(lead_import::Column::Id)
+        .filter(lead_import::Column::UpdatedAt.lt(before))
+        .filter(lead_import::Column::Status.is_in([
+            ImportStatus::Done,
+            ImportStatus::Failed,
+            ImportStatus::Draft,
+        ]))
+        .into_tuple::<Uuid>()
+        .all(db)
+        .await?;
+    if stale.is_empty() {
+        return Ok(0);
+    }
+    // Failures first, so that the delete does not lean on the foreign key's cascade.
+    lead_import_failure::Entity::delete_many()
+        .filter(lead_import_failure::Column::ImportId.is_in(stale.clone()))
+        .exec(db)
+        .await?;
+    Ok(lead_import::Entity::delete_many()
+        .filter(lead_import::Column::Id.is_in(stale))
+        .exec(db)
+        .await?
+        .rows_affected)
+}

@@ -1,0 +1,431 @@
+//! The import worker every instance runs: it takes a queued import under a lease,
+//! creates its leads a chunk of rows per transaction — the rows, their failures and
+//! the import's new position committed together — and renews the lease with each
+//! chunk. An instance that stops (even killed) leaves the position of its last commit;
+//! once its lease runs out, any instance takes the import over from there, so every
+//! row is done exactly once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait,
+    sea_query::{Expr, ExprTrait},
+};
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use ciq_entity::lead;
+use ciq_entity::lead_import::{self, ImportStatus};
+use ciq_entity::lead_import_failure;
+use ciq_store::Breaker;
+
+use super::{ImportFile, Mapping, Row, RowPlan, plan};
+use crate::error::LeadError;
+use crate::store::{LeadOwner, Upserted, external_id_conflict, row_of, upsert_in};
+
+/// Default rows per transaction.
+pub const DEFAULT_CHUNK_ROWS: usize = 500;
+/// Default lease: how long an import stays with an instance that stopped renewing it.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+/// How often an idle worker looks for imports started on another instance.
+pub const POLL: Duration = Duration::from_secs(1);
+
+/// How a worker runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkerSettings {
+    /// Rows per transaction.
+    pub chunk_rows: usize,
+    /// How long a claim lasts without renewal.
+    pub lease: Duration,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        Self {
+            chunk_rows: DEFAULT_CHUNK_ROWS,
+            lease: DEFAULT_LEASE,
+        }
+    }
+}
+
+/// One instance's import worker.
+pub struct ImportWorker {
+    db: DatabaseConnection,
+    breaker: Arc<Breaker>,
+    settings: WorkerSettings,
+    /// Who holds a lease: this instance, for this run.
+    instance: Uuid,
+    wake: Notify,
+}
+
+/// What a chunk's rows came to.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Counts {
+    created: i32,
+    updated: i32,
+    failed: i32,
+}
+
+impl ImportWorker {
+    /// A worker on `db`, skipping turns while `breaker` is open.
+    pub fn new(
+        db: DatabaseConnection,
+        breaker: Arc<Breaker>,
+        settings: WorkerSettings,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            db,
+            breaker,
+            settings,
+            instance: Uuid::now_v7(),
+            wake: Notify::new(),
+        })
+    }
+
+    /// Looks for work now (an import was just started on this instance).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Runs imports for ever: one at a time, oldest first, waiting for a wake-up or
+    /// [`POLL`] when there is none.
+    pub async fn run(self: Arc<Self>) {
+        let mut failing = false;
+        loop {
+            if !self.breaker.is_open() {
+                match self.run_one().await {
+                    Ok(true) => {
+                        failing = false;
+                        continue;
+                    }
+                    Ok(false) => failing = false,
+                    Err(err) if !failing => {
+                        failing = true;
+                        tracing::warn!(error = %err, "lead import worker: the store failed; will retry");
+                    }
+                    Err(_) => {}
+                }
+            }
+            tokio::select! {
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(POLL) => {}
+            }
+        }
+    }
+
+    /// Takes one import that is due and works on it until it is done or lost.
+    /// `Ok(false)`: nothing was due.
+    pub async fn run_one(&self) -> Result<bool, LeadError> {
+        let Some(import) = self.claim().await? else {
+            return Ok(false);
+        };
+        self.work(import).await?;
+        Ok(true)
+    }
+
+    /// Gives back this instance's lease (at shutdown), so another instance, or this
+    /// one restarted, takes the import over at once.
+    pub async fn release(&self) -> Result<(), DbErr> {
+        lead_import::Entity::update_many()
+            .col_expr(
+                lead_import::Column::LeaseOwner,
+                Expr::value(Option::<Uuid>::None),
+            )
+            .col_expr(
+                lead_import::Column::LeaseUntil,
+                Expr::value(Option::<chrono::DateTime<chrono::Utc>>::None),
+            )
+            .col_expr(
+                lead_import::Column::Status,
+                Expr::value(ImportStatus::Queued.as_str()),
+            )
+            .filter(lead_import::Column::LeaseOwner.eq(self.instance))
+            .filter(lead_import::Column::Status.eq(ImportStatus::Running))
+            .exec(&self.db)
+            .await
+            .map(|_| ())
+    }
+
+    fn lease_end(&self) -> chrono::DateTime<chrono::Utc> {
+        ciq_entity::now() + chrono::TimeDelta::from_std(self.settings.lease).unwrap_or_default()
+    }
+
+    /// The oldest import that is queued, or running under a lease that ran out, now
+    /// leased to this instance; a conditional update, so of two instances that pick
+    /// the same one only one gets it.
+    async fn claim(&self) -> Result<Option<lead_import::Model>, DbErr> {
+        let now = ciq_entity::now();
+        let due = || {
+            sea_orm::Condition::any()
+                .add(lead_import::Column::LeaseUntil.is_null())
+                .add(lead_import::Column::LeaseUntil.lt(now))
+        };
+        let pending = [ImportStatus::Queued, ImportStatus::Running];
+        let candidates = lead_import::Entity::find()
+            .select_only()
+            .column(lead_import::Column::Id)
+            .filter(lead_import::Column::Status.is_in(pending))
+            .filter(due())
+            .order_by_asc(lead_import::Column::CreatedAt)
+            .limit(8)
+            .into_tuple::<Uuid>()
+            .all(&self.db)
+            .await?;
+        for id in candidates {
+            let taken = lead_import::Entity::update_many()
+                .col_expr(
+                    lead_import::Column::Status,
+                    Expr::value(ImportStatus::Running.as_str()),
+                )
+                .col_expr(lead_import::Column::LeaseOwner, Expr::value(self.instance))
+                .col_expr(
+                    lead_import::Column::LeaseUntil,
+                    Expr::value(self.lease_end()),
+                )
+                .col_expr(lead_import::Column::UpdatedAt, Expr::value(now))
+                .filter(lead_import::Column::Id.eq(id))
+                .filter(lead_import::Column::Status.is_in(pending))
+                .filter(due())
+                .exec(&self.db)
+                .await?;
+            if taken.rows_affected == 1 {
+                return lead_import::Entity::find_by_id(id).one(&self.db).await;
+            }
+        }
+        Ok(None)
+    }
+
+    /// The rows of `import` from its position on, a chunk per transaction.
+    async fn work(&self, import: lead_import::Model) -> Result<(), LeadError> {
+        let columns: Vec<String> = serde_json::from_str(&import.columns).unwrap_or_default();
+        let mapping: Mapping = serde_json::from_str(&import.mapping).unwrap_or_default();
+        let Some(bytes) = import.content.as_deref() else {
+            return self.stop(import.id, "the file is no longer stored").await;
+        };
+        let file = match ImportFile::read(bytes) {
+            Ok(file) if file.columns == columns => file,
+            Ok(_) => {
+                return self
+                    .stop(import.id, "the file changed since it was read")
+                    .await;
+            }
+            Err(problem) => return self.stop(import.id, &problem.to_string()).await,
+        };
+        let problems = mapping.problems(&columns);
+        if !problems.is_empty() {
+            return self.stop(import.id, &problems.join("; ")).await;
+        }
+        let owner = LeadOwner {
+            user_id: import.user_id,
+            api_key_id: None,
+        };
+        let start = usize::try_from(import.position).unwrap_or(0);
+        let mut rows = match file.rows(bytes, start) {
+            Ok(rows) => rows,
+            Err(problem) => return self.stop(import.id, &problem.to_string()).await,
+        };
+        let mut position = import.position;
+        loop {
+            let mut chunk = Vec::with_capacity(self.settings.chunk_rows);
+            for row in rows.by_ref().take(self.settings.chunk_rows) {
+                match row {
+                    Ok(row) => chunk.push(row),
+                    Err(problem) => return self.stop(import.id, &problem.to_string()).await,
+                }
+            }
+            if chunk.is_empty() {
+                return self.finish(import.id).await;
+            }
+            let plans: Vec<(Row, RowPlan)> = chunk
+                .into_iter()
+                .map(|row| {
+                    let plan = plan(&mapping, &columns, &row);
+                    (row, plan)
+                })
+                .collect();
+            let done = i32::try_from(plans.len()).unwrap_or(i32::MAX);
+            let written = self
+                .breaker
+                .guard(self.commit_chunk(import.id, owner, position, plans))
+                .await
+                .map_err(|down| LeadError::Unavailable(down.to_string()))?;
+            self.breaker.record(&written);
+            match written? {
+                Some(counts) => {
+                    metrics::counter!("ciq_lead_import_rows_total", "outcome" => "created")
+                        .increment(counts.created as u64);
+                    metrics::counter!("ciq_lead_import_rows_total", "outcome" => "updated")
+                        .increment(counts.updated as u64);
+                    metrics::counter!("ciq_lead_import_rows_total", "outcome" => "failed")
+                        .increment(counts.failed as u64);
+                    metrics::counter!("ciq_leads_created_total").increment(counts.created as u64);
+                    position += done;
+                }
+                // Another instance holds it now (this one stalled past its lease).
+                None => return Ok(()),
+            }
+        }
+    }
+
+    /// One chunk in one transaction: the lease checked and renewed first (holding the
+    /// import's row, so no one takes it over meanwhile), the leads, the failed rows,
+    /// and the new position with the counts. `None`: the lease was lost; nothing of
+    /// the chunk is written.
+    async fn commit_chunk(
+        &self,
+        import_id: Uuid,
+        owner: LeadOwner,
+        position: i32,
+        plans: Vec<(Row, RowPlan)>,
+    ) -> Result<Option<Counts>, DbErr> {
+        let txn = self.db.begin().await?;
+        let held = lead_import::Entity::update_many()
+            .col_expr(
+                lead_import::Column::LeaseUntil,
+                Expr::value(self.lease_end()),
+            )
+            .filter(lead_import::Column::Id.eq(import_id))
+            .filter(lead_import::Column::LeaseOwner.eq(self.instance))
+            .filter(lead_import::Column::Position.eq(position))
+            .exec(&txn)
+            .await?;
+        if held.rows_affected != 1 {
+            txn.rollback().await?;
+            return Ok(None);
+        }
+        let now = ciq_entity::now();
+        let mut counts = Counts::default();
+        let mut creates = Vec::new();
+        let mut failures = Vec::new();
+        for (row, plan) in plans {
+            let refused = match plan {
+                RowPlan::Create(new) => {
+                    creates.push(lead::ActiveModel::from(row_of(owner, new, now)));
+                    None
+                }
+                RowPlan::Upsert {
+                    external_id,
+                    patch,
+                    new,
+                } => {
+                    let upserted = upsert_in(&txn, owner, &external_id, *patch, new.as_ref().ok())
+                        .await
+                        .map_err(|err| DbErr::Custom(err.to_string()))?;
+                    match upserted {
+                        Some(Upserted::Created(_)) => {
+                            counts.created += 1;
+                            None
+                        }
+                        Some(Upserted::Updated(_)) => {
+                            counts.updated += 1;
+                            None
+                        }
+                        // Only a row that is no new lead leaves the account without one.
+                        None => Some(format!(
+                            "no lead has this external_id, and the row cannot create one: {}",
+                            new.err().unwrap_or_default()
+                        )),
+                    }
+                }
+                RowPlan::Refused(reason) => Some(reason),
+            };
+            if let Some(reason) = refused {
+                counts.failed += 1;
+                failures.push(lead_import_failure::ActiveModel::from(
+                    lead_import_failure::Model {
+                        import_id,
+                        line: i32::try_from(row.line).unwrap_or(i32::MAX),
+                        reason,
+                        record: row.to_record(),
+                    },
+                ));
+            }
+        }
+        counts.created += i32::try_from(creates.len()).unwrap_or(i32::MAX);
+        if !creates.is_empty() {
+            // Rows without an external id never conflict; the target keeps a row of a
+            // file whose external id column is unmapped from ever failing the chunk.
+            lead::Entity::insert_many(creates)
+                .on_conflict(external_id_conflict())
+                .exec_without_returning(&txn)
+                .await?;
+        }
+        if !failures.is_empty() {
+            lead_import_failure::Entity::insert_many(failures)
+                .exec_without_returning(&txn)
+                .await?;
+        }
+        let done = counts.created + counts.updated + counts.failed;
+        lead_import::Entity::update_many()
+            .col_expr(
+                lead_import::Column::Position,
+                Expr::col(lead_import::Column::Position).add(done),
+            )
+            .col_expr(
+                lead_import::Column::CreatedCount,
+                Expr::col(lead_import::Column::CreatedCount).add(counts.created),
+            )
+            .col_expr(
+                lead_import::Column::UpdatedCount,
+                Expr::col(lead_import::Column::UpdatedCount).add(counts.updated),
+            )
+            .col_expr(
+                lead_import::Column::FailedCount,
+                Expr::col(lead_import::Column::FailedCount).add(counts.failed),
+            )
+            .col_expr(lead_import::Column::UpdatedAt, Expr::value(now))
+            .filter(lead_import::Column::Id.eq(import_id))
+            .exec(&txn)
+            .await?;
+        txn.commit().await?;
+        Ok(Some(counts))
+    }
+
+    /// Marks `import_id` done and drops its file (the failed rows keep their own copy).
+    async fn finish(&self, import_id: Uuid) -> Result<(), LeadError> {
+        self.end(import_id, ImportStatus::Done, None).await
+    }
+
+    /// Stops `import_id` for good: the rows before its position stay.
+    async fn stop(&self, import_id: Uuid, reason: &str) -> Result<(), LeadError> {
+        tracing::warn!(import = %import_id, reason, "lead import stopped");
+        self.end(import_id, ImportStatus::Failed, Some(reason))
+            .await
+    }
+
+    async fn end(
+        &self,
+        import_id: Uuid,
+        status: ImportStatus,
+        error: Option<&str>,
+    ) -> Result<(), LeadError> {
+        let now = ciq_entity::now();
+        lead_import::Entity::update_many()
+            .col_expr(lead_import::Column::Status, Expr::value(status.as_str()))
+            .col_expr(
+                lead_import::Column::Error,
+                Expr::value(error.map(str::to_owned)),
+            )
+            .col_expr(
+                lead_import::Column::Content,
+                Expr::value(Option::<Vec<u8>>::None),
+            )
+            .col_expr(
+                lead_import::Column::LeaseOwner,
+                Expr::value(Option::<Uuid>::None),
+            )
+            .col_expr(
+                lead_import::Column::LeaseUntil,
+                Expr::value(Option::<chrono::DateTime<chrono::Utc>>::None),
+            )
+            .col_expr(lead_import::Column::FinishedAt, Expr::value(now))
+            .col_expr(lead_import::Column::UpdatedAt, Expr::value(now))
+            .filter(lead_import::Column::Id.eq(import_id))
+            .filter(lead_import::Column::LeaseOwner.eq(self.instance))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+}

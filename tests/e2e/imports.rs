@@ -1,0 +1,444 @@
+//! Settings → Leads → Import over HTTP: upload, mapping and preview, the background
+//! import, failed rows listed and downloadable, a re-run that dedupes through
+//! external_id, refused files, and one owner never reaching another's import.
+
+use std::time::{Duration, Instant};
+
+use ciq_e2e::{Backend, TestApp, on_both_backends};
+use ciq_entity::lead_import::ImportStatus;
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use uuid::Uuid;
+
+use crate::settings::{PASSWORD, browser_like_client, owner, sign_in};
+
+on_both_backends!(
+    an_import_stores_the_good_rows_lists_the_bad_and_a_rerun_with_external_ids_creates_nothing,
+);
+
+/// Six rows: four good (one with a formula guard from our own export, one with a
+/// two-line note on lines 5–6), line 4 with a bad email, line 7 with no name and
+/// score 11.
+pub(crate) const CSV: &str = "CRM ID,Full Name,E-mail,Lead Source,Industry,Score,Notes\n\
+crm-1,Ada Lovelace,ada@example.com,Trade fair,Computing,9,first\n\
+crm-2,'=Grace Hopper,grace@example.com,Trade fair,Navy,,\n\
+crm-3,Bad Email,not-an-email,Trade fair,Retail,5,\n\
+crm-4,Alan Turing,alan@example.com,Website,Computing,7,\"two\nlines\"\n\
+crm-5,,nameless@example.com,Website,Retail,11,\n\
+crm-6,Edsger Dijkstra,edsger@example.com,Website,Computing,8,last\n";
+
+fn csrf_of(html: &str) -> String {
+    let marker = "name=\"csrf\" value=\"";
+    let start = html.find(marker).expect("a CSRF field") + marker.len();
+    html[start..start + html[start..].find('"').unwrap()].to_owned()
+}
+
+async fn page(client: &reqwest::Client, app: &TestApp, path: &str) -> (u16, String) {
+    let resp = client
+        .get(format!("{}{path}", app.base_url))
+        .send()
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
+/// Uploads `bytes` as `name` with `csrf`; the answer.
+pub(crate) async fn upload(
+    client: &reqwest::Client,
+    app: &TestApp,
+    csrf: &str,
+    name: &str,
+    bytes: Vec<u8>,
+) -> reqwest::Response {
+    let form = reqwest::multipart::Form::new()
+        .text("csrf", csrf.to_owned())
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(bytes)
+                .file_name(name.to_owned())
+                .mime_str("text/csv")
+                .unwrap(),
+        );
+    client
+        .post(format!("{}/settings/leads/imports", app.base_url))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The import id of an upload's redirect.
+fn import_of(resp: &reqwest::Response) -> Uuid {
+    assert_eq!(resp.status(), 303, "the upload is accepted");
+    let location = resp.headers()["location"].to_str().unwrap();
+    location
+        .strip_prefix("/settings/leads/imports/")
+        .expect("redirects to the import")
+        .parse()
+        .unwrap()
+}
+
+/// Waits until the import is no longer queued or running.
+pub(crate) async fn finished(
+    app: &TestApp,
+    user: Uuid,
+    id: Uuid,
+) -> ciq_leads::import::store::ImportSummary {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let import = ciq_leads::import::store::find(&app.db, user, id)
+            .await
+            .unwrap()
+            .expect("the import exists");
+        if !import.status.is_pending() {
+            return import;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the import never finished: {import:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Starts an import with the mapping its page suggests (the form as a browser sends it).
+async fn start_suggested(
+    client: &reqwest::Client,
+    app: &TestApp,
+    csrf: &str,
+    id: Uuid,
+) -> reqwest::Response {
+    let mut form: Vec<(String, String)> = vec![
+        ("csrf".into(), csrf.into()),
+        ("action".into(), "start".into()),
+    ];
+    let (_, html) = page(client, app, &format!("/settings/leads/imports/{id}")).await;
+    for i in 0..7 {
+        let select = format!("name=\"col_{i}\"");
+        let at = html.find(&select).expect("a select per column");
+        let rest = &html[at..at + html[at..].find("</select>").unwrap()];
+        let chosen = rest
+            .split("<option ")
+            .find(|o| o.contains(" selected"))
+            .and_then(|o| o.split("value=\"").nth(1))
+            .map(|v| v[..v.find('"').unwrap()].to_owned())
+            .unwrap_or_default();
+        form.push((format!("col_{i}"), chosen));
+    }
+    client
+        .post(format!("{}/settings/leads/imports/{id}", app.base_url))
+        .form(&form)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn leads_of(app: &TestApp, user: Uuid) -> Vec<ciq_entity::lead::Model> {
+    ciq_entity::Lead::find()
+        .filter(ciq_entity::lead::Column::UserId.eq(user))
+        .all(&app.db)
+        .await
+        .unwrap()
+}
+
+async fn an_import_stores_the_good_rows_lists_the_bad_and_a_rerun_with_external_ids_creates_nothing(
+    app: TestApp,
+) {
+    let alice = owner(&app, "alice@acme.test").await;
+    let client = browser_like_client();
+    assert_eq!(
+        sign_in(&app, &client, "alice@acme.test", PASSWORD)
+            .await
+            .status(),
+        303
+    );
+    let (status, html) = page(&client, &app, "/settings/leads/imports").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("enctype=\"multipart/form-data\""));
+    let csrf = csrf_of(&html);
+
+    let resp = upload(&client, &app, &csrf, "crm.csv", CSV.as_bytes().to_vec()).await;
+    let id = import_of(&resp);
+    // The usual names are matched; the preview names the broken rows' columns.
+    let (status, html) = page(&client, &app, &format!("/settings/leads/imports/{id}")).await;
+    assert_eq!(status, 200);
+    for (column, field) in [
+        (0, "external_id"),
+        (1, "name"),
+        (2, "email"),
+        (3, "source"),
+        (4, "industry"),
+        (5, "score"),
+        (6, "description"),
+    ] {
+        let select = &html[html.find(&format!("name=\"col_{column}\"")).unwrap()..];
+        let select = &select[..select.find("</select>").unwrap()];
+        assert!(
+            select.contains(&format!("value=\"{field}\" selected")),
+            "column {column} should be {field}: {select}"
+        );
+    }
+    assert!(
+        html.contains("E-mail: must be a valid email address"),
+        "{html}"
+    );
+    assert!(html.contains("Full Name: is required"));
+    assert!(html.contains("Score: must be a whole number from 1 to 10"));
+    assert!(html.contains("importing this file again creates nothing twice"));
+
+    // Starting without a name column is refused, naming the field; nothing starts.
+    let resp = client
+        .post(format!("{}/settings/leads/imports/{id}", app.base_url))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("action", "start"),
+            ("col_0", "external_id"),
+            ("col_2", "email"),
+            ("col_3", "source"),
+            ("col_4", "industry"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 422);
+    assert!(
+        resp.text()
+            .await
+            .unwrap()
+            .contains("name is required: choose its column")
+    );
+    let draft = ciq_leads::import::store::find(&app.db, alice, id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(draft.status, ImportStatus::Draft);
+    // A form without the session's token changes nothing.
+    let resp = client
+        .post(format!("{}/settings/leads/imports/{id}", app.base_url))
+        .form(&[("csrf", "forged"), ("action", "start"), ("col_1", "name")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+
+    let resp = start_suggested(&client, &app, &csrf, id).await;
+    assert_eq!(resp.status(), 303);
+    let done = finished(&app, alice, id).await;
+    assert_eq!(done.status, ImportStatus::Done, "{done:?}");
+    assert_eq!(
+        (
+            done.position,
+            done.created_count,
+            done.updated_count,
+            done.failed_count
+        ),
+        (6, 4, 0, 2)
+    );
+    // The file is not kept once it is imported.
+    assert_eq!(
+        ciq_leads::import::store::content(&app.db, alice, id)
+            .await
+            .unwrap(),
+        None
+    );
+
+    let mut leads = leads_of(&app, alice).await;
+    leads.sort_by(|a, b| a.external_id.cmp(&b.external_id));
+    let summary: Vec<(&str, &str, Option<i32>, Option<&str>)> = leads
+        .iter()
+        .map(|l| {
+            (
+                l.external_id.as_deref().unwrap(),
+                l.name.as_str(),
+                l.score,
+                l.description.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("crm-1", "Ada Lovelace", Some(9), Some("first")),
+            ("crm-2", "=Grace Hopper", None, None),
+            ("crm-4", "Alan Turing", Some(7), Some("two\nlines")),
+            ("crm-6", "Edsger Dijkstra", Some(8), Some("last")),
+        ]
+    );
+    assert!(
+        leads
+            .iter()
+            .all(|l| l.api_key_id.is_none() && !l.source.is_empty())
+    );
+
+    // The page lists the failed rows by line, with every reason.
+    let (status, html) = page(&client, &app, &format!("/settings/leads/imports/{id}")).await;
+    assert_eq!(status, 200);
+    assert!(
+        !html.contains("http-equiv=\"refresh\""),
+        "a finished import stops reloading"
+    );
+    let failures = &html[html.find("id=\"failures\"").expect("the failed rows")..];
+    assert!(failures.contains(">4<") && failures.contains("E-mail: must be a valid email address"));
+    assert!(
+        failures.contains(">7<")
+            && failures
+                .contains("Full Name: is required; Score: must be a whole number from 1 to 10")
+    );
+
+    // …and the download has them as they were in the file, after line and reason.
+    let resp = client
+        .get(format!(
+            "{}/settings/leads/imports/{id}/failures.csv",
+            app.base_url
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "text/csv; charset=utf-8");
+    assert!(
+        resp.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("crm-failed-rows.csv")
+    );
+    let body = resp.text().await.unwrap();
+    let rows: Vec<Vec<String>> = csv::Reader::from_reader(body.as_bytes())
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_owned).collect())
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            vec![
+                "4",
+                "E-mail: must be a valid email address",
+                "crm-3",
+                "Bad Email",
+                "not-an-email",
+                "Trade fair",
+                "Retail",
+                "5",
+                ""
+            ],
+            vec![
+                "7",
+                "Full Name: is required; Score: must be a whole number from 1 to 10",
+                "crm-5",
+                "",
+                "nameless@example.com",
+                "Website",
+                "Retail",
+                "11",
+                ""
+            ],
+        ]
+    );
+    assert!(body.starts_with("line,reason,CRM ID,Full Name,E-mail"));
+
+    // The same file again, external_id mapped: every good row updates its lead.
+    let resp = upload(&client, &app, &csrf, "crm.csv", CSV.as_bytes().to_vec()).await;
+    let again = import_of(&resp);
+    assert_eq!(
+        start_suggested(&client, &app, &csrf, again).await.status(),
+        303
+    );
+    let done = finished(&app, alice, again).await;
+    assert_eq!(
+        (done.created_count, done.updated_count, done.failed_count),
+        (0, 4, 2)
+    );
+    assert_eq!(
+        leads_of(&app, alice).await.len(),
+        4,
+        "a re-run creates nothing"
+    );
+
+    // Both imports are listed, with their counts.
+    let (_, html) = page(&client, &app, "/settings/leads/imports").await;
+    assert_eq!(html.matches("crm.csv").count(), 2);
+
+    // Another owner reaches none of it.
+    let _bob = owner(&app, "bob@acme.test").await;
+    let bob_client = browser_like_client();
+    assert_eq!(
+        sign_in(&app, &bob_client, "bob@acme.test", PASSWORD)
+            .await
+            .status(),
+        303
+    );
+    let (_, html) = page(&bob_client, &app, "/settings/leads/imports").await;
+    assert!(!html.contains("crm.csv"));
+    let bob_csrf = csrf_of(&html);
+    for path in [
+        format!("/settings/leads/imports/{id}"),
+        format!("/settings/leads/imports/{id}/failures.csv"),
+    ] {
+        let (status, body) = page(&bob_client, &app, &path).await;
+        assert_eq!(status, 404, "{path}");
+        assert!(!body.contains("not-an-email"));
+    }
+    let resp = bob_client
+        .post(format!("{}/settings/leads/imports/{id}", app.base_url))
+        .form(&[("csrf", bob_csrf.as_str()), ("action", "start")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    // Signed out, nothing at all.
+    let (status, _) = page(
+        &browser_like_client(),
+        &app,
+        &format!("/settings/leads/imports/{id}"),
+    )
+    .await;
+    assert_eq!(status, 303);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_that_cannot_be_imported_are_refused_and_nothing_is_kept() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    owner(&app, "alice@acme.test").await;
+    let client = browser_like_client();
+    sign_in(&app, &client, "alice@acme.test", PASSWORD).await;
+    let (_, html) = page(&client, &app, "/settings/leads/imports").await;
+    let csrf = csrf_of(&html);
+
+    let resp = upload(&client, &app, "forged", "a.csv", CSV.as_bytes().to_vec()).await;
+    assert_eq!(resp.status(), 403, "no session token, no upload");
+    for (bytes, reason) in [
+        (
+            b"name,email\nAda,\xe9@x.io\n".to_vec(),
+            "a.csv: the file is not UTF-8 text (line 2 is not)",
+        ),
+        (
+            b"name,email\n".to_vec(),
+            "a.csv: the file has a header row but no rows of leads",
+        ),
+        (
+            b"name,,email\nA,b,c\n".to_vec(),
+            "column 2 of the header row has no name",
+        ),
+        (Vec::new(), "Choose a CSV file to upload."),
+    ] {
+        let resp = upload(&client, &app, &csrf, "a.csv", bytes).await;
+        assert_eq!(resp.status(), 422, "{reason}");
+        let body = resp.text().await.unwrap();
+        assert!(body.contains(reason), "{reason}: {body}");
+    }
+    // Over the limit: refused by its declared length, before it is read.
+    let resp = upload(
+        &client,
+        &app,
+        &csrf,
+        "big.csv",
+        vec![b'a'; ciq_console::imports::MAX_UPLOAD_BYTES + 1],
+    )
+    .await;
+    assert_eq!(resp.status(), 413);
+    assert!(resp.text().await.unwrap().contains("at most 10 MB"));
+    assert_eq!(
+        ciq_entity::LeadImport::find().count(&app.db).await.unwrap(),
+        0,
+        "nothing refused is kept"
+    );
+}

@@ -1,0 +1,112 @@
+//! Upgrading a store that holds data: migration 000014 makes `leads.api_key_id`
+//! optional (on SQLite by rebuilding the table) and keeps every lead, every index and
+//! the foreign keys; rolling it back removes only the leads that have no key.
+
+use ciq_e2e::{Backend, TestDatabase};
+use ciq_migrations::{Migrator, MigratorTrait};
+use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait, Statement};
+use uuid::Uuid;
+
+ciq_e2e::with_each_backend!(the_imports_migration_keeps_every_lead_and_index);
+
+async fn count(db: &DatabaseConnection, sql: &str) -> i64 {
+    db.query_one_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get_by_index::<i64>(0)
+        .unwrap()
+}
+
+/// Stores a lead of `user` made with `key` (`None`: as an import makes it).
+async fn insert_lead(
+    db: &DatabaseConnection,
+    user: Uuid,
+    key: Option<Uuid>,
+) -> Result<(), sea_orm::DbErr> {
+    let now = ciq_entity::now();
+    ciq_entity::Lead::insert(ciq_entity::lead::ActiveModel::from(
+        ciq_entity::lead::Model {
+            id: Uuid::now_v7(),
+            user_id: user,
+            api_key_id: key,
+            name: "Ada".into(),
+            email: "ada@example.com".into(),
+            phone: None,
+            source: "Web".into(),
+            industry: "Retail".into(),
+            score: None,
+            status: ciq_entity::lead::LeadStatus::New,
+            monthly_revenue_cents: None,
+            budget_cents: None,
+            description: None,
+            created_at: now,
+            external_id: None,
+            updated_at: Some(now),
+        },
+    ))
+    .exec_without_returning(db)
+    .await
+    .map(|_| ())
+}
+
+async fn the_imports_migration_keeps_every_lead_and_index(backend: Backend) {
+    let Some(store) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let db = ciq_gateway::database::connect(&store.url).await.unwrap();
+    // The store as the previous release left it: every migration before 000014.
+    Migrator::up(&db, Some(13)).await.unwrap();
+    let user = ciq_admin::users::create_user(&db, "o@acme.test", None)
+        .await
+        .unwrap();
+    let (key, _) = ciq_admin::keys::create_key(
+        &db,
+        &ciq_admin::SecretHasher::default(),
+        user.id,
+        Default::default(),
+        &ciq_admin::keys::Actor::cli(),
+    )
+    .await
+    .unwrap();
+    insert_lead(&db, user.id, Some(key.id)).await.unwrap();
+    assert!(
+        insert_lead(&db, user.id, None).await.is_err(),
+        "before 000014 a lead needs a key"
+    );
+
+    Migrator::up(&db, None).await.unwrap();
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM leads").await,
+        1,
+        "the lead survives"
+    );
+    insert_lead(&db, user.id, None)
+        .await
+        .expect("an imported lead has no key");
+    // Every index is back, and the foreign key to the keys still holds.
+    let indexes = match backend {
+        Backend::Sqlite => {
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'leads' \
+                            AND name IN ('idx_leads_user_created_id', 'idx_leads_user_email', \
+                            'idx_leads_user_external_id_set')"
+        }
+        Backend::Postgres => {
+            "SELECT COUNT(*) FROM pg_indexes WHERE tablename = 'leads' AND indexname IN \
+                              ('idx_leads_user_created_id', 'idx_leads_user_email', \
+                              'idx_leads_user_external_id_set')"
+        }
+    };
+    assert_eq!(count(&db, indexes).await, 3);
+    assert!(
+        insert_lead(&db, user.id, Some(Uuid::now_v7()))
+            .await
+            .is_err(),
+        "a key that does not exist is still refused"
+    );
+
+    // Rolling back: the imported lead goes (it has no key to fall back to), the other stays.
+    Migrator::down(&db, Some(1)).await.unwrap();
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM leads").await, 1);
+    assert!(insert_lead(&db, user.id, None).await.is_err());
+}

@@ -10,6 +10,7 @@ use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use uuid::Uuid;
 
 use crate::settings::{PASSWORD, browser_like_client, owner, sign_in};
+use crate::settings_leads::get as page;
 
 on_both_backends!(
     an_import_stores_the_good_rows_lists_the_bad_and_a_rerun_with_external_ids_creates_nothing,
@@ -30,15 +31,6 @@ fn csrf_of(html: &str) -> String {
     let marker = "name=\"csrf\" value=\"";
     let start = html.find(marker).expect("a CSRF field") + marker.len();
     html[start..start + html[start..].find('"').unwrap()].to_owned()
-}
-
-async fn page(client: &reqwest::Client, app: &TestApp, path: &str) -> (u16, String) {
-    let resp = client
-        .get(format!("{}{path}", app.base_url))
-        .send()
-        .await
-        .unwrap();
-    (resp.status().as_u16(), resp.text().await.unwrap())
 }
 
 /// Uploads `bytes` as `name` with `csrf`; the answer.

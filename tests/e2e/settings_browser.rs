@@ -2,7 +2,6 @@
 
 use std::time::{Duration, Instant};
 
-use ciq_admin::SecretHasher;
 use ciq_e2e::browser::Browser;
 use ciq_e2e::{Backend, TestApp};
 use fantoccini::{Client, Locator};
@@ -52,15 +51,7 @@ async fn an_owner_generates_uses_rolls_and_revokes_a_key_in_the_browser() {
     let Some(browser) = Browser::start().await else {
         return;
     };
-    let user = app.create_user("owner@acme.test").await;
-    ciq_admin::users::set_password(
-        &app.db,
-        &SecretHasher::default(),
-        user,
-        &"correct horse battery".into(),
-    )
-    .await
-    .unwrap();
+    crate::settings::owner(&app, "owner@acme.test").await;
     let c = &browser.client;
 
     // Signed out, the settings page sends you to sign in.
@@ -262,15 +253,7 @@ async fn the_leads_page_filters_opens_and_exports_and_every_page_is_accessible()
         return;
     };
     let axe = axe_source();
-    let user = app.create_user("owner@acme.test").await;
-    ciq_admin::users::set_password(
-        &app.db,
-        &SecretHasher::default(),
-        user,
-        &"correct horse battery".into(),
-    )
-    .await
-    .unwrap();
+    let user = crate::settings::owner(&app, "owner@acme.test").await;
     let new_key = |name: &str| ciq_admin::keys::NewKey {
         name: name.into(),
         ..ciq_admin::keys::NewKey::default()
@@ -511,15 +494,7 @@ async fn an_owner_imports_a_csv_sees_the_bad_rows_and_a_rerun_creates_nothing() 
         return;
     };
     let axe = axe_source();
-    let user = app.create_user("owner@acme.test").await;
-    ciq_admin::users::set_password(
-        &app.db,
-        &SecretHasher::default(),
-        user,
-        &"correct horse battery".into(),
-    )
-    .await
-    .unwrap();
+    let user = crate::settings::owner(&app, "owner@acme.test").await;
     let folder = std::env::temp_dir().join(format!("ciq-import-{}", uuid::Uuid::now_v7()));
     std::fs::create_dir_all(&folder).unwrap();
     let file = folder.join("crm.csv");

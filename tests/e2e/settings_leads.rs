@@ -51,7 +51,8 @@ async fn insert_leads(
     }
 }
 
-async fn get(client: &reqwest::Client, app: &TestApp, path: &str) -> (u16, String) {
+/// `GET path` with `client`'s cookies: the status and the body.
+pub(crate) async fn get(client: &reqwest::Client, app: &TestApp, path: &str) -> (u16, String) {
     let resp = client
         .get(format!("{}{path}", app.base_url))
         .send()

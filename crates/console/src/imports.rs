@@ -69,6 +69,33 @@ async fn owner(state: &ConsoleState, user_id: Uuid) -> Result<user::Model, Respo
         .map_err(store_trouble)
 }
 
+/// The signed-in owner's account and its import `id`, or the response to send instead
+/// (a missing import, another account's, or an id that is not one: "not found").
+async fn owned_import(
+    state: &ConsoleState,
+    session: &ciq_admin::sessions::Session,
+    id: &str,
+) -> Result<(user::Model, ImportSummary), Response> {
+    let id = id.parse::<Uuid>().map_err(|_| not_found())?;
+    let user = owner(state, session.user_id).await?;
+    match imports::find(&state.db, session.user_id, id).await {
+        Ok(Some(import)) => Ok((user, import)),
+        Ok(None) => Err(not_found()),
+        Err(err) => Err(store_trouble(err)),
+    }
+}
+
+/// [`owned_import`] for a page read with the session's cookie alone.
+async fn signed_in_import(
+    req: &Request,
+    state: &ConsoleState,
+    id: &str,
+) -> Result<(ciq_admin::sessions::Session, user::Model, ImportSummary), Response> {
+    let (_, session) = signed_in(req, state).await?;
+    let (user, import) = owned_import(state, &session, id).await?;
+    Ok((session, user, import))
+}
+
 /// `GET /settings/leads/imports`: the upload form and the latest imports.
 #[handler]
 pub async fn imports_page(req: &Request, state: Data<&Arc<ConsoleState>>) -> Response {
@@ -188,22 +215,11 @@ pub async fn import_page(
     state: Data<&Arc<ConsoleState>>,
     id: Path<String>,
 ) -> Response {
-    let (_, session) = match signed_in(req, &state).await {
-        Ok(signed) => signed,
+    let (session, user, import) = match signed_in_import(req, &state, &id).await {
+        Ok(found) => found,
         Err(resp) => return resp,
     };
-    let Ok(id) = id.parse::<Uuid>() else {
-        return not_found();
-    };
-    let user = match owner(&state, session.user_id).await {
-        Ok(user) => user,
-        Err(resp) => return resp,
-    };
-    let import = match imports::find(&state.db, session.user_id, id).await {
-        Ok(Some(import)) => import,
-        Ok(None) => return not_found(),
-        Err(err) => return store_trouble(err),
-    };
+    let id = import.id;
     if import.status == ImportStatus::Draft {
         let mapping = import.current_mapping();
         return draft_answer(&state, &user, &session.csrf_token, &import, &mapping, &[]).await;
@@ -287,18 +303,11 @@ pub async fn save_import(
         Ok(session) => session,
         Err(resp) => return resp,
     };
-    let Ok(id) = id.parse::<Uuid>() else {
-        return not_found();
-    };
-    let user = match owner(&state, session.user_id).await {
-        Ok(user) => user,
+    let (user, import) = match owned_import(&state, &session, &id).await {
+        Ok(found) => found,
         Err(resp) => return resp,
     };
-    let import = match imports::find(&state.db, session.user_id, id).await {
-        Ok(Some(import)) => import,
-        Ok(None) => return not_found(),
-        Err(err) => return store_trouble(err),
-    };
+    let id = import.id;
     if import.status != ImportStatus::Draft {
         // Started already (another tab): its page says how far it got.
         return redirect(&import_path(id));
@@ -338,18 +347,11 @@ pub async fn failures_csv(
     state: Data<&Arc<ConsoleState>>,
     id: Path<String>,
 ) -> Response {
-    let (_, session) = match signed_in(req, &state).await {
-        Ok(signed) => signed,
+    let (session, _, import) = match signed_in_import(req, &state, &id).await {
+        Ok(found) => found,
         Err(resp) => return resp,
     };
-    let Ok(id) = id.parse::<Uuid>() else {
-        return not_found();
-    };
-    let import = match imports::find(&state.db, session.user_id, id).await {
-        Ok(Some(import)) => import,
-        Ok(None) => return not_found(),
-        Err(err) => return store_trouble(err),
-    };
+    let id = import.id;
     let failures = match imports::failures(&state.db, session.user_id, id, None).await {
         Ok(failures) => failures,
         Err(err) => return store_trouble(err),

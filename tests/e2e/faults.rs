@@ -201,3 +201,88 @@ async fn a_store_that_accepts_connections_but_never_answers_is_the_same() {
     .await;
     drop(database);
 }
+
+/// A CSV import running when its store dies: the chunk in flight rolls back, the worker
+/// waits out the outage and goes on from the last committed position once the store is
+/// back — every good row a lead exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_goes_on_after_the_store_comes_back_and_imports_every_row_once() {
+    use ciq_leads::import::{ImportFile, Mapping, store};
+    use sea_orm::{ColumnTrait, QueryFilter, QuerySelect};
+    let Some(pg) = PrivatePostgres::start().await else {
+        return;
+    };
+    let url = pg.url();
+    let app = TestApp::spawn_with(Backend::Postgres, move |s| {
+        settings(url)(s);
+        s.imports.chunk_rows = 25;
+    })
+    .await
+    .unwrap();
+    let user = app.create_user("owner@acme.test").await;
+    const ROWS: usize = 5_000;
+    let mut csv = String::from("name,email,source,industry\n");
+    for i in 0..ROWS {
+        let email = if i % 10 == 9 {
+            String::new()
+        } else {
+            format!("lead{i}@example.com")
+        };
+        csv.push_str(&format!("Lead {i},{email},Fair,Retail\n"));
+    }
+    let file = ImportFile::read(csv.as_bytes()).unwrap();
+    let id = store::create(&app.db, user, "big.csv", csv.into_bytes(), &file)
+        .await
+        .unwrap();
+    let mapping = Mapping::suggested(&file.columns);
+    assert!(
+        store::save_mapping(&app.db, user, id, &mapping, true)
+            .await
+            .unwrap()
+    );
+    let progress = || async { store::find(&app.db, user, id).await.ok().flatten() };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let before = loop {
+        match progress().await {
+            Some(import) if import.position >= 250 => break import.position,
+            _ => {}
+        }
+        assert!(Instant::now() < deadline, "the import never started");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    pg.kill();
+    assert!(
+        (before as usize) < ROWS,
+        "the import was done before the store died"
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(pg.restart());
+    let done = loop {
+        match progress().await {
+            Some(import) if !import.status.is_pending() => break import,
+            _ => {}
+        }
+        assert!(Instant::now() < deadline, "the import never finished");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let good = ROWS - ROWS / 10;
+    assert_eq!(
+        (
+            done.position as usize,
+            done.created_count as usize,
+            done.failed_count as usize
+        ),
+        (ROWS, good, ROWS / 10),
+        "{done:?}"
+    );
+    let emails: Vec<String> = ciq_entity::Lead::find()
+        .select_only()
+        .column(ciq_entity::lead::Column::Email)
+        .filter(ciq_entity::lead::Column::UserId.eq(user))
+        .into_tuple()
+        .all(&app.db)
+        .await
+        .unwrap();
+    let distinct: std::collections::HashSet<&String> = emails.iter().collect();
+    assert_eq!((emails.len(), distinct.len()), (good, good));
+}

@@ -152,15 +152,18 @@ impl ImportWorker {
         ciq_entity::now() + chrono::TimeDelta::from_std(self.settings.lease).unwrap_or_default()
     }
 
-    /// The oldest import that is queued, or running under a lease that ran out, now
-    /// leased to this instance; a conditional update, so of two instances that pick
+    /// The oldest import that is queued, or running under a lease that ran out (or is
+    /// this instance's), now leased to this instance; a conditional update, so of two instances that pick
     /// the same one only one gets it.
     async fn claim(&self) -> Result<Option<lead_import::Model>, DbErr> {
         let now = ciq_entity::now();
+        // Also this instance's own, left by a chunk that failed (a store error): it
+        // goes on at once instead of after its lease.
         let due = || {
             sea_orm::Condition::any()
                 .add(lead_import::Column::LeaseUntil.is_null())
                 .add(lead_import::Column::LeaseUntil.lt(now))
+                .add(lead_import::Column::LeaseOwner.eq(self.instance))
         };
         let pending = [ImportStatus::Queued, ImportStatus::Running];
         let candidates = lead_import::Entity::find()

@@ -19,6 +19,7 @@ mod m20261201_000011_add_leads_email_index;
 mod m20261201_000012_create_idempotency_leads;
 mod m20261201_000013_partial_external_id_index;
 mod m20261201_000014_create_lead_imports;
+mod m20261201_000015_create_webhooks;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000012_create_idempotency_leads::Migration),
             Box::new(m20261201_000013_partial_external_id_index::Migration),
             Box::new(m20261201_000014_create_lead_imports::Migration),
+            Box::new(m20261201_000015_create_webhooks::Migration),
         ]
     }
 }

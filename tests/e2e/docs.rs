@@ -25,7 +25,7 @@ async fn the_home_page_points_to_the_docs_and_the_settings(app: TestApp) {
     let html = resp.text().await.unwrap();
     assert!(html.contains("href=\"/docs\""), "{html}");
     assert!(html.contains("href=\"/settings/api-keys\""), "{html}");
-    let no_redirects = reqwest::Client::builder()
+    let no_redirects = ciq_e2e::http_client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();

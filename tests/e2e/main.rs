@@ -23,3 +23,4 @@ mod settings_leads;
 mod swagger;
 mod topology;
 mod upsert;
+mod webhooks;

@@ -9,7 +9,7 @@ use reqwest::redirect::Policy;
 pub(crate) const PASSWORD: &str = "correct horse battery";
 
 pub(crate) fn browser_like_client() -> reqwest::Client {
-    reqwest::Client::builder()
+    ciq_e2e::http_client_builder()
         .cookie_store(true)
         .redirect(Policy::none())
         .build()
@@ -333,7 +333,7 @@ async fn sessions_expire_and_sign_out_ends_them() {
         .await
         .unwrap();
     assert_eq!(resp.headers()["location"], "/login");
-    let replay = reqwest::Client::builder()
+    let replay = ciq_e2e::http_client_builder()
         .redirect(Policy::none())
         .build()
         .unwrap();
@@ -360,7 +360,7 @@ async fn sessions_expire_and_sign_out_ends_them() {
         .unwrap();
     assert_eq!(resp.status(), 303);
     // The old cookie, replayed, opens nothing.
-    let replay = reqwest::Client::builder()
+    let replay = ciq_e2e::http_client_builder()
         .redirect(Policy::none())
         .build()
         .unwrap();
@@ -414,7 +414,7 @@ async fn cookies_are_secure_behind_tls() {
         .await
         .unwrap();
     owner(&app, "owner@acme.test").await;
-    let client = reqwest::Client::builder()
+    let client = ciq_e2e::http_client_builder()
         .redirect(Policy::none())
         .build()
         .unwrap();
@@ -722,7 +722,7 @@ async fn post_login(
     email: &str,
     password: &str,
 ) -> reqwest::Response {
-    reqwest::Client::builder()
+    ciq_e2e::http_client_builder()
         .redirect(Policy::none())
         .build()
         .unwrap()

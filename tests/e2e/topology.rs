@@ -25,7 +25,7 @@ async fn two_replicas_behind_nginx_share_the_limit_and_both_serve() {
     };
     let (_, key) = one.user_with_key("owner@acme.test").await;
 
-    let client = reqwest::Client::new();
+    let client = ciq_e2e::http_client();
     let body = reference_curl_body().to_string();
     let requests = (0..150).map(|_| {
         client

@@ -85,7 +85,7 @@ impl TestApp {
             base_url,
             db,
             states,
-            client: reqwest::Client::new(),
+            client: crate::http_client(),
             backend,
             shutdown: Some(tx),
             server: Some(server),

@@ -9,7 +9,8 @@
 //! - [`database`]: private databases; [`app`]: the gateway and its request helpers;
 //! - [`redis`], [`postgres`], [`nginx`], [`proxy`]: servers the tests start and stop
 //!   themselves (the proxy can make a store silent);
-//! - [`fixtures`]: the reference's bodies; [`browser`]: headless Chromium.
+//! - [`fixtures`]: the reference's bodies; [`browser`]: headless Chromium;
+//! - [`receiver`]: a webhook receiver that records and answers as scripted.
 
 pub mod app;
 pub mod browser;
@@ -18,6 +19,7 @@ pub mod fixtures;
 pub mod nginx;
 pub mod postgres;
 pub mod proxy;
+pub mod receiver;
 pub mod redis;
 
 pub use app::TestApp;
@@ -26,7 +28,21 @@ pub use fixtures::{reference_curl_body, reference_full_body};
 pub use nginx::LoadBalancer;
 pub use postgres::PrivatePostgres;
 pub use proxy::SilentProxy;
+pub use receiver::{Receiver, Reply};
 pub use redis::{PrivateRedis, test_redis_url, unique_redis_prefix};
+
+/// A test's HTTP client builder. reqwest's TLS is built without a crypto provider of
+/// its own (the gateway installs rustls' ring provider at start); a test that builds a
+/// client before any gateway started installs it here.
+pub fn http_client_builder() -> reqwest::ClientBuilder {
+    ciq_leads::webhooks::delivery::install_tls();
+    reqwest::Client::builder()
+}
+
+/// [`http_client_builder`] with its defaults.
+pub fn http_client() -> reqwest::Client {
+    http_client_builder().build().expect("a plain HTTP client")
+}
 
 /// A TCP port nothing listens on (yet).
 pub fn free_port() -> u16 {

@@ -14,6 +14,8 @@ pub mod lead_import;
 pub mod lead_import_failure;
 pub mod session;
 pub mod user;
+pub mod webhook_delivery;
+pub mod webhook_endpoint;
 
 pub use api_key::Entity as ApiKey;
 pub use idempotency_key::Entity as IdempotencyKey;
@@ -24,6 +26,8 @@ pub use lead_import::Entity as LeadImport;
 pub use lead_import_failure::Entity as LeadImportFailure;
 pub use session::Entity as Session;
 pub use user::Entity as User;
+pub use webhook_delivery::Entity as WebhookDelivery;
+pub use webhook_endpoint::Entity as WebhookEndpoint;
 
 use sea_orm::prelude::DateTimeUtc;
 

@@ -15,6 +15,7 @@ use ciq_api::ApiState;
 use ciq_console::ConsoleState;
 use ciq_leads::LeadWriter;
 use ciq_leads::import::worker::ImportWorker;
+use ciq_leads::webhooks::delivery::DeliveryWorker;
 use ciq_limiter::{FailoverLimiter, InProcessLimiter, LimitSettings, RateLimiter, RedisLimiter};
 
 use crate::database;
@@ -58,6 +59,11 @@ pub struct Settings {
     pub waits: database::Waits,
     /// How CSV imports are run.
     pub imports: ciq_leads::import::worker::WorkerSettings,
+    /// How webhooks are delivered.
+    pub webhooks: ciq_leads::webhooks::WebhookSettings,
+    /// `CIQ_WEBHOOK_SECRET_KEY`; `None` = the embedded default's own (SQLite), or
+    /// webhooks off (PostgreSQL).
+    pub webhook_key: Option<SecretString>,
 }
 
 /// Shortest operator token accepted.
@@ -83,6 +89,8 @@ impl Default for Settings {
             retention: crate::retention::Retention::default(),
             waits: database::Waits::default(),
             imports: ciq_leads::import::worker::WorkerSettings::default(),
+            webhooks: ciq_leads::webhooks::WebhookSettings::default(),
+            webhook_key: None,
         }
     }
 }
@@ -96,6 +104,10 @@ pub struct States {
     pub console: Arc<ConsoleState>,
     /// Operator API and probes.
     pub operator: Arc<OperatorState>,
+    /// This instance's webhook delivery worker.
+    pub webhooks: Arc<DeliveryWorker>,
+    /// The key that seals the endpoints' signing secrets (`None`: webhooks are off).
+    pub webhook_key: Option<ciq_leads::webhooks::secret::SecretBox>,
 }
 
 /// A gateway instance with its listener bound and its store migrated, ready to run.
@@ -122,6 +134,9 @@ pub enum StartError {
     /// gateway starts degraded.)
     #[error("REDIS_URL: {0}")]
     RedisUrl(#[from] redis::RedisError),
+    /// `CIQ_WEBHOOK_SECRET_KEY` is unusable, or the embedded default's key file is.
+    #[error("webhook key: {0:#}")]
+    WebhookKey(anyhow::Error),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -152,6 +167,19 @@ impl Application {
             settings.waits.statement + Duration::from_secs(1),
         );
         let verifier = Arc::new(KeyVerifier::new(db.clone(), breaker.clone()));
+        let webhook_key = crate::webhook_key::resolve(database_url, settings.webhook_key.as_ref())
+            .map_err(StartError::WebhookKey)?;
+        if webhook_key.is_none() {
+            tracing::warn!(
+                "webhooks are off: set CIQ_WEBHOOK_SECRET_KEY (base64 of 32 bytes) to encrypt their signing secrets"
+            );
+        }
+        let webhooks = DeliveryWorker::new(
+            db.clone(),
+            breaker.clone(),
+            webhook_key.clone(),
+            settings.webhooks.clone(),
+        );
         let limiter: Arc<dyn RateLimiter> = match &settings.redis_url {
             Some(url) => Arc::new(
                 FailoverLimiter::new(RedisLimiter::new(
@@ -217,6 +245,8 @@ impl Application {
                 trust_forwarded_for: settings.trust_forwarded_for,
                 breaker: breaker.clone(),
             }),
+            webhooks,
+            webhook_key,
         };
         let acceptor = TcpListener::bind(settings.listen.clone())
             .into_acceptor()
@@ -260,6 +290,8 @@ impl Application {
         ));
         let imports = self.states.console.import_worker.clone();
         let importer = tokio::spawn(imports.clone().run());
+        let webhooks = self.states.webhooks.clone();
+        let deliverer = tokio::spawn(webhooks.clone().run());
         let routes = routes(&self.states);
         let result = Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(routes, shutdown, Some(SHUTDOWN_GRACE))
@@ -268,6 +300,10 @@ impl Application {
         flusher.abort();
         purge.abort();
         importer.abort();
+        deliverer.abort();
+        if let Err(err) = webhooks.release().await {
+            tracing::warn!(error = %err, "could not hand back this instance's webhook deliveries at shutdown");
+        }
         // An import this instance was running is taken over at once, not after its lease.
         if let Err(err) = imports.release().await {
             tracing::warn!(error = %err, "could not hand back this instance's CSV import at shutdown");

@@ -11,6 +11,11 @@
 //!                         [--scope SCOPE]... [--allowed-origin ORIGIN]...
 //! ciq-gateway keys list --user EMAIL|ID [--json]
 //! ciq-gateway keys revoke KEY_ID
+//! ciq-gateway webhooks create --user EMAIL|ID --url URL [--event EVENT]...
+//! ciq-gateway webhooks list --user EMAIL|ID [--json]
+//! ciq-gateway webhooks deliveries ENDPOINT_ID [--json]
+//! ciq-gateway webhooks replay DELIVERY_ID
+//! ciq-gateway webhooks delete ENDPOINT_ID
 //! ```
 //! stdout carries only the result (a user id, a key, a listing); everything meant
 //! for people goes to stderr. Only `serve` logs at `info` by default; the other
@@ -28,6 +33,7 @@ use uuid::Uuid;
 use ciq_admin::keys::{self, Actor, KeySummary, NewKey};
 use ciq_admin::{SecretHasher, users};
 use ciq_limiter::LimitSettings;
+use sea_orm::EntityTrait;
 
 use crate::app::{Application, Settings, shutdown_signal};
 use crate::database;
@@ -49,6 +55,21 @@ pub struct Cli {
     /// collectors.
     #[arg(long, env = "CIQ_LOG_FORMAT", default_value = "text", global = true)]
     pub log_format: LogFormat,
+
+    /// The key that encrypts webhook signing secrets (base64 of 32 bytes); unset = made
+    /// once beside the SQLite file, or webhooks off on PostgreSQL.
+    #[arg(
+        long,
+        env = "CIQ_WEBHOOK_SECRET_KEY",
+        global = true,
+        hide_env_values = true
+    )]
+    pub webhook_secret_key: Option<SecretString>,
+
+    /// Allow webhook destinations on loopback and private networks, and plain http
+    /// (local development and tests only).
+    #[arg(long, env = "CIQ_WEBHOOK_ALLOW_PRIVATE_NETWORKS", global = true)]
+    pub webhook_allow_private_networks: bool,
 
     /// What to do (default: serve).
     #[command(subcommand)]
@@ -83,6 +104,53 @@ pub enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Manage webhook endpoints and their deliveries.
+    #[command(subcommand)]
+    Webhooks(WebhooksCommand),
+}
+
+/// `webhooks` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum WebhooksCommand {
+    /// Add an endpoint; prints its signing secret (whsec_…), which is shown this once.
+    Create {
+        /// Owner: email or user id.
+        #[arg(long)]
+        user: String,
+        /// Where events are sent (https://…).
+        #[arg(long)]
+        url: String,
+        /// lead.created, lead.updated, lead.deleted (repeat for several; default all).
+        #[arg(long, value_name = "EVENT")]
+        event: Vec<String>,
+    },
+    /// List a user's endpoints (never a secret).
+    List {
+        /// Owner: email or user id.
+        #[arg(long)]
+        user: String,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// An endpoint's deliveries, newest first.
+    Deliveries {
+        /// The endpoint's id (from `webhooks list`).
+        endpoint_id: Uuid,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Queue a delivery's event again (same webhook-id); prints the new delivery's id.
+    Replay {
+        /// The delivery's id (from `webhooks deliveries`).
+        delivery_id: Uuid,
+    },
+    /// Delete an endpoint and its delivery log.
+    Delete {
+        /// The endpoint's id.
+        endpoint_id: Uuid,
+    },
 }
 
 /// Options of `serve`.
@@ -156,6 +224,26 @@ pub struct ServeArgs {
     #[arg(long, env = "CIQ_IMPORT_LEASE_SECS", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub import_lease_secs: u64,
+    /// Waits before each webhook retry, comma-separated seconds; when they are used up
+    /// the delivery has failed.
+    #[arg(long, env = "CIQ_WEBHOOK_RETRY_SCHEDULE", default_value = "5,300,1800,7200,18000,36000,36000",
+          value_parser = parse_schedule)]
+    pub webhook_retry_schedule: RetrySchedule,
+    /// Seconds an instance holds a webhook delivery it claimed; a dead instance's
+    /// deliveries are taken over after this. Keep it above the 15 s attempt timeout
+    /// (shorter only for tests), or a slow attempt may be sent twice at once.
+    #[arg(long, env = "CIQ_WEBHOOK_LEASE_SECONDS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub webhook_lease_seconds: u64,
+    /// Seconds of nothing but failed deliveries after which an endpoint is disabled
+    /// (5 days).
+    #[arg(long, env = "CIQ_WEBHOOK_DISABLE_AFTER_SECS", default_value_t = 5 * 24 * 3600,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub webhook_disable_after_secs: u64,
+    /// How long the webhook delivery log is kept, in seconds.
+    #[arg(long, env = "CIQ_RETENTION_DELIVERIES_SECS", default_value_t = 7 * 24 * 3600,
+          value_parser = clap::value_parser!(u64).range(60..))]
+    pub retention_deliveries_secs: u64,
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "CIQ_MAX_BODY_BYTES", default_value_t = ciq_api::state::DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
@@ -233,6 +321,21 @@ pub enum KeysCommand {
     },
 }
 
+/// A webhook retry schedule as given on the command line (one argument: clap would take
+/// a `Vec` for several).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetrySchedule(pub Vec<Duration>);
+
+impl Default for RetrySchedule {
+    fn default() -> Self {
+        Self(ciq_leads::webhooks::WebhookSettings::default().retry_schedule)
+    }
+}
+
+fn parse_schedule(text: &str) -> Result<RetrySchedule, String> {
+    ciq_leads::webhooks::parse_retry_schedule(text).map(RetrySchedule)
+}
+
 /// Parses the command line, runs the command, and returns the exit code.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
@@ -278,7 +381,25 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
         .command
         .unwrap_or(Command::Serve(ServeArgs::default_from_env()))
     {
-        Command::Serve(args) => serve(url, cli.redis_url, args).await,
+        Command::Serve(args) => {
+            serve(
+                url,
+                cli.redis_url,
+                cli.webhook_secret_key,
+                cli.webhook_allow_private_networks,
+                args,
+            )
+            .await
+        }
+        Command::Webhooks(cmd) => {
+            webhooks_command(
+                url.expose_secret(),
+                cli.webhook_secret_key.as_ref(),
+                cli.webhook_allow_private_networks,
+                cmd,
+            )
+            .await
+        }
         Command::Migrate => {
             database::connect_and_migrate(url.expose_secret()).await?;
             eprintln!("migrations applied");
@@ -330,6 +451,8 @@ impl ServeArgs {
 async fn serve(
     database_url: SecretString,
     redis_url: Option<SecretString>,
+    webhook_key: Option<SecretString>,
+    webhook_allow_private_networks: bool,
     args: ServeArgs,
 ) -> anyhow::Result<()> {
     use secrecy::ExposeSecret;
@@ -361,6 +484,7 @@ async fn serve(
         retention: crate::retention::Retention {
             idempotency: Duration::from_secs(args.retention_idempotency_secs),
             purge_every: Duration::from_secs(args.retention_purge_interval_secs),
+            deliveries: Duration::from_secs(args.retention_deliveries_secs),
         },
         waits: database::Waits {
             acquire: Duration::from_millis(args.db_acquire_timeout_ms),
@@ -370,6 +494,14 @@ async fn serve(
             chunk_rows: args.import_chunk_rows,
             lease: Duration::from_secs(args.import_lease_secs),
         },
+        webhooks: ciq_leads::webhooks::WebhookSettings {
+            retry_schedule: args.webhook_retry_schedule.0,
+            allow_private_networks: webhook_allow_private_networks,
+            lease: Duration::from_secs(args.webhook_lease_seconds),
+            disable_after: Duration::from_secs(args.webhook_disable_after_secs),
+            ..ciq_leads::webhooks::WebhookSettings::default()
+        },
+        webhook_key,
     };
     let app = Application::build(settings).await?;
     tracing::info!(
@@ -442,6 +574,136 @@ async fn keys_command(url: &str, cmd: KeysCommand) -> anyhow::Result<()> {
             eprintln!(
                 "revoked key {} ({}); running instances refuse it within a second",
                 key.id, key.display_prefix
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn webhooks_command(
+    url: &str,
+    key: Option<&SecretString>,
+    allow_private: bool,
+    cmd: WebhooksCommand,
+) -> anyhow::Result<()> {
+    use ciq_leads::webhooks::{delivery, endpoints};
+    let db = database::connect_and_migrate(url).await?;
+    match cmd {
+        WebhooksCommand::Create {
+            user,
+            url: target,
+            event,
+        } => {
+            let owner = users::find_user(&db, &user).await?;
+            let events = endpoints::parse_events(&event)?;
+            let secrets = crate::webhook_key::resolve(url, key)?;
+            let (row, secret) = endpoints::create(
+                &db,
+                secrets.as_ref(),
+                owner.id,
+                &target,
+                &events,
+                allow_private,
+            )
+            .await?;
+            eprintln!(
+                "created webhook endpoint {} ({}) for {}, events {}; store the secret now, it is not shown again",
+                row.id, row.url, owner.email, row.events
+            );
+            println!("{}", secrecy::ExposeSecret::expose_secret(&secret));
+        }
+        WebhooksCommand::List { user, json } => {
+            let owner = users::find_user(&db, &user).await?;
+            let listed = endpoints::list(&db, owner.id).await?;
+            if json {
+                let rows: Vec<serde_json::Value> = listed
+                    .iter()
+                    .map(|e| {
+                        serde_json::json!({
+                            "id": e.id,
+                            "url": e.url,
+                            "events": e.events.split(',').collect::<Vec<_>>(),
+                            "enabled": e.enabled,
+                            "disabled_reason": e.disabled_reason,
+                            "created_at": ciq_http::time::format_time(e.created_at),
+                        })
+                    })
+                    .collect();
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&rows).expect("plain data")
+                );
+            } else {
+                println!("{:<36}  {:<8}  {:<40}  URL", "ID", "ENABLED", "EVENTS");
+                for e in &listed {
+                    println!(
+                        "{:<36}  {:<8}  {:<40}  {}",
+                        e.id, e.enabled, e.events, e.url
+                    );
+                }
+            }
+        }
+        WebhooksCommand::Deliveries { endpoint_id, json } => {
+            let endpoint = endpoints::find_any(&db, endpoint_id).await?;
+            let listed = delivery::deliveries(&db, endpoint.user_id, endpoint.id, 1000).await?;
+            if json {
+                let rows: Vec<serde_json::Value> = listed
+                    .iter()
+                    .map(|d| {
+                        serde_json::json!({
+                            "id": d.id,
+                            "event_id": d.event_id,
+                            "event_type": d.event_type,
+                            "status": d.status.as_str(),
+                            "attempts": d.attempts,
+                            "last_status_code": d.last_status_code,
+                            "last_error": d.last_error,
+                            "next_attempt_at": (d.status == ciq_entity::webhook_delivery::DeliveryStatus::Pending)
+                                .then(|| ciq_http::time::format_time(d.next_attempt_at)),
+                            "created_at": ciq_http::time::format_time(d.created_at),
+                        })
+                    })
+                    .collect();
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&rows).expect("plain data")
+                );
+            } else {
+                println!(
+                    "{:<36}  {:<12}  {:<9}  {:>8}  {:>4}  EVENT",
+                    "ID", "TYPE", "STATUS", "ATTEMPTS", "LAST"
+                );
+                for d in &listed {
+                    println!(
+                        "{:<36}  {:<12}  {:<9}  {:>8}  {:>4}  {}",
+                        d.id,
+                        d.event_type,
+                        d.status.as_str(),
+                        d.attempts,
+                        d.last_status_code
+                            .map_or_else(|| "-".to_owned(), |c| c.to_string()),
+                        d.event_id
+                    );
+                }
+            }
+        }
+        WebhooksCommand::Replay { delivery_id } => {
+            let found = ciq_entity::WebhookDelivery::find_by_id(delivery_id)
+                .one(&db)
+                .await?
+                .with_context(|| format!("no webhook delivery {delivery_id}"))?;
+            let id = delivery::replay(&db, found.user_id, delivery_id)
+                .await?
+                .with_context(|| format!("no webhook delivery {delivery_id}"))?;
+            eprintln!("queued event {} again as delivery {id}", found.event_id);
+            println!("{id}");
+        }
+        WebhooksCommand::Delete { endpoint_id } => {
+            let endpoint = endpoints::find_any(&db, endpoint_id).await?;
+            endpoints::delete(&db, endpoint.user_id, endpoint.id).await?;
+            eprintln!(
+                "deleted webhook endpoint {} ({})",
+                endpoint.id, endpoint.url
             );
         }
     }

@@ -6,5 +6,6 @@ pub mod app;
 pub mod cli;
 pub mod database;
 pub mod retention;
+pub mod webhook_key;
 
 pub use app::{Application, Settings};

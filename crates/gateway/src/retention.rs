@@ -1,7 +1,8 @@
 //! The retention purge: what the gateway keeps only for a while is deleted once its
 //! time is up — remembered idempotent answers (which hold lead data) after the
 //! idempotency retention, database sessions once expired, CSV imports (and the
-//! failed rows they list) 30 days after they finished. Every instance runs it; the
+//! failed rows they list) 30 days after they finished, the webhook delivery log (its
+//! payloads hold lead data) after 7 days. Every instance runs it; the
 //! deletes are idempotent, so instances need no coordination.
 
 use std::time::Duration;
@@ -15,8 +16,12 @@ pub struct Retention {
     pub idempotency: Duration,
     /// Time between two purges.
     pub purge_every: Duration,
+    /// The webhook delivery log (finished deliveries; their payloads hold lead data).
+    pub deliveries: Duration,
 }
 
+/// Default retention of the webhook delivery log: 7 days.
+pub const DEFAULT_DELIVERY_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Default time between two purges.
 pub const DEFAULT_PURGE_EVERY: Duration = Duration::from_secs(600);
 
@@ -25,6 +30,7 @@ impl Default for Retention {
         Self {
             idempotency: ciq_leads::idempotency::DEFAULT_RETENTION,
             purge_every: DEFAULT_PURGE_EVERY,
+            deliveries: DEFAULT_DELIVERY_RETENTION,
         }
     }
 }
@@ -39,6 +45,8 @@ pub struct Purged {
     /// CSV imports finished (or left as drafts) past their retention, with their
     /// failed rows.
     pub imports: u64,
+    /// Finished webhook deliveries past their retention.
+    pub deliveries: u64,
 }
 
 /// One purge of everything past its time.
@@ -50,6 +58,7 @@ pub async fn purge_once(
         idempotency_keys: ciq_leads::idempotency::purge(db, retention.idempotency).await?,
         sessions: ciq_admin::sessions::purge_expired(db).await?,
         imports: ciq_leads::import::store::purge(db, ciq_leads::import::store::RETENTION).await?,
+        deliveries: ciq_leads::webhooks::delivery::purge(db, retention.deliveries).await?,
     })
 }
 

@@ -78,7 +78,7 @@ fn serve_with(db: &TestDatabase, env: &[(&str, &str)]) -> Served {
 }
 
 async fn post(base_url: &str, key: &str, body: &Value) -> reqwest::Response {
-    reqwest::Client::new()
+    ciq_e2e::http_client()
         .post(format!("{base_url}/api/external/leads/create"))
         .header("Content-Type", "application/json")
         .header("X-API-Key", key)
@@ -457,7 +457,7 @@ async fn the_operator_token_can_come_from_a_file() {
     let file = std::env::temp_dir().join(format!("ciq-token-{}", uuid::Uuid::new_v4()));
     std::fs::write(&file, "operator-token-from-a-file\n").unwrap();
     let served = serve_with(&db, &[("CIQ_ADMIN_TOKEN_FILE", file.to_str().unwrap())]);
-    let client = reqwest::Client::new();
+    let client = ciq_e2e::http_client();
     let status = |token: &'static str| {
         client
             .get(format!("{}/admin/v1/openapi.json", served.base_url))
@@ -711,7 +711,7 @@ async fn logs_never_contain_keys_passwords_or_tokens_and_carry_request_ids() {
         ],
     );
     let base = server.base_url.clone();
-    let client = reqwest::Client::builder()
+    let client = ciq_e2e::http_client_builder()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -853,7 +853,7 @@ async fn sigterm_under_load_loses_no_acknowledged_lead() {
                     stop.clone(),
                 );
                 tokio::spawn(async move {
-                    let client = reqwest::Client::new();
+                    let client = ciq_e2e::http_client();
                     let body = reference_curl_body().to_string();
                     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                         let sent = client

@@ -26,6 +26,9 @@ use tokio::time::Instant;
 use ciq_entity::lead;
 use ciq_store::Breaker;
 
+use crate::webhooks::EventType;
+use crate::webhooks::outbox::LeadEvent;
+
 /// A pool connection a PostgreSQL writer keeps between batches.
 type PgConnection = sqlx::pool::PoolConnection<sqlx::Postgres>;
 
@@ -300,19 +303,44 @@ const UNNEST_INSERT: &str = "INSERT INTO leads (id, user_id, api_key_id, name, e
     $5::text[], $6::text[], $7::text[], $8::text[], $9::int4[], $10::text[], $11::int8[], \
     $12::int8[], $13::text[], $14::timestamptz[], $15::text[], $16::timestamptz[])";
 
-/// Inserts `rows` in one statement: column arrays through [`UNNEST_INSERT`] on
-/// PostgreSQL, a multi-row `VALUES` elsewhere.
+/// [`UNNEST_INSERT`] with the batch's webhook deliveries in the same statement.
+static INSERT_WITH_DELIVERIES: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| crate::webhooks::outbox::with_created_deliveries(UNNEST_INSERT));
+
+/// The `lead.created` events of `rows`.
+fn created_events(rows: &[&lead::Model]) -> Vec<LeadEvent> {
+    rows.iter()
+        .map(|row| LeadEvent::new(EventType::Created, &crate::Lead::from((*row).clone())))
+        .collect()
+}
+
+/// Stores `rows` and their webhook deliveries in one transaction, a row at a time
+/// elsewhere than in a batch (SQLite's batch, and the row-by-row retry of a batch).
+async fn insert_with_deliveries(
+    db: &DatabaseConnection,
+    rows: &[&lead::Model],
+) -> Result<(), sea_orm::DbErr> {
+    use sea_orm::TransactionTrait;
+    let txn = db.begin().await?;
+    let models: Vec<lead::ActiveModel> = rows.iter().map(|r| (*r).clone().into()).collect();
+    lead::Entity::insert_many(models)
+        .exec_without_returning(&txn)
+        .await?;
+    crate::webhooks::outbox::record(&txn, &created_events(rows)).await?;
+    txn.commit().await
+}
+
+/// Inserts `rows` and their webhook deliveries in one statement: column arrays through
+/// [`INSERT_WITH_DELIVERIES`] on PostgreSQL, a multi-row `VALUES` and the outbox's
+/// statement in one transaction elsewhere.
 async fn insert_batch(
     db: &DatabaseConnection,
     own: &mut Option<PgConnection>,
     rows: &[&lead::Model],
 ) -> Result<(), BatchError> {
     if db.get_database_backend() != sea_orm::DatabaseBackend::Postgres {
-        let models: Vec<lead::ActiveModel> = rows.iter().map(|r| (*r).clone().into()).collect();
-        return lead::Entity::insert_many(models)
-            .exec_without_returning(db)
+        return insert_with_deliveries(db, rows)
             .await
-            .map(drop)
             .map_err(|e| BatchError {
                 outage: ciq_store::is_outage(&e),
                 message: e.to_string(),
@@ -330,7 +358,9 @@ async fn insert_batch(
         Some(conn) => conn,
         None => own.insert(pool.acquire().await.map_err(BatchError::from_sqlx)?),
     };
-    let inserted = sqlx::query(UNNEST_INSERT)
+    let events = created_events(rows);
+    // Made of constants only, once: nothing of a request is in the text.
+    let inserted = sqlx::query(sqlx::AssertSqlSafe(INSERT_WITH_DELIVERIES.as_str()))
         .bind(column(rows, |r| r.id))
         .bind(column(rows, |r| r.user_id))
         .bind(column(rows, |r| r.api_key_id))
@@ -347,6 +377,8 @@ async fn insert_batch(
         .bind(column(rows, |r| r.created_at))
         .bind(column(rows, |r| r.external_id.clone()))
         .bind(column(rows, |r| r.updated_at))
+        .bind(events.iter().map(|e| e.id).collect::<Vec<_>>())
+        .bind(events.into_iter().map(|e| e.payload).collect::<Vec<_>>())
         .execute(&mut **conn)
         .await;
     if inserted.is_err() {
@@ -449,11 +481,8 @@ async fn commit(
         }
         Err(_) => {
             for job in batch {
-                let row: lead::ActiveModel = job.row.into();
-                let result = lead::Entity::insert(row)
-                    .exec_without_returning(db)
+                let result = insert_with_deliveries(db, &[&job.row])
                     .await
-                    .map(drop)
                     .map_err(|e| e.to_string());
                 let _ = job.done.send(result);
             }
@@ -533,6 +562,16 @@ mod tests {
              phone TEXT, source TEXT NOT NULL, industry TEXT NOT NULL, score INTEGER,
              status TEXT NOT NULL, monthly_revenue_cents BIGINT, budget_cents BIGINT,
              description TEXT, created_at TEXT NOT NULL, external_id TEXT, updated_at TEXT)",
+        )
+        .await
+        .unwrap();
+        // What the outbox's statement reads and writes (no endpoints: no deliveries).
+        db.execute_unprepared(
+            "CREATE TABLE webhook_endpoints (id uuid_text PRIMARY KEY, user_id uuid_text NOT NULL,
+             events TEXT NOT NULL, enabled BOOLEAN NOT NULL);
+             CREATE TABLE webhook_deliveries (id BLOB PRIMARY KEY, user_id uuid_text, endpoint_id
+             uuid_text, event_id uuid_text, event_type TEXT, lead_id uuid_text, payload TEXT,
+             status TEXT, attempts INTEGER, next_attempt_at TEXT, created_at TEXT)",
         )
         .await
         .unwrap();

@@ -8,6 +8,7 @@
 //! - [`group_commit`]: concurrent creates share one INSERT and one commit.
 //! - [`idempotency`]: Stripe's `Idempotency-Key` semantics, per account.
 //! - [`import`]: owners' CSV imports, run in the background, resumable.
+//! - [`webhooks`]: lead events to the owners' endpoints: outbox, signatures, delivery.
 
 pub mod error;
 pub mod group_commit;
@@ -16,6 +17,7 @@ pub mod import;
 pub mod money;
 pub mod rules;
 pub mod store;
+pub mod webhooks;
 
 pub use ciq_entity::lead::LeadStatus;
 pub use error::LeadError;

@@ -14,6 +14,8 @@ use crate::group_commit::{Announcement, LeadWriter};
 use crate::idempotency;
 use crate::money::Money;
 use crate::rules::NewLead;
+use crate::webhooks::EventType;
+use crate::webhooks::outbox::{self, LeadEvent};
 
 /// Who a lead is written for: the account and the key that authenticated the
 /// request. It comes from the verified key, never from the body.
@@ -262,6 +264,14 @@ async fn write_batch(
             }
         }
     }
+    let events: Vec<LeadEvent> = outcomes
+        .iter()
+        .filter_map(|outcome| match outcome {
+            BatchOutcome::Created(lead) => Some(LeadEvent::new(EventType::Created, lead)),
+            _ => None,
+        })
+        .collect();
+    outbox::record(&txn, &events).await?;
     if let Some(remembered) = remembered {
         let held: Vec<(usize, Uuid)> = outcomes
             .iter()
@@ -317,6 +327,7 @@ pub async fn insert_lead(
                 .guard(db.transaction::<_, Lead, DbErr>(|txn| {
                     Box::pin(async move {
                         let lead = Lead::from(row.insert(txn).await?);
+                        outbox::record(txn, &[LeadEvent::new(EventType::Created, &lead)]).await?;
                         if let Some((key, answer)) = answer {
                             idempotency::complete(txn, user_id, &key, 201, &answer, lead_id)
                                 .await?;
@@ -506,7 +517,7 @@ pub async fn list(
 }
 
 /// Erases the lead `id` of `user_id`'s account, and the data of every remembered
-/// answer holding it, in one transaction. [`LeadError::NotFound`] when the account has
+/// answer holding it, in one transaction with its `lead.deleted` webhook deliveries. [`LeadError::NotFound`] when the account has
 /// no such lead.
 pub async fn erase(db: &DatabaseConnection, user_id: Uuid, id: Uuid) -> Result<(), LeadError> {
     let erased = db
@@ -520,6 +531,7 @@ pub async fn erase(db: &DatabaseConnection, user_id: Uuid, id: Uuid) -> Result<(
                 if deleted.rows_affected == 0 {
                     return Ok(false);
                 }
+                outbox::record(txn, &[LeadEvent::deleted(user_id, id)]).await?;
                 idempotency::forget_lead(txn, user_id, id).await?;
                 Ok(true)
             })
@@ -541,14 +553,30 @@ pub async fn erase(db: &DatabaseConnection, user_id: Uuid, id: Uuid) -> Result<(
 /// (`updated_at` moves; `api_key_id` stays the key that created it).
 /// [`LeadError::NotFound`] when the account has no such lead,
 /// [`LeadError::DuplicateLead`] when the new `external_id` is another lead's.
+///
+/// The change and its `lead.updated` webhook deliveries are one transaction; a patch
+/// that carries no field changes nothing and tells no one.
 pub async fn update(
-    db: &impl sea_orm::ConnectionTrait,
+    db: &DatabaseConnection,
     user_id: Uuid,
     id: Uuid,
     patch: crate::rules::LeadPatch,
 ) -> Result<Lead, LeadError> {
-    apply_patch(db, user_id, lead::Column::Id.eq(id), patch).await?;
-    find(db, user_id, id).await
+    let txn = db.begin().await?;
+    let changed = match apply_patch(&txn, user_id, lead::Column::Id.eq(id), patch).await {
+        Ok(changed) => changed,
+        Err(PatchError::Taken(external_id)) => {
+            txn.rollback().await?;
+            return Err(duplicate(db, user_id, &external_id).await);
+        }
+        Err(PatchError::Lead(err)) => return Err(err),
+    };
+    let lead = find(&txn, user_id, id).await?;
+    if changed.is_some_and(|rows| rows > 0) {
+        outbox::record(&txn, &[LeadEvent::new(EventType::Updated, &lead)]).await?;
+    }
+    txn.commit().await?;
+    Ok(lead)
 }
 
 /// Applies `patch` to the lead of `user_id`'s account that `which` picks (by id, or by
@@ -559,7 +587,7 @@ async fn apply_patch(
     user_id: Uuid,
     which: sea_orm::sea_query::SimpleExpr,
     patch: crate::rules::LeadPatch,
-) -> Result<Option<u64>, LeadError> {
+) -> Result<Option<u64>, PatchError> {
     use crate::rules::Change;
     use sea_orm::sea_query::{Expr, SimpleExpr};
     fn change<T: Into<sea_orm::Value>>(change: Change<T>) -> Option<Option<T>> {
@@ -621,14 +649,30 @@ async fn apply_patch(
             Ok(done) => Ok(Some(done.rows_affected)),
             Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
                 Err(match external_id {
-                    Some(external_id) => duplicate(db, user_id, &external_id).await,
-                    None => LeadError::from(err),
+                    Some(external_id) => PatchError::Taken(external_id),
+                    None => PatchError::Lead(LeadError::from(err)),
                 })
             }
-            Err(err) => Err(err.into()),
+            Err(err) => Err(PatchError::Lead(err.into())),
         };
     }
     Ok(None)
+}
+
+/// Why [`apply_patch`] wrote nothing.
+enum PatchError {
+    /// The new `external_id` is another lead's. Which lead is looked up by the caller,
+    /// outside the transaction the violation ended (PostgreSQL takes no more statements
+    /// in it).
+    Taken(String),
+    /// Anything else.
+    Lead(LeadError),
+}
+
+impl From<DbErr> for PatchError {
+    fn from(err: DbErr) -> Self {
+        Self::Lead(err.into())
+    }
 }
 
 /// What an upsert did.
@@ -736,14 +780,26 @@ pub(crate) async fn upsert_in(
     // A concurrent upsert can take each branch from under this one once; a third try
     // always finds the lead.
     for _ in 0..3 {
-        if apply_patch(txn, user_id, by_external_id(), patch.clone()).await? != Some(0) {
+        let patched = match apply_patch(txn, user_id, by_external_id(), patch.clone()).await {
+            Ok(patched) => patched,
+            // The patch sets the very external id it is found by: no other lead has it.
+            Err(PatchError::Taken(_)) => {
+                return Err(LeadError::Unavailable(
+                    "the lead with this external_id kept changing; retry".into(),
+                ));
+            }
+            Err(PatchError::Lead(err)) => return Err(err),
+        };
+        if patched != Some(0) {
             let lead = lead::Entity::find()
                 .filter(lead::Column::UserId.eq(user_id))
                 .filter(by_external_id())
                 .one(txn)
                 .await?;
             if let Some(lead) = lead {
-                return Ok(Some(Upserted::Updated(Box::new(Lead::from(lead)))));
+                let lead = Lead::from(lead);
+                outbox::record(txn, &[LeadEvent::new(EventType::Updated, &lead)]).await?;
+                return Ok(Some(Upserted::Updated(Box::new(lead))));
             }
             continue;
         }
@@ -756,7 +812,9 @@ pub(crate) async fn upsert_in(
             .exec_without_returning(txn)
             .await?;
         if inserted == 1 {
-            return Ok(Some(Upserted::Created(Box::new(Lead::from(row)))));
+            let lead = Lead::from(row);
+            outbox::record(txn, &[LeadEvent::new(EventType::Created, &lead)]).await?;
+            return Ok(Some(Upserted::Created(Box::new(lead))));
         }
     }
     Err(LeadError::Unavailable(

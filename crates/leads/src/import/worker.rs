@@ -24,6 +24,8 @@ use ciq_store::Breaker;
 use super::{ImportFile, Mapping, Row, RowPlan, plan};
 use crate::error::LeadError;
 use crate::store::{LeadOwner, Upserted, external_id_conflict, row_of, upsert_in};
+use crate::webhooks::EventType;
+use crate::webhooks::outbox::{self, LeadEvent};
 
 /// Default rows per transaction.
 pub const DEFAULT_CHUNK_ROWS: usize = 500;
@@ -305,7 +307,7 @@ impl ImportWorker {
         for (row, plan) in plans {
             let refused = match plan {
                 RowPlan::Create(new) => {
-                    creates.push(lead::ActiveModel::from(row_of(owner, new, now)));
+                    creates.push(row_of(owner, new, now));
                     None
                 }
                 RowPlan::Upsert {
@@ -350,10 +352,15 @@ impl ImportWorker {
         if !creates.is_empty() {
             // Rows without an external id never conflict; the target keeps a row of a
             // file whose external id column is unmapped from ever failing the chunk.
-            lead::Entity::insert_many(creates)
+            let events: Vec<LeadEvent> = creates
+                .iter()
+                .map(|row| LeadEvent::new(EventType::Created, &crate::Lead::from(row.clone())))
+                .collect();
+            lead::Entity::insert_many(creates.into_iter().map(lead::ActiveModel::from))
                 .on_conflict(external_id_conflict())
                 .exec_without_returning(&txn)
                 .await?;
+            outbox::record(&txn, &events).await?;
         }
         if !failures.is_empty() {
             lead_import_failure::Entity::insert_many(failures)

@@ -1,0 +1,675 @@
+//! Delivery: every instance runs a [`DeliveryWorker`] that claims due deliveries under
+//! a lease (a conditional `UPDATE`, so two instances never hold one delivery at once; a
+//! dead instance's leases run out and another takes them), sends each once, and writes
+//! what came of it — delivered, a retry on the schedule (or when `Retry-After` says),
+//! failed. At most [`PER_ENDPOINT`] deliveries of one endpoint are in flight per
+//! instance, out of [`MAX_IN_FLIGHT`], so one slow receiver cannot hold the others up.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait,
+    FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Statement, Value,
+};
+use tokio::sync::{Mutex, Notify};
+use uuid::Uuid;
+
+use ciq_entity::webhook_delivery::{self, DeliveryStatus};
+use ciq_entity::webhook_endpoint;
+use ciq_store::Breaker;
+
+use super::WebhookSettings;
+use super::address::{GuardedResolver, SystemLookup, check_url};
+use super::endpoints::{self, signing_secrets};
+use super::secret::{SecretBox, signature};
+
+/// Deliveries in flight per instance.
+pub const MAX_IN_FLIGHT: usize = 32;
+/// Deliveries of one endpoint in flight per instance.
+pub const PER_ENDPOINT: usize = 4;
+/// Bytes of a receiver's answer kept in the delivery log.
+pub const RESPONSE_EXCERPT: usize = 1024;
+/// How often an idle worker looks for due deliveries.
+pub const POLL: Duration = Duration::from_millis(250);
+/// The longest `Retry-After` honoured.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
+
+/// Installs rustls' ring provider for the process (reqwest's TLS is built without a
+/// provider of its own, to stay clear of aws-lc's C build). Idempotent.
+pub fn install_tls() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// The HTTP client of deliveries: no redirects followed, no proxies, the attempt
+/// timeout, and names resolved through `resolver` (public addresses only, unless
+/// allowed).
+pub fn client(settings: &WebhookSettings, resolver: GuardedResolver) -> reqwest::Client {
+    install_tls();
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .timeout(settings.attempt_timeout)
+        .connect_timeout(Duration::from_secs(5).min(settings.attempt_timeout))
+        .pool_max_idle_per_host(PER_ENDPOINT)
+        .user_agent(concat!("ConvertIQ-Webhooks/", env!("CARGO_PKG_VERSION")))
+        .dns_resolver(Arc::new(resolver))
+        .build()
+        .expect("the webhook client's settings are valid")
+}
+
+/// One instance's delivery worker.
+pub struct DeliveryWorker {
+    db: DatabaseConnection,
+    breaker: Arc<Breaker>,
+    secrets: Option<SecretBox>,
+    settings: WebhookSettings,
+    client: reqwest::Client,
+    /// Who holds a lease: this instance, for this run.
+    instance: Uuid,
+    in_flight: AtomicUsize,
+    busy_endpoints: Mutex<HashSet<Uuid>>,
+    wake: Notify,
+}
+
+/// What an attempt came to.
+#[derive(Debug)]
+enum Answer {
+    /// The receiver answered.
+    Status {
+        code: u16,
+        excerpt: String,
+        retry_after: Option<Duration>,
+    },
+    /// No answer: why (never the URL, which may carry a token).
+    Error(String),
+}
+
+impl DeliveryWorker {
+    /// A worker on `db` (skipping turns while `breaker` is open); `secrets` is the
+    /// gateway's webhook key (`None`: none configured, nothing can be signed).
+    pub fn new(
+        db: DatabaseConnection,
+        breaker: Arc<Breaker>,
+        secrets: Option<SecretBox>,
+        settings: WebhookSettings,
+    ) -> Arc<Self> {
+        let resolver = GuardedResolver {
+            lookup: Arc::new(SystemLookup),
+            allow_private: settings.allow_private_networks,
+        };
+        Self::with_client(
+            db,
+            breaker,
+            secrets,
+            settings.clone(),
+            client(&settings, resolver),
+        )
+    }
+
+    /// [`DeliveryWorker::new`] with its own HTTP client (tests give one whose resolver
+    /// answers what they want).
+    pub fn with_client(
+        db: DatabaseConnection,
+        breaker: Arc<Breaker>,
+        secrets: Option<SecretBox>,
+        settings: WebhookSettings,
+        client: reqwest::Client,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            db,
+            breaker,
+            secrets,
+            settings,
+            client,
+            instance: Uuid::now_v7(),
+            in_flight: AtomicUsize::new(0),
+            busy_endpoints: Mutex::new(HashSet::new()),
+            wake: Notify::new(),
+        })
+    }
+
+    /// Looks for due deliveries now.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Claims and sends for ever.
+    pub async fn run(self: Arc<Self>) {
+        let mut failing = false;
+        let mut last_gauges = Instant::now() - Duration::from_secs(60);
+        loop {
+            if !self.breaker.is_open() {
+                if last_gauges.elapsed() >= Duration::from_secs(5) {
+                    last_gauges = Instant::now();
+                    if let Err(err) = self.update_gauges().await {
+                        tracing::debug!(error = %err, "webhook gauges not updated");
+                    }
+                }
+                match self.claim_and_send().await {
+                    Ok(claimed) => {
+                        failing = false;
+                        if claimed > 0 {
+                            continue;
+                        }
+                    }
+                    Err(err) if !failing => {
+                        failing = true;
+                        tracing::warn!(error = %err, "webhook delivery: the store failed; will retry");
+                    }
+                    Err(_) => {}
+                }
+            }
+            tokio::select! {
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(POLL) => {}
+            }
+        }
+    }
+
+    /// Gives back this instance's leases (at shutdown): another instance, or this one
+    /// restarted, sends them at once instead of after the lease.
+    pub async fn release(&self) -> Result<(), DbErr> {
+        webhook_delivery::Entity::update_many()
+            .col_expr(
+                webhook_delivery::Column::LeaseOwner,
+                Expr::value(Option::<Uuid>::None),
+            )
+            .col_expr(
+                webhook_delivery::Column::LeaseUntil,
+                Expr::value(Option::<chrono::DateTime<chrono::Utc>>::None),
+            )
+            .filter(webhook_delivery::Column::LeaseOwner.eq(self.instance))
+            .filter(webhook_delivery::Column::Status.eq(DeliveryStatus::Pending))
+            .exec(&self.db)
+            .await
+            .map(|_| ())
+    }
+
+    /// Claims what is due (within the free slots) and starts sending it; how many.
+    async fn claim_and_send(self: &Arc<Self>) -> Result<usize, DbErr> {
+        let groups = self.claim_groups().await?;
+        let count = groups.iter().map(|(_, d)| d.len()).sum();
+        for (endpoint_id, deliveries) in groups {
+            let worker = self.clone();
+            tokio::spawn(async move { worker.send_group(endpoint_id, deliveries).await });
+        }
+        Ok(count)
+    }
+
+    /// Claims what is due now and sends it, waiting for every attempt to be written;
+    /// how many were claimed (tests, and a caller that wants it done now).
+    pub async fn deliver_due(self: &Arc<Self>) -> Result<usize, DbErr> {
+        let groups = self.claim_groups().await?;
+        let count = groups.iter().map(|(_, d)| d.len()).sum();
+        futures_util::future::join_all(
+            groups
+                .into_iter()
+                .map(|(endpoint_id, deliveries)| self.send_group(endpoint_id, deliveries)),
+        )
+        .await;
+        Ok(count)
+    }
+
+    /// Leases what is due within the free slots, grouped by endpoint, and counts it in
+    /// flight.
+    async fn claim_groups(&self) -> Result<Vec<(Uuid, Vec<webhook_delivery::Model>)>, DbErr> {
+        let free = MAX_IN_FLIGHT.saturating_sub(self.in_flight.load(Ordering::Acquire));
+        if free == 0 {
+            return Ok(Vec::new());
+        }
+        let busy: Vec<Uuid> = self.busy_endpoints.lock().await.iter().copied().collect();
+        let claimed = self.claim(free, &busy).await?;
+        let mut groups: std::collections::HashMap<Uuid, Vec<webhook_delivery::Model>> =
+            Default::default();
+        for delivery in claimed {
+            groups
+                .entry(delivery.endpoint_id)
+                .or_default()
+                .push(delivery);
+        }
+        let mut busy = self.busy_endpoints.lock().await;
+        for (endpoint_id, deliveries) in &groups {
+            busy.insert(*endpoint_id);
+            self.in_flight.fetch_add(deliveries.len(), Ordering::AcqRel);
+        }
+        Ok(groups.into_iter().collect())
+    }
+
+    /// Sends one endpoint's claimed deliveries at once (at most [`PER_ENDPOINT`]), then
+    /// frees its slots.
+    async fn send_group(&self, endpoint_id: Uuid, deliveries: Vec<webhook_delivery::Model>) {
+        let total = deliveries.len();
+        futures_util::future::join_all(deliveries.into_iter().map(|d| self.attempt(d))).await;
+        self.busy_endpoints.lock().await.remove(&endpoint_id);
+        self.in_flight.fetch_sub(total, Ordering::AcqRel);
+        self.wake();
+    }
+
+    fn lease_end(&self) -> chrono::DateTime<chrono::Utc> {
+        ciq_entity::now() + chrono::TimeDelta::from_std(self.settings.lease).unwrap_or_default()
+    }
+
+    /// Leases up to `limit` due deliveries, at most [`PER_ENDPOINT`] of each endpoint
+    /// and none of the `busy` endpoints (this instance is sending to them). The
+    /// lease's condition is checked again by the `UPDATE` itself, so of two instances
+    /// that pick the same delivery only one gets it.
+    async fn claim(
+        &self,
+        limit: usize,
+        busy: &[Uuid],
+    ) -> Result<Vec<webhook_delivery::Model>, DbErr> {
+        let backend = self.db.get_database_backend();
+        let now = ciq_entity::now();
+        let mut values: Vec<Value> =
+            vec![self.instance.into(), self.lease_end().into(), now.into()];
+        let place = |n: usize| match backend {
+            DbBackend::Postgres => format!("${n}"),
+            _ => format!("?{n}"),
+        };
+        let excluded = if busy.is_empty() {
+            String::new()
+        } else {
+            let places: Vec<String> = (0..busy.len()).map(|i| place(4 + i)).collect();
+            values.extend(busy.iter().map(|id| Value::from(*id)));
+            format!("AND endpoint_id NOT IN ({})", places.join(", "))
+        };
+        let due = format!(
+            "status = 'pending' AND next_attempt_at <= {now} \
+             AND (lease_until IS NULL OR lease_until < {now})",
+            now = place(3)
+        );
+        let sql = format!(
+            "UPDATE webhook_deliveries SET lease_owner = {owner}, lease_until = {until} \
+             WHERE id IN (SELECT id FROM (SELECT id, next_attempt_at, row_number() OVER \
+             (PARTITION BY endpoint_id ORDER BY next_attempt_at) AS place \
+             FROM webhook_deliveries WHERE {due} {excluded}) AS ranked \
+             WHERE place <= {per_endpoint} ORDER BY next_attempt_at LIMIT {limit}) \
+             AND {due} RETURNING *",
+            owner = place(1),
+            until = place(2),
+            per_endpoint = PER_ENDPOINT,
+        );
+        let rows = self
+            .db
+            .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await?;
+        rows.iter()
+            .map(|row| webhook_delivery::Model::from_query_result(row, ""))
+            .collect()
+    }
+
+    /// One attempt of `delivery`, and what came of it written down.
+    async fn attempt(&self, delivery: webhook_delivery::Model) {
+        let started = Instant::now();
+        let answer = self.send(&delivery).await;
+        metrics::histogram!("ciq_webhook_attempt_seconds").record(started.elapsed().as_secs_f64());
+        if let Err(err) = self.record(&delivery, answer).await {
+            // The lease runs out and the delivery is sent again: at least once.
+            tracing::warn!(error = %err, delivery = %delivery.id, "could not record a webhook attempt");
+        }
+    }
+
+    async fn send(&self, delivery: &webhook_delivery::Model) -> Result<Answer, String> {
+        let endpoint = endpoints::find_any(&self.db, delivery.endpoint_id)
+            .await
+            .map_err(|err| err.to_string())?;
+        let Some(secrets) = &self.secrets else {
+            return Ok(Answer::Error(
+                "the gateway has no webhook key (CIQ_WEBHOOK_SECRET_KEY) to sign with".into(),
+            ));
+        };
+        let signing = match signing_secrets(secrets, &endpoint, ciq_entity::now()) {
+            Ok(signing) => signing,
+            Err(err) => return Ok(Answer::Error(err.to_string())),
+        };
+        let url = match check_url(&endpoint.url, self.settings.allow_private_networks) {
+            Ok(url) => url,
+            Err(refused) => return Ok(Answer::Error(format!("not sent: the url {refused}"))),
+        };
+        let timestamp = chrono::Utc::now().timestamp();
+        let id = delivery.event_id.to_string();
+        let sent = self
+            .client
+            .post(url)
+            .header("content-type", "application/json")
+            .header("webhook-id", &id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header(
+                "webhook-signature",
+                signature(&signing, &id, timestamp, &delivery.payload),
+            )
+            .body(delivery.payload.clone())
+            .send()
+            .await;
+        let mut resp = match sent {
+            Ok(resp) => resp,
+            Err(err) => return Ok(Answer::Error(describe(&err))),
+        };
+        let code = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after);
+        let mut excerpt = Vec::new();
+        while excerpt.len() < RESPONSE_EXCERPT {
+            match resp.chunk().await {
+                Ok(Some(chunk)) => excerpt.extend_from_slice(&chunk),
+                _ => break,
+            }
+        }
+        excerpt.truncate(RESPONSE_EXCERPT);
+        Ok(Answer::Status {
+            code,
+            excerpt: String::from_utf8_lossy(&excerpt).into_owned(),
+            retry_after,
+        })
+    }
+
+    /// Writes what came of an attempt (only while this instance still holds the lease).
+    async fn record(
+        &self,
+        delivery: &webhook_delivery::Model,
+        answer: Result<Answer, String>,
+    ) -> Result<(), DbErr> {
+        let now = ciq_entity::now();
+        let attempts = delivery.attempts + 1;
+        let (code, excerpt, error, retry_after) = match answer {
+            Ok(Answer::Status {
+                code,
+                excerpt,
+                retry_after,
+            }) => (Some(code), Some(excerpt), None, retry_after),
+            Ok(Answer::Error(why)) | Err(why) => (None, None, Some(why), None),
+        };
+        let delivered = code.is_some_and(|c| (200..300).contains(&c));
+        let gone = code == Some(410);
+        let retry_wait = match (retry_after, code) {
+            (Some(wait), Some(429 | 503)) => Some(wait.min(MAX_RETRY_AFTER)),
+            _ => self
+                .settings
+                .retry_schedule
+                .get(usize::try_from(delivery.attempts).unwrap_or(usize::MAX))
+                .copied(),
+        };
+        let (status, next) = if delivered {
+            (DeliveryStatus::Delivered, now)
+        } else if gone {
+            (DeliveryStatus::Failed, now)
+        } else {
+            match retry_wait {
+                Some(wait) => (
+                    DeliveryStatus::Pending,
+                    now + chrono::TimeDelta::from_std(wait).unwrap_or_default(),
+                ),
+                None => (DeliveryStatus::Failed, now),
+            }
+        };
+        let written = webhook_delivery::Entity::update_many()
+            .col_expr(
+                webhook_delivery::Column::Status,
+                Expr::value(status.as_str()),
+            )
+            .col_expr(webhook_delivery::Column::Attempts, Expr::value(attempts))
+            .col_expr(webhook_delivery::Column::NextAttemptAt, Expr::value(next))
+            .col_expr(
+                webhook_delivery::Column::LastStatusCode,
+                Expr::value(code.map(i32::from)),
+            )
+            .col_expr(webhook_delivery::Column::LastResponse, Expr::value(excerpt))
+            .col_expr(webhook_delivery::Column::LastError, Expr::value(error))
+            .col_expr(webhook_delivery::Column::LastAttemptAt, Expr::value(now))
+            .col_expr(
+                webhook_delivery::Column::DeliveredAt,
+                Expr::value(delivered.then_some(now)),
+            )
+            .col_expr(
+                webhook_delivery::Column::LeaseOwner,
+                Expr::value(Option::<Uuid>::None),
+            )
+            .col_expr(
+                webhook_delivery::Column::LeaseUntil,
+                Expr::value(Option::<chrono::DateTime<chrono::Utc>>::None),
+            )
+            .filter(webhook_delivery::Column::Id.eq(delivery.id))
+            .filter(webhook_delivery::Column::LeaseOwner.eq(self.instance))
+            .exec(&self.db)
+            .await?;
+        if written.rows_affected == 0 {
+            // The lease ran out meanwhile; whoever holds it now decides.
+            return Ok(());
+        }
+        let outcome = match status {
+            DeliveryStatus::Delivered => "delivered",
+            DeliveryStatus::Pending => "retried",
+            DeliveryStatus::Failed => "failed",
+        };
+        metrics::counter!("ciq_webhook_deliveries_total", "outcome" => outcome).increment(1);
+        self.judge_endpoint(delivery, delivered, gone, now).await
+    }
+
+    /// The endpoint after an attempt: a success ends its run of failures; a 410
+    /// disables it; a run of failures as long as the settings allow disables it too.
+    async fn judge_endpoint(
+        &self,
+        delivery: &webhook_delivery::Model,
+        delivered: bool,
+        gone: bool,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), DbErr> {
+        let endpoint = webhook_endpoint::Column::Id.eq(delivery.endpoint_id);
+        if delivered {
+            webhook_endpoint::Entity::update_many()
+                .col_expr(
+                    webhook_endpoint::Column::FailingSince,
+                    Expr::value(Option::<chrono::DateTime<chrono::Utc>>::None),
+                )
+                .filter(endpoint)
+                .filter(webhook_endpoint::Column::FailingSince.is_not_null())
+                .exec(&self.db)
+                .await?;
+            return Ok(());
+        }
+        let disable = |reason: String| async move {
+            let user_id = delivery.user_id;
+            match endpoints::set_enabled(
+                &self.db,
+                user_id,
+                delivery.endpoint_id,
+                false,
+                Some(&reason),
+            )
+            .await
+            {
+                Ok(()) => {
+                    tracing::warn!(endpoint = %delivery.endpoint_id, reason, "webhook endpoint disabled");
+                    Ok(())
+                }
+                Err(endpoints::EndpointError::Store(err)) => Err(err),
+                Err(_) => Ok(()),
+            }
+        };
+        if gone {
+            return disable("the receiver answered 410 Gone".to_owned()).await;
+        }
+        webhook_endpoint::Entity::update_many()
+            .col_expr(webhook_endpoint::Column::FailingSince, Expr::value(now))
+            .filter(endpoint.clone())
+            .filter(webhook_endpoint::Column::FailingSince.is_null())
+            .exec(&self.db)
+            .await?;
+        let since = webhook_endpoint::Entity::find()
+            .select_only()
+            .column(webhook_endpoint::Column::FailingSince)
+            .filter(endpoint)
+            .filter(webhook_endpoint::Column::Enabled.eq(true))
+            .into_tuple::<Option<chrono::DateTime<chrono::Utc>>>()
+            .one(&self.db)
+            .await?
+            .flatten();
+        let limit = chrono::TimeDelta::from_std(self.settings.disable_after).unwrap_or_default();
+        if let Some(since) = since
+            && now - since >= limit
+        {
+            return disable(format!(
+                "every delivery failed for {}",
+                describe_span(self.settings.disable_after)
+            ))
+            .await;
+        }
+        Ok(())
+    }
+
+    /// `ciq_webhook_pending_deliveries` and `ciq_webhook_oldest_pending_seconds`.
+    async fn update_gauges(&self) -> Result<(), DbErr> {
+        let pending = webhook_delivery::Entity::find()
+            .filter(webhook_delivery::Column::Status.eq(DeliveryStatus::Pending));
+        let count = sea_orm::PaginatorTrait::count(pending.clone(), &self.db).await?;
+        let oldest = pending
+            .select_only()
+            .column(webhook_delivery::Column::CreatedAt)
+            .order_by_asc(webhook_delivery::Column::CreatedAt)
+            .into_tuple::<chrono::DateTime<chrono::Utc>>()
+            .one(&self.db)
+            .await?;
+        metrics::gauge!("ciq_webhook_pending_deliveries").set(count as f64);
+        let age = oldest.map_or(0.0, |at| {
+            (ciq_entity::now() - at).num_milliseconds().max(0) as f64 / 1000.0
+        });
+        metrics::gauge!("ciq_webhook_oldest_pending_seconds").set(age);
+        Ok(())
+    }
+}
+
+/// A request's failure in words, without its URL (which may carry a token).
+fn describe(err: &reqwest::Error) -> String {
+    use std::error::Error;
+    let kind = if err.is_timeout() {
+        "timed out"
+    } else if err.is_connect() {
+        "could not connect"
+    } else {
+        "the request failed"
+    };
+    let mut causes = Vec::new();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        causes.push(cause.to_string());
+        source = cause.source();
+    }
+    causes.dedup();
+    if causes.is_empty() {
+        kind.to_owned()
+    } else {
+        format!("{kind}: {}", causes.join(": "))
+    }
+}
+
+/// `Retry-After` as seconds or an HTTP date, as a wait from now.
+fn parse_retry_after(value: &str) -> Option<Duration> {
+    if let Ok(seconds) = value.trim().parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value.trim()).ok()?;
+    (at.with_timezone(&chrono::Utc) - chrono::Utc::now())
+        .to_std()
+        .ok()
+}
+
+fn describe_span(span: Duration) -> String {
+    let secs = span.as_secs();
+    match secs {
+        s if s % 86_400 == 0 => format!("{} days", s / 86_400),
+        s if s % 3600 == 0 => format!("{} hours", s / 3600),
+        s => format!("{s} seconds"),
+    }
+}
+
+/// An endpoint's deliveries, newest first, at most `limit` (the account is in the query).
+pub async fn deliveries(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    endpoint_id: Uuid,
+    limit: u64,
+) -> Result<Vec<webhook_delivery::Model>, DbErr> {
+    webhook_delivery::Entity::find()
+        .filter(webhook_delivery::Column::UserId.eq(user_id))
+        .filter(webhook_delivery::Column::EndpointId.eq(endpoint_id))
+        .order_by_desc(webhook_delivery::Column::CreatedAt)
+        .order_by_desc(webhook_delivery::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await
+}
+
+/// Queues the event of delivery `id` (of `user_id`'s account) to its endpoint again, as
+/// a new delivery due now with the same `webhook-id` and body; returns the new id.
+/// `None`: no such delivery in the account.
+pub async fn replay(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    id: Uuid,
+) -> Result<Option<Uuid>, DbErr> {
+    let Some(original) = webhook_delivery::Entity::find()
+        .filter(webhook_delivery::Column::UserId.eq(user_id))
+        .filter(webhook_delivery::Column::Id.eq(id))
+        .one(db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let now = ciq_entity::now();
+    let again = webhook_delivery::Model {
+        id: Uuid::now_v7(),
+        status: DeliveryStatus::Pending,
+        attempts: 0,
+        next_attempt_at: now,
+        lease_owner: None,
+        lease_until: None,
+        last_status_code: None,
+        last_response: None,
+        last_error: None,
+        last_attempt_at: None,
+        created_at: now,
+        delivered_at: None,
+        ..original
+    };
+    let new_id = again.id;
+    webhook_delivery::Entity::insert(webhook_delivery::ActiveModel::from(again))
+        .exec_without_returning(db)
+        .await?;
+    Ok(Some(new_id))
+}
+
+/// Deletes finished deliveries (delivered or failed) older than `retention`; returns how
+/// many.
+pub async fn purge(db: &impl ConnectionTrait, retention: Duration) -> Result<u64, DbErr> {
+    let before = ciq_entity::now()
+        - chrono::TimeDelta::from_std(retention).unwrap_or(chrono::TimeDelta::MAX);
+    Ok(webhook_delivery::Entity::delete_many()
+        .filter(webhook_delivery::Column::CreatedAt.lt(before))
+        .filter(webhook_delivery::Column::Status.ne(DeliveryStatus::Pending))
+        .exec(db)
+        .await?
+        .rows_affected)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_takes_seconds_or_a_date() {
+        assert_eq!(parse_retry_after("7"), Some(Duration::from_secs(7)));
+        let later = (chrono::Utc::now() + chrono::TimeDelta::seconds(120)).to_rfc2822();
+        let wait = parse_retry_after(&later).unwrap();
+        assert!((110..=120).contains(&wait.as_secs()), "{wait:?}");
+        assert_eq!(parse_retry_after("soon"), None);
+        assert_eq!(describe_span(Duration::from_secs(5 * 86_400)), "5 days");
+        assert_eq!(describe_span(Duration::from_secs(3)), "3 seconds");
+    }
+}

@@ -1,0 +1,166 @@
+//! Webhooks: lead events pushed to the account owner's endpoints, signed (Standard
+//! Webhooks), durable and retried.
+//!
+//! - [`secret`]: signing secrets, their encryption at rest, the signature.
+//! - [`endpoints`]: an account's endpoints in the store.
+//! - [`outbox`]: the delivery rows a lead change writes in its own transaction.
+//! - [`address`]: which destinations may be reached (public addresses only, checked
+//!   again at connect time).
+//! - [`delivery`]: the workers of every instance that claim due deliveries under a lease,
+//!   send them and schedule the retries.
+
+pub mod address;
+pub mod delivery;
+pub mod endpoints;
+pub mod outbox;
+pub mod secret;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::store::Lead;
+
+/// A lead event's type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventType {
+    /// A lead was created (API, batch, upsert, import).
+    Created,
+    /// A lead's fields changed (PATCH, upsert, import).
+    Updated,
+    /// A lead was erased.
+    Deleted,
+}
+
+impl EventType {
+    /// Every event type, as endpoints subscribe to them by default.
+    pub const ALL: [EventType; 3] = [Self::Created, Self::Updated, Self::Deleted];
+
+    /// The name in payloads and subscriptions.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "lead.created",
+            Self::Updated => "lead.updated",
+            Self::Deleted => "lead.deleted",
+        }
+    }
+
+    /// The event type named `name`, exactly.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|e| e.as_str() == name)
+    }
+}
+
+/// How webhooks are delivered (configuration).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookSettings {
+    /// Waits before each retry: after the first failed attempt, the second, …; when they
+    /// are used up the delivery has failed.
+    pub retry_schedule: Vec<Duration>,
+    /// Whether destinations on loopback, private, link-local and similar networks may
+    /// be reached (local development and tests only), and `http://` with them.
+    pub allow_private_networks: bool,
+    /// How long a claimed delivery stays with its instance (longer than an attempt).
+    pub lease: Duration,
+    /// An endpoint whose every delivery failed for this long is disabled.
+    pub disable_after: Duration,
+    /// Longest wait for a receiver's answer.
+    pub attempt_timeout: Duration,
+}
+
+/// The retry schedule of DESIGN.md: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
+pub const DEFAULT_RETRY_SCHEDULE: [u64; 7] = [5, 300, 1800, 7200, 18000, 36000, 36000];
+/// How long a claimed delivery stays with its instance.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
+/// An endpoint failing this long is disabled (5 days).
+pub const DEFAULT_DISABLE_AFTER: Duration = Duration::from_secs(5 * 24 * 3600);
+/// Longest wait for a receiver.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15);
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        Self {
+            retry_schedule: DEFAULT_RETRY_SCHEDULE
+                .iter()
+                .map(|s| Duration::from_secs(*s))
+                .collect(),
+            allow_private_networks: false,
+            lease: DEFAULT_LEASE,
+            disable_after: DEFAULT_DISABLE_AFTER,
+            attempt_timeout: ATTEMPT_TIMEOUT,
+        }
+    }
+}
+
+/// Parses a retry schedule: comma-separated seconds (`5,300,1800`), at least one.
+pub fn parse_retry_schedule(text: &str) -> Result<Vec<Duration>, String> {
+    let steps: Result<Vec<Duration>, String> = text
+        .split(',')
+        .map(|step| {
+            step.trim()
+                .parse::<u64>()
+                .map(Duration::from_secs)
+                .map_err(|_| format!("{step:?} is not a whole number of seconds"))
+        })
+        .collect();
+    match steps {
+        Ok(steps) if steps.is_empty() => Err("the schedule needs at least one wait".into()),
+        other => other,
+    }
+}
+
+/// A time as every answer writes it: RFC 3339, UTC, milliseconds, `Z`.
+fn time(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// The lead object of the API, for payloads (ciq-api checks that the two agree).
+pub fn lead_json(lead: &Lead) -> Value {
+    let money = |m: Option<crate::Money>| m.map(|m| Value::Number(m.to_number()));
+    json!({
+        "id": lead.id,
+        "user_id": lead.user_id,
+        "name": lead.name,
+        "email": lead.email,
+        "phone": lead.phone,
+        "source": lead.source,
+        "industry": lead.industry,
+        "score": lead.score,
+        "status": lead.status.as_str(),
+        "monthly_revenue": money(lead.monthly_revenue),
+        "budget": money(lead.budget),
+        "description": lead.description,
+        "external_id": lead.external_id,
+        "api_key_id": lead.api_key_id,
+        "created_at": time(lead.created_at),
+        "updated_at": time(lead.updated_at),
+    })
+}
+
+/// The body of an event: `{"type", "timestamp", "data": {"lead": lead}}`.
+pub fn payload(kind: EventType, lead: Value, at: chrono::DateTime<chrono::Utc>) -> String {
+    json!({"type": kind.as_str(), "timestamp": time(at), "data": {"lead": lead}}).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedules_are_comma_separated_seconds() {
+        assert_eq!(
+            parse_retry_schedule("1, 2,30").unwrap(),
+            [1, 2, 30].map(Duration::from_secs)
+        );
+        assert!(parse_retry_schedule("").is_err());
+        assert!(
+            parse_retry_schedule("5,soon")
+                .unwrap_err()
+                .contains("\"soon\"")
+        );
+        assert_eq!(
+            WebhookSettings::default().retry_schedule.len(),
+            DEFAULT_RETRY_SCHEDULE.len()
+        );
+    }
+}

@@ -1,0 +1,673 @@
+//! Webhooks end to end: a real receiver on 127.0.0.1, signatures verified by the
+//! Standard Webhooks library (not ours), every kind of lead change, retries on the
+//! (shortened) schedule, Retry-After, 410, redirects, slow receivers, rotation, two
+//! instances, and the address check.
+
+use std::time::{Duration, Instant};
+
+use ciq_e2e::{Backend, Receiver, Reply, TestApp, reference_curl_body};
+use ciq_entity::webhook_delivery::{self, DeliveryStatus};
+use ciq_leads::webhooks::EventType;
+use ciq_leads::webhooks::endpoints;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+ciq_e2e::with_each_backend!(
+    every_lead_change_is_signed_and_delivered_once,
+    failures_are_retried_on_the_schedule_with_the_same_webhook_id,
+    two_instances_deliver_a_thousand_events_once_each,
+);
+
+/// The schedule the tests run on: retries 1 s apart; the receiver on 127.0.0.1; a
+/// webhook key (PostgreSQL has none of its own).
+fn quick(s: &mut ciq_gateway::Settings) {
+    s.webhook_key = Some(ciq_leads::webhooks::secret::new_key());
+    s.webhooks.allow_private_networks = true;
+    s.webhooks.retry_schedule = vec![Duration::from_secs(1); 3];
+}
+
+/// A key that may create, read and write.
+async fn owner_with_key(app: &TestApp, email: &str) -> (Uuid, String) {
+    app.user_with_key_like(
+        email,
+        ciq_admin::keys::NewKey {
+            scopes: ciq_admin::Scopes::of(&ciq_admin::Scope::ALL),
+            rate_limit_per_minute: Some(100_000),
+            ..Default::default()
+        },
+    )
+    .await
+}
+
+/// An endpoint of `user` at `url`, for `events`; its secret.
+async fn endpoint(
+    app: &TestApp,
+    user: Uuid,
+    url: &str,
+    events: &[EventType],
+) -> (Uuid, SecretString) {
+    let (row, secret) = endpoints::create(
+        &app.db,
+        app.states.webhook_key.as_ref(),
+        user,
+        url,
+        events,
+        true,
+    )
+    .await
+    .unwrap();
+    (row.id, secret)
+}
+
+fn verify(secret: &SecretString, received: &ciq_e2e::receiver::Received) {
+    standardwebhooks::Webhook::new(secret.expose_secret())
+        .unwrap()
+        .verify(received.body.as_bytes(), &received.header_map())
+        .unwrap_or_else(|e| panic!("signature does not verify: {e:?} {received:?}"));
+}
+
+async fn send(
+    app: &TestApp,
+    key: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = app
+        .client
+        .request(method, format!("{}{path}", app.base_url))
+        .header("X-API-Key", key);
+    if let Some(body) = body {
+        req = req
+            .header("Content-Type", "application/json")
+            .body(body.to_string());
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+async fn deliveries_of(app: &TestApp, endpoint: Uuid) -> Vec<webhook_delivery::Model> {
+    webhook_delivery::Entity::find()
+        .filter(webhook_delivery::Column::EndpointId.eq(endpoint))
+        .all(&app.db)
+        .await
+        .unwrap()
+}
+
+async fn every_lead_change_is_signed_and_delivered_once(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, quick).await else {
+        return;
+    };
+    let receiver = Receiver::start().await;
+    let (user, key) = owner_with_key(&app, "owner@acme.test").await;
+    let (hook, secret) = endpoint(&app, user, &receiver.url("/all"), &EventType::ALL).await;
+    let (_, _) = endpoint(
+        &app,
+        user,
+        &receiver.url("/created-only"),
+        &[EventType::Created],
+    )
+    .await;
+    // Another account's endpoint hears nothing of this one's leads.
+    let (other, other_key) = owner_with_key(&app, "other@acme.test").await;
+    endpoint(&app, other, &receiver.url("/other"), &EventType::ALL).await;
+
+    use reqwest::Method;
+    let (status, created) = send(
+        &app,
+        &key,
+        Method::POST,
+        "/api/external/leads/create",
+        Some(reference_curl_body()),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let lead_id = created["lead"]["id"].as_str().unwrap().to_owned();
+    let got = receiver.wait_for("/all", 1, Duration::from_secs(10)).await;
+    verify(&secret, &got[0]);
+    let event = got[0].json();
+    assert_eq!(event["type"], "lead.created");
+    // The payload's lead is the API's lead object, field for field.
+    assert_eq!(event["data"]["lead"], created["lead"]);
+    assert_eq!(got[0].headers["content-type"], "application/json");
+    let sent_at: i64 = got[0].headers["webhook-timestamp"].parse().unwrap();
+    assert!((chrono::Utc::now().timestamp() - sent_at).abs() < 30);
+
+    let (status, _) = send(
+        &app,
+        &key,
+        Method::PATCH,
+        &format!("/api/external/leads/{lead_id}"),
+        Some(json!({"lead": {"status": "qualified"}})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = send(
+        &app,
+        &key,
+        Method::DELETE,
+        &format!("/api/external/leads/{lead_id}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    let mut batch = reference_curl_body()["lead"].clone();
+    batch["external_id"] = "crm-1".into();
+    let mut invalid = batch.clone();
+    invalid["email"] = "not-an-email".into();
+    let (status, _) = send(
+        &app,
+        &key,
+        Method::POST,
+        "/api/external/leads/batch",
+        Some(json!({"leads": [batch, invalid, {"name": "x"}]})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    // The same external id again: refused (409), so nothing is told.
+    let mut dup = reference_curl_body();
+    dup["lead"]["external_id"] = "crm-1".into();
+    assert_eq!(
+        send(
+            &app,
+            &key,
+            Method::POST,
+            "/api/external/leads/create",
+            Some(dup.clone())
+        )
+        .await
+        .0,
+        409
+    );
+    // Upsert: an update of crm-1, then a new crm-2.
+    dup["lead"]["name"] = "Renamed".into();
+    assert_eq!(
+        send(
+            &app,
+            &key,
+            Method::POST,
+            "/api/external/leads/upsert",
+            Some(dup.clone())
+        )
+        .await
+        .0,
+        200
+    );
+    dup["lead"]["external_id"] = "crm-2".into();
+    assert_eq!(
+        send(
+            &app,
+            &key,
+            Method::POST,
+            "/api/external/leads/upsert",
+            Some(dup)
+        )
+        .await
+        .0,
+        201
+    );
+    // The other account's lead goes to its own endpoint only.
+    assert_eq!(
+        send(
+            &app,
+            &other_key,
+            Method::POST,
+            "/api/external/leads/create",
+            Some(reference_curl_body())
+        )
+        .await
+        .0,
+        201
+    );
+
+    let got = receiver.wait_for("/all", 6, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let got_all = receiver.received("/all");
+    assert_eq!(
+        got_all.len(),
+        6,
+        "exactly one request per change: {got_all:?}"
+    );
+    let types: Vec<String> = got
+        .iter()
+        .map(|r| r.json()["type"].as_str().unwrap().to_owned())
+        .collect();
+    let mut sorted = types.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        [
+            "lead.created",
+            "lead.created",
+            "lead.created",
+            "lead.deleted",
+            "lead.updated",
+            "lead.updated"
+        ],
+        "{types:?}"
+    );
+    for r in &got {
+        verify(&secret, r);
+    }
+    let deleted = got
+        .iter()
+        .find(|r| r.json()["type"] == "lead.deleted")
+        .unwrap()
+        .json();
+    assert_eq!(
+        deleted["data"]["lead"],
+        json!({"id": lead_id, "user_id": user.to_string()})
+    );
+    let updated = got
+        .iter()
+        .find(|r| r.json()["type"] == "lead.updated")
+        .unwrap()
+        .json();
+    assert!(["qualified", "new"].contains(&updated["data"]["lead"]["status"].as_str().unwrap()));
+    let ids: std::collections::HashSet<&String> =
+        got.iter().map(|r| &r.headers["webhook-id"]).collect();
+    assert_eq!(ids.len(), 6, "one webhook-id per event");
+    // The created-only endpoint heard the three creates, with the same webhook-ids.
+    let created_only = receiver
+        .wait_for("/created-only", 3, Duration::from_secs(10))
+        .await;
+    assert!(
+        created_only
+            .iter()
+            .all(|r| r.json()["type"] == "lead.created")
+    );
+    for r in &created_only {
+        assert!(ids.contains(&r.headers["webhook-id"]));
+    }
+    assert_eq!(
+        receiver
+            .wait_for("/other", 1, Duration::from_secs(10))
+            .await
+            .len(),
+        1
+    );
+    // The log: delivered on the first attempt, the receiver's answer kept.
+    let log = deliveries_of(&app, hook).await;
+    assert_eq!(log.len(), 6);
+    for d in &log {
+        assert_eq!(
+            (d.status, d.attempts, d.last_status_code),
+            (DeliveryStatus::Delivered, 1, Some(200)),
+            "{d:?}"
+        );
+        assert_eq!(d.last_response.as_deref(), Some("answered 200"));
+    }
+    // The metrics say so.
+    let metrics = app.metrics_text().await;
+    assert!(
+        metrics.contains("ciq_webhook_deliveries_total{outcome=\"delivered\"}"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("ciq_webhook_attempt_seconds"));
+}
+
+async fn failures_are_retried_on_the_schedule_with_the_same_webhook_id(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, quick).await else {
+        return;
+    };
+    let receiver = Receiver::start().await;
+    receiver.script("/flaky", vec![Reply::status(500), Reply::status(503)]);
+    receiver.script(
+        "/limited",
+        vec![Reply::status(429).header("Retry-After", "3")],
+    );
+    receiver.always("/gone", Reply::status(410));
+    receiver.always(
+        "/moved",
+        Reply::status(302).header("Location", receiver.url("/elsewhere")),
+    );
+    let (user, key) = owner_with_key(&app, "owner@acme.test").await;
+    let mut hooks = std::collections::HashMap::new();
+    for path in ["/flaky", "/limited", "/gone", "/moved"] {
+        hooks.insert(
+            path,
+            endpoint(&app, user, &receiver.url(path), &EventType::ALL).await,
+        );
+    }
+    assert_eq!(app.create_status(Some(&key)).await, 201);
+
+    // 500, 503, then 200: three attempts of one event, a second apart.
+    let flaky = receiver
+        .wait_for("/flaky", 3, Duration::from_secs(15))
+        .await;
+    let ids: std::collections::HashSet<&String> =
+        flaky.iter().map(|r| &r.headers["webhook-id"]).collect();
+    assert_eq!(ids.len(), 1, "the same webhook-id on every attempt");
+    for pair in flaky.windows(2) {
+        let gap = pair[1].at - pair[0].at;
+        assert!(gap >= Duration::from_millis(900), "retried after {gap:?}");
+    }
+    for r in &flaky {
+        verify(&hooks["/flaky"].1, r);
+    }
+    // 429 with Retry-After: 3 waits three seconds, not the schedule's one.
+    let limited = receiver
+        .wait_for("/limited", 2, Duration::from_secs(15))
+        .await;
+    let gap = limited[1].at - limited[0].at;
+    assert!(
+        gap >= Duration::from_millis(2900),
+        "Retry-After not honoured: {gap:?}"
+    );
+    // 410: the endpoint is disabled, once.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let gone = loop {
+        let row = endpoints::find(&app.db, user, hooks["/gone"].0)
+            .await
+            .unwrap();
+        if !row.enabled {
+            break row;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a 410 did not disable the endpoint"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        gone.disabled_reason.as_deref(),
+        Some("the receiver answered 410 Gone")
+    );
+    // 302: never followed; a failed attempt, retried, then failed.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let log = deliveries_of(&app, hooks["/moved"].0).await;
+        if log[0].status == DeliveryStatus::Failed {
+            assert_eq!((log[0].attempts, log[0].last_status_code), (4, Some(302)));
+            break;
+        }
+        assert!(Instant::now() < deadline, "{log:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        receiver.received("/elsewhere").is_empty(),
+        "a redirect was followed"
+    );
+    assert_eq!(receiver.received("/gone").len(), 1);
+    let flaky_log = deliveries_of(&app, hooks["/flaky"].0).await;
+    assert_eq!(
+        (flaky_log[0].status, flaky_log[0].attempts),
+        (DeliveryStatus::Delivered, 3)
+    );
+    let gone_log = deliveries_of(&app, hooks["/gone"].0).await;
+    assert_eq!(
+        (gone_log[0].status, gone_log[0].last_status_code),
+        (DeliveryStatus::Failed, Some(410))
+    );
+    // A disabled endpoint gets no new deliveries.
+    assert_eq!(app.create_status(Some(&key)).await, 201);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(deliveries_of(&app, hooks["/gone"].0).await.len(), 1);
+}
+
+async fn two_instances_deliver_a_thousand_events_once_each(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, quick).await else {
+        return;
+    };
+    let peer = app.spawn_peer().await;
+    let receiver = Receiver::start().await;
+    let (user, key) = owner_with_key(&app, "owner@acme.test").await;
+    endpoint(&app, user, &receiver.url("/hook"), &[EventType::Created]).await;
+    let lead = reference_curl_body()["lead"].clone();
+    for round in 0..10 {
+        let target = if round % 2 == 0 { &app } else { &peer };
+        let (status, body) = send(
+            target,
+            &key,
+            reqwest::Method::POST,
+            "/api/external/leads/batch",
+            Some(json!({"leads": vec![lead.clone(); 100]})),
+        )
+        .await;
+        assert_eq!((status, body["created"].as_u64()), (200, Some(100)));
+    }
+    let got = receiver
+        .wait_for("/hook", 1000, Duration::from_secs(60))
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let got = receiver.received("/hook").len().max(got.len());
+    assert_eq!(got, 1000, "every event once, none twice");
+    let ids: std::collections::HashSet<String> = receiver
+        .received("/hook")
+        .iter()
+        .map(|r| r.headers["webhook-id"].clone())
+        .collect();
+    assert_eq!(ids.len(), 1000);
+    peer.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_receiver_does_not_hold_up_another_endpoint() {
+    let app = TestApp::spawn_with(Backend::Sqlite, quick).await.unwrap();
+    let receiver = Receiver::start().await;
+    receiver.always("/slow", Reply::status(200).after(Duration::from_secs(4)));
+    let (user, key) = owner_with_key(&app, "owner@acme.test").await;
+    endpoint(&app, user, &receiver.url("/slow"), &EventType::ALL).await;
+    endpoint(&app, user, &receiver.url("/fast"), &EventType::ALL).await;
+    let started = Instant::now();
+    for _ in 0..12 {
+        assert_eq!(app.create_status(Some(&key)).await, 201);
+    }
+    receiver.wait_for("/fast", 12, Duration::from_secs(3)).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "the fast endpoint waited for the slow one"
+    );
+    // The slow one has at most 4 in flight at a time.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(receiver.received("/slow").len() <= ciq_leads::webhooks::delivery::PER_ENDPOINT);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_rotation_both_secrets_sign_until_the_overlap_ends() {
+    let app = TestApp::spawn_with(Backend::Sqlite, quick).await.unwrap();
+    let receiver = Receiver::start().await;
+    let (user, key) = owner_with_key(&app, "owner@acme.test").await;
+    let (hook, old) = endpoint(&app, user, &receiver.url("/hook"), &EventType::ALL).await;
+    let new = endpoints::rotate(
+        &app.db,
+        app.states.webhook_key.as_ref(),
+        user,
+        hook,
+        Duration::from_secs(2),
+    )
+    .await
+    .unwrap();
+    assert_ne!(new.expose_secret(), old.expose_secret());
+    assert_eq!(app.create_status(Some(&key)).await, 201);
+    let during = receiver.wait_for("/hook", 1, Duration::from_secs(10)).await;
+    assert_eq!(during[0].headers["webhook-signature"].split(' ').count(), 2);
+    verify(&old, &during[0]);
+    verify(&new, &during[0]);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(app.create_status(Some(&key)).await, 201);
+    let after = receiver.wait_for("/hook", 2, Duration::from_secs(10)).await;
+    assert_eq!(after[1].headers["webhook-signature"].split(' ').count(), 1);
+    verify(&new, &after[1]);
+    assert!(
+        standardwebhooks::Webhook::new(old.expose_secret())
+            .unwrap()
+            .verify(after[1].body.as_bytes(), &after[1].header_map())
+            .is_err(),
+        "the old secret still signs after the overlap"
+    );
+    // The stored secrets are sealed: neither is in the row as text.
+    let row = endpoints::find(&app.db, user, hook).await.unwrap();
+    for secret in [&old, &new] {
+        let plain = secret.expose_secret().as_bytes();
+        assert!(!row.secret.windows(plain.len()).any(|w| w == plain));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_failing_for_the_configured_time_is_disabled() {
+    let app = TestApp::spawn_with(Backend::Sqlite, |s| {
+        quick(s);
+        s.webhooks.retry_schedule = vec![Duration::from_secs(1); 10];
+        s.webhooks.disable_after = Duration::from_secs(2);
+    })
+    .await
+    .unwrap();
+    let receiver = Receiver::start().await;
+    receiver.always("/down", Reply::status(500));
+    let (user, key) = owner_with_key(&app, "owner@acme.test").await;
+    let (hook, _) = endpoint(&app, user, &receiver.url("/down"), &EventType::ALL).await;
+    assert_eq!(app.create_status(Some(&key)).await, 201);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let row = loop {
+        let row = endpoints::find(&app.db, user, hook).await.unwrap();
+        if !row.enabled {
+            break row;
+        }
+        assert!(Instant::now() < deadline, "never disabled");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        row.disabled_reason.as_deref(),
+        Some("every delivery failed for 2 seconds")
+    );
+    let attempts = receiver.received("/down").len();
+    assert!(
+        (3..=4).contains(&attempts),
+        "{attempts} attempts in about 2 s"
+    );
+    let log = deliveries_of(&app, hook).await;
+    assert_eq!(
+        log[0].status,
+        DeliveryStatus::Failed,
+        "its pending delivery fails with it"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn destinations_that_are_not_public_are_refused_before_any_connection() {
+    use ciq_leads::webhooks::address::{GuardedResolver, Lookup};
+    use std::net::IpAddr;
+    use std::pin::Pin;
+    use std::sync::Arc;
+    // Without the switch: no http://, no loopback.
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let user = app.create_user("owner@acme.test").await;
+    for (url, why) in [
+        ("http://127.0.0.1:9/hook", "must start with https://"),
+        ("https://127.0.0.1:9/hook", "not a public address"),
+        ("https://10.0.0.1/hook", "not a public address"),
+        ("https://[fd00:ec2::254]/", "not a public address"),
+    ] {
+        let refused = endpoints::create(
+            &app.db,
+            app.states.webhook_key.as_ref(),
+            user,
+            url,
+            &EventType::ALL,
+            false,
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+        assert!(refused.contains(why), "{url}: {refused}");
+    }
+    // A name that resolves to a private or metadata address: refused at the address
+    // check, before a connection (a resolver of the test's answers it).
+    struct Answers(IpAddr);
+    impl Lookup for Answers {
+        fn lookup(
+            &self,
+            _: String,
+        ) -> Pin<Box<dyn std::future::Future<Output = std::io::Result<Vec<IpAddr>>> + Send>>
+        {
+            let ip = self.0;
+            Box::pin(async move { Ok(vec![ip]) })
+        }
+    }
+    for ip in ["10.0.0.1", "169.254.169.254"] {
+        let settings = ciq_leads::webhooks::WebhookSettings::default();
+        let client = ciq_leads::webhooks::delivery::client(
+            &settings,
+            GuardedResolver {
+                lookup: Arc::new(Answers(ip.parse().unwrap())),
+                allow_private: false,
+            },
+        );
+        // A worker of the test's own, on a store that the gateway's worker does not see.
+        let store = ciq_e2e::TestDatabase::create(Backend::Sqlite)
+            .await
+            .unwrap();
+        let db = ciq_gateway::database::connect_and_migrate(&store.url)
+            .await
+            .unwrap();
+        let owner = ciq_admin::users::create_user(&db, "o@acme.test", None)
+            .await
+            .unwrap();
+        let key = ciq_leads::webhooks::secret::SecretBox::from_base64(
+            &ciq_leads::webhooks::secret::new_key(),
+        )
+        .unwrap();
+        let (hook, _) = endpoints::create(
+            &db,
+            Some(&key),
+            owner.id,
+            "https://hooks.example.com/in",
+            &EventType::ALL,
+            false,
+        )
+        .await
+        .unwrap();
+        let lead = ciq_leads::Lead {
+            id: Uuid::now_v7(),
+            user_id: owner.id,
+            api_key_id: None,
+            name: "Ada".into(),
+            email: "ada@example.com".into(),
+            phone: None,
+            source: "Web".into(),
+            industry: "Retail".into(),
+            score: None,
+            status: ciq_leads::LeadStatus::New,
+            monthly_revenue: None,
+            budget: None,
+            description: None,
+            created_at: ciq_entity::now(),
+            external_id: None,
+            updated_at: ciq_entity::now(),
+        };
+        let event = ciq_leads::webhooks::outbox::LeadEvent::new(EventType::Created, &lead);
+        ciq_leads::webhooks::outbox::record(&db, &[event])
+            .await
+            .unwrap();
+        let breaker = ciq_store::Breaker::new(db.clone(), Duration::from_secs(5));
+        let worker = ciq_leads::webhooks::delivery::DeliveryWorker::with_client(
+            db.clone(),
+            breaker,
+            Some(key),
+            settings,
+            client,
+        );
+        assert_eq!(worker.deliver_due().await.unwrap(), 1);
+        let log = webhook_delivery::Entity::find()
+            .filter(webhook_delivery::Column::EndpointId.eq(hook.id))
+            .all(&db)
+            .await
+            .unwrap();
+        let error = log[0].last_error.clone().unwrap_or_default();
+        assert!(
+            error.contains(&format!(
+                "resolves only to addresses that are not public ({ip})"
+            )),
+            "{error}"
+        );
+        assert_eq!(
+            (log[0].status, log[0].last_status_code),
+            (DeliveryStatus::Pending, None)
+        );
+    }
+}

@@ -83,34 +83,27 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        // What the workers claim: due pending deliveries, oldest first.
+        // What a worker claims of one endpoint: its due deliveries, oldest first.
         manager
             .create_index(
                 Index::create()
-                    .name("idx_webhook_deliveries_due")
+                    .name("idx_webhook_deliveries_endpoint_due")
                     .table(WebhookDeliveries::Table)
+                    .col(WebhookDeliveries::EndpointId)
                     .col(WebhookDeliveries::Status)
                     .col(WebhookDeliveries::NextAttemptAt)
                     .to_owned(),
             )
             .await?;
-        // An endpoint's delivery log, newest first.
+        // An endpoint's delivery log, newest first; also the purge's way in (per
+        // endpoint). Every index here is paid by every lead change of an account with
+        // an endpoint: two beside the key, no more.
         manager
             .create_index(
                 Index::create()
                     .name("idx_webhook_deliveries_endpoint")
                     .table(WebhookDeliveries::Table)
                     .col(WebhookDeliveries::EndpointId)
-                    .col(WebhookDeliveries::CreatedAt)
-                    .to_owned(),
-            )
-            .await?;
-        // The retention purge.
-        manager
-            .create_index(
-                Index::create()
-                    .name("idx_webhook_deliveries_created")
-                    .table(WebhookDeliveries::Table)
                     .col(WebhookDeliveries::CreatedAt)
                     .to_owned(),
             )

@@ -11,6 +11,7 @@ use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 on_both_backends!(
     what_is_past_its_retention_is_purged_by_every_instance,
     finished_imports_go_after_30_days_with_their_failed_rows_and_their_leads_stay,
+    the_webhook_delivery_log_goes_after_its_retention_and_pending_deliveries_stay,
 );
 
 async fn create_with_key(app: &TestApp, key: &str, idempotency_key: &str) -> u16 {
@@ -164,4 +165,76 @@ async fn finished_imports_go_after_30_days_with_their_failed_rows_and_their_lead
         2,
         "the leads stay"
     );
+}
+
+async fn the_webhook_delivery_log_goes_after_its_retention_and_pending_deliveries_stay(
+    app: TestApp,
+) {
+    use ciq_entity::webhook_delivery::{self, DeliveryStatus};
+    let user = app.create_user("owner@acme.test").await;
+    let key = ciq_leads::webhooks::secret::SecretBox::from_base64(
+        &ciq_leads::webhooks::secret::new_key(),
+    )
+    .unwrap();
+    // An endpoint nobody listens on, created without a worker seeing a due delivery:
+    // the rows are written as the outbox writes them, then aged by hand.
+    let (endpoint, _) = ciq_leads::webhooks::endpoints::create(
+        &app.db,
+        Some(&key),
+        user,
+        "https://hooks.example.com/in",
+        &ciq_leads::webhooks::EventType::ALL,
+        false,
+    )
+    .await
+    .unwrap();
+    ciq_leads::webhooks::endpoints::set_enabled(&app.db, user, endpoint.id, false, Some("test"))
+        .await
+        .unwrap();
+    let at = ciq_entity::now() - chrono::TimeDelta::days(8);
+    for (status, age) in [
+        (DeliveryStatus::Delivered, at),
+        (DeliveryStatus::Failed, at),
+        (DeliveryStatus::Pending, at),
+        (DeliveryStatus::Delivered, ciq_entity::now()),
+    ] {
+        webhook_delivery::Entity::insert(webhook_delivery::ActiveModel::from(
+            webhook_delivery::Model {
+                id: uuid::Uuid::now_v7(),
+                user_id: user,
+                endpoint_id: endpoint.id,
+                event_id: uuid::Uuid::now_v7(),
+                event_type: "lead.created".into(),
+                lead_id: uuid::Uuid::now_v7(),
+                payload: "{}".into(),
+                status,
+                attempts: 1,
+                next_attempt_at: age + chrono::TimeDelta::days(30),
+                lease_owner: None,
+                lease_until: None,
+                last_status_code: Some(200),
+                last_response: None,
+                last_error: None,
+                last_attempt_at: Some(age),
+                created_at: age,
+                delivered_at: None,
+            },
+        ))
+        .exec_without_returning(&app.db)
+        .await
+        .unwrap();
+    }
+    let purged = ciq_gateway::retention::purge_once(&app.db, Default::default())
+        .await
+        .unwrap();
+    assert_eq!(purged.deliveries, 2, "the old delivered and failed ones");
+    let left: Vec<DeliveryStatus> = webhook_delivery::Entity::find()
+        .all(&app.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.status)
+        .collect();
+    assert_eq!(left.len(), 2);
+    assert!(left.contains(&DeliveryStatus::Pending) && left.contains(&DeliveryStatus::Delivered));
 }

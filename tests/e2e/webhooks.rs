@@ -117,12 +117,18 @@ async fn every_lead_change_is_signed_and_delivered_once(backend: Backend) {
     endpoint(&app, other, &receiver.url("/other"), &EventType::ALL).await;
 
     use reqwest::Method;
+    // Money with cents and a note with a quote and a line break: the payload's lead must
+    // still be the API's object, field for field.
+    let mut first = reference_curl_body();
+    first["lead"]["monthly_revenue"] = json!(50000.1);
+    first["lead"]["budget"] = json!(10000);
+    first["lead"]["description"] = "said \"hi\"\nüber".into();
     let (status, created) = send(
         &app,
         &key,
         Method::POST,
         "/api/external/leads/create",
-        Some(reference_curl_body()),
+        Some(first),
     )
     .await;
     assert_eq!(status, 201);
@@ -308,6 +314,8 @@ async fn every_lead_change_is_signed_and_delivered_once(backend: Backend) {
         "{metrics}"
     );
     assert!(metrics.contains("ciq_webhook_attempt_seconds"));
+    assert!(metrics.contains("ciq_webhook_pending_deliveries"));
+    assert!(metrics.contains("ciq_webhook_oldest_pending_seconds"));
 }
 
 async fn failures_are_retried_on_the_schedule_with_the_same_webhook_id(backend: Backend) {

@@ -116,6 +116,8 @@ pub struct Application {
     local_addr: SocketAddr,
     states: States,
     retention: crate::retention::Retention,
+    /// Whether this instance runs webhook delivery workers.
+    delivering: bool,
 }
 
 /// Errors of start-up.
@@ -265,6 +267,7 @@ impl Application {
             local_addr,
             states,
             retention: settings.retention,
+            delivering: settings.webhooks.deliver,
         })
     }
 
@@ -291,7 +294,9 @@ impl Application {
         let imports = self.states.console.import_worker.clone();
         let importer = tokio::spawn(imports.clone().run());
         let webhooks = self.states.webhooks.clone();
-        let deliverer = tokio::spawn(webhooks.clone().run());
+        let deliverer = self
+            .delivering
+            .then(|| tokio::spawn(webhooks.clone().run()));
         let routes = routes(&self.states);
         let result = Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(routes, shutdown, Some(SHUTDOWN_GRACE))
@@ -300,7 +305,9 @@ impl Application {
         flusher.abort();
         purge.abort();
         importer.abort();
-        deliverer.abort();
+        if let Some(deliverer) = deliverer {
+            deliverer.abort();
+        }
         if let Err(err) = webhooks.release().await {
             tracing::warn!(error = %err, "could not hand back this instance's webhook deliveries at shutdown");
         }

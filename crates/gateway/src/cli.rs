@@ -15,6 +15,7 @@
 //! ciq-gateway webhooks list --user EMAIL|ID [--json]
 //! ciq-gateway webhooks deliveries ENDPOINT_ID [--json]
 //! ciq-gateway webhooks replay DELIVERY_ID
+//! ciq-gateway webhooks rotate ENDPOINT_ID [--overlap SECONDS]
 //! ciq-gateway webhooks delete ENDPOINT_ID
 //! ```
 //! stdout carries only the result (a user id, a key, a listing); everything meant
@@ -146,6 +147,16 @@ pub enum WebhooksCommand {
         /// The delivery's id (from `webhooks deliveries`).
         delivery_id: Uuid,
     },
+    /// Give an endpoint a new signing secret (printed, shown this once); the old one
+    /// keeps signing beside it for the overlap.
+    Rotate {
+        /// The endpoint's id.
+        endpoint_id: Uuid,
+        /// Seconds the old secret keeps signing too (0 = stops now; at most 604800).
+        #[arg(long, default_value_t = 86_400, value_name = "SECONDS",
+              value_parser = clap::value_parser!(u64).range(0..=604_800))]
+        overlap: u64,
+    },
     /// Delete an endpoint and its delivery log.
     Delete {
         /// The endpoint's id.
@@ -240,6 +251,10 @@ pub struct ServeArgs {
     #[arg(long, env = "CIQ_WEBHOOK_DISABLE_AFTER_SECS", default_value_t = 5 * 24 * 3600,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub webhook_disable_after_secs: u64,
+    /// Whether this instance sends webhook deliveries (`false`: it only writes them, and
+    /// instances of their own send them).
+    #[arg(long, env = "CIQ_WEBHOOK_DELIVERY", default_value_t = true, action = clap::ArgAction::Set)]
+    pub webhook_delivery: bool,
     /// How long the webhook delivery log is kept, in seconds.
     #[arg(long, env = "CIQ_RETENTION_DELIVERIES_SECS", default_value_t = 7 * 24 * 3600,
           value_parser = clap::value_parser!(u64).range(60..))]
@@ -499,6 +514,7 @@ async fn serve(
             allow_private_networks: webhook_allow_private_networks,
             lease: Duration::from_secs(args.webhook_lease_seconds),
             disable_after: Duration::from_secs(args.webhook_disable_after_secs),
+            deliver: args.webhook_delivery,
             ..ciq_leads::webhooks::WebhookSettings::default()
         },
         webhook_key,
@@ -697,6 +713,26 @@ async fn webhooks_command(
                 .with_context(|| format!("no webhook delivery {delivery_id}"))?;
             eprintln!("queued event {} again as delivery {id}", found.event_id);
             println!("{id}");
+        }
+        WebhooksCommand::Rotate {
+            endpoint_id,
+            overlap,
+        } => {
+            let endpoint = endpoints::find_any(&db, endpoint_id).await?;
+            let secrets = crate::webhook_key::resolve(url, key)?;
+            let secret = endpoints::rotate(
+                &db,
+                secrets.as_ref(),
+                endpoint.user_id,
+                endpoint.id,
+                Duration::from_secs(overlap),
+            )
+            .await?;
+            eprintln!(
+                "rotated the secret of webhook endpoint {}; the old one keeps signing for {overlap} s",
+                endpoint.id
+            );
+            println!("{}", secrecy::ExposeSecret::expose_secret(&secret));
         }
         WebhooksCommand::Delete { endpoint_id } => {
             let endpoint = endpoints::find_any(&db, endpoint_id).await?;

@@ -6,18 +6,35 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use ciq_e2e::{Backend, TestDatabase, reference_curl_body, reference_full_body};
+use sea_orm::EntityTrait;
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ciq-gateway");
 
 fn cli(db: &TestDatabase, args: &[&str]) -> Output {
+    cli_with(db, args, &[])
+}
+
+/// [`cli`] with extra environment.
+fn cli_with(db: &TestDatabase, args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(BIN)
         .args(args)
+        .envs(env.iter().copied())
         .env("DATABASE_URL", &db.url)
         .env("RUST_LOG", "warn")
         .output()
         .expect("the binary runs")
 }
+
+/// A webhook key for the tests' processes (PostgreSQL has none of its own), and the
+/// switch that lets them send to the receiver on 127.0.0.1.
+const WEBHOOK_ENV: [(&str, &str); 2] = [
+    (
+        "CIQ_WEBHOOK_SECRET_KEY",
+        "q0hJ7TQjDq9rLr8cJYyq1rW3yXk3o1dQdJ8k5b7N3wE=",
+    ),
+    ("CIQ_WEBHOOK_ALLOW_PRIVATE_NETWORKS", "true"),
+];
 
 fn stdout_of(out: &Output) -> String {
     assert!(
@@ -291,7 +308,262 @@ ciq_e2e::with_each_backend!(
     mistakes_fail_with_a_message_and_no_output,
     commands_print_no_log_lines_unless_asked,
     a_killed_gateway_resumes_an_import_and_imports_every_good_row_once,
+    webhook_endpoints_are_managed_from_the_command_line,
+    a_gateway_killed_mid_delivery_leaves_the_event_to_its_successor,
 );
+
+/// `webhooks create | list | deliveries | replay | delete`, as scripts use them; a lead
+/// event goes to the receiver and its delivery shows in the list.
+async fn webhook_endpoints_are_managed_from_the_command_line(backend: Backend) {
+    let Some(db) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let receiver = ciq_e2e::Receiver::start().await;
+    let run = |args: &[&str]| cli_with(&db, args, &WEBHOOK_ENV);
+    stdout_of(&run(&["users", "create", "--email", "o@acme.test"]));
+    // Without the key on PostgreSQL, or with a bad URL or event, it says why and prints nothing.
+    for (args, env, why) in [
+        (
+            vec![
+                "webhooks",
+                "create",
+                "--user",
+                "o@acme.test",
+                "--url",
+                "ftp://x",
+            ],
+            &WEBHOOK_ENV[..],
+            "must start with https://",
+        ),
+        (
+            vec![
+                "webhooks",
+                "create",
+                "--user",
+                "o@acme.test",
+                "--url",
+                "https://hooks.example.com/",
+                "--event",
+                "lead.moved",
+            ],
+            &WEBHOOK_ENV[..],
+            "\"lead.moved\" is not an event",
+        ),
+    ] {
+        let out = cli_with(&db, &args, env);
+        assert!(!out.status.success());
+        assert!(out.stdout.is_empty());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(why), "{stderr}");
+    }
+    if backend == Backend::Postgres {
+        let out = cli(
+            &db,
+            &[
+                "webhooks",
+                "create",
+                "--user",
+                "o@acme.test",
+                "--url",
+                "https://hooks.example.com/",
+            ],
+        );
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("CIQ_WEBHOOK_SECRET_KEY"));
+    }
+    let url = receiver.url("/hook");
+    let secret = stdout_of(&run(&[
+        "webhooks",
+        "create",
+        "--user",
+        "o@acme.test",
+        "--url",
+        &url,
+        "--event",
+        "lead.created",
+    ]));
+    let secret = secret.strip_suffix('\n').expect("one line");
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    let listed: Value = serde_json::from_str(&stdout_of(&run(&[
+        "webhooks",
+        "list",
+        "--user",
+        "o@acme.test",
+        "--json",
+    ])))
+    .unwrap();
+    let endpoint = &listed[0];
+    assert_eq!(endpoint["url"], url.as_str());
+    assert_eq!(endpoint["events"], serde_json::json!(["lead.created"]));
+    assert_eq!(endpoint["enabled"], true);
+    assert!(
+        !listed.to_string().contains(secret),
+        "a listing never shows the secret"
+    );
+    let endpoint_id = endpoint["id"].as_str().unwrap().to_owned();
+
+    let key = stdout_of(&run(&["keys", "create", "--user", "o@acme.test"]));
+    let server = serve_with(&db, &WEBHOOK_ENV);
+    assert_eq!(
+        post(&server.base_url, key.trim(), &reference_curl_body())
+            .await
+            .status(),
+        201
+    );
+    let got = receiver.wait_for("/hook", 1, Duration::from_secs(10)).await;
+    standardwebhooks::Webhook::new(secret)
+        .unwrap()
+        .verify(got[0].body.as_bytes(), &got[0].header_map())
+        .unwrap();
+    let deliveries = || -> Value {
+        serde_json::from_str(&stdout_of(&run(&[
+            "webhooks",
+            "deliveries",
+            &endpoint_id,
+            "--json",
+        ])))
+        .unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let first = loop {
+        let listed = deliveries();
+        if listed[0]["status"] == "delivered" {
+            break listed[0].clone();
+        }
+        assert!(Instant::now() < deadline, "{listed}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(first["event_type"], "lead.created");
+    assert_eq!(first["attempts"], 1);
+    assert_eq!(first["last_status_code"], 200);
+    assert_eq!(first["next_attempt_at"], Value::Null);
+    assert_eq!(
+        first["event_id"].as_str(),
+        Some(got[0].headers["webhook-id"].as_str())
+    );
+    // Replay: a new delivery of the same event, sent again with the same webhook-id.
+    let replayed = stdout_of(&run(&["webhooks", "replay", first["id"].as_str().unwrap()]));
+    let replayed = replayed.trim();
+    uuid::Uuid::parse_str(replayed).expect("stdout is the new delivery's id, alone");
+    let again = receiver.wait_for("/hook", 2, Duration::from_secs(10)).await;
+    assert_eq!(
+        again[1].headers["webhook-id"],
+        again[0].headers["webhook-id"]
+    );
+    assert_eq!(again[1].body, again[0].body);
+    assert!(
+        deliveries()
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["id"] == replayed)
+    );
+    // Rotate: a new secret; during the overlap both sign.
+    let rotated = stdout_of(&run(&[
+        "webhooks",
+        "rotate",
+        &endpoint_id,
+        "--overlap",
+        "600",
+    ]));
+    let rotated = rotated.trim();
+    assert!(rotated.starts_with("whsec_") && rotated != secret);
+    assert_eq!(
+        post(&server.base_url, key.trim(), &reference_curl_body())
+            .await
+            .status(),
+        201
+    );
+    let third = receiver.wait_for("/hook", 3, Duration::from_secs(10)).await;
+    for s in [secret, rotated] {
+        standardwebhooks::Webhook::new(s)
+            .unwrap()
+            .verify(third[2].body.as_bytes(), &third[2].header_map())
+            .unwrap();
+    }
+    drop(server);
+    // Delete: gone, with its log.
+    assert!(run(&["webhooks", "delete", &endpoint_id]).status.success());
+    let listed: Value = serde_json::from_str(&stdout_of(&run(&[
+        "webhooks",
+        "list",
+        "--user",
+        "o@acme.test",
+        "--json",
+    ])))
+    .unwrap();
+    assert_eq!(listed, serde_json::json!([]));
+    let out = run(&["webhooks", "deliveries", &endpoint_id]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no such webhook endpoint"));
+}
+
+/// The receiver holds the first attempt open; the gateway is SIGKILLed while it waits;
+/// a new gateway takes the delivery over once the (shortened) lease runs out and
+/// delivers it — the acknowledged lead's event is not lost.
+async fn a_gateway_killed_mid_delivery_leaves_the_event_to_its_successor(backend: Backend) {
+    let Some(db) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let receiver = ciq_e2e::Receiver::start().await;
+    receiver.script(
+        "/hook",
+        vec![ciq_e2e::Reply::status(200).after(Duration::from_secs(30))],
+    );
+    let run = |args: &[&str]| cli_with(&db, args, &WEBHOOK_ENV);
+    stdout_of(&run(&["users", "create", "--email", "o@acme.test"]));
+    stdout_of(&run(&[
+        "webhooks",
+        "create",
+        "--user",
+        "o@acme.test",
+        "--url",
+        &receiver.url("/hook"),
+    ]));
+    let key = stdout_of(&run(&["keys", "create", "--user", "o@acme.test"]));
+    let env = [
+        WEBHOOK_ENV[0],
+        WEBHOOK_ENV[1],
+        ("CIQ_WEBHOOK_LEASE_SECONDS", "2"),
+    ];
+    let mut first = serve_with(&db, &env);
+    assert_eq!(
+        post(&first.base_url, key.trim(), &reference_curl_body())
+            .await
+            .status(),
+        201
+    );
+    // The attempt is under way: the receiver has it and has not answered.
+    receiver.wait_for("/hook", 1, Duration::from_secs(10)).await;
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    let started = Instant::now();
+    let _second = serve_with(&db, &env);
+    let got = receiver.wait_for("/hook", 2, Duration::from_secs(20)).await;
+    assert_eq!(
+        got[1].headers["webhook-id"], got[0].headers["webhook-id"],
+        "the same event"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "taken over after {:?}",
+        started.elapsed()
+    );
+    let conn = ciq_gateway::database::connect(&db.url).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let rows = ciq_entity::WebhookDelivery::find()
+            .all(&conn)
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 1);
+        if rows[0].status == ciq_entity::webhook_delivery::DeliveryStatus::Delivered {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{rows:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
 
 /// Waits up to 60 s for `done` to say the import (read afresh) is far enough.
 async fn wait_for_import(

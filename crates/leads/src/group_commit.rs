@@ -358,7 +358,6 @@ async fn insert_batch(
         Some(conn) => conn,
         None => own.insert(pool.acquire().await.map_err(BatchError::from_sqlx)?),
     };
-    let events = created_events(rows);
     // Made of constants only, once: nothing of a request is in the text.
     let inserted = sqlx::query(sqlx::AssertSqlSafe(INSERT_WITH_DELIVERIES.as_str()))
         .bind(column(rows, |r| r.id))
@@ -377,8 +376,6 @@ async fn insert_batch(
         .bind(column(rows, |r| r.created_at))
         .bind(column(rows, |r| r.external_id.clone()))
         .bind(column(rows, |r| r.updated_at))
-        .bind(events.iter().map(|e| e.id).collect::<Vec<_>>())
-        .bind(events.into_iter().map(|e| e.payload).collect::<Vec<_>>())
         .execute(&mut **conn)
         .await;
     if inserted.is_err() {

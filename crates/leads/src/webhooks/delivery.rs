@@ -253,10 +253,12 @@ impl DeliveryWorker {
         ciq_entity::now() + chrono::TimeDelta::from_std(self.settings.lease).unwrap_or_default()
     }
 
-    /// Leases up to `limit` due deliveries, at most [`PER_ENDPOINT`] of each endpoint
-    /// and none of the `busy` endpoints (this instance is sending to them). The
-    /// lease's condition is checked again by the `UPDATE` itself, so of two instances
-    /// that pick the same delivery only one gets it.
+    /// Leases up to `limit` due deliveries, at most [`PER_ENDPOINT`] of each enabled
+    /// endpoint and none of the `busy` endpoints (this instance is sending to them):
+    /// per endpoint an index range (`idx_webhook_deliveries_endpoint_due`), so a large
+    /// backlog costs no more to claim from than a small one. The lease's condition is
+    /// checked again by the `UPDATE` itself, so of two instances that pick the same
+    /// delivery only one gets it (PostgreSQL also skips rows another claim has locked).
     async fn claim(
         &self,
         limit: usize,
@@ -275,23 +277,41 @@ impl DeliveryWorker {
         } else {
             let places: Vec<String> = (0..busy.len()).map(|i| place(4 + i)).collect();
             values.extend(busy.iter().map(|id| Value::from(*id)));
-            format!("AND endpoint_id NOT IN ({})", places.join(", "))
+            format!("AND e.id NOT IN ({})", places.join(", "))
         };
-        let due = format!(
-            "status = 'pending' AND next_attempt_at <= {now} \
-             AND (lease_until IS NULL OR lease_until < {now})",
-            now = place(3)
-        );
+        let due = |d: &str| {
+            format!(
+                "{d}.status = 'pending' AND {d}.next_attempt_at <= {now} \
+                 AND ({d}.lease_until IS NULL OR {d}.lease_until < {now})",
+                now = place(3)
+            )
+        };
+        let candidates = match backend {
+            DbBackend::Postgres => format!(
+                "SELECT d.id FROM webhook_endpoints e CROSS JOIN LATERAL \
+                 (SELECT id, next_attempt_at FROM webhook_deliveries d \
+                 WHERE d.endpoint_id = e.id AND {due_d} ORDER BY d.next_attempt_at \
+                 LIMIT {PER_ENDPOINT} FOR UPDATE SKIP LOCKED) d \
+                 WHERE e.enabled {excluded} ORDER BY d.next_attempt_at LIMIT {limit}",
+                due_d = due("d"),
+            ),
+            // SQLite has no LATERAL: the same per endpoint, driven from the endpoints, as
+            // a correlated subquery in the join.
+            _ => format!(
+                "SELECT x.id FROM webhook_endpoints e JOIN webhook_deliveries x \
+                 ON x.id IN (SELECT y.id FROM webhook_deliveries y \
+                 WHERE y.endpoint_id = e.id AND {due_y} ORDER BY y.next_attempt_at \
+                 LIMIT {PER_ENDPOINT}) \
+                 WHERE e.enabled {excluded} ORDER BY x.next_attempt_at LIMIT {limit}",
+                due_y = due("y"),
+            ),
+        };
         let sql = format!(
             "UPDATE webhook_deliveries SET lease_owner = {owner}, lease_until = {until} \
-             WHERE id IN (SELECT id FROM (SELECT id, next_attempt_at, row_number() OVER \
-             (PARTITION BY endpoint_id ORDER BY next_attempt_at) AS place \
-             FROM webhook_deliveries WHERE {due} {excluded}) AS ranked \
-             WHERE place <= {per_endpoint} ORDER BY next_attempt_at LIMIT {limit}) \
-             AND {due} RETURNING *",
+             WHERE id IN ({candidates}) AND {due_all} RETURNING *",
             owner = place(1),
             until = place(2),
-            per_endpoint = PER_ENDPOINT,
+            due_all = due("webhook_deliveries"),
         );
         let rows = self
             .db
@@ -524,18 +544,27 @@ impl DeliveryWorker {
         Ok(())
     }
 
-    /// `ciq_webhook_pending_deliveries` and `ciq_webhook_oldest_pending_seconds`.
+    /// `ciq_webhook_pending_deliveries` and `ciq_webhook_oldest_pending_seconds`, read
+    /// per endpoint through `idx_webhook_deliveries_endpoint_due`.
     async fn update_gauges(&self) -> Result<(), DbErr> {
-        let pending = webhook_delivery::Entity::find()
-            .filter(webhook_delivery::Column::Status.eq(DeliveryStatus::Pending));
-        let count = sea_orm::PaginatorTrait::count(pending.clone(), &self.db).await?;
-        let oldest = pending
-            .select_only()
-            .column(webhook_delivery::Column::CreatedAt)
-            .order_by_asc(webhook_delivery::Column::CreatedAt)
-            .into_tuple::<chrono::DateTime<chrono::Utc>>()
-            .one(&self.db)
+        let backend = self.db.get_database_backend();
+        let row = self
+            .db
+            .query_one_raw(Statement::from_string(
+                backend,
+                "SELECT count(*) AS pending, min(d.created_at) AS oldest FROM webhook_endpoints e \
+                 JOIN webhook_deliveries d ON d.endpoint_id = e.id AND d.status = 'pending'",
+            ))
             .await?;
+        let (count, oldest) = match row {
+            Some(row) => (
+                row.try_get::<i64>("", "pending").unwrap_or(0),
+                row.try_get::<Option<chrono::DateTime<chrono::Utc>>>("", "oldest")
+                    .ok()
+                    .flatten(),
+            ),
+            None => (0, None),
+        };
         metrics::gauge!("ciq_webhook_pending_deliveries").set(count as f64);
         let age = oldest.map_or(0.0, |at| {
             (ciq_entity::now() - at).num_milliseconds().max(0) as f64 / 1000.0
@@ -650,12 +679,24 @@ pub async fn replay(
 pub async fn purge(db: &impl ConnectionTrait, retention: Duration) -> Result<u64, DbErr> {
     let before = ciq_entity::now()
         - chrono::TimeDelta::from_std(retention).unwrap_or(chrono::TimeDelta::MAX);
-    Ok(webhook_delivery::Entity::delete_many()
-        .filter(webhook_delivery::Column::CreatedAt.lt(before))
-        .filter(webhook_delivery::Column::Status.ne(DeliveryStatus::Pending))
-        .exec(db)
-        .await?
-        .rows_affected)
+    // Per endpoint (every delivery has one): the log's index finds the old rows.
+    let endpoints = webhook_endpoint::Entity::find()
+        .select_only()
+        .column(webhook_endpoint::Column::Id)
+        .into_tuple::<Uuid>()
+        .all(db)
+        .await?;
+    let mut purged = 0;
+    for chunk in endpoints.chunks(500) {
+        purged += webhook_delivery::Entity::delete_many()
+            .filter(webhook_delivery::Column::EndpointId.is_in(chunk.to_vec()))
+            .filter(webhook_delivery::Column::CreatedAt.lt(before))
+            .filter(webhook_delivery::Column::Status.ne(DeliveryStatus::Pending))
+            .exec(db)
+            .await?
+            .rows_affected;
+    }
+    Ok(purged)
 }
 
 #[cfg(test)]

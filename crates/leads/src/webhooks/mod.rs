@@ -66,6 +66,9 @@ pub struct WebhookSettings {
     pub disable_after: Duration,
     /// Longest wait for a receiver's answer.
     pub attempt_timeout: Duration,
+    /// Whether this instance runs delivery workers (an operator may keep them off the
+    /// instances that serve the API and run them on instances of their own).
+    pub deliver: bool,
 }
 
 /// The retry schedule of DESIGN.md: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
@@ -88,6 +91,7 @@ impl Default for WebhookSettings {
             lease: DEFAULT_LEASE,
             disable_after: DEFAULT_DISABLE_AFTER,
             attempt_timeout: ATTEMPT_TIMEOUT,
+            deliver: true,
         }
     }
 }

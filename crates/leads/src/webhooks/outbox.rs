@@ -130,19 +130,35 @@ pub async fn record(conn: &impl ConnectionTrait, events: &[LeadEvent]) -> Result
 }
 
 /// The PostgreSQL form for group commit: the deliveries of a batch of created leads,
-/// in the same statement as their `INSERT` (`leads_insert`, taking `$1`…`$16` as
-/// [`crate::group_commit`] binds them: `$1` the lead ids, `$2` the accounts, `$14` the
-/// creation times), with `$17` the event ids and `$18` the payloads.
+/// in the same statement as their `INSERT` (`leads_insert`, which this makes return its
+/// rows). The payload is rendered by PostgreSQL, and only for leads whose account has a
+/// subscribed endpoint — an account without endpoints costs a join that finds nothing,
+/// not a payload per lead. It is [`super::lead_json`]'s object field for field (times as
+/// RFC 3339 with milliseconds and `Z`, money as the shortest decimal); the event id is
+/// derived from the lead's (a lead is created once), so every endpoint gets the same.
+/// `trim_scale` needs PostgreSQL 13 or later.
 pub(crate) fn with_created_deliveries(leads_insert: &str) -> String {
+    let time = |column: &str| {
+        format!("to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')")
+    };
+    let money = |column: &str| format!("trim_scale({column}::numeric / 100)");
     format!(
-        "WITH leads_in AS ({leads_insert}) \
+        "WITH leads_in AS ({leads_insert} RETURNING *) \
          INSERT INTO webhook_deliveries (id, user_id, endpoint_id, event_id, event_type, lead_id, \
          payload, status, attempts, next_attempt_at, created_at) \
-         SELECT gen_random_uuid(), e.user_id, e.id, x.event_id, 'lead.created', x.lead_id, \
-         x.payload, 'pending', 0, x.at, x.at \
-         FROM UNNEST($2::uuid[], $17::uuid[], $1::uuid[], $18::text[], $14::timestamptz[]) \
-         AS x(user_id, event_id, lead_id, payload, at) \
-         JOIN webhook_endpoints e ON e.user_id = x.user_id AND e.enabled \
-         AND position('lead.created' in e.events) > 0"
+         SELECT gen_random_uuid(), l.user_id, e.id, md5('lead.created/' || l.id::text)::uuid, \
+         'lead.created', l.id, json_build_object('type', 'lead.created', 'timestamp', {created}, \
+         'data', json_build_object('lead', json_build_object('id', l.id, 'user_id', l.user_id, \
+         'name', l.name, 'email', l.email, 'phone', l.phone, 'source', l.source, \
+         'industry', l.industry, 'score', l.score, 'status', l.status, \
+         'monthly_revenue', {revenue}, 'budget', {budget}, 'description', l.description, \
+         'external_id', l.external_id, 'api_key_id', l.api_key_id, 'created_at', {created}, \
+         'updated_at', {updated})))::text, 'pending', 0, l.created_at, l.created_at \
+         FROM leads_in l JOIN webhook_endpoints e ON e.user_id = l.user_id AND e.enabled \
+         AND position('lead.created' in e.events) > 0",
+        created = time("l.created_at"),
+        updated = time("COALESCE(l.updated_at, l.created_at)"),
+        revenue = money("l.monthly_revenue_cents"),
+        budget = money("l.budget_cents"),
     )
 }

@@ -562,3 +562,91 @@ async fn an_owner_imports_a_csv_sees_the_bad_rows_and_a_rerun_creates_nothing() 
     std::fs::remove_dir_all(&folder).unwrap();
     browser.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_adds_an_endpoint_sends_a_test_event_and_replays_it() {
+    let app = TestApp::spawn_with(Backend::Sqlite, |s| {
+        s.webhooks.allow_private_networks = true;
+    })
+    .await
+    .unwrap();
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let axe = axe_source();
+    let receiver = ciq_e2e::Receiver::start().await;
+    crate::settings::owner(&app, "owner@acme.test").await;
+    let c = &browser.client;
+    c.goto(&format!("{}/login", app.base_url)).await.unwrap();
+    submit_sign_in(c, "owner@acme.test", "correct horse battery").await;
+    find(c, "nav.sections a[href='/settings/webhooks']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    find(c, "#add-title").await;
+    assert_accessible(c, axe.as_deref(), "webhooks page").await;
+    find(c, "#webhook-url")
+        .await
+        .send_keys(&receiver.url("/hook"))
+        .await
+        .unwrap();
+    find(c, "form[action='/settings/webhooks'] button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    let secret = find(c, "#new-key")
+        .await
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    let shown = c.source().await.unwrap();
+    assert!(
+        shown.contains("standardwebhooks"),
+        "the verification snippet is shown"
+    );
+    assert_accessible(c, axe.as_deref(), "webhooks page with a new secret").await;
+
+    // Send a test event: the receiver gets it, signed with the secret the page showed.
+    find(c, "button[aria-label^='Send test event']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    let got = receiver.wait_for("/hook", 1, Duration::from_secs(10)).await;
+    assert_eq!(got[0].json()["type"], "webhook.test");
+    standardwebhooks::Webhook::new(&secret)
+        .unwrap()
+        .verify(got[0].body.as_bytes(), &got[0].header_map())
+        .unwrap();
+    // The log shows it delivered (the page follows it while it is pending).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        c.refresh().await.unwrap();
+        if let Ok(table) = c.find(Locator::Css("#deliveries")).await
+            && table.text().await.unwrap_or_default().contains("delivered")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the log never showed the delivery"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let log = find(c, "#deliveries").await.text().await.unwrap();
+    assert!(log.contains("webhook.test") && log.contains("200"), "{log}");
+    assert_accessible(c, axe.as_deref(), "delivery log").await;
+    // Replay it: the same event again.
+    find(c, "button[aria-label^='Replay']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    let got = receiver.wait_for("/hook", 2, Duration::from_secs(10)).await;
+    assert_eq!(got[1].headers["webhook-id"], got[0].headers["webhook-id"]);
+    browser.close().await;
+}

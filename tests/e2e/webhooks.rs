@@ -679,3 +679,104 @@ async fn destinations_that_are_not_public_are_refused_before_any_connection() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_settings_pages_reach_only_the_owners_endpoints() {
+    use crate::settings::{PASSWORD, browser_like_client, owner, sign_in};
+    let app = TestApp::spawn_with(Backend::Sqlite, quick).await.unwrap();
+    let receiver = Receiver::start().await;
+    let alice = owner(&app, "alice@acme.test").await;
+    owner(&app, "bob@acme.test").await;
+    let (hook, _) = endpoint(&app, alice, &receiver.url("/hook"), &EventType::ALL).await;
+    let csrf_of = |html: &str| {
+        let marker = "name=\"csrf\" value=\"";
+        let start = html.find(marker).expect("a CSRF field") + marker.len();
+        html[start..start + html[start..].find('"').unwrap()].to_owned()
+    };
+    // Alice's page lists it; a URL that is not one is named, nothing is added.
+    let client = browser_like_client();
+    sign_in(&app, &client, "alice@acme.test", PASSWORD).await;
+    let (status, html) = crate::settings_leads::get(&client, &app, "/settings/webhooks").await;
+    assert_eq!(status, 200);
+    assert!(html.contains(&receiver.url("/hook")));
+    let csrf = csrf_of(&html);
+    let resp = client
+        .post(format!("{}/settings/webhooks", app.base_url))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("url", "ftp://nope"),
+            ("event_lead_created", "on"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 422);
+    assert!(
+        resp.text()
+            .await
+            .unwrap()
+            .contains("URL: must start with https://")
+    );
+    let resp = client
+        .post(format!("{}/settings/webhooks", app.base_url))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("url", receiver.url("/x").as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 422, "no event ticked");
+    // A forged form changes nothing.
+    let resp = client
+        .post(format!("{}/settings/webhooks/{hook}/disable", app.base_url))
+        .form(&[("csrf", "forged")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    assert!(endpoints::find(&app.db, alice, hook).await.unwrap().enabled);
+    // Disable, then enable again, from the page.
+    for (action, enabled) in [("disable", false), ("enable", true)] {
+        let resp = client
+            .post(format!(
+                "{}/settings/webhooks/{hook}/{action}",
+                app.base_url
+            ))
+            .form(&[("csrf", csrf.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(
+            endpoints::find(&app.db, alice, hook).await.unwrap().enabled,
+            enabled
+        );
+    }
+    // Bob reaches none of it.
+    let bob = browser_like_client();
+    sign_in(&app, &bob, "bob@acme.test", PASSWORD).await;
+    let (_, html) = crate::settings_leads::get(&bob, &app, "/settings/webhooks").await;
+    assert!(!html.contains(&receiver.url("/hook")));
+    let bob_csrf = csrf_of(&html);
+    let (status, _) =
+        crate::settings_leads::get(&bob, &app, &format!("/settings/webhooks/{hook}")).await;
+    assert_eq!(status, 404);
+    for action in ["disable", "test", "rotate"] {
+        let resp = bob
+            .post(format!(
+                "{}/settings/webhooks/{hook}/{action}",
+                app.base_url
+            ))
+            .form(&[("csrf", bob_csrf.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 404, "{action}");
+    }
+    assert!(endpoints::find(&app.db, alice, hook).await.unwrap().enabled);
+    assert!(
+        receiver.received("/hook").is_empty(),
+        "bob's test event went nowhere"
+    );
+}

@@ -10,6 +10,8 @@
 //! - `POST /settings/api-keys`: generate (the key is shown on the answer, once)
 //! - `GET/POST /settings/api-keys/{id}/revoke`: confirm, then revoke
 //! - `POST /settings/api-keys/{id}/roll`: new key now, old one for the chosen overlap
+//! - `GET /settings/leads…`: the leads, their export and CSV imports ([`leads`], [`imports`])
+//! - `GET/POST /settings/webhooks…`: endpoints, delivery log, replay ([`webhooks`])
 //!
 //! Sessions live in an HttpOnly, SameSite=Lax cookie (over TLS: `Secure` and named
 //! with the `__Host-` prefix); every form
@@ -20,6 +22,7 @@ pub mod imports;
 pub mod leads;
 pub mod pages;
 pub mod state;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,7 +40,7 @@ use ciq_entity::key_event::ActorSource;
 use ciq_http::client::client_address;
 use ciq_http::routes::{
     LOGIN, LOGOUT, LOGOUT_EVERYWHERE, SETTINGS_API_KEYS, SETTINGS_LEADS, SETTINGS_LEADS_EXPORT,
-    SETTINGS_LEADS_IMPORTS,
+    SETTINGS_LEADS_IMPORTS, SETTINGS_WEBHOOKS,
 };
 use ciq_limiter::Bucket;
 use secrecy::ExposeSecret;
@@ -128,6 +131,22 @@ pub fn attach(route: Route, state: Arc<ConsoleState>) -> Route {
             page(get(imports::failures_csv)),
         )
         .at("/settings/leads/:lead_id", page(get(leads::detail_page)))
+        .at(
+            SETTINGS_WEBHOOKS,
+            page(get(webhooks::list_page).post(webhooks::create)),
+        )
+        .at(
+            "/settings/webhooks/:endpoint_id",
+            page(get(webhooks::log_page)),
+        )
+        .at(
+            "/settings/webhooks/:endpoint_id/deliveries/:delivery_id/replay",
+            page(post(webhooks::replay)),
+        )
+        .at(
+            "/settings/webhooks/:endpoint_id/:action",
+            page(post(webhooks::act)),
+        )
 }
 
 /// `GET /`: a person who opens the gateway's address learns where to go.

@@ -132,6 +132,8 @@ ul.history li { padding:6px 0; border-bottom:1px solid var(--line); }
 .stack > * + * { margin-top:14px; }
 textarea { width:100%; max-width:560px; }
 progress { width:100%; height:18px; }
+pre { white-space:pre-wrap; overflow-wrap:anywhere; background:var(--bg); border:1px solid var(--line); border-radius:6px; padding:12px; font-size:13px; }
+fieldset.scopes legend { font-weight:600; }
 .scroll { overflow-x:auto; }
 table.mapping select { min-width:0; }
 td.problem { color:var(--bad); }
@@ -186,6 +188,8 @@ pub enum Section {
     ApiKeys,
     /// Settings → Leads.
     Leads,
+    /// Settings → Webhooks.
+    Webhooks,
 }
 
 pub(crate) fn owner_name(user: &user::Model) -> String {
@@ -224,6 +228,7 @@ pub(crate) fn layout_refreshing(
                         nav.sections aria-label="Settings" {
                             a href="/settings/api-keys" aria-current=[(section == Section::ApiKeys).then_some("page")] { "API keys" }
                             a href="/settings/leads" aria-current=[(section == Section::Leads).then_some("page")] { "Leads" }
+                            a href="/settings/webhooks" aria-current=[(section == Section::Webhooks).then_some("page")] { "Webhooks" }
                         }
                     }
                     div.who { (header_extra) }

@@ -33,6 +33,13 @@ pub struct ConsoleState {
     pub breaker: Arc<ciq_store::Breaker>,
     /// This instance's import worker, woken when an owner starts an import here.
     pub import_worker: Arc<ciq_leads::import::worker::ImportWorker>,
+    /// This instance's webhook delivery worker, woken when an owner sends a test or a
+    /// replay.
+    pub delivery_worker: Arc<ciq_leads::webhooks::delivery::DeliveryWorker>,
+    /// The key sealing webhook secrets (`None`: webhooks are off on this server).
+    pub webhook_key: Option<ciq_leads::webhooks::secret::SecretBox>,
+    /// Whether endpoints may point at private networks (development, tests).
+    pub webhook_allow_private: bool,
 }
 
 /// Default number of password checks in flight at once per instance.

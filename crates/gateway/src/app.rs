@@ -238,6 +238,9 @@ impl Application {
                 )),
                 breaker: breaker.clone(),
                 import_worker: ImportWorker::new(db.clone(), breaker.clone(), settings.imports),
+                delivery_worker: webhooks.clone(),
+                webhook_key: webhook_key.clone(),
+                webhook_allow_private: settings.webhooks.allow_private_networks,
             }),
             operator: Arc::new(OperatorState {
                 db,

@@ -36,6 +36,8 @@ pub const SETTINGS_API_KEYS: &str = "/settings/api-keys";
 pub const SETTINGS_LEADS: &str = "/settings/leads";
 /// Settings → Leads → Export CSV (the current filter, streamed).
 pub const SETTINGS_LEADS_EXPORT: &str = "/settings/leads/export.csv";
+/// Settings → Webhooks: the owner's endpoints.
+pub const SETTINGS_WEBHOOKS: &str = "/settings/webhooks";
 /// Settings → Leads → Import: the upload form and the latest imports.
 pub const SETTINGS_LEADS_IMPORTS: &str = "/settings/leads/imports";
 
@@ -102,6 +104,18 @@ pub const ROUTES: &[RouteSpec] = &[
         "/settings",
     ),
     route("/settings/leads/:lead_id", "GET", "/settings"),
+    route(SETTINGS_WEBHOOKS, "GET, POST", "/settings"),
+    route("/settings/webhooks/:endpoint_id", "GET", "/settings"),
+    route(
+        "/settings/webhooks/:endpoint_id/deliveries/:delivery_id/replay",
+        "POST",
+        "/settings",
+    ),
+    route(
+        "/settings/webhooks/:endpoint_id/:action",
+        "POST",
+        "/settings",
+    ),
     route(OPERATOR_DOCUMENT, "GET", "/admin"),
     route("/admin/v1/users", "POST", "/admin"),
     route("/admin/v1/users/:user_id/keys", "GET, POST", "/admin"),

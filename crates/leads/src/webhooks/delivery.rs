@@ -674,6 +674,50 @@ pub async fn replay(
     Ok(Some(new_id))
 }
 
+/// The type of the event "send test event" queues.
+pub const TEST_EVENT: &str = "webhook.test";
+
+/// Queues a `webhook.test` event to the endpoint `endpoint_id` of `user_id`'s account,
+/// due now (its body says it is a test and carries no lead); returns the delivery's id.
+pub async fn queue_test(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    endpoint_id: Uuid,
+) -> Result<Uuid, DbErr> {
+    let now = ciq_entity::now();
+    let event_id = Uuid::now_v7();
+    let body = serde_json::json!({
+        "type": TEST_EVENT,
+        "timestamp": super::time(now),
+        "data": {"message": "A test event, sent from Settings → Webhooks. It carries no lead."},
+    });
+    let row = webhook_delivery::Model {
+        id: Uuid::now_v7(),
+        user_id,
+        endpoint_id,
+        event_id,
+        event_type: TEST_EVENT.to_owned(),
+        lead_id: Uuid::nil(),
+        payload: body.to_string(),
+        status: DeliveryStatus::Pending,
+        attempts: 0,
+        next_attempt_at: now,
+        lease_owner: None,
+        lease_until: None,
+        last_status_code: None,
+        last_response: None,
+        last_error: None,
+        last_attempt_at: None,
+        created_at: now,
+        delivered_at: None,
+    };
+    let id = row.id;
+    webhook_delivery::Entity::insert(webhook_delivery::ActiveModel::from(row))
+        .exec_without_returning(db)
+        .await?;
+    Ok(id)
+}
+
 /// Deletes finished deliveries (delivered or failed) older than `retention`; returns how
 /// many.
 pub async fn purge(db: &impl ConnectionTrait, retention: Duration) -> Result<u64, DbErr> {

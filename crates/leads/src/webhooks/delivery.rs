@@ -149,6 +149,9 @@ impl DeliveryWorker {
                         tracing::debug!(error = %err, "webhook gauges not updated");
                     }
                 }
+                if let Err(err) = self.fan_out().await {
+                    tracing::debug!(error = %err, "webhook outbox not fanned out; will retry");
+                }
                 match self.claim_and_send().await {
                     Ok(claimed) => {
                         failing = false;
@@ -189,6 +192,32 @@ impl DeliveryWorker {
             .map(|_| ())
     }
 
+    /// Turns group commit's outbox rows into delivery rows until none is left (only
+    /// PostgreSQL has them); how many deliveries that made.
+    pub async fn fan_out(&self) -> Result<u64, DbErr> {
+        if self.db.get_database_backend() != DbBackend::Postgres {
+            return Ok(0);
+        }
+        let mut made = 0;
+        loop {
+            let done = self
+                .db
+                .execute_raw(Statement::from_string(
+                    DbBackend::Postgres,
+                    super::outbox::FAN_OUT,
+                ))
+                .await?
+                .rows_affected();
+            // Nothing made: the outbox is empty, or held by another instance, or its rows'
+            // accounts have no endpoint any more (those rows were deleted all the same);
+            // the next turn looks again.
+            if done == 0 {
+                return Ok(made);
+            }
+            made += done;
+        }
+    }
+
     /// Claims what is due (within the free slots) and starts sending it; how many.
     async fn claim_and_send(self: &Arc<Self>) -> Result<usize, DbErr> {
         let groups = self.claim_groups().await?;
@@ -203,6 +232,7 @@ impl DeliveryWorker {
     /// Claims what is due now and sends it, waiting for every attempt to be written;
     /// how many were claimed (tests, and a caller that wants it done now).
     pub async fn deliver_due(self: &Arc<Self>) -> Result<usize, DbErr> {
+        self.fan_out().await?;
         let groups = self.claim_groups().await?;
         let count = groups.iter().map(|(_, d)| d.len()).sum();
         futures_util::future::join_all(
@@ -544,8 +574,9 @@ impl DeliveryWorker {
         Ok(())
     }
 
-    /// `ciq_webhook_pending_deliveries` and `ciq_webhook_oldest_pending_seconds`, read
-    /// per endpoint through `idx_webhook_deliveries_endpoint_due`.
+    /// `ciq_webhook_pending_deliveries` (with the events of the outbox not fanned out
+    /// yet) and `ciq_webhook_oldest_pending_seconds`, read per endpoint through
+    /// `idx_webhook_deliveries_endpoint_due`.
     async fn update_gauges(&self) -> Result<(), DbErr> {
         let backend = self.db.get_database_backend();
         let row = self
@@ -565,7 +596,21 @@ impl DeliveryWorker {
             ),
             None => (0, None),
         };
-        metrics::gauge!("ciq_webhook_pending_deliveries").set(count as f64);
+        // Group commit's outbox holds events not fanned out yet (PostgreSQL).
+        let unfanned = if backend == DbBackend::Postgres {
+            self.db
+                .query_one_raw(Statement::from_string(
+                    backend,
+                    "SELECT COALESCE(sum(json_array_length(events::json)), 0)::bigint AS waiting \
+                     FROM webhook_outbox",
+                ))
+                .await?
+                .and_then(|row| row.try_get::<i64>("", "waiting").ok())
+                .unwrap_or(0)
+        } else {
+            0
+        };
+        metrics::gauge!("ciq_webhook_pending_deliveries").set((count + unfanned) as f64);
         let age = oldest.map_or(0.0, |at| {
             (ciq_entity::now() - at).num_milliseconds().max(0) as f64 / 1000.0
         });

@@ -129,36 +129,58 @@ pub async fn record(conn: &impl ConnectionTrait, events: &[LeadEvent]) -> Result
     Ok(())
 }
 
-/// The PostgreSQL form for group commit: the deliveries of a batch of created leads,
-/// in the same statement as their `INSERT` (`leads_insert`, which this makes return its
-/// rows). The payload is rendered by PostgreSQL, and only for leads whose account has a
-/// subscribed endpoint — an account without endpoints costs a join that finds nothing,
-/// not a payload per lead. It is [`super::lead_json`]'s object field for field (times as
-/// RFC 3339 with milliseconds and `Z`, money as the shortest decimal); the event id is
-/// derived from the lead's (a lead is created once), so every endpoint gets the same.
-/// `trim_scale` needs PostgreSQL 13 or later.
+/// The PostgreSQL form for group commit: the batch's created leads whose account has a
+/// subscribed endpoint, as one `webhook_outbox` row (their rows as JSON) in the same
+/// statement as their `INSERT` (`leads_insert`, which this makes return its rows) — one
+/// small row per batch on the create path, no payload rendering there; [`FAN_OUT`] turns
+/// it into delivery rows later, off the request path.
 pub(crate) fn with_created_deliveries(leads_insert: &str) -> String {
-    let time = |column: &str| {
-        format!("to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')")
-    };
-    let money = |column: &str| format!("trim_scale({column}::numeric / 100)");
     format!(
         "WITH leads_in AS ({leads_insert} RETURNING *) \
-         INSERT INTO webhook_deliveries (id, user_id, endpoint_id, event_id, event_type, lead_id, \
-         payload, status, attempts, next_attempt_at, created_at) \
-         SELECT gen_random_uuid(), l.user_id, e.id, md5('lead.created/' || l.id::text)::uuid, \
-         'lead.created', l.id, json_build_object('type', 'lead.created', 'timestamp', {created}, \
+         INSERT INTO webhook_outbox (id, created_at, events) \
+         SELECT gen_random_uuid(), now(), json_agg(l)::text FROM leads_in l \
+         WHERE EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.user_id = l.user_id \
+         AND e.enabled AND position('lead.created' in e.events) > 0) HAVING count(*) > 0"
+    )
+}
+
+/// The payload of a `lead.created` event for the lead row `l`, rendered by PostgreSQL:
+/// [`super::lead_json`]'s object field for field (times as RFC 3339 with milliseconds
+/// and `Z`, money as the shortest decimal; the e2e tests compare it with the API's
+/// answer). `trim_scale` needs PostgreSQL 13 or later.
+macro_rules! created_payload_sql {
+    () => {
+        "json_build_object('type', 'lead.created', 'timestamp', \
+         to_char(l.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), \
          'data', json_build_object('lead', json_build_object('id', l.id, 'user_id', l.user_id, \
          'name', l.name, 'email', l.email, 'phone', l.phone, 'source', l.source, \
          'industry', l.industry, 'score', l.score, 'status', l.status, \
-         'monthly_revenue', {revenue}, 'budget', {budget}, 'description', l.description, \
-         'external_id', l.external_id, 'api_key_id', l.api_key_id, 'created_at', {created}, \
-         'updated_at', {updated})))::text, 'pending', 0, l.created_at, l.created_at \
-         FROM leads_in l JOIN webhook_endpoints e ON e.user_id = l.user_id AND e.enabled \
-         AND position('lead.created' in e.events) > 0",
-        created = time("l.created_at"),
-        updated = time("COALESCE(l.updated_at, l.created_at)"),
-        revenue = money("l.monthly_revenue_cents"),
-        budget = money("l.budget_cents"),
-    )
+         'monthly_revenue', trim_scale(l.monthly_revenue_cents::numeric / 100), \
+         'budget', trim_scale(l.budget_cents::numeric / 100), 'description', l.description, \
+         'external_id', l.external_id, 'api_key_id', l.api_key_id, \
+         'created_at', to_char(l.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), \
+         'updated_at', to_char(COALESCE(l.updated_at, l.created_at) AT TIME ZONE 'UTC', \
+         'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'))))::text"
+    };
 }
+
+/// Turns up to 20 outbox rows (the oldest; rows another instance is turning are
+/// skipped) into their delivery rows — one per (created lead, enabled endpoint of its
+/// account subscribed to `lead.created` now), the payload rendered here — and deletes
+/// them, in one statement: an event is fanned out once, and only together with its
+/// removal. The event id is derived from the lead's (a lead is created once), so every
+/// endpoint gets the same. PostgreSQL only (SQLite writes delivery rows directly).
+pub(crate) const FAN_OUT: &str = concat!(
+    "WITH batch AS (DELETE FROM webhook_outbox WHERE id IN \
+     (SELECT id FROM webhook_outbox ORDER BY created_at LIMIT 20 FOR UPDATE SKIP LOCKED) \
+     RETURNING events), \
+     rows AS (SELECT l.* FROM batch, json_populate_recordset(NULL::leads, batch.events::json) l) \
+     INSERT INTO webhook_deliveries (id, user_id, endpoint_id, event_id, event_type, lead_id, \
+     payload, status, attempts, next_attempt_at, created_at) \
+     SELECT gen_random_uuid(), e.user_id, e.id, md5('lead.created/' || l.id::text)::uuid, \
+     'lead.created', l.id, ",
+    created_payload_sql!(),
+    ", 'pending', 0, now(), l.created_at \
+     FROM rows l JOIN webhook_endpoints e ON e.user_id = l.user_id AND e.enabled \
+     AND position('lead.created' in e.events) > 0"
+);

@@ -9,7 +9,7 @@ use ciq_entity::lead_import::ImportStatus;
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use uuid::Uuid;
 
-use crate::settings::{PASSWORD, browser_like_client, owner, sign_in};
+use crate::settings::{PASSWORD, browser_like_client, hidden_csrf as csrf_of, owner, sign_in};
 use crate::settings_leads::get as page;
 
 on_both_backends!(
@@ -26,12 +26,6 @@ crm-3,Bad Email,not-an-email,Trade fair,Retail,5,\n\
 crm-4,Alan Turing,alan@example.com,Website,Computing,7,\"two\nlines\"\n\
 crm-5,,nameless@example.com,Website,Retail,11,\n\
 crm-6,Edsger Dijkstra,edsger@example.com,Website,Computing,8,last\n";
-
-fn csrf_of(html: &str) -> String {
-    let marker = "name=\"csrf\" value=\"";
-    let start = html.find(marker).expect("a CSRF field") + marker.len();
-    html[start..start + html[start..].find('"').unwrap()].to_owned()
-}
 
 /// Uploads `bytes` as `name` with `csrf`; the answer.
 pub(crate) async fn upload(

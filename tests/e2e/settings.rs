@@ -26,7 +26,8 @@ fn session_cookie(resp: &reqwest::Response) -> String {
         .to_owned()
 }
 
-fn hidden_csrf(html: &str) -> String {
+/// The CSRF token a page's form carries.
+pub(crate) fn hidden_csrf(html: &str) -> String {
     let marker = "name=\"csrf\" value=\"";
     let start = html.find(marker).expect("a CSRF field") + marker.len();
     html[start..start + html[start..].find('"').unwrap()].to_owned()

@@ -688,11 +688,7 @@ async fn the_settings_pages_reach_only_the_owners_endpoints() {
     let alice = owner(&app, "alice@acme.test").await;
     owner(&app, "bob@acme.test").await;
     let (hook, _) = endpoint(&app, alice, &receiver.url("/hook"), &EventType::ALL).await;
-    let csrf_of = |html: &str| {
-        let marker = "name=\"csrf\" value=\"";
-        let start = html.find(marker).expect("a CSRF field") + marker.len();
-        html[start..start + html[start..].find('"').unwrap()].to_owned()
-    };
+    let csrf_of = crate::settings::hidden_csrf;
     // Alice's page lists it; a URL that is not one is named, nothing is added.
     let client = browser_like_client();
     sign_in(&app, &client, "alice@acme.test", PASSWORD).await;

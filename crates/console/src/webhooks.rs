@@ -69,6 +69,20 @@ async fn own_endpoint(
     }
 }
 
+/// The signed-in owner of a form post (its CSRF token checked) and their endpoint `id`,
+/// or the response to send instead.
+async fn form_endpoint(
+    req: &Request,
+    state: &ConsoleState,
+    form: &HashMap<String, String>,
+    id: &str,
+) -> Result<(Session, webhook_endpoint::Model), Response> {
+    let csrf = form.get("csrf").map_or("", String::as_str);
+    let session = signed_in_form(req, state, csrf).await?;
+    let endpoint = own_endpoint(state, &session, id).await?;
+    Ok((session, endpoint))
+}
+
 /// The endpoints page with `flash` (a new secret, a notice, a refused form).
 async fn endpoints_answer(
     state: &ConsoleState,
@@ -168,13 +182,8 @@ pub async fn act(
     Path((id, action)): Path<(String, String)>,
     form: Form<HashMap<String, String>>,
 ) -> Response {
-    let csrf = form.get("csrf").map_or("", String::as_str);
-    let session = match signed_in_form(req, &state, csrf).await {
-        Ok(session) => session,
-        Err(resp) => return resp,
-    };
-    let endpoint = match own_endpoint(&state, &session, &id).await {
-        Ok(endpoint) => endpoint,
+    let (session, endpoint) = match form_endpoint(req, &state, &form, &id).await {
+        Ok(found) => found,
         Err(resp) => return resp,
     };
     let done = match action.as_str() {
@@ -276,13 +285,8 @@ pub async fn replay(
     Path((id, delivery_id)): Path<(String, String)>,
     form: Form<HashMap<String, String>>,
 ) -> Response {
-    let csrf = form.get("csrf").map_or("", String::as_str);
-    let session = match signed_in_form(req, &state, csrf).await {
-        Ok(session) => session,
-        Err(resp) => return resp,
-    };
-    let endpoint = match own_endpoint(&state, &session, &id).await {
-        Ok(endpoint) => endpoint,
+    let (session, endpoint) = match form_endpoint(req, &state, &form, &id).await {
+        Ok(found) => found,
         Err(resp) => return resp,
     };
     let Ok(delivery_id) = delivery_id.parse::<Uuid>() else {

@@ -303,9 +303,9 @@ const UNNEST_INSERT: &str = "INSERT INTO leads (id, user_id, api_key_id, name, e
     $5::text[], $6::text[], $7::text[], $8::text[], $9::int4[], $10::text[], $11::int8[], \
     $12::int8[], $13::text[], $14::timestamptz[], $15::text[], $16::timestamptz[])";
 
-/// [`UNNEST_INSERT`] with the batch's webhook deliveries in the same statement.
-static INSERT_WITH_DELIVERIES: std::sync::LazyLock<String> =
-    std::sync::LazyLock::new(|| crate::webhooks::outbox::with_created_deliveries(UNNEST_INSERT));
+/// [`UNNEST_INSERT`] with the batch's webhook outbox row in the same statement.
+static INSERT_WITH_OUTBOX: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| crate::webhooks::outbox::with_created_outbox(UNNEST_INSERT));
 
 /// The `lead.created` events of `rows`.
 fn created_events(rows: &[&lead::Model]) -> Vec<LeadEvent> {
@@ -330,9 +330,9 @@ async fn insert_with_deliveries(
     txn.commit().await
 }
 
-/// Inserts `rows` and their webhook deliveries in one statement: column arrays through
-/// [`INSERT_WITH_DELIVERIES`] on PostgreSQL, a multi-row `VALUES` and the outbox's
-/// statement in one transaction elsewhere.
+/// Inserts `rows` and their webhook events atomically: on PostgreSQL column arrays
+/// through [`INSERT_WITH_OUTBOX`] (one outbox row, fanned out later), elsewhere a
+/// multi-row `VALUES` and the outbox's delivery rows in one transaction.
 async fn insert_batch(
     db: &DatabaseConnection,
     own: &mut Option<PgConnection>,
@@ -359,7 +359,7 @@ async fn insert_batch(
         None => own.insert(pool.acquire().await.map_err(BatchError::from_sqlx)?),
     };
     // Made of constants only, once: nothing of a request is in the text.
-    let inserted = sqlx::query(sqlx::AssertSqlSafe(INSERT_WITH_DELIVERIES.as_str()))
+    let inserted = sqlx::query(sqlx::AssertSqlSafe(INSERT_WITH_OUTBOX.as_str()))
         .bind(column(rows, |r| r.id))
         .bind(column(rows, |r| r.user_id))
         .bind(column(rows, |r| r.api_key_id))

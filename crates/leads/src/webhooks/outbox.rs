@@ -134,7 +134,7 @@ pub async fn record(conn: &impl ConnectionTrait, events: &[LeadEvent]) -> Result
 /// statement as their `INSERT` (`leads_insert`, which this makes return its rows) — one
 /// small row per batch on the create path, no payload rendering there; [`FAN_OUT`] turns
 /// it into delivery rows later, off the request path.
-pub(crate) fn with_created_deliveries(leads_insert: &str) -> String {
+pub(crate) fn with_created_outbox(leads_insert: &str) -> String {
     format!(
         "WITH leads_in AS ({leads_insert} RETURNING *) \
          INSERT INTO webhook_outbox (id, created_at, events) \

@@ -1,7 +1,7 @@
 //! Webhooks end to end: a real receiver on 127.0.0.1, signatures verified by the
 //! Standard Webhooks library (not ours), every kind of lead change, retries on the
 //! (shortened) schedule, Retry-After, 410, redirects, slow receivers, rotation, two
-//! instances, and the address check.
+//! instances, TLS, and the address check.
 
 use std::time::{Duration, Instant};
 
@@ -473,6 +473,67 @@ async fn a_slow_receiver_does_not_hold_up_another_endpoint() {
     // The slow one has at most 4 in flight at a time.
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(receiver.received("/slow").len() <= ciq_leads::webhooks::delivery::PER_ENDPOINT);
+}
+
+/// Waits (up to 10 s) until every delivery of `endpoint` has had an attempt.
+async fn attempted(app: &TestApp, endpoint: Uuid, count: usize) -> Vec<webhook_delivery::Model> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = deliveries_of(app, endpoint).await;
+        if log.len() >= count && log.iter().all(|d| d.attempts > 0) {
+            return log;
+        }
+        assert!(Instant::now() < deadline, "no attempt within 10 s: {log:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_receivers_must_present_a_certificate_the_gateway_trusts() {
+    let receiver = Receiver::start_tls().await;
+    let ca = receiver.certificate.clone().unwrap();
+    // Trusted through CIQ_WEBHOOK_CA_FILE's setting: delivered over TLS, and signed.
+    let trusting = TestApp::spawn_with(Backend::Sqlite, |s| {
+        quick(s);
+        s.webhooks.extra_roots = vec![ca];
+    })
+    .await
+    .unwrap();
+    let (user, key) = owner_with_key(&trusting, "owner@acme.test").await;
+    let (hook, secret) = endpoint(&trusting, user, &receiver.url("/tls"), &EventType::ALL).await;
+    assert_eq!(trusting.create_status(Some(&key)).await, 201);
+    let got = receiver.wait_for("/tls", 1, Duration::from_secs(10)).await;
+    verify(&secret, &got[0]);
+    assert_eq!(got[0].json()["type"], "lead.created");
+    let log = attempted(&trusting, hook, 1).await;
+    assert_eq!(
+        (log[0].status, log[0].last_status_code),
+        (DeliveryStatus::Delivered, Some(200))
+    );
+
+    // The system's roots alone do not know a self-signed certificate: nothing reaches
+    // the receiver, the attempt fails as a certificate error (retried like any failure),
+    // and the log names no URL.
+    let doubting = TestApp::spawn_with(Backend::Sqlite, quick).await.unwrap();
+    let (user, key) = owner_with_key(&doubting, "owner@acme.test").await;
+    let (hook, _) = endpoint(
+        &doubting,
+        user,
+        &receiver.url("/untrusted"),
+        &EventType::ALL,
+    )
+    .await;
+    assert_eq!(doubting.create_status(Some(&key)).await, 201);
+    let log = attempted(&doubting, hook, 1).await;
+    let d = &log[0];
+    assert_eq!(
+        (d.status, d.last_status_code),
+        (DeliveryStatus::Pending, None)
+    );
+    let why = d.last_error.as_deref().unwrap();
+    assert!(why.contains("certificate"), "{why}");
+    assert!(!why.contains("localhost"), "{why}");
+    assert!(receiver.received("/untrusted").is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

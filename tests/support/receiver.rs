@@ -84,10 +84,13 @@ struct Shared {
 
 /// The running receiver; stops when dropped.
 pub struct Receiver {
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT`, or `https://localhost:PORT` from [`Receiver::start_tls`].
     pub base_url: String,
+    /// The self-signed certificate an https receiver presents (its own authority).
+    pub certificate: Option<rustls::pki_types::CertificateDer<'static>>,
     shared: Arc<Shared>,
     server: tokio::task::JoinHandle<()>,
+    front: Option<tokio::task::JoinHandle<()>>,
 }
 
 struct Recording(Arc<Shared>);
@@ -150,9 +153,48 @@ impl Receiver {
         });
         Self {
             base_url: format!("http://127.0.0.1:{port}"),
+            certificate: None,
             shared,
             server,
+            front: None,
         }
+    }
+
+    /// Starts behind TLS: a self-signed certificate for `localhost` (made now), a TLS
+    /// front on 127.0.0.1 that hands each decrypted connection to the plain receiver.
+    pub async fn start_tls() -> Self {
+        let mut receiver = Self::start().await;
+        let plain = receiver.base_url.trim_start_matches("http://").to_owned();
+        let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        let certificate = made.cert.der().clone();
+        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(made.signing_key.serialize_der().into());
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![certificate.clone()], key)
+        .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        receiver.front = Some(tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let (acceptor, plain) = (acceptor.clone(), plain.clone());
+                tokio::spawn(async move {
+                    // A client that refuses our certificate ends here, as it should.
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let mut inner = tokio::net::TcpStream::connect(plain).await.unwrap();
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut inner).await;
+                });
+            }
+        }));
+        receiver.base_url = format!("https://localhost:{port}");
+        receiver.certificate = Some(certificate);
+        receiver
     }
 
     /// The URL of `path` here.
@@ -211,5 +253,8 @@ impl Receiver {
 impl Drop for Receiver {
     fn drop(&mut self) {
         self.server.abort();
+        if let Some(front) = &self.front {
+            front.abort();
+        }
     }
 }

@@ -255,6 +255,10 @@ pub struct ServeArgs {
     /// instances of their own send them).
     #[arg(long, env = "CIQ_WEBHOOK_DELIVERY", default_value_t = true, action = clap::ArgAction::Set)]
     pub webhook_delivery: bool,
+    /// A PEM file of certificate authorities that webhook receivers' certificates may
+    /// chain to besides the system's (an operator's private CA); read at start.
+    #[arg(long, env = "CIQ_WEBHOOK_CA_FILE")]
+    pub webhook_ca_file: Option<std::path::PathBuf>,
     /// How long the webhook delivery log is kept, in seconds.
     #[arg(long, env = "CIQ_RETENTION_DELIVERIES_SECS", default_value_t = 7 * 24 * 3600,
           value_parser = clap::value_parser!(u64).range(60..))]
@@ -515,6 +519,11 @@ async fn serve(
             lease: Duration::from_secs(args.webhook_lease_seconds),
             disable_after: Duration::from_secs(args.webhook_disable_after_secs),
             deliver: args.webhook_delivery,
+            extra_roots: match &args.webhook_ca_file {
+                Some(path) => ciq_leads::webhooks::read_roots(path)
+                    .map_err(|e| anyhow::anyhow!("CIQ_WEBHOOK_CA_FILE: {e}"))?,
+                None => Vec::new(),
+            },
             ..ciq_leads::webhooks::WebhookSettings::default()
         },
         webhook_key,

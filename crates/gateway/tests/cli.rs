@@ -227,12 +227,18 @@ async fn mistakes_fail_with_a_message_and_no_output(backend: Backend) {
             "2001-01-01T00:00:00Z",
         ],
         &["keys", "revoke", "01a2176c-955f-76b2-b590-aa4a776ea4de"],
+        // A CA file that is missing, or holds no certificate, stops serve at start.
+        &["serve", "--webhook-ca-file", "/nonexistent/ca.pem"],
+        &["serve", "--webhook-ca-file", env!("CARGO_MANIFEST_PATH")],
     ] {
         let out = cli(&db, args);
         assert_eq!(out.status.code(), Some(1), "{args:?}");
         assert!(out.stdout.is_empty(), "{args:?}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains("error: "), "{args:?}: {stderr}");
+        if args[0] == "serve" {
+            assert!(stderr.contains("CIQ_WEBHOOK_CA_FILE: "), "{stderr}");
+        }
     }
 }
 

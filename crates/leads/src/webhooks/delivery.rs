@@ -45,11 +45,16 @@ pub fn install_tls() {
 }
 
 /// The HTTP client of deliveries: no redirects followed, no proxies, the attempt
-/// timeout, and names resolved through `resolver` (public addresses only, unless
-/// allowed).
+/// timeout, names resolved through `resolver` (public addresses only, unless
+/// allowed), and TLS verified against the system's roots plus the settings' extra ones.
 pub fn client(settings: &WebhookSettings, resolver: GuardedResolver) -> reqwest::Client {
     install_tls();
+    let extra_roots = settings
+        .extra_roots
+        .iter()
+        .map(|der| reqwest::Certificate::from_der(der).expect("a parsed DER certificate"));
     reqwest::Client::builder()
+        .tls_certs_merge(extra_roots)
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
         .timeout(settings.attempt_timeout)

@@ -17,6 +17,7 @@ pub mod secret;
 
 use std::time::Duration;
 
+use rustls::pki_types::CertificateDer;
 use serde_json::{Value, json};
 
 use crate::store::Lead;
@@ -69,6 +70,9 @@ pub struct WebhookSettings {
     /// Whether this instance runs delivery workers (an operator may keep them off the
     /// instances that serve the API and run them on instances of their own).
     pub deliver: bool,
+    /// Certificate authorities trusted for receivers besides the system's (a private CA
+    /// of the operator's); see [`read_roots`].
+    pub extra_roots: Vec<CertificateDer<'static>>,
 }
 
 /// The retry schedule of DESIGN.md: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
@@ -92,8 +96,27 @@ impl Default for WebhookSettings {
             disable_after: DEFAULT_DISABLE_AFTER,
             attempt_timeout: ATTEMPT_TIMEOUT,
             deliver: true,
+            extra_roots: Vec::new(),
         }
     }
+}
+
+/// The certificates of a PEM file (`CIQ_WEBHOOK_CA_FILE`): the authorities a receiver's
+/// certificate may chain to besides the system's. A file with none is refused, so a
+/// wrong path or format is found at start, not at the first delivery.
+pub fn read_roots(path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    use rustls::pki_types::pem::PemObject;
+    let roots = CertificateDer::pem_file_iter(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if roots.is_empty() {
+        return Err(format!(
+            "{}: no PEM certificate (-----BEGIN CERTIFICATE-----) in it",
+            path.display()
+        ));
+    }
+    Ok(roots)
 }
 
 /// Parses a retry schedule: comma-separated seconds (`5,300,1800`), at least one.

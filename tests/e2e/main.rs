@@ -4,6 +4,7 @@ mod admin;
 mod auth;
 mod batch;
 mod browser_keys;
+mod cluster;
 mod docs;
 mod errors;
 mod faults;

@@ -7,7 +7,7 @@
 //! instead of skipping it.
 //!
 //! - [`database`]: private databases; [`app`]: the gateway and its request helpers;
-//! - [`redis`], [`postgres`], [`nginx`], [`proxy`]: servers the tests start and stop
+//! - [`redis`], [`redis_cluster`], [`postgres`], [`nginx`], [`proxy`]: servers the tests start and stop
 //!   themselves (the proxy can make a store silent);
 //! - [`fixtures`]: the reference's bodies; [`browser`]: headless Chromium;
 //! - [`receiver`]: a webhook receiver that records and answers as scripted.
@@ -21,6 +21,7 @@ pub mod postgres;
 pub mod proxy;
 pub mod receiver;
 pub mod redis;
+pub mod redis_cluster;
 
 pub use app::TestApp;
 pub use database::{Backend, TestDatabase, postgres_admin_url};
@@ -30,6 +31,7 @@ pub use postgres::PrivatePostgres;
 pub use proxy::SilentProxy;
 pub use receiver::{Receiver, Reply};
 pub use redis::{PrivateRedis, test_redis_url, unique_redis_prefix};
+pub use redis_cluster::RedisCluster;
 
 /// A test's HTTP client builder. reqwest's TLS is built without a crypto provider of
 /// its own (the gateway installs rustls' ring provider at start); a test that builds a

@@ -75,25 +75,22 @@ fn token_hash(token: &str) -> String {
 pub enum SessionStore {
     /// The `sessions` table.
     Database(DatabaseConnection),
-    /// One Redis hash per session, `<prefix><token digest>`, with the session's TTL.
+    /// One Redis hash per session, `<prefix><token digest>`, with the session's TTL
+    /// (one key per session, so a cluster spreads them over its masters).
     Redis {
-        /// Connection (re-made after failures).
-        conn: redis::aio::ConnectionManager,
+        /// Connection to one node or a cluster (re-made after failures).
+        conn: ciq_limiter::RedisLink,
         /// Key prefix, e.g. `ciq:session:`.
         prefix: String,
     },
 }
 
 impl SessionStore {
-    /// A Redis store on `url` (connected lazily: succeeds while Redis is down).
+    /// A Redis store on `url`, one node or a cluster's comma-separated seed nodes
+    /// (connected lazily: succeeds while Redis is down).
     pub fn redis(url: &str, prefix: &str) -> Result<Self, AdminError> {
-        let client = redis::Client::open(url).map_err(redis_trouble)?;
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_millis(500)))
-            .set_response_timeout(Some(Duration::from_millis(500)))
-            .set_number_of_retries(1);
-        let conn = redis::aio::ConnectionManager::new_lazy_with_config(client, config)
-            .map_err(redis_trouble)?;
+        let conn =
+            ciq_limiter::RedisLink::open(url, Duration::from_millis(500)).map_err(redis_trouble)?;
         Ok(Self::Redis {
             conn,
             prefix: prefix.to_owned(),

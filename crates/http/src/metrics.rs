@@ -8,16 +8,18 @@
 //! | `ciq_rate_limit_decisions_total` | counter | `scope` (`key`, `address`), `outcome` (`admitted`, `refused`) |
 //! | `ciq_rate_limit_decision_seconds` | histogram | — (one API key's limiter decision, Redis round trip included) |
 //! | `ciq_rate_limiter_degraded` | gauge | — (1 while Redis is configured but unreachable) |
+//! | `ciq_redis_cluster` | gauge | — (1 when `REDIS_URL` names a Redis Cluster) |
 //! | `ciq_leads_created_total` | counter | — |
 //! | `ciq_key_cache_hits_total` | counter | — |
 //! | `ciq_argon2_verifications_total` | counter | — |
 //! | `ciq_db_pool_connections`, `ciq_db_pool_idle_connections` | gauge | — |
-//!
-//! The last five are read from the instance's state at scrape time (the operator
-//! module's `/metrics` passes them to [`render`]); the rest are recorded here.
 //! | `ciq_lead_batch_size` | histogram | — (rows per group-commit INSERT) |
 //! | `ciq_lead_batch_linger_seconds` | histogram | — (a writer's wait for announced rows) |
 //! | `ciq_lead_commit_seconds` | histogram | — (one group-commit INSERT and its commit) |
+//!
+//! The degraded and cluster gauges, the key-cache and argon2 counters and the pool
+//! gauges are read from the instance's state at scrape time (the operator module's
+//! `/metrics` passes them to [`render`]); the rest are recorded here.
 //!
 //! One recorder per process (the `metrics` facade is global): several gateways in one
 //! process — as in tests — share it.

@@ -35,7 +35,10 @@ impl FailoverLimiter {
             }),
         };
         match limiter.inner.redis.ping().await {
-            Ok(()) => tracing::info!("rate limiter: shared Redis window"),
+            Ok(()) => tracing::info!(
+                redis = limiter.inner.redis.mode().as_str(),
+                "rate limiter: shared Redis window"
+            ),
             Err(err) => limiter.inner.degrade(&err),
         }
         limiter
@@ -111,5 +114,9 @@ impl RateLimiter for FailoverLimiter {
 
     fn degraded(&self) -> bool {
         self.inner.degraded.load(Ordering::SeqCst)
+    }
+
+    fn redis_mode(&self) -> Option<crate::RedisMode> {
+        Some(self.inner.redis.mode())
     }
 }

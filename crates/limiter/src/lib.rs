@@ -7,16 +7,19 @@
 //! [`InProcessLimiter`] serves a single instance (the embedded default);
 //! [`RedisLimiter`] keeps the same semantics across any number of instances, and
 //! [`FailoverLimiter`] serves from Redis while it answers and in-process while it
-//! does not.
+//! does not. [`RedisLink`] is the connection to Redis (one node or a Redis Cluster)
+//! that every user of Redis in the gateway shares.
 
 mod failover;
 mod in_process;
+pub mod link;
 mod redis_backend;
 
 use std::time::Duration;
 
 pub use failover::FailoverLimiter;
 pub use in_process::InProcessLimiter;
+pub use link::{RedisLink, RedisMode};
 pub use redis_backend::RedisLimiter;
 
 /// The outcome of one limiter decision, with what the rate-limit headers need.
@@ -127,6 +130,11 @@ pub trait RateLimiter: Send + Sync {
 
     /// The backend deciding right now, for readiness and metrics (`in_process`, `redis`).
     fn backend(&self) -> &'static str;
+
+    /// The Redis behind a shared backend (one node or a cluster), `None` without one.
+    fn redis_mode(&self) -> Option<RedisMode> {
+        None
+    }
 
     /// Whether a shared backend is configured but unreachable, so decisions are
     /// in-process for now.

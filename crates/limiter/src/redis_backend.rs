@@ -4,10 +4,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, RedisError, Script};
+use redis::{RedisError, Script};
 
-use crate::Decision;
+use crate::{Decision, RedisLink, RedisMode};
 
 /// The sliding log, atomically: drop what aged out, count, admit if under the limit,
 /// refresh the expiry so idle buckets vanish, and report when the oldest admission
@@ -38,9 +37,10 @@ return {allowed, count, reset}
 /// How long one decision may take before Redis counts as unavailable.
 pub const RESPONSE_TIMEOUT: Duration = Duration::from_millis(250);
 
-/// Exact sliding-window limiter shared by every instance using the same Redis.
+/// Exact sliding-window limiter shared by every instance using the same Redis (one node
+/// or a cluster: each decision touches one key, whose slot's master decides).
 pub struct RedisLimiter {
-    conn: ConnectionManager,
+    conn: RedisLink,
     script: Script,
     prefix: String,
     member_prefix: String,
@@ -48,17 +48,12 @@ pub struct RedisLimiter {
 }
 
 impl RedisLimiter {
-    /// A limiter on `url` whose keys start with `prefix` (e.g. `ciq:rl:`). The
-    /// connection is made lazily and re-made after failures, so this succeeds while
-    /// Redis is down; only a malformed URL is an error.
+    /// A limiter on `url` (one node, or a cluster's comma-separated seed nodes) whose
+    /// keys start with `prefix` (e.g. `ciq:rl:`). The connection is made lazily and
+    /// re-made after failures, so this succeeds while Redis is down; only a malformed
+    /// URL is an error.
     pub fn new(url: &str, prefix: &str) -> Result<Self, RedisError> {
-        let client = Client::open(url)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(RESPONSE_TIMEOUT))
-            .set_response_timeout(Some(RESPONSE_TIMEOUT))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(500));
-        let conn = ConnectionManager::new_lazy_with_config(client, config)?;
+        let conn = RedisLink::open(url, RESPONSE_TIMEOUT)?;
         Ok(Self {
             conn,
             script: Script::new(SLIDING_WINDOW_LUA),
@@ -108,16 +103,35 @@ impl RedisLimiter {
             self.sequence.fetch_add(1, Ordering::Relaxed)
         );
         let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX).max(1);
+        let call = |command: &str, script: &str| {
+            let mut cmd = redis::cmd(command);
+            cmd.arg(script)
+                .arg(1)
+                .arg(self.redis_key(bucket))
+                .arg(limit)
+                .arg(window_ms)
+                .arg(&member)
+                .arg(if record { "1" } else { "0" });
+            cmd
+        };
         let mut conn = self.conn.clone();
-        let (allowed, count, reset_us): (i64, i64, i64) = self
-            .script
-            .key(self.redis_key(bucket))
-            .arg(limit)
-            .arg(window_ms)
-            .arg(member)
-            .arg(if record { "1" } else { "0" })
-            .invoke_async(&mut conn)
-            .await?;
+        // EVALSHA, and on NOSCRIPT the script itself (EVAL), to the key's node, which
+        // keeps it for next time. (The redis crate's own fallback, SCRIPT LOAD, goes to
+        // every node of a cluster and fails while any one of them is down.)
+        let answer = match call("EVALSHA", self.script.get_hash())
+            .query_async(&mut conn)
+            .await
+        {
+            Err(err)
+                if err.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+            {
+                call("EVAL", SLIDING_WINDOW_LUA)
+                    .query_async(&mut conn)
+                    .await
+            }
+            other => other,
+        };
+        let (allowed, count, reset_us): (i64, i64, i64) = answer?;
         let used = u32::try_from(count).unwrap_or(u32::MAX);
         Ok(Decision {
             allowed: allowed == 1,
@@ -142,13 +156,14 @@ impl RedisLimiter {
         self.script.get_hash()
     }
 
-    /// Whether Redis answers a `PING`.
+    /// Whether Redis answers a `PING` (on a cluster: every master).
     pub async fn ping(&self) -> Result<(), RedisError> {
-        let mut conn = self.conn.clone();
-        redis::cmd("PING")
-            .query_async::<String>(&mut conn)
-            .await
-            .map(drop)
+        self.conn.ping().await
+    }
+
+    /// One node or a cluster.
+    pub fn mode(&self) -> RedisMode {
+        self.conn.mode()
     }
 }
 

@@ -231,3 +231,44 @@ async fn keys_carry_a_hash_tag_and_expire_when_idle() {
         .unwrap();
     assert!((29_000..=30_000).contains(&ttl), "{ttl}");
 }
+
+#[tokio::test]
+async fn a_redis_that_lost_its_scripts_still_decides() {
+    let prefix = unique_prefix();
+    let Some(limiter) = redis_limiter(&prefix).await else {
+        return;
+    };
+    let window = Duration::from_secs(30);
+    assert!(
+        limiter
+            .try_acquire("key:a", 2, window)
+            .await
+            .unwrap()
+            .allowed
+    );
+    // A restart, a failover to a fresh replica or SCRIPT FLUSH: EVALSHA answers
+    // NOSCRIPT and the decision is made with the script itself, which Redis keeps.
+    let client = ::redis::Client::open(redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    ::redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+    let second = limiter.try_acquire("key:a", 2, window).await.unwrap();
+    assert_eq!((second.allowed, second.remaining), (true, 0));
+    let exists: Vec<bool> = ::redis::cmd("SCRIPT")
+        .arg("EXISTS")
+        .arg(limiter.script_hash())
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(exists, vec![true]);
+    assert!(
+        !limiter
+            .try_acquire("key:a", 2, window)
+            .await
+            .unwrap()
+            .allowed
+    );
+}

@@ -28,6 +28,9 @@ pub struct Readiness {
     /// Redis: `ok`, `unreachable` (degraded: limiting in-process until it returns) or
     /// `not_configured`.
     pub redis: String,
+    /// The Redis configured: `single` (one node), `cluster` (a Redis Cluster: reachable
+    /// means every master answers) or `not_configured`.
+    pub redis_mode: String,
     /// Whether the instance runs degraded (Redis configured but unreachable). A
     /// degraded instance still serves, so it is still ready.
     pub degraded: bool,
@@ -89,6 +92,11 @@ impl HealthApi {
             database: if db_ok { "ok" } else { "unreachable" }.into(),
             rate_limiter: state.limiter.backend().into(),
             redis: redis.into(),
+            redis_mode: state
+                .limiter
+                .redis_mode()
+                .map_or("not_configured", |mode| mode.as_str())
+                .into(),
             degraded,
         };
         if db_ok {
@@ -122,6 +130,12 @@ pub fn render_metrics(state: &OperatorState) -> String {
             "gauge",
             "1 while Redis is configured but unreachable (limiting in-process).",
             u64::from(state.limiter.degraded()),
+        ),
+        (
+            "ciq_redis_cluster",
+            "gauge",
+            "1 when REDIS_URL names a Redis Cluster (its seed nodes), 0 otherwise.",
+            u64::from(state.limiter.redis_mode() == Some(ciq_limiter::RedisMode::Cluster)),
         ),
         (
             "ciq_key_cache_hits_total",

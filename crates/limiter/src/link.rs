@@ -1,0 +1,188 @@
+//! The gateway's connection to Redis, one node or a Redis Cluster, behind one type that
+//! every user of Redis (limiter, sessions) takes.
+//!
+//! `REDIS_URL` names one node (`redis://host:6379`) or, separated by commas, the seed
+//! nodes of a cluster. On a cluster the redis crate's cluster client routes each command
+//! by its key's slot, follows `MOVED` and `ASK` while slots move, and re-reads the slot
+//! map after a failover. Both connect lazily and reconnect by themselves, so opening
+//! succeeds while Redis is down.
+
+use std::time::Duration;
+
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::{ClusterClient, ClusterConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo};
+use redis::{Cmd, Pipeline, RedisError, RedisFuture, Value};
+
+/// Which Redis a [`RedisLink`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedisMode {
+    /// One server (with or without replicas of its own).
+    Single,
+    /// A Redis Cluster: keys spread over several masters by slot.
+    Cluster,
+}
+
+impl RedisMode {
+    /// `single` or `cluster`, as readiness and the docs write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Single => "single",
+            Self::Cluster => "cluster",
+        }
+    }
+}
+
+/// A connection to one Redis node or to a Redis Cluster; cheap to clone (clones share
+/// the connections). Implements the redis crate's [`ConnectionLike`], so scripts,
+/// commands and single-key pipelines run on it as on a plain connection.
+#[derive(Clone)]
+pub enum RedisLink {
+    /// One node, through a connection manager that reconnects after failures.
+    Single(ConnectionManager),
+    /// A cluster, through the cluster client (one multiplexed connection per node).
+    Cluster(ClusterConnection),
+}
+
+impl RedisLink {
+    /// Opens `url` (one URL, or several comma-separated: a cluster's seed nodes). Each
+    /// attempt to connect and each answer is given up on after `timeout`. Only a
+    /// malformed URL is an error; an unreachable Redis is found by the first command.
+    pub fn open(url: &str, timeout: Duration) -> Result<Self, RedisError> {
+        let nodes: Vec<&str> = url
+            .split(',')
+            .map(str::trim)
+            .filter(|node| !node.is_empty())
+            .collect();
+        if let [single] = nodes[..] {
+            let config = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(timeout))
+                .set_response_timeout(Some(timeout))
+                .set_number_of_retries(1)
+                .set_max_delay(Duration::from_millis(500));
+            let client = redis::Client::open(single)?;
+            return Ok(Self::Single(ConnectionManager::new_lazy_with_config(
+                client, config,
+            )?));
+        }
+        // Retries come soon and the whole request stays within twice the answer's
+        // bound, so a master that is gone shows as an error within it, never as a wait
+        // of seconds. A node that refuses two reconnections is dropped from the client's
+        // map, so the next request for its slots re-reads the slot map and finds the
+        // replica that took over (a stale map would keep sending to the dead master).
+        let client = ClusterClient::builder(nodes)
+            .connection_timeout(timeout)
+            .response_timeout(timeout)
+            .overall_response_timeout(Some(timeout * 2))
+            .retries(4)
+            .min_retry_wait(5)
+            .max_retry_wait(50)
+            .max_connection_attempts(std::num::NonZeroUsize::new(2).expect("2 > 0"))
+            .build()?;
+        let config = ClusterConfig::new()
+            .set_connection_timeout(timeout)
+            .set_response_timeout(timeout);
+        Ok(Self::Cluster(
+            client.get_pending_async_connection_with_config(config),
+        ))
+    }
+
+    /// One node or a cluster.
+    pub fn mode(&self) -> RedisMode {
+        match self {
+            Self::Single(_) => RedisMode::Single,
+            Self::Cluster(_) => RedisMode::Cluster,
+        }
+    }
+
+    /// Whether Redis answers: one node, a `PING`; a cluster, a `PING` from every master
+    /// the client knows and `cluster_state:ok` (every slot has a master) from a node.
+    pub async fn ping(&self) -> Result<(), RedisError> {
+        let ping = redis::cmd("PING");
+        match self {
+            Self::Single(conn) => ping
+                .query_async::<String>(&mut conn.clone())
+                .await
+                .map(drop),
+            Self::Cluster(conn) => {
+                let mut conn = conn.clone();
+                conn.route_command(
+                    ping,
+                    RoutingInfo::MultiNode((
+                        MultipleNodeRoutingInfo::AllMasters,
+                        Some(ResponsePolicy::AllSucceeded),
+                    )),
+                )
+                .await?;
+                let info: String = redis::cmd("CLUSTER")
+                    .arg("INFO")
+                    .query_async(&mut conn)
+                    .await?;
+                if info.lines().any(|line| line.trim() == "cluster_state:ok") {
+                    Ok(())
+                } else {
+                    Err(RedisError::from((
+                        redis::ErrorKind::Server(redis::ServerErrorKind::ClusterDown),
+                        "the cluster has slots without a master",
+                    )))
+                }
+            }
+        }
+    }
+}
+
+impl ConnectionLike for RedisLink {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Self::Single(conn) => conn.req_packed_command(cmd),
+            Self::Cluster(conn) => conn.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Single(conn) => conn.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(conn) => conn.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Single(conn) => conn.get_db(),
+            Self::Cluster(conn) => conn.get_db(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn one_url_is_a_node_several_are_a_clusters_seeds() {
+        let timeout = Duration::from_millis(100);
+        let one = RedisLink::open("redis://127.0.0.1:1", timeout).unwrap();
+        assert_eq!(one.mode(), RedisMode::Single);
+        let seeds = "redis://127.0.0.1:1, redis://127.0.0.1:2,";
+        let cluster = RedisLink::open(seeds, timeout).unwrap();
+        assert_eq!(cluster.mode(), RedisMode::Cluster);
+        // Nothing listens there: opening succeeded, asking fails within the bound.
+        let started = std::time::Instant::now();
+        assert!(cluster.ping().await.is_err());
+        assert!(one.ping().await.is_err());
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+
+    #[tokio::test]
+    async fn a_malformed_url_is_refused() {
+        let timeout = Duration::from_millis(100);
+        assert!(RedisLink::open("not a url", timeout).is_err());
+        assert!(RedisLink::open("redis://127.0.0.1:1,not a url", timeout).is_err());
+    }
+}

@@ -1,0 +1,298 @@
+//! The gateway on a Redis Cluster of the test's own (three masters, three replicas):
+//! the limit held exactly across instances for keys on every master and while a
+//! bucket's slot moves (ASK, then MOVED), a master killed
+//! mid-run (degraded, never a 5xx, shared again once its replica has taken over), and
+//! sessions that live on the cluster and outlive the failover.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use ciq_admin::keys::NewKey;
+use ciq_e2e::redis_cluster::slot_of;
+use ciq_e2e::{Backend, RedisCluster, TestApp, reference_curl_body, unique_redis_prefix};
+
+use crate::settings::{PASSWORD, browser_like_client, owner, sign_in};
+
+/// Three instances on one database and the cluster, and their Redis key prefix.
+async fn three_instances(cluster: &RedisCluster) -> Option<([TestApp; 3], String)> {
+    let url = cluster.url();
+    let prefix = unique_redis_prefix();
+    let first = TestApp::spawn_with(Backend::Postgres, |s| {
+        s.redis_url = Some(url.into());
+        s.redis_prefix = prefix.clone();
+    })
+    .await?;
+    Some((
+        [first.spawn_peer().await, first.spawn_peer().await, first],
+        prefix,
+    ))
+}
+
+/// The hash tag of a key's limiter bucket (`<prefix>rl:{key:<id>}`).
+fn bucket_tag(key_id: uuid::Uuid) -> String {
+    format!("key:{key_id}")
+}
+
+/// 150 creates at once for `key`, spread over the instances: their statuses.
+async fn burst(instances: &[TestApp; 3], key: &str) -> Vec<u16> {
+    let requests = (0..150).map(|i| {
+        let instance = &instances[i % 3];
+        async move {
+            instance
+                .post_lead(Some(key), &reference_curl_body())
+                .await
+                .status()
+                .as_u16()
+        }
+    });
+    futures_util::future::join_all(requests).await
+}
+
+fn counts(statuses: &[u16]) -> HashMap<u16, usize> {
+    let mut counts = HashMap::new();
+    for s in statuses {
+        *counts.entry(*s).or_default() += 1;
+    }
+    counts
+}
+
+/// Keys (each of a new owner, clear of the per-owner cap) until one sits on each of
+/// `masters` by its bucket's slot.
+async fn a_key_on_each(
+    app: &TestApp,
+    cluster: &RedisCluster,
+    masters: &[u16],
+) -> Vec<(u16, String)> {
+    let mut found: Vec<(u16, String)> = Vec::new();
+    while found.len() < masters.len() {
+        let user = app
+            .create_user(&format!("{}@acme.test", uuid::Uuid::new_v4().simple()))
+            .await;
+        let (id, key) = app.create_key_with(user, NewKey::default()).await;
+        let master = cluster.master_of_tag(&bucket_tag(id));
+        if masters.contains(&master) && !found.iter().any(|(m, _)| *m == master) {
+            found.push((master, key));
+        }
+    }
+    found
+}
+
+async fn assert_shared(instances: &[TestApp; 3]) {
+    for instance in instances {
+        let (status, body) = instance.readiness().await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            (
+                body["rate_limiter"].as_str(),
+                body["redis"].as_str(),
+                body["redis_mode"].as_str(),
+                body["degraded"].as_bool()
+            ),
+            (Some("redis"), Some("ok"), Some("cluster"), Some(false)),
+            "{body}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_instances_admit_exactly_the_limit_for_keys_on_every_master() {
+    let Some(cluster) = RedisCluster::start().await else {
+        return;
+    };
+    let Some((instances, _)) = three_instances(&cluster).await else {
+        return;
+    };
+    assert_shared(&instances).await;
+    assert!(
+        instances[0]
+            .metrics_text()
+            .await
+            .contains("ciq_redis_cluster 1")
+    );
+    let masters: Vec<u16> = cluster
+        .nodes()
+        .iter()
+        .filter(|n| n.master)
+        .map(|n| n.port)
+        .collect();
+    assert_eq!(masters.len(), 3);
+    for (master, key) in a_key_on_each(&instances[0], &cluster, &masters).await {
+        let statuses = burst(&instances, &key).await;
+        let counts = counts(&statuses);
+        assert_eq!(
+            (counts.get(&201), counts.get(&429), counts.len()),
+            (Some(&100), Some(&50), 2),
+            "key on master {master}: {counts:?}"
+        );
+    }
+}
+
+/// `count` creates for `key`, spread over the instances, one after another.
+async fn in_turn(instances: &[TestApp; 3], key: &str, count: usize) -> Vec<u16> {
+    let mut statuses = Vec::new();
+    for i in 0..count {
+        statuses.push(
+            instances[i % 3]
+                .post_lead(Some(key), &reference_curl_body())
+                .await
+                .status()
+                .as_u16(),
+        );
+    }
+    statuses
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bucket_whose_slot_moves_to_another_master_keeps_its_count() {
+    let Some(cluster) = RedisCluster::start().await else {
+        return;
+    };
+    let Some((instances, prefix)) = three_instances(&cluster).await else {
+        return;
+    };
+    let user = instances[0].create_user("owner@acme.test").await;
+    let (id, key) = instances[0].create_key_with(user, NewKey::default()).await;
+    let slot = slot_of(&bucket_tag(id));
+    let from = cluster.master_of_slot(slot);
+    let to = cluster
+        .nodes()
+        .iter()
+        .find(|n| n.master && n.port != from)
+        .unwrap()
+        .port;
+
+    assert_eq!(in_turn(&instances, &key, 50).await, vec![201; 50]);
+    // Mid-migration the bucket is on the new master but the slot is not: ASK.
+    cluster.begin_moving_slot(slot, to);
+    let bucket = format!("{prefix}rl:{{{}}}", bucket_tag(id));
+    assert_eq!(cluster.keys_in_slot(to, slot), vec![bucket.clone()]);
+    assert!(cluster.keys_in_slot(from, slot).is_empty());
+    assert_eq!(in_turn(&instances, &key, 50).await, vec![201; 50]);
+    // Moved: every instance's slot map is stale, MOVED; the count came along.
+    cluster.finish_moving_slot(slot, to);
+    assert_eq!(in_turn(&instances, &key, 50).await, vec![429; 50]);
+    assert_eq!(cluster.master_of_slot(slot), to);
+    assert_shared(&instances).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_killed_mid_run_degrades_without_a_5xx_then_shares_again_and_sessions_survive() {
+    let Some(mut cluster) = RedisCluster::start().await else {
+        return;
+    };
+    let Some((instances, prefix)) = three_instances(&cluster).await else {
+        return;
+    };
+
+    // A session started on one instance, on the cluster.
+    owner(&instances[0], "owner@acme.test").await;
+    let browser = browser_like_client();
+    let signed_in = sign_in(&instances[0], &browser, "owner@acme.test", PASSWORD).await;
+    assert_eq!(signed_in.status(), 303);
+    let token = signed_in.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .split_once('=')
+        .unwrap()
+        .1
+        .to_owned();
+    let session_key = format!(
+        "{prefix}session:{}",
+        ciq_admin::hashing::blake2s_hex(token.as_bytes())
+    );
+    let settings_page = |instance: &TestApp| {
+        let url = format!("{}/settings/api-keys", instance.base_url);
+        let browser = browser.clone();
+        async move { browser.get(url).send().await.unwrap().status().as_u16() }
+    };
+    for instance in &instances {
+        assert_eq!(settings_page(instance).await, 200);
+    }
+
+    // The victim: the master holding the session; a key whose bucket it holds too.
+    let victim = cluster.master_of_slot(slot_of(&session_key));
+    let (_, key) = a_key_on_each(&instances[0], &cluster, &[victim])
+        .await
+        .remove(0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cluster.replica_has(victim, &session_key) {
+        assert!(
+            Instant::now() < deadline,
+            "the session never reached a replica"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Traffic for that key on every instance while the master dies and its replica
+    // takes over: nothing but 201 and 429, a degraded period, then shared again.
+    let mut statuses = Vec::new();
+    let mut saw_degraded = false;
+    let started = Instant::now();
+    let mut killed = false;
+    loop {
+        for instance in &instances {
+            statuses.push(
+                instance
+                    .post_lead(Some(&key), &reference_curl_body())
+                    .await
+                    .status()
+                    .as_u16(),
+            );
+        }
+        if !killed && statuses.len() >= 30 {
+            cluster.kill(victim);
+            killed = true;
+        }
+        if killed {
+            let mut all_shared = true;
+            for instance in &instances {
+                let (status, body) = instance.readiness().await;
+                assert_eq!(status, 200, "{body}");
+                if body["degraded"] == true {
+                    saw_degraded = true;
+                    assert_eq!(body["redis"], "unreachable");
+                    assert_eq!(body["rate_limiter"], "in_process");
+                    all_shared = false;
+                } else if body["rate_limiter"] != "redis" {
+                    all_shared = false;
+                }
+            }
+            if saw_degraded && all_shared {
+                break;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "not shared again within 60 s (degraded seen: {saw_degraded})"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let during = counts(&statuses);
+    assert!(
+        during.keys().all(|s| *s == 201 || *s == 429),
+        "only 201 and 429 during the failover: {during:?}"
+    );
+    assert!(saw_degraded);
+    let promoted = cluster.master_of_slot(slot_of(&session_key));
+    assert_ne!(promoted, victim);
+
+    // Shared and exact again, on the promoted replica: a fresh key there.
+    assert_shared(&instances).await;
+    let (_, fresh) = a_key_on_each(&instances[0], &cluster, &[promoted])
+        .await
+        .remove(0);
+    let after = counts(&burst(&instances, &fresh).await);
+    assert_eq!(
+        (after.get(&201), after.get(&429), after.len()),
+        (Some(&100), Some(&50), 2),
+        "{after:?}"
+    );
+
+    // The session outlived its master, on every instance.
+    for instance in &instances {
+        assert_eq!(settings_page(instance).await, 200);
+    }
+}

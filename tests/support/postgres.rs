@@ -1,4 +1,5 @@
-//! A private PostgreSQL cluster, to kill and restart under a running gateway.
+//! A private PostgreSQL cluster, to kill and restart under a running gateway, and
+//! streaming replicas of it.
 
 use std::path::PathBuf;
 
@@ -35,6 +36,18 @@ impl PrivatePostgres {
             eprintln!("skipping: no PostgreSQL server binaries");
             return None;
         };
+        let pg = Self::empty(bin);
+        pg.as_postgres(
+            "initdb",
+            &["--auth=trust", "--username=postgres", "-D"],
+            true,
+        );
+        assert!(pg.restart(), "the private cluster starts");
+        Some(pg)
+    }
+
+    /// A folder of its own (owned by `postgres`) and a free port, nothing in them yet.
+    fn empty(bin: PathBuf) -> Self {
         let dir = std::env::temp_dir().join(format!("ciq-pg-{}", Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).expect("cluster dir");
         let status = std::process::Command::new("chown")
@@ -43,18 +56,41 @@ impl PrivatePostgres {
             .status()
             .expect("chown");
         assert!(status.success());
-        let pg = Self {
+        Self {
             port: free_port(),
             dir,
             bin,
-        };
-        pg.as_postgres(
-            "initdb",
-            &["--auth=trust", "--username=postgres", "-D"],
-            true,
+        }
+    }
+
+    /// A streaming replica of `primary` (a base backup taken with `pg_basebackup -R`,
+    /// so it starts as a hot standby following it), started on a free port.
+    pub fn replica_of(primary: &Self) -> Self {
+        let replica = Self::empty(primary.bin.clone());
+        let port = primary.port.to_string();
+        assert!(
+            replica.as_postgres(
+                "pg_basebackup",
+                &[
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &port,
+                    "-U",
+                    "postgres",
+                    "-R",
+                    "-X",
+                    "stream",
+                    "-c",
+                    "fast",
+                    "-D"
+                ],
+                true,
+            ),
+            "pg_basebackup of the primary"
         );
-        assert!(pg.restart(), "the private cluster starts");
-        Some(pg)
+        assert!(replica.restart(), "the replica starts");
+        replica
     }
 
     fn as_postgres(&self, tool: &str, args: &[&str], with_dir: bool) -> bool {

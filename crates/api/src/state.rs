@@ -12,8 +12,10 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// Shared state of the public API of one instance.
 pub struct ApiState {
-    /// The store of keys and leads.
+    /// The store of keys and leads (the primary).
     pub db: DatabaseConnection,
+    /// Where lists and single-lead reads go (a read replica while it is fit).
+    pub reads: ciq_store::Reads,
     /// Verifies presented keys (cached).
     pub verifier: Arc<KeyVerifier>,
     /// Decides admissions.

@@ -107,17 +107,28 @@ pub async fn imports_page(req: &Request, state: Data<&Arc<ConsoleState>>) -> Res
         Ok(user) => user,
         Err(resp) => return resp,
     };
-    uploads_answer(&state, &user, &session.csrf_token, StatusCode::OK, None).await
+    uploads_answer(
+        &state.lists_for(req),
+        &user,
+        &session.csrf_token,
+        StatusCode::OK,
+        None,
+    )
+    .await
 }
 
 async fn uploads_answer(
-    state: &ConsoleState,
+    lists: &ciq_store::Reads,
     user: &user::Model,
     csrf: &str,
     status: StatusCode,
     problem: Option<&str>,
 ) -> Response {
-    match imports::list(&state.db, user.id, LISTED_IMPORTS).await {
+    let user_id = user.id;
+    match lists
+        .read(|db| async move { imports::list(&db, user_id, LISTED_IMPORTS).await })
+        .await
+    {
         Ok(listed) => page(status, uploads(user, csrf, &listed, problem)),
         Err(err) => store_trouble(err),
     }
@@ -192,7 +203,7 @@ pub async fn upload(
         Ok(checked) => checked,
         Err(problem) => {
             return uploads_answer(
-                &state,
+                &state.lists_for(req),
                 &user,
                 &session.csrf_token,
                 StatusCode::UNPROCESSABLE_ENTITY,

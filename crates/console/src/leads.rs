@@ -148,7 +148,12 @@ pub async fn list_page(
         Ok(signed) => signed,
         Err(resp) => return resp,
     };
-    let owned_keys = match keys::list_keys(&state.db, session.user_id).await {
+    let lists = state.lists_for(req);
+    let user_id = session.user_id;
+    let owned_keys = match lists
+        .read(|db| async move { keys::list_keys(&db, user_id).await })
+        .await
+    {
         Ok(listed) => listed,
         Err(err) => return store_trouble(err),
     };
@@ -167,11 +172,14 @@ pub async fn list_page(
         );
     }
     // The account is in the query: a key id of another account matches nothing.
-    let (leads, more) =
-        match store::list(&state.db, session.user_id, &filter, after, PAGE_SIZE).await {
-            Ok(page) => page,
-            Err(err) => return store_trouble(err),
-        };
+    let filter = &filter;
+    let listed = lists
+        .read(|db| async move { store::list(&db, user_id, filter, after, PAGE_SIZE).await })
+        .await;
+    let (leads, more) = match listed {
+        Ok(page) => page,
+        Err(err) => return store_trouble(err),
+    };
     let next = more
         .then(|| leads.last().map(|l| After::lead(l).to_cursor()))
         .flatten();
@@ -302,7 +310,7 @@ pub(crate) fn csv_bytes<I: IntoIterator<Item = R>, R: AsRef<[String]>>(rows: I) 
 }
 
 struct Export {
-    db: sea_orm::DatabaseConnection,
+    reads: ciq_store::Reads,
     user_id: Uuid,
     filter: LeadFilter,
     after: Option<After>,
@@ -316,18 +324,15 @@ async fn next_chunk(mut export: Export) -> Result<Option<(Vec<u8>, Export)>, std
         return Ok(None);
     }
     let header = export.after.is_none();
-    let (leads, more) = store::list(
-        &export.db,
-        export.user_id,
-        &export.filter,
-        export.after,
-        EXPORT_CHUNK,
-    )
-    .await
-    .map_err(|err| {
-        tracing::warn!(error = %err, "lead export stopped: the store failed");
-        std::io::Error::other(err.to_string())
-    })?;
+    let (user_id, filter, after) = (export.user_id, &export.filter, export.after);
+    let (leads, more) = export
+        .reads
+        .read(|db| async move { store::list(&db, user_id, filter, after, EXPORT_CHUNK).await })
+        .await
+        .map_err(|err| {
+            tracing::warn!(error = %err, "lead export stopped: the store failed");
+            std::io::Error::other(err.to_string())
+        })?;
     let mut bytes = if header {
         csv_bytes([CSV_COLUMNS.map(str::to_owned)])
     } else {
@@ -363,7 +368,7 @@ pub async fn export_csv(
         );
     }
     let export = Export {
-        db: state.db.clone(),
+        reads: state.lists_for(req),
         user_id: session.user_id,
         filter,
         after: None,

@@ -93,6 +93,10 @@ pub fn attach(route: Route, state: Arc<ConsoleState>) -> Route {
                 .around(move |endpoint, req| {
                     ciq_http::body::cap_body(endpoint, req, max_bytes, too_large)
                 })
+                .around({
+                    let state = state.clone();
+                    move |endpoint, req| marking_writes(endpoint, req, state.clone())
+                })
                 .map_to_response()
                 .after(protect)
                 .data(state.clone())
@@ -185,6 +189,54 @@ fn cookie_name(req: &Request, state: &ConsoleState, base: &str) -> String {
         format!("__Host-{base}")
     } else {
         base.to_owned()
+    }
+}
+
+/// The cookie that says "this browser wrote within the replica's lag bound": while it
+/// lasts, its Settings lists come from the primary, so a page after a change shows it.
+const WROTE_COOKIE: &str = "ciq_wrote";
+
+/// Runs a page; when it took a form (a POST answered below 400) and a read replica is
+/// configured, marks the browser as having just written, for as long as the replica
+/// may lag.
+async fn marking_writes<E: Endpoint>(
+    endpoint: E,
+    req: Request,
+    state: Arc<ConsoleState>,
+) -> poem::Result<Response> {
+    let mut mark = Response::default();
+    if let Some(fresh_for) = state.reads.fresh_for()
+        && req.method() == poem::http::Method::POST
+    {
+        set_cookie(
+            &mut mark,
+            &req,
+            &state,
+            WROTE_COOKIE,
+            "1",
+            fresh_for.as_secs(),
+        );
+    }
+    let mut resp = poem::IntoResponse::into_response(endpoint.call(req).await?);
+    if resp.status().as_u16() < 400 {
+        for cookie in mark.headers().get_all(header::SET_COOKIE) {
+            resp.headers_mut()
+                .append(header::SET_COOKIE, cookie.clone());
+        }
+    }
+    Ok(resp)
+}
+
+impl ConsoleState {
+    /// Where this request's lists are read: the read replica while it is fit, except
+    /// for a POST (its page shows what it just wrote) and for a browser that wrote
+    /// within the replica's lag bound (the `ciq_wrote` cookie): those read the primary.
+    fn lists_for(&self, req: &Request) -> ciq_store::Reads {
+        if req.method() == poem::http::Method::GET && cookie(req, self, WROTE_COOKIE).is_none() {
+            self.reads.clone()
+        } else {
+            ciq_store::Reads::primary_only(self.db.clone())
+        }
     }
 }
 
@@ -531,21 +583,30 @@ async fn logout_everywhere(
 
 // ---- keys ----------------------------------------------------------------------
 
+/// The keys page; its lists are read from `lists` (see [`ConsoleState::lists_for`]).
 async fn render_keys(
     state: &ConsoleState,
+    lists: &ciq_store::Reads,
     session: &Session,
     status: StatusCode,
     flash: Flash,
 ) -> Response {
+    let user_id = session.user_id;
     let user = match users::find_user(&state.db, &session.user_id.to_string()).await {
         Ok(user) => user,
         Err(err) => return store_trouble(err),
     };
-    let listed = match keys::list_keys(&state.db, session.user_id).await {
+    let listed = match lists
+        .read(|db| async move { keys::list_keys(&db, user_id).await })
+        .await
+    {
         Ok(listed) => listed,
         Err(err) => return store_trouble(err),
     };
-    let history = match keys::key_history(&state.db, session.user_id, 15).await {
+    let history = match lists
+        .read(|db| async move { keys::key_history(&db, user_id, 15).await })
+        .await
+    {
         Ok(history) => history,
         Err(err) => return store_trouble(err),
     };
@@ -565,7 +626,16 @@ async fn render_keys(
 #[handler]
 async fn keys_page(req: &Request, state: Data<&Arc<ConsoleState>>) -> Response {
     match signed_in(req, &state).await {
-        Ok((_, session)) => render_keys(&state, &session, StatusCode::OK, Flash::default()).await,
+        Ok((_, session)) => {
+            render_keys(
+                &state,
+                &state.lists_for(req),
+                &session,
+                StatusCode::OK,
+                Flash::default(),
+            )
+            .await
+        }
         Err(resp) => resp,
     }
 }
@@ -655,7 +725,14 @@ async fn generate(
             error: Some("Choose at least one thing the key may do.".into()),
             ..Flash::default()
         };
-        return render_keys(&state, &session, StatusCode::UNPROCESSABLE_ENTITY, flash).await;
+        return render_keys(
+            &state,
+            &state.lists_for(req),
+            &session,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            flash,
+        )
+        .await;
     }
     let new = NewKey {
         name: form.name.clone(),
@@ -682,7 +759,14 @@ async fn generate(
             Err(resp) => return *resp,
         },
     };
-    render_keys(&state, &session, flash_status(&flash), flash).await
+    render_keys(
+        &state,
+        &state.lists_for(req),
+        &session,
+        flash_status(&flash),
+        flash,
+    )
+    .await
 }
 
 /// The key, if it belongs to the signed-in owner: one owner never sees or touches
@@ -747,7 +831,14 @@ async fn revoke(
         )),
         ..Flash::default()
     };
-    render_keys(&state, &session, StatusCode::OK, flash).await
+    render_keys(
+        &state,
+        &state.lists_for(req),
+        &session,
+        StatusCode::OK,
+        flash,
+    )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -775,7 +866,14 @@ async fn roll(
             error: Some("Choose when the old key should stop working.".into()),
             ..Flash::default()
         };
-        return render_keys(&state, &session, StatusCode::UNPROCESSABLE_ENTITY, flash).await;
+        return render_keys(
+            &state,
+            &state.lists_for(req),
+            &session,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            flash,
+        )
+        .await;
     }
     let key = match own_key(&state, &session, key_id).await {
         Ok(Some(key)) => key,
@@ -812,5 +910,12 @@ async fn roll(
             Err(resp) => return *resp,
         },
     };
-    render_keys(&state, &session, flash_status(&flash), flash).await
+    render_keys(
+        &state,
+        &state.lists_for(req),
+        &session,
+        flash_status(&flash),
+        flash,
+    )
+    .await
 }

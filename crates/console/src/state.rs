@@ -12,8 +12,11 @@ pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 
 /// Shared state of the account owners' surface of one instance.
 pub struct ConsoleState {
-    /// The store of users and keys.
+    /// The store of users and keys (the primary).
     pub db: DatabaseConnection,
+    /// Where the Settings lists go (a read replica while it is fit, unless the browser
+    /// just wrote something: see `ciq_console::fresh`).
+    pub reads: ciq_store::Reads,
     /// Sign-in throttling.
     pub limiter: Arc<dyn RateLimiter>,
     /// The window sign-in failures are counted over.

@@ -86,6 +86,7 @@ async fn form_endpoint(
 /// The endpoints page with `flash` (a new secret, a notice, a refused form).
 async fn endpoints_answer(
     state: &ConsoleState,
+    lists: &ciq_store::Reads,
     session: &Session,
     status: StatusCode,
     flash: Flash,
@@ -94,7 +95,11 @@ async fn endpoints_answer(
         Ok(user) => user,
         Err(resp) => return resp,
     };
-    match endpoints::list(&state.db, session.user_id).await {
+    let user_id = session.user_id;
+    match lists
+        .read(|db| async move { endpoints::list(&db, user_id).await })
+        .await
+    {
         Ok(listed) => page(
             status,
             endpoints_page(&user, &session.csrf_token, &listed, &flash, state),
@@ -108,7 +113,14 @@ async fn endpoints_answer(
 pub async fn list_page(req: &Request, state: Data<&Arc<ConsoleState>>) -> Response {
     match signed_in(req, &state).await {
         Ok((_, session)) => {
-            endpoints_answer(&state, &session, StatusCode::OK, Flash::default()).await
+            endpoints_answer(
+                &state,
+                &state.lists_for(req),
+                &session,
+                StatusCode::OK,
+                Flash::default(),
+            )
+            .await
         }
         Err(resp) => resp,
     }
@@ -137,7 +149,14 @@ pub async fn create(
     };
     if events.is_empty() {
         let flash = refuse("Choose at least one event to send.".into());
-        return endpoints_answer(&state, &session, StatusCode::UNPROCESSABLE_ENTITY, flash).await;
+        return endpoints_answer(
+            &state,
+            &state.lists_for(req),
+            &session,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            flash,
+        )
+        .await;
     }
     let url = form.get("url").map_or("", String::as_str);
     let created = endpoints::create(
@@ -155,7 +174,14 @@ pub async fn create(
                 new_key: Some((row.url, secret.expose_secret().to_owned())),
                 ..Flash::default()
             };
-            endpoints_answer(&state, &session, StatusCode::CREATED, flash).await
+            endpoints_answer(
+                &state,
+                &state.lists_for(req),
+                &session,
+                StatusCode::CREATED,
+                flash,
+            )
+            .await
         }
         Err(EndpointError::Store(err)) => store_trouble(err),
         Err(err) => {
@@ -163,7 +189,14 @@ pub async fn create(
                 EndpointError::Url(why) => format!("URL: {why}"),
                 other => other.to_string(),
             });
-            endpoints_answer(&state, &session, StatusCode::UNPROCESSABLE_ENTITY, flash).await
+            endpoints_answer(
+                &state,
+                &state.lists_for(req),
+                &session,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                flash,
+            )
+            .await
         }
     }
 }
@@ -236,14 +269,30 @@ pub async fn act(
         _ => return not_found(),
     };
     match done {
-        Ok(flash) => endpoints_answer(&state, &session, crate::flash_status(&flash), flash).await,
+        Ok(flash) => {
+            endpoints_answer(
+                &state,
+                &state.lists_for(req),
+                &session,
+                crate::flash_status(&flash),
+                flash,
+            )
+            .await
+        }
         Err(EndpointError::Store(err)) => store_trouble(err),
         Err(err) => {
             let flash = Flash {
                 error: Some(err.to_string()),
                 ..Flash::default()
             };
-            endpoints_answer(&state, &session, StatusCode::UNPROCESSABLE_ENTITY, flash).await
+            endpoints_answer(
+                &state,
+                &state.lists_for(req),
+                &session,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                flash,
+            )
+            .await
         }
     }
 }
@@ -267,7 +316,12 @@ pub async fn log_page(
         Ok(user) => user,
         Err(resp) => return resp,
     };
-    match delivery::deliveries(&state.db, session.user_id, endpoint.id, LOG_SIZE).await {
+    let (user_id, endpoint_id) = (session.user_id, endpoint.id);
+    let log = state
+        .lists_for(req)
+        .read(|db| async move { delivery::deliveries(&db, user_id, endpoint_id, LOG_SIZE).await })
+        .await;
+    match log {
         Ok(log) => page(
             StatusCode::OK,
             log_markup(&user, &session.csrf_token, &endpoint, &log),

@@ -34,6 +34,11 @@ pub struct Settings {
     pub listen: String,
     /// `sqlite://…` or `postgres://…` (may hold a password: never printed).
     pub database_url: SecretString,
+    /// A PostgreSQL streaming replica for lists (`DATABASE_READ_URL`); `None` = every
+    /// read on the primary.
+    pub database_read_url: Option<SecretString>,
+    /// Largest lag at which the replica still serves lists.
+    pub replica_max_lag: Duration,
     /// Rate limits.
     pub limits: LimitSettings,
     /// Take the client address from the last `X-Forwarded-For` entry and the scheme
@@ -78,6 +83,8 @@ impl Default for Settings {
         Self {
             listen: "127.0.0.1:8080".into(),
             database_url: database::DEFAULT_DATABASE_URL.into(),
+            database_read_url: None,
+            replica_max_lag: ciq_store::replica::DEFAULT_MAX_LAG,
             limits: LimitSettings::default(),
             trust_forwarded_for: false,
             max_body_bytes: ciq_api::state::DEFAULT_MAX_BODY_BYTES,
@@ -169,6 +176,14 @@ impl Application {
             settings.waits.statement + Duration::from_secs(1),
         );
         let verifier = Arc::new(KeyVerifier::new(db.clone(), breaker.clone()));
+        let reads = match &settings.database_read_url {
+            Some(url) => ciq_store::Reads::with_replica(
+                db.clone(),
+                database::connect_replica(url.expose_secret(), settings.waits).await?,
+                settings.replica_max_lag,
+            ),
+            None => ciq_store::Reads::primary_only(db.clone()),
+        };
         let webhook_key = crate::webhook_key::resolve(database_url, settings.webhook_key.as_ref())
             .map_err(StartError::WebhookKey)?;
         if webhook_key.is_none() {
@@ -216,6 +231,7 @@ impl Application {
         let states = States {
             api: Arc::new(ApiState {
                 db: db.clone(),
+                reads: reads.clone(),
                 verifier: verifier.clone(),
                 limiter: limiter.clone(),
                 limits: settings.limits,
@@ -227,6 +243,7 @@ impl Application {
             }),
             console: Arc::new(ConsoleState {
                 db: db.clone(),
+                reads: reads.clone(),
                 limiter: limiter.clone(),
                 window: settings.limits.window,
                 default_limit_per_window: settings.limits.per_window,
@@ -244,6 +261,7 @@ impl Application {
             }),
             operator: Arc::new(OperatorState {
                 db,
+                reads,
                 verifier,
                 limiter,
                 admin_token,

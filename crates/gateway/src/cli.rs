@@ -170,6 +170,14 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "CIQ_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: String,
+    /// A PostgreSQL streaming replica of DATABASE_URL for lists (leads, Settings);
+    /// writes and reads that must see them stay on the primary.
+    #[arg(long, env = "DATABASE_READ_URL", hide_env_values = true)]
+    pub database_read_url: Option<SecretString>,
+    /// Largest replica lag, in milliseconds, at which lists are still read from it.
+    #[arg(long, env = "CIQ_READ_REPLICA_MAX_LAG_MS", default_value_t = 2000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub read_replica_max_lag_ms: u64,
     /// Requests per key per window, unless the key overrides it.
     #[arg(long, env = "CIQ_RATE_LIMIT_PER_MINUTE", default_value_t = ciq_limiter::DEFAULT_LIMIT_PER_MINUTE,
           value_parser = clap::value_parser!(u32).range(1..))]
@@ -488,6 +496,10 @@ async fn serve(
     let settings = Settings {
         listen: args.listen,
         database_url,
+        database_read_url: args
+            .database_read_url
+            .filter(|u| !u.expose_secret().trim().is_empty()),
+        replica_max_lag: Duration::from_millis(args.read_replica_max_lag_ms),
         limits: LimitSettings {
             per_window: args.rate_limit_per_minute,
             unauthenticated_per_window: args.unauthenticated_limit_per_minute,

@@ -60,6 +60,28 @@ pub async fn connect_with(url: &str, waits: Waits) -> Result<DatabaseConnection,
     Database::connect(opts).await
 }
 
+/// A pool on a read replica (`DATABASE_READ_URL`, PostgreSQL only): connected lazily,
+/// so a replica that is down at start only means reads go to the primary, and waiting
+/// for a connection is bounded by half a second at most (the primary is there).
+pub async fn connect_replica(url: &str, waits: Waits) -> Result<DatabaseConnection, DbErr> {
+    if !url.starts_with("postgres") {
+        return Err(DbErr::Custom(
+            "DATABASE_READ_URL must be a postgres:// URL (a streaming replica of DATABASE_URL)"
+                .into(),
+        ));
+    }
+    let wait = waits.acquire.min(Duration::from_millis(500));
+    let statement_ms = waits.statement.as_millis().to_string();
+    let mut opts = ConnectOptions::new(url);
+    opts.sqlx_logging(false)
+        .connect_timeout(wait)
+        .acquire_timeout(wait)
+        .connect_lazy(true)
+        .max_connections(16)
+        .map_sqlx_postgres_opts(move |o| o.options([("statement_timeout", statement_ms.as_str())]));
+    Database::connect(opts).await
+}
+
 /// Applies every pending migration.
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
     Migrator::up(db, None).await

@@ -230,6 +230,12 @@ async fn mistakes_fail_with_a_message_and_no_output(backend: Backend) {
         // A CA file that is missing, or holds no certificate, stops serve at start.
         &["serve", "--webhook-ca-file", "/nonexistent/ca.pem"],
         &["serve", "--webhook-ca-file", env!("CARGO_MANIFEST_PATH")],
+        // A read replica must be PostgreSQL.
+        &[
+            "serve",
+            "--database-read-url",
+            "sqlite://replica.db?mode=rwc",
+        ],
     ] {
         let out = cli(&db, args);
         assert_eq!(out.status.code(), Some(1), "{args:?}");
@@ -237,7 +243,11 @@ async fn mistakes_fail_with_a_message_and_no_output(backend: Backend) {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains("error: "), "{args:?}: {stderr}");
         if args[0] == "serve" {
-            assert!(stderr.contains("CIQ_WEBHOOK_CA_FILE: "), "{stderr}");
+            assert!(
+                stderr.contains("CIQ_WEBHOOK_CA_FILE: ")
+                    || stderr.contains("DATABASE_READ_URL must be a postgres:// URL"),
+                "{stderr}"
+            );
         }
     }
 }

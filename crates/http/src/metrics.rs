@@ -13,6 +13,8 @@
 //! | `ciq_key_cache_hits_total` | counter | — |
 //! | `ciq_argon2_verifications_total` | counter | — |
 //! | `ciq_db_pool_connections`, `ciq_db_pool_idle_connections` | gauge | — |
+//! | `ciq_db_reads_total` | counter | `on` (`replica`, `primary`): list reads, by where they ran |
+//! | `ciq_db_replica_lag_seconds`, `ciq_db_replica_in_use` | gauge | — (the read replica's lag; 1 while lists are read there) |
 //! | `ciq_lead_batch_size` | histogram | — (rows per group-commit INSERT) |
 //! | `ciq_lead_batch_linger_seconds` | histogram | — (a writer's wait for announced rows) |
 //! | `ciq_lead_commit_seconds` | histogram | — (one group-commit INSERT and its commit) |

@@ -10,6 +10,10 @@
 //! talks to the store (lead writers, key verification, the Settings pages, the operator
 //! API, background jobs).
 
+pub mod replica;
+
+pub use replica::{Reads, ReplicaState};
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -23,6 +23,10 @@ pub struct Readiness {
     pub status: String,
     /// `ok` or `unreachable`.
     pub database: String,
+    /// The read replica (`DATABASE_READ_URL`): `ok` (lists are read there), `lagging`
+    /// (behind by more than the bound, or not streaming), `unreachable` (either way lists
+    /// are read from the primary) or `not_configured`. Never makes the instance unready.
+    pub database_replica: String,
     /// The limiter deciding now: `redis` (shared by every instance) or `in_process`.
     pub rate_limiter: String,
     /// Redis: `ok`, `unreachable` (degraded: limiting in-process until it returns) or
@@ -90,6 +94,7 @@ impl HealthApi {
         let body = Readiness {
             status: if db_ok { "ready" } else { "unavailable" }.into(),
             database: if db_ok { "ok" } else { "unreachable" }.into(),
+            database_replica: state.reads.replica_state().as_str().into(),
             rate_limiter: state.limiter.backend().into(),
             redis: redis.into(),
             redis_mode: state
@@ -136,6 +141,12 @@ pub fn render_metrics(state: &OperatorState) -> String {
             "gauge",
             "1 when REDIS_URL names a Redis Cluster (its seed nodes), 0 otherwise.",
             u64::from(state.limiter.redis_mode() == Some(ciq_limiter::RedisMode::Cluster)),
+        ),
+        (
+            "ciq_db_replica_in_use",
+            "gauge",
+            "1 while lists are read from the read replica (DATABASE_READ_URL), else 0.",
+            u64::from(state.reads.replica_state() == ciq_store::ReplicaState::Ok),
         ),
         (
             "ciq_key_cache_hits_total",

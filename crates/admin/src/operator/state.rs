@@ -12,6 +12,8 @@ use crate::KeyVerifier;
 pub struct OperatorState {
     /// The store of users and keys.
     pub db: DatabaseConnection,
+    /// The read replica's state, for readiness and metrics.
+    pub reads: ciq_store::Reads,
     /// The key verifier, for its counters in `/metrics`.
     pub verifier: Arc<KeyVerifier>,
     /// The limiter, for readiness and the degraded gauge.

@@ -362,15 +362,13 @@ impl ManageLeadsApi {
                 created_after.0,
                 created_before.0,
             )?;
+            // A list may be as stale as the read replica is allowed to be.
+            let (user_id, filter) = (caller.key.user_id, &filter);
             let (leads, more) = state
                 .breaker
-                .guard(ciq_leads::store::list(
-                    &state.db,
-                    caller.key.user_id,
-                    &filter,
-                    after,
-                    limit,
-                ))
+                .guard(state.reads.read(|db| async move {
+                    ciq_leads::store::list(&db, user_id, filter, after, limit).await
+                }))
                 .await
                 .map_err(HttpError::service_unavailable)?
                 .map_err(lead_error)?;
@@ -411,12 +409,22 @@ impl ManageLeadsApi {
         let answer = async {
             caller.require(Scope::LeadsRead)?;
             let id = lead_id(&id.0)?;
+            // The replica first; what it does not have yet is asked of the primary, so
+            // a create followed by a GET never answers 404.
+            let user_id = caller.key.user_id;
             let lead = state
                 .breaker
-                .guard(ciq_leads::store::find(&state.db, caller.key.user_id, id))
+                .guard(state.reads.read_fresh_one(|db| async move {
+                    match ciq_leads::store::find(&db, user_id, id).await {
+                        Ok(lead) => Ok(Some(lead)),
+                        Err(LeadError::NotFound) => Ok(None),
+                        Err(err) => Err(err),
+                    }
+                }))
                 .await
                 .map_err(HttpError::service_unavailable)?
-                .map_err(lead_error)?;
+                .map_err(lead_error)?
+                .ok_or_else(|| lead_error(LeadError::NotFound))?;
             Ok::<_, HttpError>(LeadFound {
                 success: true,
                 lead: lead.into(),

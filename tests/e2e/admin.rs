@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use ciq_e2e::{Backend, TestApp, on_both_backends};
+use ciq_e2e::{Backend, TestApp, on_every_backend};
 use serde_json::{Value, json};
 
 const TOKEN: &str = "operator-token-0123456789";
@@ -150,7 +150,7 @@ async fn a_short_operator_token_is_refused_at_start() {
     assert!(err.to_string().contains("at least 16"), "{err}");
 }
 
-on_both_backends!(
+on_every_backend!(
     users_and_keys_are_managed_end_to_end,
     rolling_keeps_the_old_key_for_the_overlap_only,
     mistakes_are_named_errors,

@@ -3,11 +3,11 @@
 use std::time::Duration;
 
 use ciq_admin::keys::{self, NewKey};
-use ciq_e2e::{Backend, TestApp, on_both_backends, reference_curl_body};
+use ciq_e2e::{Backend, TestApp, on_every_backend, reference_curl_body};
 use sea_orm::{ConnectionTrait, Statement};
 use serde_json::Value;
 
-on_both_backends!(
+on_every_backend!(
     a_known_key_costs_one_argon2_run_then_none,
     a_wrong_secret_for_a_cached_key_is_refused_without_argon2,
     a_revoked_key_is_refused_within_a_second,
@@ -86,7 +86,9 @@ async fn no_plaintext_key_is_stored_anywhere(app: TestApp) {
     let backend = app.db.get_database_backend();
     for table in ["users", "api_keys", "leads"] {
         let sql = match app.backend {
-            Backend::Postgres => format!("SELECT row_to_json(t)::text AS j FROM {table} t"),
+            Backend::Postgres | Backend::PgBouncer => {
+                format!("SELECT row_to_json(t)::text AS j FROM {table} t")
+            }
             Backend::Sqlite => format!("SELECT * FROM {table}"),
         };
         let rows = app

@@ -4,11 +4,11 @@
 
 use ciq_admin::keys::NewKey;
 use ciq_admin::{Scope, Scopes};
-use ciq_e2e::{TestApp, on_both_backends, reference_curl_body};
+use ciq_e2e::{TestApp, on_every_backend, reference_curl_body};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::{Value, json};
 
-on_both_backends!(
+on_every_backend!(
     each_item_is_answered_and_only_the_good_ones_are_stored,
     external_ids_are_unique_within_and_across_batches,
     the_request_rules_refuse_the_whole_batch,

@@ -7,12 +7,12 @@ use std::time::Duration;
 use ciq_admin::keys::{self, NewKey};
 use ciq_admin::{AdminError, Scope, Scopes, SecretHasher};
 use ciq_e2e::browser::Browser;
-use ciq_e2e::{Backend, TestApp, on_both_backends, reference_curl_body};
+use ciq_e2e::{Backend, TestApp, on_every_backend, reference_curl_body};
 use fantoccini::Locator;
 use sea_orm::{EntityTrait, PaginatorTrait};
 use serde_json::{Value, json};
 
-on_both_backends!(
+on_every_backend!(
     a_browser_key_serves_its_origins_and_refuses_others_readably,
     a_preflight_is_answered_for_any_origin_and_never_counted,
     keys_without_origins_refuse_foreign_pages_but_not_servers_or_our_own,

@@ -1,9 +1,9 @@
 //! The document, Swagger UI and health probes.
 
-use ciq_e2e::{TestApp, on_both_backends};
+use ciq_e2e::{TestApp, on_every_backend};
 use serde_json::Value;
 
-on_both_backends!(
+on_every_backend!(
     the_served_document_is_the_generated_one,
     swagger_ui_is_served_with_the_document,
     health_and_readiness_report_ok,

@@ -1,11 +1,11 @@
 //! Every row of the error table, answered in the one JSON shape.
 
 use ciq_admin::keys::NewKey;
-use ciq_e2e::{TestApp, on_both_backends, reference_curl_body};
+use ciq_e2e::{TestApp, on_every_backend, reference_curl_body};
 use sea_orm::{ConnectionTrait, EntityTrait};
 use serde_json::Value;
 
-on_both_backends!(
+on_every_backend!(
     a_missing_key_is_401_missing_api_key,
     a_malformed_key_is_401_invalid_api_key_without_any_argon2_work,
     an_unknown_well_formed_key_is_401_invalid_api_key,
@@ -193,7 +193,7 @@ async fn an_unavailable_store_is_503_with_retry_after(app: TestApp) {
     let (_, key) = app.user_with_key("owner@acme.test").await;
     assert_eq!(app.create_status(Some(&key)).await, 201);
     // The store goes away under the running gateway.
-    app.states.api.db.close_by_ref().await.unwrap();
+    app.states.api.db.close().await.unwrap();
     let resp = app.post_lead(Some(&key), &reference_curl_body()).await;
     assert_eq!(resp.headers()["retry-after"], "5");
     assert!(resp.headers().get("x-ratelimit-limit").is_some());

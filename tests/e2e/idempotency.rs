@@ -1,10 +1,10 @@
 //! `Idempotency-Key` with Stripe's semantics.
 
-use ciq_e2e::{TestApp, on_both_backends, reference_curl_body, reference_full_body};
+use ciq_e2e::{TestApp, on_every_backend, reference_curl_body, reference_full_body};
 use sea_orm::EntityTrait;
 use serde_json::Value;
 
-on_both_backends!(
+on_every_backend!(
     a_retry_with_the_same_key_and_body_replays_the_first_lead,
     the_same_key_with_another_body_is_refused,
     concurrent_duplicates_create_one_lead,

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use ciq_e2e::{Backend, TestApp, on_both_backends};
+use ciq_e2e::{Backend, TestApp, on_every_backend};
 use ciq_entity::lead_import::ImportStatus;
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use uuid::Uuid;
@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::settings::{PASSWORD, browser_like_client, hidden_csrf as csrf_of, owner, sign_in};
 use crate::settings_leads::get as page;
 
-on_both_backends!(
+on_every_backend!(
     an_import_stores_the_good_rows_lists_the_bad_and_a_rerun_with_external_ids_creates_nothing,
 );
 

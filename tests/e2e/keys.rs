@@ -3,11 +3,11 @@
 
 use ciq_admin::keys::{self, Actor, KeyStatus, NewKey};
 use ciq_admin::{AdminError, SecretHasher};
-use ciq_e2e::{TestApp, on_both_backends};
+use ciq_e2e::{TestApp, on_every_backend};
 use sea_orm::{ConnectionTrait, EntityTrait, PaginatorTrait};
 use std::time::Duration;
 
-on_both_backends!(
+on_every_backend!(
     rolls_with_an_overlap_need_a_free_place_and_immediate_ones_do_not,
     concurrent_creates_cannot_exceed_the_cap,
     key_names_refuse_control_characters,

@@ -1,11 +1,11 @@
 //! The create endpoint as the reference promises it.
 
-use ciq_e2e::{TestApp, on_both_backends, reference_curl_body, reference_full_body};
+use ciq_e2e::{TestApp, on_every_backend, reference_curl_body, reference_full_body};
 use ciq_entity::lead;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
 
-on_both_backends!(
+on_every_backend!(
     the_reference_request_body_creates_a_lead_with_the_documented_shape,
     the_reference_curl_body_creates_a_lead_with_status_new,
     leads_land_under_the_key_owner_and_never_another_user,
@@ -320,7 +320,12 @@ async fn an_idle_postgres_writer_gives_its_connection_back() {
     };
     let (_, key) = app.user_with_key("owner@acme.test").await;
     assert_eq!(app.create_status(Some(&key)).await, 201);
-    let pool = app.states.api.db.get_postgres_connection_pool();
+    let pool = app
+        .states
+        .api
+        .db
+        .connection()
+        .get_postgres_connection_pool();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while pool.num_idle() != pool.size() as usize {
         assert!(
@@ -331,11 +336,8 @@ async fn an_idle_postgres_writer_gives_its_connection_back() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    tokio::time::timeout(
-        std::time::Duration::from_secs(5),
-        app.states.api.db.close_by_ref(),
-    )
-    .await
-    .expect("the pool closes while the gateway runs")
-    .unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(5), app.states.api.db.close())
+        .await
+        .expect("the pool closes while the gateway runs")
+        .unwrap();
 }

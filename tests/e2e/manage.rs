@@ -3,11 +3,11 @@
 
 use ciq_admin::keys::NewKey;
 use ciq_admin::{Scope, Scopes};
-use ciq_e2e::{TestApp, on_both_backends, reference_curl_body};
+use ciq_e2e::{TestApp, on_every_backend, reference_curl_body};
 use sea_orm::{EntityTrait, PaginatorTrait};
 use serde_json::{Value, json};
 
-on_both_backends!(
+on_every_backend!(
     one_account_never_reaches_anothers_leads,
     each_operation_needs_its_scope,
     paging_returns_every_lead_that_existed_exactly_once,

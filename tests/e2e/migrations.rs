@@ -4,12 +4,13 @@
 
 use ciq_e2e::{Backend, TestDatabase};
 use ciq_migrations::{Migrator, MigratorTrait};
-use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait, Statement};
+use ciq_store::Db;
+use sea_orm::{ConnectionTrait, EntityTrait, Statement};
 use uuid::Uuid;
 
 ciq_e2e::with_each_backend!(the_imports_migration_keeps_every_lead_and_index);
 
-async fn count(db: &DatabaseConnection, sql: &str) -> i64 {
+async fn count(db: &Db, sql: &str) -> i64 {
     db.query_one_raw(Statement::from_string(db.get_database_backend(), sql))
         .await
         .unwrap()
@@ -19,11 +20,7 @@ async fn count(db: &DatabaseConnection, sql: &str) -> i64 {
 }
 
 /// Stores a lead of `user` made with `key` (`None`: as an import makes it).
-async fn insert_lead(
-    db: &DatabaseConnection,
-    user: Uuid,
-    key: Option<Uuid>,
-) -> Result<(), sea_orm::DbErr> {
+async fn insert_lead(db: &Db, user: Uuid, key: Option<Uuid>) -> Result<(), sea_orm::DbErr> {
     let now = ciq_entity::now();
     ciq_entity::Lead::insert(ciq_entity::lead::ActiveModel::from(
         ciq_entity::lead::Model {
@@ -56,7 +53,7 @@ async fn the_imports_migration_keeps_every_lead_and_index(backend: Backend) {
     };
     let db = ciq_gateway::database::connect(&store.url).await.unwrap();
     // The store as the previous release left it: every migration before 000014.
-    Migrator::up(&db, Some(13)).await.unwrap();
+    Migrator::up(db.connection(), Some(13)).await.unwrap();
     let user = ciq_admin::users::create_user(&db, "o@acme.test", None)
         .await
         .unwrap();
@@ -75,7 +72,7 @@ async fn the_imports_migration_keeps_every_lead_and_index(backend: Backend) {
         "before 000014 a lead needs a key"
     );
 
-    Migrator::up(&db, None).await.unwrap();
+    Migrator::up(db.connection(), None).await.unwrap();
     assert_eq!(
         count(&db, "SELECT COUNT(*) FROM leads").await,
         1,
@@ -91,7 +88,7 @@ async fn the_imports_migration_keeps_every_lead_and_index(backend: Backend) {
                             AND name IN ('idx_leads_user_created_id', 'idx_leads_user_email', \
                             'idx_leads_user_external_id_set')"
         }
-        Backend::Postgres => {
+        Backend::Postgres | Backend::PgBouncer => {
             "SELECT COUNT(*) FROM pg_indexes WHERE tablename = 'leads' AND indexname IN \
                               ('idx_leads_user_created_id', 'idx_leads_user_email', \
                               'idx_leads_user_external_id_set')"
@@ -108,7 +105,9 @@ async fn the_imports_migration_keeps_every_lead_and_index(backend: Backend) {
     // Rolling back to before 000014: the imported lead goes (it has no key to fall back
     // to), the other stays.
     let after_13 = u32::try_from(Migrator::migrations().len() - 13).unwrap();
-    Migrator::down(&db, Some(after_13)).await.unwrap();
+    Migrator::down(db.connection(), Some(after_13))
+        .await
+        .unwrap();
     assert_eq!(count(&db, "SELECT COUNT(*) FROM leads").await, 1);
     assert!(insert_lead(&db, user.id, None).await.is_err());
 }

@@ -158,17 +158,8 @@ async fn lists_are_read_from_a_streaming_replica_and_from_the_primary_when_it_ca
         .unwrap()
         .to_owned();
     let csrf = crate::settings::hidden_csrf(&page.text().await.unwrap());
-    let signed_in = browser
-        .post(format!("{}/login", app.base_url))
-        .header("Cookie", &login_cookie)
-        .form(&[
-            ("email", "owner@acme.test"),
-            ("password", PASSWORD),
-            ("csrf", &csrf),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let signed_in =
+        crate::settings::post_sign_in(&app, &browser, &login_cookie, &csrf, false).await;
     assert_eq!(signed_in.status(), 303);
     let set: Vec<String> = signed_in
         .headers()

@@ -3,12 +3,12 @@
 
 use std::time::Duration;
 
-use ciq_e2e::{TestApp, on_both_backends, reference_curl_body};
+use ciq_e2e::{TestApp, on_every_backend, reference_curl_body};
 use ciq_entity::{idempotency_key, session};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 
-on_both_backends!(
+on_every_backend!(
     what_is_past_its_retention_is_purged_by_every_instance,
     finished_imports_go_after_30_days_with_their_failed_rows_and_their_leads_stay,
     the_webhook_delivery_log_goes_after_its_retention_and_pending_deliveries_stay,

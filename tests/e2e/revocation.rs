@@ -6,9 +6,9 @@
 use std::time::{Duration, Instant};
 
 use ciq_admin::keys::{self, Actor, NewKey};
-use ciq_e2e::{TestApp, on_both_backends};
+use ciq_e2e::{TestApp, on_every_backend};
 
-on_both_backends!(
+on_every_backend!(
     a_revocation_during_a_verification_in_flight_is_not_lost,
     a_writer_clock_far_ahead_hides_no_later_change,
 );

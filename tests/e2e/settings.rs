@@ -61,6 +61,31 @@ pub(crate) async fn sign_in(
         .unwrap()
 }
 
+/// The sign-in form of owner@acme.test posted by a client without a cookie jar: the
+/// login page's CSRF cookie sent by hand; `over_tls` as a TLS-terminating proxy says.
+pub(crate) async fn post_sign_in(
+    app: &TestApp,
+    client: &reqwest::Client,
+    csrf_cookie: &str,
+    csrf: &str,
+    over_tls: bool,
+) -> reqwest::Response {
+    let mut req = client
+        .post(format!("{}/login", app.base_url))
+        .header("Cookie", csrf_cookie);
+    if over_tls {
+        req = req.header("X-Forwarded-Proto", "https");
+    }
+    req.form(&[
+        ("email", "owner@acme.test"),
+        ("password", PASSWORD),
+        ("csrf", csrf),
+    ])
+    .send()
+    .await
+    .unwrap()
+}
+
 async fn keys_page(app: &TestApp, client: &reqwest::Client) -> (u16, String) {
     let resp = client
         .get(format!("{}/settings/api-keys", app.base_url))
@@ -435,18 +460,7 @@ async fn cookies_are_secure_behind_tls() {
     // A whole sign-in over TLS: the session cookie is a __Host- one, and it opens the page.
     let csrf = hidden_csrf(&page.text().await.unwrap());
     let csrf_cookie = cookie.split(';').next().unwrap().to_owned();
-    let resp = client
-        .post(format!("{}/login", app.base_url))
-        .header("X-Forwarded-Proto", "https")
-        .header("Cookie", &csrf_cookie)
-        .form(&[
-            ("email", "owner@acme.test"),
-            ("password", PASSWORD),
-            ("csrf", &csrf),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let resp = post_sign_in(&app, &client, &csrf_cookie, &csrf, true).await;
     assert_eq!(resp.status(), 303);
     let session = resp
         .headers()

@@ -1,12 +1,12 @@
 //! Settings → Leads over HTTP: sign-in required, one owner never sees another's leads,
 //! and the CSV export walks every page of a large account exactly once.
 
-use ciq_e2e::{TestApp, on_both_backends};
+use ciq_e2e::{TestApp, on_every_backend};
 use sea_orm::{ActiveValue::Set, EntityTrait};
 
 use crate::settings::{browser_like_client, owner, sign_in};
 
-on_both_backends!(
+on_every_backend!(
     the_pages_need_a_session_and_show_only_the_owners_leads,
     the_export_streams_every_lead_of_the_filter_once,
 );

@@ -3,11 +3,11 @@
 
 use ciq_admin::keys::NewKey;
 use ciq_admin::{Scope, Scopes};
-use ciq_e2e::{TestApp, on_both_backends, reference_curl_body};
+use ciq_e2e::{TestApp, on_every_backend, reference_curl_body};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::{Value, json};
 
-on_both_backends!(
+on_every_backend!(
     an_upsert_creates_then_updates_the_fields_given,
     an_upsert_needs_both_scopes_and_an_external_id,
     concurrent_upserts_of_one_external_id_leave_one_lead,

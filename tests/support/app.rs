@@ -7,7 +7,7 @@ use ciq_admin::keys::NewKey;
 use ciq_admin::{SecretHasher, keys, users};
 use ciq_gateway::app::States;
 use ciq_gateway::{Application, Settings};
-use sea_orm::DatabaseConnection;
+use ciq_store::Db;
 use secrecy::ExposeSecret;
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -21,7 +21,7 @@ pub struct TestApp {
     /// `http://127.0.0.1:PORT`.
     pub base_url: String,
     /// A connection of the test's own to the same database.
-    pub db: DatabaseConnection,
+    pub db: Db,
     /// The gateway's state, per surface (counters, limiter).
     pub states: States,
     /// HTTP client.
@@ -48,6 +48,7 @@ impl TestApp {
         let mut settings = Settings {
             listen: "127.0.0.1:0".into(),
             database_url: database.url.clone().into(),
+            pooling: backend.pooling(),
             ..Settings::default()
         };
         adjust(&mut settings);
@@ -78,9 +79,13 @@ impl TestApp {
             let _ = rx.await;
         }));
         // The test's own connection goes where the gateway's does.
-        let db = ciq_gateway::database::connect(settings.database_url.expose_secret())
-            .await
-            .expect("test connection");
+        let db = ciq_gateway::database::connect_with(
+            settings.database_url.expose_secret(),
+            ciq_gateway::database::Waits::default(),
+            settings.pooling,
+        )
+        .await
+        .expect("test connection");
         Self {
             base_url,
             db,

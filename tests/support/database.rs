@@ -13,6 +13,25 @@ pub enum Backend {
     Sqlite,
     /// Production's store.
     Postgres,
+    /// Production's store through PgBouncer in transaction pooling mode (a pgbouncer
+    /// of the test's own in front of the test's database; the gateway runs with
+    /// `CIQ_DB_TRANSACTION_POOLING`).
+    PgBouncer,
+}
+
+impl Backend {
+    /// Whether the store is PostgreSQL (directly or through PgBouncer).
+    pub fn is_postgres(self) -> bool {
+        matches!(self, Self::Postgres | Self::PgBouncer)
+    }
+
+    /// How the gateway must reach this store.
+    pub fn pooling(self) -> ciq_gateway::database::Pooling {
+        match self {
+            Self::PgBouncer => ciq_gateway::database::Pooling::Transaction,
+            Self::Sqlite | Self::Postgres => ciq_gateway::database::Pooling::Direct,
+        }
+    }
 }
 
 /// The administrative PostgreSQL URL tests create their databases through.
@@ -26,6 +45,8 @@ pub struct TestDatabase {
     /// URL the gateway connects with.
     pub url: String,
     cleanup: Cleanup,
+    /// The pgbouncer in front of it ([`Backend::PgBouncer`]).
+    bouncer: Option<crate::pgbouncer::PgBouncer>,
 }
 
 enum Cleanup {
@@ -43,7 +64,20 @@ impl TestDatabase {
                 Some(Self {
                     url: format!("sqlite://{}?mode=rwc", dir.join("ciq.db").display()),
                     cleanup: Cleanup::Folder(dir),
+                    bouncer: None,
                 })
+            }
+            Backend::PgBouncer => {
+                let mut database = Box::pin(Self::create(Backend::Postgres)).await?;
+                let admin_url = postgres_admin_url();
+                let bouncer = crate::pgbouncer::PgBouncer::start(&admin_url).await?;
+                let (base, name) = database.url.rsplit_once('/').expect("a database URL");
+                let user = base.split_once("://").map_or("postgres", |(_, r)| {
+                    r.split_once('@').map_or("postgres", |(u, _)| u)
+                });
+                database.url = format!("postgres://{user}@127.0.0.1:{}/{name}", bouncer.port);
+                database.bouncer = Some(bouncer);
+                Some(database)
             }
             Backend::Postgres => {
                 let admin_url = postgres_admin_url();
@@ -67,6 +101,7 @@ impl TestDatabase {
                 Some(Self {
                     url: format!("{base}/{name}"),
                     cleanup: Cleanup::PostgresDatabase { admin_url, name },
+                    bouncer: None,
                 })
             }
         }

@@ -17,6 +17,7 @@ pub mod browser;
 pub mod database;
 pub mod fixtures;
 pub mod nginx;
+pub mod pgbouncer;
 pub mod postgres;
 pub mod proxy;
 pub mod receiver;
@@ -54,10 +55,11 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// Runs each named scenario `async fn NAME(app: TestApp)` once on SQLite and once
-/// on PostgreSQL, as `sqlite::NAME` and `postgres::NAME`.
+/// Runs each named scenario `async fn NAME(app: TestApp)` on SQLite, on PostgreSQL, and
+/// on PostgreSQL through PgBouncer in transaction pooling mode, as `sqlite::NAME`,
+/// `postgres::NAME` and `pgbouncer::NAME`.
 #[macro_export]
-macro_rules! on_both_backends {
+macro_rules! on_every_backend {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
             $(
@@ -73,6 +75,17 @@ macro_rules! on_both_backends {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     let Some(app) = $crate::TestApp::spawn($crate::Backend::Postgres).await else {
+                        return;
+                    };
+                    super::$name(app).await;
+                }
+            )*
+        }
+        mod pgbouncer {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(app) = $crate::TestApp::spawn($crate::Backend::PgBouncer).await else {
                         return;
                     };
                     super::$name(app).await;

@@ -1,12 +1,12 @@
 //! Key lifecycle: create (shown once), list (never a secret), revoke.
 
 use chrono::{DateTime, Utc};
+use ciq_store::Db;
 use sea_orm::prelude::Uuid;
 use sea_orm::sea_query::{Expr, ExprTrait, SimpleExpr};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection,
-    DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-    TransactionError, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionError, TransactionTrait,
 };
 use serde::Serialize;
 
@@ -156,7 +156,7 @@ pub fn key_status(row: &api_key::Model, now: DateTime<Utc>) -> KeyStatus {
 /// that inserts the key and its `created` event, with the owner's row locked, so two
 /// concurrent creates cannot both take the last place.
 pub async fn create_key(
-    db: &DatabaseConnection,
+    db: &Db,
     hasher: &SecretHasher,
     user_id: Uuid,
     new: NewKey,
@@ -277,10 +277,7 @@ fn transaction_error(err: TransactionError<AdminError>) -> AdminError {
 }
 
 /// The user's keys, newest first.
-pub async fn list_keys(
-    db: &DatabaseConnection,
-    user_id: Uuid,
-) -> Result<Vec<KeySummary>, AdminError> {
+pub async fn list_keys(db: &Db, user_id: Uuid) -> Result<Vec<KeySummary>, AdminError> {
     Ok(ciq_entity::ApiKey::find()
         .filter(api_key::Column::UserId.eq(user_id))
         .order_by_desc(api_key::Column::CreatedAt)
@@ -292,7 +289,7 @@ pub async fn list_keys(
 }
 
 /// One key by id.
-pub async fn find_key(db: &DatabaseConnection, key_id: Uuid) -> Result<api_key::Model, AdminError> {
+pub async fn find_key(db: &Db, key_id: Uuid) -> Result<api_key::Model, AdminError> {
     ciq_entity::ApiKey::find_by_id(key_id)
         .one(db)
         .await?
@@ -302,11 +299,7 @@ pub async fn find_key(db: &DatabaseConnection, key_id: Uuid) -> Result<api_key::
 /// Revokes a key, with its `revoked` event in the same transaction. Revoking a
 /// revoked key changes nothing and succeeds. Running instances see the change within
 /// a second (they poll for changed versions).
-pub async fn revoke_key(
-    db: &DatabaseConnection,
-    key_id: Uuid,
-    actor: &Actor,
-) -> Result<KeySummary, AdminError> {
+pub async fn revoke_key(db: &Db, key_id: Uuid, actor: &Actor) -> Result<KeySummary, AdminError> {
     revoke_key_at(db, key_id, actor, ciq_entity::now()).await
 }
 
@@ -315,7 +308,7 @@ pub async fn revoke_key(
 /// says, never whether or when instances see the revocation: that goes by the key's
 /// version and the database's clock.
 pub async fn revoke_key_at(
-    db: &DatabaseConnection,
+    db: &Db,
     key_id: Uuid,
     actor: &Actor,
     now: DateTime<Utc>,
@@ -347,7 +340,7 @@ pub async fn revoke_key_at(
 /// working `overlap` from now (or at its own earlier expiry). Returns the new key,
 /// shown this once. A revoked or expired key cannot be rolled.
 pub async fn roll_key(
-    db: &DatabaseConnection,
+    db: &Db,
     hasher: &SecretHasher,
     key_id: Uuid,
     overlap: std::time::Duration,
@@ -539,7 +532,7 @@ async fn record_event(
 
 /// The user's most recent key events, newest first.
 pub async fn key_history(
-    db: &DatabaseConnection,
+    db: &Db,
     user_id: Uuid,
     limit: u64,
 ) -> Result<Vec<KeyEventView>, AdminError> {

@@ -9,8 +9,9 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use ciq_store::Db;
 use sea_orm::prelude::Uuid;
-use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 
 use ciq_entity::{session, user};
 
@@ -34,7 +35,7 @@ pub struct Session {
 /// caller must not say which); the work is the same either way. Only an email
 /// signs in: a user id in its place is an unknown email.
 pub async fn check_credentials(
-    db: &DatabaseConnection,
+    db: &Db,
     hasher: &SecretHasher,
     email: &str,
     password: &secrecy::SecretString,
@@ -74,7 +75,7 @@ fn token_hash(token: &str) -> String {
 #[derive(Clone)]
 pub enum SessionStore {
     /// The `sessions` table.
-    Database(DatabaseConnection),
+    Database(Db),
     /// One Redis hash per session, `<prefix><token digest>`, with the session's TTL
     /// (one key per session, so a cluster spreads them over its masters).
     Redis {
@@ -216,10 +217,7 @@ fn redis_trouble(err: redis::RedisError) -> AdminError {
     AdminError::SessionStore(err.to_string())
 }
 
-async fn find_in_database(
-    db: &DatabaseConnection,
-    token: &str,
-) -> Result<Option<Session>, AdminError> {
+async fn find_in_database(db: &Db, token: &str) -> Result<Option<Session>, AdminError> {
     let Some(row) = ciq_entity::Session::find()
         .filter(session::Column::TokenHash.eq(token_hash(token)))
         .one(db)
@@ -241,7 +239,7 @@ async fn find_in_database(
 
 /// Deletes the database's expired sessions (Redis expires its own). Safe on any
 /// number of instances at once.
-pub async fn purge_expired(db: &DatabaseConnection) -> Result<u64, sea_orm::DbErr> {
+pub async fn purge_expired(db: &Db) -> Result<u64, sea_orm::DbErr> {
     let deleted = ciq_entity::Session::delete_many()
         .filter(session::Column::ExpiresAt.lte(ciq_entity::now()))
         .exec(db)
@@ -254,7 +252,7 @@ pub async fn purge_expired(db: &DatabaseConnection) -> Result<u64, sea_orm::DbEr
 /// everywhere" ends every session at once, whichever store holds it).
 pub async fn live(
     store: &SessionStore,
-    db: &DatabaseConnection,
+    db: &Db,
     token: &str,
 ) -> Result<Option<Session>, AdminError> {
     let Some(session) = store.find(token).await? else {
@@ -276,7 +274,7 @@ pub async fn live(
 
 /// Ends every session of `user_id`: sessions begun until now are over in every store
 /// ([`live`] refuses them), and the database's rows go at once.
-pub async fn end_all(db: &DatabaseConnection, user_id: Uuid) -> Result<(), AdminError> {
+pub async fn end_all(db: &Db, user_id: Uuid) -> Result<(), AdminError> {
     ciq_entity::User::update_many()
         .col_expr(
             user::Column::SessionsValidAfter,

@@ -1,6 +1,7 @@
 //! Account owners.
 
-use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
+use ciq_store::Db;
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 use sea_orm::{SqlErr, prelude::Uuid};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -14,7 +15,7 @@ pub const MAX_NAME_LEN: usize = 200;
 
 /// Creates a user. The email is trimmed and lower-cased, and must be unique.
 pub async fn create_user(
-    db: &DatabaseConnection,
+    db: &Db,
     email: &str,
     name: Option<&str>,
 ) -> Result<user::Model, AdminError> {
@@ -47,10 +48,7 @@ pub async fn create_user(
 }
 
 /// Finds a user by id (a UUID) or by email (case-insensitive).
-pub async fn find_user(
-    db: &DatabaseConnection,
-    email_or_id: &str,
-) -> Result<user::Model, AdminError> {
+pub async fn find_user(db: &Db, email_or_id: &str) -> Result<user::Model, AdminError> {
     let query = match Uuid::parse_str(email_or_id.trim()) {
         Ok(id) => ciq_entity::User::find_by_id(id),
         Err(_) => ciq_entity::User::find()
@@ -63,10 +61,7 @@ pub async fn find_user(
 }
 
 /// The user signed in as `email` (never an id: sign-in takes an email only), if any.
-pub async fn find_by_email(
-    db: &DatabaseConnection,
-    email: &str,
-) -> Result<Option<user::Model>, AdminError> {
+pub async fn find_by_email(db: &Db, email: &str) -> Result<Option<user::Model>, AdminError> {
     Ok(ciq_entity::User::find()
         .filter(user::Column::Email.eq(email.trim().to_lowercase()))
         .one(db)
@@ -94,7 +89,7 @@ pub fn check_password_rules(password: &SecretString) -> Result<(), AdminError> {
 /// ends every session of that user (in whichever store: see
 /// [`crate::sessions::live`]).
 pub async fn set_password(
-    db: &DatabaseConnection,
+    db: &Db,
     hasher: &crate::SecretHasher,
     user_id: Uuid,
     password: &SecretString,

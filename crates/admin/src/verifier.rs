@@ -24,9 +24,10 @@ use std::time::Duration;
 
 use blake2::{Blake2s256, Digest};
 use chrono::{DateTime, Utc};
+use ciq_store::Db;
 use moka::future::Cache;
 use sea_orm::prelude::Uuid;
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
 use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
@@ -101,7 +102,7 @@ enum LoadError {
 
 /// Verifies presented keys against the store, with a cache in front.
 pub struct KeyVerifier {
-    db: DatabaseConnection,
+    db: Db,
     breaker: Arc<ciq_store::Breaker>,
     hasher: SecretHasher,
     cache: Cache<String, Arc<CachedKey>>,
@@ -138,7 +139,7 @@ pub struct PauseControl {
 impl KeyVerifier {
     /// A verifier over `db`, allowing one concurrent argon2 run per CPU; while
     /// `breaker` is open, uncached keys are refused as unavailable without a try.
-    pub fn new(db: DatabaseConnection, breaker: Arc<ciq_store::Breaker>) -> Self {
+    pub fn new(db: Db, breaker: Arc<ciq_store::Breaker>) -> Self {
         let cpus = std::thread::available_parallelism().map_or(2, usize::from);
         Self {
             db,
@@ -445,7 +446,7 @@ impl KeyVerifier {
 
 /// The database's own clock: PostgreSQL's `CURRENT_TIMESTAMP`; an embedded SQLite
 /// store's clock is this machine's.
-async fn database_now(db: &DatabaseConnection) -> Result<DateTime<Utc>, sea_orm::DbErr> {
+async fn database_now(db: &Db) -> Result<DateTime<Utc>, sea_orm::DbErr> {
     use sea_orm::{ConnectionTrait, Statement};
     if db.get_database_backend() != sea_orm::DatabaseBackend::Postgres {
         return Ok(Utc::now());

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use ciq_admin::KeyVerifier;
 use ciq_leads::LeadWriter;
 use ciq_limiter::{LimitSettings, RateLimiter};
-use sea_orm::DatabaseConnection;
+use ciq_store::Db;
 
 /// Default request body limit (64 KiB: a lead is well under 10 KiB).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
@@ -13,7 +13,7 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
 /// Shared state of the public API of one instance.
 pub struct ApiState {
     /// The store of keys and leads (the primary).
-    pub db: DatabaseConnection,
+    pub db: Db,
     /// Where lists and single-lead reads go (a read replica while it is fit).
     pub reads: ciq_store::Reads,
     /// Verifies presented keys (cached).

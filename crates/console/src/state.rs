@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use ciq_admin::sessions::SessionStore;
 use ciq_limiter::RateLimiter;
-use sea_orm::DatabaseConnection;
+use ciq_store::Db;
 
 /// Default length of a Settings session.
 pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
@@ -13,7 +13,7 @@ pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 /// Shared state of the account owners' surface of one instance.
 pub struct ConsoleState {
     /// The store of users and keys (the primary).
-    pub db: DatabaseConnection,
+    pub db: Db,
     /// Where the Settings lists go (a read replica while it is fit, unless the browser
     /// just wrote something: see `ciq_console::fresh`).
     pub reads: ciq_store::Reads,

@@ -39,6 +39,8 @@ pub struct Settings {
     pub database_read_url: Option<SecretString>,
     /// Largest lag at which the replica still serves lists.
     pub replica_max_lag: Duration,
+    /// Whether `database_url` (and the replica's) go through a transaction pooler.
+    pub pooling: database::Pooling,
     /// Rate limits.
     pub limits: LimitSettings,
     /// Take the client address from the last `X-Forwarded-For` entry and the scheme
@@ -85,6 +87,7 @@ impl Default for Settings {
             database_url: database::DEFAULT_DATABASE_URL.into(),
             database_read_url: None,
             replica_max_lag: ciq_store::replica::DEFAULT_MAX_LAG,
+            pooling: database::Pooling::Direct,
             limits: LimitSettings::default(),
             trust_forwarded_for: false,
             max_body_bytes: ciq_api::state::DEFAULT_MAX_BODY_BYTES,
@@ -169,7 +172,8 @@ impl Application {
             return Err(StartError::WeakAdminToken);
         }
         let database_url = settings.database_url.expose_secret();
-        let db = database::connect_and_migrate_with(database_url, settings.waits).await?;
+        let db = database::connect_and_migrate_with(database_url, settings.waits, settings.pooling)
+            .await?;
         // Nothing waits on the store for longer than a statement may run, and a second.
         let breaker = ciq_store::Breaker::new(
             db.clone(),
@@ -179,7 +183,8 @@ impl Application {
         let reads = match &settings.database_read_url {
             Some(url) => ciq_store::Reads::with_replica(
                 db.clone(),
-                database::connect_replica(url.expose_secret(), settings.waits).await?,
+                database::connect_replica(url.expose_secret(), settings.waits, settings.pooling)
+                    .await?,
                 settings.replica_max_lag,
             ),
             None => ciq_store::Reads::primary_only(db.clone()),

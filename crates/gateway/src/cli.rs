@@ -72,9 +72,33 @@ pub struct Cli {
     #[arg(long, env = "CIQ_WEBHOOK_ALLOW_PRIVATE_NETWORKS", global = true)]
     pub webhook_allow_private_networks: bool,
 
+    /// DATABASE_URL (and DATABASE_READ_URL) go through PgBouncer in transaction
+    /// pooling mode (`pool_mode = transaction`, with `server_reset_query_always = 1`):
+    /// every statement runs in a transaction and nothing stays prepared. See
+    /// docs/operations.md for what it costs.
+    #[arg(long, env = "CIQ_DB_TRANSACTION_POOLING", global = true)]
+    pub db_transaction_pooling: bool,
+
     /// What to do (default: serve).
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+/// The store as the command line names it.
+#[derive(Clone, Copy)]
+struct Store<'a> {
+    url: &'a str,
+    pooling: database::Pooling,
+}
+
+impl Store<'_> {
+    /// Connected and migrated.
+    async fn open(self) -> anyhow::Result<ciq_store::Db> {
+        Ok(
+            database::connect_and_migrate_with(self.url, database::Waits::default(), self.pooling)
+                .await?,
+        )
+    }
 }
 
 /// Log formats.
@@ -404,13 +428,23 @@ pub fn run() -> ExitCode {
 async fn execute(cli: Cli) -> anyhow::Result<()> {
     use secrecy::ExposeSecret;
     let url = cli.database_url;
+    let pooling = if cli.db_transaction_pooling {
+        database::Pooling::Transaction
+    } else {
+        database::Pooling::Direct
+    };
+    let store = Store {
+        url: url.expose_secret(),
+        pooling,
+    };
     match cli
         .command
         .unwrap_or(Command::Serve(ServeArgs::default_from_env()))
     {
         Command::Serve(args) => {
             serve(
-                url,
+                url.clone(),
+                pooling,
                 cli.redis_url,
                 cli.webhook_secret_key,
                 cli.webhook_allow_private_networks,
@@ -420,7 +454,7 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Webhooks(cmd) => {
             webhooks_command(
-                url.expose_secret(),
+                store,
                 cli.webhook_secret_key.as_ref(),
                 cli.webhook_allow_private_networks,
                 cmd,
@@ -428,7 +462,7 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
             .await
         }
         Command::Migrate => {
-            database::connect_and_migrate(url.expose_secret()).await?;
+            store.open().await?;
             eprintln!("migrations applied");
             Ok(())
         }
@@ -441,7 +475,7 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Users(UsersCommand::SetPassword { user }) => {
-            let db = database::connect_and_migrate(url.expose_secret()).await?;
+            let db = store.open().await?;
             let owner = users::find_user(&db, &user).await?;
             let mut password = String::new();
             std::io::stdin()
@@ -453,13 +487,13 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Users(UsersCommand::Create { email, name }) => {
-            let db = database::connect_and_migrate(url.expose_secret()).await?;
+            let db = store.open().await?;
             let user = users::create_user(&db, &email, name.as_deref()).await?;
             eprintln!("created user {}", user.email);
             println!("{}", user.id);
             Ok(())
         }
-        Command::Keys(cmd) => keys_command(url.expose_secret(), cmd).await,
+        Command::Keys(cmd) => keys_command(store, cmd).await,
     }
 }
 
@@ -477,6 +511,7 @@ impl ServeArgs {
 
 async fn serve(
     database_url: SecretString,
+    pooling: database::Pooling,
     redis_url: Option<SecretString>,
     webhook_key: Option<SecretString>,
     webhook_allow_private_networks: bool,
@@ -496,6 +531,7 @@ async fn serve(
     let settings = Settings {
         listen: args.listen,
         database_url,
+        pooling,
         database_read_url: args
             .database_read_url
             .filter(|u| !u.expose_secret().trim().is_empty()),
@@ -551,8 +587,8 @@ async fn serve(
     Ok(())
 }
 
-async fn keys_command(url: &str, cmd: KeysCommand) -> anyhow::Result<()> {
-    let db = database::connect_and_migrate(url).await?;
+async fn keys_command(store: Store<'_>, cmd: KeysCommand) -> anyhow::Result<()> {
+    let db = store.open().await?;
     match cmd {
         KeysCommand::Create {
             user,
@@ -618,13 +654,13 @@ async fn keys_command(url: &str, cmd: KeysCommand) -> anyhow::Result<()> {
 }
 
 async fn webhooks_command(
-    url: &str,
+    store: Store<'_>,
     key: Option<&SecretString>,
     allow_private: bool,
     cmd: WebhooksCommand,
 ) -> anyhow::Result<()> {
     use ciq_leads::webhooks::{delivery, endpoints};
-    let db = database::connect_and_migrate(url).await?;
+    let db = store.open().await?;
     match cmd {
         WebhooksCommand::Create {
             user,
@@ -633,7 +669,7 @@ async fn webhooks_command(
         } => {
             let owner = users::find_user(&db, &user).await?;
             let events = endpoints::parse_events(&event)?;
-            let secrets = crate::webhook_key::resolve(url, key)?;
+            let secrets = crate::webhook_key::resolve(store.url, key)?;
             let (row, secret) = endpoints::create(
                 &db,
                 secrets.as_ref(),
@@ -740,7 +776,7 @@ async fn webhooks_command(
             overlap,
         } => {
             let endpoint = endpoints::find_any(&db, endpoint_id).await?;
-            let secrets = crate::webhook_key::resolve(url, key)?;
+            let secrets = crate::webhook_key::resolve(store.url, key)?;
             let secret = endpoints::rotate(
                 &db,
                 secrets.as_ref(),

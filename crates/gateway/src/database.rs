@@ -3,8 +3,9 @@
 use std::time::Duration;
 
 use ciq_migrations::{Migrator, MigratorTrait};
+use ciq_store::Db;
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DbErr, TransactionTrait};
 
 /// The embedded default: a SQLite file in the working directory, created on first use.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://ciq.db?mode=rwc";
@@ -32,14 +33,28 @@ impl Default for Waits {
     }
 }
 
-/// Connects to `url` (`sqlite://…` or `postgres://…`) with the default [`Waits`].
-pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
-    connect_with(url, Waits::default()).await
+/// How the gateway reaches PostgreSQL (`CIQ_DB_TRANSACTION_POOLING`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Pooling {
+    /// Directly, or through a pooler in session mode: statements as sqlx sends them,
+    /// prepared once per connection and cached.
+    #[default]
+    Direct,
+    /// Through PgBouncer in `pool_mode = transaction` (which must also run
+    /// `server_reset_query_always = 1`): every statement in a transaction, no statement
+    /// cache, no startup parameters PgBouncer refuses (see [`ciq_store::db`]).
+    Transaction,
+}
+
+/// Connects to `url` (`sqlite://…` or `postgres://…`) with the default [`Waits`],
+/// directly.
+pub async fn connect(url: &str) -> Result<Db, DbErr> {
+    connect_with(url, Waits::default(), Pooling::Direct).await
 }
 
 /// Connects to `url` with the given bounds on waiting. SQLite runs in WAL mode with
 /// foreign keys on and a busy timeout, so readers never block the single writer.
-pub async fn connect_with(url: &str, waits: Waits) -> Result<DatabaseConnection, DbErr> {
+pub async fn connect_with(url: &str, waits: Waits, pooling: Pooling) -> Result<Db, DbErr> {
     let mut opts = ConnectOptions::new(url);
     opts.sqlx_logging(false)
         .connect_timeout(waits.acquire)
@@ -51,19 +66,55 @@ pub async fn connect_with(url: &str, waits: Waits) -> Result<DatabaseConnection,
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(5))
         });
-    } else {
-        let statement_ms = waits.statement.as_millis().to_string();
-        opts.max_connections(32).map_sqlx_postgres_opts(move |o| {
-            o.options([("statement_timeout", statement_ms.as_str())])
-        });
+        return Ok(Db::direct(Database::connect(opts).await?));
     }
-    Database::connect(opts).await
+    opts.max_connections(32);
+    postgres_options(&mut opts, waits, pooling);
+    connected(Database::connect(opts).await?, pooling).await
+}
+
+/// PostgreSQL's connection options for `pooling`. Directly, the statement timeout is a
+/// startup parameter; PgBouncer refuses startup parameters it does not know (`options`,
+/// `extra_float_digits`), so through it the timeout must be the role's or the
+/// database's (`ALTER ROLE … SET statement_timeout`), and the statement cache is off.
+fn postgres_options(opts: &mut ConnectOptions, waits: Waits, pooling: Pooling) {
+    let statement_ms = waits.statement.as_millis().to_string();
+    opts.map_sqlx_postgres_opts(move |o| match pooling {
+        Pooling::Direct => o.options([("statement_timeout", statement_ms.as_str())]),
+        Pooling::Transaction => o.statement_cache_capacity(0).extra_float_digits(None),
+    });
+}
+
+/// The handle on `conn` for `pooling`; through a transaction pooler, a warning when the
+/// server would let a statement run for ever.
+async fn connected(conn: sea_orm::DatabaseConnection, pooling: Pooling) -> Result<Db, DbErr> {
+    match pooling {
+        Pooling::Direct => Ok(Db::direct(conn)),
+        Pooling::Transaction => {
+            let db = Db::transaction_pooled(conn);
+            let row = db
+                .query_one_raw(sea_orm::Statement::from_string(
+                    db.get_database_backend(),
+                    "SELECT current_setting('statement_timeout') AS timeout",
+                ))
+                .await?;
+            let timeout = row
+                .and_then(|r| r.try_get::<String>("", "timeout").ok())
+                .unwrap_or_default();
+            if timeout == "0" {
+                tracing::warn!(
+                    "statement_timeout is 0 behind the transaction pooler: set it on the role or database (ALTER ROLE ... SET statement_timeout = '5s')"
+                );
+            }
+            Ok(db)
+        }
+    }
 }
 
 /// A pool on a read replica (`DATABASE_READ_URL`, PostgreSQL only): connected lazily,
 /// so a replica that is down at start only means reads go to the primary, and waiting
 /// for a connection is bounded by half a second at most (the primary is there).
-pub async fn connect_replica(url: &str, waits: Waits) -> Result<DatabaseConnection, DbErr> {
+pub async fn connect_replica(url: &str, waits: Waits, pooling: Pooling) -> Result<Db, DbErr> {
     if !url.starts_with("postgres") {
         return Err(DbErr::Custom(
             "DATABASE_READ_URL must be a postgres:// URL (a streaming replica of DATABASE_URL)"
@@ -71,33 +122,44 @@ pub async fn connect_replica(url: &str, waits: Waits) -> Result<DatabaseConnecti
         ));
     }
     let wait = waits.acquire.min(Duration::from_millis(500));
-    let statement_ms = waits.statement.as_millis().to_string();
     let mut opts = ConnectOptions::new(url);
     opts.sqlx_logging(false)
         .connect_timeout(wait)
         .acquire_timeout(wait)
         .connect_lazy(true)
-        .max_connections(16)
-        .map_sqlx_postgres_opts(move |o| o.options([("statement_timeout", statement_ms.as_str())]));
-    Database::connect(opts).await
+        .max_connections(16);
+    postgres_options(&mut opts, waits, pooling);
+    let conn = Database::connect(opts).await?;
+    Ok(match pooling {
+        Pooling::Direct => Db::direct(conn),
+        Pooling::Transaction => Db::transaction_pooled(conn),
+    })
 }
 
-/// Applies every pending migration.
-pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
-    Migrator::up(db, None).await
+/// Applies every pending migration (through a transaction pooler, all in one
+/// transaction: every statement reaches one server connection).
+pub async fn migrate(db: &Db) -> Result<(), DbErr> {
+    if db.is_transaction_pooled() {
+        let txn = db.begin().await?;
+        Migrator::up(&txn, None).await?;
+        txn.commit().await
+    } else {
+        Migrator::up(db.connection(), None).await
+    }
 }
 
-/// Connects and migrates.
-pub async fn connect_and_migrate(url: &str) -> Result<DatabaseConnection, DbErr> {
-    connect_and_migrate_with(url, Waits::default()).await
+/// Connects directly and migrates.
+pub async fn connect_and_migrate(url: &str) -> Result<Db, DbErr> {
+    connect_and_migrate_with(url, Waits::default(), Pooling::Direct).await
 }
 
-/// Connects with the given [`Waits`] and migrates.
+/// Connects with the given [`Waits`] and [`Pooling`] and migrates.
 pub async fn connect_and_migrate_with(
     url: &str,
     waits: Waits,
-) -> Result<DatabaseConnection, DbErr> {
-    let db = connect_with(url, waits).await?;
+    pooling: Pooling,
+) -> Result<Db, DbErr> {
+    let db = connect_with(url, waits, pooling).await?;
     migrate(&db).await?;
     Ok(db)
 }

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use sea_orm::DatabaseConnection;
+use ciq_store::Db;
 
 /// How long things are kept, and how often the purge looks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,10 +50,7 @@ pub struct Purged {
 }
 
 /// One purge of everything past its time.
-pub async fn purge_once(
-    db: &DatabaseConnection,
-    retention: Retention,
-) -> Result<Purged, sea_orm::DbErr> {
+pub async fn purge_once(db: &Db, retention: Retention) -> Result<Purged, sea_orm::DbErr> {
     Ok(Purged {
         idempotency_keys: ciq_leads::idempotency::purge(db, retention.idempotency).await?,
         sessions: ciq_admin::sessions::purge_expired(db).await?,
@@ -64,11 +61,7 @@ pub async fn purge_once(
 
 /// Purges every `retention.purge_every`, for ever, skipping turns while `breaker` is
 /// open; a failure is logged once per run of failures and retried at the next turn.
-pub async fn run_purge(
-    db: DatabaseConnection,
-    breaker: std::sync::Arc<ciq_store::Breaker>,
-    retention: Retention,
-) {
+pub async fn run_purge(db: Db, breaker: std::sync::Arc<ciq_store::Breaker>, retention: Retention) {
     let mut failing = false;
     loop {
         tokio::time::sleep(retention.purge_every).await;

@@ -583,7 +583,7 @@ async fn a_gateway_killed_mid_delivery_leaves_the_event_to_its_successor(backend
 
 /// Waits up to 60 s for `done` to say the import (read afresh) is far enough.
 async fn wait_for_import(
-    db: &sea_orm::DatabaseConnection,
+    db: &ciq_store::Db,
     user: uuid::Uuid,
     id: uuid::Uuid,
     done: impl Fn(&ciq_leads::import::store::ImportSummary) -> bool,

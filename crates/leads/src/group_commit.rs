@@ -19,7 +19,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use sea_orm::{DatabaseConnection, EntityTrait};
+use ciq_store::Db;
+use sea_orm::EntityTrait;
 use tokio::sync::{Mutex, Notify, mpsc, oneshot};
 use tokio::time::Instant;
 
@@ -100,7 +101,7 @@ pub struct LeadWriter {
 enum Mode {
     Batched(mpsc::Sender<Job>),
     /// Group commit off: one INSERT per request (for comparison, or by choice).
-    Direct(DatabaseConnection),
+    Direct(Db),
 }
 
 impl LeadWriter {
@@ -108,13 +109,13 @@ impl LeadWriter {
     /// anyway; a couple for PostgreSQL, so that one gathers while another commits).
     /// They stop when the last handle is dropped, after finishing what was handed to
     /// them. `0` turns group commit off: every request inserts its own row.
-    pub fn start(db: DatabaseConnection, writers: usize, breaker: Arc<Breaker>) -> Self {
+    pub fn start(db: Db, writers: usize, breaker: Arc<Breaker>) -> Self {
         Self::start_with_linger(db, writers, breaker, MAX_LINGER)
     }
 
     /// [`LeadWriter::start`] with another bound on lingering than [`MAX_LINGER`].
     pub fn start_with_linger(
-        db: DatabaseConnection,
+        db: Db,
         writers: usize,
         breaker: Arc<Breaker>,
         linger: Duration,
@@ -250,7 +251,7 @@ async fn gather(
 }
 
 async fn write_batches(
-    db: DatabaseConnection,
+    db: Db,
     breaker: Arc<Breaker>,
     queue: Arc<Mutex<mpsc::Receiver<Job>>>,
     expected: Arc<Expected>,
@@ -316,10 +317,7 @@ fn created_events(rows: &[&lead::Model]) -> Vec<LeadEvent> {
 
 /// Stores `rows` and their webhook deliveries in one transaction, a row at a time
 /// elsewhere than in a batch (SQLite's batch, and the row-by-row retry of a batch).
-async fn insert_with_deliveries(
-    db: &DatabaseConnection,
-    rows: &[&lead::Model],
-) -> Result<(), sea_orm::DbErr> {
+async fn insert_with_deliveries(db: &Db, rows: &[&lead::Model]) -> Result<(), sea_orm::DbErr> {
     use sea_orm::TransactionTrait;
     let txn = db.begin().await?;
     let models: Vec<lead::ActiveModel> = rows.iter().map(|r| (*r).clone().into()).collect();
@@ -334,11 +332,11 @@ async fn insert_with_deliveries(
 /// through [`INSERT_WITH_OUTBOX`] (one outbox row, fanned out later), elsewhere a
 /// multi-row `VALUES` and the outbox's delivery rows in one transaction.
 async fn insert_batch(
-    db: &DatabaseConnection,
+    db: &Db,
     own: &mut Option<PgConnection>,
     rows: &[&lead::Model],
 ) -> Result<(), BatchError> {
-    if db.get_database_backend() != sea_orm::DatabaseBackend::Postgres {
+    if db.connection().get_database_backend() != sea_orm::DatabaseBackend::Postgres {
         return insert_with_deliveries(db, rows)
             .await
             .map_err(|e| BatchError {
@@ -349,7 +347,7 @@ async fn insert_batch(
     fn column<T>(rows: &[&lead::Model], field: impl Fn(&lead::Model) -> T) -> Vec<T> {
         rows.iter().map(|row| field(row)).collect()
     }
-    let pool = db.get_postgres_connection_pool();
+    let pool = db.connection().get_postgres_connection_pool();
     if pool.is_closed() {
         // Closing waits for every connection to come back; this one goes now.
         *own = None;
@@ -359,7 +357,7 @@ async fn insert_batch(
         None => own.insert(pool.acquire().await.map_err(BatchError::from_sqlx)?),
     };
     // Made of constants only, once: nothing of a request is in the text.
-    let inserted = sqlx::query(sqlx::AssertSqlSafe(INSERT_WITH_OUTBOX.as_str()))
+    let statement = sqlx::query(sqlx::AssertSqlSafe(INSERT_WITH_OUTBOX.as_str()))
         .bind(column(rows, |r| r.id))
         .bind(column(rows, |r| r.user_id))
         .bind(column(rows, |r| r.api_key_id))
@@ -375,9 +373,20 @@ async fn insert_batch(
         .bind(column(rows, |r| r.description.clone()))
         .bind(column(rows, |r| r.created_at))
         .bind(column(rows, |r| r.external_id.clone()))
-        .bind(column(rows, |r| r.updated_at))
-        .execute(&mut **conn)
-        .await;
+        .bind(column(rows, |r| r.updated_at));
+    let inserted = if db.is_transaction_pooled() {
+        // Behind a transaction pooler the statement's Parse and Bind must reach one
+        // server connection: in a transaction of its own.
+        match sqlx::Connection::begin(&mut **conn).await {
+            Ok(mut txn) => match statement.execute(&mut *txn).await {
+                Ok(done) => txn.commit().await.map(|()| done),
+                Err(err) => Err(err),
+            },
+            Err(err) => Err(err),
+        }
+    } else {
+        statement.execute(&mut **conn).await
+    };
     if inserted.is_err() {
         // Whatever went wrong, the next batch starts on a fresh connection from the pool.
         *own = None;
@@ -405,12 +414,7 @@ impl BatchError {
 /// the breaker's bound, and each job is answered by what is there; only when that
 /// look-up fails too is every job told the store is unavailable (a retry with an
 /// `Idempotency-Key` is then safe).
-async fn answer_unknown(
-    db: &DatabaseConnection,
-    breaker: &Arc<Breaker>,
-    batch: Vec<Job>,
-    why: String,
-) {
+async fn answer_unknown(db: &Db, breaker: &Arc<Breaker>, batch: Vec<Job>, why: String) {
     use sea_orm::{ColumnTrait, QueryFilter, QuerySelect};
     let ids: Vec<uuid::Uuid> = batch.iter().map(|job| job.row.id).collect();
     let stored = breaker
@@ -440,7 +444,7 @@ async fn answer_unknown(
 /// Inserts `batch` in one statement and answers every job; on failure, row by row —
 /// unless the store was out of reach, when every job gets its answer at once.
 async fn commit(
-    db: &DatabaseConnection,
+    db: &Db,
     breaker: &Arc<Breaker>,
     own: &mut Option<PgConnection>,
     mut batch: Vec<Job>,
@@ -525,7 +529,7 @@ mod unknown_outcome_tests {
         }
         assert_eq!(got, [true, true, false, false]);
         // When the look-up fails too, nobody is told their lead is stored.
-        db.close_by_ref().await.unwrap();
+        db.close().await.unwrap();
         let (done, answer) = oneshot::channel();
         let job = Job {
             row: super::tests::row("late"),
@@ -541,7 +545,8 @@ mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
-    use sea_orm::{ConnectionTrait, Database, DatabaseConnection, EntityTrait, PaginatorTrait};
+    use ciq_store::Db;
+    use sea_orm::{ConnectionTrait, Database, EntityTrait, PaginatorTrait};
     use tokio::time::Instant;
 
     use super::{Announcement, LeadWriter};
@@ -551,7 +556,7 @@ mod tests {
     use ciq_entity::lead;
 
     /// An in-memory SQLite store with the leads table as the migrations make it.
-    pub(super) async fn store() -> DatabaseConnection {
+    pub(super) async fn store() -> Db {
         let db = Database::connect("sqlite::memory:").await.unwrap();
         db.execute_unprepared(
             "CREATE TABLE leads (id uuid_text PRIMARY KEY, user_id uuid_text NOT NULL,
@@ -572,7 +577,7 @@ mod tests {
         )
         .await
         .unwrap();
-        db
+        Db::direct(db)
     }
 
     pub(super) fn row(name: &str) -> lead::Model {
@@ -596,7 +601,7 @@ mod tests {
         }
     }
 
-    async fn stored(db: &DatabaseConnection) -> u64 {
+    async fn stored(db: &Db) -> u64 {
         lead::Entity::find().count(db).await.unwrap()
     }
 

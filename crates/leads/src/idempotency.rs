@@ -6,9 +6,8 @@
 //! leaves the key free.
 
 use chrono::Utc;
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, Set, SqlErr,
-};
+use ciq_store::Db;
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set, SqlErr};
 use uuid::Uuid;
 
 use ciq_entity::{idempotency_key, idempotency_lead};
@@ -90,7 +89,7 @@ pub fn fingerprint(value: &serde_json::Value) -> String {
 
 /// Claims `key` for `user_id` and a body with `fingerprint`.
 pub async fn claim(
-    db: &DatabaseConnection,
+    db: &Db,
     user_id: Uuid,
     key: &str,
     fingerprint: &str,
@@ -215,10 +214,7 @@ pub async fn complete_batch(
 /// Deletes the keys (and the answers, lead data included, that they remember) older
 /// than `retention`. Safe on any number of instances at once: each deletes what is
 /// still there.
-pub async fn purge(
-    db: &DatabaseConnection,
-    retention: std::time::Duration,
-) -> Result<u64, sea_orm::DbErr> {
+pub async fn purge(db: &Db, retention: std::time::Duration) -> Result<u64, sea_orm::DbErr> {
     let cutoff = ciq_entity::now()
         - chrono::TimeDelta::from_std(retention).unwrap_or(chrono::TimeDelta::MAX);
     let deleted = idempotency_key::Entity::delete_many()
@@ -290,7 +286,7 @@ pub async fn forget_lead(
 }
 
 /// Frees a claimed key whose request failed, so that a retry can run.
-pub async fn forget(db: &DatabaseConnection, user_id: Uuid, key: &str) -> Result<(), LeadError> {
+pub async fn forget(db: &Db, user_id: Uuid, key: &str) -> Result<(), LeadError> {
     idempotency_key::Entity::delete_by_id((user_id, key.to_owned()))
         .exec(db)
         .await?;

@@ -1,9 +1,10 @@
 //! Writing leads under the key owner's account.
 
 use chrono::{DateTime, Utc};
+use ciq_store::Db;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, SqlErr,
-    TransactionError, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, QueryFilter, SqlErr, TransactionError,
+    TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -156,7 +157,7 @@ pub struct RememberedBatch<'a> {
 /// [`BatchOutcome::Duplicate`] naming the lead that holds it. Nothing else fails one
 /// item without the others: an outage fails the whole batch, and nothing is written.
 pub async fn insert_batch(
-    db: &DatabaseConnection,
+    db: &Db,
     writer: &LeadWriter,
     owner: LeadOwner,
     items: Vec<Option<NewLead>>,
@@ -200,7 +201,7 @@ pub async fn insert_batch(
 /// The transaction of [`insert_batch`]: the rows (conflicting external ids skipped),
 /// then which of them the account already held, then the remembered answer.
 async fn write_batch(
-    db: &DatabaseConnection,
+    db: &Db,
     user_id: Uuid,
     rows: &[(usize, lead::Model)],
     mut outcomes: Vec<BatchOutcome>,
@@ -294,7 +295,7 @@ async fn write_batch(
 /// lead: both are written or neither is. Without one, the row goes through group
 /// commit (`announcement` is this request's, if it announced itself).
 pub async fn insert_lead(
-    db: &DatabaseConnection,
+    db: &Db,
     writer: &LeadWriter,
     owner: LeadOwner,
     new: NewLead,
@@ -461,7 +462,7 @@ impl After {
 /// descending: the keyset of index `idx_leads_user_created_id`), after `after`, at
 /// most `limit`; and whether more follow.
 pub async fn list(
-    db: &DatabaseConnection,
+    db: &Db,
     user_id: Uuid,
     filter: &LeadFilter,
     after: Option<After>,
@@ -519,7 +520,7 @@ pub async fn list(
 /// Erases the lead `id` of `user_id`'s account, and the data of every remembered
 /// answer holding it, in one transaction with its `lead.deleted` webhook deliveries. [`LeadError::NotFound`] when the account has
 /// no such lead.
-pub async fn erase(db: &DatabaseConnection, user_id: Uuid, id: Uuid) -> Result<(), LeadError> {
+pub async fn erase(db: &Db, user_id: Uuid, id: Uuid) -> Result<(), LeadError> {
     let erased = db
         .transaction::<_, bool, DbErr>(move |txn| {
             Box::pin(async move {
@@ -557,7 +558,7 @@ pub async fn erase(db: &DatabaseConnection, user_id: Uuid, id: Uuid) -> Result<(
 /// The change and its `lead.updated` webhook deliveries are one transaction; a patch
 /// that carries no field changes nothing and tells no one.
 pub async fn update(
-    db: &DatabaseConnection,
+    db: &Db,
     user_id: Uuid,
     id: Uuid,
     patch: crate::rules::LeadPatch,
@@ -708,7 +709,7 @@ pub struct RememberedUpsert<'a> {
 /// conflicting external id) and only then reads, so concurrent upserts of one external
 /// id leave one lead, carrying one of their bodies. `api_key_id` stays the creator's.
 pub async fn upsert(
-    db: &DatabaseConnection,
+    db: &Db,
     writer: &LeadWriter,
     owner: LeadOwner,
     external_id: &str,
@@ -733,7 +734,7 @@ pub async fn upsert(
 }
 
 async fn write_upsert(
-    db: &DatabaseConnection,
+    db: &Db,
     owner: LeadOwner,
     external_id: &str,
     patch: crate::rules::LeadPatch,

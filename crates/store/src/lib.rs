@@ -10,15 +10,17 @@
 //! talks to the store (lead writers, key verification, the Settings pages, the operator
 //! API, background jobs).
 
+pub mod db;
 pub mod replica;
 
+pub use db::Db;
 pub use replica::{Reads, ReplicaState};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sea_orm::{DatabaseConnection, DbErr, RuntimeErr};
+use sea_orm::{DbErr, RuntimeErr};
 use tokio::sync::Notify;
 
 /// How often an open breaker tries the store.
@@ -67,7 +69,7 @@ impl std::error::Error for StoreDown {}
 
 /// One instance's breaker on its store.
 pub struct Breaker {
-    db: DatabaseConnection,
+    db: Db,
     bound: Duration,
     open: AtomicBool,
     probing: AtomicBool,
@@ -77,7 +79,7 @@ pub struct Breaker {
 
 impl Breaker {
     /// A closed breaker on `db`; [`Breaker::guard`] gives an operation at most `bound`.
-    pub fn new(db: DatabaseConnection, bound: Duration) -> Arc<Self> {
+    pub fn new(db: Db, bound: Duration) -> Arc<Self> {
         metrics::gauge!("ciq_store_breaker_open").set(0.0);
         Arc::new(Self {
             db,
@@ -201,8 +203,8 @@ mod tests {
         DbErr::Conn(RuntimeErr::SqlxError(Arc::new(sqlx::Error::PoolTimedOut)))
     }
 
-    async fn breaker() -> (Arc<Breaker>, DatabaseConnection) {
-        let db = sea_orm::Database::connect("sqlite::memory:").await.unwrap();
+    async fn breaker() -> (Arc<Breaker>, Db) {
+        let db = Db::direct(sea_orm::Database::connect("sqlite::memory:").await.unwrap());
         (Breaker::new(db.clone(), Duration::from_millis(300)), db)
     }
 
@@ -223,7 +225,7 @@ mod tests {
             tokio::spawn(async move { breaker.guard(std::future::pending::<()>()).await })
         };
         // The store goes away (the pool closes): a failure, a probe that fails, open.
-        db.close_by_ref().await.unwrap();
+        db.close().await.unwrap();
         breaker.failure();
         let released = tokio::time::timeout(PROBE_TIMEOUT * 3, waiting)
             .await

@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, Statement};
+use crate::Db;
+use sea_orm::{ConnectionTrait, DbErr, Statement};
 
 /// How often the replica's lag is measured.
 pub const CHECK_INTERVAL: Duration = Duration::from_millis(500);
@@ -74,7 +75,7 @@ impl ReplicaState {
 }
 
 struct Replica {
-    db: DatabaseConnection,
+    db: Db,
     max_lag: Duration,
     state: AtomicU8,
     lag_ms: AtomicU64,
@@ -85,13 +86,13 @@ struct Replica {
 /// writes take [`Reads::primary`]; lists take [`Reads::read`].
 #[derive(Clone)]
 pub struct Reads {
-    primary: DatabaseConnection,
+    primary: Db,
     replica: Option<Arc<Replica>>,
 }
 
 impl Reads {
     /// Every read on `primary`.
-    pub fn primary_only(primary: DatabaseConnection) -> Self {
+    pub fn primary_only(primary: Db) -> Self {
         Self {
             primary,
             replica: None,
@@ -101,11 +102,7 @@ impl Reads {
     /// Reads on `replica` while it is at most `max_lag` behind, else on `primary`.
     /// Starts the checker (it ends when the last clone is dropped); the replica counts
     /// as unreachable until the first check says otherwise.
-    pub fn with_replica(
-        primary: DatabaseConnection,
-        replica: DatabaseConnection,
-        max_lag: Duration,
-    ) -> Self {
+    pub fn with_replica(primary: Db, replica: Db, max_lag: Duration) -> Self {
         let replica = Arc::new(Replica {
             db: replica,
             max_lag,
@@ -129,7 +126,7 @@ impl Reads {
     }
 
     /// The primary: for writes and for reads that must see their own writes.
-    pub fn primary(&self) -> &DatabaseConnection {
+    pub fn primary(&self) -> &Db {
         &self.primary
     }
 
@@ -159,7 +156,7 @@ impl Reads {
     /// `op` gets a handle on the chosen store (a cheap clone of its pool).
     pub async fn read<T, E, F, Fut>(&self, op: F) -> Result<T, E>
     where
-        F: Fn(DatabaseConnection) -> Fut,
+        F: Fn(Db) -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
         if let Some(replica) = &self.replica
@@ -185,7 +182,7 @@ impl Reads {
     /// read never answers "not found".
     pub async fn read_fresh_one<T, E, F, Fut>(&self, op: F) -> Result<Option<T>, E>
     where
-        F: Fn(DatabaseConnection) -> Fut,
+        F: Fn(Db) -> Fut,
         Fut: Future<Output = Result<Option<T>, E>>,
     {
         match self.read(&op).await? {

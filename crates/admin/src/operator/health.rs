@@ -176,14 +176,14 @@ pub fn render_metrics(state: &OperatorState) -> String {
 }
 
 /// Open and idle connections of the pool.
-fn pool_usage(db: &sea_orm::DatabaseConnection) -> (u64, u64) {
-    match db.get_database_backend() {
+fn pool_usage(db: &ciq_store::Db) -> (u64, u64) {
+    match db.connection().get_database_backend() {
         sea_orm::DatabaseBackend::Postgres => {
-            let pool = db.get_postgres_connection_pool();
+            let pool = db.connection().get_postgres_connection_pool();
             (u64::from(pool.size()), pool.num_idle() as u64)
         }
         sea_orm::DatabaseBackend::Sqlite => {
-            let pool = db.get_sqlite_connection_pool();
+            let pool = db.connection().get_sqlite_connection_pool();
             (u64::from(pool.size()), pool.num_idle() as u64)
         }
         _ => (0, 0),

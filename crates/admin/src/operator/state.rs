@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use ciq_limiter::RateLimiter;
-use sea_orm::DatabaseConnection;
+use ciq_store::Db;
 use secrecy::SecretString;
 
 use crate::KeyVerifier;
@@ -11,7 +11,7 @@ use crate::KeyVerifier;
 /// Shared state of the operator surface of one instance.
 pub struct OperatorState {
     /// The store of users and keys.
-    pub db: DatabaseConnection,
+    pub db: Db,
     /// The read replica's state, for readiness and metrics.
     pub reads: ciq_store::Reads,
     /// The key verifier, for its counters in `/metrics`.

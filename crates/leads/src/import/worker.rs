@@ -8,9 +8,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use ciq_store::Db;
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait,
+    ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
     sea_query::{Expr, ExprTrait},
 };
 use tokio::sync::Notify;
@@ -54,7 +54,7 @@ impl Default for WorkerSettings {
 
 /// One instance's import worker.
 pub struct ImportWorker {
-    db: DatabaseConnection,
+    db: Db,
     breaker: Arc<Breaker>,
     settings: WorkerSettings,
     /// Who holds a lease: this instance, for this run.
@@ -72,11 +72,7 @@ struct Counts {
 
 impl ImportWorker {
     /// A worker on `db`, skipping turns while `breaker` is open.
-    pub fn new(
-        db: DatabaseConnection,
-        breaker: Arc<Breaker>,
-        settings: WorkerSettings,
-    ) -> Arc<Self> {
+    pub fn new(db: Db, breaker: Arc<Breaker>, settings: WorkerSettings) -> Arc<Self> {
         Arc::new(Self {
             db,
             breaker,

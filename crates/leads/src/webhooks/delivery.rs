@@ -10,10 +10,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use ciq_store::Db;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait,
-    FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Statement, Value,
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult, QueryFilter,
+    QueryOrder, QuerySelect, Statement, Value,
 };
 use tokio::sync::{Mutex, Notify};
 use uuid::Uuid;
@@ -68,7 +69,7 @@ pub fn client(settings: &WebhookSettings, resolver: GuardedResolver) -> reqwest:
 
 /// One instance's delivery worker.
 pub struct DeliveryWorker {
-    db: DatabaseConnection,
+    db: Db,
     breaker: Arc<Breaker>,
     secrets: Option<SecretBox>,
     settings: WebhookSettings,
@@ -97,7 +98,7 @@ impl DeliveryWorker {
     /// A worker on `db` (skipping turns while `breaker` is open); `secrets` is the
     /// gateway's webhook key (`None`: none configured, nothing can be signed).
     pub fn new(
-        db: DatabaseConnection,
+        db: Db,
         breaker: Arc<Breaker>,
         secrets: Option<SecretBox>,
         settings: WebhookSettings,
@@ -118,7 +119,7 @@ impl DeliveryWorker {
     /// [`DeliveryWorker::new`] with its own HTTP client (tests give one whose resolver
     /// answers what they want).
     pub fn with_client(
-        db: DatabaseConnection,
+        db: Db,
         breaker: Arc<Breaker>,
         secrets: Option<SecretBox>,
         settings: WebhookSettings,

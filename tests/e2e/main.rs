@@ -16,6 +16,7 @@ mod leads;
 mod limits;
 mod manage;
 mod migrations;
+mod poolers;
 mod replicas;
 mod retention;
 mod revocation;

@@ -145,7 +145,7 @@ async fn each_operation_needs_its_scope(app: TestApp) {
     assert_eq!(ciq_entity::Lead::find().count(&app.db).await.unwrap(), 1);
 }
 
-async fn paging_returns_every_lead_that_existed_exactly_once(app: TestApp) {
+pub(crate) async fn paging_returns_every_lead_that_existed_exactly_once(app: TestApp) {
     let (_, key) = manager(&app, "owner@acme.test").await;
     let mut existing = std::collections::HashSet::new();
     for i in 0..250 {
@@ -289,7 +289,7 @@ async fn concurrent_creates_of_one_external_id_make_one_lead(app: TestApp) {
     create(&app, &other, body).await;
 }
 
-async fn an_erased_lead_leaves_no_trace_and_its_replay_is_gone(app: TestApp) {
+pub(crate) async fn an_erased_lead_leaves_no_trace_and_its_replay_is_gone(app: TestApp) {
     let (_, key) = manager(&app, "owner@acme.test").await;
     let send = || {
         app.client
@@ -377,7 +377,7 @@ async fn patch(app: &TestApp, key: &str, id: &str, body: Value) -> (u16, Value) 
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
-async fn an_update_follows_the_create_rules_and_clears_with_null(app: TestApp) {
+pub(crate) async fn an_update_follows_the_create_rules_and_clears_with_null(app: TestApp) {
     let (_, key) = manager(&app, "owner@acme.test").await;
     let mut full = reference_curl_body()["lead"].clone();
     full["score"] = json!(7);

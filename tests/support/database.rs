@@ -70,7 +70,11 @@ impl TestDatabase {
             Backend::PgBouncer => {
                 let mut database = Box::pin(Self::create(Backend::Postgres)).await?;
                 let admin_url = postgres_admin_url();
-                let bouncer = crate::pgbouncer::PgBouncer::start(&admin_url).await?;
+                let bouncer = crate::pgbouncer::PgBouncer::start(
+                    &admin_url,
+                    crate::pgbouncer::PoolMode::Transaction,
+                )
+                .await?;
                 let (base, name) = database.url.rsplit_once('/').expect("a database URL");
                 let user = base.split_once("://").map_or("postgres", |(_, r)| {
                     r.split_once('@').map_or("postgres", |(u, _)| u)

@@ -14,6 +14,17 @@ use crate::free_port;
 /// them transaction by transaction.
 pub const SERVER_CONNECTIONS: usize = 4;
 
+/// How PgBouncer hands out server connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolMode {
+    /// One server connection per client transaction, [`SERVER_CONNECTIONS`] of them,
+    /// reset (`DISCARD ALL`) after each transaction.
+    Transaction,
+    /// One server connection per client for as long as it stays connected; the startup
+    /// parameters sqlx sends are accepted and ignored, as operators configure it.
+    Session,
+}
+
 /// A running `pgbouncer`; stopped and its folder removed when dropped.
 pub struct PgBouncer {
     /// Where it listens, on 127.0.0.1.
@@ -26,7 +37,7 @@ impl PgBouncer {
     /// Starts one in front of the server of `admin_url` (`postgres://USER@HOST:PORT/…`),
     /// or `None` (skip) outside CI when `pgbouncer` is not installed; under CI that is
     /// a failure.
-    pub async fn start(admin_url: &str) -> Option<Self> {
+    pub async fn start(admin_url: &str, mode: PoolMode) -> Option<Self> {
         if Command::new("pgbouncer").arg("--version").output().is_err() {
             assert!(
                 std::env::var_os("CI").is_none(),
@@ -51,10 +62,17 @@ impl PgBouncer {
                 "[databases]\n* = host={host} port={port}\n\n[pgbouncer]\n\
                  listen_addr = 127.0.0.1\nlisten_port = {listen}\nunix_socket_dir =\n\
                  auth_type = trust\nauth_file = {users}\n\
-                 pool_mode = transaction\ndefault_pool_size = {SERVER_CONNECTIONS}\n\
-                 max_client_conn = 1000\n\
-                 server_reset_query = DISCARD ALL\nserver_reset_query_always = 1\n\
+                 max_client_conn = 1000\nserver_reset_query = DISCARD ALL\n{mode}\
                  logfile = {log}\n",
+                mode = match mode {
+                    PoolMode::Transaction => format!(
+                        "pool_mode = transaction\ndefault_pool_size = {SERVER_CONNECTIONS}\n\
+                         server_reset_query_always = 1\n"
+                    ),
+                    PoolMode::Session => "pool_mode = session\ndefault_pool_size = 64\n\
+                         ignore_startup_parameters = extra_float_digits,options\n"
+                        .to_owned(),
+                },
                 users = dir.join("users.txt").display(),
                 log = dir.join("pgbouncer.log").display(),
             ),

@@ -583,15 +583,15 @@ async fn logout_everywhere(
 
 // ---- keys ----------------------------------------------------------------------
 
-/// The keys page; its lists are read from `lists` (see [`ConsoleState::lists_for`]).
+/// The keys page for `req`; its lists are read where [`ConsoleState::lists_for`] says.
 async fn render_keys(
     state: &ConsoleState,
-    lists: &ciq_store::Reads,
+    req: &Request,
     session: &Session,
     status: StatusCode,
     flash: Flash,
 ) -> Response {
-    let user_id = session.user_id;
+    let (lists, user_id) = (state.lists_for(req), session.user_id);
     let user = match users::find_user(&state.db, &session.user_id.to_string()).await {
         Ok(user) => user,
         Err(err) => return store_trouble(err),
@@ -627,14 +627,7 @@ async fn render_keys(
 async fn keys_page(req: &Request, state: Data<&Arc<ConsoleState>>) -> Response {
     match signed_in(req, &state).await {
         Ok((_, session)) => {
-            render_keys(
-                &state,
-                &state.lists_for(req),
-                &session,
-                StatusCode::OK,
-                Flash::default(),
-            )
-            .await
+            render_keys(&state, req, &session, StatusCode::OK, Flash::default()).await
         }
         Err(resp) => resp,
     }
@@ -727,7 +720,7 @@ async fn generate(
         };
         return render_keys(
             &state,
-            &state.lists_for(req),
+            req,
             &session,
             StatusCode::UNPROCESSABLE_ENTITY,
             flash,
@@ -759,14 +752,7 @@ async fn generate(
             Err(resp) => return *resp,
         },
     };
-    render_keys(
-        &state,
-        &state.lists_for(req),
-        &session,
-        flash_status(&flash),
-        flash,
-    )
-    .await
+    render_keys(&state, req, &session, flash_status(&flash), flash).await
 }
 
 /// The key, if it belongs to the signed-in owner: one owner never sees or touches
@@ -831,14 +817,7 @@ async fn revoke(
         )),
         ..Flash::default()
     };
-    render_keys(
-        &state,
-        &state.lists_for(req),
-        &session,
-        StatusCode::OK,
-        flash,
-    )
-    .await
+    render_keys(&state, req, &session, StatusCode::OK, flash).await
 }
 
 #[derive(Deserialize)]
@@ -868,7 +847,7 @@ async fn roll(
         };
         return render_keys(
             &state,
-            &state.lists_for(req),
+            req,
             &session,
             StatusCode::UNPROCESSABLE_ENTITY,
             flash,
@@ -910,12 +889,5 @@ async fn roll(
             Err(resp) => return *resp,
         },
     };
-    render_keys(
-        &state,
-        &state.lists_for(req),
-        &session,
-        flash_status(&flash),
-        flash,
-    )
-    .await
+    render_keys(&state, req, &session, flash_status(&flash), flash).await
 }

@@ -86,7 +86,7 @@ async fn form_endpoint(
 /// The endpoints page with `flash` (a new secret, a notice, a refused form).
 async fn endpoints_answer(
     state: &ConsoleState,
-    lists: &ciq_store::Reads,
+    req: &Request,
     session: &Session,
     status: StatusCode,
     flash: Flash,
@@ -96,7 +96,8 @@ async fn endpoints_answer(
         Err(resp) => return resp,
     };
     let user_id = session.user_id;
-    match lists
+    match state
+        .lists_for(req)
         .read(|db| async move { endpoints::list(&db, user_id).await })
         .await
     {
@@ -113,14 +114,7 @@ async fn endpoints_answer(
 pub async fn list_page(req: &Request, state: Data<&Arc<ConsoleState>>) -> Response {
     match signed_in(req, &state).await {
         Ok((_, session)) => {
-            endpoints_answer(
-                &state,
-                &state.lists_for(req),
-                &session,
-                StatusCode::OK,
-                Flash::default(),
-            )
-            .await
+            endpoints_answer(&state, req, &session, StatusCode::OK, Flash::default()).await
         }
         Err(resp) => resp,
     }
@@ -151,7 +145,7 @@ pub async fn create(
         let flash = refuse("Choose at least one event to send.".into());
         return endpoints_answer(
             &state,
-            &state.lists_for(req),
+            req,
             &session,
             StatusCode::UNPROCESSABLE_ENTITY,
             flash,
@@ -174,14 +168,7 @@ pub async fn create(
                 new_key: Some((row.url, secret.expose_secret().to_owned())),
                 ..Flash::default()
             };
-            endpoints_answer(
-                &state,
-                &state.lists_for(req),
-                &session,
-                StatusCode::CREATED,
-                flash,
-            )
-            .await
+            endpoints_answer(&state, req, &session, StatusCode::CREATED, flash).await
         }
         Err(EndpointError::Store(err)) => store_trouble(err),
         Err(err) => {
@@ -191,7 +178,7 @@ pub async fn create(
             });
             endpoints_answer(
                 &state,
-                &state.lists_for(req),
+                req,
                 &session,
                 StatusCode::UNPROCESSABLE_ENTITY,
                 flash,
@@ -270,14 +257,7 @@ pub async fn act(
     };
     match done {
         Ok(flash) => {
-            endpoints_answer(
-                &state,
-                &state.lists_for(req),
-                &session,
-                crate::flash_status(&flash),
-                flash,
-            )
-            .await
+            endpoints_answer(&state, req, &session, crate::flash_status(&flash), flash).await
         }
         Err(EndpointError::Store(err)) => store_trouble(err),
         Err(err) => {
@@ -287,7 +267,7 @@ pub async fn act(
             };
             endpoints_answer(
                 &state,
-                &state.lists_for(req),
+                req,
                 &session,
                 StatusCode::UNPROCESSABLE_ENTITY,
                 flash,

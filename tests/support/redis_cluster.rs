@@ -130,15 +130,20 @@ impl RedisCluster {
         panic!("no cluster node answers");
     }
 
-    /// The port of the master serving `slot` now.
+    /// The port of the master serving `slot` now (waiting up to 10 s while the node
+    /// asked has not yet heard of a failover's new master).
     pub fn master_of_slot(&self, slot: u16) -> u16 {
-        self.nodes()
-            .into_iter()
-            .find(|n| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let serving = self.nodes().into_iter().find(|n| {
                 n.master && !n.failed && n.slots.iter().any(|(a, b)| (*a..=*b).contains(&slot))
-            })
-            .map(|n| n.port)
-            .unwrap_or_else(|| panic!("no master serves slot {slot}"))
+            });
+            if let Some(node) = serving {
+                return node.port;
+            }
+            assert!(Instant::now() < deadline, "no master serves slot {slot}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// The port of the master serving the key whose hash tag is `tag`.

@@ -21,6 +21,10 @@ struct Inner {
     redis: RedisLimiter,
     local: InProcessLimiter,
     degraded: AtomicBool,
+    /// The bucket whose decision failed first: before returning to Redis the probe
+    /// asks about it, which also makes a cluster client re-read a slot map that still
+    /// names a dead master (a PING to every master it knows would pass without it).
+    failed_bucket: std::sync::Mutex<Option<String>>,
 }
 
 impl FailoverLimiter {
@@ -32,6 +36,7 @@ impl FailoverLimiter {
                 redis,
                 local: InProcessLimiter::new(),
                 degraded: AtomicBool::new(false),
+                failed_bucket: std::sync::Mutex::new(None),
             }),
         };
         match limiter.inner.redis.ping().await {
@@ -39,17 +44,18 @@ impl FailoverLimiter {
                 redis = limiter.inner.redis.mode().as_str(),
                 "rate limiter: shared Redis window"
             ),
-            Err(err) => limiter.inner.degrade(&err),
+            Err(err) => limiter.inner.degrade(None, &err),
         }
         limiter
     }
 }
 
 impl Inner {
-    fn degrade(self: &Arc<Self>, err: &redis::RedisError) {
+    fn degrade(self: &Arc<Self>, bucket: Option<&str>, err: &redis::RedisError) {
         if self.degraded.swap(true, Ordering::SeqCst) {
             return;
         }
+        *self.failed_bucket_slot() = bucket.map(str::to_owned);
         tracing::warn!(
             error = %err,
             "rate limiter degraded: Redis unreachable, limiting in-process until it returns"
@@ -59,13 +65,34 @@ impl Inner {
             loop {
                 tokio::time::sleep(PROBE_INTERVAL).await;
                 let Some(inner) = inner.upgrade() else { return };
-                if inner.redis.ping().await.is_ok() {
+                if inner.redis.ping().await.is_ok() && inner.failed_bucket_answers().await {
                     inner.degraded.store(false, Ordering::SeqCst);
                     tracing::info!("rate limiter restored: Redis reachable again");
                     return;
                 }
             }
         });
+    }
+}
+
+impl Inner {
+    fn failed_bucket_slot(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        self.failed_bucket
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Whether Redis decides for the bucket that failed (without counting).
+    async fn failed_bucket_answers(&self) -> bool {
+        let bucket = self.failed_bucket_slot().clone();
+        match bucket {
+            Some(bucket) => self
+                .redis
+                .try_peek(&bucket, 1, PROBE_INTERVAL)
+                .await
+                .is_ok(),
+            None => true,
+        }
     }
 }
 
@@ -76,7 +103,7 @@ impl RateLimiter for FailoverLimiter {
         if !self.inner.degraded.load(Ordering::SeqCst) {
             match self.inner.redis.try_acquire(bucket, limit, window).await {
                 Ok(decision) => return decision,
-                Err(err) => self.inner.degrade(&err),
+                Err(err) => self.inner.degrade(Some(bucket), &err),
             }
         }
         self.inner.local.acquire_now(bucket, limit, window)
@@ -87,7 +114,7 @@ impl RateLimiter for FailoverLimiter {
         if !self.inner.degraded.load(Ordering::SeqCst) {
             match self.inner.redis.try_peek(bucket, limit, window).await {
                 Ok(decision) => return decision,
-                Err(err) => self.inner.degrade(&err),
+                Err(err) => self.inner.degrade(Some(bucket), &err),
             }
         }
         self.inner.local.peek_now(bucket, limit, window)
@@ -98,7 +125,7 @@ impl RateLimiter for FailoverLimiter {
         if !self.inner.degraded.load(Ordering::SeqCst) {
             match self.inner.redis.try_refund(bucket).await {
                 Ok(()) => return,
-                Err(err) => self.inner.degrade(&err),
+                Err(err) => self.inner.degrade(Some(bucket), &err),
             }
         }
         self.inner.local.refund_now(bucket);

@@ -166,10 +166,10 @@ impl RedisCluster {
     pub fn begin_moving_slot(&self, slot: u16, to: u16) {
         let from = self.master_of_slot(slot);
         let (from_id, to_id) = (node_id(from), node_id(to));
-        let slot = slot.to_string();
-        ok(to, &["cluster", "setslot", &slot, "importing", &from_id]);
-        ok(from, &["cluster", "setslot", &slot, "migrating", &to_id]);
-        for key in self.keys_in_slot(from, slot.parse().unwrap()) {
+        let named = slot.to_string();
+        ok(to, &["cluster", "setslot", &named, "importing", &from_id]);
+        ok(from, &["cluster", "setslot", &named, "migrating", &to_id]);
+        for key in self.keys_in_slot(from, slot) {
             ok(
                 from,
                 &["migrate", "127.0.0.1", &to.to_string(), &key, "0", "5000"],

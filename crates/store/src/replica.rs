@@ -7,7 +7,7 @@
 //! they go to the primary. So a list is never staler than the bound plus one check
 //! interval, and a replica that is down or behind costs nothing but the primary's load.
 
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -78,7 +78,6 @@ struct Replica {
     db: Db,
     max_lag: Duration,
     state: AtomicU8,
-    lag_ms: AtomicU64,
 }
 
 /// Where reads go: the primary, and a replica while it is fit (see the module docs).
@@ -107,7 +106,6 @@ impl Reads {
             db: replica,
             max_lag,
             state: AtomicU8::new(ReplicaState::Unreachable.code()),
-            lag_ms: AtomicU64::new(0),
         });
         tokio::spawn(check_until_dropped(Arc::downgrade(&replica)));
         Self {
@@ -137,17 +135,6 @@ impl Reads {
             .map_or(ReplicaState::NotConfigured, |r| {
                 ReplicaState::from_code(r.state.load(Ordering::Acquire))
             })
-    }
-
-    /// The replica's last measured lag (`None` without a replica, or when it was not
-    /// streaming or not answering).
-    pub fn replica_lag(&self) -> Option<Duration> {
-        let replica = self.replica.as_ref()?;
-        matches!(
-            self.replica_state(),
-            ReplicaState::Ok | ReplicaState::Lagging
-        )
-        .then(|| Duration::from_millis(replica.lag_ms.load(Ordering::Acquire)))
     }
 
     /// Runs the read `op` on the replica while it is fit, else on the primary. A read
@@ -220,10 +207,6 @@ impl Replica {
         match lag {
             Ok(Some(seconds)) => {
                 let lag = Duration::from_secs_f64(seconds.max(0.0));
-                self.lag_ms.store(
-                    u64::try_from(lag.as_millis()).unwrap_or(u64::MAX),
-                    Ordering::Release,
-                );
                 metrics::gauge!("ciq_db_replica_lag_seconds").set(lag.as_secs_f64());
                 self.set(if lag <= self.max_lag {
                     ReplicaState::Ok

@@ -182,15 +182,7 @@ impl DeliveryWorker {
     /// Gives back this instance's leases (at shutdown): another instance, or this one
     /// restarted, sends them at once instead of after the lease.
     pub async fn release(&self) -> Result<(), DbErr> {
-        webhook_delivery::Entity::update_many()
-            .col_expr(
-                webhook_delivery::Column::LeaseOwner,
-                Expr::value(Option::<Uuid>::None),
-            )
-            .col_expr(
-                webhook_delivery::Column::LeaseUntil,
-                Expr::value(Option::<chrono::DateTime<chrono::Utc>>::None),
-            )
+        unleased(webhook_delivery::Entity::update_many())
             .filter(webhook_delivery::Column::LeaseOwner.eq(self.instance))
             .filter(webhook_delivery::Column::Status.eq(DeliveryStatus::Pending))
             .exec(&self.db)
@@ -465,7 +457,7 @@ impl DeliveryWorker {
                 None => (DeliveryStatus::Failed, now),
             }
         };
-        let written = webhook_delivery::Entity::update_many()
+        let written = unleased(webhook_delivery::Entity::update_many())
             .col_expr(
                 webhook_delivery::Column::Status,
                 Expr::value(status.as_str()),
@@ -482,14 +474,6 @@ impl DeliveryWorker {
             .col_expr(
                 webhook_delivery::Column::DeliveredAt,
                 Expr::value(delivered.then_some(now)),
-            )
-            .col_expr(
-                webhook_delivery::Column::LeaseOwner,
-                Expr::value(Option::<Uuid>::None),
-            )
-            .col_expr(
-                webhook_delivery::Column::LeaseUntil,
-                Expr::value(Option::<chrono::DateTime<chrono::Utc>>::None),
             )
             .filter(webhook_delivery::Column::Id.eq(delivery.id))
             .filter(webhook_delivery::Column::LeaseOwner.eq(self.instance))
@@ -623,6 +607,21 @@ impl DeliveryWorker {
         metrics::gauge!("ciq_webhook_oldest_pending_seconds").set(age);
         Ok(())
     }
+}
+
+/// `update` also hands the deliveries' leases back (owner and expiry cleared).
+fn unleased(
+    update: sea_orm::UpdateMany<webhook_delivery::Entity>,
+) -> sea_orm::UpdateMany<webhook_delivery::Entity> {
+    update
+        .col_expr(
+            webhook_delivery::Column::LeaseOwner,
+            Expr::value(Option::<Uuid>::None),
+        )
+        .col_expr(
+            webhook_delivery::Column::LeaseUntil,
+            Expr::value(Option::<chrono::DateTime<chrono::Utc>>::None),
+        )
 }
 
 /// A request's failure in words, without its URL (which may carry a token).

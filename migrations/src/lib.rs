@@ -20,6 +20,7 @@ mod m20261201_000012_create_idempotency_leads;
 mod m20261201_000013_partial_external_id_index;
 mod m20261201_000014_create_lead_imports;
 mod m20261201_000015_create_webhooks;
+mod m20261204_000016_add_webhook_outbox_codec;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -43,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000013_partial_external_id_index::Migration),
             Box::new(m20261201_000014_create_lead_imports::Migration),
             Box::new(m20261201_000015_create_webhooks::Migration),
+            Box::new(m20261204_000016_add_webhook_outbox_codec::Migration),
         ]
     }
 }

@@ -207,7 +207,7 @@ async fn a_store_that_accepts_connections_but_never_answers_is_the_same() {
 /// back — every good row a lead exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_import_goes_on_after_the_store_comes_back_and_imports_every_row_once() {
-    use ciq_leads::import::{ImportFile, Mapping, store};
+    use ciq_imports::{ImportFile, Mapping, store};
     use sea_orm::{ColumnTrait, QueryFilter, QuerySelect};
     let Some(pg) = PrivatePostgres::start().await else {
         return;

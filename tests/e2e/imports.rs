@@ -68,10 +68,10 @@ pub(crate) async fn finished(
     app: &TestApp,
     user: Uuid,
     id: Uuid,
-) -> ciq_leads::import::store::ImportSummary {
+) -> ciq_imports::store::ImportSummary {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let import = ciq_leads::import::store::find(&app.db, user, id)
+        let import = ciq_imports::store::find(&app.db, user, id)
             .await
             .unwrap()
             .expect("the import exists");
@@ -192,7 +192,7 @@ async fn an_import_stores_the_good_rows_lists_the_bad_and_a_rerun_with_external_
             .unwrap()
             .contains("name is required: choose its column")
     );
-    let draft = ciq_leads::import::store::find(&app.db, alice, id)
+    let draft = ciq_imports::store::find(&app.db, alice, id)
         .await
         .unwrap()
         .unwrap();
@@ -221,7 +221,7 @@ async fn an_import_stores_the_good_rows_lists_the_bad_and_a_rerun_with_external_
     );
     // The file is not kept once it is imported.
     assert_eq!(
-        ciq_leads::import::store::content(&app.db, alice, id)
+        ciq_imports::store::content(&app.db, alice, id)
             .await
             .unwrap(),
         None

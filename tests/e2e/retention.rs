@@ -99,7 +99,7 @@ async fn finished_imports_go_after_30_days_with_their_failed_rows_and_their_lead
     app: TestApp,
 ) {
     use ciq_entity::{lead_import, lead_import_failure};
-    use ciq_leads::import::{ImportFile, store};
+    use ciq_imports::{ImportFile, store};
     let user = app.create_user("owner@acme.test").await;
     let csv = b"name,email,source,industry\nAda,ada@example.com,Web,Retail\nBob,,Web,Retail\n";
     let file = ImportFile::read(csv).unwrap();
@@ -108,7 +108,7 @@ async fn finished_imports_go_after_30_days_with_their_failed_rows_and_their_lead
         let id = store::create(&app.db, user, "a.csv", csv.to_vec(), &file)
             .await
             .unwrap();
-        let mapping = ciq_leads::import::Mapping::suggested(&file.columns);
+        let mapping = ciq_imports::Mapping::suggested(&file.columns);
         assert!(
             store::save_mapping(&app.db, user, id, &mapping, true)
                 .await
@@ -172,23 +172,20 @@ async fn the_webhook_delivery_log_goes_after_its_retention_and_pending_deliverie
 ) {
     use ciq_entity::webhook_delivery::{self, DeliveryStatus};
     let user = app.create_user("owner@acme.test").await;
-    let key = ciq_leads::webhooks::secret::SecretBox::from_base64(
-        &ciq_leads::webhooks::secret::new_key(),
-    )
-    .unwrap();
+    let key = ciq_store::secret::SecretBox::from_base64(&ciq_store::secret::new_key()).unwrap();
     // An endpoint nobody listens on, created without a worker seeing a due delivery:
     // the rows are written as the outbox writes them, then aged by hand.
-    let (endpoint, _) = ciq_leads::webhooks::endpoints::create(
+    let (endpoint, _) = ciq_webhooks::endpoints::create(
         &app.db,
         Some(&key),
         user,
         "https://hooks.example.com/in",
-        &ciq_leads::webhooks::EventType::ALL,
+        &ciq_leads::events::EventType::ALL,
         false,
     )
     .await
     .unwrap();
-    ciq_leads::webhooks::endpoints::set_enabled(&app.db, user, endpoint.id, false, Some("test"))
+    ciq_webhooks::endpoints::set_enabled(&app.db, user, endpoint.id, false, Some("test"))
         .await
         .unwrap();
     let at = ciq_entity::now() - chrono::TimeDelta::days(8);

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use ciq_e2e::{Backend, Receiver, Reply, TestApp, reference_curl_body};
 use ciq_entity::webhook_delivery::{self, DeliveryStatus};
-use ciq_leads::webhooks::EventType;
-use ciq_leads::webhooks::endpoints;
+use ciq_leads::events::EventType;
+use ciq_webhooks::endpoints;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
@@ -23,7 +23,7 @@ ciq_e2e::with_each_backend!(
 /// The schedule the tests run on: retries 1 s apart; the receiver on 127.0.0.1; a
 /// webhook key (PostgreSQL has none of its own).
 fn quick(s: &mut ciq_gateway::Settings) {
-    s.webhook_key = Some(ciq_leads::webhooks::secret::new_key());
+    s.webhook_key = Some(ciq_store::secret::new_key());
     s.webhooks.allow_private_networks = true;
     s.webhooks.retry_schedule = vec![Duration::from_secs(1); 3];
 }
@@ -472,7 +472,7 @@ async fn a_slow_receiver_does_not_hold_up_another_endpoint() {
     );
     // The slow one has at most 4 in flight at a time.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(receiver.received("/slow").len() <= ciq_leads::webhooks::delivery::PER_ENDPOINT);
+    assert!(receiver.received("/slow").len() <= ciq_webhooks::delivery::PER_ENDPOINT);
 }
 
 /// Waits (up to 10 s) until every delivery of `endpoint` has had an attempt.
@@ -619,7 +619,7 @@ async fn an_endpoint_failing_for_the_configured_time_is_disabled() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn destinations_that_are_not_public_are_refused_before_any_connection() {
-    use ciq_leads::webhooks::address::{GuardedResolver, Lookup};
+    use ciq_webhooks::address::{GuardedResolver, Lookup};
     use std::net::IpAddr;
     use std::pin::Pin;
     use std::sync::Arc;
@@ -659,8 +659,8 @@ async fn destinations_that_are_not_public_are_refused_before_any_connection() {
         }
     }
     for ip in ["10.0.0.1", "169.254.169.254"] {
-        let settings = ciq_leads::webhooks::WebhookSettings::default();
-        let client = ciq_leads::webhooks::delivery::client(
+        let settings = ciq_webhooks::WebhookSettings::default();
+        let client = ciq_webhooks::delivery::client(
             &settings,
             GuardedResolver {
                 lookup: Arc::new(Answers(ip.parse().unwrap())),
@@ -677,10 +677,7 @@ async fn destinations_that_are_not_public_are_refused_before_any_connection() {
         let owner = ciq_admin::users::create_user(&db, "o@acme.test", None)
             .await
             .unwrap();
-        let key = ciq_leads::webhooks::secret::SecretBox::from_base64(
-            &ciq_leads::webhooks::secret::new_key(),
-        )
-        .unwrap();
+        let key = ciq_store::secret::SecretBox::from_base64(&ciq_store::secret::new_key()).unwrap();
         let (hook, _) = endpoints::create(
             &db,
             Some(&key),
@@ -709,17 +706,16 @@ async fn destinations_that_are_not_public_are_refused_before_any_connection() {
             external_id: None,
             updated_at: ciq_entity::now(),
         };
-        let event = ciq_leads::webhooks::outbox::LeadEvent::new(EventType::Created, &lead);
-        ciq_leads::webhooks::outbox::record(&db, &[event])
-            .await
-            .unwrap();
+        let event = ciq_leads::events::event(EventType::Created, &lead);
+        ciq_webhooks::outbox::fan_out(&db, &[event]).await.unwrap();
         let breaker = ciq_store::Breaker::new(db.clone(), Duration::from_secs(5));
-        let worker = ciq_leads::webhooks::delivery::DeliveryWorker::with_client(
+        let worker = ciq_webhooks::delivery::DeliveryWorker::with_client(
             db.clone(),
             breaker,
             Some(key),
             settings,
             client,
+            ciq_leads::events::CODECS,
         );
         assert_eq!(worker.deliver_due().await.unwrap(), 1);
         let log = webhook_delivery::Entity::find()

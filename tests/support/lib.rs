@@ -38,7 +38,7 @@ pub use redis_cluster::RedisCluster;
 /// its own (the gateway installs rustls' ring provider at start); a test that builds a
 /// client before any gateway started installs it here.
 pub fn http_client_builder() -> reqwest::ClientBuilder {
-    ciq_leads::webhooks::delivery::install_tls();
+    ciq_webhooks::delivery::install_tls();
     reqwest::Client::builder()
 }
 

@@ -80,7 +80,7 @@ pub enum SessionStore {
     /// (one key per session, so a cluster spreads them over its masters).
     Redis {
         /// Connection to one node or a cluster (re-made after failures).
-        conn: ciq_limiter::RedisLink,
+        conn: ciq_redis::RedisLink,
         /// Key prefix, e.g. `ciq:session:`.
         prefix: String,
     },
@@ -91,7 +91,7 @@ impl SessionStore {
     /// (connected lazily: succeeds while Redis is down).
     pub fn redis(url: &str, prefix: &str) -> Result<Self, AdminError> {
         let conn =
-            ciq_limiter::RedisLink::open(url, Duration::from_millis(500)).map_err(redis_trouble)?;
+            ciq_redis::RedisLink::open(url, Duration::from_millis(500)).map_err(redis_trouble)?;
         Ok(Self::Redis {
             conn,
             prefix: prefix.to_owned(),

@@ -1,6 +1,6 @@
 //! Settings → Leads → Import: the owner uploads a CSV file, checks how its columns
 //! map to lead fields against a preview of the first rows and their errors, and
-//! starts the import. It runs in the background ([`ciq_leads::import::worker`]), so
+//! starts the import. It runs in the background ([`ciq_imports::worker`]), so
 //! its page shows the progress from the store — a reload, another device or a
 //! restarted gateway show the same — and, once done, the failed rows with their line
 //! and reason, downloadable as CSV.
@@ -16,10 +16,8 @@ use uuid::Uuid;
 
 use ciq_entity::lead_import::ImportStatus;
 use ciq_entity::user;
-use ciq_leads::import::store::{self as imports, ImportSummary};
-use ciq_leads::import::{
-    DEFAULTABLE_FIELDS, ImportFile, MAX_FILE_BYTES, Mapping, PreviewRow, preview,
-};
+use ciq_imports::store::{self as imports, ImportSummary};
+use ciq_imports::{DEFAULTABLE_FIELDS, ImportFile, MAX_FILE_BYTES, Mapping, PreviewRow, preview};
 use ciq_leads::rules::LEAD_FIELDS;
 
 use crate::pages::{self, Section, layout_refreshing, owner_name, sign_out, when};

@@ -35,12 +35,12 @@ pub struct ConsoleState {
     /// The instance's breaker on the store: while open, the pages answer 503 at once.
     pub breaker: Arc<ciq_store::Breaker>,
     /// This instance's import worker, woken when an owner starts an import here.
-    pub import_worker: Arc<ciq_leads::import::worker::ImportWorker>,
+    pub import_worker: Arc<ciq_imports::worker::ImportWorker>,
     /// This instance's webhook delivery worker, woken when an owner sends a test or a
     /// replay.
-    pub delivery_worker: Arc<ciq_leads::webhooks::delivery::DeliveryWorker>,
+    pub delivery_worker: Arc<ciq_webhooks::delivery::DeliveryWorker>,
     /// The key sealing webhook secrets (`None`: webhooks are off on this server).
-    pub webhook_key: Option<ciq_leads::webhooks::secret::SecretBox>,
+    pub webhook_key: Option<ciq_store::secret::SecretBox>,
     /// Whether endpoints may point at private networks (development, tests).
     pub webhook_allow_private: bool,
 }

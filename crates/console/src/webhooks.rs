@@ -17,9 +17,9 @@ use uuid::Uuid;
 use ciq_admin::sessions::Session;
 use ciq_entity::webhook_delivery::{self, DeliveryStatus};
 use ciq_entity::{user, webhook_endpoint};
-use ciq_leads::webhooks::EventType;
-use ciq_leads::webhooks::delivery;
-use ciq_leads::webhooks::endpoints::{self, EndpointError};
+use ciq_leads::events::NAMES as EVENT_TYPES;
+use ciq_webhooks::delivery;
+use ciq_webhooks::endpoints::{self, EndpointError};
 
 use crate::pages::{self, Flash, Section, layout_refreshing, owner_name, sign_out, when};
 use crate::state::ConsoleState;
@@ -133,9 +133,9 @@ pub async fn create(
         Ok(session) => session,
         Err(resp) => return resp,
     };
-    let events: Vec<EventType> = EventType::ALL
+    let events: Vec<&str> = EVENT_TYPES
         .into_iter()
-        .filter(|e| form.contains_key(&event_field(*e)))
+        .filter(|e| form.contains_key(&event_field(e)))
         .collect();
     let refuse = |error: String| Flash {
         error: Some(error),
@@ -188,8 +188,8 @@ pub async fn create(
     }
 }
 
-fn event_field(event: EventType) -> String {
-    format!("event_{}", event.as_str().replace('.', "_"))
+fn event_field(event: &str) -> String {
+    format!("event_{}", event.replace('.', "_"))
 }
 
 /// `POST /settings/webhooks/{id}/{action}` (`csrf`; `overlap` for `rotate`):
@@ -395,10 +395,10 @@ fn endpoints_page(
                     }
                     fieldset.scopes {
                         legend { "Events" }
-                        @for event in EventType::ALL {
+                        @for event in EVENT_TYPES {
                             div {
                                 input id=(event_field(event)) type="checkbox" name=(event_field(event)) value="on" checked;
-                                " " label for=(event_field(event)) style="display:inline" { code { (event.as_str()) } }
+                                " " label for=(event_field(event)) style="display:inline" { code { (event) } }
                             }
                         }
                     }

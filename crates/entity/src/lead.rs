@@ -5,8 +5,9 @@ use sea_orm::entity::prelude::*;
 /// A row of `leads`.
 ///
 /// Money is stored as whole cents in a 64-bit integer: exact on every backend,
-/// so `50000.10` is read back as `50000.10`, never `50000.0999`.
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+/// so `50000.10` is read back as `50000.10`, never `50000.0999`. Deserialises from the
+/// row as PostgreSQL's `row_to_json` writes it (group commit's webhook outbox).
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Deserialize)]
 #[sea_orm(table_name = "leads")]
 pub struct Model {
     /// Primary key (UUIDv7).
@@ -45,8 +46,11 @@ pub struct Model {
 }
 
 /// Where a lead is in the pipeline, stored as its lower-case name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, EnumIter, DeriveActiveEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, EnumIter, DeriveActiveEnum, serde::Deserialize,
+)]
 #[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+#[serde(rename_all = "lowercase")]
 pub enum LeadStatus {
     /// Not contacted yet (the default).
     #[default]

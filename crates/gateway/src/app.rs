@@ -13,10 +13,10 @@ use ciq_admin::operator::OperatorState;
 use ciq_admin::sessions::SessionStore;
 use ciq_api::ApiState;
 use ciq_console::ConsoleState;
+use ciq_imports::worker::ImportWorker;
 use ciq_leads::LeadWriter;
-use ciq_leads::import::worker::ImportWorker;
-use ciq_leads::webhooks::delivery::DeliveryWorker;
 use ciq_limiter::{FailoverLimiter, InProcessLimiter, LimitSettings, RateLimiter, RedisLimiter};
+use ciq_webhooks::delivery::DeliveryWorker;
 
 use crate::database;
 
@@ -65,9 +65,9 @@ pub struct Settings {
     /// How long anything may wait for the store.
     pub waits: database::Waits,
     /// How CSV imports are run.
-    pub imports: ciq_leads::import::worker::WorkerSettings,
+    pub imports: ciq_imports::worker::WorkerSettings,
     /// How webhooks are delivered.
-    pub webhooks: ciq_leads::webhooks::WebhookSettings,
+    pub webhooks: ciq_webhooks::WebhookSettings,
     /// `CIQ_WEBHOOK_SECRET_KEY`; `None` = the embedded default's own (SQLite), or
     /// webhooks off (PostgreSQL).
     pub webhook_key: Option<SecretString>,
@@ -98,8 +98,8 @@ impl Default for Settings {
             lead_writers: None,
             retention: crate::retention::Retention::default(),
             waits: database::Waits::default(),
-            imports: ciq_leads::import::worker::WorkerSettings::default(),
-            webhooks: ciq_leads::webhooks::WebhookSettings::default(),
+            imports: ciq_imports::worker::WorkerSettings::default(),
+            webhooks: ciq_webhooks::WebhookSettings::default(),
             webhook_key: None,
         }
     }
@@ -117,7 +117,7 @@ pub struct States {
     /// This instance's webhook delivery worker.
     pub webhooks: Arc<DeliveryWorker>,
     /// The key that seals the endpoints' signing secrets (`None`: webhooks are off).
-    pub webhook_key: Option<ciq_leads::webhooks::secret::SecretBox>,
+    pub webhook_key: Option<ciq_store::secret::SecretBox>,
 }
 
 /// A gateway instance with its listener bound and its store migrated, ready to run.
@@ -201,6 +201,7 @@ impl Application {
             breaker.clone(),
             webhook_key.clone(),
             settings.webhooks.clone(),
+            ciq_leads::events::CODECS,
         );
         let limiter: Arc<dyn RateLimiter> = match &settings.redis_url {
             Some(url) => Arc::new(

@@ -259,7 +259,7 @@ pub struct ServeArgs {
     pub db_statement_timeout_ms: u64,
     /// Rows of a CSV import written per transaction (each commit also records how far
     /// the import got).
-    #[arg(long, env = "CIQ_IMPORT_CHUNK_ROWS", default_value_t = ciq_leads::import::worker::DEFAULT_CHUNK_ROWS,
+    #[arg(long, env = "CIQ_IMPORT_CHUNK_ROWS", default_value_t = ciq_imports::worker::DEFAULT_CHUNK_ROWS,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=2000))]
     pub import_chunk_rows: usize,
     /// Seconds an instance holds a CSV import without renewing its lease: after this
@@ -379,12 +379,12 @@ pub struct RetrySchedule(pub Vec<Duration>);
 
 impl Default for RetrySchedule {
     fn default() -> Self {
-        Self(ciq_leads::webhooks::WebhookSettings::default().retry_schedule)
+        Self(ciq_webhooks::WebhookSettings::default().retry_schedule)
     }
 }
 
 fn parse_schedule(text: &str) -> Result<RetrySchedule, String> {
-    ciq_leads::webhooks::parse_retry_schedule(text).map(RetrySchedule)
+    ciq_webhooks::parse_retry_schedule(text).map(RetrySchedule)
 }
 
 /// Parses the command line, runs the command, and returns the exit code.
@@ -557,22 +557,22 @@ async fn serve(
             acquire: Duration::from_millis(args.db_acquire_timeout_ms),
             statement: Duration::from_millis(args.db_statement_timeout_ms),
         },
-        imports: ciq_leads::import::worker::WorkerSettings {
+        imports: ciq_imports::worker::WorkerSettings {
             chunk_rows: args.import_chunk_rows,
             lease: Duration::from_secs(args.import_lease_secs),
         },
-        webhooks: ciq_leads::webhooks::WebhookSettings {
+        webhooks: ciq_webhooks::WebhookSettings {
             retry_schedule: args.webhook_retry_schedule.0,
             allow_private_networks: webhook_allow_private_networks,
             lease: Duration::from_secs(args.webhook_lease_seconds),
             disable_after: Duration::from_secs(args.webhook_disable_after_secs),
             deliver: args.webhook_delivery,
             extra_roots: match &args.webhook_ca_file {
-                Some(path) => ciq_leads::webhooks::read_roots(path)
+                Some(path) => ciq_webhooks::read_roots(path)
                     .map_err(|e| anyhow::anyhow!("CIQ_WEBHOOK_CA_FILE: {e}"))?,
                 None => Vec::new(),
             },
-            ..ciq_leads::webhooks::WebhookSettings::default()
+            ..ciq_webhooks::WebhookSettings::default()
         },
         webhook_key,
     };
@@ -659,7 +659,7 @@ async fn webhooks_command(
     allow_private: bool,
     cmd: WebhooksCommand,
 ) -> anyhow::Result<()> {
-    use ciq_leads::webhooks::{delivery, endpoints};
+    use ciq_webhooks::{delivery, endpoints};
     let db = store.open().await?;
     match cmd {
         WebhooksCommand::Create {
@@ -668,7 +668,7 @@ async fn webhooks_command(
             event,
         } => {
             let owner = users::find_user(&db, &user).await?;
-            let events = endpoints::parse_events(&event)?;
+            let events = endpoints::parse_events(&event, &ciq_leads::events::NAMES)?;
             let secrets = crate::webhook_key::resolve(store.url, key)?;
             let (row, secret) = endpoints::create(
                 &db,

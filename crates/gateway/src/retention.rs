@@ -54,8 +54,8 @@ pub async fn purge_once(db: &Db, retention: Retention) -> Result<Purged, sea_orm
     Ok(Purged {
         idempotency_keys: ciq_leads::idempotency::purge(db, retention.idempotency).await?,
         sessions: ciq_admin::sessions::purge_expired(db).await?,
-        imports: ciq_leads::import::store::purge(db, ciq_leads::import::store::RETENTION).await?,
-        deliveries: ciq_leads::webhooks::delivery::purge(db, retention.deliveries).await?,
+        imports: ciq_imports::store::purge(db, ciq_imports::store::RETENTION).await?,
+        deliveries: ciq_webhooks::delivery::purge(db, retention.deliveries).await?,
     })
 }
 

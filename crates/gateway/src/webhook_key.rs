@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use secrecy::{ExposeSecret, SecretString};
 
-use ciq_leads::webhooks::secret::{SecretBox, new_key};
+use ciq_store::secret::{SecretBox, new_key};
 
 /// The SQLite file a database URL names (`None`: PostgreSQL, or SQLite in memory).
 fn sqlite_file(database_url: &str) -> Option<PathBuf> {

@@ -586,11 +586,11 @@ async fn wait_for_import(
     db: &ciq_store::Db,
     user: uuid::Uuid,
     id: uuid::Uuid,
-    done: impl Fn(&ciq_leads::import::store::ImportSummary) -> bool,
-) -> ciq_leads::import::store::ImportSummary {
+    done: impl Fn(&ciq_imports::store::ImportSummary) -> bool,
+) -> ciq_imports::store::ImportSummary {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let import = ciq_leads::import::store::find(db, user, id)
+        let import = ciq_imports::store::find(db, user, id)
             .await
             .unwrap()
             .expect("the import exists");
@@ -609,7 +609,7 @@ async fn wait_for_import(
 /// and started again: the import goes on from the position committed with its last
 /// rows, and ends with each good row a lead exactly once and each bad row listed once.
 async fn a_killed_gateway_resumes_an_import_and_imports_every_good_row_once(backend: Backend) {
-    use ciq_leads::import::{ImportFile, Mapping, store};
+    use ciq_imports::{ImportFile, Mapping, store};
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
     let Some(db) = TestDatabase::create(backend).await else {
         return;

@@ -27,8 +27,7 @@ use tokio::time::Instant;
 use ciq_entity::lead;
 use ciq_store::Breaker;
 
-use crate::webhooks::EventType;
-use crate::webhooks::outbox::LeadEvent;
+use crate::events;
 
 /// A pool connection a PostgreSQL writer keeps between batches.
 type PgConnection = sqlx::pool::PoolConnection<sqlx::Postgres>;
@@ -306,14 +305,7 @@ const UNNEST_INSERT: &str = "INSERT INTO leads (id, user_id, api_key_id, name, e
 
 /// [`UNNEST_INSERT`] with the batch's webhook outbox row in the same statement.
 static INSERT_WITH_OUTBOX: std::sync::LazyLock<String> =
-    std::sync::LazyLock::new(|| crate::webhooks::outbox::with_created_outbox(UNNEST_INSERT));
-
-/// The `lead.created` events of `rows`.
-fn created_events(rows: &[&lead::Model]) -> Vec<LeadEvent> {
-    rows.iter()
-        .map(|row| LeadEvent::new(EventType::Created, &crate::Lead::from((*row).clone())))
-        .collect()
-}
+    std::sync::LazyLock::new(|| events::with_created_outbox(UNNEST_INSERT));
 
 /// Stores `rows` and their webhook deliveries in one transaction, a row at a time
 /// elsewhere than in a batch (SQLite's batch, and the row-by-row retry of a batch).
@@ -324,7 +316,7 @@ async fn insert_with_deliveries(db: &Db, rows: &[&lead::Model]) -> Result<(), se
     lead::Entity::insert_many(models)
         .exec_without_returning(&txn)
         .await?;
-    crate::webhooks::outbox::record(&txn, &created_events(rows)).await?;
+    ciq_webhooks::outbox::fan_out(&txn, &events::created(rows.iter().copied())).await?;
     txn.commit().await
 }
 

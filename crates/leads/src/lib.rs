@@ -3,25 +3,26 @@
 //! these types to their own objects and [`LeadError`] to their error codes.
 //!
 //! - [`rules`]: the Field Reference, enforced; every broken rule reported at once.
+//! - [`lead`]: the lead as the domain hands it out, and its JSON object.
 //! - [`money`]: exact two-decimal amounts carried as cents.
 //! - [`store`]: writing a lead under the key owner's account.
 //! - [`group_commit`]: concurrent creates share one INSERT and one commit.
 //! - [`idempotency`]: Stripe's `Idempotency-Key` semantics, per account.
-//! - [`import`]: owners' CSV imports, run in the background, resumable.
-//! - [`webhooks`]: lead events to the owners' endpoints: outbox, signatures, delivery.
+//! - [`events`]: lead events for ciq-webhooks' outbox: types, payload, attributes.
 
 pub mod error;
+pub mod events;
 pub mod group_commit;
 pub mod idempotency;
-pub mod import;
+pub mod lead;
 pub mod money;
 pub mod rules;
 pub mod store;
-pub mod webhooks;
 
 pub use ciq_entity::lead::LeadStatus;
 pub use error::LeadError;
 pub use group_commit::{Announcement, LeadWriter};
+pub use lead::Lead;
 pub use money::Money;
 pub use rules::{NewLead, Violation};
-pub use store::{Lead, LeadOwner};
+pub use store::LeadOwner;

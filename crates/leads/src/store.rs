@@ -11,12 +11,12 @@ use uuid::Uuid;
 use ciq_entity::lead::{self, LeadStatus};
 
 use crate::error::LeadError;
+use crate::events::{self, EventType};
 use crate::group_commit::{Announcement, LeadWriter};
 use crate::idempotency;
-use crate::money::Money;
+use crate::lead::Lead;
 use crate::rules::NewLead;
-use crate::webhooks::EventType;
-use crate::webhooks::outbox::{self, LeadEvent};
+use ciq_webhooks::outbox;
 
 /// Who a lead is written for: the account and the key that authenticated the
 /// request. It comes from the verified key, never from the body.
@@ -26,66 +26,6 @@ pub struct LeadOwner {
     pub user_id: Uuid,
     /// The key that creates the lead; `None` when the owner imports it in Settings.
     pub api_key_id: Option<Uuid>,
-}
-
-/// A stored lead, as the domain sees it (each surface maps it to its own object).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Lead {
-    /// Lead id (UUIDv7, so ids sort by creation).
-    pub id: Uuid,
-    /// The account the lead belongs to.
-    pub user_id: Uuid,
-    /// The key that created it (`None`: imported by the owner in Settings).
-    pub api_key_id: Option<Uuid>,
-    /// Full name.
-    pub name: String,
-    /// Email address.
-    pub email: String,
-    /// E.164 digits without `+`.
-    pub phone: Option<String>,
-    /// Source.
-    pub source: String,
-    /// Industry.
-    pub industry: String,
-    /// Score 1–10.
-    pub score: Option<i32>,
-    /// Pipeline status.
-    pub status: LeadStatus,
-    /// Monthly revenue.
-    pub monthly_revenue: Option<Money>,
-    /// Budget.
-    pub budget: Option<Money>,
-    /// Notes.
-    pub description: Option<String>,
-    /// When it was stored (millisecond precision).
-    pub created_at: DateTime<Utc>,
-    /// The client's own id for it, unique per account.
-    pub external_id: Option<String>,
-    /// When it last changed.
-    pub updated_at: DateTime<Utc>,
-}
-
-impl From<lead::Model> for Lead {
-    fn from(row: lead::Model) -> Self {
-        Self {
-            id: row.id,
-            user_id: row.user_id,
-            api_key_id: row.api_key_id,
-            name: row.name,
-            email: row.email,
-            phone: row.phone,
-            source: row.source,
-            industry: row.industry,
-            score: row.score,
-            status: row.status,
-            monthly_revenue: row.monthly_revenue_cents.map(|cents| Money { cents }),
-            budget: row.budget_cents.map(|cents| Money { cents }),
-            description: row.description,
-            created_at: row.created_at,
-            external_id: row.external_id,
-            updated_at: row.updated_at.unwrap_or(row.created_at),
-        }
-    }
 }
 
 /// An idempotent create: its key, and how to render the answer that a retry with the
@@ -265,14 +205,14 @@ async fn write_batch(
             }
         }
     }
-    let events: Vec<LeadEvent> = outcomes
+    let created: Vec<ciq_webhooks::outbox::Event> = outcomes
         .iter()
         .filter_map(|outcome| match outcome {
-            BatchOutcome::Created(lead) => Some(LeadEvent::new(EventType::Created, lead)),
+            BatchOutcome::Created(lead) => Some(events::event(EventType::Created, lead)),
             _ => None,
         })
         .collect();
-    outbox::record(&txn, &events).await?;
+    outbox::fan_out(&txn, &created).await?;
     if let Some(remembered) = remembered {
         let held: Vec<(usize, Uuid)> = outcomes
             .iter()
@@ -328,7 +268,7 @@ pub async fn insert_lead(
                 .guard(db.transaction::<_, Lead, DbErr>(|txn| {
                     Box::pin(async move {
                         let lead = Lead::from(row.insert(txn).await?);
-                        outbox::record(txn, &[LeadEvent::new(EventType::Created, &lead)]).await?;
+                        outbox::fan_out(txn, &[events::event(EventType::Created, &lead)]).await?;
                         if let Some((key, answer)) = answer {
                             idempotency::complete(txn, user_id, &key, 201, &answer, lead_id)
                                 .await?;
@@ -532,7 +472,7 @@ pub async fn erase(db: &Db, user_id: Uuid, id: Uuid) -> Result<(), LeadError> {
                 if deleted.rows_affected == 0 {
                     return Ok(false);
                 }
-                outbox::record(txn, &[LeadEvent::deleted(user_id, id)]).await?;
+                outbox::fan_out(txn, &[events::deleted(user_id, id)]).await?;
                 idempotency::forget_lead(txn, user_id, id).await?;
                 Ok(true)
             })
@@ -574,7 +514,7 @@ pub async fn update(
     };
     let lead = find(&txn, user_id, id).await?;
     if changed.is_some_and(|rows| rows > 0) {
-        outbox::record(&txn, &[LeadEvent::new(EventType::Updated, &lead)]).await?;
+        outbox::fan_out(&txn, &[events::event(EventType::Updated, &lead)]).await?;
     }
     txn.commit().await?;
     Ok(lead)
@@ -766,10 +706,37 @@ async fn write_upsert(
     Ok(Some(outcome))
 }
 
+/// Creates `leads` for `owner` inside the caller's transaction `txn`, with their
+/// `lead.created` events, in one statement; a lead whose `external_id` the account
+/// already holds is skipped (rows without one never conflict). Returns how many it was
+/// handed (a bulk load counts what it sent; the upsert path is for exact outcomes).
+pub async fn insert_in(
+    txn: &impl sea_orm::ConnectionTrait,
+    owner: LeadOwner,
+    leads: Vec<NewLead>,
+) -> Result<usize, DbErr> {
+    if leads.is_empty() {
+        return Ok(0);
+    }
+    let now = ciq_entity::now();
+    let rows: Vec<lead::Model> = leads
+        .into_iter()
+        .map(|new| row_of(owner, new, now))
+        .collect();
+    let created = events::created(&rows);
+    let count = rows.len();
+    lead::Entity::insert_many(rows.into_iter().map(lead::ActiveModel::from))
+        .on_conflict(external_id_conflict())
+        .exec_without_returning(txn)
+        .await?;
+    outbox::fan_out(txn, &created).await?;
+    Ok(count)
+}
+
 /// One upsert inside the caller's transaction `txn`: the update by external id, else
 /// an insert that skips a conflicting external id, tried until one of them wrote.
 /// `Ok(None)`: no lead has the external id and `new` is `None` (nothing written).
-pub(crate) async fn upsert_in(
+pub async fn upsert_in(
     txn: &impl sea_orm::ConnectionTrait,
     owner: LeadOwner,
     external_id: &str,
@@ -799,7 +766,7 @@ pub(crate) async fn upsert_in(
                 .await?;
             if let Some(lead) = lead {
                 let lead = Lead::from(lead);
-                outbox::record(txn, &[LeadEvent::new(EventType::Updated, &lead)]).await?;
+                outbox::fan_out(txn, &[events::event(EventType::Updated, &lead)]).await?;
                 return Ok(Some(Upserted::Updated(Box::new(lead))));
             }
             continue;
@@ -814,7 +781,7 @@ pub(crate) async fn upsert_in(
             .await?;
         if inserted == 1 {
             let lead = Lead::from(row);
-            outbox::record(txn, &[LeadEvent::new(EventType::Created, &lead)]).await?;
+            outbox::fan_out(txn, &[events::event(EventType::Created, &lead)]).await?;
             return Ok(Some(Upserted::Created(Box::new(lead))));
         }
     }

@@ -143,7 +143,7 @@ impl RateLimiter for FailoverLimiter {
         self.inner.degraded.load(Ordering::SeqCst)
     }
 
-    fn redis_mode(&self) -> Option<crate::RedisMode> {
+    fn redis_mode(&self) -> Option<ciq_redis::RedisMode> {
         Some(self.inner.redis.mode())
     }
 }

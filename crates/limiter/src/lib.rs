@@ -7,19 +7,17 @@
 //! [`InProcessLimiter`] serves a single instance (the embedded default);
 //! [`RedisLimiter`] keeps the same semantics across any number of instances, and
 //! [`FailoverLimiter`] serves from Redis while it answers and in-process while it
-//! does not. [`RedisLink`] is the connection to Redis (one node or a Redis Cluster)
-//! that every user of Redis in the gateway shares.
+//! does not, both over [`ciq_redis::RedisLink`], the connection to Redis (one node or a
+//! Redis Cluster) that every user of Redis in the gateway shares.
 
 mod failover;
 mod in_process;
-pub mod link;
 mod redis_backend;
 
 use std::time::Duration;
 
 pub use failover::FailoverLimiter;
 pub use in_process::InProcessLimiter;
-pub use link::{RedisLink, RedisMode};
 pub use redis_backend::RedisLimiter;
 
 /// The outcome of one limiter decision, with what the rate-limit headers need.
@@ -132,7 +130,7 @@ pub trait RateLimiter: Send + Sync {
     fn backend(&self) -> &'static str;
 
     /// The Redis behind a shared backend (one node or a cluster), `None` without one.
-    fn redis_mode(&self) -> Option<RedisMode> {
+    fn redis_mode(&self) -> Option<ciq_redis::RedisMode> {
         None
     }
 

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use redis::{RedisError, Script};
 
-use crate::{Decision, RedisLink, RedisMode};
+use ciq_redis::{RedisLink, RedisMode};
+
+use crate::Decision;
 
 /// The sliding log, atomically: drop what aged out, count, admit if under the limit,
 /// refresh the expiry so idle buckets vanish, and report when the oldest admission

@@ -12,6 +12,7 @@
 
 pub mod db;
 pub mod replica;
+pub mod secret;
 
 pub use db::Db;
 pub use replica::{Reads, ReplicaState};

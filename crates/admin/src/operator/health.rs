@@ -140,7 +140,7 @@ pub fn render_metrics(state: &OperatorState) -> String {
             "ciq_redis_cluster",
             "gauge",
             "1 when REDIS_URL names a Redis Cluster (its seed nodes), 0 otherwise.",
-            u64::from(state.limiter.redis_mode() == Some(ciq_limiter::RedisMode::Cluster)),
+            u64::from(state.limiter.redis_mode() == Some(ciq_redis::RedisMode::Cluster)),
         ),
         (
             "ciq_db_replica_in_use",

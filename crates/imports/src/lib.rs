@@ -12,7 +12,7 @@ pub mod worker;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Number, Value};
 
-use crate::rules::{
+use ciq_leads::rules::{
     LEAD_FIELDS, LeadPatch, NewLead, Violation, validate_patch, validate_submission,
 };
 
@@ -677,7 +677,7 @@ mod tests {
         assert_eq!(external_id, "crm-1");
         assert_eq!(patch.name.as_deref(), Some("Ada"));
         assert_eq!(patch.email, None);
-        assert_eq!(patch.phone, crate::rules::Change::Keep);
+        assert_eq!(patch.phone, ciq_leads::rules::Change::Keep);
         assert_eq!(
             new.unwrap_err(),
             "email: is required; source: is required; industry: is required"

@@ -16,16 +16,14 @@ use sea_orm::{
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use ciq_entity::lead;
 use ciq_entity::lead_import::{self, ImportStatus};
 use ciq_entity::lead_import_failure;
 use ciq_store::Breaker;
 
-use super::{ImportFile, Mapping, Row, RowPlan, plan};
-use crate::error::LeadError;
-use crate::store::{LeadOwner, Upserted, external_id_conflict, row_of, upsert_in};
-use crate::webhooks::EventType;
-use crate::webhooks::outbox::{self, LeadEvent};
+use ciq_leads::LeadError;
+use ciq_leads::store::{LeadOwner, Upserted, insert_in, upsert_in};
+
+use crate::{ImportFile, Mapping, Row, RowPlan, plan};
 
 /// Default rows per transaction.
 pub const DEFAULT_CHUNK_ROWS: usize = 500;
@@ -296,14 +294,13 @@ impl ImportWorker {
             txn.rollback().await?;
             return Ok(None);
         }
-        let now = ciq_entity::now();
         let mut counts = Counts::default();
         let mut creates = Vec::new();
         let mut failures = Vec::new();
         for (row, plan) in plans {
             let refused = match plan {
                 RowPlan::Create(new) => {
-                    creates.push(row_of(owner, new, now));
+                    creates.push(new);
                     None
                 }
                 RowPlan::Upsert {
@@ -344,25 +341,16 @@ impl ImportWorker {
                 ));
             }
         }
-        counts.created += i32::try_from(creates.len()).unwrap_or(i32::MAX);
-        if !creates.is_empty() {
-            // Rows without an external id never conflict; the target keeps a row of a
-            // file whose external id column is unmapped from ever failing the chunk.
-            let events: Vec<LeadEvent> = creates
-                .iter()
-                .map(|row| LeadEvent::new(EventType::Created, &crate::Lead::from(row.clone())))
-                .collect();
-            lead::Entity::insert_many(creates.into_iter().map(lead::ActiveModel::from))
-                .on_conflict(external_id_conflict())
-                .exec_without_returning(&txn)
-                .await?;
-            outbox::record(&txn, &events).await?;
-        }
+        // Rows without an external id never conflict; the skip keeps a row of a file
+        // whose external id column is unmapped from ever failing the chunk.
+        let created = insert_in(&txn, owner, creates).await?;
+        counts.created += i32::try_from(created).unwrap_or(i32::MAX);
         if !failures.is_empty() {
             lead_import_failure::Entity::insert_many(failures)
                 .exec_without_returning(&txn)
                 .await?;
         }
+        let now = ciq_entity::now();
         let done = counts.created + counts.updated + counts.failed;
         lead_import::Entity::update_many()
             .col_expr(

@@ -1,9 +1,13 @@
-//! Webhooks: lead events pushed to the account owner's endpoints, signed (Standard
-//! Webhooks), durable and retried.
+//! Webhooks: events pushed to the account owner's endpoints, signed (Standard
+//! Webhooks), durable and retried. Nothing here knows what an event is about: a domain
+//! (ciq-leads) hands the [`outbox`] events with a type, an account, a subject, an opaque
+//! payload and attributes, and names the event types endpoints may subscribe to.
 //!
-//! - [`secret`]: signing secrets, their encryption at rest, the signature.
+//! - [`secret`]: signing secrets and the signature (sealed at rest by
+//!   [`ciq_store::secret::SecretBox`]).
 //! - [`endpoints`]: an account's endpoints in the store.
-//! - [`outbox`]: the delivery rows a lead change writes in its own transaction.
+//! - [`outbox`]: events, the one fan-out that turns them into delivery rows in the
+//!   transaction of the change, and the batch rows a domain writes for later fan-out.
 //! - [`address`]: which destinations may be reached (public addresses only, checked
 //!   again at connect time).
 //! - [`delivery`]: the workers of every instance that claim due deliveries under a lease,
@@ -18,39 +22,6 @@ pub mod secret;
 use std::time::Duration;
 
 use rustls::pki_types::CertificateDer;
-use serde_json::{Value, json};
-
-use crate::store::Lead;
-
-/// A lead event's type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum EventType {
-    /// A lead was created (API, batch, upsert, import).
-    Created,
-    /// A lead's fields changed (PATCH, upsert, import).
-    Updated,
-    /// A lead was erased.
-    Deleted,
-}
-
-impl EventType {
-    /// Every event type, as endpoints subscribe to them by default.
-    pub const ALL: [EventType; 3] = [Self::Created, Self::Updated, Self::Deleted];
-
-    /// The name in payloads and subscriptions.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Created => "lead.created",
-            Self::Updated => "lead.updated",
-            Self::Deleted => "lead.deleted",
-        }
-    }
-
-    /// The event type named `name`, exactly.
-    pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|e| e.as_str() == name)
-    }
-}
 
 /// How webhooks are delivered (configuration).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,39 +105,6 @@ pub fn parse_retry_schedule(text: &str) -> Result<Vec<Duration>, String> {
         Ok(steps) if steps.is_empty() => Err("the schedule needs at least one wait".into()),
         other => other,
     }
-}
-
-/// A time as every answer writes it: RFC 3339, UTC, milliseconds, `Z`.
-fn time(t: chrono::DateTime<chrono::Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
-/// The lead object of the API, for payloads (ciq-api checks that the two agree).
-pub fn lead_json(lead: &Lead) -> Value {
-    let money = |m: Option<crate::Money>| m.map(|m| Value::Number(m.to_number()));
-    json!({
-        "id": lead.id,
-        "user_id": lead.user_id,
-        "name": lead.name,
-        "email": lead.email,
-        "phone": lead.phone,
-        "source": lead.source,
-        "industry": lead.industry,
-        "score": lead.score,
-        "status": lead.status.as_str(),
-        "monthly_revenue": money(lead.monthly_revenue),
-        "budget": money(lead.budget),
-        "description": lead.description,
-        "external_id": lead.external_id,
-        "api_key_id": lead.api_key_id,
-        "created_at": time(lead.created_at),
-        "updated_at": time(lead.updated_at),
-    })
-}
-
-/// The body of an event: `{"type", "timestamp", "data": {"lead": lead}}`.
-pub fn payload(kind: EventType, lead: Value, at: chrono::DateTime<chrono::Utc>) -> String {
-    json!({"type": kind.as_str(), "timestamp": time(at), "data": {"lead": lead}}).to_string()
 }
 
 #[cfg(test)]

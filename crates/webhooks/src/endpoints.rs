@@ -11,9 +11,10 @@ use uuid::Uuid;
 use ciq_entity::webhook_delivery::{self, DeliveryStatus};
 use ciq_entity::webhook_endpoint;
 
-use super::EventType;
-use super::address::{Refused, check_url};
-use super::secret::{SecretBox, new_secret};
+use ciq_store::secret::SecretBox;
+
+use crate::address::{Refused, check_url};
+use crate::secret::new_secret;
 
 /// Most endpoints per account.
 pub const MAX_ENDPOINTS: u64 = 20;
@@ -24,9 +25,14 @@ pub enum EndpointError {
     /// The URL breaks a rule (the reason names it).
     #[error("url {0}")]
     Url(Refused),
-    /// An event name that is not one.
-    #[error("{0:?} is not an event (events: lead.created, lead.updated, lead.deleted)")]
-    UnknownEvent(String),
+    /// An event name that is not one of the domain's.
+    #[error("{name:?} is not an event (events: {})", known.join(", "))]
+    UnknownEvent {
+        /// The name given.
+        name: String,
+        /// The names there are.
+        known: &'static [&'static str],
+    },
     /// The account has [`MAX_ENDPOINTS`] already.
     #[error("an account has at most {MAX_ENDPOINTS} webhook endpoints")]
     TooMany,
@@ -43,15 +49,25 @@ pub enum EndpointError {
     Store(#[from] DbErr),
 }
 
-/// The events named by `names` (all three when none is named), in their order.
-pub fn parse_events(names: &[String]) -> Result<Vec<EventType>, EndpointError> {
+/// The event types named by `names`, each one of `known` (the domain's; all of them
+/// when none is named), in their order, without repeats.
+pub fn parse_events(
+    names: &[String],
+    known: &'static [&'static str],
+) -> Result<Vec<&'static str>, EndpointError> {
     if names.is_empty() {
-        return Ok(EventType::ALL.to_vec());
+        return Ok(known.to_vec());
     }
     let mut events = Vec::new();
     for name in names {
-        let event = EventType::from_name(name.trim())
-            .ok_or_else(|| EndpointError::UnknownEvent(name.clone()))?;
+        let event = known
+            .iter()
+            .copied()
+            .find(|k| *k == name.trim())
+            .ok_or_else(|| EndpointError::UnknownEvent {
+                name: name.clone(),
+                known,
+            })?;
         if !events.contains(&event) {
             events.push(event);
         }
@@ -60,10 +76,10 @@ pub fn parse_events(names: &[String]) -> Result<Vec<EventType>, EndpointError> {
 }
 
 /// The stored form of a subscription: the names, comma-separated.
-pub fn events_column(events: &[EventType]) -> String {
+pub fn events_column(events: &[impl AsRef<str>]) -> String {
     events
         .iter()
-        .map(|e| e.as_str())
+        .map(AsRef::as_ref)
         .collect::<Vec<_>>()
         .join(",")
 }
@@ -75,7 +91,7 @@ pub async fn create(
     secrets: Option<&SecretBox>,
     user_id: Uuid,
     url: &str,
-    events: &[EventType],
+    events: &[impl AsRef<str>],
     allow_private: bool,
 ) -> Result<(webhook_endpoint::Model, SecretString), EndpointError> {
     let secrets = secrets.ok_or(EndpointError::NoKey)?;
@@ -262,7 +278,7 @@ pub fn signing_secrets(
     secrets: &SecretBox,
     endpoint: &webhook_endpoint::Model,
     now: chrono::DateTime<chrono::Utc>,
-) -> Result<Vec<SecretString>, super::secret::SecretError> {
+) -> Result<Vec<SecretString>, ciq_store::secret::SecretError> {
     let mut signing = vec![secrets.open(endpoint.id, &endpoint.secret)?];
     if let (Some(previous), Some(until)) =
         (&endpoint.previous_secret, endpoint.previous_secret_until)

@@ -1,41 +1,28 @@
-//! Signing secrets: made from the OS's random source, kept encrypted under the
-//! gateway's webhook key (XChaCha20-Poly1305, the endpoint's id as associated data, so a
-//! ciphertext cannot be moved to another endpoint), and used for Standard Webhooks
-//! signatures.
+//! Sealed secrets: what the gateway must be able to read back but never stores in the
+//! clear (webhook signing secrets, challenge secrets), encrypted under one key of the
+//! operator's (`CIQ_WEBHOOK_SECRET_KEY`) with XChaCha20-Poly1305 and the owning row's id
+//! as associated data, so a ciphertext cannot be moved to another row.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chacha20poly1305::XChaCha20Poly1305;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use hmac::Mac;
 use rand::TryRng;
 use rand::rngs::SysRng;
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
-/// The prefix of every signing secret.
-pub const SECRET_PREFIX: &str = "whsec_";
-/// Random bytes in a signing secret (Standard Webhooks asks for 24 to 64).
-pub const SECRET_BYTES: usize = 32;
 /// Bytes of the webhook key (`CIQ_WEBHOOK_SECRET_KEY`, base64).
 pub const KEY_BYTES: usize = 32;
 const NONCE_BYTES: usize = 24;
 
-fn random<const N: usize>() -> [u8; N] {
+/// `N` bytes from the operating system's random source.
+pub fn random<const N: usize>() -> [u8; N] {
     let mut bytes = [0u8; N];
     SysRng
         .try_fill_bytes(&mut bytes)
         .expect("the operating system's random source failed");
     bytes
-}
-
-/// A new signing secret: `whsec_` + base64 of [`SECRET_BYTES`] random bytes.
-pub fn new_secret() -> SecretString {
-    format!(
-        "{SECRET_PREFIX}{}",
-        STANDARD.encode(random::<SECRET_BYTES>())
-    )
-    .into()
 }
 
 /// A new webhook key, base64 (what `CIQ_WEBHOOK_SECRET_KEY` holds).
@@ -54,7 +41,8 @@ pub enum SecretError {
     Undecryptable,
 }
 
-/// The gateway's webhook key: encrypts and decrypts endpoints' signing secrets.
+/// The gateway's sealing key: encrypts and decrypts the secrets rows hold (webhook
+/// endpoints' signing secrets today), each bound to its row's id.
 #[derive(Clone)]
 pub struct SecretBox {
     cipher: XChaCha20Poly1305,
@@ -79,7 +67,7 @@ impl SecretBox {
         Ok(Self { cipher })
     }
 
-    /// `secret` encrypted for `endpoint_id`: a fresh nonce, then ciphertext and tag.
+    /// `secret` encrypted for the row `endpoint_id`: a fresh nonce, then ciphertext and tag.
     pub fn seal(&self, endpoint_id: Uuid, secret: &SecretString) -> Vec<u8> {
         let nonce = random::<NONCE_BYTES>();
         let sealed = self
@@ -118,35 +106,6 @@ impl SecretBox {
     }
 }
 
-/// The HMAC key of a signing secret: the bytes its base64 (after `whsec_`) encodes.
-fn hmac_key(secret: &SecretString) -> Vec<u8> {
-    let text = secret.expose_secret();
-    let text = text.strip_prefix(SECRET_PREFIX).unwrap_or(text);
-    STANDARD
-        .decode(text)
-        .unwrap_or_else(|_| text.as_bytes().to_vec())
-}
-
-/// The `webhook-signature` header for `body` sent as event `id` at `timestamp` (unix
-/// seconds): `v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">` per secret, space
-/// separated (two during a rotation's overlap).
-pub fn signature(secrets: &[SecretString], id: &str, timestamp: i64, body: &str) -> String {
-    secrets
-        .iter()
-        .map(|secret| {
-            let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&hmac_key(secret))
-                .expect("HMAC takes a key of any length");
-            mac.update(id.as_bytes());
-            mac.update(b".");
-            mac.update(timestamp.to_string().as_bytes());
-            mac.update(b".");
-            mac.update(body.as_bytes());
-            format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,8 +115,7 @@ mod tests {
         let key = SecretBox::from_base64(&new_key()).unwrap();
         let other = SecretBox::from_base64(&new_key()).unwrap();
         let (endpoint, elsewhere) = (Uuid::now_v7(), Uuid::now_v7());
-        let secret = new_secret();
-        assert!(secret.expose_secret().starts_with("whsec_"));
+        let secret: SecretString = "whsec_c2VjcmV0".to_owned().into();
         let sealed = key.seal(endpoint, &secret);
         assert!(!String::from_utf8_lossy(&sealed).contains(secret.expose_secret()));
         assert_eq!(
@@ -183,32 +141,5 @@ mod tests {
                 SecretError::BadKey
             );
         }
-    }
-
-    #[test]
-    fn signatures_verify_with_the_standard_webhooks_library() {
-        let secret = new_secret();
-        let body = r#"{"type":"lead.created"}"#;
-        let now = chrono::Utc::now().timestamp();
-        let header = signature(std::slice::from_ref(&secret), "msg_1", now, body);
-        let verifier = standardwebhooks::Webhook::new(secret.expose_secret()).unwrap();
-        let mut headers = http::HeaderMap::new();
-        headers.insert("webhook-id", "msg_1".parse().unwrap());
-        headers.insert("webhook-timestamp", now.to_string().parse().unwrap());
-        headers.insert("webhook-signature", header.parse().unwrap());
-        verifier.verify(body.as_bytes(), &headers).unwrap();
-        // Two secrets: either verifies.
-        let old = new_secret();
-        let both = signature(&[secret.clone(), old.clone()], "msg_1", now, body);
-        assert_eq!(both.split(' ').count(), 2);
-        headers.insert("webhook-signature", both.parse().unwrap());
-        for s in [&secret, &old] {
-            standardwebhooks::Webhook::new(s.expose_secret())
-                .unwrap()
-                .verify(body.as_bytes(), &headers)
-                .unwrap();
-        }
-        // Another body does not.
-        assert!(verifier.verify(b"{}", &headers).is_err());
     }
 }

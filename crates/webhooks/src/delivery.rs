@@ -23,10 +23,13 @@ use ciq_entity::webhook_delivery::{self, DeliveryStatus};
 use ciq_entity::webhook_endpoint;
 use ciq_store::Breaker;
 
-use super::WebhookSettings;
-use super::address::{GuardedResolver, SystemLookup, check_url};
-use super::endpoints::{self, signing_secrets};
-use super::secret::{SecretBox, signature};
+use ciq_store::secret::SecretBox;
+
+use crate::WebhookSettings;
+use crate::address::{GuardedResolver, SystemLookup, check_url};
+use crate::endpoints::{self, signing_secrets};
+use crate::outbox::Codec;
+use crate::secret::signature;
 
 /// Deliveries in flight per instance.
 pub const MAX_IN_FLIGHT: usize = 32;
@@ -74,6 +77,8 @@ pub struct DeliveryWorker {
     secrets: Option<SecretBox>,
     settings: WebhookSettings,
     client: reqwest::Client,
+    /// The readers of the domains' outbox rows.
+    codecs: &'static [Codec],
     /// Who holds a lease: this instance, for this run.
     instance: Uuid,
     in_flight: AtomicUsize,
@@ -96,12 +101,14 @@ enum Answer {
 
 impl DeliveryWorker {
     /// A worker on `db` (skipping turns while `breaker` is open); `secrets` is the
-    /// gateway's webhook key (`None`: none configured, nothing can be signed).
+    /// gateway's webhook key (`None`: none configured, nothing can be signed); `codecs`
+    /// read the outbox rows the domains write.
     pub fn new(
         db: Db,
         breaker: Arc<Breaker>,
         secrets: Option<SecretBox>,
         settings: WebhookSettings,
+        codecs: &'static [Codec],
     ) -> Arc<Self> {
         let resolver = GuardedResolver {
             lookup: Arc::new(SystemLookup),
@@ -113,6 +120,7 @@ impl DeliveryWorker {
             secrets,
             settings.clone(),
             client(&settings, resolver),
+            codecs,
         )
     }
 
@@ -124,6 +132,7 @@ impl DeliveryWorker {
         secrets: Option<SecretBox>,
         settings: WebhookSettings,
         client: reqwest::Client,
+        codecs: &'static [Codec],
     ) -> Arc<Self> {
         Arc::new(Self {
             db,
@@ -131,6 +140,7 @@ impl DeliveryWorker {
             secrets,
             settings,
             client,
+            codecs,
             instance: Uuid::now_v7(),
             in_flight: AtomicUsize::new(0),
             busy_endpoints: Mutex::new(HashSet::new()),
@@ -190,30 +200,10 @@ impl DeliveryWorker {
             .map(|_| ())
     }
 
-    /// Turns group commit's outbox rows into delivery rows until none is left (only
-    /// PostgreSQL has them); how many deliveries that made.
+    /// Turns the domains' outbox rows into delivery rows until none is left; how many
+    /// deliveries that made.
     pub async fn fan_out(&self) -> Result<u64, DbErr> {
-        if self.db.get_database_backend() != DbBackend::Postgres {
-            return Ok(0);
-        }
-        let mut made = 0;
-        loop {
-            let done = self
-                .db
-                .execute_raw(Statement::from_string(
-                    DbBackend::Postgres,
-                    super::outbox::FAN_OUT,
-                ))
-                .await?
-                .rows_affected();
-            // Nothing made: the outbox is empty, or held by another instance, or its rows'
-            // accounts have no endpoint any more (those rows were deleted all the same);
-            // the next turn looks again.
-            if done == 0 {
-                return Ok(made);
-            }
-            made += done;
-        }
+        crate::outbox::drain(&self.db, self.codecs).await
     }
 
     /// Claims what is due (within the free slots) and starts sending it; how many.
@@ -762,7 +752,7 @@ pub async fn queue_test(
     let event_id = Uuid::now_v7();
     let body = serde_json::json!({
         "type": TEST_EVENT,
-        "timestamp": super::time(now),
+        "timestamp": now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         "data": {"message": "A test event, sent from Settings → Webhooks. It carries no lead."},
     });
     let row = pending_delivery(

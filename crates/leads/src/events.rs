@@ -1,0 +1,174 @@
+//! Lead events, as ciq-webhooks' outbox carries them: their types, their payload (the
+//! lead object of the API), the attributes filters read, and the batch rows group commit
+//! writes on PostgreSQL ([`with_created_outbox`]) with the [`CODECS`] that read them back.
+
+use ciq_entity::lead;
+use ciq_webhooks::outbox::{Attributes, Codec, Event};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::lead::{Lead, lead_json, time};
+
+/// A lead event's type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventType {
+    /// A lead was created (API, batch, upsert, import).
+    Created,
+    /// A lead's fields changed (PATCH, upsert, import).
+    Updated,
+    /// A lead was erased.
+    Deleted,
+}
+
+/// Every event type's name, in [`EventType::ALL`]'s order: what endpoints may subscribe to
+/// (and do, when they name none).
+pub const NAMES: [&str; 3] = ["lead.created", "lead.updated", "lead.deleted"];
+
+impl EventType {
+    /// Every event type, as endpoints subscribe to them by default.
+    pub const ALL: [EventType; 3] = [Self::Created, Self::Updated, Self::Deleted];
+
+    /// The name in payloads and subscriptions.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => NAMES[0],
+            Self::Updated => NAMES[1],
+            Self::Deleted => NAMES[2],
+        }
+    }
+}
+
+impl AsRef<str> for EventType {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+/// The body of an event: `{"type", "timestamp", "data": {"lead": lead}}`.
+pub fn payload(kind: EventType, lead: Value, at: chrono::DateTime<chrono::Utc>) -> String {
+    json!({"type": kind.as_str(), "timestamp": time(at), "data": {"lead": lead}}).to_string()
+}
+
+/// What an endpoint's filter may test of a lead event: the lead's scalar fields that
+/// say where it came from and how good it is.
+fn attributes(lead: &Lead) -> Attributes {
+    let mut map = Attributes::new();
+    map.insert("source".into(), lead.source.clone().into());
+    map.insert("industry".into(), lead.industry.clone().into());
+    map.insert("status".into(), lead.status.as_str().into());
+    map.insert("score".into(), lead.score.into());
+    map.insert(
+        "api_key_id".into(),
+        lead.api_key_id.map(|id| id.to_string()).into(),
+    );
+    map
+}
+
+/// The event of `kind` (created or updated) for `lead` as it is now: the payload holds
+/// the whole lead object.
+pub fn event(kind: EventType, lead: &Lead) -> Event {
+    let at = match kind {
+        EventType::Created => lead.created_at,
+        _ => lead.updated_at,
+    };
+    Event {
+        id: Uuid::now_v7(),
+        kind: kind.as_str(),
+        account: lead.user_id,
+        subject: lead.id,
+        payload: payload(kind, lead_json(lead), at),
+        attributes: attributes(lead),
+        at,
+    }
+}
+
+/// The event of erasing the lead `lead_id` of `user_id`'s account: its payload carries
+/// those two ids alone, and it has no attributes (the lead is gone).
+pub fn deleted(user_id: Uuid, lead_id: Uuid) -> Event {
+    let at = ciq_entity::now();
+    let lead = json!({"id": lead_id, "user_id": user_id});
+    Event {
+        id: Uuid::now_v7(),
+        kind: EventType::Deleted.as_str(),
+        account: user_id,
+        subject: lead_id,
+        payload: payload(EventType::Deleted, lead, at),
+        attributes: Attributes::new(),
+        at,
+    }
+}
+
+/// The `codec` of group commit's outbox rows: the created leads' rows, as a JSON array.
+pub const LEAD_ROWS: &str = "lead.rows";
+
+/// The readers of every outbox row this domain writes (the delivery workers take them).
+pub const CODECS: &[Codec] = &[Codec {
+    name: LEAD_ROWS,
+    decode: decode_created_rows,
+}];
+
+/// The `lead.created` events of freshly stored `rows`.
+pub fn created<'a>(rows: impl IntoIterator<Item = &'a lead::Model>) -> Vec<Event> {
+    rows.into_iter()
+        .map(|row| event(EventType::Created, &Lead::from(row.clone())))
+        .collect()
+}
+
+/// A [`LEAD_ROWS`] row's leads as their `lead.created` events.
+fn decode_created_rows(text: &str) -> Result<Vec<Event>, String> {
+    let rows: Vec<lead::Model> = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    Ok(created(&rows))
+}
+
+/// The PostgreSQL form for group commit: the batch's created leads whose account has a
+/// subscribed endpoint, as one [`LEAD_ROWS`] outbox row (their rows as JSON) in the
+/// same statement as their `INSERT` (`leads_insert`, which this makes return its rows) —
+/// one small row per batch on the create path, no payload rendered there; the delivery
+/// workers turn it into delivery rows later, off the request path.
+pub(crate) fn with_created_outbox(leads_insert: &str) -> String {
+    format!(
+        "WITH leads_in AS ({leads_insert} RETURNING *) \
+         INSERT INTO webhook_outbox (id, created_at, codec, events) \
+         SELECT gen_random_uuid(), now(), '{LEAD_ROWS}', json_agg(l)::text FROM leads_in l \
+         WHERE EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.user_id = l.user_id \
+         AND e.enabled AND position('lead.created' in e.events) > 0) HAVING count(*) > 0"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_the_types_names() {
+        for (kind, name) in EventType::ALL.iter().zip(NAMES) {
+            assert_eq!(kind.as_str(), name);
+        }
+    }
+
+    #[test]
+    fn group_commits_rows_read_back_as_created_events() {
+        // A row as PostgreSQL's json_agg writes it: column names, times with an offset.
+        let user = Uuid::now_v7();
+        let text = format!(
+            r#"[{{"id":"0193a0b0-0000-7000-8000-000000000001","user_id":"{user}",
+            "api_key_id":null,"name":"Jane Doe","email":"jane@example.com","phone":null,
+            "source":"API","industry":"Technology","score":7,"status":"qualified",
+            "monthly_revenue_cents":5000010,"budget_cents":null,"description":null,
+            "created_at":"2026-12-04T11:35:10.123+01:00","external_id":"crm-1",
+            "updated_at":"2026-12-04T11:35:10.123+01:00"}}]"#
+        );
+        let events = decode_created_rows(&text).unwrap();
+        assert_eq!(events.len(), 1);
+        let event = &events[0];
+        assert_eq!((event.kind, event.account), ("lead.created", user));
+        let body: Value = serde_json::from_str(&event.payload).unwrap();
+        assert_eq!(body["timestamp"], "2026-12-04T10:35:10.123Z");
+        let lead = &body["data"]["lead"];
+        assert_eq!(lead["monthly_revenue"], json!(50000.1));
+        assert_eq!(lead["status"], "qualified");
+        assert_eq!(lead["external_id"], "crm-1");
+        assert_eq!(event.attributes["score"], json!(7));
+        assert!(decode_created_rows("[{\"id\": 1}]").is_err());
+    }
+}

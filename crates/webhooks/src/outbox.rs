@@ -1,0 +1,229 @@
+//! The outbox: events become delivery rows — one per (event, enabled endpoint of the
+//! event's account subscribed to its type) — in one place, [`fan_out`], whatever wrote
+//! them.
+//!
+//! A change that writes its own events calls [`fan_out`] in its own transaction, so no
+//! acknowledged change lacks its deliveries and none exists for a change that rolled
+//! back; an account without endpoints costs one look-up and no rows. A writer that
+//! must not render events on its hot path (group commit's one statement on PostgreSQL)
+//! instead writes one `webhook_outbox` row in its own form, named by the row's `codec`;
+//! the delivery workers [`drain`] those rows through the domain's [`Codec`] into
+//! [`fan_out`] later, deleting each row in the same transaction.
+//!
+//! Nothing here knows what an event is about: a type, an account, a subject id, an
+//! opaque payload and a flat map of attributes (what filters will read).
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QuerySelect,
+    Statement, TransactionTrait,
+};
+use uuid::Uuid;
+
+use ciq_entity::webhook_delivery::{self, DeliveryStatus};
+use ciq_entity::webhook_endpoint;
+
+/// Scalar values an event carries for filters, by name (`source`, `score`, …).
+pub type Attributes = serde_json::Map<String, serde_json::Value>;
+
+/// One change of an account's data, as every endpoint subscribed to its type receives it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// The event's id (`webhook-id`): the same at every endpoint and on every attempt.
+    pub id: Uuid,
+    /// Its type, as endpoints subscribe to it (`lead.created`).
+    pub kind: &'static str,
+    /// The account whose endpoints receive it.
+    pub account: Uuid,
+    /// The id of the thing it is about (a lead's id), for the delivery log.
+    pub subject: Uuid,
+    /// The body sent, exactly.
+    pub payload: String,
+    /// What filters may test, flat (no nested objects).
+    pub attributes: Attributes,
+    /// When it happened.
+    pub at: DateTime<Utc>,
+}
+
+/// How one domain's batch rows in `webhook_outbox` are read back into events.
+#[derive(Debug, Clone, Copy)]
+pub struct Codec {
+    /// The `codec` the domain writes into its rows.
+    pub name: &'static str,
+    /// The row's `events` text to its events (an error names what is wrong).
+    pub decode: fn(&str) -> Result<Vec<Event>, String>,
+}
+
+/// Delivery rows per statement (eleven parameters each, far below every limit).
+const PER_STATEMENT: usize = 500;
+
+/// Whether the stored subscription `events` (comma-separated names) holds `kind`.
+fn subscribes(events: &str, kind: &str) -> bool {
+    events.split(',').any(|name| name == kind)
+}
+
+/// Writes the delivery rows of `events` through `conn` (the transaction of the change,
+/// or of the outbox rows they came from); how many it wrote. Every event goes to each
+/// enabled endpoint of its account that subscribes to its type, as it is now.
+pub async fn fan_out(conn: &impl ConnectionTrait, events: &[Event]) -> Result<u64, DbErr> {
+    if events.is_empty() {
+        return Ok(0);
+    }
+    let mut accounts: Vec<Uuid> = events.iter().map(|e| e.account).collect();
+    accounts.sort_unstable();
+    accounts.dedup();
+    let mut endpoints: HashMap<Uuid, Vec<(Uuid, String)>> = HashMap::new();
+    for chunk in accounts.chunks(PER_STATEMENT) {
+        let rows: Vec<(Uuid, Uuid, String)> = webhook_endpoint::Entity::find()
+            .select_only()
+            .columns([
+                webhook_endpoint::Column::UserId,
+                webhook_endpoint::Column::Id,
+                webhook_endpoint::Column::Events,
+            ])
+            .filter(webhook_endpoint::Column::UserId.is_in(chunk.iter().copied()))
+            .filter(webhook_endpoint::Column::Enabled.eq(true))
+            .into_tuple()
+            .all(conn)
+            .await?;
+        for (account, id, subscribed) in rows {
+            endpoints.entry(account).or_default().push((id, subscribed));
+        }
+    }
+    if endpoints.is_empty() {
+        return Ok(0);
+    }
+    let mut rows = Vec::new();
+    for event in events {
+        for (endpoint_id, subscribed) in endpoints.get(&event.account).into_iter().flatten() {
+            if subscribes(subscribed, event.kind) {
+                rows.push(pending(*endpoint_id, event));
+            }
+        }
+    }
+    let made = rows.len() as u64;
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<webhook_delivery::ActiveModel> =
+            rows.by_ref().take(PER_STATEMENT).map(Into::into).collect();
+        webhook_delivery::Entity::insert_many(chunk)
+            .exec_without_returning(conn)
+            .await?;
+    }
+    Ok(made)
+}
+
+/// A new delivery of `event` to `endpoint_id`, due now.
+fn pending(endpoint_id: Uuid, event: &Event) -> webhook_delivery::Model {
+    webhook_delivery::Model {
+        id: Uuid::now_v7(),
+        user_id: event.account,
+        endpoint_id,
+        event_id: event.id,
+        event_type: event.kind.to_owned(),
+        lead_id: event.subject,
+        payload: event.payload.clone(),
+        status: DeliveryStatus::Pending,
+        attempts: 0,
+        next_attempt_at: event.at,
+        lease_owner: None,
+        lease_until: None,
+        last_status_code: None,
+        last_response: None,
+        last_error: None,
+        last_attempt_at: None,
+        created_at: event.at,
+        delivered_at: None,
+    }
+}
+
+/// Outbox rows taken per transaction.
+const DRAIN_BATCH: i64 = 20;
+
+/// Fans out outbox rows, oldest first, until none of a known codec is left; how many
+/// deliveries that made. Each turn takes up to [`DRAIN_BATCH`] rows (on PostgreSQL
+/// skipping rows another instance holds), turns them into delivery rows and deletes
+/// them in one transaction: a row is fanned out once, and only together with its
+/// removal. A row whose codec this instance does not know (a newer instance's) is left
+/// for one that does; a row its codec cannot read is logged and dropped, since no
+/// retry would read it either.
+pub async fn drain(db: &ciq_store::Db, codecs: &[Codec]) -> Result<u64, DbErr> {
+    if codecs.is_empty() {
+        return Ok(0);
+    }
+    let mut made = 0;
+    loop {
+        let txn = db.begin().await?;
+        let backend = txn.get_database_backend();
+        let names: Vec<sea_orm::Value> = codecs.iter().map(|c| c.name.into()).collect();
+        let place = |n: usize| match backend {
+            DbBackend::Postgres => format!("${n}"),
+            _ => "?".to_owned(),
+        };
+        let known = (1..=names.len()).map(place).collect::<Vec<_>>().join(", ");
+        let lock = match backend {
+            DbBackend::Postgres => " FOR UPDATE SKIP LOCKED",
+            _ => "",
+        };
+        let rows = txn
+            .query_all_raw(Statement::from_sql_and_values(
+                backend,
+                format!(
+                    "SELECT id, codec, events FROM webhook_outbox WHERE codec IN ({known}) \
+                     ORDER BY created_at LIMIT {DRAIN_BATCH}{lock}"
+                ),
+                names,
+            ))
+            .await?;
+        if rows.is_empty() {
+            txn.commit().await?;
+            return Ok(made);
+        }
+        let mut events = Vec::new();
+        let mut ids = Vec::with_capacity(rows.len());
+        for row in rows {
+            let id: Uuid = row.try_get("", "id")?;
+            let codec: String = row.try_get("", "codec")?;
+            let text: String = row.try_get("", "events")?;
+            let decode = codecs
+                .iter()
+                .find(|c| c.name == codec)
+                .map(|c| c.decode)
+                .expect("only rows of known codecs are selected");
+            match decode(&text) {
+                Ok(decoded) => events.extend(decoded),
+                Err(why) => {
+                    metrics::counter!("ciq_webhook_outbox_unreadable_total").increment(1);
+                    tracing::error!(outbox_row = %id, codec, error = %why,
+                        "webhook outbox row unreadable; dropped");
+                }
+            }
+            ids.push(id);
+        }
+        made += fan_out(&txn, &events).await?;
+        let ids: Vec<sea_orm::Value> = ids.into_iter().map(Into::into).collect();
+        let list = (1..=ids.len()).map(place).collect::<Vec<_>>().join(", ");
+        txn.execute_raw(Statement::from_sql_and_values(
+            backend,
+            format!("DELETE FROM webhook_outbox WHERE id IN ({list})"),
+            ids,
+        ))
+        .await?;
+        txn.commit().await?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_subscription_holds_whole_names_only() {
+        assert!(subscribes("lead.created,lead.deleted", "lead.deleted"));
+        assert!(subscribes("lead.created", "lead.created"));
+        assert!(!subscribes("lead.created", "lead.create"));
+        assert!(!subscribes("lead.created,lead.updated", "lead.deleted"));
+    }
+}

@@ -296,6 +296,19 @@ pub async fn find_key(db: &Db, key_id: Uuid) -> Result<api_key::Model, AdminErro
         .ok_or(AdminError::KeyNotFound(key_id))
 }
 
+/// The key `key_id` if it belongs to `user_id`'s account: the account is in the query,
+/// so another account's key is not found, exactly like a missing one.
+pub async fn find_key_in_account(
+    db: &Db,
+    user_id: Uuid,
+    key_id: Uuid,
+) -> Result<Option<api_key::Model>, AdminError> {
+    Ok(ciq_entity::ApiKey::find_by_id(key_id)
+        .filter(api_key::Column::UserId.eq(user_id))
+        .one(db)
+        .await?)
+}
+
 /// Revokes a key, with its `revoked` event in the same transaction. Revoking a
 /// revoked key changes nothing and succeeds. Running instances see the change within
 /// a second (they poll for changed versions).

@@ -6,18 +6,33 @@ use std::sync::Arc;
 
 use chrono::{NaiveDate, TimeDelta, Utc};
 use poem::http::{HeaderValue, StatusCode, header};
-use poem::web::{Data, Path, Query};
-use poem::{Body, Request, Response, handler};
+use poem::web::{Data, Query};
+use poem::{Body, Request, Response, Route, get, handler};
 use serde::Deserialize;
 use uuid::Uuid;
 
 use ciq_admin::keys;
-use ciq_admin::users;
 use ciq_leads::store::{self, After, LeadFilter};
 use ciq_leads::{Lead, LeadError, LeadStatus};
 
+use crate::extract::{InAccount, Owned, PageError, SignedIn};
+use crate::middleware::page;
 use crate::state::ConsoleState;
-use crate::{html, pages, signed_in, store_trouble};
+use crate::views;
+
+/// The leads pages' routes (the import pages are [`crate::imports`]'s).
+pub(crate) fn routes(route: Route, state: &Arc<ConsoleState>) -> Route {
+    route
+        .at(
+            ciq_http::routes::SETTINGS_LEADS,
+            page(state, get(list_page)),
+        )
+        .at(
+            ciq_http::routes::SETTINGS_LEADS_EXPORT,
+            page(state, get(export_csv)),
+        )
+        .at("/settings/leads/:lead_id", page(state, get(detail_page)))
+}
 
 /// Leads per page of the list.
 pub const PAGE_SIZE: u64 = 50;
@@ -125,117 +140,96 @@ impl LeadsQuery {
     }
 }
 
-/// The signed-in owner's account and session, or the response to send instead.
-async fn signed_in_owner(
-    req: &Request,
-    state: &ConsoleState,
-) -> Result<(ciq_entity::user::Model, ciq_admin::sessions::Session), Response> {
-    let (_, session) = signed_in(req, state).await?;
-    match users::find_user(&state.db, &session.user_id.to_string()).await {
-        Ok(user) => Ok((user, session)),
-        Err(err) => Err(store_trouble(err)),
-    }
-}
-
 /// `GET /settings/leads`.
 #[handler]
 pub async fn list_page(
     req: &Request,
     state: Data<&Arc<ConsoleState>>,
     query: Query<LeadsQuery>,
-) -> Response {
-    let (user, session) = match signed_in_owner(req, &state).await {
-        Ok(signed) => signed,
-        Err(resp) => return resp,
-    };
+    signed_in: SignedIn,
+) -> Result<Response, PageError> {
+    let user = signed_in.owner(&state).await?;
+    let csrf = &signed_in.session.csrf_token;
     let lists = state.lists_for(req);
-    let user_id = session.user_id;
-    let owned_keys = match lists
+    let user_id = user.id;
+    let owned_keys = lists
         .read(|db| async move { keys::list_keys(&db, user_id).await })
-        .await
-    {
-        Ok(listed) => listed,
-        Err(err) => return store_trouble(err),
-    };
+        .await?;
     let (filter, after, problems) = query.parse();
     if !problems.is_empty() {
-        let view = pages::LeadsView {
+        let view = views::leads::LeadsView {
             query: &query,
             keys: &owned_keys,
             leads: &[],
             next: None,
             problems: &problems,
         };
-        return html(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            pages::leads(&user, &session.csrf_token, &view),
-        );
+        let markup = views::leads::leads(&user, csrf, &view);
+        return Ok(views::page(StatusCode::UNPROCESSABLE_ENTITY, markup));
     }
     // The account is in the query: a key id of another account matches nothing.
     let filter = &filter;
-    let listed = lists
+    let (leads, more) = lists
         .read(|db| async move { store::list(&db, user_id, filter, after, PAGE_SIZE).await })
-        .await;
-    let (leads, more) = match listed {
-        Ok(page) => page,
-        Err(err) => return store_trouble(err),
-    };
+        .await
+        .map_err(PageError::store)?;
     let next = more
         .then(|| leads.last().map(|l| After::lead(l).to_cursor()))
         .flatten();
-    let view = pages::LeadsView {
+    let view = views::leads::LeadsView {
         query: &query,
         keys: &owned_keys,
         leads: &leads,
         next: next.as_deref(),
         problems: &[],
     };
-    html(
+    Ok(views::page(
         StatusCode::OK,
-        pages::leads(&user, &session.csrf_token, &view),
-    )
+        views::leads::leads(&user, csrf, &view),
+    ))
+}
+
+impl InAccount for Lead {
+    const PARAM: &'static str = "lead_id";
+    const NOT_FOUND: (&'static str, &'static str) = (
+        "Lead not found",
+        "That lead does not exist in your account.",
+    );
+
+    async fn find_in_account(
+        state: &ConsoleState,
+        user_id: Uuid,
+        id: Uuid,
+    ) -> Result<Option<Self>, PageError> {
+        match store::find(&state.db, user_id, id).await {
+            Ok(lead) => Ok(Some(lead)),
+            Err(LeadError::NotFound) => Ok(None),
+            Err(err) => Err(PageError::store(err)),
+        }
+    }
 }
 
 /// `GET /settings/leads/:lead_id`: another account's lead is "not found", like a
 /// missing one (the account is in the query).
 #[handler]
 pub async fn detail_page(
-    req: &Request,
     state: Data<&Arc<ConsoleState>>,
-    lead_id: Path<String>,
-) -> Response {
-    let (user, session) = match signed_in_owner(req, &state).await {
-        Ok(signed) => signed,
-        Err(resp) => return resp,
-    };
-    let found = match lead_id.parse::<Uuid>() {
-        Ok(id) => store::find(&state.db, session.user_id, id).await,
-        Err(_) => Err(LeadError::NotFound),
-    };
-    let lead = match found {
-        Ok(lead) => lead,
-        Err(LeadError::NotFound) => {
-            return html(
-                StatusCode::NOT_FOUND,
-                pages::message(
-                    "Lead not found",
-                    "That lead does not exist in your account.",
-                ),
-            );
-        }
-        Err(err) => return store_trouble(err),
-    };
+    owned: Owned<Lead>,
+) -> Result<Response, PageError> {
+    let user = owned.signed_in.owner(&state).await?;
+    let lead = &owned.row;
     let key = match lead.api_key_id {
         Some(id) => keys::find_key(&state.db, id).await.ok(),
         None => None,
     };
     let key_name = key
-        .filter(|key| key.user_id == session.user_id)
+        .filter(|key| key.user_id == user.id)
         .map(|key| format!("{} ({}…)", key.name, key.display_prefix));
-    html(
+    let csrf = &owned.signed_in.session.csrf_token;
+    Ok(views::page(
         StatusCode::OK,
-        pages::lead_detail(&user, &session.csrf_token, &lead, key_name.as_deref()),
-    )
+        views::leads::lead_detail(&user, csrf, lead, key_name.as_deref()),
+    ))
 }
 
 /// The export's columns, in order.
@@ -355,21 +349,18 @@ pub async fn export_csv(
     req: &Request,
     state: Data<&Arc<ConsoleState>>,
     query: Query<LeadsQuery>,
-) -> Response {
-    let (_, session) = match signed_in(req, &state).await {
-        Ok(signed) => signed,
-        Err(resp) => return resp,
-    };
+    signed_in: SignedIn,
+) -> Result<Response, PageError> {
     let (filter, _, problems) = query.parse();
     if let Some((label, rule)) = problems.first() {
-        return html(
+        return Ok(views::page(
             StatusCode::UNPROCESSABLE_ENTITY,
-            pages::message("Export refused", &format!("{label}: {rule}")),
-        );
+            views::message("Export refused", &format!("{label}: {rule}")),
+        ));
     }
     let export = Export {
         reads: state.lists_for(req),
-        user_id: session.user_id,
+        user_id: signed_in.session.user_id,
         filter,
         after: None,
         done: false,
@@ -388,5 +379,5 @@ pub async fn export_csv(
         HeaderValue::from_str(&format!("attachment; filename=\"{name}\""))
             .expect("the name is ASCII"),
     );
-    resp
+    Ok(resp)
 }

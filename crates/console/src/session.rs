@@ -1,0 +1,273 @@
+//! Signing in and out: `GET /` (where to go), `GET/POST /login`, `POST /logout`,
+//! `POST /logout/everywhere` (every session of the account ends). Failed sign-ins are
+//! limited per (email, client address), per address and per email; a bounded number of
+//! password checks run at once.
+
+use std::sync::Arc;
+
+use poem::http::{HeaderValue, StatusCode, header};
+use poem::web::{Data, Form};
+use poem::{EndpointExt, Request, Response, Route, get, handler, post};
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+
+use ciq_admin::sessions;
+use ciq_admin::{SecretHasher, users};
+use ciq_http::client::client_address;
+use ciq_http::routes::{LOGIN, LOGOUT, LOGOUT_EVERYWHERE, SETTINGS_API_KEYS};
+use ciq_limiter::Bucket;
+
+use crate::cookies::{LOGIN_CSRF_COOKIE, SESSION_COOKIE, cookie, set_cookie};
+use crate::extract::{CsrfForm, PageError, SignedInForm, tokens_match};
+use crate::middleware::{page, protect};
+use crate::state::ConsoleState;
+use crate::views;
+
+/// Sign-in attempts allowed per (email, client address) per window; a successful one
+/// is given back.
+pub const LOGIN_ATTEMPTS_PER_PAIR: u32 = 5;
+/// Sign-in attempts allowed per client address (IPv6: per /64) per window, whatever
+/// the emails.
+pub const LOGIN_ATTEMPTS_PER_ADDRESS: u32 = 20;
+/// The slower ceiling for one email from every address together, per
+/// [`LOGIN_EMAIL_CEILING_WINDOWS`] windows: a distributed guesser gets no more, while
+/// the owner, signing in from an address of their own, is not locked out by the
+/// per-pair limit of somebody else's.
+pub const LOGIN_ATTEMPTS_PER_EMAIL: u32 = 50;
+/// How many windows the per-email ceiling spans (15 minutes with the 60 s window).
+pub const LOGIN_EMAIL_CEILING_WINDOWS: u32 = 15;
+
+/// The session pages' routes.
+pub(crate) fn routes(route: Route, state: &Arc<ConsoleState>) -> Route {
+    route
+        .at("/", get(home).map_to_response().after(protect))
+        .at("/settings", page(state, get(settings_index)))
+        .at(LOGIN, page(state, get(login_page).post(login)))
+        .at(LOGOUT, page(state, post(logout)))
+        .at(LOGOUT_EVERYWHERE, page(state, post(logout_everywhere)))
+}
+
+/// `GET /`: a person who opens the gateway's address learns where to go.
+#[handler]
+async fn home() -> Response {
+    views::page(StatusCode::OK, views::session::home())
+}
+
+/// `GET /settings`: Settings opens on the API keys.
+#[handler]
+async fn settings_index() -> Response {
+    views::redirect(SETTINGS_API_KEYS)
+}
+
+#[derive(Deserialize)]
+struct LoginQuery {
+    expired: Option<String>,
+}
+
+/// `GET /login` (`?expired=1`: the page says the session ended).
+#[handler]
+async fn login_page(req: &Request, state: Data<&Arc<ConsoleState>>) -> Response {
+    let expired = req
+        .params::<LoginQuery>()
+        .is_ok_and(|q| q.expired.is_some());
+    let notice = expired.then_some("Your session has ended. Please sign in again.");
+    login_form(req, &state, StatusCode::OK, notice, "")
+}
+
+/// The sign-in form with a fresh double-submit CSRF token (cookie and field).
+fn login_form(
+    req: &Request,
+    state: &ConsoleState,
+    status: StatusCode,
+    notice: Option<&str>,
+    email: &str,
+) -> Response {
+    let csrf = sessions::new_token();
+    let mut resp = views::page(status, views::session::login(&csrf, notice, email));
+    set_cookie(&mut resp, req, state, LOGIN_CSRF_COOKIE, &csrf, 3600);
+    resp
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    email: String,
+    password: secrecy::SecretString,
+    csrf: String,
+}
+
+/// A page with a `Retry-After` of `seconds`.
+fn come_back(status: StatusCode, title: &str, text: &str, seconds: u64) -> Response {
+    let mut resp = views::page(status, views::message(title, text));
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    resp
+}
+
+/// Counts one attempt of `email` from `address` in every sign-in bucket, atomically,
+/// before the password is checked (concurrent guesses cannot all slip through one
+/// remaining place). Refused by one bucket: what was counted is given back and the
+/// 429 page is the answer.
+async fn count_attempt<'a>(
+    state: &ConsoleState,
+    email: &'a str,
+    address: &'a str,
+) -> Result<Vec<Bucket<'a>>, Response> {
+    let buckets = [
+        (
+            Bucket::LoginPair(email, address),
+            LOGIN_ATTEMPTS_PER_PAIR,
+            state.window,
+        ),
+        (
+            Bucket::LoginAddress(address),
+            LOGIN_ATTEMPTS_PER_ADDRESS,
+            state.window,
+        ),
+        (
+            Bucket::LoginEmail(email),
+            LOGIN_ATTEMPTS_PER_EMAIL,
+            state.window * LOGIN_EMAIL_CEILING_WINDOWS,
+        ),
+    ];
+    let mut counted = Vec::with_capacity(buckets.len());
+    for (bucket, limit, window) in buckets {
+        let d = state.limiter.acquire(&bucket, limit, window).await;
+        if !d.allowed {
+            refund(state, &counted).await;
+            let wait = d.reset_after_secs();
+            return Err(come_back(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many sign-in attempts",
+                &format!("Please wait {wait} seconds before trying again."),
+                wait,
+            ));
+        }
+        counted.push(bucket);
+    }
+    Ok(counted)
+}
+
+/// Gives back the sign-in attempts counted in `buckets`.
+async fn refund(state: &ConsoleState, buckets: &[Bucket<'_>]) {
+    for bucket in buckets {
+        state.limiter.refund(bucket).await;
+    }
+}
+
+/// `POST /login` (`email`, `password`, `csrf` = the cookie's): a session and the keys
+/// page, or the form again saying what was wrong.
+#[handler]
+async fn login(
+    req: &Request,
+    state: Data<&Arc<ConsoleState>>,
+    form: Form<LoginForm>,
+) -> Result<Response, PageError> {
+    let state: &ConsoleState = &state;
+    let expected = cookie(req, state, LOGIN_CSRF_COOKIE).unwrap_or_default();
+    if !tokens_match(&form.csrf, &expected) {
+        return Err(PageError::CsrfRefused);
+    }
+    let email = form.email.trim().to_lowercase();
+    // Too long to be an account's: refused before it is hashed or names a limiter bucket.
+    if email.len() > ciq_entity::email::MAX_EMAIL_LEN
+        || form.password.expose_secret().chars().count() > users::MAX_PASSWORD_LEN
+    {
+        let notice = Some("That email or password is longer than any account's.");
+        return Ok(login_form(
+            req,
+            state,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            notice,
+            "",
+        ));
+    }
+    let address = ciq_http::client::throttle_group(&client_address(req, state.trust_forwarded_for));
+    let counted = count_attempt(state, &email, &address).await?;
+    // A bounded number of password checks at a time; more wait for nothing, they are
+    // told to come back.
+    let Ok(_slot) = state.sign_in_slots.try_acquire() else {
+        refund(state, &counted).await;
+        return Err(come_back(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Too many sign-ins right now",
+            "Please try again in a moment.",
+            1,
+        )
+        .into());
+    };
+    let hasher = SecretHasher::default();
+    let checked = sessions::check_credentials(&state.db, &hasher, &email, &form.password).await;
+    let user = match checked {
+        Ok(user) => user,
+        Err(err) => {
+            refund(state, &counted).await;
+            return Err(err.into());
+        }
+    };
+    let Some(user) = user else {
+        let notice = Some("That email and password do not match an account.");
+        return Ok(login_form(
+            req,
+            state,
+            StatusCode::UNAUTHORIZED,
+            notice,
+            &email,
+        ));
+    };
+    refund(state, &counted).await;
+    let (token, _) = state
+        .sessions
+        .start(user.id, state.session_ttl)
+        .await
+        .map_err(PageError::store)?;
+    let mut resp = views::redirect(SETTINGS_API_KEYS);
+    let ttl = state.session_ttl.as_secs();
+    set_cookie(&mut resp, req, state, SESSION_COOKIE, &token, ttl);
+    set_cookie(&mut resp, req, state, LOGIN_CSRF_COOKIE, "", 0);
+    Ok(resp)
+}
+
+/// A form that carries only its CSRF token.
+#[derive(Deserialize)]
+pub(crate) struct CsrfOnly {
+    csrf: String,
+}
+
+impl CsrfForm for CsrfOnly {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+/// The sign-in page, the session cookie removed.
+fn signed_out(req: &Request, state: &ConsoleState) -> Response {
+    let mut resp = views::redirect(LOGIN);
+    set_cookie(&mut resp, req, state, SESSION_COOKIE, "", 0);
+    resp
+}
+
+/// `POST /logout`: this session ends.
+#[handler]
+async fn logout(
+    req: &Request,
+    state: Data<&Arc<ConsoleState>>,
+    sent: SignedInForm<CsrfOnly>,
+) -> Result<Response, PageError> {
+    state
+        .sessions
+        .end(&sent.signed_in.token)
+        .await
+        .map_err(PageError::store)?;
+    Ok(signed_out(req, &state))
+}
+
+/// "Sign out everywhere": every session of the account ends, this one included.
+#[handler]
+async fn logout_everywhere(
+    req: &Request,
+    state: Data<&Arc<ConsoleState>>,
+    sent: SignedInForm<CsrfOnly>,
+) -> Result<Response, PageError> {
+    sessions::end_all(&state.db, sent.session().user_id).await?;
+    Ok(signed_out(req, &state))
+}

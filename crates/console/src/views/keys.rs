@@ -1,0 +1,211 @@
+//! Settings → API Key: the keys, the generate form, the history, the revoke
+//! confirmation.
+
+use maud::{Markup, html};
+
+use ciq_admin::keys::{KeyEventView, KeyStatus, KeySummary};
+use ciq_entity::{api_key, user};
+
+use super::{Flash, Section, layout, signed_in_header, when};
+
+/// Overlaps offered when rolling a key, in seconds, with their labels.
+pub const ROLL_OVERLAPS: [(u64, &str); 4] = [
+    (0, "Immediately"),
+    (3600, "After 1 hour"),
+    (86_400, "After 24 hours"),
+    (604_800, "After 7 days"),
+];
+/// Expiries offered when generating a key, in days (0 = never).
+pub const EXPIRY_CHOICES: [(u32, &str); 4] = [
+    (0, "Never"),
+    (30, "In 30 days"),
+    (90, "In 90 days"),
+    (365, "In 1 year"),
+];
+
+/// The permissions the generate form offers: the form field, the scope, and what it
+/// allows in a plain sentence.
+pub const SCOPE_CHOICES: [(&str, ciq_admin::Scope, &str); 3] = [
+    (
+        "scope_create",
+        ciq_admin::Scope::LeadsCreate,
+        "send new leads (web forms, CRMs, scripts)",
+    ),
+    (
+        "scope_read",
+        ciq_admin::Scope::LeadsRead,
+        "read and list your leads",
+    ),
+    (
+        "scope_write",
+        ciq_admin::Scope::LeadsWrite,
+        "change and erase your leads",
+    ),
+];
+
+/// The keys page.
+pub fn keys(
+    user: &user::Model,
+    keys: &[KeySummary],
+    history: &[KeyEventView],
+    csrf: &str,
+    flash: &Flash,
+    default_limit: u32,
+) -> Markup {
+    layout(
+        "API keys",
+        Section::ApiKeys,
+        signed_in_header(user, csrf),
+        html! {
+            h1 { "API keys" }
+            p.lead { "Keys let your web forms, CRM and scripts create leads in this account through "
+                code { "POST /api/external/leads/create" } " with the " code { "X-API-Key" } " header. "
+                "Each key allows " (default_limit) " requests per minute unless set otherwise." }
+            @if let Some(notice) = &flash.notice { div.notice role="status" { (notice) } }
+            @if let Some(error) = &flash.error { div.error role="alert" { (error) } }
+            @if let Some((name, key)) = &flash.new_key {
+                section.card.newkey aria-labelledby="new-key-title" {
+                    h2 #new-key-title { "Your new key “" (name) "”" }
+                    p.warn { "Copy this key now. It will not be shown again." }
+                    div.keybox {
+                        label.muted for="new-key" class="sr-only" { "New API key" }
+                        input #new-key type="text" readonly value=(key) aria-describedby="new-key-title";
+                        button.secondary type="button" data-copy="new-key" hidden { "Copy" }
+                    }
+                }
+            }
+            section.card aria-labelledby="generate-title" {
+                h2 #generate-title { "Generate a key" }
+                form method="post" action="/settings/api-keys" {
+                    input type="hidden" name="csrf" value=(csrf);
+                    div.row {
+                        div {
+                            label for="key-name" { "Name" }
+                            input #key-name type="text" name="name" maxlength="100" placeholder="e.g. Website form" required;
+                        }
+                        div {
+                            label for="key-expiry" { "Expires" }
+                            select #key-expiry name="expires_in_days" {
+                                @for (days, label) in EXPIRY_CHOICES { option value=(days) { (label) } }
+                            }
+                        }
+                        button type="submit" { "Generate key" }
+                    }
+                    fieldset.scopes {
+                        legend { "What the key may do" }
+                        @for (field, scope, sentence) in SCOPE_CHOICES {
+                            div {
+                                input type="checkbox" id=(field) name=(field) value="on" checked[scope == ciq_admin::Scope::LeadsCreate];
+                                " "
+                                label for=(field) { strong { (scope.as_str()) } " — " (sentence) }
+                            }
+                        }
+                    }
+                    // Shown while only "create" is ticked (the page's script hides it
+                    // otherwise; without a script it is always there, and the server
+                    // says when it does not apply).
+                    div #origins-field data-origins-field {
+                        label for="allowed-origins" { "Allowed origins " span.muted { "(optional: for a key used by a web page)" } }
+                        textarea #allowed-origins name="allowed_origins" rows="2" placeholder="https://www.example.com" aria-describedby="origins-help" {}
+                        p.muted #origins-help {
+                            "One per line, scheme and host (and port, if not the usual one): "
+                            code { "https://www.example.com" } ". Pages on these sites may send leads "
+                            "with this key from the visitor's browser. The key is then public, so it may only create leads. "
+                            "No paths, no wildcards."
+                        }
+                    }
+                }
+            }
+            section.card aria-labelledby="keys-title" {
+                h2 #keys-title { "Your keys" }
+                @if keys.is_empty() {
+                    p.muted { "No keys yet. Generate one above." }
+                } @else {
+                    table.stacked {
+                        thead { tr {
+                            th scope="col" { "Name" } th scope="col" { "Key" } th scope="col" { "Status" } th scope="col" { "May" }
+                            th scope="col" { "Limit / min" } th scope="col" { "Created" } th scope="col" { "Last used" }
+                            th scope="col" { "Expires" } th scope="col" { span class="sr-only" { "Actions" } }
+                        } }
+                        tbody {
+                            @for key in keys {
+                                tr {
+                                    td data-label="Name" { (key.name) }
+                                    td data-label="Key" { code { (key.display_prefix) "…" } }
+                                    td data-label="Status" { span class=(format!("badge {}", key.status)) { (key.status) } }
+                                    td data-label="May" {
+                                        (key.scopes.names().join(", "))
+                                        @if !key.allowed_origins.is_empty() {
+                                            br; span.muted { "from " (key.allowed_origins.iter().collect::<Vec<_>>().join(", ")) }
+                                        }
+                                    }
+                                    td data-label="Limit / min" { (key.rate_limit_per_minute.map_or_else(|| default_limit.to_string(), |l| l.to_string())) }
+                                    td data-label="Created" { (when(Some(key.created_at))) }
+                                    td data-label="Last used" { (when(key.last_used_at)) }
+                                    td data-label="Expires" { (when(key.expires_at)) }
+                                    td {
+                                        @if key.status == KeyStatus::Active {
+                                            div.actions {
+                                                form method="post" action=(format!("/settings/api-keys/{}/roll", key.id)) {
+                                                    input type="hidden" name="csrf" value=(csrf);
+                                                    label for=(format!("overlap-{}", key.id)) class="sr-only" { "Old key stops" }
+                                                    select id=(format!("overlap-{}", key.id)) name="overlap_seconds" {
+                                                        @for (secs, label) in ROLL_OVERLAPS {
+                                                            // A day of overlap by default: integrations keep working while they switch.
+                                                            option value=(secs) selected[secs == 86_400] { "Old key: " (label.to_lowercase()) }
+                                                        }
+                                                    }
+                                                    " "
+                                                    button.secondary type="submit" aria-label=(format!("Roll {}", key.name)) { "Roll" }
+                                                }
+                                                a.button.danger href=(format!("/settings/api-keys/{}/revoke", key.id)) aria-label=(format!("Revoke {}", key.name)) { "Revoke" }
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            section.card aria-labelledby="history-title" {
+                h2 #history-title { "Recent key activity" }
+                @if history.is_empty() {
+                    p.muted { "Nothing yet." }
+                } @else {
+                    ul.history {
+                        @for event in history {
+                            li {
+                                strong { (event.kind.as_str()) } " · " (when(Some(event.at))) " · via " (event.source.as_str())
+                                @if let Some(address) = &event.address { " from " (address) }
+                                @if let Some(detail) = &event.detail { span.muted { " — " (detail) } }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// "Revoke this key?" with the form that does it.
+pub fn confirm_revoke(key: &api_key::Model, csrf: &str) -> Markup {
+    layout(
+        "Revoke key",
+        Section::ApiKeys,
+        html! {},
+        html! {
+            section.card.narrow.stack {
+                h1 { "Revoke “" (key.name) "”?" }
+                p { "Requests with " code { (key.display_prefix) "…" } " will be refused within a second, everywhere. This cannot be undone." }
+                form method="post" action=(format!("/settings/api-keys/{}/revoke", key.id)) {
+                    input type="hidden" name="csrf" value=(csrf);
+                    div.actions {
+                        button.danger type="submit" { "Revoke key" }
+                        a.button.secondary href="/settings/api-keys" { "Cancel" }
+                    }
+                }
+            }
+        },
+    )
+}

@@ -1,0 +1,187 @@
+//! Settings → Leads: the list with its filters, and one lead.
+
+use maud::{Markup, html};
+
+use ciq_admin::keys::KeySummary;
+use ciq_entity::user;
+
+use super::{Section, layout, signed_in_header, when};
+
+/// What the leads page shows.
+pub struct LeadsView<'a> {
+    /// The filters as sent (the form shows them again).
+    pub query: &'a crate::leads::LeadsQuery,
+    /// The owner's keys, for the key filter and the key column.
+    pub keys: &'a [KeySummary],
+    /// This page's leads.
+    pub leads: &'a [ciq_leads::Lead],
+    /// The next page's cursor, if more follow.
+    pub next: Option<&'a str>,
+    /// Broken filters: (field label, rule).
+    pub problems: &'a [(&'static str, String)],
+}
+
+/// Settings → Leads: filters, a page of leads, the next-page and export links.
+pub fn leads(user: &user::Model, csrf: &str, view: &LeadsView<'_>) -> Markup {
+    let query = view.query;
+    let filters = query.filters_query();
+    let with = |extra: &str| match (filters.is_empty(), extra.is_empty()) {
+        (true, _) => extra.to_owned(),
+        (false, true) => filters.clone(),
+        (false, false) => format!("{filters}&{extra}"),
+    };
+    let key_name = |id: Option<uuid::Uuid>| match id {
+        None => "Imported".to_owned(),
+        Some(id) => view
+            .keys
+            .iter()
+            .find(|k| k.id == id)
+            .map_or_else(|| "—".to_owned(), |k| k.name.clone()),
+    };
+    layout(
+        "Leads",
+        Section::Leads,
+        signed_in_header(user, csrf),
+        html! {
+            h1 { "Leads" }
+            p.lead { "Every lead your keys sent into this account, newest first." }
+            @for (label, rule) in view.problems {
+                div.error role="alert" { (label) ": " (rule) }
+            }
+            section.card aria-labelledby="filter-title" {
+                h2 #filter-title { "Filter" }
+                form.filters method="get" action="/settings/leads" {
+                    div {
+                        label for="f-status" { "Status" }
+                        select #f-status name="status" {
+                            option value="" { "Any" }
+                            @for status in ciq_leads::LeadStatus::ALL {
+                                option value=(status.as_str()) selected[query.status == status.as_str()] { (status.as_str()) }
+                            }
+                        }
+                    }
+                    div {
+                        label for="f-source" { "Source" }
+                        input #f-source type="text" name="source" value=(query.source) maxlength="100" placeholder="e.g. Website Form";
+                    }
+                    div {
+                        label for="f-key" { "Key" }
+                        select #f-key name="key" {
+                            option value="" { "Any" }
+                            @for key in view.keys {
+                                option value=(key.id) selected[query.key == key.id.to_string()] { (key.name) " (" (key.display_prefix) "…)" }
+                            }
+                        }
+                    }
+                    div {
+                        label for="f-from" { "From" }
+                        input #f-from type="date" name="from" value=(query.from);
+                    }
+                    div {
+                        label for="f-to" { "To" }
+                        input #f-to type="date" name="to" value=(query.to);
+                    }
+                    div.actions {
+                        button type="submit" { "Apply" }
+                        a.button.secondary href="/settings/leads" { "Clear" }
+                    }
+                }
+            }
+            section.card aria-labelledby="leads-title" {
+                div.headline {
+                    h2 #leads-title { "Your leads" }
+                    div.actions {
+                        a.button.secondary #import href=(ciq_http::routes::SETTINGS_LEADS_IMPORTS) { "Import CSV" }
+                        a.button.secondary #export href=(format!("/settings/leads/export.csv{}", if filters.is_empty() { String::new() } else { format!("?{filters}") })) download { "Export CSV" }
+                    }
+                }
+                @if view.leads.is_empty() {
+                    p.muted { @if query.cursor.is_empty() { "No leads match." } @else { "No more leads." } }
+                } @else {
+                    table.stacked {
+                        thead { tr {
+                            th scope="col" { "Created" } th scope="col" { "Name" } th scope="col" { "Email" }
+                            th scope="col" { "Source" } th scope="col" { "Status" } th scope="col" { "Key" }
+                        } }
+                        tbody {
+                            @for lead in view.leads {
+                                tr {
+                                    td data-label="Created" { (when(Some(lead.created_at))) }
+                                    td data-label="Name" { a href=(format!("/settings/leads/{}", lead.id)) { (lead.name) } }
+                                    td data-label="Email" { (lead.email) }
+                                    td data-label="Source" { (lead.source) }
+                                    td data-label="Status" { (lead.status.as_str()) }
+                                    td data-label="Key" { (key_name(lead.api_key_id)) }
+                                }
+                            }
+                        }
+                    }
+                }
+                nav.pager aria-label="Pages" {
+                    @if !query.cursor.is_empty() {
+                        a.button.secondary href=(format!("/settings/leads?{}", with(""))) { "First page" }
+                    }
+                    @if let Some(next) = view.next {
+                        a.button.secondary rel="next" href=(format!("/settings/leads?{}", with(&format!("cursor={next}")))) { "Next page" }
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// One lead, every field.
+pub fn lead_detail(
+    user: &user::Model,
+    csrf: &str,
+    lead: &ciq_leads::Lead,
+    key: Option<&str>,
+) -> Markup {
+    let money = |m: Option<ciq_leads::Money>| {
+        m.map_or_else(|| "—".to_owned(), |m| m.to_number().to_string())
+    };
+    let text = |t: &Option<String>| t.clone().unwrap_or_else(|| "—".to_owned());
+    let fields: Vec<(&str, String)> = vec![
+        ("Email", lead.email.clone()),
+        ("Phone", text(&lead.phone)),
+        ("Source", lead.source.clone()),
+        ("Industry", lead.industry.clone()),
+        ("Status", lead.status.as_str().to_owned()),
+        (
+            "Score",
+            lead.score.map_or_else(|| "—".to_owned(), |s| s.to_string()),
+        ),
+        ("Monthly revenue", money(lead.monthly_revenue)),
+        ("Budget", money(lead.budget)),
+        ("Description", text(&lead.description)),
+        ("External id", text(&lead.external_id)),
+        (
+            "Created with key",
+            match (key, lead.api_key_id) {
+                (Some(name), _) => name.to_owned(),
+                (None, Some(id)) => id.to_string(),
+                (None, None) => "none: imported from a CSV file".to_owned(),
+            },
+        ),
+        ("Created", when(Some(lead.created_at))),
+        ("Last changed", when(Some(lead.updated_at))),
+        ("Lead id", lead.id.to_string()),
+    ];
+    layout(
+        &lead.name,
+        Section::Leads,
+        signed_in_header(user, csrf),
+        html! {
+            p { a href="/settings/leads" { "← All leads" } }
+            section.card aria-labelledby="lead-title" {
+                h1 #lead-title { (lead.name) }
+                dl.fields {
+                    @for (label, value) in &fields {
+                        dt { (label) }
+                        dd { (value) }
+                    }
+                }
+            }
+        },
+    )
+}

@@ -1,0 +1,69 @@
+//! The pages before and around a session: the home page, the sign-in form, the
+//! sign-out buttons.
+
+use maud::{Markup, html};
+
+use super::{Section, layout};
+
+/// `GET /`: what this server is and where to go.
+pub fn home() -> Markup {
+    layout(
+        "ConvertIQ lead gateway",
+        Section::None,
+        html! {},
+        html! {
+            section.card.narrow.stack {
+                h1 { "ConvertIQ lead gateway" }
+                p { "This server takes leads from web forms, CRMs and scripts into ConvertIQ accounts." }
+                ul {
+                    li { a href="/docs" { "API documentation" } " — create leads with your API key (Swagger UI, with Try it out)." }
+                    li { a href="/settings/api-keys" { "Settings → API Key" } " — sign in to generate, roll and revoke your keys." }
+                }
+            }
+        },
+    )
+}
+
+/// The sign-in form.
+pub fn login(csrf: &str, notice: Option<&str>, email: &str) -> Markup {
+    layout(
+        "Sign in",
+        Section::None,
+        html! {},
+        html! {
+            section.card.narrow {
+                h1 { "Sign in" }
+                p.lead { "Manage the API keys of your ConvertIQ account." }
+                @if let Some(notice) = notice {
+                    div.error role="alert" { (notice) }
+                }
+                form.stack method="post" action="/login" {
+                    input type="hidden" name="csrf" value=(csrf);
+                    div {
+                        label for="email" { "Email" }
+                        input #email type="email" name="email" value=(email) autocomplete="username" required autofocus;
+                    }
+                    div {
+                        label for="password" { "Password" }
+                        input #password type="password" name="password" autocomplete="current-password" required;
+                    }
+                    button type="submit" { "Sign in" }
+                }
+            }
+        },
+    )
+}
+
+/// The two sign-out buttons of a signed-in page's header (this session; every session).
+pub fn sign_out(csrf: &str) -> Markup {
+    html! {
+        form method="post" action="/logout" {
+            input type="hidden" name="csrf" value=(csrf);
+            button.secondary type="submit" { "Sign out" }
+        }
+        form method="post" action="/logout/everywhere" {
+            input type="hidden" name="csrf" value=(csrf);
+            button.secondary type="submit" title="Ends every session of this account, on every device" { "Sign out everywhere" }
+        }
+    }
+}

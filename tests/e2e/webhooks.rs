@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 ciq_e2e::with_each_backend!(
+    outbox_rows_are_read_by_their_codec_and_an_unreadable_one_is_dropped,
     every_lead_change_is_signed_and_delivered_once,
     failures_are_retried_on_the_schedule_with_the_same_webhook_id,
     two_instances_deliver_a_thousand_events_once_each,
@@ -96,6 +97,94 @@ async fn deliveries_of(app: &TestApp, endpoint: Uuid) -> Vec<webhook_delivery::M
         .all(&app.db)
         .await
         .unwrap()
+}
+
+/// Group commit's batch rows (the form PostgreSQL's `json_agg` writes) become one
+/// delivery per lead and subscribed endpoint, rendered from the lead; a row its codec
+/// cannot read is dropped, not retried for ever; a row of a codec this instance does not
+/// know (a newer instance's) is left for one that does.
+async fn outbox_rows_are_read_by_their_codec_and_an_unreadable_one_is_dropped(backend: Backend) {
+    use sea_orm::{ConnectionTrait, Statement};
+    let Some(app) = TestApp::spawn_with(backend, |s| {
+        quick(s);
+        // Nothing drains in the background: the test's own drain is the only one.
+        s.webhooks.deliver = false;
+    })
+    .await
+    else {
+        return;
+    };
+    let (user, _) = owner_with_key(&app, "owner@acme.test").await;
+    let (hook, _) = endpoint(
+        &app,
+        user,
+        "https://hooks.example.com/in",
+        &[EventType::Created],
+    )
+    .await;
+    let lead_id = Uuid::now_v7();
+    let row = json!([{
+        "id": lead_id, "user_id": user, "api_key_id": null, "name": "Jane Doe",
+        "email": "jane@example.com", "phone": "15551234567", "source": "API",
+        "industry": "Technology", "score": 8, "status": "new",
+        "monthly_revenue_cents": 5_000_010, "budget_cents": null, "description": null,
+        "created_at": "2026-12-04T10:00:00.123+00:00", "external_id": null,
+        "updated_at": "2026-12-04T10:00:00.123+00:00"
+    }]);
+    let backend_of = app.db.get_database_backend();
+    for (codec, events) in [
+        ("lead.rows", row.to_string()),
+        ("lead.rows", "not json".to_owned()),
+        ("future.codec", "[]".to_owned()),
+    ] {
+        let sql = match backend_of {
+            sea_orm::DbBackend::Postgres => {
+                "INSERT INTO webhook_outbox (id, created_at, codec, events) VALUES ($1, $2, $3, $4)"
+            }
+            _ => "INSERT INTO webhook_outbox (id, created_at, codec, events) VALUES (?, ?, ?, ?)",
+        };
+        app.db
+            .execute_raw(Statement::from_sql_and_values(
+                backend_of,
+                sql,
+                [
+                    Uuid::now_v7().into(),
+                    ciq_entity::now().into(),
+                    codec.into(),
+                    events.into(),
+                ],
+            ))
+            .await
+            .unwrap();
+    }
+    let made = ciq_webhooks::outbox::drain(&app.db, ciq_leads::events::CODECS)
+        .await
+        .unwrap();
+    assert_eq!(made, 1);
+    let log = deliveries_of(&app, hook).await;
+    assert_eq!(log.len(), 1);
+    assert_eq!(
+        (log[0].event_type.as_str(), log[0].lead_id),
+        ("lead.created", lead_id)
+    );
+    let body: Value = serde_json::from_str(&log[0].payload).unwrap();
+    assert_eq!(body["type"], "lead.created");
+    assert_eq!(body["timestamp"], "2026-12-04T10:00:00.123Z");
+    assert_eq!(body["data"]["lead"]["monthly_revenue"], json!(50000.1));
+    assert_eq!(body["data"]["lead"]["phone"], "15551234567");
+    let left = app
+        .db
+        .query_all_raw(Statement::from_string(
+            backend_of,
+            "SELECT codec FROM webhook_outbox",
+        ))
+        .await
+        .unwrap();
+    let left: Vec<String> = left
+        .iter()
+        .map(|r| r.try_get("", "codec").unwrap())
+        .collect();
+    assert_eq!(left, ["future.codec"]);
 }
 
 async fn every_lead_change_is_signed_and_delivered_once(backend: Backend) {

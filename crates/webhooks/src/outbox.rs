@@ -104,6 +104,63 @@ pub async fn fan_out(conn: &impl ConnectionTrait, events: &[Event]) -> Result<u6
         }
     }
     let made = rows.len() as u64;
+    insert_pending(conn, rows).await?;
+    Ok(made)
+}
+
+/// PostgreSQL's insert of new delivery rows: the rows as one JSON parameter, so the
+/// statement's text is the same whatever their number (parsed and planned once per
+/// connection) and one round trip carries them all.
+const INSERT_PENDING_PG: &str = "INSERT INTO webhook_deliveries (id, user_id, endpoint_id, \
+    event_id, event_type, lead_id, payload, status, attempts, next_attempt_at, created_at) \
+    SELECT x.id, x.user_id, x.endpoint_id, x.event_id, x.event_type, x.lead_id, x.payload, \
+    'pending', 0, x.at, x.at FROM json_to_recordset($1::json) AS x(id uuid, user_id uuid, \
+    endpoint_id uuid, event_id uuid, event_type text, lead_id uuid, payload text, at timestamptz)";
+
+/// Stores `rows` (new, pending): on PostgreSQL in one statement, elsewhere in chunks of
+/// [`PER_STATEMENT`].
+async fn insert_pending(
+    conn: &impl ConnectionTrait,
+    rows: Vec<webhook_delivery::Model>,
+) -> Result<(), DbErr> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    if conn.get_database_backend() == DbBackend::Postgres {
+        /// A row as [`INSERT_PENDING_PG`] reads it.
+        #[derive(serde::Serialize)]
+        struct Row<'a> {
+            id: Uuid,
+            user_id: Uuid,
+            endpoint_id: Uuid,
+            event_id: Uuid,
+            event_type: &'a str,
+            lead_id: Uuid,
+            payload: &'a str,
+            at: DateTime<Utc>,
+        }
+        let rows: Vec<Row<'_>> = rows
+            .iter()
+            .map(|d| Row {
+                id: d.id,
+                user_id: d.user_id,
+                endpoint_id: d.endpoint_id,
+                event_id: d.event_id,
+                event_type: &d.event_type,
+                lead_id: d.lead_id,
+                payload: &d.payload,
+                at: d.created_at,
+            })
+            .collect();
+        let json = serde_json::to_string(&rows).map_err(|e| DbErr::Custom(e.to_string()))?;
+        conn.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            INSERT_PENDING_PG,
+            [json.into()],
+        ))
+        .await?;
+        return Ok(());
+    }
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
         let chunk: Vec<webhook_delivery::ActiveModel> =
@@ -112,7 +169,7 @@ pub async fn fan_out(conn: &impl ConnectionTrait, events: &[Event]) -> Result<u6
             .exec_without_returning(conn)
             .await?;
     }
-    Ok(made)
+    Ok(())
 }
 
 /// A new delivery of `event` to `endpoint_id`, due now.
@@ -139,8 +196,11 @@ fn pending(endpoint_id: Uuid, event: &Event) -> webhook_delivery::Model {
     }
 }
 
-/// Outbox rows taken per transaction.
-const DRAIN_BATCH: i64 = 20;
+/// Events fanned out per statement while draining.
+const FLUSH_EVENTS: usize = 200;
+
+/// Outbox rows taken per transaction (a group-commit batch row holds up to 256 events).
+const DRAIN_BATCH: i64 = 64;
 
 /// Fans out outbox rows, oldest first, until none of a known codec is left; how many
 /// deliveries that made. Each turn takes up to [`DRAIN_BATCH`] rows (on PostgreSQL
@@ -183,6 +243,8 @@ pub async fn drain(db: &ciq_store::Db, codecs: &[Codec]) -> Result<u64, DbErr> {
         }
         let mut events = Vec::new();
         let mut ids = Vec::with_capacity(rows.len());
+        // Fanned out as they come, [`FLUSH_EVENTS`] at a time: a turn's memory is about
+        // that many events whatever its rows hold.
         for row in rows {
             let id: Uuid = row.try_get("", "id")?;
             let codec: String = row.try_get("", "codec")?;
@@ -201,6 +263,10 @@ pub async fn drain(db: &ciq_store::Db, codecs: &[Codec]) -> Result<u64, DbErr> {
                 }
             }
             ids.push(id);
+            if events.len() >= FLUSH_EVENTS {
+                made += fan_out(&txn, &events).await?;
+                events.clear();
+            }
         }
         made += fan_out(&txn, &events).await?;
         let ids: Vec<sea_orm::Value> = ids.into_iter().map(Into::into).collect();

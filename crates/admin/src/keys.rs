@@ -1,6 +1,7 @@
 //! Key lifecycle: create (shown once), list (never a secret), revoke.
 
 use chrono::{DateTime, Utc};
+use ciq_entity::AccountScoped;
 use ciq_store::Db;
 use sea_orm::prelude::Uuid;
 use sea_orm::sea_query::{Expr, ExprTrait, SimpleExpr};
@@ -253,8 +254,7 @@ async fn lock_owner(txn: &DatabaseTransaction, user_id: Uuid) -> Result<(), Admi
 
 /// Refuses when the owner already holds [`MAX_ACTIVE_KEYS_PER_USER`] active keys.
 async fn ensure_free_place(txn: &DatabaseTransaction, user_id: Uuid) -> Result<(), AdminError> {
-    let active = ciq_entity::ApiKey::find()
-        .filter(api_key::Column::UserId.eq(user_id))
+    let active = ciq_entity::ApiKey::in_account(user_id)
         .filter(api_key::Column::RevokedAt.is_null())
         .filter(
             Condition::any()
@@ -278,8 +278,7 @@ fn transaction_error(err: TransactionError<AdminError>) -> AdminError {
 
 /// The user's keys, newest first.
 pub async fn list_keys(db: &Db, user_id: Uuid) -> Result<Vec<KeySummary>, AdminError> {
-    Ok(ciq_entity::ApiKey::find()
-        .filter(api_key::Column::UserId.eq(user_id))
+    Ok(ciq_entity::ApiKey::in_account(user_id)
         .order_by_desc(api_key::Column::CreatedAt)
         .all(db)
         .await?
@@ -303,8 +302,7 @@ pub async fn find_key_in_account(
     user_id: Uuid,
     key_id: Uuid,
 ) -> Result<Option<api_key::Model>, AdminError> {
-    Ok(ciq_entity::ApiKey::find_by_id(key_id)
-        .filter(api_key::Column::UserId.eq(user_id))
+    Ok(ciq_entity::ApiKey::find_in_account(user_id, key_id)
         .one(db)
         .await?)
 }
@@ -549,8 +547,7 @@ pub async fn key_history(
     user_id: Uuid,
     limit: u64,
 ) -> Result<Vec<KeyEventView>, AdminError> {
-    Ok(ciq_entity::KeyEvent::find()
-        .filter(key_event::Column::UserId.eq(user_id))
+    Ok(ciq_entity::KeyEvent::in_account(user_id)
         .order_by_desc(key_event::Column::Id)
         .limit(limit)
         .all(db)

@@ -5,6 +5,7 @@
 //! Sessions are random 190-bit tokens in an HttpOnly cookie; only their BLAKE2s
 //! digest is stored.
 
+use ciq_entity::AccountScoped;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -283,8 +284,7 @@ pub async fn end_all(db: &Db, user_id: Uuid) -> Result<(), AdminError> {
         .filter(user::Column::Id.eq(user_id))
         .exec(db)
         .await?;
-    ciq_entity::Session::delete_many()
-        .filter(session::Column::UserId.eq(user_id))
+    ciq_entity::Session::delete_in_account(user_id)
         .exec(db)
         .await?;
     Ok(())

@@ -2,8 +2,10 @@
 //!
 //! One module per table. The schema itself is owned by `ciq-migrations`; these
 //! types mirror it column for column, with enums where a column holds one of a few
-//! names. [`email`] holds the address rule of the two tables that store emails.
+//! names. [`email`] holds the address rule of the two tables that store emails;
+//! [`account`] scopes every query of a table whose rows belong to one account.
 
+pub mod account;
 pub mod api_key;
 pub mod email;
 pub mod idempotency_key;
@@ -17,6 +19,7 @@ pub mod user;
 pub mod webhook_delivery;
 pub mod webhook_endpoint;
 
+pub use account::AccountScoped;
 pub use api_key::Entity as ApiKey;
 pub use idempotency_key::Entity as IdempotencyKey;
 pub use idempotency_lead::Entity as IdempotencyLead;

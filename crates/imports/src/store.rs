@@ -2,6 +2,7 @@
 //! another account is "not found" exactly like a missing one.
 
 use chrono::{DateTime, Utc};
+use ciq_entity::AccountScoped;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
     QuerySelect, sea_query::Expr,
@@ -125,10 +126,9 @@ pub async fn find(
     user_id: Uuid,
     id: Uuid,
 ) -> Result<Option<ImportSummary>, DbErr> {
-    lead_import::Entity::find()
+    lead_import::Entity::in_account(user_id)
         .select_only()
         .columns(SUMMARY_COLUMNS)
-        .filter(lead_import::Column::UserId.eq(user_id))
         .filter(lead_import::Column::Id.eq(id))
         .into_model::<ImportSummary>()
         .one(db)
@@ -141,10 +141,9 @@ pub async fn content(
     user_id: Uuid,
     id: Uuid,
 ) -> Result<Option<Vec<u8>>, DbErr> {
-    Ok(lead_import::Entity::find()
+    Ok(lead_import::Entity::in_account(user_id)
         .select_only()
         .column(lead_import::Column::Content)
-        .filter(lead_import::Column::UserId.eq(user_id))
         .filter(lead_import::Column::Id.eq(id))
         .into_tuple::<Option<Vec<u8>>>()
         .one(db)
@@ -158,10 +157,9 @@ pub async fn list(
     user_id: Uuid,
     limit: u64,
 ) -> Result<Vec<ImportSummary>, DbErr> {
-    lead_import::Entity::find()
+    lead_import::Entity::in_account(user_id)
         .select_only()
         .columns(SUMMARY_COLUMNS)
-        .filter(lead_import::Column::UserId.eq(user_id))
         .order_by_desc(lead_import::Column::CreatedAt)
         .order_by_desc(lead_import::Column::Id)
         .limit(limit)
@@ -185,14 +183,13 @@ pub async fn save_mapping(
     } else {
         ImportStatus::Draft
     };
-    let updated = lead_import::Entity::update_many()
+    let updated = lead_import::Entity::update_in_account(user_id)
         .col_expr(lead_import::Column::Mapping, Expr::value(json(mapping)))
         .col_expr(lead_import::Column::Status, Expr::value(status.as_str()))
         .col_expr(
             lead_import::Column::UpdatedAt,
             Expr::value(ciq_entity::now()),
         )
-        .filter(lead_import::Column::UserId.eq(user_id))
         .filter(lead_import::Column::Id.eq(id))
         .filter(lead_import::Column::Status.eq(ImportStatus::Draft))
         .exec(db)

@@ -6,6 +6,7 @@
 //! leaves the key free.
 
 use chrono::Utc;
+use ciq_entity::AccountScoped;
 use ciq_store::Db;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set, SqlErr};
 use uuid::Uuid;
@@ -149,7 +150,7 @@ pub async fn complete(
     body: &str,
     lead_id: Uuid,
 ) -> Result<(), sea_orm::DbErr> {
-    idempotency_key::Entity::update_many()
+    idempotency_key::Entity::update_in_account(user_id)
         .col_expr(
             idempotency_key::Column::ResponseStatus,
             sea_orm::sea_query::Expr::value(status),
@@ -162,7 +163,6 @@ pub async fn complete(
             idempotency_key::Column::LeadId,
             sea_orm::sea_query::Expr::value(lead_id),
         )
-        .filter(idempotency_key::Column::UserId.eq(user_id))
         .filter(idempotency_key::Column::Key.eq(key))
         .exec(txn)
         .await?;
@@ -179,7 +179,7 @@ pub async fn complete_batch(
     items: &str,
     held: &[(usize, Uuid)],
 ) -> Result<(), sea_orm::DbErr> {
-    idempotency_key::Entity::update_many()
+    idempotency_key::Entity::update_in_account(user_id)
         .col_expr(
             idempotency_key::Column::ResponseStatus,
             sea_orm::sea_query::Expr::value(200),
@@ -188,7 +188,6 @@ pub async fn complete_batch(
             idempotency_key::Column::ResponseBody,
             sea_orm::sea_query::Expr::value(items.to_owned()),
         )
-        .filter(idempotency_key::Column::UserId.eq(user_id))
         .filter(idempotency_key::Column::Key.eq(key))
         .exec(txn)
         .await?;
@@ -240,8 +239,7 @@ pub async fn forget_lead(
     user_id: Uuid,
     lead_id: Uuid,
 ) -> Result<(), sea_orm::DbErr> {
-    let held = idempotency_lead::Entity::find()
-        .filter(idempotency_lead::Column::UserId.eq(user_id))
+    let held = idempotency_lead::Entity::in_account(user_id)
         .filter(idempotency_lead::Column::LeadId.eq(lead_id))
         .all(txn)
         .await?;
@@ -255,12 +253,11 @@ pub async fn forget_lead(
             if let Some(item) = items.get_mut(usize::try_from(place.item).unwrap_or(usize::MAX)) {
                 *item = serde_json::Value::Null;
             }
-            idempotency_key::Entity::update_many()
+            idempotency_key::Entity::update_in_account(user_id)
                 .col_expr(
                     idempotency_key::Column::ResponseBody,
                     sea_orm::sea_query::Expr::value(items.to_string()),
                 )
-                .filter(idempotency_key::Column::UserId.eq(user_id))
                 .filter(idempotency_key::Column::Key.eq(place.key.as_str()))
                 .exec(txn)
                 .await?;
@@ -269,7 +266,7 @@ pub async fn forget_lead(
             .exec(txn)
             .await?;
     }
-    idempotency_key::Entity::update_many()
+    idempotency_key::Entity::update_in_account(user_id)
         .col_expr(
             idempotency_key::Column::ResponseStatus,
             sea_orm::sea_query::Expr::value(ERASED_STATUS),
@@ -278,7 +275,6 @@ pub async fn forget_lead(
             idempotency_key::Column::ResponseBody,
             sea_orm::sea_query::Expr::value(Option::<String>::None),
         )
-        .filter(idempotency_key::Column::UserId.eq(user_id))
         .filter(idempotency_key::Column::LeadId.eq(lead_id))
         .exec(txn)
         .await?;

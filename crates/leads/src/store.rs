@@ -1,6 +1,7 @@
 //! Writing leads under the key owner's account.
 
 use chrono::{DateTime, Utc};
+use ciq_entity::AccountScoped;
 use ciq_store::Db;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, QueryFilter, SqlErr, TransactionError,
@@ -162,17 +163,17 @@ async fn write_batch(
             .filter_map(|(_, row)| row.external_id.as_deref())
             .collect();
         if !external_ids.is_empty() {
-            let holders: std::collections::HashMap<String, Uuid> = lead::Entity::find()
-                .select_only()
-                .column(lead::Column::ExternalId)
-                .column(lead::Column::Id)
-                .filter(lead::Column::UserId.eq(user_id))
-                .filter(lead::Column::ExternalId.is_in(external_ids))
-                .into_tuple::<(String, Uuid)>()
-                .all(&txn)
-                .await?
-                .into_iter()
-                .collect();
+            let holders: std::collections::HashMap<String, Uuid> =
+                lead::Entity::in_account(user_id)
+                    .select_only()
+                    .column(lead::Column::ExternalId)
+                    .column(lead::Column::Id)
+                    .filter(lead::Column::ExternalId.is_in(external_ids))
+                    .into_tuple::<(String, Uuid)>()
+                    .all(&txn)
+                    .await?
+                    .into_iter()
+                    .collect();
             // A row skipped for its external id: its item, and the later items that
             // pointed at it, name the lead that holds the id.
             let mut moved = std::collections::HashMap::new();
@@ -304,8 +305,7 @@ async fn duplicate(
     user_id: Uuid,
     external_id: &str,
 ) -> LeadError {
-    let existing = lead::Entity::find()
-        .filter(lead::Column::UserId.eq(user_id))
+    let existing = lead::Entity::in_account(user_id)
         .filter(lead::Column::ExternalId.eq(external_id))
         .one(db)
         .await;
@@ -326,9 +326,7 @@ pub async fn find(
     user_id: Uuid,
     id: Uuid,
 ) -> Result<Lead, LeadError> {
-    lead::Entity::find()
-        .filter(lead::Column::UserId.eq(user_id))
-        .filter(lead::Column::Id.eq(id))
+    lead::Entity::find_in_account(user_id, id)
         .one(db)
         .await?
         .map(Lead::from)
@@ -410,7 +408,7 @@ pub async fn list(
 ) -> Result<(Vec<Lead>, bool), LeadError> {
     use sea_orm::sea_query::{Expr, Func};
     use sea_orm::{QueryOrder, QuerySelect};
-    let mut query = lead::Entity::find().filter(lead::Column::UserId.eq(user_id));
+    let mut query = lead::Entity::in_account(user_id);
     if let Some(status) = filter.status {
         query = query.filter(lead::Column::Status.eq(status));
     }
@@ -464,8 +462,7 @@ pub async fn erase(db: &Db, user_id: Uuid, id: Uuid) -> Result<(), LeadError> {
     let erased = db
         .transaction::<_, bool, DbErr>(move |txn| {
             Box::pin(async move {
-                let deleted = lead::Entity::delete_many()
-                    .filter(lead::Column::UserId.eq(user_id))
+                let deleted = lead::Entity::delete_in_account(user_id)
                     .filter(lead::Column::Id.eq(id))
                     .exec(txn)
                     .await?;
@@ -581,10 +578,10 @@ async fn apply_patch(
         columns.push((lead::Column::UpdatedAt, Expr::value(ciq_entity::now())));
         let update = columns
             .into_iter()
-            .fold(lead::Entity::update_many(), |update, (column, value)| {
-                update.col_expr(column, value)
-            })
-            .filter(lead::Column::UserId.eq(user_id))
+            .fold(
+                lead::Entity::update_in_account(user_id),
+                |update, (column, value)| update.col_expr(column, value),
+            )
             .filter(which);
         return match update.exec(db).await {
             Ok(done) => Ok(Some(done.rows_affected)),
@@ -759,8 +756,7 @@ pub async fn upsert_in(
             Err(PatchError::Lead(err)) => return Err(err),
         };
         if patched != Some(0) {
-            let lead = lead::Entity::find()
-                .filter(lead::Column::UserId.eq(user_id))
+            let lead = lead::Entity::in_account(user_id)
                 .filter(by_external_id())
                 .one(txn)
                 .await?;

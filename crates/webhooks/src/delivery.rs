@@ -5,6 +5,7 @@
 //! failed. At most [`PER_ENDPOINT`] deliveries of one endpoint are in flight per
 //! instance, out of [`MAX_IN_FLIGHT`], so one slow receiver cannot hold the others up.
 
+use ciq_entity::AccountScoped;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -665,8 +666,7 @@ pub async fn deliveries(
     endpoint_id: Uuid,
     limit: u64,
 ) -> Result<Vec<webhook_delivery::Model>, DbErr> {
-    webhook_delivery::Entity::find()
-        .filter(webhook_delivery::Column::UserId.eq(user_id))
+    webhook_delivery::Entity::in_account(user_id)
         .filter(webhook_delivery::Column::EndpointId.eq(endpoint_id))
         .order_by_desc(webhook_delivery::Column::CreatedAt)
         .order_by_desc(webhook_delivery::Column::Id)
@@ -683,9 +683,7 @@ pub async fn replay(
     user_id: Uuid,
     id: Uuid,
 ) -> Result<Option<Uuid>, DbErr> {
-    let Some(original) = webhook_delivery::Entity::find()
-        .filter(webhook_delivery::Column::UserId.eq(user_id))
-        .filter(webhook_delivery::Column::Id.eq(id))
+    let Some(original) = webhook_delivery::Entity::find_in_account(user_id, id)
         .one(db)
         .await?
     else {

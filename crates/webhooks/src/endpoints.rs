@@ -1,6 +1,7 @@
 //! An account's webhook endpoints in the store. Every query names the account: another
 //! account's endpoint is "not found" exactly like a missing one.
 
+use ciq_entity::AccountScoped;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
@@ -96,8 +97,7 @@ pub async fn create(
 ) -> Result<(webhook_endpoint::Model, SecretString), EndpointError> {
     let secrets = secrets.ok_or(EndpointError::NoKey)?;
     let url = check_url(url, allow_private).map_err(EndpointError::Url)?;
-    let existing = webhook_endpoint::Entity::find()
-        .filter(webhook_endpoint::Column::UserId.eq(user_id))
+    let existing = webhook_endpoint::Entity::in_account(user_id)
         .all(db)
         .await?;
     if existing.len() as u64 >= MAX_ENDPOINTS {
@@ -129,8 +129,7 @@ pub async fn list(
     db: &impl ConnectionTrait,
     user_id: Uuid,
 ) -> Result<Vec<webhook_endpoint::Model>, DbErr> {
-    webhook_endpoint::Entity::find()
-        .filter(webhook_endpoint::Column::UserId.eq(user_id))
+    webhook_endpoint::Entity::in_account(user_id)
         .order_by_asc(webhook_endpoint::Column::CreatedAt)
         .all(db)
         .await
@@ -142,9 +141,7 @@ pub async fn find(
     user_id: Uuid,
     id: Uuid,
 ) -> Result<webhook_endpoint::Model, EndpointError> {
-    webhook_endpoint::Entity::find()
-        .filter(webhook_endpoint::Column::UserId.eq(user_id))
-        .filter(webhook_endpoint::Column::Id.eq(id))
+    webhook_endpoint::Entity::find_in_account(user_id, id)
         .one(db)
         .await?
         .ok_or(EndpointError::NotFound)
@@ -168,13 +165,11 @@ pub async fn delete(
     id: Uuid,
 ) -> Result<(), EndpointError> {
     // The log first, so the delete does not lean on the foreign key's cascade.
-    webhook_delivery::Entity::delete_many()
-        .filter(webhook_delivery::Column::UserId.eq(user_id))
+    webhook_delivery::Entity::delete_in_account(user_id)
         .filter(webhook_delivery::Column::EndpointId.eq(id))
         .exec(db)
         .await?;
-    let deleted = webhook_endpoint::Entity::delete_many()
-        .filter(webhook_endpoint::Column::UserId.eq(user_id))
+    let deleted = webhook_endpoint::Entity::delete_in_account(user_id)
         .filter(webhook_endpoint::Column::Id.eq(id))
         .exec(db)
         .await?;
@@ -196,7 +191,7 @@ pub async fn set_enabled(
     reason: Option<&str>,
 ) -> Result<(), EndpointError> {
     let now = ciq_entity::now();
-    let changed = webhook_endpoint::Entity::update_many()
+    let changed = webhook_endpoint::Entity::update_in_account(user_id)
         .col_expr(webhook_endpoint::Column::Enabled, Expr::value(enabled))
         .col_expr(
             webhook_endpoint::Column::DisabledReason,
@@ -211,7 +206,6 @@ pub async fn set_enabled(
             Expr::value(Option::<chrono::DateTime<chrono::Utc>>::None),
         )
         .col_expr(webhook_endpoint::Column::UpdatedAt, Expr::value(now))
-        .filter(webhook_endpoint::Column::UserId.eq(user_id))
         .filter(webhook_endpoint::Column::Id.eq(id))
         .exec(db)
         .await?;

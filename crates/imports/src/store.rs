@@ -1,11 +1,13 @@
-//! An import's rows in the database. Every query names the account: an import of
-//! another account is "not found" exactly like a missing one.
+//! An import's rows in the database, the only module that writes `lead_imports`. Every
+//! query of a page names the account: an import of another account is "not found"
+//! exactly like a missing one. The worker's lease (claim, renew, advance, end) is here too.
 
 use chrono::{DateTime, Utc};
 use ciq_entity::AccountScoped;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
-    QuerySelect, sea_query::Expr,
+    QuerySelect,
+    sea_query::{Expr, ExprTrait},
 };
 use uuid::Uuid;
 
@@ -248,4 +250,171 @@ pub async fn purge(
         .exec(db)
         .await?
         .rows_affected)
+}
+
+// ---- the worker's lease on an import -------------------------------------------------
+
+/// Gives back `instance`'s leases (at shutdown): its running imports are queued again,
+/// so another instance, or this one restarted, takes them over at once.
+pub async fn release_leases(db: &impl ConnectionTrait, instance: Uuid) -> Result<(), DbErr> {
+    lead_import::Entity::update_many()
+        .col_expr(
+            lead_import::Column::LeaseOwner,
+            Expr::value(Option::<Uuid>::None),
+        )
+        .col_expr(
+            lead_import::Column::LeaseUntil,
+            Expr::value(Option::<chrono::DateTime<chrono::Utc>>::None),
+        )
+        .col_expr(
+            lead_import::Column::Status,
+            Expr::value(ImportStatus::Queued.as_str()),
+        )
+        .filter(lead_import::Column::LeaseOwner.eq(instance))
+        .filter(lead_import::Column::Status.eq(ImportStatus::Running))
+        .exec(db)
+        .await
+        .map(|_| ())
+}
+
+/// The oldest import that is queued, or running under a lease that ran out (or is
+/// `instance`'s), now leased to `instance` until `lease_end`; a conditional update, so of
+/// two instances that pick the same one only one gets it.
+pub async fn claim(
+    db: &impl ConnectionTrait,
+    instance: Uuid,
+    lease_end: DateTime<Utc>,
+) -> Result<Option<lead_import::Model>, DbErr> {
+    let now = ciq_entity::now();
+    // Also this instance's own, left by a chunk that failed (a store error): it
+    // goes on at once instead of after its lease.
+    let due = || {
+        sea_orm::Condition::any()
+            .add(lead_import::Column::LeaseUntil.is_null())
+            .add(lead_import::Column::LeaseUntil.lt(now))
+            .add(lead_import::Column::LeaseOwner.eq(instance))
+    };
+    let pending = [ImportStatus::Queued, ImportStatus::Running];
+    let candidates = lead_import::Entity::find()
+        .select_only()
+        .column(lead_import::Column::Id)
+        .filter(lead_import::Column::Status.is_in(pending))
+        .filter(due())
+        .order_by_asc(lead_import::Column::CreatedAt)
+        .limit(8)
+        .into_tuple::<Uuid>()
+        .all(db)
+        .await?;
+    for id in candidates {
+        let taken = lead_import::Entity::update_many()
+            .col_expr(
+                lead_import::Column::Status,
+                Expr::value(ImportStatus::Running.as_str()),
+            )
+            .col_expr(lead_import::Column::LeaseOwner, Expr::value(instance))
+            .col_expr(lead_import::Column::LeaseUntil, Expr::value(lease_end))
+            .col_expr(lead_import::Column::UpdatedAt, Expr::value(now))
+            .filter(lead_import::Column::Id.eq(id))
+            .filter(lead_import::Column::Status.is_in(pending))
+            .filter(due())
+            .exec(db)
+            .await?;
+        if taken.rows_affected == 1 {
+            return lead_import::Entity::find_by_id(id).one(db).await;
+        }
+    }
+    Ok(None)
+}
+
+/// Renews `instance`'s lease on import `id` until `lease_end` if it still holds it at
+/// `position` (holding the import's row for the rest of the transaction `txn`, so no
+/// one takes it over meanwhile); `false`: the lease was lost.
+pub async fn renew(
+    txn: &impl ConnectionTrait,
+    id: Uuid,
+    instance: Uuid,
+    position: i32,
+    lease_end: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let held = lead_import::Entity::update_many()
+        .col_expr(lead_import::Column::LeaseUntil, Expr::value(lease_end))
+        .filter(lead_import::Column::Id.eq(id))
+        .filter(lead_import::Column::LeaseOwner.eq(instance))
+        .filter(lead_import::Column::Position.eq(position))
+        .exec(txn)
+        .await?;
+    Ok(held.rows_affected == 1)
+}
+
+/// Moves import `id`'s position past a chunk and adds its counts, in the chunk's
+/// transaction `txn`.
+pub async fn advance(
+    txn: &impl ConnectionTrait,
+    id: Uuid,
+    created: i32,
+    updated: i32,
+    failed: i32,
+) -> Result<(), DbErr> {
+    lead_import::Entity::update_many()
+        .col_expr(
+            lead_import::Column::Position,
+            Expr::col(lead_import::Column::Position).add(created + updated + failed),
+        )
+        .col_expr(
+            lead_import::Column::CreatedCount,
+            Expr::col(lead_import::Column::CreatedCount).add(created),
+        )
+        .col_expr(
+            lead_import::Column::UpdatedCount,
+            Expr::col(lead_import::Column::UpdatedCount).add(updated),
+        )
+        .col_expr(
+            lead_import::Column::FailedCount,
+            Expr::col(lead_import::Column::FailedCount).add(failed),
+        )
+        .col_expr(
+            lead_import::Column::UpdatedAt,
+            Expr::value(ciq_entity::now()),
+        )
+        .filter(lead_import::Column::Id.eq(id))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+/// Ends import `id` as `status` (`error`: why it stopped) if `instance` holds it: the
+/// file is dropped (the failed rows keep their own copy), the lease given back.
+pub async fn end(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    instance: Uuid,
+    status: ImportStatus,
+    error: Option<&str>,
+) -> Result<(), DbErr> {
+    let now = ciq_entity::now();
+    lead_import::Entity::update_many()
+        .col_expr(lead_import::Column::Status, Expr::value(status.as_str()))
+        .col_expr(
+            lead_import::Column::Error,
+            Expr::value(error.map(str::to_owned)),
+        )
+        .col_expr(
+            lead_import::Column::Content,
+            Expr::value(Option::<Vec<u8>>::None),
+        )
+        .col_expr(
+            lead_import::Column::LeaseOwner,
+            Expr::value(Option::<Uuid>::None),
+        )
+        .col_expr(
+            lead_import::Column::LeaseUntil,
+            Expr::value(Option::<chrono::DateTime<chrono::Utc>>::None),
+        )
+        .col_expr(lead_import::Column::FinishedAt, Expr::value(now))
+        .col_expr(lead_import::Column::UpdatedAt, Expr::value(now))
+        .filter(lead_import::Column::Id.eq(id))
+        .filter(lead_import::Column::LeaseOwner.eq(instance))
+        .exec(db)
+        .await?;
+    Ok(())
 }

@@ -9,10 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ciq_store::Db;
-use sea_orm::{
-    ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
-    sea_query::{Expr, ExprTrait},
-};
+use sea_orm::{DbErr, EntityTrait, TransactionTrait};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
@@ -23,6 +20,7 @@ use ciq_store::Breaker;
 use ciq_leads::LeadError;
 use ciq_leads::store::{LeadOwner, Upserted, insert_in, upsert_in};
 
+use crate::store;
 use crate::{ImportFile, Mapping, Row, RowPlan, plan};
 
 /// Default rows per transaction.
@@ -124,24 +122,7 @@ impl ImportWorker {
     /// Gives back this instance's lease (at shutdown), so another instance, or this
     /// one restarted, takes the import over at once.
     pub async fn release(&self) -> Result<(), DbErr> {
-        lead_import::Entity::update_many()
-            .col_expr(
-                lead_import::Column::LeaseOwner,
-                Expr::value(Option::<Uuid>::None),
-            )
-            .col_expr(
-                lead_import::Column::LeaseUntil,
-                Expr::value(Option::<chrono::DateTime<chrono::Utc>>::None),
-            )
-            .col_expr(
-                lead_import::Column::Status,
-                Expr::value(ImportStatus::Queued.as_str()),
-            )
-            .filter(lead_import::Column::LeaseOwner.eq(self.instance))
-            .filter(lead_import::Column::Status.eq(ImportStatus::Running))
-            .exec(&self.db)
-            .await
-            .map(|_| ())
+        store::release_leases(&self.db, self.instance).await
     }
 
     fn lease_end(&self) -> chrono::DateTime<chrono::Utc> {
@@ -152,48 +133,7 @@ impl ImportWorker {
     /// this instance's), now leased to this instance; a conditional update, so of two instances that pick
     /// the same one only one gets it.
     async fn claim(&self) -> Result<Option<lead_import::Model>, DbErr> {
-        let now = ciq_entity::now();
-        // Also this instance's own, left by a chunk that failed (a store error): it
-        // goes on at once instead of after its lease.
-        let due = || {
-            sea_orm::Condition::any()
-                .add(lead_import::Column::LeaseUntil.is_null())
-                .add(lead_import::Column::LeaseUntil.lt(now))
-                .add(lead_import::Column::LeaseOwner.eq(self.instance))
-        };
-        let pending = [ImportStatus::Queued, ImportStatus::Running];
-        let candidates = lead_import::Entity::find()
-            .select_only()
-            .column(lead_import::Column::Id)
-            .filter(lead_import::Column::Status.is_in(pending))
-            .filter(due())
-            .order_by_asc(lead_import::Column::CreatedAt)
-            .limit(8)
-            .into_tuple::<Uuid>()
-            .all(&self.db)
-            .await?;
-        for id in candidates {
-            let taken = lead_import::Entity::update_many()
-                .col_expr(
-                    lead_import::Column::Status,
-                    Expr::value(ImportStatus::Running.as_str()),
-                )
-                .col_expr(lead_import::Column::LeaseOwner, Expr::value(self.instance))
-                .col_expr(
-                    lead_import::Column::LeaseUntil,
-                    Expr::value(self.lease_end()),
-                )
-                .col_expr(lead_import::Column::UpdatedAt, Expr::value(now))
-                .filter(lead_import::Column::Id.eq(id))
-                .filter(lead_import::Column::Status.is_in(pending))
-                .filter(due())
-                .exec(&self.db)
-                .await?;
-            if taken.rows_affected == 1 {
-                return lead_import::Entity::find_by_id(id).one(&self.db).await;
-            }
-        }
-        Ok(None)
+        store::claim(&self.db, self.instance, self.lease_end()).await
     }
 
     /// The rows of `import` from its position on, a chunk per transaction.
@@ -248,8 +188,7 @@ impl ImportWorker {
             let written = self
                 .breaker
                 .guard(self.commit_chunk(import.id, owner, position, plans))
-                .await
-                .map_err(|down| LeadError::Unavailable(down.to_string()))?;
+                .await?;
             self.breaker.record(&written);
             match written? {
                 Some(counts) => {
@@ -280,17 +219,8 @@ impl ImportWorker {
         plans: Vec<(Row, RowPlan)>,
     ) -> Result<Option<Counts>, DbErr> {
         let txn = self.db.begin().await?;
-        let held = lead_import::Entity::update_many()
-            .col_expr(
-                lead_import::Column::LeaseUntil,
-                Expr::value(self.lease_end()),
-            )
-            .filter(lead_import::Column::Id.eq(import_id))
-            .filter(lead_import::Column::LeaseOwner.eq(self.instance))
-            .filter(lead_import::Column::Position.eq(position))
-            .exec(&txn)
-            .await?;
-        if held.rows_affected != 1 {
+        let held = store::renew(&txn, import_id, self.instance, position, self.lease_end()).await?;
+        if !held {
             txn.rollback().await?;
             return Ok(None);
         }
@@ -350,29 +280,14 @@ impl ImportWorker {
                 .exec_without_returning(&txn)
                 .await?;
         }
-        let now = ciq_entity::now();
-        let done = counts.created + counts.updated + counts.failed;
-        lead_import::Entity::update_many()
-            .col_expr(
-                lead_import::Column::Position,
-                Expr::col(lead_import::Column::Position).add(done),
-            )
-            .col_expr(
-                lead_import::Column::CreatedCount,
-                Expr::col(lead_import::Column::CreatedCount).add(counts.created),
-            )
-            .col_expr(
-                lead_import::Column::UpdatedCount,
-                Expr::col(lead_import::Column::UpdatedCount).add(counts.updated),
-            )
-            .col_expr(
-                lead_import::Column::FailedCount,
-                Expr::col(lead_import::Column::FailedCount).add(counts.failed),
-            )
-            .col_expr(lead_import::Column::UpdatedAt, Expr::value(now))
-            .filter(lead_import::Column::Id.eq(import_id))
-            .exec(&txn)
-            .await?;
+        store::advance(
+            &txn,
+            import_id,
+            counts.created,
+            counts.updated,
+            counts.failed,
+        )
+        .await?;
         txn.commit().await?;
         Ok(Some(counts))
     }
@@ -395,31 +310,7 @@ impl ImportWorker {
         status: ImportStatus,
         error: Option<&str>,
     ) -> Result<(), LeadError> {
-        let now = ciq_entity::now();
-        lead_import::Entity::update_many()
-            .col_expr(lead_import::Column::Status, Expr::value(status.as_str()))
-            .col_expr(
-                lead_import::Column::Error,
-                Expr::value(error.map(str::to_owned)),
-            )
-            .col_expr(
-                lead_import::Column::Content,
-                Expr::value(Option::<Vec<u8>>::None),
-            )
-            .col_expr(
-                lead_import::Column::LeaseOwner,
-                Expr::value(Option::<Uuid>::None),
-            )
-            .col_expr(
-                lead_import::Column::LeaseUntil,
-                Expr::value(Option::<chrono::DateTime<chrono::Utc>>::None),
-            )
-            .col_expr(lead_import::Column::FinishedAt, Expr::value(now))
-            .col_expr(lead_import::Column::UpdatedAt, Expr::value(now))
-            .filter(lead_import::Column::Id.eq(import_id))
-            .filter(lead_import::Column::LeaseOwner.eq(self.instance))
-            .exec(&self.db)
-            .await?;
+        store::end(&self.db, import_id, self.instance, status, error).await?;
         Ok(())
     }
 }

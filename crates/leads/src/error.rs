@@ -1,9 +1,15 @@
 //! What can go wrong with a lead once its fields passed the rules.
 
+use sea_orm::{DbErr, TransactionError};
+
 /// Failures of storing a lead or of its `Idempotency-Key`.
 #[derive(Debug, thiserror::Error)]
 pub enum LeadError {
-    /// The store could not be reached or did not answer in time.
+    /// The store failed; the cause is kept for the log (never shown to a client).
+    #[error("the lead store is unavailable: {0}")]
+    Store(#[from] DbErr),
+    /// The store is out of reach (the breaker is open), or a write could not settle
+    /// (a concurrent change kept moving under it): a retry will do.
     #[error("the lead store is unavailable: {0}")]
     Unavailable(String),
     /// The `Idempotency-Key` was used with another body within the retention period.
@@ -26,8 +32,27 @@ pub enum LeadError {
     StoredAnswerUnreadable(String),
 }
 
-impl From<sea_orm::DbErr> for LeadError {
-    fn from(err: sea_orm::DbErr) -> Self {
-        Self::Unavailable(err.to_string())
+impl LeadError {
+    /// Whether the store itself failed (as opposed to a rule of the request): what the
+    /// breaker's probe should look into.
+    pub fn is_store_trouble(&self) -> bool {
+        matches!(self, Self::Store(_) | Self::Unavailable(_))
+    }
+}
+
+impl From<ciq_store::StoreDown> for LeadError {
+    fn from(down: ciq_store::StoreDown) -> Self {
+        Self::Unavailable(down.to_string())
+    }
+}
+
+/// `db.transaction(…).await?` reads plainly: a failure to begin or commit is the
+/// store's, an error of the transaction's own work is what it was.
+impl<E: Into<LeadError>> From<TransactionError<E>> for LeadError {
+    fn from(err: TransactionError<E>) -> Self {
+        match err {
+            TransactionError::Connection(err) => Self::Store(err),
+            TransactionError::Transaction(err) => err.into(),
+        }
     }
 }

@@ -127,8 +127,7 @@ pub async fn insert_batch(
     let breaker = writer.breaker();
     let written = breaker
         .guard(write_batch(db, owner.user_id, &rows, outcomes, remembered))
-        .await
-        .map_err(|down| LeadError::Unavailable(down.to_string()))?;
+        .await?;
     breaker.record(&written);
     let outcomes = written.map_err(LeadError::from)??;
     let created = outcomes
@@ -277,8 +276,7 @@ pub async fn insert_lead(
                         Ok(lead)
                     })
                 }))
-                .await
-                .map_err(|down| LeadError::Unavailable(down.to_string()))?
+                .await?
                 .map_err(|err| match err {
                     TransactionError::Connection(err) | TransactionError::Transaction(err) => err,
                 });
@@ -474,12 +472,7 @@ pub async fn erase(db: &Db, user_id: Uuid, id: Uuid) -> Result<(), LeadError> {
                 Ok(true)
             })
         })
-        .await
-        .map_err(|err| match err {
-            TransactionError::Connection(err) | TransactionError::Transaction(err) => {
-                LeadError::from(err)
-            }
-        })?;
+        .await?;
     if erased {
         Ok(())
     } else {
@@ -657,9 +650,10 @@ pub async fn upsert(
     let breaker = writer.breaker();
     let written = breaker
         .guard(write_upsert(db, owner, external_id, patch, new, remembered))
-        .await
-        .map_err(|down| LeadError::Unavailable(down.to_string()))?;
-    if let Err(LeadError::Unavailable(_)) = &written {
+        .await?;
+    if let Err(err) = &written
+        && err.is_store_trouble()
+    {
         // Perhaps the store is gone: the breaker's probe finds out.
         breaker.failure();
     }

@@ -274,7 +274,9 @@ crate::responses::error_variants!(CreateLeadResponse {
 /// The HTTP face of a lead error.
 pub fn lead_error(err: LeadError) -> HttpError {
     match err {
-        LeadError::Unavailable(cause) => HttpError::service_unavailable(cause),
+        err @ (LeadError::Store(_) | LeadError::Unavailable(_)) => {
+            HttpError::service_unavailable(err)
+        }
         LeadError::IdempotencyKeyReused => HttpError::new(ErrorCode::IdempotencyKeyReused),
         LeadError::IdempotencyKeyInUse => HttpError::new(ErrorCode::IdempotencyKeyInUse),
         LeadError::DuplicateLead(lead_id) => HttpError {

@@ -37,6 +37,17 @@ pub enum AdminError {
     Database(#[from] DbErr),
 }
 
+/// `db.transaction(…).await?` reads plainly: a failure to begin or commit is the
+/// database's, an error of the transaction's own work is what it was.
+impl From<sea_orm::TransactionError<AdminError>> for AdminError {
+    fn from(err: sea_orm::TransactionError<AdminError>) -> Self {
+        match err {
+            sea_orm::TransactionError::Connection(err) => Self::Database(err),
+            sea_orm::TransactionError::Transaction(err) => err,
+        }
+    }
+}
+
 impl From<AdminError> for ciq_http::HttpError {
     /// The HTTP face of a management error: a code of the table; a store outage is
     /// 503, a hashing fault 500 (the cause goes to the access log only).

@@ -7,7 +7,7 @@ use sea_orm::prelude::Uuid;
 use sea_orm::sea_query::{Expr, ExprTrait, SimpleExpr};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionError, TransactionTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 use serde::Serialize;
 
@@ -182,8 +182,7 @@ pub async fn create_key(
                 Ok(created)
             })
         })
-        .await
-        .map_err(transaction_error)?;
+        .await?;
     Ok((created, plain))
 }
 
@@ -269,13 +268,6 @@ async fn ensure_free_place(txn: &DatabaseTransaction, user_id: Uuid) -> Result<(
     Ok(())
 }
 
-fn transaction_error(err: TransactionError<AdminError>) -> AdminError {
-    match err {
-        TransactionError::Connection(err) => AdminError::Database(err),
-        TransactionError::Transaction(err) => err,
-    }
-}
-
 /// The user's keys, newest first.
 pub async fn list_keys(db: &Db, user_id: Uuid) -> Result<Vec<KeySummary>, AdminError> {
     Ok(ciq_entity::ApiKey::in_account(user_id)
@@ -342,8 +334,7 @@ pub async fn revoke_key_at(
                 Ok(revoked)
             })
         })
-        .await
-        .map_err(transaction_error)?;
+        .await?;
     Ok(revoked.into())
 }
 
@@ -423,8 +414,7 @@ pub async fn roll_key(
                 Ok(created)
             })
         })
-        .await
-        .map_err(transaction_error)?;
+        .await?;
     Ok((created, plain))
 }
 

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use ciq_entity::AccountScoped;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
-    QuerySelect,
+    QuerySelect, UpdateMany,
     sea_query::{Expr, ExprTrait},
 };
 use uuid::Uuid;
@@ -254,18 +254,23 @@ pub async fn purge(
 
 // ---- the worker's lease on an import -------------------------------------------------
 
-/// Gives back `instance`'s leases (at shutdown): its running imports are queued again,
-/// so another instance, or this one restarted, takes them over at once.
-pub async fn release_leases(db: &impl ConnectionTrait, instance: Uuid) -> Result<(), DbErr> {
-    lead_import::Entity::update_many()
+/// `update` that also takes the lease off the import (owner and end cleared).
+fn unleased(update: UpdateMany<lead_import::Entity>) -> UpdateMany<lead_import::Entity> {
+    update
         .col_expr(
             lead_import::Column::LeaseOwner,
             Expr::value(Option::<Uuid>::None),
         )
         .col_expr(
             lead_import::Column::LeaseUntil,
-            Expr::value(Option::<chrono::DateTime<chrono::Utc>>::None),
+            Expr::value(Option::<DateTime<Utc>>::None),
         )
+}
+
+/// Gives back `instance`'s leases (at shutdown): its running imports are queued again,
+/// so another instance, or this one restarted, takes them over at once.
+pub async fn release_leases(db: &impl ConnectionTrait, instance: Uuid) -> Result<(), DbErr> {
+    unleased(lead_import::Entity::update_many())
         .col_expr(
             lead_import::Column::Status,
             Expr::value(ImportStatus::Queued.as_str()),
@@ -392,7 +397,7 @@ pub async fn end(
     error: Option<&str>,
 ) -> Result<(), DbErr> {
     let now = ciq_entity::now();
-    lead_import::Entity::update_many()
+    unleased(lead_import::Entity::update_many())
         .col_expr(lead_import::Column::Status, Expr::value(status.as_str()))
         .col_expr(
             lead_import::Column::Error,
@@ -401,14 +406,6 @@ pub async fn end(
         .col_expr(
             lead_import::Column::Content,
             Expr::value(Option::<Vec<u8>>::None),
-        )
-        .col_expr(
-            lead_import::Column::LeaseOwner,
-            Expr::value(Option::<Uuid>::None),
-        )
-        .col_expr(
-            lead_import::Column::LeaseUntil,
-            Expr::value(Option::<chrono::DateTime<chrono::Utc>>::None),
         )
         .col_expr(lead_import::Column::FinishedAt, Expr::value(now))
         .col_expr(lead_import::Column::UpdatedAt, Expr::value(now))

@@ -689,51 +689,20 @@ pub async fn replay(
     else {
         return Ok(None);
     };
-    let again = pending_delivery(
+    let again = crate::outbox::pending_delivery(
         user_id,
         original.endpoint_id,
         original.event_id,
         &original.event_type,
         original.lead_id,
         original.payload,
+        ciq_entity::now(),
     );
     let new_id = again.id;
     webhook_delivery::Entity::insert(webhook_delivery::ActiveModel::from(again))
         .exec_without_returning(db)
         .await?;
     Ok(Some(new_id))
-}
-
-/// A new delivery of an event to an endpoint, due now, not yet tried.
-fn pending_delivery(
-    user_id: Uuid,
-    endpoint_id: Uuid,
-    event_id: Uuid,
-    event_type: &str,
-    lead_id: Uuid,
-    payload: String,
-) -> webhook_delivery::Model {
-    let now = ciq_entity::now();
-    webhook_delivery::Model {
-        id: Uuid::now_v7(),
-        user_id,
-        endpoint_id,
-        event_id,
-        event_type: event_type.to_owned(),
-        lead_id,
-        payload,
-        status: DeliveryStatus::Pending,
-        attempts: 0,
-        next_attempt_at: now,
-        lease_owner: None,
-        lease_until: None,
-        last_status_code: None,
-        last_response: None,
-        last_error: None,
-        last_attempt_at: None,
-        created_at: now,
-        delivered_at: None,
-    }
 }
 
 /// The type of the event "send test event" queues.
@@ -753,13 +722,14 @@ pub async fn queue_test(
         "timestamp": now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         "data": {"message": "A test event, sent from Settings → Webhooks. It carries no lead."},
     });
-    let row = pending_delivery(
+    let row = crate::outbox::pending_delivery(
         user_id,
         endpoint_id,
         event_id,
         TEST_EVENT,
         Uuid::nil(),
         body.to_string(),
+        now,
     );
     let id = row.id;
     webhook_delivery::Entity::insert(webhook_delivery::ActiveModel::from(row))

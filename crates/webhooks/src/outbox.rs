@@ -99,7 +99,15 @@ pub async fn fan_out(conn: &impl ConnectionTrait, events: &[Event]) -> Result<u6
     for event in events {
         for (endpoint_id, subscribed) in endpoints.get(&event.account).into_iter().flatten() {
             if subscribes(subscribed, event.kind) {
-                rows.push(pending(*endpoint_id, event));
+                rows.push(pending_delivery(
+                    event.account,
+                    *endpoint_id,
+                    event.id,
+                    event.kind,
+                    event.subject,
+                    event.payload.clone(),
+                    event.at,
+                ));
             }
         }
     }
@@ -172,26 +180,35 @@ async fn insert_pending(
     Ok(())
 }
 
-/// A new delivery of `event` to `endpoint_id`, due now.
-fn pending(endpoint_id: Uuid, event: &Event) -> webhook_delivery::Model {
+/// A new delivery of an event to an endpoint, due at `at` (when the event happened, or
+/// now for a replay or a test), not yet tried.
+pub(crate) fn pending_delivery(
+    user_id: Uuid,
+    endpoint_id: Uuid,
+    event_id: Uuid,
+    event_type: &str,
+    lead_id: Uuid,
+    payload: String,
+    at: DateTime<Utc>,
+) -> webhook_delivery::Model {
     webhook_delivery::Model {
         id: Uuid::now_v7(),
-        user_id: event.account,
+        user_id,
         endpoint_id,
-        event_id: event.id,
-        event_type: event.kind.to_owned(),
-        lead_id: event.subject,
-        payload: event.payload.clone(),
+        event_id,
+        event_type: event_type.to_owned(),
+        lead_id,
+        payload,
         status: DeliveryStatus::Pending,
         attempts: 0,
-        next_attempt_at: event.at,
+        next_attempt_at: at,
         lease_owner: None,
         lease_until: None,
         last_status_code: None,
         last_response: None,
         last_error: None,
         last_attempt_at: None,
-        created_at: event.at,
+        created_at: at,
         delivered_at: None,
     }
 }

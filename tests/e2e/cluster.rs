@@ -11,7 +11,7 @@ use ciq_admin::keys::NewKey;
 use ciq_e2e::redis_cluster::slot_of;
 use ciq_e2e::{Backend, RedisCluster, TestApp, reference_curl_body, unique_redis_prefix};
 
-use crate::settings::{PASSWORD, browser_like_client, owner, sign_in};
+use ciq_e2e::console::{PASSWORD, browser_like_client, owner, sign_in};
 
 /// Three instances on one database and the cluster, and their Redis key prefix.
 async fn three_instances(cluster: &RedisCluster) -> Option<([TestApp; 3], String)> {

@@ -9,8 +9,8 @@ use ciq_entity::lead_import::ImportStatus;
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use uuid::Uuid;
 
-use crate::settings::{PASSWORD, browser_like_client, hidden_csrf as csrf_of, owner, sign_in};
-use crate::settings_leads::get as page;
+use ciq_e2e::console::get_html as page;
+use ciq_e2e::console::{PASSWORD, browser_like_client, hidden_csrf as csrf_of, owner, sign_in};
 
 on_every_backend!(
     an_import_stores_the_good_rows_lists_the_bad_and_a_rerun_with_external_ids_creates_nothing,

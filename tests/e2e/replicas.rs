@@ -9,7 +9,7 @@ use ciq_e2e::{Backend, PrivatePostgres, TestApp, reference_curl_body};
 use sea_orm::{ConnectionTrait, Database};
 use serde_json::Value;
 
-use crate::settings::PASSWORD;
+use ciq_e2e::console::PASSWORD;
 
 async fn wait_for_replica_state(app: &TestApp, state: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -157,9 +157,9 @@ async fn lists_are_read_from_a_streaming_replica_and_from_the_primary_when_it_ca
         .next()
         .unwrap()
         .to_owned();
-    let csrf = crate::settings::hidden_csrf(&page.text().await.unwrap());
+    let csrf = ciq_e2e::console::hidden_csrf(&page.text().await.unwrap());
     let signed_in =
-        crate::settings::post_sign_in(&app, &browser, &login_cookie, &csrf, false).await;
+        ciq_e2e::console::post_sign_in(&app, &browser, &login_cookie, &csrf, false).await;
     assert_eq!(signed_in.status(), 303);
     let set: Vec<String> = signed_in
         .headers()

@@ -3,18 +3,9 @@
 use std::time::Duration;
 
 use ciq_admin::SecretHasher;
+use ciq_e2e::console::{PASSWORD, browser_like_client, hidden_csrf, owner, post_sign_in, sign_in};
 use ciq_e2e::{Backend, TestApp};
 use reqwest::redirect::Policy;
-
-pub(crate) const PASSWORD: &str = "correct horse battery";
-
-pub(crate) fn browser_like_client() -> reqwest::Client {
-    ciq_e2e::http_client_builder()
-        .cookie_store(true)
-        .redirect(Policy::none())
-        .build()
-        .unwrap()
-}
 
 fn session_cookie(resp: &reqwest::Response) -> String {
     resp.headers()["set-cookie"]
@@ -24,66 +15,6 @@ fn session_cookie(resp: &reqwest::Response) -> String {
         .next()
         .unwrap()
         .to_owned()
-}
-
-/// The CSRF token a page's form carries.
-pub(crate) fn hidden_csrf(html: &str) -> String {
-    let marker = "name=\"csrf\" value=\"";
-    let start = html.find(marker).expect("a CSRF field") + marker.len();
-    html[start..start + html[start..].find('"').unwrap()].to_owned()
-}
-
-pub(crate) async fn owner(app: &TestApp, email: &str) -> uuid::Uuid {
-    let id = app.create_user(email).await;
-    ciq_admin::users::set_password(&app.db, &SecretHasher::default(), id, &PASSWORD.into())
-        .await
-        .unwrap();
-    id
-}
-
-pub(crate) async fn sign_in(
-    app: &TestApp,
-    client: &reqwest::Client,
-    email: &str,
-    password: &str,
-) -> reqwest::Response {
-    let page = client
-        .get(format!("{}/login", app.base_url))
-        .send()
-        .await
-        .unwrap();
-    let csrf = hidden_csrf(&page.text().await.unwrap());
-    client
-        .post(format!("{}/login", app.base_url))
-        .form(&[("email", email), ("password", password), ("csrf", &csrf)])
-        .send()
-        .await
-        .unwrap()
-}
-
-/// The sign-in form of owner@acme.test posted by a client without a cookie jar: the
-/// login page's CSRF cookie sent by hand; `over_tls` as a TLS-terminating proxy says.
-pub(crate) async fn post_sign_in(
-    app: &TestApp,
-    client: &reqwest::Client,
-    csrf_cookie: &str,
-    csrf: &str,
-    over_tls: bool,
-) -> reqwest::Response {
-    let mut req = client
-        .post(format!("{}/login", app.base_url))
-        .header("Cookie", csrf_cookie);
-    if over_tls {
-        req = req.header("X-Forwarded-Proto", "https");
-    }
-    req.form(&[
-        ("email", "owner@acme.test"),
-        ("password", PASSWORD),
-        ("csrf", csrf),
-    ])
-    .send()
-    .await
-    .unwrap()
 }
 
 async fn keys_page(app: &TestApp, client: &reqwest::Client) -> (u16, String) {

@@ -51,7 +51,7 @@ async fn an_owner_generates_uses_rolls_and_revokes_a_key_in_the_browser() {
     let Some(browser) = Browser::start().await else {
         return;
     };
-    crate::settings::owner(&app, "owner@acme.test").await;
+    ciq_e2e::console::owner(&app, "owner@acme.test").await;
     let c = &browser.client;
 
     // Signed out, the settings page sends you to sign in.
@@ -253,7 +253,7 @@ async fn the_leads_page_filters_opens_and_exports_and_every_page_is_accessible()
         return;
     };
     let axe = axe_source();
-    let user = crate::settings::owner(&app, "owner@acme.test").await;
+    let user = ciq_e2e::console::owner(&app, "owner@acme.test").await;
     let new_key = |name: &str| ciq_admin::keys::NewKey {
         name: name.into(),
         ..ciq_admin::keys::NewKey::default()
@@ -494,7 +494,7 @@ async fn an_owner_imports_a_csv_sees_the_bad_rows_and_a_rerun_creates_nothing() 
         return;
     };
     let axe = axe_source();
-    let user = crate::settings::owner(&app, "owner@acme.test").await;
+    let user = ciq_e2e::console::owner(&app, "owner@acme.test").await;
     let folder = std::env::temp_dir().join(format!("ciq-import-{}", uuid::Uuid::now_v7()));
     std::fs::create_dir_all(&folder).unwrap();
     let file = folder.join("crm.csv");
@@ -575,7 +575,7 @@ async fn an_owner_adds_an_endpoint_sends_a_test_event_and_replays_it() {
     };
     let axe = axe_source();
     let receiver = ciq_e2e::Receiver::start().await;
-    crate::settings::owner(&app, "owner@acme.test").await;
+    ciq_e2e::console::owner(&app, "owner@acme.test").await;
     let c = &browser.client;
     c.goto(&format!("{}/login", app.base_url)).await.unwrap();
     submit_sign_in(c, "owner@acme.test", "correct horse battery").await;

@@ -4,7 +4,7 @@
 use ciq_e2e::{TestApp, on_every_backend};
 use sea_orm::{ActiveValue::Set, EntityTrait};
 
-use crate::settings::{browser_like_client, owner, sign_in};
+use ciq_e2e::console::{PASSWORD, browser_like_client, get_html as get, owner, sign_in};
 
 on_every_backend!(
     the_pages_need_a_session_and_show_only_the_owners_leads,
@@ -51,16 +51,6 @@ async fn insert_leads(
     }
 }
 
-/// `GET path` with `client`'s cookies: the status and the body.
-pub(crate) async fn get(client: &reqwest::Client, app: &TestApp, path: &str) -> (u16, String) {
-    let resp = client
-        .get(format!("{}{path}", app.base_url))
-        .send()
-        .await
-        .unwrap();
-    (resp.status().as_u16(), resp.text().await.unwrap())
-}
-
 async fn the_pages_need_a_session_and_show_only_the_owners_leads(app: TestApp) {
     let alice = owner(&app, "alice@acme.test").await;
     let bob = owner(&app, "bob@acme.test").await;
@@ -91,7 +81,7 @@ async fn the_pages_need_a_session_and_show_only_the_owners_leads(app: TestApp) {
 
     let client = browser_like_client();
     assert_eq!(
-        sign_in(&app, &client, "alice@acme.test", crate::settings::PASSWORD)
+        sign_in(&app, &client, "alice@acme.test", PASSWORD)
             .await
             .status(),
         303
@@ -155,7 +145,7 @@ async fn the_export_streams_every_lead_of_the_filter_once(app: TestApp) {
     insert_leads(&app, alice, key, count, "Import").await;
     insert_leads(&app, alice, key, 40, "Other").await;
     let client = browser_like_client();
-    sign_in(&app, &client, "alice@acme.test", crate::settings::PASSWORD).await;
+    sign_in(&app, &client, "alice@acme.test", PASSWORD).await;
     let resp = client
         .get(format!(
             "{}/settings/leads/export.csv?source=Import",

@@ -828,55 +828,35 @@ async fn destinations_that_are_not_public_are_refused_before_any_connection() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_settings_pages_reach_only_the_owners_endpoints() {
-    use crate::settings::{PASSWORD, browser_like_client, owner, sign_in};
+    use ciq_e2e::console::{PASSWORD, browser_like_client, owner, post_form, sign_in};
     let app = TestApp::spawn_with(Backend::Sqlite, quick).await.unwrap();
     let receiver = Receiver::start().await;
     let alice = owner(&app, "alice@acme.test").await;
     owner(&app, "bob@acme.test").await;
     let (hook, _) = endpoint(&app, alice, &receiver.url("/hook"), &EventType::ALL).await;
-    let csrf_of = crate::settings::hidden_csrf;
+    let csrf_of = ciq_e2e::console::hidden_csrf;
     // Alice's page lists it; a URL that is not one is named, nothing is added.
     let client = browser_like_client();
     sign_in(&app, &client, "alice@acme.test", PASSWORD).await;
-    let (status, html) = crate::settings_leads::get(&client, &app, "/settings/webhooks").await;
+    let (status, html) = ciq_e2e::console::get_html(&client, &app, "/settings/webhooks").await;
     assert_eq!(status, 200);
     assert!(html.contains(&receiver.url("/hook")));
     let csrf = csrf_of(&html);
-    let resp = client
-        .post(format!("{}/settings/webhooks", app.base_url))
-        .form(&[
-            ("csrf", csrf.as_str()),
-            ("url", "ftp://nope"),
-            ("event_lead_created", "on"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 422);
-    assert!(
-        resp.text()
-            .await
-            .unwrap()
-            .contains("URL: must start with https://")
-    );
-    let resp = client
-        .post(format!("{}/settings/webhooks", app.base_url))
-        .form(&[
-            ("csrf", csrf.as_str()),
-            ("url", receiver.url("/x").as_str()),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 422, "no event ticked");
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("url", "ftp://nope"),
+        ("event_lead_created", "on"),
+    ];
+    let (status, html) = post_form(&client, &app, "/settings/webhooks", &form).await;
+    assert_eq!(status, 422);
+    assert!(html.contains("URL: must start with https://"));
+    let form = [("csrf", csrf.as_str()), ("url", &receiver.url("/x"))];
+    let (status, _) = post_form(&client, &app, "/settings/webhooks", &form).await;
+    assert_eq!(status, 422, "no event ticked");
     // A forged form changes nothing.
-    let resp = client
-        .post(format!("{}/settings/webhooks/{hook}/disable", app.base_url))
-        .form(&[("csrf", "forged")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 403);
+    let disable = format!("/settings/webhooks/{hook}/disable");
+    let (status, _) = post_form(&client, &app, &disable, &[("csrf", "forged")]).await;
+    assert_eq!(status, 403);
     assert!(endpoints::find(&app.db, alice, hook).await.unwrap().enabled);
     // Disable, then enable again, from the page.
     for (action, enabled) in [("disable", false), ("enable", true)] {
@@ -898,11 +878,11 @@ async fn the_settings_pages_reach_only_the_owners_endpoints() {
     // Bob reaches none of it.
     let bob = browser_like_client();
     sign_in(&app, &bob, "bob@acme.test", PASSWORD).await;
-    let (_, html) = crate::settings_leads::get(&bob, &app, "/settings/webhooks").await;
+    let (_, html) = ciq_e2e::console::get_html(&bob, &app, "/settings/webhooks").await;
     assert!(!html.contains(&receiver.url("/hook")));
     let bob_csrf = csrf_of(&html);
     let (status, _) =
-        crate::settings_leads::get(&bob, &app, &format!("/settings/webhooks/{hook}")).await;
+        ciq_e2e::console::get_html(&bob, &app, &format!("/settings/webhooks/{hook}")).await;
     assert_eq!(status, 404);
     for action in ["disable", "test", "rotate"] {
         let resp = bob

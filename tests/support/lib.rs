@@ -9,11 +9,13 @@
 //! - [`database`]: private databases; [`app`]: the gateway and its request helpers;
 //! - [`redis`], [`redis_cluster`], [`postgres`], [`nginx`], [`proxy`]: servers the tests start and stop
 //!   themselves (the proxy can make a store silent);
-//! - [`fixtures`]: the reference's bodies; [`browser`]: headless Chromium;
+//! - [`fixtures`]: the reference's bodies; [`browser`]: headless Chromium; [`console`]:
+//!   the Settings pages as a browser uses them (owners, sign-in, forms);
 //! - [`receiver`]: a webhook receiver that records and answers as scripted.
 
 pub mod app;
 pub mod browser;
+pub mod console;
 pub mod database;
 pub mod fixtures;
 pub mod nginx;

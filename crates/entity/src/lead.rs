@@ -47,7 +47,17 @@ pub struct Model {
 
 /// Where a lead is in the pipeline, stored as its lower-case name.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, EnumIter, DeriveActiveEnum, serde::Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Default,
+    EnumIter,
+    DeriveActiveEnum,
+    serde::Deserialize,
+    serde::Serialize,
 )]
 #[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
 #[serde(rename_all = "lowercase")]

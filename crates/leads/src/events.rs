@@ -4,10 +4,10 @@
 
 use ciq_entity::lead;
 use ciq_webhooks::outbox::{Attributes, Codec, Event};
-use serde_json::{Value, json};
+use serde_json::json;
 use uuid::Uuid;
 
-use crate::lead::{Lead, lead_json, time};
+use crate::lead::{Lead, time};
 
 /// A lead event's type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -44,9 +44,29 @@ impl AsRef<str> for EventType {
     }
 }
 
-/// The body of an event: `{"type", "timestamp", "data": {"lead": lead}}`.
-pub fn payload(kind: EventType, lead: Value, at: chrono::DateTime<chrono::Utc>) -> String {
-    json!({"type": kind.as_str(), "timestamp": time(at), "data": {"lead": lead}}).to_string()
+/// The body of an event: `{"type", "timestamp", "data": {"lead": lead}}`, serialised
+/// straight from `lead` (no JSON tree in between).
+pub fn payload(
+    kind: EventType,
+    lead: &impl serde::Serialize,
+    at: chrono::DateTime<chrono::Utc>,
+) -> String {
+    #[derive(serde::Serialize)]
+    struct Body<'a, L> {
+        r#type: &'static str,
+        timestamp: String,
+        data: Data<'a, L>,
+    }
+    #[derive(serde::Serialize)]
+    struct Data<'a, L> {
+        lead: &'a L,
+    }
+    let body = Body {
+        r#type: kind.as_str(),
+        timestamp: time(at),
+        data: Data { lead },
+    };
+    serde_json::to_string(&body).expect("an event body serialises to JSON")
 }
 
 /// What an endpoint's filter may test of a lead event: the lead's scalar fields that
@@ -76,7 +96,7 @@ pub fn event(kind: EventType, lead: &Lead) -> Event {
         kind: kind.as_str(),
         account: lead.user_id,
         subject: lead.id,
-        payload: payload(kind, lead_json(lead), at),
+        payload: payload(kind, lead, at),
         attributes: attributes(lead),
         at,
     }
@@ -92,7 +112,7 @@ pub fn deleted(user_id: Uuid, lead_id: Uuid) -> Event {
         kind: EventType::Deleted.as_str(),
         account: user_id,
         subject: lead_id,
-        payload: payload(EventType::Deleted, lead, at),
+        payload: payload(EventType::Deleted, &lead, at),
         attributes: Attributes::new(),
         at,
     }
@@ -137,6 +157,8 @@ pub(crate) fn with_created_outbox(leads_insert: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::Value;
+
     use super::*;
 
     #[test]

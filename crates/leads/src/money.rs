@@ -65,6 +65,13 @@ impl Money {
     }
 }
 
+/// Serialised as [`Money::to_number`]: the JSON number the API writes.
+impl serde::Serialize for Money {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.to_number().serialize(s)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

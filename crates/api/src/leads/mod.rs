@@ -451,6 +451,35 @@ async fn create(
 
 #[cfg(test)]
 mod tests {
+    /// The API's object and the domain's serialised lead (what webhook payloads carry)
+    /// are the same JSON, field for field.
+    #[test]
+    fn the_lead_object_is_the_domains_serialised_lead() {
+        use poem_openapi::types::ToJSON;
+        let at = chrono::DateTime::from_timestamp_millis(1_764_547_200_123).unwrap();
+        let lead = ciq_leads::Lead {
+            id: uuid::Uuid::now_v7(),
+            user_id: uuid::Uuid::now_v7(),
+            name: "Jane Doe".into(),
+            email: "jane@example.com".into(),
+            phone: Some("15551234567".into()),
+            source: "Website Form".into(),
+            industry: "Technology".into(),
+            score: Some(9),
+            status: ciq_leads::LeadStatus::Contacted,
+            monthly_revenue: Some(ciq_leads::Money { cents: 5_000_010 }),
+            budget: None,
+            description: Some("said \"hi\"".into()),
+            external_id: None,
+            api_key_id: Some(uuid::Uuid::now_v7()),
+            created_at: at,
+            updated_at: at + chrono::TimeDelta::milliseconds(5),
+        };
+        let domain = serde_json::to_value(&lead).unwrap();
+        let api = super::Lead::from(lead).to_json().unwrap();
+        assert_eq!(api, domain);
+    }
+
     #[test]
     fn every_error_code_is_answered_with_its_status() {
         ciq_http::error::assert_variants_match_table::<super::CreateLeadResponse>(&[

@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 ciq_e2e::with_each_backend!(
     outbox_rows_are_read_by_their_codec_and_an_unreadable_one_is_dropped,
+    a_create_without_group_commit_is_delivered_too,
     every_lead_change_is_signed_and_delivered_once,
     failures_are_retried_on_the_schedule_with_the_same_webhook_id,
     two_instances_deliver_a_thousand_events_once_each,
@@ -185,6 +186,38 @@ async fn outbox_rows_are_read_by_their_codec_and_an_unreadable_one_is_dropped(ba
         .map(|r| r.try_get("", "codec").unwrap())
         .collect();
     assert_eq!(left, ["future.codec"]);
+}
+
+/// With group commit off (`CIQ_LEAD_WRITERS=0`: one INSERT per request) a created lead
+/// still has its event: the insert and its deliveries share one transaction.
+async fn a_create_without_group_commit_is_delivered_too(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, |s| {
+        quick(s);
+        s.lead_writers = Some(0);
+    })
+    .await
+    else {
+        return;
+    };
+    let receiver = Receiver::start().await;
+    let (user, key) = owner_with_key(&app, "owner@acme.test").await;
+    endpoint(&app, user, &receiver.url("/direct"), &[EventType::Created]).await;
+    let (status, created) = send(
+        &app,
+        &key,
+        reqwest::Method::POST,
+        "/api/external/leads/create",
+        Some(reference_curl_body()),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let got = receiver
+        .wait_for("/direct", 1, Duration::from_secs(10))
+        .await;
+    assert_eq!(got.len(), 1);
+    let event: Value = serde_json::from_str(&got[0].body).unwrap();
+    assert_eq!(event["type"], "lead.created");
+    assert_eq!(event["data"]["lead"], created["lead"]);
 }
 
 async fn every_lead_change_is_signed_and_delivered_once(backend: Backend) {

@@ -183,14 +183,14 @@ impl LeadWriter {
         let jobs = match &self.mode {
             Mode::Batched(jobs) => jobs,
             Mode::Direct(db) => {
-                let row: lead::ActiveModel = row.into();
+                // Its own transaction, with the lead's webhook deliveries, as a batch's.
                 let inserted = self
                     .breaker
-                    .guard(lead::Entity::insert(row).exec_without_returning(db))
+                    .guard(insert_with_deliveries(db, &[&row]))
                     .await
                     .map_err(|down| down.to_string())?;
                 self.breaker.record(&inserted);
-                return inserted.map(drop).map_err(|e| e.to_string());
+                return inserted.map_err(|e| e.to_string());
             }
         };
         let (done, answer) = oneshot::channel();

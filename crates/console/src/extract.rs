@@ -46,6 +46,11 @@ impl PageError {
     pub fn store(err: impl std::fmt::Display) -> Self {
         Self::Store(err.to_string())
     }
+
+    /// The "not found" page of a row of type `T`.
+    pub fn not_found<T: InAccount>() -> Self {
+        Self::NotFound(T::NOT_FOUND.0, T::NOT_FOUND.1)
+    }
 }
 
 impl From<sea_orm::DbErr> for PageError {
@@ -208,7 +213,7 @@ pub(crate) async fn find_owned<T: InAccount>(
     state: &ConsoleState,
     user_id: Uuid,
 ) -> Result<T, PageError> {
-    let not_found = || PageError::NotFound(T::NOT_FOUND.0, T::NOT_FOUND.1);
+    let not_found = PageError::not_found::<T>;
     let id = req
         .raw_path_param(T::PARAM)
         .and_then(|id| id.parse::<Uuid>().ok())

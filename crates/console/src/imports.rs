@@ -221,8 +221,7 @@ async fn draft_answer(
     problems: &[String],
 ) -> Result<Response, PageError> {
     let Some(bytes) = imports::content(&state.db, user.id, import.id).await? else {
-        let (title, text) = ImportSummary::NOT_FOUND;
-        return Err(PageError::NotFound(title, text));
+        return Err(PageError::not_found::<ImportSummary>());
     };
     let (file, rows) = ImportFile::read(&bytes)
         .and_then(|file| preview(&file, &bytes, mapping, PREVIEW_ROWS).map(|rows| (file, rows)))

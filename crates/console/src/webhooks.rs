@@ -273,12 +273,7 @@ pub async fn replay(
     Path((_, delivery_id)): Path<(String, String)>,
     sent: ActionForm,
 ) -> Result<Response, PageError> {
-    let not_found = || {
-        PageError::NotFound(
-            webhook_endpoint::Model::NOT_FOUND.0,
-            webhook_endpoint::Model::NOT_FOUND.1,
-        )
-    };
+    let not_found = PageError::not_found::<webhook_endpoint::Model>;
     let delivery_id = delivery_id.parse::<Uuid>().map_err(|_| not_found())?;
     match delivery::replay(&state.db, sent.session().user_id, delivery_id).await? {
         Some(_) => {

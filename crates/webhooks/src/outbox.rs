@@ -230,28 +230,40 @@ pub async fn drain(db: &ciq_store::Db, codecs: &[Codec]) -> Result<u64, DbErr> {
     if codecs.is_empty() {
         return Ok(0);
     }
+    let backend = db.get_database_backend();
+    let names: Vec<sea_orm::Value> = codecs.iter().map(|c| c.name.into()).collect();
+    let place = |n: usize| match backend {
+        DbBackend::Postgres => format!("${n}"),
+        _ => "?".to_owned(),
+    };
+    let known = (1..=names.len()).map(place).collect::<Vec<_>>().join(", ");
+    // Most turns find the outbox empty: one plain look first, no transaction for that.
+    let waiting = db
+        .query_one_raw(Statement::from_sql_and_values(
+            backend,
+            format!("SELECT 1 AS waiting FROM webhook_outbox WHERE codec IN ({known}) LIMIT 1"),
+            names.clone(),
+        ))
+        .await?;
+    if waiting.is_none() {
+        return Ok(0);
+    }
+    let lock = match backend {
+        DbBackend::Postgres => " FOR UPDATE SKIP LOCKED",
+        _ => "",
+    };
+    let claim = format!(
+        "SELECT id, codec, events FROM webhook_outbox WHERE codec IN ({known}) \
+         ORDER BY created_at LIMIT {DRAIN_BATCH}{lock}"
+    );
     let mut made = 0;
     loop {
         let txn = db.begin().await?;
-        let backend = txn.get_database_backend();
-        let names: Vec<sea_orm::Value> = codecs.iter().map(|c| c.name.into()).collect();
-        let place = |n: usize| match backend {
-            DbBackend::Postgres => format!("${n}"),
-            _ => "?".to_owned(),
-        };
-        let known = (1..=names.len()).map(place).collect::<Vec<_>>().join(", ");
-        let lock = match backend {
-            DbBackend::Postgres => " FOR UPDATE SKIP LOCKED",
-            _ => "",
-        };
         let rows = txn
             .query_all_raw(Statement::from_sql_and_values(
                 backend,
-                format!(
-                    "SELECT id, codec, events FROM webhook_outbox WHERE codec IN ({known}) \
-                     ORDER BY created_at LIMIT {DRAIN_BATCH}{lock}"
-                ),
-                names,
+                claim.clone(),
+                names.clone(),
             ))
             .await?;
         if rows.is_empty() {

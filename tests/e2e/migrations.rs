@@ -22,26 +22,21 @@ async fn count(db: &Db, sql: &str) -> i64 {
 /// Stores a lead of `user` made with `key` (`None`: as an import makes it).
 async fn insert_lead(db: &Db, user: Uuid, key: Option<Uuid>) -> Result<(), sea_orm::DbErr> {
     let now = ciq_entity::now();
-    ciq_entity::Lead::insert(ciq_entity::lead::ActiveModel::from(
-        ciq_entity::lead::Model {
-            id: Uuid::now_v7(),
-            user_id: user,
-            api_key_id: key,
-            name: "Ada".into(),
-            email: "ada@example.com".into(),
-            phone: None,
-            source: "Web".into(),
-            industry: "Retail".into(),
-            score: None,
-            status: ciq_entity::lead::LeadStatus::New,
-            monthly_revenue_cents: None,
-            budget_cents: None,
-            description: None,
-            created_at: now,
-            external_id: None,
-            updated_at: Some(now),
-        },
-    ))
+    use sea_orm::ActiveValue::Set;
+    // The columns a lead must have; the others keep their defaults.
+    ciq_entity::Lead::insert(ciq_entity::lead::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        user_id: Set(user),
+        api_key_id: Set(key),
+        name: Set("Ada".into()),
+        email: Set("ada@example.com".into()),
+        source: Set("Web".into()),
+        industry: Set("Retail".into()),
+        status: Set(ciq_entity::lead::LeadStatus::New),
+        created_at: Set(now),
+        updated_at: Set(Some(now)),
+        ..Default::default()
+    })
     .exec_without_returning(db)
     .await
     .map(|_| ())

@@ -163,7 +163,23 @@ async fn the_export_streams_every_lead_of_the_filter_once(app: TestApp) {
     let mut reader = csv::Reader::from_reader(body.as_ref());
     assert_eq!(
         reader.headers().unwrap().iter().collect::<Vec<_>>(),
-        ciq_console::leads::CSV_COLUMNS
+        [
+            "id",
+            "created_at",
+            "updated_at",
+            "name",
+            "email",
+            "phone",
+            "source",
+            "industry",
+            "score",
+            "status",
+            "monthly_revenue",
+            "budget",
+            "description",
+            "external_id",
+            "api_key_id",
+        ]
     );
     let records: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
     assert_eq!(records.len(), count);

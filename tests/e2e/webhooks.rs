@@ -810,24 +810,10 @@ async fn destinations_that_are_not_public_are_refused_before_any_connection() {
         )
         .await
         .unwrap();
-        let lead = ciq_leads::Lead {
-            id: Uuid::now_v7(),
+        let lead = ciq_leads::Lead::example(ciq_leads::LeadOwner {
             user_id: owner.id,
             api_key_id: None,
-            name: "Ada".into(),
-            email: "ada@example.com".into(),
-            phone: None,
-            source: "Web".into(),
-            industry: "Retail".into(),
-            score: None,
-            status: ciq_leads::LeadStatus::New,
-            monthly_revenue: None,
-            budget: None,
-            description: None,
-            created_at: ciq_entity::now(),
-            external_id: None,
-            updated_at: ciq_entity::now(),
-        };
+        });
         let event = ciq_leads::events::event(EventType::Created, &lead);
         ciq_webhooks::outbox::fan_out(&db, &[event]).await.unwrap();
         let breaker = ciq_store::Breaker::new(db.clone(), Duration::from_secs(5));

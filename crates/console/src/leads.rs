@@ -232,24 +232,21 @@ pub async fn detail_page(
     ))
 }
 
+/// The export's first columns; every other field of the lead follows in the lead's
+/// own order (a new field is exported without being named here).
+const FIRST_COLUMNS: [&str; 3] = ["id", "created_at", "updated_at"];
+
+/// Fields of the lead the export leaves out: the account is the one exporting.
+const LEFT_OUT: [&str; 1] = ["user_id"];
+
 /// The export's columns, in order.
-pub const CSV_COLUMNS: [&str; 15] = [
-    "id",
-    "created_at",
-    "updated_at",
-    "name",
-    "email",
-    "phone",
-    "source",
-    "industry",
-    "score",
-    "status",
-    "monthly_revenue",
-    "budget",
-    "description",
-    "external_id",
-    "api_key_id",
-];
+pub fn csv_columns() -> Vec<&'static str> {
+    let rest = Lead::FIELDS
+        .iter()
+        .copied()
+        .filter(|field| !FIRST_COLUMNS.contains(field) && !LEFT_OUT.contains(field));
+    FIRST_COLUMNS.into_iter().chain(rest).collect()
+}
 
 /// A text value as a spreadsheet should see it: one that would start a formula
 /// (`=`, `+`, `-`, `@`, tab, carriage return) gets a leading `'`, so opening the file
@@ -262,32 +259,21 @@ pub(crate) fn cell(text: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// One lead as the export's record.
-fn record(lead: &Lead) -> [String; 15] {
-    let money =
-        |m: Option<ciq_leads::Money>| m.map(|m| m.to_number().to_string()).unwrap_or_default();
-    let text = |t: &Option<String>| {
-        t.as_deref()
-            .map(|t| cell(t).into_owned())
-            .unwrap_or_default()
-    };
-    [
-        lead.id.to_string(),
-        ciq_http::time::format_time(lead.created_at),
-        ciq_http::time::format_time(lead.updated_at),
-        cell(&lead.name).into_owned(),
-        cell(&lead.email).into_owned(),
-        lead.phone.clone().unwrap_or_default(),
-        cell(&lead.source).into_owned(),
-        cell(&lead.industry).into_owned(),
-        lead.score.map(|s| s.to_string()).unwrap_or_default(),
-        lead.status.as_str().to_owned(),
-        money(lead.monthly_revenue),
-        money(lead.budget),
-        text(&lead.description),
-        text(&lead.external_id),
-        lead.api_key_id.map(|id| id.to_string()).unwrap_or_default(),
-    ]
+/// One lead as the export's record, in [`csv_columns`]' order: behind the formula
+/// guard, numbers as the API writes them, an empty cell for null.
+fn record(columns: &[&str], lead: &Lead) -> Vec<String> {
+    let texts = lead.texts();
+    columns
+        .iter()
+        .map(|column| {
+            texts
+                .iter()
+                .find(|(field, _)| field == column)
+                .and_then(|(_, text)| text.as_deref())
+                .map(|text| cell(text).into_owned())
+                .unwrap_or_default()
+        })
+        .collect()
 }
 
 /// `rows` as CSV bytes (RFC 4180: quoted where needed, CRLF line ends).
@@ -327,12 +313,13 @@ async fn next_chunk(mut export: Export) -> Result<Option<(Vec<u8>, Export)>, std
             tracing::warn!(error = %err, "lead export stopped: the store failed");
             std::io::Error::other(err.to_string())
         })?;
+    let columns = csv_columns();
     let mut bytes = if header {
-        csv_bytes([CSV_COLUMNS.map(str::to_owned)])
+        csv_bytes([columns.iter().map(|c| (*c).to_owned()).collect::<Vec<_>>()])
     } else {
         Vec::new()
     };
-    bytes.extend(csv_bytes(leads.iter().map(record)));
+    bytes.extend(csv_bytes(leads.iter().map(|lead| record(&columns, lead))));
     export.done = !more;
     export.after = leads.last().map(After::lead).or(export.after);
     if header && export.after.is_none() {

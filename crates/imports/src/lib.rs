@@ -285,8 +285,8 @@ const HEADER_NAMES: [(&str, &[&str]); 11] = [
 
 impl Mapping {
     /// The mapping the usual header names suggest: `E-mail Address` → `email`,
-    /// `Lead Source` → `source`, `Notes` → `description`, …; each field for the first
-    /// column that names it; anything else is ignored (our own export's `id`,
+    /// `Lead Source` → `source`, `Notes` → `description`, …, or the field's own name;
+    /// each field for the first column that names it; anything else is ignored (our own export's `id`,
     /// `created_at`, `api_key_id` among them).
     pub fn suggested(columns: &[String]) -> Self {
         let mut taken = Vec::new();
@@ -303,7 +303,14 @@ impl Mapping {
                     .find(|(field, names)| {
                         names.contains(&plain.as_str()) && !taken.contains(field)
                     })
-                    .map(|(field, _)| *field)?;
+                    .map(|(field, _)| *field)
+                    // A field with no usual names of its own: by its name.
+                    .or_else(|| {
+                        LEAD_FIELDS
+                            .iter()
+                            .copied()
+                            .find(|field| field.replace('_', "") == plain && !taken.contains(field))
+                    })?;
                 taken.push(field);
                 Some(field.to_owned())
             })

@@ -294,18 +294,114 @@ async fn idle_wait<T>(own: &mut Option<PgConnection>, wait: impl Future<Output =
     wait.await
 }
 
-/// The PostgreSQL batch insert: one statement text whatever the batch size, so it is
-/// parsed and planned once per connection (a `VALUES` list of n rows is a new
-/// statement for every n, and PostgreSQL re-plans it at every execution).
-const UNNEST_INSERT: &str = "INSERT INTO leads (id, user_id, api_key_id, name, email, phone, \
-    source, industry, score, status, monthly_revenue_cents, budget_cents, description, \
-    created_at, external_id, updated_at) SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], \
-    $5::text[], $6::text[], $7::text[], $8::text[], $9::int4[], $10::text[], $11::int8[], \
-    $12::int8[], $13::text[], $14::timestamptz[], $15::text[], $16::timestamptz[])";
+/// The PostgreSQL batch insert: a column array per column of `leads`, in one
+/// statement text whatever the batch size, so it is parsed and planned once per
+/// connection (a `VALUES` list of n rows is a new statement for every n, and PostgreSQL
+/// re-plans it at every execution). Its columns are the entity's (sea-orm's own
+/// description of each), so it names none itself; made from the first batch's values.
+fn batch_insert(columns: &[(lead::Column, ColumnArray)]) -> String {
+    use sea_orm::Iden;
+    let names: Vec<String> = columns.iter().map(|(c, _)| c.to_string()).collect();
+    let arrays: Vec<String> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, (_, array))| format!("${}::{}[]", i + 1, array.sql_type()))
+        .collect();
+    format!(
+        "INSERT INTO leads ({}) SELECT * FROM UNNEST({})",
+        names.join(", "),
+        arrays.join(", ")
+    )
+}
 
-/// [`UNNEST_INSERT`] with the batch's webhook outbox row in the same statement.
-static INSERT_WITH_OUTBOX: std::sync::LazyLock<String> =
-    std::sync::LazyLock::new(|| events::with_created_outbox(UNNEST_INSERT));
+/// One column of a batch, as the array UNNEST reads.
+enum ColumnArray {
+    Uuid(Vec<Option<uuid::Uuid>>),
+    Text(Vec<Option<String>>),
+    Int(Vec<Option<i32>>),
+    BigInt(Vec<Option<i64>>),
+    Time(Vec<Option<chrono::DateTime<chrono::Utc>>>),
+}
+
+impl ColumnArray {
+    /// PostgreSQL's name for the element type.
+    fn sql_type(&self) -> &'static str {
+        match self {
+            Self::Uuid(_) => "uuid",
+            Self::Text(_) => "text",
+            Self::Int(_) => "int4",
+            Self::BigInt(_) => "int8",
+            Self::Time(_) => "timestamptz",
+        }
+    }
+
+    /// Adds a row's value; `Err` names a value of another type (a column type this
+    /// insert does not send yet).
+    fn push(&mut self, value: sea_orm::Value) -> Result<(), sea_orm::Value> {
+        use sea_orm::Value as V;
+        match (self, value) {
+            (Self::Uuid(a), V::Uuid(v)) => a.push(v),
+            (Self::Text(a), V::String(v)) => a.push(v),
+            (Self::Int(a), V::Int(v)) => a.push(v),
+            (Self::BigInt(a), V::BigInt(v)) => a.push(v),
+            (Self::Time(a), V::ChronoDateTimeUtc(v)) => a.push(v),
+            (_, other) => return Err(other),
+        }
+        Ok(())
+    }
+
+    /// An empty array for values like `value`.
+    fn like(value: &sea_orm::Value, capacity: usize) -> Option<Self> {
+        use sea_orm::Value as V;
+        Some(match value {
+            V::Uuid(_) => Self::Uuid(Vec::with_capacity(capacity)),
+            V::String(_) => Self::Text(Vec::with_capacity(capacity)),
+            V::Int(_) => Self::Int(Vec::with_capacity(capacity)),
+            V::BigInt(_) => Self::BigInt(Vec::with_capacity(capacity)),
+            V::ChronoDateTimeUtc(_) => Self::Time(Vec::with_capacity(capacity)),
+            _ => return None,
+        })
+    }
+
+    fn bind<'q>(
+        self,
+        query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+        match self {
+            Self::Uuid(a) => query.bind(a),
+            Self::Text(a) => query.bind(a),
+            Self::Int(a) => query.bind(a),
+            Self::BigInt(a) => query.bind(a),
+            Self::Time(a) => query.bind(a),
+        }
+    }
+}
+
+/// `rows` as one array per column of the entity, in the entity's column order.
+fn column_arrays(rows: &[&lead::Model]) -> Result<Vec<(lead::Column, ColumnArray)>, String> {
+    use sea_orm::{Iterable, ModelTrait};
+    let unsupported = |column: lead::Column, value: &sea_orm::Value| {
+        format!("column {column:?} holds {value:?}, which the batch insert does not send")
+    };
+    lead::Column::iter()
+        .map(|column| {
+            let mut values = rows.iter().map(|row| row.get(column));
+            let first = values.next().ok_or("an empty batch")?;
+            let mut array =
+                ColumnArray::like(&first, rows.len()).ok_or_else(|| unsupported(column, &first))?;
+            for value in std::iter::once(first).chain(values) {
+                array
+                    .push(value)
+                    .map_err(|value| unsupported(column, &value))?;
+            }
+            Ok((column, array))
+        })
+        .collect()
+}
+
+/// [`batch_insert`] with the batch's webhook outbox row in the same statement, made
+/// once.
+static INSERT_WITH_OUTBOX: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 /// Stores `rows` and their webhook deliveries in one transaction, a row at a time
 /// elsewhere than in a batch (SQLite's batch, and the row-by-row retry of a batch).
@@ -336,9 +432,6 @@ async fn insert_batch(
                 message: e.to_string(),
             });
     }
-    fn column<T>(rows: &[&lead::Model], field: impl Fn(&lead::Model) -> T) -> Vec<T> {
-        rows.iter().map(|row| field(row)).collect()
-    }
     let pool = db.connection().get_postgres_connection_pool();
     if pool.is_closed() {
         // Closing waits for every connection to come back; this one goes now.
@@ -348,24 +441,18 @@ async fn insert_batch(
         Some(conn) => conn,
         None => own.insert(pool.acquire().await.map_err(BatchError::from_sqlx)?),
     };
-    // Made of constants only, once: nothing of a request is in the text.
-    let statement = sqlx::query(sqlx::AssertSqlSafe(INSERT_WITH_OUTBOX.as_str()))
-        .bind(column(rows, |r| r.id))
-        .bind(column(rows, |r| r.user_id))
-        .bind(column(rows, |r| r.api_key_id))
-        .bind(column(rows, |r| r.name.clone()))
-        .bind(column(rows, |r| r.email.clone()))
-        .bind(column(rows, |r| r.phone.clone()))
-        .bind(column(rows, |r| r.source.clone()))
-        .bind(column(rows, |r| r.industry.clone()))
-        .bind(column(rows, |r| r.score))
-        .bind(column(rows, |r| r.status.as_str()))
-        .bind(column(rows, |r| r.monthly_revenue_cents))
-        .bind(column(rows, |r| r.budget_cents))
-        .bind(column(rows, |r| r.description.clone()))
-        .bind(column(rows, |r| r.created_at))
-        .bind(column(rows, |r| r.external_id.clone()))
-        .bind(column(rows, |r| r.updated_at));
+    let columns = column_arrays(rows).map_err(|message| BatchError {
+        outage: false,
+        message,
+    })?;
+    // Made of the entity's column names and types only, once: nothing of a request is
+    // in the text.
+    let text =
+        INSERT_WITH_OUTBOX.get_or_init(|| events::with_created_outbox(&batch_insert(&columns)));
+    let statement = columns.into_iter().fold(
+        sqlx::query(sqlx::AssertSqlSafe(text.as_str())),
+        |query, (_, array)| array.bind(query),
+    );
     let inserted = if db.is_transaction_pooled() {
         // Behind a transaction pooler the statement's Parse and Bind must reach one
         // server connection: in a transaction of its own.
@@ -550,15 +637,14 @@ mod tests {
     /// An in-memory SQLite store with the leads table as the migrations make it.
     pub(super) async fn store() -> Db {
         let db = Database::connect("sqlite::memory:").await.unwrap();
-        db.execute_unprepared(
-            "CREATE TABLE leads (id uuid_text PRIMARY KEY, user_id uuid_text NOT NULL,
-             api_key_id uuid_text NOT NULL, name TEXT NOT NULL, email TEXT NOT NULL,
-             phone TEXT, source TEXT NOT NULL, industry TEXT NOT NULL, score INTEGER,
-             status TEXT NOT NULL, monthly_revenue_cents BIGINT, budget_cents BIGINT,
-             description TEXT, created_at TEXT NOT NULL, external_id TEXT, updated_at TEXT)",
-        )
-        .await
-        .unwrap();
+        // Made from the entity, so it has every column; the keys it names are not here.
+        db.execute_unprepared("PRAGMA foreign_keys = OFF")
+            .await
+            .unwrap();
+        let schema = sea_orm::Schema::new(sea_orm::DatabaseBackend::Sqlite);
+        db.execute(&schema.create_table_from_entity(lead::Entity))
+            .await
+            .unwrap();
         // What the outbox's statement reads and writes (no endpoints: no deliveries).
         db.execute_unprepared(
             "CREATE TABLE webhook_endpoints (id uuid_text PRIMARY KEY, user_id uuid_text NOT NULL,
@@ -573,24 +659,31 @@ mod tests {
     }
 
     pub(super) fn row(name: &str) -> lead::Model {
-        lead::Model {
-            id: uuid::Uuid::now_v7(),
+        let owner = crate::LeadOwner {
             user_id: uuid::Uuid::now_v7(),
             api_key_id: Some(uuid::Uuid::now_v7()),
-            name: name.into(),
-            email: "jane@example.com".into(),
-            phone: None,
-            source: "Website".into(),
-            industry: "Technology".into(),
-            score: None,
-            status: ciq_entity::lead::LeadStatus::New,
-            monthly_revenue_cents: None,
-            budget_cents: None,
-            description: None,
-            created_at: ciq_entity::now(),
-            external_id: None,
-            updated_at: None,
-        }
+        };
+        let body = serde_json::json!({"lead": {
+            "name": name, "email": "jane@example.com",
+            "source": "Website", "industry": "Technology",
+        }});
+        let new = crate::rules::validate_submission(&body).unwrap();
+        crate::lead::row_of(owner, new, ciq_entity::now())
+    }
+
+    #[test]
+    fn the_batch_insert_sends_every_column_of_the_entity_as_its_array() {
+        let (a, b) = (row("a"), row("b"));
+        let columns = super::column_arrays(&[&a, &b]).unwrap();
+        assert_eq!(
+            super::batch_insert(&columns),
+            "INSERT INTO leads (id, user_id, api_key_id, name, email, phone, source, industry, \
+             score, status, monthly_revenue_cents, budget_cents, description, created_at, \
+             external_id, updated_at) SELECT * FROM UNNEST($1::uuid[], $2::uuid[], \
+             $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], \
+             $9::int4[], $10::text[], $11::int8[], $12::int8[], $13::text[], \
+             $14::timestamptz[], $15::text[], $16::timestamptz[])"
+        );
     }
 
     async fn stored(db: &Db) -> u64 {

@@ -1,5 +1,10 @@
 //! The lead as the domain hands it out: one shape, read from its row, that every
-//! rendering of a lead starts from (the API object, the webhook payload).
+//! rendering of a lead starts from — the API object, the webhook payload, the Settings
+//! pages and the CSV export.
+//!
+//! Its fields are written once, in [`lead_fields!`]: the [`Lead`] struct is made from
+//! that list here, and ciq-api makes its document's object from the same list, so a new
+//! field is the migration, the entity, this file and the rules.
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -7,51 +12,155 @@ use uuid::Uuid;
 use ciq_entity::lead::{self, LeadStatus};
 
 use crate::money::Money;
+use crate::rules::NewLead;
+use crate::store::LeadOwner;
 
-/// A stored lead, as the domain sees it, and its one serialised shape: serialised, it is
-/// the lead object of the API (field for field, in the API's order), which the webhook
-/// payload carries and ciq-api's object is checked against.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Lead {
-    /// Lead id (UUIDv7, so ids sort by creation).
-    pub id: Uuid,
-    /// The account the lead belongs to.
-    pub user_id: Uuid,
-    /// Full name.
-    pub name: String,
-    /// Email address.
-    pub email: String,
-    /// E.164 digits without `+`.
-    pub phone: Option<String>,
-    /// Where the lead came from, as its sender named it.
-    pub source: String,
-    /// The lead's industry or vertical.
-    pub industry: String,
-    /// Quality score 1–10.
-    pub score: Option<i32>,
-    /// Where the lead is in the pipeline.
-    pub status: LeadStatus,
-    /// Estimated monthly revenue (exact to the cent).
-    pub monthly_revenue: Option<Money>,
-    /// Budget (exact to the cent).
-    pub budget: Option<Money>,
-    /// Free-text notes.
-    pub description: Option<String>,
-    /// The client's own id for it, unique per account.
-    pub external_id: Option<String>,
-    /// The key that created it (`None`: imported by the owner in Settings).
-    pub api_key_id: Option<Uuid>,
-    /// When it was stored (millisecond precision).
-    #[serde(serialize_with = "serialize_time")]
-    pub created_at: DateTime<Utc>,
-    /// When it last changed.
-    #[serde(serialize_with = "serialize_time")]
-    pub updated_at: DateTime<Utc>,
+/// A lead's id, its account's and its key's (for [`lead_fields!`]' callers).
+pub type Id = Uuid;
+/// A moment, in UTC (for [`lead_fields!`]' callers).
+pub type Time = DateTime<Utc>;
+
+/// Calls `$then! { … }` with every field of a stored lead, in the API's order: each
+/// field's description (as the public document gives it), name and type
+/// (`/// doc… name: Type,`). The list the [`Lead`] struct and ciq-api's lead object
+/// are both made from.
+#[macro_export]
+macro_rules! lead_fields {
+    ($then:ident) => {
+        $then! {
+            /// Lead id.
+            id: $crate::lead::Id,
+            /// The account the lead belongs to: the owner of the API key used.
+            user_id: $crate::lead::Id,
+            /// Lead's full name.
+            name: String,
+            /// Lead's email address.
+            email: String,
+            /// E.164 digits without +, or null.
+            phone: Option<String>,
+            /// Lead source.
+            source: String,
+            /// Industry/vertical.
+            industry: String,
+            /// Lead quality score (1-10), or null.
+            score: Option<i32>,
+            /// new, contacted, qualified or lost.
+            status: $crate::LeadStatus,
+            /// Estimated monthly revenue, or null.
+            monthly_revenue: Option<$crate::Money>,
+            /// Lead's budget, or null.
+            budget: Option<$crate::Money>,
+            /// Additional notes, or null.
+            description: Option<String>,
+            /// Your own id for the lead, unique in your account, or null.
+            external_id: Option<String>,
+            /// The key that created the lead; null for a lead its owner imported from a CSV
+            /// file in Settings.
+            api_key_id: Option<$crate::lead::Id>,
+            /// When the lead was stored: RFC 3339, UTC, milliseconds, e.g. 2025-08-13T00:00:00.000Z.
+            created_at: $crate::lead::Time,
+            /// When the lead last changed (its creation time until then).
+            updated_at: $crate::lead::Time,
+        }
+    };
 }
 
-/// [`time`], for serde.
-fn serialize_time<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&time(*t))
+/// Makes [`Lead`] from [`lead_fields!`].
+macro_rules! view {
+    ($( $(#[doc = $doc:literal])* $field:ident : $ty:ty, )*) => {
+        /// A stored lead, as the domain sees it, and its one serialised shape: serialised,
+        /// it is the lead object of the API (field for field, in the API's order), which
+        /// the webhook payload carries and the Settings pages and export show.
+        #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+        pub struct Lead {
+            $(
+                $(#[doc = $doc])*
+                #[serde(serialize_with = "shown")]
+                pub $field: $ty,
+            )*
+        }
+
+        impl Lead {
+            /// The names of its fields, in the order it serialises them.
+            pub const FIELDS: &'static [&'static str] = &[$(stringify!($field)),*];
+        }
+    };
+}
+
+lead_fields!(view);
+
+/// How a field's value is written in the lead's serialised shape (times with
+/// milliseconds and `Z`; everything else as serde writes it).
+trait Shown {
+    fn show<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error>;
+}
+
+/// [`Shown`], for `serialize_with`.
+fn shown<T: Shown, S: serde::Serializer>(value: &T, s: S) -> Result<S::Ok, S::Error> {
+    value.show(s)
+}
+
+macro_rules! shown_as_serde {
+    ($($ty:ty),*) => {$(
+        impl Shown for $ty {
+            fn show<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                serde::Serialize::serialize(self, s)
+            }
+        }
+    )*};
+}
+shown_as_serde!(Uuid, String, i32, LeadStatus, Money);
+
+impl Shown for DateTime<Utc> {
+    fn show<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&time(*self))
+    }
+}
+
+impl<T: Shown> Shown for Option<T> {
+    fn show<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Some(value) => value.show(s),
+            None => s.serialize_none(),
+        }
+    }
+}
+
+impl Lead {
+    /// A lead of `owner`, made now from the reference's minimal body (name, email,
+    /// source, industry; everything else empty): for examples and tests, which then
+    /// change what they need (`Lead { score: Some(9), ..Lead::example(owner) }`).
+    pub fn example(owner: LeadOwner) -> Self {
+        let body = serde_json::json!({"lead": {
+            "name": "Jane Doe", "email": "jane@example.com",
+            "source": "Website", "industry": "Technology",
+        }});
+        let new = crate::rules::validate_submission(&body).expect("the example follows the rules");
+        row_of(owner, new, ciq_entity::now()).into()
+    }
+
+    /// Each field's name and value as text, as the lead serialises them (numbers as
+    /// the API writes them, `None` for null), in [`Lead::FIELDS`]' order: what a
+    /// rendering that shows every field (a page, an export) iterates, so a new field
+    /// shows without being named there.
+    pub fn texts(&self) -> Vec<(&'static str, Option<String>)> {
+        let serde_json::Value::Object(mut shown) =
+            serde_json::to_value(self).expect("a lead always serialises")
+        else {
+            unreachable!("a struct serialises as an object")
+        };
+        Self::FIELDS
+            .iter()
+            .map(|&field| {
+                let text = match shown.remove(field) {
+                    Some(serde_json::Value::String(text)) => Some(text),
+                    None | Some(serde_json::Value::Null) => None,
+                    Some(value) => Some(value.to_string()),
+                };
+                (field, text)
+            })
+            .collect()
+    }
 }
 
 impl From<lead::Model> for Lead {
@@ -74,6 +183,28 @@ impl From<lead::Model> for Lead {
             external_id: row.external_id,
             updated_at: row.updated_at.unwrap_or(row.created_at),
         }
+    }
+}
+
+/// The row of a new lead: a fresh UUIDv7, stored and last changed at `now`.
+pub(crate) fn row_of(owner: LeadOwner, new: NewLead, now: DateTime<Utc>) -> lead::Model {
+    lead::Model {
+        id: Uuid::now_v7(),
+        user_id: owner.user_id,
+        api_key_id: owner.api_key_id,
+        name: new.name,
+        email: new.email,
+        phone: new.phone,
+        source: new.source,
+        industry: new.industry,
+        score: new.score,
+        status: new.status,
+        monthly_revenue_cents: new.monthly_revenue.map(|m| m.cents),
+        budget_cents: new.budget.map(|m| m.cents),
+        description: new.description,
+        created_at: now,
+        external_id: new.external_id,
+        updated_at: Some(now),
     }
 }
 

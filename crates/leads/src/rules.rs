@@ -7,7 +7,8 @@
 use serde_json::{Map, Value};
 
 use ciq_entity::email::{MAX_EMAIL_LEN, is_valid_email};
-use ciq_entity::lead::LeadStatus;
+use ciq_entity::lead::{self, LeadStatus};
+use sea_orm::sea_query::{Expr, SimpleExpr};
 
 use crate::money::{Money, parse_money};
 
@@ -63,20 +64,54 @@ pub const MAX_PHONE_DIGITS: usize = 15;
 /// Lowest and highest score.
 pub const SCORE_RANGE: std::ops::RangeInclusive<i64> = 1..=10;
 
-/// The fields of `lead`, in the reference's order.
-pub const LEAD_FIELDS: [&str; 11] = [
-    "name",
-    "email",
-    "phone",
-    "source",
-    "industry",
-    "score",
-    "status",
-    "monthly_revenue",
-    "budget",
-    "description",
-    "external_id",
-];
+/// Calls `$then! { … }` with every field a client may send in `lead`, in the
+/// reference's order: its description on create (as the public document gives it),
+/// name, type as sent, and its description in an update
+/// (`/// doc… name: Type => "update doc",`). ciq-api makes its document's create and
+/// update objects from this list, and [`LEAD_FIELDS`] is made from it.
+#[macro_export]
+macro_rules! submitted_fields {
+    ($then:ident) => {
+        $then! {
+            /// Lead's full name.
+            name: String => "Lead's full name.",
+            /// Lead's email address.
+            email: String => "Lead's email address.",
+            /// Recommended. E.164 format without + (e.g., 15551234567): 8 to 15 digits, not
+            /// starting with 0. A leading +, spaces, dashes, dots and parentheses are removed
+            /// first; the bare digits are stored and returned.
+            phone: Option<String> => "E.164 digits (see create); null empties it.",
+            /// Lead source (e.g., "Website", "API").
+            source: String => "Lead source.",
+            /// Industry/vertical.
+            industry: String => "Industry/vertical.",
+            /// Lead quality score (1-10), a whole number.
+            score: Option<i32> => "Lead quality score (1-10); null empties it.",
+            /// new, contacted, qualified, lost. Defaults to new.
+            status: Option<$crate::LeadStatus> => "new, contacted, qualified, lost.",
+            /// Estimated monthly revenue: non-negative, at most 2 decimal places, stored exactly.
+            monthly_revenue: Option<$crate::Money> => "Estimated monthly revenue; null empties it.",
+            /// Lead's budget: non-negative, at most 2 decimal places, stored exactly.
+            budget: Option<$crate::Money> => "Lead's budget; null empties it.",
+            /// Additional notes (newlines allowed).
+            description: Option<String> => "Additional notes; null empties them.",
+            /// Your own id for the lead (1 to 255 characters), unique in your account: a second
+            /// lead with it is refused with 409 `duplicate_lead` naming the first.
+            external_id: Option<String> =>
+                "Your own id for the lead, unique in your account; null empties it.",
+        }
+    };
+}
+
+/// Makes [`LEAD_FIELDS`] from [`submitted_fields!`].
+macro_rules! field_names {
+    ($( $(#[doc = $doc:literal])* $field:ident : $ty:ty => $changed:literal, )*) => {
+        /// The fields of `lead`, in the reference's order.
+        pub const LEAD_FIELDS: &[&str] = &[$(stringify!($field)),*];
+    };
+}
+
+submitted_fields!(field_names);
 
 /// A lead that passed every rule, normalised (trimmed strings, bare phone digits).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -249,6 +284,55 @@ pub struct LeadPatch {
     pub description: Change<String>,
     /// The client's own id.
     pub external_id: Change<String>,
+}
+
+impl LeadPatch {
+    /// The columns the patch writes and their new values (empty: it carries no field).
+    pub fn columns(self) -> Vec<(lead::Column, SimpleExpr)> {
+        fn change<T: Into<sea_orm::Value>>(change: Change<T>) -> Option<Option<T>> {
+            match change {
+                Change::Keep => None,
+                Change::Clear => Some(None),
+                Change::Set(value) => Some(Some(value)),
+            }
+        }
+        let mut columns: Vec<(lead::Column, SimpleExpr)> = Vec::new();
+        let mut set = |column: lead::Column, value: SimpleExpr| columns.push((column, value));
+        if let Some(v) = self.name {
+            set(lead::Column::Name, Expr::value(v));
+        }
+        if let Some(v) = self.email {
+            set(lead::Column::Email, Expr::value(v));
+        }
+        if let Some(v) = self.source {
+            set(lead::Column::Source, Expr::value(v));
+        }
+        if let Some(v) = self.industry {
+            set(lead::Column::Industry, Expr::value(v));
+        }
+        if let Some(v) = self.status {
+            set(lead::Column::Status, Expr::value(v.as_str()));
+        }
+        if let Some(v) = change(self.phone) {
+            set(lead::Column::Phone, Expr::value(v));
+        }
+        if let Some(v) = change(self.score) {
+            set(lead::Column::Score, Expr::value(v));
+        }
+        if let Some(v) = change(self.monthly_revenue.map_cents()) {
+            set(lead::Column::MonthlyRevenueCents, Expr::value(v));
+        }
+        if let Some(v) = change(self.budget.map_cents()) {
+            set(lead::Column::BudgetCents, Expr::value(v));
+        }
+        if let Some(v) = change(self.description) {
+            set(lead::Column::Description, Expr::value(v));
+        }
+        if let Some(v) = change(self.external_id) {
+            set(lead::Column::ExternalId, Expr::value(v));
+        }
+        columns
+    }
 }
 
 /// Checks an update `{"lead": {...some fields}}`: the fields given follow the create

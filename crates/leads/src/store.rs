@@ -15,7 +15,7 @@ use crate::error::LeadError;
 use crate::events::{self, EventType};
 use crate::group_commit::{Announcement, LeadWriter};
 use crate::idempotency;
-use crate::lead::Lead;
+use crate::lead::{Lead, row_of};
 use crate::rules::NewLead;
 use ciq_webhooks::outbox;
 
@@ -36,28 +36,6 @@ pub struct Remembered<'a> {
     pub key: &'a str,
     /// Renders the answer body for the stored lead.
     pub render: &'a (dyn Fn(&Lead) -> String + Sync),
-}
-
-/// The row of a new lead: a fresh UUIDv7, stored and last changed at `now`.
-pub(crate) fn row_of(owner: LeadOwner, new: NewLead, now: DateTime<Utc>) -> lead::Model {
-    lead::Model {
-        id: Uuid::now_v7(),
-        user_id: owner.user_id,
-        api_key_id: owner.api_key_id,
-        name: new.name,
-        email: new.email,
-        phone: new.phone,
-        source: new.source,
-        industry: new.industry,
-        score: new.score,
-        status: new.status,
-        monthly_revenue_cents: new.monthly_revenue.map(|m| m.cents),
-        budget_cents: new.budget.map(|m| m.cents),
-        description: new.description,
-        created_at: now,
-        external_id: new.external_id,
-        updated_at: Some(now),
-    }
 }
 
 /// `ON CONFLICT` on the account's external ids — the target of the partial unique
@@ -519,54 +497,12 @@ async fn apply_patch(
     which: sea_orm::sea_query::SimpleExpr,
     patch: crate::rules::LeadPatch,
 ) -> Result<Option<u64>, PatchError> {
-    use crate::rules::Change;
-    use sea_orm::sea_query::{Expr, SimpleExpr};
-    fn change<T: Into<sea_orm::Value>>(change: Change<T>) -> Option<Option<T>> {
-        match change {
-            Change::Keep => None,
-            Change::Clear => Some(None),
-            Change::Set(value) => Some(Some(value)),
-        }
-    }
-    let mut columns: Vec<(lead::Column, SimpleExpr)> = Vec::new();
-    let mut set = |column: lead::Column, value: SimpleExpr| columns.push((column, value));
-    if let Some(v) = patch.name {
-        set(lead::Column::Name, Expr::value(v));
-    }
-    if let Some(v) = patch.email {
-        set(lead::Column::Email, Expr::value(v));
-    }
-    if let Some(v) = patch.source {
-        set(lead::Column::Source, Expr::value(v));
-    }
-    if let Some(v) = patch.industry {
-        set(lead::Column::Industry, Expr::value(v));
-    }
-    if let Some(v) = patch.status {
-        set(lead::Column::Status, Expr::value(v.as_str()));
-    }
-    if let Some(v) = change(patch.phone) {
-        set(lead::Column::Phone, Expr::value(v));
-    }
-    if let Some(v) = change(patch.score) {
-        set(lead::Column::Score, Expr::value(v));
-    }
-    if let Some(v) = change(patch.monthly_revenue.map_cents()) {
-        set(lead::Column::MonthlyRevenueCents, Expr::value(v));
-    }
-    if let Some(v) = change(patch.budget.map_cents()) {
-        set(lead::Column::BudgetCents, Expr::value(v));
-    }
-    if let Some(v) = change(patch.description) {
-        set(lead::Column::Description, Expr::value(v));
-    }
+    use sea_orm::sea_query::Expr;
     let external_id = match &patch.external_id {
-        Change::Set(v) => Some(v.clone()),
+        crate::rules::Change::Set(v) => Some(v.clone()),
         _ => None,
     };
-    if let Some(v) = change(patch.external_id) {
-        set(lead::Column::ExternalId, Expr::value(v));
-    }
+    let mut columns = patch.columns();
     if !columns.is_empty() {
         columns.push((lead::Column::UpdatedAt, Expr::value(ciq_entity::now())));
         let update = columns

@@ -25,37 +25,87 @@ use crate::money::Amount;
 use crate::state::ApiState;
 use crate::tags::ApiTags;
 
-/// A lead as submitted. Field rules are those of the reference's Field Reference;
-/// the lengths and the score range are written into the document from the rules
-/// `ciq_leads::rules` enforces (see `crate::openapi`), so they are stated once.
-#[derive(Debug, Object)]
-#[oai(deny_unknown_fields)]
-pub struct LeadInput {
-    /// Lead's full name.
-    pub name: String,
-    /// Lead's email address.
-    pub email: String,
-    /// Recommended. E.164 format without + (e.g., 15551234567): 8 to 15 digits, not
-    /// starting with 0. A leading +, spaces, dashes, dots and parentheses are removed
-    /// first; the bare digits are stored and returned.
-    pub phone: Option<String>,
-    /// Lead source (e.g., "Website", "API").
-    pub source: String,
-    /// Industry/vertical.
-    pub industry: String,
-    /// Lead quality score (1-10), a whole number.
-    pub score: Option<i32>,
-    /// new, contacted, qualified, lost. Defaults to new.
-    pub status: Option<LeadStatus>,
-    /// Estimated monthly revenue: non-negative, at most 2 decimal places, stored exactly.
-    pub monthly_revenue: Option<Amount>,
-    /// Lead's budget: non-negative, at most 2 decimal places, stored exactly.
-    pub budget: Option<Amount>,
-    /// Additional notes (newlines allowed).
-    pub description: Option<String>,
-    /// Your own id for the lead (1 to 255 characters), unique in your account: a second
-    /// lead with it is refused with 409 `duplicate_lead` naming the first.
-    pub external_id: Option<String>,
+/// Makes the document's create and update objects from the domain's list of the fields
+/// a client sends ([`ciq_leads::submitted_fields!`]).
+macro_rules! submitted_objects {
+    ($( $(#[doc = $doc:literal])* $field:ident : $ty:ty => $changed:literal, )*) => {
+        /// A lead as submitted. Field rules are those of the reference's Field Reference;
+        /// the lengths and the score range are written into the document from the rules
+        /// `ciq_leads::rules` enforces (see `crate::openapi`), so they are stated once.
+        #[derive(Debug, Object)]
+        #[oai(deny_unknown_fields)]
+        pub struct LeadInput {
+            $( $(#[doc = $doc])* pub $field: <$ty as DocumentField>::Shown, )*
+        }
+
+        /// The fields an update may carry: any of a lead's, each following the create rules;
+        /// `null` empties an optional field (name, email, source, industry and status cannot be
+        /// emptied).
+        #[derive(Debug, Object)]
+        #[oai(deny_unknown_fields)]
+        pub struct LeadChanges {
+            $( #[doc = $changed] pub $field: <$ty as DocumentField>::Changed, )*
+        }
+    };
+}
+
+ciq_leads::submitted_fields!(submitted_objects);
+
+/// How a field of the domain's lead is written in the document: money as [`Amount`],
+/// times as [`Timestamp`], the status as the document's enum, the rest as it is.
+pub trait DocumentField {
+    /// The field's type in the document.
+    type Shown;
+    /// Its type in an update, where every field may be left out.
+    type Changed;
+    /// The value, as the document writes it.
+    fn shown(self) -> Self::Shown;
+}
+
+/// [`DocumentField`] for types the document writes as they are.
+macro_rules! shown_as_is {
+    ($($ty:ty),*) => {$(
+        impl DocumentField for $ty {
+            type Shown = Self;
+            type Changed = Option<Self>;
+            fn shown(self) -> Self {
+                self
+            }
+        }
+    )*};
+}
+shown_as_is!(uuid::Uuid, String, i32);
+
+impl DocumentField for ciq_leads::LeadStatus {
+    type Shown = LeadStatus;
+    type Changed = Option<LeadStatus>;
+    fn shown(self) -> LeadStatus {
+        self.into()
+    }
+}
+
+impl DocumentField for ciq_leads::Money {
+    type Shown = Amount;
+    type Changed = Option<Amount>;
+    fn shown(self) -> Amount {
+        Amount(self)
+    }
+}
+
+impl DocumentField for ciq_leads::lead::Time {
+    type Shown = Timestamp;
+    type Changed = Option<Timestamp>;
+    fn shown(self) -> Timestamp {
+        self.into()
+    }
+}
+
+impl<T: DocumentField> DocumentField for Option<T> {
+    type Shown = Option<T::Shown>;
+    type Changed = Option<T::Shown>;
+    fn shown(self) -> Self::Shown {
+        self.map(T::shown)
+    }
 }
 
 /// Where the lead is in the pipeline.
@@ -83,36 +133,6 @@ impl From<ciq_leads::LeadStatus> for LeadStatus {
     }
 }
 
-/// The fields an update may carry: any of a lead's, each following the create rules;
-/// `null` empties an optional field (name, email, source, industry and status cannot be
-/// emptied).
-#[derive(Debug, Object)]
-#[oai(deny_unknown_fields)]
-pub struct LeadChanges {
-    /// Lead's full name.
-    pub name: Option<String>,
-    /// Lead's email address.
-    pub email: Option<String>,
-    /// E.164 digits (see create); null empties it.
-    pub phone: Option<String>,
-    /// Lead source.
-    pub source: Option<String>,
-    /// Industry/vertical.
-    pub industry: Option<String>,
-    /// Lead quality score (1-10); null empties it.
-    pub score: Option<i32>,
-    /// new, contacted, qualified, lost.
-    pub status: Option<LeadStatus>,
-    /// Estimated monthly revenue; null empties it.
-    pub monthly_revenue: Option<Amount>,
-    /// Lead's budget; null empties it.
-    pub budget: Option<Amount>,
-    /// Additional notes; null empties them.
-    pub description: Option<String>,
-    /// Your own id for the lead, unique in your account; null empties it.
-    pub external_id: Option<String>,
-}
-
 /// Body of an update.
 #[derive(Debug, Object)]
 #[oai(deny_unknown_fields)]
@@ -129,66 +149,26 @@ pub struct CreateLeadRequest {
     pub lead: LeadInput,
 }
 
-/// A stored lead.
-#[derive(Debug, Clone, Object)]
-pub struct Lead {
-    /// Lead id.
-    pub id: uuid::Uuid,
-    /// The account the lead belongs to: the owner of the API key used.
-    pub user_id: uuid::Uuid,
-    /// Lead's full name.
-    pub name: String,
-    /// Lead's email address.
-    pub email: String,
-    /// E.164 digits without +, or null.
-    pub phone: Option<String>,
-    /// Lead source.
-    pub source: String,
-    /// Industry/vertical.
-    pub industry: String,
-    /// Lead quality score (1-10), or null.
-    pub score: Option<i32>,
-    /// new, contacted, qualified or lost.
-    pub status: LeadStatus,
-    /// Estimated monthly revenue, or null.
-    pub monthly_revenue: Option<Amount>,
-    /// Lead's budget, or null.
-    pub budget: Option<Amount>,
-    /// Additional notes, or null.
-    pub description: Option<String>,
-    /// Your own id for the lead, unique in your account, or null.
-    pub external_id: Option<String>,
-    /// The key that created the lead; null for a lead its owner imported from a CSV
-    /// file in Settings.
-    pub api_key_id: Option<uuid::Uuid>,
-    /// When the lead was stored: RFC 3339, UTC, milliseconds, e.g. 2025-08-13T00:00:00.000Z.
-    pub created_at: Timestamp,
-    /// When the lead last changed (its creation time until then).
-    pub updated_at: Timestamp,
+/// Makes the document's lead object from the domain's list of a lead's fields
+/// ([`ciq_leads::lead_fields!`]): the same fields, in the same order, as the domain's
+/// serialised lead.
+macro_rules! lead_object {
+    ($( $(#[doc = $doc:literal])* $field:ident : $ty:ty, )*) => {
+        /// A stored lead.
+        #[derive(Debug, Clone, Object)]
+        pub struct Lead {
+            $( $(#[doc = $doc])* pub $field: <$ty as DocumentField>::Shown, )*
+        }
+
+        impl From<ciq_leads::Lead> for Lead {
+            fn from(lead: ciq_leads::Lead) -> Self {
+                Self { $( $field: DocumentField::shown(lead.$field), )* }
+            }
+        }
+    };
 }
 
-impl From<ciq_leads::Lead> for Lead {
-    fn from(lead: ciq_leads::Lead) -> Self {
-        Self {
-            id: lead.id,
-            user_id: lead.user_id,
-            name: lead.name,
-            email: lead.email,
-            phone: lead.phone,
-            source: lead.source,
-            industry: lead.industry,
-            score: lead.score,
-            status: lead.status.into(),
-            monthly_revenue: lead.monthly_revenue.map(Amount),
-            budget: lead.budget.map(Amount),
-            description: lead.description,
-            created_at: lead.created_at.into(),
-            updated_at: lead.updated_at.into(),
-            external_id: lead.external_id,
-            api_key_id: lead.api_key_id,
-        }
-    }
-}
+ciq_leads::lead_fields!(lead_object);
 
 /// Body of a successful create.
 #[derive(Debug, Clone, Object)]
@@ -457,23 +437,20 @@ mod tests {
     fn the_lead_object_is_the_domains_serialised_lead() {
         use poem_openapi::types::ToJSON;
         let at = chrono::DateTime::from_timestamp_millis(1_764_547_200_123).unwrap();
-        let lead = ciq_leads::Lead {
-            id: uuid::Uuid::now_v7(),
+        let owner = ciq_leads::LeadOwner {
             user_id: uuid::Uuid::now_v7(),
-            name: "Jane Doe".into(),
-            email: "jane@example.com".into(),
+            api_key_id: Some(uuid::Uuid::now_v7()),
+        };
+        let lead = ciq_leads::Lead {
             phone: Some("15551234567".into()),
             source: "Website Form".into(),
-            industry: "Technology".into(),
             score: Some(9),
             status: ciq_leads::LeadStatus::Contacted,
             monthly_revenue: Some(ciq_leads::Money { cents: 5_000_010 }),
-            budget: None,
             description: Some("said \"hi\"".into()),
-            external_id: None,
-            api_key_id: Some(uuid::Uuid::now_v7()),
             created_at: at,
             updated_at: at + chrono::TimeDelta::milliseconds(5),
+            ..ciq_leads::Lead::example(owner)
         };
         let domain = serde_json::to_value(&lead).unwrap();
         let api = super::Lead::from(lead).to_json().unwrap();

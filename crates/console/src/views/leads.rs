@@ -137,36 +137,38 @@ pub fn lead_detail(
     lead: &ciq_leads::Lead,
     key: Option<&str>,
 ) -> Markup {
-    let money = |m: Option<ciq_leads::Money>| {
-        m.map_or_else(|| "—".to_owned(), |m| m.to_number().to_string())
-    };
-    let text = |t: &Option<String>| t.clone().unwrap_or_else(|| "—".to_owned());
-    let fields: Vec<(&str, String)> = vec![
-        ("Email", lead.email.clone()),
-        ("Phone", text(&lead.phone)),
-        ("Source", lead.source.clone()),
-        ("Industry", lead.industry.clone()),
-        ("Status", lead.status.as_str().to_owned()),
-        (
-            "Score",
-            lead.score.map_or_else(|| "—".to_owned(), |s| s.to_string()),
-        ),
-        ("Monthly revenue", money(lead.monthly_revenue)),
-        ("Budget", money(lead.budget)),
-        ("Description", text(&lead.description)),
-        ("External id", text(&lead.external_id)),
-        (
-            "Created with key",
-            match (key, lead.api_key_id) {
-                (Some(name), _) => name.to_owned(),
-                (None, Some(id)) => id.to_string(),
-                (None, None) => "none: imported from a CSV file".to_owned(),
-            },
-        ),
-        ("Created", when(Some(lead.created_at))),
-        ("Last changed", when(Some(lead.updated_at))),
-        ("Lead id", lead.id.to_string()),
+    // Every field in the lead's order, but those shown apart: the name is the title,
+    // the account is the reader's, the key and the times are written in words below.
+    const APART: [&str; 6] = [
+        "id",
+        "user_id",
+        "name",
+        "api_key_id",
+        "created_at",
+        "updated_at",
     ];
+    let mut fields: Vec<(String, String)> = lead
+        .texts()
+        .into_iter()
+        .filter(|(field, _)| !APART.contains(field))
+        .map(|(field, text)| (label(field), text.unwrap_or_else(|| "—".to_owned())))
+        .collect();
+    fields.extend(
+        [
+            (
+                "Created with key",
+                match (key, lead.api_key_id) {
+                    (Some(name), _) => name.to_owned(),
+                    (None, Some(id)) => id.to_string(),
+                    (None, None) => "none: imported from a CSV file".to_owned(),
+                },
+            ),
+            ("Created", when(Some(lead.created_at))),
+            ("Last changed", when(Some(lead.updated_at))),
+            ("Lead id", lead.id.to_string()),
+        ]
+        .map(|(label, value)| (label.to_owned(), value)),
+    );
     layout(
         &lead.name,
         Section::Leads,
@@ -184,4 +186,14 @@ pub fn lead_detail(
             }
         },
     )
+}
+
+/// A field's name as a label: `monthly_revenue` → "Monthly revenue".
+fn label(field: &str) -> String {
+    let words = field.replace('_', " ");
+    let mut chars = words.chars();
+    chars
+        .next()
+        .map(|first| first.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
 }

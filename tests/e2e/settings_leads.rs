@@ -29,17 +29,16 @@ async fn insert_leads(
                 api_key_id: Set(Some(key_id)),
                 name: Set(format!("Lead {i:05}")),
                 email: Set(format!("lead{i}@example.com")),
-                phone: Set(None),
                 source: Set(source.to_owned()),
                 industry: Set("Retail".into()),
-                score: Set(None),
                 status: Set(ciq_entity::lead::LeadStatus::New),
                 monthly_revenue_cents: Set(Some(123_456)),
-                budget_cents: Set(None),
                 description: Set(Some("line one\nline \"two\", with a comma".into())),
                 created_at: Set(at),
                 external_id: Set(Some(format!("{source}-{i}"))),
                 updated_at: Set(Some(at)),
+                // The other columns keep their defaults (empty).
+                ..Default::default()
             }
         })
         .collect();

@@ -58,8 +58,9 @@ async fn main() {
                         budget_cents: Set(Some(1_000_000)),
                         description: Set(Some("Interested in AI calling".into())),
                         created_at: Set(ciq_entity::now()),
-                        external_id: Set(None),
                         updated_at: Set(Some(ciq_entity::now())),
+                        // The other columns keep their defaults (empty).
+                        ..Default::default()
                     }
                     .insert(&db)
                     .await

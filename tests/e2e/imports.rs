@@ -13,7 +13,12 @@ use ciq_e2e::console::get_html as page;
 use ciq_e2e::console::{PASSWORD, browser_like_client, hidden_csrf as csrf_of, owner, sign_in};
 
 on_every_backend!(
-    an_import_stores_the_good_rows_lists_the_bad_and_a_rerun_with_external_ids_creates_nothing,
+    the_preview_suggests_each_column_and_names_the_broken_rows,
+    a_start_without_a_required_column_or_the_session_token_changes_nothing,
+    an_import_stores_the_good_rows_and_does_not_keep_the_file,
+    the_failed_rows_are_listed_by_line_and_downloadable_as_they_were,
+    a_rerun_with_external_ids_updates_every_good_row_and_creates_nothing,
+    another_owner_reaches_none_of_an_import,
 );
 
 /// Six rows: four good (one with a formula guard from our own export, one with a
@@ -126,24 +131,54 @@ async fn leads_of(app: &TestApp, user: Uuid) -> Vec<ciq_entity::lead::Model> {
         .unwrap()
 }
 
-async fn an_import_stores_the_good_rows_lists_the_bad_and_a_rerun_with_external_ids_creates_nothing(
-    app: TestApp,
-) {
-    let alice = owner(&app, "alice@acme.test").await;
+/// Alice, signed in, with the page's CSRF token and her upload of [`CSV`] (a draft).
+struct Uploaded {
+    alice: Uuid,
+    client: reqwest::Client,
+    csrf: String,
+    id: Uuid,
+}
+
+async fn alice_uploads(app: &TestApp) -> Uploaded {
+    let alice = owner(app, "alice@acme.test").await;
     let client = browser_like_client();
     assert_eq!(
-        sign_in(&app, &client, "alice@acme.test", PASSWORD)
+        sign_in(app, &client, "alice@acme.test", PASSWORD)
             .await
             .status(),
         303
     );
-    let (status, html) = page(&client, &app, "/settings/leads/imports").await;
+    let (status, html) = page(&client, app, "/settings/leads/imports").await;
     assert_eq!(status, 200);
     assert!(html.contains("enctype=\"multipart/form-data\""));
     let csrf = csrf_of(&html);
-
-    let resp = upload(&client, &app, &csrf, "crm.csv", CSV.as_bytes().to_vec()).await;
+    let resp = upload(&client, app, &csrf, "crm.csv", CSV.as_bytes().to_vec()).await;
     let id = import_of(&resp);
+    Uploaded {
+        alice,
+        client,
+        csrf,
+        id,
+    }
+}
+
+/// [`alice_uploads`], started with the suggested mapping and run to its end.
+async fn alice_imports(app: &TestApp) -> Uploaded {
+    let uploaded = alice_uploads(app).await;
+    let Uploaded {
+        alice,
+        ref client,
+        ref csrf,
+        id,
+    } = uploaded;
+    assert_eq!(start_suggested(client, app, csrf, id).await.status(), 303);
+    let done = finished(app, alice, id).await;
+    assert_eq!(done.status, ImportStatus::Done, "{done:?}");
+    uploaded
+}
+
+async fn the_preview_suggests_each_column_and_names_the_broken_rows(app: TestApp) {
+    let Uploaded { client, id, .. } = alice_uploads(&app).await;
     // The usual names are matched; the preview names the broken rows' columns.
     let (status, html) = page(&client, &app, &format!("/settings/leads/imports/{id}")).await;
     assert_eq!(status, 200);
@@ -170,7 +205,15 @@ async fn an_import_stores_the_good_rows_lists_the_bad_and_a_rerun_with_external_
     assert!(html.contains("Full Name: is required"));
     assert!(html.contains("Score: must be a whole number from 1 to 10"));
     assert!(html.contains("importing this file again creates nothing twice"));
+}
 
+async fn a_start_without_a_required_column_or_the_session_token_changes_nothing(app: TestApp) {
+    let Uploaded {
+        alice,
+        client,
+        csrf,
+        id,
+    } = alice_uploads(&app).await;
     // Starting without a name column is refused, naming the field; nothing starts.
     let resp = client
         .post(format!("{}/settings/leads/imports/{id}", app.base_url))
@@ -205,7 +248,15 @@ async fn an_import_stores_the_good_rows_lists_the_bad_and_a_rerun_with_external_
         .await
         .unwrap();
     assert_eq!(resp.status(), 403);
+}
 
+async fn an_import_stores_the_good_rows_and_does_not_keep_the_file(app: TestApp) {
+    let Uploaded {
+        alice,
+        client,
+        csrf,
+        id,
+    } = alice_uploads(&app).await;
     let resp = start_suggested(&client, &app, &csrf, id).await;
     assert_eq!(resp.status(), 303);
     let done = finished(&app, alice, id).await;
@@ -254,7 +305,10 @@ async fn an_import_stores_the_good_rows_lists_the_bad_and_a_rerun_with_external_
             .iter()
             .all(|l| l.api_key_id.is_none() && !l.source.is_empty())
     );
+}
 
+async fn the_failed_rows_are_listed_by_line_and_downloadable_as_they_were(app: TestApp) {
+    let Uploaded { client, id, .. } = alice_imports(&app).await;
     // The page lists the failed rows by line, with every reason.
     let (status, html) = page(&client, &app, &format!("/settings/leads/imports/{id}")).await;
     assert_eq!(status, 200);
@@ -320,7 +374,15 @@ async fn an_import_stores_the_good_rows_lists_the_bad_and_a_rerun_with_external_
         ]
     );
     assert!(body.starts_with("line,reason,CRM ID,Full Name,E-mail"));
+}
 
+async fn a_rerun_with_external_ids_updates_every_good_row_and_creates_nothing(app: TestApp) {
+    let Uploaded {
+        alice,
+        client,
+        csrf,
+        ..
+    } = alice_imports(&app).await;
     // The same file again, external_id mapped: every good row updates its lead.
     let resp = upload(&client, &app, &csrf, "crm.csv", CSV.as_bytes().to_vec()).await;
     let again = import_of(&resp);
@@ -342,7 +404,10 @@ async fn an_import_stores_the_good_rows_lists_the_bad_and_a_rerun_with_external_
     // Both imports are listed, with their counts.
     let (_, html) = page(&client, &app, "/settings/leads/imports").await;
     assert_eq!(html.matches("crm.csv").count(), 2);
+}
 
+async fn another_owner_reaches_none_of_an_import(app: TestApp) {
+    let Uploaded { id, .. } = alice_imports(&app).await;
     // Another owner reaches none of it.
     let _bob = owner(&app, "bob@acme.test").await;
     let bob_client = browser_like_client();

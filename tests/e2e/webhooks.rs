@@ -17,7 +17,10 @@ use uuid::Uuid;
 ciq_e2e::with_each_backend!(
     outbox_rows_are_read_by_their_codec_and_an_unreadable_one_is_dropped,
     a_create_without_group_commit_is_delivered_too,
-    every_lead_change_is_signed_and_delivered_once,
+    a_created_lead_is_signed_and_its_payload_is_the_api_object,
+    each_change_is_one_signed_request_with_its_own_webhook_id,
+    an_endpoint_hears_only_the_types_it_chose_and_its_own_account,
+    deliveries_are_logged_as_delivered_and_counted_in_the_metrics,
     failures_are_retried_on_the_schedule_with_the_same_webhook_id,
     two_instances_deliver_a_thousand_events_once_each,
 );
@@ -220,14 +223,24 @@ async fn a_create_without_group_commit_is_delivered_too(backend: Backend) {
     assert_eq!(event["data"]["lead"], created["lead"]);
 }
 
-async fn every_lead_change_is_signed_and_delivered_once(backend: Backend) {
-    let Some(app) = TestApp::spawn_with(backend, quick).await else {
-        return;
-    };
+/// An owner with a key and two endpoints (every event at `/all`, creates only at
+/// `/created-only`), and another owner with a key and an endpoint of its own (`/other`).
+struct Hooked {
+    app: TestApp,
+    receiver: Receiver,
+    user: Uuid,
+    key: String,
+    other_key: String,
+    hook: Uuid,
+    secret: SecretString,
+}
+
+async fn hooked(backend: Backend) -> Option<Hooked> {
+    let app = TestApp::spawn_with(backend, quick).await?;
     let receiver = Receiver::start().await;
     let (user, key) = owner_with_key(&app, "owner@acme.test").await;
     let (hook, secret) = endpoint(&app, user, &receiver.url("/all"), &EventType::ALL).await;
-    let (_, _) = endpoint(
+    endpoint(
         &app,
         user,
         &receiver.url("/created-only"),
@@ -237,37 +250,52 @@ async fn every_lead_change_is_signed_and_delivered_once(backend: Backend) {
     // Another account's endpoint hears nothing of this one's leads.
     let (other, other_key) = owner_with_key(&app, "other@acme.test").await;
     endpoint(&app, other, &receiver.url("/other"), &EventType::ALL).await;
+    Some(Hooked {
+        app,
+        receiver,
+        user,
+        key,
+        other_key,
+        hook,
+        secret,
+    })
+}
 
-    use reqwest::Method;
-    // Money with cents and a note with a quote and a line break: the payload's lead must
-    // still be the API's object, field for field.
+/// Creates a lead (money with cents, a note with a quote and a line break); its id
+/// and the API's answer.
+async fn create_first(app: &TestApp, key: &str) -> (String, Value) {
     let mut first = reference_curl_body();
     first["lead"]["monthly_revenue"] = json!(50000.1);
     first["lead"]["budget"] = json!(10000);
     first["lead"]["description"] = "said \"hi\"\nüber".into();
     let (status, created) = send(
-        &app,
-        &key,
-        Method::POST,
+        app,
+        key,
+        reqwest::Method::POST,
         "/api/external/leads/create",
         Some(first),
     )
     .await;
     assert_eq!(status, 201);
-    let lead_id = created["lead"]["id"].as_str().unwrap().to_owned();
-    let got = receiver.wait_for("/all", 1, Duration::from_secs(10)).await;
-    verify(&secret, &got[0]);
-    let event = got[0].json();
-    assert_eq!(event["type"], "lead.created");
-    // The payload's lead is the API's lead object, field for field.
-    assert_eq!(event["data"]["lead"], created["lead"]);
-    assert_eq!(got[0].headers["content-type"], "application/json");
-    let sent_at: i64 = got[0].headers["webhook-timestamp"].parse().unwrap();
-    assert!((chrono::Utc::now().timestamp() - sent_at).abs() < 30);
+    (created["lead"]["id"].as_str().unwrap().to_owned(), created)
+}
 
+/// Every kind of change: the first lead created, updated and deleted; a batch of one
+/// good and two refused items; a refused duplicate; an upsert that updates and one that
+/// creates; and one create by the other account. Six events for the owner's `/all`
+/// (three created, two updated, one deleted), one for `/other`. The first lead's id.
+async fn change_every_way(hooked: &Hooked) -> String {
+    use reqwest::Method;
+    let Hooked {
+        app,
+        key,
+        other_key,
+        ..
+    } = hooked;
+    let (lead_id, _) = create_first(app, key).await;
     let (status, _) = send(
-        &app,
-        &key,
+        app,
+        key,
         Method::PATCH,
         &format!("/api/external/leads/{lead_id}"),
         Some(json!({"lead": {"status": "qualified"}})),
@@ -275,8 +303,8 @@ async fn every_lead_change_is_signed_and_delivered_once(backend: Backend) {
     .await;
     assert_eq!(status, 200);
     let (status, _) = send(
-        &app,
-        &key,
+        app,
+        key,
         Method::DELETE,
         &format!("/api/external/leads/{lead_id}"),
         None,
@@ -288,8 +316,8 @@ async fn every_lead_change_is_signed_and_delivered_once(backend: Backend) {
     let mut invalid = batch.clone();
     invalid["email"] = "not-an-email".into();
     let (status, _) = send(
-        &app,
-        &key,
+        app,
+        key,
         Method::POST,
         "/api/external/leads/batch",
         Some(json!({"leads": [batch, invalid, {"name": "x"}]})),
@@ -301,8 +329,8 @@ async fn every_lead_change_is_signed_and_delivered_once(backend: Backend) {
     dup["lead"]["external_id"] = "crm-1".into();
     assert_eq!(
         send(
-            &app,
-            &key,
+            app,
+            key,
             Method::POST,
             "/api/external/leads/create",
             Some(dup.clone())
@@ -315,8 +343,8 @@ async fn every_lead_change_is_signed_and_delivered_once(backend: Backend) {
     dup["lead"]["name"] = "Renamed".into();
     assert_eq!(
         send(
-            &app,
-            &key,
+            app,
+            key,
             Method::POST,
             "/api/external/leads/upsert",
             Some(dup.clone())
@@ -328,8 +356,8 @@ async fn every_lead_change_is_signed_and_delivered_once(backend: Backend) {
     dup["lead"]["external_id"] = "crm-2".into();
     assert_eq!(
         send(
-            &app,
-            &key,
+            app,
+            key,
             Method::POST,
             "/api/external/leads/upsert",
             Some(dup)
@@ -341,8 +369,8 @@ async fn every_lead_change_is_signed_and_delivered_once(backend: Backend) {
     // The other account's lead goes to its own endpoint only.
     assert_eq!(
         send(
-            &app,
-            &other_key,
+            app,
+            other_key,
             Method::POST,
             "/api/external/leads/create",
             Some(reference_curl_body())
@@ -351,7 +379,37 @@ async fn every_lead_change_is_signed_and_delivered_once(backend: Backend) {
         .0,
         201
     );
+    lead_id
+}
 
+async fn a_created_lead_is_signed_and_its_payload_is_the_api_object(backend: Backend) {
+    let Some(Hooked {
+        app,
+        receiver,
+        key,
+        secret,
+        ..
+    }) = hooked(backend).await
+    else {
+        return;
+    };
+    // Money with cents and a note with a quote and a line break: the payload's lead must
+    // still be the API's object, field for field.
+    let (_, created) = create_first(&app, &key).await;
+    let got = receiver.wait_for("/all", 1, Duration::from_secs(10)).await;
+    verify(&secret, &got[0]);
+    let event = got[0].json();
+    assert_eq!(event["type"], "lead.created");
+    // The payload's lead is the API's lead object, field for field.
+    assert_eq!(event["data"]["lead"], created["lead"]);
+    assert_eq!(got[0].headers["content-type"], "application/json");
+    let sent_at: i64 = got[0].headers["webhook-timestamp"].parse().unwrap();
+    assert!((chrono::Utc::now().timestamp() - sent_at).abs() < 30);
+}
+
+/// The six events of [`change_every_way`] at `/all`, checked to be six and no more.
+async fn all_six(hooked: &Hooked) -> Vec<ciq_e2e::receiver::Received> {
+    let receiver = &hooked.receiver;
     let got = receiver.wait_for("/all", 6, Duration::from_secs(10)).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let got_all = receiver.received("/all");
@@ -360,6 +418,16 @@ async fn every_lead_change_is_signed_and_delivered_once(backend: Backend) {
         6,
         "exactly one request per change: {got_all:?}"
     );
+    got
+}
+
+async fn each_change_is_one_signed_request_with_its_own_webhook_id(backend: Backend) {
+    let Some(hooked) = hooked(backend).await else {
+        return;
+    };
+    let lead_id = change_every_way(&hooked).await;
+    let got = all_six(&hooked).await;
+    let (secret, user) = (&hooked.secret, hooked.user);
     let types: Vec<String> = got
         .iter()
         .map(|r| r.json()["type"].as_str().unwrap().to_owned())
@@ -379,7 +447,7 @@ async fn every_lead_change_is_signed_and_delivered_once(backend: Backend) {
         "{types:?}"
     );
     for r in &got {
-        verify(&secret, r);
+        verify(secret, r);
     }
     let deleted = got
         .iter()
@@ -399,6 +467,17 @@ async fn every_lead_change_is_signed_and_delivered_once(backend: Backend) {
     let ids: std::collections::HashSet<&String> =
         got.iter().map(|r| &r.headers["webhook-id"]).collect();
     assert_eq!(ids.len(), 6, "one webhook-id per event");
+}
+
+async fn an_endpoint_hears_only_the_types_it_chose_and_its_own_account(backend: Backend) {
+    let Some(hooked) = hooked(backend).await else {
+        return;
+    };
+    change_every_way(&hooked).await;
+    let got = all_six(&hooked).await;
+    let ids: std::collections::HashSet<&String> =
+        got.iter().map(|r| &r.headers["webhook-id"]).collect();
+    let receiver = &hooked.receiver;
     // The created-only endpoint heard the three creates, with the same webhook-ids.
     let created_only = receiver
         .wait_for("/created-only", 3, Duration::from_secs(10))
@@ -418,8 +497,17 @@ async fn every_lead_change_is_signed_and_delivered_once(backend: Backend) {
             .len(),
         1
     );
+}
+
+async fn deliveries_are_logged_as_delivered_and_counted_in_the_metrics(backend: Backend) {
+    let Some(hooked) = hooked(backend).await else {
+        return;
+    };
+    change_every_way(&hooked).await;
+    all_six(&hooked).await;
+    let (app, hook) = (&hooked.app, hooked.hook);
     // The log: delivered on the first attempt, the receiver's answer kept.
-    let log = deliveries_of(&app, hook).await;
+    let log = deliveries_of(app, hook).await;
     assert_eq!(log.len(), 6);
     for d in &log {
         assert_eq!(

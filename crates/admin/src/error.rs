@@ -48,25 +48,34 @@ impl From<sea_orm::TransactionError<AdminError>> for AdminError {
     }
 }
 
-impl From<AdminError> for ciq_http::HttpError {
-    /// The HTTP face of a management error: a code of the table; a store outage is
-    /// 503, a hashing fault 500 (the cause goes to the access log only).
-    fn from(err: AdminError) -> Self {
-        use ciq_http::{ErrorCode, FieldError, HttpError};
-        match err {
-            AdminError::UserNotFound(_) => HttpError::not_found("no such user"),
-            AdminError::KeyNotFound(_) => HttpError::not_found("no such API key"),
-            AdminError::EmailTaken(_) => HttpError::new(ErrorCode::EmailTaken),
-            err @ AdminError::TooManyKeys(_) => {
-                HttpError::with_message(ErrorCode::TooManyKeys, err.to_string())
-            }
-            AdminError::Invalid { field, rule } => {
-                HttpError::validation_failed(vec![FieldError::new(field, rule)])
-            }
-            err @ AdminError::Hashing(_) => HttpError::internal(err),
-            err @ (AdminError::SessionStore(_) | AdminError::Database(_)) => {
-                HttpError::service_unavailable(err)
-            }
+impl ciq_http::Coded for AdminError {
+    /// A store outage is 503, a hashing fault 500 (the cause goes to the access log
+    /// only).
+    fn code(&self) -> ciq_http::ErrorCode {
+        use ciq_http::ErrorCode;
+        match self {
+            Self::UserNotFound(_) | Self::KeyNotFound(_) => ErrorCode::NotFound,
+            Self::EmailTaken(_) => ErrorCode::EmailTaken,
+            Self::TooManyKeys(_) => ErrorCode::TooManyKeys,
+            Self::Invalid { .. } => ErrorCode::ValidationFailed,
+            Self::Hashing(_) => ErrorCode::InternalError,
+            Self::SessionStore(_) | Self::Database(_) => ErrorCode::ServiceUnavailable,
+        }
+    }
+
+    fn message(&self) -> Option<String> {
+        match self {
+            Self::UserNotFound(_) => Some("no such user".into()),
+            Self::KeyNotFound(_) => Some("no such API key".into()),
+            Self::TooManyKeys(_) => Some(self.to_string()),
+            _ => None,
+        }
+    }
+
+    fn field(&self) -> Option<(&'static str, String)> {
+        match self {
+            Self::Invalid { field, rule } => Some((field, rule.clone())),
+            _ => None,
         }
     }
 }

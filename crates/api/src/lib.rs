@@ -46,7 +46,7 @@ pub fn attach(route: Route, state: Arc<ApiState>) -> Route {
             // Group commit gathers the rows of creates in flight: say one may follow
             // before the key check, the limiter and validation take their time.
             req.extensions_mut()
-                .insert(Arc::new(state.lead_writer.announce()));
+                .insert(Arc::new(state.leads.writer().announce()));
             let keyless = req
                 .headers()
                 .get("x-api-key")

@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use ciq_admin::KeyVerifier;
-use ciq_leads::LeadWriter;
 use ciq_limiter::{LimitSettings, RateLimiter};
 use ciq_store::Db;
 
@@ -27,10 +26,8 @@ pub struct ApiState {
     pub trust_forwarded_for: bool,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
-    /// Group-commit writer of leads.
-    pub lead_writer: LeadWriter,
+    /// The lead store (its writes, reads and the store breaker in front of them).
+    pub leads: ciq_leads::Leads,
     /// How long an `Idempotency-Key` and its answer are remembered.
     pub idempotency_retention: std::time::Duration,
-    /// The instance's breaker on the store: while open, creates answer 503 at once.
-    pub breaker: Arc<ciq_store::Breaker>,
 }

@@ -243,9 +243,12 @@ impl Application {
                 limits: settings.limits,
                 trust_forwarded_for: settings.trust_forwarded_for,
                 max_body_bytes: settings.max_body_bytes,
-                lead_writer: LeadWriter::start(db.clone(), writers, breaker.clone()),
+                leads: ciq_leads::Leads::new(
+                    db.clone(),
+                    reads.clone(),
+                    LeadWriter::start(db.clone(), writers, breaker.clone()),
+                ),
                 idempotency_retention: settings.retention.idempotency,
-                breaker: breaker.clone(),
             }),
             console: Arc::new(ConsoleState {
                 db: db.clone(),
@@ -315,7 +318,7 @@ impl Application {
         let flusher = tokio::spawn(verifier.clone().run_last_used_flusher(LAST_USED_FLUSH));
         let purge = tokio::spawn(crate::retention::run_purge(
             self.states.api.db.clone(),
-            self.states.api.breaker.clone(),
+            self.states.console.breaker.clone(),
             self.retention,
         ));
         let imports = self.states.console.import_worker.clone();

@@ -23,98 +23,7 @@ pub const MAX_DETAILS: usize = 50;
 /// Seconds a client should wait after a 503 before trying again.
 pub const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 5;
 
-macro_rules! error_codes {
-    ($( $(#[$doc:meta])* $variant:ident => ($code:literal, $status:ident, $message:literal), )*) => {
-        /// Every stable error code, with its HTTP status and default message.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum ErrorCode {
-            $( $(#[$doc])* $variant, )*
-        }
-
-        impl ErrorCode {
-            /// Every code, in table order.
-            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant,)*];
-
-            /// The code as clients see it in `error.code`.
-            pub const fn as_str(self) -> &'static str {
-                match self { $(ErrorCode::$variant => $code,)* }
-            }
-
-            /// The HTTP status this code is always answered with.
-            pub const fn status(self) -> StatusCode {
-                match self { $(ErrorCode::$variant => StatusCode::$status,)* }
-            }
-
-            /// The message used when the raiser has nothing more specific to say.
-            pub const fn default_message(self) -> &'static str {
-                match self { $(ErrorCode::$variant => $message,)* }
-            }
-        }
-    };
-}
-
-error_codes! {
-    /// A path or body the framework could not parse (operator API).
-    BadRequest => ("bad_request", BAD_REQUEST, "the request could not be parsed"),
-    /// The body is not JSON.
-    InvalidJson => ("invalid_json", BAD_REQUEST, "the request body is not valid JSON"),
-    /// No `X-API-Key` header.
-    MissingApiKey => ("missing_api_key", UNAUTHORIZED,
-        "Send your API key in the X-API-Key header (Settings → API Key generates one)"),
-    /// Malformed, unknown, revoked or expired key.
-    InvalidApiKey => ("invalid_api_key", UNAUTHORIZED, "the API key is not valid"),
-    /// No operator token.
-    MissingAdminToken => ("missing_admin_token", UNAUTHORIZED,
-        "send the operator token as Authorization: Bearer <CIQ_ADMIN_TOKEN>"),
-    /// A wrong operator token.
-    InvalidAdminToken => ("invalid_admin_token", UNAUTHORIZED, "the operator token is not valid"),
-    /// The key lacks the scope the operation needs (the message names it).
-    InsufficientScope => ("insufficient_scope", FORBIDDEN, "the API key lacks the scope this operation needs"),
-    /// A browser request from a web origin the key does not allow (the message names it).
-    OriginNotAllowed => ("origin_not_allowed", FORBIDDEN,
-        "this API key may not be used from this web page's origin"),
-    /// No such route, user or key.
-    NotFound => ("not_found", NOT_FOUND, "no such endpoint"),
-    /// No such lead in this account (also another account's, or an id that is not one).
-    LeadNotFound => ("lead_not_found", NOT_FOUND, "no such lead in this account"),
-    /// The route exists but not with this method (`Allow` says which).
-    MethodNotAllowed => ("method_not_allowed", METHOD_NOT_ALLOWED,
-        "this endpoint does not accept that method"),
-    /// A request with the same `Idempotency-Key` is still running.
-    IdempotencyKeyInUse => ("idempotency_key_in_use", CONFLICT,
-        "a request with this Idempotency-Key is still being processed; retry shortly"),
-    /// The account already has a lead with this `external_id` (`lead_id` names it).
-    DuplicateLead => ("duplicate_lead", CONFLICT, "a lead with this external_id already exists in this account"),
-    /// A user with this email exists.
-    EmailTaken => ("email_taken", CONFLICT, "a user with this email already exists"),
-    /// The account holds the most active keys allowed.
-    TooManyKeys => ("too_many_keys", CONFLICT, "the account holds the most active keys allowed"),
-    /// A remembered idempotent answer whose lead was erased since.
-    LeadDeleted => ("lead_deleted", GONE, "the lead this Idempotency-Key created has been erased"),
-    /// The body exceeds the size limit.
-    PayloadTooLarge => ("payload_too_large", PAYLOAD_TOO_LARGE, "the request body is too large"),
-    /// The body is not `application/json`.
-    UnsupportedMediaType => ("unsupported_media_type", UNSUPPORTED_MEDIA_TYPE,
-        "Content-Type must be application/json"),
-    /// Field or query rules broken; every one is in `details`.
-    ValidationFailed => ("validation_failed", UNPROCESSABLE_ENTITY, "field rules were broken; see details"),
-    /// The `Idempotency-Key` was used with another body.
-    IdempotencyKeyReused => ("idempotency_key_reused", UNPROCESSABLE_ENTITY,
-        "this Idempotency-Key was used with a different request body in the last 24 hours"),
-    /// Over the limit; `Retry-After` says when to come back.
-    RateLimited => ("rate_limited", TOO_MANY_REQUESTS, "too many requests; retry later"),
-    /// A fault of ours. Never carries `Retry-After`: retrying will not help by itself.
-    InternalError => ("internal_error", INTERNAL_SERVER_ERROR, "an unexpected error occurred"),
-    /// A store or dependency is unreachable; `Retry-After` says when to try again.
-    ServiceUnavailable => ("service_unavailable", SERVICE_UNAVAILABLE,
-        "the lead store is temporarily unavailable; retry shortly"),
-}
-
-impl std::fmt::Display for ErrorCode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use ciq_errors::{Coded, ErrorCode};
 
 /// One broken rule, named by the field's path in the request (`lead.email`, or a
 /// query parameter's or header's name).
@@ -332,6 +241,36 @@ impl HttpError {
     }
 }
 
+/// The one conversion of a domain's error into the JSON error: its code; for a 503 the
+/// `Retry-After` and for any 5xx the cause (its `Display`) for the access log, never
+/// sent; otherwise its message, field or lead as it names them.
+impl<E: Coded> From<E> for HttpError {
+    fn from(err: E) -> Self {
+        let code = err.code();
+        match code {
+            ErrorCode::ServiceUnavailable => return HttpError::service_unavailable(err),
+            _ if code.status().is_server_error() => {
+                return Self {
+                    code,
+                    ..HttpError::internal(err)
+                };
+            }
+            _ => {}
+        }
+        if let (ErrorCode::ValidationFailed, Some((field, rule))) = (code, err.field()) {
+            return HttpError::validation_failed(vec![FieldError::new(field, rule)]);
+        }
+        let error = match err.message() {
+            Some(message) => HttpError::with_message(code, message),
+            None => HttpError::new(code),
+        };
+        Self {
+            lead_id: err.lead_id(),
+            ..error
+        }
+    }
+}
+
 impl std::fmt::Display for HttpError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}: {}", self.code, self.message)
@@ -415,6 +354,95 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A domain error for the conversion's tests: a code and what it names.
+    struct Domain {
+        code: ErrorCode,
+        message: Option<&'static str>,
+        field: Option<(&'static str, &'static str)>,
+        lead: Option<uuid::Uuid>,
+    }
+
+    impl std::fmt::Display for Domain {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("connection refused by db.internal:5432")
+        }
+    }
+
+    impl Coded for Domain {
+        fn code(&self) -> ErrorCode {
+            self.code
+        }
+        fn message(&self) -> Option<String> {
+            self.message.map(str::to_owned)
+        }
+        fn field(&self) -> Option<(&'static str, String)> {
+            self.field.map(|(f, r)| (f, r.to_owned()))
+        }
+        fn lead_id(&self) -> Option<uuid::Uuid> {
+            self.lead
+        }
+    }
+
+    fn domain(code: ErrorCode) -> Domain {
+        Domain {
+            code,
+            message: None,
+            field: None,
+            lead: None,
+        }
+    }
+
+    #[test]
+    fn a_domain_error_becomes_its_code_with_what_it_names() {
+        let lead = uuid::Uuid::now_v7();
+        let err = HttpError::from(Domain {
+            lead: Some(lead),
+            ..domain(ErrorCode::DuplicateLead)
+        });
+        assert_eq!(
+            (err.code, err.lead_id),
+            (ErrorCode::DuplicateLead, Some(lead))
+        );
+        assert_eq!(err.message, ErrorCode::DuplicateLead.default_message());
+        assert_eq!(err.cause, None);
+
+        let err = HttpError::from(Domain {
+            message: Some("no such user"),
+            ..domain(ErrorCode::NotFound)
+        });
+        assert_eq!(
+            (err.status(), err.message.as_ref()),
+            (StatusCode::NOT_FOUND, "no such user")
+        );
+
+        let err = HttpError::from(Domain {
+            field: Some(("name", "must not be empty")),
+            ..domain(ErrorCode::ValidationFailed)
+        });
+        assert_eq!(err.details, [FieldError::new("name", "must not be empty")]);
+    }
+
+    #[test]
+    fn a_domain_outage_is_503_with_retry_after_and_its_cause_is_never_sent() {
+        let err = HttpError::from(domain(ErrorCode::ServiceUnavailable));
+        assert_eq!(err.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(err.retry_after, Some(UNAVAILABLE_RETRY_AFTER_SECS));
+        assert!(
+            err.cause
+                .as_deref()
+                .is_some_and(|c| c.contains("db.internal"))
+        );
+        let fault = HttpError::from(domain(ErrorCode::InternalError));
+        assert_eq!(
+            (fault.status(), fault.retry_after),
+            (StatusCode::INTERNAL_SERVER_ERROR, None)
+        );
+        for err in [err, fault] {
+            let body = serde_json::to_string(&err.body()).unwrap();
+            assert!(!body.contains("db.internal"), "{body}");
+        }
+    }
 
     #[test]
     fn every_code_is_unique_and_snake_case() {

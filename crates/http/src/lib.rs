@@ -25,7 +25,7 @@ pub mod secret;
 pub mod security;
 pub mod time;
 
-pub use error::{ErrorBody, ErrorCode, FieldError, HttpError};
+pub use error::{Coded, ErrorBody, ErrorCode, FieldError, HttpError};
 pub use time::Timestamp;
 
 /// Implements poem-openapi's `Type` for a scalar newtype: `$name` is its name in the

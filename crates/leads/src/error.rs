@@ -56,3 +56,26 @@ impl<E: Into<LeadError>> From<TransactionError<E>> for LeadError {
         }
     }
 }
+
+impl ciq_errors::Coded for LeadError {
+    /// A store failure is 503 (retry), an unreadable remembered answer 500.
+    fn code(&self) -> ciq_errors::ErrorCode {
+        use ciq_errors::ErrorCode;
+        match self {
+            Self::Store(_) | Self::Unavailable(_) => ErrorCode::ServiceUnavailable,
+            Self::IdempotencyKeyReused => ErrorCode::IdempotencyKeyReused,
+            Self::IdempotencyKeyInUse => ErrorCode::IdempotencyKeyInUse,
+            Self::DuplicateLead(_) => ErrorCode::DuplicateLead,
+            Self::NotFound => ErrorCode::LeadNotFound,
+            Self::LeadDeleted => ErrorCode::LeadDeleted,
+            Self::StoredAnswerUnreadable(_) => ErrorCode::InternalError,
+        }
+    }
+
+    fn lead_id(&self) -> Option<uuid::Uuid> {
+        match self {
+            Self::DuplicateLead(id) => Some(*id),
+            _ => None,
+        }
+    }
+}

@@ -13,7 +13,16 @@ use ciq_entity::lead::{self, LeadStatus};
 
 use crate::money::Money;
 use crate::rules::NewLead;
-use crate::store::LeadOwner;
+
+/// Who a lead is written for: the account and the key that authenticated the
+/// request. It comes from the verified key, never from the body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeadOwner {
+    /// The tenant.
+    pub user_id: Uuid,
+    /// The key that creates the lead; `None` when the owner imports it in Settings.
+    pub api_key_id: Option<Uuid>,
+}
 
 /// A lead's id, its account's and its key's (for [`lead_fields!`]' callers).
 pub type Id = Uuid;

@@ -6,6 +6,8 @@
 //! - [`lead`]: the lead as the domain hands it out, and its JSON object.
 //! - [`money`]: exact two-decimal amounts carried as cents.
 //! - [`store`]: writing a lead under the key owner's account.
+//! - [`service`]: [`Leads`], the handle the surfaces use, and the one layer that
+//!   consults the store breaker.
 //! - [`group_commit`]: concurrent creates share one INSERT and one commit.
 //! - [`idempotency`]: Stripe's `Idempotency-Key` semantics, per account.
 //! - [`events`]: lead events for ciq-webhooks' outbox: types, payload, attributes.
@@ -17,6 +19,7 @@ pub mod idempotency;
 pub mod lead;
 pub mod money;
 pub mod rules;
+pub mod service;
 pub mod store;
 
 pub use ciq_entity::lead::LeadStatus;
@@ -25,4 +28,5 @@ pub use group_commit::{Announcement, LeadWriter};
 pub use lead::Lead;
 pub use money::Money;
 pub use rules::{NewLead, Violation};
+pub use service::Leads;
 pub use store::LeadOwner;

@@ -19,15 +19,7 @@ use crate::lead::{Lead, row_of};
 use crate::rules::NewLead;
 use ciq_webhooks::outbox;
 
-/// Who a lead is written for: the account and the key that authenticated the
-/// request. It comes from the verified key, never from the body.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LeadOwner {
-    /// The tenant.
-    pub user_id: Uuid,
-    /// The key that creates the lead; `None` when the owner imports it in Settings.
-    pub api_key_id: Option<Uuid>,
-}
+pub use crate::lead::LeadOwner;
 
 /// An idempotent create: its key, and how to render the answer that a retry with the
 /// same key replays (the surface's own JSON, remembered as it was sent).

@@ -68,6 +68,13 @@ impl std::fmt::Display for StoreDown {
 
 impl std::error::Error for StoreDown {}
 
+impl ciq_errors::Coded for StoreDown {
+    /// 503 with `Retry-After`: the store may be back in a moment.
+    fn code(&self) -> ciq_errors::ErrorCode {
+        ciq_errors::ErrorCode::ServiceUnavailable
+    }
+}
+
 /// One instance's breaker on its store.
 pub struct Breaker {
     db: Db,

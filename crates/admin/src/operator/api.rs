@@ -65,7 +65,7 @@ pub async fn guarded<E: Endpoint>(endpoint: Arc<E>, req: Request) -> poem::Resul
         .breaker
         .guard(endpoint.call(req))
         .await
-        .map_err(HttpError::service_unavailable)?
+        .map_err(HttpError::from)?
         .map(poem::IntoResponse::into_response)
 }
 

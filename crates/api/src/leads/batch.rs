@@ -22,7 +22,7 @@ use ciq_leads::{LeadError, LeadOwner, NewLead, idempotency};
 
 use super::body::read_json_within;
 use super::idempotent;
-use super::{Lead, field_errors, lead_error};
+use super::{Lead, field_errors};
 use crate::auth::ApiKeyAuth;
 use crate::state::ApiState;
 use crate::tags::ApiTags;
@@ -274,7 +274,7 @@ fn results(outcomes: &[BatchOutcome], refusals: &[Option<Vec<FieldError>>]) -> V
                 index,
                 409,
                 None,
-                Some(lead_error(LeadError::DuplicateLead(*holder))),
+                Some(HttpError::from(LeadError::DuplicateLead(*holder))),
             ),
             BatchOutcome::Refused => item(
                 index,
@@ -291,7 +291,7 @@ fn results(outcomes: &[BatchOutcome], refusals: &[Option<Vec<FieldError>>]) -> V
 /// A remembered answer's items (a JSON array; `null` where the lead was erased since).
 fn replayed(stored: &str) -> Result<BatchCreated, HttpError> {
     let unreadable = |why: String| {
-        lead_error(LeadError::StoredAnswerUnreadable(format!(
+        HttpError::from(LeadError::StoredAnswerUnreadable(format!(
             "a batch answer: {why}"
         )))
     };
@@ -304,7 +304,7 @@ fn replayed(stored: &str) -> Result<BatchCreated, HttpError> {
                 index,
                 410,
                 None,
-                Some(lead_error(LeadError::LeadDeleted)),
+                Some(HttpError::from(LeadError::LeadDeleted)),
             )),
             value => {
                 BatchItem::parse_from_json(Some(value)).map_err(|e| unreadable(e.into_message()))
@@ -395,10 +395,6 @@ async fn batch(
 ) -> Result<(BatchCreated, bool), HttpError> {
     caller.require(ciq_admin::Scope::LeadsCreate)?;
     let Batch { items, body } = submission.0?;
-    state
-        .breaker
-        .check()
-        .map_err(HttpError::service_unavailable)?;
     let user_id = caller.key.user_id;
     let key = match idempotent::claim(state, user_id, idempotency_key, || {
         idempotency::fingerprint(&body)
@@ -430,14 +426,12 @@ async fn batch(
         key,
         render: &render,
     });
-    let stored =
-        ciq_leads::store::insert_batch(&state.db, &state.lead_writer, owner, leads, remembered)
-            .await;
+    let stored = state.leads.insert_batch(owner, leads, remembered).await;
     match stored {
         Ok(outcomes) => Ok((BatchCreated::of(results(&outcomes, &refusals)), false)),
         Err(err) => {
             idempotent::release(state, user_id, key.as_deref()).await;
-            Err(lead_error(err))
+            Err(HttpError::from(err))
         }
     }
 }

@@ -8,7 +8,7 @@ use poem_openapi::payload::Response;
 use ciq_http::HttpError;
 use ciq_leads::idempotency;
 
-use super::{field_errors, lead_error};
+use super::field_errors;
 use crate::state::ApiState;
 
 /// The header's raw bytes: the typed parameter (kept for the document) would turn a key
@@ -42,17 +42,9 @@ pub async fn claim(
     let key = idempotency::validate_key(&raw)
         .map_err(|v| HttpError::validation_failed(field_errors(vec![v])))?;
     let claimed = state
-        .breaker
-        .guard(idempotency::claim(
-            &state.db,
-            user_id,
-            &key,
-            &fingerprint(),
-            state.idempotency_retention,
-        ))
-        .await
-        .map_err(HttpError::service_unavailable)?
-        .map_err(lead_error)?;
+        .leads
+        .claim(user_id, &key, &fingerprint(), state.idempotency_retention)
+        .await?;
     Ok(match claimed {
         idempotency::Claim::Fresh => Keyed::Fresh(Some(key)),
         idempotency::Claim::Replay(body) => Keyed::Replay(body),
@@ -62,7 +54,7 @@ pub async fn claim(
 /// Frees the key of a request that stored nothing, so that the client's retry can run.
 pub async fn release(state: &ApiState, user_id: uuid::Uuid, key: Option<&str>) {
     if let Some(key) = key {
-        let _ = idempotency::forget(&state.db, user_id, key).await;
+        let _ = state.leads.forget(user_id, key).await;
     }
 }
 
@@ -79,7 +71,7 @@ pub fn marked<T>(response: Response<T>, replayed: bool) -> Response<T> {
 /// a fault of ours).
 pub fn stored<T: poem_openapi::types::ParseFromJSON>(body: &str) -> Result<T, HttpError> {
     T::parse_from_json(serde_json::from_str(body).ok()).map_err(|err| {
-        lead_error(ciq_leads::LeadError::StoredAnswerUnreadable(
+        HttpError::from(ciq_leads::LeadError::StoredAnswerUnreadable(
             err.into_message(),
         ))
     })

@@ -18,7 +18,7 @@ use ciq_http::{ErrorBody, FieldError, HttpError};
 use ciq_leads::store::{After, LeadFilter};
 use ciq_leads::{LeadError, LeadStatus};
 
-use super::{Lead, lead_error};
+use super::Lead;
 use crate::auth::ApiKeyAuth;
 use crate::state::ApiState;
 use crate::tags::ApiTags;
@@ -307,7 +307,7 @@ fn listing(
 
 /// The lead id of a path: a string that is not a UUID names no lead.
 fn lead_id(id: &str) -> Result<Uuid, HttpError> {
-    id.parse().map_err(|_| lead_error(LeadError::NotFound))
+    id.parse().map_err(|_| HttpError::from(LeadError::NotFound))
 }
 
 /// Reading and erasing leads.
@@ -364,14 +364,7 @@ impl ManageLeadsApi {
             )?;
             // A list may be as stale as the read replica is allowed to be.
             let (user_id, filter) = (caller.key.user_id, &filter);
-            let (leads, more) = state
-                .breaker
-                .guard(state.reads.read(|db| async move {
-                    ciq_leads::store::list(&db, user_id, filter, after, limit).await
-                }))
-                .await
-                .map_err(HttpError::service_unavailable)?
-                .map_err(lead_error)?;
+            let (leads, more) = state.leads.list(user_id, filter, after, limit).await?;
             let next_cursor = more
                 .then(|| leads.last().map(|l| After::lead(l).to_cursor()))
                 .flatten();
@@ -412,19 +405,7 @@ impl ManageLeadsApi {
             // The replica first; what it does not have yet is asked of the primary, so
             // a create followed by a GET never answers 404.
             let user_id = caller.key.user_id;
-            let lead = state
-                .breaker
-                .guard(state.reads.read_fresh_one(|db| async move {
-                    match ciq_leads::store::find(&db, user_id, id).await {
-                        Ok(lead) => Ok(Some(lead)),
-                        Err(LeadError::NotFound) => Ok(None),
-                        Err(err) => Err(err),
-                    }
-                }))
-                .await
-                .map_err(HttpError::service_unavailable)?
-                .map_err(lead_error)?
-                .ok_or_else(|| lead_error(LeadError::NotFound))?;
+            let lead = state.leads.find(user_id, id).await?;
             Ok::<_, HttpError>(LeadFound {
                 success: true,
                 lead: lead.into(),
@@ -461,17 +442,7 @@ impl ManageLeadsApi {
             caller.require(Scope::LeadsWrite)?;
             let patch = submission.into_patch()?;
             let id = lead_id(&id.0)?;
-            let lead = state
-                .breaker
-                .guard(ciq_leads::store::update(
-                    &state.db,
-                    caller.key.user_id,
-                    id,
-                    patch,
-                ))
-                .await
-                .map_err(HttpError::service_unavailable)?
-                .map_err(lead_error)?;
+            let lead = state.leads.update(caller.key.user_id, id, patch).await?;
             Ok::<_, HttpError>(LeadFound {
                 success: true,
                 lead: lead.into(),
@@ -505,12 +476,7 @@ impl ManageLeadsApi {
         let answer = async {
             caller.require(Scope::LeadsWrite)?;
             let id = lead_id(&id.0)?;
-            state
-                .breaker
-                .guard(ciq_leads::store::erase(&state.db, caller.key.user_id, id))
-                .await
-                .map_err(HttpError::service_unavailable)?
-                .map_err(lead_error)
+            Ok::<_, HttpError>(state.leads.erase(caller.key.user_id, id).await?)
         }
         .await;
         caller.answer(match answer {

@@ -14,9 +14,9 @@ use poem_openapi::param::Header;
 use poem_openapi::payload::{Json, Response};
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
-use ciq_http::{ErrorBody, ErrorCode, FieldError, HttpError, Timestamp};
+use ciq_http::{ErrorBody, FieldError, HttpError, Timestamp};
 use ciq_leads::store::{LeadOwner, Remembered};
-use ciq_leads::{LeadError, Violation, group_commit};
+use ciq_leads::{Violation, group_commit};
 
 pub use body::{LeadSubmission, PatchSubmission};
 
@@ -251,24 +251,6 @@ crate::responses::error_variants!(CreateLeadResponse {
     503 => Unavailable,
 });
 
-/// The HTTP face of a lead error.
-pub fn lead_error(err: LeadError) -> HttpError {
-    match err {
-        err @ (LeadError::Store(_) | LeadError::Unavailable(_)) => {
-            HttpError::service_unavailable(err)
-        }
-        LeadError::IdempotencyKeyReused => HttpError::new(ErrorCode::IdempotencyKeyReused),
-        LeadError::IdempotencyKeyInUse => HttpError::new(ErrorCode::IdempotencyKeyInUse),
-        LeadError::DuplicateLead(lead_id) => HttpError {
-            lead_id: Some(lead_id),
-            ..HttpError::new(ErrorCode::DuplicateLead)
-        },
-        LeadError::NotFound => HttpError::new(ErrorCode::LeadNotFound),
-        LeadError::LeadDeleted => HttpError::new(ErrorCode::LeadDeleted),
-        err @ LeadError::StoredAnswerUnreadable(_) => HttpError::internal(err),
-    }
-}
-
 /// Broken rules as the error contract lists them.
 pub fn field_errors(violations: Vec<Violation>) -> Vec<FieldError> {
     violations
@@ -378,11 +360,6 @@ async fn create(
 ) -> Result<(LeadCreated, bool), HttpError> {
     caller.require(ciq_admin::Scope::LeadsCreate)?;
     let submitted = submission.into_submitted()?;
-    // The lead itself needs the store: while it is known to be gone, say so at once.
-    state
-        .breaker
-        .check()
-        .map_err(HttpError::service_unavailable)?;
     let user_id = caller.key.user_id;
     let key = match idempotent::claim(state, user_id, idempotency_key, || submitted.fingerprint())
         .await?
@@ -405,15 +382,10 @@ async fn create(
         render: &render,
     });
     // The store guards itself: group commit per batch, the other paths per write.
-    let stored = ciq_leads::store::insert_lead(
-        &state.db,
-        &state.lead_writer,
-        owner,
-        submitted.lead,
-        remembered,
-        announcement,
-    )
-    .await;
+    let stored = state
+        .leads
+        .insert_lead(owner, submitted.lead, remembered, announcement)
+        .await;
     match stored {
         Ok(lead) => Ok((
             LeadCreated {
@@ -424,7 +396,7 @@ async fn create(
         )),
         Err(err) => {
             idempotent::release(state, user_id, key.as_deref()).await;
-            Err(lead_error(err))
+            Err(HttpError::from(err))
         }
     }
 }

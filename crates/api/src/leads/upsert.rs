@@ -21,7 +21,7 @@ use ciq_leads::{LeadOwner, NewLead, idempotency};
 
 use super::body::read_json_within;
 use super::idempotent;
-use super::{CreateLeadRequest, Lead, field_errors, lead_error};
+use super::{CreateLeadRequest, Lead, field_errors};
 use crate::auth::ApiKeyAuth;
 use crate::state::ApiState;
 use crate::tags::ApiTags;
@@ -278,10 +278,6 @@ async fn upsert(
         new,
         body,
     } = submission.0?;
-    state
-        .breaker
-        .check()
-        .map_err(HttpError::service_unavailable)?;
     let user_id = caller.key.user_id;
     let key = match idempotent::claim(state, user_id, idempotency_key, || {
         idempotency::fingerprint(&body)
@@ -305,21 +301,15 @@ async fn upsert(
         user_id,
         api_key_id: Some(caller.key.key_id),
     };
-    let stored = ciq_leads::store::upsert(
-        &state.db,
-        &state.lead_writer,
-        owner,
-        &external_id,
-        patch,
-        new,
-        remembered,
-    )
-    .await;
+    let stored = state
+        .leads
+        .upsert(owner, &external_id, patch, new, remembered)
+        .await;
     let outcome = match stored {
         Ok(Some(upserted)) => return Ok((answer_of(&upserted), false)),
         // No lead has the external id, and the body is no lead to create.
         Ok(None) => HttpError::validation_failed(create_rules),
-        Err(err) => lead_error(err),
+        Err(err) => HttpError::from(err),
     };
     idempotent::release(state, user_id, key.as_deref()).await;
     Err(outcome)

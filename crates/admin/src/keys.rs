@@ -66,9 +66,9 @@ pub struct NewKey {
 pub struct KeySummary {
     /// Key id (for revoke).
     pub id: Uuid,
-    /// Owner.
+    /// The account that owns the key.
     pub user_id: Uuid,
-    /// Name.
+    /// The owner's label for the key (not unique).
     pub name: String,
     /// `ciq_` + the first characters of the key.
     pub display_prefix: String,
@@ -76,7 +76,7 @@ pub struct KeySummary {
     pub status: KeyStatus,
     /// Per-key limit, if overridden.
     pub rate_limit_per_minute: Option<i32>,
-    /// Created at.
+    /// When it was generated (a rolled key's successor: when it was rolled).
     pub created_at: DateTime<Utc>,
     /// Last authenticated request.
     pub last_used_at: Option<DateTime<Utc>>,

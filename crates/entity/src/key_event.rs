@@ -35,7 +35,7 @@ pub enum KeyEventKind {
     /// Replaced by a successor (the event is on the old key).
     #[sea_orm(string_value = "rolled")]
     Rolled,
-    /// Revoked.
+    /// Refused from now on, by its owner or an operator.
     #[sea_orm(string_value = "revoked")]
     Revoked,
 }

@@ -66,13 +66,13 @@ pub enum LeadStatus {
     #[default]
     #[sea_orm(string_value = "new")]
     New,
-    /// Contacted.
+    /// Reached at least once; no verdict yet.
     #[sea_orm(string_value = "contacted")]
     Contacted,
-    /// Qualified.
+    /// Judged a real prospect.
     #[sea_orm(string_value = "qualified")]
     Qualified,
-    /// Lost.
+    /// No sale will come of it.
     #[sea_orm(string_value = "lost")]
     Lost,
 }

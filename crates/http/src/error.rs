@@ -83,7 +83,7 @@ pub struct ErrorBody {
 pub struct HttpError {
     /// Stable code; it decides the status.
     pub code: ErrorCode,
-    /// Message.
+    /// What the client reads in `error.message` (never a secret, never the cause).
     pub message: Cow<'static, str>,
     /// Field details (all of them; the body carries at most [`MAX_DETAILS`]).
     pub details: Vec<FieldError>,

@@ -11,7 +11,8 @@ use poem::http::HeaderValue;
 use poem::{Endpoint, IntoResponse, Request, Response};
 use tracing::Instrument;
 
-/// The header.
+/// The header that carries a request's id both ways: a client's is kept when it is
+/// well formed, otherwise one is made; every answer sends it back.
 pub const HEADER: &str = "x-request-id";
 /// Longest id accepted from a client.
 pub const MAX_LEN: usize = 128;

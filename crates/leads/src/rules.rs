@@ -116,25 +116,25 @@ submitted_fields!(field_names);
 /// A lead that passed every rule, normalised (trimmed strings, bare phone digits).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewLead {
-    /// Full name.
+    /// Full name, trimmed, 1–200 characters.
     pub name: String,
-    /// Email address.
+    /// Email address, trimmed, as the rule accepts it.
     pub email: String,
-    /// E.164 digits without `+`.
+    /// E.164 digits without `+` (separators removed).
     pub phone: Option<String>,
-    /// Source.
+    /// Where the lead came from, trimmed, 1–100 characters.
     pub source: String,
-    /// Industry.
+    /// Industry or vertical, trimmed, 1–100 characters.
     pub industry: String,
     /// Score 1–10.
     pub score: Option<i32>,
-    /// Status (default `new`).
+    /// Status (`new` when the body has none).
     pub status: LeadStatus,
-    /// Monthly revenue.
+    /// Monthly revenue, exact to the cent.
     pub monthly_revenue: Option<Money>,
-    /// Budget.
+    /// Budget, exact to the cent.
     pub budget: Option<Money>,
-    /// Notes.
+    /// Notes, newlines kept.
     pub description: Option<String>,
     /// The client's own id for the lead, unique per account.
     pub external_id: Option<String>,
@@ -262,27 +262,28 @@ impl<T> Change<T> {
 /// An update that passed every rule: the fields it carries, each checked as on create.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeadPatch {
-    /// Full name.
+    /// A new name (it cannot be emptied), or `None`: kept.
     pub name: Option<String>,
-    /// Email address.
+    /// A new email (it cannot be emptied), or `None`: kept.
     pub email: Option<String>,
-    /// Phone.
+    /// A new phone (digits), emptied, or kept.
     pub phone: Change<String>,
-    /// Source.
+    /// A new source (it cannot be emptied), or `None`: kept.
     pub source: Option<String>,
-    /// Industry.
+    /// A new industry (it cannot be emptied), or `None`: kept.
     pub industry: Option<String>,
-    /// Score.
+    /// A new score, emptied, or kept.
     pub score: Change<i32>,
-    /// Status.
+    /// A new status (it cannot be emptied), or `None`: kept.
     pub status: Option<LeadStatus>,
-    /// Monthly revenue.
+    /// A new monthly revenue, emptied, or kept.
     pub monthly_revenue: Change<Money>,
-    /// Budget.
+    /// A new budget, emptied, or kept.
     pub budget: Change<Money>,
-    /// Notes.
+    /// New notes, emptied, or kept.
     pub description: Change<String>,
-    /// The client's own id.
+    /// A new external id (refused when another lead of the account has it), emptied,
+    /// or kept.
     pub external_id: Change<String>,
 }
 

@@ -304,17 +304,17 @@ pub async fn find(
 /// What a listing is narrowed to; every filter is an exact match (email ignoring case).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LeadFilter {
-    /// Pipeline status.
+    /// Only leads in this pipeline status.
     pub status: Option<LeadStatus>,
-    /// Source.
+    /// Only leads whose source is exactly this.
     pub source: Option<String>,
     /// Email, any case.
     pub email: Option<String>,
     /// The client's id.
     pub external_id: Option<String>,
-    /// Created at or after.
+    /// Only leads created at or after this moment.
     pub created_after: Option<DateTime<Utc>>,
-    /// Created before.
+    /// Only leads created strictly before this moment.
     pub created_before: Option<DateTime<Utc>>,
     /// Created with this key.
     pub api_key_id: Option<Uuid>,

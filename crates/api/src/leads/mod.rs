@@ -259,7 +259,8 @@ pub fn field_errors(violations: Vec<Violation>) -> Vec<FieldError> {
         .collect()
 }
 
-/// The leads API.
+/// The lead endpoints of the public document: create, batch, upsert, list, get, update
+/// and erase.
 pub struct LeadsApi;
 
 #[OpenApi]

@@ -10,7 +10,9 @@ use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use uuid::Uuid;
 
 use ciq_e2e::console::get_html as page;
-use ciq_e2e::console::{PASSWORD, browser_like_client, hidden_csrf as csrf_of, owner, sign_in};
+use ciq_e2e::console::{
+    PASSWORD, Session, browser_like_client, hidden_csrf as csrf_of, owner, sign_in, signed_in,
+};
 
 on_every_backend!(
     the_preview_suggests_each_column_and_names_the_broken_rows,
@@ -140,22 +142,14 @@ struct Uploaded {
 }
 
 async fn alice_uploads(app: &TestApp) -> Uploaded {
-    let alice = owner(app, "alice@acme.test").await;
-    let client = browser_like_client();
-    assert_eq!(
-        sign_in(app, &client, "alice@acme.test", PASSWORD)
-            .await
-            .status(),
-        303
-    );
-    let (status, html) = page(&client, app, "/settings/leads/imports").await;
-    assert_eq!(status, 200);
+    let Session { user, client, csrf } =
+        signed_in(app, "alice@acme.test", "/settings/leads/imports").await;
+    let (_, html) = page(&client, app, "/settings/leads/imports").await;
     assert!(html.contains("enctype=\"multipart/form-data\""));
-    let csrf = csrf_of(&html);
     let resp = upload(&client, app, &csrf, "crm.csv", CSV.as_bytes().to_vec()).await;
     let id = import_of(&resp);
     Uploaded {
-        alice,
+        alice: user,
         client,
         csrf,
         id,
@@ -409,17 +403,13 @@ async fn a_rerun_with_external_ids_updates_every_good_row_and_creates_nothing(ap
 async fn another_owner_reaches_none_of_an_import(app: TestApp) {
     let Uploaded { id, .. } = alice_imports(&app).await;
     // Another owner reaches none of it.
-    let _bob = owner(&app, "bob@acme.test").await;
-    let bob_client = browser_like_client();
-    assert_eq!(
-        sign_in(&app, &bob_client, "bob@acme.test", PASSWORD)
-            .await
-            .status(),
-        303
-    );
+    let Session {
+        client: bob_client,
+        csrf: bob_csrf,
+        ..
+    } = signed_in(&app, "bob@acme.test", "/settings/leads/imports").await;
     let (_, html) = page(&bob_client, &app, "/settings/leads/imports").await;
     assert!(!html.contains("crm.csv"));
-    let bob_csrf = csrf_of(&html);
     for path in [
         format!("/settings/leads/imports/{id}"),
         format!("/settings/leads/imports/{id}/failures.csv"),

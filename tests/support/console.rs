@@ -107,3 +107,38 @@ pub async fn post_form(
         .unwrap();
     (resp.status().as_u16(), resp.text().await.unwrap())
 }
+
+/// An owner signed in, as a test of a Settings page starts: their id, a client whose
+/// cookie jar holds the session, and the session's CSRF token (read from a page).
+pub struct Session {
+    /// The owner's id.
+    pub user: uuid::Uuid,
+    /// Sends the session cookie.
+    pub client: reqwest::Client,
+    /// What every form of the session carries.
+    pub csrf: String,
+}
+
+/// A new owner `email`, signed in through the sign-in page (asserted: 303), with the
+/// CSRF token of `page`.
+pub async fn signed_in(app: &crate::TestApp, email: &str, page: &str) -> Session {
+    let user = owner(app, email).await;
+    let client = browser_like_client();
+    expect_status(sign_in(app, &client, email, PASSWORD).await, 303).await;
+    let (status, html) = get_html(&client, app, page).await;
+    assert_eq!(status, 200, "{page} for a signed-in owner: {html}");
+    Session {
+        user,
+        client,
+        csrf: hidden_csrf(&html),
+    }
+}
+
+/// `resp`'s body, once its status is asserted to be `status` (the body shown when not).
+pub async fn expect_status(resp: reqwest::Response, status: u16) -> String {
+    let got = resp.status().as_u16();
+    let url = resp.url().to_string();
+    let body = resp.text().await.unwrap();
+    assert_eq!(got, status, "{url}: {body}");
+    body
+}

@@ -304,7 +304,14 @@ pub async fn failures_csv(
     let failures =
         imports::failures(&state.db, owned.signed_in.session.user_id, import.id, None).await?;
     let mut header = vec!["line".to_owned(), "reason".to_owned()];
-    header.extend(import.column_names());
+    // The owner's own column names are guarded like every cell: a header is opened in
+    // the same spreadsheet.
+    header.extend(
+        import
+            .column_names()
+            .into_iter()
+            .map(|name| crate::leads::cell(&name).into_owned()),
+    );
     let rows = std::iter::once(header).chain(failures.iter().map(|failure| {
         let mut row = vec![
             failure.line.to_string(),

@@ -169,10 +169,16 @@ async fn generate(
     sent: SignedInForm<GenerateForm>,
 ) -> Result<Response, PageError> {
     let form = &sent.form;
-    let expires_at = form
-        .expires_in_days
-        .filter(|d| *d > 0)
-        .map(|d| ciq_entity::now() + chrono::TimeDelta::days(i64::from(d)));
+    let days = form.expires_in_days.unwrap_or(0);
+    if !views::keys::EXPIRY_CHOICES
+        .iter()
+        .any(|(offered, _)| *offered == days)
+    {
+        let flash = Flash::refused("Expires: choose one of the periods offered.");
+        return render_keys(&state, req, &sent.signed_in, flash.status(), flash).await;
+    }
+    let expires_at =
+        (days > 0).then(|| ciq_entity::now() + chrono::TimeDelta::days(i64::from(days)));
     let scopes = form.scopes();
     if scopes.is_empty() {
         let flash = Flash::refused("Choose at least one thing the key may do.");

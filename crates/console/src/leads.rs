@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use chrono::{NaiveDate, TimeDelta, Utc};
+use chrono::{Datelike, NaiveDate, TimeDelta, Utc};
 use poem::http::{HeaderValue, StatusCode, header};
 use poem::web::{Data, Query};
 use poem::{Body, Request, Response, Route, get, handler};
@@ -88,18 +88,28 @@ impl LeadsQuery {
                 parsed
             }
         };
-        let mut day = |label: &'static str, text: &str| match text.trim() {
+        // A day's first moment; `To` is taken up to the end of its day. A year outside
+        // 1..=9999 is refused (chrono's own range ends near ±262 000, where the day
+        // after would not exist).
+        let mut day = |label: &'static str, text: &str, days_after: i64| match text.trim() {
             "" => None,
-            text => match NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-                Ok(day) => Some(day.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc()),
-                Err(_) => {
-                    problems.push((label, "must be a date like 2026-12-01".to_owned()));
-                    None
+            text => {
+                let at = NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                    .ok()
+                    .filter(|day| (1..=9999).contains(&day.year()))
+                    .and_then(|day| day.checked_add_signed(TimeDelta::days(days_after)))
+                    .map(|day| day.and_time(chrono::NaiveTime::MIN).and_utc());
+                if at.is_none() {
+                    problems.push((
+                        label,
+                        "must be a date like 2026-12-01 (years 1 to 9999)".to_owned(),
+                    ));
                 }
-            },
+                at
+            }
         };
-        let from = day("From", &self.from);
-        let to = day("To", &self.to).map(|at| at + TimeDelta::days(1));
+        let from = day("From", &self.from, 0);
+        let to = day("To", &self.to, 1);
         let after = match self.cursor.trim() {
             "" => None,
             cursor => {
@@ -111,6 +121,13 @@ impl LeadsQuery {
             }
         };
         let source = Some(self.source.trim()).filter(|s| !s.is_empty());
+        let source = source.filter(|s| {
+            let clean = !s.chars().any(char::is_control);
+            if !clean {
+                problems.push(("Source", "must not contain control characters".to_owned()));
+            }
+            clean
+        });
         let filter = LeadFilter {
             status,
             source: source.map(str::to_owned),

@@ -363,8 +363,25 @@ pub fn routes(states: &States) -> impl Endpoint + use<> {
     let route = ciq_api::attach(Route::new(), states.api.clone());
     let route = ciq_console::attach(route, states.console.clone());
     let route = ciq_admin::operator::attach_operator(route, states.operator.clone());
-    ciq_admin::operator::attach_probes(route, states.operator.clone())
+    surround(
+        ciq_admin::operator::attach_probes(route, states.operator.clone()),
+        trust_forwarded_for,
+    )
+}
+
+/// What every answer passes through, inside out: framework errors in our JSON shape, a
+/// handler's panic answered, the baseline headers, `Allow`, metrics, the request id and
+/// the access log.
+fn surround(route: Route, trust_forwarded_for: bool) -> impl Endpoint + use<> {
+    route
         .catch_all_error(|err| async move { ciq_http::error::render_framework_error(err) })
+        // A panic in a handler is answered (500 `internal_error`, with the request id and
+        // the baseline headers), never a dropped connection; the panic hook logs it.
+        .with(poem::middleware::CatchPanic::new().with_handler(|_| {
+            poem::IntoResponse::into_response(ciq_http::HttpError::internal(
+                "a handler panicked (logged above)",
+            ))
+        }))
         .around(move |endpoint, req| {
             ciq_http::security::baseline_headers(endpoint, req, trust_forwarded_for)
         })
@@ -399,6 +416,38 @@ pub async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use serde_json::Value;
+
+    /// A handler's panic is an answer: 500 `internal_error` in the JSON shape, with a
+    /// request id, and the connection serves the next request.
+    #[tokio::test]
+    async fn a_panicking_handler_is_answered_500_with_its_request_id() {
+        #[poem::handler]
+        fn boom() -> &'static str {
+            panic!("an owner's input broke an assumption")
+        }
+        #[poem::handler]
+        fn fine() -> &'static str {
+            "fine"
+        }
+        let app = super::surround(
+            poem::Route::new()
+                .at("/boom", poem::get(boom))
+                .at("/healthz", poem::get(fine)),
+            false,
+        );
+        let client = poem::test::TestClient::new(app);
+        let resp = client.get("/boom").send().await;
+        resp.assert_status(poem::http::StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(resp.0.headers().contains_key("x-request-id"));
+        let body: Value =
+            serde_json::from_str(&resp.0.into_body().into_string().await.unwrap()).unwrap();
+        assert_eq!(body["error"]["code"], "internal_error");
+        assert!(
+            !body.to_string().contains("assumption"),
+            "the panic is not sent: {body}"
+        );
+        client.get("/healthz").send().await.assert_status_is_ok();
+    }
 
     /// The route table (metrics labels, `Allow`) knows every documented operation.
     #[test]

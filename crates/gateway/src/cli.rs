@@ -412,6 +412,11 @@ pub fn run() -> ExitCode {
         LogFormat::Json => builder.json().with_current_span(true).init(),
         LogFormat::Text => builder.init(),
     }
+    // A panic is logged once, as a log line in the chosen format (the default hook's
+    // stderr text would bypass it); a handler's panic is then answered 500.
+    std::panic::set_hook(Box::new(|info| {
+        tracing::error!(panic = %info, "panicked");
+    }));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -46,10 +46,26 @@ pub fn validate_key(raw: &[u8]) -> Result<String, Violation> {
     }
 }
 
+/// The operation a key was used with: part of what the key remembers, so a key reused
+/// on another operation with the same body is `idempotency_key_reused`, never a replay
+/// of the other operation's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    /// `POST /leads/create`.
+    Create,
+    /// `POST /leads/batch`.
+    Batch,
+    /// `POST /leads/upsert` (its body has the create's shape).
+    Upsert,
+}
+
 /// BLAKE2s (hex) of a request body in canonical form (object keys sorted), so that a
 /// retry with the same `Idempotency-Key` is recognised whatever the key order or
-/// spacing of its JSON.
-pub fn fingerprint(value: &serde_json::Value) -> String {
+/// spacing of its JSON; and of its operation. A create's and a batch's are the body's
+/// alone, as before operations were told apart (their bodies never match: `lead` or
+/// `leads`), so keys remembered then still replay; an upsert's text starts with its
+/// name, as its body may be a create's.
+pub fn fingerprint(operation: Operation, value: &serde_json::Value) -> String {
     fn canonical(value: &serde_json::Value, out: &mut String) {
         match value {
             serde_json::Value::Object(map) => {
@@ -81,6 +97,9 @@ pub fn fingerprint(value: &serde_json::Value) -> String {
     }
     use blake2::Digest;
     let mut text = String::new();
+    if operation == Operation::Upsert {
+        text.push_str("upsert ");
+    }
     canonical(value, &mut text);
     blake2::Blake2s256::digest(text.as_bytes())
         .iter()
@@ -291,7 +310,7 @@ pub async fn forget(db: &Db, user_id: Uuid, key: &str) -> Result<(), LeadError> 
 
 #[cfg(test)]
 mod tests {
-    use super::{fingerprint, validate_key};
+    use super::{Operation, fingerprint, validate_key};
 
     #[test]
     fn fingerprints_ignore_key_order_and_spacing_but_not_values() {
@@ -299,8 +318,18 @@ mod tests {
         let b: serde_json::Value =
             serde_json::from_str(r#"{ "lead" : { "email":"j@x.io",  "name":"Jane" } }"#).unwrap();
         let c = serde_json::json!({"lead": {"name": "Jane", "email": "k@x.io"}});
-        assert_eq!(fingerprint(&a), fingerprint(&b));
-        assert_ne!(fingerprint(&a), fingerprint(&c));
+        let create = |v| fingerprint(Operation::Create, v);
+        assert_eq!(create(&a), create(&b));
+        assert_ne!(create(&a), create(&c));
+    }
+
+    #[test]
+    fn an_upserts_fingerprint_is_never_a_creates_of_the_same_body() {
+        let body = serde_json::json!({"lead": {"name": "Jane", "external_id": "crm-1"}});
+        assert_ne!(
+            fingerprint(Operation::Upsert, &body),
+            fingerprint(Operation::Create, &body)
+        );
     }
 
     #[test]

@@ -16,7 +16,9 @@ pub const MAX_URL_LEN: usize = 2048;
 
 /// Whether `ip` is an ordinary public unicast address: not loopback, private,
 /// link-local (cloud metadata lives there), shared (CGNAT), documentation,
-/// benchmarking, multicast, reserved or unspecified; IPv4 inside IPv6 is judged as IPv4.
+/// benchmarking, multicast, reserved or unspecified; IPv4 inside IPv6 is judged as IPv4
+/// where the mapping is exact (`::ffff:a.b.c.d`), and every other form that carries an
+/// IPv4 address (`::a.b.c.d`, `::ffff:0:a.b.c.d`, NAT64, 6to4, Teredo) is refused.
 pub fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => is_public_v4(v4),
@@ -27,6 +29,10 @@ pub fn is_public(ip: IpAddr) -> bool {
             let s = v6.segments();
             !(v6.is_loopback()
                 || v6.is_unspecified()
+                || (s[..6] == [0; 6]) // ::/96, IPv4-compatible (::127.0.0.1)
+                || (s[..4] == [0; 4] && s[4] == 0xffff && s[5] == 0) // ::ffff:0:0/96, translated
+                || (s[0] == 0x2001 && s[1] == 0) // Teredo 2001::/32: an IPv4 address inside
+                || (s[0] == 0x0100 && s[1..4] == [0; 3]) // discard-only 100::/64
                 || v6.is_multicast()
                 || (s[0] & 0xfe00) == 0xfc00 // unique local fc00::/7
                 || (s[0] & 0xffc0) == 0xfe80 // link-local fe80::/10
@@ -147,18 +153,15 @@ impl GuardedResolver {
             .lookup(host.to_owned())
             .await
             .map_err(|err| Refused(format!("{host} could not be resolved: {err}")))?;
-        let (allowed, refused): (Vec<IpAddr>, Vec<IpAddr>) = found
+        let allowed: Vec<IpAddr> = found
             .into_iter()
-            .partition(|ip| self.allow_private || is_public(*ip));
+            .filter(|ip| self.allow_private || is_public(*ip))
+            .collect();
         if allowed.is_empty() {
-            let refused: Vec<String> = refused.iter().map(IpAddr::to_string).collect();
+            // Which addresses, the owner is not told: a delivery log must not map the
+            // gateway's network (`vm` is 127.0.0.1) for whoever names a host.
             return Err(Refused(format!(
-                "{host} resolves only to addresses that are not public ({})",
-                if refused.is_empty() {
-                    "none at all".to_owned()
-                } else {
-                    refused.join(", ")
-                }
+                "{host} does not resolve to a public address"
             )));
         }
         Ok(allowed)
@@ -208,6 +211,14 @@ mod tests {
             "2001:db8::1",
             "64:ff9b::a00:1",
             "ff02::1",
+            // Every other spelling of an IPv4 address inside IPv6.
+            "::127.0.0.1",
+            "::7f00:1",
+            "::ffff:0:7f00:1",
+            "::ffff:0:a00:1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "2002:7f00:1::",
+            "100::1",
         ] {
             assert!(!is_public(private.parse().unwrap()), "{private} passed");
         }
@@ -278,9 +289,12 @@ mod tests {
             assert!(
                 refused
                     .0
-                    .contains("resolves only to addresses that are not public"),
+                    .contains("hooks.example.com does not resolve to a public address"),
                 "{refused}"
             );
+            for ip in ips {
+                assert!(!refused.0.contains(ip), "{refused} names {ip}");
+            }
         }
         // A mixed answer keeps only the public address.
         let allowed = guard(&["10.0.0.1", "93.184.216.34"], false)

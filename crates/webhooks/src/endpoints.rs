@@ -18,7 +18,7 @@ use crate::address::{Refused, check_url};
 use crate::secret::new_secret;
 
 /// Most endpoints per account.
-pub const MAX_ENDPOINTS: u64 = 20;
+pub const MAX_ENDPOINTS: u64 = 50;
 
 /// What can go wrong managing endpoints.
 #[derive(Debug, thiserror::Error)]

@@ -397,7 +397,7 @@ async fn batch(
     let Batch { items, body } = submission.0?;
     let user_id = caller.key.user_id;
     let key = match idempotent::claim(state, user_id, idempotency_key, || {
-        idempotency::fingerprint(&body)
+        idempotency::fingerprint(idempotency::Operation::Batch, &body)
     })
     .await?
     {

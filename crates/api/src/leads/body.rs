@@ -33,7 +33,7 @@ impl Submitted {
     /// `Idempotency-Key` retry is recognised whatever the key order or spacing.
     /// Computed only for requests that carry such a key.
     pub fn fingerprint(&self) -> String {
-        ciq_leads::idempotency::fingerprint(&self.body)
+        ciq_leads::idempotency::fingerprint(ciq_leads::idempotency::Operation::Create, &self.body)
     }
 }
 

@@ -231,8 +231,17 @@ fn time_param(
     }
 }
 
-fn text_param(value: Option<String>) -> Option<String> {
-    value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+/// A text filter, trimmed (empty: none). Control characters are refused naming the
+/// parameter, as the writes refuse them (PostgreSQL refuses a NUL outright).
+fn text_param(name: &str, value: Option<String>, broken: &mut Vec<FieldError>) -> Option<String> {
+    let value = value
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())?;
+    if value.chars().any(char::is_control) {
+        broken.push(FieldError::new(name, "must not contain control characters"));
+        return None;
+    }
+    Some(value)
 }
 
 /// The query of a listing, checked: every broken rule at once, each naming its
@@ -275,7 +284,7 @@ fn listing(
             after
         }
     };
-    let status = match text_param(status) {
+    let status = match text_param("status", status, &mut broken) {
         None => None,
         Some(name) => {
             let status = LeadStatus::from_name(&name);
@@ -291,9 +300,9 @@ fn listing(
     };
     let filter = LeadFilter {
         status,
-        source: text_param(source),
-        email: text_param(email),
-        external_id: text_param(external_id),
+        source: text_param("source", source, &mut broken),
+        email: text_param("email", email, &mut broken),
+        external_id: text_param("external_id", external_id, &mut broken),
         created_after: time_param("created_after", created_after, &mut broken),
         created_before: time_param("created_before", created_before, &mut broken),
         api_key_id: None,

@@ -280,7 +280,7 @@ async fn upsert(
     } = submission.0?;
     let user_id = caller.key.user_id;
     let key = match idempotent::claim(state, user_id, idempotency_key, || {
-        idempotency::fingerprint(&body)
+        idempotency::fingerprint(idempotency::Operation::Upsert, &body)
     })
     .await?
     {

@@ -1,0 +1,186 @@
+//! The second security review's findings, each as the request that found it: out-of-range
+//! owner input answered with the page's error (never a dropped connection), control
+//! characters in filters refused naming the parameter, one `Idempotency-Key` never shared
+//! between operations, the webhook endpoint cap.
+
+use ciq_admin::{NewKey, Scope, Scopes};
+use ciq_e2e::console::{Session, expect_status, get_html, post_form, signed_in};
+use ciq_e2e::{TestApp, on_every_backend, reference_curl_body};
+use sea_orm::EntityTrait;
+use serde_json::{Value, json};
+
+on_every_backend!(
+    a_key_expiry_outside_the_offered_periods_is_refused_and_no_key_is_made,
+    a_date_filter_out_of_range_is_named_on_the_leads_page_and_the_export,
+    control_characters_in_a_filter_are_refused_naming_the_parameter,
+    an_idempotency_key_used_on_create_is_refused_on_upsert_and_back,
+    an_account_holds_fifty_webhook_endpoints_and_no_more,
+);
+
+async fn a_key_expiry_outside_the_offered_periods_is_refused_and_no_key_is_made(app: TestApp) {
+    let Session { user, client, csrf } =
+        signed_in(&app, "owner@acme.test", "/settings/api-keys").await;
+    // 100 000 000 days overflowed the expiry's date and dropped the connection.
+    for days in ["100000000", "7"] {
+        let (status, html) = post_form(
+            &client,
+            &app,
+            "/settings/api-keys",
+            &[
+                ("csrf", csrf.as_str()),
+                ("name", "Website form"),
+                ("expires_in_days", days),
+                ("scope_create", "on"),
+            ],
+        )
+        .await;
+        assert_eq!(status, 422, "{days}: {html}");
+        assert!(html.contains("Expires: choose one of the periods offered."));
+    }
+    assert!(
+        ciq_admin::keys::list_keys(&app.db, user)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn a_date_filter_out_of_range_is_named_on_the_leads_page_and_the_export(app: TestApp) {
+    let Session { client, .. } = signed_in(&app, "owner@acme.test", "/settings/leads").await;
+    // The day after +262142-12-31 does not exist: the handler panicked.
+    for query in [
+        "to=%2B262142-12-31",
+        "from=%2B262142-12-31",
+        "to=10000-01-01",
+    ] {
+        let (status, html) = get_html(&client, &app, &format!("/settings/leads?{query}")).await;
+        assert_eq!(status, 422, "{query}: {html}");
+        assert!(html.contains("years 1 to 9999"), "{query}: {html}");
+        let (status, html) = get_html(
+            &client,
+            &app,
+            &format!("/settings/leads/export.csv?{query}"),
+        )
+        .await;
+        assert_eq!(status, 422, "{query}: {html}");
+        assert!(html.contains("Export refused"), "{html}");
+    }
+    let (status, _) = get_html(&client, &app, "/settings/leads?to=9999-12-31").await;
+    assert_eq!(status, 200, "the last day of year 9999 is a day");
+}
+
+async fn control_characters_in_a_filter_are_refused_naming_the_parameter(app: TestApp) {
+    let (_, key) = app
+        .user_with_key_like(
+            "owner@acme.test",
+            NewKey {
+                scopes: Scopes::of(&[Scope::LeadsRead]),
+                ..NewKey::default()
+            },
+        )
+        .await;
+    // PostgreSQL refuses a NUL outright: the client was told to retry (503).
+    for (query, field) in [
+        ("email=%00", "email"),
+        ("source=a%01b", "source"),
+        ("external_id=crm%00", "external_id"),
+    ] {
+        let resp = app
+            .client
+            .get(format!("{}/api/external/leads?{query}", app.base_url))
+            .header("X-API-Key", &key)
+            .send()
+            .await
+            .unwrap();
+        let body: Value = serde_json::from_str(&expect_status(resp, 422).await).unwrap();
+        assert_eq!(body["error"]["code"], "validation_failed", "{query}");
+        assert_eq!(body["error"]["details"][0]["field"], field, "{query}");
+        assert_eq!(
+            body["error"]["details"][0]["message"],
+            "must not contain control characters"
+        );
+    }
+    let Session { client, .. } = signed_in(&app, "other@acme.test", "/settings/leads").await;
+    let (status, html) = get_html(&client, &app, "/settings/leads?source=%00").await;
+    assert_eq!(status, 422, "{html}");
+    assert!(
+        html.contains("must not contain control characters"),
+        "{html}"
+    );
+}
+
+async fn send(app: &TestApp, key: &str, path: &str, idem: &str, body: &Value) -> (u16, Value) {
+    let resp = app
+        .client
+        .post(format!("{}{path}", app.base_url))
+        .header("Content-Type", "application/json")
+        .header("X-API-Key", key)
+        .header("Idempotency-Key", idem)
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+async fn an_idempotency_key_used_on_create_is_refused_on_upsert_and_back(app: TestApp) {
+    let (_, key) = app
+        .user_with_key_like(
+            "owner@acme.test",
+            NewKey {
+                scopes: Scopes::of(&Scope::ALL),
+                ..NewKey::default()
+            },
+        )
+        .await;
+    const CREATE: &str = "/api/external/leads/create";
+    const UPSERT: &str = "/api/external/leads/upsert";
+    let mut body = reference_curl_body();
+    body["lead"]["external_id"] = json!("crm-1");
+    assert_eq!(send(&app, &key, CREATE, "k-1", &body).await.0, 201);
+    // The same key and body on upsert was a 500.
+    let (status, answer) = send(&app, &key, UPSERT, "k-1", &body).await;
+    assert_eq!(status, 422, "{answer}");
+    assert_eq!(answer["error"]["code"], "idempotency_key_reused");
+    // Upsert first, then create with its key: a replay of the upsert's lead before.
+    body["lead"]["external_id"] = json!("crm-2");
+    assert_eq!(send(&app, &key, UPSERT, "k-2", &body).await.0, 201);
+    let (status, answer) = send(&app, &key, CREATE, "k-2", &body).await;
+    assert_eq!(status, 422, "{answer}");
+    assert_eq!(answer["error"]["code"], "idempotency_key_reused");
+    // Each operation still replays its own.
+    let (status, replay) = send(&app, &key, UPSERT, "k-2", &body).await;
+    assert_eq!(status, 201, "{replay}");
+    assert_eq!(replay["lead"]["external_id"], "crm-2");
+    let leads = ciq_entity::Lead::find().all(&app.db).await.unwrap();
+    assert_eq!(leads.len(), 2, "nothing was written twice");
+}
+
+async fn an_account_holds_fifty_webhook_endpoints_and_no_more(app: TestApp) {
+    let user = app.create_user("owner@acme.test").await;
+    // The sealing key (a PostgreSQL test app has none of its own).
+    let secrets = ciq_store::secret::SecretBox::from_base64(&ciq_store::secret::new_key()).unwrap();
+    let add = |n: usize| {
+        let (app, secrets) = (&app, &secrets);
+        async move {
+            ciq_webhooks::endpoints::create(
+                &app.db,
+                Some(secrets),
+                user,
+                &format!("https://hooks.example.com/{n}"),
+                &["lead.created"],
+                false,
+            )
+            .await
+        }
+    };
+    for n in 0..50 {
+        add(n).await.expect("fifty endpoints are allowed");
+    }
+    let refused = add(50).await.unwrap_err();
+    assert_eq!(
+        refused.to_string(),
+        "an account has at most 50 webhook endpoints"
+    );
+}

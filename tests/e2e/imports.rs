@@ -22,6 +22,7 @@ on_every_backend!(
     a_rerun_with_external_ids_updates_every_good_row_and_creates_nothing,
     another_owner_reaches_none_of_an_import,
     the_failed_rows_header_is_guarded_like_its_cells,
+    the_draft_page_of_the_largest_upload_stays_under_a_megabyte,
 );
 
 /// Six rows: four good (one with a formula guard from our own export, one with a
@@ -464,6 +465,16 @@ async fn uploads_that_cannot_be_imported_are_refused_and_nothing_is_kept() {
             b"name,,email\nA,b,c\n".to_vec(),
             "column 2 of the header row has no name",
         ),
+        // A row wider than the header: its cells had no column, and the preview
+        // rendered every one of them (520 000 cells a row made a 125 MB page).
+        (
+            b"name,email\nAda,ada@x.io\nBob,bob@x.io,x,y\n".to_vec(),
+            "line 3 has 4 cells but the header row names 2 columns",
+        ),
+        (
+            format!("name,{}\nAda,x\n", "n".repeat(101)).into_bytes(),
+            "the name of column 2 of the header row is longer than 100 characters",
+        ),
         (Vec::new(), "Choose a CSV file to upload."),
     ] {
         let resp = upload(&client, &app, &csrf, "a.csv", bytes).await;
@@ -513,4 +524,35 @@ async fn the_failed_rows_header_is_guarded_like_its_cells(app: TestApp) {
         header,
         "line,reason,Full Name,E-mail,Lead Source,Industry,\"'=HYPERLINK(\"\"x\"\")\""
     );
+}
+
+async fn the_draft_page_of_the_largest_upload_stays_under_a_megabyte(app: TestApp) {
+    let Session { client, csrf, .. } =
+        signed_in(&app, "alice@acme.test", "/settings/leads/imports").await;
+    // 100 columns with 100-character names, 10 rows of 9 000-character cells made of
+    // `&` (escaped five times over in HTML): 9 MB, the most a file may be.
+    let header: Vec<String> = (0..100)
+        .map(|i| format!("{i:03}{}", "&".repeat(97)))
+        .collect();
+    let mut file = header.join(",") + "\n";
+    for _ in 0..10 {
+        let row = vec!["&".repeat(9_000); 100];
+        file += &row.join(",");
+        file.push('\n');
+    }
+    assert!(file.len() < ciq_imports::MAX_FILE_BYTES);
+    let id = import_of(&upload(&client, &app, &csrf, "wide.csv", file.into_bytes()).await);
+    let (status, html) = page(&client, &app, &format!("/settings/leads/imports/{id}")).await;
+    assert_eq!(status, 200);
+    eprintln!("the draft page of a 9 MB upload: {} bytes", html.len());
+    assert!(
+        html.len() < 1024 * 1024,
+        "the draft page is {} bytes",
+        html.len()
+    );
+    // Each cell is shown cut short, and says so.
+    assert!(html.contains(&format!(
+        "{}…",
+        "&amp;".repeat(ciq_imports::PREVIEW_CELL_CHARS)
+    )));
 }

@@ -22,6 +22,11 @@ pub const MAX_FILE_BYTES: usize = 10 * 1024 * 1024;
 pub const MAX_ROWS: usize = 50_000;
 /// Most columns in one file.
 pub const MAX_COLUMNS: usize = 100;
+/// Longest column name, in characters (the pages show every name).
+pub const MAX_COLUMN_NAME_CHARS: usize = 100;
+/// Longest cell a preview shows, in characters; a longer one is cut with `…` (the
+/// import reads it whole).
+pub const PREVIEW_CELL_CHARS: usize = 60;
 /// The fields a row needs (mapped, or given a value for every row).
 pub const REQUIRED_FIELDS: [&str; 4] = ["name", "email", "source", "industry"];
 /// The fields that may be given one value for every row whose cell is empty.
@@ -50,9 +55,21 @@ pub enum FileProblem {
     /// Over [`MAX_ROWS`].
     #[error("the file has more than 50000 rows; split it into smaller files")]
     TooManyRows,
-    /// Over [`MAX_COLUMNS`], or a header cell that is empty or repeated.
+    /// Over [`MAX_COLUMNS`], or a header cell that is empty, repeated or too long.
     #[error("{0}")]
     Header(String),
+    /// A data row with more cells than the header has columns.
+    #[error(
+        "line {line} has {cells} cells but the header row names {columns} columns; every row needs a column name for each of its cells"
+    )]
+    RowTooWide {
+        /// Where the row starts.
+        line: u64,
+        /// Its cells.
+        cells: usize,
+        /// The header's columns.
+        columns: usize,
+    },
     /// The CSV itself is broken (e.g. a quote that never closes).
     #[error("the file is not valid CSV near line {line}: {reason}")]
     Malformed {
@@ -139,6 +156,15 @@ impl ImportFile {
                 columns.len()
             )));
         }
+        if let Some(place) = columns
+            .iter()
+            .position(|c| c.chars().count() > MAX_COLUMN_NAME_CHARS)
+        {
+            return Err(FileProblem::Header(format!(
+                "the name of column {} of the header row is longer than {MAX_COLUMN_NAME_CHARS} characters",
+                place + 1
+            )));
+        }
         if let Some(place) = columns.iter().position(String::is_empty) {
             return Err(FileProblem::Header(format!(
                 "column {} of the header row has no name; every column needs one",
@@ -164,6 +190,13 @@ impl ImportFile {
             rows += 1;
             if rows > MAX_ROWS {
                 return Err(FileProblem::TooManyRows);
+            }
+            if record.len() > columns.len() {
+                return Err(FileProblem::RowTooWide {
+                    line: record.position().map_or(0, csv::Position::line),
+                    cells: record.len(),
+                    columns: columns.len(),
+                });
             }
         }
         if rows == 0 {
@@ -499,6 +532,14 @@ pub struct PreviewRow {
     pub problem: Option<String>,
 }
 
+/// `text` cut to its first `chars` characters and `…`, when it is longer.
+pub fn shortened(text: String, chars: usize) -> String {
+    match text.char_indices().nth(chars) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
+    }
+}
+
 /// The first `count` rows of `bytes` under `mapping`, each with its problem.
 pub fn preview(
     file: &ImportFile,
@@ -519,9 +560,17 @@ pub fn preview(
                 )),
                 RowPlan::Refused(reason) => Some(reason),
             };
+            // What a page shows of the row: the header's columns only (a draft stored
+            // before wider rows were refused may have more), each cell cut short.
+            let cells = row
+                .cells
+                .into_iter()
+                .take(file.columns.len())
+                .map(|cell| shortened(cell, PREVIEW_CELL_CHARS))
+                .collect();
             Ok(PreviewRow {
                 line: row.line,
-                cells: row.cells,
+                cells,
                 problem,
             })
         })

@@ -112,6 +112,12 @@ pub fn draft(
     problems: &[String],
 ) -> Markup {
     let action = import_path(import.id);
+    // Each preview cell repeats its column's name for the stacked (narrow) layout: a
+    // short form of it, so ten rows of a hundred columns stay a small page.
+    let labels: Vec<String> = columns
+        .iter()
+        .map(|name| ciq_imports::shortened(name.clone(), 24))
+        .collect();
     let first = |column: usize| {
         rows.first()
             .and_then(|row| row.cells.get(column))
@@ -176,7 +182,7 @@ pub fn draft(
                                     tr {
                                         td data-label="Line" { (row.line) }
                                         @for (i, cell) in row.cells.iter().enumerate() {
-                                            td data-label=(columns.get(i).map_or("", String::as_str)) { (cell) }
+                                            td data-label=(labels.get(i).map_or("", String::as_str)) { (cell) }
                                         }
                                         @match &row.problem {
                                             Some(problem) => td.problem data-label="Check" { (problem) },

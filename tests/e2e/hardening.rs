@@ -184,3 +184,67 @@ async fn an_account_holds_fifty_webhook_endpoints_and_no_more(app: TestApp) {
         "an account has at most 50 webhook endpoints"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_is_sent_ten_test_events_and_replays_a_minute() {
+    use ciq_entity::webhook_delivery;
+    use sea_orm::{ColumnTrait, PaginatorTrait, QueryFilter};
+    let app = TestApp::spawn(ciq_e2e::Backend::Sqlite).await.unwrap();
+    let Session { user, client, csrf } =
+        signed_in(&app, "owner@acme.test", "/settings/webhooks").await;
+    let (hook, _) = ciq_webhooks::endpoints::create(
+        &app.db,
+        app.states.webhook_key.as_ref(),
+        user,
+        "https://hooks.example.com/in",
+        &["lead.created"],
+        false,
+    )
+    .await
+    .unwrap();
+    let sent = || async {
+        webhook_delivery::Entity::find()
+            .filter(webhook_delivery::Column::EndpointId.eq(hook.id))
+            .count(&app.db)
+            .await
+            .unwrap()
+    };
+    let test = format!("/settings/webhooks/{}/test", hook.id);
+    for _ in 0..ciq_console::webhooks::SENDS_PER_MINUTE {
+        let (status, _) = post_form(&client, &app, &test, &[("csrf", csrf.as_str())]).await;
+        assert_eq!(status, 303);
+    }
+    assert_eq!(sent().await, 10);
+    // Thirty clicks sent thirty requests in three seconds.
+    let resp = client
+        .post(format!("{}{test}", app.base_url))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.headers().contains_key("retry-after"));
+    let html = expect_status(resp, 429).await;
+    assert!(
+        html.contains("at most 10 test events and replays a minute"),
+        "{html}"
+    );
+    // A replay counts the same.
+    let delivery = webhook_delivery::Entity::find()
+        .filter(webhook_delivery::Column::EndpointId.eq(hook.id))
+        .one(&app.db)
+        .await
+        .unwrap()
+        .unwrap();
+    let (status, _) = post_form(
+        &client,
+        &app,
+        &format!(
+            "/settings/webhooks/{}/deliveries/{}/replay",
+            hook.id, delivery.id
+        ),
+        &[("csrf", csrf.as_str())],
+    )
+    .await;
+    assert_eq!(status, 429);
+    assert_eq!(sent().await, 10, "nothing more was queued");
+}

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use poem::http::{HeaderValue, StatusCode, header};
+use poem::http::StatusCode;
 use poem::web::{Data, Form};
 use poem::{EndpointExt, Request, Response, Route, get, handler, post};
 use secrecy::ExposeSecret;
@@ -95,14 +95,6 @@ struct LoginForm {
     csrf: String,
 }
 
-/// A page with a `Retry-After` of `seconds`.
-fn come_back(status: StatusCode, title: &str, text: &str, seconds: u64) -> Response {
-    let mut resp = views::page(status, views::message(title, text));
-    resp.headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-    resp
-}
-
 /// Counts one attempt of `email` from `address` in every sign-in bucket, atomically,
 /// before the password is checked (concurrent guesses cannot all slip through one
 /// remaining place). Refused by one bucket: what was counted is given back and the
@@ -135,7 +127,7 @@ async fn count_attempt<'a>(
         if !d.allowed {
             refund(state, &counted).await;
             let wait = d.reset_after_secs();
-            return Err(come_back(
+            return Err(views::come_back(
                 StatusCode::TOO_MANY_REQUESTS,
                 "Too many sign-in attempts",
                 &format!("Please wait {wait} seconds before trying again."),
@@ -187,7 +179,7 @@ async fn login(
     // told to come back.
     let Ok(_slot) = state.sign_in_slots.try_acquire() else {
         refund(state, &counted).await;
-        return Err(come_back(
+        return Err(views::come_back(
             StatusCode::SERVICE_UNAVAILABLE,
             "Too many sign-ins right now",
             "Please try again in a moment.",

@@ -233,6 +233,35 @@ pub async fn rotate(
     after_form(&state, req, &sent.signed.signed_in, done).await
 }
 
+/// Test events and replays one endpoint may be sent a minute: enough to debug a
+/// receiver, too few to aim the gateway at a URL.
+pub const SENDS_PER_MINUTE: u32 = 10;
+
+/// Counts one test event or replay for `endpoint`; past [`SENDS_PER_MINUTE`] the 429
+/// page saying when to try again (nothing is queued).
+async fn count_send(state: &ConsoleState, endpoint: Uuid) -> Result<(), Response> {
+    let decision = state
+        .limiter
+        .acquire(
+            &ciq_limiter::Bucket::EndpointSends(endpoint),
+            SENDS_PER_MINUTE,
+            Duration::from_secs(60),
+        )
+        .await;
+    if decision.allowed {
+        return Ok(());
+    }
+    let wait = decision.reset_after_secs();
+    Err(views::come_back(
+        StatusCode::TOO_MANY_REQUESTS,
+        "Too many test events",
+        &format!(
+            "An endpoint is sent at most {SENDS_PER_MINUTE} test events and replays a minute. Try again in {wait} seconds."
+        ),
+        wait,
+    ))
+}
+
 /// `POST /settings/webhooks/{id}/test`: a `webhook.test` event queued now, then the
 /// delivery log, which follows it.
 #[handler]
@@ -240,6 +269,9 @@ pub async fn send_test(
     state: Data<&Arc<ConsoleState>>,
     sent: ActionForm,
 ) -> Result<Response, PageError> {
+    if let Err(refused) = count_send(&state, sent.row.id).await {
+        return Ok(refused);
+    }
     delivery::queue_test(&state.db, sent.session().user_id, sent.row.id).await?;
     state.delivery_worker.wake();
     Ok(views::redirect(&path_of(sent.row.id)))
@@ -275,6 +307,9 @@ pub async fn replay(
 ) -> Result<Response, PageError> {
     let not_found = PageError::not_found::<webhook_endpoint::Model>;
     let delivery_id = delivery_id.parse::<Uuid>().map_err(|_| not_found())?;
+    if let Err(refused) = count_send(&state, sent.row.id).await {
+        return Ok(refused);
+    }
     match delivery::replay(&state.db, sent.session().user_id, delivery_id).await? {
         Some(_) => {
             state.delivery_worker.wake();

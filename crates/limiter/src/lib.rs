@@ -58,11 +58,14 @@ pub enum Bucket<'a> {
     LoginAddress(&'a str),
     /// Sign-in attempts for one email from one client address.
     LoginPair(&'a str, &'a str),
+    /// Test events and replays an owner sends to one webhook endpoint.
+    EndpointSends(uuid::Uuid),
 }
 
 impl Bucket<'_> {
     /// The bucket's name in a backend: `key:<uuid>`, `addr:<address>`,
-    /// `login:email:<email>`, `login:addr:<address>`, `login:pair:<address>:<email>`.
+    /// `login:email:<email>`, `login:addr:<address>`, `login:pair:<address>:<email>`,
+    /// `webhook:sends:<uuid>`.
     pub fn name(&self) -> String {
         match self {
             Bucket::Key(id) => format!("key:{id}"),
@@ -70,6 +73,7 @@ impl Bucket<'_> {
             Bucket::LoginEmail(email) => format!("login:email:{email}"),
             Bucket::LoginAddress(addr) => format!("login:addr:{addr}"),
             Bucket::LoginPair(email, addr) => format!("login:pair:{addr}:{email}"),
+            Bucket::EndpointSends(id) => format!("webhook:sends:{id}"),
         }
     }
 }

@@ -283,3 +283,13 @@ pub fn message(title: &str, text: &str) -> Markup {
         },
     )
 }
+
+/// A page with a `Retry-After` of `seconds`.
+pub fn come_back(status: StatusCode, title: &str, text: &str, seconds: u64) -> Response {
+    let mut resp = page(status, message(title, text));
+    resp.headers_mut().insert(
+        poem::http::header::RETRY_AFTER,
+        poem::http::HeaderValue::from(seconds),
+    );
+    resp
+}

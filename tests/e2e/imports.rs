@@ -11,7 +11,8 @@ use uuid::Uuid;
 
 use ciq_e2e::console::get_html as page;
 use ciq_e2e::console::{
-    PASSWORD, Session, browser_like_client, hidden_csrf as csrf_of, owner, sign_in, signed_in,
+    PASSWORD, Session, browser_like_client, expect_status, hidden_csrf as csrf_of, owner,
+    post_form, sign_in, signed_in,
 };
 
 on_every_backend!(
@@ -555,4 +556,150 @@ async fn the_draft_page_of_the_largest_upload_stays_under_a_megabyte(app: TestAp
         "{}…",
         "&amp;".repeat(ciq_imports::PREVIEW_CELL_CHARS)
     )));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_keeps_twenty_drafts_and_runs_three_imports_at_once() {
+    use sea_orm::{ActiveModelTrait, ActiveValue::Set};
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let Session { user, client, csrf } =
+        signed_in(&app, "alice@acme.test", "/settings/leads/imports").await;
+    let mut drafts = Vec::new();
+    for _ in 0..ciq_imports::store::MAX_DRAFTS {
+        drafts.push(import_of(
+            &upload(&client, &app, &csrf, "crm.csv", CSV.as_bytes().to_vec()).await,
+        ));
+    }
+    let resp = upload(&client, &app, &csrf, "crm.csv", CSV.as_bytes().to_vec()).await;
+    let html = expect_status(resp, 422).await;
+    assert!(
+        html.contains(
+            "You have 20 imports that were never started: start or discard one of them first."
+        ),
+        "{html}"
+    );
+    // Discarding one makes room.
+    let (status, _) = post_form(
+        &client,
+        &app,
+        &format!("/settings/leads/imports/{}", drafts[0]),
+        &[("csrf", csrf.as_str()), ("action", "discard")],
+    )
+    .await;
+    assert_eq!(status, 303);
+    assert!(
+        ciq_imports::store::find(&app.db, user, drafts[0])
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let resp = upload(&client, &app, &csrf, "crm.csv", CSV.as_bytes().to_vec()).await;
+    import_of(&resp);
+
+    // Three imports held by an instance that is busy with them: a fourth waits its turn.
+    for id in &drafts[1..4] {
+        ciq_entity::lead_import::ActiveModel {
+            id: Set(*id),
+            status: Set(ImportStatus::Running),
+            lease_owner: Set(Some(Uuid::now_v7())),
+            lease_until: Set(Some(chrono::Utc::now() + chrono::TimeDelta::hours(1))),
+            ..Default::default()
+        }
+        .update(&app.db)
+        .await
+        .unwrap();
+    }
+    let resp = start_suggested(&client, &app, &csrf, drafts[4]).await;
+    let html = expect_status(resp, 422).await;
+    assert!(
+        html.contains("3 of your imports are waiting or running: start this one when one of them has finished."),
+        "{html}"
+    );
+    let draft = ciq_imports::store::find(&app.db, user, drafts[4])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(draft.status, ImportStatus::Draft, "not queued");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imports_take_turns_so_a_small_one_is_not_held_back_by_a_big_one() {
+    use ciq_imports::worker::{CHUNKS_PER_TURN, ImportWorker, WorkerSettings};
+    // The store alone (no gateway, so no other worker takes a turn).
+    let database = ciq_e2e::TestDatabase::create(Backend::Sqlite)
+        .await
+        .unwrap();
+    let db = ciq_gateway::database::connect_and_migrate(&database.url)
+        .await
+        .unwrap();
+    let add = |email: &'static str, rows: usize| {
+        let db = db.clone();
+        async move {
+            let user = ciq_admin::users::create_user(&db, email, None)
+                .await
+                .unwrap()
+                .id;
+            let mut file = String::from("name,email,source,industry\n");
+            for i in 0..rows {
+                file += &format!("Lead {i},lead{i}@example.com,Web,Retail\n");
+            }
+            let checked = ciq_imports::ImportFile::read(file.as_bytes()).unwrap();
+            let id = ciq_imports::store::create(&db, user, "f.csv", file.into_bytes(), &checked)
+                .await
+                .unwrap();
+            let mapping = ciq_imports::Mapping::suggested(&checked.columns);
+            assert!(
+                ciq_imports::store::save_mapping(&db, user, id, &mapping, true)
+                    .await
+                    .unwrap()
+            );
+            (user, id)
+        }
+    };
+    let chunk_rows = 10;
+    let (big_owner, big) = add("big@acme.test", 100 * chunk_rows).await;
+    let (small_owner, small) = add("small@acme.test", 1).await;
+    let breaker = ciq_store::Breaker::new(db.clone(), Duration::from_secs(5));
+    let worker = ImportWorker::new(
+        db.clone(),
+        breaker,
+        WorkerSettings {
+            chunk_rows,
+            ..WorkerSettings::default()
+        },
+    );
+    // The big one (queued first) has the first turn, and only one.
+    assert!(worker.run_one().await.unwrap());
+    let big_now = ciq_imports::store::find(&db, big_owner, big)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(big_now.position as usize, CHUNKS_PER_TURN * chunk_rows);
+    assert!(big_now.status.is_pending());
+    // Then the small one, which finishes at once.
+    assert!(worker.run_one().await.unwrap());
+    let small_now = ciq_imports::store::find(&db, small_owner, small)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(small_now.status, ImportStatus::Done, "{small_now:?}");
+    let big_now = ciq_imports::store::find(&db, big_owner, big)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        big_now.position as usize,
+        CHUNKS_PER_TURN * chunk_rows,
+        "its turn waited"
+    );
+    // The big one goes on to its end, turn after turn.
+    while worker.run_one().await.unwrap() {}
+    let big_now = ciq_imports::store::find(&db, big_owner, big)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (big_now.status, big_now.created_count),
+        (ImportStatus::Done, 1000)
+    );
 }

@@ -240,12 +240,7 @@ fn checked(new: NewKey) -> Result<NewKey, AdminError> {
 /// Takes the owner's row for the rest of the transaction (a row lock on PostgreSQL,
 /// the write lock on SQLite), so key changes of one owner happen one at a time.
 async fn lock_owner(txn: &DatabaseTransaction, user_id: Uuid) -> Result<(), AdminError> {
-    let locked = ciq_entity::User::update_many()
-        .col_expr(user::Column::Email, Expr::col(user::Column::Email))
-        .filter(user::Column::Id.eq(user_id))
-        .exec(txn)
-        .await?;
-    if locked.rows_affected == 0 {
+    if !user::lock(txn, user_id).await? {
         return Err(AdminError::UserNotFound(user_id.to_string()));
     }
     Ok(())

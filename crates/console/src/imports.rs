@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use ciq_entity::lead_import::ImportStatus;
 use ciq_entity::user;
-use ciq_imports::store::{self as imports, ImportSummary};
+use ciq_imports::store::{self as imports, ImportError, ImportSummary};
 use ciq_imports::{DEFAULTABLE_FIELDS, ImportFile, MAX_FILE_BYTES, Mapping, preview};
 
 use crate::extract::{InAccount, Owned, OwnedForm, PageError, SignedIn, tokens_match};
@@ -186,8 +186,14 @@ pub async fn upload(
             return uploads_answer(&lists, &user, &session.csrf_token, Some(&problem)).await;
         }
     };
-    let id = imports::create(&state.db, session.user_id, &name, bytes, &checked).await?;
-    Ok(views::redirect(&import_path(id)))
+    match imports::create(&state.db, session.user_id, &name, bytes, &checked).await {
+        Ok(id) => Ok(views::redirect(&import_path(id))),
+        Err(ImportError::Store(err)) => Err(PageError::store(err)),
+        Err(full) => {
+            let lists = state.lists_for(req);
+            uploads_answer(&lists, &user, &session.csrf_token, Some(&full.to_string())).await
+        }
+    }
 }
 
 /// `GET /settings/leads/imports/{id}`: a draft's mapping and preview; a started
@@ -256,9 +262,11 @@ fn mapping_of(form: &HashMap<String, String>, columns: usize) -> Mapping {
     Mapping { columns, defaults }
 }
 
-/// `POST /settings/leads/imports/{id}` (`csrf`, the mapping, `action` = `preview` or
-/// `start`): saves the mapping, and with `start` queues the import — refused (422, the
-/// page names every problem) while a required field has no column or value.
+/// `POST /settings/leads/imports/{id}` (`csrf`, the mapping, `action` = `preview`,
+/// `start` or `discard`): saves the mapping, and with `start` queues the import —
+/// refused (422, the page names every problem) while a required field has no column or
+/// value, or while the account has its most imports waiting or running; `discard`
+/// deletes the draft.
 #[handler]
 pub async fn save_import(
     state: Data<&Arc<ConsoleState>>,
@@ -271,7 +279,12 @@ pub async fn save_import(
     }
     let columns = import.column_names();
     let mapping = mapping_of(form, columns.len());
-    let start = form.get("action").map(String::as_str) == Some("start");
+    let action = form.get("action").map(String::as_str);
+    if action == Some("discard") {
+        imports::discard(&state.db, session.user_id, import.id).await?;
+        return Ok(views::redirect("/settings/leads/imports"));
+    }
+    let start = action == Some("start");
     let problems = mapping.problems(&columns);
     if start && !problems.is_empty() {
         let user = sent.signed.signed_in.owner(&state).await?;
@@ -285,7 +298,23 @@ pub async fn save_import(
         )
         .await;
     }
-    imports::save_mapping(&state.db, session.user_id, import.id, &mapping, start).await?;
+    match imports::save_mapping(&state.db, session.user_id, import.id, &mapping, start).await {
+        Ok(_) => {}
+        Err(ImportError::Store(err)) => return Err(PageError::store(err)),
+        Err(refused) => {
+            let user = sent.signed.signed_in.owner(&state).await?;
+            let problems = [refused.to_string()];
+            return draft_answer(
+                &state,
+                &user,
+                &session.csrf_token,
+                import,
+                &mapping,
+                &problems,
+            )
+            .await;
+        }
+    }
     if start {
         state.import_worker.wake();
     }

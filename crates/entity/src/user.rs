@@ -47,3 +47,16 @@ impl Related<super::lead::Entity> for Entity {
 }
 
 impl ActiveModelBehavior for ActiveModel {}
+
+/// Takes account `user_id`'s row for the rest of the transaction `txn` (a row lock on
+/// PostgreSQL, the write lock on SQLite), so capped changes of one account (its keys,
+/// its imports) happen one at a time; `false`: no such account.
+pub async fn lock(txn: &impl ConnectionTrait, user_id: Uuid) -> Result<bool, DbErr> {
+    use sea_orm::sea_query::Expr;
+    let locked = Entity::update_many()
+        .col_expr(Column::Email, Expr::col(Column::Email))
+        .filter(Column::Id.eq(user_id))
+        .exec(txn)
+        .await?;
+    Ok(locked.rows_affected == 1)
+}

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use ciq_entity::AccountScoped;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
-    QuerySelect, UpdateMany,
+    QuerySelect, TransactionSession, TransactionTrait, UpdateMany,
     sea_query::{Expr, ExprTrait},
 };
 use uuid::Uuid;
@@ -85,15 +85,58 @@ fn json(value: &impl serde::Serialize) -> String {
     serde_json::to_string(value).expect("plain data serialises")
 }
 
+/// Most drafts (uploaded, not started) an account keeps.
+pub const MAX_DRAFTS: u64 = 20;
+/// Most imports of one account queued or running at once.
+pub const MAX_PENDING: u64 = 3;
+
+/// Why an import was not kept or not started.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The store failed.
+    #[error("the import store failed: {0}")]
+    Store(#[from] DbErr),
+    /// The account has [`MAX_DRAFTS`] drafts already.
+    #[error(
+        "You have {MAX_DRAFTS} imports that were never started: start or discard one of them first."
+    )]
+    TooManyDrafts,
+    /// The account has [`MAX_PENDING`] imports queued or running.
+    #[error(
+        "{MAX_PENDING} of your imports are waiting or running: start this one when one of them has finished."
+    )]
+    TooManyPending,
+}
+
+/// How many of `user_id`'s imports are in one of `statuses`.
+async fn count_in(
+    txn: &impl ConnectionTrait,
+    user_id: Uuid,
+    statuses: &[ImportStatus],
+) -> Result<u64, DbErr> {
+    use sea_orm::PaginatorTrait;
+    lead_import::Entity::in_account(user_id)
+        .filter(lead_import::Column::Status.is_in(statuses.iter().copied()))
+        .count(txn)
+        .await
+}
+
 /// Keeps an upload (a file [`ImportFile::read`] accepted) as a draft import of
-/// `user_id`'s account, with the mapping its header suggests; returns its id.
+/// `user_id`'s account, with the mapping its header suggests; returns its id. Refused
+/// past [`MAX_DRAFTS`] drafts (counted with the account's row locked, so concurrent
+/// uploads cannot pass the cap together).
 pub async fn create(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + TransactionTrait),
     user_id: Uuid,
     file_name: &str,
     bytes: Vec<u8>,
     file: &ImportFile,
-) -> Result<Uuid, DbErr> {
+) -> Result<Uuid, ImportError> {
+    let txn = db.begin().await?;
+    ciq_entity::user::lock(&txn, user_id).await?;
+    if count_in(&txn, user_id, &[ImportStatus::Draft]).await? >= MAX_DRAFTS {
+        return Err(ImportError::TooManyDrafts);
+    }
     let now = ciq_entity::now();
     let id = Uuid::now_v7();
     let name: String = file_name.chars().take(255).collect();
@@ -117,9 +160,21 @@ pub async fn create(
         updated_at: now,
         finished_at: None,
     }))
-    .exec_without_returning(db)
+    .exec_without_returning(&txn)
     .await?;
+    txn.commit().await?;
     Ok(id)
+}
+
+/// Deletes a draft of `user_id`'s account (an import never started); `false`: no such
+/// draft.
+pub async fn discard(db: &impl ConnectionTrait, user_id: Uuid, id: Uuid) -> Result<bool, DbErr> {
+    let deleted = lead_import::Entity::delete_in_account(user_id)
+        .filter(lead_import::Column::Id.eq(id))
+        .filter(lead_import::Column::Status.eq(ImportStatus::Draft))
+        .exec(db)
+        .await?;
+    Ok(deleted.rows_affected == 1)
 }
 
 /// The import `id` of `user_id`'s account, without its file.
@@ -171,15 +226,25 @@ pub async fn list(
 }
 
 /// Saves the mapping of a draft import of `user_id`'s account and, with `start`,
-/// queues it for the workers. `false` when there is no such draft (missing, another
-/// account's, or already started: a started import's mapping never changes).
+/// queues it for the workers — refused while [`MAX_PENDING`] of the account's imports
+/// are queued or running (counted with the account's row locked). `false` when there
+/// is no such draft (missing, another account's, or already started: a started
+/// import's mapping never changes).
 pub async fn save_mapping(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + TransactionTrait),
     user_id: Uuid,
     id: Uuid,
     mapping: &Mapping,
     start: bool,
-) -> Result<bool, DbErr> {
+) -> Result<bool, ImportError> {
+    let txn = db.begin().await?;
+    if start {
+        ciq_entity::user::lock(&txn, user_id).await?;
+        let pending = [ImportStatus::Queued, ImportStatus::Running];
+        if count_in(&txn, user_id, &pending).await? >= MAX_PENDING {
+            return Err(ImportError::TooManyPending);
+        }
+    }
     let status = if start {
         ImportStatus::Queued
     } else {
@@ -194,8 +259,9 @@ pub async fn save_mapping(
         )
         .filter(lead_import::Column::Id.eq(id))
         .filter(lead_import::Column::Status.eq(ImportStatus::Draft))
-        .exec(db)
+        .exec(&txn)
         .await?;
+    txn.commit().await?;
     Ok(updated.rows_affected == 1)
 }
 
@@ -305,7 +371,9 @@ pub async fn claim(
         .column(lead_import::Column::Id)
         .filter(lead_import::Column::Status.is_in(pending))
         .filter(due())
-        .order_by_asc(lead_import::Column::CreatedAt)
+        // The one that waited longest since its last turn (or its start): imports take
+        // turns, so one account's big file does not hold another's small one back.
+        .order_by_asc(lead_import::Column::UpdatedAt)
         .limit(8)
         .into_tuple::<Uuid>()
         .all(db)
@@ -349,6 +417,17 @@ pub async fn renew(
         .exec(txn)
         .await?;
     Ok(held.rows_affected == 1)
+}
+
+/// Ends `instance`'s turn on import `id` (still running): its lease is given back, so
+/// the import that waited longest goes next and this one after it.
+pub async fn end_turn(db: &impl ConnectionTrait, id: Uuid, instance: Uuid) -> Result<(), DbErr> {
+    unleased(lead_import::Entity::update_many())
+        .filter(lead_import::Column::Id.eq(id))
+        .filter(lead_import::Column::LeaseOwner.eq(instance))
+        .exec(db)
+        .await?;
+    Ok(())
 }
 
 /// Moves import `id`'s position past a chunk and adds its counts, in the chunk's

@@ -25,6 +25,9 @@ use crate::{ImportFile, Mapping, Row, RowPlan, plan};
 
 /// Default rows per transaction.
 pub const DEFAULT_CHUNK_ROWS: usize = 500;
+/// Chunks an import is worked on in one turn before the import that waited longest
+/// goes (2 000 rows at the default chunk: a fraction of a second).
+pub const CHUNKS_PER_TURN: usize = 4;
 /// Default lease: how long an import stays with an instance that stopped renewing it.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 /// How often an idle worker looks for imports started on another instance.
@@ -83,8 +86,9 @@ impl ImportWorker {
         self.wake.notify_one();
     }
 
-    /// Runs imports for ever: one at a time, oldest first, waiting for a wake-up or
-    /// [`POLL`] when there is none.
+    /// Runs imports for ever: one at a time, a turn of [`CHUNKS_PER_TURN`] chunks each,
+    /// the one that waited longest first, waiting for a wake-up or [`POLL`] when there
+    /// is none.
     pub async fn run(self: Arc<Self>) {
         let mut failing = false;
         loop {
@@ -109,8 +113,8 @@ impl ImportWorker {
         }
     }
 
-    /// Takes one import that is due and works on it until it is done or lost.
-    /// `Ok(false)`: nothing was due.
+    /// Takes the import that waited longest and works one turn on it (until it is
+    /// done, lost, or the turn is over). `Ok(false)`: nothing was due.
     pub async fn run_one(&self) -> Result<bool, LeadError> {
         let Some(import) = self.claim().await? else {
             return Ok(false);
@@ -166,7 +170,7 @@ impl ImportWorker {
             Err(problem) => return self.stop(import.id, &problem.to_string()).await,
         };
         let mut position = import.position;
-        loop {
+        for _ in 0..CHUNKS_PER_TURN {
             let mut chunk = Vec::with_capacity(self.settings.chunk_rows);
             for row in rows.by_ref().take(self.settings.chunk_rows) {
                 match row {
@@ -205,6 +209,9 @@ impl ImportWorker {
                 None => return Ok(()),
             }
         }
+        // The turn is over: the next import that waits goes first.
+        store::end_turn(&self.db, import.id, self.instance).await?;
+        Ok(())
     }
 
     /// One chunk in one transaction: the lease checked and renewed first (holding the

@@ -196,6 +196,7 @@ pub fn draft(
                     div.actions {
                         button.secondary type="submit" name="action" value="preview" { "Check again with this mapping" }
                         button type="submit" name="action" value="start" { "Import " (import.total_rows) " rows" }
+                        button.secondary type="submit" name="action" value="discard" { "Discard this file" }
                     }
                 }
             }

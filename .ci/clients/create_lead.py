@@ -10,7 +10,7 @@ import sys
 sys.path.insert(0, sys.argv[1])
 
 from ciq_client import AuthenticatedClient  # noqa: E402
-from ciq_client.api.leads import create_lead  # noqa: E402
+from ciq_client.api.leads import create_lead, list_leads  # noqa: E402
 from ciq_client.models import (  # noqa: E402
     CreateLeadRequest,
     ErrorBody,
@@ -57,4 +57,17 @@ assert refused.status_code == 422, refused.status_code
 assert isinstance(refused.parsed, ErrorBody), refused.parsed
 assert refused.parsed.error.code == "validation_failed"
 assert [d.field for d in refused.parsed.error.details] == ["lead.email"]
-print(f"python client: created lead {created.lead.id}; 422 parsed as ErrorBody")
+# The listing's parameters are typed: `limit` an int, `status` the enum, times datetimes.
+import inspect  # noqa: E402
+
+params = inspect.signature(list_leads.sync_detailed).parameters
+assert "int" in str(params["limit"].annotation), params["limit"]
+listed = list_leads.sync_detailed(
+    client=client,
+    limit=1,
+    status=LeadStatus.CONTACTED,
+    created_after=created.lead.created_at - datetime.timedelta(seconds=1),
+)
+assert listed.status_code == 200, (listed.status_code, listed.content)
+assert [lead.id for lead in listed.parsed.leads] == [created.lead.id], listed.parsed
+print(f"python client: created lead {created.lead.id}; 422 parsed as ErrorBody; listed with an int limit")

@@ -46,6 +46,7 @@ pub fn document() -> String {
         add_examples(doc);
         add_manage_examples(doc);
         state_lead_rules(doc);
+        type_parameters(doc);
     })
 }
 
@@ -303,17 +304,58 @@ fn state_lead_rules(doc: &mut Value) {
     props["score"]["maximum"] = json!(*rules::SCORE_RANGE.end());
 }
 
-fn add_examples(doc: &mut Value) {
-    let op = &mut doc["paths"]["/api/external/leads/create"]["post"];
-    // The handler checks the key itself (to answer 422 in our shape, with rate-limit
-    // headers); the document states the same rule.
-    if let Some(params) = op["parameters"].as_array_mut() {
-        for param in params.iter_mut().filter(|p| p["name"] == "Idempotency-Key") {
-            param["schema"]["minLength"] = json!(1);
-            param["schema"]["maxLength"] = json!(ciq_leads::idempotency::MAX_KEY_LEN);
-            param["schema"]["pattern"] = json!("^[!-~]+$");
+/// Parameters as what they are. The handlers read them as text and check them
+/// themselves (to answer 422 naming the parameter, in our shape, with the rate-limit
+/// headers; a malformed lead id is 404 `lead_not_found`); the document states the
+/// types and rules those checks enforce, so generated clients get an integer `limit`, the
+/// status enum, times and UUIDs.
+fn type_parameters(doc: &mut Value) {
+    use crate::leads::manage::{DEFAULT_PAGE, MAX_PAGE};
+    let time = json!({"type": "string", "format": "date-time"});
+    let typed = [
+        (
+            "Idempotency-Key",
+            json!({"type": "string", "minLength": 1,
+                "maxLength": ciq_leads::idempotency::MAX_KEY_LEN, "pattern": "^[!-~]+$"}),
+        ),
+        (
+            "limit",
+            json!({"type": "integer", "format": "int32", "minimum": 1, "maximum": MAX_PAGE,
+                "default": DEFAULT_PAGE}),
+        ),
+        ("status", json!({"$ref": "#/components/schemas/LeadStatus"})),
+        ("created_after", time.clone()),
+        ("created_before", time),
+        ("id", json!({"type": "string", "format": "uuid"})),
+    ];
+    let Some(paths) = doc["paths"].as_object_mut() else {
+        return;
+    };
+    for operation in paths.values_mut().filter_map(Value::as_object_mut) {
+        for op in operation.values_mut() {
+            let Some(params) = op["parameters"].as_array_mut() else {
+                continue;
+            };
+            for param in params.iter_mut() {
+                if let Some((_, schema)) = typed.iter().find(|(name, _)| param["name"] == *name) {
+                    param["schema"] = schema.clone();
+                }
+            }
+            // Only a query can break a rule of its own: an operation without one
+            // answers no 422 about its parameters (getLead had one documented).
+            let has_query = params.iter().any(|p| p["in"] == "query");
+            let has_body = op.get("requestBody").is_some();
+            if !has_query && !has_body {
+                if let Some(responses) = op["responses"].as_object_mut() {
+                    responses.remove("422");
+                }
+            }
         }
     }
+}
+
+fn add_examples(doc: &mut Value) {
+    let op = &mut doc["paths"]["/api/external/leads/create"]["post"];
     let request_media = &mut op["requestBody"]["content"]["application/json"];
     assert!(
         request_media.is_object(),
@@ -473,6 +515,49 @@ mod tests {
         assert_eq!(scheme["name"], "X-API-Key");
         let create = &doc["paths"]["/api/external/leads/create"]["post"]["security"];
         assert_eq!(create, &serde_json::json!([{"ApiKeyAuth": []}]));
+    }
+
+    #[test]
+    fn parameters_are_documented_with_the_types_their_checks_enforce() {
+        let doc = doc();
+        let params = |path: &str, method: &str| doc["paths"][path][method]["parameters"].clone();
+        let named = |params: &Value, name: &str| {
+            params
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["name"] == name)
+                .unwrap()["schema"]
+                .clone()
+        };
+        let list = params("/api/external/leads", "get");
+        assert_eq!(named(&list, "limit")["type"], "integer");
+        assert_eq!(
+            named(&list, "limit")["maximum"],
+            crate::leads::manage::MAX_PAGE
+        );
+        assert_eq!(
+            named(&list, "status")["$ref"],
+            "#/components/schemas/LeadStatus"
+        );
+        assert_eq!(named(&list, "created_after")["format"], "date-time");
+        for method in ["get", "patch", "delete"] {
+            let one = params("/api/external/leads/{id}", method);
+            assert_eq!(named(&one, "id")["format"], "uuid", "{method}");
+        }
+        for path in ["create", "batch", "upsert"] {
+            let op = params(&format!("/api/external/leads/{path}"), "post");
+            assert_eq!(
+                named(&op, "Idempotency-Key")["pattern"],
+                "^[!-~]+$",
+                "{path}"
+            );
+        }
+        let get_lead = &doc["paths"]["/api/external/leads/{id}"]["get"]["responses"];
+        assert!(
+            get_lead.get("422").is_none(),
+            "getLead has no query to break"
+        );
     }
 
     #[test]

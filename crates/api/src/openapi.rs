@@ -345,10 +345,11 @@ fn type_parameters(doc: &mut Value) {
             // answers no 422 about its parameters (getLead had one documented).
             let has_query = params.iter().any(|p| p["in"] == "query");
             let has_body = op.get("requestBody").is_some();
-            if !has_query && !has_body {
-                if let Some(responses) = op["responses"].as_object_mut() {
-                    responses.remove("422");
-                }
+            if !has_query
+                && !has_body
+                && let Some(responses) = op["responses"].as_object_mut()
+            {
+                responses.remove("422");
             }
         }
     }

@@ -226,3 +226,37 @@ async fn bad_keys_are_limited_per_address_and_good_cached_keys_are_not() {
     }
     assert_eq!(app.states.api.verifier.argon2_runs(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_keys_from_one_ipv6_network_share_one_allowance() {
+    let app = TestApp::spawn_with(Backend::Sqlite, |s| {
+        s.limits.unauthenticated_per_window = 4;
+        s.trust_forwarded_for = true;
+    })
+    .await
+    .unwrap();
+    let from = |address: &'static str| {
+        let app = &app;
+        async move {
+            app.client
+                .post(format!("{}/api/external/leads/create", app.base_url))
+                .header("Content-Type", "application/json")
+                .header("X-API-Key", "ciq_nope")
+                .header("X-Forwarded-For", address)
+                .body(reference_curl_body().to_string())
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    for _ in 0..4 {
+        assert_eq!(from("2001:db8:1:2::1").await, 401);
+    }
+    // Another address of the same /64 bought a fresh allowance.
+    for address in ["2001:db8:1:2::2", "2001:db8:1:2:ffff::6"] {
+        assert_eq!(from(address).await, 429, "{address}");
+    }
+    assert_eq!(from("2001:db8:1:3::1").await, 401, "another network");
+}

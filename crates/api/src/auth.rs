@@ -142,8 +142,10 @@ fn refusal(err: VerifyError) -> HttpError {
     }
 }
 
+/// The address group a bad key counts against: an IPv6 address by its /64, as sign-in
+/// counts it (rotating addresses within one network buys nothing).
 fn failures_bucket(state: &ApiState, req: &Request) -> String {
-    client_address(req, state.trust_forwarded_for)
+    ciq_http::client::throttle_group(&client_address(req, state.trust_forwarded_for))
 }
 
 /// Counts a request that carried no usable key (missing, malformed, unknown, revoked,

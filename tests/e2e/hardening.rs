@@ -110,18 +110,8 @@ async fn control_characters_in_a_filter_are_refused_naming_the_parameter(app: Te
 }
 
 async fn send(app: &TestApp, key: &str, path: &str, idem: &str, body: &Value) -> (u16, Value) {
-    let resp = app
-        .client
-        .post(format!("{}{path}", app.base_url))
-        .header("Content-Type", "application/json")
-        .header("X-API-Key", key)
-        .header("Idempotency-Key", idem)
-        .body(body.to_string())
-        .send()
+    app.post_json(path, key, &[("Idempotency-Key", idem)], body)
         .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
 }
 
 async fn an_idempotency_key_used_on_create_is_refused_on_upsert_and_back(app: TestApp) {

@@ -238,17 +238,15 @@ async fn bad_keys_from_one_ipv6_network_share_one_allowance() {
     let from = |address: &'static str| {
         let app = &app;
         async move {
-            app.client
-                .post(format!("{}/api/external/leads/create", app.base_url))
-                .header("Content-Type", "application/json")
-                .header("X-API-Key", "ciq_nope")
-                .header("X-Forwarded-For", address)
-                .body(reference_curl_body().to_string())
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
+            let headers = [("X-Forwarded-For", address)];
+            app.post_json(
+                "/api/external/leads/create",
+                "ciq_nope",
+                &headers,
+                &reference_curl_body(),
+            )
+            .await
+            .0
         }
     };
     for _ in 0..4 {

@@ -15,17 +15,15 @@ on_every_backend!(
 );
 
 async fn create_with_key(app: &TestApp, key: &str, idempotency_key: &str) -> u16 {
-    app.client
-        .post(format!("{}/api/external/leads/create", app.base_url))
-        .header("Content-Type", "application/json")
-        .header("X-API-Key", key)
-        .header("Idempotency-Key", idempotency_key)
-        .body(reference_curl_body().to_string())
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
+    let headers = [("Idempotency-Key", idempotency_key)];
+    app.post_json(
+        "/api/external/leads/create",
+        key,
+        &headers,
+        &reference_curl_body(),
+    )
+    .await
+    .0
 }
 
 async fn what_is_past_its_retention_is_purged_by_every_instance(app: TestApp) {

@@ -188,6 +188,29 @@ impl TestApp {
         req.send().await.expect("request sent")
     }
 
+    /// `POST path` with the JSON `body`, `X-API-Key: key` and the `headers` given: the
+    /// status and the JSON answer (`Null` when it has none).
+    pub async fn post_json(
+        &self,
+        path: &str,
+        key: &str,
+        headers: &[(&str, &str)],
+        body: &Value,
+    ) -> (u16, Value) {
+        let mut req = self
+            .client
+            .post(format!("{}{path}", self.base_url))
+            .header("Content-Type", "application/json")
+            .header("X-API-Key", key)
+            .body(body.to_string());
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        let resp = req.send().await.expect("request sent");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
     /// Stops the server and waits for it to finish.
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {

@@ -285,35 +285,24 @@ pub async fn save_import(
         return Ok(views::redirect("/settings/leads/imports"));
     }
     let start = action == Some("start");
-    let problems = mapping.problems(&columns);
-    if start && !problems.is_empty() {
-        let user = sent.signed.signed_in.owner(&state).await?;
-        return draft_answer(
-            &state,
-            &user,
-            &session.csrf_token,
-            import,
-            &mapping,
-            &problems,
-        )
-        .await;
-    }
-    match imports::save_mapping(&state.db, session.user_id, import.id, &mapping, start).await {
-        Ok(_) => {}
-        Err(ImportError::Store(err)) => return Err(PageError::store(err)),
-        Err(refused) => {
-            let user = sent.signed.signed_in.owner(&state).await?;
-            let problems = [refused.to_string()];
-            return draft_answer(
-                &state,
-                &user,
-                &session.csrf_token,
-                import,
-                &mapping,
-                &problems,
-            )
-            .await;
+    // A start is refused while a required field has no column or value, or while the
+    // account has its most imports waiting or running; a preview only saves.
+    let mut problems = if start {
+        mapping.problems(&columns)
+    } else {
+        Vec::new()
+    };
+    if problems.is_empty() {
+        match imports::save_mapping(&state.db, session.user_id, import.id, &mapping, start).await {
+            Ok(_) => {}
+            Err(ImportError::Store(err)) => return Err(PageError::store(err)),
+            Err(refused) => problems.push(refused.to_string()),
         }
+    }
+    if !problems.is_empty() {
+        let user = sent.signed.signed_in.owner(&state).await?;
+        let csrf = &session.csrf_token;
+        return draft_answer(&state, &user, csrf, import, &mapping, &problems).await;
     }
     if start {
         state.import_worker.wake();

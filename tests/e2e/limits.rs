@@ -258,3 +258,102 @@ async fn bad_keys_from_one_ipv6_network_share_one_allowance() {
     }
     assert_eq!(from("2001:db8:1:3::1").await, 401, "another network");
 }
+
+/// `key` with another secret: the same lookup id, a valid checksum, a wrong secret.
+fn wrong_secret_for(key: &str, n: usize) -> String {
+    let parsed = ciq_admin::key::parse(key).unwrap();
+    let secret = format!("{n:0>32}");
+    let signed = format!("{}{}{secret}", ciq_admin::key::PREFIX, parsed.lookup_id);
+    format!("{signed}{}", ciq_admin::key::checksum_suffix(&signed))
+}
+
+/// Creates with `key` from `address` (the gateway trusts X-Forwarded-For here).
+async fn create_from(app: &TestApp, key: &str, address: &str) -> u16 {
+    let headers = [("X-Forwarded-For", address)];
+    app.post_json(
+        "/api/external/leads/create",
+        key,
+        &headers,
+        &reference_curl_body(),
+    )
+    .await
+    .0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_wrong_secrets_for_a_key_cost_ten_argon2_runs_and_never_lock_it_out() {
+    let Some(url) = test_redis_url().await else {
+        return;
+    };
+    let prefix = unique_redis_prefix();
+    let first = TestApp::spawn_with(Backend::Sqlite, |s| {
+        s.redis_url = Some(url.into());
+        s.redis_prefix = prefix;
+        s.trust_forwarded_for = true;
+    })
+    .await
+    .unwrap();
+    let (_, key) = first.user_with_key("owner@acme.test").await;
+    // Used once, somewhere: its digest is shared.
+    assert_eq!(create_from(&first, &key, "192.0.2.1").await, 201);
+    // An instance that has not seen the key, attacked with its public lookup id from a
+    // thousand addresses (so no address allowance stops them).
+    let attacked = first.spawn_peer().await;
+    for n in 0..1000 {
+        let address = format!("10.{}.{}.1", n / 256, n % 256);
+        let status = create_from(&attacked, &wrong_secret_for(&key, n), &address).await;
+        assert_eq!(status, 401, "attempt {n}");
+    }
+    let runs = attacked.states.api.verifier.argon2_runs();
+    assert_eq!(
+        runs,
+        u64::from(ciq_api::auth::LOOKUP_FAILURES_PER_WINDOW),
+        "argon2 ran only within the lookup id's allowance"
+    );
+    // The real key still verifies there, and on a fresh instance, without argon2.
+    assert_eq!(create_from(&attacked, &key, "192.0.2.2").await, 201);
+    assert_eq!(attacked.states.api.verifier.argon2_runs(), runs);
+    let fresh = first.spawn_peer().await;
+    assert_eq!(create_from(&fresh, &key, "192.0.2.3").await, 201);
+    assert_eq!(fresh.states.api.verifier.argon2_runs(), 0);
+    // A wrong secret there is refused unchecked.
+    assert_eq!(
+        create_from(&fresh, &wrong_secret_for(&key, 1), "192.0.2.4").await,
+        401
+    );
+    assert_eq!(fresh.states.api.verifier.argon2_runs(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_that_verifies_is_not_refused_for_its_addresss_failures() {
+    let Some(url) = test_redis_url().await else {
+        return;
+    };
+    let prefix = unique_redis_prefix();
+    let first = TestApp::spawn_with(Backend::Sqlite, |s| {
+        s.redis_url = Some(url.into());
+        s.redis_prefix = prefix;
+        s.trust_forwarded_for = true;
+        s.limits.unauthenticated_per_window = 4;
+    })
+    .await
+    .unwrap();
+    let (_, key) = first.user_with_key("owner@acme.test").await;
+    assert_eq!(create_from(&first, &key, "192.0.2.1").await, 201);
+    // An office behind one address: someone's bad requests use up its allowance.
+    let office = "198.51.100.7";
+    for _ in 0..4 {
+        assert_eq!(create_from(&first, "ciq_nope", office).await, 401);
+    }
+    assert_eq!(create_from(&first, "ciq_nope", office).await, 429);
+    // A colleague's good key, on an instance that has not cached it: verified, 201
+    // (it was 429 before it was checked).
+    let other = first.spawn_peer().await;
+    assert_eq!(create_from(&other, &key, office).await, 201);
+    assert_eq!(other.states.api.verifier.argon2_runs(), 0);
+    // A wrong one from there is still 429.
+    assert_eq!(
+        create_from(&other, &wrong_secret_for(&key, 7), office).await,
+        429
+    );
+}

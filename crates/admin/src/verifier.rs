@@ -9,6 +9,16 @@
 //!    argon2 threads (see [`crate::hashing`]), at most one per CPU at a time, coalesced
 //!    per lookup id.
 //!
+//! 4. past an allowance of failures (the client's address, or the key's lookup id: see
+//!    ciq-api), no argon2 at all: the row is read and the presented secret compared only
+//!    with the digest of the key's last successful verification, which every instance
+//!    shares through Redis ([`KeyVerifier::sharing_through`]) with the row's `version`
+//!    it was made at. The real key still verifies, on any instance, at no argon2 cost;
+//!    anything else is refused unchecked ([`VerifyError::Throttled`]). A digest made
+//!    at an older version (the key was revoked or changed since) is ignored, as the
+//!    cache evicts such entries. Lookup ids are not secret; the digest is a BLAKE2s of a
+//!    190-bit random secret, which no one can invert.
+//!
 //! Revocations and other key changes reach every instance through
 //! [`KeyVerifier::run_change_watcher`], which polls for rows changed since its last
 //! look (by `api_keys.updated_at`, on the database's clock, never a writer's) and
@@ -76,6 +86,10 @@ pub enum VerifyError {
     /// The key store could not be reached.
     #[error("the key store is unavailable: {0}")]
     Unavailable(String),
+    /// Not checked: argon2 was not allowed (an allowance of failures is used up) and
+    /// the secret is not the one last verified.
+    #[error("the API key was not checked: too many failures")]
+    Throttled,
 }
 
 #[derive(Debug)]
@@ -119,6 +133,54 @@ pub struct KeyVerifier {
     polls: AtomicU64,
     /// Test seam: a pause between a load's row read and its cache insert.
     load_pause: std::sync::Mutex<Option<LoadPause>>,
+    /// Where the digest of each key's last successful verification is shared.
+    last_good: Option<LastGood>,
+}
+
+/// The digests of keys' last successful verifications in Redis, under
+/// `<prefix><lookup id>` as `<version>:<hex digest>`, for a day after the last one.
+struct LastGood {
+    link: ciq_redis::RedisLink,
+    prefix: String,
+}
+
+/// How long a shared last-good digest lives after the key's last verification on an
+/// instance without it cached.
+const LAST_GOOD_TTL_SECS: u64 = 86_400;
+
+impl LastGood {
+    async fn get(&self, lookup_id: &str) -> Option<(i64, [u8; 32])> {
+        let mut conn = self.link.clone();
+        let value: Option<String> = redis::cmd("GET")
+            .arg(format!("{}{lookup_id}", self.prefix))
+            .query_async(&mut conn)
+            .await
+            .inspect_err(|err| tracing::debug!(error = %err, "last-good digest unreadable"))
+            .ok()?;
+        let (version, hex) = value?
+            .split_once(':')
+            .map(|(v, h)| (v.to_owned(), h.to_owned()))?;
+        let mut digest = [0u8; 32];
+        for (i, byte) in digest.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+        }
+        Some((version.parse().ok()?, digest))
+    }
+
+    async fn set(&self, lookup_id: &str, version: i64, digest: &[u8; 32]) {
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        let mut conn = self.link.clone();
+        let stored = redis::cmd("SET")
+            .arg(format!("{}{lookup_id}", self.prefix))
+            .arg(format!("{version}:{hex}"))
+            .arg("EX")
+            .arg(LAST_GOOD_TTL_SECS)
+            .query_async::<()>(&mut conn)
+            .await;
+        if let Err(err) = stored {
+            tracing::debug!(error = %err, "last-good digest not shared");
+        }
+    }
 }
 
 /// A paused load: [`LoadPause::reached`] fires when a load has read its row, and the
@@ -156,7 +218,21 @@ impl KeyVerifier {
             newest: std::sync::Mutex::default(),
             polls: AtomicU64::new(0),
             load_pause: std::sync::Mutex::default(),
+            last_good: None,
         }
+    }
+
+    /// Shares the digest of each key's last successful verification through the Redis
+    /// at `url` (one node or a cluster's seeds; keys under `prefix`), so that past an
+    /// allowance of failures the real key still verifies on any instance without argon2
+    /// (see the module documentation). Only a malformed URL is an error; while Redis
+    /// does not answer, nothing is shared (the key then needs argon2 as before).
+    pub fn sharing_through(mut self, url: &str, prefix: &str) -> Result<Self, redis::RedisError> {
+        self.last_good = Some(LastGood {
+            link: ciq_redis::RedisLink::open(url, Duration::from_millis(500))?,
+            prefix: prefix.to_owned(),
+        });
+        Ok(self)
     }
 
     /// Test seam: the next load from the store stops between reading the key's row
@@ -315,24 +391,66 @@ impl KeyVerifier {
         }
     }
 
-    async fn load(
-        &self,
-        parsed: &ParsedKey,
-        digest: [u8; 32],
-    ) -> Result<Arc<CachedKey>, LoadError> {
+    /// The key's row by lookup id, behind the breaker.
+    async fn row(&self, lookup_id: &str) -> Result<api_key::Model, LoadError> {
         let row = self
             .breaker
             .guard(
                 ciq_entity::ApiKey::find()
-                    .filter(api_key::Column::LookupId.eq(parsed.lookup_id.as_str()))
+                    .filter(api_key::Column::LookupId.eq(lookup_id))
                     .one(&self.db),
             )
             .await
             .map_err(|down| LoadError::Database(down.to_string()))?;
         self.breaker.record(&row);
-        let row = row
-            .map_err(|e| LoadError::Database(e.to_string()))?
-            .ok_or(LoadError::NotFound)?;
+        row.map_err(|e| LoadError::Database(e.to_string()))?
+            .ok_or(LoadError::NotFound)
+    }
+
+    /// [`KeyVerifier::verify`] without argon2: a cached key as always; otherwise the
+    /// row is read and the secret compared only with the digest of the key's last
+    /// successful verification (shared through Redis) at the row's current version. A
+    /// match verifies (and caches the key); anything else is [`VerifyError::Throttled`].
+    pub async fn verify_without_argon2(&self, presented: &str) -> Result<VerifiedKey, VerifyError> {
+        if let Some(answer) = self.verify_cached(presented).await {
+            return answer;
+        }
+        let parsed = key::parse(presented).map_err(VerifyError::Malformed)?;
+        let digest = secret_digest(parsed.secret());
+        let Some(last_good) = &self.last_good else {
+            return Err(VerifyError::Throttled);
+        };
+        let Some((version, good)) = last_good.get(&parsed.lookup_id).await else {
+            return Err(VerifyError::Throttled);
+        };
+        if !bool::from(good.ct_eq(&digest)) {
+            return Err(VerifyError::Throttled);
+        }
+        let row = match self.row(&parsed.lookup_id).await {
+            Ok(row) => row,
+            Err(LoadError::Database(msg)) => return Err(VerifyError::Unavailable(msg)),
+            Err(_) => return Err(VerifyError::Throttled),
+        };
+        if row.version != version || self.superseded(&parsed.lookup_id, row.version) {
+            return Err(VerifyError::Throttled);
+        }
+        let cached = Arc::new(cached_key(row, digest));
+        self.cache
+            .insert(parsed.lookup_id.clone(), cached.clone())
+            .await;
+        let answer = check(&cached, &digest);
+        if let Ok(key) = &answer {
+            self.note_use(key.key_id);
+        }
+        answer
+    }
+
+    async fn load(
+        &self,
+        parsed: &ParsedKey,
+        digest: [u8; 32],
+    ) -> Result<Arc<CachedKey>, LoadError> {
+        let row = self.row(&parsed.lookup_id).await?;
         let pause = self
             .load_pause
             .lock()
@@ -356,19 +474,10 @@ impl KeyVerifier {
         if !matches {
             return Err(LoadError::Mismatch(digest));
         }
-        Ok(Arc::new(CachedKey {
-            key_id: row.id,
-            user_id: row.user_id,
-            secret_digest: digest,
-            rate_limit_per_minute: row
-                .rate_limit_per_minute
-                .and_then(|l| u32::try_from(l).ok()),
-            expires_at: row.expires_at,
-            revoked: row.revoked_at.is_some(),
-            version: row.version,
-            scopes: crate::Scopes::from_stored(&row.scopes),
-            allowed_origins: crate::AllowedOrigins::from_stored(&row.allowed_origins),
-        }))
+        if let Some(last_good) = &self.last_good {
+            last_good.set(&parsed.lookup_id, row.version, &digest).await;
+        }
+        Ok(Arc::new(cached_key(row, digest)))
     }
 
     /// Evicts cached verifications of keys changed in the database (revoked, new
@@ -459,6 +568,23 @@ async fn database_now(db: &Db) -> Result<DateTime<Utc>, sea_orm::DbErr> {
         .await?
         .ok_or_else(|| sea_orm::DbErr::Custom("SELECT CURRENT_TIMESTAMP returned no row".into()))?;
     row.try_get::<DateTime<Utc>>("", "now")
+}
+
+/// What the cache keeps of a verified key's `row`.
+fn cached_key(row: api_key::Model, digest: [u8; 32]) -> CachedKey {
+    CachedKey {
+        key_id: row.id,
+        user_id: row.user_id,
+        secret_digest: digest,
+        rate_limit_per_minute: row
+            .rate_limit_per_minute
+            .and_then(|l| u32::try_from(l).ok()),
+        expires_at: row.expires_at,
+        revoked: row.revoked_at.is_some(),
+        version: row.version,
+        scopes: crate::Scopes::from_stored(&row.scopes),
+        allowed_origins: crate::AllowedOrigins::from_stored(&row.allowed_origins),
+    }
 }
 
 fn secret_digest(secret: &str) -> [u8; 32] {

@@ -52,14 +52,11 @@ async fn authenticate(req: &Request, api_key: ApiKey) -> poem::Result<Caller> {
         return Err(HttpError::missing_api_key().into());
     }
     // A cached key is answered from memory. Anything else needs the store (and maybe
-    // argon2): an address that has used up its allowance of failures gets none of
-    // that work, and every failure uses up a little more of it.
+    // argon2), within the allowances of failures; every failure uses up a little more
+    // of its address's.
     let verified = match state.verifier.verify_cached(presented).await {
         Some(answer) => answer,
-        None => {
-            refuse_if_exhausted(state, req).await?;
-            state.verifier.verify(presented).await
-        }
+        None => verify_within_allowances(state, req, presented).await?,
     };
     let key = match verified {
         Ok(key) => key,
@@ -139,6 +136,9 @@ fn refusal(err: VerifyError) -> HttpError {
         VerifyError::Unavailable(cause) => {
             HttpError::service_unavailable(format!("key store unavailable: {cause}"))
         }
+        VerifyError::Throttled => HttpError::invalid_api_key(
+            "the API key was not checked: too many failed attempts with this key's id; retry in a minute",
+        ),
     }
 }
 
@@ -148,6 +148,64 @@ fn failures_bucket(state: &ApiState, req: &Request) -> String {
     ciq_http::client::throttle_group(&client_address(req, state.trust_forwarded_for))
 }
 
+/// Failed argon2 verifications allowed per key lookup id per window, from all
+/// addresses together: lookup ids are not secret (a browser key is public), so this
+/// bounds the argon2 work anyone can aim at one key.
+pub const LOOKUP_FAILURES_PER_WINDOW: u32 = 10;
+
+/// An uncached key, checked within the allowances of failures. While the client's
+/// address and the key's lookup id both have some left, fully (argon2; a wrong secret
+/// uses up one of the lookup id's); past either, only against the digest of the key's
+/// last successful verification, so a key that verifies is never refused because other
+/// requests failed. `Err`: the 429 of an address past its allowance whose key did not
+/// verify.
+async fn verify_within_allowances(
+    state: &ApiState,
+    req: &Request,
+    presented: &str,
+) -> poem::Result<Result<VerifiedKey, VerifyError>> {
+    let limits = &state.limits;
+    let address = failures_bucket(state, req);
+    let address_left = state
+        .limiter
+        .peek(
+            &Bucket::Address(&address),
+            limits.unauthenticated_per_window,
+            limits.window,
+        )
+        .await;
+    let lookup_id = ciq_admin::key::parse(presented)
+        .ok()
+        .map(|parsed| parsed.lookup_id);
+    let lookup = lookup_id.as_deref().map(Bucket::LookupFailures);
+    let lookup_left = match &lookup {
+        Some(bucket) => {
+            state
+                .limiter
+                .peek(bucket, LOOKUP_FAILURES_PER_WINDOW, limits.window)
+                .await
+                .allowed
+        }
+        None => true,
+    };
+    let verified = if address_left.allowed && lookup_left {
+        let verified = state.verifier.verify(presented).await;
+        if let (Err(VerifyError::Unknown), Some(bucket)) = (&verified, &lookup) {
+            state
+                .limiter
+                .acquire(bucket, LOOKUP_FAILURES_PER_WINDOW, limits.window)
+                .await;
+        }
+        verified
+    } else {
+        state.verifier.verify_without_argon2(presented).await
+    };
+    if verified.is_err() && !address_left.allowed {
+        failures_verdict(state, &address_left)?;
+    }
+    Ok(verified)
+}
+
 /// Counts a request that carried no usable key (missing, malformed, unknown, revoked,
 /// expired) against its client address; 429 once the address's allowance is used up.
 pub async fn record_failure(state: &ApiState, req: &Request) -> poem::Result<()> {
@@ -155,20 +213,6 @@ pub async fn record_failure(state: &ApiState, req: &Request) -> poem::Result<()>
     let decision = state
         .limiter
         .acquire(
-            &Bucket::Address(&failures_bucket(state, req)),
-            limits.unauthenticated_per_window,
-            limits.window,
-        )
-        .await;
-    failures_verdict(state, &decision)
-}
-
-/// 429 before any key work when the address has used up its allowance of failures.
-pub async fn refuse_if_exhausted(state: &ApiState, req: &Request) -> poem::Result<()> {
-    let limits = &state.limits;
-    let decision = state
-        .limiter
-        .peek(
             &Bucket::Address(&failures_bucket(state, req)),
             limits.unauthenticated_per_window,
             limits.window,

@@ -77,7 +77,7 @@ pub struct Settings {
 pub const MIN_ADMIN_TOKEN_LEN: usize = 16;
 
 /// Default prefix of the gateway's Redis keys: the limiter's are `<prefix>rl:…`,
-/// sessions `<prefix>session:…`.
+/// sessions `<prefix>session:…`, keys' last good verifications `<prefix>verified:…`.
 pub const DEFAULT_REDIS_PREFIX: &str = "ciq:";
 
 impl Default for Settings {
@@ -179,7 +179,16 @@ impl Application {
             db.clone(),
             settings.waits.statement + Duration::from_secs(1),
         );
-        let verifier = Arc::new(KeyVerifier::new(db.clone(), breaker.clone()));
+        let verifier = KeyVerifier::new(db.clone(), breaker.clone());
+        // With Redis, the digest of each key's last good verification is shared, so the
+        // real key verifies on any instance past an allowance of failures.
+        let verifier = Arc::new(match &settings.redis_url {
+            Some(url) => verifier.sharing_through(
+                url.expose_secret(),
+                &format!("{}verified:", settings.redis_prefix),
+            )?,
+            None => verifier,
+        });
         let reads = match &settings.database_read_url {
             Some(url) => ciq_store::Reads::with_replica(
                 db.clone(),

@@ -60,12 +60,14 @@ pub enum Bucket<'a> {
     LoginPair(&'a str, &'a str),
     /// Test events and replays an owner sends to one webhook endpoint.
     EndpointSends(uuid::Uuid),
+    /// Failed verifications (argon2 runs that did not match) of one key's lookup id.
+    LookupFailures(&'a str),
 }
 
 impl Bucket<'_> {
     /// The bucket's name in a backend: `key:<uuid>`, `addr:<address>`,
     /// `login:email:<email>`, `login:addr:<address>`, `login:pair:<address>:<email>`,
-    /// `webhook:sends:<uuid>`.
+    /// `webhook:sends:<uuid>`, `badkey:<lookup id>`.
     pub fn name(&self) -> String {
         match self {
             Bucket::Key(id) => format!("key:{id}"),
@@ -74,6 +76,7 @@ impl Bucket<'_> {
             Bucket::LoginAddress(addr) => format!("login:addr:{addr}"),
             Bucket::LoginPair(email, addr) => format!("login:pair:{addr}:{email}"),
             Bucket::EndpointSends(id) => format!("webhook:sends:{id}"),
+            Bucket::LookupFailures(lookup_id) => format!("badkey:{lookup_id}"),
         }
     }
 }

@@ -280,19 +280,26 @@ async fn create_from(app: &TestApp, key: &str, address: &str) -> u16 {
     .0
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_thousand_wrong_secrets_for_a_key_cost_ten_argon2_runs_and_never_lock_it_out() {
-    let Some(url) = test_redis_url().await else {
-        return;
-    };
-    let prefix = unique_redis_prefix();
-    let first = TestApp::spawn_with(Backend::Sqlite, |s| {
+/// A gateway on the shared Redis that trusts X-Forwarded-For, with `adjust` applied;
+/// `None` without Redis outside CI.
+async fn behind_a_proxy_on_redis(
+    adjust: impl FnOnce(&mut ciq_gateway::Settings),
+) -> Option<TestApp> {
+    let url = test_redis_url().await?;
+    TestApp::spawn_with(Backend::Sqlite, |s| {
         s.redis_url = Some(url.into());
-        s.redis_prefix = prefix;
+        s.redis_prefix = unique_redis_prefix();
         s.trust_forwarded_for = true;
+        adjust(s);
     })
     .await
-    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_wrong_secrets_for_a_key_cost_ten_argon2_runs_and_never_lock_it_out() {
+    let Some(first) = behind_a_proxy_on_redis(|_| {}).await else {
+        return;
+    };
     let (_, key) = first.user_with_key("owner@acme.test").await;
     // Used once, somewhere: its digest is shared.
     assert_eq!(create_from(&first, &key, "192.0.2.1").await, 201);
@@ -326,18 +333,10 @@ async fn a_thousand_wrong_secrets_for_a_key_cost_ten_argon2_runs_and_never_lock_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_that_verifies_is_not_refused_for_its_addresss_failures() {
-    let Some(url) = test_redis_url().await else {
+    let Some(first) = behind_a_proxy_on_redis(|s| s.limits.unauthenticated_per_window = 4).await
+    else {
         return;
     };
-    let prefix = unique_redis_prefix();
-    let first = TestApp::spawn_with(Backend::Sqlite, |s| {
-        s.redis_url = Some(url.into());
-        s.redis_prefix = prefix;
-        s.trust_forwarded_for = true;
-        s.limits.unauthenticated_per_window = 4;
-    })
-    .await
-    .unwrap();
     let (_, key) = first.user_with_key("owner@acme.test").await;
     assert_eq!(create_from(&first, &key, "192.0.2.1").await, 201);
     // An office behind one address: someone's bad requests use up its allowance.

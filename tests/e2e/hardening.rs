@@ -1,7 +1,7 @@
 //! The second security review's findings, each as the request that found it: out-of-range
 //! owner input answered with the page's error (never a dropped connection), control
 //! characters in filters refused naming the parameter, one `Idempotency-Key` never shared
-//! between operations, the webhook endpoint cap.
+//! between operations, the webhook endpoint cap, the own origin taken from configuration.
 
 use ciq_admin::{NewKey, Scope, Scopes};
 use ciq_e2e::console::{Session, expect_status, get_html, post_form, signed_in};
@@ -237,4 +237,89 @@ async fn an_endpoint_is_sent_ten_test_events_and_replays_a_minute() {
     .await;
     assert_eq!(status, 429);
     assert_eq!(sent().await, 10, "nothing more was queued");
+}
+
+/// The own-origin exemption (any key may be used from the gateway's own pages) follows
+/// `CIQ_PUBLIC_URL`, never the `Host` or `X-Forwarded-Host` a DNS-rebinding page
+/// controls: before, `Host: evil.example` with `Origin: http://evil.example` was served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_own_origin_is_the_configured_public_url_not_the_host_header() {
+    const PUBLIC: &str = "https://api.acme.test";
+    let app = TestApp::spawn_with(ciq_e2e::Backend::Sqlite, |s| {
+        s.trust_forwarded_for = true;
+        s.public_url = Some(format!("{PUBLIC}/"));
+    })
+    .await
+    .unwrap();
+    let (_, key) = app.user_with_key("owner@acme.test").await;
+    let create = |origin: &str, headers: &[(&str, &str)]| {
+        let mut req = app
+            .client
+            .post(format!("{}/api/external/leads/create", app.base_url))
+            .header("Content-Type", "application/json")
+            .header("X-API-Key", &key)
+            .header("Origin", origin)
+            .body(reference_curl_body().to_string());
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        async move {
+            let resp = req.send().await.unwrap();
+            let status = resp.status().as_u16();
+            (status, resp.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, body) = create(PUBLIC, &[]).await;
+    assert_eq!(status, 201, "Swagger UI at the public URL: {body}");
+    for (origin, headers) in [
+        ("http://evil.example", vec![("Host", "evil.example")]),
+        (
+            "https://evil.example",
+            vec![
+                ("X-Forwarded-Host", "evil.example"),
+                ("X-Forwarded-Proto", "https"),
+            ],
+        ),
+        (
+            "https://evil.example",
+            vec![("Forwarded", "host=evil.example;proto=https")],
+        ),
+        // The bound address is not the public origin once one is configured.
+        (app.base_url.as_str(), vec![]),
+    ] {
+        let (status, body) = create(origin, &headers).await;
+        assert_eq!(status, 403, "{origin} with {headers:?}: {body}");
+        assert_eq!(body["error"]["code"], "origin_not_allowed");
+    }
+    assert_eq!(
+        ciq_entity::Lead::find().all(&app.db).await.unwrap().len(),
+        1
+    );
+    assert_eq!(app.states.api.public_origin, PUBLIC);
+}
+
+#[tokio::test]
+async fn a_public_url_that_is_not_an_origin_is_refused_at_start() {
+    let db = ciq_e2e::TestDatabase::create(ciq_e2e::Backend::Sqlite)
+        .await
+        .unwrap();
+    for (url, why) in [
+        ("https://api.acme.test/ciq", "no path"),
+        ("api.acme.test", "scheme://host"),
+        ("ftp://api.acme.test", "only http:// and https://"),
+    ] {
+        let settings = ciq_gateway::Settings {
+            listen: "127.0.0.1:0".into(),
+            database_url: db.url.clone().into(),
+            public_url: Some(url.into()),
+            ..ciq_gateway::Settings::default()
+        };
+        let err = ciq_gateway::Application::build(settings)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{url} was taken"));
+        let text = err.to_string();
+        assert!(text.starts_with("CIQ_PUBLIC_URL: "), "{text}");
+        assert!(text.contains(why), "{url}: {text}");
+    }
 }

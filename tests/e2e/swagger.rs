@@ -3,13 +3,39 @@
 use std::time::Duration;
 
 use ciq_e2e::browser::Browser;
-use ciq_e2e::{Backend, TestApp};
+use ciq_e2e::{Backend, LoadBalancer, TestApp};
 use fantoccini::Locator;
 use sea_orm::EntityTrait;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn swagger_ui_authorize_and_try_it_out_create_a_lead() {
     let app = TestApp::spawn(Backend::Sqlite).await.expect("sqlite");
+    authorize_and_try_it_out(&app, &app.base_url).await;
+}
+
+/// The shipped nginx in front (TLS, forwarded headers set by the proxy) with
+/// `CIQ_PUBLIC_URL` naming its public side, as docker-compose.yml runs it: Try it out
+/// is served from the public origin and passes the origin rule.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swagger_ui_try_it_out_works_behind_the_shipped_nginx() {
+    let tls_port = ciq_e2e::free_port();
+    let public = format!("https://127.0.0.1:{tls_port}");
+    let app = TestApp::spawn_with(Backend::Sqlite, |s| {
+        s.trust_forwarded_for = true;
+        s.public_url = Some(public.clone());
+    })
+    .await
+    .expect("sqlite");
+    let Some(lb) = LoadBalancer::start_with_public_port(&[&app.base_url], tls_port).await else {
+        return;
+    };
+    assert_eq!(lb.public_url, public);
+    authorize_and_try_it_out(&app, &lb.public_url).await;
+}
+
+/// Opens `{origin}/docs`, authorizes with a full key, and creates, lists and reads a
+/// lead through Try it out, checking each answer and the stored lead.
+async fn authorize_and_try_it_out(app: &TestApp, origin: &str) {
     let Some(browser) = Browser::start().await else {
         return;
     };
@@ -23,7 +49,7 @@ async fn swagger_ui_authorize_and_try_it_out_create_a_lead() {
         )
         .await;
     let c = &browser.client;
-    c.goto(&format!("{}/docs", app.base_url)).await.unwrap();
+    c.goto(&format!("{origin}/docs")).await.unwrap();
 
     let wait = |locator: Locator<'static>| {
         let c = c.clone();

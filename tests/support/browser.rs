@@ -41,6 +41,8 @@ impl Browser {
         let profile = std::env::temp_dir().join(format!("ciq-chromium-{}", uuid::Uuid::new_v4()));
         let caps = json!({
             "browserName": "chrome",
+            // nginx's public side in the topology tests has a self-signed certificate.
+            "acceptInsecureCerts": true,
             "goog:chromeOptions": {
                 "binary": CHROMIUM,
                 "args": [

@@ -24,6 +24,12 @@ impl LoadBalancer {
     /// Starts nginx proxying to `upstreams` (`http://host:port` each), or `None`
     /// (skip) when nginx is not installed outside CI.
     pub async fn start(upstreams: &[&str]) -> Option<Self> {
+        Self::start_with_public_port(upstreams, free_port()).await
+    }
+
+    /// [`LoadBalancer::start`] with the public TLS listener on `tls_port`, chosen
+    /// before the gateways start so that their `CIQ_PUBLIC_URL` can name it.
+    pub async fn start_with_public_port(upstreams: &[&str], tls_port: u16) -> Option<Self> {
         if std::process::Command::new("nginx")
             .arg("-v")
             .output()
@@ -37,7 +43,6 @@ impl LoadBalancer {
             return None;
         }
         let port = free_port();
-        let tls_port = free_port();
         let dir = std::env::temp_dir().join(format!("ciq-nginx-{}", Uuid::new_v4()));
         std::fs::create_dir_all(dir.join("logs")).expect("nginx dir");
         let servers: String = upstreams

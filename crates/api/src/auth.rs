@@ -74,7 +74,7 @@ async fn authenticate(req: &Request, api_key: ApiKey) -> poem::Result<Caller> {
         .await;
     ciq_http::metrics::record_decision_latency(asked.elapsed());
     ciq_http::metrics::record_decision("key", decision.allowed);
-    let refused_origin = foreign_origin(req, &key, state.trust_forwarded_for);
+    let refused_origin = foreign_origin(req, &key, &state.public_origin);
     let caller = Caller {
         key,
         refused_origin,
@@ -92,37 +92,20 @@ async fn authenticate(req: &Request, api_key: ApiKey) -> poem::Result<Caller> {
 }
 
 /// The `Origin` of a browser request that `key` may not serve: present, not the
-/// gateway's own (Swagger UI at `/docs` is), and not among the key's allowed origins.
-/// `null` (sandboxed pages, local files) is never allowed.
-fn foreign_origin(req: &Request, key: &VerifiedKey, trust_forwarded_for: bool) -> Option<String> {
+/// gateway's own (`CIQ_PUBLIC_URL`: Swagger UI at `/docs`), and not among the key's
+/// allowed origins. `null` (sandboxed pages, local files) is never allowed. The own
+/// origin comes from configuration, never from `Host` or `X-Forwarded-Host`: a page
+/// that rebinds its DNS name to the gateway controls both.
+fn foreign_origin(req: &Request, key: &VerifiedKey, own: &str) -> Option<String> {
     let header = req.headers().get(poem::http::header::ORIGIN)?;
     let text = String::from_utf8_lossy(header.as_bytes());
     let Some(origin) = ciq_admin::origins::request_origin(&text) else {
         return Some(text.into_owned());
     };
-    if key.allowed_origins.allows(&origin) || is_own_origin(req, &origin, trust_forwarded_for) {
+    if origin == own || key.allowed_origins.allows(&origin) {
         return None;
     }
     Some(origin)
-}
-
-/// Whether `origin` names the host the request was sent to (the gateway's own pages),
-/// or — behind a trusted proxy — the host the client asked the proxy for.
-fn is_own_origin(req: &Request, origin: &str, trust_forwarded_for: bool) -> bool {
-    let scheme = origin
-        .split_once("://")
-        .map_or("https", |(scheme, _)| scheme);
-    let forwarded = trust_forwarded_for
-        .then(|| req.headers().get("x-forwarded-host"))
-        .flatten();
-    [forwarded, req.headers().get(poem::http::header::HOST)]
-        .into_iter()
-        .flatten()
-        .filter_map(|host| host.to_str().ok())
-        .any(|host| {
-            ciq_admin::origins::request_origin(&format!("{scheme}://{}", host.trim()))
-                .is_some_and(|own| own == origin)
-        })
 }
 
 fn refusal(err: VerifyError) -> HttpError {

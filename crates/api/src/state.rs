@@ -24,6 +24,9 @@ pub struct ApiState {
     /// Take the client address from the last `X-Forwarded-For` entry (only behind a
     /// proxy that sets it).
     pub trust_forwarded_for: bool,
+    /// The gateway's own origin (`CIQ_PUBLIC_URL`, serialized like an `Origin` header):
+    /// pages there (Swagger UI) may use any key.
+    pub public_origin: String,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
     /// The lead store (its writes, reads and the store breaker in front of them).

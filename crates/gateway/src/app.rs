@@ -32,6 +32,11 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub struct Settings {
     /// Address to listen on; port 0 picks a free port.
     pub listen: String,
+    /// The gateway's public origin (`CIQ_PUBLIC_URL`, e.g. `https://api.example.com`):
+    /// the one page origin every key may be used from (Swagger UI's Try it out), and
+    /// the address Settings shows. `None` = `http://` + the bound address. Never taken
+    /// from `Host` or `X-Forwarded-Host`, which a DNS-rebinding page controls.
+    pub public_url: Option<String>,
     /// `sqlite://…` or `postgres://…` (may hold a password: never printed).
     pub database_url: SecretString,
     /// A PostgreSQL streaming replica for lists (`DATABASE_READ_URL`); `None` = every
@@ -84,6 +89,7 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:8080".into(),
+            public_url: None,
             database_url: database::DEFAULT_DATABASE_URL.into(),
             database_read_url: None,
             replica_max_lag: ciq_store::replica::DEFAULT_MAX_LAG,
@@ -149,6 +155,9 @@ pub enum StartError {
     /// `CIQ_WEBHOOK_SECRET_KEY` is unusable, or the embedded default's key file is.
     #[error("webhook key: {0:#}")]
     WebhookKey(anyhow::Error),
+    /// `CIQ_PUBLIC_URL` is not an origin.
+    #[error("CIQ_PUBLIC_URL: {0}")]
+    PublicUrl(String),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -171,6 +180,7 @@ impl Application {
         {
             return Err(StartError::WeakAdminToken);
         }
+        let public_origin = public_origin(settings.public_url.as_deref(), &settings.listen)?;
         let database_url = settings.database_url.expose_secret();
         let db = database::connect_and_migrate_with(database_url, settings.waits, settings.pooling)
             .await?;
@@ -243,6 +253,19 @@ impl Application {
             } else {
                 2
             });
+        let acceptor = TcpListener::bind(settings.listen.clone())
+            .into_acceptor()
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: settings.listen.clone(),
+                source,
+            })?;
+        let local_addr = acceptor
+            .local_addr()
+            .into_iter()
+            .find_map(|a| a.as_socket_addr().copied())
+            .expect("a TCP listener has a socket address");
+        let public_origin = public_origin.unwrap_or_else(|| format!("http://{local_addr}"));
         let states = States {
             api: Arc::new(ApiState {
                 db: db.clone(),
@@ -251,6 +274,7 @@ impl Application {
                 limiter: limiter.clone(),
                 limits: settings.limits,
                 trust_forwarded_for: settings.trust_forwarded_for,
+                public_origin,
                 max_body_bytes: settings.max_body_bytes,
                 leads: ciq_leads::Leads::new(
                     db.clone(),
@@ -289,18 +313,6 @@ impl Application {
             webhooks,
             webhook_key,
         };
-        let acceptor = TcpListener::bind(settings.listen.clone())
-            .into_acceptor()
-            .await
-            .map_err(|source| StartError::Bind {
-                addr: settings.listen.clone(),
-                source,
-            })?;
-        let local_addr = acceptor
-            .local_addr()
-            .into_iter()
-            .find_map(|a| a.as_socket_addr().copied())
-            .expect("a TCP listener has a socket address");
         Ok(Self {
             acceptor: acceptor.boxed(),
             local_addr,
@@ -313,6 +325,11 @@ impl Application {
     /// The bound address (the real port when asked for port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The gateway's public origin: `CIQ_PUBLIC_URL`, or `http://` + the bound address.
+    pub fn public_origin(&self) -> &str {
+        &self.states.api.public_origin
     }
 
     /// Each surface's state (tests inspect the verifier's counters through it).
@@ -359,6 +376,29 @@ impl Application {
             tracing::warn!(error = %err, "could not record key last-use times at shutdown");
         }
         result
+    }
+}
+
+/// `CIQ_PUBLIC_URL` in its serialized origin form (`None` when unset: the bound
+/// address stands in, with a warning unless that is a loopback address).
+fn public_origin(configured: Option<&str>, listen: &str) -> Result<Option<String>, StartError> {
+    match configured.map(str::trim).filter(|u| !u.is_empty()) {
+        Some(url) => ciq_admin::origins::parse_origin(url)
+            .map(Some)
+            .map_err(StartError::PublicUrl),
+        None => {
+            let loopback = listen
+                .parse::<SocketAddr>()
+                .is_ok_and(|addr| addr.ip().is_loopback())
+                || listen.starts_with("localhost:");
+            if !loopback {
+                tracing::warn!(
+                    listen,
+                    "CIQ_PUBLIC_URL is not set: Swagger UI's Try it out works only when the docs are opened at http://{listen}; set it to the address clients use (e.g. https://api.example.com)"
+                );
+            }
+            Ok(None)
+        }
     }
 }
 

@@ -194,6 +194,11 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "CIQ_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: String,
+    /// The gateway's public origin, as clients reach it (e.g. https://api.example.com
+    /// behind a proxy): Swagger UI's Try it out may use any key from it, and Settings
+    /// links to it. Default: http:// + the bound address.
+    #[arg(long, env = "CIQ_PUBLIC_URL")]
+    pub public_url: Option<String>,
     /// A PostgreSQL streaming replica of DATABASE_URL for lists (leads, Settings);
     /// writes and reads that must see them stay on the primary.
     #[arg(long, env = "DATABASE_READ_URL", hide_env_values = true)]
@@ -535,6 +540,7 @@ async fn serve(
     };
     let settings = Settings {
         listen: args.listen,
+        public_url: args.public_url,
         database_url,
         pooling,
         database_read_url: args
@@ -584,8 +590,8 @@ async fn serve(
     let app = Application::build(settings).await?;
     tracing::info!(
         addr = %app.local_addr(),
-        "serving; API docs at http://{}/docs",
-        app.local_addr()
+        "serving; API docs at {}/docs",
+        app.public_origin()
     );
     app.run_until(shutdown_signal()).await?;
     tracing::info!("stopped");

@@ -291,6 +291,20 @@ async fn mistakes_are_named_errors(app: TestApp) {
         (status, body["error"]["details"][0]["field"].as_str()),
         (422, Some("password"))
     );
+    // A string field takes a JSON string, nothing else: `"name": false` was stored as
+    // the name "false" (the document says string); nothing is made.
+    for body in [
+        json!({"email": "a@acme.test", "name": false}),
+        json!({"email": "a@acme.test", "name": 12}),
+        json!({"email": true}),
+    ] {
+        let (status, answer) = admin(&app, "POST", "/users", Some(body.clone())).await;
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (400, Some("bad_request")),
+            "{body}: {answer}"
+        );
+    }
     let (status, _) = admin(
         &app,
         "POST",

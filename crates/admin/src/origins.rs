@@ -44,6 +44,12 @@ pub fn parse_origin(text: &str) -> Result<String, String> {
     Ok(url.origin().ascii_serialization())
 }
 
+/// A `pattern` for the documents: origins written the usual way (a DNS name of
+/// letter-led labels, an optional port of up to four digits, an optional trailing
+/// `/`). Every text it matches is accepted; [`parse_origin`] also takes IP literals,
+/// international names and higher ports.
+pub const ORIGIN_PATTERN: &str = r"^https?://[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*(?::[0-9]{1,4})?/?$";
+
 /// The `Origin` header of a request in the stored form, if it is a web origin at all
 /// (`null`, sent by sandboxed pages and local files, is not).
 pub fn request_origin(header: &str) -> Option<String> {
@@ -214,5 +220,17 @@ mod tests {
                 .contains("leads:create, leads:read")
         );
         assert!(check_origins_allowed(read, &AllowedOrigins::default()).is_ok());
+    }
+
+    proptest::proptest! {
+        /// The documents' origin pattern promises less than the parser takes, never more.
+        #[test]
+        fn every_origin_the_pattern_matches_is_accepted(
+            text in proptest::string::string_regex(
+                ORIGIN_PATTERN.trim_start_matches('^').trim_end_matches('$')
+            ).unwrap()
+        ) {
+            proptest::prop_assert!(parse_origin(&text).is_ok(), "{:?}", text);
+        }
     }
 }

@@ -291,17 +291,72 @@ fn add_manage_examples(doc: &mut Value) {
     );
 }
 
-/// The lead rules, from the table the validator reads.
+/// The lead rules, from the table the validator reads: lengths, the score range, what
+/// text may hold (patterns), what an update may not clear, and the upsert's required
+/// `external_id` (its body gets a schema of its own saying so). The money fields' "at
+/// most 2 decimal places" stays in words: `multipleOf: 0.01` is not exact in binary
+/// floating point, so validators would refuse amounts the API takes.
 fn state_lead_rules(doc: &mut Value) {
-    let props = &mut doc["components"]["schemas"]["LeadInput"]["properties"];
-    for (field, max) in rules::MAX_LENGTHS {
-        props[field]["maxLength"] = json!(max);
+    use ciq_http::openapi::{
+        multi_line_pattern, required_single_line_pattern, single_line_pattern,
+        trimmed_or_blank_pattern,
+    };
+    let schemas = &mut doc["components"]["schemas"];
+    for object in ["LeadInput", "LeadChanges"] {
+        let props = &mut schemas[object]["properties"];
+        for (field, max) in rules::MAX_LENGTHS {
+            props[field]["maxLength"] = json!(max);
+        }
+        for field in ["name", "source", "industry"] {
+            props[field]["minLength"] = json!(1);
+            props[field]["pattern"] = json!(required_single_line_pattern());
+        }
+        props["email"]["format"] = json!("email");
+        props["phone"]["pattern"] = json!(trimmed_or_blank_pattern(&rules::phone_pattern()));
+        props["description"]["pattern"] = json!(multi_line_pattern());
+        props["external_id"]["pattern"] = json!(single_line_pattern());
+        props["score"]["minimum"] = json!(*rules::SCORE_RANGE.start());
+        props["score"]["maximum"] = json!(*rules::SCORE_RANGE.end());
+        schemas[object]["additionalProperties"] = json!(false);
     }
-    for field in ["name", "source", "industry"] {
-        props[field]["minLength"] = json!(1);
+    // An update may change a required field, never empty it.
+    let changes = &mut schemas["LeadChanges"]["properties"];
+    for field in ["name", "email", "source", "industry", "status"] {
+        if let Some(field) = changes[field].as_object_mut() {
+            field.remove("nullable");
+        }
     }
-    props["score"]["minimum"] = json!(*rules::SCORE_RANGE.start());
-    props["score"]["maximum"] = json!(*rules::SCORE_RANGE.end());
+    // The upsert's body: a create's, with `external_id` required and not blank.
+    let mut upsert_lead = schemas["LeadInput"].clone();
+    upsert_lead["title"] = json!("UpsertLeadInput");
+    upsert_lead["description"] = json!(
+        "A lead as an upsert submits it: a create's fields and rules, with `external_id` \
+         required (the upsert finds the lead by it)."
+    );
+    upsert_lead["required"]
+        .as_array_mut()
+        .expect("LeadInput has required fields")
+        .push(json!("external_id"));
+    let external_id = &mut upsert_lead["properties"]["external_id"];
+    if let Some(field) = external_id.as_object_mut() {
+        field.remove("nullable");
+    }
+    external_id["minLength"] = json!(1);
+    external_id["pattern"] = json!(required_single_line_pattern());
+    schemas["UpsertLeadInput"] = upsert_lead;
+    schemas["UpsertLeadRequest"] = json!({
+        "type": "object",
+        "title": "UpsertLeadRequest",
+        "description": "Body of an upsert.",
+        "required": ["lead"],
+        "properties": {"lead": {"$ref": "#/components/schemas/UpsertLeadInput"}},
+        "additionalProperties": false,
+    });
+    for request in ["CreateLeadRequest", "PatchLeadRequest", "BatchLeadsRequest"] {
+        schemas[request]["additionalProperties"] = json!(false);
+    }
+    doc["paths"]["/api/external/leads/upsert"]["post"]["requestBody"]["content"]["application/json"]
+        ["schema"]["$ref"] = json!("#/components/schemas/UpsertLeadRequest");
 }
 
 /// Parameters as what they are. The handlers read them as text and check them
@@ -327,6 +382,19 @@ fn type_parameters(doc: &mut Value) {
         ("created_after", time.clone()),
         ("created_before", time),
         ("id", json!({"type": "string", "format": "uuid"})),
+        // Text filters refuse control characters (422 naming the parameter).
+        (
+            "source",
+            json!({"type": "string", "pattern": ciq_http::openapi::single_line_pattern()}),
+        ),
+        (
+            "email",
+            json!({"type": "string", "pattern": ciq_http::openapi::single_line_pattern()}),
+        ),
+        (
+            "external_id",
+            json!({"type": "string", "pattern": ciq_http::openapi::single_line_pattern()}),
+        ),
     ];
     let Some(paths) = doc["paths"].as_object_mut() else {
         return;
@@ -602,5 +670,100 @@ mod tests {
             json!([{"$ref": "#/components/schemas/LeadStatus"}])
         );
         assert_eq!(input["status"]["nullable"], true);
+    }
+
+    /// What the document says a lead field takes is what the validator takes: for
+    /// every text field, a string matches its `pattern` and `maxLength` exactly when
+    /// the create rules accept it (schemathesis's positive and negative checks rely on
+    /// both directions).
+    mod patterns_state_the_rules {
+        use std::sync::LazyLock;
+
+        use proptest::prelude::*;
+        use serde_json::{Value, json};
+
+        /// LeadInput's properties, each with its compiled pattern.
+        static FIELDS: LazyLock<Vec<(String, Value, regex::Regex)>> = LazyLock::new(|| {
+            let doc = super::doc();
+            let props = doc["components"]["schemas"]["LeadInput"]["properties"]
+                .as_object()
+                .unwrap()
+                .clone();
+            props
+                .into_iter()
+                .filter_map(|(name, schema)| {
+                    let pattern = schema["pattern"].as_str()?;
+                    let pattern = regex::Regex::new(pattern).expect("the pattern compiles");
+                    Some((name, schema, pattern))
+                })
+                .collect()
+        });
+
+        fn field(name: &str) -> &'static (String, Value, regex::Regex) {
+            FIELDS
+                .iter()
+                .find(|(n, _, _)| n == name)
+                .expect("a documented text field")
+        }
+
+        fn matches(name: &str, text: &str) -> bool {
+            let (_, schema, pattern) = field(name);
+            let short = schema["maxLength"]
+                .as_u64()
+                .is_none_or(|max| text.chars().count() as u64 <= max);
+            let long = schema["minLength"]
+                .as_u64()
+                .is_none_or(|min| text.chars().count() as u64 >= min);
+            short && long && pattern.is_match(text)
+        }
+
+        fn accepted(field: &str, text: &str) -> bool {
+            let mut lead = json!({"name": "Jane", "email": "jane@example.com",
+                "source": "API", "industry": "Tech"});
+            lead[field] = json!(text);
+            ciq_leads::rules::validate_submission(&json!({ "lead": lead })).is_ok()
+        }
+
+        fn tricky_text() -> impl Strategy<Value = String> {
+            let chars = prop::sample::select(vec![
+                'a', 'Z', '0', '5', '1', ' ', '+', '-', '.', '(', ')', '@', '\t', '\n', '\r',
+                '\u{b}', '\u{0}', '\u{1f}', '\u{7f}', '\u{85}', '\u{9f}', '\u{a0}', '\u{2028}',
+                '\u{3000}', '\u{feff}', '\u{180e}', 'é', '日',
+            ]);
+            prop::collection::vec(chars, 0..40).prop_map(|c| c.into_iter().collect())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(3000))]
+            #[test]
+            fn for_every_text_field(text in tricky_text()) {
+                for field in ["name", "source", "industry", "phone", "description", "external_id"] {
+                    prop_assert_eq!(
+                        matches(field, &text),
+                        accepted(field, &text),
+                        "{} = {:?}", field, text
+                    );
+                }
+            }
+        }
+
+        #[test]
+        fn for_long_and_padded_values() {
+            for (field, text) in [
+                ("phone", "\u{85}".repeat(33)),
+                ("phone", format!("  {}  ", "1".repeat(15))),
+                ("phone", "+1 (555) 123-4567".to_owned()),
+                ("phone", "1".repeat(16)),
+                ("name", format!("{} ", "a".repeat(200))),
+                ("name", "a".repeat(200)),
+                ("description", "line one\r\nline two\t".to_owned()),
+            ] {
+                assert_eq!(
+                    matches(field, &text),
+                    accepted(field, &text),
+                    "{field} = {text:?}"
+                );
+            }
+        }
     }
 }

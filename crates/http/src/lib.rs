@@ -23,6 +23,7 @@ pub mod request_id;
 pub mod routes;
 pub mod secret;
 pub mod security;
+pub mod text;
 pub mod time;
 
 pub use error::{Coded, ErrorBody, ErrorCode, FieldError, HttpError};

@@ -19,6 +19,44 @@ pub const HEADER_NAMES: [&str; 7] = [
     "Retry-After",
 ];
 
+// Patterns of text fields, stated exactly as the API checks them: surrounding white
+// space is trimmed first (`str::trim`), then what is left must hold no control
+// character (`char::is_control`), and a required field must not be blank. Character
+// classes are spelled out rather than `\s`, whose meaning differs between
+// ECMAScript, Python and Rust.
+
+/// Unicode's control characters (`char::is_control`).
+const CONTROL: &str = r"\u0000-\u001f\u007f-\u009f";
+/// Control characters but tab, line feed and carriage return (multi-line text).
+const CONTROL_BUT_LINES: &str = r"\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f";
+/// Exactly the characters `str::trim` removes (Unicode White_Space).
+const WHITE_SPACE: &str =
+    r"\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
+/// Control characters and white space: what a non-blank text's first kept
+/// character is not.
+const BLANK: &str = r"\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
+
+/// `pattern` of an optional field whose value must match `core` once trimmed, and
+/// which is absent when blank (web forms send `""`).
+pub fn trimmed_or_blank_pattern(core: &str) -> String {
+    format!("^[{WHITE_SPACE}]*(?:{core})?[{WHITE_SPACE}]*$")
+}
+
+/// `pattern` of a one-line text field (or filter).
+pub fn single_line_pattern() -> String {
+    format!("^[{WHITE_SPACE}]*[^{CONTROL}]*[{WHITE_SPACE}]*$")
+}
+
+/// `pattern` of a one-line text field that must not be blank.
+pub fn required_single_line_pattern() -> String {
+    format!("^[{WHITE_SPACE}]*[^{CONTROL}]*[^{BLANK}][^{CONTROL}]*[{WHITE_SPACE}]*$")
+}
+
+/// `pattern` of a multi-line text field: tabs and line breaks are text.
+pub fn multi_line_pattern() -> String {
+    format!("^[{WHITE_SPACE}]*[^{CONTROL_BUT_LINES}]*[{WHITE_SPACE}]*$")
+}
+
 /// Parses poem-openapi's output, applies every fix of this module, and hands the
 /// document to `edit` for the surface's own examples and rules.
 pub fn build(spec: &str, edit: impl FnOnce(&mut Value)) -> String {

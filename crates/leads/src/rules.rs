@@ -61,6 +61,18 @@ pub const MAX_DESCRIPTION_LEN: usize = 5000;
 pub const MIN_PHONE_DIGITS: usize = 8;
 /// Most digits in a phone number (E.164).
 pub const MAX_PHONE_DIGITS: usize = 15;
+/// The phone rule as a regular expression (for the documents' `pattern`, which
+/// anchors it and allows surrounding white space): an optional `+`, then
+/// [`MIN_PHONE_DIGITS`] to [`MAX_PHONE_DIGITS`] ASCII digits not starting with 0, with
+/// spaces, dashes, dots and parentheses anywhere among them.
+pub fn phone_pattern() -> String {
+    format!(
+        r"\+?[ ().-]*[1-9](?:[ ().-]*[0-9]){{{},{}}}[ ().-]*",
+        MIN_PHONE_DIGITS - 1,
+        MAX_PHONE_DIGITS - 1
+    )
+}
+
 /// Lowest and highest score.
 pub const SCORE_RANGE: std::ops::RangeInclusive<i64> = 1..=10;
 
@@ -451,12 +463,13 @@ impl<'a> Fields<'a> {
             self.fail(field, "must be a string");
             return None;
         };
-        let text = text.trim();
-        if text.is_empty() {
-            return None;
-        }
+        // The length as sent (what the documents' maxLength states), blank or not.
         if text.chars().count() > max {
             self.fail(field, format!("must be at most {max} characters"));
+            return None;
+        }
+        let text = text.trim();
+        if text.is_empty() {
             return None;
         }
         let allowed_control = |c: char| multiline && matches!(c, '\n' | '\r' | '\t');
@@ -469,15 +482,17 @@ impl<'a> Fields<'a> {
 
     fn phone(&mut self) -> Option<String> {
         let value = self.get("phone")?;
-        let Some(raw) = value.as_str().map(str::trim) else {
+        let Some(given) = value.as_str() else {
             self.fail("phone", "must be a string");
             return None;
         };
-        if raw.is_empty() {
+        // The length as sent (what the documents' maxLength states), blank or not.
+        if given.chars().count() > MAX_PHONE_INPUT_LEN {
+            self.fail("phone", phone_rule());
             return None;
         }
-        if raw.chars().count() > MAX_PHONE_INPUT_LEN {
-            self.fail("phone", phone_rule());
+        let raw = given.trim();
+        if raw.is_empty() {
             return None;
         }
         let body = raw.strip_prefix('+').unwrap_or(raw);

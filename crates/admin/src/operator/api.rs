@@ -14,6 +14,7 @@ use secrecy::ExposeSecret;
 use uuid::Uuid;
 
 use ciq_http::client::client_address;
+use ciq_http::text::Text;
 use ciq_http::{ErrorBody, ErrorCode, HttpError, Timestamp};
 
 use super::state::OperatorState;
@@ -163,10 +164,10 @@ fn answer<T: ParseFromJSON + ToJSON>(
 pub struct CreateUserRequest {
     /// Sign-in email (stored lower-cased; unique).
     #[oai(validator(max_length = 254))]
-    pub email: String,
+    pub email: Text,
     /// Display name.
     #[oai(validator(max_length = 200))]
-    pub name: Option<String>,
+    pub name: Option<Text>,
     /// Initial sign-in password (10 to 128 characters); without it the owner cannot
     /// sign in until one is set.
     pub password: Option<ciq_http::secret::SecretField>,
@@ -307,7 +308,7 @@ pub struct KeyList {
 pub struct CreateKeyRequest {
     /// Name to recognise the key by.
     #[oai(validator(max_length = 100))]
-    pub name: String,
+    pub name: Text,
     /// Per-key limit, requests per minute (1 to 1000000).
     pub rate_limit_per_minute: Option<u32>,
     /// When the key stops working (RFC 3339, in the future).
@@ -317,7 +318,7 @@ pub struct CreateKeyRequest {
     /// Web origins (`https://www.example.com`: scheme, host, optional port) the key may
     /// be used from by a page in a browser; only for a key whose only scope is
     /// `leads:create`. Default: none (servers and scripts only).
-    pub allowed_origins: Option<Vec<String>>,
+    pub allowed_origins: Option<Vec<Text>>,
 }
 
 /// A roll: how long the old key keeps working.
@@ -395,7 +396,12 @@ impl AdminApi {
             if let Some(password) = &body.password {
                 users::check_password_rules(&password.0)?;
             }
-            let user = users::create_user(&state.db, &body.email, body.name.as_deref()).await?;
+            let user = users::create_user(
+                &state.db,
+                &body.email.0,
+                body.name.as_ref().map(|n| n.0.as_str()),
+            )
+            .await?;
             if let Some(password) = &body.password {
                 users::set_password(&state.db, &SecretHasher::default(), user.id, &password.0)
                     .await?;
@@ -453,7 +459,7 @@ impl AdminApi {
     ) -> AdminResponse<CreatedKey> {
         let body = body.0;
         let new = NewKey {
-            name: body.name,
+            name: body.name.0,
             rate_limit_per_minute: body.rate_limit_per_minute,
             expires_at: body.expires_at.map(|t| t.0),
             scopes: crate::Scopes::of(
@@ -464,7 +470,12 @@ impl AdminApi {
                     .map(crate::Scope::from)
                     .collect::<Vec<_>>(),
             ),
-            allowed_origins: body.allowed_origins.unwrap_or_default(),
+            allowed_origins: body
+                .allowed_origins
+                .unwrap_or_default()
+                .into_iter()
+                .map(|o| o.0)
+                .collect(),
         };
         let result = keys::create_key(
             &state.db,

@@ -43,7 +43,13 @@ fn document_operator_rules(doc: &mut Value) {
     limit["minimum"] = json!(1);
     limit["maximum"] = json!(crate::keys::MAX_RATE_LIMIT_PER_MINUTE);
     let overlap = &mut schemas["RollKeyRequest"]["properties"]["overlap_seconds"];
+    overlap["minimum"] = json!(0);
     overlap["maximum"] = json!(crate::keys::MAX_ROLL_OVERLAP_SECS);
+    schemas["CreateUserRequest"]["properties"]["email"]["format"] = json!("email");
+    let key = &mut schemas["CreateKeyRequest"]["properties"];
+    key["name"]["pattern"] = json!(ciq_http::openapi::single_line_pattern());
+    key["allowed_origins"]["maxItems"] = json!(crate::origins::MAX_ORIGINS);
+    key["allowed_origins"]["items"]["pattern"] = json!(crate::origins::ORIGIN_PATTERN);
 }
 
 /// The example each documented error status of an operator operation shows.

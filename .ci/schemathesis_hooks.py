@@ -33,6 +33,14 @@ UNSTATABLE_DETAILS = [
     # Across two fields (origins only with scopes exactly [leads:create]); the
     # generator combines them freely.
     (None, "allowed_origins", "allowed origins are only for keys whose only scope is leads:create"),
+    # Across fields too: a visitor limit and a challenge are for browser keys (keys
+    # with allowed origins) only.
+    (None, "visitor_rate_limit_per_minute", "applies only to a browser key"),
+    (None, "challenge", "applies only to a browser key"),
+    # A challenge secret is trimmed, then must be non-empty without white space or
+    # control characters: Unicode classes the document's regex dialect cannot name.
+    (None, "challenge_secret", "is required with a challenge"),
+    (None, "challenge_secret", "must not contain spaces or control characters"),
     # Amounts have at most 2 decimal places, but `multipleOf: 0.01` is not exact in
     # binary floating point (57 * 0.01 = 0.5700000000000001): validators would refuse
     # amounts the API takes, so the rule is stated in words only.

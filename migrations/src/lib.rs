@@ -21,6 +21,7 @@ mod m20261201_000013_partial_external_id_index;
 mod m20261201_000014_create_lead_imports;
 mod m20261201_000015_create_webhooks;
 mod m20261204_000016_add_webhook_outbox_codec;
+mod m20261204_000017_browser_submissions;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -45,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000014_create_lead_imports::Migration),
             Box::new(m20261201_000015_create_webhooks::Migration),
             Box::new(m20261204_000016_add_webhook_outbox_codec::Migration),
+            Box::new(m20261204_000017_browser_submissions::Migration),
         ]
     }
 }

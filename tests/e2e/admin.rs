@@ -475,3 +475,61 @@ async fn body_id(app: &TestApp, user: uuid::Uuid) -> String {
         .id
         .to_string()
 }
+
+/// A browser key made by the operator API with a visitor limit and a challenge: the
+/// answer and the listing name the provider, never the secret; the rules are named
+/// errors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_keys_take_a_visitor_limit_and_a_challenge() {
+    let Some(app) = spawn_admin(Backend::Sqlite).await else {
+        return;
+    };
+    let (_, user) = admin(
+        &app,
+        "POST",
+        "/users",
+        Some(json!({"email": "forms@acme.test"})),
+    )
+    .await;
+    let keys = format!("/users/{}/keys", user["id"].as_str().unwrap());
+    let (status, made) = admin(
+        &app,
+        "POST",
+        &keys,
+        Some(json!({
+            "name": "Website form",
+            "allowed_origins": ["https://shop.example"],
+            "visitor_rate_limit_per_minute": 4,
+            "challenge": {"provider": "hcaptcha", "secret": "0xhcaptcha-secret"},
+        })),
+    )
+    .await;
+    assert_eq!(status, 201, "{made}");
+    assert_eq!(made["visitor_rate_limit_per_minute"], 4);
+    assert_eq!(made["challenge"], "hcaptcha");
+    assert!(!made.to_string().contains("0xhcaptcha-secret"));
+    let (_, listed) = admin(&app, "GET", &keys, None).await;
+    assert_eq!(listed["keys"][0]["challenge"], "hcaptcha");
+    assert!(!listed.to_string().contains("0xhcaptcha-secret"));
+    for (body, field) in [
+        (
+            json!({"name": "srv", "visitor_rate_limit_per_minute": 4}),
+            "visitor_rate_limit_per_minute",
+        ),
+        (
+            json!({"name": "srv", "challenge": {"provider": "turnstile", "secret": "s"}}),
+            "challenge",
+        ),
+        (
+            json!({"name": "web", "allowed_origins": ["https://shop.example"],
+                   "challenge": {"provider": "turnstile", "secret": "two words"}}),
+            "challenge_secret",
+        ),
+    ] {
+        let (status, refused) = admin(&app, "POST", &keys, Some(body)).await;
+        assert_eq!(status, 422, "{refused}");
+        assert_eq!(refused["error"]["details"][0]["field"], field, "{refused}");
+        assert!(!refused.to_string().contains("two words"));
+    }
+    app.stop().await;
+}

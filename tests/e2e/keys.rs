@@ -37,6 +37,7 @@ async fn roll(app: &TestApp, key: uuid::Uuid, overlap: u64) -> Result<(), AdminE
     keys::roll_key(
         &app.db,
         &SecretHasher::default(),
+        None,
         key,
         Duration::from_secs(overlap),
         &Actor::cli(),

@@ -86,7 +86,8 @@ async fn the_reference_request_body_creates_a_lead_with_the_documented_shape(app
             "external_id",
             "api_key_id",
             "created_at",
-            "updated_at"
+            "updated_at",
+            "spam"
         ]
     );
     assert_eq!(lead["user_id"], user_id.to_string());

@@ -8,6 +8,7 @@ mod cluster;
 mod docs;
 mod errors;
 mod faults;
+mod forms;
 mod hardening;
 mod headers;
 mod idempotency;

@@ -52,16 +52,34 @@ async fn the_imports_migration_keeps_every_lead_and_index(backend: Backend) {
     let user = ciq_admin::users::create_user(&db, "o@acme.test", None)
         .await
         .unwrap();
-    let (key, _) = ciq_admin::keys::create_key(
-        &db,
-        &ciq_admin::SecretHasher::default(),
-        user.id,
-        Default::default(),
-        &ciq_admin::keys::Actor::cli(),
-    )
-    .await
-    .unwrap();
-    insert_lead(&db, user.id, Some(key.id)).await.unwrap();
+    // A key as that release wrote it: only the columns it had.
+    use sea_orm::ActiveValue::Set;
+    let key = ciq_entity::api_key::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        user_id: Set(user.id),
+        lookup_id: Set("lookup13".into()),
+        display_prefix: Set("ciq_lookup13".into()),
+        secret_hash: Set(
+            "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA".into(),
+        ),
+        name: Set("API key".into()),
+        rate_limit_per_minute: Set(None),
+        created_at: Set(ciq_entity::now()),
+        updated_at: Set(ciq_entity::now()),
+        last_used_at: Set(None),
+        expires_at: Set(None),
+        revoked_at: Set(None),
+        version: Set(0),
+        scopes: Set("leads:create".into()),
+        allowed_origins: Set(String::new()),
+        ..Default::default()
+    };
+    let key = ciq_entity::api_key::Entity::insert(key)
+        .exec(&db)
+        .await
+        .unwrap()
+        .last_insert_id;
+    insert_lead(&db, user.id, Some(key)).await.unwrap();
     assert!(
         insert_lead(&db, user.id, None).await.is_err(),
         "before 000014 a lead needs a key"

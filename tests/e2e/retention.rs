@@ -12,6 +12,7 @@ on_every_backend!(
     what_is_past_its_retention_is_purged_by_every_instance,
     finished_imports_go_after_30_days_with_their_failed_rows_and_their_leads_stay,
     the_webhook_delivery_log_goes_after_its_retention_and_pending_deliveries_stay,
+    spam_goes_30_days_after_it_was_judged_and_normal_leads_stay,
 );
 
 async fn create_with_key(app: &TestApp, key: &str, idempotency_key: &str) -> u16 {
@@ -232,4 +233,67 @@ async fn the_webhook_delivery_log_goes_after_its_retention_and_pending_deliverie
         .collect();
     assert_eq!(left.len(), 2);
     assert!(left.contains(&DeliveryStatus::Pending) && left.contains(&DeliveryStatus::Delivered));
+}
+
+/// Spam is erased 30 days after it was judged spam (as an erasure: a remembered answer
+/// that held it replays 410); newer spam and normal leads, however old, stay.
+async fn spam_goes_30_days_after_it_was_judged_and_normal_leads_stay(app: TestApp) {
+    use ciq_entity::lead;
+    let (_, key) = app.user_with_key("owner@acme.test").await;
+    let mut trapped = reference_curl_body();
+    trapped["honeypot"] = serde_json::json!("bot");
+    let mut ids = Vec::new();
+    for (body, idempotency_key) in [
+        (&trapped, "old-spam"),
+        (&trapped, "new-spam"),
+        (&reference_curl_body(), "normal"),
+    ] {
+        let headers = [("Idempotency-Key", idempotency_key)];
+        let (status, answer) = app
+            .post_json("/api/external/leads/create", &key, &headers, body)
+            .await;
+        assert_eq!(status, 201);
+        ids.push(
+            answer["lead"]["id"]
+                .as_str()
+                .unwrap()
+                .parse::<uuid::Uuid>()
+                .unwrap(),
+        );
+    }
+    let long_ago = ciq_entity::now() - chrono::TimeDelta::days(31);
+    for column in [lead::Column::CreatedAt, lead::Column::SpamAt] {
+        lead::Entity::update_many()
+            .col_expr(column, Expr::value(long_ago))
+            .filter(lead::Column::Id.eq(ids[0]))
+            .exec(&app.db)
+            .await
+            .unwrap();
+    }
+    lead::Entity::update_many()
+        .col_expr(lead::Column::CreatedAt, Expr::value(long_ago))
+        .filter(lead::Column::Id.eq(ids[2]))
+        .exec(&app.db)
+        .await
+        .unwrap();
+    let purged = ciq_gateway::retention::purge_once(&app.db, Default::default())
+        .await
+        .unwrap();
+    assert_eq!(purged.spam, 1);
+    let left: Vec<uuid::Uuid> = lead::Entity::find()
+        .all(&app.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| l.id)
+        .collect();
+    assert!(!left.contains(&ids[0]) && left.contains(&ids[1]) && left.contains(&ids[2]));
+    let headers = [("Idempotency-Key", "old-spam")];
+    let (status, answer) = app
+        .post_json("/api/external/leads/create", &key, &headers, &trapped)
+        .await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (410, Some("lead_deleted"))
+    );
 }

@@ -902,7 +902,7 @@ async fn destinations_that_are_not_public_are_refused_before_any_connection() {
             user_id: owner.id,
             api_key_id: None,
         });
-        let event = ciq_leads::events::event(EventType::Created, &lead);
+        let event = ciq_leads::events::event(EventType::Created, &lead).expect("not spam");
         ciq_webhooks::outbox::fan_out(&db, &[event]).await.unwrap();
         let breaker = ciq_store::Breaker::new(db.clone(), Duration::from_secs(5));
         let worker = ciq_webhooks::delivery::DeliveryWorker::with_client(

@@ -25,6 +25,7 @@ pub mod proxy;
 pub mod receiver;
 pub mod redis;
 pub mod redis_cluster;
+pub mod siteverify;
 
 pub use app::TestApp;
 pub use database::{Backend, TestDatabase, postgres_admin_url};
@@ -35,6 +36,7 @@ pub use proxy::SilentProxy;
 pub use receiver::{Receiver, Reply};
 pub use redis::{PrivateRedis, test_redis_url, unique_redis_prefix};
 pub use redis_cluster::RedisCluster;
+pub use siteverify::FakeSiteverify;
 
 /// A test's HTTP client builder. reqwest's TLS is built without a crypto provider of
 /// its own (the gateway installs rustls' ring provider at start); a test that builds a
@@ -47,6 +49,31 @@ pub fn http_client_builder() -> reqwest::ClientBuilder {
 /// [`http_client_builder`] with its defaults.
 pub fn http_client() -> reqwest::Client {
     http_client_builder().build().expect("a plain HTTP client")
+}
+
+/// Serves `endpoint` on a free port of 127.0.0.1: the port, and the server's task
+/// (abort it to stop).
+pub async fn serve_on_free_port<E>(endpoint: E) -> (u16, tokio::task::JoinHandle<()>)
+where
+    E: poem::Endpoint + 'static,
+{
+    use poem::listener::{Acceptor, Listener, TcpListener};
+    let acceptor = TcpListener::bind("127.0.0.1:0")
+        .into_acceptor()
+        .await
+        .expect("a free port");
+    let port = acceptor
+        .local_addr()
+        .into_iter()
+        .find_map(|a| a.as_socket_addr().copied())
+        .expect("a TCP listener has a socket address")
+        .port();
+    let server = tokio::spawn(async move {
+        let _ = poem::Server::new_with_acceptor(acceptor)
+            .run(endpoint)
+            .await;
+    });
+    (port, server)
 }
 
 /// A TCP port nothing listens on (yet).

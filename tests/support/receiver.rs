@@ -6,7 +6,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use poem::http::StatusCode;
-use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::{Body, Endpoint, Request, Response};
 
 /// One request as it arrived.
@@ -134,23 +133,8 @@ impl Endpoint for Recording {
 impl Receiver {
     /// Starts on a free port.
     pub async fn start() -> Self {
-        let acceptor = TcpListener::bind("127.0.0.1:0")
-            .into_acceptor()
-            .await
-            .unwrap();
-        let port = acceptor
-            .local_addr()
-            .into_iter()
-            .find_map(|a| a.as_socket_addr().copied())
-            .unwrap()
-            .port();
         let shared = Arc::new(Shared::default());
-        let endpoint = Recording(shared.clone());
-        let server = tokio::spawn(async move {
-            let _ = poem::Server::new_with_acceptor(acceptor)
-                .run(endpoint)
-                .await;
-        });
+        let (port, server) = crate::serve_on_free_port(Recording(shared.clone())).await;
         Self {
             base_url: format!("http://127.0.0.1:{port}"),
             certificate: None,

@@ -59,6 +59,12 @@ pub struct NewKey {
     /// Web origins the key may be used from, as typed (checked and normalised when
     /// the key is made); only for a key whose only scope is `leads:create`.
     pub allowed_origins: Vec<String>,
+    /// Per-key override of the visitor limit (browser submissions per client address
+    /// per minute); only for a key with allowed origins.
+    pub visitor_rate_limit_per_minute: Option<u32>,
+    /// The challenge every browser submission must pass; only for a key with allowed
+    /// origins, and only where the gateway has a secret key to seal its secret with.
+    pub challenge: Option<crate::NewChallenge>,
 }
 
 /// A key as listed to its owner or an operator: never the secret, never the hash.
@@ -88,6 +94,11 @@ pub struct KeySummary {
     pub scopes: crate::Scopes,
     /// Web origins the key may be used from (empty: servers and scripts only).
     pub allowed_origins: crate::AllowedOrigins,
+    /// Per-key visitor limit, if overridden (browser keys only).
+    pub visitor_rate_limit_per_minute: Option<i32>,
+    /// The challenge provider its browser submissions must pass, if any (its secret is
+    /// never listed).
+    pub challenge: Option<String>,
 }
 
 impl From<api_key::Model> for KeySummary {
@@ -106,6 +117,8 @@ impl From<api_key::Model> for KeySummary {
             revoked_at: row.revoked_at,
             scopes: crate::Scopes::from_stored(&row.scopes),
             allowed_origins: crate::AllowedOrigins::from_stored(&row.allowed_origins),
+            visitor_rate_limit_per_minute: row.visitor_rate_limit_per_minute,
+            challenge: row.challenge_provider,
         }
     }
 }
@@ -163,6 +176,19 @@ pub async fn create_key(
     new: NewKey,
     actor: &Actor,
 ) -> Result<(api_key::Model, PlaintextKey), AdminError> {
+    create_key_sealing(db, hasher, None, user_id, new, actor).await
+}
+
+/// [`create_key`] where a challenge's secret can be sealed under `secrets` (the
+/// gateway's secret key; without it a key with a challenge is refused).
+pub async fn create_key_sealing(
+    db: &Db,
+    hasher: &SecretHasher,
+    secrets: Option<&ciq_store::secret::SecretBox>,
+    user_id: Uuid,
+    new: NewKey,
+    actor: &Actor,
+) -> Result<(api_key::Model, PlaintextKey), AdminError> {
     let new = checked(new)?;
     // The owner must exist: a clear error rather than a foreign-key failure.
     ciq_entity::User::find_by_id(user_id)
@@ -170,7 +196,7 @@ pub async fn create_key(
         .await?
         .ok_or_else(|| AdminError::UserNotFound(user_id.to_string()))?;
     // argon2 runs before the transaction: no lock is held while it works.
-    let (row, plain) = new_key_row(hasher, user_id, new).await?;
+    let (row, plain) = new_key_row(hasher, secrets, user_id, new).await?;
     let actor = actor.clone();
     let created = db
         .transaction::<_, api_key::Model, AdminError>(move |txn| {
@@ -230,6 +256,30 @@ fn checked(new: NewKey) -> Result<NewKey, AdminError> {
             field: "allowed_origins",
             rule,
         })?;
+    if let Some(limit) = new.visitor_rate_limit_per_minute {
+        if !(1..=MAX_RATE_LIMIT_PER_MINUTE).contains(&limit) {
+            return Err(AdminError::Invalid {
+                field: "visitor_rate_limit_per_minute",
+                rule: format!("must be between 1 and {MAX_RATE_LIMIT_PER_MINUTE}"),
+            });
+        }
+        if origins.is_empty() {
+            return Err(AdminError::Invalid {
+                field: "visitor_rate_limit_per_minute",
+                rule: "applies only to a browser key: give the key allowed origins, or leave \
+                       the visitor limit out"
+                    .into(),
+            });
+        }
+    }
+    if new.challenge.is_some() && origins.is_empty() {
+        return Err(AdminError::Invalid {
+            field: "challenge",
+            rule: "applies only to a browser key: give the key allowed origins, or leave the \
+                   challenge out"
+                .into(),
+        });
+    }
     Ok(NewKey {
         name,
         allowed_origins: origins.iter().map(str::to_owned).collect(),
@@ -339,6 +389,7 @@ pub async fn revoke_key_at(
 pub async fn roll_key(
     db: &Db,
     hasher: &SecretHasher,
+    secrets: Option<&ciq_store::secret::SecretBox>,
     key_id: Uuid,
     overlap: std::time::Duration,
     actor: &Actor,
@@ -362,8 +413,12 @@ pub async fn roll_key(
             .iter()
             .map(str::to_owned)
             .collect(),
+        visitor_rate_limit_per_minute: old
+            .visitor_rate_limit_per_minute
+            .and_then(|l| u32::try_from(l).ok()),
+        challenge: inherited_challenge(secrets, &old)?,
     };
-    let (row, plain) = new_key_row(hasher, old.user_id, new).await?;
+    let (row, plain) = new_key_row(hasher, secrets, old.user_id, new).await?;
     let actor = actor.clone();
     let created = db
         .transaction::<_, api_key::Model, AdminError>(move |txn| {
@@ -457,18 +512,52 @@ async fn change_key(
         .ok_or(AdminError::KeyNotFound(key_id))
 }
 
+/// The challenge of `old`, opened to be sealed again for its successor.
+fn inherited_challenge(
+    secrets: Option<&ciq_store::secret::SecretBox>,
+    old: &api_key::Model,
+) -> Result<Option<crate::NewChallenge>, AdminError> {
+    let Some(challenge) = crate::KeyChallenge::of_row(
+        old.challenge_provider.as_deref(),
+        old.challenge_secret.as_deref(),
+    ) else {
+        return Ok(None);
+    };
+    let unsealable = |why: String| AdminError::Invalid {
+        field: "challenge",
+        rule: format!("the key's challenge secret cannot be carried over: {why}"),
+    };
+    let secrets = secrets.ok_or_else(|| {
+        unsealable("the gateway has no secret key (CIQ_WEBHOOK_SECRET_KEY)".into())
+    })?;
+    let secret = challenge
+        .secret(secrets, old.id)
+        .map_err(|err| unsealable(err.to_string()))?;
+    Ok(Some(crate::NewChallenge {
+        provider: challenge.provider,
+        secret,
+    }))
+}
+
 /// A new key's row, ready to insert, with its plaintext (shown once). The argon2id
-/// hash is made here, outside any transaction.
+/// hash is made here, outside any transaction; a challenge's secret is sealed for the
+/// row's id.
 async fn new_key_row(
     hasher: &SecretHasher,
+    secrets: Option<&ciq_store::secret::SecretBox>,
     user_id: Uuid,
     new: NewKey,
 ) -> Result<(api_key::ActiveModel, PlaintextKey), AdminError> {
+    let id = Uuid::now_v7();
+    let sealed = match &new.challenge {
+        Some(challenge) => Some(crate::challenge::seal(secrets, id, challenge)?),
+        None => None,
+    };
     let (plain, parts) = key::generate();
     let secret_hash = hasher.hash_async(parts.secret()).await?;
     let now = ciq_entity::now();
     let row = api_key::ActiveModel {
-        id: Set(Uuid::now_v7()),
+        id: Set(id),
         user_id: Set(user_id),
         display_prefix: Set(key::display_prefix(&parts.lookup_id)),
         lookup_id: Set(parts.lookup_id),
@@ -483,6 +572,14 @@ async fn new_key_row(
         version: Set(0),
         scopes: Set(new.scopes.to_stored()),
         allowed_origins: Set(new.allowed_origins.join(" ")),
+        visitor_rate_limit_per_minute: Set(new
+            .visitor_rate_limit_per_minute
+            .map(|l| i32::try_from(l).unwrap_or(i32::MAX))),
+        challenge_provider: Set(new
+            .challenge
+            .as_ref()
+            .map(|c| c.provider.as_str().to_owned())),
+        challenge_secret: Set(sealed),
     };
     Ok((row, plain))
 }

@@ -5,10 +5,12 @@
 //! - [`hashing`]: argon2id hashing and verification of secrets.
 //! - [`users`] and [`keys`]: creating users, creating, listing and revoking keys.
 //! - [`scopes`] and [`origins`]: what a key may do, and the web pages it may be used from.
+//! - [`challenge`]: the challenge (Turnstile, hCaptcha, reCAPTCHA) a browser key may demand.
 //! - [`verifier`]: the hot-path check of a presented key, with its cache.
 //! - [`sessions`]: Settings sign-in sessions (database or Redis).
 //! - [`operator`]: the operator API `/admin/v1`, its document, and the probes.
 
+pub mod challenge;
 pub mod error;
 pub mod hashing;
 pub mod key;
@@ -20,6 +22,7 @@ pub mod sessions;
 pub mod users;
 pub mod verifier;
 
+pub use challenge::{ChallengeProvider, KeyChallenge, NewChallenge};
 pub use error::AdminError;
 pub use hashing::SecretHasher;
 pub use key::{KeyFormatError, ParsedKey, PlaintextKey};

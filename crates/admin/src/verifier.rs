@@ -66,6 +66,11 @@ pub struct VerifiedKey {
     pub scopes: crate::Scopes,
     /// The web origins it may be used from (none: not a browser key).
     pub allowed_origins: crate::AllowedOrigins,
+    /// Per-key override of the visitor limit (browser submissions per client address
+    /// per minute).
+    pub visitor_rate_limit_per_minute: Option<u32>,
+    /// The challenge its browser submissions must pass, if any.
+    pub challenge: Option<crate::KeyChallenge>,
 }
 
 /// Why a presented key was refused.
@@ -104,6 +109,8 @@ struct CachedKey {
     version: i64,
     scopes: crate::Scopes,
     allowed_origins: crate::AllowedOrigins,
+    visitor_rate_limit_per_minute: Option<u32>,
+    challenge: Option<crate::KeyChallenge>,
 }
 
 #[derive(Debug)]
@@ -584,6 +591,13 @@ fn cached_key(row: api_key::Model, digest: [u8; 32]) -> CachedKey {
         version: row.version,
         scopes: crate::Scopes::from_stored(&row.scopes),
         allowed_origins: crate::AllowedOrigins::from_stored(&row.allowed_origins),
+        visitor_rate_limit_per_minute: row
+            .visitor_rate_limit_per_minute
+            .and_then(|l| u32::try_from(l).ok()),
+        challenge: crate::KeyChallenge::of_row(
+            row.challenge_provider.as_deref(),
+            row.challenge_secret.as_deref(),
+        ),
     }
 }
 
@@ -607,5 +621,7 @@ fn check(cached: &CachedKey, digest: &[u8; 32]) -> Result<VerifiedKey, VerifyErr
         rate_limit_per_minute: cached.rate_limit_per_minute,
         scopes: cached.scopes,
         allowed_origins: cached.allowed_origins.clone(),
+        visitor_rate_limit_per_minute: cached.visitor_rate_limit_per_minute,
+        challenge: cached.challenge.clone(),
     })
 }

@@ -26,10 +26,22 @@ pub struct Caller {
     /// (refused by [`Caller::require`], after the scope); `None` for requests without
     /// `Origin`, from the gateway's own pages, or from an allowed origin.
     pub refused_origin: Option<String>,
-    /// The rate-limit decision, for the response headers.
-    pub decision: Decision,
+    /// The rate-limit decision, for the response headers: the key's, or for a browser
+    /// submission refused by its visitor limit, that limit's. `None` for a browser
+    /// submission until [`Caller::admit`] runs its gates.
+    pub decision: Option<Decision>,
+    /// The policy `decision` belongs to, as the `RateLimit-Policy` header names it
+    /// (`default`: the key's; `visitor`: the visitor limit's).
+    pub policy: &'static str,
     /// Window length in seconds, for the `RateLimit-Policy` header.
     pub window_secs: u64,
+    /// For a browser submission (a create or batch with a key that has allowed
+    /// origins, whatever its `Origin`): the client's address group (an IPv6 address by
+    /// its /64), which the visitor limit counts against. `None` for every other request.
+    pub visitor: Option<String>,
+    /// A browser submission whose challenge provider could not be asked: its leads are
+    /// stored as spam (`challenge_unverified`), never lost.
+    pub challenge_unverified: bool,
 }
 
 /// Your `ciq_` API key. Generate one in Settings → API Key.
@@ -65,30 +77,64 @@ async fn authenticate(req: &Request, api_key: ApiKey) -> poem::Result<Caller> {
             return Err(refusal(err).into());
         }
     };
-    let limit = key.rate_limit_per_minute.unwrap_or(state.limits.per_window);
-    let window = state.limits.window;
-    let asked = std::time::Instant::now();
-    let decision = state
-        .limiter
-        .acquire(&Bucket::Key(key.key_id), limit, window)
-        .await;
-    ciq_http::metrics::record_decision_latency(asked.elapsed());
-    ciq_http::metrics::record_decision("key", decision.allowed);
     let refused_origin = foreign_origin(req, &key, &state.public_origin);
-    let caller = Caller {
+    let window_secs = state.limits.window_secs();
+    if is_browser_submission(req, &key) {
+        // A public key: the origin, the visitor limit and the challenge come before the
+        // key's budget is spent ([`Caller::admit`], once the body says how many leads).
+        if let Some(origin) = &refused_origin {
+            ciq_http::metrics::record_browser_submissions("origin_not_allowed", 1);
+            let err = origin_refusal(&key, origin);
+            // The key's window, looked at: a refused origin spends none of it.
+            let limit = key.rate_limit_per_minute.unwrap_or(state.limits.per_window);
+            let decision = state
+                .limiter
+                .peek(&Bucket::Key(key.key_id), limit, state.limits.window)
+                .await;
+            let mut resp = poem::IntoResponse::into_response(err);
+            apply_rate_limit_headers(resp.headers_mut(), &decision, window_secs);
+            return Err(poem::Error::from_response(resp));
+        }
+        return Ok(Caller {
+            visitor: Some(failures_bucket(state, req)),
+            key,
+            refused_origin: None,
+            decision: None,
+            policy: DEFAULT_POLICY,
+            window_secs,
+            challenge_unverified: false,
+        });
+    }
+    let mut caller = Caller {
         key,
         refused_origin,
-        decision,
-        window_secs: state.limits.window_secs(),
+        decision: None,
+        policy: DEFAULT_POLICY,
+        window_secs,
+        visitor: None,
+        challenge_unverified: false,
     };
-    if !decision.allowed {
-        return Err(caller.refused(HttpError::rate_limited(
-            limit,
-            caller.window_secs,
-            decision.reset_after_secs(),
-        )));
-    }
+    caller
+        .spend_key_budget(state)
+        .await
+        .map_err(|err| caller.refused(err))?;
     Ok(caller)
+}
+
+/// The header a browser submission's challenge widget token travels in.
+pub const CHALLENGE_TOKEN: &str = "x-challenge-token";
+
+/// The `RateLimit-Policy` name of the key's own budget.
+const DEFAULT_POLICY: &str = "default";
+/// The `RateLimit-Policy` name of the visitor limit.
+const VISITOR_POLICY: &str = "visitor";
+
+/// Whether `req` is a browser submission: a create or batch made with a key that has
+/// allowed origins. Its `Origin` does not matter (a bot sends none, or any it likes).
+fn is_browser_submission(req: &Request, key: &VerifiedKey) -> bool {
+    !key.allowed_origins.is_empty()
+        && req.method() == poem::http::Method::POST
+        && crate::cors::is_browser_path(req.uri().path())
 }
 
 /// The `Origin` of a browser request that `key` may not serve: present, not the
@@ -106,6 +152,22 @@ fn foreign_origin(req: &Request, key: &VerifiedKey, own: &str) -> Option<String>
         return None;
     }
     Some(origin)
+}
+
+/// 403 `origin_not_allowed` for a request from `origin`, which `key` does not allow.
+fn origin_refusal(key: &VerifiedKey, origin: &str) -> HttpError {
+    let message = if key.allowed_origins.is_empty() {
+        format!(
+            "this API key may not be used from a web page (origin {origin}); make a key \
+             with only the leads:create scope and allow this origin in Settings → API Key"
+        )
+    } else {
+        format!(
+            "this API key may not be used from {origin}; its owner can allow that origin \
+             in Settings → API Key"
+        )
+    };
+    HttpError::with_message(ciq_http::ErrorCode::OriginNotAllowed, message)
 }
 
 fn refusal(err: VerifyError) -> HttpError {
@@ -233,24 +295,173 @@ impl Caller {
                 format!("this operation needs an API key with the {scope} scope"),
             ));
         }
-        let Some(origin) = &self.refused_origin else {
+        match &self.refused_origin {
+            Some(origin) => Err(origin_refusal(&self.key, origin)),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs the gates of a browser submission of `leads` leads, then spends the key's
+    /// budget; for any other request (admitted when it was authenticated) nothing. In
+    /// order: the visitor limit (429 with the visitor window's headers; every lead
+    /// counts, and a batch larger than what is left is refused whole), the key's
+    /// challenge (403 `challenge_failed`), then the key's limit (429). A refused
+    /// submission costs the key's budget nothing.
+    pub async fn admit(
+        &mut self,
+        state: &ApiState,
+        req: &Request,
+        leads: usize,
+    ) -> Result<(), HttpError> {
+        let Some(address) = &self.visitor else {
             return Ok(());
         };
-        let message = if self.key.allowed_origins.is_empty() {
-            format!(
-                "this API key may not be used from a web page (origin {origin}); make a key \
-                 with only the leads:create scope and allow this origin in Settings → API Key"
+        if self.decision.is_some() {
+            return Ok(());
+        }
+        let limits = &state.limits;
+        let limit = self
+            .key
+            .visitor_rate_limit_per_minute
+            .unwrap_or(limits.visitor_per_window);
+        let cost = u32::try_from(leads.max(1)).unwrap_or(u32::MAX);
+        let visitor = state
+            .limiter
+            .acquire_many(
+                &Bucket::Visitor(self.key.key_id, address),
+                cost,
+                limit,
+                limits.window,
             )
-        } else {
-            format!(
-                "this API key may not be used from {origin}; its owner can allow that origin \
-                 in Settings → API Key"
+            .await;
+        ciq_http::metrics::record_decision("visitor", visitor.allowed);
+        if !visitor.allowed {
+            self.decision = Some(visitor);
+            self.policy = VISITOR_POLICY;
+            ciq_http::metrics::record_browser_submissions("visitor_limited", 1);
+            let retry_after = visitor.reset_after_secs();
+            let mut err = HttpError::rate_limited(limit, self.window_secs, retry_after);
+            err.message = format!(
+                "too many submissions from this address: at most {limit} leads per {} seconds \
+                 per visitor with this key; retry in {retry_after} s",
+                self.window_secs
             )
+            .into();
+            return Err(err);
+        }
+        if let Err(err) = self.pass_challenge(state, req).await {
+            ciq_http::metrics::record_browser_submissions("challenge_failed", 1);
+            // The key's window, looked at: a refused challenge spends none of it.
+            let limit = self.key_limit(state);
+            let key = Bucket::Key(self.key.key_id);
+            self.decision = Some(state.limiter.peek(&key, limit, limits.window).await);
+            return Err(err);
+        }
+        self.spend_key_budget(state).await
+    }
+
+    /// The key's challenge, if it has one: the widget's token (`X-Challenge-Token`)
+    /// verified with the provider. 403 `challenge_failed` when it is missing or refused;
+    /// a provider that cannot be asked lets the submission through marked
+    /// [`Caller::challenge_unverified`]. A retry whose `Idempotency-Key` holds an answer
+    /// is replayed, so it is not asked again (its token was spent on the first request).
+    async fn pass_challenge(&mut self, state: &ApiState, req: &Request) -> Result<(), HttpError> {
+        use crate::challenge::Verdict;
+        let Some(challenge) = &self.key.challenge else {
+            return Ok(());
         };
-        Err(HttpError::with_message(
-            ciq_http::ErrorCode::OriginNotAllowed,
-            message,
-        ))
+        let provider = challenge.provider;
+        if let Some(raw) = crate::leads::idempotent_key(req)
+            && state
+                .leads
+                .answered(self.key.user_id, &raw, state.idempotency_retention)
+                .await
+                .unwrap_or(false)
+        {
+            return Ok(());
+        }
+        let token = req
+            .headers()
+            .get(CHALLENGE_TOKEN)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if token.trim().is_empty() {
+            return Err(HttpError::with_message(
+                ciq_http::ErrorCode::ChallengeFailed,
+                format!(
+                    "this form is protected by {}: complete the challenge, and send the widget's \
+                     token ({}) in the X-Challenge-Token header",
+                    provider.title(),
+                    provider.token_field()
+                ),
+            ));
+        }
+        let verdict = match state
+            .secrets
+            .as_ref()
+            .map(|secrets| challenge.secret(secrets, self.key.key_id))
+        {
+            Some(Ok(secret)) => {
+                let address = client_address(req, state.trust_forwarded_for);
+                state
+                    .challenges
+                    .verify(provider, &secret, token, &address)
+                    .await
+            }
+            Some(Err(err)) => Verdict::Unreachable(format!("the secret does not open: {err}")),
+            None => Verdict::Unreachable("the gateway has no secret key".into()),
+        };
+        match verdict {
+            Verdict::Passed => Ok(()),
+            Verdict::Refused => Err(HttpError::with_message(
+                ciq_http::ErrorCode::ChallengeFailed,
+                format!(
+                    "{} did not accept the challenge token (not passed, expired, or used \
+                     before); complete the challenge again",
+                    provider.title()
+                ),
+            )),
+            Verdict::Unreachable(why) => {
+                tracing::warn!(
+                    key_id = %self.key.key_id,
+                    provider = provider.as_str(),
+                    why,
+                    "challenge not verified: the submission is stored as spam"
+                );
+                self.challenge_unverified = true;
+                Ok(())
+            }
+        }
+    }
+
+    /// The key's requests per window.
+    fn key_limit(&self, state: &ApiState) -> u32 {
+        self.key
+            .rate_limit_per_minute
+            .unwrap_or(state.limits.per_window)
+    }
+
+    /// Spends one request of the key's budget; 429 past it.
+    async fn spend_key_budget(&mut self, state: &ApiState) -> Result<(), HttpError> {
+        let limit = self.key_limit(state);
+        let asked = std::time::Instant::now();
+        let decision = state
+            .limiter
+            .acquire(&Bucket::Key(self.key.key_id), limit, state.limits.window)
+            .await;
+        ciq_http::metrics::record_decision_latency(asked.elapsed());
+        ciq_http::metrics::record_decision("key", decision.allowed);
+        self.decision = Some(decision);
+        self.policy = DEFAULT_POLICY;
+        if decision.allowed {
+            Ok(())
+        } else {
+            Err(HttpError::rate_limited(
+                limit,
+                self.window_secs,
+                decision.reset_after_secs(),
+            ))
+        }
     }
 
     /// `response` with this caller's rate-limit headers.
@@ -269,9 +480,11 @@ impl Caller {
             )
     }
 
-    /// Sets the rate-limit headers of this caller's decision.
+    /// Sets the rate-limit headers of this caller's decision (none before one was made).
     pub fn apply_headers(&self, headers: &mut HeaderMap) {
-        apply_rate_limit_headers(headers, &self.decision, self.window_secs);
+        if let Some(decision) = &self.decision {
+            set_rate_limit_headers(headers, decision, self.window_secs, self.policy);
+        }
     }
 
     fn refused(&self, err: HttpError) -> poem::Error {
@@ -284,6 +497,16 @@ impl Caller {
 /// Sets `X-RateLimit-Limit/Remaining/Reset` and the IETF draft's `RateLimit-Policy`
 /// and `RateLimit` for `decision` under a window of `window_secs`.
 pub fn apply_rate_limit_headers(headers: &mut HeaderMap, decision: &Decision, window_secs: u64) {
+    set_rate_limit_headers(headers, decision, window_secs, DEFAULT_POLICY);
+}
+
+/// [`apply_rate_limit_headers`] naming the policy `policy` in the IETF draft's headers.
+fn set_rate_limit_headers(
+    headers: &mut HeaderMap,
+    decision: &Decision,
+    window_secs: u64,
+    policy: &str,
+) {
     let reset_in = decision.reset_after_secs();
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -299,10 +522,10 @@ pub fn apply_rate_limit_headers(headers: &mut HeaderMap, decision: &Decision, wi
     set("x-ratelimit-reset", (now + reset_in).to_string());
     set(
         "ratelimit-policy",
-        format!("\"default\";q={};w={}", decision.limit, window_secs),
+        format!("\"{policy}\";q={};w={}", decision.limit, window_secs),
     );
     set(
         "ratelimit",
-        format!("\"default\";r={};t={}", decision.remaining, reset_in),
+        format!("\"{policy}\";r={};t={}", decision.remaining, reset_in),
     );
 }

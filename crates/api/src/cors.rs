@@ -16,7 +16,8 @@ pub const BROWSER_PATHS: &[&str] = &[ciq_http::routes::CREATE_LEAD, ciq_http::ro
 pub const PREFLIGHT_MAX_AGE_SECS: u32 = 7200;
 
 /// The request headers a page may send.
-pub const ALLOWED_HEADERS: &str = "content-type, x-api-key, idempotency-key";
+pub const ALLOWED_HEADERS: &str =
+    "content-type, x-api-key, idempotency-key, x-challenge-token, prefer";
 
 /// The response headers a page may read besides the simple ones.
 pub const EXPOSED_HEADERS: &str = "x-ratelimit-limit, x-ratelimit-remaining, x-ratelimit-reset, \

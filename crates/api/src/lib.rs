@@ -4,6 +4,7 @@
 //! - [`leads`]: `POST /api/external/leads/create`, as the reference promises it.
 //! - [`auth`]: the `X-API-Key` scheme, the key's rate limit and its headers, scopes and
 //!   origins.
+//! - [`challenge`]: verifying a browser submission's challenge token with its provider.
 //! - [`cors`]: preflights and CORS headers of the paths browser keys may post to.
 //! - [`openapi`]: the public OpenAPI document (`/openapi.json`) and Swagger UI
 //!   (`/docs`), integrators' operations only.
@@ -12,6 +13,7 @@
 //! maps it to the HTTP contract.
 
 pub mod auth;
+pub mod challenge;
 pub mod cors;
 pub mod leads;
 pub mod money;

@@ -379,6 +379,7 @@ fn type_parameters(doc: &mut Value) {
                 "default": DEFAULT_PAGE}),
         ),
         ("status", json!({"$ref": "#/components/schemas/LeadStatus"})),
+        ("spam", json!({"type": "boolean", "default": false})),
         ("created_after", time.clone()),
         ("created_before", time),
         ("id", json!({"type": "string", "format": "uuid"})),
@@ -610,6 +611,7 @@ mod tests {
             "#/components/schemas/LeadStatus"
         );
         assert_eq!(named(&list, "created_after")["format"], "date-time");
+        assert_eq!(named(&list, "spam")["type"], "boolean");
         for method in ["get", "patch", "delete"] {
             let one = params("/api/external/leads/{id}", method);
             assert_eq!(named(&one, "id")["format"], "uuid", "{method}");

@@ -33,4 +33,9 @@ pub struct ApiState {
     pub leads: ciq_leads::Leads,
     /// How long an `Idempotency-Key` and its answer are remembered.
     pub idempotency_retention: std::time::Duration,
+    /// The gateway's secret key, which opens keys' sealed challenge secrets (`None`: a
+    /// key with a challenge cannot be checked, and its submissions are stored as spam).
+    pub secrets: Option<ciq_store::secret::SecretBox>,
+    /// Asks challenge providers about browser submissions' tokens.
+    pub challenges: crate::challenge::ChallengeVerifier,
 }

@@ -79,7 +79,10 @@ async fn render_keys(
         &history,
         &signed_in.session.csrf_token,
         &flash,
-        state.default_limit_per_window,
+        (
+            state.default_limit_per_window,
+            state.default_visitor_limit_per_window,
+        ),
     );
     Ok(views::page(status, markup))
 }
@@ -105,6 +108,15 @@ struct GenerateForm {
     /// Web origins, one per line (or separated by spaces or commas).
     #[serde(default)]
     allowed_origins: String,
+    /// Submissions per visitor per minute for a browser key; empty: the default.
+    #[serde(default)]
+    visitor_rate_limit: String,
+    /// The challenge provider's name; empty: none.
+    #[serde(default)]
+    challenge: String,
+    /// The provider's secret key (sealed when stored).
+    #[serde(default)]
+    challenge_secret: String,
 }
 
 impl CsrfForm for GenerateForm {
@@ -184,16 +196,50 @@ async fn generate(
         let flash = Flash::refused("Choose at least one thing the key may do.");
         return render_keys(&state, req, &sent.signed_in, flash.status(), flash).await;
     }
+    let visitor_rate_limit_per_minute = match form.visitor_rate_limit.trim() {
+        "" => None,
+        typed => match typed.parse::<u32>() {
+            Ok(limit) => Some(limit),
+            Err(_) => {
+                let flash = Flash::refused(
+                    "Submissions per visitor: a whole number of submissions a minute, or empty for the default.",
+                );
+                return render_keys(&state, req, &sent.signed_in, flash.status(), flash).await;
+            }
+        },
+    };
+    let challenge = match form.challenge.as_str() {
+        "" => Ok(None),
+        name => match ciq_admin::ChallengeProvider::from_name(name) {
+            Some(provider) => {
+                ciq_admin::NewChallenge::checked(provider, &form.challenge_secret).map(Some)
+            }
+            None => Err(AdminError::Invalid {
+                field: "challenge",
+                rule: "choose one of the providers offered".into(),
+            }),
+        },
+    };
+    let challenge = match challenge {
+        Ok(challenge) => challenge,
+        Err(err) => {
+            let flash = refused_form(err)?;
+            return render_keys(&state, req, &sent.signed_in, flash.status(), flash).await;
+        }
+    };
     let new = NewKey {
         name: form.name.clone(),
         expires_at,
         scopes: ciq_admin::Scopes::of(&scopes),
         allowed_origins: form.origins(),
+        visitor_rate_limit_per_minute,
+        challenge,
         ..NewKey::default()
     };
-    let created = keys::create_key(
+    let created = keys::create_key_sealing(
         &state.db,
         &SecretHasher::default(),
+        state.webhook_key.as_ref(),
         sent.session().user_id,
         new,
         &settings_actor(req, &state),
@@ -268,6 +314,7 @@ async fn roll(
     let rolled = keys::roll_key(
         &state.db,
         &SecretHasher::default(),
+        state.webhook_key.as_ref(),
         key.id,
         Duration::from_secs(overlap),
         &settings_actor(req, &state),

@@ -253,8 +253,9 @@ pub async fn detail_page(
 /// own order (a new field is exported without being named here).
 const FIRST_COLUMNS: [&str; 3] = ["id", "created_at", "updated_at"];
 
-/// Fields of the lead the export leaves out: the account is the one exporting.
-const LEFT_OUT: [&str; 1] = ["user_id"];
+/// Fields of the lead the export leaves out: the account is the one exporting, and an
+/// export holds no spam.
+const LEFT_OUT: [&str; 2] = ["user_id", "spam"];
 
 /// The export's columns, in order.
 pub fn csv_columns() -> Vec<&'static str> {

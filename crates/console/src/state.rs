@@ -23,6 +23,8 @@ pub struct ConsoleState {
     pub window: Duration,
     /// The per-key limit keys get unless they override it (shown on the page).
     pub default_limit_per_window: u32,
+    /// The visitor limit browser keys get unless they override it (shown on the page).
+    pub default_visitor_limit_per_window: u32,
     /// Take the client address (and the scheme) from the trusted proxy's headers.
     pub trust_forwarded_for: bool,
     /// Where sessions live.

@@ -42,6 +42,15 @@ pub struct Model {
     /// Web origins the key may be used from (`https://www.example.com`), space-separated;
     /// empty for a key meant for servers. Only `leads:create`-only keys have any.
     pub allowed_origins: String,
+    /// Per-key override of the browser submissions one client address may make per
+    /// minute (`NULL`: the gateway's default). Only keys with allowed origins use it.
+    pub visitor_rate_limit_per_minute: Option<i32>,
+    /// The challenge browser submissions with this key must pass (`turnstile`,
+    /// `hcaptcha`, `recaptcha`); `None`: no challenge.
+    pub challenge_provider: Option<String>,
+    /// The provider's secret, sealed under the gateway's secret key and bound to this
+    /// row's id; never shown again.
+    pub challenge_secret: Option<Vec<u8>>,
 }
 
 /// Relations of `api_keys`.

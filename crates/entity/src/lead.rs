@@ -43,6 +43,13 @@ pub struct Model {
     pub external_id: Option<String>,
     /// When the lead last changed (the creation time until then).
     pub updated_at: Option<DateTimeUtc>,
+    /// Why the lead is quarantined as spam (`honeypot`, `link_in_name`, …); `None` for a
+    /// normal lead. A spam lead is out of lists, exports and charts and has no events.
+    #[serde(default)]
+    pub spam_reason: Option<String>,
+    /// When it was judged spam (set together with `spam_reason`).
+    #[serde(default)]
+    pub spam_at: Option<DateTimeUtc>,
 }
 
 /// Where a lead is in the pipeline, stored as its lower-case name.

@@ -83,6 +83,10 @@ error_codes! {
     /// A browser request from a web origin the key does not allow (the message names it).
     OriginNotAllowed => ("origin_not_allowed", FORBIDDEN,
         "this API key may not be used from this web page's origin"),
+    /// A browser submission whose challenge token is missing, or refused by the key's
+    /// challenge provider (Turnstile, hCaptcha, reCAPTCHA).
+    ChallengeFailed => ("challenge_failed", FORBIDDEN,
+        "the form's challenge was not passed; complete it and send the form again"),
     /// No such route, user or key.
     NotFound => ("not_found", NOT_FOUND, "no such endpoint"),
     /// No such lead in this account (also another account's, or an id that is not one).

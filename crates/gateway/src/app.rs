@@ -76,6 +76,9 @@ pub struct Settings {
     /// `CIQ_WEBHOOK_SECRET_KEY`; `None` = the embedded default's own (SQLite), or
     /// webhooks off (PostgreSQL).
     pub webhook_key: Option<SecretString>,
+    /// `CIQ_CHALLENGE_VERIFY_URL`: where every challenge provider is asked instead of
+    /// its own siteverify (tests' local stand-in).
+    pub challenge_verify_url: Option<String>,
 }
 
 /// Shortest operator token accepted.
@@ -107,6 +110,7 @@ impl Default for Settings {
             imports: ciq_imports::worker::WorkerSettings::default(),
             webhooks: ciq_webhooks::WebhookSettings::default(),
             webhook_key: None,
+            challenge_verify_url: None,
         }
     }
 }
@@ -282,6 +286,10 @@ impl Application {
                     LeadWriter::start(db.clone(), writers, breaker.clone()),
                 ),
                 idempotency_retention: settings.retention.idempotency,
+                secrets: webhook_key.clone(),
+                challenges: ciq_api::challenge::ChallengeVerifier::new(
+                    settings.challenge_verify_url.clone(),
+                ),
             }),
             console: Arc::new(ConsoleState {
                 db: db.clone(),
@@ -289,6 +297,7 @@ impl Application {
                 limiter: limiter.clone(),
                 window: settings.limits.window,
                 default_limit_per_window: settings.limits.per_window,
+                default_visitor_limit_per_window: settings.limits.visitor_per_window,
                 trust_forwarded_for: settings.trust_forwarded_for,
                 sessions,
                 session_ttl: settings.session_ttl,
@@ -309,6 +318,7 @@ impl Application {
                 admin_token,
                 trust_forwarded_for: settings.trust_forwarded_for,
                 breaker: breaker.clone(),
+                secrets: webhook_key.clone(),
             }),
             webhooks,
             webhook_key,

@@ -217,9 +217,20 @@ pub struct ServeArgs {
           default_value_t = ciq_limiter::DEFAULT_UNAUTHENTICATED_LIMIT_PER_MINUTE,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub unauthenticated_limit_per_minute: u32,
+    /// Browser submissions (creates and batches with a key that has allowed origins)
+    /// per key per client address per window, each lead counted, unless the key
+    /// overrides it: a bot's address cannot use up a web form's budget.
+    #[arg(long, env = "CIQ_VISITOR_RATE_LIMIT_PER_MINUTE",
+          default_value_t = ciq_limiter::DEFAULT_VISITOR_LIMIT_PER_MINUTE,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub visitor_rate_limit_per_minute: u32,
     /// Take the client address from the last X-Forwarded-For entry (only behind a proxy that sets it).
     #[arg(long, env = "CIQ_TRUST_FORWARDED_FOR")]
     pub trust_forwarded_for: bool,
+    /// Ask every challenge provider's siteverify at this URL instead of its own
+    /// (a local stand-in for tests, or an egress proxy).
+    #[arg(long, env = "CIQ_CHALLENGE_VERIFY_URL")]
+    pub challenge_verify_url: Option<String>,
     /// Operator token for /admin/v1 (Authorization: Bearer …), at least 16
     /// characters; unset = operator API off.
     #[arg(long, env = "CIQ_ADMIN_TOKEN", hide_env_values = true)]
@@ -300,6 +311,11 @@ pub struct ServeArgs {
     #[arg(long, env = "CIQ_RETENTION_DELIVERIES_SECS", default_value_t = 7 * 24 * 3600,
           value_parser = clap::value_parser!(u64).range(60..))]
     pub retention_deliveries_secs: u64,
+    /// How long a lead quarantined as spam is kept before it is erased, in seconds
+    /// (30 days).
+    #[arg(long, env = "CIQ_RETENTION_SPAM_SECS", default_value_t = 30 * 24 * 3600,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub retention_spam_secs: u64,
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "CIQ_MAX_BODY_BYTES", default_value_t = ciq_api::state::DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
@@ -340,6 +356,20 @@ pub enum KeysCommand {
         /// Per-key limit, requests per minute.
         #[arg(long, value_name = "PER_MINUTE")]
         rate_limit: Option<u32>,
+        /// Browser submissions one client address may make per minute with this key
+        /// (each lead of a batch counts); only for a key with --allowed-origin.
+        /// Default: CIQ_VISITOR_RATE_LIMIT_PER_MINUTE (10).
+        #[arg(long, value_name = "PER_MINUTE")]
+        visitor_rate_limit: Option<u32>,
+        /// A challenge every browser submission must pass: turnstile, hcaptcha or
+        /// recaptcha (only for a key with --allowed-origin; needs
+        /// CIQ_WEBHOOK_SECRET_KEY on PostgreSQL to seal the secret).
+        #[arg(long, value_name = "PROVIDER", requires = "challenge_secret_file")]
+        challenge: Option<ciq_admin::ChallengeProvider>,
+        /// A file whose first line is the provider's secret key (kept out of the
+        /// process list and the shell's history).
+        #[arg(long, value_name = "FILE", requires = "challenge")]
+        challenge_secret_file: Option<std::path::PathBuf>,
         /// Expiry, RFC 3339 (e.g. 2027-01-01T00:00:00Z).
         #[arg(long, value_name = "RFC3339")]
         expires_at: Option<DateTime<Utc>>,
@@ -503,7 +533,7 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
             println!("{}", user.id);
             Ok(())
         }
-        Command::Keys(cmd) => keys_command(store, cmd).await,
+        Command::Keys(cmd) => keys_command(store, cli.webhook_secret_key.as_ref(), cmd).await,
     }
 }
 
@@ -550,9 +580,11 @@ async fn serve(
         limits: LimitSettings {
             per_window: args.rate_limit_per_minute,
             unauthenticated_per_window: args.unauthenticated_limit_per_minute,
+            visitor_per_window: args.visitor_rate_limit_per_minute,
             window: Duration::from_secs(args.rate_limit_window_secs),
         },
         trust_forwarded_for: args.trust_forwarded_for,
+        challenge_verify_url: args.challenge_verify_url.filter(|u| !u.trim().is_empty()),
         max_body_bytes: args.max_body_bytes,
         redis_url: redis_url.filter(|u| !u.expose_secret().trim().is_empty()),
         redis_prefix: args.redis_prefix,
@@ -563,6 +595,7 @@ async fn serve(
             idempotency: Duration::from_secs(args.retention_idempotency_secs),
             purge_every: Duration::from_secs(args.retention_purge_interval_secs),
             deliveries: Duration::from_secs(args.retention_deliveries_secs),
+            spam: Duration::from_secs(args.retention_spam_secs),
         },
         waits: database::Waits {
             acquire: Duration::from_millis(args.db_acquire_timeout_ms),
@@ -598,28 +631,56 @@ async fn serve(
     Ok(())
 }
 
-async fn keys_command(store: Store<'_>, cmd: KeysCommand) -> anyhow::Result<()> {
+async fn keys_command(
+    store: Store<'_>,
+    key: Option<&SecretString>,
+    cmd: KeysCommand,
+) -> anyhow::Result<()> {
     let db = store.open().await?;
     match cmd {
         KeysCommand::Create {
             user,
             name,
             rate_limit,
+            visitor_rate_limit,
+            challenge,
+            challenge_secret_file,
             expires_at,
             scope,
             allowed_origin,
         } => {
             let owner = users::find_user(&db, &user).await?;
+            let challenge = match (challenge, challenge_secret_file) {
+                (Some(provider), Some(file)) => {
+                    let text = std::fs::read_to_string(&file)
+                        .with_context(|| format!("reading {}", file.display()))?;
+                    let first = text.lines().next().unwrap_or_default();
+                    Some(ciq_admin::NewChallenge::checked(provider, first)?)
+                }
+                _ => None,
+            };
+            let secrets = match challenge {
+                Some(_) => crate::webhook_key::resolve(store.url, key)?,
+                None => None,
+            };
             let new = NewKey {
                 name: name.unwrap_or_default(),
                 rate_limit_per_minute: rate_limit,
                 expires_at,
                 scopes: ciq_admin::Scopes::of(&scope),
                 allowed_origins: allowed_origin,
+                visitor_rate_limit_per_minute: visitor_rate_limit,
+                challenge,
             };
-            let (row, plain) =
-                keys::create_key(&db, &SecretHasher::default(), owner.id, new, &Actor::cli())
-                    .await?;
+            let (row, plain) = keys::create_key_sealing(
+                &db,
+                &SecretHasher::default(),
+                secrets.as_ref(),
+                owner.id,
+                new,
+                &Actor::cli(),
+            )
+            .await?;
             eprintln!(
                 "created key {} ({:?}) for {}; store it now, it is not shown again",
                 row.id, row.name, owner.email
@@ -639,9 +700,11 @@ async fn keys_command(store: Store<'_>, cmd: KeysCommand) -> anyhow::Result<()> 
             }
         }
         KeysCommand::Roll { key_id, overlap } => {
+            let secrets = crate::webhook_key::resolve(store.url, key).ok().flatten();
             let (row, plain) = keys::roll_key(
                 &db,
                 &SecretHasher::default(),
+                secrets.as_ref(),
                 key_id,
                 Duration::from_secs(overlap),
                 &Actor::cli(),

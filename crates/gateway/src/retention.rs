@@ -2,7 +2,7 @@
 //! time is up — remembered idempotent answers (which hold lead data) after the
 //! idempotency retention, database sessions once expired, CSV imports (and the
 //! failed rows they list) 30 days after they finished, the webhook delivery log (its
-//! payloads hold lead data) after 7 days. Every instance runs it; the
+//! payloads hold lead data) after 7 days, spam leads 30 days after they were judged so. Every instance runs it; the
 //! deletes are idempotent, so instances need no coordination.
 
 use std::time::Duration;
@@ -18,6 +18,8 @@ pub struct Retention {
     pub purge_every: Duration,
     /// The webhook delivery log (finished deliveries; their payloads hold lead data).
     pub deliveries: Duration,
+    /// Leads quarantined as spam, from when they were judged spam.
+    pub spam: Duration,
 }
 
 /// Default retention of the webhook delivery log: 7 days.
@@ -31,6 +33,7 @@ impl Default for Retention {
             idempotency: ciq_leads::idempotency::DEFAULT_RETENTION,
             purge_every: DEFAULT_PURGE_EVERY,
             deliveries: DEFAULT_DELIVERY_RETENTION,
+            spam: ciq_leads::store::SPAM_RETENTION,
         }
     }
 }
@@ -47,6 +50,8 @@ pub struct Purged {
     pub imports: u64,
     /// Finished webhook deliveries past their retention.
     pub deliveries: u64,
+    /// Spam leads past their retention.
+    pub spam: u64,
 }
 
 /// One purge of everything past its time.
@@ -56,6 +61,7 @@ pub async fn purge_once(db: &Db, retention: Retention) -> Result<Purged, sea_orm
         sessions: ciq_admin::sessions::purge_expired(db).await?,
         imports: ciq_imports::store::purge(db, ciq_imports::store::RETENTION).await?,
         deliveries: ciq_webhooks::delivery::purge(db, retention.deliveries).await?,
+        spam: ciq_leads::store::purge_spam(db, retention.spam).await?,
     })
 }
 

@@ -1201,3 +1201,85 @@ async fn sigterm_under_load_loses_no_acknowledged_lead() {
         let _ = conn.close().await;
     }
 }
+
+#[tokio::test]
+async fn browser_keys_take_a_visitor_limit_and_a_challenge_read_from_a_file() {
+    let db = TestDatabase::create(Backend::Sqlite).await.unwrap();
+    stdout_of(&cli(&db, &["users", "create", "--email", "f@acme.test"]));
+    let secret_file =
+        std::env::temp_dir().join(format!("ciq-challenge-{}.secret", std::process::id()));
+    std::fs::write(&secret_file, "0x4AAAAAAAsite-secret\nignored\n").unwrap();
+    let secret_path = secret_file.to_str().unwrap();
+    let create = |extra: &[&str]| {
+        let mut args = vec!["keys", "create", "--user", "f@acme.test"];
+        args.extend_from_slice(extra);
+        cli(&db, &args)
+    };
+    let key = stdout_of(&create(&[
+        "--allowed-origin",
+        "https://shop.example",
+        "--visitor-rate-limit",
+        "5",
+        "--challenge",
+        "turnstile",
+        "--challenge-secret-file",
+        secret_path,
+    ]));
+    assert!(key.trim().starts_with("ciq_"));
+    for (extra, why) in [
+        (
+            vec!["--visitor-rate-limit", "5"],
+            "visitor_rate_limit_per_minute",
+        ),
+        (
+            vec![
+                "--challenge",
+                "hcaptcha",
+                "--challenge-secret-file",
+                secret_path,
+            ],
+            "browser key",
+        ),
+        (
+            vec![
+                "--allowed-origin",
+                "https://shop.example",
+                "--challenge",
+                "captcha",
+                "--challenge-secret-file",
+                secret_path,
+            ],
+            "turnstile, hcaptcha, recaptcha",
+        ),
+        (
+            vec![
+                "--allowed-origin",
+                "https://shop.example",
+                "--challenge",
+                "turnstile",
+            ],
+            "challenge-secret-file",
+        ),
+    ] {
+        let out = create(&extra);
+        assert!(!out.status.success(), "{extra:?} accepted");
+        assert!(out.stdout.is_empty());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(why), "{extra:?}: {stderr}");
+        assert!(
+            !stderr.contains("0x4AAAAAAA"),
+            "the secret is never printed"
+        );
+    }
+    let listed: Value = serde_json::from_str(&stdout_of(&cli(
+        &db,
+        &["keys", "list", "--user", "f@acme.test", "--json"],
+    )))
+    .unwrap();
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed.len(), 1, "no refused key was made");
+    assert_eq!(listed[0]["visitor_rate_limit_per_minute"], 5);
+    assert_eq!(listed[0]["challenge"], "turnstile");
+    assert!(!listed[0].to_string().contains("0x4AAAAAAA"));
+    std::fs::remove_file(&secret_file).unwrap();
+}

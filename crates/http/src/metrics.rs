@@ -94,6 +94,12 @@ pub fn record_decision(scope: &'static str, allowed: bool) {
         .increment(1);
 }
 
+/// Counts browser submissions by how they ended (`accepted`, `spam`: per lead stored;
+/// `visitor_limited`, `challenge_failed`, `origin_not_allowed`: per request refused).
+pub fn record_browser_submissions(outcome: &'static str, count: u64) {
+    metrics::counter!("ciq_browser_submissions_total", "outcome" => outcome).increment(count);
+}
+
 /// Times one API key's limiter decision (with Redis, its round trip).
 pub fn record_decision_latency(took: std::time::Duration) {
     metrics::histogram!("ciq_rate_limit_decision_seconds").record(took.as_secs_f64());

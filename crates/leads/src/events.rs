@@ -85,13 +85,17 @@ fn attributes(lead: &Lead) -> Attributes {
 }
 
 /// The event of `kind` (created or updated) for `lead` as it is now: the payload holds
-/// the whole lead object.
-pub fn event(kind: EventType, lead: &Lead) -> Event {
+/// the whole lead object. `None` for a spam lead: no event of any type exists for one
+/// until its owner says "Not spam".
+pub fn event(kind: EventType, lead: &Lead) -> Option<Event> {
+    if lead.spam.is_some() {
+        return None;
+    }
     let at = match kind {
         EventType::Created => lead.created_at,
         _ => lead.updated_at,
     };
-    Event {
+    Some(Event {
         id: Uuid::now_v7(),
         kind: kind.as_str(),
         account: lead.user_id,
@@ -99,7 +103,7 @@ pub fn event(kind: EventType, lead: &Lead) -> Event {
         payload: payload(kind, lead, at),
         attributes: attributes(lead),
         at,
-    }
+    })
 }
 
 /// The event of erasing the lead `lead_id` of `user_id`'s account: its payload carries
@@ -127,10 +131,10 @@ pub const CODECS: &[Codec] = &[Codec {
     decode: decode_created_rows,
 }];
 
-/// The `lead.created` events of freshly stored `rows`.
+/// The `lead.created` events of freshly stored `rows` (none for spam).
 pub fn created<'a>(rows: impl IntoIterator<Item = &'a lead::Model>) -> Vec<Event> {
     rows.into_iter()
-        .map(|row| event(EventType::Created, &Lead::from(row.clone())))
+        .filter_map(|row| event(EventType::Created, &Lead::from(row.clone())))
         .collect()
 }
 
@@ -140,8 +144,8 @@ fn decode_created_rows(text: &str) -> Result<Vec<Event>, String> {
     Ok(created(&rows))
 }
 
-/// The PostgreSQL form for group commit: the batch's created leads whose account has a
-/// subscribed endpoint, as one [`LEAD_ROWS`] outbox row (their rows as JSON) in the
+/// The PostgreSQL form for group commit: the batch's created leads (not spam) whose
+/// account has a subscribed endpoint, as one [`LEAD_ROWS`] outbox row (their rows as JSON) in the
 /// same statement as their `INSERT` (`leads_insert`, which this makes return its rows) —
 /// one small row per batch on the create path, no payload rendered there; the delivery
 /// workers turn it into delivery rows later, off the request path.
@@ -150,7 +154,7 @@ pub(crate) fn with_created_outbox(leads_insert: &str) -> String {
         "WITH leads_in AS ({leads_insert} RETURNING *) \
          INSERT INTO webhook_outbox (id, created_at, codec, events) \
          SELECT gen_random_uuid(), now(), '{LEAD_ROWS}', json_agg(l)::text FROM leads_in l \
-         WHERE EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.user_id = l.user_id \
+         WHERE l.spam_at IS NULL AND EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.user_id = l.user_id \
          AND e.enabled AND position('lead.created' in e.events) > 0) HAVING count(*) > 0"
     )
 }

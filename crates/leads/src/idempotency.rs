@@ -159,6 +159,24 @@ pub async fn claim(
     Err(LeadError::IdempotencyKeyInUse)
 }
 
+/// Whether `user_id`'s `key` holds an answer (remembered, or its lead erased since)
+/// within `retention`: a retry that will be replayed, not run again. A browser
+/// submission's retry skips its challenge on this: the token was spent on the first.
+pub async fn answered(
+    db: &Db,
+    user_id: Uuid,
+    key: &str,
+    retention: std::time::Duration,
+) -> Result<bool, LeadError> {
+    let retention = chrono::TimeDelta::from_std(retention).unwrap_or(chrono::TimeDelta::MAX);
+    let row = idempotency_key::Entity::find_by_id((user_id, key.to_owned()))
+        .one(db)
+        .await?;
+    Ok(row.is_some_and(|row| {
+        row.created_at >= Utc::now() - retention && row.response_status.is_some()
+    }))
+}
+
 /// Records the answer (`status`, `body`) of a claimed key, inside the transaction that stored the lead,
 /// so that a lead and its remembered answer are written together or not at all.
 pub async fn complete(

@@ -70,6 +70,10 @@ macro_rules! lead_fields {
             created_at: $crate::lead::Time,
             /// When the lead last changed (its creation time until then).
             updated_at: $crate::lead::Time,
+            /// null for a normal lead; for a lead quarantined as spam, why (`honeypot`,
+            /// `link_in_name`, `links_in_description`, `blocked_email`,
+            /// `challenge_unverified`) and when. Create and batch answers always show null.
+            spam: Option<$crate::Spam>,
         }
     };
 }
@@ -118,7 +122,7 @@ macro_rules! shown_as_serde {
         }
     )*};
 }
-shown_as_serde!(Uuid, String, i32, LeadStatus, Money);
+shown_as_serde!(Uuid, String, i32, LeadStatus, Money, crate::Spam);
 
 impl Shown for DateTime<Utc> {
     fn show<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -191,6 +195,10 @@ impl From<lead::Model> for Lead {
             created_at: row.created_at,
             external_id: row.external_id,
             updated_at: row.updated_at.unwrap_or(row.created_at),
+            spam: match (row.spam_reason, row.spam_at) {
+                (Some(reason), Some(at)) => Some(crate::Spam { reason, at }),
+                _ => None,
+            },
         }
     }
 }
@@ -214,6 +222,8 @@ pub(crate) fn row_of(owner: LeadOwner, new: NewLead, now: DateTime<Utc>) -> lead
         created_at: now,
         external_id: new.external_id,
         updated_at: Some(now),
+        spam_reason: new.spam.map(|reason| reason.as_str().to_owned()),
+        spam_at: new.spam.map(|_| now),
     }
 }
 
@@ -246,6 +256,7 @@ mod tests {
             api_key_id: None,
             created_at: at,
             updated_at: at,
+            spam: None,
         };
         let json = serde_json::to_value(&lead).unwrap();
         let keys: Vec<&str> = json
@@ -272,7 +283,8 @@ mod tests {
                 "external_id",
                 "api_key_id",
                 "created_at",
-                "updated_at"
+                "updated_at",
+                "spam"
             ]
         );
         assert_eq!(json["status"], "qualified");

@@ -11,6 +11,7 @@
 //! - [`group_commit`]: concurrent creates share one INSERT and one commit.
 //! - [`idempotency`]: Stripe's `Idempotency-Key` semantics, per account.
 //! - [`events`]: lead events for ciq-webhooks' outbox: types, payload, attributes.
+//! - [`spam`]: the quarantine: spam reasons, the rules browser submissions pass through.
 
 pub mod error;
 pub mod events;
@@ -20,6 +21,7 @@ pub mod lead;
 pub mod money;
 pub mod rules;
 pub mod service;
+pub mod spam;
 pub mod store;
 
 pub use ciq_entity::lead::LeadStatus;
@@ -29,4 +31,5 @@ pub use lead::Lead;
 pub use money::Money;
 pub use rules::{NewLead, Violation};
 pub use service::Leads;
+pub use spam::{Spam, SpamReason};
 pub use store::LeadOwner;

@@ -150,13 +150,58 @@ pub struct NewLead {
     pub description: Option<String>,
     /// The client's own id for the lead, unique per account.
     pub external_id: Option<String>,
+    /// Why the lead is to be stored as spam (set by [`crate::spam::judge`]'s caller for a
+    /// browser submission); `None` for a normal lead.
+    pub spam: Option<crate::SpamReason>,
 }
 
 /// Checks a parsed body `{"lead": {...}}` against every rule; returns the lead or
 /// all broken rules.
 pub fn validate_submission(body: &Value) -> Result<NewLead, Vec<Violation>> {
+    validate_lead_body(body, false).map(|(lead, _)| lead)
+}
+
+/// [`validate_submission`] for a create, whose body may also carry a top-level
+/// `honeypot` (a web form's hidden input): the lead and the honeypot's value (`None`
+/// when absent or null). A honeypot that is not a string breaks a rule like any field.
+pub fn validate_create(body: &Value) -> Result<(NewLead, Option<String>), Vec<Violation>> {
+    validate_lead_body(body, true)
+}
+
+/// The top-level `honeypot` of a create or batch body: `None` when absent or null, its
+/// text when a string; anything else is a broken rule pushed on `errors`.
+pub fn honeypot(top: &Map<String, Value>, errors: &mut Vec<Violation>) -> Option<String> {
+    match top.get(HONEYPOT) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(text)) => Some(text.clone()),
+        Some(_) => {
+            errors.push(Violation::new(
+                HONEYPOT,
+                "must be a string (the value of the form's hidden honeypot input)",
+            ));
+            None
+        }
+    }
+}
+
+/// The name of the top-level honeypot field of create and batch bodies.
+pub const HONEYPOT: &str = "honeypot";
+
+fn validate_lead_body(
+    body: &Value,
+    honeypot_allowed: bool,
+) -> Result<(NewLead, Option<String>), Vec<Violation>> {
     let mut errors = Vec::new();
-    let lead = lead_object(body, &mut errors)?;
+    let allowed: &[&str] = if honeypot_allowed {
+        &["lead", HONEYPOT]
+    } else {
+        &["lead"]
+    };
+    let lead = lead_object(body, allowed, &mut errors)?;
+    let trap = match body {
+        Value::Object(top) if honeypot_allowed => honeypot(top, &mut errors),
+        _ => None,
+    };
     let mut fields = Fields {
         lead,
         errors: &mut errors,
@@ -181,8 +226,8 @@ pub fn validate_submission(body: &Value) -> Result<NewLead, Vec<Violation>> {
     let external_id = fields.optional_text("external_id", MAX_EXTERNAL_ID_LEN, false);
     unknown_fields(lead, &mut errors);
     match (name, email, source, industry) {
-        (Some(name), Some(email), Some(source), Some(industry)) if errors.is_empty() => {
-            Ok(NewLead {
+        (Some(name), Some(email), Some(source), Some(industry)) if errors.is_empty() => Ok((
+            NewLead {
                 name,
                 email,
                 phone,
@@ -194,8 +239,10 @@ pub fn validate_submission(body: &Value) -> Result<NewLead, Vec<Violation>> {
                 budget,
                 description,
                 external_id,
-            })
-        }
+                spam: None,
+            },
+            trap,
+        )),
         _ => Err(errors),
     }
 }
@@ -203,6 +250,7 @@ pub fn validate_submission(body: &Value) -> Result<NewLead, Vec<Violation>> {
 /// The `lead` object of a body `{"lead": {...}}`; anything beside it is an error.
 fn lead_object<'a>(
     body: &'a Value,
+    allowed: &[&str],
     errors: &mut Vec<Violation>,
 ) -> Result<&'a Map<String, Value>, Vec<Violation>> {
     let Value::Object(top) = body else {
@@ -211,7 +259,7 @@ fn lead_object<'a>(
             "must be a JSON object of the form {\"lead\": {...}}",
         )]);
     };
-    for key in top.keys().filter(|k| k.as_str() != "lead") {
+    for key in top.keys().filter(|k| !allowed.contains(&k.as_str())) {
         errors.push(Violation::new(
             key.clone(),
             "is not a known field; the lead's fields go inside \"lead\"",
@@ -353,7 +401,7 @@ impl LeadPatch {
 /// has a value) cannot be emptied, unknown fields are refused — every broken rule at once.
 pub fn validate_patch(body: &Value) -> Result<LeadPatch, Vec<Violation>> {
     let mut errors = Vec::new();
-    let lead = lead_object(body, &mut errors)?;
+    let lead = lead_object(body, &["lead"], &mut errors)?;
     // Present, and null or blank.
     let cleared = |field: &str| {
         lead.get(field)

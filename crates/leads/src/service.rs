@@ -141,6 +141,18 @@ impl Leads {
         self.guarded(store::erase(&self.db, user_id, id)).await
     }
 
+    /// Whether `user_id`'s idempotency `key` holds an answer a retry will replay
+    /// ([`idempotency::answered`]); asked of the primary, behind the breaker.
+    pub async fn answered(
+        &self,
+        user_id: Uuid,
+        key: &str,
+        retention: Duration,
+    ) -> Result<bool, LeadError> {
+        self.guarded(idempotency::answered(&self.db, user_id, key, retention))
+            .await
+    }
+
     /// Claims an `Idempotency-Key` (see [`idempotency::claim`]).
     pub async fn claim(
         &self,

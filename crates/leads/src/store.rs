@@ -178,7 +178,7 @@ async fn write_batch(
     let created: Vec<ciq_webhooks::outbox::Event> = outcomes
         .iter()
         .filter_map(|outcome| match outcome {
-            BatchOutcome::Created(lead) => Some(events::event(EventType::Created, lead)),
+            BatchOutcome::Created(lead) => events::event(EventType::Created, lead),
             _ => None,
         })
         .collect();
@@ -238,7 +238,8 @@ pub async fn insert_lead(
                 .guard(db.transaction::<_, Lead, DbErr>(|txn| {
                     Box::pin(async move {
                         let lead = Lead::from(row.insert(txn).await?);
-                        outbox::fan_out(txn, &[events::event(EventType::Created, &lead)]).await?;
+                        outbox::fan_out(txn, events::event(EventType::Created, &lead).as_slice())
+                            .await?;
                         if let Some((key, answer)) = answer {
                             idempotency::complete(txn, user_id, &key, 201, &answer, lead_id)
                                 .await?;
@@ -318,6 +319,9 @@ pub struct LeadFilter {
     pub created_before: Option<DateTime<Utc>>,
     /// Created with this key.
     pub api_key_id: Option<Uuid>,
+    /// Only spam leads (`true`), or only normal ones (`false`, the default: spam is
+    /// out of every list unless asked for).
+    pub spam: bool,
 }
 
 /// Where a page starts: just after this lead in newest-first order.
@@ -377,6 +381,11 @@ pub async fn list(
     use sea_orm::sea_query::{Expr, Func};
     use sea_orm::{QueryOrder, QuerySelect};
     let mut query = lead::Entity::in_account(user_id);
+    query = query.filter(if filter.spam {
+        lead::Column::SpamAt.is_not_null()
+    } else {
+        lead::Column::SpamAt.is_null()
+    });
     if let Some(status) = filter.status {
         query = query.filter(lead::Column::Status.eq(status));
     }
@@ -430,6 +439,18 @@ pub async fn erase(db: &Db, user_id: Uuid, id: Uuid) -> Result<(), LeadError> {
     let erased = db
         .transaction::<_, bool, DbErr>(move |txn| {
             Box::pin(async move {
+                use sea_orm::QuerySelect;
+                // A spam lead's erasure is announced no more than its creation was.
+                let spam_at: Option<Option<DateTime<Utc>>> =
+                    lead::Entity::find_in_account(user_id, id)
+                        .select_only()
+                        .column(lead::Column::SpamAt)
+                        .into_tuple()
+                        .one(txn)
+                        .await?;
+                let Some(spam_at) = spam_at else {
+                    return Ok(false);
+                };
                 let deleted = lead::Entity::delete_in_account(user_id)
                     .filter(lead::Column::Id.eq(id))
                     .exec(txn)
@@ -437,7 +458,9 @@ pub async fn erase(db: &Db, user_id: Uuid, id: Uuid) -> Result<(), LeadError> {
                 if deleted.rows_affected == 0 {
                     return Ok(false);
                 }
-                outbox::fan_out(txn, &[events::deleted(user_id, id)]).await?;
+                if spam_at.is_none() {
+                    outbox::fan_out(txn, &[events::deleted(user_id, id)]).await?;
+                }
                 idempotency::forget_lead(txn, user_id, id).await?;
                 Ok(true)
             })
@@ -447,6 +470,42 @@ pub async fn erase(db: &Db, user_id: Uuid, id: Uuid) -> Result<(), LeadError> {
         Ok(())
     } else {
         Err(LeadError::NotFound)
+    }
+}
+
+/// Spam leads are kept this long after they were judged spam, then erased.
+pub const SPAM_RETENTION: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
+
+/// Erases every spam lead judged more than `retention` ago, as [`erase`] does (a
+/// remembered answer that held one replays as erased; no event, as for any spam), a
+/// few hundred at a time. Returns how many went.
+pub async fn purge_spam(db: &Db, retention: std::time::Duration) -> Result<u64, DbErr> {
+    use sea_orm::{QueryOrder, QuerySelect};
+    let cutoff = ciq_entity::now()
+        - chrono::TimeDelta::from_std(retention).unwrap_or(chrono::TimeDelta::MAX);
+    let mut purged = 0;
+    loop {
+        let due: Vec<(Uuid, Uuid)> = lead::Entity::find()
+            .select_only()
+            .column(lead::Column::UserId)
+            .column(lead::Column::Id)
+            .filter(lead::Column::SpamAt.lt(cutoff))
+            .order_by_asc(lead::Column::SpamAt)
+            .limit(500)
+            .into_tuple()
+            .all(db)
+            .await?;
+        if due.is_empty() {
+            return Ok(purged);
+        }
+        for (user_id, id) in due {
+            match erase(db, user_id, id).await {
+                Ok(()) => purged += 1,
+                // Erased meanwhile by its owner: nothing left to do.
+                Err(LeadError::NotFound) => {}
+                Err(err) => return Err(DbErr::Custom(err.to_string())),
+            }
+        }
     }
 }
 
@@ -474,7 +533,7 @@ pub async fn update(
     };
     let lead = find(&txn, user_id, id).await?;
     if changed.is_some_and(|rows| rows > 0) {
-        outbox::fan_out(&txn, &[events::event(EventType::Updated, &lead)]).await?;
+        outbox::fan_out(&txn, events::event(EventType::Updated, &lead).as_slice()).await?;
     }
     txn.commit().await?;
     Ok(lead)
@@ -684,7 +743,7 @@ pub async fn upsert_in(
                 .await?;
             if let Some(lead) = lead {
                 let lead = Lead::from(lead);
-                outbox::fan_out(txn, &[events::event(EventType::Updated, &lead)]).await?;
+                outbox::fan_out(txn, events::event(EventType::Updated, &lead).as_slice()).await?;
                 return Ok(Some(Upserted::Updated(Box::new(lead))));
             }
             continue;
@@ -699,7 +758,7 @@ pub async fn upsert_in(
             .await?;
         if inserted == 1 {
             let lead = Lead::from(row);
-            outbox::fan_out(txn, &[events::event(EventType::Created, &lead)]).await?;
+            outbox::fan_out(txn, events::event(EventType::Created, &lead).as_slice()).await?;
             return Ok(Some(Upserted::Created(Box::new(lead))));
         }
     }

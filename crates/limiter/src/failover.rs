@@ -109,6 +109,30 @@ impl RateLimiter for FailoverLimiter {
         self.inner.local.acquire_now(bucket, limit, window)
     }
 
+    async fn acquire_many(
+        &self,
+        bucket: &Bucket<'_>,
+        cost: u32,
+        limit: u32,
+        window: Duration,
+    ) -> Decision {
+        let bucket = &bucket.name();
+        if !self.inner.degraded.load(Ordering::SeqCst) {
+            match self
+                .inner
+                .redis
+                .try_acquire_many(bucket, cost, limit, window)
+                .await
+            {
+                Ok(decision) => return decision,
+                Err(err) => self.inner.degrade(Some(bucket), &err),
+            }
+        }
+        self.inner
+            .local
+            .acquire_many_now(bucket, cost, limit, window)
+    }
+
     async fn peek(&self, bucket: &Bucket<'_>, limit: u32, window: Duration) -> Decision {
         let bucket = &bucket.name();
         if !self.inner.degraded.load(Ordering::SeqCst) {

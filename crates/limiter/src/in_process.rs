@@ -47,12 +47,23 @@ impl InProcessLimiter {
 
     /// Decides synchronously; the async trait method is this plus nothing.
     pub fn acquire_now(&self, bucket: &str, limit: u32, window: Duration) -> Decision {
-        self.decide(bucket, limit, window, true)
+        self.decide(bucket, limit, window, 1)
+    }
+
+    /// [`RateLimiter::acquire_many`], synchronously.
+    pub fn acquire_many_now(
+        &self,
+        bucket: &str,
+        cost: u32,
+        limit: u32,
+        window: Duration,
+    ) -> Decision {
+        self.decide(bucket, limit, window, cost.max(1))
     }
 
     /// [`RateLimiter::peek`], synchronously.
     pub fn peek_now(&self, bucket: &str, limit: u32, window: Duration) -> Decision {
-        self.decide(bucket, limit, window, false)
+        self.decide(bucket, limit, window, 0)
     }
 
     /// [`RateLimiter::refund`], synchronously.
@@ -71,7 +82,8 @@ impl InProcessLimiter {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn decide(&self, bucket: &str, limit: u32, window: Duration, record: bool) -> Decision {
+    /// `cost` admissions decided together (all or none); 0 only looks.
+    fn decide(&self, bucket: &str, limit: u32, window: Duration, cost: u32) -> Decision {
         let mut shard = self.shard(bucket);
         let now = Instant::now();
 
@@ -99,14 +111,27 @@ impl InProcessLimiter {
         {
             entry.admitted.pop_front();
         }
-        let allowed = (entry.admitted.len() as u64) < u64::from(limit);
-        if allowed && record {
-            entry.admitted.push_back(now);
+        let count = entry.admitted.len() as u64;
+        let allowed = count + u64::from(cost.max(1)) <= u64::from(limit);
+        // The admission whose leaving lets this request fit: the oldest for one, more
+        // for a refused request of several.
+        let mut wait = 1;
+        if allowed {
+            entry
+                .admitted
+                .extend(std::iter::repeat_n(now, cost as usize));
+        } else if cost > 1 {
+            wait = (count + u64::from(cost))
+                .saturating_sub(u64::from(limit))
+                .min(count);
         }
         let used = entry.admitted.len() as u32;
-        let reset_after = entry.admitted.front().map_or(Duration::ZERO, |&oldest| {
-            (oldest + window).duration_since(now)
-        });
+        let reset_after = usize::try_from(wait)
+            .ok()
+            .and_then(|wait| entry.admitted.get(wait.saturating_sub(1)))
+            .map_or(Duration::ZERO, |&freeing| {
+                (freeing + window).duration_since(now)
+            });
         Decision {
             allowed,
             limit,
@@ -121,6 +146,16 @@ impl RateLimiter for InProcessLimiter {
     async fn acquire(&self, bucket: &Bucket<'_>, limit: u32, window: Duration) -> Decision {
         let bucket = &bucket.name();
         self.acquire_now(bucket, limit, window)
+    }
+
+    async fn acquire_many(
+        &self,
+        bucket: &Bucket<'_>,
+        cost: u32,
+        limit: u32,
+        window: Duration,
+    ) -> Decision {
+        self.acquire_many_now(&bucket.name(), cost, limit, window)
     }
 
     async fn peek(&self, bucket: &Bucket<'_>, limit: u32, window: Duration) -> Decision {
@@ -185,6 +220,29 @@ mod tests {
         }
         tokio::time::advance(Duration::from_secs(10)).await;
         assert!(limiter.acquire_now("k", 1, MINUTE).allowed);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn several_admissions_are_taken_all_or_none() {
+        let limiter = InProcessLimiter::new();
+        assert!(limiter.acquire_many_now("k", 4, 10, MINUTE).allowed);
+        tokio::time::advance(Duration::from_secs(10)).await;
+        let d = limiter.acquire_many_now("k", 4, 10, MINUTE);
+        assert!(d.allowed);
+        assert_eq!(d.remaining, 2);
+        // 3 do not fit into the 2 left, and nothing is taken: 2 single ones still fit.
+        tokio::time::advance(Duration::from_secs(10)).await;
+        let refused = limiter.acquire_many_now("k", 3, 10, MINUTE);
+        assert!(!refused.allowed);
+        assert_eq!(refused.remaining, 2);
+        // One more must leave: the first four leave together at t=60 s.
+        assert_eq!(refused.reset_after, Duration::from_secs(40));
+        assert!(limiter.acquire_now("k", 10, MINUTE).allowed);
+        assert!(limiter.acquire_now("k", 10, MINUTE).allowed);
+        assert!(!limiter.acquire_now("k", 10, MINUTE).allowed);
+        // More than the limit can never fit; it waits for the whole window to empty.
+        let never = limiter.acquire_many_now("other", 11, 10, MINUTE);
+        assert!(!never.allowed);
     }
 
     #[tokio::test(start_paused = true)]

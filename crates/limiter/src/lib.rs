@@ -62,12 +62,15 @@ pub enum Bucket<'a> {
     EndpointSends(uuid::Uuid),
     /// Failed verifications (argon2 runs that did not match) of one key's lookup id.
     LookupFailures(&'a str),
+    /// Browser submissions with one key from one client address (an IPv6 one grouped
+    /// by /64): the visitor limit.
+    Visitor(uuid::Uuid, &'a str),
 }
 
 impl Bucket<'_> {
     /// The bucket's name in a backend: `key:<uuid>`, `addr:<address>`,
     /// `login:email:<email>`, `login:addr:<address>`, `login:pair:<address>:<email>`,
-    /// `webhook:sends:<uuid>`, `badkey:<lookup id>`.
+    /// `webhook:sends:<uuid>`, `badkey:<lookup id>`, `visitor:<uuid>:<address>`.
     pub fn name(&self) -> String {
         match self {
             Bucket::Key(id) => format!("key:{id}"),
@@ -77,6 +80,7 @@ impl Bucket<'_> {
             Bucket::LoginPair(email, addr) => format!("login:pair:{addr}:{email}"),
             Bucket::EndpointSends(id) => format!("webhook:sends:{id}"),
             Bucket::LookupFailures(lookup_id) => format!("badkey:{lookup_id}"),
+            Bucket::Visitor(key, addr) => format!("visitor:{key}:{addr}"),
         }
     }
 }
@@ -89,12 +93,18 @@ pub struct LimitSettings {
     /// Requests per client address per window that need key work (missing, bad or
     /// not yet verified keys): bounds the argon2 and database work bad keys can buy.
     pub unauthenticated_per_window: u32,
+    /// Browser submissions admitted per key per client address per window unless the
+    /// key overrides it: the visitor limit, checked before the key's own.
+    pub visitor_per_window: u32,
     /// The sliding window (60 s; shorter only in tests).
     pub window: Duration,
 }
 
 /// Default requests per key per window.
 pub const DEFAULT_LIMIT_PER_MINUTE: u32 = 100;
+
+/// Default browser submissions per key per client address per window.
+pub const DEFAULT_VISITOR_LIMIT_PER_MINUTE: u32 = 10;
 
 /// Default requests per client address per window that carry no valid key.
 pub const DEFAULT_UNAUTHENTICATED_LIMIT_PER_MINUTE: u32 = 60;
@@ -104,6 +114,7 @@ impl Default for LimitSettings {
         Self {
             per_window: DEFAULT_LIMIT_PER_MINUTE,
             unauthenticated_per_window: DEFAULT_UNAUTHENTICATED_LIMIT_PER_MINUTE,
+            visitor_per_window: DEFAULT_VISITOR_LIMIT_PER_MINUTE,
             window: Duration::from_secs(60),
         }
     }
@@ -122,6 +133,17 @@ pub trait RateLimiter: Send + Sync {
     /// Admits (and counts) the request if fewer than `limit` were admitted for
     /// `bucket` in the trailing `window`.
     async fn acquire(&self, bucket: &Bucket<'_>, limit: u32, window: Duration) -> Decision;
+
+    /// Admits (and counts) `cost` requests at once (a batch's leads) if they all fit
+    /// under `limit` in the trailing `window`; none are counted otherwise, and
+    /// `reset_after` says when enough will have left for them to fit.
+    async fn acquire_many(
+        &self,
+        bucket: &Bucket<'_>,
+        cost: u32,
+        limit: u32,
+        window: Duration,
+    ) -> Decision;
 
     /// What [`RateLimiter::acquire`] would decide now, without counting anything:
     /// for allowances that only failures use up.

@@ -10,29 +10,35 @@ use ciq_redis::{RedisLink, RedisMode};
 
 use crate::Decision;
 
-/// The sliding log, atomically: drop what aged out, count, admit if under the limit,
-/// refresh the expiry so idle buckets vanish, and report when the oldest admission
-/// leaves the window; with ARGV[4] = '0' only look (peek). Scores are microseconds of Redis `TIME`, so instance clocks
-/// never matter. Refused requests are not recorded.
+/// The sliding log, atomically: drop what aged out, count, admit ARGV[4] admissions
+/// (a batch's leads) if they all fit under the limit, refresh the expiry so idle buckets
+/// vanish, and report when enough admissions leave the window for the request to fit
+/// (the oldest one for an admitted request); with ARGV[4] = '0' only look (peek).
+/// Scores are microseconds of Redis `TIME`, so instance clocks never matter. Refused
+/// requests are not recorded.
 const SLIDING_WINDOW_LUA: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local limit = tonumber(ARGV[1])
 local window = tonumber(ARGV[2]) * 1000
+local cost = tonumber(ARGV[4])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
 local count = redis.call('ZCARD', KEYS[1])
 local allowed = 0
-if count < limit then
+local wait = 1
+if count + math.max(cost, 1) <= limit then
   allowed = 1
-  if ARGV[4] == '1' then
-    redis.call('ZADD', KEYS[1], now, ARGV[3])
-    count = count + 1
+  for i = 1, cost do
+    redis.call('ZADD', KEYS[1], now, ARGV[3] .. ':' .. i)
   end
+  count = count + cost
+elseif cost > 1 then
+  wait = math.min(count + cost - limit, count)
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 local reset = 0
-local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-if oldest[2] then reset = tonumber(oldest[2]) + window - now end
+local freeing = redis.call('ZRANGE', KEYS[1], wait - 1, wait - 1, 'WITHSCORES')
+if freeing[2] then reset = tonumber(freeing[2]) + window - now end
 return {allowed, count, reset}
 "#;
 
@@ -79,7 +85,18 @@ impl RedisLimiter {
         limit: u32,
         window: Duration,
     ) -> Result<Decision, RedisError> {
-        self.decide(bucket, limit, window, true).await
+        self.decide(bucket, limit, window, 1).await
+    }
+
+    /// One decision for `cost` admissions at once (all or none), or the Redis error.
+    pub async fn try_acquire_many(
+        &self,
+        bucket: &str,
+        cost: u32,
+        limit: u32,
+        window: Duration,
+    ) -> Result<Decision, RedisError> {
+        self.decide(bucket, limit, window, cost.max(1)).await
     }
 
     /// What [`RedisLimiter::try_acquire`] would decide, without counting.
@@ -89,15 +106,16 @@ impl RedisLimiter {
         limit: u32,
         window: Duration,
     ) -> Result<Decision, RedisError> {
-        self.decide(bucket, limit, window, false).await
+        self.decide(bucket, limit, window, 0).await
     }
 
+    /// `cost` admissions decided together; 0 only looks.
     async fn decide(
         &self,
         bucket: &str,
         limit: u32,
         window: Duration,
-        record: bool,
+        cost: u32,
     ) -> Result<Decision, RedisError> {
         let member = format!(
             "{}:{}",
@@ -113,7 +131,7 @@ impl RedisLimiter {
                 .arg(limit)
                 .arg(window_ms)
                 .arg(&member)
-                .arg(if record { "1" } else { "0" });
+                .arg(cost);
             cmd
         };
         let mut conn = self.conn.clone();

@@ -10,6 +10,7 @@ use ciq_limiter::{Decision, InProcessLimiter, RedisLimiter};
 trait Subject: Send + Sync {
     async fn hit(&self, bucket: &str, limit: u32, window: Duration) -> Decision;
     async fn peek(&self, bucket: &str, limit: u32, window: Duration) -> Decision;
+    async fn hit_many(&self, bucket: &str, cost: u32, limit: u32, window: Duration) -> Decision;
     async fn refund(&self, bucket: &str);
 }
 
@@ -19,6 +20,9 @@ impl Subject for InProcessLimiter {
     }
     async fn peek(&self, bucket: &str, limit: u32, window: Duration) -> Decision {
         self.peek_now(bucket, limit, window)
+    }
+    async fn hit_many(&self, bucket: &str, cost: u32, limit: u32, window: Duration) -> Decision {
+        self.acquire_many_now(bucket, cost, limit, window)
     }
     async fn refund(&self, bucket: &str) {
         self.refund_now(bucket);
@@ -33,6 +37,11 @@ impl Subject for RedisLimiter {
     }
     async fn peek(&self, bucket: &str, limit: u32, window: Duration) -> Decision {
         self.try_peek(bucket, limit, window)
+            .await
+            .expect("Redis answers")
+    }
+    async fn hit_many(&self, bucket: &str, cost: u32, limit: u32, window: Duration) -> Decision {
+        self.try_acquire_many(bucket, cost, limit, window)
             .await
             .expect("Redis answers")
     }
@@ -146,6 +155,33 @@ async fn a_refund_gives_back_the_latest_admission(s: &impl Subject) {
     assert_eq!(s.peek("empty", 3, window).await.remaining, 3);
 }
 
+async fn several_admissions_fit_whole_or_not_at_all(s: &impl Subject) {
+    let window = Duration::from_millis(1500);
+    let first = s.hit_many("k", 4, 10, window).await;
+    assert_eq!((first.allowed, first.remaining), (true, 6));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(s.hit_many("k", 4, 10, window).await.remaining, 2);
+    // 3 do not fit into the 2 left and none is taken; the first four must leave
+    // (about 1 s from now) before they fit.
+    let refused = s.hit_many("k", 3, 10, window).await;
+    assert_eq!((refused.allowed, refused.remaining), (false, 2));
+    assert!(
+        refused.reset_after > Duration::from_millis(800)
+            && refused.reset_after <= Duration::from_millis(1000),
+        "{:?}",
+        refused.reset_after
+    );
+    assert_eq!(s.peek("k", 10, window).await.remaining, 2);
+    assert!(s.hit("k", 10, window).await.allowed);
+    assert!(s.hit("k", 10, window).await.allowed);
+    assert!(!s.hit("k", 10, window).await.allowed);
+    tokio::time::sleep(refused.reset_after + Duration::from_millis(20)).await;
+    assert!(s.hit_many("k", 3, 10, window).await.allowed);
+    // More than the limit never fits.
+    assert!(!s.hit_many("wide", 11, 10, window).await.allowed);
+    assert_eq!(s.peek("wide", 10, window).await.remaining, 10);
+}
+
 macro_rules! suite {
     ($($name:ident),*) => {
         mod in_process {
@@ -174,7 +210,8 @@ suite!(
     the_window_slides_and_retry_after_is_honest,
     refused_requests_do_not_count,
     peeking_never_counts,
-    a_refund_gives_back_the_latest_admission
+    a_refund_gives_back_the_latest_admission,
+    several_admissions_fit_whole_or_not_at_all
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

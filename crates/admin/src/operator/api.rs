@@ -140,6 +140,7 @@ impl<T: ParseFromJSON + ToJSON> From<HttpError> for AdminResponse<T> {
             | ErrorCode::IdempotencyKeyReused
             | ErrorCode::InsufficientScope
             | ErrorCode::OriginNotAllowed
+            | ErrorCode::ChallengeFailed
             | ErrorCode::LeadNotFound
             | ErrorCode::DuplicateLead
             | ErrorCode::LeadDeleted
@@ -215,6 +216,11 @@ pub struct AdminKey {
     pub scopes: Vec<KeyScope>,
     /// Web origins the key may be used from (empty: servers and scripts only).
     pub allowed_origins: Vec<String>,
+    /// Browser submissions per client address per minute with this key (null = the
+    /// gateway's default, `CIQ_VISITOR_RATE_LIMIT_PER_MINUTE`); browser keys only.
+    pub visitor_rate_limit_per_minute: Option<i32>,
+    /// The challenge provider its browser submissions must pass (null: none).
+    pub challenge: Option<String>,
 }
 
 impl From<KeySummary> for AdminKey {
@@ -232,6 +238,8 @@ impl From<KeySummary> for AdminKey {
             revoked_at: k.revoked_at.map(Timestamp),
             scopes: scope_list(k.scopes),
             allowed_origins: k.allowed_origins.iter().map(str::to_owned).collect(),
+            visitor_rate_limit_per_minute: k.visitor_rate_limit_per_minute,
+            challenge: k.challenge,
         }
     }
 }
@@ -319,6 +327,45 @@ pub struct CreateKeyRequest {
     /// be used from by a page in a browser; only for a key whose only scope is
     /// `leads:create`. Default: none (servers and scripts only).
     pub allowed_origins: Option<Vec<Text>>,
+    /// Browser submissions one client address may make per minute with this key (1 to
+    /// 1000000; each lead of a batch counts); only for a key with allowed origins.
+    /// Default: the gateway's `CIQ_VISITOR_RATE_LIMIT_PER_MINUTE` (10).
+    pub visitor_rate_limit_per_minute: Option<u32>,
+    /// A challenge every browser submission must pass (only for a key with allowed
+    /// origins; needs the gateway's `CIQ_WEBHOOK_SECRET_KEY` to seal the secret).
+    pub challenge: Option<ChallengeRequest>,
+}
+
+/// A challenge provider and its secret for a new browser key.
+#[derive(Debug, Object)]
+pub struct ChallengeRequest {
+    /// `turnstile`, `hcaptcha` or `recaptcha`.
+    pub provider: ChallengeName,
+    /// The provider's secret key for the site: stored sealed, never shown again.
+    #[oai(validator(max_length = 200))]
+    pub secret: Text,
+}
+
+/// A challenge provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, poem_openapi::Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum ChallengeName {
+    /// Cloudflare Turnstile.
+    Turnstile,
+    /// hCaptcha.
+    Hcaptcha,
+    /// Google reCAPTCHA (v2, or v3 with a score of at least 0.5).
+    Recaptcha,
+}
+
+impl From<ChallengeName> for crate::ChallengeProvider {
+    fn from(name: ChallengeName) -> Self {
+        match name {
+            ChallengeName::Turnstile => Self::Turnstile,
+            ChallengeName::Hcaptcha => Self::Hcaptcha,
+            ChallengeName::Recaptcha => Self::Recaptcha,
+        }
+    }
 }
 
 /// A roll: how long the old key keeps working.
@@ -351,6 +398,10 @@ pub struct CreatedKey {
     pub scopes: Vec<KeyScope>,
     /// Web origins the key may be used from.
     pub allowed_origins: Vec<String>,
+    /// Per-key visitor limit (null = the gateway's default).
+    pub visitor_rate_limit_per_minute: Option<i32>,
+    /// The challenge provider (null: none); its secret is never shown.
+    pub challenge: Option<String>,
 }
 
 fn created_key(row: ciq_entity::api_key::Model, plain: crate::PlaintextKey) -> CreatedKey {
@@ -369,6 +420,8 @@ fn created_key(row: ciq_entity::api_key::Model, plain: crate::PlaintextKey) -> C
             .split_whitespace()
             .map(str::to_owned)
             .collect(),
+        visitor_rate_limit_per_minute: row.visitor_rate_limit_per_minute,
+        challenge: row.challenge_provider,
     }
 }
 
@@ -476,16 +529,28 @@ impl AdminApi {
                 .into_iter()
                 .map(|o| o.0)
                 .collect(),
+            visitor_rate_limit_per_minute: body.visitor_rate_limit_per_minute,
+            challenge: None,
         };
-        let result = keys::create_key(
-            &state.db,
-            &SecretHasher::default(),
-            user_id.0,
-            new,
-            &actor(req, &state),
-        )
-        .await
-        .map(|(row, plain)| created_key(row, plain));
+        let challenge = body
+            .challenge
+            .map(|c| crate::NewChallenge::checked(c.provider.into(), &c.secret.0))
+            .transpose();
+        let result = match challenge {
+            Ok(challenge) => {
+                keys::create_key_sealing(
+                    &state.db,
+                    &SecretHasher::default(),
+                    state.secrets.as_ref(),
+                    user_id.0,
+                    NewKey { challenge, ..new },
+                    &actor(req, &state),
+                )
+                .await
+            }
+            Err(err) => Err(err),
+        };
+        let result = result.map(|(row, plain)| created_key(row, plain));
         answer(true, result)
     }
 
@@ -530,6 +595,7 @@ impl AdminApi {
         let result = keys::roll_key(
             &state.db,
             &SecretHasher::default(),
+            state.secrets.as_ref(),
             key_id.0,
             Duration::from_secs(body.overlap_seconds),
             &actor(req, &state),

@@ -39,9 +39,11 @@ fn document_operator_rules(doc: &mut Value) {
     let password = &mut schemas["CreateUserRequest"]["properties"]["password"];
     password["minLength"] = json!(crate::users::MIN_PASSWORD_LEN);
     password["maxLength"] = json!(crate::users::MAX_PASSWORD_LEN);
-    let limit = &mut schemas["CreateKeyRequest"]["properties"]["rate_limit_per_minute"];
-    limit["minimum"] = json!(1);
-    limit["maximum"] = json!(crate::keys::MAX_RATE_LIMIT_PER_MINUTE);
+    for field in ["rate_limit_per_minute", "visitor_rate_limit_per_minute"] {
+        let limit = &mut schemas["CreateKeyRequest"]["properties"][field];
+        limit["minimum"] = json!(1);
+        limit["maximum"] = json!(crate::keys::MAX_RATE_LIMIT_PER_MINUTE);
+    }
     let overlap = &mut schemas["RollKeyRequest"]["properties"]["overlap_seconds"];
     overlap["minimum"] = json!(0);
     overlap["maximum"] = json!(crate::keys::MAX_ROLL_OVERLAP_SECS);

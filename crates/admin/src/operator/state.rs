@@ -26,4 +26,7 @@ pub struct OperatorState {
     /// The instance's breaker on the store: while open, the operator API answers 503
     /// at once and readiness says the database is unreachable without asking it.
     pub breaker: Arc<ciq_store::Breaker>,
+    /// The gateway's secret key, which seals challenge secrets of the keys made here
+    /// (`None`: keys with a challenge are refused).
+    pub secrets: Option<ciq_store::secret::SecretBox>,
 }

@@ -39,6 +39,9 @@ pub struct BatchLeadsRequest {
     /// document does not hold items to that schema.
     #[oai(validator(min_items = 1, max_items = 100))]
     pub leads: Vec<serde_json::Value>,
+    /// A web form's hidden honeypot input, as on create: non-empty, every item is
+    /// answered as usual and stored as spam (reason `honeypot`).
+    pub honeypot: Option<String>,
 }
 
 /// What became of one item.
@@ -95,7 +98,8 @@ pub enum BatchLeadsResponse {
     /// `missing_api_key` or `invalid_api_key`.
     #[oai(status = 401)]
     Unauthorized(Json<ErrorBody>),
-    /// `insufficient_scope`: the key lacks `leads:create`; or `origin_not_allowed`.
+    /// `insufficient_scope`: the key lacks `leads:create`; `origin_not_allowed`; or
+    /// `challenge_failed` (a browser key's challenge token missing or refused).
     #[oai(status = 403)]
     Forbidden(Json<ErrorBody>),
     /// `idempotency_key_in_use`: a request with this `Idempotency-Key` is still running.
@@ -112,7 +116,9 @@ pub enum BatchLeadsResponse {
     /// `idempotency_key_reused`: the key was used with another body.
     #[oai(status = 422)]
     ValidationFailed(Json<ErrorBody>),
-    /// `rate_limited`: over the key's limit (a batch counts once).
+    /// `rate_limited`: over the key's limit (a batch counts once), or (a browser
+    /// submission) over the visitor limit, where each lead counts and a batch larger than
+    /// what is left is refused whole (`RateLimit-Policy: "visitor";…`).
     #[oai(status = 429)]
     RateLimited(
         Json<ErrorBody>,
@@ -151,12 +157,14 @@ crate::responses::error_variants!(BatchLeadsResponse {
 /// A batch body read and checked: each item's lead or its broken rules.
 pub struct Batch {
     items: Vec<Result<NewLead, Vec<FieldError>>>,
+    honeypot: Option<String>,
     body: Value,
 }
 
 /// The body of a batch request, or why it cannot be used (never fails to extract, so
-/// the handler answers every case with the rate-limit headers).
-pub struct BatchSubmission(Result<Batch, HttpError>);
+/// the handler answers every case with the rate-limit headers), and how many leads it
+/// carries (what a browser submission's visitor limit counts; 1 when it is unreadable).
+pub struct BatchSubmission(Result<Batch, HttpError>, usize);
 
 /// The batch's own body limit: room for [`MAX_BATCH_LEADS`] leads of the size a
 /// create accepts.
@@ -176,7 +184,7 @@ pub fn validate_batch(body: Value) -> Result<Batch, HttpError> {
     };
     let mut broken: Vec<FieldError> = top
         .keys()
-        .filter(|k| k.as_str() != "leads")
+        .filter(|k| !["leads", ciq_leads::rules::HONEYPOT].contains(&k.as_str()))
         .map(|k| {
             FieldError::new(
                 k.clone(),
@@ -184,6 +192,9 @@ pub fn validate_batch(body: Value) -> Result<Batch, HttpError> {
             )
         })
         .collect();
+    let mut trap_errors = Vec::new();
+    let honeypot = ciq_leads::rules::honeypot(top, &mut trap_errors);
+    broken.extend(field_errors(trap_errors));
     match top.get("leads").and_then(Value::as_array) {
         None => broken.push(FieldError::new("leads", rule)),
         Some(leads) if leads.is_empty() || leads.len() > MAX_BATCH_LEADS => broken.push(
@@ -215,7 +226,11 @@ pub fn validate_batch(body: Value) -> Result<Batch, HttpError> {
             })
         })
         .collect();
-    Ok(Batch { items, body })
+    Ok(Batch {
+        items,
+        honeypot,
+        body,
+    })
 }
 
 impl<'a> ApiExtractor<'a> for BatchSubmission {
@@ -247,10 +262,14 @@ impl<'a> ApiExtractor<'a> for BatchSubmission {
             .data::<Arc<ApiState>>()
             .map_or(crate::state::DEFAULT_MAX_BODY_BYTES, |s| s.max_body_bytes);
         let limit = batch_body_limit(create_limit);
-        let batch = read_json_within(request, body, limit)
-            .await
-            .and_then(validate_batch);
-        Ok(Self(batch))
+        let body = read_json_within(request, body, limit).await;
+        let leads = body
+            .as_ref()
+            .ok()
+            .and_then(|body| body.get("leads")?.as_array().map(Vec::len))
+            .unwrap_or(1)
+            .clamp(1, MAX_BATCH_LEADS);
+        Ok(Self(body.and_then(validate_batch), leads))
     }
 }
 
@@ -269,7 +288,12 @@ fn results(outcomes: &[BatchOutcome], refusals: &[Option<Vec<FieldError>>]) -> V
         .iter()
         .enumerate()
         .map(|(index, outcome)| match outcome {
-            BatchOutcome::Created(lead) => item(index, 201, Some((**lead).clone().into()), None),
+            BatchOutcome::Created(lead) => item(
+                index,
+                201,
+                Some(super::quarantine::as_submitted((**lead).clone())),
+                None,
+            ),
             BatchOutcome::Duplicate(holder) => item(
                 index,
                 409,
@@ -374,15 +398,24 @@ impl BatchLeadsApi {
         #[oai(name = "Idempotency-Key")]
         #[allow(unused_variables)]
         idempotency_key: Header<Option<String>>,
+        /// For a browser key that demands a challenge: the token its widget wrote into
+        /// the form (`cf-turnstile-response`, `h-captcha-response` or
+        /// `g-recaptcha-response`), verified once with the provider.
+        #[oai(name = "X-Challenge-Token")]
+        #[allow(unused_variables)]
+        challenge_token: Header<Option<String>>,
         state: poem::web::Data<&Arc<ApiState>>,
         req: &Request,
     ) -> Response<BatchLeadsResponse> {
-        let caller = auth.0;
-        let (response, replayed) =
-            match batch(&state, &caller, submission, idempotent::raw_key(req)).await {
-                Ok((answer, replayed)) => (BatchLeadsResponse::Ok(Json(answer)), replayed),
-                Err(err) => (BatchLeadsResponse::from(err), false),
-            };
+        let mut caller = auth.0;
+        let answer = match caller.admit(&state, req, submission.1).await {
+            Ok(()) => batch(&state, &caller, submission, idempotent::raw_key(req)).await,
+            Err(err) => Err(err),
+        };
+        let (response, replayed) = match answer {
+            Ok((answer, replayed)) => (BatchLeadsResponse::Ok(Json(answer)), replayed),
+            Err(err) => (BatchLeadsResponse::from(err), false),
+        };
         idempotent::marked(caller.answer(response), replayed)
     }
 }
@@ -394,7 +427,11 @@ async fn batch(
     idempotency_key: Option<Vec<u8>>,
 ) -> Result<(BatchCreated, bool), HttpError> {
     caller.require(ciq_admin::Scope::LeadsCreate)?;
-    let Batch { items, body } = submission.0?;
+    let Batch {
+        items,
+        honeypot,
+        body,
+    } = submission.0?;
     let user_id = caller.key.user_id;
     let key = match idempotent::claim(state, user_id, idempotency_key, || {
         idempotency::fingerprint(idempotency::Operation::Batch, &body)
@@ -407,7 +444,10 @@ async fn batch(
     let (leads, refusals): (Vec<Option<NewLead>>, Vec<Option<Vec<FieldError>>>) = items
         .into_iter()
         .map(|item| match item {
-            Ok(lead) => (Some(lead), None),
+            Ok(mut lead) => {
+                lead.spam = super::quarantine::verdict(caller, &lead, honeypot.as_deref());
+                (Some(lead), None)
+            }
             Err(broken) => (None, Some(broken)),
         })
         .unzip();
@@ -428,7 +468,14 @@ async fn batch(
     });
     let stored = state.leads.insert_batch(owner, leads, remembered).await;
     match stored {
-        Ok(outcomes) => Ok((BatchCreated::of(results(&outcomes, &refusals)), false)),
+        Ok(outcomes) => {
+            let stored = outcomes.iter().filter_map(|outcome| match outcome {
+                BatchOutcome::Created(lead) => Some(&**lead),
+                _ => None,
+            });
+            super::quarantine::count_stored(caller, stored);
+            Ok((BatchCreated::of(results(&outcomes, &refusals)), false))
+        }
         Err(err) => {
             idempotent::release(state, user_id, key.as_deref()).await;
             Err(HttpError::from(err))

@@ -11,7 +11,7 @@ use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions};
 
 use ciq_http::HttpError;
 use ciq_leads::NewLead;
-use ciq_leads::rules::validate_submission;
+use ciq_leads::rules::validate_create;
 
 use super::{CreateLeadRequest, field_errors};
 use crate::state::ApiState;
@@ -24,6 +24,8 @@ pub struct LeadSubmission(Result<Submitted, HttpError>);
 pub struct Submitted {
     /// The validated lead.
     pub lead: NewLead,
+    /// The body's top-level `honeypot`, if it carried one.
+    pub honeypot: Option<String>,
     /// The body as parsed, for [`Submitted::fingerprint`].
     body: serde_json::Value,
 }
@@ -45,9 +47,13 @@ impl LeadSubmission {
 
     async fn read(request: &Request, body: &mut RequestBody) -> Result<Submitted, HttpError> {
         let value = read_json(request, body).await?;
-        let lead = validate_submission(&value)
+        let (lead, honeypot) = validate_create(&value)
             .map_err(|violations| HttpError::validation_failed(field_errors(violations)))?;
-        Ok(Submitted { lead, body: value })
+        Ok(Submitted {
+            lead,
+            honeypot,
+            body: value,
+        })
     }
 }
 

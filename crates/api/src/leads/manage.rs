@@ -256,6 +256,7 @@ fn listing(
     external_id: Option<String>,
     created_after: Option<String>,
     created_before: Option<String>,
+    spam: Option<String>,
 ) -> Result<(LeadFilter, Option<After>, u64), HttpError> {
     let mut broken = Vec::new();
     let limit = match limit {
@@ -306,6 +307,14 @@ fn listing(
         created_after: time_param("created_after", created_after, &mut broken),
         created_before: time_param("created_before", created_before, &mut broken),
         api_key_id: None,
+        spam: match text_param("spam", spam, &mut broken).as_deref() {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(_) => {
+                broken.push(FieldError::new("spam", "must be true or false"));
+                false
+            }
+        },
     };
     if broken.is_empty() {
         Ok((filter, after, limit))
@@ -330,7 +339,8 @@ impl ManageLeadsApi {
     /// Pass `next_cursor` back as `cursor` for the next page: walking to the end
     /// returns every lead that existed when the walk began exactly once, whatever is
     /// created meanwhile. Filters are exact matches (`email` ignoring case);
-    /// `created_after` is inclusive, `created_before` exclusive. Needs `leads:read`.
+    /// `created_after` is inclusive, `created_before` exclusive. Leads quarantined as
+    /// spam are left out unless `spam=true`, which lists only them. Needs `leads:read`.
     #[oai(
         path = "/api/external/leads",
         method = "get",
@@ -356,6 +366,9 @@ impl ManageLeadsApi {
         created_after: Query<Option<String>>,
         /// Created before this RFC 3339 time.
         created_before: Query<Option<String>>,
+        /// `true` lists only the leads quarantined as spam (with `spam.reason`); without
+        /// it (or `false`) spam is left out.
+        spam: Query<Option<String>>,
         state: Data<&Arc<ApiState>>,
     ) -> Response<ReadResponse<LeadPage>> {
         let caller = auth.0;
@@ -370,6 +383,7 @@ impl ManageLeadsApi {
                 external_id.0,
                 created_after.0,
                 created_before.0,
+                spam.0,
             )?;
             // A list may be as stale as the read replica is allowed to be.
             let (user_id, filter) = (caller.key.user_id, &filter);
@@ -511,10 +525,14 @@ mod tests {
             None,
             Some("yesterday".into()),
             None,
+            Some("yes".into()),
         )
         .unwrap_err();
         let fields: Vec<&str> = err.details.iter().map(|d| d.field.as_str()).collect();
-        assert_eq!(fields, ["limit", "cursor", "status", "created_after"]);
+        assert_eq!(
+            fields,
+            ["limit", "cursor", "status", "created_after", "spam"]
+        );
     }
 
     #[test]

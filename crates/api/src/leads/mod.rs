@@ -5,6 +5,7 @@ pub mod batch;
 mod body;
 mod idempotent;
 pub mod manage;
+pub mod quarantine;
 pub mod upsert;
 
 use std::sync::Arc;
@@ -100,6 +101,31 @@ impl DocumentField for ciq_leads::lead::Time {
     }
 }
 
+impl DocumentField for ciq_leads::Spam {
+    // Boxed: most leads have none, and the answers that carry a lead stay small.
+    type Shown = Box<SpamVerdict>;
+    type Changed = Option<Box<SpamVerdict>>;
+    fn shown(self) -> Box<SpamVerdict> {
+        Box::new(SpamVerdict {
+            reason: self.reason,
+            at: self.at.into(),
+        })
+    }
+}
+
+/// Why a lead is quarantined as spam. Spam leads are stored (nothing a visitor sends
+/// is lost) but are out of the list (unless `?spam=true`) and exports, and send no
+/// webhook event until their owner marks them "Not spam" in Settings.
+#[derive(Debug, Clone, Object)]
+pub struct SpamVerdict {
+    /// `honeypot` (the form's hidden field was filled in), `link_in_name`,
+    /// `links_in_description` (more than 3), `blocked_email` (the account's block list)
+    /// or `challenge_unverified` (the challenge provider could not be reached).
+    pub reason: String,
+    /// When the lead was judged spam.
+    pub at: Timestamp,
+}
+
 impl<T: DocumentField> DocumentField for Option<T> {
     type Shown = Option<T::Shown>;
     type Changed = Option<T::Shown>;
@@ -147,6 +173,10 @@ pub struct PatchLeadRequest {
 pub struct CreateLeadRequest {
     /// The lead to create.
     pub lead: LeadInput,
+    /// A web form's hidden honeypot input, sent as it is (people never see it, so it
+    /// stays empty; bots fill it in). Non-empty: the answer is an ordinary 201 and the
+    /// lead is stored as spam (reason `honeypot`).
+    pub honeypot: Option<String>,
 }
 
 /// Makes the document's lead object from the domain's list of a lead's fields
@@ -192,8 +222,10 @@ pub enum CreateLeadResponse {
     /// revoked or expired key.
     #[oai(status = 401)]
     Unauthorized(Json<ErrorBody>),
-    /// `insufficient_scope`: the key lacks `leads:create`; or `origin_not_allowed`: a
-    /// browser request from a web origin the key does not list.
+    /// `insufficient_scope`: the key lacks `leads:create`; `origin_not_allowed`: a
+    /// browser request from a web origin the key does not list; `challenge_failed`: the
+    /// key demands a challenge (Turnstile, hCaptcha, reCAPTCHA) and the widget's token in
+    /// `X-Challenge-Token` is missing or refused by the provider.
     #[oai(status = 403)]
     Forbidden(Json<ErrorBody>),
     /// `duplicate_lead`: a lead with this `external_id` exists (`error.lead_id` names it);
@@ -214,7 +246,9 @@ pub enum CreateLeadResponse {
     /// `idempotency_key_reused`: the `Idempotency-Key` was used with another body.
     #[oai(status = 422)]
     ValidationFailed(Json<ErrorBody>),
-    /// `rate_limited`: over the key's limit. Waiting `Retry-After` seconds is enough.
+    /// `rate_limited`: over the key's limit, or (a browser submission) over the visitor
+    /// limit, whose window the rate-limit headers then describe
+    /// (`RateLimit-Policy: "visitor";…`). Waiting `Retry-After` seconds is enough.
     #[oai(status = 429)]
     RateLimited(
         Json<ErrorBody>,
@@ -251,6 +285,11 @@ crate::responses::error_variants!(CreateLeadResponse {
     503 => Unavailable,
 });
 
+/// The request's `Idempotency-Key`, when it is a valid one.
+pub fn idempotent_key(req: &poem::Request) -> Option<String> {
+    ciq_leads::idempotency::validate_key(&idempotent::raw_key(req)?).ok()
+}
+
 /// Broken rules as the error contract lists them.
 pub fn field_errors(violations: Vec<Violation>) -> Vec<FieldError> {
     violations
@@ -273,7 +312,14 @@ impl LeadsApi {
     /// window); every authenticated response carries the rate-limit headers. A web page
     /// may call it with a browser key (only `leads:create`, with the page's origin
     /// allowed): the path answers CORS preflights, and a request whose `Origin` the key
-    /// does not allow is 403 `origin_not_allowed`.
+    /// does not allow is 403 `origin_not_allowed`. Every create with such a key is a
+    /// browser submission: before it spends the key's budget it passes the visitor limit
+    /// (10 per client address per minute unless the key sets its own; over it, 429 with
+    /// `RateLimit-Policy: "visitor";q=10;w=60`), and a filled-in `honeypot`, a link in
+    /// the name or more than 3 in the description store the lead as spam (answered as
+    /// an ordinary 201: see `spam` on the lead object). A key may also demand a
+    /// challenge: the page's widget token goes in `X-Challenge-Token` and is verified
+    /// with the provider before the key's budget is spent.
     #[oai(
         path = "/api/external/leads/create",
         method = "post",
@@ -322,22 +368,33 @@ impl LeadsApi {
         #[oai(name = "Idempotency-Key")]
         #[allow(unused_variables)]
         idempotency_key: Header<Option<String>>,
+        /// For a browser key that demands a challenge: the token its widget wrote into
+        /// the form (`cf-turnstile-response`, `h-captcha-response` or
+        /// `g-recaptcha-response`), verified once with the provider.
+        #[oai(name = "X-Challenge-Token")]
+        #[allow(unused_variables)]
+        challenge_token: Header<Option<String>>,
         state: Data<&Arc<ApiState>>,
         req: &poem::Request,
     ) -> Response<CreateLeadResponse> {
-        let caller = auth.0;
+        let mut caller = auth.0;
         let announcement = req
             .extensions()
             .get::<Arc<group_commit::Announcement>>()
             .cloned();
-        let created = create(
-            &state,
-            &caller,
-            submission,
-            idempotent::raw_key(req),
-            announcement.as_deref(),
-        )
-        .await;
+        let created = match caller.admit(&state, req, 1).await {
+            Ok(()) => {
+                create(
+                    &state,
+                    &caller,
+                    submission,
+                    idempotent::raw_key(req),
+                    announcement.as_deref(),
+                )
+                .await
+            }
+            Err(err) => Err(err),
+        };
         if let Some(announcement) = &announcement {
             // Answered without a row (an error) or with one already queued.
             announcement.settle();
@@ -360,8 +417,10 @@ async fn create(
     announcement: Option<&group_commit::Announcement>,
 ) -> Result<(LeadCreated, bool), HttpError> {
     caller.require(ciq_admin::Scope::LeadsCreate)?;
-    let submitted = submission.into_submitted()?;
+    let mut submitted = submission.into_submitted()?;
     let user_id = caller.key.user_id;
+    submitted.lead.spam =
+        quarantine::verdict(caller, &submitted.lead, submitted.honeypot.as_deref());
     let key = match idempotent::claim(state, user_id, idempotency_key, || submitted.fingerprint())
         .await?
     {
@@ -371,7 +430,7 @@ async fn create(
     let render = |lead: &ciq_leads::Lead| {
         poem_openapi::types::ToJSON::to_json_string(&LeadCreated {
             success: true,
-            lead: Lead::from(lead.clone()),
+            lead: quarantine::as_submitted(lead.clone()),
         })
     };
     let owner = LeadOwner {
@@ -388,13 +447,16 @@ async fn create(
         .insert_lead(owner, submitted.lead, remembered, announcement)
         .await;
     match stored {
-        Ok(lead) => Ok((
-            LeadCreated {
-                success: true,
-                lead: lead.into(),
-            },
-            false,
-        )),
+        Ok(lead) => {
+            quarantine::count_stored(caller, [&lead]);
+            Ok((
+                LeadCreated {
+                    success: true,
+                    lead: quarantine::as_submitted(lead),
+                },
+                false,
+            ))
+        }
         Err(err) => {
             idempotent::release(state, user_id, key.as_deref()).await;
             Err(HttpError::from(err))

@@ -50,7 +50,7 @@ pub fn keys(
     history: &[KeyEventView],
     csrf: &str,
     flash: &Flash,
-    default_limit: u32,
+    (default_limit, default_visitor_limit): (u32, u32),
 ) -> Markup {
     layout(
         "API keys",
@@ -113,6 +113,32 @@ pub fn keys(
                             "with this key from the visitor's browser. The key is then public, so it may only create leads. "
                             "No paths, no wildcards."
                         }
+                        label for="visitor-limit" { "Submissions per visitor a minute " span.muted { "(optional: default " (default_visitor_limit) ")" } }
+                        input #visitor-limit type="number" name="visitor_rate_limit" min="1" inputmode="numeric" placeholder=(default_visitor_limit) aria-describedby="visitor-help";
+                        p.muted #visitor-help {
+                            "How many leads one visitor (one network address) may send through a web page in a minute. "
+                            "Bots that try more are refused without using up the key's own "
+                            (default_limit) " a minute."
+                        }
+                        div.row {
+                            div {
+                                label for="challenge" { "Challenge " span.muted { "(optional)" } }
+                                select #challenge name="challenge" aria-describedby="challenge-help" {
+                                    option value="" { "None" }
+                                    @for provider in ciq_admin::ChallengeProvider::ALL {
+                                        option value=(provider.as_str()) { (provider.title()) }
+                                    }
+                                }
+                            }
+                            div {
+                                label for="challenge-secret" { "Provider's secret key" }
+                                input #challenge-secret type="password" name="challenge_secret" autocomplete="off" maxlength="200";
+                            }
+                        }
+                        p.muted #challenge-help {
+                            "Every submission must then carry a passed challenge: put the provider's widget in your form "
+                            "(the embed script sends its token). The secret is stored encrypted and never shown again."
+                        }
                     }
                 }
             }
@@ -137,6 +163,10 @@ pub fn keys(
                                         (key.scopes.names().join(", "))
                                         @if !key.allowed_origins.is_empty() {
                                             br; span.muted { "from " (key.allowed_origins.iter().collect::<Vec<_>>().join(", ")) }
+                                            br; span.muted { (key.visitor_rate_limit_per_minute.map_or(i64::from(default_visitor_limit), i64::from)) " per visitor a minute" }
+                                            @if let Some(provider) = key.challenge.as_deref().and_then(ciq_admin::ChallengeProvider::from_name) {
+                                                br; span.muted { "challenge: " (provider.title()) }
+                                            }
                                         }
                                     }
                                     td data-label="Limit / min" { (key.rate_limit_per_minute.map_or_else(|| default_limit.to_string(), |l| l.to_string())) }

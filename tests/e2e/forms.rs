@@ -20,6 +20,7 @@ ciq_e2e::with_each_backend!(
     spam_rules_apply_to_browser_submissions_only,
     spam_is_never_announced_and_its_erasure_neither,
     a_challenge_is_verified_refused_or_left_unverified,
+    settings_release_or_delete_spam,
 );
 
 const SHOP: &str = "https://shop.example";
@@ -794,5 +795,177 @@ async fn a_challenge_secret_is_sealed_and_carried_over_by_a_roll() {
     assert_eq!(status, 403, "the successor demands the challenge");
     let (status, _, _) = challenged(&app, &successor, Some("pass-rolled"), &[]).await;
     assert_eq!(status, 201, "and opens the secret sealed for it");
+    app.stop().await;
+}
+
+/// Settings → API Key makes a browser key with its own visitor limit and a challenge,
+/// lists both (the provider, never the secret), and names what is wrong with the form.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_make_a_browser_key_with_a_visitor_limit_and_a_challenge() {
+    use ciq_e2e::console::{post_form, signed_in};
+    let Some(app) = TestApp::spawn(Backend::Sqlite).await else {
+        return;
+    };
+    let session = signed_in(&app, "owner@acme.test", "/settings/api-keys").await;
+    let form = |visitor: &'static str, challenge: &'static str, secret: &'static str| {
+        vec![
+            ("csrf", session.csrf.clone()),
+            ("name", "Shop form".to_owned()),
+            ("expires_in_days", "0".to_owned()),
+            ("scope_create", "on".to_owned()),
+            ("allowed_origins", SHOP.to_owned()),
+            ("visitor_rate_limit", visitor.to_owned()),
+            ("challenge", challenge.to_owned()),
+            ("challenge_secret", secret.to_owned()),
+        ]
+    };
+    let send = |fields: Vec<(&'static str, String)>| {
+        let session = &session;
+        let app = &app;
+        async move {
+            let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            post_form(&session.client, app, "/settings/api-keys", &fields).await
+        }
+    };
+    for (fields, says) in [
+        (form("many", "", ""), "Submissions per visitor"),
+        (form("5", "turnstile", ""), "challenge secret"),
+        (form("5", "captcha", "s"), "providers offered"),
+        (form("0", "", ""), "visitor rate limit per minute"),
+    ] {
+        let (status, html) = send(fields).await;
+        assert_eq!(status, 422, "{says}");
+        assert!(html.contains(says), "{says}: {html}");
+    }
+    let (status, html) = send(form("5", "turnstile", "0x4AAAAAAAsite-secret")).await;
+    assert_eq!(status, 201, "{html}");
+    assert!(html.contains("5 per visitor a minute"));
+    assert!(html.contains("challenge: Cloudflare Turnstile"));
+    assert!(!html.contains("0x4AAAAAAAsite-secret"));
+    let keys = ciq_admin::keys::list_keys(&app.db, session.user)
+        .await
+        .unwrap();
+    assert_eq!(keys.len(), 1, "no refused form made a key");
+    assert_eq!(keys[0].visitor_rate_limit_per_minute, Some(5));
+    assert_eq!(keys[0].challenge.as_deref(), Some("turnstile"));
+    app.stop().await;
+}
+
+/// Settings → Leads → Spam lists what was held back and why; "Not spam" moves a lead
+/// into the list and records its `lead.created` now; delete erases it without a word;
+/// another account's spam is not found.
+async fn settings_release_or_delete_spam(backend: Backend) {
+    use ciq_e2e::console::{get_html, post_form, signed_in};
+    let Some(app) = TestApp::spawn_with(backend, |s| {
+        s.webhook_key = Some(ciq_store::secret::new_key());
+        s.webhooks.allow_private_networks = true;
+        s.webhooks.deliver = false;
+    })
+    .await
+    else {
+        return;
+    };
+    let session = signed_in(&app, "owner@acme.test", "/settings/leads/spam").await;
+    let (hook, _) = ciq_webhooks::endpoints::create(
+        &app.db,
+        app.states.webhook_key.as_ref(),
+        session.user,
+        "https://hooks.example.com/in",
+        &EventType::ALL,
+        true,
+    )
+    .await
+    .unwrap();
+    let (_, key) = app
+        .create_key_with(
+            session.user,
+            NewKey {
+                rate_limit_per_minute: Some(1000),
+                ..NewKey::default()
+            },
+        )
+        .await;
+    let mut ids = Vec::new();
+    for name in ["Bot One", "Bot Two"] {
+        let mut body = reference_curl_body();
+        body["lead"]["name"] = json!(name);
+        body["honeypot"] = json!("filled");
+        let (status, answer) = app.post_json(CREATE, &key, &[], &body).await;
+        assert_eq!(status, 201);
+        ids.push(answer["lead"]["id"].as_str().unwrap().to_owned());
+    }
+    let (_, normal) = app
+        .post_json(CREATE, &key, &[], &reference_curl_body())
+        .await;
+    let (status, html) = get_html(&session.client, &app, "/settings/leads/spam").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("Bot One") && html.contains("Bot Two"));
+    assert!(html.contains("hidden field was filled in"), "{html}");
+    let (_, list) = get_html(&session.client, &app, "/settings/leads").await;
+    assert!(!list.contains("Bot One") && list.contains("see the spam list"));
+    let csrf = [("csrf", session.csrf.as_str())];
+    let (status, html) = post_form(
+        &session.client,
+        &app,
+        &format!("/settings/leads/{}/not-spam", ids[0]),
+        &csrf,
+    )
+    .await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("“Bot One” is not spam"));
+    let (_, list) = get_html(&session.client, &app, "/settings/leads").await;
+    assert!(list.contains("Bot One"));
+    // Released once: a second time is refused by name; a normal lead is no spam.
+    for id in [ids[0].as_str(), normal["lead"]["id"].as_str().unwrap()] {
+        let path = format!("/settings/leads/{id}/not-spam");
+        let (status, html) = post_form(&session.client, &app, &path, &csrf).await;
+        assert_eq!(status, 422);
+        assert!(html.contains("is not in the spam list"));
+    }
+    let (status, html) = post_form(
+        &session.client,
+        &app,
+        &format!("/settings/leads/{}/delete", ids[1]),
+        &csrf,
+    )
+    .await;
+    assert_eq!((status, html.contains("Deleted “Bot Two”")), (200, true));
+    // Another owner reaches none of it.
+    let other = signed_in(&app, "other@acme.test", "/settings/leads/spam").await;
+    let (status, _) = post_form(
+        &other.client,
+        &app,
+        &format!("/settings/leads/{}/delete", ids[0]),
+        &[("csrf", other.csrf.as_str())],
+    )
+    .await;
+    assert_eq!(status, 404);
+    ciq_webhooks::outbox::drain(&app.db, ciq_leads::events::CODECS)
+        .await
+        .unwrap();
+    let log = webhook_delivery::Entity::find()
+        .filter(webhook_delivery::Column::EndpointId.eq(hook.id))
+        .all(&app.db)
+        .await
+        .unwrap();
+    let mut announced: Vec<String> = log.iter().map(|d| d.lead_id.to_string()).collect();
+    announced.sort();
+    let mut expected = vec![
+        ids[0].clone(),
+        normal["lead"]["id"].as_str().unwrap().to_owned(),
+    ];
+    expected.sort();
+    assert_eq!(
+        announced, expected,
+        "the released lead and the normal one, once each"
+    );
+    let released = log
+        .iter()
+        .find(|d| d.lead_id.to_string() == ids[0])
+        .unwrap();
+    let payload: Value = serde_json::from_str(&released.payload).unwrap();
+    assert_eq!(payload["type"], "lead.created");
+    assert_eq!(payload["data"]["lead"]["spam"], Value::Null);
+    assert_ne!(payload["timestamp"], payload["data"]["lead"]["created_at"]);
     app.stop().await;
 }

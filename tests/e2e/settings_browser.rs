@@ -440,6 +440,22 @@ async fn the_leads_page_filters_opens_and_exports_and_every_page_is_accessible()
     let page = c.source().await.unwrap();
     assert!(page.contains("Website Form") && page.contains("Website (ciq_"));
     assert_accessible(c, axe.as_deref(), "lead detail").await;
+    // The spam list and a spam lead's page, with its "Not spam" button.
+    let mut trapped = lead("Bot Spam", "Website Form", "new");
+    trapped["honeypot"] = "filled".into();
+    assert_eq!(app.post_lead(Some(&website), &trapped).await.status(), 201);
+    c.goto(&format!("{}/settings/leads/spam", app.base_url))
+        .await
+        .unwrap();
+    assert_accessible(c, axe.as_deref(), "spam list").await;
+    c.find(Locator::LinkText("Bot Spam"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert!(c.source().await.unwrap().contains("Held back as spam"));
+    assert_accessible(c, axe.as_deref(), "spam lead detail").await;
     browser.close().await;
 }
 

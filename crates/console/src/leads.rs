@@ -7,7 +7,7 @@ use std::sync::Arc;
 use chrono::{Datelike, NaiveDate, TimeDelta, Utc};
 use poem::http::{HeaderValue, StatusCode, header};
 use poem::web::{Data, Query};
-use poem::{Body, Request, Response, Route, get, handler};
+use poem::{Body, Request, Response, Route, get, handler, post};
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -15,8 +15,9 @@ use ciq_admin::keys;
 use ciq_leads::store::{self, After, LeadFilter};
 use ciq_leads::{Lead, LeadError, LeadStatus};
 
-use crate::extract::{InAccount, Owned, PageError, SignedIn};
+use crate::extract::{InAccount, Owned, OwnedForm, PageError, SignedIn};
 use crate::middleware::page;
+use crate::session::CsrfOnly;
 use crate::state::ConsoleState;
 use crate::views;
 
@@ -31,8 +32,17 @@ pub(crate) fn routes(route: Route, state: &Arc<ConsoleState>) -> Route {
             ciq_http::routes::SETTINGS_LEADS_EXPORT,
             page(state, get(export_csv)),
         )
+        .at(SETTINGS_SPAM, page(state, get(spam_page)))
         .at("/settings/leads/:lead_id", page(state, get(detail_page)))
+        .at(
+            "/settings/leads/:lead_id/not-spam",
+            page(state, post(release)),
+        )
+        .at("/settings/leads/:lead_id/delete", page(state, post(erase)))
 }
+
+/// Settings → Leads → Spam.
+pub const SETTINGS_SPAM: &str = "/settings/leads/spam";
 
 /// Leads per page of the list.
 pub const PAGE_SIZE: u64 = 50;
@@ -385,4 +395,111 @@ pub async fn export_csv(
             .expect("the name is ASCII"),
     );
     Ok(resp)
+}
+
+/// The Spam page's one parameter: where the page starts.
+#[derive(Debug, Default, Deserialize)]
+pub struct SpamQuery {
+    /// A "next page" link's cursor.
+    #[serde(default)]
+    pub cursor: String,
+}
+
+/// `GET /settings/leads/spam`: the leads held back as spam, newest first, each with why.
+#[handler]
+pub async fn spam_page(
+    req: &Request,
+    state: Data<&Arc<ConsoleState>>,
+    query: Query<SpamQuery>,
+    signed_in: SignedIn,
+) -> Result<Response, PageError> {
+    render_spam(
+        &state,
+        req,
+        &signed_in,
+        &query.cursor,
+        views::Flash::default(),
+    )
+    .await
+}
+
+async fn render_spam(
+    state: &ConsoleState,
+    req: &Request,
+    signed_in: &SignedIn,
+    cursor: &str,
+    flash: views::Flash,
+) -> Result<Response, PageError> {
+    let user = signed_in.owner(state).await?;
+    let user_id = user.id;
+    let after = After::from_cursor(cursor.trim());
+    let filter = LeadFilter {
+        spam: true,
+        ..LeadFilter::default()
+    };
+    let filter = &filter;
+    let (leads, more) = state
+        .lists_for(req)
+        .read(|db| async move { store::list(&db, user_id, filter, after, PAGE_SIZE).await })
+        .await
+        .map_err(PageError::store)?;
+    let next = more
+        .then(|| leads.last().map(|l| After::lead(l).to_cursor()))
+        .flatten();
+    let status = flash.status();
+    let view = views::leads::SpamView {
+        leads: &leads,
+        next: next.as_deref(),
+        paged: after.is_some(),
+        flash: &flash,
+    };
+    Ok(views::page(
+        status,
+        views::leads::spam(&user, &signed_in.session.csrf_token, &view),
+    ))
+}
+
+/// `POST /settings/leads/{id}/not-spam`: the lead joins the list, and its `lead.created`
+/// event is sent now.
+#[handler]
+async fn release(
+    req: &Request,
+    state: Data<&Arc<ConsoleState>>,
+    sent: OwnedForm<Lead, CsrfOnly>,
+) -> Result<Response, PageError> {
+    let lead = &sent.row;
+    let flash = match store::release_spam(&state.db, lead.user_id, lead.id).await {
+        Ok(lead) => views::Flash {
+            notice: Some(format!(
+                "“{}” is not spam: it is in your leads now, and your webhooks hear of it as a new lead.",
+                lead.name
+            )),
+            ..views::Flash::default()
+        },
+        Err(LeadError::NotFound) => {
+            views::Flash::refused(format!("“{}” is not in the spam list.", lead.name))
+        }
+        Err(err) => return Err(PageError::store(err)),
+    };
+    render_spam(&state, req, &sent.signed.signed_in, "", flash).await
+}
+
+/// `POST /settings/leads/{id}/delete`: the lead is erased (a spam lead without any
+/// event, as it never had one).
+#[handler]
+async fn erase(
+    req: &Request,
+    state: Data<&Arc<ConsoleState>>,
+    sent: OwnedForm<Lead, CsrfOnly>,
+) -> Result<Response, PageError> {
+    let lead = &sent.row;
+    match store::erase(&state.db, lead.user_id, lead.id).await {
+        Ok(()) | Err(LeadError::NotFound) => {}
+        Err(err) => return Err(PageError::store(err)),
+    }
+    let flash = views::Flash {
+        notice: Some(format!("Deleted “{}”.", lead.name)),
+        ..views::Flash::default()
+    };
+    render_spam(&state, req, &sent.signed.signed_in, "", flash).await
 }

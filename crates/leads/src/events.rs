@@ -106,6 +106,16 @@ pub fn event(kind: EventType, lead: &Lead) -> Option<Event> {
     })
 }
 
+/// The `lead.created` event of a lead its owner released from the spam quarantine: it
+/// is announced now, as a new lead would be (its `created_at` stays when it arrived).
+pub fn released(lead: &Lead) -> Option<Event> {
+    let mut event = event(EventType::Created, lead)?;
+    let now = ciq_entity::now();
+    event.payload = payload(EventType::Created, lead, now);
+    event.at = now;
+    Some(event)
+}
+
 /// The event of erasing the lead `lead_id` of `user_id`'s account: its payload carries
 /// those two ids alone, and it has no attributes (the lead is gone).
 pub fn deleted(user_id: Uuid, lead_id: Uuid) -> Event {

@@ -473,6 +473,28 @@ pub async fn erase(db: &Db, user_id: Uuid, id: Uuid) -> Result<(), LeadError> {
     }
 }
 
+/// Releases the spam lead `id` of `user_id`'s account from the quarantine ("Not spam"):
+/// it becomes a normal lead and its `lead.created` event is recorded now, in the same
+/// transaction. [`LeadError::NotFound`] when the account has no such spam lead.
+pub async fn release_spam(db: &Db, user_id: Uuid, id: Uuid) -> Result<Lead, LeadError> {
+    use sea_orm::sea_query::Expr;
+    let txn = db.begin().await?;
+    let released = lead::Entity::update_in_account(user_id)
+        .col_expr(lead::Column::SpamReason, Expr::value(None::<String>))
+        .col_expr(lead::Column::SpamAt, Expr::value(None::<DateTime<Utc>>))
+        .filter(lead::Column::Id.eq(id))
+        .filter(lead::Column::SpamAt.is_not_null())
+        .exec(&txn)
+        .await?;
+    if released.rows_affected == 0 {
+        return Err(LeadError::NotFound);
+    }
+    let lead = find(&txn, user_id, id).await?;
+    outbox::fan_out(&txn, events::released(&lead).as_slice()).await?;
+    txn.commit().await?;
+    Ok(lead)
+}
+
 /// Spam leads are kept this long after they were judged spam, then erased.
 pub const SPAM_RETENTION: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
 

@@ -137,7 +137,8 @@ pub fn keys(
                         }
                         p.muted #challenge-help {
                             "Every submission must then carry a passed challenge: put the provider's widget in your form "
-                            "(the embed script sends its token). The secret is stored encrypted and never shown again."
+                            "and send the token it writes in the X-Challenge-Token header. The secret is stored encrypted "
+                            "and never shown again."
                         }
                     }
                 }

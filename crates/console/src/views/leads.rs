@@ -44,7 +44,8 @@ pub fn leads(user: &user::Model, csrf: &str, view: &LeadsView<'_>) -> Markup {
         signed_in_header(user, csrf),
         html! {
             h1 { "Leads" }
-            p.lead { "Every lead your keys sent into this account, newest first." }
+            p.lead { "Every lead your keys sent into this account, newest first. "
+                "Leads judged spam are held back: " a href=(crate::leads::SETTINGS_SPAM) { "see the spam list" } "." }
             @for (label, rule) in view.problems {
                 div.error role="alert" { (label) ": " (rule) }
             }
@@ -130,6 +131,90 @@ pub fn leads(user: &user::Model, csrf: &str, view: &LeadsView<'_>) -> Markup {
     )
 }
 
+/// What the Spam page shows.
+pub struct SpamView<'a> {
+    /// This page's spam leads.
+    pub leads: &'a [ciq_leads::Lead],
+    /// The next page's cursor, if more follow.
+    pub next: Option<&'a str>,
+    /// Whether this is a later page.
+    pub paged: bool,
+    /// What the last action did.
+    pub flash: &'a super::Flash,
+}
+
+/// Why a spam lead was held back, in words.
+fn spam_reason(lead: &ciq_leads::Lead) -> String {
+    let Some(spam) = &lead.spam else {
+        return String::new();
+    };
+    ciq_leads::SpamReason::from_name(&spam.reason)
+        .map_or_else(|| spam.reason.clone(), |r| r.explained().to_owned())
+}
+
+/// Settings → Leads → Spam: what was held back, why, and "Not spam" or delete.
+pub fn spam(user: &user::Model, csrf: &str, view: &SpamView<'_>) -> Markup {
+    layout(
+        "Spam",
+        Section::Leads,
+        signed_in_header(user, csrf),
+        html! {
+            p { a href="/settings/leads" { "← All leads" } }
+            h1 { "Spam" }
+            p.lead {
+                "Leads from your web forms that looked like bots: kept here, out of your lead list, "
+                "exports and webhooks, and deleted after 30 days. "
+                "“Not spam” moves a lead to your leads and tells your webhooks about it."
+            }
+            @if let Some(notice) = &view.flash.notice { div.notice role="status" { (notice) } }
+            @if let Some(error) = &view.flash.error { div.error role="alert" { (error) } }
+            section.card aria-labelledby="spam-title" {
+                h2 #spam-title { "Held back" }
+                @if view.leads.is_empty() {
+                    p.muted { @if view.paged { "No more spam." } @else { "No spam. Leads judged spam will show here." } }
+                } @else {
+                    table.stacked {
+                        thead { tr {
+                            th scope="col" { "Arrived" } th scope="col" { "Name" } th scope="col" { "Email" }
+                            th scope="col" { "Why" } th scope="col" { span class="sr-only" { "Actions" } }
+                        } }
+                        tbody {
+                            @for lead in view.leads {
+                                tr {
+                                    td data-label="Arrived" { (when(Some(lead.created_at))) }
+                                    td data-label="Name" { a href=(format!("/settings/leads/{}", lead.id)) { (lead.name) } }
+                                    td data-label="Email" { (lead.email) }
+                                    td data-label="Why" { (label(&spam_reason(lead))) }
+                                    td {
+                                        div.actions {
+                                            form method="post" action=(format!("/settings/leads/{}/not-spam", lead.id)) {
+                                                input type="hidden" name="csrf" value=(csrf);
+                                                button.secondary type="submit" aria-label=(format!("Not spam: {}", lead.name)) { "Not spam" }
+                                            }
+                                            form method="post" action=(format!("/settings/leads/{}/delete", lead.id)) {
+                                                input type="hidden" name="csrf" value=(csrf);
+                                                button.danger type="submit" aria-label=(format!("Delete {}", lead.name)) { "Delete" }
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                nav.pager aria-label="Pages" {
+                    @if view.paged {
+                        a.button.secondary href=(crate::leads::SETTINGS_SPAM) { "First page" }
+                    }
+                    @if let Some(next) = view.next {
+                        a.button.secondary rel="next" href=(format!("{}?cursor={next}", crate::leads::SETTINGS_SPAM)) { "Next page" }
+                    }
+                }
+            }
+        },
+    )
+}
+
 /// One lead, every field.
 pub fn lead_detail(
     user: &user::Model,
@@ -139,13 +224,14 @@ pub fn lead_detail(
 ) -> Markup {
     // Every field in the lead's order, but those shown apart: the name is the title,
     // the account is the reader's, the key and the times are written in words below.
-    const APART: [&str; 6] = [
+    const APART: [&str; 7] = [
         "id",
         "user_id",
         "name",
         "api_key_id",
         "created_at",
         "updated_at",
+        "spam",
     ];
     let mut fields: Vec<(String, String)> = lead
         .texts()
@@ -175,6 +261,15 @@ pub fn lead_detail(
         signed_in_header(user, csrf),
         html! {
             p { a href="/settings/leads" { "← All leads" } }
+            @if lead.spam.is_some() {
+                div.error role="status" {
+                    "Held back as spam: " (spam_reason(lead)) ". "
+                    form.inline method="post" action=(format!("/settings/leads/{}/not-spam", lead.id)) {
+                        input type="hidden" name="csrf" value=(csrf);
+                        button.secondary type="submit" { "Not spam" }
+                    }
+                }
+            }
             section.card aria-labelledby="lead-title" {
                 h1 #lead-title { (lead.name) }
                 dl.fields {

@@ -77,12 +77,13 @@ h2 { font-size:18px; margin:0 0 12px; }
 p.lead { color:var(--muted); margin:0 0 24px; }
 section.card { background:#fff; border:1px solid var(--line); border-radius:10px; padding:20px 24px; margin-bottom:20px; }
 label { display:block; font-weight:600; margin-bottom:4px; }
-input[type=text], input[type=email], input[type=password], input[type=date], select, textarea { font:inherit; padding:8px 10px; border:1px solid #c5ccd8; border-radius:6px; min-width:220px; }
+input[type=text], input[type=email], input[type=password], input[type=date], input[type=number], select, textarea { font:inherit; padding:8px 10px; border:1px solid #c5ccd8; border-radius:6px; min-width:220px; }
 input:focus, select:focus, button:focus, a:focus { outline:3px solid #a5b8ff; outline-offset:1px; }
 .row { display:flex; gap:16px; align-items:flex-end; flex-wrap:wrap; }
 button, .button { font:inherit; font-weight:600; padding:8px 14px; border-radius:6px; border:1px solid var(--brand); background:var(--brand); color:#fff; cursor:pointer; text-decoration:none; display:inline-block; }
 button.secondary, .button.secondary { background:#fff; color:var(--brand); }
 button.danger, .button.danger { background:#fff; color:var(--bad); border-color:var(--bad); }
+form.inline { display:inline-block; margin:0 0 0 .5rem; }
 table { width:100%; border-collapse:collapse; font-size:14px; }
 th, td { text-align:left; padding:10px 8px; border-bottom:1px solid var(--line); vertical-align:middle; }
 th { color:var(--muted); font-weight:600; }
@@ -118,7 +119,7 @@ td.problem { color:var(--bad); }
   .bar { flex-wrap:wrap; padding:12px 16px; gap:10px; }
   main { padding:16px; }
   section.card { padding:16px; }
-  input[type=text], input[type=email], input[type=password], input[type=date], select, textarea { min-width:0; width:100%; }
+  input[type=text], input[type=email], input[type=password], input[type=date], input[type=number], select, textarea { min-width:0; width:100%; }
   .row > div, form.filters > div { flex:1 1 100%; }
   table.stacked, table.stacked tbody, table.stacked tr, table.stacked td { display:block; }
   table.stacked thead { position:absolute; left:-9999px; }

@@ -5,6 +5,8 @@ use sea_orm_migration::{prelude::*, schema::*};
 /// challenge: its provider (`turnstile`, `hcaptcha`, `recaptcha`) and the provider's
 /// secret, sealed under the gateway's secret key and bound to the key's id. A lead
 /// may be spam: `spam_reason` (`honeypot`, `link_in_name`, …) and when it was judged so;
+/// an account's block list holds the email addresses and domains whose browser
+/// submissions are spam;
 /// both `NULL` for a normal lead, so every existing lead stays normal. Spam is found by
 /// a partial index that normal leads pay nothing for (the purge and the Spam tab read it).
 #[derive(DeriveMigrationName)]
@@ -48,6 +50,21 @@ impl MigrationTrait for Migration {
                 .await?;
         }
         manager
+            .create_table(
+                Table::create()
+                    .table(SpamBlocks::Table)
+                    .col(uuid(SpamBlocks::UserId))
+                    .col(string_len(SpamBlocks::Entry, 255))
+                    .col(timestamp_with_time_zone(SpamBlocks::CreatedAt))
+                    .primary_key(
+                        Index::create()
+                            .col(SpamBlocks::UserId)
+                            .col(SpamBlocks::Entry),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
             .get_connection()
             .execute_unprepared(
                 "CREATE INDEX idx_leads_user_spam ON leads (user_id, spam_at) \
@@ -61,6 +78,9 @@ impl MigrationTrait for Migration {
         manager
             .get_connection()
             .execute_unprepared("DROP INDEX idx_leads_user_spam")
+            .await?;
+        manager
+            .drop_table(Table::drop().table(SpamBlocks::Table).to_owned())
             .await?;
         for column in [Leads::SpamAt, Leads::SpamReason] {
             manager
@@ -103,4 +123,12 @@ enum Leads {
     Table,
     SpamReason,
     SpamAt,
+}
+
+#[derive(DeriveIden)]
+enum SpamBlocks {
+    Table,
+    UserId,
+    Entry,
+    CreatedAt,
 }

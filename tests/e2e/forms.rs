@@ -21,6 +21,7 @@ ciq_e2e::with_each_backend!(
     spam_is_never_announced_and_its_erasure_neither,
     a_challenge_is_verified_refused_or_left_unverified,
     settings_release_or_delete_spam,
+    the_block_list_holds_back_addresses_and_domains,
 );
 
 const SHOP: &str = "https://shop.example";
@@ -967,5 +968,90 @@ async fn settings_release_or_delete_spam(backend: Backend) {
     assert_eq!(payload["type"], "lead.created");
     assert_eq!(payload["data"]["lead"]["spam"], Value::Null);
     assert_ne!(payload["timestamp"], payload["data"]["lead"]["created_at"]);
+    app.stop().await;
+}
+
+/// The account's block list, edited in Settings: a browser submission from a blocked
+/// address, or from a blocked domain or its subdomains, is stored as spam
+/// (`blocked_email`); a server key's lead is not judged by it; a list with a broken
+/// entry is refused whole, what was typed shown again.
+async fn the_block_list_holds_back_addresses_and_domains(backend: Backend) {
+    use ciq_e2e::console::{get_html, post_form, signed_in};
+    let Some(app) = behind_a_proxy(backend).await else {
+        return;
+    };
+    let session = signed_in(&app, "owner@acme.test", "/settings/leads/spam").await;
+    let save = |list: &'static str| {
+        let (session, app) = (&session, &app);
+        async move {
+            let form = [("csrf", session.csrf.as_str()), ("block_list", list)];
+            post_form(
+                &session.client,
+                app,
+                "/settings/leads/spam/block-list",
+                &form,
+            )
+            .await
+        }
+    };
+    let (status, html) = save("spammer@example.com\nhttps://bad.test").await;
+    assert_eq!(status, 422);
+    assert!(html.contains("“https://bad.test” is neither an email address nor a domain"));
+    assert!(
+        html.contains("spammer@example.com\nhttps://bad.test</textarea>"),
+        "kept as typed"
+    );
+    assert!(
+        ciq_leads::spam::block_list(&app.db, session.user)
+            .await
+            .unwrap()
+            .entries()
+            .is_empty()
+    );
+    let (status, html) = save("Spammer@Example.com, bad.test").await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("Block list saved (2 entries)"));
+    let (_, html) = get_html(&session.client, &app, "/settings/leads/spam").await;
+    assert!(html.contains("bad.test\nspammer@example.com</textarea>"), "sorted, lower case");
+    let (_, browser) = app
+        .create_key_with(
+            session.user,
+            NewKey {
+                allowed_origins: vec![SHOP.into()],
+                ..NewKey::default()
+            },
+        )
+        .await;
+    let (_, reader) = app
+        .create_key_with(
+            session.user,
+            NewKey {
+                scopes: Scopes::of(&Scope::ALL),
+                ..NewKey::default()
+            },
+        )
+        .await;
+    for (email, key, reason) in [
+        ("spammer@example.com", &browser, Some("blocked_email")),
+        ("x@eu.bad.test", &browser, Some("blocked_email")),
+        ("jane@example.com", &browser, None),
+        ("x@bad.test", &reader, None),
+    ] {
+        let mut body = reference_curl_body();
+        body["lead"]["email"] = json!(email);
+        let (status, _, answer) = submit(&app, CREATE, key, VISITOR, Some(SHOP), &body).await;
+        let origin_free = (status, answer["lead"]["spam"].clone());
+        if key == &reader {
+            // A server key sends no Origin in real life; without one it is served.
+            let (status, _, answer) = submit(&app, CREATE, key, VISITOR, None, &body).await;
+            assert_eq!(status, 201);
+            let stored = lead(&app, &reader, &answer["lead"]["id"]).await;
+            assert_eq!(stored["spam"], Value::Null, "{email}");
+            continue;
+        }
+        assert_eq!(origin_free, (201, Value::Null), "{email}");
+        let stored = lead(&app, &reader, &answer["lead"]["id"]).await;
+        assert_eq!(stored["spam"]["reason"].as_str(), reason, "{email}");
+    }
     app.stop().await;
 }

@@ -38,4 +38,19 @@ pub struct ApiState {
     pub secrets: Option<ciq_store::secret::SecretBox>,
     /// Asks challenge providers about browser submissions' tokens.
     pub challenges: crate::challenge::ChallengeVerifier,
+    /// Accounts' block lists, read for browser submissions and kept for
+    /// [`BLOCK_LIST_TTL`] (an owner's change applies within that time on every instance).
+    pub block_lists: moka::future::Cache<uuid::Uuid, std::sync::Arc<ciq_leads::spam::BlockList>>,
+}
+
+/// How long an instance keeps an account's block list before reading it again.
+pub const BLOCK_LIST_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// An empty cache of block lists, each kept for [`BLOCK_LIST_TTL`].
+pub fn block_list_cache()
+-> moka::future::Cache<uuid::Uuid, std::sync::Arc<ciq_leads::spam::BlockList>> {
+    moka::future::Cache::builder()
+        .time_to_live(BLOCK_LIST_TTL)
+        .max_capacity(10_000)
+        .build()
 }

@@ -33,6 +33,7 @@ pub(crate) fn routes(route: Route, state: &Arc<ConsoleState>) -> Route {
             page(state, get(export_csv)),
         )
         .at(SETTINGS_SPAM, page(state, get(spam_page)))
+        .at(SETTINGS_BLOCK_LIST, page(state, post(save_block_list)))
         .at("/settings/leads/:lead_id", page(state, get(detail_page)))
         .at(
             "/settings/leads/:lead_id/not-spam",
@@ -43,6 +44,8 @@ pub(crate) fn routes(route: Route, state: &Arc<ConsoleState>) -> Route {
 
 /// Settings → Leads → Spam.
 pub const SETTINGS_SPAM: &str = "/settings/leads/spam";
+/// Where the Spam page's block list form posts.
+pub const SETTINGS_BLOCK_LIST: &str = "/settings/leads/spam/block-list";
 
 /// Leads per page of the list.
 pub const PAGE_SIZE: u64 = 50;
@@ -419,19 +422,31 @@ pub async fn spam_page(
         &signed_in,
         &query.cursor,
         views::Flash::default(),
+        None,
     )
     .await
 }
 
+/// The Spam page; `typed` is a block list form sent back with its problems (shown as it
+/// was typed, never lost).
 async fn render_spam(
     state: &ConsoleState,
     req: &Request,
     signed_in: &SignedIn,
     cursor: &str,
     flash: views::Flash,
+    typed: Option<&str>,
 ) -> Result<Response, PageError> {
     let user = signed_in.owner(state).await?;
     let user_id = user.id;
+    let block_list = match typed {
+        Some(typed) => typed.to_owned(),
+        None => ciq_leads::spam::block_list(&state.db, user_id)
+            .await
+            .map_err(PageError::store)?
+            .entries()
+            .join("\n"),
+    };
     let after = After::from_cursor(cursor.trim());
     let filter = LeadFilter {
         spam: true,
@@ -452,6 +467,7 @@ async fn render_spam(
         next: next.as_deref(),
         paged: after.is_some(),
         flash: &flash,
+        block_list: &block_list,
     };
     Ok(views::page(
         status,
@@ -481,7 +497,7 @@ async fn release(
         }
         Err(err) => return Err(PageError::store(err)),
     };
-    render_spam(&state, req, &sent.signed.signed_in, "", flash).await
+    render_spam(&state, req, &sent.signed.signed_in, "", flash, None).await
 }
 
 /// `POST /settings/leads/{id}/delete`: the lead is erased (a spam lead without any
@@ -501,5 +517,59 @@ async fn erase(
         notice: Some(format!("Deleted “{}”.", lead.name)),
         ..views::Flash::default()
     };
-    render_spam(&state, req, &sent.signed.signed_in, "", flash).await
+    render_spam(&state, req, &sent.signed.signed_in, "", flash, None).await
 }
+
+/// The block list form.
+#[derive(Deserialize)]
+struct BlockListForm {
+    csrf: String,
+    #[serde(default)]
+    block_list: String,
+}
+
+impl crate::extract::CsrfForm for BlockListForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+/// `POST /settings/leads/spam/block-list`: replaces the account's block list, or names
+/// every entry that is neither an email address nor a domain (422, nothing saved).
+#[handler]
+async fn save_block_list(
+    req: &Request,
+    state: Data<&Arc<ConsoleState>>,
+    sent: crate::extract::SignedInForm<BlockListForm>,
+) -> Result<Response, PageError> {
+    let typed = &sent.form.block_list;
+    let list = match ciq_leads::spam::BlockList::parse(typed) {
+        Ok(list) => list,
+        Err(problems) => {
+            let flash =
+                views::Flash::refused(format!("Block list not saved: {}.", problems.join("; ")));
+            return render_spam(&state, req, &sent.signed_in, "", flash, Some(typed)).await;
+        }
+    };
+    ciq_leads::spam::set_block_list(&state.db, sent.session().user_id, &list)
+        .await
+        .map_err(PageError::store)?;
+    let flash = views::Flash {
+        notice: Some(format!(
+            "Block list saved ({} {}). Web form leads from them are held back as spam within \
+             {} seconds.",
+            list.entries().len(),
+            if list.entries().len() == 1 {
+                "entry"
+            } else {
+                "entries"
+            },
+            BLOCK_LIST_DELAY_SECS
+        )),
+        ..views::Flash::default()
+    };
+    render_spam(&state, req, &sent.signed_in, "", flash, None).await
+}
+
+/// How long a saved block list takes to apply everywhere (the API's cache of it).
+const BLOCK_LIST_DELAY_SECS: u64 = 5;

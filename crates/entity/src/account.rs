@@ -57,6 +57,7 @@ account_scoped!(
     idempotency_lead,
     lead_import,
     session,
+    spam_block,
     webhook_delivery,
     webhook_endpoint,
 );

@@ -15,6 +15,7 @@ pub mod lead;
 pub mod lead_import;
 pub mod lead_import_failure;
 pub mod session;
+pub mod spam_block;
 pub mod user;
 pub mod webhook_delivery;
 pub mod webhook_endpoint;

@@ -290,6 +290,7 @@ impl Application {
                 challenges: ciq_api::challenge::ChallengeVerifier::new(
                     settings.challenge_verify_url.clone(),
                 ),
+                block_lists: ciq_api::state::block_list_cache(),
             }),
             console: Arc::new(ConsoleState {
                 db: db.clone(),

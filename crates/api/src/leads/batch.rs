@@ -441,11 +441,17 @@ async fn batch(
         idempotent::Keyed::Fresh(key) => key,
         idempotent::Keyed::Replay(stored) => return Ok((replayed(&stored)?, true)),
     };
+    let blocked = super::quarantine::block_list(state, caller).await;
     let (leads, refusals): (Vec<Option<NewLead>>, Vec<Option<Vec<FieldError>>>) = items
         .into_iter()
         .map(|item| match item {
             Ok(mut lead) => {
-                lead.spam = super::quarantine::verdict(caller, &lead, honeypot.as_deref());
+                lead.spam = super::quarantine::verdict(
+                    caller,
+                    &lead,
+                    honeypot.as_deref(),
+                    blocked.as_deref(),
+                );
                 (Some(lead), None)
             }
             Err(broken) => (None, Some(broken)),

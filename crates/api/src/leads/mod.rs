@@ -419,8 +419,13 @@ async fn create(
     caller.require(ciq_admin::Scope::LeadsCreate)?;
     let mut submitted = submission.into_submitted()?;
     let user_id = caller.key.user_id;
-    submitted.lead.spam =
-        quarantine::verdict(caller, &submitted.lead, submitted.honeypot.as_deref());
+    let blocked = quarantine::block_list(state, caller).await;
+    submitted.lead.spam = quarantine::verdict(
+        caller,
+        &submitted.lead,
+        submitted.honeypot.as_deref(),
+        blocked.as_deref(),
+    );
     let key = match idempotent::claim(state, user_id, idempotency_key, || submitted.fingerprint())
         .await?
     {

@@ -1,16 +1,39 @@
 //! Where a submitted lead meets the spam rules, and what its submitter is told.
 
-use ciq_leads::spam::{self, Signals};
+use std::sync::Arc;
+
+use ciq_leads::spam::{self, BlockList, Signals};
 use ciq_leads::{NewLead, SpamReason};
 
 use crate::auth::Caller;
+use crate::state::ApiState;
+
+/// The block list of the account a browser submission goes to (`None` for any other
+/// request, which the block list does not apply to). Kept a few seconds per instance;
+/// one that cannot be read counts as empty (the lead itself will meet the outage).
+pub async fn block_list(state: &ApiState, caller: &Caller) -> Option<Arc<BlockList>> {
+    caller.visitor.as_ref()?;
+    let user_id = caller.key.user_id;
+    let loaded = state
+        .block_lists
+        .try_get_with(user_id, async {
+            spam::block_list(&state.db, user_id).await.map(Arc::new)
+        })
+        .await;
+    Some(loaded.unwrap_or_default())
+}
 
 /// Why the lead `caller` submits is spam, if it is: any create or batch whose
 /// `honeypot` is filled in; for a browser submission also the content rules (a link in
-/// the name, more than 3 in the description), then a challenge that could not be
-/// verified.
-pub fn verdict(caller: &Caller, lead: &NewLead, honeypot: Option<&str>) -> Option<SpamReason> {
-    let signals = Signals { honeypot };
+/// the name, more than 3 in the description, an address on the account's `blocked`
+/// list), then a challenge that could not be verified.
+pub fn verdict(
+    caller: &Caller,
+    lead: &NewLead,
+    honeypot: Option<&str>,
+    blocked: Option<&BlockList>,
+) -> Option<SpamReason> {
+    let signals = Signals { honeypot, blocked };
     if caller.visitor.is_some() {
         spam::judge(lead, signals).or(caller
             .challenge_unverified

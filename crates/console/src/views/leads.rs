@@ -141,6 +141,8 @@ pub struct SpamView<'a> {
     pub paged: bool,
     /// What the last action did.
     pub flash: &'a super::Flash,
+    /// The block list's text (one entry per line), as stored or as just typed.
+    pub block_list: &'a str,
 }
 
 /// Why a spam lead was held back, in words.
@@ -209,6 +211,19 @@ pub fn spam(user: &user::Model, csrf: &str, view: &SpamView<'_>) -> Markup {
                     @if let Some(next) = view.next {
                         a.button.secondary rel="next" href=(format!("{}?cursor={next}", crate::leads::SETTINGS_SPAM)) { "Next page" }
                     }
+                }
+            }
+            section.card aria-labelledby="block-title" {
+                h2 #block-title { "Block list" }
+                form method="post" action=(crate::leads::SETTINGS_BLOCK_LIST) {
+                    input type="hidden" name="csrf" value=(csrf);
+                    label for="block-list" { "Email addresses and domains" }
+                    textarea #block-list name="block_list" rows="4" placeholder="spammer@example.com\nbad-domain.example" aria-describedby="block-help" { (view.block_list) }
+                    p.muted #block-help {
+                        "One per line. Leads from your web forms with one of these email addresses, or an address "
+                        "at one of these domains (and their subdomains), are held back here. Up to 500."
+                    }
+                    button type="submit" { "Save block list" }
                 }
             }
         },

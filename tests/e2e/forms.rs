@@ -1012,7 +1012,10 @@ async fn the_block_list_holds_back_addresses_and_domains(backend: Backend) {
     assert_eq!(status, 200, "{html}");
     assert!(html.contains("Block list saved (2 entries)"));
     let (_, html) = get_html(&session.client, &app, "/settings/leads/spam").await;
-    assert!(html.contains("bad.test\nspammer@example.com</textarea>"), "sorted, lower case");
+    assert!(
+        html.contains("bad.test\nspammer@example.com</textarea>"),
+        "sorted, lower case"
+    );
     let (_, browser) = app
         .create_key_with(
             session.user,

@@ -154,8 +154,8 @@ fn decode_created_rows(text: &str) -> Result<Vec<Event>, String> {
     Ok(created(&rows))
 }
 
-/// The PostgreSQL form for group commit: the batch's created leads (not spam) whose
-/// account has a subscribed endpoint, as one [`LEAD_ROWS`] outbox row (their rows as JSON) in the
+/// The PostgreSQL form for group commit: the batch's created leads (never spam: spam
+/// is written on its own) whose account has a subscribed endpoint, as one [`LEAD_ROWS`] outbox row (their rows as JSON) in the
 /// same statement as their `INSERT` (`leads_insert`, which this makes return its rows) —
 /// one small row per batch on the create path, no payload rendered there; the delivery
 /// workers turn it into delivery rows later, off the request path.
@@ -164,7 +164,7 @@ pub(crate) fn with_created_outbox(leads_insert: &str) -> String {
         "WITH leads_in AS ({leads_insert} RETURNING *) \
          INSERT INTO webhook_outbox (id, created_at, codec, events) \
          SELECT gen_random_uuid(), now(), '{LEAD_ROWS}', json_agg(l)::text FROM leads_in l \
-         WHERE l.spam_at IS NULL AND EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.user_id = l.user_id \
+         WHERE EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.user_id = l.user_id \
          AND e.enabled AND position('lead.created' in e.events) > 0) HAVING count(*) > 0"
     )
 }

@@ -172,12 +172,14 @@ impl LeadWriter {
     }
 
     /// Inserts `row`; returns once it is committed (or why it is not). The request's
-    /// announcement, if any, is settled as soon as the row is queued.
+    /// announcement, if any, is settled as soon as the row is queued. Never a spam row:
+    /// a batch does not carry the spam columns.
     pub async fn write(
         &self,
         row: lead::Model,
         announcement: Option<&Announcement>,
     ) -> Result<(), String> {
+        debug_assert!(row.spam_reason.is_none(), "spam is written on its own");
         // While the store is known to be gone, nobody waits for it.
         self.breaker.check().map_err(|down| down.to_string())?;
         let jobs = match &self.mode {
@@ -377,13 +379,22 @@ impl ColumnArray {
     }
 }
 
-/// `rows` as one array per column of the entity, in the entity's column order.
+/// Whether a batch leaves `column` out: it never fills the spam columns (a spam lead is
+/// written on its own: spam is rare, and the common statement then carries no column
+/// that is always null).
+fn not_batched(column: &lead::Column) -> bool {
+    matches!(column, lead::Column::SpamReason | lead::Column::SpamAt)
+}
+
+/// `rows` as one array per column of the entity, in the entity's column order (but the
+/// spam columns, see [`not_batched`]).
 fn column_arrays(rows: &[&lead::Model]) -> Result<Vec<(lead::Column, ColumnArray)>, String> {
     use sea_orm::{Iterable, ModelTrait};
     let unsupported = |column: lead::Column, value: &sea_orm::Value| {
         format!("column {column:?} holds {value:?}, which the batch insert does not send")
     };
     lead::Column::iter()
+        .filter(|column| !not_batched(column))
         .map(|column| {
             let mut values = rows.iter().map(|row| row.get(column));
             let first = values.next().ok_or("an empty batch")?;
@@ -679,11 +690,10 @@ mod tests {
             super::batch_insert(&columns),
             "INSERT INTO leads (id, user_id, api_key_id, name, email, phone, source, industry, \
              score, status, monthly_revenue_cents, budget_cents, description, created_at, \
-             external_id, updated_at, spam_reason, spam_at) SELECT * FROM UNNEST($1::uuid[], \
-             $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], \
-             $8::text[], $9::int4[], $10::text[], $11::int8[], $12::int8[], $13::text[], \
-             $14::timestamptz[], $15::text[], $16::timestamptz[], $17::text[], \
-             $18::timestamptz[])"
+             external_id, updated_at) SELECT * FROM UNNEST($1::uuid[], $2::uuid[], \
+             $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], \
+             $9::int4[], $10::text[], $11::int8[], $12::int8[], $13::text[], \
+             $14::timestamptz[], $15::text[], $16::timestamptz[])"
         );
     }
 

@@ -215,8 +215,9 @@ pub async fn insert_lead(
     let model = row_of(owner, new, ciq_entity::now());
     let stored = match remembered {
         // The common case goes through group commit; a lead with an external id is
-        // written on its own, so that a duplicate is told apart from an outage.
-        None if model.external_id.is_none() => writer
+        // written on its own, so that a duplicate is told apart from an outage, and so
+        // is spam (rare; a batch's statement carries no spam columns).
+        None if model.external_id.is_none() && model.spam_reason.is_none() => writer
             .write(model.clone(), announcement)
             .await
             .map(|()| Lead::from(model))

@@ -28,8 +28,12 @@ local allowed = 0
 local wait = 1
 if count + math.max(cost, 1) <= limit then
   allowed = 1
-  for i = 1, cost do
-    redis.call('ZADD', KEYS[1], now, ARGV[3] .. ':' .. i)
+  if cost == 1 then
+    redis.call('ZADD', KEYS[1], now, ARGV[3])
+  else
+    for i = 1, cost do
+      redis.call('ZADD', KEYS[1], now, ARGV[3] .. ':' .. i)
+    end
   end
   count = count + cost
 elseif cost > 1 then

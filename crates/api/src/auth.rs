@@ -121,6 +121,12 @@ async fn authenticate(req: &Request, api_key: ApiKey) -> poem::Result<Caller> {
     Ok(caller)
 }
 
+/// The request's `Idempotency-Key`, when it is a valid one.
+fn idempotency_key(req: &Request) -> Option<String> {
+    let raw = req.headers().get(ciq_leads::idempotency::HEADER)?;
+    ciq_leads::idempotency::validate_key(raw.as_bytes()).ok()
+}
+
 /// The header a browser submission's challenge widget token travels in.
 pub const CHALLENGE_TOKEN: &str = "x-challenge-token";
 
@@ -371,7 +377,7 @@ impl Caller {
             return Ok(());
         };
         let provider = challenge.provider;
-        if let Some(raw) = crate::leads::idempotent_key(req)
+        if let Some(raw) = idempotency_key(req)
             && state
                 .leads
                 .answered(self.key.user_id, &raw, state.idempotency_retention)

@@ -285,11 +285,6 @@ crate::responses::error_variants!(CreateLeadResponse {
     503 => Unavailable,
 });
 
-/// The request's `Idempotency-Key`, when it is a valid one.
-pub fn idempotent_key(req: &poem::Request) -> Option<String> {
-    ciq_leads::idempotency::validate_key(&idempotent::raw_key(req)?).ok()
-}
-
 /// Broken rules as the error contract lists them.
 pub fn field_errors(violations: Vec<Violation>) -> Vec<FieldError> {
     violations

@@ -242,6 +242,16 @@ async fn a_batch_counts_each_lead_against_the_visitor_limit(backend: Backend) {
     assert_eq!(header(&headers, "x-ratelimit-remaining"), "97");
     let listed = read(&app, &reader, "/api/external/leads?limit=200").await;
     assert_eq!(listed["leads"].as_array().unwrap().len(), 7);
+    // A batch larger than the whole allowance never fits: it says so, and to wait a
+    // whole window (not "retry in 0 s").
+    let (status, headers, body) = submit(&app, BATCH, &key, "203.0.113.99", None, &leads(8)).await;
+    assert_eq!(status, 429);
+    assert_eq!(header(&headers, "retry-after"), "60");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("a batch of 8 leads") && message.contains("at most 7"),
+        "{message}"
+    );
     // A server key has no visitor limit: the same address sends on.
     let (status, _, _) = submit(&app, BATCH, &reader, BOT, None, &leads(20)).await;
     assert_eq!(status, 200);

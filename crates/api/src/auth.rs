@@ -345,14 +345,28 @@ impl Caller {
             self.decision = Some(visitor);
             self.policy = VISITOR_POLICY;
             ciq_http::metrics::record_browser_submissions("visitor_limited", 1);
-            let retry_after = visitor.reset_after_secs();
-            let mut err = HttpError::rate_limited(limit, self.window_secs, retry_after);
-            err.message = format!(
-                "too many submissions from this address: at most {limit} leads per {} seconds \
-                 per visitor with this key; retry in {retry_after} s",
-                self.window_secs
-            )
-            .into();
+            let window = self.window_secs;
+            let (retry_after, message) = if cost > limit {
+                // Never fits: waiting a whole window is the honest answer, with why.
+                (
+                    window,
+                    format!(
+                        "a batch of {cost} leads is more than a visitor may send with this key \
+                         ({limit} per {window} seconds); send at most {limit} at a time"
+                    ),
+                )
+            } else {
+                let retry_after = visitor.reset_after_secs();
+                (
+                    retry_after,
+                    format!(
+                        "too many submissions from this address: at most {limit} leads per \
+                         {window} seconds per visitor with this key; retry in {retry_after} s"
+                    ),
+                )
+            };
+            let mut err = HttpError::rate_limited(limit, window, retry_after);
+            err.message = message.into();
             return Err(err);
         }
         if let Err(err) = self.pass_challenge(state, req).await {

@@ -79,41 +79,26 @@ async fn authenticate(req: &Request, api_key: ApiKey) -> poem::Result<Caller> {
     };
     let refused_origin = foreign_origin(req, &key, &state.public_origin);
     let window_secs = state.limits.window_secs();
-    if is_browser_submission(req, &key) {
-        // A public key: the origin, the visitor limit and the challenge come before the
-        // key's budget is spent ([`Caller::admit`], once the body says how many leads).
-        if let Some(origin) = &refused_origin {
-            ciq_http::metrics::record_browser_submissions("origin_not_allowed", 1);
-            let err = origin_refusal(&key, origin);
-            // The key's window, looked at: a refused origin spends none of it.
-            let limit = key.rate_limit_per_minute.unwrap_or(state.limits.per_window);
-            let decision = state
-                .limiter
-                .peek(&Bucket::Key(key.key_id), limit, state.limits.window)
-                .await;
-            let mut resp = poem::IntoResponse::into_response(err);
-            apply_rate_limit_headers(resp.headers_mut(), &decision, window_secs);
-            return Err(poem::Error::from_response(resp));
-        }
-        return Ok(Caller {
-            visitor: Some(failures_bucket(state, req)),
-            key,
-            refused_origin: None,
-            decision: None,
-            policy: DEFAULT_POLICY,
-            window_secs,
-            challenge_unverified: false,
-        });
-    }
+    let browser = is_browser_submission(req, &key);
     let mut caller = Caller {
+        visitor: browser.then(|| failures_bucket(state, req)),
         key,
         refused_origin,
         decision: None,
         policy: DEFAULT_POLICY,
         window_secs,
-        visitor: None,
         challenge_unverified: false,
     };
+    if browser {
+        // A public key: the origin, the visitor limit and the challenge come before the
+        // key's budget is spent ([`Caller::admit`], once the body says how many leads).
+        if let Some(origin) = caller.refused_origin.take() {
+            ciq_http::metrics::record_browser_submissions("origin_not_allowed", 1);
+            caller.look_at_key_budget(state).await;
+            return Err(caller.refused(origin_refusal(&caller.key, &origin)));
+        }
+        return Ok(caller);
+    }
     caller
         .spend_key_budget(state)
         .await
@@ -371,10 +356,7 @@ impl Caller {
         }
         if let Err(err) = self.pass_challenge(state, req).await {
             ciq_http::metrics::record_browser_submissions("challenge_failed", 1);
-            // The key's window, looked at: a refused challenge spends none of it.
-            let limit = self.key_limit(state);
-            let key = Bucket::Key(self.key.key_id);
-            self.decision = Some(state.limiter.peek(&key, limit, limits.window).await);
+            self.look_at_key_budget(state).await;
             return Err(err);
         }
         self.spend_key_budget(state).await
@@ -452,6 +434,15 @@ impl Caller {
                 Ok(())
             }
         }
+    }
+
+    /// The key's window as it is, for the headers of a browser submission refused before
+    /// it spent any of it (origin, challenge): looked at, not counted.
+    async fn look_at_key_budget(&mut self, state: &ApiState) {
+        let limit = self.key_limit(state);
+        let key = Bucket::Key(self.key.key_id);
+        self.decision = Some(state.limiter.peek(&key, limit, state.limits.window).await);
+        self.policy = DEFAULT_POLICY;
     }
 
     /// The key's requests per window.

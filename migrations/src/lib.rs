@@ -22,6 +22,7 @@ mod m20261201_000014_create_lead_imports;
 mod m20261201_000015_create_webhooks;
 mod m20261204_000016_add_webhook_outbox_codec;
 mod m20261204_000017_browser_submissions;
+mod m20261204_000018_attribution_consent;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -47,6 +48,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000015_create_webhooks::Migration),
             Box::new(m20261204_000016_add_webhook_outbox_codec::Migration),
             Box::new(m20261204_000017_browser_submissions::Migration),
+            Box::new(m20261204_000018_attribution_consent::Migration),
         ]
     }
 }

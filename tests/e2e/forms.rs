@@ -24,21 +24,21 @@ ciq_e2e::with_each_backend!(
     the_block_list_holds_back_addresses_and_domains,
 );
 
-const SHOP: &str = "https://shop.example";
-const CREATE: &str = "/api/external/leads/create";
+pub(crate) const SHOP: &str = "https://shop.example";
+pub(crate) const CREATE: &str = "/api/external/leads/create";
 const BATCH: &str = "/api/external/leads/batch";
 const BOT: &str = "203.0.113.7";
-const VISITOR: &str = "198.51.100.2";
+pub(crate) const VISITOR: &str = "198.51.100.2";
 
 /// A gateway that takes the client address from `X-Forwarded-For`, as behind the
 /// shipped nginx.
-async fn behind_a_proxy(backend: Backend) -> Option<TestApp> {
+pub(crate) async fn behind_a_proxy(backend: Backend) -> Option<TestApp> {
     TestApp::spawn_with(backend, |s| s.trust_forwarded_for = true).await
 }
 
 /// An owner with a browser key for [`SHOP`] (made as `new` says otherwise) and a key
 /// that reads everything: `(owner, browser key, reading key)`.
-async fn shop_owner(app: &TestApp, email: &str, new: NewKey) -> (Uuid, String, String) {
+pub(crate) async fn shop_owner(app: &TestApp, email: &str, new: NewKey) -> (Uuid, String, String) {
     let owner = app.create_user(email).await;
     let (_, browser) = app
         .create_key_with(
@@ -64,7 +64,7 @@ async fn shop_owner(app: &TestApp, email: &str, new: NewKey) -> (Uuid, String, S
 
 /// A submission to `path` with `key` from `address`, with `Origin: origin` if given:
 /// the answer's status, headers and JSON.
-async fn submit(
+pub(crate) async fn submit(
     app: &TestApp,
     path: &str,
     key: &str,
@@ -97,7 +97,7 @@ fn header<'h>(headers: &'h reqwest::header::HeaderMap, name: &str) -> &'h str {
 }
 
 /// `GET path` with `key`: the JSON answer.
-async fn read(app: &TestApp, key: &str, path: &str) -> Value {
+pub(crate) async fn read(app: &TestApp, key: &str, path: &str) -> Value {
     let resp = app
         .client
         .get(format!("{}{path}", app.base_url))

@@ -63,7 +63,7 @@ pub(crate) async fn upload(
 }
 
 /// The import id of an upload's redirect.
-fn import_of(resp: &reqwest::Response) -> Uuid {
+pub(crate) fn import_of(resp: &reqwest::Response) -> Uuid {
     assert_eq!(resp.status(), 303, "the upload is accepted");
     let location = resp.headers()["location"].to_str().unwrap();
     location
@@ -97,7 +97,7 @@ pub(crate) async fn finished(
 }
 
 /// Starts an import with the mapping its page suggests (the form as a browser sends it).
-async fn start_suggested(
+pub(crate) async fn start_suggested(
     client: &reqwest::Client,
     app: &TestApp,
     csrf: &str,

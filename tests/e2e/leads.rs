@@ -87,10 +87,14 @@ async fn the_reference_request_body_creates_a_lead_with_the_documented_shape(app
             "api_key_id",
             "created_at",
             "updated_at",
-            "spam"
+            "spam",
+            "attribution",
+            "consent"
         ]
     );
     assert_eq!(lead["user_id"], user_id.to_string());
+    assert_eq!(lead["attribution"], Value::Null);
+    assert_eq!(lead["consent"], Value::Null);
     assert_eq!(lead["external_id"], Value::Null);
     assert_eq!(lead["updated_at"], lead["created_at"]);
     let key_id = ciq_entity::ApiKey::find()

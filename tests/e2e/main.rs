@@ -1,6 +1,7 @@
 //! End-to-end tests: the real gateway on port 0, real HTTP, SQLite and PostgreSQL.
 
 mod admin;
+mod attribution;
 mod auth;
 mod batch;
 mod browser_keys;

@@ -178,6 +178,20 @@ async fn the_export_streams_every_lead_of_the_filter_once(app: TestApp) {
             "description",
             "external_id",
             "api_key_id",
+            "utm_source",
+            "utm_medium",
+            "utm_campaign",
+            "utm_term",
+            "utm_content",
+            "gclid",
+            "fbclid",
+            "msclkid",
+            "page_url",
+            "referrer",
+            "consent_text",
+            "consent_granted",
+            "consent_granted_at",
+            "consent_ip",
         ]
     );
     let records: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();

@@ -39,6 +39,9 @@ pub struct Caller {
     /// origins, whatever its `Origin`): the client's address group (an IPv6 address by
     /// its /64), which the visitor limit counts against. `None` for every other request.
     pub visitor: Option<String>,
+    /// For a browser submission, the client's whole address: what its leads' consent
+    /// records as `ip`. `None` for every other request.
+    pub address: Option<String>,
     /// A browser submission whose challenge provider could not be asked: its leads are
     /// stored as spam (`challenge_unverified`), never lost.
     pub challenge_unverified: bool,
@@ -80,8 +83,10 @@ async fn authenticate(req: &Request, api_key: ApiKey) -> poem::Result<Caller> {
     let refused_origin = foreign_origin(req, &key, &state.public_origin);
     let window_secs = state.limits.window_secs();
     let browser = is_browser_submission(req, &key);
+    let address = browser.then(|| client_address(req, state.trust_forwarded_for));
     let mut caller = Caller {
-        visitor: browser.then(|| failures_bucket(state, req)),
+        visitor: address.as_deref().map(ciq_http::client::throttle_group),
+        address,
         key,
         refused_origin,
         decision: None,

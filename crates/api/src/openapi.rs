@@ -319,6 +319,29 @@ fn state_lead_rules(doc: &mut Value) {
         props["score"]["maximum"] = json!(*rules::SCORE_RANGE.end());
         schemas[object]["additionalProperties"] = json!(false);
     }
+    // Attribution and consent: their lengths and rules, from the domain's lists; an
+    // update carries neither (they are set when the lead is created).
+    let attribution = &mut schemas["AttributionFields"];
+    for (field, max) in ciq_leads::Attribution::FIELDS {
+        let prop = &mut attribution["properties"][field];
+        prop["maxLength"] = json!(max);
+        prop["pattern"] = json!(if *max == ciq_leads::attribution::MAX_URL_LEN {
+            ciq_http::openapi::web_url_pattern()
+        } else {
+            single_line_pattern()
+        });
+    }
+    attribution["additionalProperties"] = json!(false);
+    let consent = &mut schemas["ConsentInput"];
+    consent["properties"]["text"]["maxLength"] =
+        json!(ciq_leads::attribution::MAX_CONSENT_TEXT_LEN);
+    consent["properties"]["text"]["minLength"] = json!(1);
+    consent["properties"]["text"]["pattern"] = json!(required_single_line_pattern());
+    consent["additionalProperties"] = json!(false);
+    if let Some(props) = schemas["LeadChanges"]["properties"].as_object_mut() {
+        props.remove(ciq_leads::attribution::ATTRIBUTION);
+        props.remove(ciq_leads::attribution::CONSENT);
+    }
     // An update may change a required field, never empty it.
     let changes = &mut schemas["LeadChanges"]["properties"];
     for field in ["name", "email", "source", "industry", "status"] {

@@ -270,9 +270,10 @@ const FIRST_COLUMNS: [&str; 3] = ["id", "created_at", "updated_at"];
 /// export holds no spam.
 const LEFT_OUT: [&str; 2] = ["user_id", "spam"];
 
-/// The export's columns, in order.
+/// The export's columns, in order (attribution and consent spread into their own:
+/// `utm_source` … `referrer`, `consent_text` … `consent_ip`).
 pub fn csv_columns() -> Vec<&'static str> {
-    let rest = Lead::FIELDS
+    let rest = Lead::columns()
         .iter()
         .copied()
         .filter(|field| !FIRST_COLUMNS.contains(field) && !LEFT_OUT.contains(field));

@@ -50,6 +50,14 @@ pub struct Model {
     /// When it was judged spam (set together with `spam_reason`).
     #[serde(default)]
     pub spam_at: Option<DateTimeUtc>,
+    /// First-touch attribution (UTM parameters, click ids, page, referrer) as JSON text;
+    /// set when the lead is created, never changed.
+    #[serde(default)]
+    pub attribution: Option<String>,
+    /// Consent as JSON text (`text`, `granted`, `granted_at`, `ip`); set when the lead is
+    /// created, never changed.
+    #[serde(default)]
+    pub consent: Option<String>,
 }
 
 /// Where a lead is in the pipeline, stored as its lower-case name.

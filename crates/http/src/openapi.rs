@@ -42,6 +42,12 @@ pub fn trimmed_or_blank_pattern(core: &str) -> String {
     format!("^[{WHITE_SPACE}]*(?:{core})?[{WHITE_SPACE}]*$")
 }
 
+/// `pattern` of an optional absolute http(s) URL (blank: absent). Its host and port are
+/// checked by a URL parser beyond what the pattern says.
+pub fn web_url_pattern() -> String {
+    trimmed_or_blank_pattern(&format!("https?://[^{BLANK}/?#]+(?:[/?#][^{CONTROL}]*)?"))
+}
+
 /// `pattern` of a one-line text field (or filter).
 pub fn single_line_pattern() -> String {
     format!("^[{WHITE_SPACE}]*[^{CONTROL}]*[{WHITE_SPACE}]*$")

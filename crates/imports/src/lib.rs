@@ -12,6 +12,8 @@ pub mod worker;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Number, Value};
 
+use ciq_leads::Attribution;
+use ciq_leads::attribution::{ATTRIBUTION, CONSENT};
 use ciq_leads::rules::{
     LEAD_FIELDS, LeadPatch, NewLead, Violation, validate_patch, validate_submission,
 };
@@ -265,8 +267,52 @@ pub struct Mapping {
     pub defaults: std::collections::BTreeMap<String, String>,
 }
 
+/// The lead fields a column can fill, in the lead's order: every field of `lead` but the
+/// two objects, whose parts are fields of their own here, named as the export names
+/// them (`utm_source` … `referrer`; `consent_text`, `consent_granted`). Attribution and
+/// consent are taken when a row creates its lead, and left as they are when it updates
+/// one (they never change).
+pub static MAPPABLE_FIELDS: std::sync::LazyLock<Vec<&'static str>> =
+    std::sync::LazyLock::new(|| {
+        LEAD_FIELDS
+            .iter()
+            .flat_map(|&field| match field {
+                ATTRIBUTION => Attribution::FIELDS.iter().map(|(f, _)| *f).collect(),
+                CONSENT => CONSENT_PARTS.iter().map(|(column, _)| *column).collect(),
+                _ => vec![field],
+            })
+            .collect()
+    });
+
+/// The consent columns an import reads, and the part of `lead.consent` each fills (the
+/// time and the address are the gateway's).
+const CONSENT_PARTS: [(&str, &str); 2] = [("consent_text", "text"), ("consent_granted", "granted")];
+
+/// A cell of `consent_granted` as the API's boolean: yes/no words a spreadsheet holds,
+/// any case (anything else is left as text, which the rule refuses naming the column).
+fn granted(cell: &str) -> Value {
+    match cell.to_lowercase().as_str() {
+        "true" | "yes" | "y" | "1" | "x" => Value::Bool(true),
+        "false" | "no" | "n" | "0" => Value::Bool(false),
+        _ => Value::String(cell.to_owned()),
+    }
+}
+
+/// The import field a rule's path names (`lead.attribution.utm_source` → `utm_source`,
+/// `lead.consent.text` → `consent_text`, `lead.email` → `email`).
+fn field_of_path(path: &str) -> std::borrow::Cow<'_, str> {
+    let path = path.strip_prefix("lead.").unwrap_or(path);
+    if let Some(part) = path.strip_prefix("attribution.") {
+        return part.into();
+    }
+    if let Some(part) = path.strip_prefix("consent.") {
+        return format!("consent_{part}").into();
+    }
+    path.into()
+}
+
 /// The usual header names of each field, lower case, letters and digits only.
-const HEADER_NAMES: [(&str, &[&str]); 11] = [
+const HEADER_NAMES: [(&str, &[&str]); 15] = [
     (
         "name",
         &["name", "fullname", "contactname", "leadname", "contact"],
@@ -314,6 +360,19 @@ const HEADER_NAMES: [(&str, &[&str]); 11] = [
         "external_id",
         &["externalid", "crmid", "recordid", "sourceid", "externalref"],
     ),
+    ("page_url", &["pageurl", "landingpage", "landingpageurl"]),
+    ("referrer", &["referrer", "referer", "referringurl"]),
+    (
+        "consent_granted",
+        &[
+            "consentgranted",
+            "consent",
+            "optin",
+            "marketingconsent",
+            "gdprconsent",
+        ],
+    ),
+    ("consent_text", &["consenttext", "consentwording"]),
 ];
 
 impl Mapping {
@@ -339,7 +398,7 @@ impl Mapping {
                     .map(|(field, _)| *field)
                     // A field with no usual names of its own: by its name.
                     .or_else(|| {
-                        LEAD_FIELDS
+                        MAPPABLE_FIELDS
                             .iter()
                             .copied()
                             .find(|field| field.replace('_', "") == plain && !taken.contains(field))
@@ -368,7 +427,7 @@ impl Mapping {
         }
         for (place, field) in self.columns.iter().enumerate() {
             let Some(field) = field else { continue };
-            if !LEAD_FIELDS.contains(&field.as_str()) {
+            if !MAPPABLE_FIELDS.contains(&field.as_str()) {
                 problems.push(format!("\"{field}\" is not a lead field"));
             } else if self.columns[..place]
                 .iter()
@@ -459,8 +518,8 @@ fn reason(mapping: &Mapping, columns: &[String], violations: &[Violation]) -> St
     violations
         .iter()
         .map(|v| {
-            let field = v.field.strip_prefix("lead.").unwrap_or(&v.field);
-            format!("{}: {}", mapping.column_of(columns, field), v.message)
+            let field = field_of_path(&v.field);
+            format!("{}: {}", mapping.column_of(columns, &field), v.message)
         })
         .collect::<Vec<_>>()
         .join("; ")
@@ -476,12 +535,23 @@ pub fn plan(mapping: &Mapping, columns: &[String], row: &Row) -> RowPlan {
             columns.len()
         ));
     }
-    let mut lead = Map::new();
+    let (mut lead, mut attribution, mut consent) = (Map::new(), Map::new(), Map::new());
     for (field, cell) in mapping.columns.iter().zip(&row.cells) {
         let (Some(field), cell) = (field, cell.trim()) else {
             continue;
         };
-        if !cell.is_empty() {
+        if cell.is_empty() {
+            continue;
+        }
+        if Attribution::is_field(field) {
+            attribution.insert(field.clone(), cell_value(field, cell));
+        } else if let Some((_, part)) = CONSENT_PARTS.iter().find(|(c, _)| c == field) {
+            let value = match *part {
+                "granted" => granted(cell),
+                _ => cell_value(field, cell),
+            };
+            consent.insert((*part).to_owned(), value);
+        } else {
             lead.insert(field.clone(), cell_value(field, cell));
         }
     }
@@ -495,6 +565,13 @@ pub fn plan(mapping: &Mapping, columns: &[String], row: &Row) -> RowPlan {
         if !value.trim().is_empty() && !lead.contains_key(field) {
             lead.insert(field.clone(), Value::String(value.trim().to_owned()));
         }
+    }
+    // Taken by a create only: an update leaves them as they are.
+    if !attribution.is_empty() {
+        lead.insert(ATTRIBUTION.to_owned(), Value::Object(attribution));
+    }
+    if !consent.is_empty() {
+        lead.insert(CONSENT.to_owned(), Value::Object(consent));
     }
     let body = serde_json::json!({ "lead": lead });
     let new = validate_submission(&body).map_err(|v| reason(mapping, columns, &v));

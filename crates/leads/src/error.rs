@@ -27,6 +27,10 @@ pub enum LeadError {
     /// A remembered answer holds a lead that was erased since.
     #[error("the lead of this answer was erased")]
     LeadDeleted,
+    /// An upsert found its lead and carries a field only a create takes (`attribution`
+    /// or `consent`, named).
+    #[error("{0} is recorded when the lead is created and never changes")]
+    SetOnce(&'static str),
     /// A remembered answer could not be read back (a fault of ours).
     #[error("a remembered idempotent answer is unreadable: {0}")]
     StoredAnswerUnreadable(String),
@@ -68,6 +72,7 @@ impl ciq_errors::Coded for LeadError {
             Self::DuplicateLead(_) => ErrorCode::DuplicateLead,
             Self::NotFound => ErrorCode::LeadNotFound,
             Self::LeadDeleted => ErrorCode::LeadDeleted,
+            Self::SetOnce(_) => ErrorCode::ValidationFailed,
             Self::StoredAnswerUnreadable(_) => ErrorCode::InternalError,
         }
     }
@@ -75,6 +80,20 @@ impl ciq_errors::Coded for LeadError {
     fn lead_id(&self) -> Option<uuid::Uuid> {
         match self {
             Self::DuplicateLead(id) => Some(*id),
+            _ => None,
+        }
+    }
+
+    fn field(&self) -> Option<(&'static str, String)> {
+        match self {
+            Self::SetOnce(field) => {
+                let violation = crate::attribution::set_once(field);
+                let path = match *field {
+                    crate::attribution::ATTRIBUTION => "lead.attribution",
+                    _ => "lead.consent",
+                };
+                Some((path, violation.message))
+            }
             _ => None,
         }
     }

@@ -7,7 +7,7 @@ use ciq_webhooks::outbox::{Attributes, Codec, Event};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::lead::{Lead, time};
+use crate::lead::Lead;
 
 /// A lead event's type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -63,7 +63,7 @@ pub fn payload(
     }
     let body = Body {
         r#type: kind.as_str(),
-        timestamp: time(at),
+        timestamp: crate::time::shown(at),
         data: Data { lead },
     };
     serde_json::to_string(&body).expect("an event body serialises to JSON")
@@ -81,6 +81,19 @@ fn attributes(lead: &Lead) -> Attributes {
         "api_key_id".into(),
         lead.api_key_id.map(|id| id.to_string()).into(),
     );
+    // Only when the lead has them: most leads come without attribution.
+    if let Some(attribution) = &lead.attribution {
+        let parts = [
+            ("attribution.utm_source", &attribution.utm_source),
+            ("attribution.utm_medium", &attribution.utm_medium),
+            ("attribution.utm_campaign", &attribution.utm_campaign),
+        ];
+        for (name, value) in parts {
+            if let Some(value) = value {
+                map.insert(name.into(), value.clone().into());
+            }
+        }
+    }
     map
 }
 

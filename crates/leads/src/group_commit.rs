@@ -690,10 +690,11 @@ mod tests {
             super::batch_insert(&columns),
             "INSERT INTO leads (id, user_id, api_key_id, name, email, phone, source, industry, \
              score, status, monthly_revenue_cents, budget_cents, description, created_at, \
-             external_id, updated_at) SELECT * FROM UNNEST($1::uuid[], $2::uuid[], \
-             $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], \
-             $9::int4[], $10::text[], $11::int8[], $12::int8[], $13::text[], \
-             $14::timestamptz[], $15::text[], $16::timestamptz[])"
+             external_id, updated_at, attribution, consent) SELECT * FROM \
+             UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], \
+             $7::text[], $8::text[], $9::int4[], $10::text[], $11::int8[], $12::int8[], \
+             $13::text[], $14::timestamptz[], $15::text[], $16::timestamptz[], $17::text[], \
+             $18::text[])"
         );
     }
 

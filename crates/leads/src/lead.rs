@@ -74,6 +74,13 @@ macro_rules! lead_fields {
             /// `link_in_name`, `links_in_description`, `blocked_email`,
             /// `challenge_unverified`) and when. Create and batch answers always show null.
             spam: Option<$crate::Spam>,
+            /// Where the lead came from (UTM parameters, ad click ids, the form's page and
+            /// referrer), as sent when it was created; null when it came without.
+            attribution: Option<$crate::Attribution>,
+            /// What the visitor agreed to, as sent when the lead was created, with the
+            /// gateway's `granted_at` and the visitor's `ip` (null unless a browser key
+            /// sent it); null when it came without. Never changes.
+            consent: Option<$crate::Consent>,
         }
     };
 }
@@ -122,11 +129,20 @@ macro_rules! shown_as_serde {
         }
     )*};
 }
-shown_as_serde!(Uuid, String, i32, LeadStatus, Money, crate::Spam);
+shown_as_serde!(
+    Uuid,
+    String,
+    i32,
+    LeadStatus,
+    Money,
+    crate::Spam,
+    crate::Attribution,
+    crate::Consent
+);
 
 impl Shown for DateTime<Utc> {
     fn show<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&time(*self))
+        s.serialize_str(&crate::time::shown(*self))
     }
 }
 
@@ -153,26 +169,53 @@ impl Lead {
     }
 
     /// Each field's name and value as text, as the lead serialises them (numbers as
-    /// the API writes them, `None` for null), in [`Lead::FIELDS`]' order: what a
+    /// the API writes them, `None` for null), in [`Lead::columns`]' order: what a
     /// rendering that shows every field (a page, an export) iterates, so a new field
-    /// shows without being named there.
+    /// shows without being named there. Attribution and consent are spread into their
+    /// own fields (`utm_source`, …, `consent_text`, …).
     pub fn texts(&self) -> Vec<(&'static str, Option<String>)> {
         let serde_json::Value::Object(mut shown) =
             serde_json::to_value(self).expect("a lead always serialises")
         else {
             unreachable!("a struct serialises as an object")
         };
-        Self::FIELDS
-            .iter()
-            .map(|&field| {
-                let text = match shown.remove(field) {
-                    Some(serde_json::Value::String(text)) => Some(text),
-                    None | Some(serde_json::Value::Null) => None,
-                    Some(value) => Some(value.to_string()),
-                };
-                (field, text)
-            })
-            .collect()
+        let text = |value: Option<serde_json::Value>| match value {
+            Some(serde_json::Value::String(text)) => Some(text),
+            None | Some(serde_json::Value::Null) => None,
+            Some(value) => Some(value.to_string()),
+        };
+        let mut texts = Vec::with_capacity(Self::columns().len());
+        for &field in Self::FIELDS {
+            let value = shown.remove(field);
+            match spread(field) {
+                Some(parts) => {
+                    let mut object = match value {
+                        Some(serde_json::Value::Object(object)) => object,
+                        _ => serde_json::Map::new(),
+                    };
+                    for &(column, part) in parts {
+                        texts.push((column, text(object.remove(part))));
+                    }
+                }
+                None => texts.push((field, text(value))),
+            }
+        }
+        texts
+    }
+
+    /// The names [`Lead::texts`] gives, in order: [`Lead::FIELDS`] with attribution and
+    /// consent spread into their own fields (what an export's header names).
+    pub fn columns() -> &'static [&'static str] {
+        static COLUMNS: std::sync::LazyLock<Vec<&'static str>> = std::sync::LazyLock::new(|| {
+            Lead::FIELDS
+                .iter()
+                .flat_map(|&field| match spread(field) {
+                    Some(parts) => parts.iter().map(|(column, _)| *column).collect(),
+                    None => vec![field],
+                })
+                .collect()
+        });
+        &COLUMNS
     }
 }
 
@@ -199,7 +242,32 @@ impl From<lead::Model> for Lead {
                 (Some(reason), Some(at)) => Some(crate::Spam { reason, at }),
                 _ => None,
             },
+            attribution: crate::Attribution::from_stored(row.attribution.as_deref()),
+            consent: crate::Consent::from_stored(row.consent.as_deref()),
         }
+    }
+}
+
+/// The columns a nested field of the lead is spread into, and the part of the object
+/// each one holds (`None`: the field is one column).
+fn spread(field: &str) -> Option<&'static [(&'static str, &'static str)]> {
+    static ATTRIBUTION: std::sync::LazyLock<Vec<(&'static str, &'static str)>> =
+        std::sync::LazyLock::new(|| {
+            crate::Attribution::FIELDS
+                .iter()
+                .map(|(field, _)| (*field, *field))
+                .collect()
+        });
+    const CONSENT: [(&str, &str); 4] = [
+        (crate::Consent::COLUMNS[0], "text"),
+        (crate::Consent::COLUMNS[1], "granted"),
+        (crate::Consent::COLUMNS[2], "granted_at"),
+        (crate::Consent::COLUMNS[3], "ip"),
+    ];
+    match field {
+        crate::attribution::ATTRIBUTION => Some(&ATTRIBUTION),
+        crate::attribution::CONSENT => Some(&CONSENT),
+        _ => None,
     }
 }
 
@@ -224,13 +292,13 @@ pub(crate) fn row_of(owner: LeadOwner, new: NewLead, now: DateTime<Utc>) -> lead
         updated_at: Some(now),
         spam_reason: new.spam.map(|reason| reason.as_str().to_owned()),
         spam_at: new.spam.map(|_| now),
+        attribution: new.attribution.as_ref().map(crate::Attribution::stored),
+        consent: new
+            .consent
+            .map(|given| crate::Consent::received(given, now).stored()),
     }
 }
 
-/// A time as every answer writes it: RFC 3339, UTC, milliseconds, `Z`.
-pub(crate) fn time(t: chrono::DateTime<chrono::Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
 
 #[cfg(test)]
 mod tests {
@@ -257,6 +325,8 @@ mod tests {
             created_at: at,
             updated_at: at,
             spam: None,
+            attribution: None,
+            consent: None,
         };
         let json = serde_json::to_value(&lead).unwrap();
         let keys: Vec<&str> = json
@@ -284,7 +354,9 @@ mod tests {
                 "api_key_id",
                 "created_at",
                 "updated_at",
-                "spam"
+                "spam",
+                "attribution",
+                "consent"
             ]
         );
         assert_eq!(json["status"], "qualified");

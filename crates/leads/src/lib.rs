@@ -12,7 +12,10 @@
 //! - [`idempotency`]: Stripe's `Idempotency-Key` semantics, per account.
 //! - [`events`]: lead events for ciq-webhooks' outbox: types, payload, attributes.
 //! - [`spam`]: the quarantine: spam reasons, the rules browser submissions pass through.
+//! - [`attribution`]: where a lead came from and what it agreed to (set once).
+//! - [`violation`], [`time`]: a broken rule, and times as answers write them.
 
+pub mod attribution;
 pub mod error;
 pub mod events;
 pub mod group_commit;
@@ -23,7 +26,10 @@ pub mod rules;
 pub mod service;
 pub mod spam;
 pub mod store;
+pub mod time;
+pub mod violation;
 
+pub use attribution::{Attribution, Consent, ConsentGiven};
 pub use ciq_entity::lead::LeadStatus;
 pub use error::LeadError;
 pub use group_commit::{Announcement, LeadWriter};

@@ -10,26 +10,10 @@ use ciq_entity::email::{MAX_EMAIL_LEN, is_valid_email};
 use ciq_entity::lead::{self, LeadStatus};
 use sea_orm::sea_query::{Expr, SimpleExpr};
 
+use crate::attribution::{ATTRIBUTION, CONSENT, set_once, validate_attribution, validate_consent};
 use crate::money::{Money, parse_money};
 
-/// One broken rule: the field's path in the body (`lead.email`) and the rule in words.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Violation {
-    /// Path of the offending field.
-    pub field: String,
-    /// The rule it broke.
-    pub message: String,
-}
-
-impl Violation {
-    /// A broken rule for `field`.
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            message: message.into(),
-        }
-    }
-}
+pub use crate::violation::Violation;
 
 /// Longest `external_id`, in characters.
 pub const MAX_EXTERNAL_ID_LEN: usize = 255;
@@ -111,6 +95,17 @@ macro_rules! submitted_fields {
             /// lead with it is refused with 409 `duplicate_lead` naming the first.
             external_id: Option<String> =>
                 "Your own id for the lead, unique in your account; null empties it.",
+            /// Where the lead came from: UTM parameters, ad click ids, the form's page and
+            /// its referrer (each optional; unknown fields refused). Recorded when the lead
+            /// is created and never changed.
+            attribution: Option<$crate::Attribution> =>
+                "Not accepted: attribution is recorded when the lead is created (422).",
+            /// What the visitor agreed to: the text the form showed and whether they
+            /// ticked it. The gateway adds `granted_at` (its clock) and `ip` (the visitor's
+            /// address, for a browser key). Recorded when the lead is created and never
+            /// changed.
+            consent: Option<$crate::ConsentGiven> =>
+                "Not accepted: consent is recorded when the lead is created (422).",
         }
     };
 }
@@ -153,6 +148,10 @@ pub struct NewLead {
     /// Why the lead is to be stored as spam (set by [`crate::spam::judge`]'s caller for a
     /// browser submission); `None` for a normal lead.
     pub spam: Option<crate::SpamReason>,
+    /// First-touch attribution, if the body had any.
+    pub attribution: Option<crate::Attribution>,
+    /// Consent as submitted (its `ip` set by the surface for a browser submission).
+    pub consent: Option<crate::ConsentGiven>,
 }
 
 /// Checks a parsed body `{"lead": {...}}` against every rule; returns the lead or
@@ -224,6 +223,8 @@ fn validate_lead_body(
     let budget = fields.money("budget");
     let description = fields.optional_text("description", MAX_DESCRIPTION_LEN, true);
     let external_id = fields.optional_text("external_id", MAX_EXTERNAL_ID_LEN, false);
+    let attribution = validate_attribution(lead.get(ATTRIBUTION), fields.errors);
+    let consent = validate_consent(lead.get(CONSENT), fields.errors);
     unknown_fields(lead, &mut errors);
     match (name, email, source, industry) {
         (Some(name), Some(email), Some(source), Some(industry)) if errors.is_empty() => Ok((
@@ -240,6 +241,8 @@ fn validate_lead_body(
                 description,
                 external_id,
                 spam: None,
+                attribution,
+                consent,
             },
             trap,
         )),
@@ -345,6 +348,10 @@ pub struct LeadPatch {
     /// A new external id (refused when another lead of the account has it), emptied,
     /// or kept.
     pub external_id: Change<String>,
+    /// A field the body carries that only a create takes (an upsert's `attribution` or
+    /// `consent`): the upsert is refused with it when the lead exists. Always `None`
+    /// from [`validate_patch`], which refuses such a field itself.
+    pub creates_only: Option<&'static str>,
 }
 
 impl LeadPatch {
@@ -398,9 +405,44 @@ impl LeadPatch {
 
 /// Checks an update `{"lead": {...some fields}}`: the fields given follow the create
 /// rules, `null` empties an optional field, required fields (and `status`, which always
-/// has a value) cannot be emptied, unknown fields are refused — every broken rule at once.
+/// has a value) cannot be emptied, attribution and consent (set once, by the create)
+/// and unknown fields are refused — every broken rule at once.
 pub fn validate_patch(body: &Value) -> Result<LeadPatch, Vec<Violation>> {
     let mut errors = Vec::new();
+    if let Some(lead) = body.get("lead").and_then(Value::as_object) {
+        for field in [ATTRIBUTION, CONSENT]
+            .into_iter()
+            .filter(|f| lead.contains_key(*f))
+        {
+            errors.push(set_once(field));
+        }
+    }
+    patch_of(body, errors)
+}
+
+/// [`validate_patch`] for an upsert, which creates the lead when none has its
+/// `external_id`: attribution and consent are checked by the create rules (they are
+/// left to [`validate_submission`]), and the patch names the first of them the body
+/// carries in [`LeadPatch::creates_only`].
+pub fn validate_upsert_patch(body: &Value) -> Result<LeadPatch, Vec<Violation>> {
+    let Some(lead) = body.get("lead").and_then(Value::as_object) else {
+        return patch_of(body, Vec::new());
+    };
+    let creates_only = [ATTRIBUTION, CONSENT]
+        .into_iter()
+        .find(|f| lead.get(*f).is_some_and(|v| !v.is_null()));
+    let mut rest = lead.clone();
+    rest.remove(ATTRIBUTION);
+    rest.remove(CONSENT);
+    let mut body = body.clone();
+    body["lead"] = Value::Object(rest);
+    patch_of(&body, Vec::new()).map(|patch| LeadPatch {
+        creates_only,
+        ..patch
+    })
+}
+
+fn patch_of(body: &Value, mut errors: Vec<Violation>) -> Result<LeadPatch, Vec<Violation>> {
     let lead = lead_object(body, &["lead"], &mut errors)?;
     // Present, and null or blank.
     let cleared = |field: &str| {
@@ -471,6 +513,7 @@ pub fn validate_patch(body: &Value) -> Result<LeadPatch, Vec<Violation>> {
         budget,
         description,
         external_id,
+        creates_only: None,
     })
 }
 

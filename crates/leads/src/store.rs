@@ -323,6 +323,23 @@ pub struct LeadFilter {
     /// Only spam leads (`true`), or only normal ones (`false`, the default: spam is
     /// out of every list unless asked for).
     pub spam: bool,
+    /// Only leads whose attribution's `utm_source` is this, any case.
+    pub utm_source: Option<String>,
+    /// Only leads whose attribution's `utm_campaign` is this, any case.
+    pub utm_campaign: Option<String>,
+}
+
+/// The condition "the attribution's `part` is `value`, any case", as `db`'s dialect
+/// reads JSON text (the form the `utm_source` index is made on).
+fn attribution_is(db: &Db, part: &str, value: &str) -> sea_orm::Condition {
+    use sea_orm::sea_query::{Expr, ExprTrait, Func};
+    let read = match db.connection().get_database_backend() {
+        sea_orm::DatabaseBackend::Postgres => format!("attribution::jsonb ->> '{part}'"),
+        _ => format!("json_extract(attribution, '$.{part}')"),
+    };
+    sea_orm::Condition::all()
+        .add(lead::Column::Attribution.is_not_null())
+        .add(Expr::expr(Func::lower(Expr::cust(read))).eq(value.to_lowercase()))
 }
 
 /// Where a page starts: just after this lead in newest-first order.
@@ -404,6 +421,13 @@ pub async fn list(
     }
     if let Some(key) = filter.api_key_id {
         query = query.filter(lead::Column::ApiKeyId.eq(key));
+    }
+    // Written into the text: the part names are ours, never a request's.
+    if let Some(source) = &filter.utm_source {
+        query = query.filter(attribution_is(db, "utm_source", source));
+    }
+    if let Some(campaign) = &filter.utm_campaign {
+        query = query.filter(attribution_is(db, "utm_campaign", campaign));
     }
     if let Some(at) = filter.created_after {
         query = query.filter(lead::Column::CreatedAt.gte(at));
@@ -760,6 +784,11 @@ pub async fn upsert_in(
             Err(PatchError::Lead(err)) => return Err(err),
         };
         if patched != Some(0) {
+            if let Some(field) = patch.creates_only {
+                // The lead exists: what only a create takes is refused (the caller's
+                // transaction is rolled back with the patch).
+                return Err(LeadError::SetOnce(field));
+            }
             let lead = lead::Entity::in_account(user_id)
                 .filter(by_external_id())
                 .one(txn)

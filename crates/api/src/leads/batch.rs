@@ -446,9 +446,9 @@ async fn batch(
         .into_iter()
         .map(|item| match item {
             Ok(mut lead) => {
-                lead.spam = super::quarantine::verdict(
+                super::quarantine::receive(
                     caller,
-                    &lead,
+                    &mut lead,
                     honeypot.as_deref(),
                     blocked.as_deref(),
                 );

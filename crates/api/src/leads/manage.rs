@@ -244,10 +244,9 @@ fn text_param(name: &str, value: Option<String>, broken: &mut Vec<FieldError>) -
     Some(value)
 }
 
-/// The query of a listing, checked: every broken rule at once, each naming its
-/// parameter.
-#[allow(clippy::too_many_arguments)]
-fn listing(
+/// The query parameters of a listing, as sent.
+#[derive(Debug, Default)]
+struct ListQuery {
     limit: Option<String>,
     cursor: Option<String>,
     status: Option<String>,
@@ -257,7 +256,26 @@ fn listing(
     created_after: Option<String>,
     created_before: Option<String>,
     spam: Option<String>,
-) -> Result<(LeadFilter, Option<After>, u64), HttpError> {
+    utm_source: Option<String>,
+    utm_campaign: Option<String>,
+}
+
+/// The query of a listing, checked: every broken rule at once, each naming its
+/// parameter.
+fn listing(query: ListQuery) -> Result<(LeadFilter, Option<After>, u64), HttpError> {
+    let ListQuery {
+        limit,
+        cursor,
+        status,
+        source,
+        email,
+        external_id,
+        created_after,
+        created_before,
+        spam,
+        utm_source,
+        utm_campaign,
+    } = query;
     let mut broken = Vec::new();
     let limit = match limit {
         None => DEFAULT_PAGE,
@@ -315,6 +333,8 @@ fn listing(
                 false
             }
         },
+        utm_source: text_param("utm_source", utm_source, &mut broken),
+        utm_campaign: text_param("utm_campaign", utm_campaign, &mut broken),
     };
     if broken.is_empty() {
         Ok((filter, after, limit))
@@ -338,7 +358,8 @@ impl ManageLeadsApi {
     /// Your account's leads, newest first, `limit` at a time (1 to 200, default 50).
     /// Pass `next_cursor` back as `cursor` for the next page: walking to the end
     /// returns every lead that existed when the walk began exactly once, whatever is
-    /// created meanwhile. Filters are exact matches (`email` ignoring case);
+    /// created meanwhile. Filters are exact matches (`email`, `utm_source` and
+    /// `utm_campaign` ignoring case);
     /// `created_after` is inclusive, `created_before` exclusive. Leads quarantined as
     /// spam are left out unless `spam=true`, which lists only them. Needs `leads:read`.
     #[oai(
@@ -369,22 +390,28 @@ impl ManageLeadsApi {
         /// `true` lists only the leads quarantined as spam (with `spam.reason`); without
         /// it (or `false`) spam is left out.
         spam: Query<Option<String>>,
+        /// Only leads whose `attribution.utm_source` is this, any case.
+        utm_source: Query<Option<String>>,
+        /// Only leads whose `attribution.utm_campaign` is this, any case.
+        utm_campaign: Query<Option<String>>,
         state: Data<&Arc<ApiState>>,
     ) -> Response<ReadResponse<LeadPage>> {
         let caller = auth.0;
         let answer = async {
             caller.require(Scope::LeadsRead)?;
-            let (filter, after, limit) = listing(
-                limit.0,
-                cursor.0,
-                status.0,
-                source.0,
-                email.0,
-                external_id.0,
-                created_after.0,
-                created_before.0,
-                spam.0,
-            )?;
+            let (filter, after, limit) = listing(ListQuery {
+                limit: limit.0,
+                cursor: cursor.0,
+                status: status.0,
+                source: source.0,
+                email: email.0,
+                external_id: external_id.0,
+                created_after: created_after.0,
+                created_before: created_before.0,
+                spam: spam.0,
+                utm_source: utm_source.0,
+                utm_campaign: utm_campaign.0,
+            })?;
             // A list may be as stale as the read replica is allowed to be.
             let (user_id, filter) = (caller.key.user_id, &filter);
             let (leads, more) = state.leads.list(user_id, filter, after, limit).await?;
@@ -516,22 +543,27 @@ mod tests {
 
     #[test]
     fn every_broken_query_rule_is_named() {
-        let err = listing(
-            Some("0".into()),
-            Some("nope".into()),
-            Some("won".into()),
-            None,
-            None,
-            None,
-            Some("yesterday".into()),
-            None,
-            Some("yes".into()),
-        )
+        let err = listing(ListQuery {
+            limit: Some("0".into()),
+            cursor: Some("nope".into()),
+            status: Some("won".into()),
+            created_after: Some("yesterday".into()),
+            spam: Some("yes".into()),
+            utm_source: Some("a\u{0}b".into()),
+            ..ListQuery::default()
+        })
         .unwrap_err();
         let fields: Vec<&str> = err.details.iter().map(|d| d.field.as_str()).collect();
         assert_eq!(
             fields,
-            ["limit", "cursor", "status", "created_after", "spam"]
+            [
+                "limit",
+                "cursor",
+                "status",
+                "created_after",
+                "spam",
+                "utm_source"
+            ]
         );
     }
 

@@ -1,6 +1,7 @@
 //! `POST /api/external/leads/create` — the reference's Create Lead endpoint — and the
 //! objects it reads and answers with (the domain's types mapped to the document's).
 
+mod attribution;
 pub mod batch;
 mod body;
 mod idempotent;
@@ -19,6 +20,7 @@ use ciq_http::{ErrorBody, FieldError, HttpError, Timestamp};
 use ciq_leads::store::{LeadOwner, Remembered};
 use ciq_leads::{Violation, group_commit};
 
+pub use attribution::{AttributionFields, ConsentInput, ConsentRecord};
 pub use body::{LeadSubmission, PatchSubmission};
 
 use crate::auth::ApiKeyAuth;
@@ -415,9 +417,9 @@ async fn create(
     let mut submitted = submission.into_submitted()?;
     let user_id = caller.key.user_id;
     let blocked = quarantine::block_list(state, caller).await;
-    submitted.lead.spam = quarantine::verdict(
+    quarantine::receive(
         caller,
-        &submitted.lead,
+        &mut submitted.lead,
         submitted.honeypot.as_deref(),
         blocked.as_deref(),
     );

@@ -23,11 +23,25 @@ pub async fn block_list(state: &ApiState, caller: &Caller) -> Option<Arc<BlockLi
     Some(loaded.unwrap_or_default())
 }
 
+/// Readies a lead `caller` submits for the store: whether it is spam (see [`verdict`])
+/// and, for a browser submission, the visitor's address on its consent.
+pub fn receive(
+    caller: &Caller,
+    lead: &mut NewLead,
+    honeypot: Option<&str>,
+    blocked: Option<&BlockList>,
+) {
+    lead.spam = verdict(caller, lead, honeypot, blocked);
+    if let Some(consent) = &mut lead.consent {
+        consent.ip.clone_from(&caller.address);
+    }
+}
+
 /// Why the lead `caller` submits is spam, if it is: any create or batch whose
 /// `honeypot` is filled in; for a browser submission also the content rules (a link in
 /// the name, more than 3 in the description, an address on the account's `blocked`
 /// list), then a challenge that could not be verified.
-pub fn verdict(
+fn verdict(
     caller: &Caller,
     lead: &NewLead,
     honeypot: Option<&str>,

@@ -15,7 +15,7 @@ use poem_openapi::{
 use ciq_admin::Scope;
 use ciq_http::error::FieldError;
 use ciq_http::{ErrorBody, HttpError};
-use ciq_leads::rules::{Change, LeadPatch, validate_patch, validate_submission};
+use ciq_leads::rules::{Change, LeadPatch, validate_submission, validate_upsert_patch};
 use ciq_leads::store::{RememberedUpsert, Upserted};
 use ciq_leads::{LeadOwner, NewLead, idempotency};
 
@@ -125,7 +125,7 @@ pub struct UpsertSubmission(Result<Upsert, HttpError>);
 /// The update rules first (they hold either way), then the external id it needs; the
 /// create rules are kept for the case that no lead has it.
 pub fn validate_upsert(body: serde_json::Value) -> Result<Upsert, HttpError> {
-    let patch = validate_patch(&body)
+    let patch = validate_upsert_patch(&body)
         .map_err(|violations| HttpError::validation_failed(field_errors(violations)))?;
     let Change::Set(external_id) = patch.external_id.clone() else {
         return Err(HttpError::validation_failed(vec![FieldError::new(

@@ -8,7 +8,6 @@ use ciq_entity::lead_import::ImportStatus;
 use ciq_entity::user;
 use ciq_imports::store::ImportSummary;
 use ciq_imports::{DEFAULTABLE_FIELDS, Mapping, PreviewRow};
-use ciq_leads::rules::LEAD_FIELDS;
 
 use super::{Section, layout_refreshing, signed_in_header, when};
 
@@ -148,7 +147,7 @@ pub fn draft(
                                     td data-label="Field" {
                                         select id=(format!("col_{i}")) name=(format!("col_{i}")) {
                                             option value="" selected[chosen.is_none()] { "Ignore this column" }
-                                            @for field in LEAD_FIELDS {
+                                            @for field in ciq_imports::MAPPABLE_FIELDS.iter() {
                                                 option value=(field) selected[chosen.as_deref() == Some(field)] { (field) }
                                             }
                                         }

@@ -248,12 +248,40 @@ pub fn lead_detail(
         "updated_at",
         "spam",
     ];
-    let mut fields: Vec<(String, String)> = lead
+    // Attribution and consent get sections of their own, shown when the lead has them.
+    let (origin, fields): (Vec<_>, Vec<_>) = lead
         .texts()
         .into_iter()
         .filter(|(field, _)| !APART.contains(field))
+        .partition(|(field, _)| {
+            ciq_leads::Attribution::is_field(field) || ciq_leads::Consent::COLUMNS.contains(field)
+        });
+    let mut fields: Vec<(String, String)> = fields
+        .into_iter()
         .map(|(field, text)| (label(field), text.unwrap_or_else(|| "—".to_owned())))
         .collect();
+    let attribution: Vec<(String, String)> = origin
+        .iter()
+        .filter(|(field, _)| ciq_leads::Attribution::is_field(field))
+        .filter_map(|(field, text)| Some((label(field), text.clone()?)))
+        .collect();
+    let consent = lead.consent.as_ref().map(|consent| {
+        [
+            (
+                "Consent given",
+                if consent.granted { "Yes" } else { "No" }.to_owned(),
+            ),
+            ("Consent text", consent.text.clone()),
+            ("Recorded", when(Some(consent.granted_at))),
+            (
+                "From address",
+                consent
+                    .ip
+                    .clone()
+                    .unwrap_or_else(|| "not recorded (not sent from a web form)".to_owned()),
+            ),
+        ]
+    });
     fields.extend(
         [
             (
@@ -294,12 +322,44 @@ pub fn lead_detail(
                     }
                 }
             }
+            @if !attribution.is_empty() {
+                section.card aria-labelledby="attribution-title" {
+                    h2 #attribution-title { "Where it came from" }
+                    dl.fields {
+                        @for (label, value) in &attribution {
+                            dt { (label) }
+                            dd { (value) }
+                        }
+                    }
+                }
+            }
+            @if let Some(consent) = &consent {
+                section.card aria-labelledby="consent-title" {
+                    h2 #consent-title { "Consent" }
+                    dl.fields {
+                        @for (label, value) in consent {
+                            dt { (label) }
+                            dd { (value) }
+                        }
+                    }
+                }
+            }
         },
     )
 }
 
 /// A field's name as a label: `monthly_revenue` → "Monthly revenue".
 fn label(field: &str) -> String {
+    match field {
+        "gclid" => return "Google Ads click id".to_owned(),
+        "fbclid" => return "Meta click id".to_owned(),
+        "msclkid" => return "Microsoft Ads click id".to_owned(),
+        "page_url" => return "Page".to_owned(),
+        _ => {}
+    }
+    if let Some(part) = field.strip_prefix("utm_") {
+        return format!("UTM {part}");
+    }
     let words = field.replace('_', " ");
     let mut chars = words.chars();
     chars

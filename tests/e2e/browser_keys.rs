@@ -6,9 +6,7 @@ use std::time::Duration;
 
 use ciq_admin::keys::{self, NewKey};
 use ciq_admin::{AdminError, Scope, Scopes, SecretHasher};
-use ciq_e2e::browser::Browser;
-use ciq_e2e::{Backend, TestApp, on_every_backend, reference_curl_body};
-use fantoccini::Locator;
+use ciq_e2e::{TestApp, on_every_backend, reference_curl_body};
 use sea_orm::{EntityTrait, PaginatorTrait};
 use serde_json::{Value, json};
 
@@ -290,97 +288,4 @@ async fn origins_are_only_for_create_only_keys_and_must_be_origins(app: TestApp)
     .await
     .unwrap();
     assert_eq!(rolled.allowed_origins, SHOP);
-}
-
-/// A static page, as a site owner would host it: the form of `docs/examples`, with
-/// the gateway's address and the key filled in.
-fn serve_page(listener: tokio::net::TcpListener, html: String) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut socket, _)) = listener.accept().await else {
-                return;
-            };
-            let html = html.clone();
-            tokio::spawn(async move {
-                use tokio::io::{AsyncReadExt, AsyncWriteExt};
-                let mut buf = vec![0u8; 8192];
-                let _ = socket.read(&mut buf).await;
-                let reply = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: text/html; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{html}",
-                    html.len()
-                );
-                let _ = socket.write_all(reply.as_bytes()).await;
-            });
-        }
-    })
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_documented_html_form_posts_a_lead_from_another_origin() {
-    let app = TestApp::spawn(Backend::Sqlite).await.expect("sqlite");
-    let Some(browser) = Browser::start().await else {
-        return;
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let page_port = listener.local_addr().unwrap().port();
-    let allowed = format!("http://127.0.0.1:{page_port}");
-    let (_, key) = browser_key(&app, "site@acme.test", &[&allowed]).await;
-    let html = include_str!("../../docs/examples/lead-form.html")
-        .replace("https://gateway.example.com", &app.base_url)
-        .replace("ciq_YOUR_BROWSER_KEY", &key);
-    let server = serve_page(listener, html);
-    let c = &browser.client;
-    let submit = |origin: String| {
-        let c = c.clone();
-        async move {
-            c.goto(&format!("{origin}/")).await.unwrap();
-            for (id, value) in [
-                ("name", "Jane From The Web"),
-                ("email", "jane@web.example"),
-                ("industry", "Retail"),
-            ] {
-                c.find(Locator::Id(id))
-                    .await
-                    .unwrap()
-                    .send_keys(value)
-                    .await
-                    .unwrap();
-            }
-            c.find(Locator::Css("button[type=submit]"))
-                .await
-                .unwrap()
-                .click()
-                .await
-                .unwrap();
-            let result = c.find(Locator::Id("result")).await.unwrap();
-            let deadline = std::time::Instant::now() + Duration::from_secs(15);
-            loop {
-                if let Some(status) = result.attr("data-status").await.unwrap() {
-                    let code = result.attr("data-code").await.unwrap();
-                    return (status, code, result.text().await.unwrap());
-                }
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "the form never answered"
-                );
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    };
-    let (status, _, text) = submit(allowed.clone()).await;
-    assert_eq!(
-        (status.as_str(), text.as_str()),
-        ("201", "Thank you, we will be in touch.")
-    );
-    let stored = ciq_entity::Lead::find().all(&app.db).await.unwrap();
-    assert_eq!(stored.len(), 1);
-    assert_eq!(stored[0].name, "Jane From The Web");
-    // The same page on an origin the key does not list: the page reads the refusal.
-    let (status, code, text) = submit(format!("http://localhost:{page_port}")).await;
-    assert_eq!(status, "403");
-    assert_eq!(code.as_deref(), Some("origin_not_allowed"));
-    assert!(text.contains("http://localhost:"), "{text}");
-    assert_eq!(ciq_entity::Lead::find().count(&app.db).await.unwrap(), 1);
-    server.abort();
-    browser.close().await;
 }

@@ -7,6 +7,7 @@ mod batch;
 mod browser_keys;
 mod cluster;
 mod docs;
+mod embed;
 mod errors;
 mod faults;
 mod forms;

@@ -117,7 +117,7 @@ async fn an_owner_generates_uses_rolls_and_revokes_a_key_in_the_browser() {
 
 /// axe-core's browser bundle (npm `axe-core`): `AXE_CORE_JS`, or where `.ci/run`
 /// installs it. Required under CI.
-fn axe_source() -> Option<String> {
+pub(crate) fn axe_source() -> Option<String> {
     let path = std::env::var_os("AXE_CORE_JS").map_or_else(
         || {
             std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -141,7 +141,7 @@ fn axe_source() -> Option<String> {
 
 /// Runs axe-core on the page `c` shows at 1280 and at 390 px (a phone) and fails on
 /// any serious or critical violation, or on a page wider than a phone's screen.
-async fn assert_accessible(c: &Client, axe: Option<&str>, what: &str) {
+pub(crate) async fn assert_accessible(c: &Client, axe: Option<&str>, what: &str) {
     let Some(axe) = axe else {
         return;
     };

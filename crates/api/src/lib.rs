@@ -6,6 +6,7 @@
 //!   origins.
 //! - [`challenge`]: verifying a browser submission's challenge token with its provider.
 //! - [`cors`]: preflights and CORS headers of the paths browser keys may post to.
+//! - [`embed`]: the embed script that makes a plain HTML form a lead form.
 //! - [`openapi`]: the public OpenAPI document (`/openapi.json`) and Swagger UI
 //!   (`/docs`), integrators' operations only.
 //!
@@ -15,6 +16,7 @@
 pub mod auth;
 pub mod challenge;
 pub mod cors;
+pub mod embed;
 pub mod leads;
 pub mod money;
 pub mod openapi;
@@ -28,7 +30,8 @@ use poem::{Endpoint, EndpointExt, IntoEndpoint, Route};
 
 pub use state::ApiState;
 
-/// Adds the public routes to `route`: the leads API, `/openapi.json` and `/docs`.
+/// Adds the public routes to `route`: the leads API, `/openapi.json`, `/docs` and the
+/// embed script.
 pub fn attach(route: Route, state: Arc<ApiState>) -> Route {
     let service = openapi::service();
     let document = openapi::document();
@@ -61,7 +64,7 @@ pub fn attach(route: Route, state: Arc<ApiState>) -> Route {
         // Outermost: a preflight is answered before anything counts it.
         .around(cors::handle)
         .data(state);
-    route
+    embed::attach(route)
         .at(
             ciq_http::routes::PUBLIC_DOCUMENT,
             poem::endpoint::make_sync(move |_| {

@@ -77,6 +77,7 @@ pub const ROUTES: &[RouteSpec] = &[
     route(PUBLIC_DOCUMENT, "GET", PUBLIC_DOCUMENT),
     route("/docs", "GET", DOCS),
     route("/docs/*", "GET", DOCS),
+    route("/embed/v1/form.js", "GET", "/embed"),
     route("/", "GET", "/"),
     route(LOGIN, "GET, POST", LOGIN),
     route(LOGOUT, "POST", LOGIN),

@@ -19,6 +19,7 @@ mod keys;
 mod leads;
 mod limits;
 mod manage;
+mod me;
 mod migrations;
 mod poolers;
 mod replicas;

@@ -104,12 +104,27 @@ async fn authenticate(req: &Request, api_key: ApiKey) -> poem::Result<Caller> {
         }
         return Ok(caller);
     }
+    if req.uri().path() == ciq_http::routes::ME {
+        // The credentials test: an allowance of its own; the key's window is only
+        // looked at, for the answer and its headers.
+        caller
+            .spend_info_allowance(state)
+            .await
+            .map_err(|err| caller.refused(err))?;
+        return Ok(caller);
+    }
     caller
         .spend_key_budget(state)
         .await
         .map_err(|err| caller.refused(err))?;
     Ok(caller)
 }
+
+/// Calls of `GET /api/external/me` a key may make per window, besides its own budget.
+pub const KEY_INFO_PER_WINDOW: u32 = 600;
+
+/// The `RateLimit-Policy` name of the `me` allowance (on its 429 only).
+const KEY_INFO_POLICY: &str = "me";
 
 /// The request's `Idempotency-Key`, when it is a valid one.
 fn idempotency_key(req: &Request) -> Option<String> {
@@ -450,8 +465,30 @@ impl Caller {
         self.policy = DEFAULT_POLICY;
     }
 
+    /// Spends one call of the key's `me` allowance ([`KEY_INFO_PER_WINDOW`]), then looks
+    /// at the key's own window without spending it; 429 past the allowance.
+    async fn spend_info_allowance(&mut self, state: &ApiState) -> Result<(), HttpError> {
+        let bucket = Bucket::KeyInfo(self.key.key_id);
+        let decision = state
+            .limiter
+            .acquire(&bucket, KEY_INFO_PER_WINDOW, state.limits.window)
+            .await;
+        ciq_http::metrics::record_decision("me", decision.allowed);
+        if !decision.allowed {
+            self.decision = Some(decision);
+            self.policy = KEY_INFO_POLICY;
+            return Err(HttpError::rate_limited(
+                KEY_INFO_PER_WINDOW,
+                self.window_secs,
+                decision.reset_after_secs(),
+            ));
+        }
+        self.look_at_key_budget(state).await;
+        Ok(())
+    }
+
     /// The key's requests per window.
-    fn key_limit(&self, state: &ApiState) -> u32 {
+    pub fn key_limit(&self, state: &ApiState) -> u32 {
         self.key
             .rate_limit_per_minute
             .unwrap_or(state.limits.per_window)

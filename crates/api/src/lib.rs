@@ -2,6 +2,7 @@
 //! scripts) call with a `ciq_` key in `X-API-Key`.
 //!
 //! - [`leads`]: `POST /api/external/leads/create`, as the reference promises it.
+//! - [`me`]: `GET /api/external/me`, the credentials test.
 //! - [`auth`]: the `X-API-Key` scheme, the key's rate limit and its headers, scopes and
 //!   origins.
 //! - [`challenge`]: verifying a browser submission's challenge token with its provider.
@@ -18,6 +19,7 @@ pub mod challenge;
 pub mod cors;
 pub mod embed;
 pub mod leads;
+pub mod me;
 pub mod money;
 pub mod openapi;
 mod responses;

@@ -17,7 +17,16 @@ use crate::leads::manage::ManageLeadsApi;
 use crate::leads::upsert::UpsertLeadApi;
 
 /// The services the document describes.
-pub type Service = OpenApiService<(LeadsApi, BatchLeadsApi, UpsertLeadApi, ManageLeadsApi), ()>;
+pub type Service = OpenApiService<
+    (
+        LeadsApi,
+        BatchLeadsApi,
+        UpsertLeadApi,
+        ManageLeadsApi,
+        crate::me::MeApi,
+    ),
+    (),
+>;
 
 /// Title of the public document.
 pub const TITLE: &str = "ConvertIQ External API";
@@ -33,7 +42,13 @@ authenticated response carries `X-RateLimit-Limit`, `X-RateLimit-Remaining`, \
 /// The poem-openapi service (routes and generated document).
 pub fn service() -> Service {
     OpenApiService::new(
-        (LeadsApi, BatchLeadsApi, UpsertLeadApi, ManageLeadsApi),
+        (
+            LeadsApi,
+            BatchLeadsApi,
+            UpsertLeadApi,
+            ManageLeadsApi,
+            crate::me::MeApi,
+        ),
         TITLE,
         env!("CARGO_PKG_VERSION"),
     )
@@ -181,6 +196,19 @@ fn add_manage_examples(doc: &mut Value) {
             Some(json!({"success": true, "lead": example_lead()})),
         ),
         ("/api/external/leads/{id}", "delete", "leads:write", None),
+        (
+            "/api/external/me",
+            "get",
+            "leads:create",
+            Some(json!({"success": true,
+                "key": {"id": "0199a3c2-7a1e-7cc0-9a57-5d8e6f1b2c3e", "name": "CRM sync",
+                    "display_prefix": "ciq_1JcSApuT", "scopes": ["leads:create", "leads:read"],
+                    "allowed_origins": [], "rate_limit": 100, "visitor_rate_limit": null,
+                    "expires_at": null, "created_at": "2025-08-13T00:00:00.000Z"},
+                "account": {"id": "0199a3c2-7a1e-7cc0-9a57-5d8e6f1b2c3f", "name": "Acme",
+                    "email": "owner@acme.example"},
+                "rate_limit": {"limit": 100, "remaining": 97, "reset": 1755043260}})),
+        ),
     ];
     for (path, method, scope, ok) in operations {
         let op = &mut doc["paths"][path][method];
@@ -210,6 +238,16 @@ fn add_manage_examples(doc: &mut Value) {
             ],
         );
     }
+    set_example(
+        &mut doc["paths"]["/api/external/me"]["get"],
+        "403",
+        error_example(
+            ErrorCode::InsufficientScope,
+            "this key has allowed origins: it is public (it sits in a web page), so it cannot \
+             read its own details; call with a server key",
+            json!([]),
+        ),
+    );
     let upsert = &mut doc["paths"]["/api/external/leads/upsert"]["post"];
     set_example(
         upsert,
@@ -581,7 +619,8 @@ mod tests {
                 "/api/external/leads/batch",
                 "/api/external/leads/upsert",
                 "/api/external/leads",
-                "/api/external/leads/{id}"
+                "/api/external/leads/{id}",
+                "/api/external/me"
             ]
         );
         for (path, operations) in doc["paths"].as_object().unwrap() {

@@ -7,4 +7,6 @@ use poem_openapi::Tags;
 pub enum ApiTags {
     /// Create leads in your ConvertIQ account.
     Leads,
+    /// Your key and its account: test a key before you use it.
+    Account,
 }

@@ -16,6 +16,8 @@ pub const BATCH_LEADS: &str = "/api/external/leads/batch";
 pub const UPSERT_LEAD: &str = "/api/external/leads/upsert";
 /// `GET` — a page of leads.
 pub const LEADS: &str = "/api/external/leads";
+/// `GET` — the calling key and its account: the credentials test.
+pub const ME: &str = "/api/external/me";
 /// The public OpenAPI document.
 pub const PUBLIC_DOCUMENT: &str = "/openapi.json";
 /// Swagger UI of the public document.
@@ -66,6 +68,7 @@ pub const ROUTES: &[RouteSpec] = &[
     route(BATCH_LEADS, "POST, OPTIONS", BATCH_LEADS),
     route(UPSERT_LEAD, "POST", UPSERT_LEAD),
     route(LEADS, "GET", LEADS),
+    route(ME, "GET", ME),
     route(
         "/api/external/leads/:id",
         "GET, PATCH, DELETE",

@@ -299,7 +299,6 @@ pub(crate) fn row_of(owner: LeadOwner, new: NewLead, now: DateTime<Utc>) -> lead
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

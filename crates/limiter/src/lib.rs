@@ -65,12 +65,16 @@ pub enum Bucket<'a> {
     /// Browser submissions with one key from one client address (an IPv6 one grouped
     /// by /64): the visitor limit.
     Visitor(uuid::Uuid, &'a str),
+    /// Calls of `GET /api/external/me` with one key: an allowance of their own, so
+    /// testing credentials never spends the key's budget.
+    KeyInfo(uuid::Uuid),
 }
 
 impl Bucket<'_> {
     /// The bucket's name in a backend: `key:<uuid>`, `addr:<address>`,
     /// `login:email:<email>`, `login:addr:<address>`, `login:pair:<address>:<email>`,
-    /// `webhook:sends:<uuid>`, `badkey:<lookup id>`, `visitor:<uuid>:<address>`.
+    /// `webhook:sends:<uuid>`, `badkey:<lookup id>`, `visitor:<uuid>:<address>`,
+    /// `me:<uuid>`.
     pub fn name(&self) -> String {
         match self {
             Bucket::Key(id) => format!("key:{id}"),
@@ -81,6 +85,7 @@ impl Bucket<'_> {
             Bucket::EndpointSends(id) => format!("webhook:sends:{id}"),
             Bucket::LookupFailures(lookup_id) => format!("badkey:{lookup_id}"),
             Bucket::Visitor(key, addr) => format!("visitor:{key}:{addr}"),
+            Bucket::KeyInfo(key) => format!("me:{key}"),
         }
     }
 }

@@ -386,15 +386,31 @@ fn not_batched(column: &lead::Column) -> bool {
     matches!(column, lead::Column::SpamReason | lead::Column::SpamAt)
 }
 
+/// Whether a batch of `rows` sends the attribution and consent columns: only when a row
+/// of it has either (a server integration's leads never do, and their statement then
+/// carries no column that is always null).
+fn sends_origin(rows: &[&lead::Model]) -> bool {
+    rows.iter()
+        .any(|row| row.attribution.is_some() || row.consent.is_some())
+}
+
+/// Whether `column` is one [`sends_origin`] decides on.
+fn origin_column(column: &lead::Column) -> bool {
+    matches!(column, lead::Column::Attribution | lead::Column::Consent)
+}
+
 /// `rows` as one array per column of the entity, in the entity's column order (but the
-/// spam columns, see [`not_batched`]).
+/// spam columns, see [`not_batched`], and the attribution and consent columns when no
+/// row has them, see [`sends_origin`]).
 fn column_arrays(rows: &[&lead::Model]) -> Result<Vec<(lead::Column, ColumnArray)>, String> {
     use sea_orm::{Iterable, ModelTrait};
     let unsupported = |column: lead::Column, value: &sea_orm::Value| {
         format!("column {column:?} holds {value:?}, which the batch insert does not send")
     };
+    let origin = sends_origin(rows);
     lead::Column::iter()
         .filter(|column| !not_batched(column))
+        .filter(|column| origin || !origin_column(column))
         .map(|column| {
             let mut values = rows.iter().map(|row| row.get(column));
             let first = values.next().ok_or("an empty batch")?;
@@ -411,8 +427,9 @@ fn column_arrays(rows: &[&lead::Model]) -> Result<Vec<(lead::Column, ColumnArray
 }
 
 /// [`batch_insert`] with the batch's webhook outbox row in the same statement, made
-/// once.
-static INSERT_WITH_OUTBOX: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+/// once per shape: without the attribution and consent columns, and with them.
+static INSERT_WITH_OUTBOX: [std::sync::OnceLock<String>; 2] =
+    [std::sync::OnceLock::new(), std::sync::OnceLock::new()];
 
 /// Stores `rows` and their webhook deliveries in one transaction, a row at a time
 /// elsewhere than in a batch (SQLite's batch, and the row-by-row retry of a batch).
@@ -458,8 +475,9 @@ async fn insert_batch(
     })?;
     // Made of the entity's column names and types only, once: nothing of a request is
     // in the text.
-    let text =
-        INSERT_WITH_OUTBOX.get_or_init(|| events::with_created_outbox(&batch_insert(&columns)));
+    let shape = usize::from(sends_origin(rows));
+    let text = INSERT_WITH_OUTBOX[shape]
+        .get_or_init(|| events::with_created_outbox(&batch_insert(&columns)));
     let statement = columns.into_iter().fold(
         sqlx::query(sqlx::AssertSqlSafe(text.as_str())),
         |query, (_, array)| array.bind(query),
@@ -690,11 +708,25 @@ mod tests {
             super::batch_insert(&columns),
             "INSERT INTO leads (id, user_id, api_key_id, name, email, phone, source, industry, \
              score, status, monthly_revenue_cents, budget_cents, description, created_at, \
-             external_id, updated_at, attribution, consent) SELECT * FROM \
-             UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], \
-             $7::text[], $8::text[], $9::int4[], $10::text[], $11::int8[], $12::int8[], \
-             $13::text[], $14::timestamptz[], $15::text[], $16::timestamptz[], $17::text[], \
-             $18::text[])"
+             external_id, updated_at) SELECT * FROM UNNEST($1::uuid[], $2::uuid[], \
+             $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], \
+             $9::int4[], $10::text[], $11::int8[], $12::int8[], $13::text[], \
+             $14::timestamptz[], $15::text[], $16::timestamptz[])",
+            "no row has attribution or consent: the columns are left out"
+        );
+        let tagged = lead::Model {
+            attribution: Some("{\"utm_source\":\"google\"}".into()),
+            ..row("c")
+        };
+        let columns = super::column_arrays(&[&a, &tagged]).unwrap();
+        assert!(
+            super::batch_insert(&columns).ends_with(
+                "external_id, updated_at, attribution, consent) SELECT * FROM UNNEST($1::uuid[], \
+                 $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], \
+                 $8::text[], $9::int4[], $10::text[], $11::int8[], $12::int8[], $13::text[], \
+                 $14::timestamptz[], $15::text[], $16::timestamptz[], $17::text[], $18::text[])"
+            ),
+            "a row with attribution: both columns are sent"
         );
     }
 

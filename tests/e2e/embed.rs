@@ -319,6 +319,42 @@ async fn the_example_form_sends_one_lead_from_another_origin() {
         "I agree that Acme may contact me about my enquiry."
     );
     assert_eq!(consent.ip.as_deref(), Some("127.0.0.1"));
+
+    // The same page on an origin the key does not list: the visitor reads a refusal in
+    // words, the page's listener the code, and nothing is stored.
+    let elsewhere = site.replace("127.0.0.1", "localhost");
+    c.goto(&format!("{elsewhere}/")).await.unwrap();
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("form[data-ciq-key] input[name=ciq_website]"))
+        .await
+        .expect("the script attached to the form");
+    c.execute(
+        "document.querySelector('form').addEventListener('ciq:error',
+           e => document.body.dataset.code = e.detail.code);",
+        vec![],
+    )
+    .await
+    .unwrap();
+    fill_example(c, "").await;
+    c.find(Locator::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let (outcome, text) = wait_for_outcome(c).await;
+    assert_eq!(outcome, "error");
+    assert!(text.contains("cannot send messages"), "{text}");
+    let code = c
+        .find(Locator::Css("body"))
+        .await
+        .unwrap()
+        .attr("data-code")
+        .await
+        .unwrap();
+    assert_eq!(code.as_deref(), Some("origin_not_allowed"));
+    assert_eq!(ciq_entity::Lead::find().count(&app.db).await.unwrap(), 1);
     server.abort();
     browser.close().await;
     app.stop().await;

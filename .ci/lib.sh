@@ -15,7 +15,7 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); p
 export DATABASE_URL="sqlite://$work/ciq.db?mode=rwc"
 "$bin" users create --email ci@example.com >/dev/null
 key=$("$bin" keys create --user ci@example.com --rate-limit 1000000 \
-    --scope leads:create --scope leads:read --scope leads:write 2>/dev/null)
+    --scope leads:create --scope leads:read --scope leads:write --scope webhooks:manage 2>/dev/null)
 token=$(python3 -c 'import secrets; print(secrets.token_hex(24))')
 CIQ_LISTEN=127.0.0.1:$port CIQ_ADMIN_TOKEN=$token CIQ_UNAUTHENTICATED_LIMIT_PER_MINUTE=1000000 \
     RUST_LOG=warn "$bin" >"$work/server.log" 2>&1 &

@@ -23,6 +23,7 @@ mod m20261201_000015_create_webhooks;
 mod m20261204_000016_add_webhook_outbox_codec;
 mod m20261204_000017_browser_submissions;
 mod m20261204_000018_attribution_consent;
+mod m20261205_000019_webhook_subscriptions;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -49,6 +50,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000016_add_webhook_outbox_codec::Migration),
             Box::new(m20261204_000017_browser_submissions::Migration),
             Box::new(m20261204_000018_attribution_consent::Migration),
+            Box::new(m20261205_000019_webhook_subscriptions::Migration),
         ]
     }
 }

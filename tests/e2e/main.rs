@@ -28,6 +28,7 @@ mod revocation;
 mod settings;
 mod settings_browser;
 mod settings_leads;
+mod subscriptions;
 mod swagger;
 mod topology;
 mod upsert;

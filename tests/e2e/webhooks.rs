@@ -27,14 +27,14 @@ ciq_e2e::with_each_backend!(
 
 /// The schedule the tests run on: retries 1 s apart; the receiver on 127.0.0.1; a
 /// webhook key (PostgreSQL has none of its own).
-fn quick(s: &mut ciq_gateway::Settings) {
+pub(crate) fn quick(s: &mut ciq_gateway::Settings) {
     s.webhook_key = Some(ciq_store::secret::new_key());
     s.webhooks.allow_private_networks = true;
     s.webhooks.retry_schedule = vec![Duration::from_secs(1); 3];
 }
 
 /// A key that may create, read and write.
-async fn owner_with_key(app: &TestApp, email: &str) -> (Uuid, String) {
+pub(crate) async fn owner_with_key(app: &TestApp, email: &str) -> (Uuid, String) {
     app.user_with_key_like(
         email,
         ciq_admin::keys::NewKey {
@@ -66,14 +66,14 @@ async fn endpoint(
     (row.id, secret)
 }
 
-fn verify(secret: &SecretString, received: &ciq_e2e::receiver::Received) {
+pub(crate) fn verify(secret: &SecretString, received: &ciq_e2e::receiver::Received) {
     standardwebhooks::Webhook::new(secret.expose_secret())
         .unwrap()
         .verify(received.body.as_bytes(), &received.header_map())
         .unwrap_or_else(|e| panic!("signature does not verify: {e:?} {received:?}"));
 }
 
-async fn send(
+pub(crate) async fn send(
     app: &TestApp,
     key: &str,
     method: reqwest::Method,
@@ -95,7 +95,7 @@ async fn send(
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
-async fn deliveries_of(app: &TestApp, endpoint: Uuid) -> Vec<webhook_delivery::Model> {
+pub(crate) async fn deliveries_of(app: &TestApp, endpoint: Uuid) -> Vec<webhook_delivery::Model> {
     webhook_delivery::Entity::find()
         .filter(webhook_delivery::Column::EndpointId.eq(endpoint))
         .all(&app.db)

@@ -12,7 +12,7 @@ use sea_orm::{
 use serde::Serialize;
 
 use ciq_entity::key_event::{self, ActorSource, KeyEventKind};
-use ciq_entity::{api_key, user};
+use ciq_entity::{api_key, user, webhook_endpoint};
 
 use crate::key::{self, PlaintextKey};
 use crate::{AdminError, SecretHasher};
@@ -376,6 +376,7 @@ pub async fn revoke_key_at(
                 )
                 .await?;
                 record_event(txn, &revoked, KeyEventKind::Revoked, &actor, None).await?;
+                disable_endpoints_of(txn, revoked.id).await?;
                 Ok(revoked)
             })
         })
@@ -461,11 +462,68 @@ pub async fn roll_key(
                     Some(format!("rolled from {}", old.display_prefix)),
                 )
                 .await?;
+                // The endpoints the old key subscribed are the new key's now.
+                webhook_endpoint::Entity::update_many()
+                    .col_expr(webhook_endpoint::Column::ApiKeyId, Expr::value(created.id))
+                    .filter(webhook_endpoint::Column::ApiKeyId.eq(old.id))
+                    .exec(txn)
+                    .await?;
                 Ok(created)
             })
         })
         .await?;
     Ok((created, plain))
+}
+
+/// Why an endpoint a revoked key subscribed is disabled.
+pub const KEY_REVOKED: &str = "key_revoked";
+
+/// Disables the webhook endpoints key `key_id` subscribed through the API (reason
+/// [`KEY_REVOKED`]) and fails their pending deliveries, in the revocation's transaction:
+/// a revoked key's integration stops receiving leads with it.
+async fn disable_endpoints_of(
+    txn: &DatabaseTransaction,
+    key_id: Uuid,
+) -> Result<(), sea_orm::DbErr> {
+    use ciq_entity::webhook_delivery::{self, DeliveryStatus};
+    let endpoints: Vec<Uuid> = webhook_endpoint::Entity::find()
+        .select_only()
+        .column(webhook_endpoint::Column::Id)
+        .filter(webhook_endpoint::Column::ApiKeyId.eq(key_id))
+        .filter(webhook_endpoint::Column::Enabled.eq(true))
+        .into_tuple()
+        .all(txn)
+        .await?;
+    if endpoints.is_empty() {
+        return Ok(());
+    }
+    webhook_endpoint::Entity::update_many()
+        .col_expr(webhook_endpoint::Column::Enabled, Expr::value(false))
+        .col_expr(
+            webhook_endpoint::Column::DisabledReason,
+            Expr::value(KEY_REVOKED),
+        )
+        .col_expr(
+            webhook_endpoint::Column::UpdatedAt,
+            Expr::value(ciq_entity::now()),
+        )
+        .filter(webhook_endpoint::Column::Id.is_in(endpoints.clone()))
+        .exec(txn)
+        .await?;
+    webhook_delivery::Entity::update_many()
+        .col_expr(
+            webhook_delivery::Column::Status,
+            Expr::value(DeliveryStatus::Failed.as_str()),
+        )
+        .col_expr(
+            webhook_delivery::Column::LastError,
+            Expr::value("the key that subscribed the endpoint was revoked"),
+        )
+        .filter(webhook_delivery::Column::EndpointId.is_in(endpoints))
+        .filter(webhook_delivery::Column::Status.eq(DeliveryStatus::Pending))
+        .exec(txn)
+        .await?;
+    Ok(())
 }
 
 /// Only an active key can be rolled.

@@ -12,11 +12,19 @@ pub enum Scope {
     LeadsRead,
     /// Change and erase leads (update, delete, the update half of upsert).
     LeadsWrite,
+    /// Subscribe webhook endpoints through the API (with `leads:read`: an endpoint
+    /// receives leads), list, change and delete them.
+    WebhooksManage,
 }
 
 impl Scope {
     /// Every scope, in their canonical order.
-    pub const ALL: [Scope; 3] = [Scope::LeadsCreate, Scope::LeadsRead, Scope::LeadsWrite];
+    pub const ALL: [Scope; 4] = [
+        Scope::LeadsCreate,
+        Scope::LeadsRead,
+        Scope::LeadsWrite,
+        Scope::WebhooksManage,
+    ];
 
     /// The name keys, documents and error messages use: `leads:create`, ...
     pub const fn as_str(self) -> &'static str {
@@ -24,6 +32,7 @@ impl Scope {
             Scope::LeadsCreate => "leads:create",
             Scope::LeadsRead => "leads:read",
             Scope::LeadsWrite => "leads:write",
+            Scope::WebhooksManage => "webhooks:manage",
         }
     }
 
@@ -118,7 +127,10 @@ mod tests {
     #[test]
     fn scopes_round_trip_and_default_to_create() {
         let all = Scopes::of(&Scope::ALL);
-        assert_eq!(all.to_stored(), "leads:create leads:read leads:write");
+        assert_eq!(
+            all.to_stored(),
+            "leads:create leads:read leads:write webhooks:manage"
+        );
         assert_eq!(Scopes::from_stored(&all.to_stored()), all);
         assert_eq!(Scopes::from_stored(""), Scopes::default());
         assert_eq!(Scopes::of(&[]).names(), ["leads:create"]);

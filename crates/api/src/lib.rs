@@ -2,6 +2,7 @@
 //! scripts) call with a `ciq_` key in `X-API-Key`.
 //!
 //! - [`leads`]: `POST /api/external/leads/create`, as the reference promises it.
+//! - [`webhooks`]: webhook subscriptions through the API, with filters.
 //! - [`me`]: `GET /api/external/me`, the credentials test.
 //! - [`auth`]: the `X-API-Key` scheme, the key's rate limit and its headers, scopes and
 //!   origins.
@@ -25,6 +26,7 @@ pub mod openapi;
 mod responses;
 pub mod state;
 pub mod tags;
+pub mod webhooks;
 
 use std::sync::Arc;
 

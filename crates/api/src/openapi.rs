@@ -24,6 +24,7 @@ pub type Service = OpenApiService<
         UpsertLeadApi,
         ManageLeadsApi,
         crate::me::MeApi,
+        crate::webhooks::WebhooksApi,
     ),
     (),
 >;
@@ -48,6 +49,7 @@ pub fn service() -> Service {
             UpsertLeadApi,
             ManageLeadsApi,
             crate::me::MeApi,
+            crate::webhooks::WebhooksApi,
         ),
         TITLE,
         env!("CARGO_PKG_VERSION"),
@@ -150,6 +152,60 @@ fn error_for(status: &str, scope: &str) -> Option<Value> {
     Some(error_example(code, &message, details))
 }
 
+/// An endpoint as the webhook operations show it.
+fn example_webhook() -> Value {
+    json!({"id": "0199a3c2-7a1e-7cc0-9a57-5d8e6f1b2c40",
+        "url": "https://hooks.zapier.com/hooks/standard/123/abc/",
+        "events": ["lead.created"], "filter": {"score": {"gte": 5}, "source": {"eq": "website form"}},
+        "enabled": true, "disabled_reason": null, "description": "Zapier: new qualified leads",
+        "created_at": "2025-08-13T00:00:00.000Z"})
+}
+
+/// What only the webhook operations answer that way: a new endpoint with its secret,
+/// their own 404, 409 and 422.
+fn add_webhook_examples(doc: &mut Value) {
+    let subscribe = &mut doc["paths"]["/api/external/webhooks"]["post"];
+    set_example(
+        subscribe,
+        "201",
+        json!({"success": true, "webhook": example_webhook(),
+            "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}),
+    );
+    set_example(
+        subscribe,
+        "409",
+        error_example(
+            ErrorCode::TooManyWebhooks,
+            ErrorCode::TooManyWebhooks.default_message(),
+            json!([]),
+        ),
+    );
+    set_example(
+        subscribe,
+        "422",
+        error_example(
+            ErrorCode::ValidationFailed,
+            "1 field rule was broken; see details",
+            json!([{"field": "filter.score.gte", "message": "must be a number"}]),
+        ),
+    );
+    for (path, method) in [
+        ("/api/external/webhooks/{id}", "get"),
+        ("/api/external/webhooks/{id}", "patch"),
+        ("/api/external/webhooks/{id}", "delete"),
+    ] {
+        set_example(
+            &mut doc["paths"][path][method],
+            "404",
+            error_example(
+                ErrorCode::WebhookNotFound,
+                ErrorCode::WebhookNotFound.default_message(),
+                json!([]),
+            ),
+        );
+    }
+}
+
 /// Examples for every status of the reading and erasing operations.
 fn add_manage_examples(doc: &mut Value) {
     let operations = [
@@ -197,6 +253,36 @@ fn add_manage_examples(doc: &mut Value) {
         ),
         ("/api/external/leads/{id}", "delete", "leads:write", None),
         (
+            "/api/external/webhooks",
+            "post",
+            "webhooks:manage",
+            Some(json!({"success": true, "webhook": example_webhook()})),
+        ),
+        (
+            "/api/external/webhooks",
+            "get",
+            "webhooks:manage",
+            Some(json!({"success": true, "webhooks": [example_webhook()]})),
+        ),
+        (
+            "/api/external/webhooks/{id}",
+            "get",
+            "webhooks:manage",
+            Some(json!({"success": true, "webhook": example_webhook()})),
+        ),
+        (
+            "/api/external/webhooks/{id}",
+            "patch",
+            "webhooks:manage",
+            Some(json!({"success": true, "webhook": example_webhook()})),
+        ),
+        (
+            "/api/external/webhooks/{id}",
+            "delete",
+            "webhooks:manage",
+            None,
+        ),
+        (
             "/api/external/me",
             "get",
             "leads:create",
@@ -238,6 +324,7 @@ fn add_manage_examples(doc: &mut Value) {
             ],
         );
     }
+    add_webhook_examples(doc);
     set_example(
         &mut doc["paths"]["/api/external/me"]["get"],
         "403",
@@ -418,6 +505,61 @@ fn state_lead_rules(doc: &mut Value) {
     }
     doc["paths"]["/api/external/leads/upsert"]["post"]["requestBody"]["content"]["application/json"]
         ["schema"]["$ref"] = json!("#/components/schemas/UpsertLeadRequest");
+    state_webhook_rules(doc);
+}
+
+/// The webhook bodies' rules: the filter's fields and operators from the one list the
+/// filter reads, the event names, the description's length and text.
+fn state_webhook_rules(doc: &mut Value) {
+    use ciq_http::openapi::{required_single_line_pattern, single_line_pattern};
+    use ciq_webhooks::filter::{FIELDS, MAX_IN_VALUES, MAX_TEXT_LEN, is_number_field};
+    let text = json!({"type": "string", "minLength": 1, "maxLength": MAX_TEXT_LEN,
+        "pattern": required_single_line_pattern()});
+    let number = json!({"type": "number"});
+    let mut fields = serde_json::Map::new();
+    for (field, _) in FIELDS {
+        let numeric = is_number_field(field) == Some(true);
+        let value = if numeric {
+            number.clone()
+        } else {
+            text.clone()
+        };
+        let mut ops = serde_json::Map::new();
+        ops.insert("eq".into(), value.clone());
+        ops.insert(
+            "in".into(),
+            json!({"type": "array", "minItems": 1, "maxItems": MAX_IN_VALUES, "items": value}),
+        );
+        if numeric {
+            ops.insert("gte".into(), number.clone());
+            ops.insert("lte".into(), number.clone());
+        }
+        ops.insert("exists".into(), json!({"type": "boolean"}));
+        fields.insert(
+            (*field).to_owned(),
+            json!({"type": "object", "minProperties": 1, "additionalProperties": false,
+                "properties": ops}),
+        );
+    }
+    let events = json!({"type": "array", "items": {"type": "string",
+        "enum": ciq_leads::events::NAMES}});
+    let schemas = &mut doc["components"]["schemas"];
+    for (object, events_min) in [("SubscribeRequest", 0), ("WebhookChanges", 1)] {
+        let props = &mut schemas[object]["properties"];
+        let description = props["filter"]["description"].clone();
+        props["filter"] = json!({"type": "object", "nullable": true,
+            "additionalProperties": false, "properties": fields.clone(),
+            "description": description});
+        let description = props["events"]["description"].clone();
+        let mut list = events.clone();
+        list["minItems"] = json!(events_min);
+        list["nullable"] = json!(true);
+        list["description"] = description;
+        props["events"] = list;
+        props["description"]["maxLength"] = json!(crate::webhooks::MAX_DESCRIPTION_LEN);
+        props["description"]["pattern"] = json!(single_line_pattern());
+        schemas[object]["additionalProperties"] = json!(false);
+    }
 }
 
 /// Parameters as what they are. The handlers read them as text and check them
@@ -620,7 +762,9 @@ mod tests {
                 "/api/external/leads/upsert",
                 "/api/external/leads",
                 "/api/external/leads/{id}",
-                "/api/external/me"
+                "/api/external/me",
+                "/api/external/webhooks",
+                "/api/external/webhooks/{id}"
             ]
         );
         for (path, operations) in doc["paths"].as_object().unwrap() {

@@ -38,6 +38,9 @@ pub struct ApiState {
     pub secrets: Option<ciq_store::secret::SecretBox>,
     /// Asks challenge providers about browser submissions' tokens.
     pub challenges: crate::challenge::ChallengeVerifier,
+    /// Webhook URLs on private networks are allowed (`CIQ_WEBHOOK_ALLOW_PRIVATE_NETWORKS`,
+    /// for tests and closed networks), as in Settings.
+    pub webhook_allow_private: bool,
     /// Accounts' block lists, read for browser submissions and kept for
     /// [`BLOCK_LIST_TTL`] (an owner's change applies within that time on every instance).
     pub block_lists: moka::future::Cache<uuid::Uuid, std::sync::Arc<ciq_leads::spam::BlockList>>,

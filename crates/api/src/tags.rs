@@ -9,4 +9,6 @@ pub enum ApiTags {
     Leads,
     /// Your key and its account: test a key before you use it.
     Account,
+    /// Webhook endpoints your integration subscribes, with filters.
+    Webhooks,
 }

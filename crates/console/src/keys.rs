@@ -105,6 +105,7 @@ struct GenerateForm {
     scope_create: Option<String>,
     scope_read: Option<String>,
     scope_write: Option<String>,
+    scope_webhooks: Option<String>,
     /// Web origins, one per line (or separated by spaces or commas).
     #[serde(default)]
     allowed_origins: String,
@@ -141,6 +142,7 @@ impl GenerateForm {
             (&self.scope_create, ciq_admin::Scope::LeadsCreate),
             (&self.scope_read, ciq_admin::Scope::LeadsRead),
             (&self.scope_write, ciq_admin::Scope::LeadsWrite),
+            (&self.scope_webhooks, ciq_admin::Scope::WebhooksManage),
         ]
         .into_iter()
         .filter(|(ticked, _)| ticked.is_some())

@@ -79,9 +79,20 @@ async fn endpoints_answer(
         .read(|db| async move { endpoints::list(&db, user_id).await })
         .await
         .map_err(PageError::store)?;
+    // The keys that subscribed endpoints through the API, by name.
+    let keys = if listed.iter().any(|e| e.api_key_id.is_some()) {
+        ciq_admin::keys::list_keys(&state.db, user_id)
+            .await
+            .map_err(|err| PageError::store(err.to_string()))?
+            .into_iter()
+            .map(|k| (k.id, format!("{} ({}…)", k.name, k.display_prefix)))
+            .collect()
+    } else {
+        std::collections::HashMap::new()
+    };
     let csrf = &signed_in.session.csrf_token;
     let webhooks_on = state.webhook_key.is_some();
-    let markup = views::webhooks::endpoints_page(&user, csrf, &listed, &flash, webhooks_on);
+    let markup = views::webhooks::endpoints_page(&user, csrf, &listed, &keys, &flash, webhooks_on);
     Ok(views::page(status, markup))
 }
 

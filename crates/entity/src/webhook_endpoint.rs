@@ -34,6 +34,14 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     /// When it last changed.
     pub updated_at: DateTimeUtc,
+    /// Which events of its types it receives: a filter on the lead's fields as canonical
+    /// JSON (ciq-webhooks reads it); `None`: every one.
+    pub filter: Option<String>,
+    /// What it is for, in its maker's words.
+    pub description: Option<String>,
+    /// The key that subscribed it through the API; `None` when made in Settings or on
+    /// the CLI.
+    pub api_key_id: Option<Uuid>,
 }
 
 /// Relations of `webhook_endpoints`.

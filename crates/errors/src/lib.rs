@@ -91,6 +91,8 @@ error_codes! {
     NotFound => ("not_found", NOT_FOUND, "no such endpoint"),
     /// No such lead in this account (also another account's, or an id that is not one).
     LeadNotFound => ("lead_not_found", NOT_FOUND, "no such lead in this account"),
+    /// No such webhook endpoint in this account (also another account's).
+    WebhookNotFound => ("webhook_not_found", NOT_FOUND, "no such webhook endpoint in this account"),
     /// The route exists but not with this method (`Allow` says which).
     MethodNotAllowed => ("method_not_allowed", METHOD_NOT_ALLOWED,
         "this endpoint does not accept that method"),
@@ -103,6 +105,9 @@ error_codes! {
     EmailTaken => ("email_taken", CONFLICT, "a user with this email already exists"),
     /// The account holds the most active keys allowed.
     TooManyKeys => ("too_many_keys", CONFLICT, "the account holds the most active keys allowed"),
+    /// The account holds the most webhook endpoints allowed (50), however they were made.
+    TooManyWebhooks => ("too_many_webhooks", CONFLICT,
+        "the account holds the most webhook endpoints allowed (50); delete one first"),
     /// A remembered idempotent answer whose lead was erased since.
     LeadDeleted => ("lead_deleted", GONE, "the lead this Idempotency-Key created has been erased"),
     /// The body exceeds the size limit.

@@ -291,6 +291,7 @@ impl Application {
                     settings.challenge_verify_url.clone(),
                 ),
                 block_lists: ciq_api::state::block_list_cache(),
+                webhook_allow_private: settings.webhooks.allow_private_networks,
             }),
             console: Arc::new(ConsoleState {
                 db: db.clone(),

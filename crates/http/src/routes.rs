@@ -18,6 +18,8 @@ pub const UPSERT_LEAD: &str = "/api/external/leads/upsert";
 pub const LEADS: &str = "/api/external/leads";
 /// `GET` — the calling key and its account: the credentials test.
 pub const ME: &str = "/api/external/me";
+/// `GET`, `POST` — the account's webhook endpoints (subscriptions through the API).
+pub const WEBHOOKS: &str = "/api/external/webhooks";
 /// The public OpenAPI document.
 pub const PUBLIC_DOCUMENT: &str = "/openapi.json";
 /// Swagger UI of the public document.
@@ -69,6 +71,12 @@ pub const ROUTES: &[RouteSpec] = &[
     route(UPSERT_LEAD, "POST", UPSERT_LEAD),
     route(LEADS, "GET", LEADS),
     route(ME, "GET", ME),
+    route(WEBHOOKS, "GET, POST", WEBHOOKS),
+    route(
+        "/api/external/webhooks/:id",
+        "GET, PATCH, DELETE",
+        "/api/external/webhooks/{id}",
+    ),
     route(
         "/api/external/leads/:id",
         "GET, PATCH, DELETE",

@@ -81,6 +81,17 @@ fn attributes(lead: &Lead) -> Attributes {
         "api_key_id".into(),
         lead.api_key_id.map(|id| id.to_string()).into(),
     );
+    let amount = |money: Option<crate::Money>| {
+        money
+            .and_then(|m| serde_json::to_value(m).ok())
+            .unwrap_or(serde_json::Value::Null)
+    };
+    map.insert("monthly_revenue".into(), amount(lead.monthly_revenue));
+    map.insert("budget".into(), amount(lead.budget));
+    map.insert("external_id".into(), lead.external_id.clone().into());
+    if let Some((_, domain)) = lead.email.rsplit_once('@') {
+        map.insert("email_domain".into(), domain.to_lowercase().into());
+    }
     // Only when the lead has them: most leads come without attribution.
     if let Some(attribution) = &lead.attribution {
         let parts = [

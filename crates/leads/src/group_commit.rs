@@ -677,7 +677,7 @@ mod tests {
         // What the outbox's statement reads and writes (no endpoints: no deliveries).
         db.execute_unprepared(
             "CREATE TABLE webhook_endpoints (id uuid_text PRIMARY KEY, user_id uuid_text NOT NULL,
-             events TEXT NOT NULL, enabled BOOLEAN NOT NULL);
+             events TEXT NOT NULL, enabled BOOLEAN NOT NULL, filter TEXT);
              CREATE TABLE webhook_deliveries (id BLOB PRIMARY KEY, user_id uuid_text, endpoint_id
              uuid_text, event_id uuid_text, event_type TEXT, lead_id uuid_text, payload TEXT,
              status TEXT, attempts INTEGER, next_attempt_at TEXT, created_at TEXT)",

@@ -4,7 +4,8 @@
 use ciq_entity::AccountScoped;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, TransactionSession, TransactionTrait,
 };
 use secrecy::SecretString;
 use uuid::Uuid;
@@ -15,6 +16,7 @@ use ciq_entity::webhook_endpoint;
 use ciq_store::secret::SecretBox;
 
 use crate::address::{Refused, check_url};
+use crate::filter::Filter;
 use crate::secret::new_secret;
 
 /// Most endpoints per account.
@@ -48,6 +50,29 @@ pub enum EndpointError {
     /// The store failed.
     #[error("the store failed: {0}")]
     Store(#[from] DbErr),
+}
+
+impl ciq_errors::Coded for EndpointError {
+    /// A URL or event rule: 422 naming the field; too many: 409; not found: 404;
+    /// no webhook key: 500 (the operator's to fix); the store: 503.
+    fn code(&self) -> ciq_errors::ErrorCode {
+        use ciq_errors::ErrorCode;
+        match self {
+            Self::Url(_) | Self::UnknownEvent { .. } => ErrorCode::ValidationFailed,
+            Self::TooMany => ErrorCode::TooManyWebhooks,
+            Self::NotFound => ErrorCode::WebhookNotFound,
+            Self::NoKey => ErrorCode::InternalError,
+            Self::Store(_) => ErrorCode::ServiceUnavailable,
+        }
+    }
+
+    fn field(&self) -> Option<(&'static str, String)> {
+        match self {
+            Self::Url(why) => Some(("url", why.to_string())),
+            Self::UnknownEvent { .. } => Some(("events", self.to_string())),
+            _ => None,
+        }
+    }
 }
 
 /// The event types named by `names`, each one of `known` (the domain's; all of them
@@ -103,6 +128,27 @@ pub async fn create(
     if existing.len() as u64 >= MAX_ENDPOINTS {
         return Err(EndpointError::TooMany);
     }
+    insert(db, secrets, user_id, &url, events, Made::default()).await
+}
+
+/// What an endpoint carries besides its URL and events (all empty for one made in
+/// Settings or on the CLI).
+#[derive(Debug, Default)]
+struct Made {
+    filter: Option<Filter>,
+    description: Option<String>,
+    api_key_id: Option<Uuid>,
+}
+
+/// Stores a new endpoint with a new signing secret (returned this once).
+async fn insert(
+    db: &impl ConnectionTrait,
+    secrets: &SecretBox,
+    user_id: Uuid,
+    url: &url::Url,
+    events: &[impl AsRef<str>],
+    made: Made,
+) -> Result<(webhook_endpoint::Model, SecretString), EndpointError> {
     let id = Uuid::now_v7();
     let secret = new_secret();
     let now = ciq_entity::now();
@@ -119,9 +165,155 @@ pub async fn create(
         failing_since: None,
         created_at: now,
         updated_at: now,
+        filter: made.filter.as_ref().map(Filter::canonical_text),
+        description: made.description,
+        api_key_id: made.api_key_id,
     };
     let row = webhook_endpoint::ActiveModel::from(row).insert(db).await?;
     Ok((row, secret))
+}
+
+/// A subscription asked for through the API.
+#[derive(Debug)]
+pub struct Subscription {
+    /// Where to send (checked like Settings' URLs).
+    pub url: String,
+    /// The event types (see [`parse_events`]).
+    pub events: Vec<&'static str>,
+    /// Which of them, or `None`: all.
+    pub filter: Option<Filter>,
+    /// What it is for.
+    pub description: Option<String>,
+    /// The key asking.
+    pub api_key_id: Uuid,
+}
+
+/// What [`subscribe`] did.
+#[derive(Debug)]
+pub enum Subscribed {
+    /// A new endpoint, and its signing secret (shown this once).
+    Created(Box<webhook_endpoint::Model>, SecretString),
+    /// The account's endpoint with the same URL, events and filter (enabled again if it
+    /// was disabled): a repeated subscription makes no second endpoint.
+    Existing(Box<webhook_endpoint::Model>),
+}
+
+/// Subscribes `user_id`'s account as `subscription` says, once: an endpoint with the
+/// same normalised URL, set of events and filter is answered instead of a new one (its
+/// description aside), concurrent identical calls included (the account's row is locked
+/// for the check and the insert). At most [`MAX_ENDPOINTS`] per account, however made.
+pub async fn subscribe(
+    db: &(impl ConnectionTrait + TransactionTrait),
+    secrets: Option<&SecretBox>,
+    user_id: Uuid,
+    subscription: Subscription,
+    allow_private: bool,
+) -> Result<Subscribed, EndpointError> {
+    let secrets = secrets.ok_or(EndpointError::NoKey)?;
+    let url = check_url(&subscription.url, allow_private).map_err(EndpointError::Url)?;
+    let txn = db.begin().await?;
+    if !ciq_entity::user::lock(&txn, user_id).await? {
+        return Err(EndpointError::NotFound);
+    }
+    let existing = webhook_endpoint::Entity::in_account(user_id)
+        .order_by_asc(webhook_endpoint::Column::CreatedAt)
+        .all(&txn)
+        .await?;
+    let filter = subscription.filter.as_ref().map(Filter::canonical_text);
+    let same = existing.into_iter().find(|row| {
+        row.url == url.as_str()
+            && same_events(&row.events, &subscription.events)
+            && row.filter == filter
+    });
+    if let Some(row) = same {
+        if !row.enabled {
+            set_enabled(&txn, user_id, row.id, true, None).await?;
+        }
+        let row = find(&txn, user_id, row.id).await?;
+        txn.commit().await?;
+        return Ok(Subscribed::Existing(Box::new(row)));
+    }
+    let count = webhook_endpoint::Entity::in_account(user_id)
+        .count(&txn)
+        .await?;
+    if count >= MAX_ENDPOINTS {
+        return Err(EndpointError::TooMany);
+    }
+    let made = Made {
+        filter: subscription.filter,
+        description: subscription.description,
+        api_key_id: Some(subscription.api_key_id),
+    };
+    let (row, secret) = insert(&txn, secrets, user_id, &url, &subscription.events, made).await?;
+    txn.commit().await?;
+    Ok(Subscribed::Created(Box::new(row), secret))
+}
+
+/// Whether the stored subscription `stored` (comma-separated) names exactly `events`.
+fn same_events(stored: &str, events: &[&str]) -> bool {
+    let mut a: Vec<&str> = stored.split(',').filter(|e| !e.is_empty()).collect();
+    let mut b: Vec<&str> = events.to_vec();
+    a.sort_unstable();
+    b.sort_unstable();
+    a.dedup();
+    b.dedup();
+    a == b
+}
+
+/// A change of an endpoint through the API: each part `None` is kept.
+#[derive(Debug, Default)]
+pub struct EndpointChanges {
+    /// New event types.
+    pub events: Option<Vec<&'static str>>,
+    /// A new filter, or `Some(None)`: no filter.
+    pub filter: Option<Option<Filter>>,
+    /// Enable, or disable (its pending deliveries fail).
+    pub enabled: Option<bool>,
+    /// A new description, or `Some(None)`: none.
+    pub description: Option<Option<String>>,
+}
+
+/// Applies `changes` to the endpoint `id` of `user_id`'s account; the endpoint as it is
+/// then.
+pub async fn update(
+    db: &(impl ConnectionTrait + TransactionTrait),
+    user_id: Uuid,
+    id: Uuid,
+    changes: EndpointChanges,
+) -> Result<webhook_endpoint::Model, EndpointError> {
+    let txn = db.begin().await?;
+    find(&txn, user_id, id).await?;
+    if let Some(enabled) = changes.enabled {
+        set_enabled(&txn, user_id, id, enabled, Some("disabled through the API")).await?;
+    }
+    let mut update = webhook_endpoint::Entity::update_in_account(user_id)
+        .col_expr(
+            webhook_endpoint::Column::UpdatedAt,
+            Expr::value(ciq_entity::now()),
+        )
+        .filter(webhook_endpoint::Column::Id.eq(id));
+    if let Some(events) = &changes.events {
+        update = update.col_expr(
+            webhook_endpoint::Column::Events,
+            Expr::value(events_column(events)),
+        );
+    }
+    if let Some(filter) = &changes.filter {
+        update = update.col_expr(
+            webhook_endpoint::Column::Filter,
+            Expr::value(filter.as_ref().map(Filter::canonical_text)),
+        );
+    }
+    if let Some(description) = changes.description {
+        update = update.col_expr(
+            webhook_endpoint::Column::Description,
+            Expr::value(description),
+        );
+    }
+    update.exec(&txn).await?;
+    let row = find(&txn, user_id, id).await?;
+    txn.commit().await?;
+    Ok(row)
 }
 
 /// `user_id`'s endpoints, oldest first.

@@ -6,6 +6,7 @@
 //! - [`secret`]: signing secrets and the signature (sealed at rest by
 //!   [`ciq_store::secret::SecretBox`]).
 //! - [`endpoints`]: an account's endpoints in the store.
+//! - [`filter`]: which events of its types an endpoint receives, by their attributes.
 //! - [`outbox`]: events, the one fan-out that turns them into delivery rows in the
 //!   transaction of the change, and the batch rows a domain writes for later fan-out.
 //! - [`address`]: which destinations may be reached (public addresses only, checked
@@ -16,6 +17,7 @@
 pub mod address;
 pub mod delivery;
 pub mod endpoints;
+pub mod filter;
 pub mod outbox;
 pub mod secret;
 

@@ -25,8 +25,9 @@ use uuid::Uuid;
 use ciq_entity::webhook_delivery::{self, DeliveryStatus};
 use ciq_entity::webhook_endpoint;
 
-/// Scalar values an event carries for filters, by name (`source`, `score`, …).
-pub type Attributes = serde_json::Map<String, serde_json::Value>;
+use crate::filter::Filter;
+
+pub use crate::filter::Attributes;
 
 /// One change of an account's data, as every endpoint subscribed to its type receives it.
 #[derive(Debug, Clone, PartialEq)]
@@ -74,42 +75,60 @@ pub async fn fan_out(conn: &impl ConnectionTrait, events: &[Event]) -> Result<u6
     let mut accounts: Vec<Uuid> = events.iter().map(|e| e.account).collect();
     accounts.sort_unstable();
     accounts.dedup();
-    let mut endpoints: HashMap<Uuid, Vec<(Uuid, String)>> = HashMap::new();
+    let mut endpoints: HashMap<Uuid, Vec<(Uuid, String, Option<Filter>)>> = HashMap::new();
     for chunk in accounts.chunks(PER_STATEMENT) {
-        let rows: Vec<(Uuid, Uuid, String)> = webhook_endpoint::Entity::find()
+        let rows: Vec<(Uuid, Uuid, String, Option<String>)> = webhook_endpoint::Entity::find()
             .select_only()
             .columns([
                 webhook_endpoint::Column::UserId,
                 webhook_endpoint::Column::Id,
                 webhook_endpoint::Column::Events,
+                webhook_endpoint::Column::Filter,
             ])
             .filter(webhook_endpoint::Column::UserId.is_in(chunk.iter().copied()))
             .filter(webhook_endpoint::Column::Enabled.eq(true))
             .into_tuple()
             .all(conn)
             .await?;
-        for (account, id, subscribed) in rows {
-            endpoints.entry(account).or_default().push((id, subscribed));
+        for (account, id, subscribed, filter) in rows {
+            let filter = Filter::stored(filter.as_deref());
+            endpoints
+                .entry(account)
+                .or_default()
+                .push((id, subscribed, filter));
         }
     }
     if endpoints.is_empty() {
         return Ok(0);
     }
     let mut rows = Vec::new();
+    let mut filtered = 0_u64;
     for event in events {
-        for (endpoint_id, subscribed) in endpoints.get(&event.account).into_iter().flatten() {
-            if subscribes(subscribed, event.kind) {
-                rows.push(pending_delivery(
-                    event.account,
-                    *endpoint_id,
-                    event.id,
-                    event.kind,
-                    event.subject,
-                    event.payload.clone(),
-                    event.at,
-                ));
+        for (endpoint_id, subscribed, filter) in endpoints.get(&event.account).into_iter().flatten()
+        {
+            if !subscribes(subscribed, event.kind) {
+                continue;
             }
+            if filter
+                .as_ref()
+                .is_some_and(|f| !f.matches(&event.attributes))
+            {
+                filtered += 1;
+                continue;
+            }
+            rows.push(pending_delivery(
+                event.account,
+                *endpoint_id,
+                event.id,
+                event.kind,
+                event.subject,
+                event.payload.clone(),
+                event.at,
+            ));
         }
+    }
+    if filtered > 0 {
+        metrics::counter!("ciq_webhook_events_filtered_total").increment(filtered);
     }
     let made = rows.len() as u64;
     insert_pending(conn, rows).await?;

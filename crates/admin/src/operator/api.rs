@@ -142,6 +142,8 @@ impl<T: ParseFromJSON + ToJSON> From<HttpError> for AdminResponse<T> {
             | ErrorCode::OriginNotAllowed
             | ErrorCode::ChallengeFailed
             | ErrorCode::LeadNotFound
+            | ErrorCode::WebhookNotFound
+            | ErrorCode::TooManyWebhooks
             | ErrorCode::DuplicateLead
             | ErrorCode::LeadDeleted
             | ErrorCode::RateLimited => Self::Other(err.code.status(), body),
@@ -278,6 +280,10 @@ pub enum KeyScope {
     /// Change and erase leads.
     #[oai(rename = "leads:write")]
     LeadsWrite,
+    /// Subscribe, change and delete webhook endpoints through the API (with
+    /// `leads:read`).
+    #[oai(rename = "webhooks:manage")]
+    WebhooksManage,
 }
 
 impl From<crate::Scope> for KeyScope {
@@ -286,6 +292,7 @@ impl From<crate::Scope> for KeyScope {
             crate::Scope::LeadsCreate => Self::LeadsCreate,
             crate::Scope::LeadsRead => Self::LeadsRead,
             crate::Scope::LeadsWrite => Self::LeadsWrite,
+            crate::Scope::WebhooksManage => Self::WebhooksManage,
         }
     }
 }
@@ -296,6 +303,7 @@ impl From<KeyScope> for crate::Scope {
             KeyScope::LeadsCreate => Self::LeadsCreate,
             KeyScope::LeadsRead => Self::LeadsRead,
             KeyScope::LeadsWrite => Self::LeadsWrite,
+            KeyScope::WebhooksManage => Self::WebhooksManage,
         }
     }
 }

@@ -3,7 +3,7 @@
 
 mod attribution;
 pub mod batch;
-mod body;
+pub(crate) mod body;
 mod idempotent;
 pub mod manage;
 pub mod quarantine;

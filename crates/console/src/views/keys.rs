@@ -25,7 +25,7 @@ pub const EXPIRY_CHOICES: [(u32, &str); 4] = [
 
 /// The permissions the generate form offers: the form field, the scope, and what it
 /// allows in a plain sentence.
-pub const SCOPE_CHOICES: [(&str, ciq_admin::Scope, &str); 3] = [
+pub const SCOPE_CHOICES: [(&str, ciq_admin::Scope, &str); 4] = [
     (
         "scope_create",
         ciq_admin::Scope::LeadsCreate,
@@ -40,6 +40,11 @@ pub const SCOPE_CHOICES: [(&str, ciq_admin::Scope, &str); 3] = [
         "scope_write",
         ciq_admin::Scope::LeadsWrite,
         "change and erase your leads",
+    ),
+    (
+        "scope_webhooks",
+        ciq_admin::Scope::WebhooksManage,
+        "subscribe webhooks through the API (Zapier, n8n; with read)",
     ),
 ];
 

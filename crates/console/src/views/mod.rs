@@ -135,8 +135,8 @@ td.problem { color:var(--bad); }
 const COPY_SCRIPT: &str = r#"
 var originsField = document.querySelector('[data-origins-field]');
 if (originsField) {
-  var boxes = ['scope_create', 'scope_read', 'scope_write'].map(function (id) { return document.getElementById(id); });
-  var onlyCreate = function () { return boxes[0].checked && !boxes[1].checked && !boxes[2].checked; };
+  var boxes = ['scope_create', 'scope_read', 'scope_write', 'scope_webhooks'].map(function (id) { return document.getElementById(id); });
+  var onlyCreate = function () { return boxes[0].checked && boxes.slice(1).every(function (box) { return !box.checked; }); };
   var sync = function () {
     originsField.hidden = !onlyCreate();
     document.getElementById('allowed-origins').disabled = !onlyCreate();

@@ -44,6 +44,7 @@ pub fn endpoints_page(
     user: &user::Model,
     csrf: &str,
     listed: &[webhook_endpoint::Model],
+    keys: &std::collections::HashMap<Uuid, String>,
     flash: &Flash,
     webhooks_on: bool,
 ) -> Markup {
@@ -107,7 +108,20 @@ pub fn endpoints_page(
                         tbody {
                             @for endpoint in listed {
                                 tr {
-                                    td data-label="URL" { a href=(path_of(endpoint.id)) { (endpoint.url) } }
+                                    td data-label="URL" {
+                                        a href=(path_of(endpoint.id)) { (endpoint.url) }
+                                        @if let Some(description) = &endpoint.description {
+                                            br; span.muted { (description) }
+                                        }
+                                        @if let Some(filter) = ciq_webhooks::filter::Filter::stored(endpoint.filter.as_deref()) {
+                                            br; span.muted { "Only when " (filter.in_words()) }
+                                        }
+                                        @if let Some(key) = endpoint.api_key_id {
+                                            br; span.muted {
+                                                "Made by key " (keys.get(&key).cloned().unwrap_or_else(|| key.to_string()))
+                                            }
+                                        }
+                                    }
                                     td data-label="Events" { (endpoint.events.replace(',', ", ")) }
                                     td data-label="Status" {
                                         @if endpoint.enabled {

@@ -12,6 +12,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
 
 use crate::forms::{CREATE, SHOP, VISITOR, behind_a_proxy, read, shop_owner, submit};
+use crate::webhooks::send;
 
 ciq_e2e::with_each_backend!(
     a_web_form_records_attribution_and_consent_with_the_visitors_address,
@@ -37,27 +38,6 @@ fn with_origin(attribution: Value, consent: Value) -> Value {
     body["lead"]["attribution"] = attribution;
     body["lead"]["consent"] = consent;
     body
-}
-
-/// The same call with `key`, any method: status and JSON.
-async fn call(
-    app: &TestApp,
-    method: reqwest::Method,
-    key: &str,
-    path: &str,
-    body: &Value,
-) -> (u16, Value) {
-    let resp = app
-        .client
-        .request(method, format!("{}{path}", app.base_url))
-        .header("Content-Type", "application/json")
-        .header("X-API-Key", key)
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
 }
 
 /// A browser submission carries both to the lead object (its consent with the
@@ -106,16 +86,23 @@ async fn a_web_form_records_attribution_and_consent_with_the_visitors_address(ba
     assert_eq!(stored["lead"]["consent"], lead["consent"]);
 
     // The same from a server key: no address is recorded; none of it: both null.
-    let (status, server) = call(&app, reqwest::Method::POST, &reader, CREATE, &body).await;
+    let (status, server) = send(
+        &app,
+        &reader,
+        reqwest::Method::POST,
+        CREATE,
+        Some(body.clone()),
+    )
+    .await;
     assert_eq!(status, 201, "{server}");
     assert_eq!(server["lead"]["consent"]["ip"], Value::Null);
     assert_eq!(server["lead"]["consent"]["granted"], true);
-    let (_, plain) = call(
+    let (_, plain) = send(
         &app,
-        reqwest::Method::POST,
         &reader,
+        reqwest::Method::POST,
         CREATE,
-        &reference_curl_body(),
+        Some(reference_curl_body()),
     )
     .await;
     assert_eq!(plain["lead"]["attribution"], Value::Null);
@@ -184,7 +171,14 @@ async fn attribution_and_consent_never_change(backend: Backend) {
     let upsert = "/api/external/leads/upsert";
     let mut body = with_origin(attribution(), consent());
     body["lead"]["external_id"] = json!("crm-1");
-    let (status, created) = call(&app, reqwest::Method::POST, &key, upsert, &body).await;
+    let (status, created) = send(
+        &app,
+        &key,
+        reqwest::Method::POST,
+        upsert,
+        Some(body.clone()),
+    )
+    .await;
     assert_eq!(status, 201, "{created}");
     let first = created["lead"].clone();
     assert_eq!(first["consent"]["granted"], true);
@@ -194,7 +188,14 @@ async fn attribution_and_consent_never_change(backend: Backend) {
     for field in ["attribution", "consent"] {
         let mut change = json!({"lead": {"score": 3}});
         change["lead"][field] = body["lead"][field].clone();
-        let (status, refused) = call(&app, reqwest::Method::PATCH, &key, &path, &change).await;
+        let (status, refused) = send(
+            &app,
+            &key,
+            reqwest::Method::PATCH,
+            &path,
+            Some(change.clone()),
+        )
+        .await;
         assert_eq!(status, 422, "{refused}");
         assert_eq!(
             refused["error"]["details"][0]["field"],
@@ -212,7 +213,14 @@ async fn attribution_and_consent_never_change(backend: Backend) {
     again["lead"]["name"] = json!("Someone Else");
     again["lead"]["attribution"] = Value::Null;
     again["lead"]["consent"] = json!({"text": "Other words", "granted": false});
-    let (status, refused) = call(&app, reqwest::Method::POST, &key, upsert, &again).await;
+    let (status, refused) = send(
+        &app,
+        &key,
+        reqwest::Method::POST,
+        upsert,
+        Some(again.clone()),
+    )
+    .await;
     assert_eq!(status, 422, "{refused}");
     assert_eq!(refused["error"]["details"][0]["field"], "lead.consent");
     // Without them, the upsert updates and they stay as recorded.
@@ -220,12 +228,19 @@ async fn attribution_and_consent_never_change(backend: Backend) {
         .as_object_mut()
         .unwrap()
         .retain(|k, _| k != "consent" && k != "attribution");
-    let (status, updated) = call(&app, reqwest::Method::POST, &key, upsert, &again).await;
+    let (status, updated) = send(
+        &app,
+        &key,
+        reqwest::Method::POST,
+        upsert,
+        Some(again.clone()),
+    )
+    .await;
     assert_eq!(status, 200, "{updated}");
     assert_eq!(updated["lead"]["name"], "Someone Else");
     assert_eq!(updated["lead"]["consent"], first["consent"]);
     assert_eq!(updated["lead"]["attribution"], first["attribution"]);
-    let (_, stored) = call(&app, reqwest::Method::GET, &key, &path, &Value::Null).await;
+    let (_, stored) = send(&app, &key, reqwest::Method::GET, &path, None).await;
     assert_eq!(stored["lead"]["consent"], first["consent"]);
     app.stop().await;
 }
@@ -261,7 +276,8 @@ async fn the_list_is_filtered_by_utm_source_and_campaign(backend: Backend) {
         (&key, reference_curl_body()),
         (&other_key, tagged("google", "spring")),
     ] {
-        let (status, answer) = call(&app, reqwest::Method::POST, k, CREATE, &body).await;
+        let (status, answer) =
+            send(&app, k, reqwest::Method::POST, CREATE, Some(body.clone())).await;
         assert_eq!(status, 201, "{answer}");
     }
     let campaigns = |page: &Value| -> Vec<String> {
@@ -292,12 +308,12 @@ async fn the_list_is_filtered_by_utm_source_and_campaign(backend: Backend) {
     assert_eq!(campaigns(&page), ["spring", "spring"]);
     let page = read(&app, &key, "/api/external/leads?utm_source=yahoo").await;
     assert_eq!(page["leads"], json!([]));
-    let (status, refused) = call(
+    let (status, refused) = send(
         &app,
-        reqwest::Method::GET,
         &key,
+        reqwest::Method::GET,
         "/api/external/leads?utm_source=a%00b",
-        &Value::Null,
+        None,
     )
     .await;
     assert_eq!(status, 422);

@@ -142,6 +142,15 @@ async fn the_script_is_served_pinned_and_readable_from_any_origin() {
     app.stop().await;
 }
 
+/// Waits until the embed script has taken over the page's form (its honeypot is in).
+async fn attached(c: &Client) {
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("form[data-ciq-key] input[name=ciq_website]"))
+        .await
+        .expect("the script attached to the form");
+}
+
 async fn wait_for_outcome(c: &Client) -> (String, String) {
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     loop {
@@ -223,11 +232,7 @@ async fn the_example_form_sends_one_lead_from_another_origin() {
     ))
     .await
     .unwrap();
-    c.wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css("form[data-ciq-key] input[name=ciq_website]"))
-        .await
-        .expect("the script attached to the form");
+    attached(c).await;
     assert_accessible(c, axe.as_deref(), "example form").await;
 
     fill_example(c, "123").await;
@@ -324,11 +329,7 @@ async fn the_example_form_sends_one_lead_from_another_origin() {
     // words, the page's listener the code, and nothing is stored.
     let elsewhere = site.replace("127.0.0.1", "localhost");
     c.goto(&format!("{elsewhere}/")).await.unwrap();
-    c.wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css("form[data-ciq-key] input[name=ciq_website]"))
-        .await
-        .expect("the script attached to the form");
+    attached(c).await;
     c.execute(
         "document.querySelector('form').addEventListener('ciq:error',
            e => document.body.dataset.code = e.detail.code);",
@@ -416,11 +417,7 @@ async fn the_turnstile_example_forwards_the_widgets_token() {
         .for_element(Locator::Css("input[name=cf-turnstile-response]"))
         .await
         .expect("the widget rendered");
-    c.wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css("form[data-ciq-key] input[name=ciq_website]"))
-        .await
-        .expect("the script attached to the form");
+    attached(c).await;
     assert_accessible(c, axe_source().as_deref(), "Turnstile example form").await;
     fill_example(c, "").await;
     c.find(Locator::Css("button[type=submit]"))

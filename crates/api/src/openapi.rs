@@ -605,7 +605,9 @@ fn type_parameters(doc: &mut Value) {
     };
     for operation in paths.values_mut().filter_map(Value::as_object_mut) {
         for op in operation.values_mut() {
-            let Some(params) = op["parameters"].as_array_mut() else {
+            // Looked up, not indexed: indexing would add `"parameters": null` to an
+            // operation without any, which validators refuse.
+            let Some(params) = op.get_mut("parameters").and_then(Value::as_array_mut) else {
                 continue;
             };
             for param in params.iter_mut() {

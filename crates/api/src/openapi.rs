@@ -599,6 +599,14 @@ fn type_parameters(doc: &mut Value) {
             "external_id",
             json!({"type": "string", "pattern": ciq_http::openapi::single_line_pattern()}),
         ),
+        (
+            "utm_source",
+            json!({"type": "string", "pattern": ciq_http::openapi::single_line_pattern()}),
+        ),
+        (
+            "utm_campaign",
+            json!({"type": "string", "pattern": ciq_http::openapi::single_line_pattern()}),
+        ),
     ];
     let Some(paths) = doc["paths"].as_object_mut() else {
         return;

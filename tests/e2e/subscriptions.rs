@@ -23,6 +23,7 @@ ciq_e2e::with_each_backend!(
     filters_decide_which_events_make_a_delivery,
     another_accounts_endpoint_is_not_found_and_fifty_is_the_cap,
     a_roll_passes_endpoints_on_and_a_revocation_disables_them,
+    an_expired_keys_endpoints_are_disabled_by_the_purge,
 );
 
 const HOOKS: &str = "/api/external/webhooks";
@@ -518,5 +519,66 @@ async fn a_roll_passes_endpoints_on_and_a_revocation_disables_them(backend: Back
         untouched.enabled,
         "an endpoint made in Settings is not the key's"
     );
+    app.stop().await;
+}
+
+/// A key that expires is treated like a revoked one: the retention purge disables the
+/// endpoints it subscribed (once; a second purge finds nothing), and leaves the rest.
+async fn an_expired_keys_endpoints_are_disabled_by_the_purge(backend: Backend) {
+    use ciq_entity::{api_key, webhook_endpoint};
+    use sea_orm::sea_query::Expr;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let Some(app) = no_delivery_app(backend).await else {
+        return;
+    };
+    let (owner, key) = owner_with_key(&app, "zap@acme.test").await;
+    let (_, made) = subscribe(&app, &key, json!({"url": "https://hooks.example.com/zap"})).await;
+    let hook: Uuid = made["webhook"]["id"].as_str().unwrap().parse().unwrap();
+    let (_, other_key) = owner_with_key(&app, "other@acme.test").await;
+    let (_, other) = subscribe(
+        &app,
+        &other_key,
+        json!({"url": "https://hooks.example.com/o"}),
+    )
+    .await;
+    let other: Uuid = other["webhook"]["id"].as_str().unwrap().parse().unwrap();
+    let purged = ciq_gateway::retention::purge_once(&app.db, Default::default())
+        .await
+        .unwrap();
+    assert_eq!(purged.expired_keys_endpoints, 0, "no key has expired yet");
+    api_key::Entity::update_many()
+        .col_expr(
+            api_key::Column::ExpiresAt,
+            Expr::value(chrono::Utc::now() - chrono::TimeDelta::seconds(1)),
+        )
+        .filter(api_key::Column::UserId.eq(owner))
+        .exec(&app.db)
+        .await
+        .unwrap();
+    let purged = ciq_gateway::retention::purge_once(&app.db, Default::default())
+        .await
+        .unwrap();
+    assert_eq!(purged.expired_keys_endpoints, 1);
+    let row = |id: Uuid| {
+        let db = app.db.clone();
+        async move {
+            webhook_endpoint::Entity::find_by_id(id)
+                .one(&db)
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    };
+    let expired = row(hook).await;
+    assert!(!expired.enabled);
+    assert_eq!(expired.disabled_reason.as_deref(), Some("key_revoked"));
+    assert!(
+        row(other).await.enabled,
+        "another key's endpoint is untouched"
+    );
+    let purged = ciq_gateway::retention::purge_once(&app.db, Default::default())
+        .await
+        .unwrap();
+    assert_eq!(purged.expired_keys_endpoints, 0);
     app.stop().await;
 }

@@ -485,17 +485,48 @@ async fn disable_endpoints_of(
     txn: &DatabaseTransaction,
     key_id: Uuid,
 ) -> Result<(), sea_orm::DbErr> {
+    disable_endpoints_where(txn, webhook_endpoint::Column::ApiKeyId.eq(key_id))
+        .await
+        .map(drop)
+}
+
+/// Disables the enabled webhook endpoints of keys that have expired, as a revocation
+/// would ([`KEY_REVOKED`], pending deliveries failed); how many. The retention purge
+/// runs it, so an expired key's endpoints stop within one purge interval.
+pub async fn disable_endpoints_of_expired_keys(db: &Db) -> Result<u64, sea_orm::DbErr> {
+    use sea_orm::sea_query::Query;
+    let expired = Query::select()
+        .column(api_key::Column::Id)
+        .from(api_key::Entity)
+        .and_where(api_key::Column::ExpiresAt.lte(Utc::now()))
+        .to_owned();
+    let txn = db.begin().await?;
+    let disabled = disable_endpoints_where(
+        &txn,
+        webhook_endpoint::Column::ApiKeyId.in_subquery(expired),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(disabled)
+}
+
+/// Disables the enabled endpoints `which` selects (reason [`KEY_REVOKED`]) and fails
+/// their pending deliveries; how many it disabled.
+async fn disable_endpoints_where(
+    txn: &DatabaseTransaction,
+    which: SimpleExpr,
+) -> Result<u64, sea_orm::DbErr> {
     use ciq_entity::webhook_delivery::{self, DeliveryStatus};
     let endpoints: Vec<Uuid> = webhook_endpoint::Entity::find()
         .select_only()
         .column(webhook_endpoint::Column::Id)
-        .filter(webhook_endpoint::Column::ApiKeyId.eq(key_id))
+        .filter(which)
         .filter(webhook_endpoint::Column::Enabled.eq(true))
         .into_tuple()
         .all(txn)
         .await?;
     if endpoints.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     webhook_endpoint::Entity::update_many()
         .col_expr(webhook_endpoint::Column::Enabled, Expr::value(false))
@@ -519,11 +550,11 @@ async fn disable_endpoints_of(
             webhook_delivery::Column::LastError,
             Expr::value("the key that subscribed the endpoint was revoked"),
         )
-        .filter(webhook_delivery::Column::EndpointId.is_in(endpoints))
+        .filter(webhook_delivery::Column::EndpointId.is_in(endpoints.clone()))
         .filter(webhook_delivery::Column::Status.eq(DeliveryStatus::Pending))
         .exec(txn)
         .await?;
-    Ok(())
+    Ok(endpoints.len() as u64)
 }
 
 /// Only an active key can be rolled.

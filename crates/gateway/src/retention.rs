@@ -2,7 +2,8 @@
 //! time is up — remembered idempotent answers (which hold lead data) after the
 //! idempotency retention, database sessions once expired, CSV imports (and the
 //! failed rows they list) 30 days after they finished, the webhook delivery log (its
-//! payloads hold lead data) after 7 days, spam leads 30 days after they were judged so. Every instance runs it; the
+//! payloads hold lead data) after 7 days, spam leads 30 days after they were judged so;
+//! and the webhook endpoints an expired key subscribed are disabled. Every instance runs it; the
 //! deletes are idempotent, so instances need no coordination.
 
 use std::time::Duration;
@@ -52,6 +53,8 @@ pub struct Purged {
     pub deliveries: u64,
     /// Spam leads past their retention.
     pub spam: u64,
+    /// Webhook endpoints disabled because the key that subscribed them expired.
+    pub expired_keys_endpoints: u64,
 }
 
 /// One purge of everything past its time.
@@ -62,6 +65,7 @@ pub async fn purge_once(db: &Db, retention: Retention) -> Result<Purged, sea_orm
         imports: ciq_imports::store::purge(db, ciq_imports::store::RETENTION).await?,
         deliveries: ciq_webhooks::delivery::purge(db, retention.deliveries).await?,
         spam: ciq_leads::store::purge_spam(db, retention.spam).await?,
+        expired_keys_endpoints: ciq_admin::keys::disable_endpoints_of_expired_keys(db).await?,
     })
 }
 

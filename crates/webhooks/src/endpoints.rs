@@ -111,9 +111,11 @@ pub fn events_column(events: &[impl AsRef<str>]) -> String {
 }
 
 /// Adds an endpoint for `user_id`: `url` checked ([`check_url`]), subscribed to
-/// `events`, with a new signing secret — returned this once, stored only encrypted.
+/// `events`, with a new signing secret — returned this once, stored only encrypted. The
+/// cap of [`MAX_ENDPOINTS`] is counted under the account's row lock, as [`subscribe`]
+/// counts it, so concurrent adds cannot pass it.
 pub async fn create(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + TransactionTrait),
     secrets: Option<&SecretBox>,
     user_id: Uuid,
     url: &str,
@@ -122,13 +124,25 @@ pub async fn create(
 ) -> Result<(webhook_endpoint::Model, SecretString), EndpointError> {
     let secrets = secrets.ok_or(EndpointError::NoKey)?;
     let url = check_url(url, allow_private).map_err(EndpointError::Url)?;
-    let existing = webhook_endpoint::Entity::in_account(user_id)
-        .all(db)
+    let txn = db.begin().await?;
+    if !ciq_entity::user::lock(&txn, user_id).await? {
+        return Err(EndpointError::NotFound);
+    }
+    room_for_one(&txn, user_id).await?;
+    let created = insert(&txn, secrets, user_id, &url, events, Made::default()).await?;
+    txn.commit().await?;
+    Ok(created)
+}
+
+/// [`EndpointError::TooMany`] when the account has [`MAX_ENDPOINTS`] already.
+async fn room_for_one(db: &impl ConnectionTrait, user_id: Uuid) -> Result<(), EndpointError> {
+    let count = webhook_endpoint::Entity::in_account(user_id)
+        .count(db)
         .await?;
-    if existing.len() as u64 >= MAX_ENDPOINTS {
+    if count >= MAX_ENDPOINTS {
         return Err(EndpointError::TooMany);
     }
-    insert(db, secrets, user_id, &url, events, Made::default()).await
+    Ok(())
 }
 
 /// What an endpoint carries besides its URL and events (all empty for one made in
@@ -233,12 +247,7 @@ pub async fn subscribe(
         txn.commit().await?;
         return Ok(Subscribed::Existing(Box::new(row)));
     }
-    let count = webhook_endpoint::Entity::in_account(user_id)
-        .count(&txn)
-        .await?;
-    if count >= MAX_ENDPOINTS {
-        return Err(EndpointError::TooMany);
-    }
+    room_for_one(&txn, user_id).await?;
     let made = Made {
         filter: subscription.filter,
         description: subscription.description,

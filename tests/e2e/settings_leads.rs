@@ -9,6 +9,7 @@ use ciq_e2e::console::{PASSWORD, browser_like_client, get_html as get, owner, si
 on_every_backend!(
     the_pages_need_a_session_and_show_only_the_owners_leads,
     the_export_streams_every_lead_of_the_filter_once,
+    the_filters_find_what_an_owner_means,
 );
 
 /// `count` leads of `user` made with `key_id`, one millisecond apart, newest last.
@@ -204,4 +205,58 @@ async fn the_export_streams_every_lead_of_the_filter_once(app: TestApp) {
     assert_eq!(&records[0][10], "1234.56");
     assert_eq!(&records[0][12], "line one\nline \"two\", with a comma");
     assert_eq!(&records[0][14], key.to_string());
+}
+
+/// The source filter ignores case ("trade fair" finds "Trade fair"), the key filter
+/// offers the leads imported from a file (made with no key), and a To before From is
+/// named rather than answered with an empty list; the export follows the same filter.
+async fn the_filters_find_what_an_owner_means(app: TestApp) {
+    let alice = owner(&app, "alice@acme.test").await;
+    let (key, _) = app.create_key_with(alice, Default::default()).await;
+    insert_leads(&app, alice, key, 3, "Trade fair").await;
+    insert_leads(&app, alice, key, 2, "Website").await;
+    let imported = ciq_entity::lead::ActiveModel {
+        id: Set(uuid::Uuid::now_v7()),
+        user_id: Set(alice),
+        api_key_id: Set(None),
+        name: Set("Imported Iris".into()),
+        email: Set("iris@example.com".into()),
+        source: Set("CRM export".into()),
+        industry: Set("Retail".into()),
+        status: Set(ciq_entity::lead::LeadStatus::New),
+        created_at: Set(chrono::Utc::now()),
+        updated_at: Set(Some(chrono::Utc::now())),
+        ..Default::default()
+    };
+    ciq_entity::Lead::insert(imported)
+        .exec(&app.db)
+        .await
+        .unwrap();
+    let client = browser_like_client();
+    sign_in(&app, &client, "alice@acme.test", PASSWORD).await;
+    let rows = |page: &str| page.matches("<tr").count().saturating_sub(1);
+    let (status, page) = get(&client, &app, "/settings/leads?source=trade+FAIR").await;
+    assert_eq!(status, 200);
+    assert_eq!(rows(&page), 3, "any case");
+    let (_, page) = get(&client, &app, "/settings/leads?key=imported").await;
+    assert_eq!(rows(&page), 1);
+    assert!(page.contains("Imported Iris"));
+    assert!(page.contains("<option value=\"imported\" selected"));
+    let (_, csv) = get(&client, &app, "/settings/leads/export.csv?key=imported").await;
+    assert_eq!(csv.lines().count(), 2, "the header and Iris: {csv}");
+    let (status, page) = get(
+        &client,
+        &app,
+        "/settings/leads?from=2026-12-05&to=2026-12-01",
+    )
+    .await;
+    assert_eq!(status, 422);
+    assert!(page.contains("To: must be the same day as From or after it"));
+    let (status, _) = get(
+        &client,
+        &app,
+        "/settings/leads?from=2026-12-01&to=2026-12-01",
+    )
+    .await;
+    assert_eq!(status, 200, "one day");
 }

@@ -53,16 +53,19 @@ pub const PAGE_SIZE: u64 = 50;
 /// account holds.
 pub const EXPORT_CHUNK: u64 = 1000;
 
+/// The key filter's value for leads imported from a CSV file (created with no key).
+pub const IMPORTED: &str = "imported";
+
 /// The list's filters as the form sends them (every field optional; empty = any).
 #[derive(Debug, Default, Deserialize)]
 pub struct LeadsQuery {
     /// A status name.
     #[serde(default)]
     pub status: String,
-    /// An exact source.
+    /// A source, any case.
     #[serde(default)]
     pub source: String,
-    /// A key id.
+    /// A key id, or [`IMPORTED`].
     #[serde(default)]
     pub key: String,
     /// First day, `YYYY-MM-DD` (UTC), inclusive.
@@ -91,8 +94,9 @@ impl LeadsQuery {
                 found
             }
         };
+        let imported = self.key.trim() == IMPORTED;
         let key = match self.key.trim() {
-            "" => None,
+            "" | IMPORTED => None,
             id => {
                 let parsed = id.parse::<Uuid>().ok();
                 if parsed.is_none() {
@@ -123,6 +127,11 @@ impl LeadsQuery {
         };
         let from = day("From", &self.from, 0);
         let to = day("To", &self.to, 1);
+        if let (Some(from), Some(to)) = (from, to)
+            && from >= to
+        {
+            problems.push(("To", "must be the same day as From or after it".to_owned()));
+        }
         let after = match self.cursor.trim() {
             "" => None,
             cursor => {
@@ -147,6 +156,8 @@ impl LeadsQuery {
             created_after: from,
             created_before: to,
             api_key_id: key,
+            imported,
+            source_any_case: true,
             ..LeadFilter::default()
         };
         (filter, after, problems)

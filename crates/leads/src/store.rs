@@ -320,6 +320,10 @@ pub struct LeadFilter {
     pub created_before: Option<DateTime<Utc>>,
     /// Created with this key.
     pub api_key_id: Option<Uuid>,
+    /// Only leads created with no key: those the owner imported from a CSV file.
+    pub imported: bool,
+    /// Compare `source` ignoring case (Settings' filter; the API's is exact).
+    pub source_any_case: bool,
     /// Only spam leads (`true`), or only normal ones (`false`, the default: spam is
     /// out of every list unless asked for).
     pub spam: bool,
@@ -408,7 +412,17 @@ pub async fn list(
         query = query.filter(lead::Column::Status.eq(status));
     }
     if let Some(source) = &filter.source {
-        query = query.filter(lead::Column::Source.eq(source.as_str()));
+        query = query.filter(if filter.source_any_case {
+            sea_orm::sea_query::ExprTrait::eq(
+                Expr::expr(Func::lower(Expr::col(lead::Column::Source))),
+                source.to_lowercase(),
+            )
+        } else {
+            lead::Column::Source.eq(source.as_str())
+        });
+    }
+    if filter.imported {
+        query = query.filter(lead::Column::ApiKeyId.is_null());
     }
     if let Some(email) = &filter.email {
         query = query.filter(sea_orm::sea_query::ExprTrait::eq(

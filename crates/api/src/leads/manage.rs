@@ -335,6 +335,7 @@ fn listing(query: ListQuery) -> Result<(LeadFilter, Option<After>, u64), HttpErr
         },
         utm_source: text_param("utm_source", utm_source, &mut broken),
         utm_campaign: text_param("utm_campaign", utm_campaign, &mut broken),
+        ..LeadFilter::default()
     };
     if broken.is_empty() {
         Ok((filter, after, limit))

@@ -69,6 +69,7 @@ pub fn leads(user: &user::Model, csrf: &str, view: &LeadsView<'_>) -> Markup {
                         label for="f-key" { "Key" }
                         select #f-key name="key" {
                             option value="" { "Any" }
+                            option value=(crate::leads::IMPORTED) selected[query.key == crate::leads::IMPORTED] { "Imported from a file" }
                             @for key in view.keys {
                                 option value=(key.id) selected[query.key == key.id.to_string()] { (key.name) " (" (key.display_prefix) "…)" }
                             }

@@ -24,7 +24,14 @@ async fn the_home_page_points_to_the_docs_and_the_settings(app: TestApp) {
     );
     let html = resp.text().await.unwrap();
     assert!(html.contains("href=\"/docs\""), "{html}");
-    assert!(html.contains("href=\"/settings/api-keys\""), "{html}");
+    for link in [
+        "/settings/api-keys",
+        "/settings/leads",
+        "/settings/webhooks",
+        "/embed/v1/form.js",
+    ] {
+        assert!(html.contains(&format!("href=\"{link}\"")), "{link}: {html}");
+    }
     let no_redirects = ciq_e2e::http_client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()

@@ -21,9 +21,9 @@ pub struct Release {
     pub integrity: &'static str,
 }
 
-/// Every released version, oldest first.
+/// Every released version, oldest first (the last is [`ciq_http::routes::EMBED_FORM`]).
 pub const RELEASES: [Release; 1] = [Release {
-    path: "/embed/v1/form.js",
+    path: ciq_http::routes::EMBED_FORM,
     bytes: include_bytes!("../embed/v1/form.js"),
     integrity: "sha384-Jf2xkqDAHAHqviivgzezJHXtfFrsCLdIAd+MDNlnO6Zia9rC/U5ZO64Lkiego0ji",
 }];

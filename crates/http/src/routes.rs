@@ -20,6 +20,8 @@ pub const LEADS: &str = "/api/external/leads";
 pub const ME: &str = "/api/external/me";
 /// `GET`, `POST` — the account's webhook endpoints (subscriptions through the API).
 pub const WEBHOOKS: &str = "/api/external/webhooks";
+/// `GET` — the embed script, current version (older versions stay at their paths).
+pub const EMBED_FORM: &str = "/embed/v1/form.js";
 /// The public OpenAPI document.
 pub const PUBLIC_DOCUMENT: &str = "/openapi.json";
 /// Swagger UI of the public document.
@@ -88,7 +90,7 @@ pub const ROUTES: &[RouteSpec] = &[
     route(PUBLIC_DOCUMENT, "GET", PUBLIC_DOCUMENT),
     route("/docs", "GET", DOCS),
     route("/docs/*", "GET", DOCS),
-    route("/embed/v1/form.js", "GET", "/embed"),
+    route(EMBED_FORM, "GET", "/embed"),
     route("/", "GET", "/"),
     route(LOGIN, "GET, POST", LOGIN),
     route(LOGOUT, "POST", LOGIN),

@@ -15,10 +15,18 @@ pub fn home() -> Markup {
             section.card.narrow.stack {
                 h1 { "ConvertIQ lead gateway" }
                 p { "This server takes leads from web forms, CRMs and scripts into ConvertIQ accounts." }
+                h2 { "For developers" }
                 ul {
                     li { a href="/docs" { "API documentation" } " — create leads with your API key (Swagger UI, with Try it out)." }
-                    li { a href="/settings/api-keys" { "Settings → API Key" } " — sign in to generate, roll and revoke your keys." }
+                    li { a href=(ciq_http::routes::EMBED_FORM) { "The web form script" } " — make a plain HTML form send its leads here (two lines of HTML)." }
                 }
+                h2 { "For account owners" }
+                ul {
+                    li { a href="/settings/api-keys" { "API keys" } " — generate, roll and revoke the keys your forms and integrations use." }
+                    li { a href="/settings/leads" { "Leads" } " — see, filter, export and import the leads of your account, and the spam held back." }
+                    li { a href="/settings/webhooks" { "Webhooks" } " — have new and changed leads pushed to your CRM or automation." }
+                }
+                p.muted { "Settings need an account: ask the operator of this server for one (they set your password with the command line)." }
             }
         },
     )
@@ -33,7 +41,8 @@ pub fn login(csrf: &str, notice: Option<&str>, email: &str) -> Markup {
         html! {
             section.card.narrow {
                 h1 { "Sign in" }
-                p.lead { "Manage the API keys of your ConvertIQ account." }
+                p.lead { "Manage the API keys, leads and webhooks of your ConvertIQ account." }
+                p.muted { "No account yet, or forgot your password? The operator of this server gives access: ask them to create your account or set a new password for you." }
                 @if let Some(notice) = notice {
                     div.error role="alert" { (notice) }
                 }

@@ -64,6 +64,7 @@ pub fn document() -> String {
         add_manage_examples(doc);
         state_lead_rules(doc);
         type_parameters(doc);
+        add_links(doc);
     })
 }
 
@@ -159,6 +160,62 @@ fn example_webhook() -> Value {
         "events": ["lead.created"], "filter": {"score": {"gte": 5}, "source": {"eq": "website form"}},
         "enabled": true, "disabled_reason": null, "description": "Zapier: new qualified leads",
         "created_at": "2025-08-13T00:00:00.000Z"})
+}
+
+/// OpenAPI links: from an answer that holds a lead or an endpoint to the operations on
+/// its id, so clients (and schemathesis' stateful phase) can follow them.
+fn add_links(doc: &mut Value) {
+    let follow = |prefix: &str, operations: [(&str, &str); 3], id: &str| {
+        let mut links = serde_json::Map::new();
+        for (name, operation) in operations {
+            links.insert(
+                format!("{prefix}{name}"),
+                json!({"operationId": operation, "parameters": {"id": id}}),
+            );
+        }
+        Value::Object(links)
+    };
+    let lead_ops = [
+        ("Get", "getLead"),
+        ("Update", "updateLead"),
+        ("Delete", "deleteLead"),
+    ];
+    let hook_ops = [
+        ("Get", "getWebhook"),
+        ("Update", "updateWebhook"),
+        ("Delete", "deleteWebhook"),
+    ];
+    for (path, method, status, prefix, ops, id) in [
+        (
+            "/api/external/leads/create",
+            "post",
+            "201",
+            "Lead",
+            lead_ops,
+            "$response.body#/lead/id",
+        ),
+        (
+            "/api/external/webhooks",
+            "post",
+            "201",
+            "Webhook",
+            hook_ops,
+            "$response.body#/webhook/id",
+        ),
+        (
+            "/api/external/webhooks",
+            "post",
+            "200",
+            "Webhook",
+            hook_ops,
+            "$response.body#/webhook/id",
+        ),
+    ] {
+        let response = &mut doc["paths"][path][method]["responses"][status];
+        if response.is_object() {
+            response["links"] = follow(prefix, ops, id);
+        }
+    }
 }
 
 /// What only the webhook operations answer that way: a new endpoint with its secret,

@@ -553,6 +553,14 @@ pub fn apply_rate_limit_headers(headers: &mut HeaderMap, decision: &Decision, wi
     set_rate_limit_headers(headers, decision, window_secs, DEFAULT_POLICY);
 }
 
+/// When `decision`'s window next frees a slot, in unix seconds (`X-RateLimit-Reset`).
+pub fn reset_at(decision: &Decision) -> u64 {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |t| t.as_secs());
+    now + decision.reset_after_secs()
+}
+
 /// [`apply_rate_limit_headers`] naming the policy `policy` in the IETF draft's headers.
 fn set_rate_limit_headers(
     headers: &mut HeaderMap,
@@ -561,9 +569,6 @@ fn set_rate_limit_headers(
     policy: &str,
 ) {
     let reset_in = decision.reset_after_secs();
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |t| t.as_secs());
     let mut set = |name: &'static str, value: String| {
         headers.insert(
             name,
@@ -572,7 +577,7 @@ fn set_rate_limit_headers(
     };
     set("x-ratelimit-limit", decision.limit.to_string());
     set("x-ratelimit-remaining", decision.remaining.to_string());
-    set("x-ratelimit-reset", (now + reset_in).to_string());
+    set("x-ratelimit-reset", reset_at(decision).to_string());
     set(
         "ratelimit-policy",
         format!("\"{policy}\";q={};w={}", decision.limit, window_secs),

@@ -166,9 +166,6 @@ async fn me(state: &ApiState, caller: &Caller) -> Result<Me, HttpError> {
     let decision = caller
         .decision
         .expect("authentication looked at the key's window");
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |t| t.as_secs());
     Ok(Me {
         success: true,
         key: KeyDetails {
@@ -196,7 +193,7 @@ async fn me(state: &ApiState, caller: &Caller) -> Result<Me, HttpError> {
         rate_limit: RateLimitState {
             limit: decision.limit,
             remaining: decision.remaining,
-            reset: now + decision.reset_after_secs(),
+            reset: crate::auth::reset_at(&decision),
         },
     })
 }

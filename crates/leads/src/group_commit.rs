@@ -475,7 +475,7 @@ async fn insert_batch(
     })?;
     // Made of the entity's column names and types only, once: nothing of a request is
     // in the text.
-    let shape = usize::from(sends_origin(rows));
+    let shape = usize::from(columns.iter().any(|(column, _)| origin_column(column)));
     let text = INSERT_WITH_OUTBOX[shape]
         .get_or_init(|| events::with_created_outbox(&batch_insert(&columns)));
     let statement = columns.into_iter().fold(

@@ -94,6 +94,8 @@ enum Test {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Filter {
     tests: BTreeMap<String, BTreeMap<&'static str, Test>>,
+    /// A stored filter this version cannot read: it lets no event through.
+    unreadable: bool,
 }
 
 impl Filter {
@@ -164,12 +166,10 @@ impl Filter {
 
     /// A filter no event passes.
     fn nothing() -> Self {
-        let mut tests = BTreeMap::new();
-        tests.insert(
-            "source".to_owned(),
-            BTreeMap::from([("exists", Test::Exists(true)), ("in", Test::In(Vec::new()))]),
-        );
-        Self { tests }
+        Self {
+            unreadable: true,
+            ..Self::default()
+        }
     }
 
     /// The filter as JSON: fields and operators in sorted order, `in` values sorted
@@ -200,10 +200,11 @@ impl Filter {
     /// Whether an event with `attributes` passes. An attribute that is absent or null
     /// passes only `exists: false`.
     pub fn matches(&self, attributes: &Attributes) -> bool {
-        self.tests.iter().all(|(field, tests)| {
-            let value = attributes.get(field).filter(|v| !v.is_null());
-            tests.values().all(|test| test.holds(value))
-        })
+        !self.unreadable
+            && self.tests.iter().all(|(field, tests)| {
+                let value = attributes.get(field).filter(|v| !v.is_null());
+                tests.values().all(|test| test.holds(value))
+            })
     }
 
     /// The rule in words, for people: `source is Website Form and score ≥ 5`.

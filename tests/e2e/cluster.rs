@@ -292,7 +292,11 @@ async fn a_master_killed_mid_run_degrades_without_a_5xx_then_shares_again_and_se
     );
 
     // The session outlived its master, on every instance.
-    for instance in &instances {
-        assert_eq!(settings_page(instance).await, 200);
+    for (i, instance) in instances.iter().enumerate() {
+        assert_eq!(
+            settings_page(instance).await,
+            200,
+            "the settings page on instance {i} after the failover"
+        );
     }
 }

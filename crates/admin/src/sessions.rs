@@ -168,11 +168,21 @@ impl SessionStore {
             Self::Database(db) => find_in_database(db, token).await,
             Self::Redis { conn, prefix } => {
                 let mut conn = conn.clone();
-                let fields: std::collections::HashMap<String, String> = redis::cmd("HGETALL")
+                let hgetall = redis::cmd("HGETALL")
                     .arg(format!("{prefix}{}", token_hash(token)))
-                    .query_async(&mut conn)
-                    .await
-                    .map_err(redis_trouble)?;
+                    .clone();
+                // A read is safe to repeat: after a failover the first command can
+                // fail while the client finds the promoted replica; the second goes
+                // there (the session was replicated), so the owner is not sent away.
+                let fields: std::collections::HashMap<String, String> =
+                    match hgetall.query_async(&mut conn).await {
+                        Ok(fields) => fields,
+                        Err(first) => {
+                            tracing::debug!(error = %first, "session read failed; retrying once");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            hgetall.query_async(&mut conn).await.map_err(redis_trouble)?
+                        }
+                    };
                 let session = (|| {
                     Some(Session {
                         user_id: fields.get("user_id")?.parse().ok()?,

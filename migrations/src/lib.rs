@@ -24,6 +24,7 @@ mod m20261204_000016_add_webhook_outbox_codec;
 mod m20261204_000017_browser_submissions;
 mod m20261204_000018_attribution_consent;
 mod m20261205_000019_webhook_subscriptions;
+mod m20261205_000020_usage;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -51,6 +52,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000017_browser_submissions::Migration),
             Box::new(m20261204_000018_attribution_consent::Migration),
             Box::new(m20261205_000019_webhook_subscriptions::Migration),
+            Box::new(m20261205_000020_usage::Migration),
         ]
     }
 }

@@ -32,4 +32,5 @@ mod subscriptions;
 mod swagger;
 mod topology;
 mod upsert;
+mod usage;
 mod webhooks;

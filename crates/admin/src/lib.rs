@@ -8,6 +8,7 @@
 //! - [`challenge`]: the challenge (Turnstile, hCaptcha, reCAPTCHA) a browser key may demand.
 //! - [`verifier`]: the hot-path check of a presented key, with its cache.
 //! - [`sessions`]: Settings sign-in sessions (database or Redis).
+//! - [`usage`]: usage as every surface answers it (buckets, window parameters).
 //! - [`operator`]: the operator API `/admin/v1`, its document, and the probes.
 
 pub mod challenge;
@@ -19,6 +20,7 @@ pub mod operator;
 pub mod origins;
 pub mod scopes;
 pub mod sessions;
+pub mod usage;
 pub mod users;
 pub mod verifier;
 

@@ -47,6 +47,24 @@ pub struct Caller {
     pub challenge_unverified: bool,
 }
 
+/// Who a request is counted for in usage: left in the request's extensions by
+/// [`crate::usage::track`], filled in here once a key verifies (a request whose key
+/// does not verify belongs to no key and is not counted), and marked when a visitor
+/// limit refused it (counted, never logged).
+#[derive(Debug, Default)]
+pub struct UsageSlot {
+    /// The verified key and its account.
+    pub key: std::sync::OnceLock<ciq_usage::KeyRef>,
+    /// Refused by the visitor limit of a browser submission.
+    pub visitor_limited: std::sync::atomic::AtomicBool,
+}
+
+impl UsageSlot {
+    fn of(req: &Request) -> Option<&Self> {
+        req.extensions().get::<Arc<UsageSlot>>().map(Arc::as_ref)
+    }
+}
+
 /// Your `ciq_` API key. Generate one in Settings → API Key.
 #[derive(SecurityScheme)]
 #[oai(
@@ -80,6 +98,12 @@ async fn authenticate(req: &Request, api_key: ApiKey) -> poem::Result<Caller> {
             return Err(refusal(err).into());
         }
     };
+    if let Some(slot) = UsageSlot::of(req) {
+        let _ = slot.key.set(ciq_usage::KeyRef {
+            key_id: key.key_id,
+            user_id: key.user_id,
+        });
+    }
     let refused_origin = foreign_origin(req, &key, &state.public_origin);
     let window_secs = state.limits.window_secs();
     let browser = is_browser_submission(req, &key);
@@ -312,6 +336,21 @@ impl Caller {
         }
     }
 
+    /// 403 `insufficient_scope` for a key with allowed origins: it sits in a web page
+    /// for anyone to read, so it may not `what` (its details, usage, log).
+    pub fn require_private(&self, what: &str) -> Result<(), HttpError> {
+        if self.key.allowed_origins.is_empty() {
+            return Ok(());
+        }
+        Err(HttpError::with_message(
+            ciq_http::ErrorCode::InsufficientScope,
+            format!(
+                "this key has allowed origins: it is public (it sits in a web page), so it \
+                 cannot {what}; call with a server key"
+            ),
+        ))
+    }
+
     /// Runs the gates of a browser submission of `leads` leads, then spends the key's
     /// budget; for any other request (admitted when it was authenticated) nothing. In
     /// order: the visitor limit (429 with the visitor window's headers; every lead
@@ -347,6 +386,10 @@ impl Caller {
             .await;
         ciq_http::metrics::record_decision("visitor", visitor.allowed);
         if !visitor.allowed {
+            if let Some(slot) = UsageSlot::of(req) {
+                slot.visitor_limited
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+            }
             self.decision = Some(visitor);
             self.policy = VISITOR_POLICY;
             ciq_http::metrics::record_browser_submissions("visitor_limited", 1);

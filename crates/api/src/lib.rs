@@ -4,6 +4,7 @@
 //! - [`leads`]: `POST /api/external/leads/create`, as the reference promises it.
 //! - [`webhooks`]: webhook subscriptions through the API, with filters.
 //! - [`me`]: `GET /api/external/me`, the credentials test.
+//! - [`usage`]: a key's usage and request log, and where every answer is counted.
 //! - [`auth`]: the `X-API-Key` scheme, the key's rate limit and its headers, scopes and
 //!   origins.
 //! - [`challenge`]: verifying a browser submission's challenge token with its provider.
@@ -26,6 +27,7 @@ pub mod openapi;
 mod responses;
 pub mod state;
 pub mod tags;
+pub mod usage;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -65,6 +67,8 @@ pub fn attach(route: Route, state: Arc<ApiState>) -> Route {
             }
             endpoint.call(req).await
         })
+        // Every answer to a verified key counts in its usage.
+        .around(usage::track)
         // Outermost: a preflight is answered before anything counts it.
         .around(cors::handle)
         .data(state);

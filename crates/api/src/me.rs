@@ -10,7 +10,7 @@ use poem::web::Data;
 use poem_openapi::payload::{Json, Response};
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
-use ciq_http::{ErrorBody, ErrorCode, HttpError, Timestamp};
+use ciq_http::{ErrorBody, HttpError, Timestamp};
 
 use crate::auth::{ApiKeyAuth, Caller};
 use crate::state::ApiState;
@@ -149,13 +149,7 @@ impl MeApi {
 }
 
 async fn me(state: &ApiState, caller: &Caller) -> Result<Me, HttpError> {
-    if !caller.key.allowed_origins.is_empty() {
-        return Err(HttpError::with_message(
-            ErrorCode::InsufficientScope,
-            "this key has allowed origins: it is public (it sits in a web page), so it cannot \
-             read its own details; call with a server key",
-        ));
-    }
+    caller.require_private("read its own details")?;
     let (user_id, key_id) = (caller.key.user_id, caller.key.key_id);
     // Both exist: the key was verified a moment ago (a revocation since is seen within
     // a second; answering from what was verified is what any request does).
@@ -204,6 +198,7 @@ mod tests {
 
     #[test]
     fn every_error_code_is_answered_with_its_status() {
+        use ciq_http::ErrorCode;
         let waits = [ErrorCode::RateLimited, ErrorCode::ServiceUnavailable];
         ciq_http::error::assert_variants_match_table::<MeResponse>(&waits);
     }

@@ -24,6 +24,7 @@ pub type Service = OpenApiService<
         UpsertLeadApi,
         ManageLeadsApi,
         crate::me::MeApi,
+        crate::usage::UsageApi,
         crate::webhooks::WebhooksApi,
     ),
     (),
@@ -49,6 +50,7 @@ pub fn service() -> Service {
             UpsertLeadApi,
             ManageLeadsApi,
             crate::me::MeApi,
+            crate::usage::UsageApi,
             crate::webhooks::WebhooksApi,
         ),
         TITLE,
@@ -352,6 +354,29 @@ fn add_manage_examples(doc: &mut Value) {
                     "email": "owner@acme.example"},
                 "rate_limit": {"limit": 100, "remaining": 97, "reset": 1755043260}})),
         ),
+        (
+            "/api/external/usage",
+            "get",
+            "leads:create",
+            Some(json!({"success": true, "interval": "hour",
+                "from": "2025-08-12T10:30:00.000Z", "to": "2025-08-13T10:30:00.000Z",
+                "usage": [{"start": "2025-08-13T09:00:00.000Z", "success": 41,
+                    "client_error": 3, "rate_limited": 2, "server_error": 0,
+                    "leads_created": 57, "spam": 1, "dropped": 0}]})),
+        ),
+        (
+            "/api/external/requests",
+            "get",
+            "leads:create",
+            Some(json!({"success": true,
+                "requests": [{"at": "2025-08-13T09:41:07.215Z", "method": "POST",
+                    "path": "/api/external/leads/create", "status": 422,
+                    "code": "validation_failed", "field": "lead.email",
+                    "message": "must be a valid email address",
+                    "request_id": "0199a3c2-7a1e-7cc0-9a57-5d8e6f1b2c40",
+                    "client": "203.0.113.0/24", "origin": null, "user_agent": "Zapier"}],
+                "next_cursor": "0199a3c2-7a1e-7cc0-9a57-5d8e6f1b2c40"})),
+        ),
     ];
     for (path, method, scope, ok) in operations {
         let op = &mut doc["paths"][path][method];
@@ -392,6 +417,43 @@ fn add_manage_examples(doc: &mut Value) {
             json!([]),
         ),
     );
+    for (path, what, field, rule) in [
+        (
+            "/api/external/usage",
+            "read its usage",
+            "from",
+            "must be before to",
+        ),
+        (
+            "/api/external/requests",
+            "read its request log",
+            "status",
+            "must be a status from 400 to 599, 4xx or 5xx (the log holds answers that were not 2xx)",
+        ),
+    ] {
+        let op = &mut doc["paths"][path]["get"];
+        set_example(
+            op,
+            "403",
+            error_example(
+                ErrorCode::InsufficientScope,
+                &format!(
+                    "this key has allowed origins: it is public (it sits in a web page), so \
+                     it cannot {what}; call with a server key"
+                ),
+                json!([]),
+            ),
+        );
+        set_example(
+            op,
+            "422",
+            error_example(
+                ErrorCode::ValidationFailed,
+                "1 field rule was broken; see details",
+                json!([{"field": field, "message": rule}]),
+            ),
+        );
+    }
     let upsert = &mut doc["paths"]["/api/external/leads/upsert"]["post"];
     set_example(
         upsert,
@@ -830,6 +892,8 @@ mod tests {
                 "/api/external/leads",
                 "/api/external/leads/{id}",
                 "/api/external/me",
+                "/api/external/usage",
+                "/api/external/requests",
                 "/api/external/webhooks",
                 "/api/external/webhooks/{id}"
             ]

@@ -44,6 +44,9 @@ pub struct ApiState {
     /// Accounts' block lists, read for browser submissions and kept for
     /// [`BLOCK_LIST_TTL`] (an owner's change applies within that time on every instance).
     pub block_lists: moka::future::Cache<uuid::Uuid, std::sync::Arc<ciq_leads::spam::BlockList>>,
+    /// Counts each key's answers and leads, and keeps its request log, until the
+    /// gateway's flusher writes them.
+    pub usage: Arc<ciq_usage::Recorder>,
 }
 
 /// How long an instance keeps an account's block list before reading it again.

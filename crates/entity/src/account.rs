@@ -58,6 +58,8 @@ account_scoped!(
     lead_import,
     session,
     spam_block,
+    key_usage,
+    request_log,
     webhook_delivery,
     webhook_endpoint,
 );

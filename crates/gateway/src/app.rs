@@ -67,6 +67,8 @@ pub struct Settings {
     pub lead_writers: Option<usize>,
     /// How long stored data is kept, and how often it is purged.
     pub retention: crate::retention::Retention,
+    /// Time between two writes of the usage counts (`CIQ_USAGE_FLUSH_SECS`).
+    pub usage_flush_every: Duration,
     /// How long anything may wait for the store.
     pub waits: database::Waits,
     /// How CSV imports are run.
@@ -106,6 +108,7 @@ impl Default for Settings {
             session_ttl: ciq_console::state::DEFAULT_SESSION_TTL,
             lead_writers: None,
             retention: crate::retention::Retention::default(),
+            usage_flush_every: ciq_usage::flush::DEFAULT_FLUSH_EVERY,
             waits: database::Waits::default(),
             imports: ciq_imports::worker::WorkerSettings::default(),
             webhooks: ciq_webhooks::WebhookSettings::default(),
@@ -128,6 +131,8 @@ pub struct States {
     pub webhooks: Arc<DeliveryWorker>,
     /// The key that seals the endpoints' signing secrets (`None`: webhooks are off).
     pub webhook_key: Option<ciq_store::secret::SecretBox>,
+    /// Writes the usage the API counts (tests flush it at will).
+    pub usage: ciq_usage::Flusher,
 }
 
 /// A gateway instance with its listener bound and its store migrated, ready to run.
@@ -270,6 +275,11 @@ impl Application {
             .find_map(|a| a.as_socket_addr().copied())
             .expect("a TCP listener has a socket address");
         let public_origin = public_origin.unwrap_or_else(|| format!("http://{local_addr}"));
+        let usage = ciq_usage::Flusher::new(
+            Arc::new(ciq_usage::Recorder::new()),
+            db.clone(),
+            settings.usage_flush_every,
+        );
         let states = States {
             api: Arc::new(ApiState {
                 db: db.clone(),
@@ -291,6 +301,7 @@ impl Application {
                     settings.challenge_verify_url.clone(),
                 ),
                 block_lists: ciq_api::state::block_list_cache(),
+                usage: usage.recorder().clone(),
                 webhook_allow_private: settings.webhooks.allow_private_networks,
             }),
             console: Arc::new(ConsoleState {
@@ -324,6 +335,7 @@ impl Application {
             }),
             webhooks,
             webhook_key,
+            usage,
         };
         Ok(Self {
             acceptor: acceptor.boxed(),
@@ -361,6 +373,7 @@ impl Application {
         ));
         let imports = self.states.console.import_worker.clone();
         let importer = tokio::spawn(imports.clone().run());
+        let usage = tokio::spawn(self.states.usage.clone().run());
         let webhooks = self.states.webhooks.clone();
         let deliverer = self
             .delivering
@@ -373,6 +386,7 @@ impl Application {
         flusher.abort();
         purge.abort();
         importer.abort();
+        usage.abort();
         if let Some(deliverer) = deliverer {
             deliverer.abort();
         }
@@ -382,6 +396,10 @@ impl Application {
         // An import this instance was running is taken over at once, not after its lease.
         if let Err(err) = imports.release().await {
             tracing::warn!(error = %err, "could not hand back this instance's CSV import at shutdown");
+        }
+        // Usage counted since the last flush is written before exiting.
+        if let Err(err) = self.states.usage.flush().await {
+            tracing::warn!(error = %err, "could not write usage counts at shutdown");
         }
         // What was used since the last periodic flush is written before exiting.
         if let Err(err) = verifier.flush_last_used().await {

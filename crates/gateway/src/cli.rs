@@ -114,7 +114,7 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the API (the default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Apply pending database migrations and exit.
     Migrate,
     /// Print the public OpenAPI document (JSON) on stdout.
@@ -316,6 +316,19 @@ pub struct ServeArgs {
     #[arg(long, env = "CIQ_RETENTION_SPAM_SECS", default_value_t = 30 * 24 * 3600,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub retention_spam_secs: u64,
+    /// How long usage buckets are kept, in seconds (90 days).
+    #[arg(long, env = "CIQ_RETENTION_USAGE_SECS", default_value_t = 90 * 24 * 3600,
+          value_parser = clap::value_parser!(u64).range(3600..))]
+    pub retention_usage_secs: u64,
+    /// How long the request log is kept, in seconds (7 days).
+    #[arg(long, env = "CIQ_RETENTION_REQUEST_LOG_SECS", default_value_t = 7 * 24 * 3600,
+          value_parser = clap::value_parser!(u64).range(60..))]
+    pub retention_request_log_secs: u64,
+    /// Seconds between two writes of the usage counts (a SIGKILL loses at most this
+    /// much of them; a clean shutdown loses nothing).
+    #[arg(long, env = "CIQ_USAGE_FLUSH_SECS", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub usage_flush_secs: u64,
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "CIQ_MAX_BODY_BYTES", default_value_t = ciq_api::state::DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
@@ -389,6 +402,18 @@ pub enum KeysCommand {
         #[arg(long)]
         user: String,
         /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A key's usage over the last 24 hours: its answers by outcome and the leads it
+    /// stored, per bucket (what running instances counted up to CIQ_USAGE_FLUSH_SECS ago).
+    Usage {
+        /// The key's id (from `keys list`).
+        key_id: Uuid,
+        /// Bucket length: minute, hour or day (UTC).
+        #[arg(long, default_value = "minute", value_parser = ["minute", "hour", "day"])]
+        interval: String,
+        /// Print the API's `usage` array (JSON) instead of a table.
         #[arg(long)]
         json: bool,
     },
@@ -479,7 +504,7 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
     };
     match cli
         .command
-        .unwrap_or(Command::Serve(ServeArgs::default_from_env()))
+        .unwrap_or(Command::Serve(Box::new(ServeArgs::default_from_env())))
     {
         Command::Serve(args) => {
             serve(
@@ -488,7 +513,7 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
                 cli.redis_url,
                 cli.webhook_secret_key,
                 cli.webhook_allow_private_networks,
-                args,
+                *args,
             )
             .await
         }
@@ -596,7 +621,10 @@ async fn serve(
             purge_every: Duration::from_secs(args.retention_purge_interval_secs),
             deliveries: Duration::from_secs(args.retention_deliveries_secs),
             spam: Duration::from_secs(args.retention_spam_secs),
+            usage: Duration::from_secs(args.retention_usage_secs),
+            request_log: Duration::from_secs(args.retention_request_log_secs),
         },
+        usage_flush_every: Duration::from_secs(args.usage_flush_secs),
         waits: database::Waits {
             acquire: Duration::from_millis(args.db_acquire_timeout_ms),
             statement: Duration::from_millis(args.db_statement_timeout_ms),
@@ -715,6 +743,29 @@ async fn keys_command(
                 row.id, row.display_prefix
             );
             println!("{}", plain.expose());
+        }
+        KeysCommand::Usage {
+            key_id,
+            interval,
+            json,
+        } => {
+            let key = keys::find_key(&db, key_id).await?;
+            let interval = ciq_usage::Interval::parse(&interval).expect("clap checked it");
+            let window = ciq_usage::query::Window::new(interval, None, None, Utc::now())?;
+            let of = ciq_usage::query::Of::Key(ciq_usage::KeyRef {
+                key_id,
+                user_id: key.user_id,
+            });
+            let buckets = ciq_usage::query::buckets(&db, of, &window).await?;
+            if json {
+                let rows = ciq_admin::usage::UsageBucket::list(buckets);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&rows).expect("buckets serialise")
+                );
+            } else {
+                print_usage(&buckets);
+            }
         }
         KeysCommand::Revoke { key_id } => {
             let key = keys::revoke_key(&db, key_id, &Actor::cli()).await?;
@@ -875,6 +926,30 @@ async fn webhooks_command(
         }
     }
     Ok(())
+}
+
+fn print_usage(buckets: &[(DateTime<Utc>, ciq_usage::Counts)]) {
+    println!(
+        "{:<16}  {:>8}  {:>8}  {:>8}  {:>8}  {:>8}  {:>8}  {:>8}  {:>8}",
+        "START (UTC)", "REQUESTS", "2XX", "4XX", "429", "5XX", "LEADS", "SPAM", "DROPPED"
+    );
+    for (start, c) in buckets {
+        println!(
+            "{:<16}  {:>8}  {:>8}  {:>8}  {:>8}  {:>8}  {:>8}  {:>8}  {:>8}",
+            start.format("%Y-%m-%d %H:%M"),
+            c.requests(),
+            c.success,
+            c.client_error,
+            c.rate_limited,
+            c.server_error,
+            c.leads_created,
+            c.spam,
+            c.dropped
+        );
+    }
+    if buckets.is_empty() {
+        eprintln!("no requests with this key in the last 24 hours");
+    }
 }
 
 fn print_table(keys: &[KeySummary]) {

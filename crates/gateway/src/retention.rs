@@ -2,8 +2,10 @@
 //! time is up — remembered idempotent answers (which hold lead data) after the
 //! idempotency retention, database sessions once expired, CSV imports (and the
 //! failed rows they list) 30 days after they finished, the webhook delivery log (its
-//! payloads hold lead data) after 7 days, spam leads 30 days after they were judged so;
-//! and the webhook endpoints an expired key subscribed are disabled. Every instance runs it; the
+//! payloads hold lead data) after 7 days, spam leads 30 days after they were judged so,
+//! usage buckets after 90 days (minute buckets rolled up into hours after 48 h) and the
+//! request log after 7 days; and the webhook endpoints an expired key subscribed are
+//! disabled. Every instance runs it; the
 //! deletes are idempotent, so instances need no coordination.
 
 use std::time::Duration;
@@ -21,6 +23,10 @@ pub struct Retention {
     pub deliveries: Duration,
     /// Leads quarantined as spam, from when they were judged spam.
     pub spam: Duration,
+    /// Usage buckets (`CIQ_RETENTION_USAGE_SECS`).
+    pub usage: Duration,
+    /// The request log (`CIQ_RETENTION_REQUEST_LOG_SECS`).
+    pub request_log: Duration,
 }
 
 /// Default retention of the webhook delivery log: 7 days.
@@ -35,6 +41,8 @@ impl Default for Retention {
             purge_every: DEFAULT_PURGE_EVERY,
             deliveries: DEFAULT_DELIVERY_RETENTION,
             spam: ciq_leads::store::SPAM_RETENTION,
+            usage: ciq_usage::retention::DEFAULT_USAGE_RETENTION,
+            request_log: ciq_usage::retention::DEFAULT_LOG_RETENTION,
         }
     }
 }
@@ -55,6 +63,8 @@ pub struct Purged {
     pub spam: u64,
     /// Webhook endpoints disabled because the key that subscribed them expired.
     pub expired_keys_endpoints: u64,
+    /// Usage minutes rolled up, buckets and request-log rows past their retention.
+    pub usage: ciq_usage::retention::Purged,
 }
 
 /// One purge of everything past its time.
@@ -66,6 +76,13 @@ pub async fn purge_once(db: &Db, retention: Retention) -> Result<Purged, sea_orm
         deliveries: ciq_webhooks::delivery::purge(db, retention.deliveries).await?,
         spam: ciq_leads::store::purge_spam(db, retention.spam).await?,
         expired_keys_endpoints: ciq_admin::keys::disable_endpoints_of_expired_keys(db).await?,
+        usage: ciq_usage::retention::purge(
+            db,
+            chrono::Utc::now(),
+            retention.usage,
+            retention.request_log,
+        )
+        .await?,
     })
 }
 

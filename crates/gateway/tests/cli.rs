@@ -1290,3 +1290,98 @@ async fn browser_keys_take_a_visitor_limit_and_a_challenge_read_from_a_file() {
     assert!(!listed[0].to_string().contains("0x4AAAAAAA"));
     std::fs::remove_file(&secret_file).unwrap();
 }
+
+/// `keys usage`: what served instances counted, as a table or as the API's `usage`
+/// array. A clean shutdown writes what was counted since the last flush (here the
+/// flush would only come after 5 minutes); a SIGKILL loses at most one interval (here
+/// 1 s: what was answered 3 s before the kill is there).
+#[tokio::test]
+async fn keys_usage_shows_what_served_instances_counted_even_after_a_shutdown() {
+    let Some(db) = TestDatabase::create(Backend::Sqlite).await else {
+        return;
+    };
+    assert!(cli(&db, &["migrate"]).status.success());
+    stdout_of(&cli(
+        &db,
+        &["users", "create", "--email", "owner@acme.test"],
+    ));
+    let key = stdout_of(&cli(&db, &["keys", "create", "--user", "owner@acme.test"]));
+    let key = key.trim_end().to_owned();
+    let listed: Value = serde_json::from_str(&stdout_of(&cli(
+        &db,
+        &["keys", "list", "--user", "owner@acme.test", "--json"],
+    )))
+    .unwrap();
+    let key_id = listed[0]["id"].as_str().unwrap().to_owned();
+    let usage = |interval: &str| -> Value {
+        serde_json::from_str(&stdout_of(&cli(
+            &db,
+            &["keys", "usage", &key_id, "--interval", interval, "--json"],
+        )))
+        .unwrap()
+    };
+    let sum = |usage: &Value, field: &str| -> u64 {
+        usage
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b[field].as_u64().unwrap())
+            .sum()
+    };
+    assert_eq!(usage("minute"), serde_json::json!([]));
+
+    let served = CapturedServer::start(&db, &[("CIQ_USAGE_FLUSH_SECS", "300")]);
+    let mut broken = reference_curl_body();
+    broken["lead"]["email"] = serde_json::json!("nope");
+    assert_eq!(
+        post(&served.base_url, &key, &reference_curl_body())
+            .await
+            .status(),
+        201
+    );
+    assert_eq!(
+        post(&served.base_url, &key, &reference_curl_body())
+            .await
+            .status(),
+        201
+    );
+    assert_eq!(post(&served.base_url, &key, &broken).await.status(), 422);
+    let (status, _) = served.terminate();
+    assert!(status.success());
+    let day = usage("day");
+    assert_eq!(
+        (
+            sum(&day, "success"),
+            sum(&day, "client_error"),
+            sum(&day, "leads_created")
+        ),
+        (2, 1, 2),
+        "{day}"
+    );
+    assert!(
+        day[0]["start"]
+            .as_str()
+            .unwrap()
+            .ends_with("T00:00:00.000Z")
+    );
+
+    let killed = CapturedServer::start(&db, &[("CIQ_USAGE_FLUSH_SECS", "1")]);
+    assert_eq!(
+        post(&killed.base_url, &key, &reference_curl_body())
+            .await
+            .status(),
+        201
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut child = killed.child;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(sum(&usage("hour"), "success"), 3);
+
+    let table = stdout_of(&cli(&db, &["keys", "usage", &key_id]));
+    assert!(table.starts_with("START (UTC)"), "{table}");
+    assert!(table.lines().count() >= 2, "{table}");
+    let unknown = cli(&db, &["keys", "usage", &uuid::Uuid::now_v7().to_string()]);
+    assert!(!unknown.status.success());
+    assert!(unknown.stdout.is_empty());
+}

@@ -26,9 +26,15 @@ pub fn request_id(req: &Request) -> String {
         .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned)
 }
 
+/// The request's id, in the request's extensions for what runs inside [`track`] (the
+/// request log records it).
+#[derive(Debug, Clone)]
+pub struct RequestId(pub Arc<str>);
+
 /// Middleware: id in, id out, a span around the request, an access line after it.
-pub async fn track<E: Endpoint>(endpoint: Arc<E>, req: Request) -> poem::Result<Response> {
-    let id = request_id(&req);
+pub async fn track<E: Endpoint>(endpoint: Arc<E>, mut req: Request) -> poem::Result<Response> {
+    let id: Arc<str> = request_id(&req).into();
+    req.extensions_mut().insert(RequestId(id.clone()));
     let method = req.method().clone();
     let route = crate::routes::label(req.uri().path());
     let started = Instant::now();

@@ -18,6 +18,10 @@ pub const UPSERT_LEAD: &str = "/api/external/leads/upsert";
 pub const LEADS: &str = "/api/external/leads";
 /// `GET` — the calling key and its account: the credentials test.
 pub const ME: &str = "/api/external/me";
+/// `GET` — the calling key's usage in buckets.
+pub const USAGE: &str = "/api/external/usage";
+/// `GET` — the calling key's request log.
+pub const REQUESTS: &str = "/api/external/requests";
 /// `GET`, `POST` — the account's webhook endpoints (subscriptions through the API).
 pub const WEBHOOKS: &str = "/api/external/webhooks";
 /// `GET` — the embed script, current version (older versions stay at their paths).
@@ -73,6 +77,8 @@ pub const ROUTES: &[RouteSpec] = &[
     route(UPSERT_LEAD, "POST", UPSERT_LEAD),
     route(LEADS, "GET", LEADS),
     route(ME, "GET", ME),
+    route(USAGE, "GET", USAGE),
+    route(REQUESTS, "GET", REQUESTS),
     route(WEBHOOKS, "GET, POST", WEBHOOKS),
     route(
         "/api/external/webhooks/:id",
@@ -135,6 +141,8 @@ pub const ROUTES: &[RouteSpec] = &[
     route("/admin/v1/users/:user_id/keys", "GET, POST", "/admin"),
     route("/admin/v1/keys/:key_id/revoke", "POST", "/admin"),
     route("/admin/v1/keys/:key_id/roll", "POST", "/admin"),
+    route("/admin/v1/keys/:key_id/usage", "GET", "/admin"),
+    route("/admin/v1/users/:user_id/usage", "GET", "/admin"),
 ];
 
 /// Label of requests to paths that are not in the table: scanners probing random

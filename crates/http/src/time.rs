@@ -22,6 +22,26 @@ pub fn format_time(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+/// An RFC 3339 query parameter `name`; a broken one is added to `broken` (and read as
+/// absent), so every broken parameter of a request is named at once.
+pub fn param(
+    name: &str,
+    value: Option<String>,
+    broken: &mut Vec<crate::FieldError>,
+) -> Option<DateTime<Utc>> {
+    let value = value?;
+    match DateTime::parse_from_rfc3339(value.trim()) {
+        Ok(at) => Some(at.with_timezone(&Utc)),
+        Err(_) => {
+            broken.push(crate::FieldError::new(
+                name,
+                "must be an RFC 3339 time, e.g. 2026-12-01T00:00:00Z",
+            ));
+            None
+        }
+    }
+}
+
 impl From<DateTime<Utc>> for Timestamp {
     fn from(at: DateTime<Utc>) -> Self {
         Self(at)

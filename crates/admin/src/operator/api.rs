@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use poem::web::Data;
 use poem::{Endpoint, Request};
-use poem_openapi::param::Path;
+use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::types::{ParseFromJSON, ToJSON};
 use poem_openapi::{ApiResponse, Object, OpenApi, SecurityScheme};
@@ -440,6 +440,47 @@ fn actor(req: &Request, state: &OperatorState) -> Actor {
     }
 }
 
+/// A key's or a whole account's usage over a window.
+#[derive(Debug, Object)]
+pub struct AdminUsage {
+    /// The account.
+    pub user_id: Uuid,
+    /// The key, or null for every key of the account together.
+    pub key_id: Option<Uuid>,
+    /// `minute`, `hour` or `day`.
+    pub interval: String,
+    /// The window's first instant (inclusive).
+    pub from: Timestamp,
+    /// The window's end (exclusive).
+    pub to: Timestamp,
+    /// The non-empty buckets, oldest first.
+    pub usage: Vec<crate::usage::UsageBucket>,
+}
+
+/// Reads `of`'s buckets over the window the parameters ask for.
+async fn usage_of(
+    state: &OperatorState,
+    of: ciq_usage::query::Of,
+    window: Result<ciq_usage::query::Window, HttpError>,
+) -> Result<AdminUsage, HttpError> {
+    let window = window?;
+    let buckets = ciq_usage::query::buckets(&state.db, of, &window)
+        .await
+        .map_err(ciq_usage::UsageError::from)?;
+    let (user_id, key_id) = match of {
+        ciq_usage::query::Of::Key(key) => (key.user_id, Some(key.key_id)),
+        ciq_usage::query::Of::Account(user_id) => (user_id, None),
+    };
+    Ok(AdminUsage {
+        user_id,
+        key_id,
+        interval: window.interval.as_str().to_owned(),
+        from: window.from.into(),
+        to: window.to.into(),
+        usage: crate::usage::UsageBucket::list(buckets),
+    })
+}
+
 /// The operator API.
 pub struct AdminApi;
 
@@ -611,5 +652,75 @@ impl AdminApi {
         .await
         .map(|(row, plain)| created_key(row, plain));
         answer(true, result)
+    }
+
+    /// A key's usage
+    ///
+    /// The key's answers by outcome and the leads it stored, in buckets of `interval`
+    /// (`minute`, `hour`, `day`; UTC) over `[from, to)` (default the last 24 hours), as
+    /// the key itself reads them at `GET /api/external/usage`.
+    #[oai(
+        path = "/keys/:key_id/usage",
+        method = "get",
+        operation_id = "adminKeyUsage"
+    )]
+    async fn key_usage(
+        &self,
+        _auth: AdminToken,
+        key_id: Path<Uuid>,
+        /// `minute` (default), `hour` or `day`.
+        interval: Query<Option<String>>,
+        /// First instant counted (RFC 3339, inclusive).
+        from: Query<Option<String>>,
+        /// End of the window (RFC 3339, exclusive).
+        to: Query<Option<String>>,
+        state: Data<&Arc<OperatorState>>,
+    ) -> AdminResponse<AdminUsage> {
+        let result = async {
+            let key = keys::find_key(&state.db, key_id.0).await?;
+            let of = ciq_usage::query::Of::Key(ciq_usage::KeyRef {
+                key_id: key.id,
+                user_id: key.user_id,
+            });
+            usage_of(&state, of, crate::usage::window(interval.0, from.0, to.0)).await
+        }
+        .await;
+        match result {
+            Ok(usage) => AdminResponse::Ok(Json(usage)),
+            Err(err) => AdminResponse::from(err),
+        }
+    }
+
+    /// An account's usage
+    ///
+    /// Every key of the account together (revoked and expired keys included), in
+    /// buckets as for one key.
+    #[oai(
+        path = "/users/:user_id/usage",
+        method = "get",
+        operation_id = "adminAccountUsage"
+    )]
+    async fn account_usage(
+        &self,
+        _auth: AdminToken,
+        user_id: Path<Uuid>,
+        /// `minute` (default), `hour` or `day`.
+        interval: Query<Option<String>>,
+        /// First instant counted (RFC 3339, inclusive).
+        from: Query<Option<String>>,
+        /// End of the window (RFC 3339, exclusive).
+        to: Query<Option<String>>,
+        state: Data<&Arc<OperatorState>>,
+    ) -> AdminResponse<AdminUsage> {
+        let result = async {
+            let user = users::find_user(&state.db, &user_id.0.to_string()).await?;
+            let of = ciq_usage::query::Of::Account(user.id);
+            usage_of(&state, of, crate::usage::window(interval.0, from.0, to.0)).await
+        }
+        .await;
+        match result {
+            Ok(usage) => AdminResponse::Ok(Json(usage)),
+            Err(err) => AdminResponse::from(err),
+        }
     }
 }

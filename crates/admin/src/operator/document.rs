@@ -155,8 +155,10 @@ mod tests {
             [
                 "/admin/v1/keys/{key_id}/revoke",
                 "/admin/v1/keys/{key_id}/roll",
+                "/admin/v1/keys/{key_id}/usage",
                 "/admin/v1/users",
                 "/admin/v1/users/{user_id}/keys",
+                "/admin/v1/users/{user_id}/usage",
                 "/healthz",
                 "/metrics",
                 "/readyz",

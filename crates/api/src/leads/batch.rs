@@ -479,7 +479,7 @@ async fn batch(
                 BatchOutcome::Created(lead) => Some(&**lead),
                 _ => None,
             });
-            super::quarantine::count_stored(caller, stored);
+            super::quarantine::count_stored(state, caller, stored);
             Ok((BatchCreated::of(results(&outcomes, &refusals)), false))
         }
         Err(err) => {

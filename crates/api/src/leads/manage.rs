@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::{Json, Response};
@@ -22,6 +21,7 @@ use super::Lead;
 use crate::auth::ApiKeyAuth;
 use crate::state::ApiState;
 use crate::tags::ApiTags;
+use ciq_http::time::param as time_param;
 
 /// Leads per page unless `limit` says otherwise.
 pub const DEFAULT_PAGE: u64 = 50;
@@ -212,24 +212,6 @@ crate::responses::error_variants!(EraseResponse {
     500 => Internal,
     503 => Unavailable,
 });
-
-fn time_param(
-    name: &str,
-    value: Option<String>,
-    broken: &mut Vec<FieldError>,
-) -> Option<DateTime<Utc>> {
-    let value = value?;
-    match DateTime::parse_from_rfc3339(&value) {
-        Ok(at) => Some(at.with_timezone(&Utc)),
-        Err(_) => {
-            broken.push(FieldError::new(
-                name,
-                "must be an RFC 3339 time, e.g. 2026-12-01T00:00:00Z",
-            ));
-            None
-        }
-    }
-}
 
 /// A text filter, trimmed (empty: none). Control characters are refused naming the
 /// parameter, as the writes refuse them (PostgreSQL refuses a NUL outright).

@@ -450,7 +450,7 @@ async fn create(
         .await;
     match stored {
         Ok(lead) => {
-            quarantine::count_stored(caller, [&lead]);
+            quarantine::count_stored(state, caller, [&lead]);
             Ok((
                 LeadCreated {
                     success: true,

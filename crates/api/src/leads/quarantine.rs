@@ -63,11 +63,13 @@ pub fn as_submitted(lead: ciq_leads::Lead) -> super::Lead {
     super::Lead::from(ciq_leads::Lead { spam: None, ..lead })
 }
 
-/// Counts the leads of a browser submission that were stored, by what they were.
-pub fn count_stored<'a>(caller: &Caller, stored: impl IntoIterator<Item = &'a ciq_leads::Lead>) {
-    if caller.visitor.is_none() {
-        return;
-    }
+/// Counts the leads `caller` stored, by what they were: in the key's usage, and for a
+/// browser submission in the metrics.
+pub fn count_stored<'a>(
+    state: &ApiState,
+    caller: &Caller,
+    stored: impl IntoIterator<Item = &'a ciq_leads::Lead>,
+) {
     let (mut accepted, mut quarantined) = (0, 0);
     for lead in stored {
         if lead.spam.is_some() {
@@ -76,6 +78,15 @@ pub fn count_stored<'a>(caller: &Caller, stored: impl IntoIterator<Item = &'a ci
             accepted += 1;
         }
     }
-    ciq_http::metrics::record_browser_submissions("accepted", accepted);
-    ciq_http::metrics::record_browser_submissions("spam", quarantined);
+    let key = ciq_usage::KeyRef {
+        key_id: caller.key.key_id,
+        user_id: caller.key.user_id,
+    };
+    state
+        .usage
+        .leads(key, chrono::Utc::now(), accepted + quarantined, quarantined);
+    if caller.visitor.is_some() {
+        ciq_http::metrics::record_browser_submissions("accepted", accepted);
+        ciq_http::metrics::record_browser_submissions("spam", quarantined);
+    }
 }

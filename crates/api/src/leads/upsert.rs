@@ -306,7 +306,12 @@ async fn upsert(
         .upsert(owner, &external_id, patch, new, remembered)
         .await;
     let outcome = match stored {
-        Ok(Some(upserted)) => return Ok((answer_of(&upserted), false)),
+        Ok(Some(upserted)) => {
+            if let Upserted::Created(lead) = &upserted {
+                super::quarantine::count_stored(state, caller, [&**lead]);
+            }
+            return Ok((answer_of(&upserted), false));
+        }
         // No lead has the external id, and the body is no lead to create.
         Ok(None) => HttpError::validation_failed(create_rules),
         Err(err) => HttpError::from(err),

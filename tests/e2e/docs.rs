@@ -42,7 +42,23 @@ async fn the_home_page_points_to_the_docs_and_the_settings(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(resp.status(), 303);
-    assert_eq!(resp.headers()["location"], "/settings/api-keys");
+    assert!(
+        resp.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("/login"),
+        "Settings needs a sign-in"
+    );
+    // A signed-in owner opening the home page goes on to the overview.
+    let owner = ciq_e2e::console::signed_in(&app, "owner@acme.test", "/settings").await;
+    let resp = owner
+        .client
+        .get(format!("{}/", app.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    assert_eq!(resp.headers()["location"], "/settings");
 }
 
 async fn the_public_document_holds_no_operator_paths(app: TestApp) {

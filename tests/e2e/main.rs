@@ -28,6 +28,7 @@ mod revocation;
 mod settings;
 mod settings_browser;
 mod settings_leads;
+mod settings_usage;
 mod subscriptions;
 mod swagger;
 mod topology;

@@ -258,7 +258,7 @@ async fn the_leads_page_filters_opens_and_exports_and_every_page_is_accessible()
         name: name.into(),
         ..ciq_admin::keys::NewKey::default()
     };
-    let (_, website) = app.create_key_with(user, new_key("Website")).await;
+    let (website_id, website) = app.create_key_with(user, new_key("Website")).await;
     let (crm_id, crm) = app.create_key_with(user, new_key("CRM")).await;
     let lead = |name: &str, source: &str, status: &str| {
         let mut body = ciq_e2e::reference_curl_body();
@@ -297,6 +297,43 @@ async fn the_leads_page_filters_opens_and_exports_and_every_page_is_accessible()
     assert_accessible(c, axe.as_deref(), "sign-in page").await;
     submit_sign_in(c, "owner@acme.test", "correct horse battery").await;
     assert_accessible(c, axe.as_deref(), "keys page").await;
+    // The overview, from the navigation: its chart and tables.
+    app.states.usage.flush().await.unwrap();
+    find(c, "nav.sections a[href='/settings']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    find(c, "#leads-title").await;
+    find(c, "figure.chart svg[role=img]").await;
+    assert_accessible(c, axe.as_deref(), "overview").await;
+    c.goto(&format!("{}/settings/api-keys", app.base_url))
+        .await
+        .unwrap();
+    // A key's page, from its name in the list: the chart, its figures, the log.
+    let refused = app
+        .client
+        .get(format!("{}/api/external/leads", app.base_url))
+        .header("X-API-Key", &website)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    app.states.usage.flush().await.unwrap();
+    let link: &'static str = format!("a[href='/settings/api-keys/{website_id}']").leak();
+    find(c, link).await.click().await.unwrap();
+    find(c, "figure.chart svg[role=img]").await;
+    find(c, "details.figures summary")
+        .await
+        .click()
+        .await
+        .unwrap();
+    let log = find(c, "table.stacked tbody").await.text().await.unwrap();
+    assert!(log.contains("insufficient_scope"), "{log}");
+    assert_accessible(c, axe.as_deref(), "key page").await;
+    c.goto(&format!("{}/settings/api-keys", app.base_url))
+        .await
+        .unwrap();
     // The allowed-origins field is there while only "create" is ticked.
     let origins = find(c, "#origins-field").await;
     assert!(origins.is_displayed().await.unwrap());

@@ -180,7 +180,10 @@ impl SessionStore {
                         Err(first) => {
                             tracing::debug!(error = %first, "session read failed; retrying once");
                             tokio::time::sleep(Duration::from_millis(50)).await;
-                            hgetall.query_async(&mut conn).await.map_err(redis_trouble)?
+                            hgetall
+                                .query_async(&mut conn)
+                                .await
+                                .map_err(redis_trouble)?
                         }
                     };
                 let session = (|| {

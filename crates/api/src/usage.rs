@@ -37,7 +37,7 @@ pub async fn track<E: Endpoint>(endpoint: E, mut req: Request) -> poem::Result<R
         .clone();
     let slot = Arc::new(UsageSlot::default());
     req.extensions_mut().insert(slot.clone());
-    let asked = Asked::of(&req, &state);
+    let asked = Asked::of(&req);
     let result = endpoint.call(req).await;
     let Some(key) = slot.key.get().copied() else {
         return result.map(IntoResponse::into_response);
@@ -55,64 +55,72 @@ pub async fn track<E: Endpoint>(endpoint: E, mut req: Request) -> poem::Result<R
         state.usage.log(
             key,
             LogEntry {
-                at,
-                status,
                 code,
                 field,
                 message,
-                ..asked.entry(at)
+                ..asked.entry(&state, at, status)
             },
         );
     }
     Ok(resp)
 }
 
-/// What the request log keeps of a request, taken before it is handled.
+/// What the request log keeps of a request, taken before it is handled: references
+/// to the request's own parts (no copy), made text only for an answer that is logged.
 struct Asked {
-    method: String,
-    path: String,
-    request_id: Option<String>,
-    client: Option<String>,
-    origin: Option<String>,
-    user_agent: Option<String>,
+    method: poem::http::Method,
+    uri: poem::http::Uri,
+    request_id: Option<ciq_http::request_id::RequestId>,
+    remote: poem::web::RemoteAddr,
+    forwarded_for: Option<poem::http::HeaderValue>,
+    origin: Option<poem::http::HeaderValue>,
+    user_agent: Option<poem::http::HeaderValue>,
 }
 
 impl Asked {
-    fn of(req: &Request, state: &ApiState) -> Self {
-        let header = |name: &str| {
-            req.headers()
-                .get(name)
-                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-        };
+    fn of(req: &Request) -> Self {
+        let header = |name: &str| req.headers().get(name).cloned();
         Self {
-            method: req.method().as_str().to_owned(),
-            path: req.uri().path().chars().take(255).collect(),
+            method: req.method().clone(),
+            uri: req.uri().clone(),
             request_id: req
                 .extensions()
                 .get::<ciq_http::request_id::RequestId>()
-                .map(|id| id.0.to_string()),
-            client: ciq_usage::address::truncated(&ciq_http::client::client_address(
-                req,
-                state.trust_forwarded_for,
-            )),
-            origin: header("origin").map(|o| o.chars().take(255).collect()),
+                .cloned(),
+            remote: req.remote_addr().clone(),
+            forwarded_for: header("x-forwarded-for"),
+            origin: header("origin"),
             user_agent: header("user-agent"),
         }
     }
 
-    fn entry(self, at: chrono::DateTime<chrono::Utc>) -> LogEntry {
+    /// The log row of this request, answered at `at` with `status`.
+    fn entry(self, state: &ApiState, at: chrono::DateTime<chrono::Utc>, status: u16) -> LogEntry {
+        let text = |v: Option<poem::http::HeaderValue>, chars: usize| {
+            v.map(|v| {
+                String::from_utf8_lossy(v.as_bytes())
+                    .chars()
+                    .take(chars)
+                    .collect()
+            })
+        };
+        let client = ciq_http::client::client_address_of(
+            &self.remote,
+            self.forwarded_for.as_ref(),
+            state.trust_forwarded_for,
+        );
         LogEntry {
             at,
-            method: self.method,
-            path: self.path,
-            status: 0,
+            method: self.method.as_str().to_owned(),
+            path: self.uri.path().chars().take(255).collect(),
+            status,
             code: None,
             field: None,
             message: None,
-            request_id: self.request_id,
-            client: self.client,
-            origin: self.origin,
-            user_agent: self.user_agent,
+            request_id: self.request_id.map(|id| id.0.to_string()),
+            client: ciq_usage::address::truncated(&client),
+            origin: text(self.origin, 255),
+            user_agent: text(self.user_agent, ciq_usage::recorder::USER_AGENT_CHARS),
         }
     }
 }

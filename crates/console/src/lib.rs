@@ -2,9 +2,11 @@
 //! without JavaScript (a little script only adds the copy buttons).
 //!
 //! One module per resource, each with its routes and handlers, its markup in
-//! [`views`]: [`session`] (`/`, sign-in and out), [`keys`] (`/settings/api-keys…`),
+//! [`views`]: [`session`] (`/`, sign-in and out), [`dashboard`] (`/settings`, the
+//! overview), [`keys`] (`/settings/api-keys…`),
 //! [`leads`] (`/settings/leads…`, the export), [`imports`] (`/settings/leads/imports…`),
-//! [`webhooks`] (`/settings/webhooks…`). What every page shares is apart:
+//! [`webhooks`] (`/settings/webhooks…`), [`usage`] (a key's page: its usage and request
+//! log, `/settings/api-keys/{id}…`). What every page shares is apart:
 //! [`middleware`] (the store's bound, body caps, no caching or framing), [`cookies`],
 //! and [`extract`] — the extractors a handler starts from (`SignedIn`, `SignedInForm`
 //! with its CSRF token checked, `Owned` rows found in the owner's account) and the
@@ -16,6 +18,7 @@
 //! client address.
 
 pub mod cookies;
+pub mod dashboard;
 pub mod extract;
 pub mod imports;
 pub mod keys;
@@ -23,6 +26,7 @@ pub mod leads;
 pub mod middleware;
 pub mod session;
 pub mod state;
+pub mod usage;
 pub mod views;
 pub mod webhooks;
 
@@ -41,7 +45,9 @@ pub use state::ConsoleState;
 /// Adds the account owners' routes to `route`.
 pub fn attach(route: Route, state: Arc<ConsoleState>) -> Route {
     let route = session::routes(route, &state);
+    let route = dashboard::routes(route, &state);
     let route = keys::routes(route, &state);
+    let route = usage::routes(route, &state);
     let route = leads::routes(route, &state);
     let route = imports::routes(route, &state);
     webhooks::routes(route, &state)

@@ -18,7 +18,7 @@ use ciq_http::routes::{LOGIN, LOGOUT, LOGOUT_EVERYWHERE, SETTINGS_API_KEYS};
 use ciq_limiter::Bucket;
 
 use crate::cookies::{LOGIN_CSRF_COOKIE, SESSION_COOKIE, cookie, set_cookie};
-use crate::extract::{CsrfForm, PageError, SignedInForm, tokens_match};
+use crate::extract::{CsrfForm, PageError, SignedIn, SignedInForm, tokens_match};
 use crate::middleware::{page, protect};
 use crate::state::ConsoleState;
 use crate::views;
@@ -40,23 +40,26 @@ pub const LOGIN_EMAIL_CEILING_WINDOWS: u32 = 15;
 /// The session pages' routes.
 pub(crate) fn routes(route: Route, state: &Arc<ConsoleState>) -> Route {
     route
-        .at("/", get(home).map_to_response().after(protect))
-        .at("/settings", page(state, get(settings_index)))
+        .at(
+            "/",
+            get(home)
+                .data(state.clone())
+                .map_to_response()
+                .after(protect),
+        )
         .at(LOGIN, page(state, get(login_page).post(login)))
         .at(LOGOUT, page(state, post(logout)))
         .at(LOGOUT_EVERYWHERE, page(state, post(logout_everywhere)))
 }
 
-/// `GET /`: a person who opens the gateway's address learns where to go.
+/// `GET /`: a person who opens the gateway's address learns where to go; a signed-in
+/// owner goes on to their overview.
 #[handler]
-async fn home() -> Response {
+async fn home(signed_in: Option<SignedIn>) -> Response {
+    if signed_in.is_some() {
+        return views::redirect(ciq_http::routes::SETTINGS);
+    }
     views::page(StatusCode::OK, views::session::home())
-}
-
-/// `GET /settings`: Settings opens on the API keys.
-#[handler]
-async fn settings_index() -> Response {
-    views::redirect(SETTINGS_API_KEYS)
 }
 
 #[derive(Deserialize)]

@@ -6,19 +6,31 @@ use poem::Request;
 /// `X-Forwarded-For` entry, the one that proxy added itself (earlier entries come
 /// from the client and could be anything).
 pub fn client_address(req: &Request, trust_forwarded_for: bool) -> String {
-    let forwarded = trust_forwarded_for
-        .then(|| req.headers().get("x-forwarded-for"))
-        .flatten()
+    client_address_of(
+        req.remote_addr(),
+        req.headers().get("x-forwarded-for"),
+        trust_forwarded_for,
+    )
+}
+
+/// [`client_address`] from the parts of a request kept after it was handed on: its
+/// peer and its `X-Forwarded-For`.
+pub fn client_address_of(
+    remote: &poem::web::RemoteAddr,
+    forwarded_for: Option<&poem::http::HeaderValue>,
+    trust_forwarded_for: bool,
+) -> String {
+    let forwarded = forwarded_for
+        .filter(|_| trust_forwarded_for)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.rsplit(',').next())
         .map(str::trim)
         .filter(|v| !v.is_empty());
     match forwarded {
         Some(addr) => addr.to_owned(),
-        None => req
-            .remote_addr()
+        None => remote
             .as_socket_addr()
-            .map_or_else(|| req.remote_addr().to_string(), |a| a.ip().to_string()),
+            .map_or_else(|| remote.to_string(), |a| a.ip().to_string()),
     }
 }
 

@@ -40,6 +40,8 @@ pub const LOGIN: &str = "/login";
 pub const LOGOUT: &str = "/logout";
 /// Sign-out of every session of the account (a form post).
 pub const LOGOUT_EVERYWHERE: &str = "/logout/everywhere";
+/// Settings → Overview: where Settings opens.
+pub const SETTINGS: &str = "/settings";
 /// Settings → API Key.
 pub const SETTINGS_API_KEYS: &str = "/settings/api-keys";
 /// Settings → Leads.
@@ -101,7 +103,7 @@ pub const ROUTES: &[RouteSpec] = &[
     route(LOGIN, "GET, POST", LOGIN),
     route(LOGOUT, "POST", LOGIN),
     route(LOGOUT_EVERYWHERE, "POST", LOGIN),
-    route("/settings", "GET", "/settings"),
+    route(SETTINGS, "GET", "/settings"),
     route(SETTINGS_API_KEYS, "GET, POST", "/settings"),
     route(
         "/settings/api-keys/:key_id/revoke",
@@ -109,6 +111,13 @@ pub const ROUTES: &[RouteSpec] = &[
         "/settings",
     ),
     route("/settings/api-keys/:key_id/roll", "POST", "/settings"),
+    route("/settings/api-keys/:key_id", "GET", "/settings"),
+    route("/settings/api-keys/:key_id/usage.csv", "GET", "/settings"),
+    route(
+        "/settings/api-keys/:key_id/requests.csv",
+        "GET",
+        "/settings",
+    ),
     route(SETTINGS_LEADS, "GET", "/settings"),
     route(SETTINGS_LEADS_EXPORT, "GET", "/settings"),
     // Before `/settings/leads/:lead_id`, which would match them too.

@@ -11,6 +11,7 @@
 //! - [`group_commit`]: concurrent creates share one INSERT and one commit.
 //! - [`idempotency`]: Stripe's `Idempotency-Key` semantics, per account.
 //! - [`events`]: lead events for ciq-webhooks' outbox: types, payload, attributes.
+//! - [`stats`]: leads per day and top sources, for the owner's dashboard.
 //! - [`spam`]: the quarantine: spam reasons, the rules browser submissions pass through.
 //! - [`attribution`]: where a lead came from and what it agreed to (set once).
 //! - [`violation`], [`time`]: a broken rule, and times as answers write them.
@@ -25,6 +26,7 @@ pub mod money;
 pub mod rules;
 pub mod service;
 pub mod spam;
+pub mod stats;
 pub mod store;
 pub mod time;
 pub mod violation;

@@ -162,7 +162,7 @@ pub fn keys(
                         tbody {
                             @for key in keys {
                                 tr {
-                                    td data-label="Name" { (key.name) }
+                                    td data-label="Name" { a href=(format!("{}/{}", ciq_http::routes::SETTINGS_API_KEYS, key.id)) { (key.name) } }
                                     td data-label="Key" { code { (key.display_prefix) "…" } }
                                     td data-label="Status" { span class=(format!("badge {}", key.status)) { (key.status) } }
                                     td data-label="May" {

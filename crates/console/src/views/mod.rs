@@ -2,10 +2,13 @@
 //! what several pages share here, each resource's pages in a module of its own with the
 //! choices its forms offer.
 
+pub mod chart;
+pub mod dashboard;
 pub mod imports;
 pub mod keys;
 pub mod leads;
 pub mod session;
+pub mod usage;
 pub mod webhooks;
 
 use chrono::{DateTime, Utc};
@@ -59,8 +62,8 @@ header { background:#fff; border-bottom:1px solid var(--line); }
 .brand { font-weight:700; font-size:18px; color:var(--brand); }
 .crumb { color:var(--muted); }
 .who { margin-left:auto; display:flex; gap:8px; align-items:center; flex-wrap:wrap; }
-nav.sections { display:flex; gap:4px; }
-nav.sections a { padding:6px 10px; border-radius:6px; color:var(--ink); text-decoration:none; font-weight:600; }
+nav.sections { display:flex; flex-wrap:wrap; gap:4px; }
+nav.sections a { white-space:nowrap; padding:6px 10px; border-radius:6px; color:var(--ink); text-decoration:none; font-weight:600; }
 nav.sections a[aria-current=page] { background:#e8edff; color:#2541b2; }
 form.filters { display:flex; gap:12px 16px; flex-wrap:wrap; align-items:flex-end; }
 form.filters input, form.filters select { min-width:0; }
@@ -114,6 +117,31 @@ fieldset.scopes legend { font-weight:600; }
 .scroll { overflow-x:auto; }
 table.mapping select { min-width:0; }
 td.problem { color:var(--bad); }
+figure.chart { margin:0; }
+figure.chart figcaption { font-weight:600; margin-bottom:8px; }
+.plot { display:flex; gap:8px; }
+.plot svg { flex:1; min-width:0; height:160px; display:block; }
+.yaxis { display:flex; flex-direction:column; justify-content:space-between; height:160px; min-width:3em; font-size:12px; color:var(--muted); text-align:right; line-height:1; }
+.xaxis { display:flex; justify-content:space-between; gap:8px; margin:4px 0 0 calc(3em + 8px); font-size:12px; color:var(--muted); }
+line.grid { stroke:var(--line); stroke-width:1; vector-effect:non-scaling-stroke; }
+.bar-ok { fill:#2f9e44; background:#2f9e44; }
+.bar-client { fill:#e67700; background:#e67700; }
+.bar-limited { fill:#7048e8; background:#7048e8; }
+.bar-server { fill:#e03131; background:#e03131; }
+.bar-brand { fill:#3b5bdb; background:#3b5bdb; }
+ul.legend { list-style:none; display:flex; flex-wrap:wrap; gap:4px 16px; padding:0; margin:8px 0 0; font-size:13px; }
+.swatch { display:inline-block; width:10px; height:10px; border-radius:2px; margin-right:6px; }
+details.figures { margin-top:8px; font-size:14px; }
+details.figures summary { cursor:pointer; color:#2541b2; }
+.tiles { display:grid; grid-template-columns:repeat(auto-fit, minmax(150px, 1fr)); gap:12px; margin-bottom:16px; }
+.tile { border:1px solid var(--line); border-radius:8px; padding:10px 14px; }
+.tile b { display:block; font-size:22px; }
+.tile span { color:var(--muted); font-size:13px; }
+nav.ranges { display:flex; gap:4px; flex-wrap:wrap; }
+nav.ranges a { padding:4px 10px; border-radius:6px; border:1px solid var(--line); color:var(--ink); text-decoration:none; font-size:14px; }
+nav.ranges a[aria-current=true] { background:#e8edff; border-color:#a5b8ff; color:#2541b2; font-weight:600; }
+.status-4 { color:var(--warn); font-weight:600; }
+.status-5 { color:var(--bad); font-weight:600; }
 /* A phone's width: nothing scrolls sideways; each table row becomes a card of labelled values. */
 @media (max-width: 640px) {
   .bar { flex-wrap:wrap; padding:12px 16px; gap:10px; }
@@ -183,6 +211,8 @@ impl Flash {
 pub enum Section {
     /// Pages outside Settings (home, sign-in, messages).
     None,
+    /// Settings → Overview.
+    Overview,
     /// Settings → API Key.
     ApiKeys,
     /// Settings → Leads.
@@ -247,6 +277,7 @@ pub(crate) fn layout_refreshing(
                     span.brand { "ConvertIQ" }
                     @if section != Section::None {
                         nav.sections aria-label="Settings" {
+                            a href="/settings" aria-current=[(section == Section::Overview).then_some("page")] { "Overview" }
                             a href="/settings/api-keys" aria-current=[(section == Section::ApiKeys).then_some("page")] { "API keys" }
                             a href="/settings/leads" aria-current=[(section == Section::Leads).then_some("page")] { "Leads" }
                             a href="/settings/webhooks" aria-current=[(section == Section::Webhooks).then_some("page")] { "Webhooks" }
@@ -259,6 +290,19 @@ pub(crate) fn layout_refreshing(
             }
         }
     }
+}
+
+/// A count with its thousands grouped (`25,299`), as the pages show totals.
+pub(crate) fn grouped(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
 }
 
 /// A time as the pages show it (UTC, to the minute; "—" for none).
@@ -293,4 +337,15 @@ pub fn come_back(status: StatusCode, title: &str, text: &str, seconds: u64) -> R
         poem::http::HeaderValue::from(seconds),
     );
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn counts_are_grouped_by_thousands() {
+        assert_eq!(super::grouped(0), "0");
+        assert_eq!(super::grouped(999), "999");
+        assert_eq!(super::grouped(25_299), "25,299");
+        assert_eq!(super::grouped(1_000_000), "1,000,000");
+    }
 }

@@ -1,0 +1,243 @@
+//! Settings → a key's page: its usage chart with totals and its request log, both
+//! exportable as CSV; only its owner reaches any of it.
+
+use ciq_admin::keys::NewKey;
+use ciq_admin::{Scope, Scopes};
+use ciq_e2e::console::{browser_like_client, get_html, signed_in};
+use ciq_e2e::{Backend, TestApp, reference_curl_body};
+use serde_json::json;
+
+ciq_e2e::with_each_backend!(
+    a_key_page_shows_its_usage_and_log_and_exports_both,
+    another_owner_reaches_nothing_of_a_key_page,
+    the_overview_adds_up_the_owners_leads_keys_and_nothing_else,
+);
+
+/// A key that made 2 creates, a refused create (with a user agent that would be a
+/// formula in a spreadsheet) and a refused list: its page counts them, draws them, lists
+/// the two refusals with their request ids, and exports both.
+async fn a_key_page_shows_its_usage_and_log_and_exports_both(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let owner = signed_in(&app, "owner@acme.test", "/settings/api-keys").await;
+    let (key_id, key) = app
+        .create_key_with(
+            owner.user,
+            NewKey {
+                name: "Website form".into(),
+                scopes: Scopes::of(&[Scope::LeadsCreate, Scope::LeadsRead]),
+                ..NewKey::default()
+            },
+        )
+        .await;
+    for _ in 0..2 {
+        assert_eq!(
+            app.post_lead(Some(&key), &reference_curl_body())
+                .await
+                .status(),
+            201
+        );
+    }
+    let mut broken = reference_curl_body();
+    broken["lead"]["email"] = json!("not-an-email");
+    let refused = app
+        .client
+        .post(format!("{}/api/external/leads/create", app.base_url))
+        .header("Content-Type", "application/json")
+        .header("X-API-Key", &key)
+        .header("User-Agent", "=HYPERLINK(\"http://evil.example\")")
+        .body(broken.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 422);
+    let request_id = refused.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let listed = app
+        .client
+        .get(format!("{}/api/external/leads?limit=0", app.base_url))
+        .header("X-API-Key", &key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.status(), 422);
+    app.states.usage.flush().await.unwrap();
+
+    let path = format!("/settings/api-keys/{key_id}");
+    let (status, html) = get_html(&owner.client, &app, &path).await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("Website form"));
+    assert!(html.contains("<b>4</b><span>requests</span>"), "{html}");
+    assert!(html.contains("<b>2</b><span>not 2xx</span>"));
+    assert!(html.contains("<b>2</b><span>leads stored</span>"));
+    assert!(html.contains("<svg"), "a chart");
+    assert!(html.contains("Requests by outcome, last 24 hours: 4 in all over 24 bars"));
+    assert!(html.contains(&request_id), "the log names the request id");
+    assert!(html.contains("lead.email"));
+    assert!(!html.contains(&key), "never the key");
+    // The keys list leads here.
+    let (_, list) = get_html(&owner.client, &app, "/settings/api-keys").await;
+    assert!(list.contains(&format!("href=\"{path}\"")));
+
+    // Other spans and filters.
+    let (status, month) = get_html(&owner.client, &app, &format!("{path}?range=30d")).await;
+    assert_eq!(status, 200);
+    assert!(month.contains("over 30 bars"));
+    let (_, failed) = get_html(&owner.client, &app, &format!("{path}?status=5xx")).await;
+    assert!(failed.contains("Nothing here"));
+    assert!(!failed.contains(&request_id));
+    for bad in ["?range=1y", "?status=200", "?cursor=xyz"] {
+        let (status, page) = get_html(&owner.client, &app, &format!("{path}{bad}")).await;
+        assert_eq!(status, 422, "{bad}: {page}");
+    }
+
+    // The exports.
+    let resp = owner
+        .client
+        .get(format!("{}{path}/usage.csv", app.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment; filename=\"usage-ciq_")
+    );
+    let csv = resp.text().await.unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 25, "the header and 24 hours");
+    assert_eq!(
+        lines[0],
+        "start,success,client_error,rate_limited,server_error,leads_created,spam,dropped"
+    );
+    assert!(lines[24].ends_with(",2,2,0,0,2,0,0"), "{csv}");
+    let csv = owner
+        .client
+        .get(format!("{}{path}/requests.csv", app.base_url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+    assert!(csv.contains(&request_id));
+    assert!(
+        csv.contains("\"'=HYPERLINK(\"\"http://evil.example\"\")\""),
+        "the formula guard: {csv}"
+    );
+    app.stop().await;
+}
+
+/// Another owner's key id is "not found" on the page and both exports; signed out, the
+/// page sends to sign-in.
+async fn another_owner_reaches_nothing_of_a_key_page(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let owner = app.create_user("owner@acme.test").await;
+    let (key_id, _) = app.create_key_with(owner, NewKey::default()).await;
+    let other = signed_in(&app, "other@else.test", "/settings/api-keys").await;
+    for suffix in ["", "/usage.csv", "/requests.csv"] {
+        let path = format!("/settings/api-keys/{key_id}{suffix}");
+        let (status, html) = get_html(&other.client, &app, &path).await;
+        assert_eq!(status, 404, "{path}: {html}");
+        assert!(html.contains("Key not found"));
+    }
+    let stranger = browser_like_client();
+    let resp = stranger
+        .get(format!("{}/settings/api-keys/{key_id}", app.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    assert!(
+        resp.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("/login")
+    );
+    app.stop().await;
+}
+
+/// The overview: the owner's leads of 30 days (spam left out), their sources, what each
+/// active key did in 24 hours; another owner's leads and keys are not in any figure.
+async fn the_overview_adds_up_the_owners_leads_keys_and_nothing_else(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let owner = signed_in(&app, "owner@acme.test", "/settings").await;
+    let (_, web) = app
+        .create_key_with(
+            owner.user,
+            NewKey {
+                name: "Website form".into(),
+                ..NewKey::default()
+            },
+        )
+        .await;
+    let (_, crm) = app
+        .create_key_with(
+            owner.user,
+            NewKey {
+                name: "CRM sync".into(),
+                ..NewKey::default()
+            },
+        )
+        .await;
+    let lead = |source: &str| {
+        let mut body = reference_curl_body();
+        body["lead"]["source"] = json!(source);
+        body
+    };
+    for _ in 0..3 {
+        assert_eq!(
+            app.post_lead(Some(&web), &lead("Website Form"))
+                .await
+                .status(),
+            201
+        );
+    }
+    assert_eq!(app.post_lead(Some(&crm), &lead("CRM")).await.status(), 201);
+    let mut spam = lead("Spam Source");
+    spam["honeypot"] = json!("bot");
+    assert_eq!(app.post_lead(Some(&web), &spam).await.status(), 201);
+    let mut broken = lead("CRM");
+    broken["lead"]["email"] = json!("nope");
+    assert_eq!(app.post_lead(Some(&crm), &broken).await.status(), 422);
+    let (_, stranger) = app.user_with_key("other@else.test").await;
+    for _ in 0..5 {
+        assert_eq!(
+            app.post_lead(Some(&stranger), &lead("Elsewhere"))
+                .await
+                .status(),
+            201
+        );
+    }
+    app.states.usage.flush().await.unwrap();
+
+    let (status, html) = get_html(&owner.client, &app, "/settings").await;
+    assert_eq!(status, 200, "{html}");
+    assert!(
+        html.contains("<b>4</b><span>leads in 30 days</span>"),
+        "{html}"
+    );
+    assert!(html.contains("<b>4</b><span>today</span>"));
+    assert!(html.contains("<b>6</b><span>API requests in 24 hours</span>"));
+    assert!(html.contains("<b>1</b><span>of them not 2xx</span>"));
+    assert!(html.contains("Leads per day, last 30 days: 4 in all over 30 bars"));
+    let website = html.find(">Website Form</a>").expect("the top source");
+    let crm_source = html.find(">CRM</a>").expect("the second source");
+    assert!(website < crm_source, "most first");
+    assert!(html.contains("75 %") && html.contains("25 %"));
+    assert!(!html.contains("Elsewhere") && !html.contains("Spam Source"));
+    assert!(html.contains("Website form") && html.contains("CRM sync"));
+    assert!(html.contains("No import under way."));
+    assert!(html.contains("aria-current=\"page\">Overview</a>"));
+    app.stop().await;
+}

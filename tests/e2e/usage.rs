@@ -142,6 +142,7 @@ async fn a_scripted_sequence_is_counted_exactly_across_two_instances(backend: Ba
         json!({"success": 4, "client_error": 3, "rate_limited": 0, "server_error": 0,
                "leads_created": 6, "spam": 1, "dropped": 0})
     );
+    assert!(a.metrics_text().await.contains("ciq_usage_flushes_total"));
     let bucket = &first["usage"][0];
     assert!(
         bucket["start"].as_str().unwrap().ends_with(":00:00.000Z"),

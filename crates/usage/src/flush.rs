@@ -73,13 +73,21 @@ impl Flusher {
     }
 
     /// Writes everything counted so far; on failure puts it back for the next flush.
+    /// Counted in `ciq_usage_flushes_total` and `ciq_usage_rows_written_total{table}`.
     pub async fn flush(&self) -> Result<Flushed, sea_orm::DbErr> {
         let batch = self.recorder.take();
         if batch.is_empty() {
             return Ok(Flushed::default());
         }
         match write(&self.db, &batch).await {
-            Ok(flushed) => Ok(flushed),
+            Ok(flushed) => {
+                metrics::counter!("ciq_usage_flushes_total").increment(1);
+                metrics::counter!("ciq_usage_rows_written_total", "table" => "key_usage")
+                    .increment(flushed.buckets as u64);
+                metrics::counter!("ciq_usage_rows_written_total", "table" => "request_log")
+                    .increment(flushed.log_rows as u64);
+                Ok(flushed)
+            }
             Err(err) => {
                 self.recorder.restore(batch);
                 Err(err)

@@ -64,6 +64,18 @@ UNSTATABLE_DETAILS = [
     ("POST /api/external/webhooks", "url", "points at "),
     ("POST /api/external/webhooks", "url", "is required"),
     ("GET /api/external/webhooks", "url", "must be an absolute URL"),
+    # A usage window's rules are across `from` and `to` (before it, at most 1 440
+    # buckets before it) and relative to the time of the request (minute buckets only
+    # within the last 48 hours).
+    *[
+        (operation, "from", rule)
+        for operation in [
+            "GET /api/external/usage",
+            "GET /admin/v1/keys/{key_id}/usage",
+            "GET /admin/v1/users/{user_id}/usage",
+        ]
+        for rule in ["must be before to", "must be at most ", "must be within the last "]
+    ],
 ]
 
 # Conflicts that depend on stored state: (operation, code), each with its reason.

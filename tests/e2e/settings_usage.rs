@@ -11,6 +11,7 @@ ciq_e2e::with_each_backend!(
     a_key_page_shows_its_usage_and_log_and_exports_both,
     another_owner_reaches_nothing_of_a_key_page,
     the_overview_adds_up_the_owners_leads_keys_and_nothing_else,
+    revoked_keys_fold_away_activity_names_its_key_and_unknown_pages_are_html,
 );
 
 /// A key that made 2 creates, a refused create (with a user agent that would be a
@@ -239,5 +240,61 @@ async fn the_overview_adds_up_the_owners_leads_keys_and_nothing_else(backend: Ba
     assert!(html.contains("Website form") && html.contains("CRM sync"));
     assert!(html.contains("No import under way."));
     assert!(html.contains("aria-current=\"page\">Overview</a>"));
+    app.stop().await;
+}
+
+/// Revoked keys are folded away under the working ones; each line of the key activity
+/// names its key; a path under Settings that is no page answers an HTML 404.
+async fn revoked_keys_fold_away_activity_names_its_key_and_unknown_pages_are_html(
+    backend: Backend,
+) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let owner = signed_in(&app, "owner@acme.test", "/settings/api-keys").await;
+    let named = |name: &str| NewKey {
+        name: name.into(),
+        ..NewKey::default()
+    };
+    let (old_id, _) = app.create_key_with(owner.user, named("Old form")).await;
+    app.create_key_with(owner.user, named("Live form")).await;
+    ciq_admin::keys::revoke_key(&app.db, old_id, &ciq_admin::keys::Actor::cli())
+        .await
+        .unwrap();
+    let (status, html) = get_html(&owner.client, &app, "/settings/api-keys").await;
+    assert_eq!(status, 200);
+    let folded = html
+        .find("<details class=\"revoked\">")
+        .expect("revoked keys folded");
+    let live = html.find(">Live form</a>").unwrap();
+    let old = html.rfind(">Old form</a>").unwrap();
+    assert!(
+        live < folded && folded < old,
+        "live first, the revoked one folded below"
+    );
+    assert!(html.contains("Revoked keys (1)"));
+    // The activity names the key: "revoked “Old form”".
+    assert!(
+        html.contains(&format!(
+            "<strong>revoked</strong> <a href=\"/settings/api-keys/{old_id}\">“Old form”</a>"
+        )),
+        "{html}"
+    );
+    for path in ["/settings/nothing-here", "/settings/api-keys/x/y/z"] {
+        let resp = owner
+            .client
+            .get(format!("{}{path}", app.base_url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 404, "{path}");
+        assert!(
+            resp.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html")
+        );
+        assert!(resp.text().await.unwrap().contains("Page not found"));
+    }
     app.stop().await;
 }

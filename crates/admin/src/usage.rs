@@ -56,6 +56,34 @@ impl UsageBucket {
     }
 }
 
+/// What the documents say of the window parameters (`interval`, `from`, `to`), for
+/// every operation that takes them: the rules a schema can state.
+pub fn window_parameter_schemas() -> [(&'static str, serde_json::Value); 3] {
+    let time = serde_json::json!({"type": "string", "format": "date-time"});
+    [
+        (
+            "interval",
+            serde_json::json!({"type": "string", "enum": ["minute", "hour", "day"],
+                "default": "minute"}),
+        ),
+        ("from", time.clone()),
+        ("to", time),
+    ]
+}
+
+/// Sets the window parameters' schemas ([`window_parameter_schemas`]) on the `get` of
+/// `path` in `doc`.
+pub fn document_window_parameters(doc: &mut serde_json::Value, path: &str) {
+    let Some(params) = doc["paths"][path]["get"]["parameters"].as_array_mut() else {
+        return;
+    };
+    for (name, schema) in window_parameter_schemas() {
+        for param in params.iter_mut().filter(|p| p["name"] == name) {
+            param["schema"] = schema.clone();
+        }
+    }
+}
+
 /// The window asked for by `interval` (`minute` when absent), `from` and `to` (RFC
 /// 3339), checked now: 422 naming each broken parameter, then the window's own rules
 /// (see [`Window::new`]).

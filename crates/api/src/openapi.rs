@@ -689,6 +689,27 @@ fn state_webhook_rules(doc: &mut Value) {
 fn type_parameters(doc: &mut Value) {
     use crate::leads::manage::{DEFAULT_PAGE, MAX_PAGE};
     let time = json!({"type": "string", "format": "date-time"});
+    // Parameters whose name another operation uses with other rules: set after the
+    // shared ones below.
+    let own = [
+        (
+            "/api/external/requests",
+            "limit",
+            json!({"type": "integer", "format": "int32", "minimum": 1,
+                "maximum": ciq_usage::query::MAX_LOG_PAGE,
+                "default": ciq_usage::query::DEFAULT_LOG_PAGE}),
+        ),
+        (
+            "/api/external/requests",
+            "status",
+            json!({"type": "string", "pattern": "^([45][0-9]{2}|[45]xx|[45]XX)?$"}),
+        ),
+        (
+            "/api/external/requests",
+            "cursor",
+            json!({"type": "string", "format": "uuid"}),
+        ),
+    ];
     let typed = [
         (
             "Idempotency-Key",
@@ -742,6 +763,24 @@ fn type_parameters(doc: &mut Value) {
                     param["schema"] = schema.clone();
                 }
             }
+        }
+    }
+    ciq_admin::usage::document_window_parameters(doc, ciq_http::routes::USAGE);
+    for (path, name, schema) in own {
+        if let Some(params) = doc["paths"][path]["get"]["parameters"].as_array_mut() {
+            for param in params.iter_mut().filter(|p| p["name"] == name) {
+                param["schema"] = schema.clone();
+            }
+        }
+    }
+    let Some(paths) = doc["paths"].as_object_mut() else {
+        return;
+    };
+    for operation in paths.values_mut().filter_map(Value::as_object_mut) {
+        for op in operation.values_mut() {
+            let Some(params) = op.get_mut("parameters").and_then(Value::as_array_mut) else {
+                continue;
+            };
             // Only a query can break a rule of its own: an operation without one
             // answers no 422 about its parameters (getLead had one documented).
             let has_query = params.iter().any(|p| p["in"] == "query");

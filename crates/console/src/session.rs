@@ -47,6 +47,7 @@ pub(crate) fn routes(route: Route, state: &Arc<ConsoleState>) -> Route {
                 .map_to_response()
                 .after(protect),
         )
+        .at("/settings/*path", page(state, get(not_found)))
         .at(LOGIN, page(state, get(login_page).post(login)))
         .at(LOGOUT, page(state, post(logout)))
         .at(LOGOUT_EVERYWHERE, page(state, post(logout_everywhere)))
@@ -65,6 +66,18 @@ async fn home(signed_in: Option<SignedIn>) -> Response {
 #[derive(Deserialize)]
 struct LoginQuery {
     expired: Option<String>,
+}
+
+/// `GET /settings/…` that is no page: a page that says so (404), not the API's JSON.
+#[handler]
+async fn not_found() -> Response {
+    views::page(
+        StatusCode::NOT_FOUND,
+        views::message(
+            "Page not found",
+            "There is no such page in Settings. It may have moved, or the link may be mistyped.",
+        ),
+    )
 }
 
 /// `GET /login` (`?expired=1`: the page says the session ended).

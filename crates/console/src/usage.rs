@@ -61,6 +61,12 @@ struct Asked {
 }
 
 impl PageQuery {
+    /// What the parameters ask for; a broken one is its page (422) naming it.
+    fn asked(&self) -> Result<Asked, PageError> {
+        self.parse()
+            .map_err(|(label, rule)| PageError::from(refused(label, &rule)))
+    }
+
     fn parse(&self) -> Result<Asked, (&'static str, String)> {
         let range = match self.range.as_deref().unwrap_or("").trim() {
             "" => Range::Day,
@@ -141,10 +147,7 @@ async fn key_page(
     query: Query<PageQuery>,
     owned: Owned<api_key::Model>,
 ) -> Result<Response, PageError> {
-    let asked = match query.parse() {
-        Ok(asked) => asked,
-        Err((label, rule)) => return Ok(refused(label, &rule)),
-    };
+    let asked = query.asked()?;
     let user = owned.signed_in.owner(&state).await?;
     let key = key_ref(&owned.row);
     let buckets = range_buckets(&state, req, key, asked.range).await?;
@@ -192,10 +195,7 @@ async fn usage_csv(
     query: Query<PageQuery>,
     owned: Owned<api_key::Model>,
 ) -> Result<Response, PageError> {
-    let asked = match query.parse() {
-        Ok(asked) => asked,
-        Err((label, rule)) => return Ok(refused(label, &rule)),
-    };
+    let asked = query.asked()?;
     let buckets = range_buckets(&state, req, key_ref(&owned.row), asked.range).await?;
     let header = [
         "start",
@@ -239,10 +239,7 @@ async fn requests_csv(
     query: Query<PageQuery>,
     owned: Owned<api_key::Model>,
 ) -> Result<Response, PageError> {
-    let asked = match query.parse() {
-        Ok(asked) => asked,
-        Err((label, rule)) => return Ok(refused(label, &rule)),
-    };
+    let asked = query.asked()?;
     let key = key_ref(&owned.row);
     let status = asked.status;
     let limit = ciq_usage::flush::LOG_ROWS_PER_KEY;

@@ -145,6 +145,8 @@ pub const ROUTES: &[RouteSpec] = &[
         "POST",
         "/settings",
     ),
+    // Last of Settings: any other path under it is an HTML 404.
+    route("/settings/*", "GET", "/settings"),
     route(OPERATOR_DOCUMENT, "GET", "/admin"),
     route("/admin/v1/users", "POST", "/admin"),
     route("/admin/v1/users/:user_id/keys", "GET, POST", "/admin"),
@@ -212,7 +214,12 @@ mod tests {
             find("/settings/api-keys/0199/revoke").map(|r| r.allow),
             Some("GET, POST")
         );
-        assert_eq!(find("/settings/api-keys//revoke"), None);
+        assert_eq!(find("/admin/v1/keys//revoke"), None);
+        // Any other path under Settings is its HTML 404.
+        assert_eq!(
+            find("/settings/api-keys//revoke").map(|r| r.pattern),
+            Some("/settings/*")
+        );
         assert_eq!(label("/docs/swagger-ui.css"), DOCS);
         assert_eq!(label("/docs"), DOCS);
         assert_eq!(label("/logout"), LOGIN);

@@ -318,12 +318,9 @@ pub fn page_size(limit: Option<&str>) -> Result<u64, UsageError> {
 
 /// A cursor as the previous page gave it.
 pub fn cursor(text: &str) -> Result<Uuid, UsageError> {
-    text.trim().parse().map_err(|_| {
-        UsageError::new(
-            "cursor",
-            "must be a next_cursor from an earlier page, as it was given",
-        )
-    })
+    text.trim()
+        .parse()
+        .map_err(|_| UsageError::new("cursor", "must be a next_cursor this API returned"))
 }
 
 /// A page of `key`'s request log, newest first: `limit` rows older than `after` (a

@@ -52,6 +52,12 @@ fn document_operator_rules(doc: &mut Value) {
     key["name"]["pattern"] = json!(ciq_http::openapi::single_line_pattern());
     key["allowed_origins"]["maxItems"] = json!(crate::origins::MAX_ORIGINS);
     key["allowed_origins"]["items"]["pattern"] = json!(crate::origins::ORIGIN_PATTERN);
+    for path in [
+        "/admin/v1/keys/{key_id}/usage",
+        "/admin/v1/users/{user_id}/usage",
+    ] {
+        crate::usage::document_window_parameters(doc, path);
+    }
 }
 
 /// The example each documented error status of an operator operation shows.

@@ -57,6 +57,10 @@ pub fn keys(
     flash: &Flash,
     (default_limit, default_visitor_limit): (u32, u32),
 ) -> Markup {
+    // Revoked keys never work again: folded away under the ones that do (or did).
+    let (revoked, current): (Vec<&KeySummary>, Vec<&KeySummary>) =
+        keys.iter().partition(|k| k.status == KeyStatus::Revoked);
+    let name_of = |key_id: uuid::Uuid| keys.iter().find(|k| k.id == key_id);
     layout(
         "API keys",
         Section::ApiKeys,
@@ -153,53 +157,15 @@ pub fn keys(
                 @if keys.is_empty() {
                     p.muted { "No keys yet. Generate one above." }
                 } @else {
-                    table.stacked {
-                        thead { tr {
-                            th scope="col" { "Name" } th scope="col" { "Key" } th scope="col" { "Status" } th scope="col" { "May" }
-                            th scope="col" { "Limit / min" } th scope="col" { "Created" } th scope="col" { "Last used" }
-                            th scope="col" { "Expires" } th scope="col" { span class="sr-only" { "Actions" } }
-                        } }
-                        tbody {
-                            @for key in keys {
-                                tr {
-                                    td data-label="Name" { a href=(format!("{}/{}", ciq_http::routes::SETTINGS_API_KEYS, key.id)) { (key.name) } }
-                                    td data-label="Key" { code { (key.display_prefix) "…" } }
-                                    td data-label="Status" { span class=(format!("badge {}", key.status)) { (key.status) } }
-                                    td data-label="May" {
-                                        (key.scopes.names().join(", "))
-                                        @if !key.allowed_origins.is_empty() {
-                                            br; span.muted { "from " (key.allowed_origins.iter().collect::<Vec<_>>().join(", ")) }
-                                            br; span.muted { (key.visitor_rate_limit_per_minute.map_or(i64::from(default_visitor_limit), i64::from)) " per visitor a minute" }
-                                            @if let Some(provider) = key.challenge.as_deref().and_then(ciq_admin::ChallengeProvider::from_name) {
-                                                br; span.muted { "challenge: " (provider.title()) }
-                                            }
-                                        }
-                                    }
-                                    td data-label="Limit / min" { (key.rate_limit_per_minute.map_or_else(|| default_limit.to_string(), |l| l.to_string())) }
-                                    td data-label="Created" { (when(Some(key.created_at))) }
-                                    td data-label="Last used" { (when(key.last_used_at)) }
-                                    td data-label="Expires" { (when(key.expires_at)) }
-                                    td {
-                                        @if key.status == KeyStatus::Active {
-                                            div.actions {
-                                                form method="post" action=(format!("/settings/api-keys/{}/roll", key.id)) {
-                                                    input type="hidden" name="csrf" value=(csrf);
-                                                    label for=(format!("overlap-{}", key.id)) class="sr-only" { "Old key stops" }
-                                                    select id=(format!("overlap-{}", key.id)) name="overlap_seconds" {
-                                                        @for (secs, label) in ROLL_OVERLAPS {
-                                                            // A day of overlap by default: integrations keep working while they switch.
-                                                            option value=(secs) selected[secs == 86_400] { "Old key: " (label.to_lowercase()) }
-                                                        }
-                                                    }
-                                                    " "
-                                                    button.secondary type="submit" aria-label=(format!("Roll {}", key.name)) { "Roll" }
-                                                }
-                                                a.button.danger href=(format!("/settings/api-keys/{}/revoke", key.id)) aria-label=(format!("Revoke {}", key.name)) { "Revoke" }
-                                            }
-                                        }
-                                    }
-                                }
-                            }
+                    @if current.is_empty() {
+                        p.muted { "No working key: every key was revoked. Generate one above." }
+                    } @else {
+                        (keys_table(&current, csrf, (default_limit, default_visitor_limit)))
+                    }
+                    @if !revoked.is_empty() {
+                        details.revoked {
+                            summary { "Revoked keys (" (revoked.len()) ")" }
+                            (keys_table(&revoked, csrf, (default_limit, default_visitor_limit)))
                         }
                     }
                 }
@@ -212,7 +178,12 @@ pub fn keys(
                     ul.history {
                         @for event in history {
                             li {
-                                strong { (event.kind.as_str()) } " · " (when(Some(event.at))) " · via " (event.source.as_str())
+                                strong { (event.kind.as_str()) } " "
+                                @if let Some(key) = name_of(event.key_id) {
+                                    a href=(format!("{}/{}", ciq_http::routes::SETTINGS_API_KEYS, key.id)) { "“" (key.name) "”" }
+                                    " " code { (key.display_prefix) "…" }
+                                }
+                                " · " (when(Some(event.at))) " · via " (event.source.as_str())
                                 @if let Some(address) = &event.address { " from " (address) }
                                 @if let Some(detail) = &event.detail { span.muted { " — " (detail) } }
                             }
@@ -222,6 +193,65 @@ pub fn keys(
             }
         },
     )
+}
+
+/// The keys table: one row per key, with roll and revoke for the active ones.
+fn keys_table(
+    keys: &[&KeySummary],
+    csrf: &str,
+    (default_limit, default_visitor_limit): (u32, u32),
+) -> Markup {
+    html! {
+        table.stacked {
+            thead { tr {
+                th scope="col" { "Name" } th scope="col" { "Key" } th scope="col" { "Status" } th scope="col" { "May" }
+                th scope="col" { "Limit / min" } th scope="col" { "Created" } th scope="col" { "Last used" }
+                th scope="col" { "Expires" } th scope="col" { span class="sr-only" { "Actions" } }
+            } }
+            tbody {
+                @for key in keys {
+                    tr {
+                        td data-label="Name" { a href=(format!("{}/{}", ciq_http::routes::SETTINGS_API_KEYS, key.id)) { (key.name) } }
+                        td data-label="Key" { code { (key.display_prefix) "…" } }
+                        td data-label="Status" { span class=(format!("badge {}", key.status)) { (key.status) } }
+                        td data-label="May" {
+                            (key.scopes.names().join(", "))
+                            @if !key.allowed_origins.is_empty() {
+                                br; span.muted { "from " (key.allowed_origins.iter().collect::<Vec<_>>().join(", ")) }
+                                br; span.muted { (key.visitor_rate_limit_per_minute.map_or(i64::from(default_visitor_limit), i64::from)) " per visitor a minute" }
+                                @if let Some(provider) = key.challenge.as_deref().and_then(ciq_admin::ChallengeProvider::from_name) {
+                                    br; span.muted { "challenge: " (provider.title()) }
+                                }
+                            }
+                        }
+                        td data-label="Limit / min" { (key.rate_limit_per_minute.map_or_else(|| default_limit.to_string(), |l| l.to_string())) }
+                        td data-label="Created" { (when(Some(key.created_at))) }
+                        td data-label="Last used" { (when(key.last_used_at)) }
+                        td data-label="Expires" { (when(key.expires_at)) }
+                        td {
+                            @if key.status == KeyStatus::Active {
+                                div.actions {
+                                    form method="post" action=(format!("/settings/api-keys/{}/roll", key.id)) {
+                                        input type="hidden" name="csrf" value=(csrf);
+                                        label for=(format!("overlap-{}", key.id)) class="sr-only" { "Old key stops" }
+                                        select id=(format!("overlap-{}", key.id)) name="overlap_seconds" {
+                                            @for (secs, label) in ROLL_OVERLAPS {
+                                                // A day of overlap by default: integrations keep working while they switch.
+                                                option value=(secs) selected[secs == 86_400] { "Old key: " (label.to_lowercase()) }
+                                            }
+                                        }
+                                        " "
+                                        button.secondary type="submit" aria-label=(format!("Roll {}", key.name)) { "Roll" }
+                                    }
+                                    a.button.danger href=(format!("/settings/api-keys/{}/revoke", key.id)) aria-label=(format!("Revoke {}", key.name)) { "Revoke" }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// "Revoke this key?" with the form that does it.

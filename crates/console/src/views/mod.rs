@@ -132,6 +132,8 @@ line.grid { stroke:var(--line); stroke-width:1; vector-effect:non-scaling-stroke
 ul.legend { list-style:none; display:flex; flex-wrap:wrap; gap:4px 16px; padding:0; margin:8px 0 0; font-size:13px; }
 .swatch { display:inline-block; width:10px; height:10px; border-radius:2px; margin-right:6px; }
 details.figures { margin-top:8px; font-size:14px; }
+details.revoked { margin-top:16px; }
+details.revoked summary { cursor:pointer; color:#2541b2; font-weight:600; }
 details.figures summary { cursor:pointer; color:#2541b2; }
 .tiles { display:grid; grid-template-columns:repeat(auto-fit, minmax(150px, 1fr)); gap:12px; margin-bottom:16px; }
 .tile { border:1px solid var(--line); border-radius:8px; padding:10px 14px; }

@@ -37,7 +37,11 @@ async fn the_settings_page_requires_sign_in_and_serves_the_owners_keys() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 303);
-    assert_eq!(resp.headers()["location"], "/login");
+    // The sign-in page comes back to the page asked for.
+    assert_eq!(
+        resp.headers()["location"],
+        "/login?next=%2Fsettings%2Fapi-keys"
+    );
 
     let resp = sign_in(&app, &client, "owner@acme.test", PASSWORD).await;
     assert_eq!(resp.status(), 303);
@@ -289,7 +293,10 @@ async fn sessions_expire_and_sign_out_ends_them() {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.headers()["location"], "/login");
+    assert_eq!(
+        resp.headers()["location"],
+        "/login?next=%2Fsettings%2Fapi-keys"
+    );
     let replay = ciq_e2e::http_client_builder()
         .redirect(Policy::none())
         .build()
@@ -301,7 +308,10 @@ async fn sessions_expire_and_sign_out_ends_them() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 303);
-    assert_eq!(resp.headers()["location"], "/login?expired=1");
+    assert_eq!(
+        resp.headers()["location"],
+        "/login?expired=1&next=%2Fsettings%2Fapi-keys"
+    );
 
     let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
     owner(&app, "owner@acme.test").await;

@@ -76,7 +76,11 @@ async fn the_pages_need_a_session_and_show_only_the_owners_leads(app: TestApp) {
             .await
             .unwrap();
         assert_eq!(resp.status(), 303, "{path}");
-        assert_eq!(resp.headers()["location"], "/login");
+        let back: String = url::form_urlencoded::byte_serialize(path.as_bytes()).collect();
+        assert_eq!(
+            resp.headers()["location"],
+            format!("/login?next={back}").as_str()
+        );
     }
 
     let client = browser_like_client();

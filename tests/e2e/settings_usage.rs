@@ -12,6 +12,7 @@ ciq_e2e::with_each_backend!(
     another_owner_reaches_nothing_of_a_key_page,
     the_overview_adds_up_the_owners_leads_keys_and_nothing_else,
     revoked_keys_fold_away_activity_names_its_key_and_unknown_pages_are_html,
+    signing_in_comes_back_to_the_page_asked_for,
 );
 
 /// A key that made 2 creates, a refused create (with a user agent that would be a
@@ -157,11 +158,10 @@ async fn another_owner_reaches_nothing_of_a_key_page(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(resp.status(), 303);
-    assert!(
-        resp.headers()["location"]
-            .to_str()
-            .unwrap()
-            .starts_with("/login")
+    let location = resp.headers()["location"].to_str().unwrap();
+    assert_eq!(
+        location,
+        format!("/login?next=%2Fsettings%2Fapi-keys%2F{key_id}")
     );
     app.stop().await;
 }
@@ -295,6 +295,53 @@ async fn revoked_keys_fold_away_activity_names_its_key_and_unknown_pages_are_htm
                 .starts_with("text/html")
         );
         assert!(resp.text().await.unwrap().contains("Page not found"));
+    }
+    app.stop().await;
+}
+
+/// Signing in comes back to the Settings page that sent to the sign-in, never to
+/// another site: a `next` that is not a Settings path of this gateway lands on the keys.
+async fn signing_in_comes_back_to_the_page_asked_for(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    ciq_e2e::console::owner(&app, "owner@acme.test").await;
+    let cases = [
+        (
+            "/settings/leads?status=new",
+            true,
+            "/settings/leads?status=new",
+        ),
+        ("//evil.example/settings", false, "/settings/api-keys"),
+        ("https://evil.example/settings", false, "/settings/api-keys"),
+        ("/logout", false, "/settings/api-keys"),
+    ];
+    for (next, kept, lands) in cases {
+        let client = browser_like_client();
+        let encoded: String = url::form_urlencoded::byte_serialize(next.as_bytes()).collect();
+        let page = client
+            .get(format!("{}/login?next={encoded}", app.base_url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(page.contains("name=\"next\""), kept, "{next}");
+        let csrf = ciq_e2e::console::hidden_csrf(&page);
+        let resp = client
+            .post(format!("{}/login", app.base_url))
+            .form(&[
+                ("email", "owner@acme.test"),
+                ("password", ciq_e2e::console::PASSWORD),
+                ("csrf", csrf.as_str()),
+                ("next", next),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 303, "{next}");
+        assert_eq!(resp.headers()["location"], lands, "{next}");
     }
     app.stop().await;
 }

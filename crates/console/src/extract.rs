@@ -26,10 +26,12 @@ use crate::views;
 /// Handlers return `Result<Response, PageError>` and use `?`.
 #[derive(Debug)]
 pub enum PageError {
-    /// No session cookie: to the sign-in page.
-    SignedOut,
-    /// The session ended or expired: to the sign-in page, which says so.
-    SessionEnded,
+    /// No session cookie: to the sign-in page, which comes back to the page asked for
+    /// (a Settings page asked for with GET) once signed in.
+    SignedOut(Option<String>),
+    /// The session ended or expired: to the sign-in page, which says so (and comes
+    /// back as for [`PageError::SignedOut`]).
+    SessionEnded(Option<String>),
     /// A form whose CSRF token is not the session's (403).
     CsrfRefused,
     /// No such row in the owner's account (404): the page's title and text.
@@ -74,8 +76,8 @@ impl From<Response> for PageError {
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
         match self {
-            Self::SignedOut => views::redirect(LOGIN),
-            Self::SessionEnded => views::redirect("/login?expired=1"),
+            Self::SignedOut(back) => views::redirect(&login_url(false, back.as_deref())),
+            Self::SessionEnded(back) => views::redirect(&login_url(true, back.as_deref())),
             Self::CsrfRefused => views::page(
                 StatusCode::FORBIDDEN,
                 views::message(
@@ -133,15 +135,58 @@ impl SignedIn {
     }
 }
 
+/// Where a sign-in may send the owner back to: a Settings page of this gateway (a path,
+/// never another origin: no `//`, no backslash, no control characters), at most 2 000
+/// characters.
+pub fn safe_return(path: &str) -> Option<&str> {
+    let settings = ciq_http::routes::SETTINGS;
+    let under_settings = path
+        .strip_prefix(settings)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(['/', '?']));
+    (under_settings
+        && path.len() <= 2_000
+        && !path.contains("//")
+        && !path.contains('\\')
+        && !path.chars().any(char::is_control))
+    .then_some(path)
+}
+
+/// The sign-in page's address: saying the session ended when `expired`, coming back
+/// to `back` (a [`safe_return`] path) afterwards.
+pub fn login_url(expired: bool, back: Option<&str>) -> String {
+    let mut query = Vec::new();
+    if expired {
+        query.push("expired=1".to_owned());
+    }
+    if let Some(back) = back.and_then(safe_return) {
+        let encoded: String = url::form_urlencoded::byte_serialize(back.as_bytes()).collect();
+        query.push(format!("next={encoded}"));
+    }
+    if query.is_empty() {
+        LOGIN.to_owned()
+    } else {
+        format!("{LOGIN}?{}", query.join("&"))
+    }
+}
+
+/// The page a signed-out request asked for, to come back to: a GET's path and query
+/// (a form post is not repeated).
+fn asked_page(req: &Request) -> Option<String> {
+    (req.method() == poem::http::Method::GET)
+        .then(|| req.uri().path_and_query().map(|p| p.as_str().to_owned()))
+        .flatten()
+        .filter(|p| safe_return(p).is_some())
+}
+
 impl<'a> FromRequest<'a> for SignedIn {
     async fn from_request(req: &'a Request, _body: &mut RequestBody) -> poem::Result<Self> {
         let state = state(req);
         let Some(token) = cookie(req, state, SESSION_COOKIE) else {
-            return Err(PageError::SignedOut.into());
+            return Err(PageError::SignedOut(asked_page(req)).into());
         };
         match sessions::live(&state.sessions, &state.db, &token).await {
             Ok(Some(session)) => Ok(Self { token, session }),
-            Ok(None) => Err(PageError::SessionEnded.into()),
+            Ok(None) => Err(PageError::SessionEnded(asked_page(req)).into()),
             Err(err) => Err(PageError::from(err).into()),
         }
     }
@@ -259,5 +304,37 @@ impl<'a, T: InAccount, F: DeserializeOwned + CsrfForm + Send> FromRequest<'a> fo
         let signed = SignedInForm::<F>::from_request(req, body).await?;
         let row = find_owned(req, state(req), signed.session().user_id).await?;
         Ok(Self { signed, row })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sign_in_comes_back_only_to_settings_pages_of_this_gateway() {
+        for good in [
+            "/settings",
+            "/settings/api-keys/x?range=7d",
+            "/settings?a=1",
+        ] {
+            assert_eq!(safe_return(good), Some(good));
+        }
+        for bad in [
+            "//evil.example/settings",
+            "/settings//evil.example",
+            "/settingsx",
+            "https://evil.example/settings",
+            "/settings/\\evil",
+            "/login",
+            "/settings/\n",
+        ] {
+            assert_eq!(safe_return(bad), None, "{bad}");
+        }
+        assert_eq!(
+            login_url(true, Some("/settings/leads?status=new")),
+            "/login?expired=1&next=%2Fsettings%2Fleads%3Fstatus%3Dnew"
+        );
+        assert_eq!(login_url(false, Some("//evil.example")), "/login");
     }
 }

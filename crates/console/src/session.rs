@@ -66,6 +66,8 @@ async fn home(signed_in: Option<SignedIn>) -> Response {
 #[derive(Deserialize)]
 struct LoginQuery {
     expired: Option<String>,
+    /// The Settings page to come back to once signed in.
+    next: Option<String>,
 }
 
 /// `GET /settings/…` that is no page: a page that says so (404), not the API's JSON.
@@ -80,14 +82,15 @@ async fn not_found() -> Response {
     )
 }
 
-/// `GET /login` (`?expired=1`: the page says the session ended).
+/// `GET /login` (`?expired=1`: the page says the session ended; `?next=`: the Settings
+/// page to come back to).
 #[handler]
 async fn login_page(req: &Request, state: Data<&Arc<ConsoleState>>) -> Response {
-    let expired = req
-        .params::<LoginQuery>()
-        .is_ok_and(|q| q.expired.is_some());
+    let query = req.params::<LoginQuery>().ok();
+    let expired = query.as_ref().is_some_and(|q| q.expired.is_some());
     let notice = expired.then_some("Your session has ended. Please sign in again.");
-    login_form(req, &state, StatusCode::OK, notice, "")
+    let back = query.as_ref().and_then(|q| q.next.as_deref());
+    login_form(req, &state, StatusCode::OK, notice, "", back)
 }
 
 /// The sign-in form with a fresh double-submit CSRF token (cookie and field).
@@ -97,9 +100,11 @@ fn login_form(
     status: StatusCode,
     notice: Option<&str>,
     email: &str,
+    back: Option<&str>,
 ) -> Response {
     let csrf = sessions::new_token();
-    let mut resp = views::page(status, views::session::login(&csrf, notice, email));
+    let back = back.and_then(crate::extract::safe_return);
+    let mut resp = views::page(status, views::session::login(&csrf, notice, email, back));
     set_cookie(&mut resp, req, state, LOGIN_CSRF_COOKIE, &csrf, 3600);
     resp
 }
@@ -109,6 +114,9 @@ struct LoginForm {
     email: String,
     password: secrecy::SecretString,
     csrf: String,
+    /// The Settings page to come back to (see [`crate::extract::safe_return`]).
+    #[serde(default)]
+    next: String,
 }
 
 /// Counts one attempt of `email` from `address` in every sign-in bucket, atomically,
@@ -187,6 +195,7 @@ async fn login(
             StatusCode::UNPROCESSABLE_ENTITY,
             notice,
             "",
+            Some(&form.next),
         ));
     }
     let address = ciq_http::client::throttle_group(&client_address(req, state.trust_forwarded_for));
@@ -220,6 +229,7 @@ async fn login(
             StatusCode::UNAUTHORIZED,
             notice,
             &email,
+            Some(&form.next),
         ));
     };
     refund(state, &counted).await;
@@ -228,7 +238,9 @@ async fn login(
         .start(user.id, state.session_ttl)
         .await
         .map_err(PageError::store)?;
-    let mut resp = views::redirect(SETTINGS_API_KEYS);
+    // Back to the page asked for, if it is one of ours; else the keys.
+    let back = crate::extract::safe_return(&form.next).unwrap_or(SETTINGS_API_KEYS);
+    let mut resp = views::redirect(back);
     let ttl = state.session_ttl.as_secs();
     set_cookie(&mut resp, req, state, SESSION_COOKIE, &token, ttl);
     set_cookie(&mut resp, req, state, LOGIN_CSRF_COOKIE, "", 0);

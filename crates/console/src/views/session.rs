@@ -33,7 +33,7 @@ pub fn home() -> Markup {
 }
 
 /// The sign-in form.
-pub fn login(csrf: &str, notice: Option<&str>, email: &str) -> Markup {
+pub fn login(csrf: &str, notice: Option<&str>, email: &str, back: Option<&str>) -> Markup {
     layout(
         "Sign in",
         Section::None,
@@ -48,6 +48,7 @@ pub fn login(csrf: &str, notice: Option<&str>, email: &str) -> Markup {
                 }
                 form.stack method="post" action="/login" {
                     input type="hidden" name="csrf" value=(csrf);
+                    @if let Some(back) = back { input type="hidden" name="next" value=(back); }
                     div {
                         label for="email" { "Email" }
                         input #email type="email" name="email" value=(email) autocomplete="username" required autofocus;

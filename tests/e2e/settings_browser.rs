@@ -307,6 +307,14 @@ async fn the_leads_page_filters_opens_and_exports_and_every_page_is_accessible()
     find(c, "#leads-title").await;
     find(c, "figure.chart svg[role=img]").await;
     assert_accessible(c, axe.as_deref(), "overview").await;
+    // The account page, from the owner's name in the header.
+    find(c, "div.who a[href='/settings/account']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    find(c, "#password-title").await;
+    assert_accessible(c, axe.as_deref(), "account page").await;
     c.goto(&format!("{}/settings/api-keys", app.base_url))
         .await
         .unwrap();

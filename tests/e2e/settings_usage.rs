@@ -13,6 +13,7 @@ ciq_e2e::with_each_backend!(
     the_overview_adds_up_the_owners_leads_keys_and_nothing_else,
     revoked_keys_fold_away_activity_names_its_key_and_unknown_pages_are_html,
     signing_in_comes_back_to_the_page_asked_for,
+    an_owner_changes_their_password_and_other_sessions_end,
 );
 
 /// A key that made 2 creates, a refused create (with a user agent that would be a
@@ -342,6 +343,82 @@ async fn signing_in_comes_back_to_the_page_asked_for(backend: Backend) {
             .unwrap();
         assert_eq!(resp.status(), 303, "{next}");
         assert_eq!(resp.headers()["location"], lands, "{next}");
+    }
+    app.stop().await;
+}
+
+/// An owner changes their password: the current one is checked, the new one twice and
+/// by the rules (each refusal named, nothing changed); then the old password no longer
+/// signs in, the new one does, every other session is over and this one goes on.
+async fn an_owner_changes_their_password_and_other_sessions_end(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let owner = signed_in(&app, "owner@acme.test", "/settings/account").await;
+    let other_device = browser_like_client();
+    let resp = ciq_e2e::console::sign_in(
+        &app,
+        &other_device,
+        "owner@acme.test",
+        ciq_e2e::console::PASSWORD,
+    )
+    .await;
+    assert_eq!(resp.status(), 303);
+    let change = |current: &str, new: &str, repeat: &str, csrf: &str| {
+        let form = [
+            ("csrf", csrf.to_owned()),
+            ("current", current.to_owned()),
+            ("new", new.to_owned()),
+            ("repeat", repeat.to_owned()),
+        ];
+        let client = owner.client.clone();
+        let url = format!("{}/settings/account", app.base_url);
+        async move {
+            let resp = client.post(url).form(&form).send().await.unwrap();
+            let status = resp.status().as_u16();
+            let location = resp
+                .headers()
+                .get("location")
+                .map(|l| l.to_str().unwrap().to_owned());
+            (status, location, resp.text().await.unwrap())
+        }
+    };
+    let good = "a brand new passphrase";
+    let pw = ciq_e2e::console::PASSWORD;
+    let (status, _, html) = change("wrong password here", good, good, &owner.csrf).await;
+    assert_eq!(status, 422);
+    assert!(html.contains("The current password is not right."));
+    let (status, _, html) = change(pw, good, "something else entirely", &owner.csrf).await;
+    assert_eq!(status, 422);
+    assert!(html.contains("differ"));
+    let (status, _, html) = change(pw, "short", "short", &owner.csrf).await;
+    assert_eq!(status, 422);
+    assert!(
+        html.contains("New password: must be 10 to 128 characters."),
+        "{html}"
+    );
+    let (status, _, _) = change(pw, good, good, "not-the-token").await;
+    assert_eq!(status, 403, "the CSRF token is checked");
+    // Nothing changed so far: the other device is still signed in.
+    let (status, _) = get_html(&other_device, &app, "/settings").await;
+    assert_eq!(status, 200);
+
+    let (status, location, _) = change(pw, good, good, &owner.csrf).await;
+    assert_eq!(status, 303);
+    assert_eq!(location.as_deref(), Some("/settings/account?changed=1"));
+    let (status, html) = get_html(&owner.client, &app, "/settings/account?changed=1").await;
+    assert_eq!(status, 200, "this session goes on");
+    assert!(html.contains("Your password was changed."));
+    let resp = other_device
+        .get(format!("{}/settings", app.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303, "the other session is over");
+    for (password, status) in [(pw, 401), (good, 303)] {
+        let client = browser_like_client();
+        let resp = ciq_e2e::console::sign_in(&app, &client, "owner@acme.test", password).await;
+        assert_eq!(resp.status(), status, "{password}");
     }
     app.stop().await;
 }

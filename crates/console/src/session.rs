@@ -12,7 +12,7 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 
 use ciq_admin::sessions;
-use ciq_admin::{SecretHasher, users};
+use ciq_admin::{AdminError, SecretHasher, users};
 use ciq_http::client::client_address;
 use ciq_http::routes::{LOGIN, LOGOUT, LOGOUT_EVERYWHERE, SETTINGS_API_KEYS};
 use ciq_limiter::Bucket;
@@ -46,6 +46,10 @@ pub(crate) fn routes(route: Route, state: &Arc<ConsoleState>) -> Route {
                 .data(state.clone())
                 .map_to_response()
                 .after(protect),
+        )
+        .at(
+            ciq_http::routes::SETTINGS_ACCOUNT,
+            page(state, get(account_page).post(change_password)),
         )
         .at("/settings/*path", page(state, get(not_found)))
         .at(LOGIN, page(state, get(login_page).post(login)))
@@ -290,4 +294,90 @@ async fn logout_everywhere(
 ) -> Result<Response, PageError> {
     sessions::end_all(&state.db, sent.session().user_id).await?;
     Ok(signed_out(req, &state))
+}
+
+#[derive(Deserialize)]
+struct AccountQuery {
+    changed: Option<String>,
+}
+
+/// `GET /settings/account` (`?changed=1`: the password was just changed).
+#[handler]
+async fn account_page(
+    req: &Request,
+    state: Data<&Arc<ConsoleState>>,
+    signed_in: SignedIn,
+) -> Result<Response, PageError> {
+    let user = signed_in.owner(&state).await?;
+    let changed = req
+        .params::<AccountQuery>()
+        .is_ok_and(|q| q.changed.is_some());
+    let markup = views::session::account(&user, &signed_in.session.csrf_token, None, changed);
+    Ok(views::page(StatusCode::OK, markup))
+}
+
+#[derive(Deserialize)]
+struct PasswordForm {
+    csrf: String,
+    current: secrecy::SecretString,
+    new: secrecy::SecretString,
+    repeat: secrecy::SecretString,
+}
+
+impl CsrfForm for PasswordForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+/// `POST /settings/account`: changes the owner's password — the current one checked
+/// (counted against the sign-in limits, like a sign-in), the new one twice and by the
+/// rules — then every other session ends and this browser gets a fresh one.
+#[handler]
+async fn change_password(
+    req: &Request,
+    state: Data<&Arc<ConsoleState>>,
+    sent: SignedInForm<PasswordForm>,
+) -> Result<Response, PageError> {
+    let state: &ConsoleState = &state;
+    let user = sent.signed_in.owner(state).await?;
+    let form = &sent.form;
+    let csrf = &sent.signed_in.session.csrf_token;
+    let refuse = |problem: &str| {
+        views::page(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            views::session::account(&user, csrf, Some(problem), false),
+        )
+    };
+    if form.new.expose_secret() != form.repeat.expose_secret() {
+        return Ok(refuse("The new password and its repetition differ."));
+    }
+    if let Err(AdminError::Invalid { rule, .. }) = users::check_password_rules(&form.new) {
+        return Ok(refuse(&format!("New password: {rule}.")));
+    }
+    let address = ciq_http::client::throttle_group(&client_address(req, state.trust_forwarded_for));
+    let counted = count_attempt(state, &user.email, &address).await?;
+    let hasher = SecretHasher::default();
+    let checked = sessions::check_credentials(&state.db, &hasher, &user.email, &form.current).await;
+    match checked {
+        Ok(Some(_)) => refund(state, &counted).await,
+        Ok(None) => return Ok(refuse("The current password is not right.")),
+        Err(err) => {
+            refund(state, &counted).await;
+            return Err(err.into());
+        }
+    }
+    users::set_password(&state.db, &hasher, user.id, &form.new).await?;
+    // Every session that began until now is over (`sessions_valid_after`, kept to the
+    // millisecond): this browser's new one begins after it.
+    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    let (token, _) = state
+        .sessions
+        .start(user.id, state.session_ttl)
+        .await
+        .map_err(PageError::store)?;
+    let mut resp = views::redirect(&format!("{}?changed=1", ciq_http::routes::SETTINGS_ACCOUNT));
+    let ttl = state.session_ttl.as_secs();
+    set_cookie(&mut resp, req, state, SESSION_COOKIE, &token, ttl);
+    Ok(resp)
 }

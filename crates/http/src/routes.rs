@@ -42,6 +42,8 @@ pub const LOGOUT: &str = "/logout";
 pub const LOGOUT_EVERYWHERE: &str = "/logout/everywhere";
 /// Settings → Overview: where Settings opens.
 pub const SETTINGS: &str = "/settings";
+/// Settings → Account: the owner's password.
+pub const SETTINGS_ACCOUNT: &str = "/settings/account";
 /// Settings → API Key.
 pub const SETTINGS_API_KEYS: &str = "/settings/api-keys";
 /// Settings → Leads.
@@ -104,6 +106,7 @@ pub const ROUTES: &[RouteSpec] = &[
     route(LOGOUT, "POST", LOGIN),
     route(LOGOUT_EVERYWHERE, "POST", LOGIN),
     route(SETTINGS, "GET", "/settings"),
+    route(SETTINGS_ACCOUNT, "GET, POST", "/settings"),
     route(SETTINGS_API_KEYS, "GET, POST", "/settings"),
     route(
         "/settings/api-keys/:key_id/revoke",

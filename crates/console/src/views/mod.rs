@@ -221,6 +221,8 @@ pub enum Section {
     Leads,
     /// Settings → Webhooks.
     Webhooks,
+    /// Settings → Account (the owner's name in the header leads there).
+    Account,
 }
 
 /// How the header names the signed-in owner: their name, else their email.
@@ -230,7 +232,7 @@ pub(crate) fn owner_name(user: &user::Model) -> String {
 
 /// The header's right side on a signed-in page: who, and the sign-out buttons.
 pub(crate) fn signed_in_header(user: &user::Model, csrf: &str) -> Markup {
-    html! { span.muted { (owner_name(user)) } (sign_out(csrf)) }
+    html! { a.muted href=(ciq_http::routes::SETTINGS_ACCOUNT) title="Your account and password" { (owner_name(user)) } (sign_out(csrf)) }
 }
 
 /// An HTML answer.

@@ -77,3 +77,53 @@ pub fn sign_out(csrf: &str) -> Markup {
         }
     }
 }
+
+/// Settings → Account: who is signed in, and the form that changes their password.
+/// `problem`: what was wrong with the last try; `changed`: the password was just
+/// changed.
+pub fn account(
+    user: &ciq_entity::user::Model,
+    csrf: &str,
+    problem: Option<&str>,
+    changed: bool,
+) -> Markup {
+    layout(
+        "Account",
+        Section::Account,
+        super::signed_in_header(user, csrf),
+        html! {
+            h1 { "Account" }
+            p.lead { "Signed in as " strong { (user.email) } "." }
+            @if changed {
+                div.notice role="status" { "Your password was changed. Every other session of this account was signed out." }
+            }
+            @if let Some(problem) = problem {
+                div.error role="alert" { (problem) }
+            }
+            section.card.stack aria-labelledby="password-title" {
+                h2 #password-title { "Change your password" }
+                p.muted { "Every other session of this account (other browsers and devices) is signed out when it changes; this one stays signed in." }
+                form.stack method="post" action=(ciq_http::routes::SETTINGS_ACCOUNT) {
+                    input type="hidden" name="csrf" value=(csrf);
+                    input type="text" name="username" value=(user.email) autocomplete="username" hidden;
+                    div {
+                        label for="current" { "Current password" }
+                        input #current type="password" name="current" autocomplete="current-password" required;
+                    }
+                    div {
+                        label for="new" { "New password" }
+                        input #new type="password" name="new" autocomplete="new-password" required
+                            minlength=(ciq_admin::users::MIN_PASSWORD_LEN) maxlength=(ciq_admin::users::MAX_PASSWORD_LEN)
+                            aria-describedby="new-rule";
+                        p.muted #new-rule { (ciq_admin::users::MIN_PASSWORD_LEN) " to " (ciq_admin::users::MAX_PASSWORD_LEN) " characters." }
+                    }
+                    div {
+                        label for="repeat" { "New password again" }
+                        input #repeat type="password" name="repeat" autocomplete="new-password" required;
+                    }
+                    div { button type="submit" { "Change password" } }
+                }
+            }
+        },
+    )
+}

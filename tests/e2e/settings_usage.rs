@@ -14,6 +14,7 @@ ciq_e2e::with_each_backend!(
     revoked_keys_fold_away_activity_names_its_key_and_unknown_pages_are_html,
     signing_in_comes_back_to_the_page_asked_for,
     an_owner_changes_their_password_and_other_sessions_end,
+    a_refused_key_form_keeps_what_was_typed,
 );
 
 /// A key that made 2 creates, a refused create (with a user agent that would be a
@@ -420,5 +421,52 @@ async fn an_owner_changes_their_password_and_other_sessions_end(backend: Backend
         let resp = ciq_e2e::console::sign_in(&app, &client, "owner@acme.test", password).await;
         assert_eq!(resp.status(), status, "{password}");
     }
+    app.stop().await;
+}
+
+/// A refused generate form comes back as it was sent — name, expiry, permissions,
+/// origins, visitor limit, challenge provider — but never the challenge's secret.
+async fn a_refused_key_form_keeps_what_was_typed(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let owner = signed_in(&app, "owner@acme.test", "/settings/api-keys").await;
+    let (status, html) = ciq_e2e::console::post_form(
+        &owner.client,
+        &app,
+        "/settings/api-keys",
+        &[
+            ("csrf", &owner.csrf),
+            ("name", "Landing page"),
+            ("expires_in_days", "90"),
+            ("scope_create", "on"),
+            (
+                "allowed_origins",
+                "https://shop.example\nhttps://www.shop.example",
+            ),
+            ("visitor_rate_limit", "lots"),
+            ("challenge", "turnstile"),
+            ("challenge_secret", "0x4AAAA-secret-never-shown"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 422, "{html}");
+    assert!(html.contains("Submissions per visitor: a whole number"));
+    assert!(html.contains(r#"value="Landing page""#), "{html}");
+    assert!(html.contains(r#"<option value="90" selected>"#));
+    assert!(html.contains(">https://shop.example\nhttps://www.shop.example</textarea>"));
+    assert!(html.contains(r#"value="lots""#));
+    assert!(html.contains(r#"<option value="turnstile" selected>"#));
+    assert!(
+        !html.contains("0x4AAAA-secret-never-shown"),
+        "never the secret"
+    );
+    assert!(html.contains(r#"id="scope_create" name="scope_create" value="on" checked"#));
+    assert!(!html.contains(r#"id="scope_read" name="scope_read" value="on" checked"#));
+    // Nothing was made.
+    let listed = ciq_admin::keys::list_keys(&app.db, owner.user)
+        .await
+        .unwrap();
+    assert!(listed.is_empty());
     app.stop().await;
 }

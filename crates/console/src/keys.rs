@@ -127,6 +127,19 @@ impl CsrfForm for GenerateForm {
 }
 
 impl GenerateForm {
+    /// The form as it was sent, to fill it in again after a refusal (never the
+    /// challenge's secret).
+    fn draft(&self) -> views::keys::KeyDraft {
+        views::keys::KeyDraft {
+            name: self.name.clone(),
+            expires_in_days: self.expires_in_days.unwrap_or(0),
+            scopes: self.scopes(),
+            allowed_origins: self.allowed_origins.clone(),
+            visitor_rate_limit: self.visitor_rate_limit.clone(),
+            challenge: self.challenge.clone(),
+        }
+    }
+
     /// The origins typed, one per entry.
     fn origins(&self) -> Vec<String> {
         self.allowed_origins
@@ -176,37 +189,50 @@ fn refused_form(err: AdminError) -> Result<Flash, PageError> {
 
 /// `POST /settings/api-keys`: generates a key (shown this once, 201), or names what is
 /// wrong with the form (422).
+/// A refused form is shown again as it was sent (but the challenge's secret).
 #[handler]
 async fn generate(
     req: &Request,
     state: Data<&Arc<ConsoleState>>,
     sent: SignedInForm<GenerateForm>,
 ) -> Result<Response, PageError> {
+    let mut flash = generate_key(req, &state, &sent).await?;
+    if flash.error.is_some() {
+        flash.key_draft = Some(sent.form.draft());
+    }
+    render_keys(&state, req, &sent.signed_in, flash.status(), flash).await
+}
+
+/// The flash of a generate form: the new key, or what is wrong with the form.
+async fn generate_key(
+    req: &Request,
+    state: &ConsoleState,
+    sent: &SignedInForm<GenerateForm>,
+) -> Result<Flash, PageError> {
     let form = &sent.form;
     let days = form.expires_in_days.unwrap_or(0);
     if !views::keys::EXPIRY_CHOICES
         .iter()
         .any(|(offered, _)| *offered == days)
     {
-        let flash = Flash::refused("Expires: choose one of the periods offered.");
-        return render_keys(&state, req, &sent.signed_in, flash.status(), flash).await;
+        return Ok(Flash::refused(
+            "Expires: choose one of the periods offered.",
+        ));
     }
     let expires_at =
         (days > 0).then(|| ciq_entity::now() + chrono::TimeDelta::days(i64::from(days)));
     let scopes = form.scopes();
     if scopes.is_empty() {
-        let flash = Flash::refused("Choose at least one thing the key may do.");
-        return render_keys(&state, req, &sent.signed_in, flash.status(), flash).await;
+        return Ok(Flash::refused("Choose at least one thing the key may do."));
     }
     let visitor_rate_limit_per_minute = match form.visitor_rate_limit.trim() {
         "" => None,
         typed => match typed.parse::<u32>() {
             Ok(limit) => Some(limit),
             Err(_) => {
-                let flash = Flash::refused(
+                return Ok(Flash::refused(
                     "Submissions per visitor: a whole number of submissions a minute, or empty for the default.",
-                );
-                return render_keys(&state, req, &sent.signed_in, flash.status(), flash).await;
+                ));
             }
         },
     };
@@ -224,10 +250,7 @@ async fn generate(
     };
     let challenge = match challenge {
         Ok(challenge) => challenge,
-        Err(err) => {
-            let flash = refused_form(err)?;
-            return render_keys(&state, req, &sent.signed_in, flash.status(), flash).await;
-        }
+        Err(err) => return refused_form(err),
     };
     let new = NewKey {
         name: form.name.clone(),
@@ -244,17 +267,16 @@ async fn generate(
         state.webhook_key.as_ref(),
         sent.session().user_id,
         new,
-        &settings_actor(req, &state),
+        &settings_actor(req, state),
     )
     .await;
-    let flash = match created {
-        Ok((row, plain)) => Flash {
+    match created {
+        Ok((row, plain)) => Ok(Flash {
             new_key: Some((row.name, plain.expose().to_owned())),
             ..Flash::default()
-        },
-        Err(err) => refused_form(err)?,
-    };
-    render_keys(&state, req, &sent.signed_in, flash.status(), flash).await
+        }),
+        Err(err) => refused_form(err),
+    }
 }
 
 /// `GET /settings/api-keys/{id}/revoke`: "Revoke this key?".

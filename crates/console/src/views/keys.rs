@@ -48,6 +48,24 @@ pub const SCOPE_CHOICES: [(&str, ciq_admin::Scope, &str); 4] = [
     ),
 ];
 
+/// What a refused generate form had in it (all but the challenge's secret), shown
+/// again so nothing typed is lost.
+#[derive(Debug, Clone, Default)]
+pub struct KeyDraft {
+    /// The name typed.
+    pub name: String,
+    /// The expiry chosen, in days (0: never).
+    pub expires_in_days: u32,
+    /// The permissions ticked.
+    pub scopes: Vec<ciq_admin::Scope>,
+    /// The origins typed.
+    pub allowed_origins: String,
+    /// The visitor limit typed.
+    pub visitor_rate_limit: String,
+    /// The challenge provider chosen.
+    pub challenge: String,
+}
+
 /// The keys page.
 pub fn keys(
     user: &user::Model,
@@ -61,6 +79,10 @@ pub fn keys(
     let (revoked, current): (Vec<&KeySummary>, Vec<&KeySummary>) =
         keys.iter().partition(|k| k.status == KeyStatus::Revoked);
     let name_of = |key_id: uuid::Uuid| keys.iter().find(|k| k.id == key_id);
+    let draft = flash.key_draft.clone().unwrap_or_else(|| KeyDraft {
+        scopes: vec![ciq_admin::Scope::LeadsCreate],
+        ..KeyDraft::default()
+    });
     layout(
         "API keys",
         Section::ApiKeys,
@@ -90,22 +112,20 @@ pub fn keys(
                     div.row {
                         div {
                             label for="key-name" { "Name" }
-                            input #key-name type="text" name="name" maxlength="100" placeholder="e.g. Website form" required;
+                            input #key-name type="text" name="name" maxlength="100" placeholder="e.g. Website form" value=(draft.name) required;
                         }
                         div {
                             label for="key-expiry" { "Expires" }
                             select #key-expiry name="expires_in_days" {
-                                @for (days, label) in EXPIRY_CHOICES { option value=(days) { (label) } }
+                                @for (days, label) in EXPIRY_CHOICES { option value=(days) selected[days == draft.expires_in_days] { (label) } }
                             }
                         }
-                        button type="submit" { "Generate key" }
                     }
                     fieldset.scopes {
                         legend { "What the key may do" }
                         @for (field, scope, sentence) in SCOPE_CHOICES {
                             div {
-                                input type="checkbox" id=(field) name=(field) value="on" checked[scope == ciq_admin::Scope::LeadsCreate];
-                                " "
+                                input type="checkbox" id=(field) name=(field) value="on" checked[draft.scopes.contains(&scope)];
                                 label for=(field) { strong { (scope.as_str()) } " — " (sentence) }
                             }
                         }
@@ -115,7 +135,7 @@ pub fn keys(
                     // says when it does not apply).
                     div #origins-field data-origins-field {
                         label for="allowed-origins" { "Allowed origins " span.muted { "(optional: for a key used by a web page)" } }
-                        textarea #allowed-origins name="allowed_origins" rows="2" placeholder="https://www.example.com" aria-describedby="origins-help" {}
+                        textarea #allowed-origins name="allowed_origins" rows="2" placeholder="https://www.example.com" aria-describedby="origins-help" { (draft.allowed_origins) }
                         p.muted #origins-help {
                             "One per line, scheme and host (and port, if not the usual one): "
                             code { "https://www.example.com" } ". Pages on these sites may send leads "
@@ -123,7 +143,7 @@ pub fn keys(
                             "No paths, no wildcards."
                         }
                         label for="visitor-limit" { "Submissions per visitor a minute " span.muted { "(optional: default " (default_visitor_limit) ")" } }
-                        input #visitor-limit type="number" name="visitor_rate_limit" min="1" inputmode="numeric" placeholder=(default_visitor_limit) aria-describedby="visitor-help";
+                        input #visitor-limit type="number" name="visitor_rate_limit" min="1" inputmode="numeric" placeholder=(default_visitor_limit) value=(draft.visitor_rate_limit) aria-describedby="visitor-help";
                         p.muted #visitor-help {
                             "How many leads one visitor (one network address) may send through a web page in a minute. "
                             "Bots that try more are refused without using up the key's own "
@@ -135,7 +155,7 @@ pub fn keys(
                                 select #challenge name="challenge" aria-describedby="challenge-help" {
                                     option value="" { "None" }
                                     @for provider in ciq_admin::ChallengeProvider::ALL {
-                                        option value=(provider.as_str()) { (provider.title()) }
+                                        option value=(provider.as_str()) selected[provider.as_str() == draft.challenge] { (provider.title()) }
                                     }
                                 }
                             }
@@ -150,6 +170,8 @@ pub fn keys(
                             "and never shown again."
                         }
                     }
+                    // After every field it applies to.
+                    div.submit { button type="submit" { "Generate key" } }
                 }
             }
             section.card aria-labelledby="keys-title" {

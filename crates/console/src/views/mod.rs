@@ -49,11 +49,15 @@ pub struct Flash {
     pub notice: Option<String>,
     /// A problem with the last form.
     pub error: Option<String>,
+    /// The key form as it was refused, to show it again (the keys page).
+    pub key_draft: Option<keys::KeyDraft>,
 }
 
 const STYLE: &str = r#"
 .sr-only { position:absolute; left:-9999px; }
-fieldset.scopes { border:0; padding:0; margin:.75rem 0 0; } fieldset.scopes div { margin:.25rem 0; }
+fieldset.scopes { border:0; padding:0; margin:.75rem 0 0; } fieldset.scopes div { margin:.25rem 0; display:flex; gap:8px; align-items:baseline; }
+fieldset.scopes div label { display:inline; font-weight:400; margin:0; }
+fieldset.scopes div label strong { font-weight:600; }
 :root { --ink:#1d2433; --muted:#5b6477; --line:#e3e7ee; --brand:#3b5bdb; --bg:#f6f8fb; --ok:#1f6e30; --bad:#c92a2a; --warn:#9a4700; }
 * { box-sizing: border-box; }
 body { margin:0; font:16px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif; color:var(--ink); background:var(--bg); }
@@ -133,6 +137,7 @@ ul.legend { list-style:none; display:flex; flex-wrap:wrap; gap:4px 16px; padding
 .swatch { display:inline-block; width:10px; height:10px; border-radius:2px; margin-right:6px; }
 details.figures { margin-top:8px; font-size:14px; }
 details.revoked { margin-top:16px; }
+div.submit { margin-top:16px; }
 details.revoked summary { cursor:pointer; color:#2541b2; font-weight:600; }
 details.figures summary { cursor:pointer; color:#2541b2; }
 .tiles { display:grid; grid-template-columns:repeat(auto-fit, minmax(150px, 1fr)); gap:12px; margin-bottom:16px; }

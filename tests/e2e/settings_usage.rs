@@ -15,6 +15,7 @@ ciq_e2e::with_each_backend!(
     signing_in_comes_back_to_the_page_asked_for,
     an_owner_changes_their_password_and_other_sessions_end,
     a_refused_key_form_keeps_what_was_typed,
+    a_refused_endpoint_form_keeps_its_url_and_events,
 );
 
 /// A key that made 2 creates, a refused create (with a user agent that would be a
@@ -468,5 +469,43 @@ async fn a_refused_key_form_keeps_what_was_typed(backend: Backend) {
         .await
         .unwrap();
     assert!(listed.is_empty());
+    app.stop().await;
+}
+
+/// A refused endpoint form comes back with its URL and the events that were ticked.
+async fn a_refused_endpoint_form_keeps_its_url_and_events(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, |s| {
+        s.webhook_key = Some("q0hJ7TQjDq9rLr8cJYyq1rW3yXk3o1dQdJ8k5b7N3wE=".into());
+    })
+    .await
+    else {
+        return;
+    };
+    let owner = signed_in(&app, "owner@acme.test", "/settings/webhooks").await;
+    let (status, html) = ciq_e2e::console::post_form(
+        &owner.client,
+        &app,
+        "/settings/webhooks",
+        &[
+            ("csrf", &owner.csrf),
+            ("url", "http://crm.example.com/hooks"),
+            ("event_lead_updated", "on"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 422, "{html}");
+    assert!(html.contains("URL: "), "{html}");
+    assert!(
+        html.contains(r#"value="http://crm.example.com/hooks""#),
+        "{html}"
+    );
+    assert!(
+        html.contains(r#"name="event_lead_updated" value="on" checked"#),
+        "{html}"
+    );
+    assert!(
+        !html.contains(r#"name="event_lead_created" value="on" checked"#),
+        "{html}"
+    );
     app.stop().await;
 }

@@ -106,11 +106,19 @@ async fn after_form(
 ) -> Result<Response, PageError> {
     let flash = match done {
         Ok(flash) => flash,
-        Err(EndpointError::Store(err)) => return Err(PageError::store(err)),
-        Err(EndpointError::Url(why)) => Flash::refused(format!("URL: {why}")),
-        Err(other) => Flash::refused(other.to_string()),
+        Err(err) => refused(err)?,
     };
     endpoints_answer(state, req, signed_in, flash.status(), flash).await
+}
+
+/// The flash of a refused endpoint form, naming the problem; the store's failure is
+/// its own page.
+fn refused(err: EndpointError) -> Result<Flash, PageError> {
+    match err {
+        EndpointError::Store(err) => Err(PageError::store(err)),
+        EndpointError::Url(why) => Ok(Flash::refused(format!("URL: {why}"))),
+        other => Ok(Flash::refused(other.to_string())),
+    }
 }
 
 /// `GET /settings/webhooks`.
@@ -124,7 +132,8 @@ pub async fn list_page(
 }
 
 /// `POST /settings/webhooks` (`csrf`, `url`, `event_<n>` per ticked event): adds the
-/// endpoint and shows its secret this once (201), or names what is wrong (422).
+/// endpoint and shows its secret this once (201), or names what is wrong (422) with
+/// the form as it was sent.
 #[handler]
 pub async fn create(
     req: &Request,
@@ -136,11 +145,18 @@ pub async fn create(
         .into_iter()
         .filter(|e| form.contains_key(&event_field(e)))
         .collect();
+    let url = form.get("url").map_or("", String::as_str);
+    let draft = (
+        url.to_owned(),
+        events.iter().map(|e| (*e).to_owned()).collect::<Vec<_>>(),
+    );
     if events.is_empty() {
-        let flash = Flash::refused("Choose at least one event to send.");
+        let flash = Flash {
+            webhook_draft: Some(draft),
+            ..Flash::refused("Choose at least one event to send.")
+        };
         return after_form(&state, req, &sent.signed_in, Ok(flash)).await;
     }
-    let url = form.get("url").map_or("", String::as_str);
     let created = endpoints::create(
         &state.db,
         state.webhook_key.as_ref(),
@@ -150,11 +166,17 @@ pub async fn create(
         state.webhook_allow_private,
     )
     .await;
-    let done = created.map(|(row, secret)| Flash {
-        new_key: Some((row.url, secret.expose_secret().to_owned())),
-        ..Flash::default()
-    });
-    after_form(&state, req, &sent.signed_in, done).await
+    let flash = match created {
+        Ok((row, secret)) => Flash {
+            new_key: Some((row.url, secret.expose_secret().to_owned())),
+            ..Flash::default()
+        },
+        Err(err) => Flash {
+            webhook_draft: Some(draft),
+            ..refused(err)?
+        },
+    };
+    endpoints_answer(&state, req, &sent.signed_in, flash.status(), flash).await
 }
 
 /// Turns the endpoint on or off.

@@ -478,26 +478,18 @@ pub async fn erase(db: &Db, user_id: Uuid, id: Uuid) -> Result<(), LeadError> {
     let erased = db
         .transaction::<_, bool, DbErr>(move |txn| {
             Box::pin(async move {
-                use sea_orm::QuerySelect;
-                // A spam lead's erasure is announced no more than its creation was.
-                let spam_at: Option<Option<DateTime<Utc>>> =
-                    lead::Entity::find_in_account(user_id, id)
-                        .select_only()
-                        .column(lead::Column::SpamAt)
-                        .into_tuple()
-                        .one(txn)
-                        .await?;
-                let Some(spam_at) = spam_at else {
-                    return Ok(false);
-                };
+                // The delete comes first and says what it deleted: a transaction that
+                // read before writing could find, on SQLite, that another writer
+                // committed in between (SQLITE_BUSY_SNAPSHOT, not waited for).
                 let deleted = lead::Entity::delete_in_account(user_id)
                     .filter(lead::Column::Id.eq(id))
-                    .exec(txn)
+                    .exec_with_returning(txn)
                     .await?;
-                if deleted.rows_affected == 0 {
+                let Some(lead) = deleted.first() else {
                     return Ok(false);
-                }
-                if spam_at.is_none() {
+                };
+                // A spam lead's erasure is announced no more than its creation was.
+                if lead.spam_at.is_none() {
                     outbox::fan_out(txn, &[events::deleted(user_id, id)]).await?;
                 }
                 idempotency::forget_lead(txn, user_id, id).await?;

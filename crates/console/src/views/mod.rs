@@ -51,6 +51,9 @@ pub struct Flash {
     pub error: Option<String>,
     /// The key form as it was refused, to show it again (the keys page).
     pub key_draft: Option<keys::KeyDraft>,
+    /// The endpoint form as it was refused (its URL and the events ticked), to show it
+    /// again (the webhooks page).
+    pub webhook_draft: Option<(String, Vec<String>)>,
 }
 
 const STYLE: &str = r#"
@@ -138,6 +141,7 @@ ul.legend { list-style:none; display:flex; flex-wrap:wrap; gap:4px 16px; padding
 details.figures { margin-top:8px; font-size:14px; }
 details.revoked { margin-top:16px; }
 div.submit { margin-top:16px; }
+input.wide { width:min(560px, 100%); }
 details.revoked summary { cursor:pointer; color:#2541b2; font-weight:600; }
 details.figures summary { cursor:pointer; color:#2541b2; }
 .tiles { display:grid; grid-template-columns:repeat(auto-fit, minmax(150px, 1fr)); gap:12px; margin-bottom:16px; }

@@ -80,15 +80,17 @@ pub fn endpoints_page(
                     div.row {
                         div {
                             label for="webhook-url" { "URL" }
-                            input #webhook-url type="text" name="url" required maxlength="2048" placeholder="https://crm.example.com/hooks/convertiq";
+                            input.wide #webhook-url type="text" inputmode="url" name="url" required maxlength="2048" placeholder="https://crm.example.com/hooks/convertiq"
+                                value=[flash.webhook_draft.as_ref().map(|(url, _)| url.as_str())];
                         }
                     }
                     fieldset.scopes {
                         legend { "Events" }
                         @for event in EVENT_TYPES {
                             div {
-                                input id=(event_field(event)) type="checkbox" name=(event_field(event)) value="on" checked;
-                                " " label for=(event_field(event)) style="display:inline" { code { (event) } }
+                                input id=(event_field(event)) type="checkbox" name=(event_field(event)) value="on"
+                                    checked[flash.webhook_draft.as_ref().is_none_or(|(_, ticked)| ticked.iter().any(|t| t == event))];
+                                label for=(event_field(event)) { code { (event) } }
                             }
                         }
                     }

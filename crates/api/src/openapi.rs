@@ -763,24 +763,6 @@ fn type_parameters(doc: &mut Value) {
                     param["schema"] = schema.clone();
                 }
             }
-        }
-    }
-    ciq_admin::usage::document_window_parameters(doc, ciq_http::routes::USAGE);
-    for (path, name, schema) in own {
-        if let Some(params) = doc["paths"][path]["get"]["parameters"].as_array_mut() {
-            for param in params.iter_mut().filter(|p| p["name"] == name) {
-                param["schema"] = schema.clone();
-            }
-        }
-    }
-    let Some(paths) = doc["paths"].as_object_mut() else {
-        return;
-    };
-    for operation in paths.values_mut().filter_map(Value::as_object_mut) {
-        for op in operation.values_mut() {
-            let Some(params) = op.get_mut("parameters").and_then(Value::as_array_mut) else {
-                continue;
-            };
             // Only a query can break a rule of its own: an operation without one
             // answers no 422 about its parameters (getLead had one documented).
             let has_query = params.iter().any(|p| p["in"] == "query");
@@ -790,6 +772,14 @@ fn type_parameters(doc: &mut Value) {
                 && let Some(responses) = op["responses"].as_object_mut()
             {
                 responses.remove("422");
+            }
+        }
+    }
+    ciq_admin::usage::document_window_parameters(doc, ciq_http::routes::USAGE);
+    for (path, name, schema) in own {
+        if let Some(params) = doc["paths"][path]["get"]["parameters"].as_array_mut() {
+            for param in params.iter_mut().filter(|p| p["name"] == name) {
+                param["schema"] = schema.clone();
             }
         }
     }

@@ -194,7 +194,8 @@ fn usage_rows(of: Of) -> sea_orm::Select<key_usage::Entity> {
     }
 }
 
-fn counts_of(row: &key_usage::Model) -> Counts {
+/// A stored bucket's counts.
+pub(crate) fn counts_of(row: &key_usage::Model) -> Counts {
     let n = |v: i64| u64::try_from(v).unwrap_or(0);
     Counts {
         success: n(row.success),

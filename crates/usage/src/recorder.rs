@@ -72,6 +72,22 @@ struct Waiting {
     quota: HashMap<uuid::Uuid, (i64, u32)>,
 }
 
+impl Waiting {
+    /// Keeps a log row for the next flush, or counts it as `dropped` while
+    /// [`MAX_WAITING_LOG_ROWS`] wait.
+    fn keep(&mut self, key: KeyRef, entry: LogEntry) {
+        if self.batch.log.len() >= MAX_WAITING_LOG_ROWS {
+            self.batch
+                .counts
+                .entry((key, minute_of(entry.at)))
+                .or_default()
+                .dropped += 1;
+        } else {
+            self.batch.log.push((key, entry));
+        }
+    }
+}
+
 /// The counts and request-log rows of one instance, waiting for their flush. Shared
 /// by every request (cheap to call; nothing here waits on I/O).
 #[derive(Default)]
@@ -128,17 +144,7 @@ impl Recorder {
         {
             agent.truncate(cut);
         }
-        self.with(|w| {
-            if w.batch.log.len() >= MAX_WAITING_LOG_ROWS {
-                w.batch
-                    .counts
-                    .entry((key, minute_of(entry.at)))
-                    .or_default()
-                    .dropped += 1;
-            } else {
-                w.batch.log.push((key, entry));
-            }
-        });
+        self.with(|w| w.keep(key, entry));
     }
 
     /// Counts leads `key` stored at `at`: `created` in all, `spam` of them as spam.
@@ -168,15 +174,7 @@ impl Recorder {
             }
             let newer = std::mem::take(&mut w.batch.log);
             for (key, entry) in batch.log.into_iter().chain(newer) {
-                if w.batch.log.len() >= MAX_WAITING_LOG_ROWS {
-                    w.batch
-                        .counts
-                        .entry((key, minute_of(entry.at)))
-                        .or_default()
-                        .dropped += 1;
-                } else {
-                    w.batch.log.push((key, entry));
-                }
+                w.keep(key, entry);
             }
         });
     }

@@ -12,7 +12,7 @@ use ciq_entity::{key_usage, request_log};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
 
 use crate::flush::{HOUR, MINUTE, add_counts};
-use crate::query::{Interval, MINUTES_KEPT};
+use crate::query::{Interval, MINUTES_KEPT, counts_of};
 use crate::{Counts, KeyRef};
 
 /// How long buckets are kept (`CIQ_RETENTION_USAGE_SECS`): 90 days.
@@ -78,19 +78,10 @@ pub async fn roll_up(db: &ciq_store::Db, cutoff: DateTime<Utc>) -> Result<u64, s
             key_id: row.key_id,
             user_id: row.user_id,
         };
-        let n = |v: i64| u64::try_from(v).unwrap_or(0);
         hours
             .entry((key, Interval::Hour.floor(row.starts_at)))
             .or_default()
-            .add(&Counts {
-                success: n(row.success),
-                client_error: n(row.client_error),
-                rate_limited: n(row.rate_limited),
-                server_error: n(row.server_error),
-                leads_created: n(row.leads_created),
-                spam: n(row.spam),
-                dropped: n(row.dropped),
-            });
+            .add(&counts_of(row));
     }
     let mut hours: Vec<_> = hours
         .into_iter()

@@ -105,7 +105,7 @@ pub fn overview(page: &Overview<'_>) -> Markup {
                                 @let share = (n * 100).checked_div(total).unwrap_or(0);
                                 tr {
                                     td data-label="Source" {
-                                        a href=(format!("{}?source={}", ciq_http::routes::SETTINGS_LEADS, urlencoding(source))) { (source) }
+                                        a href=(format!("{}?{}", ciq_http::routes::SETTINGS_LEADS, url::form_urlencoded::Serializer::new(String::new()).append_pair("source", source).finish())) { (source) }
                                     }
                                     td data-label="Leads" { (grouped(*n)) }
                                     td data-label="Share" {
@@ -198,11 +198,6 @@ pub fn overview(page: &Overview<'_>) -> Markup {
             p.muted { "Drawn " (when(Some(page.now))) "." }
         }))
     }
-}
-
-/// `text` as a query parameter's value.
-fn urlencoding(text: &str) -> String {
-    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
 /// The last [`LEAD_DAYS`] days up to `now`'s, each with what `counted` holds for it

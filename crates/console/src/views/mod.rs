@@ -141,7 +141,7 @@ ul.legend { list-style:none; display:flex; flex-wrap:wrap; gap:4px 16px; padding
 details.figures { margin-top:8px; font-size:14px; }
 details.revoked { margin-top:16px; }
 div.submit { margin-top:16px; }
-input.wide { width:min(560px, 100%); }
+input.wide { width:560px; max-width:100%; }
 details.revoked summary { cursor:pointer; color:#2541b2; font-weight:600; }
 details.figures summary { cursor:pointer; color:#2541b2; }
 .tiles { display:grid; grid-template-columns:repeat(auto-fit, minmax(150px, 1fr)); gap:12px; margin-bottom:16px; }

@@ -25,6 +25,7 @@ mod m20261204_000017_browser_submissions;
 mod m20261204_000018_attribution_consent;
 mod m20261205_000019_webhook_subscriptions;
 mod m20261205_000020_usage;
+mod m20261205_000021_lead_search;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -53,6 +54,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000018_attribution_consent::Migration),
             Box::new(m20261205_000019_webhook_subscriptions::Migration),
             Box::new(m20261205_000020_usage::Migration),
+            Box::new(m20261205_000021_lead_search::Migration),
         ]
     }
 }

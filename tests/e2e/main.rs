@@ -27,6 +27,7 @@ mod retention;
 mod revocation;
 mod settings;
 mod settings_browser;
+mod settings_lead_actions;
 mod settings_leads;
 mod settings_usage;
 mod subscriptions;

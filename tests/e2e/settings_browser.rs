@@ -485,6 +485,84 @@ async fn the_leads_page_filters_opens_and_exports_and_every_page_is_accessible()
     let page = c.source().await.unwrap();
     assert!(page.contains("Website Form") && page.contains("Website (ciq_"));
     assert_accessible(c, axe.as_deref(), "lead detail").await;
+    // Edit it: a broken score is named beside its field, the typed name kept; then saved.
+    find(c, "#edit").await.click().await.unwrap();
+    let name = find(c, "#e-name").await;
+    name.clear().await.unwrap();
+    name.send_keys("Web Zero").await.unwrap();
+    find(c, "#e-score").await.send_keys("11").await.unwrap();
+    find(c, "form.edit button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    let problem = find(c, "#e-score-problem").await.text().await.unwrap();
+    assert_eq!(problem, "must be a whole number from 1 to 10");
+    assert_eq!(
+        find(c, "#e-name")
+            .await
+            .prop("value")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("Web Zero")
+    );
+    assert_accessible(c, axe.as_deref(), "lead edit form with a problem").await;
+    find(c, "#e-score").await.clear().await.unwrap();
+    find(c, "#e-score").await.send_keys("9").await.unwrap();
+    find(c, "form.edit button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    let notice = find(c, "div.notice").await.text().await.unwrap();
+    assert!(
+        notice.starts_with("Saved. Changed: Name, Score"),
+        "{notice}"
+    );
+    assert_eq!(
+        find(c, "#lead-title").await.text().await.unwrap(),
+        "Web Zero"
+    );
+    // Its status, then deleting it after the confirmation.
+    find(c, "#status")
+        .await
+        .select_by_value("qualified")
+        .await
+        .unwrap();
+    find(c, "form.status button").await.click().await.unwrap();
+    find(c, "div.notice").await;
+    assert!(
+        c.source()
+            .await
+            .unwrap()
+            .contains("Status set to qualified.")
+    );
+    find(c, "#delete").await.click().await.unwrap();
+    find(c, "form[action$='/delete'] button.danger").await;
+    assert_accessible(c, axe.as_deref(), "lead delete confirmation").await;
+    find(c, "form[action$='/delete'] button.danger")
+        .await
+        .click()
+        .await
+        .unwrap();
+    let notice = find(c, "div.notice").await.text().await.unwrap();
+    assert_eq!(notice, "Deleted “Web Zero”.");
+    // Many at once: "tick every lead" (the page's script), a status for all of them.
+    find(c, "#select-all").await.click().await.unwrap();
+    find(c, "#bulk-action")
+        .await
+        .select_by_value("status:lost")
+        .await
+        .unwrap();
+    find(c, "#bulk button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    let notice = find(c, "div.notice").await.text().await.unwrap();
+    assert!(notice.starts_with("Set 4 leads to lost."), "{notice}");
+    assert_accessible(c, axe.as_deref(), "leads page after a bulk action").await;
     // The spam list and a spam lead's page, with its "Not spam" button.
     let mut trapped = lead("Bot Spam", "Website Form", "new");
     trapped["honeypot"] = "filled".into();

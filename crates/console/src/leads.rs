@@ -2,6 +2,7 @@
 //! detail; and the current filter's CSV export, streamed a page at a time so that an
 //! account with millions of leads exports in constant memory.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{Datelike, NaiveDate, TimeDelta, Utc};
@@ -9,6 +10,7 @@ use poem::http::{HeaderValue, StatusCode, header};
 use poem::web::{Data, Query};
 use poem::{Body, Request, Response, Route, get, handler, post};
 use serde::Deserialize;
+use serde_json::Value;
 use uuid::Uuid;
 
 use ciq_admin::keys;
@@ -34,12 +36,44 @@ pub(crate) fn routes(route: Route, state: &Arc<ConsoleState>) -> Route {
         )
         .at(SETTINGS_SPAM, page(state, get(spam_page)))
         .at(SETTINGS_BLOCK_LIST, page(state, post(save_block_list)))
+        .at(SETTINGS_BULK, page(state, post(bulk)))
         .at("/settings/leads/:lead_id", page(state, get(detail_page)))
+        .at(
+            "/settings/leads/:lead_id/edit",
+            page(state, get(edit_page).post(save)),
+        )
+        .at(
+            "/settings/leads/:lead_id/status",
+            page(state, post(set_status)),
+        )
         .at(
             "/settings/leads/:lead_id/not-spam",
             page(state, post(release)),
         )
-        .at("/settings/leads/:lead_id/delete", page(state, post(erase)))
+        .at(
+            "/settings/leads/:lead_id/delete",
+            page(state, get(confirm_erase).post(erase)),
+        )
+}
+
+/// Where the list's "with the chosen leads" form posts (the list's filters in its
+/// query, to show the same list afterwards).
+pub const SETTINGS_BULK: &str = "/settings/leads/bulk";
+
+/// Most leads one bulk action takes: a page of the list.
+pub const BULK_MAX: usize = PAGE_SIZE as usize;
+
+/// The list counts the leads its filter matches up to this many ("more than 10,000"
+/// past it): a count costs at most this many index entries.
+pub const COUNT_CAP: u64 = 10_000;
+
+/// The lead fields an owner edits in Settings: every field a client sends but those
+/// set once at creation (attribution and consent).
+pub fn editable_fields() -> impl Iterator<Item = &'static str> {
+    ciq_leads::rules::LEAD_FIELDS
+        .iter()
+        .copied()
+        .filter(|field| !matches!(*field, "attribution" | "consent"))
 }
 
 /// Settings → Leads → Spam.
@@ -53,12 +87,19 @@ pub const PAGE_SIZE: u64 = 50;
 /// account holds.
 pub const EXPORT_CHUNK: u64 = 1000;
 
+/// The longest search the list takes (a name is at most 200 characters, an email 254;
+/// a prefix longer than this finds what a shorter one does).
+pub const SEARCH_MAX_CHARS: usize = 100;
+
 /// The key filter's value for leads imported from a CSV file (created with no key).
 pub const IMPORTED: &str = "imported";
 
 /// The list's filters as the form sends them (every field optional; empty = any).
 #[derive(Debug, Default, Deserialize)]
 pub struct LeadsQuery {
+    /// The start of a name or an email address, any case.
+    #[serde(default)]
+    pub q: String,
     /// A status name.
     #[serde(default)]
     pub status: String,
@@ -142,6 +183,19 @@ impl LeadsQuery {
                 after
             }
         };
+        let search = Some(self.q.trim()).filter(|q| !q.is_empty());
+        let search = search.filter(|q| {
+            let rule = if q.chars().any(char::is_control) {
+                Some("must not contain control characters".to_owned())
+            } else if q.chars().count() > SEARCH_MAX_CHARS {
+                Some(format!("must be at most {SEARCH_MAX_CHARS} characters"))
+            } else {
+                None
+            };
+            let clean = rule.is_none();
+            problems.extend(rule.map(|rule| ("Search", rule)));
+            clean
+        });
         let source = Some(self.source.trim()).filter(|s| !s.is_empty());
         let source = source.filter(|s| {
             let clean = !s.chars().any(char::is_control);
@@ -158,6 +212,7 @@ impl LeadsQuery {
             api_key_id: key,
             imported,
             source_any_case: true,
+            search: search.map(str::to_owned),
             ..LeadFilter::default()
         };
         (filter, after, problems)
@@ -167,6 +222,7 @@ impl LeadsQuery {
     pub fn filters_query(&self) -> String {
         let mut query = url::form_urlencoded::Serializer::new(String::new());
         for (name, value) in [
+            ("q", &self.q),
             ("status", &self.status),
             ("source", &self.source),
             ("key", &self.key),
@@ -189,7 +245,18 @@ pub async fn list_page(
     query: Query<LeadsQuery>,
     signed_in: SignedIn,
 ) -> Result<Response, PageError> {
-    let user = signed_in.owner(&state).await?;
+    render_list(&state, req, &signed_in, &query, views::Flash::default()).await
+}
+
+/// The list page with `query`'s filters, and what the last action did.
+async fn render_list(
+    state: &ConsoleState,
+    req: &Request,
+    signed_in: &SignedIn,
+    query: &LeadsQuery,
+    flash: views::Flash,
+) -> Result<Response, PageError> {
+    let user = signed_in.owner(state).await?;
     let csrf = &signed_in.session.csrf_token;
     let lists = state.lists_for(req);
     let user_id = user.id;
@@ -197,14 +264,16 @@ pub async fn list_page(
         .read(|db| async move { keys::list_keys(&db, user_id).await })
         .await?;
     let (filter, after, problems) = query.parse();
+    let mut view = views::leads::LeadsView {
+        query,
+        keys: &owned_keys,
+        leads: &[],
+        total: None,
+        next: None,
+        problems: &problems,
+        flash: &flash,
+    };
     if !problems.is_empty() {
-        let view = views::leads::LeadsView {
-            query: &query,
-            keys: &owned_keys,
-            leads: &[],
-            next: None,
-            problems: &problems,
-        };
         let markup = views::leads::leads(&user, csrf, &view);
         return Ok(views::page(StatusCode::UNPROCESSABLE_ENTITY, markup));
     }
@@ -214,18 +283,18 @@ pub async fn list_page(
         .read(|db| async move { store::list(&db, user_id, filter, after, PAGE_SIZE).await })
         .await
         .map_err(PageError::store)?;
+    let total = lists
+        .read(|db| async move { store::count(&db, user_id, filter, COUNT_CAP).await })
+        .await
+        .map_err(PageError::store)?;
     let next = more
         .then(|| leads.last().map(|l| After::lead(l).to_cursor()))
         .flatten();
-    let view = views::leads::LeadsView {
-        query: &query,
-        keys: &owned_keys,
-        leads: &leads,
-        next: next.as_deref(),
-        problems: &[],
-    };
+    view.leads = &leads;
+    view.total = Some(total);
+    view.next = next.as_deref();
     Ok(views::page(
-        StatusCode::OK,
+        flash.status(),
         views::leads::leads(&user, csrf, &view),
     ))
 }
@@ -257,8 +326,23 @@ pub async fn detail_page(
     state: Data<&Arc<ConsoleState>>,
     owned: Owned<Lead>,
 ) -> Result<Response, PageError> {
-    let user = owned.signed_in.owner(&state).await?;
-    let lead = &owned.row;
+    render_detail(
+        &state,
+        &owned.signed_in,
+        &owned.row,
+        views::Flash::default(),
+    )
+    .await
+}
+
+/// One lead's page, and what the last action did.
+async fn render_detail(
+    state: &ConsoleState,
+    signed_in: &SignedIn,
+    lead: &Lead,
+    flash: views::Flash,
+) -> Result<Response, PageError> {
+    let user = signed_in.owner(state).await?;
     let key = match lead.api_key_id {
         Some(id) => keys::find_key(&state.db, id).await.ok(),
         None => None,
@@ -266,11 +350,291 @@ pub async fn detail_page(
     let key_name = key
         .filter(|key| key.user_id == user.id)
         .map(|key| format!("{} ({}…)", key.name, key.display_prefix));
+    let csrf = &signed_in.session.csrf_token;
+    Ok(views::page(
+        flash.status(),
+        views::leads::lead_detail(&user, csrf, lead, key_name.as_deref(), &flash),
+    ))
+}
+
+/// `GET /settings/leads/:lead_id/edit`: the lead's fields in a form.
+#[handler]
+pub async fn edit_page(
+    state: Data<&Arc<ConsoleState>>,
+    owned: Owned<Lead>,
+) -> Result<Response, PageError> {
+    let user = owned.signed_in.owner(&state).await?;
+    let lead = &owned.row;
+    let texts = lead.texts();
+    let typed: HashMap<String, String> = editable_fields()
+        .map(|field| {
+            let text = texts
+                .iter()
+                .find(|(name, _)| *name == field)
+                .and_then(|(_, text)| text.clone());
+            (field.to_owned(), text.unwrap_or_default())
+        })
+        .collect();
     let csrf = &owned.signed_in.session.csrf_token;
     Ok(views::page(
         StatusCode::OK,
-        views::leads::lead_detail(&user, csrf, lead, key_name.as_deref()),
+        views::leads::lead_edit(&user, csrf, lead, &typed, &[]),
     ))
+}
+
+/// The update a sent edit form asks for: each editable field whose text differs from
+/// the lead's, typed as the API's body would carry it (an emptied field is `null`).
+fn changes_of(lead: &Lead, form: &HashMap<String, String>) -> serde_json::Map<String, Value> {
+    let texts = lead.texts();
+    editable_fields()
+        .filter_map(|field| {
+            let typed = form.get(field)?;
+            let current = texts
+                .iter()
+                .find(|(name, _)| *name == field)
+                .and_then(|(_, text)| text.as_deref())
+                .unwrap_or_default();
+            (typed.trim() != current.trim()).then(|| {
+                let value = if typed.trim().is_empty() {
+                    Value::Null
+                } else {
+                    ciq_leads::rules::typed_value(field, typed)
+                };
+                (field.to_owned(), value)
+            })
+        })
+        .collect()
+}
+
+/// `POST /settings/leads/:lead_id/edit`: the fields changed are checked by the API's
+/// update rules (the same messages, each beside its field: 422 with the form as it was
+/// typed, nothing saved) and saved in one update with its `lead.updated` event.
+#[handler]
+async fn save(
+    state: Data<&Arc<ConsoleState>>,
+    sent: OwnedForm<Lead, HashMap<String, String>>,
+) -> Result<Response, PageError> {
+    let state: &ConsoleState = &state;
+    let lead = &sent.row;
+    let signed_in = &sent.signed.signed_in;
+    let changes = changes_of(lead, &sent.signed.form);
+    if changes.is_empty() {
+        let flash = views::Flash {
+            notice: Some("Nothing was changed.".to_owned()),
+            ..views::Flash::default()
+        };
+        return render_detail(state, signed_in, lead, flash).await;
+    }
+    let changed: Vec<String> = changes
+        .keys()
+        .map(|field| views::leads::label(field))
+        .collect();
+    let refused = |problems: Vec<(String, String)>| async move {
+        let user = signed_in.owner(state).await?;
+        Ok::<_, PageError>(views::page(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            views::leads::lead_edit(
+                &user,
+                &signed_in.session.csrf_token,
+                lead,
+                &sent.signed.form,
+                &problems,
+            ),
+        ))
+    };
+    let patch = match ciq_leads::rules::validate_patch(&serde_json::json!({ "lead": changes })) {
+        Ok(patch) => patch,
+        Err(violations) => {
+            let problems = violations
+                .into_iter()
+                .map(|v| {
+                    let field = v.field.strip_prefix("lead.").unwrap_or(&v.field).to_owned();
+                    (field, v.message)
+                })
+                .collect();
+            return refused(problems).await;
+        }
+    };
+    match store::update(&state.db, lead.user_id, lead.id, patch).await {
+        Ok(updated) => {
+            let flash = views::Flash {
+                notice: Some(format!("Saved. Changed: {}.", changed.join(", "))),
+                ..views::Flash::default()
+            };
+            render_detail(state, signed_in, &updated, flash).await
+        }
+        Err(LeadError::DuplicateLead(other)) => {
+            refused(vec![(
+                "external_id".to_owned(),
+                format!("another lead of your account has this external id (lead {other})"),
+            )])
+            .await
+        }
+        Err(LeadError::NotFound) => Err(PageError::not_found::<Lead>()),
+        Err(err) => Err(PageError::store(err)),
+    }
+}
+
+/// The status form: one status name.
+#[derive(Deserialize)]
+struct StatusForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    status: String,
+}
+
+impl crate::extract::CsrfForm for StatusForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+/// `POST /settings/leads/:lead_id/status`: the lead's status changes (its
+/// `lead.updated` event with it), or stays when it already is that one.
+#[handler]
+async fn set_status(
+    state: Data<&Arc<ConsoleState>>,
+    sent: OwnedForm<Lead, StatusForm>,
+) -> Result<Response, PageError> {
+    let lead = &sent.row;
+    let signed_in = &sent.signed.signed_in;
+    let Some(status) = LeadStatus::from_name(sent.signed.form.status.trim()) else {
+        let flash = views::Flash::refused(format!(
+            "Status: must be one of {}.",
+            status_names().join(", ")
+        ));
+        return render_detail(&state, signed_in, lead, flash).await;
+    };
+    let changed = store::set_status_many(&state.db, lead.user_id, &[lead.id], status)
+        .await
+        .map_err(PageError::store)?;
+    let (shown, notice) = match changed.into_iter().next() {
+        Some(updated) => (updated, format!("Status set to {}.", status.as_str())),
+        None => (
+            lead.clone(),
+            format!("The status already is {}.", status.as_str()),
+        ),
+    };
+    let flash = views::Flash {
+        notice: Some(notice),
+        ..views::Flash::default()
+    };
+    render_detail(&state, signed_in, &shown, flash).await
+}
+
+/// Every status name, in the pipeline's order.
+fn status_names() -> Vec<&'static str> {
+    LeadStatus::ALL.iter().map(|s| s.as_str()).collect()
+}
+
+/// `GET /settings/leads/:lead_id/delete`: asks before erasing.
+#[handler]
+async fn confirm_erase(
+    state: Data<&Arc<ConsoleState>>,
+    owned: Owned<Lead>,
+) -> Result<Response, PageError> {
+    let user = owned.signed_in.owner(&state).await?;
+    let leads = std::slice::from_ref(&owned.row);
+    Ok(views::page(
+        StatusCode::OK,
+        views::leads::confirm_erase(&user, &owned.signed_in.session.csrf_token, leads, ""),
+    ))
+}
+
+/// `POST /settings/leads/bulk` (`csrf`, `action` = `status:<name>` or `delete`,
+/// `lead_<id>` per ticked lead; `confirm` once a delete was confirmed): sets the
+/// status of the ticked leads, or erases them after a confirmation page. A ticked id
+/// of another account is passed over (the account is in every statement).
+#[handler]
+async fn bulk(
+    req: &Request,
+    state: Data<&Arc<ConsoleState>>,
+    query: Query<LeadsQuery>,
+    sent: crate::extract::SignedInForm<HashMap<String, String>>,
+) -> Result<Response, PageError> {
+    let form = &sent.form;
+    let signed_in = &sent.signed_in;
+    let user_id = sent.session().user_id;
+    let ids: Vec<Uuid> = form
+        .keys()
+        .filter_map(|name| name.strip_prefix("lead_")?.parse().ok())
+        .collect();
+    let action = form.get("action").map_or("", |a| a.trim());
+    let refuse = |problem: String| {
+        render_list(
+            &state,
+            req,
+            signed_in,
+            &query,
+            views::Flash::refused(problem),
+        )
+    };
+    if ids.is_empty() {
+        return refuse("Tick the leads to change first.".to_owned()).await;
+    }
+    if ids.len() > BULK_MAX {
+        return refuse(format!("At most {BULK_MAX} leads at a time.")).await;
+    }
+    let notice = if action == "delete" {
+        if !form.contains_key("confirm") {
+            let user = signed_in.owner(&state).await?;
+            let leads = store::find_many(&state.db, user_id, &ids)
+                .await
+                .map_err(PageError::store)?;
+            if leads.is_empty() {
+                return refuse("None of the ticked leads is in your account any more.".to_owned())
+                    .await;
+            }
+            return Ok(views::page(
+                StatusCode::OK,
+                views::leads::confirm_erase(
+                    &user,
+                    &signed_in.session.csrf_token,
+                    &leads,
+                    &query.filters_query(),
+                ),
+            ));
+        }
+        let erased = store::erase_many(&state.db, user_id, &ids)
+            .await
+            .map_err(PageError::store)?;
+        format!("Deleted {}.", leads_count(erased.len()))
+    } else if let Some(status) = action
+        .strip_prefix("status:")
+        .and_then(LeadStatus::from_name)
+    {
+        let changed = store::set_status_many(&state.db, user_id, &ids, status)
+            .await
+            .map_err(PageError::store)?;
+        let unchanged = ids.len() - changed.len();
+        let mut notice = format!("Set {} to {}.", leads_count(changed.len()), status.as_str());
+        if unchanged > 0 {
+            notice.push_str(&format!(
+                " {} already {} (or spam, or no longer in your account): left as {}.",
+                leads_count(unchanged),
+                if unchanged == 1 { "was" } else { "were" },
+                if unchanged == 1 {
+                    "it was"
+                } else {
+                    "they were"
+                },
+            ));
+        }
+        notice
+    } else {
+        return refuse("Choose what to do with the ticked leads.".to_owned()).await;
+    };
+    let flash = views::Flash {
+        notice: Some(notice),
+        ..views::Flash::default()
+    };
+    render_list(&state, req, signed_in, &query, flash).await
+}
+
+/// "1 lead", "3 leads".
+fn leads_count(n: usize) -> String {
+    format!("{n} lead{}", if n == 1 { "" } else { "s" })
 }
 
 /// The export's first columns; every other field of the lead follows in the lead's
@@ -513,7 +877,8 @@ async fn release(
 }
 
 /// `POST /settings/leads/{id}/delete`: the lead is erased (a spam lead without any
-/// event, as it never had one).
+/// event, as it never had one); the page it came from is shown (the spam list for a
+/// spam lead, the lead list for another).
 #[handler]
 async fn erase(
     req: &Request,
@@ -529,7 +894,12 @@ async fn erase(
         notice: Some(format!("Deleted “{}”.", lead.name)),
         ..views::Flash::default()
     };
-    render_spam(&state, req, &sent.signed.signed_in, "", flash, None).await
+    let signed_in = &sent.signed.signed_in;
+    if lead.spam.is_some() {
+        render_spam(&state, req, signed_in, "", flash, None).await
+    } else {
+        render_list(&state, req, signed_in, &LeadsQuery::default(), flash).await
+    }
 }
 
 /// The block list form.

@@ -10,7 +10,7 @@ pub mod store;
 pub mod worker;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Number, Value};
+use serde_json::{Map, Value};
 
 use ciq_leads::Attribution;
 use ciq_leads::attribution::{ATTRIBUTION, CONSENT};
@@ -484,13 +484,7 @@ fn cell_value(field: &str, cell: &str) -> Value {
         Some(rest) if rest.starts_with(['=', '+', '-', '@']) => rest,
         _ => cell,
     };
-    match field {
-        "score" | "monthly_revenue" | "budget" => serde_json::from_str::<Number>(cell)
-            .map(Value::Number)
-            .unwrap_or_else(|_| Value::String(cell.to_owned())),
-        "status" => Value::String(cell.to_lowercase()),
-        _ => Value::String(cell.to_owned()),
-    }
+    ciq_leads::rules::typed_value(field, cell)
 }
 
 /// What to do with one row.

@@ -120,6 +120,21 @@ macro_rules! field_names {
 
 submitted_fields!(field_names);
 
+/// A lead field's value typed as text (a form's input, a CSV cell) as the JSON the
+/// rules read: a number for the score and the money fields when it reads as one (else
+/// the text, which their rule then names), the status in lower case, text otherwise.
+pub fn typed_value(field: &str, text: &str) -> Value {
+    match field {
+        "score" | "monthly_revenue" | "budget" => {
+            serde_json::from_str::<serde_json::Number>(text.trim())
+                .map(Value::Number)
+                .unwrap_or_else(|_| Value::String(text.to_owned()))
+        }
+        "status" => Value::String(text.to_lowercase()),
+        _ => Value::String(text.to_owned()),
+    }
+}
+
 /// A lead that passed every rule, normalised (trimmed strings, bare phone digits).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewLead {

@@ -331,6 +331,38 @@ pub struct LeadFilter {
     pub utm_source: Option<String>,
     /// Only leads whose attribution's `utm_campaign` is this, any case.
     pub utm_campaign: Option<String>,
+    /// Only leads whose name or email starts with this, any case (Settings' search;
+    /// served by the `(user_id, lower(name))` and `(user_id, lower(email))` indexes).
+    pub search: Option<String>,
+}
+
+/// The condition "the name or the email starts with `prefix`, any case", as ranges on
+/// `lower(column)` that the account's expression indexes serve on both backends: bytes
+/// compared (PostgreSQL's pattern operators, SQLite's BINARY collation), so the prefix
+/// needs no escaping and no collation can reorder it. SQLite's `lower` folds ASCII
+/// letters only, so the prefix is folded the same way there.
+fn starts_with(db: &Db, prefix: &str) -> sea_orm::sea_query::SimpleExpr {
+    use sea_orm::sea_query::{BinOper, Expr, ExprTrait, Func};
+    let postgres = db.connection().get_database_backend() == sea_orm::DatabaseBackend::Postgres;
+    let low = if postgres {
+        prefix.to_lowercase()
+    } else {
+        prefix.to_ascii_lowercase()
+    };
+    // Every text that starts with `low` sorts before `low` + the last code point.
+    let high = format!("{low}\u{10FFFF}");
+    let (at_least, below) = if postgres {
+        (BinOper::Custom("~>=~"), BinOper::Custom("~<~"))
+    } else {
+        (BinOper::GreaterThanOrEqual, BinOper::SmallerThan)
+    };
+    let range = |column: lead::Column| {
+        let folded = || Expr::expr(Func::lower(Expr::col(column)));
+        folded()
+            .binary(at_least, low.clone())
+            .and(folded().binary(below, high.clone()))
+    };
+    range(lead::Column::Name).or(range(lead::Column::Email))
 }
 
 /// The condition "the attribution's `part` is `value`, any case", as `db`'s dialect
@@ -400,9 +432,81 @@ pub async fn list(
     after: Option<After>,
     limit: u64,
 ) -> Result<(Vec<Lead>, bool), LeadError> {
-    use sea_orm::sea_query::{Expr, Func};
+    let mut rows = list_query(db, user_id, filter, after, limit + 1)
+        .all(db)
+        .await?;
+    let more = rows.len() as u64 > limit;
+    rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    Ok((rows.into_iter().map(Lead::from).collect(), more))
+}
+
+/// The statement of a [`list`] page of at most `limit` leads (tests read its plan).
+pub fn list_query(
+    db: &Db,
+    user_id: Uuid,
+    filter: &LeadFilter,
+    after: Option<After>,
+    limit: u64,
+) -> sea_orm::Select<lead::Entity> {
+    use sea_orm::sea_query::Expr;
     use sea_orm::{QueryOrder, QuerySelect};
-    let mut query = lead::Entity::in_account(user_id);
+    let mut query = matching(db, user_id, filter);
+    if let Some(after) = after {
+        // A row-value comparison, so PostgreSQL bounds the index scan with it (an OR of
+        // the two cases would only filter rows the scan already read).
+        query = query.filter(sea_orm::sea_query::ExprTrait::lt(
+            Expr::tuple([
+                Expr::col(lead::Column::CreatedAt),
+                Expr::col(lead::Column::Id),
+            ]),
+            Expr::tuple([Expr::value(after.created_at), Expr::value(after.id)]),
+        ));
+    }
+    query
+        .order_by_desc(lead::Column::CreatedAt)
+        .order_by_desc(lead::Column::Id)
+        .limit(limit)
+}
+
+/// How many of `user_id`'s leads `filter` matches, counted up to `cap`: `Ok(None)`
+/// when more than `cap` match (a count stops there, so a filter over millions of
+/// leads costs no more than `cap` index entries).
+pub async fn count(
+    db: &Db,
+    user_id: Uuid,
+    filter: &LeadFilter,
+    cap: u64,
+) -> Result<Option<u64>, LeadError> {
+    use sea_orm::{PaginatorTrait, QuerySelect};
+    let counted = matching(db, user_id, filter)
+        .select_only()
+        .column(lead::Column::Id)
+        .limit(cap + 1)
+        .count(db)
+        .await?;
+    Ok((counted <= cap).then_some(counted))
+}
+
+/// `user_id`'s leads that `filter` matches, in no order.
+fn matching(db: &Db, user_id: Uuid, filter: &LeadFilter) -> sea_orm::Select<lead::Entity> {
+    use sea_orm::sea_query::{Expr, Func};
+    let sqlite = db.connection().get_database_backend() == sea_orm::DatabaseBackend::Sqlite;
+    let mut query = if filter.search.is_some() && sqlite {
+        // SQLite's planner, without statistics (a database never analysed), takes the
+        // account's list-order index for `user_id = ?` and reads every lead of the
+        // account to find a search's few. Said to be unselective (`likelihood`, which
+        // changes no result), the account condition no longer wins over the name and
+        // email indexes, which it still bounds.
+        lead::Entity::find().filter(Expr::expr(
+            Func::cust("likelihood")
+                .arg(lead::Column::UserId.eq(user_id))
+                // The probability must be written into the statement: SQLite refuses
+                // a parameter there.
+                .arg(Expr::cust("0.9")),
+        ))
+    } else {
+        lead::Entity::in_account(user_id)
+    };
     query = query.filter(if filter.spam {
         lead::Column::SpamAt.is_not_null()
     } else {
@@ -443,65 +547,114 @@ pub async fn list(
     if let Some(campaign) = &filter.utm_campaign {
         query = query.filter(attribution_is(db, "utm_campaign", campaign));
     }
+    if let Some(prefix) = &filter.search {
+        query = query.filter(starts_with(db, prefix));
+    }
     if let Some(at) = filter.created_after {
         query = query.filter(lead::Column::CreatedAt.gte(at));
     }
     if let Some(at) = filter.created_before {
         query = query.filter(lead::Column::CreatedAt.lt(at));
     }
-    if let Some(after) = after {
-        // A row-value comparison, so PostgreSQL bounds the index scan with it (an OR of
-        // the two cases would only filter rows the scan already read).
-        query = query.filter(sea_orm::sea_query::ExprTrait::lt(
-            Expr::tuple([
-                Expr::col(lead::Column::CreatedAt),
-                Expr::col(lead::Column::Id),
-            ]),
-            Expr::tuple([Expr::value(after.created_at), Expr::value(after.id)]),
-        ));
-    }
-    let mut rows = query
-        .order_by_desc(lead::Column::CreatedAt)
-        .order_by_desc(lead::Column::Id)
-        .limit(limit + 1)
-        .all(db)
-        .await?;
-    let more = rows.len() as u64 > limit;
-    rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-    Ok((rows.into_iter().map(Lead::from).collect(), more))
+    query
 }
 
 /// Erases the lead `id` of `user_id`'s account, and the data of every remembered
-/// answer holding it, in one transaction with its `lead.deleted` webhook deliveries. [`LeadError::NotFound`] when the account has
-/// no such lead.
+/// answer holding it, in one transaction with its `lead.deleted` webhook deliveries.
+/// [`LeadError::NotFound`] when the account has no such lead.
 pub async fn erase(db: &Db, user_id: Uuid, id: Uuid) -> Result<(), LeadError> {
+    match erase_many(db, user_id, &[id]).await?.as_slice() {
+        [] => Err(LeadError::NotFound),
+        _ => Ok(()),
+    }
+}
+
+/// Erases those of `ids` that are leads of `user_id`'s account (an id of another
+/// account, or of no lead, is passed over), as [`erase`] does each, all in one
+/// transaction; returns the erased leads.
+pub async fn erase_many(db: &Db, user_id: Uuid, ids: &[Uuid]) -> Result<Vec<Lead>, LeadError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids = ids.to_vec();
     let erased = db
-        .transaction::<_, bool, DbErr>(move |txn| {
+        .transaction::<_, Vec<lead::Model>, DbErr>(move |txn| {
             Box::pin(async move {
                 // The delete comes first and says what it deleted: a transaction that
                 // read before writing could find, on SQLite, that another writer
                 // committed in between (SQLITE_BUSY_SNAPSHOT, not waited for).
                 let deleted = lead::Entity::delete_in_account(user_id)
-                    .filter(lead::Column::Id.eq(id))
+                    .filter(lead::Column::Id.is_in(ids))
                     .exec_with_returning(txn)
                     .await?;
-                let Some(lead) = deleted.first() else {
-                    return Ok(false);
-                };
                 // A spam lead's erasure is announced no more than its creation was.
-                if lead.spam_at.is_none() {
-                    outbox::fan_out(txn, &[events::deleted(user_id, id)]).await?;
+                let announced: Vec<_> = deleted
+                    .iter()
+                    .filter(|lead| lead.spam_at.is_none())
+                    .map(|lead| events::deleted(user_id, lead.id))
+                    .collect();
+                outbox::fan_out(txn, &announced).await?;
+                for lead in &deleted {
+                    idempotency::forget_lead(txn, user_id, lead.id).await?;
                 }
-                idempotency::forget_lead(txn, user_id, id).await?;
-                Ok(true)
+                Ok(deleted)
             })
         })
         .await?;
-    if erased {
-        Ok(())
-    } else {
-        Err(LeadError::NotFound)
+    Ok(erased.into_iter().map(Lead::from).collect())
+}
+
+/// Sets the status of those of `ids` that are leads of `user_id`'s account and not
+/// spam, in one transaction with a `lead.updated` event for each lead whose status
+/// changed; returns those leads as changed (a lead already in `status` is left as it
+/// was, its `updated_at` too, and told to no one).
+pub async fn set_status_many(
+    db: &Db,
+    user_id: Uuid,
+    ids: &[Uuid],
+    status: LeadStatus,
+) -> Result<Vec<Lead>, LeadError> {
+    use sea_orm::sea_query::Expr;
+    if ids.is_empty() {
+        return Ok(Vec::new());
     }
+    let ids = ids.to_vec();
+    let changed = db
+        .transaction::<_, Vec<Lead>, DbErr>(move |txn| {
+            Box::pin(async move {
+                let changed: Vec<Lead> = lead::Entity::update_in_account(user_id)
+                    .col_expr(lead::Column::Status, Expr::value(status.as_str()))
+                    .col_expr(lead::Column::UpdatedAt, Expr::value(ciq_entity::now()))
+                    .filter(lead::Column::Id.is_in(ids))
+                    .filter(lead::Column::SpamAt.is_null())
+                    .filter(lead::Column::Status.ne(status))
+                    .exec_with_returning(txn)
+                    .await?
+                    .into_iter()
+                    .map(Lead::from)
+                    .collect();
+                let announced: Vec<_> = changed
+                    .iter()
+                    .filter_map(|lead| events::event(EventType::Updated, lead))
+                    .collect();
+                outbox::fan_out(txn, &announced).await?;
+                Ok(changed)
+            })
+        })
+        .await?;
+    Ok(changed)
+}
+
+/// Those of `ids` that are leads of `user_id`'s account (spam or not), newest first.
+pub async fn find_many(db: &Db, user_id: Uuid, ids: &[Uuid]) -> Result<Vec<Lead>, LeadError> {
+    use sea_orm::QueryOrder;
+    let rows = lead::Entity::in_account(user_id)
+        .filter(lead::Column::Id.is_in(ids.to_vec()))
+        .order_by_desc(lead::Column::CreatedAt)
+        .order_by_desc(lead::Column::Id)
+        .all(db)
+        .await?;
+    Ok(rows.into_iter().map(Lead::from).collect())
 }
 
 /// Releases the spam lead `id` of `user_id`'s account from the quarantine ("Not spam"):

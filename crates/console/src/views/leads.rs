@@ -15,10 +15,27 @@ pub struct LeadsView<'a> {
     pub keys: &'a [KeySummary],
     /// This page's leads.
     pub leads: &'a [ciq_leads::Lead],
+    /// How many leads the filter matches (`Some(None)`: more than
+    /// [`crate::leads::COUNT_CAP`]); `None` when the filter was refused.
+    pub total: Option<Option<u64>>,
     /// The next page's cursor, if more follow.
     pub next: Option<&'a str>,
     /// Broken filters: (field label, rule).
     pub problems: &'a [(&'static str, String)],
+    /// What the last action (a bulk action, a delete) did.
+    pub flash: &'a super::Flash,
+}
+
+/// "1 lead", "1,234 leads", "more than 10,000 leads".
+fn total_text(total: Option<u64>) -> String {
+    match total {
+        Some(1) => "1 lead".to_owned(),
+        Some(n) => format!("{} leads", super::grouped(n)),
+        None => format!(
+            "more than {} leads",
+            super::grouped(crate::leads::COUNT_CAP)
+        ),
+    }
 }
 
 /// Settings → Leads: filters, a page of leads, the next-page and export links.
@@ -46,12 +63,19 @@ pub fn leads(user: &user::Model, csrf: &str, view: &LeadsView<'_>) -> Markup {
             h1 { "Leads" }
             p.lead { "Every lead your keys sent into this account, newest first. "
                 "Leads judged spam are held back: " a href=(crate::leads::SETTINGS_SPAM) { "see the spam list" } "." }
+            @if let Some(notice) = &view.flash.notice { div.notice role="status" { (notice) } }
+            @if let Some(error) = &view.flash.error { div.error role="alert" { (error) } }
             @for (label, rule) in view.problems {
                 div.error role="alert" { (label) ": " (rule) }
             }
             section.card aria-labelledby="filter-title" {
                 h2 #filter-title { "Filter" }
                 form.filters method="get" action="/settings/leads" {
+                    div.search {
+                        label for="f-q" { "Search" }
+                        input #f-q type="search" name="q" value=(query.q) maxlength=(crate::leads::SEARCH_MAX_CHARS) placeholder="Name or email starts with…" aria-describedby="f-q-help";
+                        span.sr-only #f-q-help { "Finds leads whose name or email address starts with this, in any case." }
+                    }
                     div {
                         label for="f-status" { "Status" }
                         select #f-status name="status" {
@@ -91,7 +115,12 @@ pub fn leads(user: &user::Model, csrf: &str, view: &LeadsView<'_>) -> Markup {
             }
             section.card aria-labelledby="leads-title" {
                 div.headline {
-                    h2 #leads-title { "Your leads" }
+                    div {
+                        h2 #leads-title { "Your leads" }
+                        @if let Some(total) = view.total {
+                            p.muted.count #leads-count { (total_text(total)) @if !filters.is_empty() { " match" } }
+                        }
+                    }
                     div.actions {
                         a.button.secondary #import href=(ciq_http::routes::SETTINGS_LEADS_IMPORTS) { "Import CSV" }
                         a.button.secondary #export href=(format!("/settings/leads/export.csv{}", if filters.is_empty() { String::new() } else { format!("?{filters}") })) download { "Export CSV" }
@@ -100,20 +129,41 @@ pub fn leads(user: &user::Model, csrf: &str, view: &LeadsView<'_>) -> Markup {
                 @if view.leads.is_empty() {
                     p.muted { @if query.cursor.is_empty() { "No leads match." } @else { "No more leads." } }
                 } @else {
-                    table.stacked {
-                        thead { tr {
-                            th scope="col" { "Created" } th scope="col" { "Name" } th scope="col" { "Email" }
-                            th scope="col" { "Source" } th scope="col" { "Status" } th scope="col" { "Key" }
-                        } }
-                        tbody {
-                            @for lead in view.leads {
-                                tr {
-                                    td data-label="Created" { (when(Some(lead.created_at))) }
-                                    td data-label="Name" { a href=(format!("/settings/leads/{}", lead.id)) { (lead.name) } }
-                                    td data-label="Email" { (lead.email) }
-                                    td data-label="Source" { (lead.source) }
-                                    td data-label="Status" { (lead.status.as_str()) }
-                                    td data-label="Key" { (key_name(lead.api_key_id)) }
+                    form #bulk method="post" action=(format!("{}{}", crate::leads::SETTINGS_BULK, if filters.is_empty() { String::new() } else { format!("?{filters}") })) {
+                        input type="hidden" name="csrf" value=(csrf);
+                        div.bulk {
+                            label for="bulk-action" { "With the ticked leads" }
+                            div.actions {
+                                select #bulk-action name="action" {
+                                    option value="" { "Choose…" }
+                                    @for status in ciq_leads::LeadStatus::ALL {
+                                        option value=(format!("status:{}", status.as_str())) { "Set status: " (status.as_str()) }
+                                    }
+                                    option value="delete" { "Delete…" }
+                                }
+                                button.secondary type="submit" { "Apply" }
+                            }
+                        }
+                        table.stacked {
+                            thead { tr {
+                                th scope="col" {
+                                    input #select-all type="checkbox" data-select-all hidden aria-label="Tick every lead on this page";
+                                }
+                                th scope="col" { "Created" } th scope="col" { "Name" } th scope="col" { "Email" }
+                                th scope="col" { "Source" } th scope="col" { "Score" } th scope="col" { "Status" } th scope="col" { "Key" }
+                            } }
+                            tbody {
+                                @for lead in view.leads {
+                                    tr {
+                                        td.tick { input type="checkbox" name=(format!("lead_{}", lead.id)) data-lead aria-label=(format!("Tick {}", lead.name)); }
+                                        td data-label="Created" { (when(Some(lead.created_at))) }
+                                        td data-label="Name" { a href=(format!("/settings/leads/{}", lead.id)) { (lead.name) } }
+                                        td data-label="Email" { (lead.email) }
+                                        td data-label="Source" { (lead.source) }
+                                        td data-label="Score" { @if let Some(score) = lead.score { (score) } @else { span.muted { "—" } } }
+                                        td data-label="Status" { span class=(format!("pill status-{}", lead.status.as_str())) { (lead.status.as_str()) } }
+                                        td data-label="Key" { (key_name(lead.api_key_id)) }
+                                    }
                                 }
                             }
                         }
@@ -237,6 +287,7 @@ pub fn lead_detail(
     csrf: &str,
     lead: &ciq_leads::Lead,
     key: Option<&str>,
+    flash: &super::Flash,
 ) -> Markup {
     // Every field in the lead's order, but those shown apart: the name is the title,
     // the account is the reader's, the key and the times are written in words below.
@@ -305,6 +356,8 @@ pub fn lead_detail(
         signed_in_header(user, csrf),
         html! {
             p { a href="/settings/leads" { "← All leads" } }
+            @if let Some(notice) = &flash.notice { div.notice role="status" { (notice) } }
+            @if let Some(error) = &flash.error { div.error role="alert" { (error) } }
             @if lead.spam.is_some() {
                 div.error role="status" {
                     "Held back as spam: " (spam_reason(lead)) ". "
@@ -315,7 +368,27 @@ pub fn lead_detail(
                 }
             }
             section.card aria-labelledby="lead-title" {
-                h1 #lead-title { (lead.name) }
+                div.headline {
+                    h1 #lead-title { (lead.name) }
+                    div.actions {
+                        a.button.secondary #edit href=(format!("/settings/leads/{}/edit", lead.id)) { "Edit" }
+                        a.button.danger #delete href=(format!("/settings/leads/{}/delete", lead.id)) { "Delete" }
+                    }
+                }
+                @if lead.spam.is_none() {
+                    form.status method="post" action=(format!("/settings/leads/{}/status", lead.id)) {
+                        input type="hidden" name="csrf" value=(csrf);
+                        label for="status" { "Status" }
+                        div.actions {
+                            select #status name="status" {
+                                @for status in ciq_leads::LeadStatus::ALL {
+                                    option value=(status.as_str()) selected[status == lead.status] { (status.as_str()) }
+                                }
+                            }
+                            button.secondary type="submit" { "Set status" }
+                        }
+                    }
+                }
                 dl.fields {
                     @for (label, value) in &fields {
                         dt { (label) }
@@ -349,8 +422,138 @@ pub fn lead_detail(
     )
 }
 
+/// One lead's edit form: every editable field as `typed` holds it (the lead's values,
+/// or a refused form as it was sent), each problem beside its field.
+pub fn lead_edit(
+    user: &user::Model,
+    csrf: &str,
+    lead: &ciq_leads::Lead,
+    typed: &std::collections::HashMap<String, String>,
+    problems: &[(String, String)],
+) -> Markup {
+    let value = |field: &str| typed.get(field).map_or("", String::as_str).to_owned();
+    let problem = |field: &str| {
+        problems
+            .iter()
+            .filter(|(name, _)| name == field)
+            .map(|(_, rule)| rule.as_str())
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    layout(
+        &format!("Edit {}", lead.name),
+        Section::Leads,
+        signed_in_header(user, csrf),
+        html! {
+            p { a href=(format!("/settings/leads/{}", lead.id)) { "← " (lead.name) } }
+            h1 { "Edit lead" }
+            p.lead { "Changes are checked by the same rules as the API's update, and your webhooks hear of them as lead.updated." }
+            @if !problems.is_empty() {
+                div.error role="alert" #problems {
+                    "Not saved: "
+                    (problems.len()) @if problems.len() == 1 { " field needs" } @else { " fields need" } " a change."
+                }
+            }
+            section.card {
+                form.edit method="post" action=(format!("/settings/leads/{}/edit", lead.id)) {
+                    input type="hidden" name="csrf" value=(csrf);
+                    div.grid {
+                        @for field in crate::leads::editable_fields() {
+                            @let id = format!("e-{field}");
+                            @let err = problem(field);
+                            @let described = format!("{id}-problem");
+                            div class=(if field == "description" { "wide" } else { "" }) {
+                                label for=(id) { (label(field)) @if matches!(field, "name" | "email" | "source" | "industry") { " " span.muted { "(required)" } } }
+                                @match field {
+                                    "status" => {
+                                        select id=(id) name=(field) {
+                                            @for status in ciq_leads::LeadStatus::ALL {
+                                                option value=(status.as_str()) selected[value(field) == status.as_str()] { (status.as_str()) }
+                                            }
+                                        }
+                                    }
+                                    "description" => {
+                                        textarea id=(id) name=(field) rows="4" aria-invalid=[(!err.is_empty()).then_some("true")] aria-describedby=[(!err.is_empty()).then_some(&described)] { (value(field)) }
+                                    }
+                                    _ => {
+                                        input id=(id) name=(field)
+                                            type=(match field { "email" => "email", "phone" => "tel", _ => "text" })
+                                            inputmode=[match field { "score" => Some("numeric"), "monthly_revenue" | "budget" => Some("decimal"), _ => None }]
+                                            value=(value(field))
+                                            aria-invalid=[(!err.is_empty()).then_some("true")]
+                                            aria-describedby=[(!err.is_empty()).then_some(&described)];
+                                    }
+                                }
+                                @if !err.is_empty() {
+                                    p.problem id=(described) { (err) }
+                                }
+                            }
+                        }
+                    }
+                    div.submit.actions {
+                        button type="submit" { "Save changes" }
+                        a.button.secondary href=(format!("/settings/leads/{}", lead.id)) { "Cancel" }
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// Asks before erasing `leads` (one from its page, or the list's ticked ones; `back`
+/// is the list's filters to return to).
+pub fn confirm_erase(
+    user: &user::Model,
+    csrf: &str,
+    leads: &[ciq_leads::Lead],
+    back: &str,
+) -> Markup {
+    let one = leads.len() == 1;
+    let (action, cancel) = match leads {
+        [lead] if back.is_empty() => (
+            format!("/settings/leads/{}/delete", lead.id),
+            format!("/settings/leads/{}", lead.id),
+        ),
+        _ => (
+            format!("{}?{back}", crate::leads::SETTINGS_BULK),
+            format!("/settings/leads?{back}"),
+        ),
+    };
+    let title = if one {
+        format!("Delete “{}”?", leads[0].name)
+    } else {
+        format!("Delete {} leads?", leads.len())
+    };
+    layout(
+        &title,
+        Section::Leads,
+        signed_in_header(user, csrf),
+        html! {
+            section.card.stack {
+                h1 { (title) }
+                p { "A deleted lead is gone for good: it leaves your list and exports, and your webhooks hear of it as lead.deleted. This cannot be undone." }
+                @if !one {
+                    ul { @for lead in leads { li { (lead.name) " — " (lead.email) } } }
+                }
+                form method="post" action=(action) {
+                    input type="hidden" name="csrf" value=(csrf);
+                    @if !back.is_empty() || !one {
+                        input type="hidden" name="action" value="delete";
+                        input type="hidden" name="confirm" value="yes";
+                        @for lead in leads { input type="hidden" name=(format!("lead_{}", lead.id)) value="on"; }
+                    }
+                    div.actions {
+                        button.danger type="submit" { @if one { "Delete lead" } @else { "Delete " (leads.len()) " leads" } }
+                        a.button.secondary href=(cancel) { "Cancel" }
+                    }
+                }
+            }
+        },
+    )
+}
+
 /// A field's name as a label: `monthly_revenue` → "Monthly revenue".
-fn label(field: &str) -> String {
+pub(crate) fn label(field: &str) -> String {
     match field {
         "gclid" => return "Google Ads click id".to_owned(),
         "fbclid" => return "Meta click id".to_owned(),

@@ -68,9 +68,10 @@ header { background:#fff; border-bottom:1px solid var(--line); }
 .bar { max-width:1040px; margin:0 auto; padding:14px 24px; display:flex; align-items:center; gap:16px; }
 .brand { font-weight:700; font-size:18px; color:var(--brand); }
 .crumb { color:var(--muted); }
-.who { margin-left:auto; display:flex; gap:8px; align-items:center; flex-wrap:wrap; }
-nav.sections { display:flex; flex-wrap:wrap; gap:4px; }
-nav.sections a { white-space:nowrap; padding:6px 10px; border-radius:6px; color:var(--ink); text-decoration:none; font-weight:600; }
+.who { margin-left:auto; display:flex; gap:8px; align-items:center; flex-wrap:wrap; justify-content:flex-end; }
+.who button { font-size:14px; padding:5px 10px; }
+nav.sections { display:flex; flex-wrap:wrap; gap:2px; }
+nav.sections a { white-space:nowrap; padding:6px 8px; border-radius:6px; color:var(--ink); text-decoration:none; font-weight:600; }
 nav.sections a[aria-current=page] { background:#e8edff; color:#2541b2; }
 form.filters { display:flex; gap:12px 16px; flex-wrap:wrap; align-items:flex-end; }
 form.filters input, form.filters select { min-width:0; }
@@ -87,7 +88,7 @@ h2 { font-size:18px; margin:0 0 12px; }
 p.lead { color:var(--muted); margin:0 0 24px; }
 section.card { background:#fff; border:1px solid var(--line); border-radius:10px; padding:20px 24px; margin-bottom:20px; }
 label { display:block; font-weight:600; margin-bottom:4px; }
-input[type=text], input[type=email], input[type=password], input[type=date], input[type=number], select, textarea { font:inherit; padding:8px 10px; border:1px solid #c5ccd8; border-radius:6px; min-width:220px; }
+input[type=text], input[type=email], input[type=tel], input[type=search], input[type=password], input[type=date], input[type=number], select, textarea { font:inherit; padding:8px 10px; border:1px solid #c5ccd8; border-radius:6px; min-width:220px; }
 input:focus, select:focus, button:focus, a:focus { outline:3px solid #a5b8ff; outline-offset:1px; }
 .row { display:flex; gap:16px; align-items:flex-end; flex-wrap:wrap; }
 button, .button { font:inherit; font-weight:600; padding:8px 14px; border-radius:6px; border:1px solid var(--brand); background:var(--brand); color:#fff; cursor:pointer; text-decoration:none; display:inline-block; }
@@ -152,13 +153,31 @@ nav.ranges { display:flex; gap:4px; flex-wrap:wrap; }
 nav.ranges a { padding:4px 10px; border-radius:6px; border:1px solid var(--line); color:var(--ink); text-decoration:none; font-size:14px; }
 nav.ranges a[aria-current=true] { background:#e8edff; border-color:#a5b8ff; color:#2541b2; font-weight:600; }
 .status-4 { color:var(--warn); font-weight:600; }
+.count { margin:2px 0 0; font-size:14px; }
+form.filters div.search input { min-width:260px; }
+input[type=search] { font:inherit; padding:8px 10px; border:1px solid #c5ccd8; border-radius:6px; }
+div.bulk { display:flex; gap:8px 12px; align-items:center; flex-wrap:wrap; margin-bottom:8px; }
+div.bulk label { margin:0; font-weight:600; font-size:14px; }
+td.tick, th:first-child { width:32px; }
+.pill { font-size:12px; font-weight:600; padding:2px 8px; border-radius:999px; background:#eef1f6; color:var(--ink); white-space:nowrap; }
+.pill.status-new { background:#e8edff; color:#2541b2; }
+.pill.status-contacted { background:#fff4e6; color:var(--warn); }
+.pill.status-qualified { background:#ebfbee; color:var(--ok); }
+.pill.status-lost { background:#f1f3f5; color:var(--muted); }
+form.status { display:flex; gap:8px 12px; align-items:center; flex-wrap:wrap; margin:0 0 16px; }
+form.status label { margin:0; }
+form.edit .grid { display:grid; grid-template-columns:repeat(2, minmax(0, 1fr)); gap:14px 20px; }
+form.edit .grid .wide { grid-column:1 / -1; }
+form.edit .grid input, form.edit .grid select, form.edit .grid textarea { width:100%; min-width:0; max-width:none; }
+p.problem { color:var(--bad); margin:4px 0 0; font-size:14px; }
+[aria-invalid=true] { border-color:var(--bad); }
 .status-5 { color:var(--bad); font-weight:600; }
 /* A phone's width: nothing scrolls sideways; each table row becomes a card of labelled values. */
 @media (max-width: 640px) {
   .bar { flex-wrap:wrap; padding:12px 16px; gap:10px; }
   main { padding:16px; }
   section.card { padding:16px; }
-  input[type=text], input[type=email], input[type=password], input[type=date], input[type=number], select, textarea { min-width:0; width:100%; }
+  input[type=text], input[type=email], input[type=tel], input[type=search], input[type=password], input[type=date], input[type=number], select, textarea { min-width:0; width:100%; }
   .row > div, form.filters > div { flex:1 1 100%; }
   table.stacked, table.stacked tbody, table.stacked tr, table.stacked td { display:block; }
   table.stacked thead { position:absolute; left:-9999px; }
@@ -166,6 +185,9 @@ nav.ranges a[aria-current=true] { background:#e8edff; border-color:#a5b8ff; colo
   table.stacked td { border:0; padding:3px 0; overflow-wrap:anywhere; }
   table.stacked td[data-label]::before { content:attr(data-label); display:block; font-size:12px; color:var(--muted); font-weight:600; }
   dl.fields { grid-template-columns:1fr; }
+  form.edit .grid { grid-template-columns:1fr; }
+  form.filters div.search input, input[type=search] { min-width:0; width:100%; }
+  table.stacked td.tick { float:right; }
   dl.fields dd { margin-bottom:6px; }
   .newkey .keybox { flex-wrap:wrap; }
 }
@@ -183,6 +205,12 @@ if (originsField) {
   boxes.forEach(function (box) { box.addEventListener('change', sync); });
   sync();
 }
+document.querySelectorAll('[data-select-all]').forEach(function (all) {
+  all.hidden = false;
+  all.addEventListener('change', function () {
+    all.form.querySelectorAll('input[data-lead]').forEach(function (box) { box.checked = all.checked; });
+  });
+});
 document.querySelectorAll('[data-copy]').forEach(function (button) {
   button.hidden = false;
   button.addEventListener('click', function () {

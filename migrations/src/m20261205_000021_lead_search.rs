@@ -23,13 +23,7 @@ impl MigrationTrait for Migration {
             ],
             _ => &["CREATE INDEX idx_leads_user_name_prefix ON leads (user_id, lower(name))"],
         };
-        for statement in statements {
-            manager
-                .get_connection()
-                .execute_unprepared(statement)
-                .await?;
-        }
-        Ok(())
+        run(manager, statements).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
@@ -41,12 +35,17 @@ impl MigrationTrait for Migration {
             ],
             _ => &["DROP INDEX idx_leads_user_name_prefix"],
         };
-        for statement in statements {
-            manager
-                .get_connection()
-                .execute_unprepared(statement)
-                .await?;
-        }
-        Ok(())
+        run(manager, statements).await
     }
+}
+
+/// Runs `statements` in order.
+async fn run(manager: &SchemaManager<'_>, statements: &[&str]) -> Result<(), DbErr> {
+    for statement in statements {
+        manager
+            .get_connection()
+            .execute_unprepared(statement)
+            .await?;
+    }
+    Ok(())
 }

@@ -992,7 +992,13 @@ async fn the_settings_pages_reach_only_the_owners_endpoints() {
     let (status, _) =
         ciq_e2e::console::get_html(&bob, &app, &format!("/settings/webhooks/{hook}")).await;
     assert_eq!(status, 404);
-    for action in ["disable", "test", "rotate"] {
+    assert_eq!(
+        ciq_e2e::console::get_html(&bob, &app, &format!("/settings/webhooks/{hook}/delete"))
+            .await
+            .0,
+        404
+    );
+    for action in ["disable", "test", "rotate", "delete"] {
         let resp = bob
             .post(format!(
                 "{}/settings/webhooks/{hook}/{action}",
@@ -1008,5 +1014,30 @@ async fn the_settings_pages_reach_only_the_owners_endpoints() {
     assert!(
         receiver.received("/hook").is_empty(),
         "bob's test event went nowhere"
+    );
+    // Alice deletes it: asked first, then it and its log are gone.
+    let delete = format!("/settings/webhooks/{hook}/delete");
+    let (status, html) = ciq_e2e::console::get_html(&client, &app, &delete).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("Delete this endpoint?") && html.contains(&receiver.url("/hook")));
+    assert!(
+        endpoints::find(&app.db, alice, hook).await.is_ok(),
+        "asking deletes nothing"
+    );
+    let (status, _) = post_form(&client, &app, &delete, &[("csrf", "forged")]).await;
+    assert_eq!(status, 403);
+    let (status, html) = post_form(&client, &app, &delete, &[("csrf", csrf.as_str())]).await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("Deleted the endpoint") && html.contains("and its delivery log."));
+    assert!(matches!(
+        endpoints::find(&app.db, alice, hook).await,
+        Err(endpoints::EndpointError::NotFound)
+    ));
+    assert!(deliveries_of(&app, hook).await.is_empty());
+    assert_eq!(
+        ciq_e2e::console::get_html(&client, &app, &format!("/settings/webhooks/{hook}"))
+            .await
+            .0,
+        404
     );
 }

@@ -39,6 +39,45 @@ pub(crate) fn routes(route: Route, state: &Arc<ConsoleState>) -> Route {
         .at(action("disable"), page(state, post(disable)))
         .at(action("rotate"), page(state, post(rotate)))
         .at(action("test"), page(state, post(send_test)))
+        .at(
+            action("delete"),
+            page(state, get(confirm_delete).post(delete)),
+        )
+}
+
+/// `GET /settings/webhooks/{id}/delete`: "Delete this endpoint?".
+#[handler]
+async fn confirm_delete(
+    state: Data<&Arc<ConsoleState>>,
+    owned: Owned<webhook_endpoint::Model>,
+) -> Result<Response, PageError> {
+    let user = owned.signed_in.owner(&state).await?;
+    let csrf = &owned.signed_in.session.csrf_token;
+    Ok(views::page(
+        StatusCode::OK,
+        views::webhooks::confirm_delete(&user, csrf, &owned.row),
+    ))
+}
+
+/// `POST /settings/webhooks/{id}/delete`: the endpoint and its delivery log are gone;
+/// nothing more is sent to it (a delivery under way finishes, its result unrecorded).
+#[handler]
+async fn delete(
+    req: &Request,
+    state: Data<&Arc<ConsoleState>>,
+    sent: ActionForm,
+) -> Result<Response, PageError> {
+    let endpoint = &sent.row;
+    let done = endpoints::delete(&state.db, sent.session().user_id, endpoint.id)
+        .await
+        .map(|()| Flash {
+            notice: Some(format!(
+                "Deleted the endpoint {} and its delivery log.",
+                endpoint.url
+            )),
+            ..Flash::default()
+        });
+    after_form(&state, req, &sent.signed.signed_in, done).await
 }
 
 impl InAccount for webhook_endpoint::Model {

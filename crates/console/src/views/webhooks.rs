@@ -7,7 +7,7 @@ use ciq_entity::webhook_delivery::{self, DeliveryStatus};
 use ciq_entity::{user, webhook_endpoint};
 use ciq_leads::events::NAMES as EVENT_TYPES;
 
-use super::{Flash, Section, layout_refreshing, signed_in_header, when};
+use super::{Flash, Section, layout, layout_refreshing, signed_in_header, when};
 
 /// Deliveries shown in an endpoint's log.
 pub const LOG_SIZE: u64 = 50;
@@ -154,6 +154,7 @@ pub fn endpoints_page(
                                                 }
                                                 button.secondary type="submit" { "Rotate secret" }
                                             }
+                                            a.button.danger href=(format!("{}/delete", path_of(endpoint.id))) aria-label=(format!("Delete {}", endpoint.url)) { "Delete" }
                                         }
                                     }
                                 }
@@ -164,6 +165,33 @@ pub fn endpoints_page(
             }
         },
         None,
+    )
+}
+
+/// "Delete this endpoint?": what goes with it, and the button.
+pub fn confirm_delete(
+    user: &user::Model,
+    csrf: &str,
+    endpoint: &webhook_endpoint::Model,
+) -> Markup {
+    layout(
+        "Delete endpoint",
+        Section::Webhooks,
+        signed_in_header(user, csrf),
+        html! {
+            section.card.stack {
+                h1 { "Delete this endpoint?" }
+                p { code { (endpoint.url) } }
+                p { "Nothing more is sent to it, its delivery log goes with it, and its secret stops meaning anything. This cannot be undone; to pause deliveries instead, disable it." }
+                form method="post" action=(format!("{}/delete", path_of(endpoint.id))) {
+                    input type="hidden" name="csrf" value=(csrf);
+                    div.actions {
+                        button.danger type="submit" { "Delete endpoint" }
+                        a.button.secondary href=(ciq_http::routes::SETTINGS_WEBHOOKS) { "Cancel" }
+                    }
+                }
+            }
+        },
     )
 }
 

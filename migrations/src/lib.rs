@@ -26,6 +26,7 @@ mod m20261204_000018_attribution_consent;
 mod m20261205_000019_webhook_subscriptions;
 mod m20261205_000020_usage;
 mod m20261205_000021_lead_search;
+mod m20261205_000022_password_resets;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -55,6 +56,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000019_webhook_subscriptions::Migration),
             Box::new(m20261205_000020_usage::Migration),
             Box::new(m20261205_000021_lead_search::Migration),
+            Box::new(m20261205_000022_password_resets::Migration),
         ]
     }
 }

@@ -23,6 +23,7 @@ mod me;
 mod migrations;
 mod poolers;
 mod replicas;
+mod reset_link;
 mod retention;
 mod revocation;
 mod settings;

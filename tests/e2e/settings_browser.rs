@@ -293,6 +293,12 @@ async fn the_leads_page_filters_opens_and_exports_and_every_page_is_accessible()
     );
 
     let c = &browser.client;
+    // A password link's page.
+    let (token, _) = ciq_admin::resets::issue(&app.db, user).await.unwrap();
+    let link = ciq_admin::resets::link(&app.base_url, &token);
+    c.goto(&link).await.unwrap();
+    find(c, "#repeat").await;
+    assert_accessible(c, axe.as_deref(), "password link page").await;
     c.goto(&format!("{}/login", app.base_url)).await.unwrap();
     assert_accessible(c, axe.as_deref(), "sign-in page").await;
     submit_sign_in(c, "owner@acme.test", "correct horse battery").await;

@@ -18,6 +18,7 @@ pub mod key;
 pub mod keys;
 pub mod operator;
 pub mod origins;
+pub mod resets;
 pub mod scopes;
 pub mod sessions;
 pub mod usage;

@@ -100,6 +100,16 @@ pub async fn set_password(
         .await?
         .ok_or_else(|| AdminError::UserNotFound(user_id.to_string()))?;
     let hash = hasher.hash_async(password.expose_secret()).await?;
+    store_password_hash(db, user, hash).await
+}
+
+/// Stores `hash` (argon2id, PHC) as `user`'s password and ends every session of theirs.
+pub(crate) async fn store_password_hash(
+    db: &Db,
+    user: user::Model,
+    hash: String,
+) -> Result<(), AdminError> {
+    let user_id = user.id;
     let mut active: user::ActiveModel = user.into();
     active.password_hash = Set(Some(hash));
     active.update(db).await?;

@@ -53,6 +53,10 @@ pub(crate) fn routes(route: Route, state: &Arc<ConsoleState>) -> Route {
         )
         .at("/settings/*path", page(state, get(not_found)))
         .at(LOGIN, page(state, get(login_page).post(login)))
+        .at(
+            format!("{}/:token", ciq_admin::resets::RESET_PATH),
+            page(state, get(reset_page).post(reset_password)),
+        )
         .at(LOGOUT, page(state, post(logout)))
         .at(LOGOUT_EVERYWHERE, page(state, post(logout_everywhere)))
 }
@@ -70,6 +74,8 @@ async fn home(signed_in: Option<SignedIn>) -> Response {
 #[derive(Deserialize)]
 struct LoginQuery {
     expired: Option<String>,
+    /// Present after a password was chosen with a link.
+    reset: Option<String>,
     /// The Settings page to come back to once signed in.
     next: Option<String>,
 }
@@ -93,8 +99,10 @@ async fn login_page(req: &Request, state: Data<&Arc<ConsoleState>>) -> Response 
     let query = req.params::<LoginQuery>().ok();
     let expired = query.as_ref().is_some_and(|q| q.expired.is_some());
     let notice = expired.then_some("Your session has ended. Please sign in again.");
+    let reset = query.as_ref().is_some_and(|q| q.reset.is_some());
+    let done = reset.then_some("Your password is set: sign in with it.");
     let back = query.as_ref().and_then(|q| q.next.as_deref());
-    login_form(req, &state, StatusCode::OK, notice, "", back)
+    login_form(req, &state, StatusCode::OK, (notice, done), "", back)
 }
 
 /// The sign-in form with a fresh double-submit CSRF token (cookie and field).
@@ -102,13 +110,28 @@ fn login_form(
     req: &Request,
     state: &ConsoleState,
     status: StatusCode,
-    notice: Option<&str>,
+    (notice, done): (Option<&str>, Option<&str>),
     email: &str,
     back: Option<&str>,
 ) -> Response {
-    let csrf = sessions::new_token();
     let back = back.and_then(crate::extract::safe_return);
-    let mut resp = views::page(status, views::session::login(&csrf, notice, email, back));
+    signed_out_form(req, state, |csrf| {
+        views::page(
+            status,
+            views::session::login(csrf, notice, done, email, back),
+        )
+    })
+}
+
+/// A page of a form sent before any session (sign-in, a password link) with a fresh
+/// double-submit CSRF token: `page` gets the field's value, the cookie carries it too.
+fn signed_out_form(
+    req: &Request,
+    state: &ConsoleState,
+    page: impl FnOnce(&str) -> Response,
+) -> Response {
+    let csrf = sessions::new_token();
+    let mut resp = page(&csrf);
     set_cookie(&mut resp, req, state, LOGIN_CSRF_COOKIE, &csrf, 3600);
     resp
 }
@@ -197,7 +220,7 @@ async fn login(
             req,
             state,
             StatusCode::UNPROCESSABLE_ENTITY,
-            notice,
+            (notice, None),
             "",
             Some(&form.next),
         ));
@@ -231,7 +254,7 @@ async fn login(
             req,
             state,
             StatusCode::UNAUTHORIZED,
-            notice,
+            (notice, None),
             &email,
             Some(&form.next),
         ));
@@ -379,5 +402,86 @@ async fn change_password(
     let mut resp = views::redirect(&format!("{}?changed=1", ciq_http::routes::SETTINGS_ACCOUNT));
     let ttl = state.session_ttl.as_secs();
     set_cookie(&mut resp, req, state, SESSION_COOKIE, &token, ttl);
+    Ok(resp)
+}
+
+/// The page a link that does not work (any more) leads to.
+fn dead_link() -> Response {
+    views::page(
+        StatusCode::NOT_FOUND,
+        views::message(
+            "This link does not work",
+            "It was used already, a newer link replaced it, or its hour is over. Ask the \
+             operator of this server for a new one.",
+        ),
+    )
+}
+
+/// `GET /reset-password/{token}`: the form to choose a password, while the link works.
+#[handler]
+async fn reset_page(
+    req: &Request,
+    state: Data<&Arc<ConsoleState>>,
+    token: poem::web::Path<String>,
+) -> Result<Response, PageError> {
+    let Some(user) = ciq_admin::resets::pending(&state.db, &token).await? else {
+        return Ok(dead_link());
+    };
+    let action = req.uri().path().to_owned();
+    Ok(signed_out_form(req, &state, |csrf| {
+        views::page(
+            StatusCode::OK,
+            views::session::reset_password(csrf, &user.email, &action, None),
+        )
+    }))
+}
+
+/// The password link's form.
+#[derive(Deserialize)]
+struct ResetForm {
+    #[serde(default)]
+    csrf: String,
+    new: secrecy::SecretString,
+    repeat: secrecy::SecretString,
+}
+
+/// `POST /reset-password/{token}`: the password is set (twice the same, by the rules),
+/// the link is used up, every session of the owner ends, and the sign-in page says so.
+#[handler]
+async fn reset_password(
+    req: &Request,
+    state: Data<&Arc<ConsoleState>>,
+    token: poem::web::Path<String>,
+    form: Form<ResetForm>,
+) -> Result<Response, PageError> {
+    let state: &ConsoleState = &state;
+    let expected = cookie(req, state, LOGIN_CSRF_COOKIE).unwrap_or_default();
+    if !tokens_match(&form.csrf, &expected) {
+        return Err(PageError::CsrfRefused);
+    }
+    let Some(user) = ciq_admin::resets::pending(&state.db, &token).await? else {
+        return Ok(dead_link());
+    };
+    let action = req.uri().path().to_owned();
+    let refuse = |problem: String| {
+        signed_out_form(req, state, |csrf| {
+            views::page(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                views::session::reset_password(csrf, &user.email, &action, Some(&problem)),
+            )
+        })
+    };
+    if form.new.expose_secret() != form.repeat.expose_secret() {
+        return Ok(refuse("The password and its repetition differ.".to_owned()));
+    }
+    let hasher = SecretHasher::default();
+    match ciq_admin::resets::redeem(&state.db, &hasher, &token, &form.new).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return Ok(dead_link()),
+        Err(AdminError::Invalid { rule, .. }) => return Ok(refuse(format!("Password: {rule}."))),
+        Err(err) => return Err(err.into()),
+    }
+    let mut resp = views::redirect(&format!("{LOGIN}?reset=1"));
+    set_cookie(&mut resp, req, state, LOGIN_CSRF_COOKIE, "", 0);
     Ok(resp)
 }

@@ -353,6 +353,19 @@ pub enum UsersCommand {
         #[arg(long)]
         user: String,
     },
+    /// Print a one-time link (valid 1 hour) that lets the owner choose a password: send
+    /// it to them yourself. A new link replaces the last one.
+    ResetLink {
+        /// Email or user id.
+        #[arg(long)]
+        user: String,
+        /// The gateway's public origin, as owners' browsers reach it (as `serve`'s).
+        #[arg(long, env = "CIQ_PUBLIC_URL")]
+        public_url: Option<String>,
+        /// Where `serve` listens: the link's origin when no public URL is set.
+        #[arg(long, env = "CIQ_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: String,
+    },
 }
 
 /// `keys` subcommands.
@@ -549,6 +562,32 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
             let password = SecretString::from(password.trim_end_matches(['\r', '\n']));
             users::set_password(&db, &SecretHasher::default(), owner.id, &password).await?;
             eprintln!("password set for {}", owner.email);
+            Ok(())
+        }
+        Command::Users(UsersCommand::ResetLink {
+            user,
+            public_url,
+            listen,
+        }) => {
+            let db = store.open().await?;
+            let owner = users::find_user(&db, &user).await?;
+            let origin = match public_url
+                .as_deref()
+                .map(str::trim)
+                .filter(|u| !u.is_empty())
+            {
+                Some(url) => ciq_admin::origins::parse_origin(url)
+                    .map_err(|why| anyhow::anyhow!("--public-url {why}"))?,
+                None => format!("http://{listen}"),
+            };
+            let (token, expires_at) = ciq_admin::resets::issue(&db, owner.id).await?;
+            eprintln!(
+                "a link for {} to choose a password: it works once, until {} (an earlier \
+                 link no longer works); send it to them",
+                owner.email,
+                expires_at.format("%Y-%m-%d %H:%M UTC")
+            );
+            println!("{}", ciq_admin::resets::link(&origin, &token));
             Ok(())
         }
         Command::Users(UsersCommand::Create { email, name }) => {

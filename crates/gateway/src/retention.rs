@@ -1,6 +1,6 @@
 //! The retention purge: what the gateway keeps only for a while is deleted once its
 //! time is up — remembered idempotent answers (which hold lead data) after the
-//! idempotency retention, database sessions once expired, CSV imports (and the
+//! idempotency retention, database sessions and password links once expired, CSV imports (and the
 //! failed rows they list) 30 days after they finished, the webhook delivery log (its
 //! payloads hold lead data) after 7 days, spam leads 30 days after they were judged so,
 //! usage buckets after 90 days (minute buckets rolled up into hours after 48 h) and the
@@ -54,6 +54,8 @@ pub struct Purged {
     pub idempotency_keys: u64,
     /// Expired sessions.
     pub sessions: u64,
+    /// Password links past their hour.
+    pub reset_links: u64,
     /// CSV imports finished (or left as drafts) past their retention, with their
     /// failed rows.
     pub imports: u64,
@@ -72,6 +74,7 @@ pub async fn purge_once(db: &Db, retention: Retention) -> Result<Purged, sea_orm
     Ok(Purged {
         idempotency_keys: ciq_leads::idempotency::purge(db, retention.idempotency).await?,
         sessions: ciq_admin::sessions::purge_expired(db).await?,
+        reset_links: ciq_admin::resets::purge_expired(db).await?,
         imports: ciq_imports::store::purge(db, ciq_imports::store::RETENTION).await?,
         deliveries: ciq_webhooks::delivery::purge(db, retention.deliveries).await?,
         spam: ciq_leads::store::purge_spam(db, retention.spam).await?,

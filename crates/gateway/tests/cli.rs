@@ -318,7 +318,69 @@ async fn rolling_and_passwords(backend: Backend) {
     assert!(ciq_admin::SecretHasher::default().verify("correct horse battery", &hash));
 }
 
+/// `users reset-link`: one line on stdout, the link under the public URL (or the
+/// listen address), its token working until a newer link replaces it; a broken public
+/// URL or an unknown user fails with a message and no output.
+async fn a_reset_link_is_printed_alone_and_only_the_newest_works(backend: Backend) {
+    let Some(db) = TestDatabase::create(backend).await else {
+        return;
+    };
+    stdout_of(&cli(&db, &["users", "create", "--email", "o@acme.test"]));
+    let args = ["users", "reset-link", "--user", "o@acme.test"];
+    let out = cli_with(
+        &db,
+        &args,
+        &[("CIQ_PUBLIC_URL", "https://console.example.com")],
+    );
+    let first = stdout_of(&out);
+    assert_eq!(first.lines().count(), 1, "{first}");
+    let token = first
+        .trim_end()
+        .strip_prefix("https://console.example.com/reset-password/")
+        .unwrap_or_else(|| panic!("the link under the public URL: {first}"))
+        .to_owned();
+    let told = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        told.contains("o@acme.test") && told.contains("works once"),
+        "{told}"
+    );
+    let second = stdout_of(&cli_with(&db, &args, &[("CIQ_LISTEN", "127.0.0.1:9999")]));
+    assert!(
+        second.starts_with("http://127.0.0.1:9999/reset-password/"),
+        "{second}"
+    );
+    let newest = second.trim_end().rsplit('/').next().unwrap().to_owned();
+    let conn = ciq_gateway::database::connect(&db.url).await.unwrap();
+    let pending = |token: String| {
+        let conn = conn.clone();
+        async move { ciq_admin::resets::pending(&conn, &token).await.unwrap() }
+    };
+    assert!(pending(token).await.is_none(), "replaced by the newer link");
+    assert_eq!(pending(newest).await.unwrap().email, "o@acme.test");
+    for (args, env, said) in [
+        (
+            &args[..],
+            &[("CIQ_PUBLIC_URL", "not a url")][..],
+            "--public-url",
+        ),
+        (
+            &["users", "reset-link", "--user", "nobody@acme.test"][..],
+            &[][..],
+            "nobody@acme.test",
+        ),
+    ] {
+        let out = cli_with(&db, args, env);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(out.stdout.is_empty());
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(said),
+            "{said}"
+        );
+    }
+}
+
 ciq_e2e::with_each_backend!(
+    a_reset_link_is_printed_alone_and_only_the_newest_works,
     rolling_and_passwords,
     the_documented_workflow,
     mistakes_fail_with_a_message_and_no_output,

@@ -33,7 +33,15 @@ pub fn home() -> Markup {
 }
 
 /// The sign-in form.
-pub fn login(csrf: &str, notice: Option<&str>, email: &str, back: Option<&str>) -> Markup {
+/// The sign-in page: `notice` says what went wrong, `done` what went right (a password
+/// just chosen).
+pub fn login(
+    csrf: &str,
+    notice: Option<&str>,
+    done: Option<&str>,
+    email: &str,
+    back: Option<&str>,
+) -> Markup {
     layout(
         "Sign in",
         Section::None,
@@ -42,9 +50,12 @@ pub fn login(csrf: &str, notice: Option<&str>, email: &str, back: Option<&str>) 
             section.card.narrow {
                 h1 { "Sign in" }
                 p.lead { "Manage the API keys, leads and webhooks of your ConvertIQ account." }
-                p.muted { "No account yet, or forgot your password? The operator of this server gives access: ask them to create your account or set a new password for you." }
+                p.muted { "No account yet, or forgot your password? The operator of this server gives access: ask them to create your account, or to send you a link to choose a new password." }
                 @if let Some(notice) = notice {
                     div.error role="alert" { (notice) }
+                }
+                @if let Some(done) = done {
+                    div.notice role="status" { (done) }
                 }
                 form.stack method="post" action="/login" {
                     input type="hidden" name="csrf" value=(csrf);
@@ -58,6 +69,39 @@ pub fn login(csrf: &str, notice: Option<&str>, email: &str, back: Option<&str>) 
                         input #password type="password" name="password" autocomplete="current-password" required;
                     }
                     button type="submit" { "Sign in" }
+                }
+            }
+        },
+    )
+}
+
+/// The page of a password link: the owner chooses a password (twice), `problem` says
+/// what was wrong with the last try.
+pub fn reset_password(csrf: &str, email: &str, action: &str, problem: Option<&str>) -> Markup {
+    layout(
+        "Choose a password",
+        Section::None,
+        html! {},
+        html! {
+            section.card.narrow {
+                h1 { "Choose a password" }
+                p.lead { "For " strong { (email) } ". This link works once, and for an hour after it was made." }
+                @if let Some(problem) = problem {
+                    div.error role="alert" { (problem) }
+                }
+                form.stack method="post" action=(action) {
+                    input type="hidden" name="csrf" value=(csrf);
+                    input type="text" name="username" value=(email) autocomplete="username" hidden;
+                    div {
+                        label for="new" { "New password" }
+                        input #new type="password" name="new" autocomplete="new-password" required aria-describedby="new-help" autofocus;
+                        p.muted #new-help { "At least " (ciq_admin::users::MIN_PASSWORD_LEN) " characters." }
+                    }
+                    div {
+                        label for="repeat" { "New password again" }
+                        input #repeat type="password" name="repeat" autocomplete="new-password" required;
+                    }
+                    button type="submit" { "Set password" }
                 }
             }
         },

@@ -793,5 +793,65 @@ async fn an_owner_adds_an_endpoint_sends_a_test_event_and_replays_it() {
         .unwrap();
     let got = receiver.wait_for("/hook", 2, Duration::from_secs(10)).await;
     assert_eq!(got[1].headers["webhook-id"], got[0].headers["webhook-id"]);
+    // The payload it carried, opened in the log.
+    find(c, "details.payload summary")
+        .await
+        .click()
+        .await
+        .unwrap();
+    let payload = find(c, "details.payload pre").await.text().await.unwrap();
+    assert!(payload.contains("\"type\": \"webhook.test\""), "{payload}");
+    // Edit it: a filter from the form, shown in words on the endpoints page.
+    c.goto(&format!("{}/settings/webhooks", app.base_url))
+        .await
+        .unwrap();
+    find(c, "a[aria-label^='Edit']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    find(c, "#f0_field")
+        .await
+        .select_by_value("score")
+        .await
+        .unwrap();
+    find(c, "#f0_op")
+        .await
+        .select_by_value("gte")
+        .await
+        .unwrap();
+    find(c, "#f0_value")
+        .await
+        .send_keys("eleven")
+        .await
+        .unwrap();
+    assert_accessible(c, axe.as_deref(), "endpoint edit form").await;
+    find(c, "form.stack button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    let problems = find(c, "#problems").await.text().await.unwrap();
+    assert!(
+        problems.contains("Filter score gte: must be a number"),
+        "{problems}"
+    );
+    find(c, "#f0_value").await.clear().await.unwrap();
+    find(c, "#f0_value").await.send_keys("5").await.unwrap();
+    find(c, "form.stack button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    find(c, "div.notice").await;
+    assert!(c.source().await.unwrap().contains("Only when score ≥ 5"));
+    // The guide, from the page's first paragraph.
+    find(c, "p.lead a[href='/settings/webhooks/guide']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    find(c, "#events-title").await;
+    assert_accessible(c, axe.as_deref(), "webhook guide").await;
     browser.close().await;
 }

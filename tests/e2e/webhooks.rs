@@ -1041,3 +1041,184 @@ async fn the_settings_pages_reach_only_the_owners_endpoints() {
         404
     );
 }
+
+/// Settings → Webhooks → Edit: URL, events, description and filter change together,
+/// checked as the add form and the API check them (every problem named, the form kept,
+/// nothing saved); the saved filter comes back into the form; another owner's endpoint
+/// is not found, and a forged form changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_edits_an_endpoints_url_events_and_filter() {
+    use ciq_e2e::console::{get_html, post_form, signed_in};
+    let app = TestApp::spawn_with(Backend::Sqlite, quick).await.unwrap();
+    let receiver = Receiver::start().await;
+    let alice = signed_in(&app, "alice@acme.test", "/settings/webhooks").await;
+    let (hook, _) = endpoint(&app, alice.user, &receiver.url("/old"), &EventType::ALL).await;
+    let edit = format!("/settings/webhooks/{hook}/edit");
+    let (status, page) = get_html(&alice.client, &app, &edit).await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains(&receiver.url("/old")) && page.contains("every event of the types ticked")
+    );
+    let csrf = alice.csrf.as_str();
+    let new_url = receiver.url("/new");
+    let mut form = vec![
+        ("csrf", csrf),
+        ("url", "ftp://nope.example"),
+        ("description", "New leads to the CRM"),
+        ("f0_field", "source"),
+        ("f0_op", "eq"),
+        ("f0_value", "Website Form"),
+        ("f1_field", "score"),
+        ("f1_op", "gte"),
+        ("f1_value", "five"),
+    ];
+    let (status, page) = post_form(&alice.client, &app, &edit, &form).await;
+    assert_eq!(status, 422, "{page}");
+    for said in [
+        "URL: must start with https://",
+        "Events: choose at least one event to send.",
+        "Filter score gte: must be a number",
+    ] {
+        assert!(page.contains(said), "{said}: {page}");
+    }
+    assert!(page.contains("value=\"five\"") && page.contains("value=\"New leads to the CRM\""));
+    let stored = endpoints::find(&app.db, alice.user, hook).await.unwrap();
+    assert_eq!(
+        (stored.url.as_str(), stored.filter.as_deref()),
+        (receiver.url("/old").as_str(), None)
+    );
+
+    form[1].1 = &new_url;
+    form[8].1 = "5";
+    form.push(("event_lead_created", "on"));
+    let mut forged = form.clone();
+    forged[0].1 = "forged";
+    assert_eq!(post_form(&alice.client, &app, &edit, &forged).await.0, 403);
+    let (status, page) = post_form(&alice.client, &app, &edit, &form).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains(&format!("Saved {new_url}")), "{page}");
+    let stored = endpoints::find(&app.db, alice.user, hook).await.unwrap();
+    assert_eq!(stored.url, new_url);
+    assert_eq!(stored.events, "lead.created");
+    assert_eq!(stored.description.as_deref(), Some("New leads to the CRM"));
+    assert_eq!(
+        serde_json::from_str::<Value>(stored.filter.as_deref().unwrap()).unwrap(),
+        json!({"score": {"gte": 5}, "source": {"eq": "website form"}}),
+        "stored canonical: text compares ignoring case"
+    );
+    // The page lists it in words; the form comes back with the conditions.
+    let (_, list) = get_html(&alice.client, &app, "/settings/webhooks").await;
+    assert!(
+        list.contains("score ≥ 5 and source is website form"),
+        "{list}"
+    );
+    let (_, page) = get_html(&alice.client, &app, &edit).await;
+    assert!(page.contains("<option value=\"source\" selected"));
+    assert!(page.contains("value=\"website form\""));
+    // Emptying every condition removes the filter.
+    let cleared: Vec<(&str, &str)> = form
+        .iter()
+        .copied()
+        .filter(|(name, _)| !name.starts_with('f'))
+        .collect();
+    assert_eq!(post_form(&alice.client, &app, &edit, &cleared).await.0, 200);
+    assert_eq!(
+        endpoints::find(&app.db, alice.user, hook)
+            .await
+            .unwrap()
+            .filter,
+        None
+    );
+
+    let bob = signed_in(&app, "bob@acme.test", "/settings/webhooks").await;
+    assert_eq!(get_html(&bob.client, &app, &edit).await.0, 404);
+    let mut bobs = form.clone();
+    bobs[0].1 = bob.csrf.as_str();
+    assert_eq!(post_form(&bob.client, &app, &edit, &bobs).await.0, 404);
+    assert_eq!(
+        endpoints::find(&app.db, alice.user, hook)
+            .await
+            .unwrap()
+            .url,
+        new_url
+    );
+}
+
+/// The guide shows each event's payload as this server makes them (for a lead of the
+/// owner's account) and this server's retry schedule; an endpoint's log shows what each
+/// delivery carried; the endpoints page shows each endpoint's health.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_guide_the_payloads_and_the_health_show_what_is_sent() {
+    use ciq_e2e::console::{get_html, signed_in};
+    let app = TestApp::spawn_with(Backend::Sqlite, |s| {
+        s.webhook_key = Some(ciq_store::secret::new_key());
+        s.webhooks.allow_private_networks = true;
+        s.webhooks.deliver = false;
+    })
+    .await
+    .unwrap();
+    let owner = signed_in(&app, "owner@acme.test", "/settings/webhooks").await;
+    let (guide_status, guide) = get_html(&owner.client, &app, "/settings/webhooks/guide").await;
+    assert_eq!(guide_status, 200);
+    for said in [
+        "lead.created",
+        "lead.updated",
+        "lead.deleted",
+        &format!("&quot;user_id&quot;: &quot;{}&quot;", owner.user),
+        "&quot;status&quot;: &quot;contacted&quot;",
+        "5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h",
+        "failed for 5 days",
+        "webhook-signature",
+    ] {
+        assert!(guide.contains(said), "{said}: {guide}");
+    }
+    let (_, page) = get_html(&owner.client, &app, "/settings/webhooks").await;
+    assert!(
+        page.contains("href=\"/settings/webhooks/guide\""),
+        "the lead paragraph links it"
+    );
+
+    let (hook, _) = endpoint(
+        &app,
+        owner.user,
+        "https://hooks.example.com/in",
+        &EventType::ALL,
+    )
+    .await;
+    let (_, key) = app.create_key_with(owner.user, Default::default()).await;
+    let mut body = reference_curl_body();
+    body["lead"]["name"] = json!("Payload Person");
+    let (status, _) = app
+        .post_json("/api/external/leads/create", &key, &[], &body)
+        .await;
+    assert_eq!(status, 201);
+    ciq_webhooks::outbox::drain(&app.db, ciq_leads::events::CODECS)
+        .await
+        .unwrap();
+    let (_, log) = get_html(&owner.client, &app, &format!("/settings/webhooks/{hook}")).await;
+    assert!(log.contains("<summary>Payload"), "{log}");
+    assert!(
+        log.contains("&quot;name&quot;: &quot;Payload Person&quot;"),
+        "indented JSON: {log}"
+    );
+    let (_, page) = get_html(&owner.client, &app, "/settings/webhooks").await;
+    assert!(
+        page.contains(">Health<") && page.contains(">healthy<"),
+        "{page}"
+    );
+    // A failing endpoint says since when.
+    let since = chrono::Utc::now() - chrono::TimeDelta::hours(3);
+    ciq_entity::WebhookEndpoint::update_many()
+        .col_expr(
+            ciq_entity::webhook_endpoint::Column::FailingSince,
+            sea_orm::sea_query::Expr::value(since),
+        )
+        .exec(&app.db)
+        .await
+        .unwrap();
+    let (_, page) = get_html(&owner.client, &app, "/settings/webhooks").await;
+    assert!(
+        page.contains(&format!("since {}", since.format("%Y-%m-%d %H:%M UTC"))),
+        "{page}"
+    );
+}

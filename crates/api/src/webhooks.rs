@@ -33,7 +33,7 @@ use crate::state::ApiState;
 use crate::tags::ApiTags;
 
 /// Longest description, in characters.
-pub const MAX_DESCRIPTION_LEN: usize = 500;
+pub const MAX_DESCRIPTION_LEN: usize = endpoints::MAX_DESCRIPTION_LEN;
 
 /// A webhook endpoint of your account (never its secret).
 #[derive(Debug, Clone, Object)]
@@ -437,21 +437,13 @@ fn description_of(value: Option<&Value>, broken: &mut Vec<FieldError>) -> Option
     let value = value?;
     match value {
         Value::Null => Some(None),
-        Value::String(text) if text.chars().count() > MAX_DESCRIPTION_LEN => {
-            broken.push(FieldError::new(
-                "description",
-                format!("must be at most {MAX_DESCRIPTION_LEN} characters"),
-            ));
-            None
-        }
-        Value::String(text) if text.trim().chars().any(char::is_control) => {
-            broken.push(FieldError::new(
-                "description",
-                "must not contain control characters",
-            ));
-            None
-        }
-        Value::String(text) => Some(Some(text.trim().to_owned()).filter(|t| !t.is_empty())),
+        Value::String(text) => match endpoints::check_description(text) {
+            Ok(description) => Some(description),
+            Err(rule) => {
+                broken.push(FieldError::new("description", rule));
+                None
+            }
+        },
         _ => {
             broken.push(FieldError::new("description", "must be a string"));
             None
@@ -527,6 +519,7 @@ fn changes_of(body: &Value) -> Result<EndpointChanges, HttpError> {
         }
     };
     let changes = EndpointChanges {
+        url: None,
         events,
         filter: filter_of(object.get("filter"), &mut broken),
         enabled,

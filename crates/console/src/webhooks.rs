@@ -30,6 +30,7 @@ pub(crate) fn routes(route: Route, state: &Arc<ConsoleState>) -> Route {
     let action = |name: &str| format!("{base}/:endpoint_id/{name}");
     route
         .at(base, page(state, get(list_page).post(create)))
+        .at(views::webhooks::GUIDE, page(state, get(guide)))
         .at(format!("{base}/:endpoint_id"), page(state, get(log_page)))
         .at(
             format!("{base}/:endpoint_id/deliveries/:delivery_id/replay"),
@@ -43,6 +44,248 @@ pub(crate) fn routes(route: Route, state: &Arc<ConsoleState>) -> Route {
             action("delete"),
             page(state, get(confirm_delete).post(delete)),
         )
+        .at(action("edit"), page(state, get(edit_page).post(save)))
+}
+
+/// `GET /settings/webhooks/guide`: what an endpoint receives — each event's payload
+/// (made by the code that makes real ones, for a lead of this account), the headers,
+/// how to verify a signature, this server's retry schedule.
+#[handler]
+async fn guide(
+    state: Data<&Arc<ConsoleState>>,
+    signed_in: SignedIn,
+) -> Result<Response, PageError> {
+    use ciq_leads::events::{self, EventType};
+    let user = signed_in.owner(&state).await?;
+    let owner = ciq_leads::LeadOwner {
+        user_id: user.id,
+        api_key_id: Some(Uuid::now_v7()),
+    };
+    let lead = ciq_leads::Lead {
+        score: Some(8),
+        external_id: Some("crm-4711".to_owned()),
+        ..ciq_leads::Lead::example(owner)
+    };
+    let changed = ciq_leads::Lead {
+        status: ciq_leads::LeadStatus::Contacted,
+        ..lead.clone()
+    };
+    let samples: Vec<(&str, String)> = [
+        events::event(EventType::Created, &lead),
+        events::event(EventType::Updated, &changed),
+        Some(events::deleted(user.id, lead.id)),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|event| (event.kind, event.payload))
+    .collect();
+    let settings = state.delivery_worker.settings();
+    Ok(views::page(
+        StatusCode::OK,
+        views::webhooks::guide(
+            &user,
+            &signed_in.session.csrf_token,
+            &samples,
+            &settings.retry_schedule,
+            settings.disable_after,
+        ),
+    ))
+}
+
+/// Filter conditions the edit form offers (blank ones are left out).
+pub const FILTER_ROWS: usize = 5;
+
+/// The edit form as it is shown: the endpoint's values, or a refused form as it was
+/// sent.
+pub struct EndpointDraft {
+    /// The URL.
+    pub url: String,
+    /// The events ticked.
+    pub events: Vec<String>,
+    /// What the endpoint is for.
+    pub description: String,
+    /// The filter's conditions: (field, operator, value as typed).
+    pub conditions: Vec<(String, String, String)>,
+}
+
+impl EndpointDraft {
+    /// The endpoint as stored.
+    fn of(endpoint: &webhook_endpoint::Model) -> Self {
+        let mut conditions = Vec::new();
+        let filter = ciq_webhooks::filter::Filter::stored(endpoint.filter.as_deref());
+        if let Some(serde_json::Value::Object(fields)) = filter.map(|f| f.canonical()) {
+            for (field, ops) in fields {
+                let serde_json::Value::Object(ops) = ops else {
+                    continue;
+                };
+                for (op, value) in ops {
+                    let text = match &value {
+                        serde_json::Value::Array(values) => {
+                            values.iter().map(text_of).collect::<Vec<_>>().join(", ")
+                        }
+                        serde_json::Value::Bool(true) => "yes".to_owned(),
+                        serde_json::Value::Bool(false) => "no".to_owned(),
+                        other => text_of(other),
+                    };
+                    conditions.push((field.clone(), op, text));
+                }
+            }
+        }
+        Self {
+            url: endpoint.url.clone(),
+            events: endpoint.events.split(',').map(str::to_owned).collect(),
+            description: endpoint.description.clone().unwrap_or_default(),
+            conditions,
+        }
+    }
+
+    /// The form as sent.
+    fn sent(form: &HashMap<String, String>) -> Self {
+        let field = |name: &str| form.get(name).map_or("", |v| v.trim()).to_owned();
+        Self {
+            url: field("url"),
+            events: EVENT_TYPES
+                .into_iter()
+                .filter(|e| form.contains_key(&event_field(e)))
+                .map(str::to_owned)
+                .collect(),
+            description: field("description"),
+            conditions: (0..FILTER_ROWS)
+                .map(|i| {
+                    (
+                        field(&format!("f{i}_field")),
+                        field(&format!("f{i}_op")),
+                        field(&format!("f{i}_value")),
+                    )
+                })
+                .filter(|(field, _, _)| !field.is_empty())
+                .collect(),
+        }
+    }
+
+    /// The filter the conditions make, as the API's body would carry it: a number field's
+    /// value as a number when it reads as one, `in` values split at commas, `exists` as
+    /// yes or no (anything else is left as typed, for the filter's rules to name).
+    fn filter_json(&self) -> serde_json::Value {
+        let mut filter = serde_json::Map::new();
+        for (field, op, text) in &self.conditions {
+            let number = ciq_webhooks::filter::is_number_field(field) == Some(true);
+            let typed = |text: &str| match text.parse::<f64>() {
+                Ok(n) if number => serde_json::json!(n),
+                _ => serde_json::Value::String(text.to_owned()),
+            };
+            let value = match op.as_str() {
+                "in" => serde_json::Value::Array(
+                    text.split(',')
+                        .map(str::trim)
+                        .filter(|v| !v.is_empty())
+                        .map(typed)
+                        .collect(),
+                ),
+                "exists" => match text.to_lowercase().as_str() {
+                    "yes" | "true" | "" => serde_json::Value::Bool(true),
+                    "no" | "false" => serde_json::Value::Bool(false),
+                    _ => serde_json::Value::String(text.clone()),
+                },
+                _ => typed(text),
+            };
+            let ops = filter
+                .entry(field.clone())
+                .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
+            if let serde_json::Value::Object(ops) = ops {
+                ops.insert(op.clone(), value);
+            }
+        }
+        serde_json::Value::Object(filter)
+    }
+}
+
+/// A filter value as the form shows it.
+fn text_of(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// `GET /settings/webhooks/{id}/edit`: the endpoint's URL, events, description and
+/// filter in a form.
+#[handler]
+async fn edit_page(
+    state: Data<&Arc<ConsoleState>>,
+    owned: Owned<webhook_endpoint::Model>,
+) -> Result<Response, PageError> {
+    let user = owned.signed_in.owner(&state).await?;
+    let csrf = &owned.signed_in.session.csrf_token;
+    let draft = EndpointDraft::of(&owned.row);
+    Ok(views::page(
+        StatusCode::OK,
+        views::webhooks::edit(&user, csrf, &owned.row, &draft, &[]),
+    ))
+}
+
+/// `POST /settings/webhooks/{id}/edit`: the URL checked as when it was added, at least
+/// one event, the filter by the API's rules (every broken rule named, the form kept:
+/// 422, nothing saved); then saved, and the endpoints page says so.
+#[handler]
+async fn save(
+    req: &Request,
+    state: Data<&Arc<ConsoleState>>,
+    sent: ActionForm,
+) -> Result<Response, PageError> {
+    let endpoint = &sent.row;
+    let draft = EndpointDraft::sent(&sent.signed.form);
+    let mut problems: Vec<String> = Vec::new();
+    let url = match ciq_webhooks::address::check_url(&draft.url, state.webhook_allow_private) {
+        Ok(url) => Some(url),
+        Err(why) => {
+            problems.push(format!("URL: {why}"));
+            None
+        }
+    };
+    let events: Vec<&'static str> = EVENT_TYPES
+        .into_iter()
+        .filter(|e| draft.events.iter().any(|t| t == e))
+        .collect();
+    if events.is_empty() {
+        problems.push("Events: choose at least one event to send.".to_owned());
+    }
+    let filter = match ciq_webhooks::filter::Filter::parse(&draft.filter_json()) {
+        Ok(filter) => Some(filter),
+        Err(broken) => {
+            problems.extend(broken.into_iter().map(|e| {
+                let path = e.field.strip_prefix("filter.").unwrap_or(&e.field);
+                format!("Filter {}: {}", path.replace('.', " "), e.message)
+            }));
+            None
+        }
+    };
+    let description = endpoints::check_description(&draft.description).unwrap_or_else(|rule| {
+        problems.push(format!("Description: {rule}."));
+        None
+    });
+    let (Some(url), Some(filter), true) = (url, filter, problems.is_empty()) else {
+        let user = sent.signed.signed_in.owner(&state).await?;
+        let csrf = &sent.signed.signed_in.session.csrf_token;
+        return Ok(views::page(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            views::webhooks::edit(&user, csrf, endpoint, &draft, &problems),
+        ));
+    };
+    let changes = endpoints::EndpointChanges {
+        url: Some(url),
+        events: Some(events),
+        filter: Some(filter),
+        description: Some(description),
+        enabled: None,
+    };
+    let done = endpoints::update(&state.db, sent.session().user_id, endpoint.id, changes)
+        .await
+        .map(|saved| Flash {
+            notice: Some(format!("Saved {}.", saved.url)),
+            ..Flash::default()
+        });
+    after_form(&state, req, &sent.signed.signed_in, done).await
 }
 
 /// `GET /settings/webhooks/{id}/delete`: "Delete this endpoint?".

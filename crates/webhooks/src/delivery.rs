@@ -125,6 +125,11 @@ impl DeliveryWorker {
         )
     }
 
+    /// How it delivers: the retry schedule, when a failing endpoint is disabled.
+    pub fn settings(&self) -> &WebhookSettings {
+        &self.settings
+    }
+
     /// [`DeliveryWorker::new`] with its own HTTP client (tests give one whose resolver
     /// answers what they want).
     pub fn with_client(

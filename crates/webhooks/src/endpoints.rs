@@ -101,6 +101,21 @@ pub fn parse_events(
     Ok(events)
 }
 
+/// Longest description an endpoint takes, in characters.
+pub const MAX_DESCRIPTION_LEN: usize = 500;
+
+/// An endpoint's description as stored (trimmed; `None` when blank), or the rule `text`
+/// breaks.
+pub fn check_description(text: &str) -> Result<Option<String>, String> {
+    if text.chars().count() > MAX_DESCRIPTION_LEN {
+        return Err(format!("must be at most {MAX_DESCRIPTION_LEN} characters"));
+    }
+    if text.trim().chars().any(char::is_control) {
+        return Err("must not contain control characters".to_owned());
+    }
+    Ok(Some(text.trim().to_owned()).filter(|t| !t.is_empty()))
+}
+
 /// The stored form of a subscription: the names, comma-separated.
 pub fn events_column(events: &[impl AsRef<str>]) -> String {
     events
@@ -272,6 +287,9 @@ fn same_events(stored: &str, events: &[&str]) -> bool {
 /// A change of an endpoint through the API: each part `None` is kept.
 #[derive(Debug, Default)]
 pub struct EndpointChanges {
+    /// A new URL, checked by the caller ([`check_url`]; Settings edits it, the API does
+    /// not: a subscription's URL is what identifies it).
+    pub url: Option<url::Url>,
     /// New event types.
     pub events: Option<Vec<&'static str>>,
     /// A new filter, or `Some(None)`: no filter.
@@ -301,6 +319,9 @@ pub async fn update(
             Expr::value(ciq_entity::now()),
         )
         .filter(webhook_endpoint::Column::Id.eq(id));
+    if let Some(url) = &changes.url {
+        update = update.col_expr(webhook_endpoint::Column::Url, Expr::value(url.to_string()));
+    }
     if let Some(events) = &changes.events {
         update = update.col_expr(
             webhook_endpoint::Column::Events,

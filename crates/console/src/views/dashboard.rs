@@ -161,15 +161,7 @@ pub fn overview(page: &Overview<'_>) -> Markup {
                         @for endpoint in page.endpoints {
                             li {
                                 a href=(format!("{}/{}", ciq_http::routes::SETTINGS_WEBHOOKS, endpoint.id)) { code { (endpoint.url) } }
-                                " — "
-                                @if !endpoint.enabled {
-                                    span.badge.revoked { "disabled" }
-                                    @if let Some(reason) = &endpoint.disabled_reason { " " span.muted { (reason) } }
-                                } @else if let Some(since) = endpoint.failing_since {
-                                    span.badge.expired { "failing" } " " span.muted { "since " (when(Some(since))) }
-                                } @else {
-                                    span.badge.active { "healthy" }
-                                }
+                                " — " (super::webhooks::health(endpoint))
                             }
                         }
                     }

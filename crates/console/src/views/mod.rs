@@ -170,6 +170,15 @@ form.edit .grid { display:grid; grid-template-columns:repeat(2, minmax(0, 1fr));
 form.edit .grid .wide { grid-column:1 / -1; }
 form.edit .grid input, form.edit .grid select, form.edit .grid textarea { width:100%; min-width:0; max-width:none; }
 p.problem { color:var(--bad); margin:4px 0 0; font-size:14px; }
+fieldset.filter { border:0; padding:0; margin:0; }
+fieldset.filter legend { font-weight:600; }
+legend span.muted { font-weight:400; }
+details.payload { margin-top:4px; }
+details.payload summary { cursor:pointer; color:#2541b2; font-size:13px; }
+details.payload pre { max-height:320px; overflow:auto; }
+div.condition { display:grid; grid-template-columns:minmax(0,1fr) minmax(0,1.3fr) minmax(0,1.5fr); gap:8px 12px; margin-top:8px; }
+div.condition label { font-weight:400; font-size:13px; color:var(--muted); }
+div.condition select, div.condition input { width:100%; min-width:0; }
 [aria-invalid=true] { border-color:var(--bad); }
 .status-5 { color:var(--bad); font-weight:600; }
 /* A phone's width: nothing scrolls sideways; each table row becomes a card of labelled values. */
@@ -186,6 +195,7 @@ p.problem { color:var(--bad); margin:4px 0 0; font-size:14px; }
   table.stacked td[data-label]::before { content:attr(data-label); display:block; font-size:12px; color:var(--muted); font-weight:600; }
   dl.fields { grid-template-columns:1fr; }
   form.edit .grid { grid-template-columns:1fr; }
+  div.condition { grid-template-columns:1fr; border-top:1px solid var(--line); padding-top:8px; }
   form.filters div.search input, input[type=search] { min-width:0; width:100%; }
   table.stacked td.tick { float:right; }
   dl.fields dd { margin-bottom:6px; }

@@ -9,6 +9,9 @@ use ciq_leads::events::NAMES as EVENT_TYPES;
 
 use super::{Flash, Section, layout, layout_refreshing, signed_in_header, when};
 
+/// The webhook guide's address.
+pub const GUIDE: &str = "/settings/webhooks/guide";
+
 /// Deliveries shown in an endpoint's log.
 pub const LOG_SIZE: u64 = 50;
 /// How long the old secret keeps signing after a rotation from the page, in seconds,
@@ -54,7 +57,7 @@ pub fn endpoints_page(
         signed_in_header(user, csrf),
         html! {
             h1 { "Webhooks" }
-            p.lead { "We POST a signed event to your endpoint whenever a lead is created, changed or erased, and retry until it answers 2xx. See the developer guide for the payloads and how to verify a signature." }
+            p.lead { "We POST a signed event to your endpoint whenever a lead is created, changed or erased, and retry until it answers 2xx. " a href=(GUIDE) { "The webhook guide" } " shows each event's payload and how to verify a signature." }
             @if !webhooks_on {
                 div.error role="alert" { "Webhooks are off on this server: its operator has not set CIQ_WEBHOOK_SECRET_KEY." }
             }
@@ -104,7 +107,7 @@ pub fn endpoints_page(
                 } @else {
                     table.stacked {
                         thead { tr {
-                            th scope="col" { "URL" } th scope="col" { "Events" } th scope="col" { "Status" }
+                            th scope="col" { "URL" } th scope="col" { "Events" } th scope="col" { "Health" }
                             th scope="col" { "Added" } th scope="col" { "Actions" }
                         } }
                         tbody {
@@ -125,14 +128,7 @@ pub fn endpoints_page(
                                         }
                                     }
                                     td data-label="Events" { (endpoint.events.replace(',', ", ")) }
-                                    td data-label="Status" {
-                                        @if endpoint.enabled {
-                                            span.badge.active { "enabled" }
-                                        } @else {
-                                            span.badge.revoked { "disabled" }
-                                            @if let Some(reason) = &endpoint.disabled_reason { br; span.muted { (reason) } }
-                                        }
-                                    }
+                                    td data-label="Health" { (health(endpoint)) }
                                     td data-label="Added" { (when(Some(endpoint.created_at))) }
                                     td data-label="Actions" {
                                         div.actions {
@@ -154,6 +150,7 @@ pub fn endpoints_page(
                                                 }
                                                 button.secondary type="submit" { "Rotate secret" }
                                             }
+                                            a.button.secondary href=(format!("{}/edit", path_of(endpoint.id))) aria-label=(format!("Edit {}", endpoint.url)) { "Edit" }
                                             a.button.danger href=(format!("{}/delete", path_of(endpoint.id))) aria-label=(format!("Delete {}", endpoint.url)) { "Delete" }
                                         }
                                     }
@@ -165,6 +162,193 @@ pub fn endpoints_page(
             }
         },
         None,
+    )
+}
+
+/// The guide's Python verification.
+const PYTHON_VERIFY: &str = r#"from standardwebhooks.webhooks import Webhook
+
+wh = Webhook(secret)  # "whsec_..."
+event = wh.verify(raw_body, request_headers)  # raises if it is not ours"#;
+
+/// The guide's Node.js verification.
+const NODE_VERIFY: &str = r#"import { Webhook } from "standardwebhooks";
+
+const wh = new Webhook(secret);  // "whsec_..."
+const event = wh.verify(rawBody, headers);  // throws if it is not ours"#;
+
+/// A duration in words: `5 s`, `30 min`, `2 h`, `5 days`.
+fn duration_words(d: std::time::Duration) -> String {
+    match d.as_secs() {
+        s if s < 60 => format!("{s} s"),
+        s if s < 3600 => format!("{} min", s / 60),
+        s if s < 2 * 86_400 => format!("{} h", s / 3600),
+        s => format!("{} days", s / 86_400),
+    }
+}
+
+/// The webhook guide: `samples` are (event type, payload) as sent; `retries` and
+/// `disable_after` are this server's delivery settings.
+pub fn guide(
+    user: &user::Model,
+    csrf: &str,
+    samples: &[(&str, String)],
+    retries: &[std::time::Duration],
+    disable_after: std::time::Duration,
+) -> Markup {
+    let when_sent = |kind: &str| match kind {
+        "lead.created" => {
+            "A lead was created: a create, a batch item, an upsert or an imported row that created one; a spam lead you marked “Not spam”."
+        }
+        "lead.updated" => {
+            "A lead's fields changed: a PATCH that changed something, an upsert or an imported row that updated, an edit or status change in Settings."
+        }
+        _ => {
+            "A lead was erased (through the API or in Settings): the payload holds its id and your account's only."
+        }
+    };
+    let schedule: Vec<String> = retries.iter().map(|d| duration_words(*d)).collect();
+    layout(
+        "Webhook guide",
+        Section::Webhooks,
+        signed_in_header(user, csrf),
+        html! {
+            p { a href=(ciq_http::routes::SETTINGS_WEBHOOKS) { "← All endpoints" } }
+            h1 { "Webhook guide" }
+            p.lead { "What your endpoint receives, and how to check it came from us." }
+            section.card aria-labelledby="request-title" {
+                h2 #request-title { "The request" }
+                p { "A " code { "POST" } " with a JSON body and these headers (Standard Webhooks):" }
+                dl.fields {
+                    dt { code { "webhook-id" } } dd { "The event's id: the same on every attempt and every replay. Store it and ignore a second delivery of one you processed." }
+                    dt { code { "webhook-timestamp" } } dd { "Unix seconds when this attempt was signed." }
+                    dt { code { "webhook-signature" } } dd { code { "v1,<base64>" } ": HMAC-SHA256 of " code { "{webhook-id}.{webhook-timestamp}.{body}" } ", keyed with the base64-decoded part of your secret after " code { "whsec_" } ". During a secret rotation there are two, space-separated: accept if one matches." }
+                    dt { code { "content-type" } } dd { code { "application/json" } }
+                }
+            }
+            section.card aria-labelledby="verify-title" {
+                h2 #verify-title { "Verify every delivery" }
+                p { "With the raw body as received, before parsing it; refuse timestamps more than five minutes from your clock." }
+                p { strong { "Python" } " (" code { "pip install standardwebhooks" } "):" }
+                pre { code { (PYTHON_VERIFY) } }
+                p { strong { "Node.js" } " (" code { "npm install standardwebhooks" } "):" }
+                pre { code { (NODE_VERIFY) } }
+            }
+            section.card aria-labelledby="retries-title" {
+                h2 #retries-title { "Answers and retries" }
+                ul {
+                    li { "Answer any 2xx within 15 seconds: the delivery is done. Do the work after answering." }
+                    li { "Anything else is tried again after " (schedule.join(", ")) "; then the delivery has failed (replay it from the endpoint's log)." }
+                    li { "429 or 503 with " code { "Retry-After" } " is retried when it says." }
+                    li { "410 Gone disables the endpoint: answer it to unsubscribe." }
+                    li { "An endpoint whose every delivery failed for " (duration_words(disable_after)) " is disabled, with the reason shown on your endpoints page." }
+                }
+            }
+            section.card aria-labelledby="events-title" {
+                h2 #events-title { "Events" }
+                p { "Leads held back as spam have no event until you mark them “Not spam”. A " code { "webhook.test" } " event (" strong { "Send test event" } ") carries a message instead of a lead." }
+                @for (kind, payload) in samples {
+                    h3 { code { (kind) } }
+                    p { (when_sent(kind)) }
+                    pre { code { (pretty(payload)) } }
+                }
+            }
+        },
+    )
+}
+
+/// An endpoint's edit form: URL, events, what it is for, and its filter as conditions
+/// (field, operator, value) that must all hold; `problems` of a refused form above it.
+pub fn edit(
+    user: &user::Model,
+    csrf: &str,
+    endpoint: &webhook_endpoint::Model,
+    draft: &crate::webhooks::EndpointDraft,
+    problems: &[String],
+) -> Markup {
+    let stored = ciq_webhooks::filter::Filter::stored(endpoint.filter.as_deref());
+    let operator_words = |op: &str| match op {
+        "eq" => "is",
+        "in" => "is one of (commas between)",
+        "gte" => "is at least",
+        "lte" => "is at most",
+        _ => "is set (yes) / empty (no)",
+    };
+    layout(
+        "Edit endpoint",
+        Section::Webhooks,
+        signed_in_header(user, csrf),
+        html! {
+            p { a href=(ciq_http::routes::SETTINGS_WEBHOOKS) { "← All endpoints" } }
+            h1 { "Edit endpoint" }
+            p.lead { "Changes apply to the next event; deliveries already queued go to the new URL too. The signing secret stays." }
+            @if !problems.is_empty() {
+                div.error role="alert" #problems {
+                    p { "Not saved:" }
+                    ul { @for problem in problems { li { (problem) } } }
+                }
+            }
+            section.card {
+                form.stack method="post" action=(format!("{}/edit", path_of(endpoint.id))) {
+                    input type="hidden" name="csrf" value=(csrf);
+                    div {
+                        label for="webhook-url" { "URL" }
+                        input.wide #webhook-url type="text" inputmode="url" name="url" required maxlength="2048" value=(draft.url);
+                    }
+                    div {
+                        label for="description" { "Description " span.muted { "(optional)" } }
+                        input.wide #description type="text" name="description" maxlength=(ciq_webhooks::endpoints::MAX_DESCRIPTION_LEN) value=(draft.description) placeholder="e.g. New leads to the CRM";
+                    }
+                    fieldset.scopes {
+                        legend { "Events" }
+                        @for event in EVENT_TYPES {
+                            div {
+                                input id=(event_field(event)) type="checkbox" name=(event_field(event)) value="on"
+                                    checked[draft.events.iter().any(|t| t == event)];
+                                label for=(event_field(event)) { code { (event) } }
+                            }
+                        }
+                    }
+                    fieldset.filter {
+                        legend { "Filter " span.muted { "(optional: only events whose lead matches every condition are sent)" } }
+                        p.muted {
+                            "Now: "
+                            @match &stored { Some(filter) => { strong { (filter.in_words()) } }, None => { "every event of the types ticked." } }
+                        }
+                        @for i in 0..crate::webhooks::FILTER_ROWS {
+                            @let (field, op, value) = draft.conditions.get(i).cloned().unwrap_or_default();
+                            div.condition {
+                                div {
+                                    label for=(format!("f{i}_field")) { "Field " (i + 1) }
+                                    select id=(format!("f{i}_field")) name=(format!("f{i}_field")) {
+                                        option value="" { "—" }
+                                        @for (name, _) in ciq_webhooks::filter::FIELDS {
+                                            option value=(name) selected[field == name] { (name.replace("attribution.", "").replace('_', " ")) }
+                                        }
+                                    }
+                                }
+                                div {
+                                    label for=(format!("f{i}_op")) { "Condition " (i + 1) }
+                                    select id=(format!("f{i}_op")) name=(format!("f{i}_op")) {
+                                        @for candidate in ciq_webhooks::filter::OPERATORS {
+                                            option value=(candidate) selected[op == candidate] { (operator_words(candidate)) }
+                                        }
+                                    }
+                                }
+                                div {
+                                    label for=(format!("f{i}_value")) { "Value " (i + 1) }
+                                    input type="text" id=(format!("f{i}_value")) name=(format!("f{i}_value")) value=(value) maxlength="2000";
+                                }
+                            }
+                        }
+                    }
+                    div.actions {
+                        button type="submit" { "Save endpoint" }
+                        a.button.secondary href=(ciq_http::routes::SETTINGS_WEBHOOKS) { "Cancel" }
+                    }
+                }
+            }
+        },
     )
 }
 
@@ -193,6 +377,29 @@ pub fn confirm_delete(
             }
         },
     )
+}
+
+/// An endpoint's health as the pages show it: disabled (and why), failing since when,
+/// or healthy.
+pub(crate) fn health(endpoint: &webhook_endpoint::Model) -> Markup {
+    html! {
+        @if !endpoint.enabled {
+            span.badge.revoked { "disabled" }
+            @if let Some(reason) = &endpoint.disabled_reason { " " span.muted { (reason) } }
+        } @else if let Some(since) = endpoint.failing_since {
+            span.badge.expired { "failing" } " " span.muted { "since " (when(Some(since))) }
+        } @else {
+            span.badge.active { "healthy" }
+        }
+    }
+}
+
+/// A delivery's payload as the log shows it: indented JSON (as sent, when it is not).
+fn pretty(payload: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(payload)
+        .ok()
+        .and_then(|value| serde_json::to_string_pretty(&value).ok())
+        .unwrap_or_else(|| payload.to_owned())
 }
 
 /// A delivery's status as a badge.
@@ -238,7 +445,13 @@ pub fn log(
                         tbody {
                             @for d in log {
                                 tr {
-                                    td data-label="Event" { code { (d.event_type) } br; span.muted { (when(Some(d.created_at))) } }
+                                    td data-label="Event" {
+                                        code { (d.event_type) } br; span.muted { (when(Some(d.created_at))) }
+                                        details.payload {
+                                            summary { "Payload" span.sr-only { " of the " (d.event_type) " of " (when(Some(d.created_at))) } }
+                                            pre { code { (pretty(&d.payload)) } }
+                                        }
+                                    }
                                     td data-label="Status" { (status_badge(d.status)) }
                                     td data-label="Attempts" { (d.attempts) }
                                     td data-label="Last answer" {

@@ -206,6 +206,46 @@ async fn the_preview_suggests_each_column_and_names_the_broken_rows(app: TestApp
     assert!(html.contains("Full Name: is required"));
     assert!(html.contains("Score: must be a whole number from 1 to 10"));
     assert!(html.contains("importing this file again creates nothing twice"));
+    // Before it starts, what the whole file will do; the bad cells marked.
+    assert!(
+        html.contains(
+            "<strong>4 rows will import</strong>, <strong>2 rows will fail</strong> (lines 4, 7)"
+        ),
+        "{html}"
+    );
+    assert_eq!(
+        html.matches("<td class=\"fault\"").count(),
+        3,
+        "email, empty name, score"
+    );
+    assert!(html.contains("Import 4 rows, skip 2 that fail"));
+    // Another mapping changes the count: without an email column no row can be
+    // created, each can only update the lead with its external id.
+    let (status, html) = page(&client, &app, &format!("/settings/leads/imports/{id}")).await;
+    assert_eq!(status, 200);
+    let csrf = ciq_e2e::console::hidden_csrf(&html);
+    let resp = client
+        .post(format!("{}/settings/leads/imports/{id}", app.base_url))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("action", "preview"),
+            ("col_0", "external_id"),
+            ("col_1", "name"),
+            ("col_3", "source"),
+            ("col_4", "industry"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    ciq_e2e::console::expect_status(resp, 303).await;
+    let (_, html) = page(&client, &app, &format!("/settings/leads/imports/{id}")).await;
+    assert!(
+        html.contains(
+            "<strong>0 rows will import</strong>, 6 rows will update the lead with their \
+             external_id if you have one (and fail if not); none will fail."
+        ),
+        "{html}"
+    );
 }
 
 async fn a_start_without_a_required_column_or_the_session_token_changes_nothing(app: TestApp) {

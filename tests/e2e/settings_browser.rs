@@ -612,13 +612,32 @@ async fn import_in_browser(
         .unwrap();
     find(c, "#preview-title").await;
     assert_accessible(c, axe, "import mapping and preview").await;
-    find(c, "button[value=start]").await.click().await.unwrap();
+    // Before it starts: what the whole file will do, the bad cells marked, the button
+    // saying what it imports.
+    let tally = find(c, "#tally").await.text().await.unwrap();
+    assert!(
+        tally.starts_with("4 rows will import, 2 rows will fail (lines 4, 7)"),
+        "{tally}"
+    );
+    let faults = c
+        .find_all(Locator::Css("table.preview td.fault"))
+        .await
+        .unwrap();
+    assert_eq!(
+        faults.len(),
+        3,
+        "the bad email, the empty name, the score 11"
+    );
+    let start = find(c, "button[value=start]").await;
+    assert_eq!(
+        start.text().await.unwrap(),
+        "Import 4 rows, skip 2 that fail"
+    );
+    start.click().await.unwrap();
     // The page reloads itself until the import is done.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if let Ok(badge) = c.find(Locator::Css("#progress-title ~ .badge")).await
-            && badge.text().await.is_ok_and(|t| t == "done")
-        {
+        if c.find(Locator::Css("#outcome")).await.is_ok() {
             return c
                 .find(Locator::Css("main"))
                 .await
@@ -654,7 +673,16 @@ async fn an_owner_imports_a_csv_sees_the_bad_rows_and_a_rerun_creates_nothing() 
         .unwrap();
     assert_accessible(c, axe.as_deref(), "imports page").await;
     let text = import_in_browser(c, &app, &file, axe.as_deref()).await;
-    assert!(text.contains("6 of 6 rows done"), "{text}");
+    assert!(
+        text.contains("4 of 6 rows imported, 2 failed (listed below)."),
+        "{text}"
+    );
+    let badge = find(c, "#progress-title ~ .badge")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(badge, "done, 2 failed", "not a plain green done");
     assert_accessible(c, axe.as_deref(), "finished import").await;
     let created = find(c, "#created").await.text().await.unwrap();
     let failed = find(c, "#failed").await.text().await.unwrap();

@@ -229,16 +229,36 @@ async fn draft_answer(
     let Some(bytes) = imports::content(&state.db, user.id, import.id).await? else {
         return Err(PageError::not_found::<ImportSummary>());
     };
-    let (file, rows) = ImportFile::read(&bytes)
-        .and_then(|file| preview(&file, &bytes, mapping, PREVIEW_ROWS).map(|rows| (file, rows)))
-        // It was read when it was uploaded; the same bytes read the same.
-        .map_err(PageError::store)?;
+    // Every row is checked (up to 50 000: CPU only, off the async workers), the first
+    // ones shown.
+    let owned_mapping = mapping.clone();
+    let (file, rows, tally) = tokio::task::spawn_blocking(move || {
+        let file = ImportFile::read(&bytes)?;
+        let rows = preview(&file, &bytes, &owned_mapping, PREVIEW_ROWS)?;
+        let tally = ciq_imports::tally(&file, &bytes, &owned_mapping)?;
+        Ok::<_, ciq_imports::FileProblem>((file, rows, tally))
+    })
+    .await
+    .map_err(PageError::store)?
+    // It was read when it was uploaded; the same bytes read the same.
+    .map_err(PageError::store)?;
     let status = if problems.is_empty() {
         StatusCode::OK
     } else {
         StatusCode::UNPROCESSABLE_ENTITY
     };
-    let markup = views::imports::draft(user, csrf, import, &file.columns, mapping, &rows, problems);
+    let markup = views::imports::draft(
+        user,
+        csrf,
+        import,
+        &views::imports::Preview {
+            columns: &file.columns,
+            mapping,
+            rows: &rows,
+            tally: &tally,
+        },
+        problems,
+    );
     Ok(views::page(status, markup))
 }
 

@@ -522,13 +522,35 @@ fn reason(mapping: &Mapping, columns: &[String], violations: &[Violation]) -> St
 /// The plan for `row` under `mapping` (one [`Mapping::problems`] found nothing in). An
 /// empty cell is no value: a new lead goes without it, an updated one keeps its own.
 pub fn plan(mapping: &Mapping, columns: &[String], row: &Row) -> RowPlan {
+    checked(mapping, columns, row).0
+}
+
+/// The places (column indexes) of the cells whose fields broke a rule; a required field
+/// no column fills has no cell, and no place.
+fn faulted<'a>(
+    mapping: &'a Mapping,
+    violations: &'a [Violation],
+) -> impl Iterator<Item = usize> + 'a {
+    violations.iter().filter_map(|v| {
+        let field = field_of_path(&v.field);
+        mapping
+            .columns
+            .iter()
+            .position(|f| f.as_deref() == Some(field.as_ref()))
+    })
+}
+
+/// [`plan`], and the places of the cells that break a rule (the preview marks them).
+pub fn checked(mapping: &Mapping, columns: &[String], row: &Row) -> (RowPlan, Vec<usize>) {
     if row.cells.len() != columns.len() {
-        return RowPlan::Refused(format!(
+        let refused = RowPlan::Refused(format!(
             "the row has {} cells; the header row has {}",
             row.cells.len(),
             columns.len()
         ));
+        return (refused, Vec::new());
     }
+    let mut faults = Vec::new();
     let (mut lead, mut attribution, mut consent) = (Map::new(), Map::new(), Map::new());
     for (field, cell) in mapping.columns.iter().zip(&row.cells) {
         let (Some(field), cell) = (field, cell.trim()) else {
@@ -568,8 +590,11 @@ pub fn plan(mapping: &Mapping, columns: &[String], row: &Row) -> RowPlan {
         lead.insert(CONSENT.to_owned(), Value::Object(consent));
     }
     let body = serde_json::json!({ "lead": lead });
-    let new = validate_submission(&body).map_err(|v| reason(mapping, columns, &v));
-    match external_id {
+    let new = validate_submission(&body).map_err(|v| {
+        faults.extend(faulted(mapping, &v));
+        reason(mapping, columns, &v)
+    });
+    let plan = match external_id {
         None => match new {
             Ok(new) => RowPlan::Create(new),
             Err(reason) => RowPlan::Refused(reason),
@@ -582,12 +607,53 @@ pub fn plan(mapping: &Mapping, columns: &[String], row: &Row) -> RowPlan {
             },
             // Refused either way: the create rules name every problem (the fields
             // given break the same rules, and a missing required field is named too).
-            Err(violations) => RowPlan::Refused(
-                new.err()
-                    .unwrap_or_else(|| reason(mapping, columns, &violations)),
-            ),
+            Err(violations) => RowPlan::Refused(new.err().unwrap_or_else(|| {
+                faults.extend(faulted(mapping, &violations));
+                reason(mapping, columns, &violations)
+            })),
         },
+    };
+    faults.sort_unstable();
+    faults.dedup();
+    (plan, faults)
+}
+
+/// What importing a whole file under a mapping would do, row by row, before it starts
+/// (the account's leads aside: a row with an `external_id` may update one).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Rows that will be created or update a lead.
+    pub import: u64,
+    /// Rows that will fail.
+    pub fail: u64,
+    /// Rows that update the lead with their `external_id` if the account has one, and
+    /// fail if not (they cannot be created).
+    pub unless_existing: u64,
+    /// The lines of the first failing rows (at most [`TALLY_LINES`]).
+    pub failing_lines: Vec<u64>,
+}
+
+/// Failing lines a [`Tally`] names.
+pub const TALLY_LINES: usize = 10;
+
+/// Counts what [`plan`] makes of every row of `bytes` under `mapping` (CPU only: run it
+/// off the async runtime for a large file).
+pub fn tally(file: &ImportFile, bytes: &[u8], mapping: &Mapping) -> Result<Tally, FileProblem> {
+    let mut tally = Tally::default();
+    for row in file.rows(bytes, 0)? {
+        let row = row?;
+        match plan(mapping, &file.columns, &row) {
+            RowPlan::Create(_) | RowPlan::Upsert { new: Ok(_), .. } => tally.import += 1,
+            RowPlan::Upsert { new: Err(_), .. } => tally.unless_existing += 1,
+            RowPlan::Refused(_) => {
+                tally.fail += 1;
+                if tally.failing_lines.len() < TALLY_LINES {
+                    tally.failing_lines.push(row.line);
+                }
+            }
+        }
     }
+    Ok(tally)
 }
 
 /// A row of the preview: its line, its cells, and what is wrong with it (`None`: it
@@ -601,6 +667,8 @@ pub struct PreviewRow {
     /// Why it would fail, if it would. A row with an `external_id` that only an
     /// existing lead could satisfy is shown with the reason it could not be created.
     pub problem: Option<String>,
+    /// The places of the cells that break a rule.
+    pub faults: Vec<usize>,
 }
 
 /// `text` cut to its first `chars` characters and `…`, when it is longer.
@@ -622,7 +690,8 @@ pub fn preview(
         .take(count)
         .map(|row| {
             let row = row?;
-            let problem = match plan(mapping, &file.columns, &row) {
+            let (plan, faults) = checked(mapping, &file.columns, &row);
+            let problem = match plan {
                 RowPlan::Create(_) | RowPlan::Upsert { new: Ok(_), .. } => None,
                 RowPlan::Upsert {
                     new: Err(reason), ..
@@ -643,6 +712,7 @@ pub fn preview(
                 line: row.line,
                 cells,
                 problem,
+                faults,
             })
         })
         .collect()
@@ -832,4 +902,30 @@ mod tests {
         let r = row(9, &["Ada, Countess", "say \"hi\"", ""]);
         assert_eq!(r.to_record(), "\"Ada, Countess\",\"say \"\"hi\"\"\",");
     }
+    #[test]
+    fn a_tally_counts_every_row_and_the_faults_name_the_cells() {
+        let csv = "external_id,name,email,source,industry\n\
+                   ,Ann,ann@example.com,Web,Retail\n\
+                   ,Bob,not-an-email,Web,Retail\n\
+                   x-1,,carl@example.com,Web,Retail\n\
+                   ,,,Web,Retail\n";
+        let file = ImportFile::read(csv.as_bytes()).unwrap();
+        let mapping = Mapping::suggested(&file.columns);
+        let tally = tally(&file, csv.as_bytes(), &mapping).unwrap();
+        assert_eq!(
+            tally,
+            Tally {
+                import: 1,
+                fail: 2,
+                unless_existing: 1,
+                failing_lines: vec![3, 5],
+            }
+        );
+        let rows = preview(&file, csv.as_bytes(), &mapping, 10).unwrap();
+        let faults: Vec<&[usize]> = rows.iter().map(|r| r.faults.as_slice()).collect();
+        // The bad email's cell; the missing name's (the row with an external id can
+        // still update); both empty cells of the last row.
+        assert_eq!(faults, [&[][..], &[2], &[1], &[1, 2]]);
+    }
+
 }

@@ -83,7 +83,7 @@ pub fn uploads(
                                 tr {
                                     td data-label="File" { a href=(import_path(import.id)) { (import.file_name) } }
                                     td data-label="Uploaded" { (when(Some(import.created_at))) }
-                                    td data-label="Status" { (status_badge(import.status)) }
+                                    td data-label="Status" { (outcome_badge(import)) }
                                     td data-label="Rows" { (import.position) " of " (import.total_rows) }
                                     td data-label="Created" { (import.created_count) }
                                     td data-label="Updated" { (import.updated_count) }
@@ -100,16 +100,57 @@ pub fn uploads(
     )
 }
 
+/// What a draft's page shows of its file under a mapping.
+pub struct Preview<'a> {
+    /// The file's columns.
+    pub columns: &'a [String],
+    /// The mapping shown (the saved one, or the one just sent).
+    pub mapping: &'a Mapping,
+    /// The first rows, each checked.
+    pub rows: &'a [PreviewRow],
+    /// Every row, counted.
+    pub tally: &'a ciq_imports::Tally,
+}
+
+/// "1 row", "1,234 rows".
+fn rows_text(n: u64) -> String {
+    format!("{} row{}", super::grouped(n), if n == 1 { "" } else { "s" })
+}
+
+/// What starting the import will do, in words.
+fn tally_summary(tally: &ciq_imports::Tally) -> Markup {
+    html! {
+        div #tally class=(if tally.fail > 0 { "error" } else { "notice" }) role="status" {
+            strong { (rows_text(tally.import)) " will import" }
+            @if tally.unless_existing > 0 {
+                ", " (rows_text(tally.unless_existing)) " will update the lead with their external_id if you have one (and fail if not)"
+            }
+            @if tally.fail > 0 {
+                ", " strong { (rows_text(tally.fail)) " will fail" }
+                " (lines " (tally.failing_lines.iter().map(u64::to_string).collect::<Vec<_>>().join(", "))
+                @if tally.fail > tally.failing_lines.len() as u64 { ", …" }
+                "): fix them in the file, or change the mapping and check again; the failed rows can be downloaded after the import."
+            } @else {
+                "; none will fail."
+            }
+        }
+    }
+}
+
 /// A draft: the mapping form, the preview, and the start button.
 pub fn draft(
     user: &user::Model,
     csrf: &str,
     import: &ImportSummary,
-    columns: &[String],
-    mapping: &Mapping,
-    rows: &[PreviewRow],
+    preview: &Preview<'_>,
     problems: &[String],
 ) -> Markup {
+    let Preview {
+        columns,
+        mapping,
+        rows,
+        tally,
+    } = *preview;
     let action = import_path(import.id);
     // Each preview cell repeats its column's name for the stacked (narrow) layout: a
     // short form of it, so ten rows of a hundred columns stay a small page.
@@ -123,14 +164,16 @@ pub fn draft(
             .cloned()
             .unwrap_or_default()
     };
+    let importable = tally.import + tally.unless_existing;
     layout_refreshing(
         &format!("Import {}", import.file_name),
         Section::Leads,
         signed_in_header(user, csrf),
         html! {
             h1 { "Import " (import.file_name) }
-            p.lead { (import.total_rows) " rows. Choose the field each column fills; the usual column names are chosen for you." }
+            p.lead { (rows_text(u64::try_from(import.total_rows).unwrap_or(0))) ". Choose the field each column fills; the usual column names are chosen for you." }
             @for problem in problems { div.error role="alert" { (problem) } }
+            (tally_summary(tally))
             (dedupe_note(mapping.upserts()))
             form method="post" action=(action) {
                 input type="hidden" name="csrf" value=(csrf);
@@ -169,23 +212,28 @@ pub fn draft(
                 }
                 section.card aria-labelledby="preview-title" {
                     h2 #preview-title { "Preview: the first " (rows.len()) " rows" }
+                    p.muted { "Each row's check comes first; a cell that breaks a rule is marked." }
                     div.scroll {
-                        table.stacked {
+                        table.stacked.preview {
                             thead { tr {
                                 th scope="col" { "Line" }
-                                @for column in columns { th scope="col" { (column) } }
                                 th scope="col" { "Check" }
+                                @for column in columns { th scope="col" { (column) } }
                             } }
                             tbody {
                                 @for row in rows {
                                     tr {
                                         td data-label="Line" { (row.line) }
-                                        @for (i, cell) in row.cells.iter().enumerate() {
-                                            td data-label=(labels.get(i).map_or("", String::as_str)) { (cell) }
-                                        }
                                         @match &row.problem {
                                             Some(problem) => td.problem data-label="Check" { (problem) },
-                                            None => td data-label="Check" { "OK" },
+                                            None => td.ok data-label="Check" { "OK" },
+                                        }
+                                        @for (i, cell) in row.cells.iter().enumerate() {
+                                            @if row.faults.contains(&i) {
+                                                td.fault data-label=(labels.get(i).map_or("", String::as_str)) { span.sr-only { "Breaks a rule: " } (cell) }
+                                            } @else {
+                                                td data-label=(labels.get(i).map_or("", String::as_str)) { (cell) }
+                                            }
                                         }
                                     }
                                 }
@@ -194,7 +242,10 @@ pub fn draft(
                     }
                     div.actions {
                         button.secondary type="submit" name="action" value="preview" { "Check again with this mapping" }
-                        button type="submit" name="action" value="start" { "Import " (import.total_rows) " rows" }
+                        button type="submit" name="action" value="start" {
+                            @if tally.fail == 0 { "Import " (rows_text(importable)) }
+                            @else { "Import " (rows_text(importable)) ", skip " (super::grouped(tally.fail)) " that fail" }
+                        }
                         button.secondary type="submit" name="action" value="discard" { "Discard this file" }
                     }
                 }
@@ -202,6 +253,37 @@ pub fn draft(
         },
         None,
     )
+}
+
+/// A finished import's outcome as a bar: the imported share green, the failed red
+/// (an SVG: the pages' policy allows no inline style), with its figures in words.
+fn outcome_bar(import: &ImportSummary) -> Markup {
+    let total = import.total_rows.max(1) as f64;
+    let imported = (import.created_count + import.updated_count) as f64;
+    let failed = import.failed_count as f64;
+    let ok = 100.0 * imported / total;
+    let bad = 100.0 * failed / total;
+    html! {
+        svg.outcome viewBox="0 0 100 4" preserveAspectRatio="none" role="img"
+            aria-label=(format!("{} of {} rows imported, {} failed", import.created_count + import.updated_count, import.total_rows, import.failed_count)) {
+            rect.bar-ok x="0" y="0" width=(format!("{ok:.2}")) height="4" {}
+            rect.bar-server x=(format!("{ok:.2}")) y="0" width=(format!("{bad:.2}")) height="4" {}
+        }
+    }
+}
+
+/// The badge of an import: a finished one with failures says how many.
+fn outcome_badge(import: &ImportSummary) -> Markup {
+    let imported = import.created_count + import.updated_count;
+    match import.status {
+        ImportStatus::Done if import.failed_count > 0 && imported == 0 => {
+            html! { span.badge.revoked { "nothing imported" } }
+        }
+        ImportStatus::Done if import.failed_count > 0 => {
+            html! { span.badge.expired { "done, " (import.failed_count) " failed" } }
+        }
+        status => status_badge(status),
+    }
 }
 
 /// A started import: progress while it runs (the page reloads itself), then the
@@ -221,11 +303,20 @@ pub fn progress(
             h1 { "Import " (import.file_name) }
             section.card aria-labelledby="progress-title" {
                 div.headline {
-                    h2 #progress-title { "Progress" }
-                    (status_badge(import.status))
+                    h2 #progress-title { @if running { "Progress" } @else { "Result" } }
+                    (outcome_badge(import))
                 }
-                label for="progress" { (import.position) " of " (import.total_rows) " rows done" }
-                progress #progress max=(import.total_rows) value=(import.position) { (import.position) " of " (import.total_rows) }
+                @if running {
+                    label for="progress" { (import.position) " of " (import.total_rows) " rows done" }
+                    progress #progress max=(import.total_rows) value=(import.position) { (import.position) " of " (import.total_rows) }
+                } @else {
+                    p #outcome {
+                        strong { (import.created_count + import.updated_count) " of " (import.total_rows) " rows imported" }
+                        @if import.failed_count > 0 { ", " span.status-5 { (import.failed_count) " failed" } " (listed below)" }
+                        "."
+                    }
+                    (outcome_bar(import))
+                }
                 dl.fields {
                     dt { "Created" } dd #created { (import.created_count) }
                     dt { "Updated" } dd #updated { (import.updated_count) }

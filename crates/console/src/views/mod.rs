@@ -124,7 +124,10 @@ pre { white-space:pre-wrap; overflow-wrap:anywhere; background:var(--bg); border
 fieldset.scopes legend { font-weight:600; }
 .scroll { overflow-x:auto; }
 table.mapping select { min-width:0; }
-td.problem { color:var(--bad); }
+td.problem { color:var(--bad); min-width:14em; }
+td.ok { color:var(--ok); }
+td.fault { background:#fff5f5; color:var(--bad); font-weight:600; box-shadow:inset 0 0 0 1px #ffc9c9; }
+svg.outcome { width:100%; height:14px; display:block; border-radius:4px; background:var(--line); margin:8px 0 12px; }
 figure.chart { margin:0; }
 figure.chart figcaption { font-weight:600; margin-bottom:8px; }
 .plot { display:flex; gap:8px; }

@@ -16,6 +16,7 @@ ciq_e2e::with_each_backend!(
     an_owner_changes_their_password_and_other_sessions_end,
     a_refused_key_form_keeps_what_was_typed,
     a_refused_endpoint_form_keeps_its_url_and_events,
+    an_owner_changes_a_keys_name_limits_origins_and_challenge,
 );
 
 /// A key that made 2 creates, a refused create (with a user agent that would be a
@@ -508,4 +509,191 @@ async fn a_refused_endpoint_form_keeps_its_url_and_events(backend: Backend) {
         "{html}"
     );
     app.stop().await;
+}
+
+/// The key page's settings: name, limit, origins, visitor limit and challenge change by
+/// the rules a new key follows (every refusal names its field and keeps the form,
+/// nothing saved), the challenge's secret is sealed and kept when left empty, the
+/// history says what changed, and a running gateway uses the new limit; another owner's
+/// key is not found, a forged form changes nothing, a revoked key has no settings.
+async fn an_owner_changes_a_keys_name_limits_origins_and_challenge(backend: Backend) {
+    use ciq_e2e::console::post_form;
+    let Some(app) = TestApp::spawn_with(backend, |s| {
+        s.webhook_key = Some(ciq_store::secret::new_key());
+    })
+    .await
+    else {
+        return;
+    };
+    let owner = signed_in(&app, "owner@acme.test", "/settings/api-keys").await;
+    let (key_id, key) = app
+        .create_key_with(
+            owner.user,
+            NewKey {
+                name: "Web form".into(),
+                scopes: Scopes::of(&[Scope::LeadsCreate]),
+                allowed_origins: vec!["https://shop.example".into()],
+                ..NewKey::default()
+            },
+        )
+        .await;
+    let path = format!("/settings/api-keys/{key_id}");
+    let (status, page) = get_html(&owner.client, &app, &path).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("id=\"settings-title\"") && page.contains("value=\"Web form\""));
+    assert!(page.contains(">https://shop.example</textarea>"), "{page}");
+    let settings = format!("{path}/settings");
+    let csrf = owner.csrf.as_str();
+    let mut form = vec![
+        ("csrf", csrf),
+        ("name", "Shop form"),
+        ("rate_limit", "250"),
+        (
+            "allowed_origins",
+            "https://shop.example\nhttps://www.shop.example",
+        ),
+        ("visitor_rate_limit", "5"),
+        ("challenge", "turnstile"),
+        ("challenge_secret", ""),
+    ];
+    let before = ciq_admin::keys::find_key(&app.db, key_id).await.unwrap();
+    // A new challenge without its secret: named, the form kept, nothing saved.
+    let (status, page) = post_form(&owner.client, &app, &settings, &form).await;
+    assert_eq!(status, 422, "{page}");
+    assert!(
+        page.contains("challenge secret: is required with a challenge"),
+        "{page}"
+    );
+    assert!(page.contains("value=\"Shop form\"") && page.contains("value=\"250\""));
+    assert_eq!(
+        ciq_admin::keys::find_key(&app.db, key_id).await.unwrap(),
+        before
+    );
+    for (field, value, said) in [
+        (
+            "rate_limit",
+            "lots",
+            "rate limit per minute: a whole number a minute",
+        ),
+        ("allowed_origins", "shop.example/path", "allowed origins:"),
+    ] {
+        let mut broken = form.clone();
+        broken.iter_mut().find(|(f, _)| *f == field).unwrap().1 = value;
+        broken[6].1 = "0x4AAAA-secret";
+        let (status, page) = post_form(&owner.client, &app, &settings, &broken).await;
+        assert_eq!(status, 422, "{field}");
+        assert!(page.contains(said), "{said}: {page}");
+    }
+    assert_eq!(
+        ciq_admin::keys::find_key(&app.db, key_id).await.unwrap(),
+        before
+    );
+
+    // Saved: every setting, the secret sealed, the history naming what changed.
+    form[6].1 = "0x4AAAA-secret";
+    let (status, page) = post_form(&owner.client, &app, &settings, &form).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Settings saved"));
+    let saved = ciq_admin::keys::find_key(&app.db, key_id).await.unwrap();
+    assert_eq!(saved.name, "Shop form");
+    assert_eq!(saved.rate_limit_per_minute, Some(250));
+    assert_eq!(
+        saved.allowed_origins,
+        "https://shop.example https://www.shop.example"
+    );
+    assert_eq!(saved.visitor_rate_limit_per_minute, Some(5));
+    assert_eq!(saved.challenge_provider.as_deref(), Some("turnstile"));
+    let sealed = saved.challenge_secret.clone().unwrap();
+    assert!(
+        !sealed.windows(14).any(|w| w == b"0x4AAAA-secret"),
+        "stored sealed"
+    );
+    assert!(saved.version > before.version, "instances see the change");
+    assert!(!page.contains("0x4AAAA-secret"), "never shown again");
+    let history = ciq_admin::keys::key_history(&app.db, owner.user, 10)
+        .await
+        .unwrap();
+    let updated = history
+        .iter()
+        .find(|e| e.kind == ciq_entity::key_event::KeyEventKind::Updated)
+        .expect("an updated event");
+    assert_eq!(
+        updated.detail.as_deref(),
+        Some("changed: name, rate limit, allowed origins, visitor limit, challenge")
+    );
+    // The same provider with the secret left empty keeps the secret.
+    form[1].1 = "Shop form 2";
+    form[6].1 = "";
+    assert_eq!(
+        post_form(&owner.client, &app, &settings, &form).await.0,
+        200
+    );
+    let kept = ciq_admin::keys::find_key(&app.db, key_id).await.unwrap();
+    assert_eq!(
+        (kept.name.as_str(), kept.challenge_secret.as_ref()),
+        ("Shop form 2", Some(&sealed))
+    );
+    // Origins removed with the challenge kept: refused; with it removed: a server key.
+    let mut server = form.clone();
+    server[3].1 = "";
+    server[4].1 = "";
+    let (status, page) = post_form(&owner.client, &app, &settings, &server).await;
+    assert_eq!(status, 422);
+    assert!(
+        page.contains("challenge: applies only to a browser key"),
+        "{page}"
+    );
+    server[5].1 = "";
+    assert_eq!(
+        post_form(&owner.client, &app, &settings, &server).await.0,
+        200
+    );
+    let plain = ciq_admin::keys::find_key(&app.db, key_id).await.unwrap();
+    assert_eq!(
+        (
+            plain.allowed_origins.as_str(),
+            plain.challenge_provider.as_deref()
+        ),
+        ("", None)
+    );
+    // A running gateway uses the new limit within a second or so.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let resp = app.post_lead(Some(&key), &reference_curl_body()).await;
+        assert_eq!(resp.status(), 201);
+        if resp.headers()["x-ratelimit-limit"] == "250" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the new limit never applied"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+
+    // Another owner, a forged form, a revoked key.
+    let other = signed_in(&app, "other@acme.test", "/settings/api-keys").await;
+    let mut others = form.clone();
+    others[0].1 = other.csrf.as_str();
+    assert_eq!(
+        post_form(&other.client, &app, &settings, &others).await.0,
+        404
+    );
+    let mut forged = form.clone();
+    forged[0].1 = "forged";
+    assert_eq!(
+        post_form(&owner.client, &app, &settings, &forged).await.0,
+        403
+    );
+    ciq_admin::keys::revoke_key(&app.db, key_id, &ciq_admin::keys::Actor::cli())
+        .await
+        .unwrap();
+    let (_, page) = get_html(&owner.client, &app, &path).await;
+    assert!(
+        !page.contains("id=\"settings-title\""),
+        "a revoked key has no settings"
+    );
+    let (status, page) = post_form(&owner.client, &app, &settings, &form).await;
+    assert_eq!(status, 422);
+    assert!(page.contains("key: is revoked"));
 }

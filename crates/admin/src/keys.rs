@@ -384,6 +384,162 @@ pub async fn revoke_key_at(
     Ok(revoked.into())
 }
 
+/// What an owner may change of a key after it is made (its secret, scopes and expiry
+/// stay: roll or revoke it for those).
+#[derive(Debug, Clone, Default)]
+pub struct KeySettings {
+    /// A name to recognise the key by; empty means "API key".
+    pub name: String,
+    /// Per-key requests-per-minute limit; `None`: the gateway's default.
+    pub rate_limit_per_minute: Option<u32>,
+    /// Web origins, as typed (a create-only key's only; empty: a server key).
+    pub allowed_origins: Vec<String>,
+    /// Per-key visitor limit (browser keys only); `None`: the default.
+    pub visitor_rate_limit_per_minute: Option<u32>,
+    /// What becomes of the key's challenge.
+    pub challenge: ChallengeChange,
+}
+
+/// What a settings change does to a key's challenge.
+#[derive(Debug, Clone, Default)]
+pub enum ChallengeChange {
+    /// It stays as it is (none, or the provider and its sealed secret).
+    #[default]
+    Keep,
+    /// It is removed: browser submissions need no challenge any more.
+    Remove,
+    /// This one, its secret sealed for the key.
+    Set(crate::NewChallenge),
+}
+
+/// The refusal of a change to a revoked key's settings.
+pub fn revoked_key_unchangeable() -> AdminError {
+    AdminError::Invalid {
+        field: "key",
+        rule: "is revoked: a revoked key cannot be changed".into(),
+    }
+}
+
+/// Changes the settings of key `key_id` by the rules a new key follows (the key's own
+/// scopes decide whether it may have origins; a visitor limit and a challenge need
+/// origins), recording an `updated` event that names what changed; instances see the
+/// change as they see a revocation (the key's version moves). A revoked key is not
+/// changed. Returns the key as it is then.
+pub async fn update_settings(
+    db: &Db,
+    secrets: Option<&ciq_store::secret::SecretBox>,
+    key_id: Uuid,
+    settings: KeySettings,
+    actor: &Actor,
+) -> Result<KeySummary, AdminError> {
+    let old = find_key(db, key_id).await?;
+    if old.revoked_at.is_some() {
+        return Err(revoked_key_unchangeable());
+    }
+    let checked = checked(NewKey {
+        name: settings.name,
+        rate_limit_per_minute: settings.rate_limit_per_minute,
+        expires_at: None,
+        scopes: crate::Scopes::from_stored(&old.scopes),
+        allowed_origins: settings.allowed_origins,
+        visitor_rate_limit_per_minute: settings.visitor_rate_limit_per_minute,
+        challenge: match &settings.challenge {
+            ChallengeChange::Set(challenge) => Some(challenge.clone()),
+            _ => None,
+        },
+    })?;
+    let keeps_challenge =
+        matches!(settings.challenge, ChallengeChange::Keep) && old.challenge_provider.is_some();
+    if keeps_challenge && checked.allowed_origins.is_empty() {
+        return Err(AdminError::Invalid {
+            field: "challenge",
+            rule: "applies only to a browser key: remove the challenge too, or keep an \
+                   allowed origin"
+                .into(),
+        });
+    }
+    let mut columns: Vec<(api_key::Column, SimpleExpr)> = vec![
+        (api_key::Column::Name, Expr::value(checked.name.clone())),
+        (
+            api_key::Column::RateLimitPerMinute,
+            Expr::value(checked.rate_limit_per_minute.map(|l| l as i32)),
+        ),
+        (
+            api_key::Column::AllowedOrigins,
+            Expr::value(checked.allowed_origins.join(" ")),
+        ),
+        (
+            api_key::Column::VisitorRateLimitPerMinute,
+            Expr::value(
+                checked
+                    .visitor_rate_limit_per_minute
+                    .map(|l| i32::try_from(l).unwrap_or(i32::MAX)),
+            ),
+        ),
+    ];
+    match &settings.challenge {
+        ChallengeChange::Keep => {}
+        ChallengeChange::Remove => {
+            columns.push((
+                api_key::Column::ChallengeProvider,
+                Expr::value(None::<String>),
+            ));
+            columns.push((
+                api_key::Column::ChallengeSecret,
+                Expr::value(None::<Vec<u8>>),
+            ));
+        }
+        ChallengeChange::Set(challenge) => {
+            let sealed = crate::challenge::seal(secrets, old.id, challenge)?;
+            columns.push((
+                api_key::Column::ChallengeProvider,
+                Expr::value(challenge.provider.as_str().to_owned()),
+            ));
+            columns.push((api_key::Column::ChallengeSecret, Expr::value(sealed)));
+        }
+    }
+    let actor = actor.clone();
+    let changed = db
+        .transaction::<_, api_key::Model, AdminError>(move |txn| {
+            Box::pin(async move {
+                lock_owner(txn, old.user_id).await?;
+                let changed = change_key(txn, old.id, columns).await?;
+                let detail = changes_in_words(&old, &changed);
+                record_event(txn, &changed, KeyEventKind::Updated, &actor, Some(detail)).await?;
+                Ok(changed)
+            })
+        })
+        .await?;
+    Ok(changed.into())
+}
+
+/// What a settings change changed, in words for the key's history ("name, rate limit").
+fn changes_in_words(old: &api_key::Model, new: &api_key::Model) -> String {
+    let mut changed = Vec::new();
+    if old.name != new.name {
+        changed.push("name");
+    }
+    if old.rate_limit_per_minute != new.rate_limit_per_minute {
+        changed.push("rate limit");
+    }
+    if old.allowed_origins != new.allowed_origins {
+        changed.push("allowed origins");
+    }
+    if old.visitor_rate_limit_per_minute != new.visitor_rate_limit_per_minute {
+        changed.push("visitor limit");
+    }
+    if old.challenge_provider != new.challenge_provider
+        || old.challenge_secret != new.challenge_secret
+    {
+        changed.push("challenge");
+    }
+    if changed.is_empty() {
+        "settings saved unchanged".to_owned()
+    } else {
+        format!("changed: {}", changed.join(", "))
+    }
+}
+
 /// Rolls a key: a new key with the same name and limit now, and the old one stops
 /// working `overlap` from now (or at its own earlier expiry). Returns the new key,
 /// shown this once. A revoked or expired key cannot be rolled.

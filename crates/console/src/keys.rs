@@ -166,7 +166,7 @@ impl GenerateForm {
 
 /// Who changes a key from Settings: the owner, from their address (the history shows
 /// it).
-fn settings_actor(req: &Request, state: &ConsoleState) -> Actor {
+pub(crate) fn settings_actor(req: &Request, state: &ConsoleState) -> Actor {
     Actor {
         source: ActorSource::Settings,
         address: Some(client_address(req, state.trust_forwarded_for)),

@@ -1,5 +1,6 @@
 //! Settings → API Key → a key: its usage over 24 hours, 7 days or 30 days (a chart of
-//! its answers by outcome, with totals) and its request log, each exportable as CSV.
+//! its answers by outcome, with totals) and its request log, each exportable as CSV;
+//! and its settings (name, limits, origins, challenge), which its owner may change.
 //! The key is found in the owner's account (another owner's key is "not found"), and
 //! every read names the account in its query.
 
@@ -8,21 +9,22 @@ use std::sync::Arc;
 use chrono::Utc;
 use poem::http::{HeaderValue, StatusCode, header};
 use poem::web::{Data, Query};
-use poem::{Request, Response, Route, get, handler};
+use poem::{Request, Response, Route, get, handler, post};
 use serde::Deserialize;
 
-use ciq_admin::keys::KeySummary;
+use ciq_admin::AdminError;
+use ciq_admin::keys::{self, KeySummary};
 use ciq_entity::api_key;
 use ciq_http::routes::SETTINGS_API_KEYS;
 use ciq_usage::KeyRef;
 use ciq_usage::query::{self, Of, StatusFilter, Window};
 
-use crate::extract::{Owned, PageError};
+use crate::extract::{Owned, OwnedForm, PageError, SignedIn};
 use crate::leads::{cell, csv_bytes};
 use crate::middleware::page;
 use crate::state::ConsoleState;
 use crate::views::usage::{self as view, KeyPage, LOG_FILTERS, Range};
-use crate::views::{self};
+use crate::views::{self, Flash};
 
 /// Rows of the request log a key page shows at once.
 pub const LOG_PAGE: u64 = 25;
@@ -33,6 +35,10 @@ pub(crate) fn routes(route: Route, state: &Arc<ConsoleState>) -> Route {
         .at(
             format!("{SETTINGS_API_KEYS}/:key_id"),
             page(state, get(key_page)),
+        )
+        .at(
+            format!("{SETTINGS_API_KEYS}/:key_id/settings"),
+            page(state, post(save_settings)),
         )
         .at(
             format!("{SETTINGS_API_KEYS}/:key_id/usage.csv"),
@@ -148,28 +154,204 @@ async fn key_page(
     owned: Owned<api_key::Model>,
 ) -> Result<Response, PageError> {
     let asked = query.asked()?;
-    let user = owned.signed_in.owner(&state).await?;
-    let key = key_ref(&owned.row);
-    let buckets = range_buckets(&state, req, key, asked.range).await?;
+    let shown = Shown {
+        flash: Flash::default(),
+        draft: None,
+    };
+    render_key_page(&state, req, &owned.signed_in, owned.row, &asked, shown).await
+}
+
+/// What a key page shows besides the key: what the last form did, and a refused
+/// settings form as it was sent.
+struct Shown {
+    flash: Flash,
+    draft: Option<view::SettingsDraft>,
+}
+
+/// A key's page: its usage over `asked`'s span and its request log.
+async fn render_key_page(
+    state: &ConsoleState,
+    req: &Request,
+    signed_in: &SignedIn,
+    row: api_key::Model,
+    asked: &Asked,
+    shown: Shown,
+) -> Result<Response, PageError> {
+    let user = signed_in.owner(state).await?;
+    let key = key_ref(&row);
+    let buckets = range_buckets(state, req, key, asked.range).await?;
     let (cursor, status) = (asked.cursor, asked.status);
     let log = state
         .lists_for(req)
         .read(|db| async move { query::requests(&db, key, LOG_PAGE, cursor, status).await })
         .await?;
-    let summary = KeySummary::from(owned.row);
+    let summary = KeySummary::from(row);
     let markup = view::key_page(&KeyPage {
         user: &user,
-        csrf: &owned.signed_in.session.csrf_token,
+        csrf: &signed_in.session.csrf_token,
         key: &summary,
         default_limit: state.default_limit_per_window,
+        default_visitor_limit: state.default_visitor_limit_per_window,
         range: asked.range,
         buckets,
         log: &log.rows,
         status: asked.status_param,
         next_cursor: log.next_cursor,
         now: Utc::now(),
+        flash: &shown.flash,
+        draft: shown.draft.as_ref(),
     });
-    Ok(views::page(StatusCode::OK, markup))
+    Ok(views::page(shown.flash.status(), markup))
+}
+
+/// The key page's settings form.
+#[derive(Deserialize)]
+struct SettingsForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    name: String,
+    /// Requests a minute; empty: the default.
+    #[serde(default)]
+    rate_limit: String,
+    /// Web origins, one per line (or separated by spaces or commas).
+    #[serde(default)]
+    allowed_origins: String,
+    /// Submissions per visitor a minute; empty: the default.
+    #[serde(default)]
+    visitor_rate_limit: String,
+    /// A provider's name, empty for none.
+    #[serde(default)]
+    challenge: String,
+    /// The provider's secret; empty keeps the stored one (same provider).
+    #[serde(default)]
+    challenge_secret: String,
+}
+
+impl crate::extract::CsrfForm for SettingsForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+impl SettingsForm {
+    /// The form as sent (never the secret), to show it again.
+    fn draft(&self) -> view::SettingsDraft {
+        view::SettingsDraft {
+            name: self.name.clone(),
+            rate_limit: self.rate_limit.clone(),
+            allowed_origins: self.allowed_origins.clone(),
+            visitor_rate_limit: self.visitor_rate_limit.clone(),
+            challenge: self.challenge.clone(),
+        }
+    }
+
+    /// The settings it asks for, read against the key's challenge now, or the first
+    /// problem (field, rule).
+    fn settings(&self, key: &api_key::Model) -> Result<keys::KeySettings, AdminError> {
+        let limit = |field: &'static str, text: &str| match text.trim() {
+            "" => Ok(None),
+            typed => typed
+                .parse::<u32>()
+                .map(Some)
+                .map_err(|_| AdminError::Invalid {
+                    field,
+                    rule: "a whole number a minute, or empty for the default".into(),
+                }),
+        };
+        let challenge = match (self.challenge.trim(), key.challenge_provider.as_deref()) {
+            ("", None) => keys::ChallengeChange::Keep,
+            ("", Some(_)) => keys::ChallengeChange::Remove,
+            (name, current) => {
+                let provider = ciq_admin::ChallengeProvider::from_name(name).ok_or_else(|| {
+                    AdminError::Invalid {
+                        field: "challenge",
+                        rule: "choose one of the providers offered".into(),
+                    }
+                })?;
+                if self.challenge_secret.is_empty() && current == Some(provider.as_str()) {
+                    keys::ChallengeChange::Keep
+                } else {
+                    keys::ChallengeChange::Set(ciq_admin::NewChallenge::checked(
+                        provider,
+                        &self.challenge_secret,
+                    )?)
+                }
+            }
+        };
+        Ok(keys::KeySettings {
+            name: self.name.clone(),
+            rate_limit_per_minute: limit("rate_limit_per_minute", &self.rate_limit)?,
+            allowed_origins: self
+                .allowed_origins
+                .split(|c: char| c.is_whitespace() || c == ',')
+                .filter(|o| !o.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            visitor_rate_limit_per_minute: limit(
+                "visitor_rate_limit_per_minute",
+                &self.visitor_rate_limit,
+            )?,
+            challenge,
+        })
+    }
+}
+
+/// `POST /settings/api-keys/{id}/settings`: the key's name, limits, origins and
+/// challenge change by the rules a new key follows (422 naming the field, the form as
+/// sent, nothing saved); running instances use them within a second.
+#[handler]
+async fn save_settings(
+    req: &Request,
+    state: Data<&Arc<ConsoleState>>,
+    sent: OwnedForm<api_key::Model, SettingsForm>,
+) -> Result<Response, PageError> {
+    let form = &sent.signed.form;
+    let key = &sent.row;
+    // A revoked key is named first: whatever the form says, it changes nothing.
+    let parsed = if key.revoked_at.is_some() {
+        Err(keys::revoked_key_unchangeable())
+    } else {
+        form.settings(key)
+    };
+    let saved = match parsed {
+        Ok(settings) => {
+            keys::update_settings(
+                &state.db,
+                state.webhook_key.as_ref(),
+                key.id,
+                settings,
+                &crate::keys::settings_actor(req, &state),
+            )
+            .await
+        }
+        Err(err) => Err(err),
+    };
+    let asked = PageQuery::default().asked()?;
+    let (row, shown) = match saved {
+        Ok(_) => {
+            let row = keys::find_key(&state.db, key.id).await?;
+            let shown = Shown {
+                flash: Flash {
+                    notice: Some(
+                        "Settings saved: running gateways use them within a second.".into(),
+                    ),
+                    ..Flash::default()
+                },
+                draft: None,
+            };
+            (row, shown)
+        }
+        Err(AdminError::Invalid { field, rule }) => {
+            let shown = Shown {
+                flash: Flash::refused(format!("{}: {rule}.", field.replace('_', " "))),
+                draft: Some(form.draft()),
+            };
+            (sent.row.clone(), shown)
+        }
+        Err(err) => return Err(err.into()),
+    };
+    render_key_page(&state, req, &sent.signed.signed_in, row, &asked, shown).await
 }
 
 /// A CSV download named `name`.

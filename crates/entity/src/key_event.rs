@@ -38,6 +38,9 @@ pub enum KeyEventKind {
     /// Refused from now on, by its owner or an operator.
     #[sea_orm(string_value = "revoked")]
     Revoked,
+    /// Its settings changed (name, limits, origins, challenge): the detail says which.
+    #[sea_orm(string_value = "updated")]
+    Updated,
 }
 
 impl KeyEventKind {
@@ -47,6 +50,7 @@ impl KeyEventKind {
             Self::Created => "created",
             Self::Rolled => "rolled",
             Self::Revoked => "revoked",
+            Self::Updated => "updated",
         }
     }
 }

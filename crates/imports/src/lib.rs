@@ -927,5 +927,4 @@ mod tests {
         // still update); both empty cells of the last row.
         assert_eq!(faults, [&[][..], &[2], &[1], &[1, 2]]);
     }
-
 }

@@ -141,6 +141,105 @@ pub struct KeyPage<'a> {
     pub next_cursor: Option<uuid::Uuid>,
     /// When the page was drawn.
     pub now: DateTime<Utc>,
+    /// The visitor limit of a browser key that has none of its own.
+    pub default_visitor_limit: u32,
+    /// What the last settings form did.
+    pub flash: &'a super::Flash,
+    /// A refused settings form as it was sent (else the key's own settings are shown).
+    pub draft: Option<&'a SettingsDraft>,
+}
+
+/// The settings form's fields as text (a refused form as sent, never the challenge's
+/// secret).
+#[derive(Debug, Clone, Default)]
+pub struct SettingsDraft {
+    /// The name.
+    pub name: String,
+    /// Requests a minute (empty: the default).
+    pub rate_limit: String,
+    /// Allowed origins, one per line.
+    pub allowed_origins: String,
+    /// Submissions per visitor a minute (empty: the default).
+    pub visitor_rate_limit: String,
+    /// The challenge provider (empty: none).
+    pub challenge: String,
+}
+
+impl SettingsDraft {
+    /// The key's settings as stored.
+    fn of(key: &KeySummary) -> Self {
+        Self {
+            name: key.name.clone(),
+            rate_limit: key
+                .rate_limit_per_minute
+                .map(|l| l.to_string())
+                .unwrap_or_default(),
+            allowed_origins: key.allowed_origins.iter().collect::<Vec<_>>().join("\n"),
+            visitor_rate_limit: key
+                .visitor_rate_limit_per_minute
+                .map(|l| l.to_string())
+                .unwrap_or_default(),
+            challenge: key.challenge.clone().unwrap_or_default(),
+        }
+    }
+}
+
+/// The key's settings form (not for a revoked key): a browser key's fields only when
+/// the key may have origins (its only scope is `leads:create`).
+fn settings_card(page: &KeyPage<'_>, path: &str) -> Markup {
+    let key = page.key;
+    let draft = page
+        .draft
+        .cloned()
+        .unwrap_or_else(|| SettingsDraft::of(key));
+    let browser_capable = key.scopes == ciq_admin::Scopes::of(&[ciq_admin::Scope::LeadsCreate]);
+    html! {
+        section.card aria-labelledby="settings-title" {
+            h2 #settings-title { "Settings" }
+            p.muted { "The key itself, what it may do and when it expires stay: roll or revoke it from the keys page for those." }
+            form.stack method="post" action=(format!("{path}/settings")) {
+                input type="hidden" name="csrf" value=(page.csrf);
+                div.row {
+                    div {
+                        label for="key-name" { "Name" }
+                        input #key-name type="text" name="name" maxlength=(ciq_admin::keys::MAX_KEY_NAME_LEN) value=(draft.name) required;
+                    }
+                    div {
+                        label for="key-limit" { "Requests a minute " span.muted { "(empty: " (page.default_limit) ")" } }
+                        input #key-limit type="number" name="rate_limit" min="1" inputmode="numeric" placeholder=(page.default_limit) value=(draft.rate_limit);
+                    }
+                }
+                @if browser_capable {
+                    div {
+                        label for="key-origins" { "Allowed origins " span.muted { "(empty: a server key)" } }
+                        textarea #key-origins name="allowed_origins" rows="2" placeholder="https://www.example.com" aria-describedby="key-origins-help" { (draft.allowed_origins) }
+                        p.muted #key-origins-help { "One per line. Pages on these sites may send leads with this key from the visitor's browser." }
+                    }
+                    div.row {
+                        div {
+                            label for="key-visitor" { "Submissions per visitor a minute " span.muted { "(empty: " (page.default_visitor_limit) ")" } }
+                            input #key-visitor type="number" name="visitor_rate_limit" min="1" inputmode="numeric" placeholder=(page.default_visitor_limit) value=(draft.visitor_rate_limit);
+                        }
+                        div {
+                            label for="key-challenge" { "Challenge" }
+                            select #key-challenge name="challenge" {
+                                option value="" { "None" }
+                                @for provider in ciq_admin::ChallengeProvider::ALL {
+                                    option value=(provider.as_str()) selected[provider.as_str() == draft.challenge] { (provider.title()) }
+                                }
+                            }
+                        }
+                        div {
+                            label for="key-challenge-secret" { "Provider's secret key" }
+                            input #key-challenge-secret type="password" name="challenge_secret" autocomplete="off" maxlength="200" aria-describedby="key-secret-help";
+                        }
+                    }
+                    p.muted #key-secret-help { "Empty keeps the stored secret of the same provider; a new provider needs its secret. It is stored encrypted and never shown." }
+                }
+                div.actions { button type="submit" { "Save settings" } }
+            }
+        }
+    }
 }
 
 fn key_path(key: &KeySummary) -> String {
@@ -174,6 +273,8 @@ pub fn key_page(page: &KeyPage<'_>) -> Markup {
                 h1 { (key.name) " " span class=(format!("badge {}", key.status)) { (key.status) } }
                 a.button.secondary href=(format!("{path}/usage.csv?range={}", page.range.param())) download { "Export usage (CSV)" }
             }
+            @if let Some(notice) = &page.flash.notice { div.notice role="status" { (notice) } }
+            @if let Some(error) = &page.flash.error { div.error role="alert" { (error) } }
             p.lead {
                 code { (key.display_prefix) "…" } " · " (limit) " requests a minute · may "
                 (key.scopes.names().join(", "))
@@ -251,6 +352,7 @@ pub fn key_page(page: &KeyPage<'_>) -> Markup {
                     }
                 }
             }
+            @if key.revoked_at.is_none() { (settings_card(page, &path)) }
             p.muted { "Drawn " (when(Some(page.now))) "." }
         }))
     }

@@ -15,6 +15,9 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 ciq_e2e::with_each_backend!(
+    the_settings_pages_reach_only_the_owners_endpoints,
+    an_owner_edits_an_endpoints_url_events_and_filter,
+    the_guide_the_payloads_and_the_health_show_what_is_sent,
     outbox_rows_are_read_by_their_codec_and_an_unreadable_one_is_dropped,
     a_create_without_group_commit_is_delivered_too,
     a_created_lead_is_signed_and_its_payload_is_the_api_object,
@@ -934,10 +937,11 @@ async fn destinations_that_are_not_public_are_refused_before_any_connection() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_settings_pages_reach_only_the_owners_endpoints() {
+async fn the_settings_pages_reach_only_the_owners_endpoints(backend: Backend) {
     use ciq_e2e::console::{PASSWORD, browser_like_client, owner, post_form, sign_in};
-    let app = TestApp::spawn_with(Backend::Sqlite, quick).await.unwrap();
+    let Some(app) = TestApp::spawn_with(backend, quick).await else {
+        return;
+    };
     let receiver = Receiver::start().await;
     let alice = owner(&app, "alice@acme.test").await;
     owner(&app, "bob@acme.test").await;
@@ -1046,10 +1050,11 @@ async fn the_settings_pages_reach_only_the_owners_endpoints() {
 /// checked as the add form and the API check them (every problem named, the form kept,
 /// nothing saved); the saved filter comes back into the form; another owner's endpoint
 /// is not found, and a forged form changes nothing.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_owner_edits_an_endpoints_url_events_and_filter() {
+async fn an_owner_edits_an_endpoints_url_events_and_filter(backend: Backend) {
     use ciq_e2e::console::{get_html, post_form, signed_in};
-    let app = TestApp::spawn_with(Backend::Sqlite, quick).await.unwrap();
+    let Some(app) = TestApp::spawn_with(backend, quick).await else {
+        return;
+    };
     let receiver = Receiver::start().await;
     let alice = signed_in(&app, "alice@acme.test", "/settings/webhooks").await;
     let (hook, _) = endpoint(&app, alice.user, &receiver.url("/old"), &EventType::ALL).await;
@@ -1147,16 +1152,17 @@ async fn an_owner_edits_an_endpoints_url_events_and_filter() {
 /// The guide shows each event's payload as this server makes them (for a lead of the
 /// owner's account) and this server's retry schedule; an endpoint's log shows what each
 /// delivery carried; the endpoints page shows each endpoint's health.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_guide_the_payloads_and_the_health_show_what_is_sent() {
+async fn the_guide_the_payloads_and_the_health_show_what_is_sent(backend: Backend) {
     use ciq_e2e::console::{get_html, signed_in};
-    let app = TestApp::spawn_with(Backend::Sqlite, |s| {
+    let Some(app) = TestApp::spawn_with(backend, |s| {
         s.webhook_key = Some(ciq_store::secret::new_key());
         s.webhooks.allow_private_networks = true;
         s.webhooks.deliver = false;
     })
     .await
-    .unwrap();
+    else {
+        return;
+    };
     let owner = signed_in(&app, "owner@acme.test", "/settings/webhooks").await;
     let (guide_status, guide) = get_html(&owner.client, &app, "/settings/webhooks/guide").await;
     assert_eq!(guide_status, 200);

@@ -21,7 +21,7 @@ use ciq_webhooks::endpoints::{self, EndpointError};
 use crate::extract::{InAccount, Owned, OwnedForm, PageError, SignedIn, SignedInForm};
 use crate::middleware::page;
 use crate::state::ConsoleState;
-use crate::views::webhooks::{LOG_SIZE, ROTATION_OVERLAPS, event_field, path_of};
+use crate::views::webhooks::{EndpointDraft, LOG_SIZE, ROTATION_OVERLAPS, event_field, path_of};
 use crate::views::{self, Flash};
 
 /// The webhook pages' routes.
@@ -90,122 +90,6 @@ async fn guide(
             settings.disable_after,
         ),
     ))
-}
-
-/// Filter conditions the edit form offers (blank ones are left out).
-pub const FILTER_ROWS: usize = 5;
-
-/// The edit form as it is shown: the endpoint's values, or a refused form as it was
-/// sent.
-pub struct EndpointDraft {
-    /// The URL.
-    pub url: String,
-    /// The events ticked.
-    pub events: Vec<String>,
-    /// What the endpoint is for.
-    pub description: String,
-    /// The filter's conditions: (field, operator, value as typed).
-    pub conditions: Vec<(String, String, String)>,
-}
-
-impl EndpointDraft {
-    /// The endpoint as stored.
-    fn of(endpoint: &webhook_endpoint::Model) -> Self {
-        let mut conditions = Vec::new();
-        let filter = ciq_webhooks::filter::Filter::stored(endpoint.filter.as_deref());
-        if let Some(serde_json::Value::Object(fields)) = filter.map(|f| f.canonical()) {
-            for (field, ops) in fields {
-                let serde_json::Value::Object(ops) = ops else {
-                    continue;
-                };
-                for (op, value) in ops {
-                    let text = match &value {
-                        serde_json::Value::Array(values) => {
-                            values.iter().map(text_of).collect::<Vec<_>>().join(", ")
-                        }
-                        serde_json::Value::Bool(true) => "yes".to_owned(),
-                        serde_json::Value::Bool(false) => "no".to_owned(),
-                        other => text_of(other),
-                    };
-                    conditions.push((field.clone(), op, text));
-                }
-            }
-        }
-        Self {
-            url: endpoint.url.clone(),
-            events: endpoint.events.split(',').map(str::to_owned).collect(),
-            description: endpoint.description.clone().unwrap_or_default(),
-            conditions,
-        }
-    }
-
-    /// The form as sent.
-    fn sent(form: &HashMap<String, String>) -> Self {
-        let field = |name: &str| form.get(name).map_or("", |v| v.trim()).to_owned();
-        Self {
-            url: field("url"),
-            events: EVENT_TYPES
-                .into_iter()
-                .filter(|e| form.contains_key(&event_field(e)))
-                .map(str::to_owned)
-                .collect(),
-            description: field("description"),
-            conditions: (0..FILTER_ROWS)
-                .map(|i| {
-                    (
-                        field(&format!("f{i}_field")),
-                        field(&format!("f{i}_op")),
-                        field(&format!("f{i}_value")),
-                    )
-                })
-                .filter(|(field, _, _)| !field.is_empty())
-                .collect(),
-        }
-    }
-
-    /// The filter the conditions make, as the API's body would carry it: a number field's
-    /// value as a number when it reads as one, `in` values split at commas, `exists` as
-    /// yes or no (anything else is left as typed, for the filter's rules to name).
-    fn filter_json(&self) -> serde_json::Value {
-        let mut filter = serde_json::Map::new();
-        for (field, op, text) in &self.conditions {
-            let number = ciq_webhooks::filter::is_number_field(field) == Some(true);
-            let typed = |text: &str| match text.parse::<f64>() {
-                Ok(n) if number => serde_json::json!(n),
-                _ => serde_json::Value::String(text.to_owned()),
-            };
-            let value = match op.as_str() {
-                "in" => serde_json::Value::Array(
-                    text.split(',')
-                        .map(str::trim)
-                        .filter(|v| !v.is_empty())
-                        .map(typed)
-                        .collect(),
-                ),
-                "exists" => match text.to_lowercase().as_str() {
-                    "yes" | "true" | "" => serde_json::Value::Bool(true),
-                    "no" | "false" => serde_json::Value::Bool(false),
-                    _ => serde_json::Value::String(text.clone()),
-                },
-                _ => typed(text),
-            };
-            let ops = filter
-                .entry(field.clone())
-                .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
-            if let serde_json::Value::Object(ops) = ops {
-                ops.insert(op.clone(), value);
-            }
-        }
-        serde_json::Value::Object(filter)
-    }
-}
-
-/// A filter value as the form shows it.
-fn text_of(value: &serde_json::Value) -> String {
-    match value {
-        serde_json::Value::String(text) => text.clone(),
-        other => other.to_string(),
-    }
 }
 
 /// `GET /settings/webhooks/{id}/edit`: the endpoint's URL, events, description and

@@ -308,11 +308,10 @@ pub async fn update(
     id: Uuid,
     changes: EndpointChanges,
 ) -> Result<webhook_endpoint::Model, EndpointError> {
+    // The transaction writes before it reads: on SQLite a deferred transaction that
+    // read first fails (SQLITE_BUSY_SNAPSHOT, not waited for) when another writer
+    // commits in between. The update itself says whether the endpoint is there.
     let txn = db.begin().await?;
-    find(&txn, user_id, id).await?;
-    if let Some(enabled) = changes.enabled {
-        set_enabled(&txn, user_id, id, enabled, Some("disabled through the API")).await?;
-    }
     let mut update = webhook_endpoint::Entity::update_in_account(user_id)
         .col_expr(
             webhook_endpoint::Column::UpdatedAt,
@@ -340,7 +339,12 @@ pub async fn update(
             Expr::value(description),
         );
     }
-    update.exec(&txn).await?;
+    if update.exec(&txn).await?.rows_affected == 0 {
+        return Err(EndpointError::NotFound);
+    }
+    if let Some(enabled) = changes.enabled {
+        set_enabled(&txn, user_id, id, enabled, Some("disabled through the API")).await?;
+    }
     let row = find(&txn, user_id, id).await?;
     txn.commit().await?;
     Ok(row)

@@ -142,11 +142,7 @@ impl GenerateForm {
 
     /// The origins typed, one per entry.
     fn origins(&self) -> Vec<String> {
-        self.allowed_origins
-            .split(|c: char| c.is_whitespace() || c == ',')
-            .filter(|o| !o.is_empty())
-            .map(str::to_owned)
-            .collect()
+        typed_origins(&self.allowed_origins)
     }
 
     /// The ticked permissions.
@@ -162,6 +158,15 @@ impl GenerateForm {
         .map(|(_, scope)| scope)
         .collect()
     }
+}
+
+/// Origins as an owner types them in a form: one per line, or separated by spaces or
+/// commas (checked by the key rules afterwards).
+pub(crate) fn typed_origins(text: &str) -> Vec<String> {
+    text.split(|c: char| c.is_whitespace() || c == ',')
+        .filter(|o| !o.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Who changes a key from Settings: the owner, from their address (the history shows

@@ -282,12 +282,7 @@ impl SettingsForm {
         Ok(keys::KeySettings {
             name: self.name.clone(),
             rate_limit_per_minute: limit("rate_limit_per_minute", &self.rate_limit)?,
-            allowed_origins: self
-                .allowed_origins
-                .split(|c: char| c.is_whitespace() || c == ',')
-                .filter(|o| !o.is_empty())
-                .map(str::to_owned)
-                .collect(),
+            allowed_origins: crate::keys::typed_origins(&self.allowed_origins),
             visitor_rate_limit_per_minute: limit(
                 "visitor_rate_limit_per_minute",
                 &self.visitor_rate_limit,

@@ -14,6 +14,26 @@ async fn find(c: &Client, css: &'static str) -> fantoccini::elements::Element {
         .unwrap_or_else(|e| panic!("{css} never appeared: {e}"))
 }
 
+/// Waits for the page's confirmation line to start with `start` (a form post replaces
+/// the page: the line of the page being left may still be found, or go stale, first);
+/// its whole text.
+async fn notice_starting(c: &Client, start: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Ok(notice) = c.find(Locator::Css("div.notice")).await
+            && let Ok(text) = notice.text().await
+            && text.starts_with(start)
+        {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no notice starting {start:?} appeared"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// The key the page shows once — not `previous`, which the page being left may still
 /// show. The element is looked up again if it belonged to that page (a form post
 /// replaces the document under a found element).
@@ -521,11 +541,7 @@ async fn the_leads_page_filters_opens_and_exports_and_every_page_is_accessible()
         .click()
         .await
         .unwrap();
-    let notice = find(c, "div.notice").await.text().await.unwrap();
-    assert!(
-        notice.starts_with("Saved. Changed: Name, Score"),
-        "{notice}"
-    );
+    notice_starting(c, "Saved. Changed: Name, Score").await;
     assert_eq!(
         find(c, "#lead-title").await.text().await.unwrap(),
         "Web Zero"
@@ -537,13 +553,7 @@ async fn the_leads_page_filters_opens_and_exports_and_every_page_is_accessible()
         .await
         .unwrap();
     find(c, "form.status button").await.click().await.unwrap();
-    find(c, "div.notice").await;
-    assert!(
-        c.source()
-            .await
-            .unwrap()
-            .contains("Status set to qualified.")
-    );
+    notice_starting(c, "Status set to qualified.").await;
     find(c, "#delete").await.click().await.unwrap();
     find(c, "form[action$='/delete'] button.danger").await;
     assert_accessible(c, axe.as_deref(), "lead delete confirmation").await;
@@ -552,7 +562,7 @@ async fn the_leads_page_filters_opens_and_exports_and_every_page_is_accessible()
         .click()
         .await
         .unwrap();
-    let notice = find(c, "div.notice").await.text().await.unwrap();
+    let notice = notice_starting(c, "Deleted").await;
     assert_eq!(notice, "Deleted “Web Zero”.");
     // Many at once: "tick every lead" (the page's script), a status for all of them.
     find(c, "#select-all").await.click().await.unwrap();
@@ -566,8 +576,7 @@ async fn the_leads_page_filters_opens_and_exports_and_every_page_is_accessible()
         .click()
         .await
         .unwrap();
-    let notice = find(c, "div.notice").await.text().await.unwrap();
-    assert!(notice.starts_with("Set 4 leads to lost."), "{notice}");
+    notice_starting(c, "Set 4 leads to lost.").await;
     assert_accessible(c, axe.as_deref(), "leads page after a bulk action").await;
     // The spam list and a spam lead's page, with its "Not spam" button.
     let mut trapped = lead("Bot Spam", "Website Form", "new");
@@ -871,7 +880,7 @@ async fn an_owner_adds_an_endpoint_sends_a_test_event_and_replays_it() {
         .click()
         .await
         .unwrap();
-    find(c, "div.notice").await;
+    notice_starting(c, "Saved ").await;
     assert!(c.source().await.unwrap().contains("Only when score ≥ 5"));
     // The guide, from the page's first paragraph.
     find(c, "p.lead a[href='/settings/webhooks/guide']")

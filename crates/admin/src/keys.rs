@@ -424,14 +424,14 @@ pub fn revoked_key_unchangeable() -> AdminError {
 /// scopes decide whether it may have origins; a visitor limit and a challenge need
 /// origins), recording an `updated` event that names what changed; instances see the
 /// change as they see a revocation (the key's version moves). A revoked key is not
-/// changed. Returns the key as it is then.
+/// changed. Returns the key's row as it is then.
 pub async fn update_settings(
     db: &Db,
     secrets: Option<&ciq_store::secret::SecretBox>,
     key_id: Uuid,
     settings: KeySettings,
     actor: &Actor,
-) -> Result<KeySummary, AdminError> {
+) -> Result<api_key::Model, AdminError> {
     let old = find_key(db, key_id).await?;
     if old.revoked_at.is_some() {
         return Err(revoked_key_unchangeable());
@@ -510,7 +510,7 @@ pub async fn update_settings(
             })
         })
         .await?;
-    Ok(changed.into())
+    Ok(changed)
 }
 
 /// What a settings change changed, in words for the key's history ("name, rate limit").

@@ -368,11 +368,10 @@ pub async fn edit_page(
     let texts = lead.texts();
     let typed: HashMap<String, String> = editable_fields()
         .map(|field| {
-            let text = texts
-                .iter()
-                .find(|(name, _)| *name == field)
-                .and_then(|(_, text)| text.clone());
-            (field.to_owned(), text.unwrap_or_default())
+            (
+                field.to_owned(),
+                text_in(&texts, field).unwrap_or_default().to_owned(),
+            )
         })
         .collect();
     let csrf = &owned.signed_in.session.csrf_token;
@@ -382,6 +381,14 @@ pub async fn edit_page(
     ))
 }
 
+/// The text of `field` among a lead's [`Lead::texts`] (`None`: null).
+fn text_in<'a>(texts: &'a [(&str, Option<String>)], field: &str) -> Option<&'a str> {
+    texts
+        .iter()
+        .find(|(name, _)| *name == field)
+        .and_then(|(_, text)| text.as_deref())
+}
+
 /// The update a sent edit form asks for: each editable field whose text differs from
 /// the lead's, typed as the API's body would carry it (an emptied field is `null`).
 fn changes_of(lead: &Lead, form: &HashMap<String, String>) -> serde_json::Map<String, Value> {
@@ -389,11 +396,7 @@ fn changes_of(lead: &Lead, form: &HashMap<String, String>) -> serde_json::Map<St
     editable_fields()
         .filter_map(|field| {
             let typed = form.get(field)?;
-            let current = texts
-                .iter()
-                .find(|(name, _)| *name == field)
-                .and_then(|(_, text)| text.as_deref())
-                .unwrap_or_default();
+            let current = text_in(&texts, field).unwrap_or_default();
             (typed.trim() != current.trim()).then(|| {
                 let value = if typed.trim().is_empty() {
                     Value::Null
@@ -673,10 +676,7 @@ fn record(columns: &[&str], lead: &Lead) -> Vec<String> {
     columns
         .iter()
         .map(|column| {
-            texts
-                .iter()
-                .find(|(field, _)| field == column)
-                .and_then(|(_, text)| text.as_deref())
+            text_in(&texts, column)
                 .map(|text| cell(text).into_owned())
                 .unwrap_or_default()
         })

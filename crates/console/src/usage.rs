@@ -324,8 +324,7 @@ async fn save_settings(
     };
     let asked = PageQuery::default().asked()?;
     let (row, shown) = match saved {
-        Ok(_) => {
-            let row = keys::find_key(&state.db, key.id).await?;
+        Ok(row) => {
             let shown = Shown {
                 flash: Flash {
                     notice: Some(

@@ -94,22 +94,18 @@ export class ConvertIqTrigger implements INodeType {
 			async create(this: IHookFunctions): Promise<boolean> {
 				const url = this.getNodeWebhookUrl('default') as string;
 				const event = this.getNodeParameter('event') as string;
-				const data = this.getWorkflowStaticData('node');
-				const answer = await convertIqRequest.call(this, 'POST', '/api/external/webhooks', {
-					url,
-					events: [event],
-					description: `n8n: ${event}`,
-				});
-				const hook = answer.webhook as IDataObject;
+				let answer = await subscribe.call(this, url, event);
 				if (!answer.secret) {
 					// The same subscription existed (made before, its secret not kept here):
 					// delete it and subscribe again, to hold a secret that checks deliveries.
-					await convertIqRequest.call(this, 'DELETE', `/api/external/webhooks/${hook.id}`);
-					return webhookMethodsCreateAgain.call(this, url, event);
+					const existing = (answer.webhook as IDataObject).id;
+					await convertIqRequest.call(this, 'DELETE', `/api/external/webhooks/${existing}`);
+					answer = await subscribe.call(this, url, event);
 				}
-				data.webhookId = hook.id;
+				const data = this.getWorkflowStaticData('node');
+				data.webhookId = (answer.webhook as IDataObject).id;
 				data.secret = answer.secret;
-				return true;
+				return Boolean(answer.secret);
 			},
 			async delete(this: IHookFunctions): Promise<boolean> {
 				const data = this.getWorkflowStaticData('node');
@@ -149,15 +145,11 @@ export class ConvertIqTrigger implements INodeType {
 	}
 }
 
-/** Subscribes `url` to `event` once more and keeps the new secret. */
-async function webhookMethodsCreateAgain(this: IHookFunctions, url: string, event: string): Promise<boolean> {
-	const data = this.getWorkflowStaticData('node');
-	const answer = await convertIqRequest.call(this, 'POST', '/api/external/webhooks', {
+/** Subscribes `url` to `event`: the gateway's answer (a secret only for a new endpoint). */
+async function subscribe(this: IHookFunctions, url: string, event: string): Promise<IDataObject> {
+	return convertIqRequest.call(this, 'POST', '/api/external/webhooks', {
 		url,
 		events: [event],
 		description: `n8n: ${event}`,
 	});
-	data.webhookId = (answer.webhook as IDataObject).id;
-	data.secret = answer.secret;
-	return Boolean(answer.secret);
 }

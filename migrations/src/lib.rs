@@ -27,6 +27,7 @@ mod m20261205_000019_webhook_subscriptions;
 mod m20261205_000020_usage;
 mod m20261205_000021_lead_search;
 mod m20261205_000022_password_resets;
+mod m20261205_000023_spool_applied;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -57,6 +58,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000020_usage::Migration),
             Box::new(m20261205_000021_lead_search::Migration),
             Box::new(m20261205_000022_password_resets::Migration),
+            Box::new(m20261205_000023_spool_applied::Migration),
         ]
     }
 }

@@ -11,7 +11,8 @@
 //!   themselves (the proxy can make a store silent);
 //! - [`fixtures`]: the reference's bodies; [`browser`]: headless Chromium; [`console`]:
 //!   the Settings pages as a browser uses them (owners, sign-in, forms);
-//! - [`receiver`]: a webhook receiver that records and answers as scripted.
+//! - [`receiver`]: a webhook receiver that records and answers as scripted; [`process`]:
+//!   the gateway binary as a process to crash.
 
 pub mod app;
 pub mod browser;
@@ -21,6 +22,7 @@ pub mod fixtures;
 pub mod nginx;
 pub mod pgbouncer;
 pub mod postgres;
+pub mod process;
 pub mod proxy;
 pub mod receiver;
 pub mod redis;
@@ -32,6 +34,7 @@ pub use database::{Backend, TestDatabase, postgres_admin_url};
 pub use fixtures::{reference_curl_body, reference_full_body};
 pub use nginx::LoadBalancer;
 pub use postgres::PrivatePostgres;
+pub use process::GatewayProcess;
 pub use proxy::SilentProxy;
 pub use receiver::{Receiver, Reply};
 pub use redis::{PrivateRedis, test_redis_url, unique_redis_prefix};

@@ -47,6 +47,9 @@ pub struct ApiState {
     /// Counts each key's answers and leads, and keeps its request log, until the
     /// gateway's flusher writes them.
     pub usage: Arc<ciq_usage::Recorder>,
+    /// The outage spool (with Redis): creates of clients that take a queued answer
+    /// wait there while the store is down. `None` without Redis.
+    pub spool: Option<Arc<ciq_spool::Spool>>,
 }
 
 /// How long an instance keeps an account's block list before reading it again.

@@ -6,8 +6,9 @@ use sea_orm::entity::prelude::*;
 ///
 /// Money is stored as whole cents in a 64-bit integer: exact on every backend,
 /// so `50000.10` is read back as `50000.10`, never `50000.0999`. Deserialises from the
-/// row as PostgreSQL's `row_to_json` writes it (group commit's webhook outbox).
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Deserialize)]
+/// row as PostgreSQL's `row_to_json` writes it (group commit's webhook outbox), and
+/// serialises to the same shape (the outage spool keeps rows as JSON until they drain).
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Deserialize, serde::Serialize)]
 #[sea_orm(table_name = "leads")]
 pub struct Model {
     /// Primary key (UUIDv7).

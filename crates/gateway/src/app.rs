@@ -69,6 +69,8 @@ pub struct Settings {
     pub retention: crate::retention::Retention,
     /// Time between two writes of the usage counts (`CIQ_USAGE_FLUSH_SECS`).
     pub usage_flush_every: Duration,
+    /// Most leads the outage spool holds (`CIQ_SPOOL_MAX_ENTRIES`); the spool needs Redis.
+    pub spool_max_entries: u64,
     /// How long anything may wait for the store.
     pub waits: database::Waits,
     /// How CSV imports are run.
@@ -109,6 +111,7 @@ impl Default for Settings {
             lead_writers: None,
             retention: crate::retention::Retention::default(),
             usage_flush_every: ciq_usage::flush::DEFAULT_FLUSH_EVERY,
+            spool_max_entries: ciq_spool::DEFAULT_MAX_ENTRIES,
             waits: database::Waits::default(),
             imports: ciq_imports::worker::WorkerSettings::default(),
             webhooks: ciq_webhooks::WebhookSettings::default(),
@@ -280,6 +283,17 @@ impl Application {
             db.clone(),
             settings.usage_flush_every,
         );
+        // Creates of clients that take a queued answer wait in Redis while the store
+        // is down (on only while Redis cannot evict them: see the spool's drain).
+        let spool = match &settings.redis_url {
+            Some(url) => Some(ciq_spool::Spool::new(
+                ciq_redis::RedisLink::open(url.expose_secret(), Duration::from_millis(500))?,
+                &format!("{}spool:", settings.redis_prefix),
+                settings.spool_max_entries,
+                settings.retention.idempotency,
+            )),
+            None => None,
+        };
         let states = States {
             api: Arc::new(ApiState {
                 db: db.clone(),
@@ -303,6 +317,7 @@ impl Application {
                 block_lists: ciq_api::state::block_list_cache(),
                 usage: usage.recorder().clone(),
                 webhook_allow_private: settings.webhooks.allow_private_networks,
+                spool: spool.clone(),
             }),
             console: Arc::new(ConsoleState {
                 db: db.clone(),
@@ -332,6 +347,9 @@ impl Application {
                 trust_forwarded_for: settings.trust_forwarded_for,
                 breaker: breaker.clone(),
                 secrets: webhook_key.clone(),
+                spool: spool
+                    .clone()
+                    .map(|spool| spool as Arc<dyn ciq_store::Spooling>),
             }),
             webhooks,
             webhook_key,
@@ -378,6 +396,17 @@ impl Application {
         let deliverer = self
             .delivering
             .then(|| tokio::spawn(webhooks.clone().run()));
+        let drainer = self.states.api.spool.clone().map(|spool| {
+            tokio::spawn(
+                ciq_spool::Drainer::new(
+                    spool,
+                    self.states.api.db.clone(),
+                    self.states.console.breaker.clone(),
+                    self.states.api.usage.clone(),
+                )
+                .run(),
+            )
+        });
         let routes = routes(&self.states);
         let result = Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(routes, shutdown, Some(SHUTDOWN_GRACE))
@@ -387,6 +416,9 @@ impl Application {
         purge.abort();
         importer.abort();
         usage.abort();
+        if let Some(drainer) = drainer {
+            drainer.abort();
+        }
         if let Some(deliverer) = deliverer {
             deliverer.abort();
         }

@@ -329,6 +329,11 @@ pub struct ServeArgs {
     #[arg(long, env = "CIQ_USAGE_FLUSH_SECS", default_value_t = 5,
           value_parser = clap::value_parser!(u64).range(1..=300))]
     pub usage_flush_secs: u64,
+    /// Most leads the outage spool holds in Redis while the store is down (each of its
+    /// 16 streams holds a sixteenth, rounded up); past it, creates answer 503.
+    #[arg(long, env = "CIQ_SPOOL_MAX_ENTRIES", default_value_t = ciq_spool::DEFAULT_MAX_ENTRIES,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub spool_max_entries: u64,
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "CIQ_MAX_BODY_BYTES", default_value_t = ciq_api::state::DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
@@ -664,6 +669,7 @@ async fn serve(
             request_log: Duration::from_secs(args.retention_request_log_secs),
         },
         usage_flush_every: Duration::from_secs(args.usage_flush_secs),
+        spool_max_entries: args.spool_max_entries,
         waits: database::Waits {
             acquire: Duration::from_millis(args.db_acquire_timeout_ms),
             statement: Duration::from_millis(args.db_statement_timeout_ms),

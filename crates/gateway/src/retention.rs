@@ -67,7 +67,13 @@ pub struct Purged {
     pub expired_keys_endpoints: u64,
     /// Usage minutes rolled up, buckets and request-log rows past their retention.
     pub usage: ciq_usage::retention::Purged,
+    /// Records of drained spool entries past [`SPOOL_APPLIED_RETENTION`].
+    pub spool_applied: u64,
 }
+
+/// How long the record of a drained spool entry is kept: it only has to outlive an
+/// acknowledgement lost to a crash (the entry is claimed again within seconds).
+pub const SPOOL_APPLIED_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// One purge of everything past its time.
 pub async fn purge_once(db: &Db, retention: Retention) -> Result<Purged, sea_orm::DbErr> {
@@ -86,6 +92,7 @@ pub async fn purge_once(db: &Db, retention: Retention) -> Result<Purged, sea_orm
             retention.request_log,
         )
         .await?,
+        spool_applied: ciq_leads::spooled::purge(db, SPOOL_APPLIED_RETENTION).await?,
     })
 }
 

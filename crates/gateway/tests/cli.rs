@@ -45,18 +45,8 @@ fn stdout_of(out: &Output) -> String {
     String::from_utf8(out.stdout.clone()).unwrap()
 }
 
-/// A `serve` process that is killed when dropped.
-struct Served {
-    child: Child,
-    base_url: String,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+/// A `serve` process, SIGKILLed when dropped.
+type Served = ciq_e2e::GatewayProcess;
 
 /// Starts the binary with no subcommand (serve is the default) on a free port.
 fn serve(db: &TestDatabase) -> Served {
@@ -65,33 +55,7 @@ fn serve(db: &TestDatabase) -> Served {
 
 /// [`serve`] with extra environment.
 fn serve_with(db: &TestDatabase, env: &[(&str, &str)]) -> Served {
-    let mut child = Command::new(BIN)
-        .envs(env.iter().copied())
-        .env("DATABASE_URL", &db.url)
-        .env("CIQ_LISTEN", "127.0.0.1:0")
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("serve starts");
-    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut addr = None;
-    for line in stderr.by_ref() {
-        let line = line.unwrap();
-        if let Some(rest) = line.split("API docs at http://").nth(1) {
-            addr = rest.split("/docs").next().map(str::to_owned);
-            break;
-        }
-    }
-    // The log reader goes away here, as a crashed log shipper would: the server must
-    // keep serving with its stderr a closed pipe.
-    drop(stderr);
-    let addr = addr.expect("serve logs its address");
-    Served {
-        child,
-        base_url: format!("http://{addr}"),
-    }
+    ciq_e2e::GatewayProcess::start(BIN, &db.url, env)
 }
 
 async fn post(base_url: &str, key: &str, body: &Value) -> reqwest::Response {

@@ -26,6 +26,7 @@ pub mod money;
 pub mod rules;
 pub mod service;
 pub mod spam;
+pub mod spooled;
 pub mod stats;
 pub mod store;
 pub mod time;

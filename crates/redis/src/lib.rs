@@ -132,6 +132,47 @@ impl RedisLink {
     }
 }
 
+impl RedisLink {
+    /// `INFO section` of the node, or of every master of a cluster (one text per
+    /// master): what a setting that must hold everywhere (the eviction policy) is read
+    /// from. `INFO` answers where `CONFIG GET` is renamed away (managed services).
+    pub async fn info_of_masters(&self, section: &str) -> Result<Vec<String>, RedisError> {
+        let mut info = redis::cmd("INFO");
+        info.arg(section);
+        match self {
+            Self::Single(conn) => Ok(vec![info.query_async(&mut conn.clone()).await?]),
+            Self::Cluster(conn) => {
+                let answers = conn
+                    .clone()
+                    .route_command(
+                        info,
+                        RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None)),
+                    )
+                    .await?;
+                let Value::Map(per_node) = answers else {
+                    return Ok(vec![redis::from_redis_value(answers)?]);
+                };
+                per_node
+                    .into_iter()
+                    .map(|(_, answer)| match answer {
+                        Value::ServerError(err) => Err(RedisError::from(err)),
+                        answer => Ok(redis::from_redis_value(answer)?),
+                    })
+                    .collect()
+            }
+        }
+    }
+}
+
+/// The value of `field` in an `INFO` text (`field:value` lines).
+pub fn info_field<'a>(info: &'a str, field: &str) -> Option<&'a str> {
+    info.lines().find_map(|line| {
+        line.strip_prefix(field)
+            .and_then(|rest| rest.strip_prefix(':'))
+            .map(str::trim)
+    })
+}
+
 impl ConnectionLike for RedisLink {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {

@@ -75,6 +75,18 @@ impl ciq_errors::Coded for StoreDown {
     }
 }
 
+/// What readiness and the metrics read of a spool that takes writes while the store is
+/// down (the outage spool implements it; the operator surface reads it without
+/// depending on the spool).
+pub trait Spooling: Send + Sync {
+    /// Whether writes may be spooled now (Redis cannot evict them).
+    fn accepting(&self) -> bool;
+    /// Entries waiting, as last counted.
+    fn depth(&self) -> u64;
+    /// How long the oldest waiting entry has waited.
+    fn oldest_age(&self) -> Option<Duration>;
+}
+
 /// One instance's breaker on its store.
 pub struct Breaker {
     db: Db,

@@ -23,6 +23,12 @@ pub struct Readiness {
     pub status: String,
     /// `ok` or `unreachable`.
     pub database: String,
+    /// Where leads go: `ok` (the store), `spooling` (the store is unreachable and
+    /// creates that say `Prefer: respond-async` wait in Redis's outage spool; the
+    /// instance is ready) or `unreachable` (503 to every create).
+    pub store: String,
+    /// Leads waiting in the outage spool (0 without Redis), as last counted.
+    pub spooled: u64,
     /// The read replica (`DATABASE_READ_URL`): `ok` (lists are read there), `lagging`
     /// (behind by more than the bound, or not streaming), `unreachable` (either way lists
     /// are read from the primary) or `not_configured`. Never makes the instance unready.
@@ -43,10 +49,10 @@ pub struct Readiness {
 /// Readiness responses.
 #[derive(Debug, ApiResponse)]
 pub enum ReadyResponse {
-    /// Ready to serve: the database answers.
+    /// Ready to serve: the database answers, or the outage spool takes creates.
     #[oai(status = 200)]
     Ready(Json<Readiness>),
-    /// Not ready: the database does not answer.
+    /// Not ready: the database does not answer, and no spool takes creates.
     #[oai(status = 503)]
     NotReady(Json<Readiness>),
 }
@@ -73,7 +79,8 @@ impl HealthApi {
 
     /// Readiness
     ///
-    /// 200 when the database answers a ping, 503 otherwise. Also says which rate
+    /// 200 when the database answers a ping, or when it does not but the outage spool
+    /// takes creates (`store: "spooling"`); 503 otherwise. Also says which rate
     /// limiter decides and whether Redis is reachable (unreachable Redis = degraded
     /// but still ready: requests are limited in-process).
     #[oai(
@@ -91,9 +98,20 @@ impl HealthApi {
             (false, "redis") => "ok",
             (false, _) => "not_configured",
         };
+        // The store is gone but leads still have somewhere to go: ready.
+        let spooling =
+            !db_ok && !degraded && state.spool.as_ref().is_some_and(|spool| spool.accepting());
+        let ready = db_ok || spooling;
+        let store = match (db_ok, spooling) {
+            (true, _) => "ok",
+            (false, true) => "spooling",
+            (false, false) => "unreachable",
+        };
         let body = Readiness {
-            status: if db_ok { "ready" } else { "unavailable" }.into(),
+            status: if ready { "ready" } else { "unavailable" }.into(),
             database: if db_ok { "ok" } else { "unreachable" }.into(),
+            store: store.into(),
+            spooled: state.spool.as_ref().map_or(0, |spool| spool.depth()),
             database_replica: state.reads.replica_state().as_str().into(),
             rate_limiter: state.limiter.backend().into(),
             redis: redis.into(),
@@ -104,7 +122,7 @@ impl HealthApi {
                 .into(),
             degraded,
         };
-        if db_ok {
+        if ready {
             ReadyResponse::Ready(Json(body))
         } else {
             ReadyResponse::NotReady(Json(body))

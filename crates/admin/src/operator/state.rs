@@ -29,4 +29,6 @@ pub struct OperatorState {
     /// The gateway's secret key, which seals challenge secrets of the keys made here
     /// (`None`: keys with a challenge are refused).
     pub secrets: Option<ciq_store::secret::SecretBox>,
+    /// The outage spool (with Redis), for readiness and its gauges.
+    pub spool: Option<Arc<dyn ciq_store::Spooling>>,
 }

@@ -440,6 +440,11 @@ async fn batch(
     {
         idempotent::Keyed::Fresh(key) => key,
         idempotent::Keyed::Replay(stored) => return Ok((replayed(&stored)?, true)),
+        // A create's queued answer under this key: another operation's body never
+        // has its fingerprint, so the key was used with another body.
+        idempotent::Keyed::Queued(_) => {
+            return Err(ciq_leads::LeadError::IdempotencyKeyReused.into());
+        }
     };
     let blocked = super::quarantine::block_list(state, caller).await;
     let (leads, refusals): (Vec<Option<NewLead>>, Vec<Option<Vec<FieldError>>>) = items

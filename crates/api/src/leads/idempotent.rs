@@ -25,6 +25,19 @@ pub enum Keyed {
     Fresh(Option<String>),
     /// Answered before: send this stored body again.
     Replay(String),
+    /// Answered 202 while the store was down, and still in the outage spool: send this
+    /// queued body again. Only a create is spooled, and fingerprints differ by
+    /// operation, so only a create meets it.
+    Queued(String),
+}
+
+/// The validated `Idempotency-Key` of a request (422 naming the header), if it has one.
+pub fn validated(raw: Option<Vec<u8>>) -> Result<Option<String>, HttpError> {
+    raw.map(|raw| {
+        idempotency::validate_key(&raw)
+            .map_err(|v| HttpError::validation_failed(field_errors(vec![v])))
+    })
+    .transpose()
 }
 
 /// Validates `raw` (422 naming the header) and claims it for the body with
@@ -36,14 +49,24 @@ pub async fn claim(
     raw: Option<Vec<u8>>,
     fingerprint: impl FnOnce() -> String,
 ) -> Result<Keyed, HttpError> {
-    let Some(raw) = raw else {
+    let Some(key) = validated(raw)? else {
         return Ok(Keyed::Fresh(None));
     };
-    let key = idempotency::validate_key(&raw)
-        .map_err(|v| HttpError::validation_failed(field_errors(vec![v])))?;
+    let fingerprint = fingerprint();
+    // Answered 202 during an outage and not drained yet: the spool holds the answer
+    // (once drained, the store does). Asked only while the spool may hold entries; a
+    // spool that does not answer holds nothing this request could be given.
+    if let Some(spool) = state.spool.as_ref().filter(|spool| spool.maybe_pending())
+        && let Ok(Some(held)) = spool.held(user_id, &key, &fingerprint).await
+    {
+        return match held {
+            ciq_spool::Held::Replay(body) => Ok(Keyed::Queued(body)),
+            ciq_spool::Held::Reused => Err(ciq_leads::LeadError::IdempotencyKeyReused.into()),
+        };
+    }
     let claimed = state
         .leads
-        .claim(user_id, &key, &fingerprint(), state.idempotency_retention)
+        .claim(user_id, &key, &fingerprint, state.idempotency_retention)
         .await?;
     Ok(match claimed {
         idempotency::Claim::Fresh => Keyed::Fresh(Some(key)),

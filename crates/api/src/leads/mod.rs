@@ -7,6 +7,7 @@ pub(crate) mod body;
 mod idempotent;
 pub mod manage;
 pub mod quarantine;
+pub mod spooled;
 pub mod upsert;
 
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use ciq_leads::{Violation, group_commit};
 
 pub use attribution::{AttributionFields, ConsentInput, ConsentRecord};
 pub use body::{LeadSubmission, PatchSubmission};
+pub use spooled::LeadQueued;
 
 use crate::auth::ApiKeyAuth;
 use crate::money::Amount;
@@ -217,6 +219,11 @@ pub enum CreateLeadResponse {
     /// The lead was stored under the key owner's account.
     #[oai(status = 201)]
     Created(Json<LeadCreated>),
+    /// The store is down and the request said `Prefer: respond-async`: the lead is
+    /// accepted into the outage spool and will be stored with this `id` and
+    /// `created_at` when the store is back (`Preference-Applied: respond-async`).
+    #[oai(status = 202)]
+    Queued(Json<LeadQueued>),
     /// `invalid_json`: the body is not JSON.
     #[oai(status = 400)]
     BadRequest(Json<ErrorBody>),
@@ -380,16 +387,7 @@ impl LeadsApi {
             .get::<Arc<group_commit::Announcement>>()
             .cloned();
         let created = match caller.admit(&state, req, 1).await {
-            Ok(()) => {
-                create(
-                    &state,
-                    &caller,
-                    submission,
-                    idempotent::raw_key(req),
-                    announcement.as_deref(),
-                )
-                .await
-            }
+            Ok(()) => create(&state, &caller, submission, req, announcement.as_deref()).await,
             Err(err) => Err(err),
         };
         if let Some(announcement) = &announcement {
@@ -397,22 +395,40 @@ impl LeadsApi {
             announcement.settle();
         }
         let (response, replayed) = match created {
-            Ok((created, replayed)) => (CreateLeadResponse::Created(Json(created)), replayed),
+            Ok((Answer::Created(created), replayed)) => {
+                (CreateLeadResponse::Created(Json(created)), replayed)
+            }
+            Ok((Answer::Queued(queued), replayed)) => {
+                (CreateLeadResponse::Queued(Json(queued)), replayed)
+            }
             Err(err) => (CreateLeadResponse::from(err), false),
         };
-        idempotent::marked(caller.answer(response), replayed)
+        let queued = matches!(response, CreateLeadResponse::Queued(_));
+        let response = idempotent::marked(caller.answer(response), replayed);
+        if queued {
+            response.header(spooled::PREFERENCE_APPLIED, "respond-async")
+        } else {
+            response
+        }
     }
 }
 
-/// Validates, claims the idempotency key if any, stores. Returns the answer and
-/// whether it is a replay.
+/// What a create answers: stored (201), or queued in the outage spool (202).
+enum Answer {
+    Created(LeadCreated),
+    Queued(LeadQueued),
+}
+
+/// Validates, claims the idempotency key if any, stores — or, while the store is down
+/// and the client takes a queued answer, spools. Returns the answer and whether it is a
+/// replay.
 async fn create(
     state: &ApiState,
     caller: &crate::auth::Caller,
     submission: LeadSubmission,
-    idempotency_key: Option<Vec<u8>>,
+    req: &poem::Request,
     announcement: Option<&group_commit::Announcement>,
-) -> Result<(LeadCreated, bool), HttpError> {
+) -> Result<(Answer, bool), HttpError> {
     caller.require(ciq_admin::Scope::LeadsCreate)?;
     let mut submitted = submission.into_submitted()?;
     let user_id = caller.key.user_id;
@@ -423,11 +439,26 @@ async fn create(
         submitted.honeypot.as_deref(),
         blocked.as_deref(),
     );
+    let idempotency_key = idempotent::raw_key(req);
+    // An external id needs the store (its uniqueness): such a create is 503 as before.
+    if let Some(spool) = spooled::open_for(state, req)
+        && submitted.lead.external_id.is_none()
+    {
+        let keyed =
+            idempotent::validated(idempotency_key)?.map(|key| (key, submitted.fingerprint()));
+        let (queued, replayed) = spooled::create(spool, caller, submitted.lead, keyed).await?;
+        return Ok((Answer::Queued(queued), replayed));
+    }
     let key = match idempotent::claim(state, user_id, idempotency_key, || submitted.fingerprint())
         .await?
     {
         idempotent::Keyed::Fresh(key) => key,
-        idempotent::Keyed::Replay(body) => return Ok((idempotent::stored(&body)?, true)),
+        idempotent::Keyed::Replay(body) => {
+            return Ok((Answer::Created(idempotent::stored(&body)?), true));
+        }
+        idempotent::Keyed::Queued(body) => {
+            return Ok((Answer::Queued(idempotent::stored(&body)?), true));
+        }
     };
     let render = |lead: &ciq_leads::Lead| {
         poem_openapi::types::ToJSON::to_json_string(&LeadCreated {
@@ -452,10 +483,10 @@ async fn create(
         Ok(lead) => {
             quarantine::count_stored(state, caller, [&lead]);
             Ok((
-                LeadCreated {
+                Answer::Created(LeadCreated {
                     success: true,
                     lead: quarantine::as_submitted(lead),
-                },
+                }),
                 false,
             ))
         }

@@ -14,6 +14,11 @@ use crate::state::ApiState;
 pub async fn block_list(state: &ApiState, caller: &Caller) -> Option<Arc<BlockList>> {
     caller.visitor.as_ref()?;
     let user_id = caller.key.user_id;
+    if state.leads.writer().breaker().is_open() {
+        // The store is gone: what this instance holds, or nothing (a spooled lead
+        // meets the block list again when it is drained).
+        return Some(state.block_lists.get(&user_id).await.unwrap_or_default());
+    }
     let loaded = state
         .block_lists
         .try_get_with(user_id, async {

@@ -286,6 +286,11 @@ async fn upsert(
     {
         idempotent::Keyed::Fresh(key) => key,
         idempotent::Keyed::Replay(stored) => return Ok((idempotent::stored(&stored)?, true)),
+        // A create's queued answer under this key: another operation's body never
+        // has its fingerprint, so the key was used with another body.
+        idempotent::Keyed::Queued(_) => {
+            return Err(ciq_leads::LeadError::IdempotencyKeyReused.into());
+        }
     };
     let (new, create_rules) = match new {
         Ok(lead) => (Some(lead), Vec::new()),

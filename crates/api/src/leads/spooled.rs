@@ -1,0 +1,145 @@
+//! Creates accepted while the store is down: a client that says it takes a queued
+//! answer (`Prefer: respond-async`) gets 202 with the lead's final id and `created_at`
+//! once the lead waits in the outage spool; every other client gets 503 as before.
+
+use std::sync::Arc;
+
+use poem::Request;
+use poem_openapi::Object;
+
+use ciq_http::HttpError;
+use ciq_leads::LeadError;
+use ciq_leads::spooled::{RememberedAnswer, SpooledRequest};
+use ciq_spool::{Spool, SpoolError, Written};
+
+use super::{Lead, LeadCreated};
+use crate::auth::Caller;
+use crate::state::ApiState;
+
+/// The `Preference-Applied` header a queued answer carries (RFC 7240).
+pub const PREFERENCE_APPLIED: &str = "preference-applied";
+
+/// Body of a create answered while the store is down: the lead is queued, and will be
+/// stored exactly as shown (same `id`, same `created_at`) when the store is back.
+#[derive(Debug, Clone, Object)]
+pub struct LeadQueued {
+    /// Always `true`.
+    pub success: bool,
+    /// Always `true`: the lead is accepted and waits to be stored; `GET` on it answers
+    /// 404 until then.
+    pub queued: bool,
+    /// The lead as it will be stored.
+    pub lead: Lead,
+}
+
+/// Whether `req` says its client takes a queued answer: a `Prefer` header with the
+/// `respond-async` preference (RFC 7240; any case, among others, with or without
+/// parameters).
+pub fn wanted(req: &Request) -> bool {
+    req.headers()
+        .get_all(poem::http::header::HeaderName::from_static("prefer"))
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|preference| {
+            preference
+                .split([';', '='])
+                .next()
+                .is_some_and(|name| name.trim().eq_ignore_ascii_case("respond-async"))
+        })
+}
+
+/// The spool, when `req` may be spooled now: its client takes a queued answer, the
+/// store is known to be down (the breaker is open) and the spool accepts entries.
+pub fn open_for<'a>(state: &'a ApiState, req: &Request) -> Option<&'a Arc<Spool>> {
+    let spool = state.spool.as_ref()?;
+    (state.leads.writer().breaker().is_open() && spool.accepting() && wanted(req)).then_some(spool)
+}
+
+/// Spools one create of `caller` (its lead validated, judged and without an
+/// `external_id`): `(answer, replayed)`. A retry with the same `Idempotency-Key` and
+/// body replays the first answer; with another body it is 422; a full spool, or a
+/// Redis that does not answer, is 503.
+pub async fn create(
+    spool: &Spool,
+    caller: &Caller,
+    lead: ciq_leads::NewLead,
+    idempotency: Option<(String, String)>,
+) -> Result<(LeadQueued, bool), HttpError> {
+    let owner = ciq_leads::LeadOwner {
+        user_id: caller.key.user_id,
+        api_key_id: Some(caller.key.key_id),
+    };
+    let row = ciq_leads::spooled::row(owner, lead);
+    let shown = super::quarantine::as_submitted(ciq_leads::Lead::from(row.clone()));
+    use poem_openapi::types::ToJSON;
+    let remembered = idempotency.map(|(key, fingerprint)| RememberedAnswer {
+        key,
+        fingerprint,
+        status: 201,
+        body: LeadCreated {
+            success: true,
+            lead: shown.clone(),
+        }
+        .to_json_string(),
+        held: Vec::new(),
+    });
+    let queued = LeadQueued {
+        success: true,
+        queued: true,
+        lead: shown,
+    };
+    let request = SpooledRequest {
+        user_id: owner.user_id,
+        rows: vec![row],
+        browser: caller.visitor.is_some(),
+        remembered,
+    };
+    match spool.write(&request, &queued.to_json_string()).await {
+        Ok(Written::Queued(entry)) => {
+            tracing::info!(%entry, lead_id = %queued.lead.id, "store down: lead spooled");
+            Ok((queued, false))
+        }
+        Ok(Written::Replay(body)) => Ok((super::idempotent::stored(&body)?, true)),
+        Ok(Written::Reused) => Err(LeadError::IdempotencyKeyReused.into()),
+        Ok(Written::Full) => Err(unavailable("the outage spool is full")),
+        Err(err @ (SpoolError::Redis(_) | SpoolError::Unreplicated)) => {
+            tracing::warn!(error = %err, "store down and the lead could not be spooled");
+            Err(unavailable(
+                "the store is unreachable and the outage spool did not take the lead",
+            ))
+        }
+    }
+}
+
+/// The 503 of a create the spool could not take (as without a spool).
+fn unavailable(why: &str) -> HttpError {
+    HttpError::from(LeadError::Unavailable(why.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wanted;
+
+    fn with_prefer(values: &[&str]) -> poem::Request {
+        let mut req = poem::Request::builder();
+        for value in values {
+            req = req.header("Prefer", *value);
+        }
+        req.finish()
+    }
+
+    #[test]
+    fn respond_async_is_read_among_other_preferences_in_any_case() {
+        assert!(wanted(&with_prefer(&["respond-async"])));
+        assert!(wanted(&with_prefer(&["wait=10, Respond-Async"])));
+        assert!(wanted(&with_prefer(&[
+            "return=minimal",
+            "respond-async; x=1"
+        ])));
+        assert!(!wanted(&with_prefer(&[])));
+        assert!(!wanted(&with_prefer(&["return=representation"])));
+        assert!(!wanted(&with_prefer(&["respond-asynchronously"])));
+        assert!(!wanted(&with_prefer(&["x=respond-async"])));
+    }
+}

@@ -1,0 +1,229 @@
+//! Storing leads that waited in the outage spool (see the `ciq-spool` crate): the rows
+//! were built — ids and `created_at` final — when their request was answered 202; here
+//! they are written exactly once, with their `lead.created` events, the idempotency
+//! answer a retry will replay, and the record that their entry was applied, all in one
+//! transaction.
+
+use std::collections::{HashMap, HashSet};
+
+use ciq_entity::{idempotency_key, idempotency_lead, lead, spool_applied};
+use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, Set, TransactionTrait};
+use uuid::Uuid;
+
+use crate::events::{self, EventType};
+use crate::lead::{Lead, LeadOwner, row_of};
+use crate::rules::NewLead;
+use crate::spam::{self, BlockList, SpamReason};
+use ciq_webhooks::outbox;
+
+/// The row `new` will be stored as for `owner`, built now: its id and `created_at` are
+/// final, so a spooled request's answer can name them before the row is written.
+pub fn row(owner: LeadOwner, new: NewLead) -> lead::Model {
+    row_of(owner, new, ciq_entity::now())
+}
+
+/// The answer a spooled request's `Idempotency-Key` will replay once its leads are
+/// stored (the 201's or the batch's 200's shape), as the request's surface rendered it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RememberedAnswer {
+    /// The validated key.
+    pub key: String,
+    /// The request's fingerprint ([`crate::idempotency::fingerprint`]).
+    pub fingerprint: String,
+    /// 201 (a create) or 200 (a batch).
+    pub status: i32,
+    /// The body (a batch: its items, a JSON array).
+    pub body: String,
+    /// A batch's items that hold a lead (item position, lead id); a create's lead is
+    /// its only row.
+    #[serde(default)]
+    pub held: Vec<(usize, Uuid)>,
+}
+
+/// One spooled request: the rows it was answered with, and what the drain must still do
+/// for them.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SpooledRequest {
+    /// The account and key the request was made with.
+    pub user_id: Uuid,
+    /// The rows, built when it was answered.
+    pub rows: Vec<lead::Model>,
+    /// A browser submission: the account's block list applies at drain (it could not be
+    /// read while the store was down). The content rules ran when it was answered.
+    pub browser: bool,
+    /// Its `Idempotency-Key` answer, if it had a key.
+    pub remembered: Option<RememberedAnswer>,
+}
+
+/// What a drain did with one entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// Its leads are stored now: the leads, as stored (spam verdicts included).
+    Stored(Vec<Lead>),
+    /// A drain applied it before (its acknowledgement was lost): nothing written.
+    Already,
+}
+
+/// Stores the spooled requests `entries` (each named by its spool entry id, unique
+/// across streams) in one transaction: entries already applied are skipped; for the
+/// others, each browser submission's rows meet the account's block list, the rows are
+/// inserted (a row whose id is already stored is skipped), one `lead.created` event per
+/// stored lead that is not spam, the idempotency answer remembered (unless the key was
+/// used again meanwhile), and the entry recorded as applied. An error writes nothing.
+pub async fn apply(
+    db: &ciq_store::Db,
+    entries: &[(String, SpooledRequest)],
+) -> Result<Vec<Applied>, DbErr> {
+    let txn = db.begin().await?;
+    let names: Vec<&str> = entries.iter().map(|(name, _)| name.as_str()).collect();
+    let done: HashSet<String> = spool_applied::Entity::find()
+        .filter(spool_applied::Column::Entry.is_in(names))
+        .all(&txn)
+        .await?
+        .into_iter()
+        .map(|row| row.entry)
+        .collect();
+    let mut block_lists: HashMap<Uuid, BlockList> = HashMap::new();
+    let now = ciq_entity::now();
+    let mut outcomes = Vec::with_capacity(entries.len());
+    let mut rows = Vec::new();
+    let mut applied = Vec::new();
+    let mut keys = Vec::new();
+    let mut held = Vec::new();
+    for (name, request) in entries {
+        if done.contains(name) {
+            outcomes.push(Applied::Already);
+            continue;
+        }
+        let mut stored = Vec::with_capacity(request.rows.len());
+        for row in &request.rows {
+            let mut row = row.clone();
+            // The tenant is the entry's, whatever its rows say.
+            row.user_id = request.user_id;
+            if request.browser && row.spam_reason.is_none() {
+                let list = match block_lists.entry(request.user_id) {
+                    std::collections::hash_map::Entry::Occupied(list) => list.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(place) => {
+                        place.insert(spam::block_list(&txn, request.user_id).await?)
+                    }
+                };
+                if list.blocks(&row.email) {
+                    row.spam_reason = Some(SpamReason::BlockedEmail.as_str().to_owned());
+                    row.spam_at = Some(now);
+                }
+            }
+            stored.push(Lead::from(row.clone()));
+            rows.push(row);
+        }
+        applied.push(spool_applied::ActiveModel {
+            entry: Set(name.clone()),
+            user_id: Set(request.user_id),
+            applied_at: Set(now),
+        });
+        if let Some(remembered) = &request.remembered {
+            let lead_id = match remembered.held.is_empty() {
+                true => request.rows.first().map(|row| row.id),
+                false => None,
+            };
+            let created_at = request.rows.first().map_or(now, |row| row.created_at);
+            keys.push(idempotency_key::ActiveModel {
+                user_id: Set(request.user_id),
+                key: Set(remembered.key.clone()),
+                request_hash: Set(remembered.fingerprint.clone()),
+                response_status: Set(Some(remembered.status)),
+                response_body: Set(Some(remembered.body.clone())),
+                created_at: Set(created_at),
+                lead_id: Set(lead_id),
+            });
+            held.extend(remembered.held.iter().map(|&(item, lead_id)| {
+                idempotency_lead::ActiveModel {
+                    user_id: Set(request.user_id),
+                    lead_id: Set(lead_id),
+                    key: Set(remembered.key.clone()),
+                    item: Set(i32::try_from(item).unwrap_or(i32::MAX)),
+                    created_at: Set(created_at),
+                }
+            }));
+        }
+        outcomes.push(Applied::Stored(stored));
+    }
+    if !rows.is_empty() {
+        // Which ids are stored already (a row is never written twice, whatever
+        // happened to its entry's acknowledgement).
+        let ids: Vec<Uuid> = rows.iter().map(|row| row.id).collect();
+        let present: HashSet<Uuid> = lead::Entity::find()
+            .filter(lead::Column::Id.is_in(ids))
+            .all(&txn)
+            .await?
+            .into_iter()
+            .map(|row| row.id)
+            .collect();
+        rows.retain(|row| !present.contains(&row.id));
+    }
+    if !rows.is_empty() {
+        lead::Entity::insert_many(rows.iter().cloned().map(lead::ActiveModel::from))
+            .exec_without_returning(&txn)
+            .await?;
+        let created: Vec<outbox::Event> = rows
+            .iter()
+            .filter_map(|row| events::event(EventType::Created, &Lead::from(row.clone())))
+            .collect();
+        outbox::fan_out(&txn, &created).await?;
+    }
+    if !applied.is_empty() {
+        spool_applied::Entity::insert_many(applied)
+            .exec_without_returning(&txn)
+            .await?;
+    }
+    if !keys.is_empty() {
+        // A key used again after the outage (its retry ran before this drain) keeps
+        // the answer it has.
+        idempotency_key::Entity::insert_many(keys)
+            .on_conflict(
+                sea_orm::sea_query::OnConflict::columns([
+                    idempotency_key::Column::UserId,
+                    idempotency_key::Column::Key,
+                ])
+                .do_nothing()
+                .to_owned(),
+            )
+            .exec_without_returning(&txn)
+            .await?;
+    }
+    if !held.is_empty() {
+        idempotency_lead::Entity::insert_many(held)
+            .on_conflict(
+                sea_orm::sea_query::OnConflict::columns([
+                    idempotency_lead::Column::UserId,
+                    idempotency_lead::Column::LeadId,
+                    idempotency_lead::Column::Key,
+                ])
+                .do_nothing()
+                .to_owned(),
+            )
+            .exec_without_returning(&txn)
+            .await?;
+    }
+    txn.commit().await?;
+    let stored: usize = outcomes
+        .iter()
+        .map(|outcome| match outcome {
+            Applied::Stored(leads) => leads.len(),
+            Applied::Already => 0,
+        })
+        .sum();
+    metrics::counter!("ciq_leads_created_total").increment(stored as u64);
+    Ok(outcomes)
+}
+
+/// Forgets applied-entry records older than `retention` (an entry is acknowledged
+/// seconds after it is applied; the record only has to outlive a lost acknowledgement).
+pub async fn purge(db: &ciq_store::Db, retention: std::time::Duration) -> Result<u64, DbErr> {
+    let cutoff = ciq_entity::now()
+        - chrono::TimeDelta::from_std(retention).unwrap_or(chrono::TimeDelta::MAX);
+    Ok(spool_applied::Entity::delete_many()
+        .filter(spool_applied::Column::AppliedAt.lt(cutoff))
+        .exec(db)
+        .await?
+        .rows_affected)
+}

@@ -1,0 +1,256 @@
+//! Draining the spool into the store once it answers again.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ciq_leads::spooled::{self, Applied, SpooledRequest};
+use ciq_store::{Breaker, Db};
+use redis::Value;
+use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
+
+use crate::{GROUP, STREAMS, Spool, SpoolError};
+
+/// Entries applied per transaction.
+const BATCH: usize = 100;
+/// How long an entry may sit with a consumer before another takes it over (the first
+/// one died, or lost its store, between reading and acknowledging).
+const CLAIM_IDLE: Duration = Duration::from_secs(15);
+/// How often the spool is counted, and its eviction policy read (every tenth count).
+const POLL: Duration = Duration::from_secs(1);
+
+/// One instance's drain: counts the spool every second and, while the store answers
+/// and the spool holds entries, stores them.
+pub struct Drainer {
+    spool: Arc<Spool>,
+    db: Db,
+    breaker: Arc<Breaker>,
+    usage: Arc<ciq_usage::Recorder>,
+}
+
+/// One entry read from a stream.
+struct Read {
+    id: String,
+    request: Option<SpooledRequest>,
+    raw: Option<String>,
+}
+
+impl Drainer {
+    /// The drain of `spool` into `db`, behind the instance's `breaker`; the leads it
+    /// stores are counted in `usage` (for the key that sent them).
+    pub fn new(
+        spool: Arc<Spool>,
+        db: Db,
+        breaker: Arc<Breaker>,
+        usage: Arc<ciq_usage::Recorder>,
+    ) -> Self {
+        Self {
+            spool,
+            db,
+            breaker,
+            usage,
+        }
+    }
+
+    /// Runs until the task is dropped.
+    pub async fn run(self) {
+        let mut ticks: u64 = 0;
+        loop {
+            if ticks.is_multiple_of(10) {
+                self.spool.check_policy().await;
+            }
+            ticks += 1;
+            match self.spool.count().await {
+                Ok(depth) if depth > 0 && !self.breaker.is_open() => {
+                    if let Err(err) = self.drain_all().await {
+                        tracing::warn!(error = %err, "the spool's drain stopped; will retry");
+                    }
+                    continue;
+                }
+                Ok(_) => {}
+                Err(err) => {
+                    tracing::debug!(error = %err, "could not count the spool");
+                }
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Drains every stream until each is empty, the store fails, or Redis does.
+    pub async fn drain_all(&self) -> Result<u64, SpoolError> {
+        let mut stored = 0;
+        for group in 0..STREAMS {
+            loop {
+                let (applied, more) = self.drain_once(group).await?;
+                stored += applied;
+                if !more {
+                    break;
+                }
+            }
+        }
+        Ok(stored)
+    }
+
+    /// One batch of stream `group`: this consumer's unacknowledged entries first, then
+    /// a dead consumer's, then new ones. Returns the leads stored and whether the
+    /// stream had entries to read.
+    async fn drain_once(&self, group: u16) -> Result<(u64, bool), SpoolError> {
+        let stream = self.spool.stream(group);
+        let mut link = self.spool.link.clone();
+        let mut entries = self.read(&stream, "0").await?;
+        if entries.is_empty() {
+            let claimed: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
+                .arg(&stream)
+                .arg(GROUP)
+                .arg(&self.spool.consumer)
+                .arg(u64::try_from(CLAIM_IDLE.as_millis()).unwrap_or(15_000))
+                .arg("0-0")
+                .arg("COUNT")
+                .arg(BATCH)
+                .query_async(&mut link)
+                .await
+                .or_else(no_group_is_empty)?;
+            entries = claimed.claimed.iter().map(read_entry).collect();
+            if !claimed.deleted_ids.is_empty() {
+                redis::cmd("XACK")
+                    .arg(&stream)
+                    .arg(GROUP)
+                    .arg(&claimed.deleted_ids)
+                    .query_async::<i64>(&mut link)
+                    .await?;
+            }
+        }
+        if entries.is_empty() {
+            entries = self.read(&stream, ">").await?;
+        }
+        if entries.is_empty() {
+            return Ok((0, false));
+        }
+        // Entries deleted meanwhile (taken back) and entries that cannot be read are
+        // acknowledged; an unreadable one is kept aside, never dropped.
+        let mut named = Vec::with_capacity(entries.len());
+        let mut finished = Vec::with_capacity(entries.len());
+        for entry in entries {
+            match (entry.request, entry.raw) {
+                (Some(request), _) => {
+                    named.push((format!("{group}-{}", entry.id), request, entry.id))
+                }
+                (None, raw) => {
+                    if let Some(raw) = raw {
+                        tracing::error!(entry = %entry.id, "a spooled entry cannot be read: kept in the spool's unreadable stream");
+                        metrics::counter!("ciq_spool_unreadable_total").increment(1);
+                        redis::cmd("XADD")
+                            .arg(format!("{stream}:unreadable"))
+                            .arg("*")
+                            .arg("request")
+                            .arg(raw)
+                            .query_async::<String>(&mut link)
+                            .await?;
+                    }
+                    finished.push(entry.id);
+                }
+            }
+        }
+        let mut stored = 0;
+        let mut records = Vec::new();
+        if !named.is_empty() {
+            let batch: Vec<(String, SpooledRequest)> = named
+                .iter()
+                .map(|(name, request, _)| (name.clone(), request.clone()))
+                .collect();
+            let applied = self
+                .breaker
+                .guard(spooled::apply(&self.db, &batch))
+                .await
+                .map_err(|down| SpoolError::Redis(format!("not drained: {down}")))?;
+            self.breaker.record(&applied);
+            let applied =
+                applied.map_err(|err| SpoolError::Redis(format!("not drained: {err}")))?;
+            let now = chrono::Utc::now();
+            for ((_, request, id), outcome) in named.iter().zip(applied) {
+                if let Applied::Stored(leads) = &outcome {
+                    stored += leads.len() as u64;
+                    if let Some(key_id) = request.rows.first().and_then(|row| row.api_key_id) {
+                        let spam = leads.iter().filter(|lead| lead.spam.is_some()).count();
+                        self.usage.leads(
+                            ciq_usage::KeyRef {
+                                key_id,
+                                user_id: request.user_id,
+                            },
+                            now,
+                            leads.len() as u64,
+                            spam as u64,
+                        );
+                    }
+                }
+                if let Some(remembered) = &request.remembered {
+                    records.push(self.spool.record(group, request.user_id, &remembered.key));
+                }
+                finished.push(id.clone());
+            }
+            metrics::counter!("ciq_spool_drained_total").increment(stored);
+        }
+        // The store holds the answers now: the records go first, then the entries.
+        let mut pipe = redis::pipe();
+        if !records.is_empty() {
+            pipe.cmd("DEL").arg(&records).ignore();
+        }
+        pipe.cmd("XACK")
+            .arg(&stream)
+            .arg(GROUP)
+            .arg(&finished)
+            .ignore()
+            .cmd("XDEL")
+            .arg(&stream)
+            .arg(&finished)
+            .ignore();
+        pipe.query_async::<()>(&mut link).await?;
+        Ok((stored, true))
+    }
+
+    /// Up to [`BATCH`] entries of `stream` for this consumer from `from` (`0`: those it
+    /// holds unacknowledged; `>`: new ones).
+    async fn read(&self, stream: &str, from: &str) -> Result<Vec<Read>, SpoolError> {
+        let reply = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg(GROUP)
+            .arg(&self.spool.consumer)
+            .arg("COUNT")
+            .arg(BATCH)
+            .arg("STREAMS")
+            .arg(stream)
+            .arg(from)
+            .query_async::<Option<StreamReadReply>>(&mut self.spool.link.clone())
+            .await
+            .or_else(no_group_is_empty)?;
+        Ok(reply
+            .into_iter()
+            .flat_map(|reply| reply.keys)
+            .flat_map(|key| key.ids)
+            .map(|entry| read_entry(&entry))
+            .collect())
+    }
+}
+
+/// A stream that was never written has no group yet: nothing to read.
+fn no_group_is_empty<T: Default>(err: redis::RedisError) -> Result<T, redis::RedisError> {
+    if err.to_string().contains("NOGROUP") {
+        Ok(T::default())
+    } else {
+        Err(err)
+    }
+}
+
+fn read_entry(entry: &StreamId) -> Read {
+    let raw = match entry.map.get("request") {
+        Some(Value::BulkString(bytes)) => Some(String::from_utf8_lossy(bytes).into_owned()),
+        Some(Value::SimpleString(text)) => Some(text.clone()),
+        _ => None,
+    };
+    Read {
+        id: entry.id.clone(),
+        request: raw
+            .as_deref()
+            .and_then(|raw| serde_json::from_str(raw).ok()),
+        raw,
+    }
+}

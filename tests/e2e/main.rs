@@ -31,6 +31,7 @@ mod settings_browser;
 mod settings_lead_actions;
 mod settings_leads;
 mod settings_usage;
+mod spool;
 mod subscriptions;
 mod swagger;
 mod topology;

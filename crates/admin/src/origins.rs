@@ -45,10 +45,11 @@ pub fn parse_origin(text: &str) -> Result<String, String> {
 }
 
 /// A `pattern` for the documents: origins written the usual way (a DNS name of
-/// letter-led labels, an optional port of up to four digits, an optional trailing
-/// `/`). Every text it matches is accepted; [`parse_origin`] also takes IP literals,
-/// international names and higher ports.
-pub const ORIGIN_PATTERN: &str = r"^https?://[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*(?::[0-9]{1,4})?/?$";
+/// letter-led labels of at most 63 characters without two hyphens in a row — `xn--`
+/// starts an international name, which must then be valid punycode —, an optional port
+/// of up to four digits, an optional trailing `/`). Every text it matches is accepted;
+/// [`parse_origin`] also takes IP literals, international names and higher ports.
+pub const ORIGIN_PATTERN: &str = r"^https?://[A-Za-z](?:-?[A-Za-z0-9]){0,31}(?:\.[A-Za-z](?:-?[A-Za-z0-9]){0,31})*(?::[0-9]{1,4})?/?$";
 
 /// The `Origin` header of a request in the stored form, if it is a web origin at all
 /// (`null`, sent by sandboxed pages and local files, is not).

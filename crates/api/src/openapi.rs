@@ -812,6 +812,10 @@ fn add_examples(doc: &mut Value) {
     let examples = [
         ("201", json!({"success": true, "lead": lead})),
         (
+            "202",
+            json!({"success": true, "queued": true, "lead": lead}),
+        ),
+        (
             "410",
             error_example(
                 ErrorCode::LeadDeleted,
@@ -846,8 +850,14 @@ fn add_examples(doc: &mut Value) {
     for (status, example) in examples.into_iter().chain(shared) {
         set_example(op, status, example);
     }
+    // Only a queued answer applies the client's preference.
+    op["responses"]["202"]["headers"]["Preference-Applied"] = json!({
+        "description": "`respond-async`: the client's `Prefer: respond-async` was applied.",
+        "required": true,
+        "schema": {"type": "string", "enum": ["respond-async"]}
+    });
     // A refused key is no authenticated request: no rate-limit state to report. Only a
-    // 201 can be a replay.
+    // 201 or a 202 can be a replay.
     drop_headers(
         op,
         &["401"],

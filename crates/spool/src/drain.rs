@@ -25,6 +25,7 @@ pub struct Drainer {
     db: Db,
     breaker: Arc<Breaker>,
     usage: Arc<ciq_usage::Recorder>,
+    claim_idle: Duration,
 }
 
 /// One entry read from a stream.
@@ -48,7 +49,15 @@ impl Drainer {
             db,
             breaker,
             usage,
+            claim_idle: CLAIM_IDLE,
         }
+    }
+
+    /// Takes over another consumer's entries once they sat unacknowledged `idle`
+    /// (default 15 s; tests shorten it).
+    pub fn claiming_after(mut self, idle: Duration) -> Self {
+        self.claim_idle = idle;
+        self
     }
 
     /// Runs until the task is dropped.
@@ -94,7 +103,7 @@ impl Drainer {
     /// a dead consumer's, then new ones. Returns the leads stored and whether the
     /// stream had entries to read.
     async fn drain_once(&self, group: u16) -> Result<(u64, bool), SpoolError> {
-        let stream = self.spool.stream(group);
+        let stream = self.spool.stream_name(group);
         let mut link = self.spool.link.clone();
         let mut entries = self.read(&stream, "0").await?;
         if entries.is_empty() {
@@ -102,7 +111,7 @@ impl Drainer {
                 .arg(&stream)
                 .arg(GROUP)
                 .arg(&self.spool.consumer)
-                .arg(u64::try_from(CLAIM_IDLE.as_millis()).unwrap_or(15_000))
+                .arg(u64::try_from(self.claim_idle.as_millis()).unwrap_or(15_000))
                 .arg("0-0")
                 .arg("COUNT")
                 .arg(BATCH)

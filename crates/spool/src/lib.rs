@@ -213,7 +213,8 @@ impl Spool {
         }
     }
 
-    fn stream(&self, group: u16) -> String {
+    /// The key of stream `group` (`<prefix>{sN}`).
+    pub fn stream_name(&self, group: u16) -> String {
         format!("{}{{s{group}}}", self.prefix)
     }
 
@@ -243,7 +244,7 @@ impl Spool {
         queued_answer: &str,
     ) -> Result<Written, SpoolError> {
         let group = Self::group_of(request);
-        let stream = self.stream(group);
+        let stream = self.stream_name(group);
         let record = request
             .remembered
             .as_ref()
@@ -349,7 +350,7 @@ impl Spool {
         let started = unix_ms();
         let counts = futures_util::future::join_all((0..STREAMS).map(|group| {
             let mut link = self.link.clone();
-            let stream = self.stream(group);
+            let stream = self.stream_name(group);
             async move {
                 let (len, first): (u64, Vec<(String, redis::Value)>) = redis::pipe()
                     .cmd("XLEN")
@@ -415,12 +416,12 @@ fn key_group_hash(user_id: Uuid, key: &str) -> u32 {
 mod tests {
     use super::*;
 
-    #[test]
-    fn streams_have_hash_tags_and_a_keys_record_shares_its_streams_tag() {
+    #[tokio::test]
+    async fn streams_have_hash_tags_and_a_keys_record_shares_its_streams_tag() {
         let link = RedisLink::open("redis://127.0.0.1:1", Duration::from_millis(10)).unwrap();
         let spool = Spool::new(link, "ciq:spool:", 1_000_000, Duration::from_secs(60));
         assert_eq!(spool.per_stream, 62_500);
-        assert_eq!(spool.stream(3), "ciq:spool:{s3}");
+        assert_eq!(spool.stream_name(3), "ciq:spool:{s3}");
         let user = Uuid::nil();
         assert_eq!(
             spool.record(3, user, "order-1"),

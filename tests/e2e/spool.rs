@@ -1,0 +1,256 @@
+//! The outage spool's drain against a real Redis and each store: what a drain writes
+//! (leads, the block list's verdict, the remembered answer), and that an entry read
+//! again — a consumer that died before acknowledging, after or before its commit —
+//! stores nothing twice and never brings back an erased lead. (The outage itself, with
+//! processes and a killed PostgreSQL, is `crates/gateway/tests/spool.rs`.)
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ciq_e2e::{Backend, TestApp};
+use ciq_leads::spooled::{self, Applied, RememberedAnswer, SpooledRequest};
+use ciq_leads::{LeadOwner, NewLead};
+use ciq_spool::{Drainer, Held, Spool, Written};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use uuid::Uuid;
+
+fn new_lead(email: &str) -> NewLead {
+    ciq_leads::rules::validate_submission(&serde_json::json!({"lead": {
+        "name": "Jane Doe", "email": email, "source": "Website Form", "industry": "Technology"
+    }}))
+    .expect("a valid lead")
+}
+
+/// A request of `owner` for `email`, remembered under `key` when given.
+fn request(owner: LeadOwner, email: &str, browser: bool, key: Option<&str>) -> SpooledRequest {
+    let row = spooled::row(owner, new_lead(email));
+    SpooledRequest {
+        user_id: owner.user_id,
+        remembered: key.map(|key| RememberedAnswer {
+            key: key.to_owned(),
+            fingerprint: format!("fp-{key}"),
+            status: 201,
+            body: format!(r#"{{"success":true,"lead":{{"id":"{}"}}}}"#, row.id),
+            held: Vec::new(),
+        }),
+        rows: vec![row],
+        browser,
+    }
+}
+
+async fn spool_and_drainer(app: &TestApp, redis_url: &str) -> (Arc<Spool>, Drainer) {
+    let link = ciq_redis::RedisLink::open(redis_url, Duration::from_millis(500)).unwrap();
+    let prefix = format!("{}spool:", ciq_e2e::unique_redis_prefix());
+    let spool = Spool::new(link, &prefix, 1_000, Duration::from_secs(3600));
+    spool.check_policy().await;
+    assert!(spool.accepting(), "the test Redis does not evict");
+    let breaker = ciq_store::Breaker::new(app.db.clone(), Duration::from_secs(5));
+    let drainer = Drainer::new(
+        spool.clone(),
+        app.db.clone(),
+        breaker,
+        Arc::new(ciq_usage::Recorder::new()),
+    )
+    .claiming_after(Duration::from_millis(200));
+    (spool, drainer)
+}
+
+async fn leads_of(app: &TestApp, user_id: Uuid) -> Vec<ciq_entity::lead::Model> {
+    ciq_entity::Lead::find()
+        .filter(ciq_entity::lead::Column::UserId.eq(user_id))
+        .all(&app.db)
+        .await
+        .unwrap()
+}
+
+/// Applying entries: leads stored with their ids and times, the block list's verdict on
+/// a browser submission, the remembered answer; the same entries again write nothing,
+/// even after one of their leads was erased.
+async fn applying_twice_stores_once_and_an_erased_lead_stays_erased(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let (user_id, key_id) = {
+        let (user_id, _) = app.user_with_key("owner@acme.test").await;
+        let key = ciq_entity::ApiKey::find()
+            .one(&app.db)
+            .await
+            .unwrap()
+            .unwrap();
+        (user_id, key.id)
+    };
+    let owner = LeadOwner {
+        user_id,
+        api_key_id: Some(key_id),
+    };
+    ciq_leads::spam::set_block_list(
+        &app.db,
+        user_id,
+        &ciq_leads::spam::BlockList::of(vec!["spam.test".into()]),
+    )
+    .await
+    .unwrap();
+    let entries = vec![
+        (
+            "0-1-0".to_owned(),
+            request(owner, "a@example.com", false, Some("k-1")),
+        ),
+        (
+            "0-2-0".to_owned(),
+            request(owner, "bot@spam.test", true, None),
+        ),
+        (
+            "5-1-0".to_owned(),
+            request(owner, "c@spam.test", false, None),
+        ),
+    ];
+    let applied = spooled::apply(&app.db, &entries).await.unwrap();
+    assert!(
+        applied
+            .iter()
+            .all(|a| matches!(a, Applied::Stored(leads) if leads.len() == 1))
+    );
+    let stored = leads_of(&app, user_id).await;
+    assert_eq!(stored.len(), 3);
+    for (_, request) in &entries {
+        let row = &request.rows[0];
+        let lead = stored.iter().find(|l| l.id == row.id).expect("stored");
+        assert_eq!(lead.created_at, row.created_at);
+        assert_eq!(lead.api_key_id, Some(key_id));
+        // The block list applies to browser submissions only, as at create.
+        let spam = (lead.email == "bot@spam.test").then_some("blocked_email");
+        assert_eq!(lead.spam_reason.as_deref(), spam, "{}", lead.email);
+    }
+    let remembered = ciq_entity::IdempotencyKey::find_by_id((user_id, "k-1".to_owned()))
+        .one(&app.db)
+        .await
+        .unwrap()
+        .expect("the key's answer is remembered");
+    assert_eq!(remembered.response_status, Some(201));
+    assert_eq!(remembered.lead_id, Some(entries[0].1.rows[0].id));
+    assert_eq!(remembered.request_hash, "fp-k-1");
+
+    // Erased after its drain; the entries come again (a lost acknowledgement).
+    app.states
+        .api
+        .leads
+        .erase(user_id, entries[0].1.rows[0].id)
+        .await
+        .unwrap();
+    let again = spooled::apply(&app.db, &entries).await.unwrap();
+    assert_eq!(
+        again,
+        vec![Applied::Already, Applied::Already, Applied::Already]
+    );
+    assert_eq!(leads_of(&app, user_id).await.len(), 2);
+}
+
+/// The drain through Redis: entries written by the spool are stored and acknowledged,
+/// their keys' records go; an entry a dead consumer read is claimed by another — both
+/// when the dead one never committed it and when it committed but did not acknowledge.
+async fn the_drain_claims_a_dead_consumers_entries_and_stores_each_once(backend: Backend) {
+    let Some(redis_url) = ciq_e2e::test_redis_url().await else {
+        return;
+    };
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let (user_id, _) = app.user_with_key("owner@acme.test").await;
+    let owner = LeadOwner {
+        user_id,
+        api_key_id: None,
+    };
+    let (spool, drainer) = spool_and_drainer(&app, &redis_url).await;
+    let with_key = request(owner, "k@example.com", false, Some("order-7"));
+    assert!(matches!(
+        spool.write(&with_key, "queued-body").await.unwrap(),
+        Written::Queued(_)
+    ));
+    // The same key again: the queued answer; another body: refused.
+    assert_eq!(
+        spool.write(&with_key, "other").await.unwrap(),
+        Written::Replay("queued-body".into())
+    );
+    assert_eq!(
+        spool.held(user_id, "order-7", "fp-order-7").await.unwrap(),
+        Some(Held::Replay("queued-body".into()))
+    );
+    assert_eq!(
+        spool.held(user_id, "order-7", "another").await.unwrap(),
+        Some(Held::Reused)
+    );
+    let plain: Vec<SpooledRequest> = (0..40)
+        .map(|n| request(owner, &format!("p{n}@example.com"), false, None))
+        .collect();
+    for request in &plain {
+        assert!(matches!(
+            spool.write(request, "q").await.unwrap(),
+            Written::Queued(_)
+        ));
+    }
+    assert_eq!(spool.count().await.unwrap(), 41);
+    assert!(spool.maybe_pending());
+
+    // A consumer reads every stream's entries and dies: one of them after committing.
+    let mut conn = redis::Client::open(redis_url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let mut committed = None;
+    for group in 0..ciq_spool::STREAMS {
+        let stream = spool.stream_name(group);
+        let read: Option<redis::streams::StreamReadReply> = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg(ciq_spool::GROUP)
+            .arg("dead")
+            .arg("STREAMS")
+            .arg(&stream)
+            .arg(">")
+            .query_async(&mut conn)
+            .await
+            .unwrap_or(None);
+        let Some(first) = read
+            .and_then(|r| r.keys.into_iter().next())
+            .and_then(|k| k.ids.into_iter().next())
+        else {
+            continue;
+        };
+        if committed.is_none() {
+            let redis::Value::BulkString(raw) = &first.map["request"] else {
+                panic!("an entry holds its request");
+            };
+            let request: SpooledRequest = serde_json::from_slice(raw).unwrap();
+            let name = format!("{group}-{}", first.id);
+            spooled::apply(&app.db, &[(name, request.clone())])
+                .await
+                .unwrap();
+            committed = Some(request.rows[0].id);
+        }
+    }
+    let committed = committed.expect("some stream had entries");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stored = drainer.drain_all().await.unwrap();
+    assert_eq!(stored, 40, "the committed entry is not stored again");
+    assert_eq!(spool.count().await.unwrap(), 0);
+    let leads = leads_of(&app, user_id).await;
+    assert_eq!(leads.len(), 41);
+    assert_eq!(leads.iter().filter(|l| l.id == committed).count(), 1);
+    // Drained: the store holds the key's answer, the spool no longer does.
+    assert_eq!(
+        spool.held(user_id, "order-7", "fp-order-7").await.unwrap(),
+        None
+    );
+    assert!(
+        ciq_entity::IdempotencyKey::find_by_id((user_id, "order-7".to_owned()))
+            .one(&app.db)
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+ciq_e2e::with_each_backend!(
+    applying_twice_stores_once_and_an_erased_lead_stays_erased,
+    the_drain_claims_a_dead_consumers_entries_and_stores_each_once,
+);

@@ -23,7 +23,7 @@ fn new_lead(email: &str) -> NewLead {
 
 /// A request of `owner` for `email`, remembered under `key` when given.
 fn request(owner: LeadOwner, email: &str, browser: bool, key: Option<&str>) -> SpooledRequest {
-    let row = spooled::row(owner, new_lead(email));
+    let row = ciq_leads::store::prepare(owner, new_lead(email));
     SpooledRequest {
         user_id: owner.user_id,
         remembered: key.map(|key| RememberedAnswer {
@@ -90,6 +90,13 @@ async fn applying_twice_stores_once_and_an_erased_lead_stays_erased(backend: Bac
     )
     .await
     .unwrap();
+    // The request with k-1 claimed its key before the store went: its claim, still
+    // unanswered, gets the spooled answer.
+    let claimed =
+        ciq_leads::idempotency::claim(&app.db, user_id, "k-1", "fp-k-1", Duration::from_secs(3600))
+            .await
+            .unwrap();
+    assert!(matches!(claimed, ciq_leads::idempotency::Claim::Fresh));
     let entries = vec![
         (
             "0-1-0".to_owned(),
@@ -254,3 +261,149 @@ ciq_e2e::with_each_backend!(
     applying_twice_stores_once_and_an_erased_lead_stays_erased,
     the_drain_claims_a_dead_consumers_entries_and_stores_each_once,
 );
+
+/// The outage on a Redis Cluster: two instances on a private PostgreSQL, the store
+/// killed; async creates are answered 202 once a replica holds them, their streams
+/// spread over the masters; when the store is back every one is stored once with the
+/// `created_at` it was answered with.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_redis_cluster_the_spool_spreads_over_the_masters_and_drains() {
+    let Some(cluster) = ciq_e2e::RedisCluster::start().await else {
+        return;
+    };
+    let Some(pg) = ciq_e2e::PrivatePostgres::start().await else {
+        return;
+    };
+    let prefix = ciq_e2e::unique_redis_prefix();
+    let (url, redis_url) = (pg.url(), cluster.url());
+    let Some(a) = TestApp::spawn_with(Backend::Postgres, |s| {
+        s.database_url = url.into();
+        s.redis_url = Some(redis_url.into());
+        s.redis_prefix = prefix.clone();
+    })
+    .await
+    else {
+        return;
+    };
+    let b = a.spawn_peer().await;
+    let (_, key) = a
+        .user_with_key_like(
+            "owner@acme.test",
+            ciq_admin::keys::NewKey {
+                rate_limit_per_minute: Some(100_000),
+                ..Default::default()
+            },
+        )
+        .await;
+    let post = |app: &TestApp, idempotency_key: Option<&str>| {
+        let mut req = app
+            .client
+            .post(format!("{}/api/external/leads/create", app.base_url))
+            .header("Content-Type", "application/json")
+            .header("X-API-Key", &key)
+            .header("Prefer", "respond-async")
+            .body(ciq_e2e::reference_curl_body().to_string());
+        if let Some(idempotency_key) = idempotency_key {
+            req = req.header("Idempotency-Key", idempotency_key);
+        }
+        async move {
+            let resp = req.send().await.unwrap();
+            let status = resp.status().as_u16();
+            let replayed = resp.headers().contains_key("idempotent-replayed");
+            let body: serde_json::Value = resp.json().await.unwrap();
+            (status, replayed, body)
+        }
+    };
+    // Both instances verify the key while the store answers.
+    assert_eq!(post(&a, None).await.0, 201);
+    assert_eq!(post(&b, None).await.0, 201);
+
+    pg.kill();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut answered = Vec::new();
+    loop {
+        let (status, _, body) = post(&a, None).await;
+        if status == 202 {
+            answered.push(body);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never spooled: {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for i in 0..60 {
+        let app = if i % 2 == 0 { &a } else { &b };
+        let (status, _, body) = post(app, None).await;
+        assert_eq!(status, 202, "{body}");
+        answered.push(body);
+    }
+    let (status, _, first) = post(&a, Some("cluster-k")).await;
+    assert_eq!(status, 202, "{first}");
+    let (status, replayed, again) = post(&b, Some("cluster-k")).await;
+    assert_eq!((status, replayed), (202, true));
+    assert_eq!(again, first);
+    answered.push(first);
+    let (status, ready) = a.readiness().await;
+    assert_eq!(
+        (status, ready["store"].as_str()),
+        (200, Some("spooling")),
+        "{ready}"
+    );
+
+    // Each master holds some of the streams' entries.
+    let mut per_master: std::collections::HashMap<u16, u64> = Default::default();
+    for group in 0..ciq_spool::STREAMS {
+        let tag = format!("s{group}");
+        let port = cluster.master_of_tag(&tag);
+        let mut conn = redis::Client::open(format!("redis://127.0.0.1:{port}"))
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        let len: u64 = redis::cmd("XLEN")
+            .arg(format!("{prefix}spool:{{{tag}}}"))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        *per_master.entry(port).or_default() += len;
+    }
+    assert_eq!(per_master.values().sum::<u64>(), 62, "{per_master:?}");
+    assert!(
+        per_master.values().filter(|n| **n > 0).count() >= 2,
+        "{per_master:?}"
+    );
+
+    assert!(pg.restart());
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, ready) = a.readiness().await;
+        if status == 200 && ready["store"] == "ok" && ready["spooled"] == 0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not drained: {ready}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let stored: std::collections::HashMap<String, ciq_entity::lead::Model> =
+        ciq_entity::Lead::find()
+            .all(&a.db)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|lead| (lead.id.to_string(), lead))
+            .collect();
+    assert_eq!(stored.len(), 2 + 62);
+    for body in &answered {
+        let id = body["lead"]["id"].as_str().unwrap();
+        let lead = stored.get(id).unwrap_or_else(|| panic!("{id} not stored"));
+        let answered_at =
+            chrono::DateTime::parse_from_rfc3339(body["lead"]["created_at"].as_str().unwrap())
+                .unwrap();
+        assert_eq!(lead.created_at, answered_at);
+    }
+    let (status, replayed, after) = post(&b, Some("cluster-k")).await;
+    assert_eq!((status, replayed), (201, true), "{after}");
+    assert_eq!(after["lead"]["id"], again["lead"]["id"]);
+    drop(b);
+}

@@ -52,15 +52,14 @@ impl Leads {
         self.writer.breaker().guard(operation).await?
     }
 
-    /// Stores one lead of `owner` (see [`store::insert_lead`]).
+    /// Stores one lead, its row made by [`store::prepare`] (see [`store::insert_lead`]).
     pub async fn insert_lead(
         &self,
-        owner: LeadOwner,
-        new: NewLead,
+        model: ciq_entity::lead::Model,
         remembered: Option<Remembered<'_>>,
         announcement: Option<&Announcement>,
     ) -> Result<Lead, LeadError> {
-        store::insert_lead(&self.db, &self.writer, owner, new, remembered, announcement).await
+        store::insert_lead(&self.db, &self.writer, model, remembered, announcement).await
     }
 
     /// Stores a batch's valid items (see [`store::insert_batch`]).

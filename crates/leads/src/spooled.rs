@@ -7,20 +7,14 @@
 use std::collections::{HashMap, HashSet};
 
 use ciq_entity::{idempotency_key, idempotency_lead, lead, spool_applied};
+use sea_orm::sea_query::ExprTrait;
 use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, Set, TransactionTrait};
 use uuid::Uuid;
 
 use crate::events::{self, EventType};
-use crate::lead::{Lead, LeadOwner, row_of};
-use crate::rules::NewLead;
+use crate::lead::Lead;
 use crate::spam::{self, BlockList, SpamReason};
 use ciq_webhooks::outbox;
-
-/// The row `new` will be stored as for `owner`, built now: its id and `created_at` are
-/// final, so a spooled request's answer can name them before the row is written.
-pub fn row(owner: LeadOwner, new: NewLead) -> lead::Model {
-    row_of(owner, new, ciq_entity::now())
-}
 
 /// The answer a spooled request's `Idempotency-Key` will replay once its leads are
 /// stored (the 201's or the batch's 200's shape), as the request's surface rendered it.
@@ -176,15 +170,37 @@ pub async fn apply(
             .await?;
     }
     if !keys.is_empty() {
-        // A key used again after the outage (its retry ran before this drain) keeps
-        // the answer it has.
+        // A claim the request made before the store went (its write then failed and
+        // was spooled) gets this answer; a key used again after the outage with its own
+        // answer keeps it.
         idempotency_key::Entity::insert_many(keys)
             .on_conflict(
                 sea_orm::sea_query::OnConflict::columns([
                     idempotency_key::Column::UserId,
                     idempotency_key::Column::Key,
                 ])
-                .do_nothing()
+                .update_columns([
+                    idempotency_key::Column::ResponseStatus,
+                    idempotency_key::Column::ResponseBody,
+                    idempotency_key::Column::LeadId,
+                ])
+                .action_and_where(
+                    sea_orm::sea_query::Expr::col((
+                        idempotency_key::Entity,
+                        idempotency_key::Column::ResponseStatus,
+                    ))
+                    .is_null()
+                    .and(
+                        sea_orm::sea_query::Expr::col((
+                            idempotency_key::Entity,
+                            idempotency_key::Column::RequestHash,
+                        ))
+                        .equals((
+                            sea_orm::sea_query::Alias::new("excluded"),
+                            idempotency_key::Column::RequestHash,
+                        )),
+                    ),
+                )
                 .to_owned(),
             )
             .exec_without_returning(&txn)

@@ -199,7 +199,14 @@ async fn write_batch(
     Ok(Ok(outcomes))
 }
 
-/// Stores `new` for `owner`.
+/// The row `new` will be stored as for `owner`, built now: its id and `created_at` are
+/// final before it is written (a create the store could not take is spooled as this
+/// same row, so it is never stored twice).
+pub fn prepare(owner: LeadOwner, new: NewLead) -> lead::Model {
+    row_of(owner, new, ciq_entity::now())
+}
+
+/// Stores `model` (made by [`prepare`]).
 ///
 /// With an idempotency key, the answer is remembered in the same transaction as the
 /// lead: both are written or neither is. Without one, the row goes through group
@@ -207,12 +214,10 @@ async fn write_batch(
 pub async fn insert_lead(
     db: &Db,
     writer: &LeadWriter,
-    owner: LeadOwner,
-    new: NewLead,
+    model: lead::Model,
     remembered: Option<Remembered<'_>>,
     announcement: Option<&Announcement>,
 ) -> Result<Lead, LeadError> {
-    let model = row_of(owner, new, ciq_entity::now());
     let stored = match remembered {
         // The common case goes through group commit; a lead with an external id is
         // written on its own, so that a duplicate is told apart from an outage, and so
@@ -227,7 +232,7 @@ pub async fn insert_lead(
             if let Some(announcement) = announcement {
                 announcement.settle();
             }
-            let user_id = owner.user_id;
+            let user_id = model.user_id;
             let lead_id = model.id;
             let external_id = model.external_id.clone();
             // The row is written exactly as built, so its answer can be rendered now.

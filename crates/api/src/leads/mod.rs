@@ -414,7 +414,7 @@ impl LeadsApi {
 }
 
 /// What a create answers: stored (201), or queued in the outage spool (202).
-enum Answer {
+pub(crate) enum Answer {
     Created(LeadCreated),
     Queued(LeadQueued),
 }
@@ -440,25 +440,41 @@ async fn create(
         blocked.as_deref(),
     );
     let idempotency_key = idempotent::raw_key(req);
-    // An external id needs the store (its uniqueness): such a create is 503 as before.
-    if let Some(spool) = spooled::open_for(state, req)
-        && submitted.lead.external_id.is_none()
+    let owner = LeadOwner {
+        user_id,
+        api_key_id: Some(caller.key.key_id),
+    };
+    let fingerprint = idempotency_key.is_some().then(|| submitted.fingerprint());
+    let row = ciq_leads::store::prepare(owner, submitted.lead);
+    // A create the store cannot take waits in the outage spool when its client takes a
+    // queued answer — unless it has an external id, whose uniqueness needs the store.
+    let spool = spooled::usable(state, req).filter(|_| row.external_id.is_none());
+    let keyed = match spool {
+        Some(_) => idempotent::validated(idempotency_key.clone())?.zip(fingerprint.clone()),
+        None => None,
+    };
+    if let Some(spool) = spool
+        && state.leads.writer().breaker().is_open()
     {
-        let keyed =
-            idempotent::validated(idempotency_key)?.map(|key| (key, submitted.fingerprint()));
-        let (queued, replayed) = spooled::create(spool, caller, submitted.lead, keyed).await?;
-        return Ok((Answer::Queued(queued), replayed));
+        return spooled::create(spool, caller, row, keyed).await;
     }
-    let key = match idempotent::claim(state, user_id, idempotency_key, || submitted.fingerprint())
-        .await?
-    {
-        idempotent::Keyed::Fresh(key) => key,
-        idempotent::Keyed::Replay(body) => {
+    let claimed = idempotent::claim(state, user_id, idempotency_key, || {
+        fingerprint.unwrap_or_default()
+    })
+    .await;
+    let key = match claimed {
+        Ok(idempotent::Keyed::Fresh(key)) => key,
+        Ok(idempotent::Keyed::Replay(body)) => {
             return Ok((Answer::Created(idempotent::stored(&body)?), true));
         }
-        idempotent::Keyed::Queued(body) => {
+        Ok(idempotent::Keyed::Queued(body)) => {
             return Ok((Answer::Queued(idempotent::stored(&body)?), true));
         }
+        // The store went before this instance knew: the spool takes it after all.
+        Err(err) if spool.is_some() && err.code == ciq_http::ErrorCode::ServiceUnavailable => {
+            return spooled::create(spool.expect("checked"), caller, row, keyed).await;
+        }
+        Err(err) => return Err(err),
     };
     let render = |lead: &ciq_leads::Lead| {
         poem_openapi::types::ToJSON::to_json_string(&LeadCreated {
@@ -466,19 +482,16 @@ async fn create(
             lead: quarantine::as_submitted(lead.clone()),
         })
     };
-    let owner = LeadOwner {
-        user_id,
-        api_key_id: Some(caller.key.key_id),
-    };
     let remembered = key.as_deref().map(|key| Remembered {
         key,
         render: &render,
     });
+    // Kept only for a create the spool may take: if the write fails for an outage it is
+    // spooled as this same row (same id), so it is stored once even if the write did
+    // commit after all.
+    let kept = spool.map(|_| row.clone());
     // The store guards itself: group commit per batch, the other paths per write.
-    let stored = state
-        .leads
-        .insert_lead(owner, submitted.lead, remembered, announcement)
-        .await;
+    let stored = state.leads.insert_lead(row, remembered, announcement).await;
     match stored {
         Ok(lead) => {
             quarantine::count_stored(state, caller, [&lead]);
@@ -489,6 +502,11 @@ async fn create(
                 }),
                 false,
             ))
+        }
+        Err(ciq_leads::LeadError::Unavailable(_))
+            if let (Some(spool), Some(row)) = (spool, kept) =>
+        {
+            spooled::create(spool, caller, row, keyed).await
         }
         Err(err) => {
             idempotent::release(state, user_id, key.as_deref()).await;

@@ -49,30 +49,26 @@ pub fn wanted(req: &Request) -> bool {
         })
 }
 
-/// The spool, when `req` may be spooled now: its client takes a queued answer, the
-/// store is known to be down (the breaker is open) and the spool accepts entries.
-pub fn open_for<'a>(state: &'a ApiState, req: &Request) -> Option<&'a Arc<Spool>> {
+/// The spool, when a create of `req` may wait in it should the store be down: its
+/// client takes a queued answer and the spool accepts entries (Redis cannot evict them).
+pub fn usable<'a>(state: &'a ApiState, req: &Request) -> Option<&'a Arc<Spool>> {
     let spool = state.spool.as_ref()?;
-    (state.leads.writer().breaker().is_open() && spool.accepting() && wanted(req)).then_some(spool)
+    (spool.accepting() && wanted(req)).then_some(spool)
 }
 
-/// Spools one create of `caller` (its lead validated, judged and without an
-/// `external_id`): `(answer, replayed)`. A retry with the same `Idempotency-Key` and
-/// body replays the first answer; with another body it is 422; a full spool, or a
-/// Redis that does not answer, is 503.
-pub async fn create(
+/// Spools one create of `caller`: its `row` (made by `ciq_leads::store::prepare`, its
+/// lead validated and judged, without an `external_id`) and its `Idempotency-Key` and
+/// fingerprint. The answer, and whether it is a replay: a retry with the same key and
+/// body replays the first answer; with another body it is 422; a full spool, or a Redis
+/// that does not answer, is 503.
+pub(crate) async fn create(
     spool: &Spool,
     caller: &Caller,
-    lead: ciq_leads::NewLead,
+    row: ciq_entity::lead::Model,
     idempotency: Option<(String, String)>,
-) -> Result<(LeadQueued, bool), HttpError> {
-    let owner = ciq_leads::LeadOwner {
-        user_id: caller.key.user_id,
-        api_key_id: Some(caller.key.key_id),
-    };
-    let row = ciq_leads::spooled::row(owner, lead);
-    let shown = super::quarantine::as_submitted(ciq_leads::Lead::from(row.clone()));
+) -> Result<(super::Answer, bool), HttpError> {
     use poem_openapi::types::ToJSON;
+    let shown = super::quarantine::as_submitted(ciq_leads::Lead::from(row.clone()));
     let remembered = idempotency.map(|(key, fingerprint)| RememberedAnswer {
         key,
         fingerprint,
@@ -90,7 +86,7 @@ pub async fn create(
         lead: shown,
     };
     let request = SpooledRequest {
-        user_id: owner.user_id,
+        user_id: caller.key.user_id,
         rows: vec![row],
         browser: caller.visitor.is_some(),
         remembered,
@@ -98,9 +94,12 @@ pub async fn create(
     match spool.write(&request, &queued.to_json_string()).await {
         Ok(Written::Queued(entry)) => {
             tracing::info!(%entry, lead_id = %queued.lead.id, "store down: lead spooled");
-            Ok((queued, false))
+            Ok((super::Answer::Queued(queued), false))
         }
-        Ok(Written::Replay(body)) => Ok((super::idempotent::stored(&body)?, true)),
+        Ok(Written::Replay(body)) => Ok((
+            super::Answer::Queued(super::idempotent::stored(&body)?),
+            true,
+        )),
         Ok(Written::Reused) => Err(LeadError::IdempotencyKeyReused.into()),
         Ok(Written::Full) => Err(unavailable("the outage spool is full")),
         Err(err @ (SpoolError::Redis(_) | SpoolError::Unreplicated)) => {

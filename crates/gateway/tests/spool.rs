@@ -79,6 +79,28 @@ async fn create(
     (status, headers, resp.json().await.unwrap_or(Value::Null))
 }
 
+/// A batch with `Prefer: respond-async`. Status, headers, body.
+async fn post_batch(
+    base: &str,
+    key: &str,
+    body: &Value,
+    idempotency_key: Option<&str>,
+) -> (u16, reqwest::header::HeaderMap, Value) {
+    let mut req = ciq_e2e::http_client()
+        .post(format!("{base}/api/external/leads/batch"))
+        .header("Content-Type", "application/json")
+        .header("X-API-Key", key)
+        .header("Prefer", "respond-async")
+        .body(body.to_string());
+    if let Some(idempotency_key) = idempotency_key {
+        req = req.header("Idempotency-Key", idempotency_key);
+    }
+    let resp = req.send().await.expect("the gateway answers");
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    (status, headers, resp.json().await.unwrap_or(Value::Null))
+}
+
 async fn readiness(base: &str) -> (u16, Value) {
     let resp = ciq_e2e::http_client()
         .get(format!("{base}/readyz"))
@@ -243,6 +265,38 @@ async fn a_postgres_outage_is_spooled_for_async_clients_and_drained_once() {
     assert_eq!(status, 422, "{refused}");
     assert_eq!(refused["error"]["code"], "idempotency_key_reused");
 
+    // A batch: a valid item is queued, one with an external id is 503, a broken one 422.
+    let batch_body = json!({"leads": [
+        {"name": "In A Batch", "email": "batch@example.com", "source": "CRM", "industry": "Retail"},
+        {"name": "Has An Id", "email": "id@example.com", "source": "CRM", "industry": "Retail",
+         "external_id": "crm-9"},
+        {"name": "No Email", "source": "CRM", "industry": "Retail"}
+    ]});
+    let (status, headers, queued_batch) =
+        post_batch(&a.base_url, &key, &batch_body, Some("b-1")).await;
+    assert_eq!(status, 200, "{queued_batch}");
+    assert!(!headers.contains_key("idempotent-replayed"));
+    let statuses: Vec<u64> = queued_batch["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(statuses, [202, 503, 422], "{queued_batch}");
+    assert_eq!(queued_batch["results"][0]["queued"], true);
+    assert_eq!(
+        (
+            queued_batch["created"].as_u64(),
+            queued_batch["failed"].as_u64()
+        ),
+        (Some(1), Some(2))
+    );
+    let batch_lead = lead_of(&queued_batch["results"][0]).unwrap();
+    acknowledged.push(batch_lead.clone());
+    let (status, headers, again) = post_batch(&b.base_url, &key, &batch_body, Some("b-1")).await;
+    assert_eq!((status, &again), (200, &queued_batch));
+    assert_eq!(headers["idempotent-replayed"], "true");
+
     // One instance crashes mid-outage; what it acknowledged is in Redis already.
     stop_b.store(true, Ordering::SeqCst);
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -271,6 +325,15 @@ async fn a_postgres_outage_is_spooled_for_async_clients_and_drained_once() {
     assert_eq!(headers["idempotent-replayed"], "true");
     assert_eq!(lead_of(&replayed).unwrap(), queued);
     assert!(replayed.get("queued").is_none(), "{replayed}");
+    // The batch's retry: its queued item is 201 now, the others as they were.
+    let (status, headers, stored_batch) =
+        post_batch(&a.base_url, &key, &batch_body, Some("b-1")).await;
+    assert_eq!(status, 200, "{stored_batch}");
+    assert_eq!(headers["idempotent-replayed"], "true");
+    assert_eq!(stored_batch["results"][0]["status"], 201, "{stored_batch}");
+    assert!(stored_batch["results"][0].get("queued").is_none());
+    assert_eq!(lead_of(&stored_batch["results"][0]).unwrap(), batch_lead);
+    assert_eq!(stored_batch["results"][1]["status"], 503);
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop.store(true, Ordering::SeqCst);
     for client in clients {

@@ -49,9 +49,15 @@ pub struct BatchLeadsRequest {
 pub struct BatchItem {
     /// The item's place in the request (0-based).
     pub index: u32,
-    /// 201 created; 422 field rules broken; 409 `external_id` taken (also by an earlier
-    /// item of the batch); 410 erased since (a replay only).
+    /// 201 created; 202 queued (the store is down and the request said
+    /// `Prefer: respond-async`: stored with this lead's id and `created_at` when it is
+    /// back); 422 field rules broken; 409 `external_id` taken (also by an earlier item of
+    /// the batch); 503 not stored (the store is down and the item has an `external_id`);
+    /// 410 erased since (a replay only).
     pub status: u16,
+    /// `true` on a 202 item.
+    #[oai(skip_serializing_if_is_none)]
+    pub queued: Option<bool>,
     /// The stored lead (status 201).
     #[oai(skip_serializing_if_is_none)]
     pub lead: Option<Lead>,
@@ -66,7 +72,7 @@ pub struct BatchItem {
 pub struct BatchCreated {
     /// Always `true`: the request was acceptable, whatever became of its items.
     pub success: bool,
-    /// Items created.
+    /// Items created (201) or queued (202).
     pub created: u32,
     /// Items refused.
     pub failed: u32,
@@ -76,7 +82,10 @@ pub struct BatchCreated {
 
 impl BatchCreated {
     fn of(results: Vec<BatchItem>) -> Self {
-        let created = results.iter().filter(|r| r.status == 201).count();
+        let created = results
+            .iter()
+            .filter(|r| matches!(r.status, 201 | 202))
+            .count();
         Self {
             success: true,
             created: u32::try_from(created).unwrap_or(u32::MAX),
@@ -277,6 +286,7 @@ fn item(index: usize, status: u16, lead: Option<Lead>, error: Option<HttpError>)
     BatchItem {
         index: u32::try_from(index).unwrap_or(u32::MAX),
         status,
+        queued: (status == 202).then_some(true),
         lead,
         error: error.map(|e| e.body().error),
     }
@@ -313,6 +323,81 @@ fn results(outcomes: &[BatchOutcome], refusals: &[Option<Vec<FieldError>>]) -> V
 }
 
 /// A remembered answer's items (a JSON array; `null` where the lead was erased since).
+/// A batch while the store is down, for a client that takes queued answers: each valid
+/// item without an `external_id` is queued (202) in one spool entry, an item with one is
+/// 503 (its uniqueness needs the store), a refused item 422 as always. Its
+/// `Idempotency-Key` replays this answer until the entry is drained, then the answer
+/// with the queued items as 201.
+async fn spool_batch(
+    state: &ApiState,
+    spool: &ciq_spool::Spool,
+    caller: &crate::auth::Caller,
+    items: Vec<Result<NewLead, Vec<FieldError>>>,
+    honeypot: Option<&str>,
+    keyed: Option<(String, String)>,
+) -> Result<(BatchCreated, bool), HttpError> {
+    let blocked = super::quarantine::block_list(state, caller).await;
+    let owner = LeadOwner {
+        user_id: caller.key.user_id,
+        api_key_id: Some(caller.key.key_id),
+    };
+    let mut rows = Vec::new();
+    let mut held = Vec::new();
+    let mut queued = Vec::with_capacity(items.len());
+    let mut stored = Vec::with_capacity(items.len());
+    for (index, item) in items.into_iter().enumerate() {
+        let answered = match item {
+            Ok(mut lead) if lead.external_id.is_none() => {
+                super::quarantine::receive(caller, &mut lead, honeypot, blocked.as_deref());
+                let row = ciq_leads::store::prepare(owner, lead);
+                let shown = super::quarantine::as_submitted(ciq_leads::Lead::from(row.clone()));
+                held.push((index, row.id));
+                rows.push(row);
+                queued.push(self::item(index, 202, Some(shown.clone()), None));
+                stored.push(self::item(index, 201, Some(shown), None));
+                continue;
+            }
+            Ok(_) => self::item(
+                index,
+                503,
+                None,
+                Some(super::spooled::unavailable(
+                    "the store is unreachable: an item with an external_id cannot be queued",
+                )),
+            ),
+            Err(broken) => self::item(index, 422, None, Some(HttpError::validation_failed(broken))),
+        };
+        queued.push(answered.clone());
+        stored.push(answered);
+    }
+    let queued = BatchCreated::of(queued);
+    if rows.is_empty() {
+        return Ok((queued, false));
+    }
+    let as_stored: Vec<Value> = stored
+        .iter()
+        .map(|item| item.to_json().unwrap_or(Value::Null))
+        .collect();
+    let request = ciq_leads::spooled::SpooledRequest {
+        user_id: owner.user_id,
+        rows,
+        browser: caller.visitor.is_some(),
+        remembered: keyed.map(|(key, fingerprint)| ciq_leads::spooled::RememberedAnswer {
+            key,
+            fingerprint,
+            status: 200,
+            body: Value::Array(as_stored).to_string(),
+            held,
+        }),
+    };
+    Ok(
+        match super::spooled::write(spool, &request, &queued.to_json_string()).await? {
+            None => (queued, false),
+            Some(body) => (idempotent::stored(&body)?, true),
+        },
+    )
+}
+
 fn replayed(stored: &str) -> Result<BatchCreated, HttpError> {
     let unreadable = |why: String| {
         HttpError::from(LeadError::StoredAnswerUnreadable(format!(
@@ -409,7 +494,7 @@ impl BatchLeadsApi {
     ) -> Response<BatchLeadsResponse> {
         let mut caller = auth.0;
         let answer = match caller.admit(&state, req, submission.1).await {
-            Ok(()) => batch(&state, &caller, submission, idempotent::raw_key(req)).await,
+            Ok(()) => batch(&state, &caller, submission, req).await,
             Err(err) => Err(err),
         };
         let (response, replayed) = match answer {
@@ -424,7 +509,7 @@ async fn batch(
     state: &ApiState,
     caller: &crate::auth::Caller,
     submission: BatchSubmission,
-    idempotency_key: Option<Vec<u8>>,
+    req: &Request,
 ) -> Result<(BatchCreated, bool), HttpError> {
     caller.require(ciq_admin::Scope::LeadsCreate)?;
     let Batch {
@@ -433,6 +518,18 @@ async fn batch(
         body,
     } = submission.0?;
     let user_id = caller.key.user_id;
+    let idempotency_key = idempotent::raw_key(req);
+    if let Some(spool) = super::spooled::usable(state, req)
+        && state.leads.writer().breaker().is_open()
+    {
+        let keyed = idempotent::validated(idempotency_key)?.map(|key| {
+            (
+                key,
+                idempotency::fingerprint(idempotency::Operation::Batch, &body),
+            )
+        });
+        return spool_batch(state, spool, caller, items, honeypot.as_deref(), keyed).await;
+    }
     let key = match idempotent::claim(state, user_id, idempotency_key, || {
         idempotency::fingerprint(idempotency::Operation::Batch, &body)
     })
@@ -440,10 +537,8 @@ async fn batch(
     {
         idempotent::Keyed::Fresh(key) => key,
         idempotent::Keyed::Replay(stored) => return Ok((replayed(&stored)?, true)),
-        // A create's queued answer under this key: another operation's body never
-        // has its fingerprint, so the key was used with another body.
-        idempotent::Keyed::Queued(_) => {
-            return Err(ciq_leads::LeadError::IdempotencyKeyReused.into());
+        idempotent::Keyed::Queued(stored) => {
+            return Ok((idempotent::stored(&stored)?, true));
         }
     };
     let blocked = super::quarantine::block_list(state, caller).await;

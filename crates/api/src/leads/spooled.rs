@@ -91,28 +91,46 @@ pub(crate) async fn create(
         browser: caller.visitor.is_some(),
         remembered,
     };
-    match spool.write(&request, &queued.to_json_string()).await {
+    Ok(
+        match write(spool, &request, &queued.to_json_string()).await? {
+            None => (super::Answer::Queued(queued), false),
+            Some(body) => (
+                super::Answer::Queued(super::idempotent::stored(&body)?),
+                true,
+            ),
+        },
+    )
+}
+
+/// Writes `request` to the spool, answered with `queued_body`: `None` once it is
+/// spooled, or the body to replay when its `Idempotency-Key` was spooled before with
+/// the same body. 422 when the key was spooled with another body; 503 when the spool is
+/// full or Redis does not take it.
+pub(crate) async fn write(
+    spool: &Spool,
+    request: &SpooledRequest,
+    queued_body: &str,
+) -> Result<Option<String>, HttpError> {
+    match spool.write(request, queued_body).await {
         Ok(Written::Queued(entry)) => {
-            tracing::info!(%entry, lead_id = %queued.lead.id, "store down: lead spooled");
-            Ok((super::Answer::Queued(queued), false))
+            let leads: Vec<String> = request.rows.iter().map(|row| row.id.to_string()).collect();
+            tracing::info!(%entry, leads = %leads.join(","), "store down: spooled");
+            Ok(None)
         }
-        Ok(Written::Replay(body)) => Ok((
-            super::Answer::Queued(super::idempotent::stored(&body)?),
-            true,
-        )),
+        Ok(Written::Replay(body)) => Ok(Some(body)),
         Ok(Written::Reused) => Err(LeadError::IdempotencyKeyReused.into()),
         Ok(Written::Full) => Err(unavailable("the outage spool is full")),
         Err(err @ (SpoolError::Redis(_) | SpoolError::Unreplicated)) => {
-            tracing::warn!(error = %err, "store down and the lead could not be spooled");
+            tracing::warn!(error = %err, "store down and the request could not be spooled");
             Err(unavailable(
-                "the store is unreachable and the outage spool did not take the lead",
+                "the store is unreachable and the outage spool did not take the request",
             ))
         }
     }
 }
 
-/// The 503 of a create the spool could not take (as without a spool).
-fn unavailable(why: &str) -> HttpError {
+/// The 503 of a request the spool could not take (as without a spool).
+pub(crate) fn unavailable(why: &str) -> HttpError {
     HttpError::from(LeadError::Unavailable(why.to_owned()))
 }
 

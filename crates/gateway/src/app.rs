@@ -194,13 +194,29 @@ impl Application {
         }
         let public_origin = public_origin(settings.public_url.as_deref(), &settings.listen)?;
         let database_url = settings.database_url.expose_secret();
-        let db = database::connect_and_migrate_with(database_url, settings.waits, settings.pooling)
-            .await?;
         // Nothing waits on the store for longer than a statement may run, and a second.
-        let breaker = ciq_store::Breaker::new(
-            db.clone(),
-            settings.waits.statement + Duration::from_secs(1),
-        );
+        let bound = settings.waits.statement + Duration::from_secs(1);
+        let connected =
+            database::connect_and_migrate_with(database_url, settings.waits, settings.pooling)
+                .await;
+        let (db, breaker) = match connected {
+            Ok(db) => (db.clone(), ciq_store::Breaker::new(db, bound)),
+            // A restart, or a new instance, during an outage: it serves (live, not
+            // ready; creates 503 or spooled) and completes its start when the store
+            // answers, instead of exiting.
+            Err(err)
+                if !database_url.starts_with("sqlite:") && database::unreachable_at_start(&err) =>
+            {
+                tracing::warn!(
+                    error = %err,
+                    "the store is unreachable at start: serving, not ready, until it answers and its schema is checked"
+                );
+                let db = database::connect_lazily(database_url, settings.waits, settings.pooling)
+                    .await?;
+                (db.clone(), ciq_store::Breaker::starting(db, bound))
+            }
+            Err(err) => return Err(err.into()),
+        };
         let verifier = KeyVerifier::new(db.clone(), breaker.clone());
         // With Redis, the digest of each key's last good verification is shared, so the
         // real key verifies on any instance past an allowance of failures.
@@ -396,6 +412,10 @@ impl Application {
         let deliverer = self
             .delivering
             .then(|| tokio::spawn(webhooks.clone().run()));
+        let breaker = self.states.console.breaker.clone();
+        let start = breaker
+            .is_starting()
+            .then(|| tokio::spawn(complete_start(self.states.api.db.clone(), breaker.clone())));
         let drainer = self.states.api.spool.clone().map(|spool| {
             tokio::spawn(
                 ciq_spool::Drainer::new(
@@ -419,6 +439,9 @@ impl Application {
         if let Some(drainer) = drainer {
             drainer.abort();
         }
+        if let Some(start) = start {
+            start.abort();
+        }
         if let Some(deliverer) = deliverer {
             deliverer.abort();
         }
@@ -438,6 +461,32 @@ impl Application {
             tracing::warn!(error = %err, "could not record key last-use times at shutdown");
         }
         result
+    }
+}
+
+/// How often an instance that started during an outage tries its store.
+const START_RETRY: Duration = Duration::from_secs(1);
+
+/// Completes the start of an instance that started while its store was unreachable:
+/// applies pending migrations (checks the schema) once the store answers, then lets the
+/// breaker close. A refusal that is no outage (a migration that fails) is logged and
+/// tried again; the instance stays unready meanwhile.
+async fn complete_start(db: ciq_store::Db, breaker: Arc<ciq_store::Breaker>) {
+    loop {
+        match database::migrate(&db).await {
+            Ok(()) => {
+                breaker.started();
+                tracing::info!("store reachable: schema checked, start complete");
+                return;
+            }
+            Err(err) if database::unreachable_at_start(&err) => {
+                tracing::debug!(error = %err, "store still unreachable");
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "the store answers but its schema could not be brought up to date; will retry");
+            }
+        }
+        tokio::time::sleep(START_RETRY).await;
     }
 }
 

@@ -136,6 +136,37 @@ pub async fn connect_replica(url: &str, waits: Waits, pooling: Pooling) -> Resul
     })
 }
 
+/// A PostgreSQL pool on `url` that connects on first use (the store may be down
+/// now): how an instance that starts during an outage holds its store until it answers.
+pub async fn connect_lazily(url: &str, waits: Waits, pooling: Pooling) -> Result<Db, DbErr> {
+    let mut opts = ConnectOptions::new(url);
+    opts.sqlx_logging(false)
+        .connect_timeout(waits.acquire)
+        .acquire_timeout(waits.acquire)
+        .connect_lazy(true)
+        .max_connections(32);
+    postgres_options(&mut opts, waits, pooling);
+    let conn = Database::connect(opts).await?;
+    Ok(match pooling {
+        Pooling::Direct => Db::direct(conn),
+        Pooling::Transaction => Db::transaction_pooled(conn),
+    })
+}
+
+/// Whether `err`, met while connecting at start, says the store is not there (nothing
+/// listens, the connection broke, no connection in time) rather than that it refused
+/// us (a wrong password, a missing database), which no wait will mend.
+pub fn unreachable_at_start(err: &DbErr) -> bool {
+    use sea_orm::RuntimeErr;
+    match err {
+        DbErr::ConnectionAcquire(_) => true,
+        DbErr::Conn(RuntimeErr::SqlxError(e))
+        | DbErr::Exec(RuntimeErr::SqlxError(e))
+        | DbErr::Query(RuntimeErr::SqlxError(e)) => ciq_store::is_sqlx_outage(e),
+        _ => false,
+    }
+}
+
 /// Applies every pending migration (through a transaction pooler, all in one
 /// transaction: every statement reaches one server connection).
 pub async fn migrate(db: &Db) -> Result<(), DbErr> {

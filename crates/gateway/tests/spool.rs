@@ -499,3 +499,83 @@ async fn a_full_spool_a_lost_redis_and_an_evicting_redis_answer_503() {
     assert_eq!(status, 503);
     assert_eq!(readiness(&a.base_url).await.1["store"], "unreachable");
 }
+
+/// A restart (or a new instance) while PostgreSQL is down — here a database never
+/// migrated: the process serves (live, not ready, every create 503, even one that
+/// takes a queued answer: no key can be verified) and completes its start — the
+/// migrations — when the store answers, instead of exiting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_started_during_an_outage_completes_its_start_when_the_store_returns() {
+    let Some(pg) = PrivatePostgres::start().await else {
+        return;
+    };
+    let Some(redis) = PrivateRedis::start().await else {
+        return;
+    };
+    pg.kill();
+    // The start's first attempt gives up after the acquire timeout (1 s by default).
+    let env = env(&redis, &[("CIQ_DB_ACQUIRE_TIMEOUT_MS", "1000".to_owned())]);
+    let gateway = start(&pg, &env);
+    let live = ciq_e2e::http_client()
+        .get(format!("{}/healthz", gateway.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(live.status(), 200);
+    let (status, ready) = readiness(&gateway.base_url).await;
+    assert_eq!(status, 503, "{ready}");
+    assert_eq!(ready["status"], "starting", "{ready}");
+    assert_eq!(ready["store"], "unreachable", "{ready}");
+    // Well-formed, never issued (no key is stored yet; none can be verified).
+    let (made_up, _) = ciq_admin::key::generate();
+    let made_up = made_up.expose();
+    for prefer in [false, true] {
+        let started = Instant::now();
+        let (status, headers, body) = create(
+            &gateway.base_url,
+            made_up,
+            &ciq_e2e::reference_curl_body(),
+            prefer,
+            None,
+        )
+        .await;
+        assert_eq!(status, 503, "{body}");
+        assert!(headers.contains_key("retry-after"));
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "answered at once"
+        );
+    }
+
+    assert!(pg.restart());
+    let back = Instant::now();
+    loop {
+        let (status, ready) = readiness(&gateway.base_url).await;
+        if status == 200 {
+            assert_eq!(ready["status"], "ready");
+            break;
+        }
+        assert!(
+            back.elapsed() < Duration::from_secs(20),
+            "never ready: {ready}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!("ready {:?} after the store returned", back.elapsed());
+    // The schema is there: an owner, a key, a lead.
+    cli(
+        &pg,
+        &env,
+        &["users", "create", "--email", "owner@acme.test"],
+    );
+    let key = cli(&pg, &env, &["keys", "create", "--user", "owner@acme.test"]);
+    let (status, _, body) = create(
+        &gateway.base_url,
+        &key,
+        &ciq_e2e::reference_curl_body(),
+        false,
+        None,
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+}

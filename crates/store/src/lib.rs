@@ -93,6 +93,7 @@ pub struct Breaker {
     bound: Duration,
     open: AtomicBool,
     probing: AtomicBool,
+    starting: AtomicBool,
     opened: Notify,
     opened_at: Mutex<Option<Instant>>,
 }
@@ -106,9 +107,34 @@ impl Breaker {
             bound,
             open: AtomicBool::new(false),
             probing: AtomicBool::new(false),
+            starting: AtomicBool::new(false),
             opened: Notify::new(),
             opened_at: Mutex::new(None),
         })
+    }
+
+    /// A breaker held open while the instance's start is not complete (the store was
+    /// unreachable when it started, so its schema is not checked yet): everything that
+    /// needs the store is refused at once until [`Breaker::started`]. No probe runs;
+    /// the start's own task tries the store.
+    pub fn starting(db: Db, bound: Duration) -> Arc<Self> {
+        let breaker = Self::new(db, bound);
+        breaker.starting.store(true, Ordering::Release);
+        breaker.trip();
+        breaker
+    }
+
+    /// Whether the start is still waiting for the store ([`Breaker::starting`]).
+    pub fn is_starting(&self) -> bool {
+        self.starting.load(Ordering::Acquire)
+    }
+
+    /// The start completed (the store answered and its schema is current): closes the
+    /// breaker held by [`Breaker::starting`].
+    pub fn started(&self) {
+        if self.starting.swap(false, Ordering::AcqRel) {
+            self.close();
+        }
     }
 
     /// Whether the breaker is open (the store is taken to be gone).
@@ -260,6 +286,22 @@ mod tests {
         .expect("open");
         assert_eq!(breaker.check(), Err(StoreDown));
         assert_eq!(breaker.guard(async { 1 }).await, Err(StoreDown));
+    }
+
+    #[tokio::test]
+    async fn a_starting_breaker_is_held_open_without_probes_until_started() {
+        let (_, db) = breaker().await;
+        let breaker = Breaker::starting(db, Duration::from_millis(300));
+        assert!(breaker.is_starting());
+        assert_eq!(breaker.check(), Err(StoreDown));
+        // A failure of an operation does not probe it closed: the store answers, but
+        // the start (the schema check) has not completed.
+        breaker.failure();
+        tokio::time::sleep(PROBE_INTERVAL * 2).await;
+        assert_eq!(breaker.guard(async { 1 }).await, Err(StoreDown));
+        breaker.started();
+        assert!(!breaker.is_starting());
+        assert_eq!(breaker.guard(async { 2 }).await, Ok(2));
     }
 
     #[tokio::test]

@@ -19,7 +19,8 @@ pub struct Alive {
 /// Readiness answer: the state of each dependency.
 #[derive(Debug, Object)]
 pub struct Readiness {
-    /// `ready` or `unavailable`.
+    /// `ready`, `unavailable`, or `starting` (the instance started while the database
+    /// was unreachable and completes its start — the schema check — when it answers).
     pub status: String,
     /// `ok` or `unreachable`.
     pub database: String,
@@ -98,9 +99,14 @@ impl HealthApi {
             (false, "redis") => "ok",
             (false, _) => "not_configured",
         };
+        // An instance that started during an outage verifies no key until its start
+        // completes: not ready, whatever the spool could take.
+        let starting = state.breaker.is_starting();
         // The store is gone but leads still have somewhere to go: ready.
-        let spooling =
-            !db_ok && !degraded && state.spool.as_ref().is_some_and(|spool| spool.accepting());
+        let spooling = !starting
+            && !db_ok
+            && !degraded
+            && state.spool.as_ref().is_some_and(|spool| spool.accepting());
         let ready = db_ok || spooling;
         let store = match (db_ok, spooling) {
             (true, _) => "ok",
@@ -108,7 +114,12 @@ impl HealthApi {
             (false, false) => "unreachable",
         };
         let body = Readiness {
-            status: if ready { "ready" } else { "unavailable" }.into(),
+            status: match (ready, starting) {
+                (true, _) => "ready",
+                (false, true) => "starting",
+                (false, false) => "unavailable",
+            }
+            .into(),
             database: if db_ok { "ok" } else { "unreachable" }.into(),
             store: store.into(),
             spooled: state.spool.as_ref().map_or(0, |spool| spool.depth()),

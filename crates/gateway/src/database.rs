@@ -122,12 +122,24 @@ pub async fn connect_replica(url: &str, waits: Waits, pooling: Pooling) -> Resul
         ));
     }
     let wait = waits.acquire.min(Duration::from_millis(500));
+    lazy_pool(url, wait, 16, waits, pooling).await
+}
+
+/// A PostgreSQL pool of at most `max` connections that connects on first use, each
+/// wait for a connection bounded by `wait`.
+async fn lazy_pool(
+    url: &str,
+    wait: Duration,
+    max: u32,
+    waits: Waits,
+    pooling: Pooling,
+) -> Result<Db, DbErr> {
     let mut opts = ConnectOptions::new(url);
     opts.sqlx_logging(false)
         .connect_timeout(wait)
         .acquire_timeout(wait)
         .connect_lazy(true)
-        .max_connections(16);
+        .max_connections(max);
     postgres_options(&mut opts, waits, pooling);
     let conn = Database::connect(opts).await?;
     Ok(match pooling {
@@ -139,18 +151,7 @@ pub async fn connect_replica(url: &str, waits: Waits, pooling: Pooling) -> Resul
 /// A PostgreSQL pool on `url` that connects on first use (the store may be down
 /// now): how an instance that starts during an outage holds its store until it answers.
 pub async fn connect_lazily(url: &str, waits: Waits, pooling: Pooling) -> Result<Db, DbErr> {
-    let mut opts = ConnectOptions::new(url);
-    opts.sqlx_logging(false)
-        .connect_timeout(waits.acquire)
-        .acquire_timeout(waits.acquire)
-        .connect_lazy(true)
-        .max_connections(32);
-    postgres_options(&mut opts, waits, pooling);
-    let conn = Database::connect(opts).await?;
-    Ok(match pooling {
-        Pooling::Direct => Db::direct(conn),
-        Pooling::Transaction => Db::transaction_pooled(conn),
-    })
+    lazy_pool(url, waits.acquire, 32, waits, pooling).await
 }
 
 /// Whether `err`, met while connecting at start, says the store is not there (nothing

@@ -53,6 +53,19 @@ fn cli(pg: &PrivatePostgres, env: &[(&'static str, String)], args: &[&str]) -> S
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
+/// A key of owner@acme.test's (made before) that no test here exhausts.
+fn key_of_owner(pg: &PrivatePostgres, env: &[(&'static str, String)]) -> String {
+    let args = [
+        "keys",
+        "create",
+        "--user",
+        "owner@acme.test",
+        "--rate-limit",
+        "100000",
+    ];
+    cli(pg, env, &args)
+}
+
 /// A create; `prefer` adds `Prefer: respond-async`. Status, headers, body.
 async fn create(
     base: &str,
@@ -190,18 +203,7 @@ async fn a_postgres_outage_is_spooled_for_async_clients_and_drained_once() {
             &receiver.url("/hook"),
         ],
     );
-    let key = cli(
-        &pg,
-        &env,
-        &[
-            "keys",
-            "create",
-            "--user",
-            "owner@acme.test",
-            "--rate-limit",
-            "100000",
-        ],
-    );
+    let key = key_of_owner(&pg, &env);
     // Each instance verifies (and caches) the key while the store answers.
     let mut acknowledged: Vec<(String, String)> = Vec::new();
     for base in [&a.base_url, &b.base_url] {
@@ -430,18 +432,7 @@ async fn a_full_spool_a_lost_redis_and_an_evicting_redis_answer_503() {
         &env,
         &["users", "create", "--email", "owner@acme.test"],
     );
-    let key = cli(
-        &pg,
-        &env,
-        &[
-            "keys",
-            "create",
-            "--user",
-            "owner@acme.test",
-            "--rate-limit",
-            "100000",
-        ],
-    );
+    let key = key_of_owner(&pg, &env);
     let body = ciq_e2e::reference_curl_body();
     assert_eq!(create(&a.base_url, &key, &body, true, None).await.0, 201);
     pg.kill();

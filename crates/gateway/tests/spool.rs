@@ -127,6 +127,7 @@ async fn readiness(base: &str) -> (u16, Value) {
 /// lead it acknowledged (id, created_at).
 #[derive(Debug, Clone)]
 struct Seen {
+    instance: char,
     at: Option<Duration>,
     prefer: bool,
     status: u16,
@@ -142,6 +143,7 @@ fn lead_of(body: &Value) -> Option<(String, String)> {
 
 /// Clients creating leads on `base` until `stop`: `prefer` says `Prefer: respond-async`.
 fn client(
+    instance: char,
     base: String,
     key: String,
     prefer: bool,
@@ -162,6 +164,7 @@ fn client(
             let (status, _, answer) = create(&base, &key, &body, prefer, None).await;
             let at = killed_at.lock().await.map(|at| at.elapsed());
             seen.lock().await.push(Seen {
+                instance,
                 at,
                 prefer,
                 status,
@@ -185,7 +188,12 @@ async fn a_postgres_outage_is_spooled_for_async_clients_and_drained_once() {
     let receiver = Receiver::start().await;
     let env = env(&redis, &[]);
     let a = start(&pg, &env);
-    let mut b = start(&pg, &env);
+    // B sends no webhooks: it is SIGKILLed mid-run, and deliveries it held would wait out
+    // their lease (and could be sent twice: delivery is at least once) — the drain's
+    // once-only is what is checked here.
+    let mut env_b = env.clone();
+    env_b.push(("CIQ_WEBHOOK_DELIVERY", "false".to_owned()));
+    let mut b = start(&pg, &env_b);
     cli(
         &pg,
         &env,
@@ -218,9 +226,10 @@ async fn a_postgres_outage_is_spooled_for_async_clients_and_drained_once() {
     let stop_b = Arc::new(AtomicBool::new(false));
     let seen = Arc::new(Mutex::new(Vec::new()));
     let mut clients = Vec::new();
-    for (base, stop) in [(&a.base_url, &stop), (&b.base_url, &stop_b)] {
+    for (instance, base, stop) in [('A', &a.base_url, &stop), ('B', &b.base_url, &stop_b)] {
         for prefer in [true, true, false] {
             clients.push(client(
+                instance,
                 base.clone(),
                 key.clone(),
                 prefer,
@@ -303,6 +312,7 @@ async fn a_postgres_outage_is_spooled_for_async_clients_and_drained_once() {
     stop_b.store(true, Ordering::SeqCst);
     tokio::time::sleep(Duration::from_millis(200)).await;
     b.kill();
+    let b_killed_at = Instant::now();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let spooled = readiness(&a.base_url).await.1["spooled"].as_u64().unwrap();
     assert!(spooled > 10, "only {spooled} spooled");
@@ -322,6 +332,12 @@ async fn a_postgres_outage_is_spooled_for_async_clients_and_drained_once() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let drained_in = back_at.elapsed();
+    // Entries a drain read while the store was still gone were handed back, not left to
+    // a consumer that then died (which would hold them for the 15 s claim threshold).
+    assert!(
+        drained_in < Duration::from_secs(8),
+        "drained in {drained_in:?}"
+    );
     let (status, headers, replayed) = create(&a.base_url, &key, &body, true, Some("k-1")).await;
     assert_eq!(status, 201, "{replayed}");
     assert_eq!(headers["idempotent-replayed"], "true");
@@ -365,6 +381,35 @@ async fn a_postgres_outage_is_spooled_for_async_clients_and_drained_once() {
         if let Some(lead) = &s.lead {
             acknowledged.push(lead.clone());
         }
+    }
+    // The timeline, second by second from the kill: what each instance answered.
+    let killed = killed_at.lock().await.expect("killed");
+    eprintln!(
+        "timeline (s from the kill; B SIGKILLed at {:.1} s, PostgreSQL back at {:.1} s):",
+        (b_killed_at - killed).as_secs_f64(),
+        (back_at - killed).as_secs_f64()
+    );
+    let mut timeline: std::collections::BTreeMap<(i64, char), HashMap<(bool, u16), usize>> =
+        Default::default();
+    for s in &seen {
+        let second =
+            s.at.map_or(-1, |at| i64::try_from(at.as_secs()).unwrap_or(i64::MAX));
+        *timeline
+            .entry((second, s.instance))
+            .or_default()
+            .entry((s.prefer, s.status))
+            .or_default() += 1;
+    }
+    for ((second, instance), answers) in &timeline {
+        let mut answers: Vec<_> = answers.iter().collect();
+        answers.sort();
+        let shown: Vec<String> = answers
+            .iter()
+            .map(|((prefer, status), n)| {
+                format!("{} {status}×{n}", if *prefer { "async" } else { "plain" })
+            })
+            .collect();
+        eprintln!("  {second:>3} {instance}: {}", shown.join(", "));
     }
     assert!(
         counts.get(&(true, 202)).copied().unwrap_or(0) > 10,

@@ -15,6 +15,9 @@ const BATCH: usize = 100;
 /// How long an entry may sit with a consumer before another takes it over (the first
 /// one died, or lost its store, between reading and acknowledging).
 const CLAIM_IDLE: Duration = Duration::from_secs(15);
+/// The idle time given to entries a drain could not store, so that any consumer takes
+/// them over at once (far above any claim threshold).
+const HANDED_BACK_IDLE: Duration = Duration::from_secs(24 * 3600);
 /// How often the spool is counted, and its eviction policy read (every tenth count).
 const POLL: Duration = Duration::from_secs(1);
 
@@ -84,19 +87,35 @@ impl Drainer {
         }
     }
 
-    /// Drains every stream until each is empty, the store fails, or Redis does.
+    /// Drains every stream until each is empty, or its batch fails (the store, Redis,
+    /// an entry the store refuses): one stream's failure does not hold the others back.
+    /// The leads stored, or the last failure when a stream could not be drained.
     pub async fn drain_all(&self) -> Result<u64, SpoolError> {
         let mut stored = 0;
+        let mut failed = None;
         for group in 0..STREAMS {
             loop {
-                let (applied, more) = self.drain_once(group).await?;
-                stored += applied;
-                if !more {
-                    break;
+                match self.drain_once(group).await {
+                    Ok((applied, more)) => {
+                        stored += applied;
+                        if !more {
+                            break;
+                        }
+                    }
+                    Err(err) => {
+                        failed = Some(err);
+                        break;
+                    }
                 }
             }
+            if self.breaker.is_open() {
+                break;
+            }
         }
-        Ok(stored)
+        match failed {
+            Some(err) => Err(err),
+            None => Ok(stored),
+        }
     }
 
     /// One batch of stream `group`: this consumer's unacknowledged entries first, then
@@ -166,14 +185,33 @@ impl Drainer {
                 .iter()
                 .map(|(name, request, _)| (name.clone(), request.clone()))
                 .collect();
-            let applied = self
-                .breaker
-                .guard(spooled::apply(&self.db, &batch))
-                .await
-                .map_err(|down| SpoolError::Redis(format!("not drained: {down}")))?;
-            self.breaker.record(&applied);
-            let applied =
-                applied.map_err(|err| SpoolError::Redis(format!("not drained: {err}")))?;
+            let applied = match self.breaker.guard(spooled::apply(&self.db, &batch)).await {
+                Ok(applied) => {
+                    self.breaker.record(&applied);
+                    applied.map_err(|err| SpoolError::Redis(format!("not drained: {err}")))
+                }
+                Err(down) => Err(SpoolError::Redis(format!("not drained: {down}"))),
+            };
+            let applied = match applied {
+                Ok(applied) => applied,
+                Err(err) => {
+                    // Handed back: marked long idle, so whichever instance drains next
+                    // (this one may not live to) claims them at once.
+                    let ids: Vec<&String> = named.iter().map(|(_, _, id)| id).collect();
+                    let _: Result<Value, _> = redis::cmd("XCLAIM")
+                        .arg(&stream)
+                        .arg(GROUP)
+                        .arg(&self.spool.consumer)
+                        .arg(0)
+                        .arg(&ids)
+                        .arg("IDLE")
+                        .arg(u64::try_from(HANDED_BACK_IDLE.as_millis()).unwrap_or(u64::MAX))
+                        .arg("JUSTID")
+                        .query_async(&mut link)
+                        .await;
+                    return Err(err);
+                }
+            };
             let now = chrono::Utc::now();
             for ((_, request, id), outcome) in named.iter().zip(applied) {
                 if let Applied::Stored(leads) = &outcome {

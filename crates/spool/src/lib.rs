@@ -98,6 +98,7 @@ pub struct Spool {
     oldest_ms: AtomicU64,
     last_write_ms: AtomicU64,
     last_poll_ms: AtomicU64,
+    reachable: AtomicBool,
 }
 
 /// The spool's one script: the idempotency record (same body: replay; another:
@@ -160,6 +161,7 @@ impl Spool {
             oldest_ms: AtomicU64::new(0),
             last_write_ms: AtomicU64::new(0),
             last_poll_ms: AtomicU64::new(0),
+            reachable: AtomicBool::new(true),
         })
     }
 
@@ -185,7 +187,12 @@ impl Spool {
     /// Whether the spool may hold entries: it did at the last count, or this instance
     /// spooled since that count began. Only then is a request's `Idempotency-Key` looked
     /// for in it ([`Spool::held`]).
+    /// While the last count failed (Redis does not answer) nothing is looked for:
+    /// requests are not held up by a Redis that is gone.
     pub fn maybe_pending(&self) -> bool {
+        if !self.reachable.load(Ordering::Acquire) {
+            return false;
+        }
         self.depth() > 0
             || self.last_write_ms.load(Ordering::Acquire)
                 >= self.last_poll_ms.load(Ordering::Acquire)
@@ -373,8 +380,9 @@ impl Spool {
         .await;
         let mut depth = 0;
         let mut oldest: Option<u64> = None;
-        for counted in counts {
-            let (len, first) = counted?;
+        let counts: Result<Vec<_>, RedisError> = counts.into_iter().collect();
+        self.reachable.store(counts.is_ok(), Ordering::Release);
+        for (len, first) in counts? {
             depth += len;
             if let Some(first) = first {
                 oldest = Some(oldest.map_or(first, |o| o.min(first)));

@@ -1,8 +1,9 @@
 //! The gateway on a Redis Cluster of the test's own (three masters, three replicas):
 //! the limit held exactly across instances for keys on every master and while a
 //! bucket's slot moves (ASK, then MOVED), a master killed
-//! mid-run (degraded, never a 5xx, shared again once its replica has taken over), and
-//! sessions that live on the cluster and outlive the failover.
+//! mid-run (its slots degraded, never a 5xx, shared again once its replica has taken
+//! over), keys on the live masters exact throughout its failover window, and sessions
+//! that live on the cluster and outlive the failover.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -35,14 +36,24 @@ fn bucket_tag(key_id: uuid::Uuid) -> String {
 
 /// 150 creates at once for `key`, spread over the instances: their statuses.
 async fn burst(instances: &[TestApp; 3], key: &str) -> Vec<u16> {
+    burst_by_instance(instances, key)
+        .await
+        .into_iter()
+        .map(|(_, status, _)| status)
+        .collect()
+}
+
+/// [`burst`], each answer with the instance that gave it and when it came.
+async fn burst_by_instance(instances: &[TestApp; 3], key: &str) -> Vec<(usize, u16, Instant)> {
     let requests = (0..150).map(|i| {
         let instance = &instances[i % 3];
         async move {
-            instance
+            let status = instance
                 .post_lead(Some(key), &reference_curl_body())
                 .await
                 .status()
-                .as_u16()
+                .as_u16();
+            (i % 3, status, Instant::now())
         }
     });
     futures_util::future::join_all(requests).await
@@ -91,6 +102,7 @@ async fn assert_shared(instances: &[TestApp; 3]) {
             (Some("redis"), Some("ok"), Some("cluster"), Some(false)),
             "{body}"
         );
+        assert_eq!(body["degraded_slots_share"], 0.0, "{body}");
     }
 }
 
@@ -253,8 +265,11 @@ async fn a_master_killed_mid_run_degrades_without_a_5xx_then_shares_again_and_se
                 assert_eq!(status, 200, "{body}");
                 if body["degraded"] == true {
                     saw_degraded = true;
-                    assert_eq!(body["redis"], "unreachable");
-                    assert_eq!(body["rate_limiter"], "in_process");
+                    // Only the dead master's slots: the shared window decides the rest.
+                    assert_eq!(body["redis"], "partial", "{body}");
+                    assert_eq!(body["rate_limiter"], "redis", "{body}");
+                    let share = body["degraded_slots_share"].as_f64().unwrap();
+                    assert!(share > 0.2 && share < 0.5, "{body}");
                     all_shared = false;
                 } else if body["rate_limiter"] != "redis" {
                     all_shared = false;
@@ -299,4 +314,222 @@ async fn a_master_killed_mid_run_degrades_without_a_5xx_then_shares_again_and_se
             "the settings page on instance {i} after the failover"
         );
     }
+}
+
+/// What each instance answered, by second from an instant and by key: the failover's
+/// timeline, printed for the record.
+struct Timeline {
+    zero: Instant,
+    answers: Vec<(i64, usize, &'static str, u16)>,
+}
+
+impl Timeline {
+    fn record(&mut self, at: Instant, instance: usize, key: &'static str, status: u16) {
+        let seconds = if at >= self.zero {
+            (at - self.zero).as_secs() as i64
+        } else {
+            -((self.zero - at).as_secs() as i64) - 1
+        };
+        self.answers.push((seconds, instance, key, status));
+    }
+
+    fn print(&self, title: &str) {
+        // (second, instance) -> (key, status) -> answers
+        let mut lines = std::collections::BTreeMap::<(i64, usize), HashMap<_, usize>>::new();
+        for (second, instance, key, status) in &self.answers {
+            *lines
+                .entry((*second, *instance))
+                .or_default()
+                .entry((*key, *status))
+                .or_default() += 1;
+        }
+        eprintln!("{title}");
+        for ((second, instance), tally) in lines {
+            let mut tally: Vec<_> = tally.into_iter().collect();
+            tally.sort();
+            let text: Vec<String> = tally
+                .iter()
+                .map(|((key, status), n)| format!("{key} {status}x{n}"))
+                .collect();
+            eprintln!(
+                "{second:>3} {}: {}",
+                ["A", "B", "C"][instance],
+                text.join(", ")
+            );
+        }
+    }
+}
+
+/// Readiness of every instance until each says the dead master's slots (and only
+/// they) are limited in-process, or panics after `within`; creates for `key` (on the
+/// dead master) meanwhile, recorded in `timeline`.
+async fn until_partial(
+    instances: &[TestApp; 3],
+    key: &str,
+    within: Duration,
+    timeline: &mut Timeline,
+) -> Vec<u16> {
+    let deadline = Instant::now() + within;
+    let mut statuses = Vec::new();
+    loop {
+        let mut partial = 0;
+        for (i, instance) in instances.iter().enumerate() {
+            // A request for a key of the dead master is what finds it dead.
+            let status = instance
+                .post_lead(Some(key), &reference_curl_body())
+                .await
+                .status()
+                .as_u16();
+            timeline.record(Instant::now(), i, "dead-master key", status);
+            statuses.push(status);
+            let (status, body) = instance.readiness().await;
+            assert_eq!(status, 200, "{body}");
+            if body["redis"] == "partial" {
+                let share = body["degraded_slots_share"].as_f64().unwrap();
+                assert!(share > 0.2 && share < 0.5, "{body}");
+                assert_eq!(body["rate_limiter"], "redis", "{body}");
+                partial += 1;
+            }
+        }
+        if partial == instances.len() {
+            return statuses;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not partial everywhere within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_on_live_masters_stay_exact_while_another_master_fails_over() {
+    let Some(mut cluster) = RedisCluster::start().await else {
+        return;
+    };
+    let Some((instances, _)) = three_instances(&cluster).await else {
+        return;
+    };
+    let masters: Vec<u16> = cluster
+        .nodes()
+        .iter()
+        .filter(|n| n.master)
+        .map(|n| n.port)
+        .collect();
+    let (victim, live) = (masters[0], masters[1]);
+    let keys = a_key_on_each(&instances[0], &cluster, &[victim, live]).await;
+    let key_of = |master: u16| keys.iter().find(|(m, _)| *m == master).unwrap().1.clone();
+    let (doomed, spared) = (key_of(victim), key_of(live));
+    // Every instance has routed to every master (its slot map is read).
+    for instance in &instances {
+        for key in [&doomed, &spared] {
+            let response = instance.post_lead(Some(key), &reference_curl_body()).await;
+            assert_eq!(response.status(), 201);
+        }
+    }
+    assert_shared(&instances).await;
+
+    // The failover window, held open by the test: the victim dies, its replica waits.
+    let replicas = cluster.replicas_of(victim);
+    assert!(!replicas.is_empty());
+    cluster.hold_failover(&replicas, true);
+    // Once the victim is flagged failed, the other masters keep serving their slots
+    // (by default they would refuse every key until a replica takes over: see
+    // docs/operations.md).
+    cluster.config_set(&cluster.ports, "cluster-require-full-coverage", "no");
+    let mut timeline = Timeline {
+        zero: Instant::now(),
+        answers: Vec::new(),
+    };
+    cluster.kill(victim);
+    let found = until_partial(&instances, &doomed, Duration::from_secs(10), &mut timeline).await;
+    assert!(
+        found.iter().all(|s| *s == 201),
+        "the dead master's keys are limited in-process, never a 5xx: {found:?}"
+    );
+    // Deep in the window: the cluster has flagged the victim failed, no replica has
+    // taken over (held back).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cluster.flagged_failed(victim) {
+        assert!(
+            Instant::now() < deadline,
+            "the victim was never flagged failed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let flagged = timeline.zero.elapsed();
+
+    // A key on a live master: exact across the three instances, within the window.
+    let burst_started = Instant::now();
+    let answers = burst_by_instance(&instances, &spared).await;
+    for (i, status, at) in &answers {
+        timeline.record(*at, *i, "live-master key", *status);
+    }
+    let statuses: Vec<u16> = answers.iter().map(|(_, status, _)| *status).collect();
+    let during = counts(&statuses);
+    let burst_took = burst_started.elapsed();
+    assert_eq!(
+        (during.get(&201), during.get(&429), during.len()),
+        (Some(&97), Some(&53), 2),
+        "a key on a live master in the failover window (three creates spent above): {during:?}"
+    );
+    // Still within the window: no instance saw the victim's slots come back.
+    for instance in &instances {
+        let (_, body) = instance.readiness().await;
+        assert_eq!(body["redis"], "partial", "{body}");
+    }
+    eprintln!("burst of 150 on a live master inside the failover window: {burst_took:?}");
+
+    // The replica takes over; every instance finds it and is exact again there.
+    cluster.hold_failover(&replicas, false);
+    let allowed = Instant::now();
+    let deadline = allowed + Duration::from_secs(30);
+    loop {
+        let mut shared = 0;
+        for (i, instance) in instances.iter().enumerate() {
+            let response = instance
+                .post_lead(Some(&doomed), &reference_curl_body())
+                .await;
+            let status = response.status().as_u16();
+            timeline.record(Instant::now(), i, "dead-master key", status);
+            assert!(matches!(status, 201 | 429), "{status}");
+            let (_, body) = instance.readiness().await;
+            if body["degraded"] == false {
+                shared += 1;
+            }
+        }
+        if shared == instances.len() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not shared again within 30 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let recovered = allowed.elapsed();
+    assert_shared(&instances).await;
+    let promoted = cluster
+        .nodes()
+        .into_iter()
+        .find(|n| n.master && !n.failed && replicas.contains(&n.port))
+        .expect("the victim's replica is a master now")
+        .port;
+    let (_, fresh) = a_key_on_each(&instances[0], &cluster, &[promoted])
+        .await
+        .remove(0);
+    let answers = burst_by_instance(&instances, &fresh).await;
+    for (i, status, at) in &answers {
+        timeline.record(*at, *i, "promoted-replica key", *status);
+    }
+    let statuses: Vec<u16> = answers.iter().map(|(_, status, _)| *status).collect();
+    let after = counts(&statuses);
+    assert_eq!(
+        (after.get(&201), after.get(&429), after.len()),
+        (Some(&100), Some(&50), 2),
+        "a key on the promoted replica: {after:?}"
+    );
+    timeline.print(&format!(
+        "second from the kill, instance: key status x count (victim flagged failed at \
+         {flagged:.1?}, failover held until {:.1} s, shared again {recovered:.1?} after it \
+         was allowed)",
+        (allowed - timeline.zero).as_secs_f64()
+    ));
 }

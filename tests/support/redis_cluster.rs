@@ -202,13 +202,41 @@ impl RedisCluster {
         }
     }
 
-    /// Whether a replica of `master` holds `key` yet (replication is asynchronous).
-    pub fn replica_has(&self, master: u16, key: &str) -> bool {
-        let replicas = cli(master, &["cluster", "replicas", &node_id(master)]).unwrap_or_default();
-        replicas
+    /// The ports of `master`'s replicas.
+    pub fn replicas_of(&self, master: u16) -> Vec<u16> {
+        cli(master, &["cluster", "replicas", &node_id(master)])
+            .unwrap_or_default()
             .lines()
             .filter_map(|line| node_port(line.split_whitespace().nth(1)?))
+            .collect()
+    }
+
+    /// Whether a replica of `master` holds `key` yet (replication is asynchronous).
+    pub fn replica_has(&self, master: u16, key: &str) -> bool {
+        self.replicas_of(master)
+            .into_iter()
             .any(|port| replica_exists(port, key))
+    }
+
+    /// Holds back (`true`) or allows the automatic failover of the replicas on
+    /// `replicas` (`cluster-replica-no-failover`): a dead master's failover window then
+    /// lasts until it is allowed again, as long as a test needs it.
+    pub fn hold_failover(&self, replicas: &[u16], hold: bool) {
+        let value = if hold { "yes" } else { "no" };
+        self.config_set(replicas, "cluster-replica-no-failover", value);
+    }
+
+    /// `CONFIG SET name value` on the nodes on `ports`.
+    pub fn config_set(&self, ports: &[u16], name: &str, value: &str) {
+        for port in ports {
+            ok(*port, &["config", "set", name, value]);
+        }
+    }
+
+    /// Whether the cluster (as a live node sees it) has flagged the node on `port` as
+    /// failed: the failover window's second part, when its replica may be elected.
+    pub fn flagged_failed(&self, port: u16) -> bool {
+        self.nodes().iter().any(|n| n.port == port && n.failed)
     }
 
     /// Waits until every node says `cluster_state:ok`, every slot has a live master and
@@ -246,21 +274,9 @@ impl Drop for RedisCluster {
     }
 }
 
-/// The cluster slot of a key whose hash tag is `tag` (CRC16/XMODEM of it, mod 16 384),
-/// as Redis computes it.
+/// The cluster slot of a key whose hash tag is `tag`, as Redis computes it.
 pub fn slot_of(tag: &str) -> u16 {
-    let mut crc: u16 = 0;
-    for byte in tag.as_bytes() {
-        crc ^= u16::from(*byte) << 8;
-        for _ in 0..8 {
-            crc = if crc & 0x8000 != 0 {
-                (crc << 1) ^ 0x1021
-            } else {
-                crc << 1
-            };
-        }
-    }
-    crc % 16_384
+    ciq_redis::slot_of_key(tag.as_bytes())
 }
 
 /// The node id of the node on `port`.

@@ -169,8 +169,15 @@ pub trait RateLimiter: Send + Sync {
     }
 
     /// Whether a shared backend is configured but unreachable, so decisions are
-    /// in-process for now.
+    /// in-process for now (on a Redis Cluster: for some buckets at least).
     fn degraded(&self) -> bool {
         false
+    }
+
+    /// The share of buckets decided in-process although a shared backend is configured:
+    /// 0 when it answers, 1 when it does not, and on a Redis Cluster the share of slots
+    /// whose master is down.
+    fn degraded_share(&self) -> f64 {
+        0.0
     }
 }

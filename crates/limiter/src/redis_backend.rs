@@ -185,6 +185,11 @@ impl RedisLimiter {
         self.conn.ping().await
     }
 
+    /// Slots of a cluster whose master is down (0 on one node).
+    pub fn unserved_slots(&self) -> usize {
+        self.conn.unserved_slots()
+    }
+
     /// One node or a cluster.
     pub fn mode(&self) -> RedisMode {
         self.conn.mode()

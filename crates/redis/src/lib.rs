@@ -2,18 +2,19 @@
 //! every user of Redis (limiter, sessions) takes.
 //!
 //! `REDIS_URL` names one node (`redis://host:6379`) or, separated by commas, the seed
-//! nodes of a cluster. On a cluster the redis crate's cluster client routes each command
-//! by its key's slot, follows `MOVED` and `ASK` while slots move, and re-reads the slot
-//! map after a failover. Both connect lazily and reconnect by themselves, so opening
-//! succeeds while Redis is down.
+//! nodes of a cluster. On a cluster each command goes to the master of its key's slot
+//! over a connection of that master's own ([`cluster`]): a master that fails affects
+//! its slots only, and keys on the others are served as before. Both connect lazily
+//! and reconnect by themselves, so opening succeeds while Redis is down.
+
+pub mod cluster;
 
 use std::time::Duration;
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
-use redis::cluster::{ClusterClient, ClusterConfig};
-use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo};
 use redis::{Cmd, Pipeline, RedisError, RedisFuture, Value};
+
+pub use cluster::{Cluster, SLOTS, slot_of_key};
 
 /// Which Redis a [`RedisLink`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,8 +42,8 @@ impl RedisMode {
 pub enum RedisLink {
     /// One node, through a connection manager that reconnects after failures.
     Single(ConnectionManager),
-    /// A cluster, through the cluster client (one multiplexed connection per node).
-    Cluster(ClusterConnection),
+    /// A cluster: a multiplexed connection per node, commands routed by slot.
+    Cluster(Cluster),
 }
 
 impl RedisLink {
@@ -66,26 +67,7 @@ impl RedisLink {
                 client, config,
             )?));
         }
-        // Retries come soon and the whole request stays within twice the answer's
-        // bound, so a master that is gone shows as an error within it, never as a wait
-        // of seconds. A node that refuses two reconnections is dropped from the client's
-        // map, so the next request for its slots re-reads the slot map and finds the
-        // replica that took over (a stale map would keep sending to the dead master).
-        let client = ClusterClient::builder(nodes)
-            .connection_timeout(timeout)
-            .response_timeout(timeout)
-            .overall_response_timeout(Some(timeout * 2))
-            .retries(4)
-            .min_retry_wait(5)
-            .max_retry_wait(50)
-            .max_connection_attempts(std::num::NonZeroUsize::new(2).expect("2 > 0"))
-            .build()?;
-        let config = ClusterConfig::new()
-            .set_connection_timeout(timeout)
-            .set_response_timeout(timeout);
-        Ok(Self::Cluster(
-            client.get_pending_async_connection_with_config(config),
-        ))
+        Ok(Self::Cluster(Cluster::open(&nodes, timeout)?))
     }
 
     /// One node or a cluster.
@@ -105,20 +87,13 @@ impl RedisLink {
                 .query_async::<String>(&mut conn.clone())
                 .await
                 .map(drop),
-            Self::Cluster(conn) => {
-                let mut conn = conn.clone();
-                conn.route_command(
-                    ping,
-                    RoutingInfo::MultiNode((
-                        MultipleNodeRoutingInfo::AllMasters,
-                        Some(ResponsePolicy::AllSucceeded),
-                    )),
-                )
-                .await?;
-                let info: String = redis::cmd("CLUSTER")
-                    .arg("INFO")
-                    .query_async(&mut conn)
-                    .await?;
+            Self::Cluster(cluster) => {
+                cluster.on_every_master(&ping).await?;
+                let info: String = redis::from_redis_value(
+                    cluster
+                        .command(&redis::cmd("CLUSTER").arg("INFO").clone())
+                        .await?,
+                )?;
                 if info.lines().any(|line| line.trim() == "cluster_state:ok") {
                     Ok(())
                 } else {
@@ -128,6 +103,15 @@ impl RedisLink {
                     )))
                 }
             }
+        }
+    }
+
+    /// How many of a cluster's 16 384 slots have no master believed to answer (0 on one
+    /// node).
+    pub fn unserved_slots(&self) -> usize {
+        match self {
+            Self::Single(_) => 0,
+            Self::Cluster(cluster) => cluster.unserved_slots(),
         }
     }
 }
@@ -141,25 +125,12 @@ impl RedisLink {
         info.arg(section);
         match self {
             Self::Single(conn) => Ok(vec![info.query_async(&mut conn.clone()).await?]),
-            Self::Cluster(conn) => {
-                let answers = conn
-                    .clone()
-                    .route_command(
-                        info,
-                        RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None)),
-                    )
-                    .await?;
-                let Value::Map(per_node) = answers else {
-                    return Ok(vec![redis::from_redis_value(answers)?]);
-                };
-                per_node
-                    .into_iter()
-                    .map(|(_, answer)| match answer {
-                        Value::ServerError(err) => Err(RedisError::from(err)),
-                        answer => Ok(redis::from_redis_value(answer)?),
-                    })
-                    .collect()
-            }
+            Self::Cluster(cluster) => cluster
+                .on_every_master(&info)
+                .await?
+                .into_iter()
+                .map(|answer| redis::from_redis_value(answer).map_err(RedisError::from))
+                .collect(),
         }
     }
 }
@@ -177,7 +148,7 @@ impl ConnectionLike for RedisLink {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
             Self::Single(conn) => conn.req_packed_command(cmd),
-            Self::Cluster(conn) => conn.req_packed_command(cmd),
+            Self::Cluster(cluster) => Box::pin(cluster.command(cmd)),
         }
     }
 
@@ -189,14 +160,14 @@ impl ConnectionLike for RedisLink {
     ) -> RedisFuture<'a, Vec<Value>> {
         match self {
             Self::Single(conn) => conn.req_packed_commands(pipeline, offset, count),
-            Self::Cluster(conn) => conn.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(cluster) => Box::pin(cluster.pipeline(pipeline, offset, count)),
         }
     }
 
     fn get_db(&self) -> i64 {
         match self {
             Self::Single(conn) => conn.get_db(),
-            Self::Cluster(conn) => conn.get_db(),
+            Self::Cluster(_) => 0,
         }
     }
 }

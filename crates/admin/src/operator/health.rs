@@ -36,15 +36,20 @@ pub struct Readiness {
     pub database_replica: String,
     /// The limiter deciding now: `redis` (shared by every instance) or `in_process`.
     pub rate_limiter: String,
-    /// Redis: `ok`, `unreachable` (degraded: limiting in-process until it returns) or
+    /// Redis: `ok`, `unreachable` (degraded: limiting in-process until it returns),
+    /// `partial` (a Redis Cluster with a master down: the buckets of its slots are
+    /// limited in-process until it or its replica answers; the rest stay exact) or
     /// `not_configured`.
     pub redis: String,
     /// The Redis configured: `single` (one node), `cluster` (a Redis Cluster: reachable
     /// means every master answers) or `not_configured`.
     pub redis_mode: String,
-    /// Whether the instance runs degraded (Redis configured but unreachable). A
-    /// degraded instance still serves, so it is still ready.
+    /// Whether the instance runs degraded (Redis configured but unreachable, on a
+    /// cluster in part). A degraded instance still serves, so it is still ready.
     pub degraded: bool,
+    /// The share of rate-limit buckets decided in-process for now, 0 to 1: 1 while one
+    /// Redis node is unreachable; on a cluster, the share of slots whose master is down.
+    pub degraded_slots_share: f64,
 }
 
 /// Readiness responses.
@@ -93,11 +98,14 @@ impl HealthApi {
     async fn readyz(&self, state: Data<&Arc<OperatorState>>) -> ReadyResponse {
         // An open breaker already knows; a ping that hangs is given up on its bound.
         let db_ok = matches!(state.breaker.guard(state.db.ping()).await, Ok(Ok(())));
-        let degraded = state.limiter.degraded();
-        let redis = match (degraded, state.limiter.backend()) {
-            (true, _) => "unreachable",
-            (false, "redis") => "ok",
-            (false, _) => "not_configured",
+        // One reading of the share, so the fields below agree with each other.
+        let degraded_share = state.limiter.degraded_share();
+        let degraded = degraded_share > 0.0;
+        let redis = match state.limiter.redis_mode() {
+            None => "not_configured",
+            Some(_) if !degraded => "ok",
+            Some(_) if degraded_share >= 1.0 => "unreachable",
+            Some(_) => "partial",
         };
         // An instance that started during an outage verifies no key until its start
         // completes: not ready, whatever the spool could take.
@@ -105,7 +113,7 @@ impl HealthApi {
         // The store is gone but leads still have somewhere to go: ready.
         let spooling = !starting
             && !db_ok
-            && !degraded
+            && redis != "unreachable"
             && state.spool.as_ref().is_some_and(|spool| spool.accepting());
         let ready = db_ok || spooling;
         let store = match (db_ok, spooling) {
@@ -124,7 +132,12 @@ impl HealthApi {
             store: store.into(),
             spooled: state.spool.as_ref().map_or(0, |spool| spool.depth()),
             database_replica: state.reads.replica_state().as_str().into(),
-            rate_limiter: state.limiter.backend().into(),
+            rate_limiter: match redis {
+                "unreachable" => "in_process",
+                "not_configured" => state.limiter.backend(),
+                _ => "redis",
+            }
+            .into(),
             redis: redis.into(),
             redis_mode: state
                 .limiter
@@ -132,6 +145,8 @@ impl HealthApi {
                 .map_or("not_configured", |mode| mode.as_str())
                 .into(),
             degraded,
+            // Four decimals: a slot is 1/16 384.
+            degraded_slots_share: (degraded_share * 10_000.0).round() / 10_000.0,
         };
         if ready {
             ReadyResponse::Ready(Json(body))
@@ -164,6 +179,13 @@ pub fn render_metrics(state: &OperatorState) -> String {
             "gauge",
             "1 while Redis is configured but unreachable (limiting in-process).",
             u64::from(state.limiter.degraded()),
+        ),
+        (
+            "ciq_rate_limiter_degraded_slots",
+            "gauge",
+            "Redis Cluster slots (of 16 384) whose master is down, their buckets limited \
+             in-process; 16 384 while a single Redis is unreachable.",
+            (state.limiter.degraded_share() * ciq_redis::SLOTS as f64).round() as u64,
         ),
         (
             "ciq_redis_cluster",

@@ -29,6 +29,14 @@ async fn three_instances(cluster: &RedisCluster) -> Option<([TestApp; 3], String
     ))
 }
 
+/// A cluster of the test's own and three instances on it (see [`three_instances`]), or
+/// `None` (skip) where `redis-server` is not installed outside CI.
+async fn cluster_with_instances() -> Option<(RedisCluster, [TestApp; 3], String)> {
+    let cluster = RedisCluster::start().await?;
+    let (instances, prefix) = three_instances(&cluster).await?;
+    Some((cluster, instances, prefix))
+}
+
 /// The hash tag of a key's limiter bucket (`<prefix>rl:{key:<id>}`).
 fn bucket_tag(key_id: uuid::Uuid) -> String {
     format!("key:{key_id}")
@@ -108,10 +116,7 @@ async fn assert_shared(instances: &[TestApp; 3]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_instances_admit_exactly_the_limit_for_keys_on_every_master() {
-    let Some(cluster) = RedisCluster::start().await else {
-        return;
-    };
-    let Some((instances, _)) = three_instances(&cluster).await else {
+    let Some((cluster, instances, _)) = cluster_with_instances().await else {
         return;
     };
     assert_shared(&instances).await;
@@ -156,10 +161,7 @@ async fn in_turn(instances: &[TestApp; 3], key: &str, count: usize) -> Vec<u16> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bucket_whose_slot_moves_to_another_master_keeps_its_count() {
-    let Some(cluster) = RedisCluster::start().await else {
-        return;
-    };
-    let Some((instances, prefix)) = three_instances(&cluster).await else {
+    let Some((cluster, instances, prefix)) = cluster_with_instances().await else {
         return;
     };
     let user = instances[0].create_user("owner@acme.test").await;
@@ -189,10 +191,7 @@ async fn a_bucket_whose_slot_moves_to_another_master_keeps_its_count() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_master_killed_mid_run_degrades_without_a_5xx_then_shares_again_and_sessions_survive() {
-    let Some(mut cluster) = RedisCluster::start().await else {
-        return;
-    };
-    let Some((instances, prefix)) = three_instances(&cluster).await else {
+    let Some((mut cluster, instances, prefix)) = cluster_with_instances().await else {
         return;
     };
 
@@ -404,10 +403,7 @@ async fn until_partial(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_on_live_masters_stay_exact_while_another_master_fails_over() {
-    let Some(mut cluster) = RedisCluster::start().await else {
-        return;
-    };
-    let Some((instances, _)) = three_instances(&cluster).await else {
+    let Some((mut cluster, instances, _)) = cluster_with_instances().await else {
         return;
     };
     let masters: Vec<u16> = cluster

@@ -39,6 +39,13 @@ fn request(owner: LeadOwner, email: &str, browser: bool, key: Option<&str>) -> S
 }
 
 async fn spool_and_drainer(app: &TestApp, redis_url: &str) -> (Arc<Spool>, Drainer) {
+    let (spool, drainer) = spool_and_patient_drainer(app, redis_url).await;
+    (spool, drainer.claiming_after(Duration::from_millis(200)))
+}
+
+/// [`spool_and_drainer`] with the production claim threshold (15 s): only a dead
+/// consumer's heartbeat lets it take entries over sooner.
+async fn spool_and_patient_drainer(app: &TestApp, redis_url: &str) -> (Arc<Spool>, Drainer) {
     let link = ciq_redis::RedisLink::open(redis_url, Duration::from_millis(500)).unwrap();
     let prefix = format!("{}spool:", ciq_e2e::unique_redis_prefix());
     let spool = Spool::new(link, &prefix, 1_000, Duration::from_secs(3600));
@@ -50,8 +57,7 @@ async fn spool_and_drainer(app: &TestApp, redis_url: &str) -> (Arc<Spool>, Drain
         app.db.clone(),
         breaker,
         Arc::new(ciq_usage::Recorder::new()),
-    )
-    .claiming_after(Duration::from_millis(200));
+    );
     (spool, drainer)
 }
 
@@ -257,7 +263,82 @@ async fn the_drain_claims_a_dead_consumers_entries_and_stores_each_once(backend:
     );
 }
 
+/// A consumer whose heartbeat is gone (its instance was killed right after reading)
+/// loses its entries within a second of idleness, long before the 15 s claim threshold;
+/// a live consumer's entries stay with it.
+async fn a_dead_consumers_entries_are_taken_over_at_once_and_a_live_ones_are_not(backend: Backend) {
+    let Some(redis_url) = ciq_e2e::test_redis_url().await else {
+        return;
+    };
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let (user_id, _) = app.user_with_key("owner@acme.test").await;
+    let owner = LeadOwner {
+        user_id,
+        api_key_id: None,
+    };
+    let (spool, drainer) = spool_and_patient_drainer(&app, &redis_url).await;
+    for n in 0..40 {
+        let request = request(owner, &format!("h{n}@example.com"), false, None);
+        assert!(matches!(
+            spool.write(&request, "q").await.unwrap(),
+            Written::Queued(_)
+        ));
+    }
+    let mut conn = redis::Client::open(redis_url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    // A live instance's heartbeat; the dead one's expired with it.
+    let _: () = redis::cmd("SET")
+        .arg(spool.heartbeat_key("alive"))
+        .arg(1)
+        .arg("PX")
+        .arg(60_000)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let (mut dead, mut alive) = (0, 0);
+    for group in 0..ciq_spool::STREAMS {
+        for (consumer, count) in [("dead", 1), ("alive", 100)] {
+            let read: Option<redis::streams::StreamReadReply> = redis::cmd("XREADGROUP")
+                .arg("GROUP")
+                .arg(ciq_spool::GROUP)
+                .arg(consumer)
+                .arg("COUNT")
+                .arg(count)
+                .arg("STREAMS")
+                .arg(spool.stream_name(group))
+                .arg(">")
+                .query_async(&mut conn)
+                .await
+                .unwrap_or(None);
+            let read = read.map_or(0, |r| r.keys.iter().map(|k| k.ids.len()).sum::<usize>());
+            if consumer == "dead" {
+                dead += read;
+            } else {
+                alive += read;
+            }
+        }
+    }
+    assert_eq!(dead + alive, 40);
+    assert!(dead > 0 && alive > 0, "{dead} {alive}");
+    // Just read: not yet (a second of idleness first).
+    assert_eq!(drainer.drain_all().await.unwrap(), 0);
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let stored = drainer.drain_all().await.unwrap();
+    assert_eq!(
+        stored, dead as u64,
+        "the dead consumer's entries, no others"
+    );
+    assert_eq!(leads_of(&app, user_id).await.len(), dead);
+    assert_eq!(spool.count().await.unwrap(), alive as u64);
+}
+
 ciq_e2e::with_each_backend!(
+    a_dead_consumers_entries_are_taken_over_at_once_and_a_live_ones_are_not,
     applying_twice_stores_once_and_an_erased_lead_stays_erased,
     the_drain_claims_a_dead_consumers_entries_and_stores_each_once,
 );

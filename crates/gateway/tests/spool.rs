@@ -31,6 +31,46 @@ fn env(redis: &PrivateRedis, extra: &[(&'static str, String)]) -> Vec<(&'static 
     env
 }
 
+/// Each spool stream's unacknowledged entries (consumer, idle ms, deliveries): what a
+/// slow drain is waiting for.
+async fn pending(url: &str) -> String {
+    let mut conn = redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let streams: Vec<String> = redis::cmd("KEYS")
+        .arg("*spool:{s*}")
+        .query_async(&mut conn)
+        .await
+        .unwrap_or_default();
+    let mut report = Vec::new();
+    for stream in streams.iter().filter(|s| s.ends_with('}')) {
+        let entries: Vec<(String, String, u64, u64)> = redis::cmd("XPENDING")
+            .arg(stream)
+            .arg("drain")
+            .arg("-")
+            .arg("+")
+            .arg(100)
+            .query_async(&mut conn)
+            .await
+            .unwrap_or_default();
+        let len: u64 = redis::cmd("XLEN")
+            .arg(stream)
+            .query_async(&mut conn)
+            .await
+            .unwrap_or_default();
+        if len > 0 || !entries.is_empty() {
+            let held: Vec<String> = entries
+                .iter()
+                .map(|(_, consumer, idle, n)| format!("{}:{idle}ms:x{n}", &consumer[..8]))
+                .collect();
+            report.push(format!("{stream} len {len} pending [{}]", held.join(" ")));
+        }
+    }
+    report.join("; ")
+}
+
 fn start(pg: &PrivatePostgres, env: &[(&'static str, String)]) -> GatewayProcess {
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     GatewayProcess::start(BIN, &pg.url(), &env)
@@ -319,6 +359,7 @@ async fn a_postgres_outage_is_spooled_for_async_clients_and_drained_once() {
 
     assert!(pg.restart());
     let back_at = Instant::now();
+    let mut pending_when_slow = None;
     // The retry of k-1 before the drain, or after: the 202, or the 201's shape.
     loop {
         let (status, ready) = readiness(&a.base_url).await;
@@ -329,6 +370,9 @@ async fn a_postgres_outage_is_spooled_for_async_clients_and_drained_once() {
             back_at.elapsed() < Duration::from_secs(30),
             "not drained: {ready}"
         );
+        if pending_when_slow.is_none() && back_at.elapsed() > Duration::from_secs(5) {
+            pending_when_slow = Some(pending(&redis.url()).await);
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let drained_in = back_at.elapsed();
@@ -336,7 +380,8 @@ async fn a_postgres_outage_is_spooled_for_async_clients_and_drained_once() {
     // a consumer that then died (which would hold them for the 15 s claim threshold).
     assert!(
         drained_in < Duration::from_secs(8),
-        "drained in {drained_in:?}"
+        "drained in {drained_in:?}; pending when it was slow: {}",
+        pending_when_slow.unwrap_or_default()
     );
     let (status, headers, replayed) = create(&a.base_url, &key, &body, true, Some("k-1")).await;
     assert_eq!(status, 201, "{replayed}");

@@ -71,6 +71,9 @@ impl Drainer {
                 self.spool.check_policy().await;
             }
             ticks += 1;
+            if let Err(err) = self.spool.beat().await {
+                tracing::debug!(error = %err, "could not renew the drain's heartbeat");
+            }
             match self.spool.count().await {
                 Ok(depth) if depth > 0 && !self.breaker.is_open() => {
                     if let Err(err) = self.drain_all().await {
@@ -125,6 +128,9 @@ impl Drainer {
         let stream = self.spool.stream_name(group);
         let mut link = self.spool.link.clone();
         let mut entries = self.read(&stream, "0").await?;
+        if entries.is_empty() {
+            entries = self.claim_from_the_dead(&stream).await?;
+        }
         if entries.is_empty() {
             let claimed: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
                 .arg(&stream)
@@ -252,6 +258,65 @@ impl Drainer {
             .ignore();
         pipe.query_async::<()>(&mut link).await?;
         Ok((stored, true))
+    }
+
+    /// Up to [`BATCH`] unacknowledged entries of a consumer whose heartbeat is gone (its
+    /// instance died between reading and acknowledging them), taken over now rather
+    /// than when they have sat idle for the claim threshold. Entries idle for less than
+    /// a second stay where they are, so two live drains do not take them from each
+    /// other.
+    async fn claim_from_the_dead(&self, stream: &str) -> Result<Vec<Read>, SpoolError> {
+        let mut link = self.spool.link.clone();
+        let summary: redis::streams::StreamPendingReply = redis::cmd("XPENDING")
+            .arg(stream)
+            .arg(GROUP)
+            .query_async(&mut link)
+            .await
+            .or_else(no_group_is_empty)?;
+        let redis::streams::StreamPendingReply::Data(summary) = summary else {
+            return Ok(Vec::new());
+        };
+        for holder in summary.consumers {
+            if holder.name == self.spool.consumer || holder.pending == 0 {
+                continue;
+            }
+            let alive: bool = redis::cmd("EXISTS")
+                .arg(self.spool.heartbeat_key(&holder.name))
+                .query_async(&mut link)
+                .await?;
+            if alive {
+                continue;
+            }
+            let held: redis::streams::StreamPendingCountReply = redis::cmd("XPENDING")
+                .arg(stream)
+                .arg(GROUP)
+                .arg("-")
+                .arg("+")
+                .arg(BATCH)
+                .arg(&holder.name)
+                .query_async(&mut link)
+                .await?;
+            let ids: Vec<&String> = held.ids.iter().map(|pending| &pending.id).collect();
+            if ids.is_empty() {
+                continue;
+            }
+            let claimed: redis::streams::StreamClaimReply = redis::cmd("XCLAIM")
+                .arg(stream)
+                .arg(GROUP)
+                .arg(&self.spool.consumer)
+                .arg(1_000)
+                .arg(&ids)
+                .query_async(&mut link)
+                .await?;
+            if !claimed.ids.is_empty() {
+                tracing::info!(
+                    entries = claimed.ids.len(),
+                    "took over the spool entries of an instance that stopped"
+                );
+                return Ok(claimed.ids.iter().map(read_entry).collect());
+            }
+        }
+        Ok(Vec::new())
     }
 
     /// Up to [`BATCH`] entries of `stream` for this consumer from `from` (`0`: those it

@@ -36,6 +36,10 @@ pub const STREAMS: u16 = 16;
 pub const GROUP: &str = "drain";
 /// `CIQ_SPOOL_MAX_ENTRIES`'s default.
 pub const DEFAULT_MAX_ENTRIES: u64 = 1_000_000;
+/// How long an instance's drain counts as alive after its last heartbeat (renewed every
+/// second): a killed instance's unacknowledged entries are taken over after this,
+/// however recently it read them.
+pub const HEARTBEAT_TTL: Duration = Duration::from_secs(3);
 /// How long a write waits for a replica's acknowledgement on a cluster.
 const REPLICA_WAIT: Duration = Duration::from_secs(1);
 
@@ -218,6 +222,25 @@ impl Spool {
                 );
             }
         }
+    }
+
+    /// The key that says this instance's drain (consumer `consumer`) is alive: set for
+    /// [`HEARTBEAT_TTL`] every second, gone within that once the instance dies.
+    pub fn heartbeat_key(&self, consumer: &str) -> String {
+        format!("{}consumer:{consumer}", self.prefix)
+    }
+
+    /// Renews this instance's heartbeat (see [`Spool::heartbeat_key`]).
+    pub async fn beat(&self) -> Result<(), SpoolError> {
+        let ttl = u64::try_from(HEARTBEAT_TTL.as_millis()).unwrap_or(3_000);
+        redis::cmd("SET")
+            .arg(self.heartbeat_key(&self.consumer))
+            .arg(1)
+            .arg("PX")
+            .arg(ttl)
+            .query_async::<()>(&mut self.link.clone())
+            .await?;
+        Ok(())
     }
 
     /// The key of stream `group` (`<prefix>{sN}`).

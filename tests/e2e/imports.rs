@@ -447,6 +447,67 @@ async fn a_rerun_with_external_ids_updates_every_good_row_and_creates_nothing(ap
     assert_eq!(html.matches("crm.csv").count(), 2);
 }
 
+/// Every imported lead is announced once per change: `lead.created` by the first import,
+/// `lead.updated` by the re-run (the upserts' events are fanned out together per chunk,
+/// none lost or doubled on the way).
+async fn every_imported_lead_is_announced_once_to_webhooks(backend: Backend) {
+    use ciq_leads::events::EventType;
+    let Some(app) = TestApp::spawn_with(backend, crate::webhooks::quick).await else {
+        return;
+    };
+    let receiver = ciq_e2e::Receiver::start().await;
+    let Uploaded {
+        alice,
+        client,
+        csrf,
+        id,
+    } = alice_uploads(&app).await;
+    let (hook, _) = crate::webhooks::endpoint(
+        &app,
+        alice,
+        &receiver.url("/hook"),
+        &[EventType::Created, EventType::Updated],
+    )
+    .await;
+    assert_eq!(
+        start_suggested(&client, &app, &csrf, id).await.status(),
+        303
+    );
+    assert_eq!(finished(&app, alice, id).await.status, ImportStatus::Done);
+    let resp = upload(&client, &app, &csrf, "crm.csv", CSV.as_bytes().to_vec()).await;
+    let again = import_of(&resp);
+    assert_eq!(
+        start_suggested(&client, &app, &csrf, again).await.status(),
+        303
+    );
+    let done = finished(&app, alice, again).await;
+    assert_eq!((done.created_count, done.updated_count), (0, 4));
+
+    let deliveries = crate::webhooks::deliveries_of(&app, hook).await;
+    let leads = leads_of(&app, alice).await;
+    assert_eq!(leads.len(), 4);
+    for lead in &leads {
+        let kinds = |kind: &str| {
+            deliveries
+                .iter()
+                .filter(|d| d.lead_id == lead.id && d.event_type == kind)
+                .count()
+        };
+        assert_eq!(
+            (kinds("lead.created"), kinds("lead.updated")),
+            (1, 1),
+            "{}",
+            lead.name
+        );
+    }
+    assert_eq!(deliveries.len(), 8, "nothing else announced");
+}
+
+mod announced {
+    ciq_e2e::with_each_backend!(every_imported_lead_is_announced_once_to_webhooks);
+    use super::*;
+}
+
 async fn another_owner_reaches_none_of_an_import(app: TestApp) {
     let Uploaded { id, .. } = alice_imports(&app).await;
     // Another owner reaches none of it.

@@ -50,7 +50,7 @@ pub(crate) async fn owner_with_key(app: &TestApp, email: &str) -> (Uuid, String)
 }
 
 /// An endpoint of `user` at `url`, for `events`; its secret.
-async fn endpoint(
+pub(crate) async fn endpoint(
     app: &TestApp,
     user: Uuid,
     url: &str,

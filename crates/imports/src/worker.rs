@@ -18,7 +18,7 @@ use ciq_entity::lead_import_failure;
 use ciq_store::Breaker;
 
 use ciq_leads::LeadError;
-use ciq_leads::store::{LeadOwner, Upserted, insert_in, upsert_in};
+use ciq_leads::store::{Announced, LeadOwner, Upserted, insert_in, upsert_collecting};
 
 use crate::store;
 use crate::{ImportFile, Mapping, Row, RowPlan, plan};
@@ -233,6 +233,8 @@ impl ImportWorker {
         }
         let mut counts = Counts::default();
         let mut creates = Vec::new();
+        // The upserts' events, fanned out once for the chunk.
+        let mut announced = Announced::default();
         let mut failures = Vec::new();
         for (row, plan) in plans {
             let refused = match plan {
@@ -245,9 +247,16 @@ impl ImportWorker {
                     patch,
                     new,
                 } => {
-                    let upserted = upsert_in(&txn, owner, &external_id, *patch, new.as_ref().ok())
-                        .await
-                        .map_err(|err| DbErr::Custom(err.to_string()))?;
+                    let upserted = upsert_collecting(
+                        &txn,
+                        owner,
+                        &external_id,
+                        *patch,
+                        new.as_ref().ok(),
+                        &mut announced,
+                    )
+                    .await
+                    .map_err(|err| DbErr::Custom(err.to_string()))?;
                     match upserted {
                         Some(Upserted::Created(_)) => {
                             counts.created += 1;
@@ -280,6 +289,7 @@ impl ImportWorker {
         }
         // Rows without an external id never conflict; the skip keeps a row of a file
         // whose external id column is unmapped from ever failing the chunk.
+        announced.fan_out(&txn).await?;
         let created = insert_in(&txn, owner, creates).await?;
         counts.created += i32::try_from(created).unwrap_or(i32::MAX);
         if !failures.is_empty() {

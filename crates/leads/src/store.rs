@@ -742,23 +742,29 @@ pub async fn update(
         }
         Err(PatchError::Lead(err)) => return Err(err),
     };
-    let lead = find(&txn, user_id, id).await?;
-    if changed.is_some_and(|rows| rows > 0) {
-        outbox::fan_out(&txn, events::event(EventType::Updated, &lead).as_slice()).await?;
-    }
+    let lead = match changed {
+        // The update's own RETURNING: no second read.
+        Some(mut rows) if !rows.is_empty() => {
+            let lead = Lead::from(rows.swap_remove(0));
+            outbox::fan_out(&txn, events::event(EventType::Updated, &lead).as_slice()).await?;
+            lead
+        }
+        // No such lead (NotFound), or an empty patch: the lead as it is.
+        _ => find(&txn, user_id, id).await?,
+    };
     txn.commit().await?;
     Ok(lead)
 }
 
 /// Applies `patch` to the lead of `user_id`'s account that `which` picks (by id, or by
-/// external id); returns how many rows it changed (0: no such lead), or `None` when the
-/// patch carries no field at all (nothing is written).
+/// external id); returns the rows as changed (`RETURNING`, so no read follows; empty: no
+/// such lead), or `None` when the patch carries no field at all (nothing is written).
 async fn apply_patch(
     db: &impl sea_orm::ConnectionTrait,
     user_id: Uuid,
     which: sea_orm::sea_query::SimpleExpr,
     patch: crate::rules::LeadPatch,
-) -> Result<Option<u64>, PatchError> {
+) -> Result<Option<Vec<lead::Model>>, PatchError> {
     use sea_orm::sea_query::Expr;
     let external_id = match &patch.external_id {
         crate::rules::Change::Set(v) => Some(v.clone()),
@@ -774,8 +780,8 @@ async fn apply_patch(
                 |update, (column, value)| update.col_expr(column, value),
             )
             .filter(which);
-        return match update.exec(db).await {
-            Ok(done) => Ok(Some(done.rows_affected)),
+        return match update.exec_with_returning(db).await {
+            Ok(rows) => Ok(Some(rows)),
             Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
                 Err(match external_id {
                     Some(external_id) => PatchError::Taken(external_id),
@@ -923,14 +929,45 @@ pub async fn insert_in(
 }
 
 /// One upsert inside the caller's transaction `txn`: the update by external id, else
-/// an insert that skips a conflicting external id, tried until one of them wrote.
-/// `Ok(None)`: no lead has the external id and `new` is `None` (nothing written).
+/// an insert that skips a conflicting external id, tried until one of them wrote; its
+/// webhook event (`lead.updated` or `lead.created`) fanned out in the same transaction.
+/// `None`: no lead has the external id and `new` is none (nothing written).
 pub async fn upsert_in(
     txn: &impl sea_orm::ConnectionTrait,
     owner: LeadOwner,
     external_id: &str,
     patch: crate::rules::LeadPatch,
     new: Option<&NewLead>,
+) -> Result<Option<Upserted>, LeadError> {
+    let mut announced = Announced::default();
+    let upserted = upsert_collecting(txn, owner, external_id, patch, new, &mut announced).await?;
+    announced.fan_out(txn).await?;
+    Ok(upserted)
+}
+
+/// Webhook events of several writes in one transaction, fanned out together: one
+/// look-up of the accounts' endpoints (and one insert of deliveries) for all of them
+/// instead of one per write.
+#[derive(Debug, Default)]
+pub struct Announced(Vec<outbox::Event>);
+
+impl Announced {
+    /// Fans the events out inside `txn`, the transaction of the writes they announce.
+    pub async fn fan_out(self, txn: &impl sea_orm::ConnectionTrait) -> Result<(), DbErr> {
+        outbox::fan_out(txn, &self.0).await.map(drop)
+    }
+}
+
+/// [`upsert_in`] without the fan-out: the upsert's event joins `announced`, for the
+/// caller to fan out with others (an import chunk: one fan-out for all its rows) in the
+/// same transaction.
+pub async fn upsert_collecting(
+    txn: &impl sea_orm::ConnectionTrait,
+    owner: LeadOwner,
+    external_id: &str,
+    patch: crate::rules::LeadPatch,
+    new: Option<&NewLead>,
+    announced: &mut Announced,
 ) -> Result<Option<Upserted>, LeadError> {
     let user_id = owner.user_id;
     let by_external_id = || lead::Column::ExternalId.eq(external_id);
@@ -947,19 +984,25 @@ pub async fn upsert_in(
             }
             Err(PatchError::Lead(err)) => return Err(err),
         };
-        if patched != Some(0) {
+        if patched.as_ref().is_none_or(|rows| !rows.is_empty()) {
             if let Some(field) = patch.creates_only {
                 // The lead exists: what only a create takes is refused (the caller's
                 // transaction is rolled back with the patch).
                 return Err(LeadError::SetOnce(field));
             }
-            let lead = lead::Entity::in_account(user_id)
-                .filter(by_external_id())
-                .one(txn)
-                .await?;
+            // The update's RETURNING, or (an empty patch) the lead as it is.
+            let lead = match patched {
+                Some(mut rows) => Some(rows.swap_remove(0)),
+                None => {
+                    lead::Entity::in_account(user_id)
+                        .filter(by_external_id())
+                        .one(txn)
+                        .await?
+                }
+            };
             if let Some(lead) = lead {
                 let lead = Lead::from(lead);
-                outbox::fan_out(txn, events::event(EventType::Updated, &lead).as_slice()).await?;
+                announced.0.extend(events::event(EventType::Updated, &lead));
                 return Ok(Some(Upserted::Updated(Box::new(lead))));
             }
             continue;
@@ -974,7 +1017,7 @@ pub async fn upsert_in(
             .await?;
         if inserted == 1 {
             let lead = Lead::from(row);
-            outbox::fan_out(txn, events::event(EventType::Created, &lead).as_slice()).await?;
+            announced.0.extend(events::event(EventType::Created, &lead));
             return Ok(Some(Upserted::Created(Box::new(lead))));
         }
     }

@@ -126,12 +126,7 @@ async fn three_instances_admit_exactly_the_limit_for_keys_on_every_master() {
             .await
             .contains("ciq_redis_cluster 1")
     );
-    let masters: Vec<u16> = cluster
-        .nodes()
-        .iter()
-        .filter(|n| n.master)
-        .map(|n| n.port)
-        .collect();
+    let masters = cluster.masters();
     assert_eq!(masters.len(), 3);
     for (master, key) in a_key_on_each(&instances[0], &cluster, &masters).await {
         let statuses = burst(&instances, &key).await;
@@ -406,12 +401,7 @@ async fn keys_on_live_masters_stay_exact_while_another_master_fails_over() {
     let Some((mut cluster, instances, _)) = cluster_with_instances().await else {
         return;
     };
-    let masters: Vec<u16> = cluster
-        .nodes()
-        .iter()
-        .filter(|n| n.master)
-        .map(|n| n.port)
-        .collect();
+    let masters = cluster.masters();
     let (victim, live) = (masters[0], masters[1]);
     let keys = a_key_on_each(&instances[0], &cluster, &[victim, live]).await;
     let key_of = |master: u16| keys.iter().find(|(m, _)| *m == master).unwrap().1.clone();

@@ -163,6 +163,23 @@ async fn alice_uploads(app: &TestApp) -> Uploaded {
     }
 }
 
+/// [`CSV`] uploaded again by `alice`, started with the suggested mapping (external_id
+/// mapped) and run to its end: the finished import.
+async fn import_again(
+    client: &reqwest::Client,
+    app: &TestApp,
+    csrf: &str,
+    alice: Uuid,
+) -> ciq_imports::store::ImportSummary {
+    let resp = upload(client, app, csrf, "crm.csv", CSV.as_bytes().to_vec()).await;
+    let again = import_of(&resp);
+    assert_eq!(
+        start_suggested(client, app, csrf, again).await.status(),
+        303
+    );
+    finished(app, alice, again).await
+}
+
 /// [`alice_uploads`], started with the suggested mapping and run to its end.
 async fn alice_imports(app: &TestApp) -> Uploaded {
     let uploaded = alice_uploads(app).await;
@@ -425,13 +442,7 @@ async fn a_rerun_with_external_ids_updates_every_good_row_and_creates_nothing(ap
         ..
     } = alice_imports(&app).await;
     // The same file again, external_id mapped: every good row updates its lead.
-    let resp = upload(&client, &app, &csrf, "crm.csv", CSV.as_bytes().to_vec()).await;
-    let again = import_of(&resp);
-    assert_eq!(
-        start_suggested(&client, &app, &csrf, again).await.status(),
-        303
-    );
-    let done = finished(&app, alice, again).await;
+    let done = import_again(&client, &app, &csrf, alice).await;
     assert_eq!(
         (done.created_count, done.updated_count, done.failed_count),
         (0, 4, 2)
@@ -474,13 +485,7 @@ async fn every_imported_lead_is_announced_once_to_webhooks(backend: Backend) {
         303
     );
     assert_eq!(finished(&app, alice, id).await.status, ImportStatus::Done);
-    let resp = upload(&client, &app, &csrf, "crm.csv", CSV.as_bytes().to_vec()).await;
-    let again = import_of(&resp);
-    assert_eq!(
-        start_suggested(&client, &app, &csrf, again).await.status(),
-        303
-    );
-    let done = finished(&app, alice, again).await;
+    let done = import_again(&client, &app, &csrf, alice).await;
     assert_eq!((done.created_count, done.updated_count), (0, 4));
 
     let deliveries = crate::webhooks::deliveries_of(&app, hook).await;

@@ -38,6 +38,19 @@ fn request(owner: LeadOwner, email: &str, browser: bool, key: Option<&str>) -> S
     }
 }
 
+/// The test Redis, an app on `backend` and an owner (with a key), or `None` (skip)
+/// where Redis or the backend is missing.
+async fn app_with_owner(backend: Backend) -> Option<(String, TestApp, LeadOwner)> {
+    let redis_url = ciq_e2e::test_redis_url().await?;
+    let app = TestApp::spawn(backend).await?;
+    let (user_id, _) = app.user_with_key("owner@acme.test").await;
+    let owner = LeadOwner {
+        user_id,
+        api_key_id: None,
+    };
+    Some((redis_url, app, owner))
+}
+
 async fn spool_and_drainer(app: &TestApp, redis_url: &str) -> (Arc<Spool>, Drainer) {
     let (spool, drainer) = spool_and_patient_drainer(app, redis_url).await;
     (spool, drainer.claiming_after(Duration::from_millis(200)))
@@ -162,17 +175,10 @@ async fn applying_twice_stores_once_and_an_erased_lead_stays_erased(backend: Bac
 /// their keys' records go; an entry a dead consumer read is claimed by another — both
 /// when the dead one never committed it and when it committed but did not acknowledge.
 async fn the_drain_claims_a_dead_consumers_entries_and_stores_each_once(backend: Backend) {
-    let Some(redis_url) = ciq_e2e::test_redis_url().await else {
+    let Some((redis_url, app, owner)) = app_with_owner(backend).await else {
         return;
     };
-    let Some(app) = TestApp::spawn(backend).await else {
-        return;
-    };
-    let (user_id, _) = app.user_with_key("owner@acme.test").await;
-    let owner = LeadOwner {
-        user_id,
-        api_key_id: None,
-    };
+    let user_id = owner.user_id;
     let (spool, drainer) = spool_and_drainer(&app, &redis_url).await;
     let with_key = request(owner, "k@example.com", false, Some("order-7"));
     assert!(matches!(
@@ -267,17 +273,10 @@ async fn the_drain_claims_a_dead_consumers_entries_and_stores_each_once(backend:
 /// loses its entries within a second of idleness, long before the 15 s claim threshold;
 /// a live consumer's entries stay with it.
 async fn a_dead_consumers_entries_are_taken_over_at_once_and_a_live_ones_are_not(backend: Backend) {
-    let Some(redis_url) = ciq_e2e::test_redis_url().await else {
+    let Some((redis_url, app, owner)) = app_with_owner(backend).await else {
         return;
     };
-    let Some(app) = TestApp::spawn(backend).await else {
-        return;
-    };
-    let (user_id, _) = app.user_with_key("owner@acme.test").await;
-    let owner = LeadOwner {
-        user_id,
-        api_key_id: None,
-    };
+    let user_id = owner.user_id;
     let (spool, drainer) = spool_and_patient_drainer(&app, &redis_url).await;
     for n in 0..40 {
         let request = request(owner, &format!("h{n}@example.com"), false, None);

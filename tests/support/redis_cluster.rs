@@ -130,6 +130,15 @@ impl RedisCluster {
         panic!("no cluster node answers");
     }
 
+    /// The ports of the masters now.
+    pub fn masters(&self) -> Vec<u16> {
+        self.nodes()
+            .iter()
+            .filter(|n| n.master)
+            .map(|n| n.port)
+            .collect()
+    }
+
     /// The port of the master serving `slot` now (waiting up to 10 s while the node
     /// asked has not yet heard of a failover's new master).
     pub fn master_of_slot(&self, slot: u16) -> u16 {

@@ -26,6 +26,7 @@ ciq_e2e::with_each_backend!(
     deliveries_are_logged_as_delivered_and_counted_in_the_metrics,
     failures_are_retried_on_the_schedule_with_the_same_webhook_id,
     two_instances_deliver_a_thousand_events_once_each,
+    leases_left_by_a_store_failure_are_given_back_at_the_next_claim,
 );
 
 /// The schedule the tests run on: retries 1 s apart; the receiver on 127.0.0.1; a
@@ -104,6 +105,55 @@ pub(crate) async fn deliveries_of(app: &TestApp, endpoint: Uuid) -> Vec<webhook_
         .all(&app.db)
         .await
         .unwrap()
+}
+
+/// A delivery this instance leased but lost track of when the store failed (its
+/// attempt's outcome could not be written) goes out as soon as the store answers again,
+/// not when its lease (60 s) runs out.
+async fn leases_left_by_a_store_failure_are_given_back_at_the_next_claim(backend: Backend) {
+    use sea_orm::{ActiveModelTrait, Set};
+    let Some(app) = TestApp::spawn_with(backend, |s| {
+        quick(s);
+        s.webhooks.deliver = false;
+    })
+    .await
+    else {
+        return;
+    };
+    let receiver = Receiver::start().await;
+    let (user, key) = owner_with_key(&app, "owner@acme.test").await;
+    endpoint(&app, user, &receiver.url("/hook"), &[EventType::Created]).await;
+    assert_eq!(
+        app.post_lead(Some(&key), &reference_curl_body())
+            .await
+            .status(),
+        201
+    );
+    let worker = app.states.webhooks.clone();
+    worker.fan_out().await.unwrap();
+    // Leased by this instance for an hour, as a claim whose attempt was never recorded.
+    let pending = webhook_delivery::Entity::find()
+        .one(&app.db)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut leased: webhook_delivery::ActiveModel = pending.into();
+    leased.lease_owner = Set(Some(worker.instance()));
+    leased.lease_until = Set(Some(ciq_entity::now() + chrono::TimeDelta::hours(1)));
+    leased.update(&app.db).await.unwrap();
+    assert_eq!(worker.deliver_due().await.unwrap(), 0, "held by its lease");
+    assert!(receiver.received("/hook").is_empty());
+
+    worker.lost_the_store();
+    assert_eq!(worker.deliver_due().await.unwrap(), 1);
+    assert_eq!(receiver.received("/hook").len(), 1);
+    let delivered = webhook_delivery::Entity::find()
+        .one(&app.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(delivered.status, DeliveryStatus::Delivered);
+    assert_eq!(delivered.lease_owner, None);
 }
 
 /// Group commit's batch rows (the form PostgreSQL's `json_agg` writes) become one

@@ -85,6 +85,11 @@ pub struct DeliveryWorker {
     in_flight: AtomicUsize,
     busy_endpoints: Mutex<HashSet<Uuid>>,
     wake: Notify,
+    /// Set when the store failed under this instance (a claim, or the record of an
+    /// attempt): it may hold leases on deliveries it is not sending (the attempt's
+    /// outcome was lost, or the claim's answer was). The next claim gives those back
+    /// first, so they go out when the store is back instead of when the lease ends.
+    stale_leases: std::sync::atomic::AtomicBool,
 }
 
 /// What an attempt came to.
@@ -151,7 +156,20 @@ impl DeliveryWorker {
             in_flight: AtomicUsize::new(0),
             busy_endpoints: Mutex::new(HashSet::new()),
             wake: Notify::new(),
+            stale_leases: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// This run's id: what `lease_owner` holds on the deliveries it has leased.
+    pub fn instance(&self) -> Uuid {
+        self.instance
+    }
+
+    /// Test seam: as if the store had just failed under this instance (its leases on
+    /// deliveries it is not sending are given back at the next claim).
+    #[doc(hidden)]
+    pub fn lost_the_store(&self) {
+        self.stale_leases.store(true, Ordering::Release);
     }
 
     /// Looks for due deliveries now.
@@ -183,6 +201,7 @@ impl DeliveryWorker {
                     }
                     Err(err) if !failing => {
                         failing = true;
+                        self.stale_leases.store(true, Ordering::Release);
                         tracing::warn!(error = %err, "webhook delivery: the store failed; will retry");
                     }
                     Err(_) => {}
@@ -193,6 +212,26 @@ impl DeliveryWorker {
                 () = tokio::time::sleep(POLL) => {}
             }
         }
+    }
+
+    /// Gives back the leases this instance holds on pending deliveries of endpoints it
+    /// is not sending to now: left over from a store failure (see `stale_leases`).
+    async fn release_stale(&self) -> Result<(), DbErr> {
+        let busy: Vec<Uuid> = self.busy_endpoints.lock().await.iter().copied().collect();
+        let released = unleased(webhook_delivery::Entity::update_many())
+            .filter(webhook_delivery::Column::LeaseOwner.eq(self.instance))
+            .filter(webhook_delivery::Column::Status.eq(DeliveryStatus::Pending))
+            .filter(webhook_delivery::Column::EndpointId.is_not_in(busy))
+            .exec(&self.db)
+            .await?;
+        self.stale_leases.store(false, Ordering::Release);
+        if released.rows_affected > 0 {
+            tracing::info!(
+                deliveries = released.rows_affected,
+                "webhook leases left by a store failure given back"
+            );
+        }
+        Ok(())
     }
 
     /// Gives back this instance's leases (at shutdown): another instance, or this one
@@ -214,6 +253,9 @@ impl DeliveryWorker {
 
     /// Claims what is due (within the free slots) and starts sending it; how many.
     async fn claim_and_send(self: &Arc<Self>) -> Result<usize, DbErr> {
+        if self.stale_leases.load(Ordering::Acquire) {
+            self.release_stale().await?;
+        }
         let groups = self.claim_groups().await?;
         let count = groups.iter().map(|(_, d)| d.len()).sum();
         for (endpoint_id, deliveries) in groups {
@@ -227,6 +269,9 @@ impl DeliveryWorker {
     /// how many were claimed (tests, and a caller that wants it done now).
     pub async fn deliver_due(self: &Arc<Self>) -> Result<usize, DbErr> {
         self.fan_out().await?;
+        if self.stale_leases.load(Ordering::Acquire) {
+            self.release_stale().await?;
+        }
         let groups = self.claim_groups().await?;
         let count = groups.iter().map(|(_, d)| d.len()).sum();
         futures_util::future::join_all(
@@ -352,7 +397,9 @@ impl DeliveryWorker {
         let answer = self.send(&delivery).await;
         metrics::histogram!("ciq_webhook_attempt_seconds").record(started.elapsed().as_secs_f64());
         if let Err(err) = self.record(&delivery, answer).await {
-            // The lease runs out and the delivery is sent again: at least once.
+            // Given back at the next claim once the store answers (else the lease runs
+            // out): the delivery is sent again, at least once.
+            self.stale_leases.store(true, Ordering::Release);
             tracing::warn!(error = %err, delivery = %delivery.id, "could not record a webhook attempt");
         }
     }

@@ -55,24 +55,39 @@ impl RedisCluster {
             eprintln!("skipping: redis-server is not installed");
             return None;
         }
-        let dir = std::env::temp_dir().join(format!("ciq-cluster-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut ports = Vec::new();
-        for _ in 0..6 {
-            let port = free_node_port(&ports);
-            ports.push(port);
-        }
-        let mut cluster = Self {
-            ports: ports.clone(),
-            children: Vec::new(),
-            dir,
+        // A port found free may be taken by a parallel test before its node binds it:
+        // such a start is given up and made again on other ports.
+        let mut attempt = 0;
+        let (cluster, ports) = loop {
+            attempt += 1;
+            let dir = std::env::temp_dir().join(format!("ciq-cluster-{}", uuid::Uuid::new_v4()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let mut ports = Vec::new();
+            for _ in 0..6 {
+                let port = free_node_port(&ports);
+                ports.push(port);
+            }
+            let mut cluster = Self {
+                ports: ports.clone(),
+                children: Vec::new(),
+                dir,
+            };
+            for port in ports.clone() {
+                cluster.spawn_node(port);
+            }
+            let mut started = true;
+            for port in &ports {
+                started &= wait_for_port(*port).await;
+            }
+            if started {
+                break (cluster, ports);
+            }
+            assert!(
+                attempt < 3,
+                "redis-server did not start on {ports:?}, three times"
+            );
+            drop(cluster);
         };
-        for port in ports.clone() {
-            cluster.spawn_node(port);
-        }
-        for port in &ports {
-            wait_for_port(*port).await;
-        }
         let mut create = Command::new("redis-cli");
         create.arg("--cluster").arg("create");
         for port in &ports {
@@ -357,12 +372,13 @@ fn parse_nodes(text: &str) -> Vec<Node> {
         .collect()
 }
 
-async fn wait_for_port(port: u16) {
-    for _ in 0..100 {
+/// Whether something listens on `port` within 10 s.
+async fn wait_for_port(port: u16) -> bool {
+    for _ in 0..200 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
+            return true;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("redis-server did not start on port {port}");
+    false
 }

@@ -27,6 +27,7 @@ ciq_e2e::with_each_backend!(
     failures_are_retried_on_the_schedule_with_the_same_webhook_id,
     two_instances_deliver_a_thousand_events_once_each,
     leases_left_by_a_store_failure_are_given_back_at_the_next_claim,
+    an_attempt_whose_outcome_the_store_did_not_take_is_recorded_not_sent_again,
 );
 
 /// The schedule the tests run on: retries 1 s apart; the receiver on 127.0.0.1; a
@@ -154,6 +155,64 @@ async fn leases_left_by_a_store_failure_are_given_back_at_the_next_claim(backend
         .unwrap();
     assert_eq!(delivered.status, DeliveryStatus::Delivered);
     assert_eq!(delivered.lease_owner, None);
+}
+
+/// An event that reached its receiver while the store failed under the worker (the
+/// outcome could not be written) is recorded when the store answers again, not sent a
+/// second time: the lease stays held until then, and a failing store keeps it waiting.
+async fn an_attempt_whose_outcome_the_store_did_not_take_is_recorded_not_sent_again(
+    backend: Backend,
+) {
+    let Some(app) = TestApp::spawn_with(backend, |s| {
+        quick(s);
+        s.webhooks.deliver = false;
+    })
+    .await
+    else {
+        return;
+    };
+    let receiver = Receiver::start().await;
+    let (user, key) = owner_with_key(&app, "owner@acme.test").await;
+    endpoint(&app, user, &receiver.url("/hook"), &[EventType::Created]).await;
+    assert_eq!(
+        app.post_lead(Some(&key), &reference_curl_body())
+            .await
+            .status(),
+        201
+    );
+    let worker = app.states.webhooks.clone();
+    // The record of the attempt fails, and so does the first try to write it later.
+    worker.fail_next_records(2);
+    assert_eq!(worker.deliver_due().await.unwrap(), 1);
+    assert_eq!(receiver.received("/hook").len(), 1);
+    let held = webhook_delivery::Entity::find()
+        .one(&app.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(held.status, DeliveryStatus::Pending);
+    assert_eq!(held.attempts, 0);
+    assert_eq!(held.lease_owner, Some(worker.instance()), "still leased");
+
+    assert!(
+        worker.deliver_due().await.is_err(),
+        "the store still fails: nothing is claimed"
+    );
+    assert_eq!(
+        worker.deliver_due().await.unwrap(),
+        0,
+        "recorded, not claimed"
+    );
+    assert_eq!(receiver.received("/hook").len(), 1, "not sent again");
+    let recorded = webhook_delivery::Entity::find()
+        .one(&app.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(recorded.status, DeliveryStatus::Delivered);
+    assert_eq!(recorded.attempts, 1);
+    assert_eq!(recorded.last_status_code, Some(200));
+    assert_eq!(recorded.lease_owner, None);
 }
 
 /// Group commit's batch rows (the form PostgreSQL's `json_agg` writes) become one

@@ -90,10 +90,17 @@ pub struct DeliveryWorker {
     /// outcome was lost, or the claim's answer was). The next claim gives those back
     /// first, so they go out when the store is back instead of when the lease ends.
     stale_leases: std::sync::atomic::AtomicBool,
+    /// Attempts that went out but whose outcome the store did not take (it failed
+    /// between the send and the record): kept here, their leases held, and written
+    /// before the next claim, so a receiver that got an event is not sent it again
+    /// when the store is back (unless the outage outlasts the lease).
+    unrecorded: std::sync::Mutex<Vec<(webhook_delivery::Model, Answer)>>,
+    /// Test seam: this many records fail next, as if the store had failed.
+    failing_records: AtomicUsize,
 }
 
 /// What an attempt came to.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum Answer {
     /// The receiver answered.
     Status {
@@ -157,6 +164,8 @@ impl DeliveryWorker {
             busy_endpoints: Mutex::new(HashSet::new()),
             wake: Notify::new(),
             stale_leases: std::sync::atomic::AtomicBool::new(false),
+            unrecorded: std::sync::Mutex::new(Vec::new()),
+            failing_records: AtomicUsize::new(0),
         })
     }
 
@@ -170,6 +179,13 @@ impl DeliveryWorker {
     #[doc(hidden)]
     pub fn lost_the_store(&self) {
         self.stale_leases.store(true, Ordering::Release);
+    }
+
+    /// Test seam: the next `n` records of an attempt's outcome fail as if the store had
+    /// failed between the send and the record.
+    #[doc(hidden)]
+    pub fn fail_next_records(&self, n: usize) {
+        self.failing_records.store(n, Ordering::Release);
     }
 
     /// Looks for due deliveries now.
@@ -214,8 +230,37 @@ impl DeliveryWorker {
         }
     }
 
+    /// Writes the outcomes the store did not take when they came (see `unrecorded`);
+    /// what still fails stays for the next turn.
+    async fn record_unrecorded(&self) -> Result<(), DbErr> {
+        let waiting = std::mem::take(&mut *self.unrecorded.lock().expect("not poisoned"));
+        let mut waiting = waiting.into_iter();
+        while let Some((delivery, answer)) = waiting.next() {
+            if let Err(err) = self.record(&delivery, Ok(answer.clone())).await {
+                let mut unrecorded = self.unrecorded.lock().expect("not poisoned");
+                unrecorded.push((delivery, answer));
+                unrecorded.extend(waiting);
+                return Err(err);
+            }
+        }
+        Ok(())
+    }
+
+    /// Before a claim, once the store answers again: the outcomes it did not take are
+    /// written, then the leases left by its failure are given back.
+    async fn recover(&self) -> Result<(), DbErr> {
+        if !self.unrecorded.lock().expect("not poisoned").is_empty() {
+            self.record_unrecorded().await?;
+        }
+        if self.stale_leases.load(Ordering::Acquire) {
+            self.release_stale().await?;
+        }
+        Ok(())
+    }
+
     /// Gives back the leases this instance holds on pending deliveries of endpoints it
     /// is not sending to now: left over from a store failure (see `stale_leases`).
+    /// Called only once every unrecorded outcome is written (their leases stay held).
     async fn release_stale(&self) -> Result<(), DbErr> {
         let busy: Vec<Uuid> = self.busy_endpoints.lock().await.iter().copied().collect();
         let released = unleased(webhook_delivery::Entity::update_many())
@@ -235,8 +280,12 @@ impl DeliveryWorker {
     }
 
     /// Gives back this instance's leases (at shutdown): another instance, or this one
-    /// restarted, sends them at once instead of after the lease.
+    /// restarted, sends them at once instead of after the lease. Outcomes still
+    /// unrecorded are written first, so what went out is not sent again.
     pub async fn release(&self) -> Result<(), DbErr> {
+        if let Err(err) = self.record_unrecorded().await {
+            tracing::warn!(error = %err, "webhook outcomes not recorded at shutdown; those deliveries go out again");
+        }
         unleased(webhook_delivery::Entity::update_many())
             .filter(webhook_delivery::Column::LeaseOwner.eq(self.instance))
             .filter(webhook_delivery::Column::Status.eq(DeliveryStatus::Pending))
@@ -253,9 +302,7 @@ impl DeliveryWorker {
 
     /// Claims what is due (within the free slots) and starts sending it; how many.
     async fn claim_and_send(self: &Arc<Self>) -> Result<usize, DbErr> {
-        if self.stale_leases.load(Ordering::Acquire) {
-            self.release_stale().await?;
-        }
+        self.recover().await?;
         let groups = self.claim_groups().await?;
         let count = groups.iter().map(|(_, d)| d.len()).sum();
         for (endpoint_id, deliveries) in groups {
@@ -269,9 +316,7 @@ impl DeliveryWorker {
     /// how many were claimed (tests, and a caller that wants it done now).
     pub async fn deliver_due(self: &Arc<Self>) -> Result<usize, DbErr> {
         self.fan_out().await?;
-        if self.stale_leases.load(Ordering::Acquire) {
-            self.release_stale().await?;
-        }
+        self.recover().await?;
         let groups = self.claim_groups().await?;
         let count = groups.iter().map(|(_, d)| d.len()).sum();
         futures_util::future::join_all(
@@ -396,11 +441,21 @@ impl DeliveryWorker {
         let started = Instant::now();
         let answer = self.send(&delivery).await;
         metrics::histogram!("ciq_webhook_attempt_seconds").record(started.elapsed().as_secs_f64());
+        let kept = answer.as_ref().ok().cloned();
         if let Err(err) = self.record(&delivery, answer).await {
-            // Given back at the next claim once the store answers (else the lease runs
-            // out): the delivery is sent again, at least once.
-            self.stale_leases.store(true, Ordering::Release);
             tracing::warn!(error = %err, delivery = %delivery.id, "could not record a webhook attempt");
+            match kept {
+                // It went out: its outcome is written when the store answers (the lease
+                // stays held meanwhile), so it is not sent twice.
+                Some(answer) => self
+                    .unrecorded
+                    .lock()
+                    .expect("not poisoned")
+                    .push((delivery, answer)),
+                // Not sent (the store failed before it could be): its lease is given
+                // back at the next claim, so it goes out then.
+                None => self.stale_leases.store(true, Ordering::Release),
+            }
         }
     }
 
@@ -467,6 +522,13 @@ impl DeliveryWorker {
         delivery: &webhook_delivery::Model,
         answer: Result<Answer, String>,
     ) -> Result<(), DbErr> {
+        if self
+            .failing_records
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(DbErr::Custom("the store failed (test seam)".into()));
+        }
         let now = ciq_entity::now();
         let attempts = delivery.attempts + 1;
         let (code, excerpt, error, retry_after) = match answer {

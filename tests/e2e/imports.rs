@@ -809,3 +809,188 @@ async fn imports_take_turns_so_a_small_one_is_not_held_back_by_a_big_one() {
         (ImportStatus::Done, 1000)
     );
 }
+
+/// The bulk upsert of an import chunk leaves every account exactly as the same rows
+/// upserted one by one do: updates that keep, set and empty fields, creates, a row that
+/// can create nothing, one external id several times in a chunk (applied in order), an
+/// empty patch and a renaming one (decided alone); another account's leads with the
+/// same external ids are untouched.
+async fn a_chunk_upserted_in_bulk_ends_as_its_rows_one_by_one(backend: Backend) {
+    use ciq_leads::bulk::{RowOutcome, UpsertRow, upsert_many};
+    use ciq_leads::rules::{validate_patch, validate_submission};
+    use ciq_leads::store::{Announced, LeadOwner, Upserted, upsert_in};
+    use sea_orm::TransactionTrait;
+    use serde_json::json;
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let lead = |name: &str, email: &str, external_id: &str| {
+        json!({"lead": {
+            "name": name, "email": email, "phone": "+1 555 123 4567", "source": "CRM",
+            "industry": "Technology", "score": 5, "description": "first",
+            "external_id": external_id
+        }})
+    };
+    let rows = || -> Vec<UpsertRow> {
+        let row = |external_id: &str, patch: serde_json::Value, new: Option<serde_json::Value>| {
+            UpsertRow {
+                external_id: external_id.to_owned(),
+                patch: validate_patch(&json!({ "lead": patch })).unwrap(),
+                new: new.map(|body| validate_submission(&body).unwrap()),
+            }
+        };
+        vec![
+            row("crm-1", json!({"name": "Ada Renamed"}), None),
+            row(
+                "crm-2",
+                json!({"phone": null, "score": 9, "budget": 1200.5}),
+                None,
+            ),
+            row(
+                "crm-3",
+                json!({"name": "Cy"}),
+                Some(lead("Cy", "cy@x.io", "crm-3")),
+            ),
+            row("crm-4", json!({"name": "Dee"}), None),
+            row(
+                "crm-3",
+                json!({"email": "cy2@x.io", "description": null}),
+                None,
+            ),
+            row(
+                "crm-1",
+                json!({"status": "qualified", "external_id": "crm-1"}),
+                None,
+            ),
+            row("crm-5", json!({}), None),
+            row("crm-6", json!({"external_id": "crm-60"}), None),
+            row(
+                "crm-3",
+                json!({"industry": "Retail"}),
+                Some(lead("X", "x@x.io", "crm-3")),
+            ),
+        ]
+    };
+    let seed = ["crm-1", "crm-2", "crm-5", "crm-6"];
+    let mut owners = Vec::new();
+    for email in ["bulk@acme.test", "rows@acme.test", "other@acme.test"] {
+        let (user_id, key) = crate::webhooks::owner_with_key(&app, email).await;
+        for (n, external_id) in seed.iter().enumerate() {
+            let body = lead(&format!("Lead {n}"), &format!("l{n}@x.io"), external_id);
+            assert_eq!(app.post_lead(Some(&key), &body).await.status(), 201);
+        }
+        owners.push(LeadOwner {
+            user_id,
+            api_key_id: None,
+        });
+    }
+    let (bulk, by_row, other) = (owners[0], owners[1], owners[2]);
+    let before_other = ciq_entity::Lead::find()
+        .filter(ciq_entity::lead::Column::UserId.eq(other.user_id))
+        .all(&app.db)
+        .await
+        .unwrap();
+
+    let txn = app.db.begin().await.unwrap();
+    let mut announced = Announced::default();
+    let outcomes = upsert_many(&txn, bulk, rows(), &mut announced)
+        .await
+        .unwrap();
+    announced.fan_out(&txn).await.unwrap();
+    txn.commit().await.unwrap();
+
+    let mut expected = Vec::new();
+    for row in rows() {
+        let txn = app.db.begin().await.unwrap();
+        let outcome = upsert_in(&txn, by_row, &row.external_id, row.patch, row.new.as_ref())
+            .await
+            .unwrap();
+        txn.commit().await.unwrap();
+        expected.push(match outcome {
+            Some(Upserted::Created(_)) => RowOutcome::Created,
+            Some(Upserted::Updated(_)) => RowOutcome::Updated,
+            None => RowOutcome::Missing,
+        });
+    }
+    assert_eq!(outcomes, expected);
+    use RowOutcome::{Created, Missing, Updated};
+    assert_eq!(
+        outcomes,
+        [
+            Updated, Updated, Created, Missing, Updated, Updated, Updated, Updated, Updated
+        ]
+    );
+
+    // Both accounts hold the same leads, field for field.
+    let fields = |user_id: Uuid| {
+        let db = app.db.clone();
+        async move {
+            let mut leads: Vec<_> = ciq_entity::Lead::find()
+                .filter(ciq_entity::lead::Column::UserId.eq(user_id))
+                .all(&db)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|l| {
+                    (
+                        l.external_id,
+                        l.name,
+                        l.email,
+                        l.phone,
+                        l.source,
+                        l.industry,
+                        l.score,
+                        l.status.as_str(),
+                        (l.monthly_revenue_cents, l.budget_cents, l.description),
+                    )
+                })
+                .collect();
+            leads.sort();
+            leads
+        }
+    };
+    let stored = fields(bulk.user_id).await;
+    assert_eq!(stored, fields(by_row.user_id).await);
+    let crm = |id: &str| {
+        stored
+            .iter()
+            .find(|l| l.0.as_deref() == Some(id))
+            .unwrap_or_else(|| panic!("{id} stored"))
+            .clone()
+    };
+    assert_eq!(crm("crm-1").1, "Ada Renamed");
+    assert_eq!(crm("crm-1").7, "qualified");
+    assert_eq!((crm("crm-2").3, crm("crm-2").6), (None, Some(9)));
+    assert_eq!(crm("crm-2").8.1, Some(120_050));
+    assert_eq!(crm("crm-2").2, "l1@x.io", "kept");
+    assert_eq!(
+        (
+            crm("crm-3").1,
+            crm("crm-3").2,
+            crm("crm-3").5,
+            crm("crm-3").8.2
+        ),
+        (
+            "Cy".to_owned(),
+            "cy2@x.io".to_owned(),
+            "Retail".to_owned(),
+            None
+        )
+    );
+    assert!(stored.iter().all(|l| l.0.as_deref() != Some("crm-4")));
+    assert!(stored.iter().any(|l| l.0.as_deref() == Some("crm-60")));
+    assert_eq!(stored.len(), 5);
+
+    // The other account is as it was.
+    let after_other = ciq_entity::Lead::find()
+        .filter(ciq_entity::lead::Column::UserId.eq(other.user_id))
+        .all(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(after_other, before_other);
+}
+
+mod bulk {
+    ciq_e2e::with_each_backend!(a_chunk_upserted_in_bulk_ends_as_its_rows_one_by_one);
+    use super::*;
+}

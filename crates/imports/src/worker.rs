@@ -18,7 +18,8 @@ use ciq_entity::lead_import_failure;
 use ciq_store::Breaker;
 
 use ciq_leads::LeadError;
-use ciq_leads::store::{Announced, LeadOwner, Upserted, insert_in, upsert_collecting};
+use ciq_leads::bulk::{RowOutcome, UpsertRow, upsert_many};
+use ciq_leads::store::{Announced, LeadOwner, insert_in};
 
 use crate::store;
 use crate::{ImportFile, Mapping, Row, RowPlan, plan};
@@ -233,58 +234,59 @@ impl ImportWorker {
         }
         let mut counts = Counts::default();
         let mut creates = Vec::new();
-        // The upserts' events, fanned out once for the chunk.
+        // The upserts, written together (a few statements for the chunk), and their
+        // events, fanned out once for the chunk.
+        let mut upserts = Vec::new();
+        let mut upserted_lines = Vec::new();
         let mut announced = Announced::default();
         let mut failures = Vec::new();
+        let failure = |row: &Row, reason: String| {
+            lead_import_failure::ActiveModel::from(lead_import_failure::Model {
+                import_id,
+                line: i32::try_from(row.line).unwrap_or(i32::MAX),
+                reason,
+                record: row.to_record(),
+            })
+        };
         for (row, plan) in plans {
-            let refused = match plan {
-                RowPlan::Create(new) => {
-                    creates.push(new);
-                    None
-                }
+            match plan {
+                RowPlan::Create(new) => creates.push(new),
                 RowPlan::Upsert {
                     external_id,
                     patch,
                     new,
                 } => {
-                    let upserted = upsert_collecting(
-                        &txn,
-                        owner,
-                        &external_id,
-                        *patch,
-                        new.as_ref().ok(),
-                        &mut announced,
-                    )
-                    .await
-                    .map_err(|err| DbErr::Custom(err.to_string()))?;
-                    match upserted {
-                        Some(Upserted::Created(_)) => {
-                            counts.created += 1;
-                            None
-                        }
-                        Some(Upserted::Updated(_)) => {
-                            counts.updated += 1;
-                            None
-                        }
-                        // Only a row that is no new lead leaves the account without one.
-                        None => Some(format!(
-                            "no lead has this external_id, and the row cannot create one: {}",
-                            new.err().unwrap_or_default()
-                        )),
-                    }
+                    upserts.push(UpsertRow {
+                        external_id,
+                        patch: *patch,
+                        new: new.as_ref().ok().cloned(),
+                    });
+                    upserted_lines.push((row, new.err()));
                 }
-                RowPlan::Refused(reason) => Some(reason),
-            };
-            if let Some(reason) = refused {
-                counts.failed += 1;
-                failures.push(lead_import_failure::ActiveModel::from(
-                    lead_import_failure::Model {
-                        import_id,
-                        line: i32::try_from(row.line).unwrap_or(i32::MAX),
-                        reason,
-                        record: row.to_record(),
-                    },
-                ));
+                RowPlan::Refused(reason) => {
+                    counts.failed += 1;
+                    failures.push(failure(&row, reason));
+                }
+            }
+        }
+        let outcomes = upsert_many(&txn, owner, upserts, &mut announced)
+            .await
+            .map_err(|err| DbErr::Custom(err.to_string()))?;
+        for (outcome, (row, why_no_create)) in outcomes.into_iter().zip(upserted_lines) {
+            match outcome {
+                RowOutcome::Created => counts.created += 1,
+                RowOutcome::Updated => counts.updated += 1,
+                // Only a row that is no new lead leaves the account without one.
+                RowOutcome::Missing => {
+                    counts.failed += 1;
+                    failures.push(failure(
+                        &row,
+                        format!(
+                            "no lead has this external_id, and the row cannot create one: {}",
+                            why_no_create.unwrap_or_default()
+                        ),
+                    ));
+                }
             }
         }
         // Rows without an external id never conflict; the skip keeps a row of a file

@@ -17,6 +17,7 @@
 //! - [`violation`], [`time`]: a broken rule, and times as answers write them.
 
 pub mod attribution;
+pub mod bulk;
 pub mod error;
 pub mod events;
 pub mod group_commit;

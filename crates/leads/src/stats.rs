@@ -7,13 +7,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, FromQueryResult, Statement};
 use uuid::Uuid;
 
-/// The `n`th placeholder of a statement on `backend`.
-fn place(backend: DbBackend, n: usize) -> String {
-    match backend {
-        DbBackend::Postgres => format!("${n}"),
-        _ => "?".to_owned(),
-    }
-}
+use ciq_store::placeholder as place;
 
 #[derive(Debug, FromQueryResult)]
 struct DayCount {

@@ -956,6 +956,10 @@ impl Announced {
     pub async fn fan_out(self, txn: &impl sea_orm::ConnectionTrait) -> Result<(), DbErr> {
         outbox::fan_out(txn, &self.0).await.map(drop)
     }
+    /// Adds an event (none: a write that tells no one, a spam lead's).
+    pub(crate) fn extend(&mut self, events: impl IntoIterator<Item = outbox::Event>) {
+        self.0.extend(events);
+    }
 }
 
 /// [`upsert_in`] without the fan-out: the upsert's event joins `announced`, for the
@@ -1002,7 +1006,7 @@ pub async fn upsert_collecting(
             };
             if let Some(lead) = lead {
                 let lead = Lead::from(lead);
-                announced.0.extend(events::event(EventType::Updated, &lead));
+                announced.extend(events::event(EventType::Updated, &lead));
                 return Ok(Some(Upserted::Updated(Box::new(lead))));
             }
             continue;
@@ -1017,7 +1021,7 @@ pub async fn upsert_collecting(
             .await?;
         if inserted == 1 {
             let lead = Lead::from(row);
-            announced.0.extend(events::event(EventType::Created, &lead));
+            announced.extend(events::event(EventType::Created, &lead));
             return Ok(Some(Upserted::Created(Box::new(lead))));
         }
     }

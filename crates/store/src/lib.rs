@@ -31,6 +31,15 @@ pub const PROBE_INTERVAL: Duration = Duration::from_millis(500);
 /// than that timeout.
 pub const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 
+/// The `n`th (1-based) bind parameter of a hand-written statement on `backend`:
+/// `$n` on PostgreSQL, `?n` on SQLite (numbered, so a parameter may be used twice).
+pub fn placeholder(backend: sea_orm::DbBackend, n: usize) -> String {
+    match backend {
+        sea_orm::DbBackend::Postgres => format!("${n}"),
+        _ => format!("?{n}"),
+    }
+}
+
 /// Whether `err` says the store is unreachable (a connection failure, a pool timeout,
 /// a closed pool) rather than that one statement was refused (a constraint, bad SQL).
 pub fn is_outage(err: &DbErr) -> bool {

@@ -251,10 +251,7 @@ pub async fn drain(db: &ciq_store::Db, codecs: &[Codec]) -> Result<u64, DbErr> {
     }
     let backend = db.get_database_backend();
     let names: Vec<sea_orm::Value> = codecs.iter().map(|c| c.name.into()).collect();
-    let place = |n: usize| match backend {
-        DbBackend::Postgres => format!("${n}"),
-        _ => "?".to_owned(),
-    };
+    let place = |n: usize| ciq_store::placeholder(backend, n);
     let known = (1..=names.len()).map(place).collect::<Vec<_>>().join(", ");
     // Most turns find the outbox empty: one plain look first, no transaction for that.
     let waiting = db

@@ -31,6 +31,7 @@ use crate::address::{GuardedResolver, SystemLookup, check_url};
 use crate::endpoints::{self, signing_secrets};
 use crate::outbox::Codec;
 use crate::secret::signature;
+use secrecy::SecretString;
 
 /// Deliveries in flight per instance.
 pub const MAX_IN_FLIGHT: usize = 32;
@@ -97,6 +98,35 @@ pub struct DeliveryWorker {
     unrecorded: std::sync::Mutex<Vec<(webhook_delivery::Model, Answer)>>,
     /// Test seam: this many records fail next, as if the store had failed.
     failing_records: AtomicUsize,
+}
+
+/// A claimed delivery and what its attempt came to: `Err`, it was not sent (the
+/// endpoint could not be read).
+struct Attempt {
+    delivery: webhook_delivery::Model,
+    answer: Result<Answer, String>,
+    /// Whether its endpoint was failing when read (`true` when unknown).
+    endpoint_failing: bool,
+}
+
+/// The row an attempt's outcome writes.
+struct Outcome {
+    status: DeliveryStatus,
+    next: chrono::DateTime<chrono::Utc>,
+    code: Option<u16>,
+    excerpt: Option<String>,
+    error: Option<String>,
+    delivered_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// What one endpoint's recorded attempts say about it.
+#[derive(Clone, Copy)]
+struct Verdict {
+    user_id: Uuid,
+    delivered: bool,
+    gone: bool,
+    /// Whether it was failing when read (a success then clears that).
+    was_failing: bool,
 }
 
 /// What an attempt came to.
@@ -230,18 +260,28 @@ impl DeliveryWorker {
         }
     }
 
-    /// Writes the outcomes the store did not take when they came (see `unrecorded`);
-    /// what still fails stays for the next turn.
+    /// Writes the outcomes the store did not take when they came (see `unrecorded`), in
+    /// one statement; if it fails they all stay for the next turn.
     async fn record_unrecorded(&self) -> Result<(), DbErr> {
         let waiting = std::mem::take(&mut *self.unrecorded.lock().expect("not poisoned"));
-        let mut waiting = waiting.into_iter();
-        while let Some((delivery, answer)) = waiting.next() {
-            if let Err(err) = self.record(&delivery, Ok(answer.clone())).await {
-                let mut unrecorded = self.unrecorded.lock().expect("not poisoned");
-                unrecorded.push((delivery, answer));
-                unrecorded.extend(waiting);
-                return Err(err);
-            }
+        if waiting.is_empty() {
+            return Ok(());
+        }
+        let attempts: Vec<Attempt> = waiting
+            .into_iter()
+            .map(|(delivery, answer)| Attempt {
+                delivery,
+                answer: Ok(answer),
+                endpoint_failing: true,
+            })
+            .collect();
+        if let Err(err) = self.record(&attempts).await {
+            self.unrecorded.lock().expect("not poisoned").extend(
+                attempts
+                    .into_iter()
+                    .filter_map(|a| Some((a.delivery, a.answer.ok()?))),
+            );
+            return Err(err);
         }
         Ok(())
     }
@@ -353,14 +393,78 @@ impl DeliveryWorker {
         Ok(groups.into_iter().collect())
     }
 
-    /// Sends one endpoint's claimed deliveries at once (at most [`PER_ENDPOINT`]), then
-    /// frees its slots.
+    /// Sends one endpoint's claimed deliveries at once (at most [`PER_ENDPOINT`]): the
+    /// endpoint read once, the attempts in parallel, their outcomes written in one
+    /// statement; then frees its slots.
     async fn send_group(&self, endpoint_id: Uuid, deliveries: Vec<webhook_delivery::Model>) {
         let total = deliveries.len();
-        futures_util::future::join_all(deliveries.into_iter().map(|d| self.attempt(d))).await;
+        let attempts = match endpoints::find_any(&self.db, endpoint_id).await {
+            Ok(endpoint) => {
+                let target = self.target(&endpoint);
+                let target = &target;
+                let endpoint_failing = endpoint.failing_since.is_some();
+                futures_util::future::join_all(deliveries.into_iter().map(|delivery| async move {
+                    let started = Instant::now();
+                    let answer = match target {
+                        Ok((url, signing)) => self.send(url, signing, &delivery).await,
+                        Err(why) => Answer::Error(why.clone()),
+                    };
+                    metrics::histogram!("ciq_webhook_attempt_seconds")
+                        .record(started.elapsed().as_secs_f64());
+                    Attempt {
+                        delivery,
+                        answer: Ok(answer),
+                        endpoint_failing,
+                    }
+                }))
+                .await
+            }
+            // Not sent: the endpoint could not be read (the store failed, or it is gone).
+            Err(err) => deliveries
+                .into_iter()
+                .map(|delivery| Attempt {
+                    delivery,
+                    answer: Err(err.to_string()),
+                    endpoint_failing: true,
+                })
+                .collect(),
+        };
+        if let Err(err) = self.record(&attempts).await {
+            tracing::warn!(error = %err, deliveries = attempts.len(), "could not record webhook attempts");
+            let mut sent = Vec::new();
+            for attempt in attempts {
+                match attempt.answer {
+                    // It went out: its outcome is written when the store answers (the
+                    // lease stays held meanwhile), so it is not sent twice.
+                    Ok(answer) => sent.push((attempt.delivery, answer)),
+                    // Not sent: its lease is given back at the next claim, so it goes
+                    // out then.
+                    Err(_) => self.stale_leases.store(true, Ordering::Release),
+                }
+            }
+            self.unrecorded.lock().expect("not poisoned").extend(sent);
+        }
         self.busy_endpoints.lock().await.remove(&endpoint_id);
         self.in_flight.fetch_sub(total, Ordering::AcqRel);
         self.wake();
+    }
+
+    /// Where and with what an endpoint's deliveries are sent: its URL (checked) and its
+    /// signing secrets; or why none can be (recorded as each attempt's error).
+    fn target(
+        &self,
+        endpoint: &webhook_endpoint::Model,
+    ) -> Result<(url::Url, Vec<SecretString>), String> {
+        let Some(secrets) = &self.secrets else {
+            return Err(
+                "the gateway has no webhook key (CIQ_WEBHOOK_SECRET_KEY) to sign with".into(),
+            );
+        };
+        let signing =
+            signing_secrets(secrets, endpoint, ciq_entity::now()).map_err(|err| err.to_string())?;
+        let url = check_url(&endpoint.url, self.settings.allow_private_networks)
+            .map_err(|refused| format!("not sent: the url {refused}"))?;
+        Ok((url, signing))
     }
 
     fn lease_end(&self) -> chrono::DateTime<chrono::Utc> {
@@ -382,10 +486,7 @@ impl DeliveryWorker {
         let now = ciq_entity::now();
         let mut values: Vec<Value> =
             vec![self.instance.into(), self.lease_end().into(), now.into()];
-        let place = |n: usize| match backend {
-            DbBackend::Postgres => format!("${n}"),
-            _ => format!("?{n}"),
-        };
+        let place = |n: usize| ciq_store::placeholder(backend, n);
         let excluded = if busy.is_empty() {
             String::new()
         } else {
@@ -436,64 +537,31 @@ impl DeliveryWorker {
             .collect()
     }
 
-    /// One attempt of `delivery`, and what came of it written down.
-    async fn attempt(&self, delivery: webhook_delivery::Model) {
-        let started = Instant::now();
-        let answer = self.send(&delivery).await;
-        metrics::histogram!("ciq_webhook_attempt_seconds").record(started.elapsed().as_secs_f64());
-        let kept = answer.as_ref().ok().cloned();
-        if let Err(err) = self.record(&delivery, answer).await {
-            tracing::warn!(error = %err, delivery = %delivery.id, "could not record a webhook attempt");
-            match kept {
-                // It went out: its outcome is written when the store answers (the lease
-                // stays held meanwhile), so it is not sent twice.
-                Some(answer) => self
-                    .unrecorded
-                    .lock()
-                    .expect("not poisoned")
-                    .push((delivery, answer)),
-                // Not sent (the store failed before it could be): its lease is given
-                // back at the next claim, so it goes out then.
-                None => self.stale_leases.store(true, Ordering::Release),
-            }
-        }
-    }
-
-    async fn send(&self, delivery: &webhook_delivery::Model) -> Result<Answer, String> {
-        let endpoint = endpoints::find_any(&self.db, delivery.endpoint_id)
-            .await
-            .map_err(|err| err.to_string())?;
-        let Some(secrets) = &self.secrets else {
-            return Ok(Answer::Error(
-                "the gateway has no webhook key (CIQ_WEBHOOK_SECRET_KEY) to sign with".into(),
-            ));
-        };
-        let signing = match signing_secrets(secrets, &endpoint, ciq_entity::now()) {
-            Ok(signing) => signing,
-            Err(err) => return Ok(Answer::Error(err.to_string())),
-        };
-        let url = match check_url(&endpoint.url, self.settings.allow_private_networks) {
-            Ok(url) => url,
-            Err(refused) => return Ok(Answer::Error(format!("not sent: the url {refused}"))),
-        };
+    /// One signed POST of `delivery` to `url`, and what came of it.
+    async fn send(
+        &self,
+        url: &url::Url,
+        signing: &[SecretString],
+        delivery: &webhook_delivery::Model,
+    ) -> Answer {
         let timestamp = chrono::Utc::now().timestamp();
         let id = delivery.event_id.to_string();
         let sent = self
             .client
-            .post(url)
+            .post(url.clone())
             .header("content-type", "application/json")
             .header("webhook-id", &id)
             .header("webhook-timestamp", timestamp.to_string())
             .header(
                 "webhook-signature",
-                signature(&signing, &id, timestamp, &delivery.payload),
+                signature(signing, &id, timestamp, &delivery.payload),
             )
             .body(delivery.payload.clone())
             .send()
             .await;
         let mut resp = match sent {
             Ok(resp) => resp,
-            Err(err) => return Ok(Answer::Error(describe(&err))),
+            Err(err) => return Answer::Error(describe(&err)),
         };
         let code = resp.status().as_u16();
         let retry_after = resp
@@ -509,19 +577,17 @@ impl DeliveryWorker {
             }
         }
         excerpt.truncate(RESPONSE_EXCERPT);
-        Ok(Answer::Status {
+        Answer::Status {
             code,
             excerpt: String::from_utf8_lossy(&excerpt).into_owned(),
             retry_after,
-        })
+        }
     }
 
-    /// Writes what came of an attempt (only while this instance still holds the lease).
-    async fn record(
-        &self,
-        delivery: &webhook_delivery::Model,
-        answer: Result<Answer, String>,
-    ) -> Result<(), DbErr> {
+    /// Writes what came of `attempts` in one statement (each only while this instance
+    /// still holds its lease: one whose lease ran out is whoever holds it now's), then
+    /// judges their endpoints.
+    async fn record(&self, attempts: &[Attempt]) -> Result<(), DbErr> {
         if self
             .failing_records
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
@@ -529,15 +595,94 @@ impl DeliveryWorker {
         {
             return Err(DbErr::Custom("the store failed (test seam)".into()));
         }
+        if attempts.is_empty() {
+            return Ok(());
+        }
+        let backend = self.db.get_database_backend();
         let now = ciq_entity::now();
-        let attempts = delivery.attempts + 1;
-        let (code, excerpt, error, retry_after) = match answer {
+        let mut values: Vec<Value> = vec![self.instance.into(), now.into()];
+        let mut tuples = Vec::with_capacity(attempts.len());
+        let mut written: Vec<(&Attempt, Outcome)> = Vec::with_capacity(attempts.len());
+        for attempt in attempts {
+            let outcome = self.outcome(attempt, now);
+            let first = values.len() + 1;
+            values.extend([
+                attempt.delivery.id.into(),
+                outcome.status.as_str().into(),
+                (attempt.delivery.attempts + 1).into(),
+                outcome.next.into(),
+                outcome.code.map(i32::from).into(),
+                outcome.excerpt.clone().into(),
+                outcome.error.clone().into(),
+                outcome.delivered_at.into(),
+            ]);
+            let places: Vec<String> = (first..=values.len())
+                .map(|n| ciq_store::placeholder(backend, n))
+                .collect();
+            tuples.push(format!("({})", places.join(", ")));
+            written.push((attempt, outcome));
+        }
+        let sql = format!(
+            "WITH v (d_id, d_status, d_attempts, d_next, d_code, d_response, d_error, \
+             d_delivered) AS (VALUES {tuples}) \
+             UPDATE webhook_deliveries SET status = v.d_status, attempts = v.d_attempts, \
+             next_attempt_at = v.d_next, last_status_code = v.d_code, \
+             last_response = v.d_response, last_error = v.d_error, last_attempt_at = {now}, \
+             delivered_at = v.d_delivered, lease_owner = NULL, lease_until = NULL \
+             FROM v WHERE id = v.d_id AND lease_owner = {owner} RETURNING id",
+            tuples = tuples.join(", "),
+            now = ciq_store::placeholder(backend, 2),
+            owner = ciq_store::placeholder(backend, 1),
+        );
+        let rows = self
+            .db
+            .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await?;
+        let mut ids = HashSet::with_capacity(rows.len());
+        for row in &rows {
+            ids.insert(row.try_get::<Uuid>("", "id")?);
+        }
+        // Per endpoint, what its written attempts say about it.
+        let mut verdicts: std::collections::HashMap<Uuid, Verdict> = Default::default();
+        for (attempt, outcome) in written {
+            // A lease that ran out meanwhile: whoever holds it now decides.
+            if !ids.contains(&attempt.delivery.id) {
+                continue;
+            }
+            let kind = match outcome.status {
+                DeliveryStatus::Delivered => "delivered",
+                DeliveryStatus::Pending => "retried",
+                DeliveryStatus::Failed => "failed",
+            };
+            metrics::counter!("ciq_webhook_deliveries_total", "outcome" => kind).increment(1);
+            let verdict = verdicts
+                .entry(attempt.delivery.endpoint_id)
+                .or_insert(Verdict {
+                    user_id: attempt.delivery.user_id,
+                    delivered: false,
+                    gone: false,
+                    was_failing: false,
+                });
+            verdict.delivered |= outcome.status == DeliveryStatus::Delivered;
+            verdict.gone |= outcome.code == Some(410);
+            verdict.was_failing |= attempt.endpoint_failing;
+        }
+        for (endpoint_id, verdict) in verdicts {
+            self.judge_endpoint(endpoint_id, verdict, now).await?;
+        }
+        Ok(())
+    }
+
+    /// What an attempt comes to: delivered, a retry (when), or failed.
+    fn outcome(&self, attempt: &Attempt, now: chrono::DateTime<chrono::Utc>) -> Outcome {
+        let delivery = &attempt.delivery;
+        let (code, excerpt, error, retry_after) = match &attempt.answer {
             Ok(Answer::Status {
                 code,
                 excerpt,
                 retry_after,
-            }) => (Some(code), Some(excerpt), None, retry_after),
-            Ok(Answer::Error(why)) | Err(why) => (None, None, Some(why), None),
+            }) => (Some(*code), Some(excerpt.clone()), None, *retry_after),
+            Ok(Answer::Error(why)) | Err(why) => (None, None, Some(why.clone()), None),
         };
         let delivered = code.is_some_and(|c| (200..300).contains(&c));
         let gone = code == Some(410);
@@ -562,83 +707,59 @@ impl DeliveryWorker {
                 None => (DeliveryStatus::Failed, now),
             }
         };
-        let written = unleased(webhook_delivery::Entity::update_many())
-            .col_expr(
-                webhook_delivery::Column::Status,
-                Expr::value(status.as_str()),
-            )
-            .col_expr(webhook_delivery::Column::Attempts, Expr::value(attempts))
-            .col_expr(webhook_delivery::Column::NextAttemptAt, Expr::value(next))
-            .col_expr(
-                webhook_delivery::Column::LastStatusCode,
-                Expr::value(code.map(i32::from)),
-            )
-            .col_expr(webhook_delivery::Column::LastResponse, Expr::value(excerpt))
-            .col_expr(webhook_delivery::Column::LastError, Expr::value(error))
-            .col_expr(webhook_delivery::Column::LastAttemptAt, Expr::value(now))
-            .col_expr(
-                webhook_delivery::Column::DeliveredAt,
-                Expr::value(delivered.then_some(now)),
-            )
-            .filter(webhook_delivery::Column::Id.eq(delivery.id))
-            .filter(webhook_delivery::Column::LeaseOwner.eq(self.instance))
-            .exec(&self.db)
-            .await?;
-        if written.rows_affected == 0 {
-            // The lease ran out meanwhile; whoever holds it now decides.
-            return Ok(());
+        Outcome {
+            status,
+            next,
+            code,
+            excerpt,
+            error,
+            delivered_at: delivered.then_some(now),
         }
-        let outcome = match status {
-            DeliveryStatus::Delivered => "delivered",
-            DeliveryStatus::Pending => "retried",
-            DeliveryStatus::Failed => "failed",
-        };
-        metrics::counter!("ciq_webhook_deliveries_total", "outcome" => outcome).increment(1);
-        self.judge_endpoint(delivery, delivered, gone, now).await
     }
 
-    /// The endpoint after an attempt: a success ends its run of failures; a 410
+    /// The endpoint after its attempts: a success ends its run of failures; a 410
     /// disables it; a run of failures as long as the settings allow disables it too.
     async fn judge_endpoint(
         &self,
-        delivery: &webhook_delivery::Model,
-        delivered: bool,
-        gone: bool,
+        endpoint_id: Uuid,
+        verdict: Verdict,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<(), DbErr> {
-        let endpoint = webhook_endpoint::Column::Id.eq(delivery.endpoint_id);
-        if delivered {
-            webhook_endpoint::Entity::update_many()
-                .col_expr(
-                    webhook_endpoint::Column::FailingSince,
-                    Expr::value(Option::<chrono::DateTime<chrono::Utc>>::None),
-                )
-                .filter(endpoint)
-                .filter(webhook_endpoint::Column::FailingSince.is_not_null())
-                .exec(&self.db)
-                .await?;
+        let endpoint = webhook_endpoint::Column::Id.eq(endpoint_id);
+        if verdict.delivered && !verdict.gone {
+            // An endpoint read as not failing needs no write (the common case).
+            if verdict.was_failing {
+                webhook_endpoint::Entity::update_many()
+                    .col_expr(
+                        webhook_endpoint::Column::FailingSince,
+                        Expr::value(Option::<chrono::DateTime<chrono::Utc>>::None),
+                    )
+                    .filter(endpoint)
+                    .filter(webhook_endpoint::Column::FailingSince.is_not_null())
+                    .exec(&self.db)
+                    .await?;
+            }
             return Ok(());
         }
         let disable = |reason: String| async move {
-            let user_id = delivery.user_id;
             match endpoints::set_enabled(
                 &self.db,
-                user_id,
-                delivery.endpoint_id,
+                verdict.user_id,
+                endpoint_id,
                 false,
                 Some(&reason),
             )
             .await
             {
                 Ok(()) => {
-                    tracing::warn!(endpoint = %delivery.endpoint_id, reason, "webhook endpoint disabled");
+                    tracing::warn!(endpoint = %endpoint_id, reason, "webhook endpoint disabled");
                     Ok(())
                 }
                 Err(endpoints::EndpointError::Store(err)) => Err(err),
                 Err(_) => Ok(()),
             }
         };
-        if gone {
+        if verdict.gone {
             return disable("the receiver answered 410 Gone".to_owned()).await;
         }
         webhook_endpoint::Entity::update_many()

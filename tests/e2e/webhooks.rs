@@ -28,6 +28,7 @@ ciq_e2e::with_each_backend!(
     two_instances_deliver_a_thousand_events_once_each,
     leases_left_by_a_store_failure_are_given_back_at_the_next_claim,
     an_attempt_whose_outcome_the_store_did_not_take_is_recorded_not_sent_again,
+    a_backlog_follows_its_endpoints_new_url_and_stops_when_it_is_disabled,
 );
 
 /// The schedule the tests run on: retries 1 s apart; the receiver on 127.0.0.1; a
@@ -773,6 +774,74 @@ async fn two_instances_deliver_a_thousand_events_once_each(backend: Backend) {
         .collect();
     assert_eq!(ids.len(), 1000);
     peer.stop().await;
+}
+
+/// A backlog is sent round after round by the group that holds its endpoint (claiming
+/// the next round while the last one's outcomes are written): a new URL is used while
+/// the backlog is still being sent (the group reads its endpoint again after a second,
+/// and gives its slots back after eight rounds), every event reaching one URL or the
+/// other once; a disabled endpoint gets nothing beyond the rounds already claimed.
+async fn a_backlog_follows_its_endpoints_new_url_and_stops_when_it_is_disabled(backend: Backend) {
+    use ciq_entity::webhook_endpoint;
+    let Some(app) = TestApp::spawn_with(backend, quick).await else {
+        return;
+    };
+    let receiver = Receiver::start().await;
+    for path in ["/a", "/b"] {
+        receiver.always(path, Reply::status(200).after(Duration::from_millis(100)));
+    }
+    let (user, key) = owner_with_key(&app, "owner@acme.test").await;
+    let (hook, _) = endpoint(&app, user, &receiver.url("/a"), &[EventType::Created]).await;
+    let lead = reference_curl_body()["lead"].clone();
+    let (status, _) = send(
+        &app,
+        &key,
+        reqwest::Method::POST,
+        "/api/external/leads/batch",
+        Some(json!({"leads": vec![lead.clone(); 100]})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    receiver.wait_for("/a", 8, Duration::from_secs(10)).await;
+    webhook_endpoint::Entity::update_many()
+        .col_expr(
+            webhook_endpoint::Column::Url,
+            sea_orm::sea_query::Expr::value(receiver.url("/b")),
+        )
+        .filter(webhook_endpoint::Column::Id.eq(hook))
+        .exec(&app.db)
+        .await
+        .unwrap();
+    receiver.wait_for("/b", 1, Duration::from_secs(5)).await;
+    let b_before_disable = receiver.received("/b").len();
+    ciq_webhooks::endpoints::set_enabled(&app.db, user, hook, false, None)
+        .await
+        .unwrap();
+    let at_disable = receiver.received("/a").len() + receiver.received("/b").len();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let received: Vec<_> = receiver
+        .received("/a")
+        .into_iter()
+        .chain(receiver.received("/b"))
+        .collect();
+    assert!(
+        received.len() <= at_disable + 2 * ciq_webhooks::delivery::PER_ENDPOINT,
+        "{} received after the disable, {at_disable} before",
+        received.len()
+    );
+    assert!(received.len() < 100, "the disable stopped the backlog");
+    assert!(b_before_disable >= 1);
+    let ids: std::collections::HashSet<_> = received
+        .iter()
+        .map(|r| r.headers["webhook-id"].clone())
+        .collect();
+    assert_eq!(ids.len(), received.len(), "no event twice");
+    // And nothing more comes: the rest failed with the disable.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        receiver.received("/a").len() + receiver.received("/b").len(),
+        received.len()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

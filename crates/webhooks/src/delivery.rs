@@ -41,6 +41,15 @@ pub const PER_ENDPOINT: usize = 4;
 pub const RESPONSE_EXCERPT: usize = 1024;
 /// How often an idle worker looks for due deliveries.
 pub const POLL: Duration = Duration::from_millis(250);
+/// How long a group sending an endpoint's backlog uses its read of the endpoint (URL,
+/// secrets) before reading it again.
+pub const ENDPOINT_FRESH: Duration = Duration::from_secs(1);
+/// Rounds a group sends of one endpoint's backlog before its slots go back to the
+/// claim over every endpoint (oldest due first).
+pub const GROUP_TURNS: usize = 8;
+/// How often a busy worker looks at an outbox it found empty (an idle one looks on
+/// every poll).
+pub const OUTBOX_LOOK: Duration = Duration::from_millis(100);
 /// The longest `Retry-After` honoured.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 
@@ -98,6 +107,8 @@ pub struct DeliveryWorker {
     unrecorded: std::sync::Mutex<Vec<(webhook_delivery::Model, Answer)>>,
     /// Test seam: this many records fail next, as if the store had failed.
     failing_records: AtomicUsize,
+    /// When the outbox was last looked at, while it was found empty.
+    last_empty_outbox: std::sync::Mutex<Option<Instant>>,
 }
 
 /// A claimed delivery and what its attempt came to: `Err`, it was not sent (the
@@ -196,6 +207,7 @@ impl DeliveryWorker {
             stale_leases: std::sync::atomic::AtomicBool::new(false),
             unrecorded: std::sync::Mutex::new(Vec::new()),
             failing_records: AtomicUsize::new(0),
+            last_empty_outbox: std::sync::Mutex::new(None),
         })
     }
 
@@ -235,8 +247,19 @@ impl DeliveryWorker {
                         tracing::debug!(error = %err, "webhook gauges not updated");
                     }
                 }
-                if let Err(err) = self.fan_out().await {
-                    tracing::debug!(error = %err, "webhook outbox not fanned out; will retry");
+                // Looked at on each turn, but while deliveries keep the worker turning
+                // and the outbox was just found empty, at most every OUTBOX_LOOK.
+                let looked = *self.last_empty_outbox.lock().expect("not poisoned");
+                if looked.is_none_or(|at| at.elapsed() >= OUTBOX_LOOK) {
+                    match self.fan_out().await {
+                        Ok(made) => {
+                            *self.last_empty_outbox.lock().expect("not poisoned") =
+                                (made == 0).then(Instant::now);
+                        }
+                        Err(err) => {
+                            tracing::debug!(error = %err, "webhook outbox not fanned out; will retry");
+                        }
+                    }
                 }
                 match self.claim_and_send().await {
                     Ok(claimed) => {
@@ -347,7 +370,11 @@ impl DeliveryWorker {
         let count = groups.iter().map(|(_, d)| d.len()).sum();
         for (endpoint_id, deliveries) in groups {
             let worker = self.clone();
-            tokio::spawn(async move { worker.send_group(endpoint_id, deliveries).await });
+            tokio::spawn(async move {
+                worker
+                    .send_group(endpoint_id, deliveries, GROUP_TURNS)
+                    .await
+            });
         }
         Ok(count)
     }
@@ -362,7 +389,7 @@ impl DeliveryWorker {
         futures_util::future::join_all(
             groups
                 .into_iter()
-                .map(|(endpoint_id, deliveries)| self.send_group(endpoint_id, deliveries)),
+                .map(|(endpoint_id, deliveries)| self.send_group(endpoint_id, deliveries, 0)),
         )
         .await;
         Ok(count)
@@ -376,7 +403,7 @@ impl DeliveryWorker {
             return Ok(Vec::new());
         }
         let busy: Vec<Uuid> = self.busy_endpoints.lock().await.iter().copied().collect();
-        let claimed = self.claim(free, &busy).await?;
+        let claimed = self.claim(free, &busy, None).await?;
         let mut groups: std::collections::HashMap<Uuid, Vec<webhook_delivery::Model>> =
             Default::default();
         for delivery in claimed {
@@ -393,16 +420,56 @@ impl DeliveryWorker {
         Ok(groups.into_iter().collect())
     }
 
-    /// Sends one endpoint's claimed deliveries at once (at most [`PER_ENDPOINT`]): the
-    /// endpoint read once, the attempts in parallel, their outcomes written in one
-    /// statement; then frees its slots.
-    async fn send_group(&self, endpoint_id: Uuid, deliveries: Vec<webhook_delivery::Model>) {
-        let total = deliveries.len();
-        let attempts = match endpoints::find_any(&self.db, endpoint_id).await {
-            Ok(endpoint) => {
-                let target = self.target(&endpoint);
-                let target = &target;
-                let endpoint_failing = endpoint.failing_since.is_some();
+    /// Sends one endpoint's claimed deliveries at once (at most [`PER_ENDPOINT`]), the
+    /// attempts in parallel, and writes their outcomes in one statement; then, for up to
+    /// `turns` more rounds, claims the endpoint's next due deliveries while that
+    /// statement runs and sends those (the endpoint read again once it is older than
+    /// [`ENDPOINT_FRESH`]), so a backlog is not held up by a claim round trip between
+    /// its batches. Frees its slots at the end.
+    async fn send_group(
+        &self,
+        endpoint_id: Uuid,
+        mut deliveries: Vec<webhook_delivery::Model>,
+        turns: usize,
+    ) {
+        let mut read: Option<(Instant, webhook_endpoint::Model)> = None;
+        let mut failing = true;
+        let mut turn = 0;
+        loop {
+            let total = deliveries.len();
+            if read
+                .as_ref()
+                .is_none_or(|(at, _)| at.elapsed() >= ENDPOINT_FRESH)
+            {
+                read = match endpoints::find_any(&self.db, endpoint_id).await {
+                    Ok(endpoint) => {
+                        failing = endpoint.failing_since.is_some();
+                        Some((Instant::now(), endpoint))
+                    }
+                    Err(err) => {
+                        // Not sent: the endpoint could not be read (the store failed, or
+                        // it is gone).
+                        let attempts: Vec<Attempt> = deliveries
+                            .into_iter()
+                            .map(|delivery| Attempt {
+                                delivery,
+                                answer: Err(err.to_string()),
+                                endpoint_failing: true,
+                            })
+                            .collect();
+                        self.record_or_keep(&attempts).await;
+                        self.free(endpoint_id, total).await;
+                        return;
+                    }
+                };
+            }
+            let Some((_, endpoint)) = &read else {
+                unreachable!("read above")
+            };
+            let target = self.target(endpoint);
+            let target = &target;
+            let endpoint_failing = failing;
+            let attempts: Vec<Attempt> =
                 futures_util::future::join_all(deliveries.into_iter().map(|delivery| async move {
                     let started = Instant::now();
                     let answer = match target {
@@ -417,35 +484,67 @@ impl DeliveryWorker {
                         endpoint_failing,
                     }
                 }))
-                .await
-            }
-            // Not sent: the endpoint could not be read (the store failed, or it is gone).
-            Err(err) => deliveries
-                .into_iter()
-                .map(|delivery| Attempt {
-                    delivery,
-                    answer: Err(err.to_string()),
-                    endpoint_failing: true,
-                })
-                .collect(),
-        };
-        if let Err(err) = self.record(&attempts).await {
-            tracing::warn!(error = %err, deliveries = attempts.len(), "could not record webhook attempts");
-            let mut sent = Vec::new();
-            for attempt in attempts {
-                match attempt.answer {
-                    // It went out: its outcome is written when the store answers (the
-                    // lease stays held meanwhile), so it is not sent twice.
-                    Ok(answer) => sent.push((attempt.delivery, answer)),
-                    // Not sent: its lease is given back at the next claim, so it goes
-                    // out then.
-                    Err(_) => self.stale_leases.store(true, Ordering::Release),
+                .await;
+            // What the record's judgement leaves: a success clears a failing endpoint,
+            // a round without one marks it failing.
+            failing = !attempts.iter().any(|a| {
+                matches!(a.answer, Ok(Answer::Status { code, .. }) if (200..300).contains(&code))
+            });
+            turn += 1;
+            let next = async {
+                if turn > turns {
+                    return Ok(Vec::new());
+                }
+                self.claim(PER_ENDPOINT, &[], Some(endpoint_id)).await
+            };
+            let (recorded, next) = tokio::join!(self.record_or_keep(&attempts), next);
+            match next {
+                Ok(next) if recorded && !next.is_empty() => {
+                    self.in_flight.fetch_add(next.len(), Ordering::AcqRel);
+                    self.in_flight.fetch_sub(total, Ordering::AcqRel);
+                    deliveries = next;
+                }
+                Ok(next) => {
+                    // Claimed while the record failed: not sent, given back next claim.
+                    if !next.is_empty() {
+                        self.stale_leases.store(true, Ordering::Release);
+                    }
+                    self.free(endpoint_id, total).await;
+                    return;
+                }
+                Err(_) => {
+                    // The claim's answer may be lost with leases taken.
+                    self.stale_leases.store(true, Ordering::Release);
+                    self.free(endpoint_id, total).await;
+                    return;
                 }
             }
-            self.unrecorded.lock().expect("not poisoned").extend(sent);
         }
+    }
+
+    /// Writes `attempts`' outcomes; when the store does not take them, keeps those that
+    /// went out (written when it answers, their leases held meanwhile, so none is sent
+    /// twice) and has the leases of those that did not given back at the next claim.
+    /// Whether they were written.
+    async fn record_or_keep(&self, attempts: &[Attempt]) -> bool {
+        let Err(err) = self.record(attempts).await else {
+            return true;
+        };
+        tracing::warn!(error = %err, deliveries = attempts.len(), "could not record webhook attempts");
+        let mut unrecorded = self.unrecorded.lock().expect("not poisoned");
+        for attempt in attempts {
+            match &attempt.answer {
+                Ok(answer) => unrecorded.push((attempt.delivery.clone(), answer.clone())),
+                Err(_) => self.stale_leases.store(true, Ordering::Release),
+            }
+        }
+        false
+    }
+
+    /// Gives an endpoint's slots back (`count` deliveries) and looks for more work.
+    async fn free(&self, endpoint_id: Uuid, count: usize) {
         self.busy_endpoints.lock().await.remove(&endpoint_id);
-        self.in_flight.fetch_sub(total, Ordering::AcqRel);
+        self.in_flight.fetch_sub(count, Ordering::AcqRel);
         self.wake();
     }
 
@@ -481,6 +580,7 @@ impl DeliveryWorker {
         &self,
         limit: usize,
         busy: &[Uuid],
+        only: Option<Uuid>,
     ) -> Result<Vec<webhook_delivery::Model>, DbErr> {
         let backend = self.db.get_database_backend();
         let now = ciq_entity::now();
@@ -493,6 +593,13 @@ impl DeliveryWorker {
             let places: Vec<String> = (0..busy.len()).map(|i| place(4 + i)).collect();
             values.extend(busy.iter().map(|id| Value::from(*id)));
             format!("AND e.id NOT IN ({})", places.join(", "))
+        };
+        let excluded = match only {
+            Some(endpoint_id) => {
+                values.push(endpoint_id.into());
+                format!("{excluded} AND e.id = {}", place(values.len()))
+            }
+            None => excluded,
         };
         let due = |d: &str| {
             format!(

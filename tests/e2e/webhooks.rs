@@ -109,19 +109,14 @@ pub(crate) async fn deliveries_of(app: &TestApp, endpoint: Uuid) -> Vec<webhook_
         .unwrap()
 }
 
-/// A delivery this instance leased but lost track of when the store failed (its
-/// attempt's outcome could not be written) goes out as soon as the store answers again,
-/// not when its lease (60 s) runs out.
-async fn leases_left_by_a_store_failure_are_given_back_at_the_next_claim(backend: Backend) {
-    use sea_orm::{ActiveModelTrait, Set};
-    let Some(app) = TestApp::spawn_with(backend, |s| {
+/// An instance that sends nothing by itself (the test calls `deliver_due`), an endpoint at
+/// a receiver, and one lead created for it to hear about.
+async fn one_lead_to_announce(backend: Backend) -> Option<(TestApp, Receiver)> {
+    let app = TestApp::spawn_with(backend, |s| {
         quick(s);
         s.webhooks.deliver = false;
     })
-    .await
-    else {
-        return;
-    };
+    .await?;
     let receiver = Receiver::start().await;
     let (user, key) = owner_with_key(&app, "owner@acme.test").await;
     endpoint(&app, user, &receiver.url("/hook"), &[EventType::Created]).await;
@@ -131,6 +126,17 @@ async fn leases_left_by_a_store_failure_are_given_back_at_the_next_claim(backend
             .status(),
         201
     );
+    Some((app, receiver))
+}
+
+/// A delivery this instance leased but lost track of when the store failed (its
+/// attempt's outcome could not be written) goes out as soon as the store answers again,
+/// not when its lease (60 s) runs out.
+async fn leases_left_by_a_store_failure_are_given_back_at_the_next_claim(backend: Backend) {
+    use sea_orm::{ActiveModelTrait, Set};
+    let Some((app, receiver)) = one_lead_to_announce(backend).await else {
+        return;
+    };
     let worker = app.states.webhooks.clone();
     worker.fan_out().await.unwrap();
     // Leased by this instance for an hour, as a claim whose attempt was never recorded.
@@ -164,23 +170,9 @@ async fn leases_left_by_a_store_failure_are_given_back_at_the_next_claim(backend
 async fn an_attempt_whose_outcome_the_store_did_not_take_is_recorded_not_sent_again(
     backend: Backend,
 ) {
-    let Some(app) = TestApp::spawn_with(backend, |s| {
-        quick(s);
-        s.webhooks.deliver = false;
-    })
-    .await
-    else {
+    let Some((app, receiver)) = one_lead_to_announce(backend).await else {
         return;
     };
-    let receiver = Receiver::start().await;
-    let (user, key) = owner_with_key(&app, "owner@acme.test").await;
-    endpoint(&app, user, &receiver.url("/hook"), &[EventType::Created]).await;
-    assert_eq!(
-        app.post_lead(Some(&key), &reference_curl_body())
-            .await
-            .status(),
-        201
-    );
     let worker = app.states.webhooks.clone();
     // The record of the attempt fails, and so does the first try to write it later.
     worker.fail_next_records(2);

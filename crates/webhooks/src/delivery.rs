@@ -130,6 +130,10 @@ struct Outcome {
     delivered_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
+/// Where an endpoint's deliveries go and the secrets that sign them, or why none can
+/// be sent (each attempt's recorded error).
+type Target = Result<(url::Url, Vec<SecretString>), String>;
+
 /// What one endpoint's recorded attempts say about it.
 #[derive(Clone, Copy)]
 struct Verdict {
@@ -432,19 +436,18 @@ impl DeliveryWorker {
         mut deliveries: Vec<webhook_delivery::Model>,
         turns: usize,
     ) {
-        let mut read: Option<(Instant, webhook_endpoint::Model)> = None;
+        // Where and how to send, from the last read of the endpoint (and when it was).
+        let mut read: Option<(Instant, Target)> = None;
         let mut failing = true;
         let mut turn = 0;
         loop {
             let total = deliveries.len();
-            if read
-                .as_ref()
-                .is_none_or(|(at, _)| at.elapsed() >= ENDPOINT_FRESH)
-            {
-                read = match endpoints::find_any(&self.db, endpoint_id).await {
+            let (read_at, target) = match read.take() {
+                Some((at, target)) if at.elapsed() < ENDPOINT_FRESH => (at, target),
+                _ => match endpoints::find_any(&self.db, endpoint_id).await {
                     Ok(endpoint) => {
                         failing = endpoint.failing_since.is_some();
-                        Some((Instant::now(), endpoint))
+                        (Instant::now(), self.target(&endpoint))
                     }
                     Err(err) => {
                         // Not sent: the endpoint could not be read (the store failed, or
@@ -461,18 +464,14 @@ impl DeliveryWorker {
                         self.free(endpoint_id, total).await;
                         return;
                     }
-                };
-            }
-            let Some((_, endpoint)) = &read else {
-                unreachable!("read above")
+                },
             };
-            let target = self.target(endpoint);
-            let target = &target;
+            let sending = &target;
             let endpoint_failing = failing;
             let attempts: Vec<Attempt> =
                 futures_util::future::join_all(deliveries.into_iter().map(|delivery| async move {
                     let started = Instant::now();
-                    let answer = match target {
+                    let answer = match sending {
                         Ok((url, signing)) => self.send(url, signing, &delivery).await,
                         Err(why) => Answer::Error(why.clone()),
                     };
@@ -503,6 +502,7 @@ impl DeliveryWorker {
                     self.in_flight.fetch_add(next.len(), Ordering::AcqRel);
                     self.in_flight.fetch_sub(total, Ordering::AcqRel);
                     deliveries = next;
+                    read = Some((read_at, target));
                 }
                 Ok(next) => {
                     // Claimed while the record failed: not sent, given back next claim.
@@ -550,10 +550,7 @@ impl DeliveryWorker {
 
     /// Where and with what an endpoint's deliveries are sent: its URL (checked) and its
     /// signing secrets; or why none can be (recorded as each attempt's error).
-    fn target(
-        &self,
-        endpoint: &webhook_endpoint::Model,
-    ) -> Result<(url::Url, Vec<SecretString>), String> {
+    fn target(&self, endpoint: &webhook_endpoint::Model) -> Target {
         let Some(secrets) = &self.secrets else {
             return Err(
                 "the gateway has no webhook key (CIQ_WEBHOOK_SECRET_KEY) to sign with".into(),

@@ -28,6 +28,7 @@ mod m20261205_000020_usage;
 mod m20261205_000021_lead_search;
 mod m20261205_000022_password_resets;
 mod m20261205_000023_spool_applied;
+mod m20261205_000024_import_resume;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -59,6 +60,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000021_lead_search::Migration),
             Box::new(m20261205_000022_password_resets::Migration),
             Box::new(m20261205_000023_spool_applied::Migration),
+            Box::new(m20261205_000024_import_resume::Migration),
         ]
     }
 }

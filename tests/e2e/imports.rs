@@ -994,3 +994,157 @@ mod bulk {
     ciq_e2e::with_each_backend!(a_chunk_upserted_in_bulk_ends_as_its_rows_one_by_one);
     use super::*;
 }
+
+/// An import worked a few rows a turn reads each turn on from where its last chunk
+/// ended (stored with its position) and ends with the leads and failed lines of one
+/// pass over the file — a spreadsheet's CRLF file with a byte-order mark, `;` cells and
+/// notes over several lines. An import whose resume point is unknown (started by a
+/// version that did not store it) is read from the top with its done rows skipped.
+async fn an_import_read_on_turn_by_turn_makes_the_leads_of_one_pass(backend: Backend) {
+    use ciq_entity::{lead_import, lead_import_failure};
+    use ciq_imports::worker::{CHUNKS_PER_TURN, ImportWorker, WorkerSettings};
+    use ciq_imports::{ImportFile, Mapping, store};
+    use sea_orm::{ActiveModelTrait, ActiveValue::Set, IntoActiveModel};
+    // The store alone (no gateway, so no other worker takes a turn).
+    let Some(database) = ciq_e2e::TestDatabase::create(backend).await else {
+        return;
+    };
+    let db = ciq_gateway::database::connect_and_migrate(&database.url)
+        .await
+        .unwrap();
+    let user = ciq_admin::users::create_user(&db, "owner@acme.test", None)
+        .await
+        .unwrap()
+        .id;
+    const ROWS: usize = 70;
+    let chunk_rows = 4;
+    // Every third row's note spans lines; every seventh has a bad email. `expected`:
+    // per row, the line it starts on and whether it fails.
+    let mut file = String::from("\u{feff}Name;Email;Source;Industry;Notes\r\n");
+    let mut line = 2;
+    let mut expected = Vec::new();
+    for i in 0..ROWS {
+        let email = if i % 7 == 3 {
+            "not-an-email".to_owned()
+        } else {
+            format!("lead{i}@example.com")
+        };
+        let note = if i % 3 == 0 {
+            format!("\"Zoë {i};\r\nsecond line\"")
+        } else {
+            format!("note {i}")
+        };
+        file += &format!("Lead {i};{email};Fair;Retail;{note}\r\n");
+        expected.push((line, i % 7 == 3));
+        line += if i % 3 == 0 { 2 } else { 1 };
+    }
+    let bytes = file.into_bytes();
+    let checked = ImportFile::read(&bytes).unwrap();
+    let id = store::create(&db, user, "crm.csv", bytes.clone(), &checked)
+        .await
+        .unwrap();
+    let mapping = Mapping::suggested(&checked.columns);
+    assert!(
+        store::save_mapping(&db, user, id, &mapping, true)
+            .await
+            .unwrap()
+    );
+    let breaker = ciq_store::Breaker::new(db.clone(), Duration::from_secs(5));
+    let worker = ImportWorker::new(
+        db.clone(),
+        breaker,
+        WorkerSettings {
+            chunk_rows,
+            ..WorkerSettings::default()
+        },
+    );
+    let stored = || async {
+        lead_import::Entity::find_by_id(id)
+            .one(&db)
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    // After a turn the stored point is the end of its last row: the next row follows
+    // its line end, and the stored line is the line of that byte.
+    assert!(worker.run_one().await.unwrap());
+    let turn = CHUNKS_PER_TURN * chunk_rows;
+    let after = stored().await;
+    assert_eq!(after.position as usize, turn);
+    let byte = after.resume_byte.unwrap() as usize;
+    let next = String::from_utf8_lossy(&bytes[byte..]);
+    assert!(
+        next.trim_start_matches(['\r', '\n'])
+            .starts_with(&format!("Lead {turn};")),
+        "{:?}",
+        &next[..20]
+    );
+    let line_of_byte = 1 + bytes[..byte].iter().filter(|b| **b == b'\n').count();
+    assert_eq!(after.resume_line, Some(line_of_byte as i64));
+    assert_eq!(after.delimiter, Some(i16::from(b';')));
+    // A second turn from there; then one without a stored point, from the top.
+    assert!(worker.run_one().await.unwrap());
+    let mut unknown = stored().await.into_active_model();
+    unknown.resume_byte = Set(None);
+    unknown.resume_line = Set(None);
+    unknown.delimiter = Set(None);
+    unknown.update(&db).await.unwrap();
+    assert!(worker.run_one().await.unwrap());
+    assert_eq!(stored().await.position as usize, 3 * turn);
+    assert!(stored().await.resume_byte.is_some(), "stored again");
+    while worker.run_one().await.unwrap() {}
+    let done = stored().await;
+    let failing: Vec<i32> = expected
+        .iter()
+        .filter(|(_, fails)| *fails)
+        .map(|(line, _)| *line)
+        .collect();
+    assert_eq!(
+        (
+            done.status,
+            done.created_count as usize,
+            done.failed_count as usize
+        ),
+        (ImportStatus::Done, ROWS - failing.len(), failing.len())
+    );
+    let lines: Vec<i32> = lead_import_failure::Entity::find()
+        .filter(lead_import_failure::Column::ImportId.eq(id))
+        .all(&db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|failure| failure.line)
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(lines, failing, "each failed row by the line it starts on");
+    let leads = ciq_entity::lead::Entity::find()
+        .filter(ciq_entity::lead::Column::UserId.eq(user))
+        .all(&db)
+        .await
+        .unwrap();
+    let mut notes: Vec<(String, Option<String>)> = leads
+        .into_iter()
+        .map(|lead| (lead.name, lead.description))
+        .collect();
+    notes.sort();
+    let mut want: Vec<(String, Option<String>)> = (0..ROWS)
+        .filter(|i| i % 7 != 3)
+        .map(|i| {
+            let note = if i % 3 == 0 {
+                format!("Zoë {i};\r\nsecond line")
+            } else {
+                format!("note {i}")
+            };
+            (format!("Lead {i}"), Some(note))
+        })
+        .collect();
+    want.sort();
+    assert_eq!(notes, want, "every good row once, its cells whole");
+    drop(database);
+}
+
+mod read_on {
+    ciq_e2e::with_each_backend!(an_import_read_on_turn_by_turn_makes_the_leads_of_one_pass);
+    use super::*;
+}

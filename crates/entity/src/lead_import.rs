@@ -27,6 +27,13 @@ pub struct Model {
     pub total_rows: i32,
     /// Data rows done (created, updated or failed).
     pub position: i32,
+    /// Byte offset in `content` where the row at `position` starts (`None`: not known
+    /// yet; read from the top and skip `position` rows).
+    pub resume_byte: Option<i64>,
+    /// The line that row starts on.
+    pub resume_line: Option<i64>,
+    /// The file's cell separator (a byte), stored with the first resume point.
+    pub delimiter: Option<i16>,
     /// Leads created.
     pub created_count: i32,
     /// Leads updated (a row whose `external_id` the account held).

@@ -115,12 +115,28 @@ fn delimiter_of(text: &str) -> u8 {
         .unwrap_or(b',')
 }
 
-fn reader(text: &str, delimiter: u8) -> csv::Reader<&[u8]> {
+fn reader(text: &str, delimiter: u8, has_headers: bool) -> csv::Reader<&[u8]> {
     csv::ReaderBuilder::new()
         .delimiter(delimiter)
         .flexible(true)
-        .has_headers(true)
+        .has_headers(has_headers)
         .from_reader(text.as_bytes())
+}
+
+/// The line a record starts on. The reader places a record where the last one ended:
+/// before the `\n` of a CRLF and before blank lines, so its line is one short after
+/// every CRLF (spreadsheets on Windows write CRLF) and a blank line. `input` is the
+/// reader's input; the line ends skipped are counted here.
+fn line_of(input: &[u8], position: &csv::Position) -> u64 {
+    let from = usize::try_from(position.byte()).unwrap_or(usize::MAX);
+    let skipped = input
+        .get(from..)
+        .unwrap_or_default()
+        .iter()
+        .take_while(|b| matches!(b, b'\r' | b'\n'))
+        .filter(|b| **b == b'\n')
+        .count();
+    position.line() + skipped as u64
 }
 
 fn malformed(err: &csv::Error) -> FileProblem {
@@ -140,12 +156,51 @@ impl ImportFile {
         if bytes.len() > MAX_FILE_BYTES {
             return Err(FileProblem::TooLarge);
         }
+        let Opened {
+            columns,
+            delimiter,
+            rows: RowReader {
+                mut reader, input, ..
+            },
+        } = Self::open(bytes)?;
+        let mut rows = 0;
+        let mut record = csv::StringRecord::new();
+        while reader
+            .read_record(&mut record)
+            .map_err(|err| malformed(&err))?
+        {
+            rows += 1;
+            if rows > MAX_ROWS {
+                return Err(FileProblem::TooManyRows);
+            }
+            if record.len() > columns.len() {
+                return Err(FileProblem::RowTooWide {
+                    line: record.position().map_or(0, |at| line_of(input, at)),
+                    cells: record.len(),
+                    columns: columns.len(),
+                });
+            }
+        }
+        if rows == 0 {
+            return Err(FileProblem::NoRows);
+        }
+        Ok(Self {
+            columns,
+            delimiter,
+            rows,
+        })
+    }
+
+    /// A stored file read again from the top: its header row's names (checked as
+    /// [`ImportFile::read`] checks them: at most [`MAX_COLUMNS`] distinct non-empty
+    /// names), its separator, and its data rows.
+    pub fn open(bytes: &[u8]) -> Result<Opened<'_>, FileProblem> {
         let text = text_of(bytes)?;
         if text.trim().is_empty() {
             return Err(FileProblem::Empty);
         }
         let delimiter = delimiter_of(text);
-        let mut reader = reader(text, delimiter);
+        let mut reader = reader(text, delimiter, true);
         let columns: Vec<String> = reader
             .headers()
             .map_err(|err| malformed(&err))?
@@ -183,50 +238,115 @@ impl ImportFile {
                 )));
             }
         }
-        let mut rows = 0;
-        let mut record = csv::StringRecord::new();
-        while reader
-            .read_record(&mut record)
-            .map_err(|err| malformed(&err))?
-        {
-            rows += 1;
-            if rows > MAX_ROWS {
-                return Err(FileProblem::TooManyRows);
-            }
-            if record.len() > columns.len() {
-                return Err(FileProblem::RowTooWide {
-                    line: record.position().map_or(0, csv::Position::line),
-                    cells: record.len(),
-                    columns: columns.len(),
-                });
-            }
-        }
-        if rows == 0 {
-            return Err(FileProblem::NoRows);
-        }
-        Ok(Self {
+        let at = Resume {
+            byte: (bytes.len() - text.len()) as u64,
+            line: 1,
+        };
+        Ok(Opened {
             columns,
             delimiter,
-            rows,
+            rows: RowReader::new(text, reader, at),
         })
     }
 
-    /// The data rows of `bytes` (a file [`ImportFile::read`] accepted), each with the
-    /// line it starts on, after skipping the first `skip`.
-    pub fn rows<'a>(
-        &self,
-        bytes: &'a [u8],
-        skip: usize,
-    ) -> Result<impl Iterator<Item = Result<Row, FileProblem>> + 'a, FileProblem> {
-        let text = text_of(bytes)?;
-        let reader = reader(text, self.delimiter);
-        Ok(reader.into_records().skip(skip).map(|record| match record {
-            Ok(record) => Ok(Row {
-                line: record.position().map_or(0, csv::Position::line),
+    /// The data rows of `bytes` (a file [`ImportFile::read`] accepted) from the first,
+    /// each with the line it starts on.
+    pub fn rows<'a>(&self, bytes: &'a [u8]) -> Result<RowReader<'a>, FileProblem> {
+        Self::open(bytes).map(|opened| opened.rows)
+    }
+
+    /// The data rows of a file whose cells are separated by `delimiter`, read from
+    /// `tail` — the file's bytes from `at.byte` on, where a [`RowReader::resume`] of
+    /// the same file pointed.
+    pub fn rows_from(delimiter: u8, tail: &[u8], at: Resume) -> Result<RowReader<'_>, FileProblem> {
+        // No byte-order mark to drop here: `tail` starts at a row, not at the file's top.
+        let text = std::str::from_utf8(tail).map_err(|err| FileProblem::NotUtf8 {
+            line: usize::try_from(at.line).unwrap_or(usize::MAX)
+                + tail[..err.valid_up_to()]
+                    .iter()
+                    .filter(|b| **b == b'\n')
+                    .count(),
+        })?;
+        Ok(RowReader::new(text, reader(text, delimiter, false), at))
+    }
+}
+
+/// A stored file read again from the top ([`ImportFile::open`]).
+pub struct Opened<'a> {
+    /// The header row's names, trimmed.
+    pub columns: Vec<String>,
+    /// The cell separator.
+    pub delimiter: u8,
+    /// The data rows from the first.
+    pub rows: RowReader<'a>,
+}
+
+/// Where reading a file goes on: the end of the last row read (the line ends and blank
+/// lines before the next row are skipped by the reading). What an import stores with
+/// its position, so its next turn reads on from there instead of parsing the file
+/// from the top.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resume {
+    /// Byte offset in the file as uploaded (a byte-order mark counted).
+    pub byte: u64,
+    /// The line that byte is on (the header is line 1).
+    pub line: u64,
+}
+
+/// A file's data rows, one at a time, knowing where the next one starts.
+pub struct RowReader<'a> {
+    reader: csv::Reader<&'a [u8]>,
+    /// The reader's input.
+    input: &'a [u8],
+    /// Where the reader's input starts in the file.
+    base: Resume,
+}
+
+impl<'a> RowReader<'a> {
+    fn new(input: &'a str, reader: csv::Reader<&'a [u8]>, base: Resume) -> Self {
+        Self {
+            reader,
+            input: input.as_bytes(),
+            base,
+        }
+    }
+
+    /// `position` (relative to the reader's input) in the file.
+    fn in_file(&self, position: &csv::Position) -> Resume {
+        Resume {
+            byte: self.base.byte + position.byte(),
+            line: self.base.line + position.line() - 1,
+        }
+    }
+
+    /// Where reading goes on after the rows read so far (after the last: the file's
+    /// length).
+    pub fn resume(&self) -> Resume {
+        self.in_file(self.reader.position())
+    }
+}
+
+impl Iterator for RowReader<'_> {
+    type Item = Result<Row, FileProblem>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let mut record = csv::StringRecord::new();
+        match self.reader.read_record(&mut record) {
+            Ok(false) => None,
+            Ok(true) => Some(Ok(Row {
+                line: record.position().map_or(0, |position| {
+                    self.base.line + line_of(self.input, position) - 1
+                }),
                 cells: record.iter().map(str::to_owned).collect(),
-            }),
-            Err(err) => Err(malformed(&err)),
-        }))
+            })),
+            Err(err) => {
+                let mut problem = malformed(&err);
+                if let FileProblem::Malformed { line, .. } = &mut problem {
+                    *line = self.base.line + line.saturating_sub(1);
+                }
+                Some(Err(problem))
+            }
+        }
     }
 }
 
@@ -640,7 +760,7 @@ pub const TALLY_LINES: usize = 10;
 /// off the async runtime for a large file).
 pub fn tally(file: &ImportFile, bytes: &[u8], mapping: &Mapping) -> Result<Tally, FileProblem> {
     let mut tally = Tally::default();
-    for row in file.rows(bytes, 0)? {
+    for row in file.rows(bytes)? {
         let row = row?;
         match plan(mapping, &file.columns, &row) {
             RowPlan::Create(_) | RowPlan::Upsert { new: Ok(_), .. } => tally.import += 1,
@@ -686,7 +806,7 @@ pub fn preview(
     mapping: &Mapping,
     count: usize,
 ) -> Result<Vec<PreviewRow>, FileProblem> {
-    file.rows(bytes, 0)?
+    file.rows(bytes)?
         .take(count)
         .map(|row| {
             let row = row?;
@@ -798,6 +918,12 @@ mod tests {
         assert!(problem(b"name,email\nAda,\xff@x.io\n").contains("line 2 is not"));
         assert!(problem(b"name,,email\nA,b,c\n").contains("column 2 of the header row"));
         assert!(problem(b"Email,email\na,b\n").contains("names \"email\" twice"));
+        // The line as an editor numbers it, also in a CRLF file with a blank line.
+        assert!(
+            problem(b"name,email\r\na,b\r\n\r\nc,d,e\r\n").starts_with("line 4 has 3 cells"),
+            "{}",
+            problem(b"name,email\r\na,b\r\n\r\nc,d,e\r\n")
+        );
         let many = format!("name\n{}", "x\n".repeat(MAX_ROWS + 1));
         assert_eq!(
             problem(many.as_bytes()),
@@ -813,11 +939,60 @@ mod tests {
         assert_eq!(file.columns, ["Name", "Email", "Notes"]);
         assert_eq!(file.rows, 2);
         let rows: Vec<Row> = file
-            .rows(bytes.as_bytes(), 1)
+            .rows(bytes.as_bytes())
             .unwrap()
+            .skip(1)
             .collect::<Result<_, _>>()
             .unwrap();
         assert_eq!(rows, [row(4, &["Bob", "bob@example.com", "x"])]);
+    }
+
+    /// Read a few rows at a time, each turn from where the last one said the next row
+    /// starts (as the worker does), a file gives the rows of one pass from the top:
+    /// same cells, same lines — with a byte-order mark, CRLF and LF line ends, quoted
+    /// cells over several lines (a quoted CRLF too), a quoted separator, blank lines,
+    /// non-ASCII text and no line end after the last row.
+    #[test]
+    fn rows_read_on_from_a_resume_point_are_the_rows_of_one_pass() {
+        let bytes = "\u{feff}Name;Notes\r\nZoë;\"one\r\ntwo\nthree\"\r\n\r\nBob;\"a;b\"\n\nÅsa;x\n\"multi\nline name\";\"\"\r\nLast;end"
+            .as_bytes();
+        let file = ImportFile::read(bytes).unwrap();
+        let all: Vec<Row> = file.rows(bytes).unwrap().collect::<Result<_, _>>().unwrap();
+        assert_eq!(all.len(), 5, "{all:?}");
+        let lines: Vec<u64> = all.iter().map(|r| r.line).collect();
+        assert_eq!(lines, [2, 6, 8, 9, 11], "where each row starts: {all:?}");
+        assert_eq!(all[0].cells, ["Zoë", "one\r\ntwo\nthree"]);
+        for step in 1..=3 {
+            let mut read = Vec::new();
+            let mut rows = file.rows(bytes).unwrap();
+            loop {
+                let chunk: Vec<Row> = rows.by_ref().take(step).map(Result::unwrap).collect();
+                let at = rows.resume();
+                read.extend(chunk);
+                if read.len() == all.len() {
+                    assert_eq!(at.byte, bytes.len() as u64, "the end, after {step}s");
+                    break;
+                }
+                // The next row starts exactly there.
+                let tail = &bytes[usize::try_from(at.byte).unwrap()..];
+                rows = ImportFile::rows_from(file.delimiter, tail, at).unwrap();
+            }
+            assert_eq!(read, all, "{step} rows a turn");
+        }
+    }
+
+    #[test]
+    fn a_broken_row_read_on_from_a_resume_point_names_its_line_in_the_file() {
+        let bytes = b"name,notes\na,1\nb,2\nc,\"never closed\n";
+        let mut rows = ImportFile::open(bytes).unwrap().rows;
+        assert_eq!(rows.next().unwrap().unwrap().line, 2);
+        let at = rows.resume();
+        let tail = &bytes[usize::try_from(at.byte).unwrap()..];
+        let rows: Vec<_> = ImportFile::rows_from(b',', tail, at).unwrap().collect();
+        assert_eq!(rows[0].as_ref().unwrap(), &row(3, &["b", "2"]));
+        assert_eq!(rows[1].as_ref().unwrap(), &row(4, &["c", "never closed\n"]));
+        let not_utf8 = ImportFile::rows_from(b',', b"x,\xff\n", at).err();
+        assert_eq!(not_utf8, Some(FileProblem::NotUtf8 { line: 3 }));
     }
 
     #[test]

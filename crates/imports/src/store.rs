@@ -7,14 +7,14 @@ use ciq_entity::AccountScoped;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
     QuerySelect, TransactionSession, TransactionTrait, UpdateMany,
-    sea_query::{Expr, ExprTrait},
+    sea_query::{Expr, ExprTrait, Func},
 };
 use uuid::Uuid;
 
 use ciq_entity::lead_import::{self, ImportStatus};
 use ciq_entity::lead_import_failure;
 
-use super::{ImportFile, Mapping};
+use super::{ImportFile, Mapping, Resume};
 
 /// How long a finished import (and its list of failed rows) is kept.
 pub const RETENTION: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
@@ -150,6 +150,9 @@ pub async fn create(
         content: Some(bytes),
         total_rows: i32::try_from(file.rows).unwrap_or(i32::MAX),
         position: 0,
+        resume_byte: None,
+        resume_line: None,
+        delimiter: None,
         created_count: 0,
         updated_count: 0,
         failed_count: 0,
@@ -355,7 +358,7 @@ pub async fn claim(
     db: &impl ConnectionTrait,
     instance: Uuid,
     lease_end: DateTime<Utc>,
-) -> Result<Option<lead_import::Model>, DbErr> {
+) -> Result<Option<Claimed>, DbErr> {
     let now = ciq_entity::now();
     // Also this instance's own, left by a chunk that failed (a store error): it
     // goes on at once instead of after its lease.
@@ -393,10 +396,83 @@ pub async fn claim(
             .exec(db)
             .await?;
         if taken.rows_affected == 1 {
-            return lead_import::Entity::find_by_id(id).one(db).await;
+            return lead_import::Entity::find_by_id(id)
+                .select_only()
+                .columns([
+                    lead_import::Column::Id,
+                    lead_import::Column::UserId,
+                    lead_import::Column::Columns,
+                    lead_import::Column::Mapping,
+                    lead_import::Column::Position,
+                    lead_import::Column::ResumeByte,
+                    lead_import::Column::ResumeLine,
+                    lead_import::Column::Delimiter,
+                ])
+                .into_model::<Claimed>()
+                .one(db)
+                .await;
         }
     }
     Ok(None)
+}
+
+/// An import a worker claimed, without its file: [`file_from`] reads the part of the
+/// file the turn needs.
+#[derive(Debug, Clone, PartialEq, Eq, FromQueryResult)]
+pub struct Claimed {
+    /// Import id.
+    pub id: Uuid,
+    /// The account.
+    pub user_id: Uuid,
+    /// The header row (JSON array).
+    pub columns: String,
+    /// The mapping (JSON).
+    pub mapping: String,
+    /// Data rows done.
+    pub position: i32,
+    /// Where the row at `position` starts in the file, once a chunk stored it.
+    pub resume_byte: Option<i64>,
+    /// The line it starts on.
+    pub resume_line: Option<i64>,
+    /// The file's cell separator.
+    pub delimiter: Option<i16>,
+}
+
+impl Claimed {
+    /// Where the row at `position` starts and the file's separator; `None` before the
+    /// first chunk (or for an import started before they were stored).
+    pub fn resume(&self) -> Option<(Resume, u8)> {
+        Some((
+            Resume {
+                byte: u64::try_from(self.resume_byte?).ok()?,
+                line: u64::try_from(self.resume_line?).ok()?,
+            },
+            u8::try_from(self.delimiter?).ok()?,
+        ))
+    }
+}
+
+/// The file of import `id` from byte `from` on (0: all of it); `None` once the import is
+/// done. Only the rest is read: a turn late in a big file does not load its top again.
+pub async fn file_from(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    from: u64,
+) -> Result<Option<Vec<u8>>, DbErr> {
+    // `substr` of a bytea (PostgreSQL) or a blob (SQLite) counts bytes from 1.
+    // An `int` (PostgreSQL has no `substr(bytea, bigint)`); files are at most 10 MB.
+    let start = i32::try_from(from).unwrap_or(i32::MAX).saturating_add(1);
+    Ok(lead_import::Entity::find_by_id(id)
+        .select_only()
+        .expr(
+            Func::cust("substr")
+                .arg(Expr::col(lead_import::Column::Content))
+                .arg(start),
+        )
+        .into_tuple::<Option<Vec<u8>>>()
+        .one(db)
+        .await?
+        .flatten())
 }
 
 /// Renews `instance`'s lease on import `id` until `lease_end` if it still holds it at
@@ -431,15 +507,30 @@ pub async fn end_turn(db: &impl ConnectionTrait, id: Uuid, instance: Uuid) -> Re
 }
 
 /// Moves import `id`'s position past a chunk and adds its counts, in the chunk's
-/// transaction `txn`.
+/// transaction `txn`; `next` is where the row after the chunk starts in the file,
+/// whose separator is `delimiter`.
 pub async fn advance(
     txn: &impl ConnectionTrait,
     id: Uuid,
     created: i32,
     updated: i32,
     failed: i32,
+    next: Resume,
+    delimiter: u8,
 ) -> Result<(), DbErr> {
     lead_import::Entity::update_many()
+        .col_expr(
+            lead_import::Column::ResumeByte,
+            Expr::value(i64::try_from(next.byte).unwrap_or(i64::MAX)),
+        )
+        .col_expr(
+            lead_import::Column::ResumeLine,
+            Expr::value(i64::try_from(next.line).unwrap_or(i64::MAX)),
+        )
+        .col_expr(
+            lead_import::Column::Delimiter,
+            Expr::value(i16::from(delimiter)),
+        )
         .col_expr(
             lead_import::Column::Position,
             Expr::col(lead_import::Column::Position).add(created + updated + failed),

@@ -13,7 +13,7 @@ use sea_orm::{DbErr, EntityTrait, TransactionTrait};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use ciq_entity::lead_import::{self, ImportStatus};
+use ciq_entity::lead_import::ImportStatus;
 use ciq_entity::lead_import_failure;
 use ciq_store::Breaker;
 
@@ -22,7 +22,7 @@ use ciq_leads::bulk::{RowOutcome, UpsertRow, upsert_many};
 use ciq_leads::store::{Announced, LeadOwner, insert_in};
 
 use crate::store;
-use crate::{ImportFile, Mapping, Row, RowPlan, plan};
+use crate::{ImportFile, Mapping, Opened, Resume, Row, RowPlan, plan};
 
 /// Default rows per transaction.
 pub const DEFAULT_CHUNK_ROWS: usize = 500;
@@ -137,38 +137,59 @@ impl ImportWorker {
     /// The oldest import that is queued, or running under a lease that ran out (or is
     /// this instance's), now leased to this instance; a conditional update, so of two instances that pick
     /// the same one only one gets it.
-    async fn claim(&self) -> Result<Option<lead_import::Model>, DbErr> {
+    async fn claim(&self) -> Result<Option<store::Claimed>, DbErr> {
         store::claim(&self.db, self.instance, self.lease_end()).await
     }
 
-    /// The rows of `import` from its position on, a chunk per transaction.
-    async fn work(&self, import: lead_import::Model) -> Result<(), LeadError> {
+    /// The rows of `import` from its position on, a chunk per transaction. The file is
+    /// read from where the row at the position starts (stored with each chunk), so a
+    /// turn costs its own rows, not the file's top again.
+    async fn work(&self, import: store::Claimed) -> Result<(), LeadError> {
         let columns: Vec<String> = serde_json::from_str(&import.columns).unwrap_or_default();
         let mapping: Mapping = serde_json::from_str(&import.mapping).unwrap_or_default();
-        let Some(bytes) = import.content.as_deref() else {
+        let resume = import.resume();
+        let from = resume.map_or(0, |(at, _)| at.byte);
+        let Some(bytes) = store::file_from(&self.db, import.id, from).await? else {
             return self.stop(import.id, "the file is no longer stored").await;
-        };
-        let file = match ImportFile::read(bytes) {
-            Ok(file) if file.columns == columns => file,
-            Ok(_) => {
-                return self
-                    .stop(import.id, "the file changed since it was read")
-                    .await;
-            }
-            Err(problem) => return self.stop(import.id, &problem.to_string()).await,
         };
         let problems = mapping.problems(&columns);
         if !problems.is_empty() {
             return self.stop(import.id, &problems.join("; ")).await;
         }
+        let opened = match resume {
+            Some((at, delimiter)) => {
+                ImportFile::rows_from(delimiter, &bytes, at).map(|rows| (delimiter, rows))
+            }
+            // From the top: the header is read again and checked against the one the
+            // mapping was made for, and the rows done (by a version that did not store
+            // where they ended) are skipped.
+            None => match ImportFile::open(&bytes) {
+                Ok(opened) if opened.columns != columns => {
+                    return self
+                        .stop(import.id, "the file changed since it was read")
+                        .await;
+                }
+                Ok(Opened {
+                    delimiter,
+                    mut rows,
+                    ..
+                }) => {
+                    let done = usize::try_from(import.position).unwrap_or(0);
+                    match rows.by_ref().take(done).find_map(Result::err) {
+                        Some(problem) => Err(problem),
+                        None => Ok((delimiter, rows)),
+                    }
+                }
+                Err(problem) => Err(problem),
+            },
+        };
+        let (delimiter, mut rows) = match opened {
+            Ok(opened) => opened,
+            Err(problem) => return self.stop(import.id, &problem.to_string()).await,
+        };
         let owner = LeadOwner {
             user_id: import.user_id,
             api_key_id: None,
-        };
-        let start = usize::try_from(import.position).unwrap_or(0);
-        let mut rows = match file.rows(bytes, start) {
-            Ok(rows) => rows,
-            Err(problem) => return self.stop(import.id, &problem.to_string()).await,
         };
         let mut position = import.position;
         for _ in 0..CHUNKS_PER_TURN {
@@ -190,9 +211,10 @@ impl ImportWorker {
                 })
                 .collect();
             let done = i32::try_from(plans.len()).unwrap_or(i32::MAX);
+            let next = rows.resume();
             let written = self
                 .breaker
-                .guard(self.commit_chunk(import.id, owner, position, plans))
+                .guard(self.commit_chunk(import.id, owner, position, plans, (next, delimiter)))
                 .await?;
             self.breaker.record(&written);
             match written? {
@@ -225,6 +247,7 @@ impl ImportWorker {
         owner: LeadOwner,
         position: i32,
         plans: Vec<(Row, RowPlan)>,
+        (next, delimiter): (Resume, u8),
     ) -> Result<Option<Counts>, DbErr> {
         let txn = self.db.begin().await?;
         let held = store::renew(&txn, import_id, self.instance, position, self.lease_end()).await?;
@@ -305,6 +328,8 @@ impl ImportWorker {
             counts.created,
             counts.updated,
             counts.failed,
+            next,
+            delimiter,
         )
         .await?;
         txn.commit().await?;

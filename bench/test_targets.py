@@ -1,0 +1,64 @@
+"""bench/run's table of issue 29's targets: each figure against its bound, in the
+direction that matters."""
+
+import importlib.machinery
+import importlib.util
+import unittest
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+loader = importlib.machinery.SourceFileLoader("bench_run_targets", str(HERE / "run"))
+spec = importlib.util.spec_from_loader("bench_run_targets", loader)
+run = importlib.util.module_from_spec(spec)
+loader.exec_module(run)
+
+
+def results(**changes):
+    r = {
+        "pgbench": {"inserts_per_s": 10_000, "postgres_cpu_us_per_insert": 100.0},
+        "pg_one_key": {"requests_per_s": 12_500},
+        "pg_many_keys": {"requests_per_s": 11_000},
+        "cpu_us_per_create": {"gateway": 50.0, "redis": 10.0, "postgres": 40.0, "total": 100.0},
+        "cpu_us_per_healthz": {"gateway": 20.0},
+        "pg_half_peak": {"p99_ms": 4.0},
+        "pgbench_half_peak": {"p99_ms": 5.0},
+        "pg_1024_connections": {"peak_rss_mb": 99.0},
+        "import": {"peak_rss_mb": 120.0, "runs": [{"rows_per_s": 20_000}, {"rows_per_s": 31_000},
+                                                  {"rows_per_s": 29_000}]},
+        "pgbouncer": {"create": {"transaction_vs_direct": 0.95}, "list": {"transaction_vs_direct": 0.5}},
+        "webhooks": {"delivery": {"events_per_s": 5_500}},
+        "bulk": {"ratio_batch_vs_copy": 0.7},
+    }
+    r.update(changes)
+    return r
+
+
+class Targets(unittest.TestCase):
+    def verdicts(self, r):
+        return {name: (round(value, 3), met) for name, value, _, met in run.targets(r)}
+
+    def test_each_figure_is_judged_against_its_bound_in_its_direction(self):
+        v = self.verdicts(results())
+        self.assertEqual(v["create, one key / pgbench INSERT"], (1.25, True))
+        self.assertEqual(v["create, many keys / pgbench INSERT"], (1.1, False))
+        self.assertEqual(v["gateway CPU per create / per /healthz"], (2.5, False))
+        self.assertEqual(v["all CPU per create / pgbench's PG per insert"], (1.0, False))
+        self.assertEqual(v["p99 at half of peak / pgbench's p99 at that rate"], (0.8, True))
+        self.assertEqual(v["peak RSS at 1024 connections (MB)"], (99.0, True))
+        self.assertEqual(v["peak RSS after three 50 000-row imports (MB)"], (120.0, False))
+        self.assertEqual(v["PgBouncer transaction / direct, creates"], (0.95, True))
+        self.assertEqual(v["PgBouncer transaction / direct, lists"], (0.5, False))
+        self.assertEqual(v["webhook deliveries per second, one instance"], (5500, True))
+        self.assertEqual(v["batch / COPY"], (0.7, False))
+        # The slower of the two upsert runs; the create run does not count.
+        self.assertEqual(v["CSV import upserts, rows/s (the slower of two runs)"], (29_000, False))
+
+    def test_a_bound_met_exactly_is_met(self):
+        v = self.verdicts(results(pg_1024_connections={"peak_rss_mb": 100.0},
+                                  cpu_us_per_healthz={"gateway": 25.0}))
+        self.assertTrue(v["peak RSS at 1024 connections (MB)"][1])
+        self.assertTrue(v["gateway CPU per create / per /healthz"][1])
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use poem::Request;
-use poem::http::{HeaderMap, HeaderValue};
+use poem::http::{HeaderMap, HeaderName, HeaderValue};
 use poem_openapi::SecurityScheme;
 use poem_openapi::auth::ApiKey;
 
@@ -565,15 +565,13 @@ impl Caller {
         &self,
         response: T,
     ) -> poem_openapi::payload::Response<T> {
-        let mut headers = HeaderMap::new();
-        self.apply_headers(&mut headers);
-        headers
-            .into_iter()
-            .filter_map(|(name, value)| Some((name?, value)))
-            .fold(
-                poem_openapi::payload::Response::new(response),
-                |resp, (name, value)| resp.header(name, value),
-            )
+        let resp = poem_openapi::payload::Response::new(response);
+        match &self.decision {
+            Some(decision) => rate_limit_headers(decision, self.window_secs, self.policy)
+                .into_iter()
+                .fold(resp, |resp, (name, value)| resp.header(name, value)),
+            None => resp,
+        }
     }
 
     /// Sets the rate-limit headers of this caller's decision (none before one was made).
@@ -611,22 +609,42 @@ fn set_rate_limit_headers(
     window_secs: u64,
     policy: &str,
 ) {
-    let reset_in = decision.reset_after_secs();
-    let mut set = |name: &'static str, value: String| {
-        headers.insert(
-            name,
-            HeaderValue::from_str(&value).expect("header values are ASCII"),
-        );
-    };
-    set("x-ratelimit-limit", decision.limit.to_string());
-    set("x-ratelimit-remaining", decision.remaining.to_string());
-    set("x-ratelimit-reset", reset_at(decision).to_string());
-    set(
-        "ratelimit-policy",
-        format!("\"{policy}\";q={};w={}", decision.limit, window_secs),
-    );
-    set(
-        "ratelimit",
-        format!("\"{policy}\";r={};t={}", decision.remaining, reset_in),
-    );
+    for (name, value) in rate_limit_headers(decision, window_secs, policy) {
+        headers.insert(name, value);
+    }
+}
+
+/// The rate-limit headers of `decision`: names made once (not parsed per request),
+/// numbers written straight into their values (every create answers with them).
+fn rate_limit_headers(
+    decision: &Decision,
+    window_secs: u64,
+    policy: &str,
+) -> [(HeaderName, HeaderValue); 5] {
+    const LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+    const REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+    const RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
+    const POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+    const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+    let text = |value: String| HeaderValue::try_from(value).expect("header values are ASCII");
+    [
+        (LIMIT, HeaderValue::from(decision.limit)),
+        (REMAINING, HeaderValue::from(decision.remaining)),
+        (RESET, HeaderValue::from(reset_at(decision))),
+        (
+            POLICY,
+            text(format!(
+                "\"{policy}\";q={};w={}",
+                decision.limit, window_secs
+            )),
+        ),
+        (
+            RATELIMIT,
+            text(format!(
+                "\"{policy}\";r={};t={}",
+                decision.remaining,
+                decision.reset_after_secs()
+            )),
+        ),
+    ]
 }

@@ -93,9 +93,9 @@ pub(crate) async fn create(
     };
     Ok(
         match write(spool, &request, &queued.to_json_string()).await? {
-            None => (super::Answer::Queued(queued), false),
+            None => (super::Answer::Queued(Box::new(queued)), false),
             Some(body) => (
-                super::Answer::Queued(super::idempotent::stored(&body)?),
+                super::Answer::Queued(Box::new(super::idempotent::stored(&body)?)),
                 true,
             ),
         },

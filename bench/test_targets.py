@@ -28,6 +28,7 @@ def results(**changes):
         "pgbouncer": {"create": {"transaction_vs_direct": 0.95}, "list": {"transaction_vs_direct": 0.5}},
         "webhooks": {"delivery": {"events_per_s": 5_500}},
         "bulk": {"ratio_batch_vs_copy": 0.7},
+        "read": {"ratio_first_page_vs_pgbench": 0.31},
     }
     r.update(changes)
     return r
@@ -50,6 +51,7 @@ class Targets(unittest.TestCase):
         self.assertEqual(v["PgBouncer transaction / direct, lists"], (0.5, False))
         self.assertEqual(v["webhook deliveries per second, one instance"], (5500, True))
         self.assertEqual(v["batch / COPY"], (0.7, False))
+        self.assertEqual(v["lists: first page / pgbench's same SELECT"], (0.31, False))
         # The slower of the two upsert runs; the create run does not count.
         self.assertEqual(v["CSV import upserts, rows/s (the slower of two runs)"], (29_000, False))
 

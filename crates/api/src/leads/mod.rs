@@ -219,7 +219,7 @@ pub struct LeadCreated {
 /// the gateway's CPU per request. The body of a [`Rendered`] is the same JSON, byte for
 /// byte (tests compare it with `D`'s own rendering).
 pub struct Rendered<D> {
-    body: String,
+    pub(crate) body: String,
     doc: std::marker::PhantomData<fn() -> D>,
 }
 
@@ -229,6 +229,11 @@ impl<D> Rendered<D> {
             body,
             doc: std::marker::PhantomData,
         }
+    }
+
+    /// `value` written by serde; it must serialise as `D` renders (a test per use).
+    pub(crate) fn of(value: &impl serde::Serialize) -> Self {
+        Self::new(serde_json::to_string(value).expect("an answer always serialises"))
     }
 }
 
@@ -612,6 +617,19 @@ mod tests {
     #[test]
     fn the_created_body_is_the_documented_objects_json_byte_for_byte() {
         use poem_openapi::types::ToJSON;
+        for lead in leads_of_every_shape() {
+            let documented = super::LeadCreated {
+                success: true,
+                lead: super::quarantine::as_submitted(lead.clone()),
+            }
+            .to_json_string();
+            assert_eq!(super::render_created(&lead), documented);
+        }
+    }
+
+    /// A lead with every field set (quarantined as spam too, with text that needs
+    /// escaping), and the bare example: what the tests of written answers render.
+    pub(crate) fn leads_of_every_shape() -> [ciq_leads::Lead; 2] {
         let at = chrono::DateTime::from_timestamp_millis(1_764_547_200_123).unwrap();
         let owner = ciq_leads::LeadOwner {
             user_id: uuid::Uuid::now_v7(),
@@ -642,14 +660,7 @@ mod tests {
             updated_at: at + chrono::TimeDelta::milliseconds(5),
             ..ciq_leads::Lead::example(owner)
         };
-        for lead in [full, ciq_leads::Lead::example(owner)] {
-            let documented = super::LeadCreated {
-                success: true,
-                lead: super::quarantine::as_submitted(lead.clone()),
-            }
-            .to_json_string();
-            assert_eq!(super::render_created(&lead), documented);
-        }
+        [full, ciq_leads::Lead::example(owner)]
     }
 
     #[test]

@@ -52,7 +52,18 @@ pub async fn claim(
     let Some(key) = validated(raw)? else {
         return Ok(Keyed::Fresh(None));
     };
-    let fingerprint = fingerprint();
+    // Boxed: most requests carry no key, and inline the claim's store and spool look-ups
+    // made every create's future (moved through each of poem's layers) 11 KB larger.
+    Box::pin(claim_key(state, user_id, key, fingerprint())).await
+}
+
+/// [`claim`] of a validated `key`.
+async fn claim_key(
+    state: &ApiState,
+    user_id: uuid::Uuid,
+    key: String,
+    fingerprint: String,
+) -> Result<Keyed, HttpError> {
     // Answered 202 during an outage and not drained yet: the spool holds the answer
     // (once drained, the store does). Asked only while the spool may hold entries; a
     // spool that does not answer holds nothing this request could be given.

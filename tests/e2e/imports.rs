@@ -728,9 +728,27 @@ async fn an_account_keeps_twenty_drafts_and_runs_three_imports_at_once() {
     assert_eq!(draft.status, ImportStatus::Draft, "not queued");
 }
 
+/// An import worker on `db` alone (no gateway, so no other worker takes a turn),
+/// `chunk_rows` rows a chunk.
+fn lone_worker(
+    db: &ciq_store::Db,
+    chunk_rows: usize,
+) -> std::sync::Arc<ciq_imports::worker::ImportWorker> {
+    use ciq_imports::worker::{ImportWorker, WorkerSettings};
+    let breaker = ciq_store::Breaker::new(db.clone(), Duration::from_secs(5));
+    ImportWorker::new(
+        db.clone(),
+        breaker,
+        WorkerSettings {
+            chunk_rows,
+            ..WorkerSettings::default()
+        },
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn imports_take_turns_so_a_small_one_is_not_held_back_by_a_big_one() {
-    use ciq_imports::worker::{CHUNKS_PER_TURN, ImportWorker, WorkerSettings};
+    use ciq_imports::worker::CHUNKS_PER_TURN;
     // The store alone (no gateway, so no other worker takes a turn).
     let database = ciq_e2e::TestDatabase::create(Backend::Sqlite)
         .await
@@ -765,15 +783,7 @@ async fn imports_take_turns_so_a_small_one_is_not_held_back_by_a_big_one() {
     let chunk_rows = 10;
     let (big_owner, big) = add("big@acme.test", 100 * chunk_rows).await;
     let (small_owner, small) = add("small@acme.test", 1).await;
-    let breaker = ciq_store::Breaker::new(db.clone(), Duration::from_secs(5));
-    let worker = ImportWorker::new(
-        db.clone(),
-        breaker,
-        WorkerSettings {
-            chunk_rows,
-            ..WorkerSettings::default()
-        },
-    );
+    let worker = lone_worker(&db, chunk_rows);
     // The big one (queued first) has the first turn, and only one.
     assert!(worker.run_one().await.unwrap());
     let big_now = ciq_imports::store::find(&db, big_owner, big)
@@ -1002,7 +1012,7 @@ mod bulk {
 /// version that did not store it) is read from the top with its done rows skipped.
 async fn an_import_read_on_turn_by_turn_makes_the_leads_of_one_pass(backend: Backend) {
     use ciq_entity::{lead_import, lead_import_failure};
-    use ciq_imports::worker::{CHUNKS_PER_TURN, ImportWorker, WorkerSettings};
+    use ciq_imports::worker::CHUNKS_PER_TURN;
     use ciq_imports::{ImportFile, Mapping, store};
     use sea_orm::{ActiveModelTrait, ActiveValue::Set, IntoActiveModel};
     // The store alone (no gateway, so no other worker takes a turn).
@@ -1049,15 +1059,7 @@ async fn an_import_read_on_turn_by_turn_makes_the_leads_of_one_pass(backend: Bac
             .await
             .unwrap()
     );
-    let breaker = ciq_store::Breaker::new(db.clone(), Duration::from_secs(5));
-    let worker = ImportWorker::new(
-        db.clone(),
-        breaker,
-        WorkerSettings {
-            chunk_rows,
-            ..WorkerSettings::default()
-        },
-    );
+    let worker = lone_worker(&db, chunk_rows);
     let stored = || async {
         lead_import::Entity::find_by_id(id)
             .one(&db)

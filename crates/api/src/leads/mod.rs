@@ -590,25 +590,11 @@ mod tests {
     #[test]
     fn the_lead_object_is_the_domains_serialised_lead() {
         use poem_openapi::types::ToJSON;
-        let at = chrono::DateTime::from_timestamp_millis(1_764_547_200_123).unwrap();
-        let owner = ciq_leads::LeadOwner {
-            user_id: uuid::Uuid::now_v7(),
-            api_key_id: Some(uuid::Uuid::now_v7()),
-        };
-        let lead = ciq_leads::Lead {
-            phone: Some("15551234567".into()),
-            source: "Website Form".into(),
-            score: Some(9),
-            status: ciq_leads::LeadStatus::Contacted,
-            monthly_revenue: Some(ciq_leads::Money { cents: 5_000_010 }),
-            description: Some("said \"hi\"".into()),
-            created_at: at,
-            updated_at: at + chrono::TimeDelta::milliseconds(5),
-            ..ciq_leads::Lead::example(owner)
-        };
-        let domain = serde_json::to_value(&lead).unwrap();
-        let api = super::Lead::from(lead).to_json().unwrap();
-        assert_eq!(api, domain);
+        for lead in leads_of_every_shape() {
+            let domain = serde_json::to_value(&lead).unwrap();
+            let api = super::Lead::from(lead).to_json().unwrap();
+            assert_eq!(api, domain);
+        }
     }
 
     /// The 201 written by serde is what the documented object renders, byte for byte:

@@ -1,7 +1,7 @@
 use sea_orm_migration::{prelude::*, schema::*};
 
-/// Where an import's next row starts in its file: the byte offset and line of the row
-/// at `position`, and the file's cell separator, committed with each chunk. A turn
+/// Where reading an import's file goes on: the byte offset (the end of the `position`
+/// rows done) and its line, and the file's cell separator, committed with each chunk. A turn
 /// reads the file from there instead of parsing it again from the top (a 50 000-row
 /// file was parsed some 650 000 rows' worth over its 25 turns). `NULL` for an import
 /// that has not committed a chunk since this migration: its next turn reads from the

@@ -27,10 +27,10 @@ pub struct Model {
     pub total_rows: i32,
     /// Data rows done (created, updated or failed).
     pub position: i32,
-    /// Byte offset in `content` where the row at `position` starts (`None`: not known
-    /// yet; read from the top and skip `position` rows).
+    /// Byte offset in `content` where reading goes on after the `position` rows done
+    /// (the end of the last; `None`: not known yet — read from the top and skip them).
     pub resume_byte: Option<i64>,
-    /// The line that row starts on.
+    /// The line that byte is on.
     pub resume_line: Option<i64>,
     /// The file's cell separator (a byte), stored with the first resume point.
     pub delimiter: Option<i16>,

@@ -95,12 +95,18 @@ pub struct ImportFile {
 
 /// The text of `bytes` without a UTF-8 byte-order mark, or the line that is not UTF-8.
 fn text_of(bytes: &[u8]) -> Result<&str, FileProblem> {
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    utf8_from_line(bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes), 1)
+}
+
+/// `bytes` as text, or the line that is not UTF-8, counting `bytes`' first line as
+/// `first_line`.
+fn utf8_from_line(bytes: &[u8], first_line: u64) -> Result<&str, FileProblem> {
     std::str::from_utf8(bytes).map_err(|err| FileProblem::NotUtf8 {
-        line: 1 + bytes[..err.valid_up_to()]
-            .iter()
-            .filter(|b| **b == b'\n')
-            .count(),
+        line: usize::try_from(first_line).unwrap_or(usize::MAX)
+            + bytes[..err.valid_up_to()]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count(),
     })
 }
 
@@ -260,13 +266,7 @@ impl ImportFile {
     /// the same file pointed.
     pub fn rows_from(delimiter: u8, tail: &[u8], at: Resume) -> Result<RowReader<'_>, FileProblem> {
         // No byte-order mark to drop here: `tail` starts at a row, not at the file's top.
-        let text = std::str::from_utf8(tail).map_err(|err| FileProblem::NotUtf8 {
-            line: usize::try_from(at.line).unwrap_or(usize::MAX)
-                + tail[..err.valid_up_to()]
-                    .iter()
-                    .filter(|b| **b == b'\n')
-                    .count(),
-        })?;
+        let text = utf8_from_line(tail, at.line)?;
         Ok(RowReader::new(text, reader(text, delimiter, false), at))
     }
 }

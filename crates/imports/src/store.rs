@@ -430,17 +430,18 @@ pub struct Claimed {
     pub mapping: String,
     /// Data rows done.
     pub position: i32,
-    /// Where the row at `position` starts in the file, once a chunk stored it.
+    /// Where reading the file goes on after the `position` rows done (the end of the
+    /// last one), once a chunk stored it.
     pub resume_byte: Option<i64>,
-    /// The line it starts on.
+    /// The line that byte is on.
     pub resume_line: Option<i64>,
     /// The file's cell separator.
     pub delimiter: Option<i16>,
 }
 
 impl Claimed {
-    /// Where the row at `position` starts and the file's separator; `None` before the
-    /// first chunk (or for an import started before they were stored).
+    /// Where reading goes on and the file's separator; `None` before the first chunk
+    /// (or for an import started before they were stored).
     pub fn resume(&self) -> Option<(Resume, u8)> {
         Some((
             Resume {
@@ -507,8 +508,8 @@ pub async fn end_turn(db: &impl ConnectionTrait, id: Uuid, instance: Uuid) -> Re
 }
 
 /// Moves import `id`'s position past a chunk and adds its counts, in the chunk's
-/// transaction `txn`; `next` is where the row after the chunk starts in the file,
-/// whose separator is `delimiter`.
+/// transaction `txn`; `next` is where reading the file goes on after the chunk, and
+/// `delimiter` the file's separator.
 pub async fn advance(
     txn: &impl ConnectionTrait,
     id: Uuid,

@@ -10,7 +10,7 @@ use std::time::Duration;
 use ciq_e2e::{Backend, TestApp};
 use ciq_leads::spooled::{self, Applied, RememberedAnswer, SpooledRequest};
 use ciq_leads::{LeadOwner, NewLead};
-use ciq_spool::{Drainer, Held, Spool, Written};
+use ciq_spool::{Drainer, ENTRIES_PER_DRAIN, Held, Spool, Written};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
@@ -336,8 +336,70 @@ async fn a_dead_consumers_entries_are_taken_over_at_once_and_a_live_ones_are_not
     assert_eq!(spool.count().await.unwrap(), alive as u64);
 }
 
+/// One drain's read of spooled batches — [`ENTRIES_PER_DRAIN`] entries of the most leads
+/// a batch takes, each with its `Idempotency-Key` — is applied whole: every lead stored,
+/// every key's items remembered. (10 000 rows: more bind parameters than one statement
+/// may carry on either store; applying them again writes nothing.)
+async fn a_drains_read_of_full_batches_is_applied_whole(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let (user_id, _) = app.user_with_key("owner@acme.test").await;
+    let owner = LeadOwner {
+        user_id,
+        api_key_id: None,
+    };
+    let per_batch = ciq_api::leads::batch::MAX_BATCH_LEADS;
+    let entries: Vec<(String, SpooledRequest)> = (0..ENTRIES_PER_DRAIN)
+        .map(|n| {
+            let rows: Vec<_> = (0..per_batch)
+                .map(|i| {
+                    ciq_leads::store::prepare(owner, new_lead(&format!("b{n}-{i}@example.com")))
+                })
+                .collect();
+            let key = format!("batch-{n}");
+            let remembered = RememberedAnswer {
+                key: key.clone(),
+                fingerprint: format!("fp-{key}"),
+                status: 200,
+                body: "[]".into(),
+                held: rows
+                    .iter()
+                    .enumerate()
+                    .map(|(i, row)| (i, row.id))
+                    .collect(),
+            };
+            let request = SpooledRequest {
+                user_id,
+                rows,
+                browser: false,
+                remembered: Some(remembered),
+            };
+            (format!("{}-{n}-0", n % 16), request)
+        })
+        .collect();
+    let applied = spooled::apply(&app.db, &entries).await.unwrap();
+    assert!(
+        applied
+            .iter()
+            .all(|a| matches!(a, Applied::Stored(leads) if leads.len() == per_batch))
+    );
+    let total = ENTRIES_PER_DRAIN * per_batch;
+    assert_eq!(leads_of(&app, user_id).await.len(), total);
+    let held = ciq_entity::IdempotencyLead::find()
+        .filter(ciq_entity::idempotency_lead::Column::UserId.eq(user_id))
+        .all(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(held.len(), total, "every batch item's lead is remembered");
+    let again = spooled::apply(&app.db, &entries).await.unwrap();
+    assert!(again.iter().all(|a| *a == Applied::Already));
+    assert_eq!(leads_of(&app, user_id).await.len(), total);
+}
+
 ciq_e2e::with_each_backend!(
     a_dead_consumers_entries_are_taken_over_at_once_and_a_live_ones_are_not,
+    a_drains_read_of_full_batches_is_applied_whole,
     applying_twice_stores_once_and_an_erased_lead_stays_erased,
     the_drain_claims_a_dead_consumers_entries_and_stores_each_once,
 );

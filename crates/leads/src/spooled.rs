@@ -8,13 +8,18 @@ use std::collections::{HashMap, HashSet};
 
 use ciq_entity::{idempotency_key, idempotency_lead, lead, spool_applied};
 use sea_orm::sea_query::ExprTrait;
-use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, Set, TransactionTrait};
+use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, QuerySelect, Set, TransactionTrait};
 use uuid::Uuid;
 
 use crate::events::{self, EventType};
 use crate::lead::Lead;
 use crate::spam::{self, BlockList, SpamReason};
 use ciq_webhooks::outbox;
+
+/// Rows per multi-row statement: one drain may apply 100 batches of 100 leads, and no
+/// store takes 10 000 rows in one statement (PostgreSQL binds at most 65 535 parameters,
+/// SQLite 32 766; a lead has 20 columns).
+const ROWS_PER_STATEMENT: usize = 1_000;
 
 /// The answer a spooled request's `Idempotency-Key` will replay once its leads are
 /// stored (the 201's or the batch's 200's shape), as the request's surface rendered it.
@@ -144,20 +149,26 @@ pub async fn apply(
     if !rows.is_empty() {
         // Which ids are stored already (a row is never written twice, whatever
         // happened to its entry's acknowledgement).
-        let ids: Vec<Uuid> = rows.iter().map(|row| row.id).collect();
-        let present: HashSet<Uuid> = lead::Entity::find()
-            .filter(lead::Column::Id.is_in(ids))
-            .all(&txn)
-            .await?
-            .into_iter()
-            .map(|row| row.id)
-            .collect();
+        let mut present: HashSet<Uuid> = HashSet::new();
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let ids: Vec<Uuid> = chunk.iter().map(|row| row.id).collect();
+            let found: Vec<Uuid> = lead::Entity::find()
+                .select_only()
+                .column(lead::Column::Id)
+                .filter(lead::Column::Id.is_in(ids))
+                .into_tuple()
+                .all(&txn)
+                .await?;
+            present.extend(found);
+        }
         rows.retain(|row| !present.contains(&row.id));
     }
     if !rows.is_empty() {
-        lead::Entity::insert_many(rows.iter().cloned().map(lead::ActiveModel::from))
-            .exec_without_returning(&txn)
-            .await?;
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            lead::Entity::insert_many(chunk.iter().cloned().map(lead::ActiveModel::from))
+                .exec_without_returning(&txn)
+                .await?;
+        }
         let created: Vec<outbox::Event> = rows
             .iter()
             .filter_map(|row| events::event(EventType::Created, &Lead::from(row.clone())))
@@ -206,8 +217,8 @@ pub async fn apply(
             .exec_without_returning(&txn)
             .await?;
     }
-    if !held.is_empty() {
-        idempotency_lead::Entity::insert_many(held)
+    for chunk in held.chunks(ROWS_PER_STATEMENT) {
+        idempotency_lead::Entity::insert_many(chunk.iter().cloned())
             .on_conflict(
                 sea_orm::sea_query::OnConflict::columns([
                     idempotency_lead::Column::UserId,

@@ -10,8 +10,9 @@ use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
 
 use crate::{GROUP, STREAMS, Spool, SpoolError};
 
-/// Entries applied per transaction.
-const BATCH: usize = 100;
+/// Entries one drain reads and applies in one transaction (each a create, or a batch of
+/// up to 100 leads).
+pub const ENTRIES_PER_DRAIN: usize = 100;
 /// How long an entry may sit with a consumer before another takes it over (the first
 /// one died, or lost its store, between reading and acknowledging).
 const CLAIM_IDLE: Duration = Duration::from_secs(15);
@@ -139,7 +140,7 @@ impl Drainer {
                 .arg(u64::try_from(self.claim_idle.as_millis()).unwrap_or(15_000))
                 .arg("0-0")
                 .arg("COUNT")
-                .arg(BATCH)
+                .arg(ENTRIES_PER_DRAIN)
                 .query_async(&mut link)
                 .await
                 .or_else(no_group_is_empty)?;
@@ -260,7 +261,7 @@ impl Drainer {
         Ok((stored, true))
     }
 
-    /// Up to [`BATCH`] unacknowledged entries of a consumer whose heartbeat is gone (its
+    /// Up to [`ENTRIES_PER_DRAIN`] unacknowledged entries of a consumer whose heartbeat is gone (its
     /// instance died between reading and acknowledging them), taken over now rather
     /// than when they have sat idle for the claim threshold. Entries idle for less than
     /// a second stay where they are, so two live drains do not take them from each
@@ -292,7 +293,7 @@ impl Drainer {
                 .arg(GROUP)
                 .arg("-")
                 .arg("+")
-                .arg(BATCH)
+                .arg(ENTRIES_PER_DRAIN)
                 .arg(&holder.name)
                 .query_async(&mut link)
                 .await?;
@@ -319,7 +320,7 @@ impl Drainer {
         Ok(Vec::new())
     }
 
-    /// Up to [`BATCH`] entries of `stream` for this consumer from `from` (`0`: those it
+    /// Up to [`ENTRIES_PER_DRAIN`] entries of `stream` for this consumer from `from` (`0`: those it
     /// holds unacknowledged; `>`: new ones).
     async fn read(&self, stream: &str, from: &str) -> Result<Vec<Read>, SpoolError> {
         let reply = redis::cmd("XREADGROUP")
@@ -327,7 +328,7 @@ impl Drainer {
             .arg(GROUP)
             .arg(&self.spool.consumer)
             .arg("COUNT")
-            .arg(BATCH)
+            .arg(ENTRIES_PER_DRAIN)
             .arg("STREAMS")
             .arg(stream)
             .arg(from)

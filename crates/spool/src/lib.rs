@@ -28,7 +28,7 @@ use ciq_redis::{RedisLink, RedisMode};
 use redis::RedisError;
 use uuid::Uuid;
 
-pub use drain::Drainer;
+pub use drain::{Drainer, ENTRIES_PER_DRAIN};
 
 /// How many streams the spool spreads over (hash tags `{s0}` … `{s15}`).
 pub const STREAMS: u16 = 16;

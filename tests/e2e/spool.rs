@@ -156,6 +156,13 @@ async fn applying_twice_stores_once_and_an_erased_lead_stays_erased(backend: Bac
     assert_eq!(remembered.lead_id, Some(entries[0].1.rows[0].id));
     assert_eq!(remembered.request_hash, "fp-k-1");
 
+    // A lead stored already comes again under another entry (a create whose write
+    // committed after all was spooled too): not written twice.
+    let same_lead = vec![("9-9-0".to_owned(), entries[1].1.clone())];
+    let applied = spooled::apply(&app.db, &same_lead).await.unwrap();
+    assert!(matches!(&applied[..], [Applied::Stored(leads)] if leads.len() == 1));
+    assert_eq!(leads_of(&app, user_id).await.len(), 3);
+
     // Erased after its drain; the entries come again (a lost acknowledgement).
     app.states
         .api

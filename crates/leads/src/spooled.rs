@@ -8,18 +8,16 @@ use std::collections::{HashMap, HashSet};
 
 use ciq_entity::{idempotency_key, idempotency_lead, lead, spool_applied};
 use sea_orm::sea_query::ExprTrait;
-use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, QuerySelect, Set, TransactionTrait};
+use sea_orm::{
+    ColumnTrait, DbErr, EntityTrait, QueryFilter, Set, TransactionTrait, TryInsertResult,
+};
 use uuid::Uuid;
 
+use crate::bulk::ROWS_PER_STATEMENT;
 use crate::events::{self, EventType};
 use crate::lead::Lead;
 use crate::spam::{self, BlockList, SpamReason};
 use ciq_webhooks::outbox;
-
-/// Rows per multi-row statement: one drain may apply 100 batches of 100 leads, and no
-/// store takes 10 000 rows in one statement (PostgreSQL binds at most 65 535 parameters,
-/// SQLite 32 766; a lead has 20 columns).
-const ROWS_PER_STATEMENT: usize = 1_000;
 
 /// The answer a spooled request's `Idempotency-Key` will replay once its leads are
 /// stored (the 201's or the batch's 200's shape), as the request's surface rendered it.
@@ -74,23 +72,34 @@ pub async fn apply(
     entries: &[(String, SpooledRequest)],
 ) -> Result<Vec<Applied>, DbErr> {
     let txn = db.begin().await?;
-    let names: Vec<&str> = entries.iter().map(|(name, _)| name.as_str()).collect();
-    let done: HashSet<String> = spool_applied::Entity::find()
-        .filter(spool_applied::Column::Entry.is_in(names))
-        .all(&txn)
-        .await?
-        .into_iter()
-        .map(|row| row.entry)
-        .collect();
-    let mut block_lists: HashMap<Uuid, BlockList> = HashMap::new();
     let now = ciq_entity::now();
+    // Each entry's applied record first: the entries whose record is new are this
+    // drain's to store; a record already there means a drain stored them before. (An
+    // insert finds its conflicts through the primary key whatever the table's size; a
+    // look-up first was planned as a scan of a table that grows through the drain.)
+    let mut fresh: HashSet<String> = HashSet::with_capacity(entries.len());
+    for chunk in entries.chunks(ROWS_PER_STATEMENT) {
+        let inserted = spool_applied::Entity::insert_many(chunk.iter().map(|(name, request)| {
+            spool_applied::ActiveModel {
+                entry: Set(name.clone()),
+                user_id: Set(request.user_id),
+                applied_at: Set(now),
+            }
+        }))
+        .on_conflict_do_nothing()
+        .exec_with_returning_keys(&txn)
+        .await?;
+        if let TryInsertResult::Inserted(names) = inserted {
+            fresh.extend(names);
+        }
+    }
+    let mut block_lists: HashMap<Uuid, BlockList> = HashMap::new();
     let mut outcomes = Vec::with_capacity(entries.len());
     let mut rows = Vec::new();
-    let mut applied = Vec::new();
     let mut keys = Vec::new();
     let mut held = Vec::new();
     for (name, request) in entries {
-        if done.contains(name) {
+        if !fresh.contains(name) {
             outcomes.push(Applied::Already);
             continue;
         }
@@ -114,11 +123,6 @@ pub async fn apply(
             stored.push(Lead::from(row.clone()));
             rows.push(row);
         }
-        applied.push(spool_applied::ActiveModel {
-            entry: Set(name.clone()),
-            user_id: Set(request.user_id),
-            applied_at: Set(now),
-        });
         if let Some(remembered) = &request.remembered {
             let lead_id = match remembered.held.is_empty() {
                 true => request.rows.first().map(|row| row.id),
@@ -147,38 +151,28 @@ pub async fn apply(
         outcomes.push(Applied::Stored(stored));
     }
     if !rows.is_empty() {
-        // Which ids are stored already (a row is never written twice, whatever
-        // happened to its entry's acknowledgement).
-        let mut present: HashSet<Uuid> = HashSet::new();
+        // A row is never written twice, whatever happened to its entry's
+        // acknowledgement (a create whose write committed after all was spooled too,
+        // under the same id): the insert skips ids stored already and returns the ids
+        // it wrote. One drain may apply 100 batches of 100 leads: no store binds that
+        // many parameters in one statement.
+        let mut written: HashSet<Uuid> = HashSet::with_capacity(rows.len());
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            let ids: Vec<Uuid> = chunk.iter().map(|row| row.id).collect();
-            let found: Vec<Uuid> = lead::Entity::find()
-                .select_only()
-                .column(lead::Column::Id)
-                .filter(lead::Column::Id.is_in(ids))
-                .into_tuple()
-                .all(&txn)
-                .await?;
-            present.extend(found);
+            let inserted =
+                lead::Entity::insert_many(chunk.iter().cloned().map(lead::ActiveModel::from))
+                    .on_conflict_do_nothing()
+                    .exec_with_returning_keys(&txn)
+                    .await?;
+            if let TryInsertResult::Inserted(ids) = inserted {
+                written.extend(ids);
+            }
         }
-        rows.retain(|row| !present.contains(&row.id));
-    }
-    if !rows.is_empty() {
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            lead::Entity::insert_many(chunk.iter().cloned().map(lead::ActiveModel::from))
-                .exec_without_returning(&txn)
-                .await?;
-        }
+        rows.retain(|row| written.contains(&row.id));
         let created: Vec<outbox::Event> = rows
             .iter()
             .filter_map(|row| events::event(EventType::Created, &Lead::from(row.clone())))
             .collect();
         outbox::fan_out(&txn, &created).await?;
-    }
-    if !applied.is_empty() {
-        spool_applied::Entity::insert_many(applied)
-            .exec_without_returning(&txn)
-            .await?;
     }
     if !keys.is_empty() {
         // A claim the request made before the store went (its write then failed and

@@ -5,8 +5,10 @@ use std::time::Duration;
 
 use ciq_leads::spooled::{self, Applied, SpooledRequest};
 use ciq_store::{Breaker, Db};
+use futures_util::StreamExt;
 use redis::Value;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
+use sea_orm::{ConnectionTrait, DbBackend};
 
 use crate::{GROUP, STREAMS, Spool, SpoolError};
 
@@ -21,6 +23,10 @@ const CLAIM_IDLE: Duration = Duration::from_secs(15);
 const HANDED_BACK_IDLE: Duration = Duration::from_secs(24 * 3600);
 /// How often the spool is counted, and its eviction policy read (every tenth count).
 const POLL: Duration = Duration::from_secs(1);
+/// Streams drained at once on PostgreSQL: each applies its batches in transactions of
+/// its own, whose commits share the store's WAL flushes. SQLite has one writer: its
+/// streams drain one after another.
+pub const PARALLEL_STREAMS: usize = 4;
 
 /// One instance's drain: counts the spool every second and, while the store answers
 /// and the spool holds entries, stores them.
@@ -93,33 +99,50 @@ impl Drainer {
 
     /// Drains every stream until each is empty, or its batch fails (the store, Redis,
     /// an entry the store refuses): one stream's failure does not hold the others back.
-    /// The leads stored, or the last failure when a stream could not be drained.
+    /// On PostgreSQL [`PARALLEL_STREAMS`] streams drain at once. The leads stored, or
+    /// the last failure when a stream could not be drained.
     pub async fn drain_all(&self) -> Result<u64, SpoolError> {
+        let parallel = match self.db.get_database_backend() {
+            DbBackend::Postgres => PARALLEL_STREAMS,
+            _ => 1,
+        };
+        let drained: Vec<Result<u64, SpoolError>> = futures_util::stream::iter(0..STREAMS)
+            .map(|group| self.drain_stream(group))
+            .buffer_unordered(parallel)
+            .collect()
+            .await;
         let mut stored = 0;
         let mut failed = None;
-        for group in 0..STREAMS {
-            loop {
-                match self.drain_once(group).await {
-                    Ok((applied, more)) => {
-                        stored += applied;
-                        if !more {
-                            break;
-                        }
-                    }
-                    Err(err) => {
-                        failed = Some(err);
-                        break;
-                    }
-                }
-            }
-            if self.breaker.is_open() {
-                break;
+        for outcome in drained {
+            match outcome {
+                Ok(applied) => stored += applied,
+                Err(err) => failed = Some(err),
             }
         }
         match failed {
             Some(err) => Err(err),
             None => Ok(stored),
         }
+    }
+
+    /// Stream `group`'s batches until it is empty, one fails, or the breaker opens; the
+    /// spool is counted again every second meanwhile, so readiness and the depth gauge
+    /// follow the drain.
+    async fn drain_stream(&self, group: u16) -> Result<u64, SpoolError> {
+        let mut stored = 0;
+        while !self.breaker.is_open() {
+            let (applied, more) = self.drain_once(group).await?;
+            stored += applied;
+            if self.spool.since_count() >= POLL
+                && let Err(err) = self.spool.count().await
+            {
+                tracing::debug!(error = %err, "could not count the spool");
+            }
+            if !more {
+                break;
+            }
+        }
+        Ok(stored)
     }
 
     /// One batch of stream `group`: this consumer's unacknowledged entries first, then

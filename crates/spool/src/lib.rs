@@ -180,6 +180,11 @@ impl Spool {
         self.depth.load(Ordering::Acquire)
     }
 
+    /// How long ago the spool was last counted.
+    pub(crate) fn since_count(&self) -> Duration {
+        Duration::from_millis(unix_ms().saturating_sub(self.last_poll_ms.load(Ordering::Acquire)))
+    }
+
     /// How long the oldest waiting entry has waited, as last seen.
     pub fn oldest_age(&self) -> Option<Duration> {
         match self.oldest_ms.load(Ordering::Acquire) {

@@ -255,9 +255,13 @@ async fn the_drain_claims_a_dead_consumers_entries_and_stores_each_once(backend:
         }
     }
     let committed = committed.expect("some stream had entries");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Past the dead consumer's claim threshold, and a second after the last count.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert_eq!(spool.depth(), 41);
     let stored = drainer.drain_all().await.unwrap();
     assert_eq!(stored, 40, "the committed entry is not stored again");
+    // The drain counted the spool as it went: readiness follows it.
+    assert_eq!(spool.depth(), 0);
     assert_eq!(spool.count().await.unwrap(), 0);
     let leads = leads_of(&app, user_id).await;
     assert_eq!(leads.len(), 41);

@@ -111,6 +111,7 @@ impl Drainer {
             .buffer_unordered(parallel)
             .collect()
             .await;
+        self.recount().await;
         let mut stored = 0;
         let mut failed = None;
         for outcome in drained {
@@ -125,24 +126,34 @@ impl Drainer {
         }
     }
 
-    /// Stream `group`'s batches until it is empty, one fails, or the breaker opens; the
-    /// spool is counted again every second meanwhile, so readiness and the depth gauge
-    /// follow the drain.
+    /// Stream `group`'s batches until it is empty, one fails, or the breaker opens; every
+    /// second meanwhile (and once the drain ends) the heartbeat is renewed and the spool
+    /// counted, so readiness and the depth gauge follow the drain.
     async fn drain_stream(&self, group: u16) -> Result<u64, SpoolError> {
         let mut stored = 0;
         while !self.breaker.is_open() {
             let (applied, more) = self.drain_once(group).await?;
             stored += applied;
-            if self.spool.since_count() >= POLL
-                && let Err(err) = self.spool.count().await
-            {
-                tracing::debug!(error = %err, "could not count the spool");
+            if self.spool.since_count() >= POLL {
+                self.recount().await;
             }
             if !more {
                 break;
             }
         }
         Ok(stored)
+    }
+
+    /// What a drain does every second besides storing: renews its heartbeat (a drain
+    /// longer than the heartbeat's 3 s must not look dead to the other instances) and
+    /// counts the spool (readiness and the depth gauge); failures are logged.
+    async fn recount(&self) {
+        if let Err(err) = self.spool.beat().await {
+            tracing::debug!(error = %err, "could not renew the drain's heartbeat");
+        }
+        if let Err(err) = self.spool.count().await {
+            tracing::debug!(error = %err, "could not count the spool");
+        }
     }
 
     /// One batch of stream `group`: this consumer's unacknowledged entries first, then

@@ -29,6 +29,7 @@ mod m20261205_000021_lead_search;
 mod m20261205_000022_password_resets;
 mod m20261205_000023_spool_applied;
 mod m20261205_000024_import_resume;
+mod m20261206_000025_outbox_order;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -61,6 +62,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000022_password_resets::Migration),
             Box::new(m20261205_000023_spool_applied::Migration),
             Box::new(m20261205_000024_import_resume::Migration),
+            Box::new(m20261206_000025_outbox_order::Migration),
         ]
     }
 }

@@ -220,8 +220,7 @@ async fn search_finds_the_start_of_a_name_or_email_in_any_case_through_an_index(
         search: Some("jan".into()),
         ..Default::default()
     };
-    let statement =
-        ciq_leads::store::list_query(&app.db, session.user, &filter, None, 50).build(backend);
+    let statement = ciq_leads::store::list_statement(&app.db, session.user, &filter, None, 50);
     let (sql, values) = (
         statement.sql,
         statement.values.map(|v| v.0).unwrap_or_default(),

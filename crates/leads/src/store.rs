@@ -437,7 +437,8 @@ pub async fn list(
     after: Option<After>,
     limit: u64,
 ) -> Result<(Vec<Lead>, bool), LeadError> {
-    let mut rows = list_query(db, user_id, filter, after, limit + 1)
+    let mut rows = lead::Entity::find()
+        .from_raw_sql(list_statement(db, user_id, filter, after, limit + 1))
         .all(db)
         .await?;
     let more = rows.len() as u64 > limit;
@@ -445,7 +446,27 @@ pub async fn list(
     Ok((rows.into_iter().map(Lead::from).collect(), more))
 }
 
-/// The statement of a [`list`] page of at most `limit` leads (tests read its plan).
+/// The statement a [`list`] page of at most `limit` leads runs (tests read its plan):
+/// [`list_query`] with its `LIMIT` in the text ([`ciq_store::literal_limit`]), so
+/// PostgreSQL reuses one plan instead of planning every page — except for a search,
+/// whose prefix can bound an index range only in a plan made for that prefix.
+pub fn list_statement(
+    db: &Db,
+    user_id: Uuid,
+    filter: &LeadFilter,
+    after: Option<After>,
+    limit: u64,
+) -> sea_orm::Statement {
+    let query = list_query(db, user_id, filter, after, limit);
+    let backend = db.connection().get_database_backend();
+    if filter.search.is_some() {
+        sea_orm::QueryTrait::build(&query, backend)
+    } else {
+        ciq_store::literal_limit(backend, &query)
+    }
+}
+
+/// The query of a [`list`] page of at most `limit` leads.
 pub fn list_query(
     db: &Db,
     user_id: Uuid,

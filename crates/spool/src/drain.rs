@@ -78,20 +78,14 @@ impl Drainer {
                 self.spool.check_policy().await;
             }
             ticks += 1;
-            if let Err(err) = self.spool.beat().await {
-                tracing::debug!(error = %err, "could not renew the drain's heartbeat");
-            }
-            match self.spool.count().await {
-                Ok(depth) if depth > 0 && !self.breaker.is_open() => {
-                    if let Err(err) = self.drain_all().await {
-                        tracing::warn!(error = %err, "the spool's drain stopped; will retry");
-                    }
-                    continue;
+            if let Some(depth) = self.recount().await
+                && depth > 0
+                && !self.breaker.is_open()
+            {
+                if let Err(err) = self.drain_all().await {
+                    tracing::warn!(error = %err, "the spool's drain stopped; will retry");
                 }
-                Ok(_) => {}
-                Err(err) => {
-                    tracing::debug!(error = %err, "could not count the spool");
-                }
+                continue;
             }
             tokio::time::sleep(POLL).await;
         }
@@ -146,13 +140,19 @@ impl Drainer {
 
     /// What a drain does every second besides storing: renews its heartbeat (a drain
     /// longer than the heartbeat's 3 s must not look dead to the other instances) and
-    /// counts the spool (readiness and the depth gauge); failures are logged.
-    async fn recount(&self) {
+    /// counts the spool (readiness and the depth gauge); failures are logged. The depth,
+    /// or `None` when Redis could not count it (the last count is then stale: the idle
+    /// loop must not drain on it, or it would spin on a Redis that is down).
+    async fn recount(&self) -> Option<u64> {
         if let Err(err) = self.spool.beat().await {
             tracing::debug!(error = %err, "could not renew the drain's heartbeat");
         }
-        if let Err(err) = self.spool.count().await {
-            tracing::debug!(error = %err, "could not count the spool");
+        match self.spool.count().await {
+            Ok(depth) => Some(depth),
+            Err(err) => {
+                tracing::debug!(error = %err, "could not count the spool");
+                None
+            }
         }
     }
 

@@ -16,6 +16,7 @@ on_every_backend!(
     an_erased_lead_leaves_no_trace_and_its_replay_is_gone,
     broken_queries_name_their_parameter,
     an_update_follows_the_create_rules_and_clears_with_null,
+    a_listed_lead_is_the_stored_lead_field_for_field,
 );
 
 /// A user whose key has every scope: `(user id, key)`.
@@ -464,4 +465,102 @@ pub(crate) async fn an_update_follows_the_create_rules_and_clears_with_null(app:
             .0,
         403
     );
+}
+
+/// A page reads its rows its own way on PostgreSQL (by position, through sqlx); a single
+/// lead is read by sea-orm. Both must render every field the same: each column filled
+/// and each nullable one empty, a spam lead, attribution and consent.
+async fn a_listed_lead_is_the_stored_lead_field_for_field(app: TestApp) {
+    use ciq_entity::lead::{ActiveModel, LeadStatus};
+    use sea_orm::ActiveValue::Set;
+    let (user_id, key) = manager(&app, "fields@example.com").await;
+    let at = |s: i64| {
+        chrono::DateTime::<chrono::Utc>::from_timestamp_millis(1_764_000_000_000 + s * 1_000)
+            .unwrap()
+    };
+    let full = ActiveModel {
+        id: Set(uuid::Uuid::now_v7()),
+        user_id: Set(user_id),
+        api_key_id: Set(None),
+        name: Set("Zoë Ünicode \"quoted\"".into()),
+        email: Set("zoe@example.com".into()),
+        phone: Set(Some("15551234567".into())),
+        source: Set("Website Form".into()),
+        industry: Set("Retail".into()),
+        score: Set(Some(7)),
+        status: Set(LeadStatus::Qualified),
+        monthly_revenue_cents: Set(Some(5_000_000)),
+        budget_cents: Set(Some(-1)), // not valid input; stored all the same
+        description: Set(Some("line one\nline two".into())),
+        created_at: Set(at(1)),
+        external_id: Set(Some("crm-1".into())),
+        updated_at: Set(Some(at(5))),
+        spam_reason: Set(None),
+        spam_at: Set(None),
+        attribution: Set(Some(r#"{"utm_source":"google","utm_campaign":"spring"}"#.into())),
+        consent: Set(Some(
+            r#"{"text":"I agree","granted":true,"granted_at":"2025-11-24T16:00:00.000Z","ip":"203.0.113.9"}"#
+                .into(),
+        )),
+    };
+    let bare = ActiveModel {
+        id: Set(uuid::Uuid::now_v7()),
+        user_id: Set(user_id),
+        name: Set("Bare".into()),
+        email: Set("bare@example.com".into()),
+        source: Set("API".into()),
+        industry: Set("Other".into()),
+        status: Set(LeadStatus::New),
+        created_at: Set(at(2)),
+        updated_at: Set(None),
+        ..Default::default()
+    };
+    let spam = ActiveModel {
+        id: Set(uuid::Uuid::now_v7()),
+        user_id: Set(user_id),
+        name: Set("Spam".into()),
+        email: Set("spam@example.com".into()),
+        source: Set("Website Form".into()),
+        industry: Set("Other".into()),
+        status: Set(LeadStatus::Lost),
+        created_at: Set(at(3)),
+        updated_at: Set(Some(at(3))),
+        spam_reason: Set(Some("honeypot".into())),
+        spam_at: Set(Some(at(4))),
+        ..Default::default()
+    };
+    ciq_entity::Lead::insert_many([full, bare, spam])
+        .exec(&app.db)
+        .await
+        .unwrap();
+
+    let mut listed = Vec::new();
+    for query in ["?limit=10", "?limit=10&spam=true"] {
+        let (status, page) = get(&app, &format!("/api/external/leads{query}"), &key).await;
+        assert_eq!(status, 200, "{page}");
+        listed.extend(page["leads"].as_array().unwrap().iter().cloned());
+    }
+    let names: Vec<&str> = listed.iter().map(|l| l["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["Bare", "Zoë Ünicode \"quoted\"", "Spam"]);
+    for lead in &listed {
+        let (status, one) = get(
+            &app,
+            &format!("/api/external/leads/{}", lead["id"].as_str().unwrap()),
+            &key,
+        )
+        .await;
+        assert_eq!(status, 200, "{one}");
+        assert_eq!(lead, &one["lead"]);
+    }
+    let full = &listed[1];
+    assert_eq!(full["status"], "qualified");
+    assert_eq!(full["score"], 7);
+    assert_eq!(full["monthly_revenue"], json!(50000));
+    assert_eq!(full["budget"], json!(-0.01));
+    assert_eq!(full["external_id"], "crm-1");
+    assert_eq!(full["description"], "line one\nline two");
+    assert_eq!(full["attribution"]["utm_campaign"], "spring");
+    assert_eq!(full["consent"]["ip"], "203.0.113.9");
+    assert_eq!(listed[0]["phone"], Value::Null);
+    assert_eq!(listed[2]["spam"]["reason"], "honeypot");
 }

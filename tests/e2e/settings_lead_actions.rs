@@ -11,7 +11,7 @@ use ciq_e2e::{Backend, TestApp, on_every_backend};
 use ciq_entity::webhook_delivery;
 use ciq_leads::events::EventType;
 use sea_orm::ActiveValue::Set;
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryTrait, Statement};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Statement};
 use serde_json::json;
 use uuid::Uuid;
 

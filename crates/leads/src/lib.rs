@@ -24,6 +24,7 @@ pub mod group_commit;
 pub mod idempotency;
 pub mod lead;
 pub mod money;
+mod rows;
 pub mod rules;
 pub mod service;
 pub mod spam;

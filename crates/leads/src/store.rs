@@ -437,10 +437,8 @@ pub async fn list(
     after: Option<After>,
     limit: u64,
 ) -> Result<(Vec<Lead>, bool), LeadError> {
-    let mut rows = lead::Entity::find()
-        .from_raw_sql(list_statement(db, user_id, filter, after, limit + 1))
-        .all(db)
-        .await?;
+    let mut rows =
+        crate::rows::read(db, list_statement(db, user_id, filter, after, limit + 1)).await?;
     let more = rows.len() as u64 > limit;
     rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
     Ok((rows.into_iter().map(Lead::from).collect(), more))

@@ -17,6 +17,7 @@ on_every_backend!(
     broken_queries_name_their_parameter,
     an_update_follows_the_create_rules_and_clears_with_null,
     a_listed_lead_is_the_stored_lead_field_for_field,
+    a_row_the_gateway_cannot_read_fails_the_page_plainly,
 );
 
 /// A user whose key has every scope: `(user id, key)`.
@@ -563,4 +564,34 @@ async fn a_listed_lead_is_the_stored_lead_field_for_field(app: TestApp) {
     assert_eq!(full["consent"]["ip"], "203.0.113.9");
     assert_eq!(listed[0]["phone"], Value::Null);
     assert_eq!(listed[2]["spam"]["reason"], "honeypot");
+}
+
+/// A stored status the gateway does not know (a row written by hand, a newer version's
+/// status) fails the page with the store's JSON error on every backend, whichever way the
+/// page is read; nothing of the row or the statement is in the answer.
+async fn a_row_the_gateway_cannot_read_fails_the_page_plainly(app: TestApp) {
+    use sea_orm::ConnectionTrait;
+    let (_, key) = manager(&app, "unreadable@example.com").await;
+    let made = create(&app, &key, lead("Odd Status")).await;
+    let id: uuid::Uuid = made["id"].as_str().unwrap().parse().unwrap();
+    let backend = app.db.get_database_backend();
+    app.db
+        .execute_raw(sea_orm::Statement::from_sql_and_values(
+            backend,
+            format!(
+                "UPDATE leads SET status = 'archived' WHERE id = {}",
+                ciq_store::placeholder(backend, 1)
+            ),
+            [id.into()],
+        ))
+        .await
+        .unwrap();
+    let (status, body) = get(&app, "/api/external/leads", &key).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "service_unavailable", "{body}");
+    let text = body.to_string();
+    assert!(
+        !text.contains("archived") && !text.contains("SELECT"),
+        "{text}"
+    );
 }

@@ -16,33 +16,9 @@ use sqlx::Row;
 use ciq_entity::lead::{self, LeadStatus};
 use ciq_store::Db;
 
-/// The columns [`read`] decodes, in the order it decodes them: the entity's own order,
-/// which is the order sea-orm selects them in (a test holds the two together).
-pub(crate) const COLUMNS: [&str; 20] = [
-    "id",
-    "user_id",
-    "api_key_id",
-    "name",
-    "email",
-    "phone",
-    "source",
-    "industry",
-    "score",
-    "status",
-    "monthly_revenue_cents",
-    "budget_cents",
-    "description",
-    "created_at",
-    "external_id",
-    "updated_at",
-    "spam_reason",
-    "spam_at",
-    "attribution",
-    "consent",
-];
-
-/// The leads `statement` selects — every column of `leads` in [`COLUMNS`]' order, as a
-/// `lead::Entity::find()` query selects them.
+/// The leads `statement` selects — every column of `leads` in the entity's order, as a
+/// `lead::Entity::find()` query selects them (a column's position is its place in
+/// [`lead::Column`], which is that order: a test holds the two together).
 pub(crate) async fn read(db: &Db, statement: Statement) -> Result<Vec<lead::Model>, DbErr> {
     if db.get_database_backend() != DbBackend::Postgres {
         return lead::Entity::find().from_raw_sql(statement).all(db).await;
@@ -91,39 +67,48 @@ fn bind<'q>(
     })
 }
 
-/// A PostgreSQL row of [`COLUMNS`] as a lead.
+/// A PostgreSQL row of every lead column as a lead.
 fn model(row: &sqlx::postgres::PgRow) -> Result<lead::Model, DbErr> {
-    if row.len() != COLUMNS.len() {
+    use lead::Column as C;
+    let columns = <C as sea_orm::Iterable>::iter().count();
+    if row.len() != columns {
         return Err(DbErr::Type(format!(
-            "a lead row has {} columns, not {}",
-            row.len(),
-            COLUMNS.len()
+            "a lead row has {} columns, not {columns}",
+            row.len()
         )));
     }
-    let status: String = row.try_get(9).map_err(query_error)?;
+    let status: String = field(row, C::Status)?;
     Ok(lead::Model {
-        id: row.try_get(0).map_err(query_error)?,
-        user_id: row.try_get(1).map_err(query_error)?,
-        api_key_id: row.try_get(2).map_err(query_error)?,
-        name: row.try_get(3).map_err(query_error)?,
-        email: row.try_get(4).map_err(query_error)?,
-        phone: row.try_get(5).map_err(query_error)?,
-        source: row.try_get(6).map_err(query_error)?,
-        industry: row.try_get(7).map_err(query_error)?,
-        score: row.try_get(8).map_err(query_error)?,
+        id: field(row, C::Id)?,
+        user_id: field(row, C::UserId)?,
+        api_key_id: field(row, C::ApiKeyId)?,
+        name: field(row, C::Name)?,
+        email: field(row, C::Email)?,
+        phone: field(row, C::Phone)?,
+        source: field(row, C::Source)?,
+        industry: field(row, C::Industry)?,
+        score: field(row, C::Score)?,
         status: LeadStatus::from_name(&status)
             .ok_or_else(|| DbErr::Type(format!("a lead's status is {status:?}")))?,
-        monthly_revenue_cents: row.try_get(10).map_err(query_error)?,
-        budget_cents: row.try_get(11).map_err(query_error)?,
-        description: row.try_get(12).map_err(query_error)?,
-        created_at: row.try_get(13).map_err(query_error)?,
-        external_id: row.try_get(14).map_err(query_error)?,
-        updated_at: row.try_get(15).map_err(query_error)?,
-        spam_reason: row.try_get(16).map_err(query_error)?,
-        spam_at: row.try_get(17).map_err(query_error)?,
-        attribution: row.try_get(18).map_err(query_error)?,
-        consent: row.try_get(19).map_err(query_error)?,
+        monthly_revenue_cents: field(row, C::MonthlyRevenueCents)?,
+        budget_cents: field(row, C::BudgetCents)?,
+        description: field(row, C::Description)?,
+        created_at: field(row, C::CreatedAt)?,
+        external_id: field(row, C::ExternalId)?,
+        updated_at: field(row, C::UpdatedAt)?,
+        spam_reason: field(row, C::SpamReason)?,
+        spam_at: field(row, C::SpamAt)?,
+        attribution: field(row, C::Attribution)?,
+        consent: field(row, C::Consent)?,
     })
+}
+
+/// The value of `column` in `row`, found by its position.
+fn field<'r, T>(row: &'r sqlx::postgres::PgRow, column: lead::Column) -> Result<T, DbErr>
+where
+    T: sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
+{
+    row.try_get(column as usize).map_err(query_error)
 }
 
 /// A sqlx error as sea-orm reports a failed query (so [`ciq_store::is_outage`] reads it
@@ -136,10 +121,21 @@ fn query_error(err: sqlx::Error) -> DbErr {
 mod tests {
     use super::*;
 
+    /// What `read` relies on: a query of the entity selects its columns in the order of
+    /// [`lead::Column`]'s variants.
     #[test]
-    fn the_columns_read_by_position_are_the_entitys_in_its_order() {
-        use sea_orm::{IdenStatic, Iterable};
-        let entity: Vec<&str> = lead::Column::iter().map(|c| c.as_str()).collect();
-        assert_eq!(entity, COLUMNS);
+    fn a_lead_query_selects_each_column_at_its_variants_position() {
+        use sea_orm::{IdenStatic, Iterable, QueryTrait};
+        let sql = lead::Entity::find().build(DbBackend::Postgres).sql;
+        let selected: Vec<&str> = sql["SELECT ".len()..sql.find(" FROM").unwrap()]
+            .split(", ")
+            .collect();
+        assert_eq!(selected.len(), lead::Column::iter().count());
+        for column in lead::Column::iter() {
+            assert_eq!(
+                selected[column as usize],
+                format!(r#""leads"."{}""#, column.as_str()),
+            );
+        }
     }
 }

@@ -5,12 +5,11 @@
 //! column's name formatted into it, which the `Option` then discards). For a page of 50
 //! leads of 20 columns that was a third of the gateway's CPU per page (perf, dwarf call
 //! graphs, 2026-12-06). On PostgreSQL [`read`] runs the statement through sqlx itself
-//! and decodes each row by position; elsewhere (SQLite, a statement whose parameters it
-//! does not bind) it is sea-orm's reading.
+//! and decodes each row by position; on SQLite it is sea-orm's reading.
 
 use std::sync::Arc;
 
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, EntityTrait, RuntimeErr, Statement, Value};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, EntityTrait, RuntimeErr, Statement};
 use sqlx::Row;
 
 use ciq_entity::lead::{self, LeadStatus};
@@ -23,21 +22,10 @@ pub(crate) async fn read(db: &Db, statement: Statement) -> Result<Vec<lead::Mode
     if db.get_database_backend() != DbBackend::Postgres {
         return lead::Entity::find().from_raw_sql(statement).all(db).await;
     }
-    let values = statement
-        .values
-        .as_ref()
-        .map(|v| v.0.as_slice())
-        .unwrap_or_default();
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(statement.sql.as_str()));
-    for value in values {
-        query = match bind(query, value) {
-            Some(query) => query,
-            // A parameter type this module does not bind: sea-orm binds them all.
-            None => {
-                return lead::Entity::find().from_raw_sql(statement).all(db).await;
-            }
-        };
-    }
+    // Bound as sea-orm binds them (its own binder), so every parameter type it sends works.
+    let values =
+        sea_query_sqlx::SqlxValues(statement.values.unwrap_or(sea_orm::Values(Vec::new())));
+    let query = sqlx::query_with(sqlx::AssertSqlSafe(statement.sql), values);
     let pool = db.connection().get_postgres_connection_pool();
     let rows = if db.is_transaction_pooled() {
         // Behind a transaction pooler Parse and Bind must reach one server connection.
@@ -49,22 +37,6 @@ pub(crate) async fn read(db: &Db, statement: Statement) -> Result<Vec<lead::Mode
         query.fetch_all(pool).await.map_err(query_error)?
     };
     rows.iter().map(model).collect()
-}
-
-/// `value` bound to `query`; `None` for a type a lead filter never sends.
-fn bind<'q>(
-    query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
-    value: &Value,
-) -> Option<sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>> {
-    Some(match value {
-        Value::Uuid(v) => query.bind(*v),
-        Value::String(v) => query.bind(v.clone()),
-        Value::ChronoDateTimeUtc(v) => query.bind(*v),
-        Value::Int(v) => query.bind(*v),
-        Value::BigInt(v) => query.bind(*v),
-        Value::Bool(v) => query.bind(*v),
-        _ => return None,
-    })
 }
 
 /// A PostgreSQL row of every lead column as a lead.

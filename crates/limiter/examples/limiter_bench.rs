@@ -23,6 +23,7 @@ async fn main() {
     let redis = Arc::new(RedisLimiter::new(&url, &prefix).expect("a Redis URL"));
     redis.ping().await.expect("Redis answers");
 
+    let calls_before = redis.script_calls();
     let (rate, p50, p99) = drive(seconds, concurrency, {
         let redis = redis.clone();
         move |i| {
@@ -40,8 +41,9 @@ async fn main() {
         }
     })
     .await;
+    let per_call = rate * seconds as f64 / (redis.script_calls() - calls_before).max(1) as f64;
     println!(
-        "RedisLimiter::try_acquire   {rate:>10.0} decisions/s  p50 {p50:>7.3} ms  p99 {p99:>7.3} ms  ({concurrency} concurrent, {seconds} s, 1000 buckets)"
+        "RedisLimiter::try_acquire   {rate:>10.0} decisions/s  p50 {p50:>7.3} ms  p99 {p99:>7.3} ms  ({concurrency} concurrent, {seconds} s, 1000 buckets, {per_call:.1} decisions per script call)"
     );
 
     let local = Arc::new(InProcessLimiter::new());

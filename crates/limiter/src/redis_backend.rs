@@ -1,62 +1,124 @@
 //! The shared backend: one sorted set per bucket in Redis, decided by one Lua script
-//! in one round trip, on Redis's own clock.
+//! on Redis's own clock.
+//!
+//! On one Redis node the decisions of one instance are sent together: while one script
+//! call is out, the decisions that arrive wait for it and then go as the next call's
+//! keys (as many as [`MAX_BATCH`]), so under load Redis runs the script, reads the
+//! clock and answers once for many requests. On a Redis Cluster each decision is a
+//! call of its own to its slot's master (one call may only name keys of one slot, and
+//! concurrent requests' buckets are spread over all of them).
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use redis::{RedisError, Script};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use ciq_redis::{RedisLink, RedisMode};
 
 use crate::Decision;
 
-/// The sliding log, atomically: drop what aged out, count, admit ARGV[4] admissions
-/// (a batch's leads) if they all fit under the limit, refresh the expiry so idle buckets
-/// vanish, and report when enough admissions leave the window for the request to fit
-/// (the oldest one for an admitted request); with ARGV[4] = '0' only look (peek).
-/// Scores are microseconds of Redis `TIME`, so instance clocks never matter. Refused
-/// requests are not recorded.
+/// The sliding log for each key of the call, atomically and in order: drop what aged
+/// out, count, admit `cost` admissions (a batch's leads) if they all fit under the
+/// limit and then set the key to expire a window later (when its newest admission ages
+/// out: idle buckets vanish), and report when enough admissions leave the window for
+/// the request to fit (the oldest one for an admitted request); with `cost` = '0' only
+/// look (peek). Each key `KEYS[i]` takes four arguments from `ARGV[4i-3]`: limit,
+/// window in ms, a member name unique to the decision, cost; the answer is three
+/// integers per key (allowed, count, microseconds until a slot frees). Scores are
+/// microseconds of Redis `TIME`, read once per call and handed to Redis as the digits
+/// it gave (no number formatting per decision), so instance clocks never matter.
+/// Refused requests are not recorded.
 const SLIDING_WINDOW_LUA: &str = r#"
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local limit = tonumber(ARGV[1])
-local window = tonumber(ARGV[2]) * 1000
-local cost = tonumber(ARGV[4])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-local count = redis.call('ZCARD', KEYS[1])
-local allowed = 0
-local wait = 1
-if count + math.max(cost, 1) <= limit then
-  allowed = 1
-  if cost == 1 then
-    redis.call('ZADD', KEYS[1], now, ARGV[3])
-  else
-    for i = 1, cost do
-      redis.call('ZADD', KEYS[1], now, ARGV[3] .. ':' .. i)
-    end
+local stamp = t[1] .. string.sub('00000' .. t[2], -6)
+local now = tonumber(stamp)
+local oldest = {}
+local out = {}
+for i = 1, #KEYS do
+  local key = KEYS[i]
+  local a = (i - 1) * 4
+  local limit = tonumber(ARGV[a + 1])
+  local window = tonumber(ARGV[a + 2]) * 1000
+  local member = ARGV[a + 3]
+  local cost = tonumber(ARGV[a + 4])
+  local cutoff = oldest[window]
+  if not cutoff then
+    cutoff = string.format('%d', now - window)
+    oldest[window] = cutoff
   end
-  count = count + cost
-elseif cost > 1 then
-  wait = math.min(count + cost - limit, count)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', cutoff)
+  local count = redis.call('ZCARD', key)
+  local allowed = 0
+  local wait = 1
+  if count + math.max(cost, 1) <= limit then
+    allowed = 1
+    if cost == 1 then
+      redis.call('ZADD', key, stamp, member)
+    else
+      for j = 1, cost do
+        redis.call('ZADD', key, stamp, member .. ':' .. j)
+      end
+    end
+    if cost > 0 then redis.call('PEXPIRE', key, ARGV[a + 2]) end
+    count = count + cost
+  elseif cost > 1 then
+    wait = math.min(count + cost - limit, count)
+  end
+  local reset = 0
+  local freeing = redis.call('ZRANGE', key, wait - 1, wait - 1, 'WITHSCORES')
+  if freeing[2] then reset = tonumber(freeing[2]) + window - now end
+  out[#out + 1] = allowed
+  out[#out + 1] = count
+  out[#out + 1] = reset
 end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-local reset = 0
-local freeing = redis.call('ZRANGE', KEYS[1], wait - 1, wait - 1, 'WITHSCORES')
-if freeing[2] then reset = tonumber(freeing[2]) + window - now end
-return {allowed, count, reset}
+return out
 "#;
+
+/// Most decisions one script call carries (one node): a call's size stays bounded
+/// however far Redis falls behind.
+pub const MAX_BATCH: usize = 128;
+
+/// Script calls one instance has out at once (one node): while they are, decisions
+/// gather for the next.
+const CALLS_IN_FLIGHT: usize = 1;
 
 /// How long one decision may take before Redis counts as unavailable.
 pub const RESPONSE_TIMEOUT: Duration = Duration::from_millis(250);
 
 /// Exact sliding-window limiter shared by every instance using the same Redis (one node
-/// or a cluster: each decision touches one key, whose slot's master decides).
+/// or a cluster: each bucket is one key, whose slot's master decides).
 pub struct RedisLimiter {
     conn: RedisLink,
-    script: Script,
+    script: Arc<Script>,
     prefix: String,
     member_prefix: String,
     sequence: AtomicU64,
+    /// One node: where decisions wait for the next script call (the task that makes
+    /// the calls is started by the first decision: it needs a runtime).
+    batches: OnceLock<mpsc::UnboundedSender<Pending>>,
+    /// Script calls made so far (decisions / calls = decisions per call).
+    calls: Arc<AtomicU64>,
+}
+
+/// One decision's part of a script call.
+struct Ask {
+    key: String,
+    limit: u32,
+    window_ms: u64,
+    member: String,
+    cost: u32,
+}
+
+/// What Redis answered for one decision: allowed (1/0), admissions in the window,
+/// microseconds until a slot frees.
+type Answer = (i64, i64, i64);
+
+/// A decision waiting for the next script call, and where its answer goes.
+struct Pending {
+    ask: Ask,
+    answer: oneshot::Sender<Result<Answer, RedisError>>,
 }
 
 impl RedisLimiter {
@@ -68,11 +130,13 @@ impl RedisLimiter {
         let conn = RedisLink::open(url, RESPONSE_TIMEOUT)?;
         Ok(Self {
             conn,
-            script: Script::new(SLIDING_WINDOW_LUA),
+            script: Arc::new(Script::new(SLIDING_WINDOW_LUA)),
             prefix: prefix.to_owned(),
             // Members must be unique across instances: a random instance id + a counter.
             member_prefix: format!("{:016x}", rand_u64()),
             sequence: AtomicU64::new(0),
+            batches: OnceLock::new(),
+            calls: Arc::default(),
         })
     }
 
@@ -121,47 +185,56 @@ impl RedisLimiter {
         window: Duration,
         cost: u32,
     ) -> Result<Decision, RedisError> {
-        let member = format!(
-            "{}:{}",
-            self.member_prefix,
-            self.sequence.fetch_add(1, Ordering::Relaxed)
-        );
-        let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX).max(1);
-        let call = |command: &str, script: &str| {
-            let mut cmd = redis::cmd(command);
-            cmd.arg(script)
-                .arg(1)
-                .arg(self.redis_key(bucket))
-                .arg(limit)
-                .arg(window_ms)
-                .arg(&member)
-                .arg(cost);
-            cmd
+        let ask = Ask {
+            key: self.redis_key(bucket),
+            limit,
+            window_ms: u64::try_from(window.as_millis()).unwrap_or(u64::MAX).max(1),
+            member: format!(
+                "{}:{}",
+                self.member_prefix,
+                self.sequence.fetch_add(1, Ordering::Relaxed)
+            ),
+            cost,
         };
-        let mut conn = self.conn.clone();
-        // EVALSHA, and on NOSCRIPT the script itself (EVAL), to the key's node, which
-        // keeps it for next time. (The redis crate's own fallback, SCRIPT LOAD, goes to
-        // every node of a cluster and fails while any one of them is down.)
-        let answer = match call("EVALSHA", self.script.get_hash())
-            .query_async(&mut conn)
-            .await
-        {
-            Err(err)
-                if err.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
-            {
-                call("EVAL", SLIDING_WINDOW_LUA)
-                    .query_async(&mut conn)
-                    .await
+        let (allowed, count, reset_us) = match self.conn.mode() {
+            RedisMode::Single => {
+                let (answer, answered) = oneshot::channel();
+                self.batches()
+                    .send(Pending { ask, answer })
+                    .map_err(|_| gone())?;
+                answered.await.map_err(|_| gone())??
             }
-            other => other,
+            RedisMode::Cluster => {
+                self.calls.fetch_add(1, Ordering::Relaxed);
+                call(
+                    &mut self.conn.clone(),
+                    &self.script,
+                    std::slice::from_ref(&ask),
+                )
+                .await?[0]
+            }
         };
-        let (allowed, count, reset_us): (i64, i64, i64) = answer?;
         let used = u32::try_from(count).unwrap_or(u32::MAX);
         Ok(Decision {
             allowed: allowed == 1,
             limit,
             remaining: limit.saturating_sub(used),
             reset_after: Duration::from_micros(u64::try_from(reset_us).unwrap_or(0)),
+        })
+    }
+
+    /// Where decisions wait for the next script call; the first caller starts the task
+    /// that makes the calls (it ends when the limiter is dropped).
+    fn batches(&self) -> &mpsc::UnboundedSender<Pending> {
+        self.batches.get_or_init(|| {
+            let (sender, waiting) = mpsc::unbounded_channel();
+            tokio::spawn(send_batches(
+                self.conn.clone(),
+                self.script.clone(),
+                self.calls.clone(),
+                waiting,
+            ));
+            sender
         })
     }
 
@@ -173,6 +246,12 @@ impl RedisLimiter {
             .arg(self.redis_key(bucket))
             .query_async::<()>(&mut conn)
             .await
+    }
+
+    /// Script calls this limiter has made: with the decisions asked, how many each call
+    /// carried (benchmarks print it).
+    pub fn script_calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
     }
 
     /// SHA1 of the decision script (what `EVALSHA` takes), for benchmarks.
@@ -194,6 +273,105 @@ impl RedisLimiter {
     pub fn mode(&self) -> RedisMode {
         self.conn.mode()
     }
+}
+
+/// The error of a decision whose call task is gone (the runtime is shutting down).
+fn gone() -> RedisError {
+    RedisError::from((
+        redis::ErrorKind::Io,
+        "the rate limiter's Redis calls have stopped",
+    ))
+}
+
+/// Makes the script calls for one node: takes the first waiting decision, waits for a
+/// free call slot (decisions gather meanwhile), then sends it with every decision that
+/// waits behind it, up to [`MAX_BATCH`], and hands each its answer (a failed call fails
+/// all of its decisions alike).
+async fn send_batches(
+    conn: RedisLink,
+    script: Arc<Script>,
+    calls: Arc<AtomicU64>,
+    mut waiting: mpsc::UnboundedReceiver<Pending>,
+) {
+    let slots = Arc::new(Semaphore::new(CALLS_IN_FLIGHT));
+    while let Some(first) = waiting.recv().await {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match waiting.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        calls.fetch_add(1, Ordering::Relaxed);
+        let mut conn = conn.clone();
+        let script = script.clone();
+        tokio::spawn(async move {
+            let (asks, answers): (Vec<Ask>, Vec<_>) = batch
+                .into_iter()
+                .map(|pending| (pending.ask, pending.answer))
+                .unzip();
+            match call(&mut conn, &script, &asks).await {
+                Ok(answered) => {
+                    for (answer, decision) in answers.into_iter().zip(answered) {
+                        let _ = answer.send(Ok(decision));
+                    }
+                }
+                Err(err) => {
+                    for answer in answers {
+                        let _ = answer.send(Err(err.clone()));
+                    }
+                }
+            }
+            drop(slot);
+        });
+    }
+}
+
+/// One script call deciding `asks` in order (on a cluster they must share a slot):
+/// `EVALSHA`, and on `NOSCRIPT` the script itself (`EVAL`) to the keys' node, which
+/// keeps it for next time. (The redis crate's own fallback, `SCRIPT LOAD`, goes to every
+/// node of a cluster and fails while any one of them is down.)
+async fn call(
+    conn: &mut RedisLink,
+    script: &Script,
+    asks: &[Ask],
+) -> Result<Vec<Answer>, RedisError> {
+    let command = |command: &str, script: &str| {
+        let mut cmd = redis::cmd(command);
+        cmd.arg(script).arg(asks.len());
+        for ask in asks {
+            cmd.arg(&ask.key);
+        }
+        for ask in asks {
+            cmd.arg(ask.limit)
+                .arg(ask.window_ms)
+                .arg(&ask.member)
+                .arg(ask.cost);
+        }
+        cmd
+    };
+    let answer: Vec<i64> = match command("EVALSHA", script.get_hash())
+        .query_async(conn)
+        .await
+    {
+        Err(err) if err.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+            command("EVAL", SLIDING_WINDOW_LUA).query_async(conn).await
+        }
+        other => other,
+    }?;
+    if answer.len() != asks.len() * 3 {
+        return Err(RedisError::from((
+            redis::ErrorKind::Parse,
+            "the limiter script answered another number of decisions than it was asked",
+        )));
+    }
+    Ok(answer
+        .chunks_exact(3)
+        .map(|one| (one[0], one[1], one[2]))
+        .collect())
 }
 
 fn rand_u64() -> u64 {

@@ -247,6 +247,83 @@ async fn three_redis_limiters_never_admit_more_than_the_limit_together() {
     }
 }
 
+/// One instance's concurrent decisions travel together (one script call carries many)
+/// and stay exact per bucket, whatever else shares the call: admissions of several
+/// leads, peeks and decisions for other buckets with other limits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_decisions_share_script_calls_and_stay_exact() {
+    let prefix = unique_prefix();
+    let Some(limiter) = redis_limiter(&prefix).await else {
+        return;
+    };
+    let limiter = Arc::new(limiter);
+    let window = Duration::from_secs(60);
+    let tasks: Vec<_> = (0..600)
+        .map(|i| {
+            let limiter = limiter.clone();
+            tokio::spawn(async move {
+                match i % 4 {
+                    0 => ("a", limiter.try_acquire("a", 50, window).await.unwrap()),
+                    1 => ("b", limiter.try_acquire("b", 30, window).await.unwrap()),
+                    2 => (
+                        "c",
+                        limiter.try_acquire_many("c", 3, 60, window).await.unwrap(),
+                    ),
+                    _ => ("peek", limiter.try_peek("a", 50, window).await.unwrap()),
+                }
+            })
+        })
+        .collect();
+    let mut admitted = std::collections::HashMap::<&str, u32>::new();
+    for task in tasks {
+        let (bucket, decision) = task.await.unwrap();
+        if decision.allowed && bucket != "peek" {
+            *admitted.entry(bucket).or_default() += if bucket == "c" { 3 } else { 1 };
+        }
+    }
+    assert_eq!(
+        (admitted["a"], admitted["b"], admitted["c"]),
+        (50, 30, 60),
+        "{admitted:?}"
+    );
+    // What Redis holds agrees, and nothing was counted for the peeks.
+    for (bucket, limit) in [("a", 50), ("b", 30), ("c", 60)] {
+        let now = limiter.try_peek(bucket, limit, window).await.unwrap();
+        assert_eq!((now.allowed, now.remaining), (false, 0), "{bucket}");
+    }
+    let calls = limiter.script_calls();
+    assert!(
+        calls < 600,
+        "600 concurrent decisions took {calls} script calls: none travelled together"
+    );
+}
+
+/// A Redis that does not answer fails every waiting decision with an error, promptly
+/// and each once: none is left waiting for a call that never comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_redis_every_waiting_decision_fails_within_the_bound() {
+    let limiter = Arc::new(RedisLimiter::new("redis://127.0.0.1:1", "ciq-test:").unwrap());
+    let started = std::time::Instant::now();
+    let tasks: Vec<_> = (0..50)
+        .map(|i| {
+            let limiter = limiter.clone();
+            tokio::spawn(async move {
+                limiter
+                    .try_acquire(&format!("k{i}"), 10, Duration::from_secs(60))
+                    .await
+            })
+        })
+        .collect();
+    for task in tasks {
+        assert!(task.await.unwrap().is_err());
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
 #[tokio::test]
 async fn keys_carry_a_hash_tag_and_expire_when_idle() {
     let prefix = unique_prefix();

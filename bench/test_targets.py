@@ -22,6 +22,7 @@ def results(**changes):
         "cpu_us_per_healthz": {"gateway": 20.0},
         "pg_half_peak": {"p99_ms": 4.0},
         "pgbench_half_peak": {"p99_ms": 5.0},
+        "tmpfs": {"half_peak": {"p99_ms": 5.6}},
         "pg_1024_connections": {"peak_rss_mb": 99.0},
         "import": {"peak_rss_mb": 120.0, "runs": [{"rows_per_s": 20_000}, {"rows_per_s": 31_000},
                                                   {"rows_per_s": 29_000}]},
@@ -45,6 +46,7 @@ class Targets(unittest.TestCase):
         self.assertEqual(v["gateway CPU per create / per /healthz"], (2.5, False))
         self.assertEqual(v["all CPU per create / pgbench's PG per insert"], (1.0, False))
         self.assertEqual(v["p99 at half of peak / pgbench's p99 at that rate"], (0.8, True))
+        self.assertEqual(v["p99 at half of peak, store on tmpfs (ms)"], (5.6, False))
         self.assertEqual(v["peak RSS at 1024 connections (MB)"], (99.0, True))
         self.assertEqual(v["peak RSS after three 50 000-row imports (MB)"], (120.0, False))
         self.assertEqual(v["PgBouncer transaction / direct, creates"], (0.95, True))
@@ -57,8 +59,10 @@ class Targets(unittest.TestCase):
 
     def test_a_bound_met_exactly_is_met(self):
         v = self.verdicts(results(pg_1024_connections={"peak_rss_mb": 100.0},
-                                  cpu_us_per_healthz={"gateway": 25.0}))
+                                  cpu_us_per_healthz={"gateway": 25.0},
+                                  tmpfs={"half_peak": {"p99_ms": 5.0}}))
         self.assertTrue(v["peak RSS at 1024 connections (MB)"][1])
+        self.assertTrue(v["p99 at half of peak, store on tmpfs (ms)"][1])
         self.assertTrue(v["gateway CPU per create / per /healthz"][1])
 
 

@@ -13,7 +13,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use redis::{RedisError, Script};
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
 use ciq_redis::{RedisLink, RedisMode};
 
@@ -34,7 +34,7 @@ const SLIDING_WINDOW_LUA: &str = r#"
 local t = redis.call('TIME')
 local stamp = t[1] .. string.sub('00000' .. t[2], -6)
 local now = tonumber(stamp)
-local oldest = {}
+local cutoffs = {}
 local out = {}
 for i = 1, #KEYS do
   local key = KEYS[i]
@@ -43,10 +43,10 @@ for i = 1, #KEYS do
   local window = tonumber(ARGV[a + 2]) * 1000
   local member = ARGV[a + 3]
   local cost = tonumber(ARGV[a + 4])
-  local cutoff = oldest[window]
+  local cutoff = cutoffs[window]
   if not cutoff then
     cutoff = string.format('%d', now - window)
-    oldest[window] = cutoff
+    cutoffs[window] = cutoff
   end
   redis.call('ZREMRANGEBYSCORE', key, '-inf', cutoff)
   local count = redis.call('ZCARD', key)
@@ -80,10 +80,6 @@ return out
 /// however far Redis falls behind.
 pub const MAX_BATCH: usize = 128;
 
-/// Script calls one instance has out at once (one node): while they are, decisions
-/// gather for the next.
-const CALLS_IN_FLIGHT: usize = 1;
-
 /// How long one decision may take before Redis counts as unavailable.
 pub const RESPONSE_TIMEOUT: Duration = Duration::from_millis(250);
 
@@ -91,7 +87,7 @@ pub const RESPONSE_TIMEOUT: Duration = Duration::from_millis(250);
 /// or a cluster: each bucket is one key, whose slot's master decides).
 pub struct RedisLimiter {
     conn: RedisLink,
-    script: Arc<Script>,
+    script: Script,
     prefix: String,
     member_prefix: String,
     sequence: AtomicU64,
@@ -130,7 +126,7 @@ impl RedisLimiter {
         let conn = RedisLink::open(url, RESPONSE_TIMEOUT)?;
         Ok(Self {
             conn,
-            script: Arc::new(Script::new(SLIDING_WINDOW_LUA)),
+            script: Script::new(SLIDING_WINDOW_LUA),
             prefix: prefix.to_owned(),
             // Members must be unique across instances: a random instance id + a counter.
             member_prefix: format!("{:016x}", rand_u64()),
@@ -283,21 +279,18 @@ fn gone() -> RedisError {
     ))
 }
 
-/// Makes the script calls for one node: takes the first waiting decision, waits for a
-/// free call slot (decisions gather meanwhile), then sends it with every decision that
-/// waits behind it, up to [`MAX_BATCH`], and hands each its answer (a failed call fails
-/// all of its decisions alike).
+/// Makes the script calls for one node, one at a time: takes the first waiting decision
+/// and every decision that waits behind it (up to [`MAX_BATCH`]), sends them as one
+/// call, hands each its answer (a failed call fails all of its decisions alike), and
+/// only then looks again, so the decisions that arrive while a call is out gather for
+/// the next. (Two calls out at once measured no better: docs/performance.md.)
 async fn send_batches(
-    conn: RedisLink,
-    script: Arc<Script>,
+    mut conn: RedisLink,
+    script: Script,
     calls: Arc<AtomicU64>,
     mut waiting: mpsc::UnboundedReceiver<Pending>,
 ) {
-    let slots = Arc::new(Semaphore::new(CALLS_IN_FLIGHT));
     while let Some(first) = waiting.recv().await {
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            return;
-        };
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match waiting.try_recv() {
@@ -306,27 +299,22 @@ async fn send_batches(
             }
         }
         calls.fetch_add(1, Ordering::Relaxed);
-        let mut conn = conn.clone();
-        let script = script.clone();
-        tokio::spawn(async move {
-            let (asks, answers): (Vec<Ask>, Vec<_>) = batch
-                .into_iter()
-                .map(|pending| (pending.ask, pending.answer))
-                .unzip();
-            match call(&mut conn, &script, &asks).await {
-                Ok(answered) => {
-                    for (answer, decision) in answers.into_iter().zip(answered) {
-                        let _ = answer.send(Ok(decision));
-                    }
-                }
-                Err(err) => {
-                    for answer in answers {
-                        let _ = answer.send(Err(err.clone()));
-                    }
+        let (asks, answers): (Vec<Ask>, Vec<_>) = batch
+            .into_iter()
+            .map(|pending| (pending.ask, pending.answer))
+            .unzip();
+        match call(&mut conn, &script, &asks).await {
+            Ok(answered) => {
+                for (answer, decision) in answers.into_iter().zip(answered) {
+                    let _ = answer.send(Ok(decision));
                 }
             }
-            drop(slot);
-        });
+            Err(err) => {
+                for answer in answers {
+                    let _ = answer.send(Err(err.clone()));
+                }
+            }
+        }
     }
 }
 

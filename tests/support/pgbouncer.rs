@@ -18,7 +18,8 @@ pub const SERVER_CONNECTIONS: usize = 4;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PoolMode {
     /// One server connection per client transaction, [`SERVER_CONNECTIONS`] of them,
-    /// reset (`DISCARD ALL`) after each transaction.
+    /// handed from client to client with no reset query between them (what one client
+    /// prepared stays on the server for the next).
     Transaction,
     /// One server connection per client for as long as it stays connected; the startup
     /// parameters sqlx sends are accepted and ignored, as operators configure it.
@@ -65,9 +66,10 @@ impl PgBouncer {
                  max_client_conn = 1000\nserver_reset_query = DISCARD ALL\n{mode}\
                  logfile = {log}\n",
                 mode = match mode {
+                    // No reset query between clients: the gateway names nothing a later
+                    // client could collide with (ciq_store::db), and the tests hold it so.
                     PoolMode::Transaction => format!(
-                        "pool_mode = transaction\ndefault_pool_size = {SERVER_CONNECTIONS}\n\
-                         server_reset_query_always = 1\n"
+                        "pool_mode = transaction\ndefault_pool_size = {SERVER_CONNECTIONS}\n"
                     ),
                     PoolMode::Session => "pool_mode = session\ndefault_pool_size = 64\n\
                          ignore_startup_parameters = extra_float_digits,options\n"

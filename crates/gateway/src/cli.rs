@@ -73,9 +73,9 @@ pub struct Cli {
     pub webhook_allow_private_networks: bool,
 
     /// DATABASE_URL (and DATABASE_READ_URL) go through PgBouncer in transaction
-    /// pooling mode (`pool_mode = transaction`, with `server_reset_query_always = 1`):
-    /// every statement runs in a transaction and nothing stays prepared. See
-    /// docs/operations.md for what it costs.
+    /// pooling mode (`pool_mode = transaction`; no reset query needed): a statement on its
+    /// own is one simple query, a transaction starts by dropping what an earlier client
+    /// prepared. See docs/operations.md for what it costs.
     #[arg(long, env = "CIQ_DB_TRANSACTION_POOLING", global = true)]
     pub db_transaction_pooling: bool,
 

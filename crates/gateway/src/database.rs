@@ -40,9 +40,10 @@ pub enum Pooling {
     /// prepared once per connection and cached.
     #[default]
     Direct,
-    /// Through PgBouncer in `pool_mode = transaction` (which must also run
-    /// `server_reset_query_always = 1`): every statement in a transaction, no statement
-    /// cache, no startup parameters PgBouncer refuses (see [`ciq_store::db`]).
+    /// Through PgBouncer in `pool_mode = transaction` (no reset query needed between
+    /// clients): a statement outside a transaction is one simple query with its values
+    /// inlined, a transaction starts with `DEALLOCATE ALL`, no statement cache, no startup
+    /// parameters PgBouncer refuses (see [`ciq_store::db`]).
     Transaction,
 }
 

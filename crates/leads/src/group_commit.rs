@@ -367,6 +367,31 @@ impl ColumnArray {
         })
     }
 
+    /// The column as one array literal ([`ciq_store::inline::array`]), for the simple
+    /// query a transaction pooler gets; `None` when an element has no literal form there
+    /// (the batch is then bound).
+    fn literal(&self) -> Option<String> {
+        use ciq_store::inline::{array, timestamptz};
+        let ty = self.sql_type();
+        match self {
+            Self::Uuid(a) => array(a.iter().map(|v| v.map(|u| u.to_string())), ty),
+            Self::Text(a) => array(a.iter().cloned(), ty),
+            Self::Int(a) => array(a.iter().map(|v| v.map(|i| i.to_string())), ty),
+            Self::BigInt(a) => array(a.iter().map(|v| v.map(|i| i.to_string())), ty),
+            Self::Time(a) => {
+                let texts = a
+                    .iter()
+                    .map(|v| {
+                        v.as_ref()
+                            .map(timestamptz)
+                            .map_or(Some(None), |t| t.map(Some))
+                    })
+                    .collect::<Option<Vec<Option<String>>>>()?;
+                array(texts, ty)
+            }
+        }
+    }
+
     fn bind<'q>(
         self,
         query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
@@ -480,28 +505,47 @@ async fn insert_batch(
     let shape = usize::from(columns.iter().any(|(column, _)| origin_column(column)));
     let text = INSERT_WITH_OUTBOX[shape]
         .get_or_init(|| events::with_created_outbox(&batch_insert(&columns)));
-    let statement = columns.into_iter().fold(
-        sqlx::query(sqlx::AssertSqlSafe(text.as_str())),
-        |query, (_, array)| array.bind(query),
-    );
-    let inserted = if db.is_transaction_pooled() {
-        // Behind a transaction pooler the statement's Parse and Bind must reach one
-        // server connection: in a transaction of its own.
-        match sqlx::Connection::begin(&mut **conn).await {
-            Ok(mut txn) => match statement.execute(&mut *txn).await {
-                Ok(done) => txn.commit().await.map(|()| done),
-                Err(err) => Err(err),
-            },
-            Err(err) => Err(err),
-        }
+    // Behind a transaction pooler: one simple query with the arrays written in (one
+    // round trip, an implicit transaction, nothing named on the server).
+    let inlined = if db.is_transaction_pooled() {
+        columns
+            .iter()
+            .map(|(_, array)| array.literal())
+            .collect::<Option<Vec<String>>>()
+            .and_then(|literals| ciq_store::inline::substitute(text, &literals))
     } else {
-        statement.execute(&mut **conn).await
+        None
+    };
+    let inserted = match inlined {
+        Some(sql) => sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&mut **conn)
+            .await
+            .map(drop),
+        None => {
+            let statement = columns.into_iter().fold(
+                sqlx::query(sqlx::AssertSqlSafe(text.as_str())),
+                |query, (_, array)| array.bind(query),
+            );
+            if db.is_transaction_pooled() {
+                // A value without a literal form: bound, so Parse and Bind must reach
+                // one server connection — in a transaction of its own, unnamed.
+                match sqlx::Connection::begin(&mut **conn).await {
+                    Ok(mut txn) => match statement.persistent(false).execute(&mut *txn).await {
+                        Ok(_) => txn.commit().await,
+                        Err(err) => Err(err),
+                    },
+                    Err(err) => Err(err),
+                }
+            } else {
+                statement.execute(&mut **conn).await.map(drop)
+            }
+        }
     };
     if inserted.is_err() {
         // Whatever went wrong, the next batch starts on a fresh connection from the pool.
         *own = None;
     }
-    inserted.map(drop).map_err(BatchError::from_sqlx)
+    inserted.map_err(BatchError::from_sqlx)
 }
 
 /// Why a batch was not stored, and whether the store itself was out of reach.
@@ -882,5 +926,46 @@ mod tests {
             .unwrap();
         assert_eq!(writer.batches(), 0);
         assert_eq!(stored(&db).await, 1);
+    }
+}
+
+#[cfg(test)]
+mod literal_tests {
+    use super::ColumnArray;
+
+    /// The pooled path's arrays: one literal per column, NULLs kept in place, text
+    /// escaped twice (inside the array, then the string); an element without a literal
+    /// form sends the batch down the bound path.
+    #[test]
+    fn a_column_is_one_array_literal_or_nothing() {
+        let text = ColumnArray::Text(vec![Some(r#"it's "x" \ here"#.into()), None]);
+        assert_eq!(
+            text.literal().unwrap(),
+            r#"E'{"it''s \\"x\\" \\\\ here",NULL}'::text[]"#
+        );
+        let ids = ColumnArray::Uuid(vec![Some(uuid::Uuid::nil())]);
+        assert_eq!(
+            ids.literal().unwrap(),
+            r#"E'{"00000000-0000-0000-0000-000000000000"}'::uuid[]"#
+        );
+        assert!(
+            ColumnArray::Text(vec![Some("a\0b".into())])
+                .literal()
+                .is_none()
+        );
+        let year_10000 = chrono::NaiveDate::from_ymd_opt(10000, 1, 1)
+            .unwrap()
+            .and_hms_opt(0, 0, 0)
+            .unwrap()
+            .and_utc();
+        assert!(
+            ColumnArray::Time(vec![Some(year_10000)])
+                .literal()
+                .is_none()
+        );
+        assert_eq!(
+            ColumnArray::Time(vec![None]).literal().unwrap(),
+            "E'{NULL}'::timestamptz[]"
+        );
     }
 }

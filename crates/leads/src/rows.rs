@@ -5,7 +5,8 @@
 //! column's name formatted into it, which the `Option` then discards). For a page of 50
 //! leads of 20 columns that was a third of the gateway's CPU per page (perf, dwarf call
 //! graphs, 2026-12-06). On PostgreSQL [`read`] runs the statement through sqlx itself
-//! and decodes each row by position; on SQLite it is sea-orm's reading.
+//! and decodes each row by position (binary rows, or text rows from the simple query a
+//! transaction pooler gets); on SQLite it is sea-orm's reading.
 
 use std::sync::Arc;
 
@@ -22,18 +23,15 @@ pub(crate) async fn read(db: &Db, statement: Statement) -> Result<Vec<lead::Mode
     if db.get_database_backend() != DbBackend::Postgres {
         return lead::Entity::find().from_raw_sql(statement).all(db).await;
     }
-    // Bound as sea-orm binds them (its own binder), so every parameter type it sends works.
-    let values =
-        sea_query_sqlx::SqlxValues(statement.values.unwrap_or(sea_orm::Values(Vec::new())));
-    let query = sqlx::query_with(sqlx::AssertSqlSafe(statement.sql), values);
-    let pool = db.connection().get_postgres_connection_pool();
     let rows = if db.is_transaction_pooled() {
-        // Behind a transaction pooler Parse and Bind must reach one server connection.
-        let mut txn = pool.begin().await.map_err(query_error)?;
-        let rows = query.fetch_all(&mut *txn).await.map_err(query_error)?;
-        txn.commit().await.map_err(query_error)?;
-        rows
+        // Behind a transaction pooler: one simple query, nothing named (see `Db`).
+        db.fetch_pooled(statement).await.map_err(query_error)?
     } else {
+        // Bound as sea-orm binds them (its own binder), so every parameter type it sends works.
+        let values =
+            sea_query_sqlx::SqlxValues(statement.values.unwrap_or(sea_orm::Values(Vec::new())));
+        let query = sqlx::query_with(sqlx::AssertSqlSafe(statement.sql), values);
+        let pool = db.connection().get_postgres_connection_pool();
         query.fetch_all(pool).await.map_err(query_error)?
     };
     rows.iter().map(model).collect()

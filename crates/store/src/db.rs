@@ -7,20 +7,26 @@
 //! executed on another ("prepared statement sqlx_s_1 does not exist"), and a statement
 //! name one client leaves behind collides with another client's.
 //!
-//! [`Db::transaction_pooled`] makes every statement safe there: each one that is not
-//! already inside a transaction runs in a transaction of its own (so its Parse and Bind
-//! reach the same server), and the connections keep no statements (sqlx's statement cache
-//! is off; PgBouncer's `server_reset_query_always = 1` drops what a transaction prepared
-//! before the server goes to another client). [`Db::direct`] is sea-orm's connection as
-//! it is, at no cost.
-
+//! [`Db::transaction_pooled`] makes every statement safe there without a reset query
+//! between clients (`server_reset_query_always` may stay 0):
+//! - a statement outside a transaction names nothing: it goes as one simple-protocol query
+//!   with its values as typed literals ([`crate::inline`]; one round trip), or, when a
+//!   value has no literal form, unnamed (`persistent(false)`) in a transaction of its own;
+//! - a transaction (sea-orm's, which names its statements) starts with `DEALLOCATE ALL`,
+//!   so what an earlier client left on that server connection cannot collide with it;
+//!   sqlx's statement cache is off, so nothing is expected to outlive the transaction.
+//!
+//! [`Db::direct`] is sea-orm's connection as it is, at no cost.
 use std::pin::Pin;
+
+use std::sync::Arc;
 
 use sea_orm::{
     AccessMode, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    ExecResult, IsolationLevel, QueryResult, Statement, TransactionError, TransactionOptions,
-    TransactionTrait,
+    ExecResult, IsolationLevel, QueryResult, RuntimeErr, Statement, TransactionError,
+    TransactionOptions, TransactionTrait,
 };
+use sqlx::postgres::{PgQueryResult, PgRow};
 
 /// sea-orm's connection, and whether it goes through a transaction-pooling proxy (see
 /// the module docs). Cheap to clone. Implements [`ConnectionTrait`], so entities and
@@ -41,8 +47,9 @@ impl Db {
         }
     }
 
-    /// Every statement outside a transaction runs in one of its own (the connection's
-    /// pool must keep no prepared statements: sqlx's statement cache at 0).
+    /// No statement outside a transaction is named and every transaction starts by
+    /// dropping what an earlier client named (the connection's pool must keep no
+    /// prepared statements: sqlx's statement cache at 0); see the module docs.
     pub fn transaction_pooled(inner: DatabaseConnection) -> Self {
         Self {
             inner,
@@ -73,14 +80,100 @@ impl Db {
     }
 }
 
-/// Runs `$call` on a transaction of its own (`$db.inner.begin()`), committed after.
-macro_rules! alone {
-    ($db:expr, |$txn:ident| $call:expr) => {{
-        let $txn = $db.inner.begin().await?;
-        let result = $call.await?;
-        $txn.commit().await?;
-        Ok(result)
+/// Runs `$statement` through a transaction pooler naming nothing (see the module docs):
+/// `sqlx::raw_sql(..).$method(pool)` with its values inlined, or else
+/// `sqlx::query_with(..).persistent(false).$method(..)` in a transaction of its own.
+macro_rules! pooled {
+    ($db:expr, $statement:expr, $method:ident) => {{
+        let statement: Statement = $statement;
+        let pool = $db.inner.get_postgres_connection_pool();
+        match crate::inline::inline(&statement) {
+            Some(sql) => sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).$method(pool).await,
+            None => {
+                let values = sea_query_sqlx::SqlxValues(
+                    statement.values.unwrap_or(sea_orm::Values(Vec::new())),
+                );
+                let query =
+                    sqlx::query_with(sqlx::AssertSqlSafe(statement.sql), values).persistent(false);
+                async {
+                    let mut txn = pool.begin().await?;
+                    let result = query.$method(&mut *txn).await?;
+                    txn.commit().await?;
+                    Ok(result)
+                }
+                .await
+            }
+        }
     }};
+}
+
+impl Db {
+    /// The rows `statement` selects, on a transaction-pooled PostgreSQL connection,
+    /// naming nothing on the server (see the module docs): for a caller that decodes
+    /// sqlx's rows itself. The rows are in text format when the values were inlined.
+    pub async fn fetch_pooled(&self, statement: Statement) -> Result<Vec<PgRow>, sqlx::Error> {
+        pooled!(self, statement, fetch_all)
+    }
+
+    async fn fetch_optional_pooled(
+        &self,
+        statement: Statement,
+    ) -> Result<Option<PgRow>, sqlx::Error> {
+        pooled!(self, statement, fetch_optional)
+    }
+
+    async fn execute_pooled(&self, statement: Statement) -> Result<PgQueryResult, sqlx::Error> {
+        pooled!(self, statement, execute)
+    }
+
+    /// A transaction that starts with `DEALLOCATE ALL` behind a transaction pooler.
+    async fn begun(&self, txn: DatabaseTransaction) -> Result<DatabaseTransaction, DbErr> {
+        if self.transaction_pooled {
+            txn.execute_unprepared("DEALLOCATE ALL").await?;
+        }
+        Ok(txn)
+    }
+
+    /// Runs `callback` in `txn` (begun by [`Db::begun`]), committed when it succeeds and
+    /// rolled back when it fails, as sea-orm's own `transaction` does.
+    async fn run<F, T, E>(
+        &self,
+        txn: Result<DatabaseTransaction, DbErr>,
+        callback: F,
+    ) -> Result<T, TransactionError<E>>
+    where
+        F: for<'c> FnOnce(
+                &'c DatabaseTransaction,
+            ) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
+            + Send,
+        T: Send,
+        E: std::fmt::Display + std::fmt::Debug + Send,
+    {
+        let txn = self
+            .begun(txn.map_err(TransactionError::Connection)?)
+            .await
+            .map_err(TransactionError::Connection)?;
+        match callback(&txn).await {
+            Ok(value) => {
+                txn.commit().await.map_err(TransactionError::Connection)?;
+                Ok(value)
+            }
+            Err(err) => {
+                txn.rollback().await.map_err(TransactionError::Connection)?;
+                Err(TransactionError::Transaction(err))
+            }
+        }
+    }
+}
+
+/// A sqlx error as sea-orm reports a failed query.
+fn query_error(err: sqlx::Error) -> DbErr {
+    DbErr::Query(RuntimeErr::SqlxError(Arc::new(err)))
+}
+
+/// A sqlx error as sea-orm reports a failed execution.
+fn exec_error(err: sqlx::Error) -> DbErr {
+    DbErr::Exec(RuntimeErr::SqlxError(Arc::new(err)))
 }
 
 #[async_trait::async_trait]
@@ -91,7 +184,10 @@ impl ConnectionTrait for Db {
 
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
         if self.transaction_pooled {
-            alone!(self, |txn| txn.execute_raw(stmt))
+            self.execute_pooled(stmt)
+                .await
+                .map(ExecResult::from)
+                .map_err(exec_error)
         } else {
             self.inner.execute_raw(stmt).await
         }
@@ -104,7 +200,10 @@ impl ConnectionTrait for Db {
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
         if self.transaction_pooled {
-            alone!(self, |txn| txn.query_one_raw(stmt))
+            self.fetch_optional_pooled(stmt)
+                .await
+                .map(|row| row.map(QueryResult::from))
+                .map_err(query_error)
         } else {
             self.inner.query_one_raw(stmt).await
         }
@@ -112,21 +211,25 @@ impl ConnectionTrait for Db {
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
         if self.transaction_pooled {
-            alone!(self, |txn| txn.query_all_raw(stmt))
+            self.fetch_pooled(stmt)
+                .await
+                .map(|rows| rows.into_iter().map(QueryResult::from).collect())
+                .map_err(query_error)
         } else {
             self.inner.query_all_raw(stmt).await
         }
     }
 }
 
-/// Transactions as sea-orm's connection makes them: every statement of one reaches the
-/// same server connection, through a transaction-pooling proxy too.
+/// Transactions as sea-orm's connection makes them (every statement of one reaches the
+/// same server connection, through a transaction-pooling proxy too), each starting with
+/// `DEALLOCATE ALL` behind such a proxy.
 #[async_trait::async_trait]
 impl TransactionTrait for Db {
     type Transaction = DatabaseTransaction;
 
     async fn begin(&self) -> Result<DatabaseTransaction, DbErr> {
-        self.inner.begin().await
+        self.begun(self.inner.begin().await?).await
     }
 
     async fn begin_with_config(
@@ -134,16 +237,20 @@ impl TransactionTrait for Db {
         isolation_level: Option<IsolationLevel>,
         access_mode: Option<AccessMode>,
     ) -> Result<DatabaseTransaction, DbErr> {
-        self.inner
-            .begin_with_config(isolation_level, access_mode)
-            .await
+        self.begun(
+            self.inner
+                .begin_with_config(isolation_level, access_mode)
+                .await?,
+        )
+        .await
     }
 
     async fn begin_with_options(
         &self,
         options: TransactionOptions,
     ) -> Result<DatabaseTransaction, DbErr> {
-        self.inner.begin_with_options(options).await
+        self.begun(self.inner.begin_with_options(options).await?)
+            .await
     }
 
     async fn transaction<F, T, E>(&self, callback: F) -> Result<T, TransactionError<E>>
@@ -155,7 +262,10 @@ impl TransactionTrait for Db {
         T: Send,
         E: std::fmt::Display + std::fmt::Debug + Send,
     {
-        self.inner.transaction(callback).await
+        if !self.transaction_pooled {
+            return self.inner.transaction(callback).await;
+        }
+        self.run(self.inner.begin().await, callback).await
     }
 
     async fn transaction_with_config<F, T, E>(
@@ -172,8 +282,16 @@ impl TransactionTrait for Db {
         T: Send,
         E: std::fmt::Display + std::fmt::Debug + Send,
     {
-        self.inner
-            .transaction_with_config(callback, isolation_level, access_mode)
-            .await
+        if !self.transaction_pooled {
+            return self
+                .inner
+                .transaction_with_config(callback, isolation_level, access_mode)
+                .await;
+        }
+        let txn = self
+            .inner
+            .begin_with_config(isolation_level, access_mode)
+            .await;
+        self.run(txn, callback).await
     }
 }

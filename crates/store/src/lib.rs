@@ -11,6 +11,7 @@
 //! API, background jobs).
 
 pub mod db;
+pub mod inline;
 pub mod replica;
 pub mod secret;
 

@@ -114,3 +114,87 @@ async fn transaction_pooling_needs_no_reset_query_between_clients() {
         task.await.unwrap();
     }
 }
+
+/// Behind a transaction pooler group commit's batches go through one PL/pgSQL function
+/// made once per database (`ciq_lead_batch_…`: its statement planned once per server
+/// connection, not per batch) — and a role that may write leads but not create the
+/// function (no `USAGE` on PL/pgSQL here) stores every lead all the same, sending the
+/// statement itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transaction_pooled_batches_run_through_one_function_or_without_it() {
+    use ciq_gateway::database::Pooling;
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+
+    let Some(owner) = TestApp::spawn_with(Backend::Postgres, |s| {
+        s.pooling = Pooling::Transaction;
+    })
+    .await
+    else {
+        return;
+    };
+    let role = format!("ciq_writer_{}", uuid::Uuid::new_v4().simple());
+    owner
+        .db
+        .execute_unprepared(&format!(
+            "CREATE ROLE {role} LOGIN; \
+             REVOKE USAGE ON LANGUAGE plpgsql FROM PUBLIC; \
+             GRANT USAGE, CREATE ON SCHEMA public TO {role}; \
+             GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}; \
+             GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}"
+        ))
+        .await
+        .unwrap();
+    let url = owner.database.url.clone();
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let host = rest.split_once('@').map_or(rest, |(_, host)| host);
+    let limited = owner
+        .spawn_peer_with(|s| s.database_url = format!("{scheme}://{role}@{host}").into())
+        .await;
+    let (user, key) = owner.user_with_key("owner@acme.test").await;
+    let count = |sql: String| {
+        let db = owner.db.clone();
+        async move {
+            let row = db
+                .query_one_raw(Statement::from_string(DbBackend::Postgres, sql))
+                .await
+                .unwrap()
+                .unwrap();
+            row.try_get::<i64>("", "n").unwrap()
+        }
+    };
+    let functions = || {
+        count(
+            "SELECT count(*)::int8 AS n FROM pg_proc WHERE proname LIKE 'ciq\\_lead\\_batch\\_%'"
+                .into(),
+        )
+    };
+    let leads = || {
+        count(format!(
+            "SELECT count(*)::int8 AS n FROM leads WHERE user_id = '{user}'"
+        ))
+    };
+    // Twenty at once (batches of several), then one alone (a batch of one, whose
+    // failure would be the client's: no row-by-row retry hides it).
+    for (app, expected_leads, expected_functions) in [(&limited, 21, 0), (&owner, 42, 1)] {
+        let posts = (0..20).map(|i| {
+            let mut body = ciq_e2e::reference_curl_body();
+            body["lead"]["email"] = format!("l{i}@example.com").into();
+            let key = key.clone();
+            async move { app.post_lead(Some(&key), &body).await.status().as_u16() }
+        });
+        let statuses = futures_util::future::join_all(posts).await;
+        assert!(statuses.iter().all(|&s| s == 201), "{statuses:?}");
+        let alone = app
+            .post_lead(Some(&key), &ciq_e2e::reference_curl_body())
+            .await;
+        assert_eq!(alone.status(), 201);
+        assert_eq!(leads().await, expected_leads);
+        assert_eq!(functions().await, expected_functions);
+    }
+    limited.stop().await;
+    owner
+        .db
+        .execute_unprepared(&format!("DROP OWNED BY {role}; DROP ROLE {role}"))
+        .await
+        .unwrap();
+}

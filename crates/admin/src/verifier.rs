@@ -292,7 +292,9 @@ impl KeyVerifier {
         if let Some(answer) = self.verify_cached(presented).await {
             return answer;
         }
-        let verified = self.verify_from_store(presented).await;
+        // Boxed: the miss path (a store read, argon2) is several KB of future state that
+        // every request would otherwise carry while it waits, cached or not.
+        let verified = Box::pin(self.verify_from_store(presented)).await;
         if let Ok(key) = &verified {
             self.note_use(key.key_id);
         }

@@ -417,7 +417,8 @@ impl Caller {
             err.message = message.into();
             return Err(err);
         }
-        if let Err(err) = self.pass_challenge(state, req).await {
+        // Boxed: only a key with a challenge needs its (large) future state.
+        if let Err(err) = Box::pin(self.pass_challenge(state, req)).await {
             ciq_http::metrics::record_browser_submissions("challenge_failed", 1);
             self.look_at_key_budget(state).await;
             return Err(err);

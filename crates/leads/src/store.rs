@@ -261,7 +261,10 @@ pub async fn insert_lead(
             match written {
                 Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
                     match external_id {
-                        Some(external_id) => Err(duplicate(db, user_id, &external_id).await),
+                        // Boxed: rare, and its state would ride along in every create.
+                        Some(external_id) => {
+                            Err(Box::pin(duplicate(db, user_id, &external_id)).await)
+                        }
                         None => Err(LeadError::from(err)),
                     }
                 }

@@ -534,7 +534,8 @@ async fn create(
     if let Some(spool) = spool
         && state.leads.writer().breaker().is_open()
     {
-        return spooled::create(spool, caller, row, keyed).await;
+        // Boxed, here and below: only a create during an outage carries the spool's state.
+        return Box::pin(spooled::create(spool, caller, row, keyed)).await;
     }
     let claimed = idempotent::claim(state, user_id, idempotency_key, || {
         fingerprint.unwrap_or_default()
@@ -552,7 +553,7 @@ async fn create(
         }
         // The store went before this instance knew: the spool takes it after all.
         Err(err) if spool.is_some() && err.code == ciq_http::ErrorCode::ServiceUnavailable => {
-            return spooled::create(spool.expect("checked"), caller, row, keyed).await;
+            return Box::pin(spooled::create(spool.expect("checked"), caller, row, keyed)).await;
         }
         Err(err) => return Err(err),
     };
@@ -574,10 +575,11 @@ async fn create(
         Err(ciq_leads::LeadError::Unavailable(_))
             if let (Some(spool), Some(row)) = (spool, kept) =>
         {
-            spooled::create(spool, caller, row, keyed).await
+            Box::pin(spooled::create(spool, caller, row, keyed)).await
         }
         Err(err) => {
-            idempotent::release(state, user_id, key.as_deref()).await;
+            // Boxed: only a failed create with a key releases it.
+            Box::pin(idempotent::release(state, user_id, key.as_deref())).await;
             Err(HttpError::from(err))
         }
     }

@@ -19,12 +19,12 @@ pub async fn block_list(state: &ApiState, caller: &Caller) -> Option<Arc<BlockLi
         // meets the block list again when it is drained).
         return Some(state.block_lists.get(&user_id).await.unwrap_or_default());
     }
-    let loaded = state
-        .block_lists
-        .try_get_with(user_id, async {
-            spam::block_list(&state.db, user_id).await.map(Arc::new)
-        })
-        .await;
+    // Boxed: a server key's create never gets here, and would otherwise carry this
+    // future's state (a cache load, a store read) inline while it waits.
+    let loaded = Box::pin(state.block_lists.try_get_with(user_id, async {
+        spam::block_list(&state.db, user_id).await.map(Arc::new)
+    }))
+    .await;
     Some(loaded.unwrap_or_default())
 }
 

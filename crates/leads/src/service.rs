@@ -45,11 +45,17 @@ impl Leads {
     }
 
     /// Runs `operation` behind the breaker; its refusal is [`LeadError::Unavailable`].
-    async fn guarded<T>(
+    /// A combinator, not an `async fn` or block: those would hold `operation` (or the
+    /// guard's future) twice, as what they captured and as what they await.
+    fn guarded<T>(
         &self,
         operation: impl Future<Output = Result<T, LeadError>>,
-    ) -> Result<T, LeadError> {
-        self.writer.breaker().guard(operation).await?
+    ) -> impl Future<Output = Result<T, LeadError>> {
+        use futures_util::FutureExt;
+        self.writer
+            .breaker()
+            .guard(operation)
+            .map(|guarded| guarded?)
     }
 
     /// Stores one lead, its row made by [`store::prepare`] (see [`store::insert_lead`]).

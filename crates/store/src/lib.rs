@@ -199,6 +199,11 @@ impl Breaker {
     /// counts as a failure). So nothing waits on a store that is gone for longer than
     /// it takes to find out.
     pub async fn guard<F: Future>(self: &Arc<Self>, operation: F) -> Result<F::Output, StoreDown> {
+        // Boxed: polled in place, `operation` would be held twice in this future (the
+        // argument and `select!`'s own copy; rustc does not overlap the two), and a
+        // caller's future holding this one larger still: a list's read was 28 KB of
+        // future state per request, moved into every layer's box (2026-12-06).
+        let operation = Box::pin(operation);
         let opened = self.opened.notified();
         tokio::pin!(opened);
         opened.as_mut().enable();

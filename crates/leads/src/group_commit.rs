@@ -382,12 +382,12 @@ impl ColumnArray {
             Self::Int(a) => array(a.iter().map(|v| v.map(|i| i.to_string())), ty),
             Self::BigInt(a) => array(a.iter().map(|v| v.map(|i| i.to_string())), ty),
             Self::Time(a) => {
+                // A NULL stays NULL; a time without a text form sends the batch bound.
                 let texts = a
                     .iter()
-                    .map(|v| {
-                        v.as_ref()
-                            .map(timestamptz)
-                            .map_or(Some(None), |t| t.map(Some))
+                    .map(|v| match v {
+                        None => Some(None),
+                        Some(at) => timestamptz(at).map(Some),
                     })
                     .collect::<Option<Vec<Option<String>>>>()?;
                 array(texts, ty)
@@ -485,12 +485,8 @@ fn batch_function(text: &str, columns: &[(lead::Column, ColumnArray)]) -> (Strin
         .map(|(_, array)| format!("{}[]", array.sql_type()))
         .collect();
     let digest = blake2::Blake2s256::digest(format!("{}\n{text}", types.join(",")).as_bytes());
-    let name: String = digest[..8]
-        .iter()
-        .fold("ciq_lead_batch_".to_owned(), |mut n, b| {
-            n.push_str(&format!("{b:02x}"));
-            n
-        });
+    let hash: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    let name = format!("ciq_lead_batch_{hash}");
     let create = format!(
         "CREATE FUNCTION {name}({}) RETURNS void LANGUAGE plpgsql AS $ciq_batch$ \
          BEGIN {text}; END $ciq_batch$",

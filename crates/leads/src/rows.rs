@@ -8,13 +8,12 @@
 //! and decodes each row by position (binary rows, or text rows from the simple query a
 //! transaction pooler gets); on SQLite it is sea-orm's reading.
 
-use std::sync::Arc;
-
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, EntityTrait, RuntimeErr, Statement};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, EntityTrait, Statement};
 use sqlx::Row;
 
 use ciq_entity::lead::{self, LeadStatus};
 use ciq_store::Db;
+use ciq_store::db::query_error;
 
 /// The leads `statement` selects — every column of `leads` in the entity's order, as a
 /// `lead::Entity::find()` query selects them (a column's position is its place in
@@ -79,12 +78,6 @@ where
     T: sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
 {
     row.try_get(column as usize).map_err(query_error)
-}
-
-/// A sqlx error as sea-orm reports a failed query (so [`ciq_store::is_outage`] reads it
-/// the same).
-fn query_error(err: sqlx::Error) -> DbErr {
-    DbErr::Query(RuntimeErr::SqlxError(Arc::new(err)))
 }
 
 #[cfg(test)]

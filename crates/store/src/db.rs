@@ -166,8 +166,9 @@ impl Db {
     }
 }
 
-/// A sqlx error as sea-orm reports a failed query.
-fn query_error(err: sqlx::Error) -> DbErr {
+/// A sqlx error as sea-orm reports a failed query (so [`crate::is_outage`] reads it the
+/// same), for callers that run sqlx themselves.
+pub fn query_error(err: sqlx::Error) -> DbErr {
     DbErr::Query(RuntimeErr::SqlxError(Arc::new(err)))
 }
 
@@ -262,10 +263,7 @@ impl TransactionTrait for Db {
         T: Send,
         E: std::fmt::Display + std::fmt::Debug + Send,
     {
-        if !self.transaction_pooled {
-            return self.inner.transaction(callback).await;
-        }
-        self.run(self.inner.begin().await, callback).await
+        self.transaction_with_config(callback, None, None).await
     }
 
     async fn transaction_with_config<F, T, E>(

@@ -15,6 +15,7 @@ on_every_backend!(
     a_replay_is_the_same_answer_and_an_erased_item_is_gone,
     a_batch_counts_once_and_takes_its_own_body_limit,
     a_browser_key_may_post_a_batch_from_its_origin,
+    every_value_is_stored_as_it_was_sent,
 );
 
 const BATCH: &str = "/api/external/leads/batch";
@@ -424,4 +425,54 @@ async fn a_browser_key_may_post_a_batch_from_its_origin(app: TestApp) {
         "origin_not_allowed"
     );
     assert_eq!(stored(&app).await.len(), 1);
+}
+
+/// A batch goes to PostgreSQL as one array per column: text with what the array syntax
+/// uses (quotes, backslashes, braces, commas, the word NULL) and absent values arrive as
+/// they were sent, next to a lead whose every optional field is set.
+async fn every_value_is_stored_as_it_was_sent(app: TestApp) {
+    let (user, key) = full_key(&app, "values@acme.test").await;
+    let tricky = "Zoë \"Q\" O'Brien \\ {a,b} NULL";
+    let text = "NULL\n{\"x\": [1, 2]}\t\\N ,}";
+    let mut sparse = json!({
+        "name": tricky, "email": "zoe@acme.test", "source": "CSV", "industry": "Retail",
+        "description": text, "external_id": "ext \"1\", {NULL}"
+    });
+    sparse["phone"] = Value::Null;
+    let full = lead("Full");
+    let resp = post(&app, &key, &json!({"leads": [sparse, full]}), &[]).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.json::<Value>().await.unwrap()["created"], 2);
+    let rows = stored(&app).await;
+    let zoe = rows.iter().find(|r| r.email == "zoe@acme.test").unwrap();
+    assert_eq!(
+        (
+            zoe.name.as_str(),
+            zoe.description.as_deref(),
+            zoe.external_id.as_deref(),
+            zoe.phone.as_deref(),
+            zoe.score,
+            zoe.monthly_revenue_cents,
+            zoe.user_id,
+        ),
+        (
+            tricky,
+            Some(text),
+            Some("ext \"1\", {NULL}"),
+            None,
+            None,
+            None,
+            user
+        )
+    );
+    let full = rows.iter().find(|r| r.name == "Full").unwrap();
+    let sent = &reference_curl_body()["lead"];
+    assert_eq!(full.phone.as_deref(), sent["phone"].as_str());
+    assert_eq!(full.score.map(i64::from), sent["score"].as_i64());
+    assert_eq!(
+        full.monthly_revenue_cents,
+        sent["monthly_revenue"].as_i64().map(|v| v * 100)
+    );
+    assert_eq!(full.description.as_deref(), sent["description"].as_str());
+    assert!(full.created_at <= chrono::Utc::now() && zoe.api_key_id.is_some());
 }

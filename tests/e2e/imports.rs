@@ -825,6 +825,11 @@ async fn imports_take_turns_so_a_small_one_is_not_held_back_by_a_big_one() {
 /// can create nothing, one external id several times in a chunk (applied in order), an
 /// empty patch and a renaming one (decided alone); another account's leads with the
 /// same external ids are untouched.
+/// A name and a text with what an array literal's syntax uses (see `ciq_leads`'s
+/// column arrays): quotes, a backslash, braces, commas, the word NULL, a newline.
+const TRICKY_NAME: &str = "Zoë \"Q\" O'Brien \\ {a,b} NULL";
+const TRICKY_TEXT: &str = "NULL\n{\"x\": [1, 2]}\t\\N ,}";
+
 async fn a_chunk_upserted_in_bulk_ends_as_its_rows_one_by_one(backend: Backend) {
     use ciq_leads::bulk::{RowOutcome, UpsertRow, upsert_many};
     use ciq_leads::rules::{validate_patch, validate_submission};
@@ -879,6 +884,18 @@ async fn a_chunk_upserted_in_bulk_ends_as_its_rows_one_by_one(backend: Backend) 
                 json!({"industry": "Retail"}),
                 Some(lead("X", "x@x.io", "crm-3")),
             ),
+            // Text that array literals must carry as it is (quotes, backslashes,
+            // braces, commas, the word NULL, a newline), updated and created.
+            row(
+                "crm-2",
+                json!({"name": TRICKY_NAME, "description": "NULL"}),
+                None,
+            ),
+            row("crm-7", json!({"name": "Seven"}), {
+                let mut new = lead(TRICKY_NAME, "seven@x.io", "crm-7");
+                new["lead"]["description"] = json!(TRICKY_TEXT);
+                Some(new)
+            }),
         ]
     };
     let seed = ["crm-1", "crm-2", "crm-5", "crm-6"];
@@ -927,7 +944,8 @@ async fn a_chunk_upserted_in_bulk_ends_as_its_rows_one_by_one(backend: Backend) 
     assert_eq!(
         outcomes,
         [
-            Updated, Updated, Created, Missing, Updated, Updated, Updated, Updated, Updated
+            Updated, Updated, Created, Missing, Updated, Updated, Updated, Updated, Updated,
+            Updated, Created
         ]
     );
 
@@ -989,7 +1007,15 @@ async fn a_chunk_upserted_in_bulk_ends_as_its_rows_one_by_one(backend: Backend) 
     );
     assert!(stored.iter().all(|l| l.0.as_deref() != Some("crm-4")));
     assert!(stored.iter().any(|l| l.0.as_deref() == Some("crm-60")));
-    assert_eq!(stored.len(), 5);
+    assert_eq!(
+        (crm("crm-2").1, crm("crm-2").8.2),
+        (TRICKY_NAME.to_owned(), Some("NULL".to_owned()))
+    );
+    assert_eq!(
+        (crm("crm-7").1, crm("crm-7").8.2),
+        (TRICKY_NAME.to_owned(), Some(TRICKY_TEXT.to_owned()))
+    );
+    assert_eq!(stored.len(), 6);
 
     // The other account is as it was.
     let after_other = ciq_entity::Lead::find()

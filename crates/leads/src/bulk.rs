@@ -1,6 +1,6 @@
 //! Upserts by external id of many rows at once (a CSV import's chunk): one `UPDATE …
-//! FROM (VALUES …)` for the rows whose lead exists and one multi-row `INSERT … ON
-//! CONFLICT DO NOTHING` for the rest, instead of one or two statements a row. The
+//! FROM unnest(…)` (SQLite: `FROM (VALUES …)`) for the rows whose lead exists and one
+//! multi-row `INSERT … ON CONFLICT DO NOTHING` for the rest, instead of one or two statements a row. The
 //! outcome of every row is what [`crate::store::upsert_in`] would have made of it, row
 //! after row: rows of one external id are applied in their order (a later one in a later
 //! statement), and a row the bulk statements cannot decide (a patch that renames the
@@ -10,7 +10,7 @@
 use std::collections::{HashMap, HashSet};
 
 use ciq_store::placeholder as place;
-use sea_orm::{ConnectionTrait, EntityTrait, FromQueryResult, Iterable, Statement};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, FromQueryResult, Iterable, Statement, Value};
 use uuid::Uuid;
 
 use ciq_entity::lead;
@@ -19,11 +19,11 @@ use crate::error::LeadError;
 use crate::events::{self, EventType};
 use crate::lead::{Lead, LeadOwner, row_of};
 use crate::rules::{Change, LeadPatch, NewLead};
-use crate::store::{Announced, Upserted, external_id_conflict, upsert_collecting};
+use crate::store::{Announced, Upserted, insert_statement, upsert_collecting};
 
-/// Rows per multi-row statement: a lead's 20 columns keep an `INSERT` of this many
-/// under SQLite's 32 766 bound parameters (PostgreSQL takes 65 535); the import's
-/// `UPDATE` binds 16 a row.
+/// Rows per statement: a lead's 20 columns keep an `INSERT` of this many under SQLite's
+/// 32 766 bound parameters (the import's `UPDATE` binds 16 a row there); on PostgreSQL
+/// each column goes as one array ([`crate::arrays`]) whatever the number of rows.
 pub const ROWS_PER_STATEMENT: usize = 1_000;
 
 /// One row of [`upsert_many`]: the lead the external id names is changed as `patch`
@@ -101,16 +101,14 @@ pub async fn upsert_many(
             let inserted: HashSet<Uuid> = if new_rows.is_empty() {
                 HashSet::new()
             } else {
-                lead::Entity::insert_many(
-                    new_rows
-                        .iter()
-                        .map(|(_, row)| lead::ActiveModel::from(row.clone())),
-                )
-                .on_conflict(external_id_conflict())
-                .exec_with_returning_keys(txn)
-                .await?
-                .into_iter()
-                .collect()
+                let models: Vec<lead::Model> =
+                    new_rows.iter().map(|(_, row)| row.clone()).collect();
+                let statement = insert_statement(txn.get_database_backend(), &models, true);
+                txn.query_all_raw(statement)
+                    .await?
+                    .iter()
+                    .map(|row| row.try_get::<Uuid>("", "id"))
+                    .collect::<Result<_, DbErr>>()?
             };
             for (i, row) in new_rows {
                 if inserted.contains(&row.id) {
@@ -181,6 +179,46 @@ const OPTIONAL: [(&str, &str, &str); 5] = [
     ("description", "s_description", "v_description"),
 ];
 
+/// What `row` writes, as the `VALUES` list's or the arrays' columns (see [`REQUIRED`] and
+/// [`OPTIONAL`]): the external id, each required column's new value (null: kept), and
+/// each optional column's flag (the patch writes it) and value.
+fn patch_values(row: &UpsertRow) -> Vec<Value> {
+    fn flagged<T: Into<Value>>(change: Change<T>, values: &mut Vec<Value>, none: Value) {
+        match change {
+            Change::Keep => values.extend([false.into(), none]),
+            Change::Clear => values.extend([true.into(), none]),
+            Change::Set(v) => values.extend([true.into(), v.into()]),
+        }
+    }
+    let p = &row.patch;
+    let mut values: Vec<Value> = vec![
+        row.external_id.clone().into(),
+        p.name.clone().into(),
+        p.email.clone().into(),
+        p.source.clone().into(),
+        p.industry.clone().into(),
+        p.status.map(|s| s.as_str().to_owned()).into(),
+    ];
+    flagged(p.phone.clone(), &mut values, Option::<String>::None.into());
+    flagged(p.score.clone(), &mut values, Option::<i32>::None.into());
+    flagged(
+        p.monthly_revenue.clone().map_cents(),
+        &mut values,
+        Option::<i64>::None.into(),
+    );
+    flagged(
+        p.budget.clone().map_cents(),
+        &mut values,
+        Option::<i64>::None.into(),
+    );
+    flagged(
+        p.description.clone(),
+        &mut values,
+        Option::<String>::None.into(),
+    );
+    values
+}
+
 /// Applies the patches of `rows[part]` (distinct external ids) to the leads of
 /// `user_id`'s account that have them, in one statement; the leads as changed, by
 /// external id (a row with no lead is absent).
@@ -191,64 +229,46 @@ async fn update(
     part: &[usize],
 ) -> Result<HashMap<String, Lead>, LeadError> {
     let backend = txn.get_database_backend();
-    let mut values: Vec<sea_orm::Value> = vec![user_id.into(), ciq_entity::now().into()];
-    let mut tuples = Vec::with_capacity(part.len());
-    for &i in part {
-        let row = &rows[i];
-        let p = &row.patch;
-        fn flagged<T: Into<sea_orm::Value>>(
-            change: Change<T>,
-            values: &mut Vec<sea_orm::Value>,
-            none: sea_orm::Value,
-        ) {
-            match change {
-                Change::Keep => {
-                    values.push(false.into());
-                    values.push(none);
-                }
-                Change::Clear => {
-                    values.push(true.into());
-                    values.push(none);
-                }
-                Change::Set(v) => {
-                    values.push(true.into());
-                    values.push(v.into());
-                }
-            }
-        }
-        let first = values.len() + 1;
-        values.push(row.external_id.clone().into());
-        values.push(p.name.clone().into());
-        values.push(p.email.clone().into());
-        values.push(p.source.clone().into());
-        values.push(p.industry.clone().into());
-        values.push(p.status.map(|s| s.as_str().to_owned()).into());
-        flagged(p.phone.clone(), &mut values, Option::<String>::None.into());
-        flagged(p.score.clone(), &mut values, Option::<i32>::None.into());
-        flagged(
-            p.monthly_revenue.clone().map_cents(),
-            &mut values,
-            Option::<i64>::None.into(),
-        );
-        flagged(
-            p.budget.clone().map_cents(),
-            &mut values,
-            Option::<i64>::None.into(),
-        );
-        flagged(
-            p.description.clone(),
-            &mut values,
-            Option::<String>::None.into(),
-        );
-        let places: Vec<String> = (first..values.len() + 1)
-            .map(|n| place(backend, n))
-            .collect();
-        tuples.push(format!("({})", places.join(", ")));
-    }
+    let rows: Vec<Vec<Value>> = part.iter().map(|&i| patch_values(&rows[i])).collect();
     let names: Vec<&str> = std::iter::once("k")
         .chain(REQUIRED.iter().map(|(_, v)| *v))
         .chain(OPTIONAL.iter().flat_map(|(_, s, v)| [*s, *v]))
         .collect();
+    let mut values: Vec<Value> = vec![user_id.into(), ciq_entity::now().into()];
+    // PostgreSQL: the rows as column arrays ([`crate::arrays`]), joined through the
+    // external-id index; SQLite: a `VALUES` list.
+    let arrays = match backend {
+        DbBackend::Postgres => crate::arrays::Columns::of(rows.iter().cloned())
+            .and_then(|columns| Some((columns.unnest(3), columns.values()?))),
+        _ => None,
+    };
+    let (with, from) = match arrays {
+        Some((unnest, arrays)) => {
+            values.extend(arrays);
+            (
+                String::new(),
+                format!("{unnest} AS v ({})", names.join(", ")),
+            )
+        }
+        None => {
+            let mut tuples = Vec::with_capacity(rows.len());
+            for row in rows {
+                let first = values.len() + 1;
+                values.extend(row);
+                let places: Vec<String> = (first..values.len() + 1)
+                    .map(|n| place(backend, n))
+                    .collect();
+                tuples.push(format!("({})", places.join(", ")));
+            }
+            // A CTE names the list's columns (SQLite has no column aliases after `AS`).
+            let with = format!(
+                "WITH v ({}) AS (VALUES {}) ",
+                names.join(", "),
+                tuples.join(", ")
+            );
+            (with, "v".to_owned())
+        }
+    };
     let sets: Vec<String> = REQUIRED
         .iter()
         .map(|(column, v)| format!("{column} = COALESCE(v.{v}, leads.{column})"))
@@ -259,18 +279,10 @@ async fn update(
     let returned: Vec<String> = lead::Column::iter()
         .map(|c| sea_orm::IdenStatic::as_str(&c).to_owned())
         .collect();
-    // PostgreSQL joins the list to the account's leads as it costs it: a hash join
-    // over the account's rows while that is cheaper than a look-up per row through
-    // the external-id index. (Naming the keys again in an `IN` list made a generic
-    // plan built on a nearly empty table's statistics filter the whole account by
-    // the list, row by row: 10x slower than this as the import grew it.)
     let sql = format!(
-        "WITH v ({names}) AS (VALUES {tuples}) \
-         UPDATE leads SET {sets}, updated_at = {now} FROM v \
+        "{with}UPDATE leads SET {sets}, updated_at = {now} FROM {from} \
          WHERE leads.user_id = {user} AND leads.external_id = v.k \
          RETURNING {returned}",
-        names = names.join(", "),
-        tuples = tuples.join(", "),
         sets = sets.join(", "),
         now = place(backend, 2),
         user = place(backend, 1),

@@ -16,6 +16,7 @@
 //! - [`attribution`]: where a lead came from and what it agreed to (set once).
 //! - [`violation`], [`time`]: a broken rule, and times as answers write them.
 
+mod arrays;
 pub mod attribution;
 pub mod bulk;
 pub mod error;

@@ -4,8 +4,8 @@ use chrono::{DateTime, Utc};
 use ciq_entity::AccountScoped;
 use ciq_store::Db;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, QueryFilter, SqlErr, TransactionError,
-    TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, SqlErr,
+    TransactionError, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -37,6 +37,48 @@ pub(crate) fn external_id_conflict() -> sea_orm::sea_query::OnConflict {
         .target_and_where(lead::Column::ExternalId.is_not_null())
         .do_nothing()
         .to_owned()
+}
+
+/// The statement inserting `rows` (a row whose external id the account already holds
+/// skipped, as [`external_id_conflict`] says), answering the ids written when
+/// `returning_ids`. On PostgreSQL the rows go as one array per column
+/// ([`crate::arrays`]): one statement text whatever their number, planned once per
+/// connection; elsewhere (SQLite), and for a value without an array form, as a
+/// multi-row `VALUES`. `rows` must not be empty.
+pub(crate) fn insert_statement(
+    backend: sea_orm::DbBackend,
+    rows: &[lead::Model],
+    returning_ids: bool,
+) -> sea_orm::Statement {
+    use sea_orm::{Iterable, ModelTrait, QueryTrait};
+    let returning = if returning_ids { " RETURNING id" } else { "" };
+    if backend == sea_orm::DbBackend::Postgres {
+        let columns = crate::arrays::Columns::of(
+            rows.iter()
+                .map(|row| lead::Column::iter().map(|column| row.get(column))),
+        );
+        if let Some(columns) = columns {
+            let unnest = columns.unnest(1);
+            if let Some(values) = columns.values() {
+                let names: Vec<&str> = lead::Column::iter()
+                    .map(|c| sea_orm::IdenStatic::as_str(&c))
+                    .collect();
+                let sql = format!(
+                    "INSERT INTO leads ({}) SELECT * FROM {unnest} \
+                     ON CONFLICT (user_id, external_id) WHERE external_id IS NOT NULL \
+                     DO NOTHING{returning}",
+                    names.join(", ")
+                );
+                return sea_orm::Statement::from_sql_and_values(backend, sql, values);
+            }
+        }
+    }
+    let mut insert = lead::Entity::insert_many(rows.iter().cloned().map(lead::ActiveModel::from))
+        .on_conflict(external_id_conflict());
+    if returning_ids {
+        QueryTrait::query(&mut insert).returning_col(lead::Column::Id);
+    }
+    QueryTrait::build(&insert, backend)
 }
 
 /// What became of one item of a batch.
@@ -120,13 +162,9 @@ async fn write_batch(
     use sea_orm::{QuerySelect, TransactionTrait};
     let txn = db.begin().await?;
     if !rows.is_empty() {
-        lead::Entity::insert_many(
-            rows.iter()
-                .map(|(_, row)| lead::ActiveModel::from(row.clone())),
-        )
-        .on_conflict(external_id_conflict())
-        .exec_without_returning(&txn)
-        .await?;
+        let models: Vec<lead::Model> = rows.iter().map(|(_, row)| row.clone()).collect();
+        txn.execute_raw(insert_statement(txn.get_database_backend(), &models, false))
+            .await?;
         let external_ids: Vec<&str> = rows
             .iter()
             .filter_map(|(_, row)| row.external_id.as_deref())
@@ -942,9 +980,7 @@ pub async fn insert_in(
         .collect();
     let created = events::created(&rows);
     let count = rows.len();
-    lead::Entity::insert_many(rows.into_iter().map(lead::ActiveModel::from))
-        .on_conflict(external_id_conflict())
-        .exec_without_returning(txn)
+    txn.execute_raw(insert_statement(txn.get_database_backend(), &rows, false))
         .await?;
     outbox::fan_out(txn, &created).await?;
     Ok(count)

@@ -181,6 +181,14 @@ pub fn literal(value: &Value) -> Option<String> {
 /// `ARRAY['…'::uuid, …]` cost PostgreSQL about twice its CPU per row (2026-12-06).
 /// `None` when an element holds a NUL.
 pub fn array(elements: impl IntoIterator<Item = Option<String>>, ty: &str) -> Option<String> {
+    text(Some(&array_text(elements)?), &format!("{ty}[]"))
+}
+
+/// Elements in PostgreSQL's text form (`None` is NULL) as the text of one array,
+/// `{"…","…",NULL}`, each element quoted (`"` and `\` escaped), as `array_in` reads it
+/// whatever the element type: bound as a text parameter and cast (`$1::text::uuid[]`),
+/// a column of any number of rows is one parameter. `None` when an element holds a NUL.
+pub fn array_text(elements: impl IntoIterator<Item = Option<String>>) -> Option<String> {
     let mut body = String::from("{");
     for (i, element) in elements.into_iter().enumerate() {
         if i > 0 {
@@ -188,6 +196,7 @@ pub fn array(elements: impl IntoIterator<Item = Option<String>>, ty: &str) -> Op
         }
         match element {
             None => body.push_str("NULL"),
+            Some(e) if e.contains('\0') => return None,
             Some(e) => {
                 body.push('"');
                 for c in e.chars() {
@@ -201,7 +210,29 @@ pub fn array(elements: impl IntoIterator<Item = Option<String>>, ty: &str) -> Op
         }
     }
     body.push('}');
-    text(Some(&body), &format!("{ty}[]"))
+    Some(body)
+}
+
+/// `value` as an element of an array ([`array_text`]): the PostgreSQL name of the type
+/// sqlx would bind it as, and its text form (`None` is NULL); `None` for a value without
+/// one here (the kinds [`literal`] refuses, and the rarer kinds no array is made of).
+pub fn element(value: &Value) -> Option<(&'static str, Option<String>)> {
+    fn shown<T: ToString>(value: Option<T>) -> Option<String> {
+        value.map(|v| v.to_string())
+    }
+    Some(match value {
+        Value::Bool(v) => ("boolean", v.map(|b| if b { "t" } else { "f" }.to_owned())),
+        Value::SmallInt(v) => ("int2", shown(*v)),
+        Value::Int(v) => ("int4", shown(*v)),
+        Value::BigInt(v) => ("int8", shown(*v)),
+        Value::String(v) => ("text", v.clone()),
+        Value::Uuid(v) => ("uuid", shown(v.map(|u| u.hyphenated()))),
+        Value::ChronoDateTimeUtc(v) => (
+            "timestamptz",
+            four_digits(*v)?.map(|t| t.format(TIMESTAMPTZ).to_string()),
+        ),
+        _ => return None,
+    })
 }
 
 /// `at` in PostgreSQL's text form for a `timestamptz` (microseconds, as sqlx's binary

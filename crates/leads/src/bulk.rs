@@ -1,7 +1,7 @@
-//! Upserts by external id of many rows at once (a CSV import's chunk): one `UPDATE …
-//! FROM unnest(…)` (SQLite: `FROM (VALUES …)`) for the rows whose lead exists and one
-//! multi-row `INSERT … ON CONFLICT DO NOTHING` for the rest, instead of one or two statements a row. The
-//! outcome of every row is what [`crate::store::upsert_in`] would have made of it, row
+//! Upserts by external id of many rows at once (a CSV import's chunk): one `UPDATE … FROM
+//! unnest(…)` (SQLite: `FROM (VALUES …)`) for the rows whose lead exists and one multi-row
+//! `INSERT … ON CONFLICT DO NOTHING` for the rest, instead of one or two statements a row.
+//! The outcome of every row is what [`crate::store::upsert_in`] would have made of it, row
 //! after row: rows of one external id are applied in their order (a later one in a later
 //! statement), and a row the bulk statements cannot decide (a patch that renames the
 //! external id or sets what only a create takes, an empty patch, an insert that lost a

@@ -158,10 +158,7 @@ pub fn literal(value: &Value) -> Option<String> {
             four_digits(*v)?.map(|t| t.format("%Y-%m-%d %H:%M:%S%.6f")),
             "timestamp",
         ),
-        Value::ChronoDateTimeUtc(v) => typed(
-            four_digits(*v)?.map(|t| t.format(TIMESTAMPTZ)),
-            "timestamptz",
-        ),
+        Value::ChronoDateTimeUtc(v) => typed(four_digits(*v)?.map(utc), "timestamptz"),
         Value::ChronoDateTimeLocal(v) => typed(
             four_digits(*v)?.map(|t| t.format(TIMESTAMPTZ)),
             "timestamptz",
@@ -229,7 +226,7 @@ pub fn element(value: &Value) -> Option<(&'static str, Option<String>)> {
         Value::Uuid(v) => ("uuid", shown(v.map(|u| u.hyphenated()))),
         Value::ChronoDateTimeUtc(v) => (
             "timestamptz",
-            four_digits(*v)?.map(|t| t.format(TIMESTAMPTZ).to_string()),
+            four_digits(*v)?.map(utc),
         ),
         _ => return None,
     })
@@ -238,9 +235,14 @@ pub fn element(value: &Value) -> Option<(&'static str, Option<String>)> {
 /// `at` in PostgreSQL's text form for a `timestamptz` (microseconds, as sqlx's binary
 /// encoding sends them), or `None` outside the years 1 to 9999.
 pub fn timestamptz(at: &chrono::DateTime<chrono::Utc>) -> Option<String> {
-    four_digits(Some(*at))
-        .flatten()
-        .map(|t| t.format(TIMESTAMPTZ).to_string())
+    four_digits(Some(*at)).flatten().map(utc)
+}
+
+/// A UTC time in ISO 8601 with microseconds (`2026-12-06T07:00:00.123456Z`), which
+/// PostgreSQL reads whatever its `DateStyle`; chrono's `format` would parse its pattern
+/// again for every value (3 % of the gateway's CPU writing a batch, 2026-12-06).
+fn utc(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
 /// `Some(value)` when its year has four digits: chrono writes a later one as `+10000`
@@ -410,7 +412,7 @@ mod tests {
         );
         assert_eq!(
             inline(&s).unwrap(),
-            "VALUES ('2026-12-06 07:00:00.123456+00:00'::timestamptz, \
+            "VALUES ('2026-12-06T07:00:00.123456Z'::timestamptz, \
              E'{\"utm\":\"it''s\"}'::jsonb, 'Infinity'::float8, E'\\\\x00ff'::bytea)"
         );
     }

@@ -286,3 +286,118 @@ async fn an_import_goes_on_after_the_store_comes_back_and_imports_every_row_once
     let distinct: std::collections::HashSet<&String> = emails.iter().collect();
     assert_eq!((emails.len(), distinct.len()), (good, good));
 }
+
+/// Pooled connections the server dropped (a restart, a proxy's or a firewall's idle
+/// timeout) cost at most one request each — a connection idle for more than
+/// [`ciq_gateway::database::PING_AFTER_IDLE`] not even that (it is checked as it is
+/// handed out; one in use within that time is trusted, which saves a round trip per
+/// statement) — and are replaced: every request after them succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_the_server_dropped_cost_a_request_at_most_and_are_replaced() {
+    use ciq_admin::keys::NewKey;
+    use ciq_admin::{Scope, Scopes};
+    let Some(app) = TestApp::spawn(Backend::Postgres).await else {
+        return;
+    };
+    let (_, key) = app
+        .user_with_key_like(
+            "dropped@acme.test",
+            NewKey {
+                scopes: Scopes::of(&Scope::ALL),
+                rate_limit_per_minute: Some(10_000),
+                ..NewKey::default()
+            },
+        )
+        .await;
+    let pages = |n: usize| {
+        let requests: Vec<_> = (0..n)
+            .map(|_| {
+                app.client
+                    .get(format!("{}/api/external/leads?limit=5", app.base_url))
+                    .header("X-API-Key", &key)
+                    .send()
+            })
+            .collect();
+        async move {
+            futures_util::future::join_all(requests)
+                .await
+                .into_iter()
+                .map(|r| r.unwrap().status().as_u16())
+                .collect::<Vec<u16>>()
+        }
+    };
+    // Pages at once open several pooled connections.
+    assert_eq!(pages(8).await, [200; 8]);
+    let killed = terminate_others(&app.db).await;
+    assert!(killed >= 2, "the pool held connections to drop ({killed})");
+    let first = pages(8).await;
+    let failed = first.iter().filter(|s| **s != 200).count();
+    assert!(
+        first.iter().all(|s| *s == 200 || *s == 503) && failed <= killed,
+        "at most one failed request per dropped connection: {first:?}, {killed} dropped"
+    );
+    assert_eq!(pages(8).await, [200; 8]);
+    for _ in 0..4 {
+        assert_eq!(pages(1).await, [200]);
+    }
+}
+
+/// Ends every session of the database but `db`'s own; how many it ended.
+async fn terminate_others(db: &ciq_store::Db) -> usize {
+    use sea_orm::ConnectionTrait;
+    let row = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            "SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    usize::try_from(row.try_get::<i64>("", "n").unwrap()).unwrap()
+}
+
+/// The pool's check, on its own (no gateway tasks taking connections meanwhile): a
+/// connection dropped after a second idle is replaced before a statement uses it; one
+/// used within the second is not checked, so its next statement fails (and the
+/// connection is discarded: the statement after succeeds).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pooled_connection_is_checked_before_use_once_it_sat_idle() {
+    use sea_orm::ConnectionTrait;
+    let Some(database) = TestDatabase::create(Backend::Postgres).await else {
+        return;
+    };
+    let pool = ciq_gateway::database::connect(&database.url).await.unwrap();
+    let killer = ciq_gateway::database::connect(&database.url).await.unwrap();
+    let select = || {
+        pool.query_one_raw(sea_orm::Statement::from_string(
+            pool.get_database_backend(),
+            "SELECT 1 AS one",
+        ))
+    };
+    let kill = || async {
+        killer
+            .execute_raw(sea_orm::Statement::from_string(
+                killer.get_database_backend(),
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            ))
+            .await
+            .unwrap();
+    };
+    select().await.unwrap();
+    tokio::time::sleep(ciq_gateway::database::PING_AFTER_IDLE + Duration::from_millis(300)).await;
+    kill().await;
+    select()
+        .await
+        .expect("a connection idle past the bound is checked and replaced");
+    // Used just now: trusted, so the drop shows once.
+    kill().await;
+    assert!(
+        select().await.is_err(),
+        "a connection in use is not checked"
+    );
+    select()
+        .await
+        .expect("the dropped connection was discarded");
+}

@@ -49,10 +49,11 @@ pub enum Pooling {
 
 /// How long a pooled connection may have been idle before it is pinged as it is handed
 /// out. sea-orm's default pings on every checkout: a round trip (a `Sync` and its
-/// `ReadyForQuery`) before every statement or transaction — two a page of leads, seen
-/// with strace (2026-12-06). A connection in use within the last second is trusted (as
-/// HikariCP trusts one used within half a second); one idle longer, which a server, a
-/// proxy or a firewall may have dropped meanwhile, is still checked first.
+/// `ReadyForQuery`) before every statement or transaction, besides the one sqlx makes as
+/// the connection is given back (seen with strace, 2026-12-06). A connection in use
+/// within the last second is trusted (as Go's pgxpool does); one idle longer, which a
+/// server, a proxy or a firewall may have dropped meanwhile, is still checked first. A
+/// trusted connection the server dropped fails one statement and is then discarded.
 pub const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
 
 /// Connects to `url` (`sqlite://…` or `postgres://…`) with the default [`Waits`],

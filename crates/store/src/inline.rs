@@ -224,10 +224,7 @@ pub fn element(value: &Value) -> Option<(&'static str, Option<String>)> {
         Value::BigInt(v) => ("int8", shown(*v)),
         Value::String(v) => ("text", v.clone()),
         Value::Uuid(v) => ("uuid", shown(v.map(|u| u.hyphenated()))),
-        Value::ChronoDateTimeUtc(v) => (
-            "timestamptz",
-            four_digits(*v)?.map(utc),
-        ),
+        Value::ChronoDateTimeUtc(v) => ("timestamptz", four_digits(*v)?.map(utc)),
         _ => return None,
     })
 }

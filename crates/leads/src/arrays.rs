@@ -28,7 +28,7 @@ impl Columns {
     /// `rows`, each a value per column, as columns; `None` when a value has no element
     /// form ([`element`]: a kind no lead column has), or a column's values are not all
     /// of one type (the caller then binds the rows as they are).
-    pub(crate) fn of<R: IntoIterator<Item = Value>>(
+    pub(crate) fn of<V: std::borrow::Borrow<Value>, R: IntoIterator<Item = V>>(
         rows: impl IntoIterator<Item = R>,
     ) -> Option<Self> {
         let mut columns = Self {
@@ -38,7 +38,7 @@ impl Columns {
         for (r, row) in rows.into_iter().enumerate() {
             let mut width = 0;
             for (c, value) in row.into_iter().enumerate() {
-                let (ty, text) = element(&value)?;
+                let (ty, text) = element(value.borrow())?;
                 if r == 0 {
                     columns.types.push(ty);
                     columns.cells.push(Vec::new());

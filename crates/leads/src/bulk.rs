@@ -229,7 +229,7 @@ async fn update(
     part: &[usize],
 ) -> Result<HashMap<String, Lead>, LeadError> {
     let backend = txn.get_database_backend();
-    let rows: Vec<Vec<Value>> = part.iter().map(|&i| patch_values(&rows[i])).collect();
+    let patches: Vec<Vec<Value>> = part.iter().map(|&i| patch_values(&rows[i])).collect();
     let names: Vec<&str> = std::iter::once("k")
         .chain(REQUIRED.iter().map(|(_, v)| *v))
         .chain(OPTIONAL.iter().flat_map(|(_, s, v)| [*s, *v]))
@@ -238,7 +238,7 @@ async fn update(
     // PostgreSQL: the rows as column arrays ([`crate::arrays`]), joined through the
     // external-id index; SQLite: a `VALUES` list.
     let arrays = match backend {
-        DbBackend::Postgres => crate::arrays::Columns::of(rows.iter().cloned())
+        DbBackend::Postgres => crate::arrays::Columns::of(&patches)
             .and_then(|columns| Some((columns.unnest(3), columns.values()?))),
         _ => None,
     };
@@ -251,8 +251,8 @@ async fn update(
             )
         }
         None => {
-            let mut tuples = Vec::with_capacity(rows.len());
-            for row in rows {
+            let mut tuples = Vec::with_capacity(patches.len());
+            for row in patches {
                 let first = values.len() + 1;
                 values.extend(row);
                 let places: Vec<String> = (first..values.len() + 1)

@@ -342,13 +342,14 @@ async fn connections_the_server_dropped_cost_a_request_at_most_and_are_replaced(
     }
 }
 
-/// Ends every session of the database but `db`'s own; how many it ended.
+/// Ends every session of the database but `db`'s own, waiting (up to 5 s each) until they
+/// are gone; how many it ended.
 async fn terminate_others(db: &ciq_store::Db) -> usize {
     use sea_orm::ConnectionTrait;
     let row = db
         .query_one_raw(sea_orm::Statement::from_string(
             db.get_database_backend(),
-            "SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity \
+            "SELECT count(pg_terminate_backend(pid, 5000)) AS n FROM pg_stat_activity \
              WHERE datname = current_database() AND pid <> pg_backend_pid()",
         ))
         .await
@@ -359,8 +360,8 @@ async fn terminate_others(db: &ciq_store::Db) -> usize {
 
 /// The pool's check, on its own (no gateway tasks taking connections meanwhile): a
 /// connection dropped after a second idle is replaced before a statement uses it; one
-/// used within the second is not checked, so its next statement fails (and the
-/// connection is discarded: the statement after succeeds).
+/// used within the second is not checked, so its next statement may fail, once (the
+/// connection is then discarded).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pooled_connection_is_checked_before_use_once_it_sat_idle() {
     use sea_orm::ConnectionTrait;
@@ -375,11 +376,13 @@ async fn a_pooled_connection_is_checked_before_use_once_it_sat_idle() {
             "SELECT 1 AS one",
         ))
     };
+    // Waits until the sessions are gone: a statement sent before the server acted on the
+    // signal would still be answered.
     let kill = || async {
         killer
             .execute_raw(sea_orm::Statement::from_string(
                 killer.get_database_backend(),
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity \
                  WHERE datname = current_database() AND pid <> pg_backend_pid()",
             ))
             .await
@@ -391,13 +394,14 @@ async fn a_pooled_connection_is_checked_before_use_once_it_sat_idle() {
     select()
         .await
         .expect("a connection idle past the bound is checked and replaced");
-    // Used just now: trusted, so the drop shows once.
+    // Used just now: trusted (not checked), so the drop may show once — whether it does
+    // depends on whether sqlx has put the connection back yet (it pings it on return,
+    // off the caller's path) — and never twice.
     kill().await;
-    assert!(
-        select().await.is_err(),
-        "a connection in use is not checked"
-    );
-    select()
-        .await
-        .expect("the dropped connection was discarded");
+    if select().await.is_err() {
+        select()
+            .await
+            .expect("the dropped connection was discarded");
+    }
+    select().await.expect("the pool works on");
 }

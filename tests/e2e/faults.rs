@@ -389,14 +389,16 @@ async fn a_pooled_connection_is_checked_before_use_once_it_sat_idle() {
             .unwrap();
     };
     select().await.unwrap();
-    tokio::time::sleep(ciq_gateway::database::PING_AFTER_IDLE + Duration::from_millis(300)).await;
+    // Idle past the bound: the kept connection went back to the pool after a second
+    // (pinged on its way there, a round trip of its own), then sat a second more.
+    tokio::time::sleep(ciq_gateway::database::PING_AFTER_IDLE * 3 + Duration::from_millis(300))
+        .await;
     kill().await;
     select()
         .await
         .expect("a connection idle past the bound is checked and replaced");
-    // Used just now: trusted (not checked), so the drop may show once — whether it does
-    // depends on whether sqlx has put the connection back yet (it pings it on return,
-    // off the caller's path) — and never twice.
+    // Used just now: trusted (not checked; kept between statements, see
+    // `ciq_store::kept`), so the drop may show once, and never twice.
     kill().await;
     if select().await.is_err() {
         select()
@@ -404,4 +406,124 @@ async fn a_pooled_connection_is_checked_before_use_once_it_sat_idle() {
             .expect("the dropped connection was discarded");
     }
     select().await.expect("the pool works on");
+}
+
+/// `SELECT <sql>` on `db`, its one column `v` read as an `i32`.
+async fn select_one(db: &ciq_store::Db, sql: &str) -> Result<i32, sea_orm::DbErr> {
+    use sea_orm::ConnectionTrait;
+    let row = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            format!("SELECT {sql} AS v"),
+        ))
+        .await?
+        .expect("a SELECT of one value has one row");
+    row.try_get::<i32>("", "v")
+}
+
+/// A statement that ran to its end leaves its connection kept for the next one, not
+/// given back to sqlx's pool (which pings every connection it gets back): the next
+/// statement runs on the same server session. At most the stash's bound is kept, and
+/// closing the pool gives the kept ones back first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_that_ran_to_its_end_keeps_its_connection_for_the_next() {
+    let Some(database) = TestDatabase::create(Backend::Postgres).await else {
+        return;
+    };
+    let db = ciq_gateway::database::connect(&database.url).await.unwrap();
+    let pool = db.connection().get_postgres_connection_pool().clone();
+    let first = select_one(&db, "pg_backend_pid()").await.unwrap();
+    assert_eq!(db.kept_idle(), 1, "the connection is kept");
+    assert_eq!(pool.num_idle(), 0, "and not given back to the pool");
+    let second = select_one(&db, "pg_backend_pid()").await.unwrap();
+    assert_eq!(
+        first, second,
+        "the next statement runs on the kept connection"
+    );
+
+    // Many at once: each takes a connection; afterwards only the bound is kept, the
+    // rest went back to the pool.
+    let sleeps = (0..20).map(|_| select_one(&db, "(SELECT 1 FROM pg_sleep(0.2))"));
+    for value in futures_util::future::join_all(sleeps).await {
+        assert_eq!(value.unwrap(), 1);
+    }
+    assert_eq!(db.kept_idle(), 8, "a quarter of the pool's 32, at most 8");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        pool.num_idle() + db.kept_idle(),
+        pool.size() as usize,
+        "every connection is kept or idle in the pool: none leaked"
+    );
+
+    // Nothing to do for longer than a kept connection is trusted: all given back.
+    tokio::time::sleep(ciq_store::kept::Kept::TRUSTED_FOR * 2 + Duration::from_millis(300)).await;
+    assert_eq!(db.kept_idle(), 0, "an idle gateway keeps no connection");
+    assert_eq!(pool.num_idle(), pool.size() as usize);
+
+    assert_eq!(select_one(&db, "1").await.unwrap(), 1);
+    assert_eq!(db.kept_idle(), 1);
+    tokio::time::timeout(Duration::from_secs(10), db.close())
+        .await
+        .expect("closing does not wait for the kept connections")
+        .unwrap();
+    assert!(pool.is_closed());
+    assert_eq!(db.kept_idle(), 0);
+}
+
+/// A statement that failed, or was abandoned halfway (a request cancelled while its
+/// query ran), is not kept: its connection goes back through sqlx's pool, whose ping
+/// drains what the server still had to say, so the next statement reads its own
+/// answer — not the abandoned one's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_or_abandoned_statement_does_not_leave_its_connection_kept() {
+    let Some(database) = TestDatabase::create(Backend::Postgres).await else {
+        return;
+    };
+    let db = ciq_gateway::database::connect(&database.url).await.unwrap();
+    assert_eq!(select_one(&db, "1").await.unwrap(), 1);
+    assert_eq!(db.kept_idle(), 1);
+
+    let err = select_one(&db, "1 / 0").await.unwrap_err();
+    assert!(err.to_string().contains("division by zero"), "{err}");
+    assert_eq!(
+        db.kept_idle(),
+        0,
+        "a failed statement's connection is not kept"
+    );
+    assert_eq!(select_one(&db, "2").await.unwrap(), 2);
+    assert_eq!(db.kept_idle(), 1);
+
+    // Abandoned while the server is still working on it (and will answer later).
+    let abandoned = tokio::time::timeout(
+        Duration::from_millis(200),
+        select_one(&db, "(SELECT 7 FROM pg_sleep(0.5))"),
+    )
+    .await;
+    assert!(abandoned.is_err(), "the statement was still running");
+    assert_eq!(
+        db.kept_idle(),
+        0,
+        "an abandoned statement's connection is not kept"
+    );
+    for expected in [3, 4, 5] {
+        assert_eq!(
+            select_one(&db, &expected.to_string()).await.unwrap(),
+            expected,
+            "each statement reads its own answer"
+        );
+    }
+    // And once the abandoned statement has ended on the server, the pool holds no
+    // connection that still carries its answer.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let texts: Vec<String> = (0..8)
+        .map(|i| format!("(SELECT {i} FROM pg_sleep(0.05))"))
+        .collect();
+    let answers = texts.iter().map(|sql| select_one(&db, sql));
+    for (i, value) in futures_util::future::join_all(answers)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        assert_eq!(value.unwrap(), i as i32);
+    }
 }

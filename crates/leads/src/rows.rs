@@ -22,17 +22,9 @@ pub(crate) async fn read(db: &Db, statement: Statement) -> Result<Vec<lead::Mode
     if db.get_database_backend() != DbBackend::Postgres {
         return lead::Entity::find().from_raw_sql(statement).all(db).await;
     }
-    let rows = if db.is_transaction_pooled() {
-        // Behind a transaction pooler: one simple query, nothing named (see `Db`).
-        db.fetch_pooled(statement).await.map_err(query_error)?
-    } else {
-        // Bound as sea-orm binds them (its own binder), so every parameter type it sends works.
-        let values =
-            sea_query_sqlx::SqlxValues(statement.values.unwrap_or(sea_orm::Values(Vec::new())));
-        let query = sqlx::query_with(sqlx::AssertSqlSafe(statement.sql), values);
-        let pool = db.connection().get_postgres_connection_pool();
-        query.fetch_all(pool).await.map_err(query_error)?
-    };
+    // One round trip on a kept connection; behind a transaction pooler one simple query,
+    // nothing named (see `Db`).
+    let rows = db.fetch_all(statement).await.map_err(query_error)?;
     rows.iter().map(model).collect()
 }
 

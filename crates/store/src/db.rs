@@ -17,6 +17,10 @@
 //!   sqlx's statement cache is off, so nothing is expected to outlive the transaction.
 //!
 //! [`Db::direct`] is sea-orm's connection as it is, at no cost.
+//!
+//! Either way, on PostgreSQL a statement outside a transaction runs on one of a few
+//! connections the [`Db`] keeps between statements ([`crate::kept`]), so it costs one
+//! round trip and not two (sqlx pings every connection given back to its pool).
 use std::pin::Pin;
 
 use std::sync::Arc;
@@ -28,6 +32,8 @@ use sea_orm::{
 };
 use sqlx::postgres::{PgQueryResult, PgRow};
 
+use crate::kept::Kept;
+
 /// sea-orm's connection, and whether it goes through a transaction-pooling proxy (see
 /// the module docs). Cheap to clone. Implements [`ConnectionTrait`], so entities and
 /// queries run on it as on sea-orm's own connection.
@@ -35,6 +41,7 @@ use sqlx::postgres::{PgQueryResult, PgRow};
 pub struct Db {
     inner: DatabaseConnection,
     transaction_pooled: bool,
+    kept: Arc<Kept>,
 }
 
 impl Db {
@@ -42,6 +49,7 @@ impl Db {
     /// session mode, SQLite).
     pub fn direct(inner: DatabaseConnection) -> Self {
         Self {
+            kept: Arc::new(kept_for(&inner)),
             inner,
             transaction_pooled: false,
         }
@@ -52,9 +60,14 @@ impl Db {
     /// prepared statements: sqlx's statement cache at 0); see the module docs.
     pub fn transaction_pooled(inner: DatabaseConnection) -> Self {
         Self {
+            kept: Arc::new(kept_for(&inner)),
             inner,
             transaction_pooled: true,
         }
+    }
+
+    fn is_postgres(&self) -> bool {
+        self.inner.get_database_backend() == DbBackend::Postgres
     }
 
     /// Whether statements are wrapped for a transaction-pooling proxy.
@@ -74,36 +87,115 @@ impl Db {
         self.inner.ping().await
     }
 
-    /// Closes the pool: waits for every connection to come back.
+    /// Closes the pool: gives back the kept connections, then waits for every
+    /// connection to come back.
     pub async fn close(&self) -> Result<(), DbErr> {
+        self.kept.release_all();
         self.inner.close_by_ref().await
+    }
+
+    /// How many connections are kept between statements now (idle, though checked out
+    /// of the pool; see [`crate::kept`]).
+    pub fn kept_idle(&self) -> usize {
+        self.kept.len()
+    }
+
+    /// The rows `statement` selects, on PostgreSQL, on a kept connection (one round
+    /// trip; see [`crate::kept`]): for a caller that decodes sqlx's rows itself. Through
+    /// a transaction pooler it names nothing ([`Db::fetch_pooled`]).
+    pub async fn fetch_all(&self, statement: Statement) -> Result<Vec<PgRow>, sqlx::Error> {
+        if self.transaction_pooled {
+            return self.fetch_pooled(statement).await;
+        }
+        let pool = self.inner.get_postgres_connection_pool();
+        let mut taken = self.kept.take(pool).await?;
+        let rows = prepared(statement).fetch_all(taken.conn()).await?;
+        taken.keep();
+        Ok(rows)
+    }
+
+    async fn fetch_optional(&self, statement: Statement) -> Result<Option<PgRow>, sqlx::Error> {
+        let pool = self.inner.get_postgres_connection_pool();
+        let mut taken = self.kept.take(pool).await?;
+        let row = prepared(statement).fetch_optional(taken.conn()).await?;
+        taken.keep();
+        Ok(row)
+    }
+
+    async fn execute_kept(&self, statement: Statement) -> Result<PgQueryResult, sqlx::Error> {
+        let pool = self.inner.get_postgres_connection_pool();
+        let mut taken = self.kept.take(pool).await?;
+        let done = prepared(statement).execute(taken.conn()).await?;
+        taken.keep();
+        Ok(done)
+    }
+}
+
+/// The stash of kept connections for `inner`'s pool (none for SQLite).
+fn kept_for(inner: &DatabaseConnection) -> Kept {
+    match inner.get_database_backend() {
+        DbBackend::Postgres => Kept::for_pool(
+            inner
+                .get_postgres_connection_pool()
+                .options()
+                .get_max_connections(),
+        ),
+        _ => Kept::for_pool(0),
+    }
+}
+
+/// `statement` as sqlx's prepared (and cached) statement, its values bound by sea-orm's
+/// own binder (so every parameter type sea-orm sends works).
+fn prepared(
+    statement: Statement,
+) -> sqlx::query::Query<'static, sqlx::Postgres, sea_query_sqlx::SqlxValues> {
+    let values =
+        sea_query_sqlx::SqlxValues(statement.values.unwrap_or(sea_orm::Values(Vec::new())));
+    sqlx::query_with(sqlx::AssertSqlSafe(statement.sql), values)
+}
+
+/// A sqlx error met while taking a connection, as sea-orm reports one (a pool that
+/// gave none in time is `ConnectionAcquire`), else as a failed query.
+fn taken_error(err: sqlx::Error, otherwise: fn(sqlx::Error) -> DbErr) -> DbErr {
+    match err {
+        sqlx::Error::PoolTimedOut => DbErr::ConnectionAcquire(sea_orm::ConnAcquireErr::Timeout),
+        sqlx::Error::PoolClosed => {
+            DbErr::ConnectionAcquire(sea_orm::ConnAcquireErr::ConnectionClosed)
+        }
+        err => otherwise(err),
     }
 }
 
 /// Runs `$statement` through a transaction pooler naming nothing (see the module docs):
 /// `sqlx::raw_sql(..).$method(pool)` with its values inlined, or else
 /// `sqlx::query_with(..).persistent(false).$method(..)` in a transaction of its own.
+/// On a kept connection (see [`crate::kept`]), kept again only when it all succeeded.
 macro_rules! pooled {
     ($db:expr, $statement:expr, $method:ident) => {{
         let statement: Statement = $statement;
         let pool = $db.inner.get_postgres_connection_pool();
-        match crate::inline::inline(&statement) {
-            Some(sql) => sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).$method(pool).await,
+        let mut taken = $db.kept.take(pool).await?;
+        let result = match crate::inline::inline(&statement) {
+            Some(sql) => {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                    .$method(taken.conn())
+                    .await
+            }
             None => {
-                let values = sea_query_sqlx::SqlxValues(
-                    statement.values.unwrap_or(sea_orm::Values(Vec::new())),
-                );
-                let query =
-                    sqlx::query_with(sqlx::AssertSqlSafe(statement.sql), values).persistent(false);
+                let query = prepared(statement).persistent(false);
                 async {
-                    let mut txn = pool.begin().await?;
+                    let mut txn = sqlx::Connection::begin(taken.conn()).await?;
                     let result = query.$method(&mut *txn).await?;
                     txn.commit().await?;
                     Ok(result)
                 }
                 .await
             }
+        };
+        if result.is_ok() {
+            taken.keep();
         }
+        result
     }};
 }
 
@@ -188,7 +280,12 @@ impl ConnectionTrait for Db {
             self.execute_pooled(stmt)
                 .await
                 .map(ExecResult::from)
-                .map_err(exec_error)
+                .map_err(|e| taken_error(e, exec_error))
+        } else if self.is_postgres() {
+            self.execute_kept(stmt)
+                .await
+                .map(ExecResult::from)
+                .map_err(|e| taken_error(e, exec_error))
         } else {
             self.inner.execute_raw(stmt).await
         }
@@ -200,22 +297,23 @@ impl ConnectionTrait for Db {
     }
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
-        if self.transaction_pooled {
-            self.fetch_optional_pooled(stmt)
-                .await
-                .map(|row| row.map(QueryResult::from))
-                .map_err(query_error)
+        let row = if self.transaction_pooled {
+            self.fetch_optional_pooled(stmt).await
+        } else if self.is_postgres() {
+            self.fetch_optional(stmt).await
         } else {
-            self.inner.query_one_raw(stmt).await
-        }
+            return self.inner.query_one_raw(stmt).await;
+        };
+        row.map(|row| row.map(QueryResult::from))
+            .map_err(|e| taken_error(e, query_error))
     }
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        if self.transaction_pooled {
-            self.fetch_pooled(stmt)
+        if self.is_postgres() {
+            self.fetch_all(stmt)
                 .await
                 .map(|rows| rows.into_iter().map(QueryResult::from).collect())
-                .map_err(query_error)
+                .map_err(|e| taken_error(e, query_error))
         } else {
             self.inner.query_all_raw(stmt).await
         }

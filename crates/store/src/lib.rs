@@ -12,6 +12,7 @@
 
 pub mod db;
 pub mod inline;
+pub mod kept;
 pub mod replica;
 pub mod secret;
 

@@ -226,12 +226,14 @@ pub fn render_metrics(state: &OperatorState) -> String {
     ])
 }
 
-/// Open and idle connections of the pool.
+/// Open and idle connections of the pool (the connections kept between statements,
+/// checked out of sqlx's pool, count as idle).
 fn pool_usage(db: &ciq_store::Db) -> (u64, u64) {
     match db.connection().get_database_backend() {
         sea_orm::DatabaseBackend::Postgres => {
             let pool = db.connection().get_postgres_connection_pool();
-            (u64::from(pool.size()), pool.num_idle() as u64)
+            let idle = pool.num_idle() + db.kept_idle();
+            (u64::from(pool.size()), idle as u64)
         }
         sea_orm::DatabaseBackend::Sqlite => {
             let pool = db.connection().get_sqlite_connection_pool();

@@ -54,7 +54,8 @@ pub enum Pooling {
 /// within the last second is trusted (as Go's pgxpool does); one idle longer, which a
 /// server, a proxy or a firewall may have dropped meanwhile, is still checked first. A
 /// trusted connection the server dropped fails one statement and is then discarded.
-pub const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
+/// The same second as a kept connection is trusted for ([`ciq_store::kept`]).
+pub const PING_AFTER_IDLE: Duration = ciq_store::kept::Kept::TRUSTED_FOR;
 
 /// Connects to `url` (`sqlite://…` or `postgres://…`) with the default [`Waits`],
 /// directly.

@@ -12,8 +12,8 @@
 //! its connection back as it is, for the next statement, and only such a connection. A
 //! statement that failed or was cancelled drops its connection into sqlx's pool, whose
 //! ping drains or discards it as before. A kept connection is trusted for as long as the
-//! pool's checkout check trusts a connection ([`Kept::TRUSTED_FOR`] idle, the same
-//! second as `ciq_gateway::database::PING_AFTER_IDLE`); one idle longer is given back to
+//! pool's checkout check trusts a connection ([`Kept::TRUSTED_FOR`] idle, which
+//! `ciq_gateway::database::PING_AFTER_IDLE` is); one idle longer is given back to
 //! the pool (its ping and its checkout check decide), and every kept connection goes back
 //! through the pool at least every [`Kept::RETURNED_EVERY`], so the pool's own rules
 //! (its maximum lifetime, its closing) still reach it. A task sweeps the stash every
@@ -219,4 +219,17 @@ fn stale_of(stash: &mut Vec<Stashed>, now: Instant) -> Vec<Stashed> {
         .partition(|s| now.duration_since(s.since) > Kept::TRUSTED_FOR);
     *stash = fresh;
     stale
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Kept;
+
+    #[test]
+    fn a_quarter_of_the_pool_is_kept_two_to_eight_and_none_of_a_tiny_pool() {
+        let most = |pool| Kept::for_pool(pool).most();
+        assert_eq!([0, 1, 3].map(most), [0, 0, 0]);
+        assert_eq!([4, 8, 16, 32, 33, 100].map(most), [2, 2, 4, 8, 8, 8]);
+        assert!(Kept::for_pool(32).is_empty());
+    }
 }

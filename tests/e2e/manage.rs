@@ -595,3 +595,41 @@ async fn a_row_the_gateway_cannot_read_fails_the_page_plainly(app: TestApp) {
         "{text}"
     );
 }
+
+/// A page's rows are decoded without a type check per value: the column types are
+/// checked once per page, from the result's description, so a column whose type is not
+/// the model's (a schema the gateway was not built for) fails the page with the column
+/// named — also when the first row holds NULL there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_whose_column_type_is_not_the_models_fails_naming_the_column() {
+    use sea_orm::ConnectionTrait;
+    let Some(app) = TestApp::spawn(ciq_e2e::Backend::Postgres).await else {
+        return;
+    };
+    let (user_id, key) = manager(&app, "types@example.com").await;
+    // The newest lead (the page's first row) has no score: its NULL says nothing of the
+    // column's type, which must be checked all the same.
+    for score in [Some(5), None] {
+        let mut body = reference_curl_body();
+        body["lead"]["score"] = json!(score);
+        let (status, answer) = app
+            .post_json("/api/external/leads/create", &key, &[], &body)
+            .await;
+        assert_eq!(status, 201, "{answer}");
+    }
+    let filter = ciq_leads::store::LeadFilter::default();
+    // Before any page was read (a connection that had prepared the page's statement
+    // would refuse it after the change: "cached plan must not change result type").
+    app.db
+        .execute_unprepared("ALTER TABLE leads ALTER COLUMN score TYPE text")
+        .await
+        .unwrap();
+    let err = ciq_leads::store::list(&app.db, user_id, &filter, None, 10)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("lead column score is of type TEXT"),
+        "{err}"
+    );
+}

@@ -44,6 +44,18 @@ pub struct Db {
     kept: Arc<Kept>,
 }
 
+/// Runs `$statement` prepared (`$method`: `fetch_all`, `fetch_optional`, `execute`) on a
+/// kept connection, kept again only when it succeeded (see [`crate::kept`]).
+macro_rules! kept {
+    ($db:expr, $statement:expr, $method:ident) => {{
+        let pool = $db.inner.get_postgres_connection_pool();
+        let mut taken = $db.kept.take(pool).await?;
+        let result = prepared($statement).$method(taken.conn()).await?;
+        taken.keep();
+        Ok(result)
+    }};
+}
+
 impl Db {
     /// Statements run as sea-orm runs them (PostgreSQL directly or through PgBouncer in
     /// session mode, SQLite).
@@ -107,27 +119,15 @@ impl Db {
         if self.transaction_pooled {
             return self.fetch_pooled(statement).await;
         }
-        let pool = self.inner.get_postgres_connection_pool();
-        let mut taken = self.kept.take(pool).await?;
-        let rows = prepared(statement).fetch_all(taken.conn()).await?;
-        taken.keep();
-        Ok(rows)
+        kept!(self, statement, fetch_all)
     }
 
     async fn fetch_optional(&self, statement: Statement) -> Result<Option<PgRow>, sqlx::Error> {
-        let pool = self.inner.get_postgres_connection_pool();
-        let mut taken = self.kept.take(pool).await?;
-        let row = prepared(statement).fetch_optional(taken.conn()).await?;
-        taken.keep();
-        Ok(row)
+        kept!(self, statement, fetch_optional)
     }
 
     async fn execute_kept(&self, statement: Statement) -> Result<PgQueryResult, sqlx::Error> {
-        let pool = self.inner.get_postgres_connection_pool();
-        let mut taken = self.kept.take(pool).await?;
-        let done = prepared(statement).execute(taken.conn()).await?;
-        taken.keep();
-        Ok(done)
+        kept!(self, statement, execute)
     }
 }
 

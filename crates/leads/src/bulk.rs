@@ -235,19 +235,37 @@ async fn update(
         .chain(OPTIONAL.iter().flat_map(|(_, s, v)| [*s, *v]))
         .collect();
     let mut values: Vec<Value> = vec![user_id.into(), ciq_entity::now().into()];
-    // PostgreSQL: the rows as column arrays ([`crate::arrays`]), joined through the
-    // external-id index; SQLite: a `VALUES` list.
+    // PostgreSQL: the rows as column arrays ([`crate::arrays`]), each row's lead found
+    // by the external-id index (below); SQLite: a `VALUES` list joined on the account
+    // and the external id (its planner takes the unique index).
     let arrays = match backend {
         DbBackend::Postgres => crate::arrays::Columns::of(&patches)
             .and_then(|columns| Some((columns.unnest(3), columns.values()?))),
         _ => None,
     };
-    let (with, from) = match arrays {
+    let user = place(backend, 1);
+    let (with, found) = match arrays {
         Some((unnest, arrays)) => {
             values.extend(arrays);
+            // Each row's lead is found by a probe of the external-id index (`LIMIT 1`:
+            // a subplan, never flattened into a join) and updated by its tuple id, the
+            // ids also given as one array so that the table is read by tuple id
+            // whatever the plan. Joined on `user_id` and `external_id`, the plan
+            // followed the statistics, stale in a table the import itself fills (an
+            // account "of 17 leads with an external id" that holds 45 000): a merge or
+            // hash join over the account or the table, a chunk's cost growing with it
+            // (docs/performance.md, "CSV import"). The account is in the probe: the
+            // update changes the very rows the probe found, in the statement's snapshot.
             (
-                String::new(),
-                format!("{unnest} AS v ({})", names.join(", ")),
+                format!(
+                    "WITH v AS MATERIALIZED (SELECT u.*, (SELECT l.ctid FROM leads l \
+                     WHERE l.user_id = {user} AND l.external_id = u.k LIMIT 1) AS t \
+                     FROM {unnest} AS u ({})) ",
+                    names.join(", ")
+                ),
+                "leads.ctid = ANY (ARRAY(SELECT v.t FROM v WHERE v.t IS NOT NULL)) \
+                 AND leads.ctid = v.t"
+                    .to_owned(),
             )
         }
         None => {
@@ -266,7 +284,10 @@ async fn update(
                 names.join(", "),
                 tuples.join(", ")
             );
-            (with, "v".to_owned())
+            (
+                with,
+                format!("leads.user_id = {user} AND leads.external_id = v.k"),
+            )
         }
     };
     let sets: Vec<String> = REQUIRED
@@ -280,12 +301,10 @@ async fn update(
         .map(|c| sea_orm::IdenStatic::as_str(&c).to_owned())
         .collect();
     let sql = format!(
-        "{with}UPDATE leads SET {sets}, updated_at = {now} FROM {from} \
-         WHERE leads.user_id = {user} AND leads.external_id = v.k \
-         RETURNING {returned}",
+        "{with}UPDATE leads SET {sets}, updated_at = {now} FROM v \
+         WHERE {found} RETURNING {returned}",
         sets = sets.join(", "),
         now = place(backend, 2),
-        user = place(backend, 1),
         returned = returned.join(", "),
     );
     let changed = txn

@@ -836,7 +836,7 @@ async fn a_chunk_upserted_in_bulk_ends_as_its_rows_one_by_one(backend: Backend) 
     use ciq_leads::store::{Announced, LeadOwner, Upserted, upsert_in};
     use sea_orm::TransactionTrait;
     use serde_json::json;
-    let Some(app) = TestApp::spawn(backend).await else {
+    let Some(app) = TestApp::spawn_with(backend, crate::webhooks::quick).await else {
         return;
     };
     let lead = |name: &str, email: &str, external_id: &str| {
@@ -912,6 +912,13 @@ async fn a_chunk_upserted_in_bulk_ends_as_its_rows_one_by_one(backend: Backend) 
         });
     }
     let (bulk, by_row, other) = (owners[0], owners[1], owners[2]);
+    // The bulk account's endpoint hears updates only; the other account's hears all.
+    let unreachable = "http://127.0.0.1:9/hook";
+    use ciq_leads::events::EventType;
+    let (updates_only, _) =
+        crate::webhooks::endpoint(&app, bulk.user_id, unreachable, &[EventType::Updated]).await;
+    let (others, _) =
+        crate::webhooks::endpoint(&app, other.user_id, unreachable, &EventType::ALL).await;
     let before_other = ciq_entity::Lead::find()
         .filter(ciq_entity::lead::Column::UserId.eq(other.user_id))
         .all(&app.db)
@@ -1024,6 +1031,42 @@ async fn a_chunk_upserted_in_bulk_ends_as_its_rows_one_by_one(backend: Backend) 
         .await
         .unwrap();
     assert_eq!(after_other, before_other);
+
+    // Every update was announced to the endpoint that hears updates, as the lead it
+    // became; no create was (the endpoint did not choose them), and the other
+    // account's endpoint heard nothing.
+    use ciq_entity::webhook_delivery;
+    let told = webhook_delivery::Entity::find()
+        .filter(webhook_delivery::Column::EndpointId.is_in([updates_only, others]))
+        .all(&app.db)
+        .await
+        .unwrap();
+    let mut heard: Vec<String> = Vec::new();
+    for delivery in &told {
+        assert_eq!(
+            (
+                delivery.endpoint_id,
+                delivery.user_id,
+                delivery.event_type.as_str()
+            ),
+            (updates_only, bulk.user_id, "lead.updated")
+        );
+        let payload: serde_json::Value = serde_json::from_str(&delivery.payload).unwrap();
+        assert_eq!(payload["type"], "lead.updated");
+        let lead = &payload["data"]["lead"];
+        assert_eq!(lead["id"], json!(delivery.lead_id));
+        heard.push(lead["external_id"].as_str().unwrap().to_owned());
+        if lead["status"] == "qualified" {
+            assert_eq!(lead["name"], "Ada Renamed", "the lead as that row left it");
+        }
+    }
+    heard.sort();
+    assert_eq!(
+        heard,
+        [
+            "crm-1", "crm-1", "crm-2", "crm-2", "crm-3", "crm-3", "crm-5", "crm-60"
+        ]
+    );
 }
 
 mod bulk {

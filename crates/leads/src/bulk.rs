@@ -16,7 +16,7 @@ use uuid::Uuid;
 use ciq_entity::lead;
 
 use crate::error::LeadError;
-use crate::events::{self, EventType};
+use crate::events::{EventType, LeadEvent};
 use crate::lead::{Lead, LeadOwner, row_of};
 use crate::rules::{Change, LeadPatch, NewLead};
 use crate::store::{Announced, Upserted, insert_statement, upsert_collecting};
@@ -78,12 +78,12 @@ pub async fn upsert_many(
             outcomes[i] = one(txn, owner, &rows[i], announced).await?;
         }
         for part in bulk.chunks(ROWS_PER_STATEMENT) {
-            let updated = update(txn, owner.user_id, &rows, part).await?;
+            let mut updated = update(txn, owner.user_id, &rows, part).await?;
             let mut creating = Vec::new();
             for &i in part {
-                match updated.get(rows[i].external_id.as_str()) {
+                match updated.remove(rows[i].external_id.as_str()) {
                     Some(lead) => {
-                        announced.extend(events::event(EventType::Updated, lead));
+                        announced.extend(LeadEvent::of(EventType::Updated, lead));
                         outcomes[i] = RowOutcome::Updated;
                     }
                     None if rows[i].new.is_some() => creating.push(i),
@@ -112,7 +112,7 @@ pub async fn upsert_many(
             };
             for (i, row) in new_rows {
                 if inserted.contains(&row.id) {
-                    announced.extend(events::event(EventType::Created, &Lead::from(row)));
+                    announced.extend(LeadEvent::of(EventType::Created, Lead::from(row)));
                     outcomes[i] = RowOutcome::Created;
                 } else {
                     // Its external id was taken meanwhile (a concurrent write): the

@@ -2,8 +2,10 @@
 //! lead object of the API), the attributes filters read, and the batch rows group commit
 //! writes on PostgreSQL ([`with_created_outbox`]) with the [`CODECS`] that read them back.
 
+use std::borrow::{Borrow, Cow};
+
 use ciq_entity::lead;
-use ciq_webhooks::outbox::{Attributes, Codec, Event};
+use ciq_webhooks::outbox::{Announcement, Attributes, Codec, Event};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -115,11 +117,16 @@ pub fn event(kind: EventType, lead: &Lead) -> Option<Event> {
     if lead.spam.is_some() {
         return None;
     }
+    Some(made(kind, lead))
+}
+
+/// [`event`] of a lead known not to be spam.
+fn made(kind: EventType, lead: &Lead) -> Event {
     let at = match kind {
         EventType::Created => lead.created_at,
         _ => lead.updated_at,
     };
-    Some(Event {
+    Event {
         id: Uuid::now_v7(),
         kind: kind.as_str(),
         account: lead.user_id,
@@ -127,7 +134,61 @@ pub fn event(kind: EventType, lead: &Lead) -> Option<Event> {
         payload: payload(kind, lead, at),
         attributes: attributes(lead),
         at,
-    })
+    }
+}
+
+/// A lead's created or updated event as a write announces it: made into its [`event`]
+/// only when the fan-out finds an endpoint of the lead's account subscribed to it
+/// ([`Announcement`]). `L` is the lead, owned or borrowed.
+#[derive(Debug, Clone)]
+pub struct LeadEvent<L = Lead> {
+    kind: EventType,
+    lead: L,
+}
+
+impl<L: Borrow<Lead>> LeadEvent<L> {
+    /// The announcement of `lead`'s `kind` event; `None` for a spam lead, which has no
+    /// event until its owner says "Not spam".
+    pub fn of(kind: EventType, lead: L) -> Option<Self> {
+        lead.borrow().spam.is_none().then_some(Self { kind, lead })
+    }
+}
+
+impl<L: Borrow<Lead>> Announcement for LeadEvent<L> {
+    fn account(&self) -> Uuid {
+        self.lead.borrow().user_id
+    }
+    fn kind(&self) -> &'static str {
+        self.kind.as_str()
+    }
+    fn event(&self) -> Cow<'_, Event> {
+        Cow::Owned(made(self.kind, self.lead.borrow()))
+    }
+}
+
+/// A freshly stored row's `lead.created` event, announced: the row becomes a [`Lead`]
+/// and its event only when an endpoint of its account receives it.
+#[derive(Debug, Clone, Copy)]
+pub struct CreatedRow<'a>(&'a lead::Model);
+
+impl Announcement for CreatedRow<'_> {
+    fn account(&self) -> Uuid {
+        self.0.user_id
+    }
+    fn kind(&self) -> &'static str {
+        EventType::Created.as_str()
+    }
+    fn event(&self) -> Cow<'_, Event> {
+        Cow::Owned(made(EventType::Created, &Lead::from(self.0.clone())))
+    }
+}
+
+/// The `lead.created` announcements of freshly stored `rows` (none for spam).
+pub fn created_rows<'a>(rows: impl IntoIterator<Item = &'a lead::Model>) -> Vec<CreatedRow<'a>> {
+    rows.into_iter()
+        .filter(|row| row.spam_reason.is_none() || row.spam_at.is_none())
+        .map(CreatedRow)
+        .collect()
 }
 
 /// The `lead.created` event of a lead its owner released from the spam quarantine: it
@@ -230,5 +291,57 @@ mod tests {
         assert_eq!(lead["external_id"], "crm-1");
         assert_eq!(event.attributes["score"], json!(7));
         assert!(decode_created_rows("[{\"id\": 1}]").is_err());
+    }
+
+    #[test]
+    fn an_announcement_is_the_event_it_stands_for_and_spam_announces_nothing() {
+        let user = Uuid::now_v7();
+        let text = format!(
+            r#"[{{"id":"0193a0b0-0000-7000-8000-000000000002","user_id":"{user}",
+            "api_key_id":null,"name":"Jane Doe","email":"jane@example.com","phone":null,
+            "source":"Web","industry":"Retail","score":3,"status":"new",
+            "monthly_revenue_cents":null,"budget_cents":null,"description":null,
+            "created_at":"2026-12-04T11:35:10.123Z","external_id":null,
+            "updated_at":"2026-12-04T11:36:00.000Z"}}]"#
+        );
+        let rows: Vec<lead::Model> = serde_json::from_str(&text).unwrap();
+        let lead = Lead::from(rows[0].clone());
+        for kind in [EventType::Created, EventType::Updated] {
+            let announced = LeadEvent::of(kind, &lead).unwrap();
+            assert_eq!(
+                (announced.account(), announced.kind()),
+                (user, kind.as_str())
+            );
+            let made = announced.event().into_owned();
+            let direct = event(kind, &lead).unwrap();
+            assert_eq!(
+                (
+                    made.kind,
+                    made.subject,
+                    made.at,
+                    &made.payload,
+                    &made.attributes
+                ),
+                (
+                    direct.kind,
+                    direct.subject,
+                    direct.at,
+                    &direct.payload,
+                    &direct.attributes
+                )
+            );
+        }
+        let row = created_rows(&rows)[0];
+        assert_eq!((row.account(), row.kind()), (user, "lead.created"));
+        assert_eq!(
+            row.event().payload,
+            event(EventType::Created, &lead).unwrap().payload
+        );
+
+        let mut spam = rows[0].clone();
+        spam.spam_reason = Some("honeypot".into());
+        spam.spam_at = Some(spam.created_at);
+        assert!(LeadEvent::of(EventType::Created, Lead::from(spam.clone())).is_none());
+        assert!(created_rows([&spam]).is_empty());
     }
 }

@@ -533,7 +533,7 @@ async fn insert_with_deliveries(db: &Db, rows: &[&lead::Model]) -> Result<(), se
     lead::Entity::insert_many(models)
         .exec_without_returning(&txn)
         .await?;
-    ciq_webhooks::outbox::fan_out(&txn, &events::created(rows.iter().copied())).await?;
+    ciq_webhooks::outbox::fan_out(&txn, &events::created_rows(rows.iter().copied())).await?;
     txn.commit().await
 }
 

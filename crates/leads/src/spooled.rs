@@ -14,7 +14,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use crate::bulk::ROWS_PER_STATEMENT;
-use crate::events::{self, EventType};
+use crate::events;
 use crate::lead::Lead;
 use crate::spam::{self, BlockList, SpamReason};
 use ciq_webhooks::outbox;
@@ -168,11 +168,7 @@ pub async fn apply(
             }
         }
         rows.retain(|row| written.contains(&row.id));
-        let created: Vec<outbox::Event> = rows
-            .iter()
-            .filter_map(|row| events::event(EventType::Created, &Lead::from(row.clone())))
-            .collect();
-        outbox::fan_out(&txn, &created).await?;
+        outbox::fan_out(&txn, &events::created_rows(&rows)).await?;
     }
     if !keys.is_empty() {
         // A claim the request made before the store went (its write then failed and

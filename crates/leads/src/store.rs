@@ -12,7 +12,7 @@ use uuid::Uuid;
 use ciq_entity::lead::{self, LeadStatus};
 
 use crate::error::LeadError;
-use crate::events::{self, EventType};
+use crate::events::{self, EventType, LeadEvent};
 use crate::group_commit::{Announcement, LeadWriter};
 use crate::idempotency;
 use crate::lead::{Lead, row_of};
@@ -213,10 +213,10 @@ async fn write_batch(
             }
         }
     }
-    let created: Vec<ciq_webhooks::outbox::Event> = outcomes
+    let created: Vec<LeadEvent<&Lead>> = outcomes
         .iter()
         .filter_map(|outcome| match outcome {
-            BatchOutcome::Created(lead) => events::event(EventType::Created, lead),
+            BatchOutcome::Created(lead) => LeadEvent::of(EventType::Created, &**lead),
             _ => None,
         })
         .collect();
@@ -978,7 +978,7 @@ pub async fn insert_in(
         .into_iter()
         .map(|new| row_of(owner, new, now))
         .collect();
-    let created = events::created(&rows);
+    let created = events::created_rows(&rows);
     let count = rows.len();
     txn.execute_raw(insert_statement(txn.get_database_backend(), &rows, false))
         .await?;
@@ -1007,7 +1007,7 @@ pub async fn upsert_in(
 /// look-up of the accounts' endpoints (and one insert of deliveries) for all of them
 /// instead of one per write.
 #[derive(Debug, Default)]
-pub struct Announced(Vec<outbox::Event>);
+pub struct Announced(Vec<LeadEvent>);
 
 impl Announced {
     /// Fans the events out inside `txn`, the transaction of the writes they announce.
@@ -1015,7 +1015,7 @@ impl Announced {
         outbox::fan_out(txn, &self.0).await.map(drop)
     }
     /// Adds an event (none: a write that tells no one, a spam lead's).
-    pub(crate) fn extend(&mut self, events: impl IntoIterator<Item = outbox::Event>) {
+    pub(crate) fn extend(&mut self, events: impl IntoIterator<Item = LeadEvent>) {
         self.0.extend(events);
     }
 }
@@ -1064,7 +1064,7 @@ pub async fn upsert_collecting(
             };
             if let Some(lead) = lead {
                 let lead = Lead::from(lead);
-                announced.extend(events::event(EventType::Updated, &lead));
+                announced.extend(LeadEvent::of(EventType::Updated, lead.clone()));
                 return Ok(Some(Upserted::Updated(Box::new(lead))));
             }
             continue;
@@ -1079,7 +1079,7 @@ pub async fn upsert_collecting(
             .await?;
         if inserted == 1 {
             let lead = Lead::from(row);
-            announced.extend(events::event(EventType::Created, &lead));
+            announced.extend(LeadEvent::of(EventType::Created, lead.clone()));
             return Ok(Some(Upserted::Created(Box::new(lead))));
         }
     }

@@ -10,7 +10,7 @@
 use std::collections::{HashMap, HashSet};
 
 use ciq_store::placeholder as place;
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, FromQueryResult, Iterable, Statement, Value};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, Iterable, Statement, Value};
 use uuid::Uuid;
 
 use ciq_entity::lead;
@@ -311,8 +311,7 @@ async fn update(
         .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
         .await?;
     let mut leads = HashMap::with_capacity(changed.len());
-    for row in &changed {
-        let model = lead::Model::from_query_result(row, "")?;
+    for model in crate::rows::models(&changed)? {
         let lead = Lead::from(model);
         leads.insert(lead.external_id.clone().unwrap_or_default(), lead);
     }

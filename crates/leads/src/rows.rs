@@ -25,11 +25,36 @@ pub(crate) async fn read(db: &Db, statement: Statement) -> Result<Vec<lead::Mode
     // One round trip on a kept connection; behind a transaction pooler one simple query,
     // nothing named (see `Db`).
     let rows = db.fetch_all(statement).await.map_err(query_error)?;
-    // Every row of one result has the same column types: they are checked against the
-    // model's once, with the first row (a column whose type changed fails, named), and
-    // no value's type is checked again (sqlx's check per value: a tenth of a page's CPU).
+    decoded(&rows)
+}
+
+/// The leads of rows sea-orm read that hold every lead column in [`read`]'s order (an
+/// `UPDATE … RETURNING` of them): on PostgreSQL decoded as [`read`] decodes, elsewhere
+/// by sea-orm.
+pub(crate) fn models(rows: &[sea_orm::QueryResult]) -> Result<Vec<lead::Model>, DbErr> {
+    use sea_orm::FromQueryResult;
+    match rows
+        .iter()
+        .map(sea_orm::QueryResult::try_as_pg_row)
+        .collect::<Option<Vec<_>>>()
+    {
+        Some(rows) => decoded(rows),
+        None => rows
+            .iter()
+            .map(|row| lead::Model::from_query_result(row, ""))
+            .collect(),
+    }
+}
+
+/// PostgreSQL rows of one result as leads. Every row of one result has the same column
+/// types: they are checked against the model's once, with the first row (a column whose
+/// type changed fails, named), and no value's type is checked again (sqlx's check per
+/// value: a tenth of a page's CPU).
+fn decoded<'a>(
+    rows: impl IntoIterator<Item = &'a sqlx::postgres::PgRow>,
+) -> Result<Vec<lead::Model>, DbErr> {
     let mut checked = Checked::Each;
-    rows.iter()
+    rows.into_iter()
         .map(|row| {
             let lead = model(row, checked)?;
             checked = Checked::Once;

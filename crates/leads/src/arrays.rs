@@ -28,7 +28,7 @@ impl Columns {
     /// `rows`, each a value per column, as columns; `None` when a value has no element
     /// form ([`element`]: a kind no lead column has), or a column's values are not all
     /// of one type (the caller then binds the rows as they are).
-    pub(crate) fn of<V: std::borrow::Borrow<Value>, R: IntoIterator<Item = V>>(
+    pub(crate) fn of<V: Element, R: IntoIterator<Item = V>>(
         rows: impl IntoIterator<Item = R>,
     ) -> Option<Self> {
         let mut columns = Self {
@@ -38,7 +38,7 @@ impl Columns {
         for (r, row) in rows.into_iter().enumerate() {
             let mut width = 0;
             for (c, value) in row.into_iter().enumerate() {
-                let (ty, text) = element(value.borrow())?;
+                let (ty, text) = value.element()?;
                 if r == 0 {
                     columns.types.push(ty);
                     columns.cells.push(Vec::new());
@@ -74,6 +74,28 @@ impl Columns {
             .into_iter()
             .map(|cells| array_text(cells).map(|text| Value::String(Some(text))))
             .collect()
+    }
+}
+
+/// A value that becomes an array element ([`element`]): an owned one gives its text
+/// up rather than having it copied (a batch's or an import's every string, 2026-12-06).
+pub(crate) trait Element {
+    /// Its element type and its text (`None` is NULL); `None` without an element form.
+    fn element(self) -> Option<(&'static str, Option<String>)>;
+}
+
+impl Element for Value {
+    fn element(self) -> Option<(&'static str, Option<String>)> {
+        match self {
+            Value::String(text) => Some(("text", text)),
+            other => element(&other),
+        }
+    }
+}
+
+impl Element for &Value {
+    fn element(self) -> Option<(&'static str, Option<String>)> {
+        element(self)
     }
 }
 

@@ -260,6 +260,19 @@ mod tests {
 
     use super::*;
 
+    /// A stored lead of `user` as PostgreSQL's json_agg writes it: column names, times
+    /// with an offset.
+    fn stored_rows(user: Uuid) -> String {
+        format!(
+            r#"[{{"id":"0193a0b0-0000-7000-8000-000000000001","user_id":"{user}",
+            "api_key_id":null,"name":"Jane Doe","email":"jane@example.com","phone":null,
+            "source":"API","industry":"Technology","score":7,"status":"qualified",
+            "monthly_revenue_cents":5000010,"budget_cents":null,"description":null,
+            "created_at":"2026-12-04T11:35:10.123+01:00","external_id":"crm-1",
+            "updated_at":"2026-12-04T11:35:10.123+01:00"}}]"#
+        )
+    }
+
     #[test]
     fn names_are_the_types_names() {
         for (kind, name) in EventType::ALL.iter().zip(NAMES) {
@@ -269,17 +282,8 @@ mod tests {
 
     #[test]
     fn group_commits_rows_read_back_as_created_events() {
-        // A row as PostgreSQL's json_agg writes it: column names, times with an offset.
         let user = Uuid::now_v7();
-        let text = format!(
-            r#"[{{"id":"0193a0b0-0000-7000-8000-000000000001","user_id":"{user}",
-            "api_key_id":null,"name":"Jane Doe","email":"jane@example.com","phone":null,
-            "source":"API","industry":"Technology","score":7,"status":"qualified",
-            "monthly_revenue_cents":5000010,"budget_cents":null,"description":null,
-            "created_at":"2026-12-04T11:35:10.123+01:00","external_id":"crm-1",
-            "updated_at":"2026-12-04T11:35:10.123+01:00"}}]"#
-        );
-        let events = decode_created_rows(&text).unwrap();
+        let events = decode_created_rows(&stored_rows(user)).unwrap();
         assert_eq!(events.len(), 1);
         let event = &events[0];
         assert_eq!((event.kind, event.account), ("lead.created", user));
@@ -296,15 +300,7 @@ mod tests {
     #[test]
     fn an_announcement_is_the_event_it_stands_for_and_spam_announces_nothing() {
         let user = Uuid::now_v7();
-        let text = format!(
-            r#"[{{"id":"0193a0b0-0000-7000-8000-000000000002","user_id":"{user}",
-            "api_key_id":null,"name":"Jane Doe","email":"jane@example.com","phone":null,
-            "source":"Web","industry":"Retail","score":3,"status":"new",
-            "monthly_revenue_cents":null,"budget_cents":null,"description":null,
-            "created_at":"2026-12-04T11:35:10.123Z","external_id":null,
-            "updated_at":"2026-12-04T11:36:00.000Z"}}]"#
-        );
-        let rows: Vec<lead::Model> = serde_json::from_str(&text).unwrap();
+        let rows: Vec<lead::Model> = serde_json::from_str(&stored_rows(user)).unwrap();
         let lead = Lead::from(rows[0].clone());
         for kind in [EventType::Created, EventType::Updated] {
             let announced = LeadEvent::of(kind, &lead).unwrap();

@@ -607,6 +607,11 @@ fn cell_value(field: &str, cell: &str) -> Value {
     ciq_leads::rules::typed_value(field, cell)
 }
 
+/// `{"lead": fields}`, the body the lead rules read.
+fn lead_body(fields: Map<String, Value>) -> Value {
+    Value::Object(Map::from_iter([("lead".to_owned(), Value::Object(fields))]))
+}
+
 /// What to do with one row.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RowPlan {
@@ -695,8 +700,9 @@ pub fn checked(mapping: &Mapping, columns: &[String], row: &Row) -> (RowPlan, Ve
         .get("external_id")
         .and_then(Value::as_str)
         .map(str::to_owned);
-    // The patch carries only what the row says; the defaults are for new leads.
-    let patch_body = serde_json::json!({ "lead": lead.clone() });
+    // The patch carries only what the row says; the defaults are for new leads. The
+    // bodies are put together as values (`json!` would serialise the map into a copy).
+    let patch_body = external_id.is_some().then(|| lead_body(lead.clone()));
     for (field, value) in &mapping.defaults {
         if !value.trim().is_empty() && !lead.contains_key(field) {
             lead.insert(field.clone(), Value::String(value.trim().to_owned()));
@@ -709,17 +715,12 @@ pub fn checked(mapping: &Mapping, columns: &[String], row: &Row) -> (RowPlan, Ve
     if !consent.is_empty() {
         lead.insert(CONSENT.to_owned(), Value::Object(consent));
     }
-    let body = serde_json::json!({ "lead": lead });
-    let new = validate_submission(&body).map_err(|v| {
+    let new = validate_submission(&lead_body(lead)).map_err(|v| {
         faults.extend(faulted(mapping, &v));
         reason(mapping, columns, &v)
     });
-    let plan = match external_id {
-        None => match new {
-            Ok(new) => RowPlan::Create(new),
-            Err(reason) => RowPlan::Refused(reason),
-        },
-        Some(external_id) => match validate_patch(&patch_body) {
+    let plan = match (external_id, patch_body) {
+        (Some(external_id), Some(patch_body)) => match validate_patch(&patch_body) {
             Ok(patch) => RowPlan::Upsert {
                 external_id,
                 patch: Box::new(patch),
@@ -731,6 +732,11 @@ pub fn checked(mapping: &Mapping, columns: &[String], row: &Row) -> (RowPlan, Ve
                 faults.extend(faulted(mapping, &violations));
                 reason(mapping, columns, &violations)
             })),
+        },
+        // No external id (and so no patch).
+        _ => match new {
+            Ok(new) => RowPlan::Create(new),
+            Err(reason) => RowPlan::Refused(reason),
         },
     };
     faults.sort_unstable();

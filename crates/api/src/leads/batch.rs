@@ -214,14 +214,21 @@ pub fn validate_batch(body: Value) -> Result<Batch, HttpError> {
     if !broken.is_empty() {
         return Err(HttpError::validation_failed(broken));
     }
-    let items = body["leads"]
-        .as_array()
-        .expect("checked above")
-        .iter()
+    // Each item is moved into a body of its own for the rules and back into the batch's
+    // body afterwards (the idempotency fingerprint reads it whole): `json!` would
+    // serialise every item into a copy.
+    let mut body = body;
+    let Value::Array(leads) = body["leads"].take() else {
+        unreachable!("checked above: an array")
+    };
+    let mut checked = Vec::with_capacity(leads.len());
+    let items = leads
+        .into_iter()
         .enumerate()
         .map(|(index, item)| {
-            let wrapped = serde_json::json!({ "lead": item });
-            ciq_leads::rules::validate_submission(&wrapped).map_err(|violations| {
+            let mut wrapped =
+                Value::Object(serde_json::Map::from_iter([("lead".to_owned(), item)]));
+            let verdict = ciq_leads::rules::validate_submission(&wrapped).map_err(|violations| {
                 field_errors(violations)
                     .into_iter()
                     .map(|mut e| {
@@ -232,9 +239,12 @@ pub fn validate_batch(body: Value) -> Result<Batch, HttpError> {
                         e
                     })
                     .collect()
-            })
+            });
+            checked.push(wrapped["lead"].take());
+            verdict
         })
         .collect();
+    body["leads"] = Value::Array(checked);
     Ok(Batch {
         items,
         honeypot,

@@ -1072,6 +1072,18 @@ async fn a_chunk_upserted_in_bulk_ends_as_its_rows_one_by_one(backend: Backend) 
 mod bulk {
     ciq_e2e::with_each_backend!(a_chunk_upserted_in_bulk_ends_as_its_rows_one_by_one);
     use super::*;
+
+    /// Through a transaction pooler the statements go as simple queries and the
+    /// updated leads come back as text.
+    mod pgbouncer {
+        #[tokio::test]
+        async fn a_chunk_upserted_in_bulk_ends_as_its_rows_one_by_one() {
+            super::super::a_chunk_upserted_in_bulk_ends_as_its_rows_one_by_one(
+                ciq_e2e::Backend::PgBouncer,
+            )
+            .await;
+        }
+    }
 }
 
 /// An import worked a few rows a turn reads each turn on from where its last chunk

@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 use ciq_leads::Attribution;
 use ciq_leads::attribution::{ATTRIBUTION, CONSENT};
 use ciq_leads::rules::{
-    LEAD_FIELDS, LeadPatch, NewLead, Violation, validate_patch, validate_submission,
+    LEAD_FIELDS, LeadPatch, NewLead, Violation, lead_body, validate_patch, validate_submission,
 };
 
 /// Largest file accepted, in bytes.
@@ -607,11 +607,6 @@ fn cell_value(field: &str, cell: &str) -> Value {
     ciq_leads::rules::typed_value(field, cell)
 }
 
-/// `{"lead": fields}`, the body the lead rules read.
-fn lead_body(fields: Map<String, Value>) -> Value {
-    Value::Object(Map::from_iter([("lead".to_owned(), Value::Object(fields))]))
-}
-
 /// What to do with one row.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RowPlan {
@@ -702,7 +697,9 @@ pub fn checked(mapping: &Mapping, columns: &[String], row: &Row) -> (RowPlan, Ve
         .map(str::to_owned);
     // The patch carries only what the row says; the defaults are for new leads. The
     // bodies are put together as values (`json!` would serialise the map into a copy).
-    let patch_body = external_id.is_some().then(|| lead_body(lead.clone()));
+    let patch_body = external_id
+        .is_some()
+        .then(|| lead_body(Value::Object(lead.clone())));
     for (field, value) in &mapping.defaults {
         if !value.trim().is_empty() && !lead.contains_key(field) {
             lead.insert(field.clone(), Value::String(value.trim().to_owned()));
@@ -715,7 +712,7 @@ pub fn checked(mapping: &Mapping, columns: &[String], row: &Row) -> (RowPlan, Ve
     if !consent.is_empty() {
         lead.insert(CONSENT.to_owned(), Value::Object(consent));
     }
-    let new = validate_submission(&lead_body(lead)).map_err(|v| {
+    let new = validate_submission(&lead_body(Value::Object(lead))).map_err(|v| {
         faults.extend(faulted(mapping, &v));
         reason(mapping, columns, &v)
     });

@@ -186,7 +186,7 @@ impl Announcement for CreatedRow<'_> {
 /// The `lead.created` announcements of freshly stored `rows` (none for spam).
 pub fn created_rows<'a>(rows: impl IntoIterator<Item = &'a lead::Model>) -> Vec<CreatedRow<'a>> {
     rows.into_iter()
-        .filter(|row| row.spam_reason.is_none() || row.spam_at.is_none())
+        .filter(|row| !crate::lead::is_quarantined(row))
         .map(CreatedRow)
         .collect()
 }

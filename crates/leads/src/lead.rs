@@ -219,6 +219,12 @@ impl Lead {
     }
 }
 
+/// Whether a stored row is quarantined as spam: it has both a reason and a time (what
+/// [`Lead::from`] makes its `spam`).
+pub(crate) fn is_quarantined(row: &lead::Model) -> bool {
+    row.spam_reason.is_some() && row.spam_at.is_some()
+}
+
 impl From<lead::Model> for Lead {
     fn from(row: lead::Model) -> Self {
         Self {
@@ -238,6 +244,7 @@ impl From<lead::Model> for Lead {
             created_at: row.created_at,
             external_id: row.external_id,
             updated_at: row.updated_at.unwrap_or(row.created_at),
+            // The rule `is_quarantined` states for a row.
             spam: match (row.spam_reason, row.spam_at) {
                 (Some(reason), Some(at)) => Some(crate::Spam { reason, at }),
                 _ => None,

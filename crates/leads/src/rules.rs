@@ -169,6 +169,12 @@ pub struct NewLead {
     pub consent: Option<crate::ConsentGiven>,
 }
 
+/// `{"lead": lead}`, the body the rules read, with `lead` moved in (`json!` would
+/// serialise it into a copy).
+pub fn lead_body(lead: Value) -> Value {
+    Value::Object(serde_json::Map::from_iter([("lead".to_owned(), lead)]))
+}
+
 /// Checks a parsed body `{"lead": {...}}` against every rule; returns the lead or
 /// all broken rules.
 pub fn validate_submission(body: &Value) -> Result<NewLead, Vec<Violation>> {

@@ -226,8 +226,7 @@ pub fn validate_batch(body: Value) -> Result<Batch, HttpError> {
         .into_iter()
         .enumerate()
         .map(|(index, item)| {
-            let mut wrapped =
-                Value::Object(serde_json::Map::from_iter([("lead".to_owned(), item)]));
+            let mut wrapped = ciq_leads::rules::lead_body(item);
             let verdict = ciq_leads::rules::validate_submission(&wrapped).map_err(|violations| {
                 field_errors(violations)
                     .into_iter()

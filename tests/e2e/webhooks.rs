@@ -29,6 +29,7 @@ ciq_e2e::with_each_backend!(
     leases_left_by_a_store_failure_are_given_back_at_the_next_claim,
     an_attempt_whose_outcome_the_store_did_not_take_is_recorded_not_sent_again,
     a_backlog_follows_its_endpoints_new_url_and_stops_when_it_is_disabled,
+    endpoints_on_one_host_share_kept_connections_and_each_hears_only_its_own,
 );
 
 /// The schedule the tests run on: retries 1 s apart; the receiver on 127.0.0.1; a
@@ -833,6 +834,74 @@ async fn a_backlog_follows_its_endpoints_new_url_and_stops_when_it_is_disabled(b
     assert_eq!(
         receiver.received("/a").len() + receiver.received("/b").len(),
         received.len()
+    );
+}
+
+/// Eight endpoints on one host (as many accounts' endpoints share an automation
+/// platform's), each with a backlog of 40: their rounds are settled together by the
+/// worker's exchange, yet each endpoint hears exactly its own events, once each, signed
+/// with its own secret; and they go out over connections kept between rounds — at most
+/// what the worker has in flight (with a margin for a connection still on its way back
+/// to the pool), where a pool keeping one endpoint's share reopened most every round.
+async fn endpoints_on_one_host_share_kept_connections_and_each_hears_only_its_own(
+    backend: Backend,
+) {
+    let Some(app) = TestApp::spawn_with(backend, quick).await else {
+        return;
+    };
+    let receiver = Receiver::start().await;
+    let (user, key) = owner_with_key(&app, "owner@acme.test").await;
+    let mut hooks = Vec::new();
+    for n in 0..8 {
+        let path = format!("/hook-{n}");
+        // Slow enough that every endpoint's four are in flight together.
+        receiver.always(&path, Reply::status(204).after(Duration::from_millis(20)));
+        let (_, secret) = endpoint(&app, user, &receiver.url(&path), &[EventType::Created]).await;
+        hooks.push((path, secret));
+    }
+    let lead = reference_curl_body()["lead"].clone();
+    let (status, body) = send(
+        &app,
+        &key,
+        reqwest::Method::POST,
+        "/api/external/leads/batch",
+        Some(json!({"leads": vec![lead; 40]})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let created: std::collections::HashSet<String> = body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["lead"]["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(created.len(), 40);
+    for (path, _) in &hooks {
+        receiver.wait_for(path, 40, Duration::from_secs(60)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut peers = std::collections::HashSet::new();
+    for (path, secret) in &hooks {
+        let got = receiver.received(path);
+        assert_eq!(got.len(), 40, "{path}: each event once");
+        let mut leads = std::collections::HashSet::new();
+        for received in &got {
+            verify(secret, received);
+            leads.insert(
+                received.json()["data"]["lead"]["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            );
+            peers.insert(received.peer.clone());
+        }
+        assert_eq!(leads, created, "{path} heard every lead, once");
+    }
+    let bound = 2 * ciq_webhooks::delivery::MAX_IN_FLIGHT;
+    assert!(
+        peers.len() <= bound,
+        "320 deliveries came over {} connections (at most {bound})",
+        peers.len()
     );
 }
 

@@ -19,6 +19,8 @@ pub struct Received {
     pub body: String,
     /// When it arrived.
     pub at: Instant,
+    /// The sender's address and port: one per connection it came on.
+    pub peer: String,
 }
 
 impl Received {
@@ -99,6 +101,7 @@ impl Endpoint for Recording {
 
     async fn call(&self, mut req: Request) -> poem::Result<Response> {
         let path = req.uri().path().to_owned();
+        let peer = req.remote_addr().to_string();
         let headers = req
             .headers()
             .iter()
@@ -110,6 +113,7 @@ impl Endpoint for Recording {
             headers,
             body,
             at: Instant::now(),
+            peer,
         });
         let scripted = self
             .0

@@ -62,6 +62,10 @@ pub fn install_tls() {
 /// The HTTP client of deliveries: no redirects followed, no proxies, the attempt
 /// timeout, names resolved through `resolver` (public addresses only, unless
 /// allowed), and TLS verified against the system's roots plus the settings' extra ones.
+/// It keeps as many idle connections to a host as the worker has deliveries in flight:
+/// many accounts' endpoints often share one host (an automation platform's hooks), and
+/// a pool kept to one endpoint's share closed and reopened (a new TCP connection, a new
+/// TLS handshake) most of them every round.
 pub fn client(settings: &WebhookSettings, resolver: GuardedResolver) -> reqwest::Client {
     install_tls();
     let extra_roots = settings
@@ -74,7 +78,7 @@ pub fn client(settings: &WebhookSettings, resolver: GuardedResolver) -> reqwest:
         .no_proxy()
         .timeout(settings.attempt_timeout)
         .connect_timeout(Duration::from_secs(5).min(settings.attempt_timeout))
-        .pool_max_idle_per_host(PER_ENDPOINT)
+        .pool_max_idle_per_host(MAX_IN_FLIGHT)
         .user_agent(concat!("ConvertIQ-Webhooks/", env!("CARGO_PKG_VERSION")))
         .dns_resolver(Arc::new(resolver))
         .build()
@@ -109,7 +113,33 @@ pub struct DeliveryWorker {
     failing_records: AtomicUsize,
     /// When the outbox was last looked at, while it was found empty.
     last_empty_outbox: std::sync::Mutex<Option<Instant>>,
+    /// Where sending groups hand their rounds to be settled together (see
+    /// [`DeliveryWorker::settle_turns`]); started on first use.
+    exchange: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<Turn>>,
 }
+
+/// One sending group's round, handed to the worker's exchange: the outcomes of its
+/// attempts to write, and whether it wants its endpoint's next due deliveries.
+struct Turn {
+    endpoint_id: Uuid,
+    attempts: Vec<Attempt>,
+    more: bool,
+    settled: tokio::sync::oneshot::Sender<Settled>,
+}
+
+/// What came of a [`Turn`]: whether its outcomes were written (or kept to be written
+/// when the store answers), and its endpoint's next deliveries, leased (`Err`: the
+/// claim failed, and may have taken leases whose answer was lost).
+struct Settled {
+    recorded: bool,
+    /// What its written attempts say about its endpoint, for the group to act on
+    /// (`None`: none was written, or the lease of each ran out meanwhile).
+    verdict: Option<Verdict>,
+    next: Result<Vec<webhook_delivery::Model>, ()>,
+}
+
+/// Per endpoint, what its recorded attempts say about it.
+type Verdicts = std::collections::HashMap<Uuid, Verdict>;
 
 /// A claimed delivery and what its attempt came to: `Err`, it was not sent (the
 /// endpoint could not be read).
@@ -138,6 +168,8 @@ type Target = Result<(url::Url, Vec<SecretString>), String>;
 #[derive(Clone, Copy)]
 struct Verdict {
     user_id: Uuid,
+    /// When they were recorded.
+    at: chrono::DateTime<chrono::Utc>,
     delivered: bool,
     gone: bool,
     /// Whether it was failing when read (a success then clears that).
@@ -212,6 +244,7 @@ impl DeliveryWorker {
             unrecorded: std::sync::Mutex::new(Vec::new()),
             failing_records: AtomicUsize::new(0),
             last_empty_outbox: std::sync::Mutex::new(None),
+            exchange: std::sync::OnceLock::new(),
         })
     }
 
@@ -302,15 +335,17 @@ impl DeliveryWorker {
                 endpoint_failing: true,
             })
             .collect();
-        if let Err(err) = self.record(&attempts).await {
-            self.unrecorded.lock().expect("not poisoned").extend(
-                attempts
-                    .into_iter()
-                    .filter_map(|a| Some((a.delivery, a.answer.ok()?))),
-            );
-            return Err(err);
+        match self.record(&attempts).await {
+            Ok(verdicts) => self.judge(verdicts).await,
+            Err(err) => {
+                self.unrecorded.lock().expect("not poisoned").extend(
+                    attempts
+                        .into_iter()
+                        .filter_map(|a| Some((a.delivery, a.answer.ok()?))),
+                );
+                Err(err)
+            }
         }
-        Ok(())
     }
 
     /// Before a claim, once the store answers again: the outcomes it did not take are
@@ -407,7 +442,7 @@ impl DeliveryWorker {
             return Ok(Vec::new());
         }
         let busy: Vec<Uuid> = self.busy_endpoints.lock().await.iter().copied().collect();
-        let claimed = self.claim(free, &busy, None).await?;
+        let claimed = self.claim(free, &busy, &[]).await?;
         let mut groups: std::collections::HashMap<Uuid, Vec<webhook_delivery::Model>> =
             Default::default();
         for delivery in claimed {
@@ -425,13 +460,14 @@ impl DeliveryWorker {
     }
 
     /// Sends one endpoint's claimed deliveries at once (at most [`PER_ENDPOINT`]), the
-    /// attempts in parallel, and writes their outcomes in one statement; then, for up to
-    /// `turns` more rounds, claims the endpoint's next due deliveries while that
-    /// statement runs and sends those (the endpoint read again once it is older than
-    /// [`ENDPOINT_FRESH`]), so a backlog is not held up by a claim round trip between
-    /// its batches. Frees its slots at the end.
+    /// attempts in parallel, and hands their outcomes to the exchange; for up to `turns`
+    /// more rounds the exchange also leases the endpoint's next due deliveries (beside
+    /// the statement writing the outcomes, with every other group's waiting round) and
+    /// the group sends those (the endpoint read again once it is older than
+    /// [`ENDPOINT_FRESH`]), so a backlog is not held up by a claim over every endpoint
+    /// between its batches. Frees its slots at the end.
     async fn send_group(
-        &self,
+        self: &Arc<Self>,
         endpoint_id: Uuid,
         mut deliveries: Vec<webhook_delivery::Model>,
         turns: usize,
@@ -460,7 +496,11 @@ impl DeliveryWorker {
                                 endpoint_failing: true,
                             })
                             .collect();
-                        self.record_or_keep(&attempts).await;
+                        if let Some(verdicts) = self.record_or_keep(&attempts).await
+                            && let Err(err) = self.judge(verdicts).await
+                        {
+                            tracing::warn!(error = %err, "webhook endpoint not judged");
+                        }
                         self.free(endpoint_id, total).await;
                         return;
                     }
@@ -490,15 +530,42 @@ impl DeliveryWorker {
                 matches!(a.answer, Ok(Answer::Status { code, .. }) if (200..300).contains(&code))
             });
             turn += 1;
-            let next = async {
-                if turn > turns {
-                    return Ok(Vec::new());
-                }
-                self.claim(PER_ENDPOINT, &[], Some(endpoint_id)).await
+            let (settled, settling) = tokio::sync::oneshot::channel();
+            let round = Turn {
+                endpoint_id,
+                attempts,
+                more: turn <= turns,
+                settled,
             };
-            let (recorded, next) = tokio::join!(self.record_or_keep(&attempts), next);
+            if let Err(refused) = self.exchange().send(round) {
+                // The exchange's task is gone (it panicked): settled here instead.
+                self.settle(vec![refused.0]).await;
+            }
+            let Settled {
+                recorded,
+                verdict,
+                next,
+            } = settling.await.unwrap_or(Settled {
+                // The exchange ended while it held this round (it panicked): what it
+                // wrote is unknown, so leases it may have taken are given back.
+                recorded: false,
+                verdict: None,
+                next: Err(()),
+            });
+            // The endpoint judged here, not in the exchange: a failing endpoint's writes
+            // hold up only its own group.
+            let judged = match verdict {
+                Some(verdict) => match self.judge_endpoint(endpoint_id, verdict).await {
+                    Ok(()) => true,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "webhook endpoint not judged");
+                        false
+                    }
+                },
+                None => true,
+            };
             match next {
-                Ok(next) if recorded && !next.is_empty() => {
+                Ok(next) if recorded && judged && !next.is_empty() => {
                     self.in_flight.fetch_add(next.len(), Ordering::AcqRel);
                     self.in_flight.fetch_sub(total, Ordering::AcqRel);
                     deliveries = next;
@@ -522,13 +589,93 @@ impl DeliveryWorker {
         }
     }
 
+    /// The sender of this worker's exchange, its task started on first use.
+    fn exchange(self: &Arc<Self>) -> &tokio::sync::mpsc::UnboundedSender<Turn> {
+        self.exchange.get_or_init(|| {
+            let (hand, taken) = tokio::sync::mpsc::unbounded_channel();
+            tokio::spawn(Self::settle_turns(Arc::downgrade(self), taken));
+            hand
+        })
+    }
+
+    /// The exchange: settles the sending groups' rounds as they come, every round that
+    /// is waiting when it turns settled together ([`DeliveryWorker::settle`]), so while
+    /// one settlement runs the next gathers. Ends with its worker.
+    async fn settle_turns(
+        worker: std::sync::Weak<Self>,
+        mut taken: tokio::sync::mpsc::UnboundedReceiver<Turn>,
+    ) {
+        let mut turns = Vec::new();
+        while taken.recv_many(&mut turns, usize::MAX).await > 0 {
+            let Some(worker) = worker.upgrade() else {
+                return;
+            };
+            worker.settle(std::mem::take(&mut turns)).await;
+        }
+    }
+
+    /// Settles `turns`: every attempt's outcome written by one statement and, beside
+    /// it, the next due deliveries of every endpoint that wants more leased by one
+    /// claim (at most [`PER_ENDPOINT`] each); each round is answered with its share. A
+    /// round claiming per endpoint was two statements per four deliveries (more under
+    /// many endpoints); together they are two per settlement.
+    async fn settle(&self, turns: Vec<Turn>) {
+        let mut attempts = Vec::new();
+        let mut wanting = Vec::new();
+        let mut answers = Vec::with_capacity(turns.len());
+        for turn in turns {
+            attempts.extend(turn.attempts);
+            if turn.more {
+                wanting.push(turn.endpoint_id);
+            }
+            answers.push((turn.endpoint_id, turn.more, turn.settled));
+        }
+        let next = async {
+            if wanting.is_empty() {
+                return Ok(Vec::new());
+            }
+            self.claim(PER_ENDPOINT * wanting.len(), &[], &wanting)
+                .await
+        };
+        let (mut verdicts, next) = tokio::join!(self.record_or_keep(&attempts), next);
+        let mut next = next.map(|claimed| {
+            let mut by_endpoint: std::collections::HashMap<Uuid, Vec<_>> = Default::default();
+            for delivery in claimed {
+                by_endpoint
+                    .entry(delivery.endpoint_id)
+                    .or_default()
+                    .push(delivery);
+            }
+            by_endpoint
+        });
+        for (endpoint_id, more, settled) in answers {
+            let share = match &mut next {
+                Ok(by_endpoint) => Ok(by_endpoint.remove(&endpoint_id).unwrap_or_default()),
+                Err(_) if more => Err(()),
+                Err(_) => Ok(Vec::new()),
+            };
+            if let Err(unanswered) = settled.send(Settled {
+                recorded: verdicts.is_some(),
+                verdict: verdicts
+                    .as_mut()
+                    .and_then(|verdicts| verdicts.remove(&endpoint_id)),
+                next: share,
+            }) && unanswered.next.is_ok_and(|next| !next.is_empty())
+            {
+                // Its group is gone: the deliveries leased for it are given back.
+                self.stale_leases.store(true, Ordering::Release);
+            }
+        }
+    }
+
     /// Writes `attempts`' outcomes; when the store does not take them, keeps those that
     /// went out (written when it answers, their leases held meanwhile, so none is sent
     /// twice) and has the leases of those that did not given back at the next claim.
-    /// Whether they were written.
-    async fn record_or_keep(&self, attempts: &[Attempt]) -> bool {
-        let Err(err) = self.record(attempts).await else {
-            return true;
+    /// What the written ones say about their endpoints, `None` when none was written.
+    async fn record_or_keep(&self, attempts: &[Attempt]) -> Option<Verdicts> {
+        let err = match self.record(attempts).await {
+            Ok(verdicts) => return Some(verdicts),
+            Err(err) => err,
         };
         tracing::warn!(error = %err, deliveries = attempts.len(), "could not record webhook attempts");
         let mut unrecorded = self.unrecorded.lock().expect("not poisoned");
@@ -538,7 +685,7 @@ impl DeliveryWorker {
                 Err(_) => self.stale_leases.store(true, Ordering::Release),
             }
         }
-        false
+        None
     }
 
     /// Gives an endpoint's slots back (`count` deliveries) and looks for more work.
@@ -568,8 +715,8 @@ impl DeliveryWorker {
     }
 
     /// Leases up to `limit` due deliveries, at most [`PER_ENDPOINT`] of each enabled
-    /// endpoint and none of the `busy` endpoints (this instance is sending to them):
-    /// per endpoint an index range (`idx_webhook_deliveries_endpoint_due`), so a large
+    /// endpoint and none of the `busy` endpoints (this instance is sending to them), of
+    /// the `only` endpoints when there are some: per endpoint an index range (`idx_webhook_deliveries_endpoint_due`), so a large
     /// backlog costs no more to claim from than a small one. The lease's condition is
     /// checked again by the `UPDATE` itself, so of two instances that pick the same
     /// delivery only one gets it (PostgreSQL also skips rows another claim has locked).
@@ -577,7 +724,7 @@ impl DeliveryWorker {
         &self,
         limit: usize,
         busy: &[Uuid],
-        only: Option<Uuid>,
+        only: &[Uuid],
     ) -> Result<Vec<webhook_delivery::Model>, DbErr> {
         let backend = self.db.get_database_backend();
         let now = ciq_entity::now();
@@ -591,12 +738,13 @@ impl DeliveryWorker {
             values.extend(busy.iter().map(|id| Value::from(*id)));
             format!("AND e.id NOT IN ({})", places.join(", "))
         };
-        let excluded = match only {
-            Some(endpoint_id) => {
-                values.push(endpoint_id.into());
-                format!("{excluded} AND e.id = {}", place(values.len()))
-            }
-            None => excluded,
+        let excluded = if only.is_empty() {
+            excluded
+        } else {
+            let first = values.len() + 1;
+            values.extend(only.iter().map(|id| Value::from(*id)));
+            let places: Vec<String> = (first..=values.len()).map(place).collect();
+            format!("{excluded} AND e.id IN ({})", places.join(", "))
         };
         let due = |d: &str| {
             format!(
@@ -689,9 +837,9 @@ impl DeliveryWorker {
     }
 
     /// Writes what came of `attempts` in one statement (each only while this instance
-    /// still holds its lease: one whose lease ran out is whoever holds it now's), then
-    /// judges their endpoints.
-    async fn record(&self, attempts: &[Attempt]) -> Result<(), DbErr> {
+    /// still holds its lease: one whose lease ran out is whoever holds it now's); what
+    /// the written ones say about their endpoints ([`DeliveryWorker::judge`] acts on it).
+    async fn record(&self, attempts: &[Attempt]) -> Result<Verdicts, DbErr> {
         if self
             .failing_records
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
@@ -700,7 +848,7 @@ impl DeliveryWorker {
             return Err(DbErr::Custom("the store failed (test seam)".into()));
         }
         if attempts.is_empty() {
-            return Ok(());
+            return Ok(Verdicts::default());
         }
         let backend = self.db.get_database_backend();
         let now = ciq_entity::now();
@@ -747,7 +895,7 @@ impl DeliveryWorker {
             ids.insert(row.try_get::<Uuid>("", "id")?);
         }
         // Per endpoint, what its written attempts say about it.
-        let mut verdicts: std::collections::HashMap<Uuid, Verdict> = Default::default();
+        let mut verdicts = Verdicts::default();
         for (attempt, outcome) in written {
             // A lease that ran out meanwhile: whoever holds it now decides.
             if !ids.contains(&attempt.delivery.id) {
@@ -763,6 +911,7 @@ impl DeliveryWorker {
                 .entry(attempt.delivery.endpoint_id)
                 .or_insert(Verdict {
                     user_id: attempt.delivery.user_id,
+                    at: now,
                     delivered: false,
                     gone: false,
                     was_failing: false,
@@ -771,8 +920,13 @@ impl DeliveryWorker {
             verdict.gone |= outcome.code == Some(410);
             verdict.was_failing |= attempt.endpoint_failing;
         }
+        Ok(verdicts)
+    }
+
+    /// Judges each endpoint by its verdict ([`DeliveryWorker::judge_endpoint`]).
+    async fn judge(&self, verdicts: Verdicts) -> Result<(), DbErr> {
         for (endpoint_id, verdict) in verdicts {
-            self.judge_endpoint(endpoint_id, verdict, now).await?;
+            self.judge_endpoint(endpoint_id, verdict).await?;
         }
         Ok(())
     }
@@ -823,12 +977,8 @@ impl DeliveryWorker {
 
     /// The endpoint after its attempts: a success ends its run of failures; a 410
     /// disables it; a run of failures as long as the settings allow disables it too.
-    async fn judge_endpoint(
-        &self,
-        endpoint_id: Uuid,
-        verdict: Verdict,
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<(), DbErr> {
+    async fn judge_endpoint(&self, endpoint_id: Uuid, verdict: Verdict) -> Result<(), DbErr> {
+        let now = verdict.at;
         let endpoint = webhook_endpoint::Column::Id.eq(endpoint_id);
         if verdict.delivered && !verdict.gone {
             // An endpoint read as not failing needs no write (the common case).

@@ -236,6 +236,7 @@ async fn a_master_killed_mid_run_degrades_without_a_5xx_then_shares_again_and_se
     // takes over: nothing but 201 and 429, a degraded period, then shared again.
     let mut statuses = Vec::new();
     let mut saw_degraded = false;
+    let mut last_readiness = Vec::new();
     let started = Instant::now();
     let mut killed = false;
     loop {
@@ -254,8 +255,10 @@ async fn a_master_killed_mid_run_degrades_without_a_5xx_then_shares_again_and_se
         }
         if killed {
             let mut all_shared = true;
+            last_readiness.clear();
             for instance in &instances {
                 let (status, body) = instance.readiness().await;
+                last_readiness.push(body.clone());
                 assert_eq!(status, 200, "{body}");
                 if body["degraded"] == true {
                     saw_degraded = true;
@@ -273,10 +276,23 @@ async fn a_master_killed_mid_run_degrades_without_a_5xx_then_shares_again_and_se
                 break;
             }
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "not shared again within 60 s (degraded seen: {saw_degraded})"
-        );
+        if started.elapsed() >= Duration::from_secs(60) {
+            // Which side did not come back: the cluster (no master for the slot) or the
+            // instances (what their readiness said last).
+            let slot = slot_of(&session_key);
+            let serving = cluster
+                .nodes()
+                .into_iter()
+                .find(|n| {
+                    n.master && !n.failed && n.slots.iter().any(|(a, b)| (*a..=*b).contains(&slot))
+                })
+                .map(|n| n.port);
+            panic!(
+                "not shared again within 60 s (degraded seen: {saw_degraded}); slot {slot} \
+                 served by {serving:?} (the killed master was {victim}); readiness: \
+                 {last_readiness:?}"
+            );
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let during = counts(&statuses);

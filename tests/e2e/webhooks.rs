@@ -30,6 +30,7 @@ ciq_e2e::with_each_backend!(
     an_attempt_whose_outcome_the_store_did_not_take_is_recorded_not_sent_again,
     a_backlog_follows_its_endpoints_new_url_and_stops_when_it_is_disabled,
     endpoints_on_one_host_share_kept_connections_and_each_hears_only_its_own,
+    rounds_an_exchange_lost_go_out_again_and_later_ones_are_settled_without_it,
 );
 
 /// The schedule the tests run on: retries 1 s apart; the receiver on 127.0.0.1; a
@@ -206,6 +207,49 @@ async fn an_attempt_whose_outcome_the_store_did_not_take_is_recorded_not_sent_ag
     assert_eq!(recorded.status, DeliveryStatus::Delivered);
     assert_eq!(recorded.attempts, 1);
     assert_eq!(recorded.last_status_code, Some(200));
+    assert_eq!(recorded.lease_owner, None);
+}
+
+/// If the worker's exchange dies holding a round (a bug: its task panicked), the
+/// round's outcomes are lost, not its events: the group gives its leases back, the next
+/// claim sends the event again (same `webhook-id`, as after any lost outcome), and that
+/// round, with the exchange gone, is settled by its own group.
+async fn rounds_an_exchange_lost_go_out_again_and_later_ones_are_settled_without_it(
+    backend: Backend,
+) {
+    let Some((app, receiver)) = one_lead_to_announce(backend).await else {
+        return;
+    };
+    let worker = app.states.webhooks.clone();
+    worker.break_the_exchange();
+    assert_eq!(worker.deliver_due().await.unwrap(), 1);
+    assert_eq!(receiver.received("/hook").len(), 1);
+    let lost = webhook_delivery::Entity::find()
+        .one(&app.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (lost.status, lost.attempts),
+        (DeliveryStatus::Pending, 0),
+        "the outcome was lost with the exchange"
+    );
+
+    assert_eq!(
+        worker.deliver_due().await.unwrap(),
+        1,
+        "its lease given back"
+    );
+    let got = receiver.received("/hook");
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].headers["webhook-id"], got[1].headers["webhook-id"]);
+    let recorded = webhook_delivery::Entity::find()
+        .one(&app.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(recorded.status, DeliveryStatus::Delivered);
+    assert_eq!(recorded.attempts, 1);
     assert_eq!(recorded.lease_owner, None);
 }
 

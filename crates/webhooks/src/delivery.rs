@@ -111,6 +111,8 @@ pub struct DeliveryWorker {
     unrecorded: std::sync::Mutex<Vec<(webhook_delivery::Model, Answer)>>,
     /// Test seam: this many records fail next, as if the store had failed.
     failing_records: AtomicUsize,
+    /// Test seam: the exchange's task panics at its next settlement.
+    breaking_exchange: std::sync::atomic::AtomicBool,
     /// When the outbox was last looked at, while it was found empty.
     last_empty_outbox: std::sync::Mutex<Option<Instant>>,
     /// Where sending groups hand their rounds to be settled together (see
@@ -243,6 +245,7 @@ impl DeliveryWorker {
             stale_leases: std::sync::atomic::AtomicBool::new(false),
             unrecorded: std::sync::Mutex::new(Vec::new()),
             failing_records: AtomicUsize::new(0),
+            breaking_exchange: std::sync::atomic::AtomicBool::new(false),
             last_empty_outbox: std::sync::Mutex::new(None),
             exchange: std::sync::OnceLock::new(),
         })
@@ -265,6 +268,13 @@ impl DeliveryWorker {
     #[doc(hidden)]
     pub fn fail_next_records(&self, n: usize) {
         self.failing_records.store(n, Ordering::Release);
+    }
+
+    /// Test seam: the exchange's task panics at its next settlement, losing the rounds
+    /// it holds (as a bug would); later rounds are settled by their own groups.
+    #[doc(hidden)]
+    pub fn break_the_exchange(&self) {
+        self.breaking_exchange.store(true, Ordering::Release);
     }
 
     /// Looks for due deliveries now.
@@ -610,6 +620,9 @@ impl DeliveryWorker {
             let Some(worker) = worker.upgrade() else {
                 return;
             };
+            if worker.breaking_exchange.swap(false, Ordering::AcqRel) {
+                panic!("the webhook exchange broke (test seam)");
+            }
             worker.settle(std::mem::take(&mut turns)).await;
         }
     }

@@ -111,6 +111,15 @@ pub(crate) async fn deliveries_of(app: &TestApp, endpoint: Uuid) -> Vec<webhook_
         .unwrap()
 }
 
+/// The one delivery row of an instance made by [`one_lead_to_announce`].
+async fn the_delivery(app: &TestApp) -> webhook_delivery::Model {
+    webhook_delivery::Entity::find()
+        .one(&app.db)
+        .await
+        .unwrap()
+        .expect("the lead's delivery")
+}
+
 /// An instance that sends nothing by itself (the test calls `deliver_due`), an endpoint at
 /// a receiver, and one lead created for it to hear about.
 async fn one_lead_to_announce(backend: Backend) -> Option<(TestApp, Receiver)> {
@@ -142,11 +151,7 @@ async fn leases_left_by_a_store_failure_are_given_back_at_the_next_claim(backend
     let worker = app.states.webhooks.clone();
     worker.fan_out().await.unwrap();
     // Leased by this instance for an hour, as a claim whose attempt was never recorded.
-    let pending = webhook_delivery::Entity::find()
-        .one(&app.db)
-        .await
-        .unwrap()
-        .unwrap();
+    let pending = the_delivery(&app).await;
     let mut leased: webhook_delivery::ActiveModel = pending.into();
     leased.lease_owner = Set(Some(worker.instance()));
     leased.lease_until = Set(Some(ciq_entity::now() + chrono::TimeDelta::hours(1)));
@@ -157,11 +162,7 @@ async fn leases_left_by_a_store_failure_are_given_back_at_the_next_claim(backend
     worker.lost_the_store();
     assert_eq!(worker.deliver_due().await.unwrap(), 1);
     assert_eq!(receiver.received("/hook").len(), 1);
-    let delivered = webhook_delivery::Entity::find()
-        .one(&app.db)
-        .await
-        .unwrap()
-        .unwrap();
+    let delivered = the_delivery(&app).await;
     assert_eq!(delivered.status, DeliveryStatus::Delivered);
     assert_eq!(delivered.lease_owner, None);
 }
@@ -180,11 +181,7 @@ async fn an_attempt_whose_outcome_the_store_did_not_take_is_recorded_not_sent_ag
     worker.fail_next_records(2);
     assert_eq!(worker.deliver_due().await.unwrap(), 1);
     assert_eq!(receiver.received("/hook").len(), 1);
-    let held = webhook_delivery::Entity::find()
-        .one(&app.db)
-        .await
-        .unwrap()
-        .unwrap();
+    let held = the_delivery(&app).await;
     assert_eq!(held.status, DeliveryStatus::Pending);
     assert_eq!(held.attempts, 0);
     assert_eq!(held.lease_owner, Some(worker.instance()), "still leased");
@@ -199,11 +196,7 @@ async fn an_attempt_whose_outcome_the_store_did_not_take_is_recorded_not_sent_ag
         "recorded, not claimed"
     );
     assert_eq!(receiver.received("/hook").len(), 1, "not sent again");
-    let recorded = webhook_delivery::Entity::find()
-        .one(&app.db)
-        .await
-        .unwrap()
-        .unwrap();
+    let recorded = the_delivery(&app).await;
     assert_eq!(recorded.status, DeliveryStatus::Delivered);
     assert_eq!(recorded.attempts, 1);
     assert_eq!(recorded.last_status_code, Some(200));
@@ -224,11 +217,7 @@ async fn rounds_an_exchange_lost_go_out_again_and_later_ones_are_settled_without
     worker.break_the_exchange();
     assert_eq!(worker.deliver_due().await.unwrap(), 1);
     assert_eq!(receiver.received("/hook").len(), 1);
-    let lost = webhook_delivery::Entity::find()
-        .one(&app.db)
-        .await
-        .unwrap()
-        .unwrap();
+    let lost = the_delivery(&app).await;
     assert_eq!(
         (lost.status, lost.attempts),
         (DeliveryStatus::Pending, 0),
@@ -243,11 +232,7 @@ async fn rounds_an_exchange_lost_go_out_again_and_later_ones_are_settled_without
     let got = receiver.received("/hook");
     assert_eq!(got.len(), 2);
     assert_eq!(got[0].headers["webhook-id"], got[1].headers["webhook-id"]);
-    let recorded = webhook_delivery::Entity::find()
-        .one(&app.db)
-        .await
-        .unwrap()
-        .unwrap();
+    let recorded = the_delivery(&app).await;
     assert_eq!(recorded.status, DeliveryStatus::Delivered);
     assert_eq!(recorded.attempts, 1);
     assert_eq!(recorded.lease_owner, None);

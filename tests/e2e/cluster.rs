@@ -280,13 +280,7 @@ async fn a_master_killed_mid_run_degrades_without_a_5xx_then_shares_again_and_se
             // Which side did not come back: the cluster (no master for the slot) or the
             // instances (what their readiness said last).
             let slot = slot_of(&session_key);
-            let serving = cluster
-                .nodes()
-                .into_iter()
-                .find(|n| {
-                    n.master && !n.failed && n.slots.iter().any(|(a, b)| (*a..=*b).contains(&slot))
-                })
-                .map(|n| n.port);
+            let serving = cluster.serving_master(slot);
             panic!(
                 "not shared again within 60 s (degraded seen: {saw_degraded}); slot {slot} \
                  served by {serving:?} (the killed master was {victim}); readiness: \

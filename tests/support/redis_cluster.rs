@@ -159,15 +159,23 @@ impl RedisCluster {
     pub fn master_of_slot(&self, slot: u16) -> u16 {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let serving = self.nodes().into_iter().find(|n| {
-                n.master && !n.failed && n.slots.iter().any(|(a, b)| (*a..=*b).contains(&slot))
-            });
-            if let Some(node) = serving {
-                return node.port;
+            if let Some(port) = self.serving_master(slot) {
+                return port;
             }
             assert!(Instant::now() < deadline, "no master serves slot {slot}");
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// The port of the master serving `slot` now, if one does (none while a failover
+    /// is under way).
+    pub fn serving_master(&self, slot: u16) -> Option<u16> {
+        self.nodes()
+            .into_iter()
+            .find(|n| {
+                n.master && !n.failed && n.slots.iter().any(|(a, b)| (*a..=*b).contains(&slot))
+            })
+            .map(|n| n.port)
     }
 
     /// The port of the master serving the key whose hash tag is `tag`.

@@ -143,6 +143,21 @@ struct Settled {
 /// Per endpoint, what its recorded attempts say about it.
 type Verdicts = std::collections::HashMap<Uuid, Verdict>;
 
+/// Claimed deliveries grouped by their endpoint (a group is what one endpoint's sender
+/// holds).
+fn by_endpoint(
+    claimed: Vec<webhook_delivery::Model>,
+) -> std::collections::HashMap<Uuid, Vec<webhook_delivery::Model>> {
+    let mut groups: std::collections::HashMap<Uuid, Vec<_>> = Default::default();
+    for delivery in claimed {
+        groups
+            .entry(delivery.endpoint_id)
+            .or_default()
+            .push(delivery);
+    }
+    groups
+}
+
 /// A claimed delivery and what its attempt came to: `Err`, it was not sent (the
 /// endpoint could not be read).
 struct Attempt {
@@ -452,15 +467,7 @@ impl DeliveryWorker {
             return Ok(Vec::new());
         }
         let busy: Vec<Uuid> = self.busy_endpoints.lock().await.iter().copied().collect();
-        let claimed = self.claim(free, &busy, &[]).await?;
-        let mut groups: std::collections::HashMap<Uuid, Vec<webhook_delivery::Model>> =
-            Default::default();
-        for delivery in claimed {
-            groups
-                .entry(delivery.endpoint_id)
-                .or_default()
-                .push(delivery);
-        }
+        let groups = by_endpoint(self.claim(free, &busy, &[]).await?);
         let mut busy = self.busy_endpoints.lock().await;
         for (endpoint_id, deliveries) in &groups {
             busy.insert(*endpoint_id);
@@ -651,19 +658,10 @@ impl DeliveryWorker {
                 .await
         };
         let (mut verdicts, next) = tokio::join!(self.record_or_keep(&attempts), next);
-        let mut next = next.map(|claimed| {
-            let mut by_endpoint: std::collections::HashMap<Uuid, Vec<_>> = Default::default();
-            for delivery in claimed {
-                by_endpoint
-                    .entry(delivery.endpoint_id)
-                    .or_default()
-                    .push(delivery);
-            }
-            by_endpoint
-        });
+        let mut next = next.map(by_endpoint);
         for (endpoint_id, more, settled) in answers {
             let share = match &mut next {
-                Ok(by_endpoint) => Ok(by_endpoint.remove(&endpoint_id).unwrap_or_default()),
+                Ok(groups) => Ok(groups.remove(&endpoint_id).unwrap_or_default()),
                 Err(_) if more => Err(()),
                 Err(_) => Ok(Vec::new()),
             };
@@ -729,8 +727,9 @@ impl DeliveryWorker {
 
     /// Leases up to `limit` due deliveries, at most [`PER_ENDPOINT`] of each enabled
     /// endpoint and none of the `busy` endpoints (this instance is sending to them), of
-    /// the `only` endpoints when there are some: per endpoint an index range (`idx_webhook_deliveries_endpoint_due`), so a large
-    /// backlog costs no more to claim from than a small one. The lease's condition is
+    /// the `only` endpoints when there are some: per endpoint an index range
+    /// (`idx_webhook_deliveries_endpoint_due`), so a large backlog costs no more to claim
+    /// from than a small one. The lease's condition is
     /// checked again by the `UPDATE` itself, so of two instances that pick the same
     /// delivery only one gets it (PostgreSQL also skips rows another claim has locked).
     async fn claim(

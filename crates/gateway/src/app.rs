@@ -543,11 +543,8 @@ fn surround(route: Route, trust_forwarded_for: bool) -> impl Endpoint + use<> {
             ))
         }))
         .around(move |endpoint, req| {
-            ciq_http::security::baseline_headers(endpoint, req, trust_forwarded_for)
+            ciq_http::surround::every_request(endpoint, req, trust_forwarded_for)
         })
-        .around(ciq_http::routes::allow_header)
-        .around(ciq_http::metrics::track)
-        .around(ciq_http::request_id::track)
 }
 
 /// Completes on Ctrl-C or SIGTERM.

@@ -96,7 +96,7 @@ pub struct HttpError {
 }
 
 /// The cause of a failed request, left in the response's extensions for the access
-/// log (see [`crate::request_id::track`]), which logs it once.
+/// log (see [`crate::request_id::end`]), which logs it once.
 #[derive(Debug, Clone)]
 pub struct ErrorCause(pub String);
 

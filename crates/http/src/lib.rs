@@ -11,6 +11,8 @@
 //! - [`secret`]: secret body fields (passwords) that never print.
 //! - [`security`]: the headers every response carries.
 //! - [`openapi`]: the fixes every generated OpenAPI document gets.
+//! - [`surround`]: the one outermost layer that applies the id, metrics, `Allow` and
+//!   security headers to every answer.
 //!
 //! Nothing here knows leads, keys or pages.
 
@@ -23,6 +25,7 @@ pub mod request_id;
 pub mod routes;
 pub mod secret;
 pub mod security;
+pub mod surround;
 pub mod text;
 pub mod time;
 

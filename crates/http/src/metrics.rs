@@ -30,7 +30,6 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use poem::{Endpoint, IntoResponse, Request, Response};
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -123,29 +122,18 @@ pub fn method_label(method: &poem::http::Method) -> &'static str {
     }
 }
 
-/// Middleware: request count and latency by route, method and status.
-pub async fn track<E: Endpoint>(
-    endpoint: std::sync::Arc<E>,
-    req: Request,
-) -> poem::Result<Response> {
-    let route = crate::routes::label(req.uri().path());
-    let method = method_label(req.method());
-    let started = Instant::now();
-    let result = endpoint.call(req).await.map(IntoResponse::into_response);
-    let status = match &result {
-        Ok(resp) => resp.status(),
-        Err(err) => err.status(),
-    };
+/// Counts a request's answer (`ciq_http_requests_total`) and times it
+/// (`ciq_http_request_duration_seconds`) under its route's label.
+pub fn record(route: &'static str, method: &poem::http::Method, status: u16, started: Instant) {
     metrics::counter!(
         "ciq_http_requests_total",
         "route" => route,
-        "method" => method,
-        "status" => status.as_u16().to_string()
+        "method" => method_label(method),
+        "status" => status.to_string()
     )
     .increment(1);
     metrics::histogram!("ciq_http_request_duration_seconds", "route" => route)
         .record(started.elapsed().as_secs_f64());
-    result
 }
 
 #[cfg(test)]

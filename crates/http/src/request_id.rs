@@ -7,9 +7,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use poem::http::HeaderValue;
-use poem::{Endpoint, IntoResponse, Request, Response};
-use tracing::Instrument;
+use poem::http::{HeaderValue, Method};
+use poem::{Request, Response};
 
 /// The header that carries a request's id both ways: a client's is kept when it is
 /// well formed, otherwise one is made; every answer sends it back.
@@ -26,33 +25,41 @@ pub fn request_id(req: &Request) -> String {
         .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned)
 }
 
-/// The request's id, in the request's extensions for what runs inside [`track`] (the
+/// The request's id, in the request's extensions for what runs after [`begin`] (the
 /// request log records it).
 #[derive(Debug, Clone)]
 pub struct RequestId(pub Arc<str>);
 
-/// Middleware: id in, id out, a span around the request, an access line after it.
-pub async fn track<E: Endpoint>(endpoint: Arc<E>, mut req: Request) -> poem::Result<Response> {
-    let id: Arc<str> = request_id(&req).into();
+/// A request's id and its span, from [`begin`] to [`end`].
+pub struct Tracking {
+    /// The id, also in the request's extensions as [`RequestId`].
+    pub id: Arc<str>,
+    /// The span every log line of the request is recorded in.
+    pub span: tracing::Span,
+}
+
+/// Id in: the request's id (the client's or a new one) put in its extensions, and the
+/// span its log lines are recorded in.
+pub fn begin(req: &mut Request) -> Tracking {
+    let id: Arc<str> = request_id(req).into();
     req.extensions_mut().insert(RequestId(id.clone()));
-    let method = req.method().clone();
-    let route = crate::routes::label(req.uri().path());
-    let started = Instant::now();
     let span = tracing::info_span!("request", request_id = %id);
-    let result = endpoint
-        .call(req)
-        .instrument(span.clone())
-        .await
-        .map(IntoResponse::into_response);
-    let mut resp = match result {
-        Ok(resp) => resp,
-        Err(err) => err.into_response(),
-    };
+    Tracking { id, span }
+}
+
+/// Id out, and the request's access line: status, time and — for a failure — the cause
+/// its raiser left in the response, taken out of it here so it is logged once.
+pub fn end(
+    tracking: &Tracking,
+    resp: &mut Response,
+    method: &Method,
+    route: &str,
+    started: Instant,
+) {
     let status = resp.status().as_u16();
     let ms = started.elapsed().as_secs_f64() * 1000.0;
-    // The one place a failure is logged: with its cause, if the raiser left one.
     let cause = resp.extensions_mut().remove::<crate::error::ErrorCause>();
-    span.in_scope(|| match cause {
+    tracking.span.in_scope(|| match cause {
         Some(crate::error::ErrorCause(cause)) if status >= 500 => {
             tracing::error!(%method, route, status, ms, %cause, "request");
         }
@@ -63,9 +70,8 @@ pub async fn track<E: Endpoint>(endpoint: Arc<E>, mut req: Request) -> poem::Res
     });
     resp.headers_mut().insert(
         HEADER,
-        HeaderValue::from_str(&id).expect("request ids are visible ASCII"),
+        HeaderValue::from_str(&tracking.id).expect("request ids are visible ASCII"),
     );
-    Ok(resp)
 }
 
 #[cfg(test)]

@@ -3,10 +3,8 @@
 //! of a 405 both read it, so they cannot drift apart; a test of the gateway checks
 //! that every documented operation is in it.
 
-use std::sync::Arc;
-
+use poem::Response;
 use poem::http::{HeaderValue, StatusCode, header};
-use poem::{Endpoint, IntoResponse, Request, Response};
 
 /// `POST` — the reference's Create Lead endpoint.
 pub const CREATE_LEAD: &str = "/api/external/leads/create";
@@ -195,16 +193,14 @@ pub fn label(path: &str) -> &'static str {
     find(path).map_or(OTHER, |r| r.label)
 }
 
-/// Middleware, RFC 9110: a 405 says which methods the resource does accept.
-pub async fn allow_header<E: Endpoint>(endpoint: Arc<E>, req: Request) -> poem::Result<Response> {
-    let route = find(req.uri().path());
-    let mut resp = endpoint.call(req).await?.into_response();
+/// RFC 9110: a 405 says which methods the resource does accept (`route`, found by
+/// [`find`] for the request's path; `GET` where no route matched).
+pub fn add_allow(resp: &mut Response, route: Option<&RouteSpec>) {
     if resp.status() == StatusCode::METHOD_NOT_ALLOWED {
         let allow = route.map_or("GET", |r| r.allow);
         resp.headers_mut()
             .insert(header::ALLOW, HeaderValue::from_static(allow));
     }
-    Ok(resp)
 }
 
 #[cfg(test)]

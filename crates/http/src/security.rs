@@ -3,10 +3,7 @@
 //! Settings pages) set their own `Content-Security-Policy`; this fills in only what is
 //! missing.
 
-use std::sync::Arc;
-
-use poem::http::HeaderValue;
-use poem::{Endpoint, IntoResponse, Request, Response};
+use poem::http::{HeaderMap, HeaderValue};
 
 /// The policy of responses that set none of their own: they may not be framed.
 pub const DEFAULT_CSP: &str = "frame-ancestors 'none'";
@@ -14,19 +11,10 @@ pub const DEFAULT_CSP: &str = "frame-ancestors 'none'";
 /// `Strict-Transport-Security` of answers over TLS: a year, this host and its subdomains.
 pub const HSTS: &str = "max-age=31536000; includeSubDomains";
 
-/// Middleware: adds the baseline headers to whatever the inner endpoint answered;
-/// `trust_forwarded_for` says whether a proxy's `X-Forwarded-Proto` counts.
-pub async fn baseline_headers<E: Endpoint>(
-    endpoint: Arc<E>,
-    req: Request,
-    trust_forwarded_for: bool,
-) -> poem::Result<Response> {
-    let tls = crate::client::over_tls(&req, trust_forwarded_for);
-    let mut resp = match endpoint.call(req).await {
-        Ok(resp) => resp.into_response(),
-        Err(err) => err.into_response(),
-    };
-    let headers = resp.headers_mut();
+/// Adds the baseline headers to an answer's `headers`, keeping a stricter
+/// `X-Frame-Options` or `Content-Security-Policy` the answer set itself; `tls` (see
+/// [`crate::client::over_tls`]) adds HSTS.
+pub fn add_baseline(headers: &mut HeaderMap, tls: bool) {
     headers.insert(
         "x-content-type-options",
         HeaderValue::from_static("nosniff"),
@@ -43,5 +31,4 @@ pub async fn baseline_headers<E: Endpoint>(
             HeaderValue::from_static(DEFAULT_CSP),
         );
     }
-    Ok(resp)
 }

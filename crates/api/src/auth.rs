@@ -48,7 +48,7 @@ pub struct Caller {
 }
 
 /// Who a request is counted for in usage: left in the request's extensions by
-/// [`crate::usage::track`], filled in here once a key verifies (a request whose key
+/// [`crate::usage::Counting`], filled in here once a key verifies (a request whose key
 /// does not verify belongs to no key and is not counted), and marked when a visitor
 /// limit refused it (counted, never logged).
 #[derive(Debug, Default)]

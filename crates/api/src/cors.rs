@@ -4,10 +4,8 @@
 //! ([`crate::auth::Caller::require`]), whose answer — refusals included — carries the
 //! CORS headers so the page can read it.
 
-use std::sync::Arc;
-
 use poem::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use poem::{Endpoint, IntoResponse, Request, Response};
+use poem::{IntoResponse, Request, Response};
 
 /// The paths browser keys may use.
 pub const BROWSER_PATHS: &[&str] = &[ciq_http::routes::CREATE_LEAD, ciq_http::routes::BATCH_LEADS];
@@ -28,18 +26,35 @@ pub fn is_browser_path(path: &str) -> bool {
     BROWSER_PATHS.contains(&path)
 }
 
-/// Middleware: on [`BROWSER_PATHS`], answers `OPTIONS` itself (204) and adds the
-/// CORS headers to every other answer of a request that carries `Origin`; other
-/// paths pass through untouched.
-pub async fn handle<E: Endpoint>(endpoint: Arc<E>, req: Request) -> poem::Result<Response> {
-    if !is_browser_path(req.uri().path()) {
-        return endpoint.call(req).await.map(IntoResponse::into_response);
+/// A request's CORS side, from [`Cors::of`] to [`Cors::finish`]: on
+/// [`BROWSER_PATHS`], `OPTIONS` is answered here (204) and every other answer to a
+/// request that carries `Origin` gets the CORS headers; other paths pass untouched.
+pub struct Cors {
+    browser: bool,
+    origin: Option<HeaderValue>,
+}
+
+impl Cors {
+    /// What `req` needs of CORS: nothing off the browser paths.
+    pub fn of(req: &Request) -> Self {
+        let browser = is_browser_path(req.uri().path());
+        Self {
+            browser,
+            origin: browser
+                .then(|| req.headers().get(header::ORIGIN).cloned())
+                .flatten(),
+        }
     }
-    let origin = req.headers().get(header::ORIGIN).cloned();
-    if req.method() == Method::OPTIONS {
+
+    /// The answer to `req` when it is a preflight on a browser path (204): it carries
+    /// no key, so it is answered before anything counts it.
+    pub fn preflight(&self, req: &Request) -> Option<Response> {
+        if !self.browser || req.method() != Method::OPTIONS {
+            return None;
+        }
         let mut resp = StatusCode::NO_CONTENT.into_response();
         let headers = resp.headers_mut();
-        allow_origin(headers, origin);
+        allow_origin(headers, self.origin.clone());
         headers.insert(
             header::ACCESS_CONTROL_ALLOW_METHODS,
             HeaderValue::from_static("POST"),
@@ -52,22 +67,27 @@ pub async fn handle<E: Endpoint>(endpoint: Arc<E>, req: Request) -> poem::Result
             header::ACCESS_CONTROL_MAX_AGE,
             HeaderValue::from(PREFLIGHT_MAX_AGE_SECS),
         );
-        return Ok(resp);
+        Some(resp)
     }
-    let mut resp = match endpoint.call(req).await {
-        Ok(resp) => resp.into_response(),
-        // Rendered here, in the one error shape, so the CORS headers can go on it.
-        Err(err) => ciq_http::error::render_framework_error(err),
-    };
-    if origin.is_some() {
-        let headers = resp.headers_mut();
-        allow_origin(headers, origin);
-        headers.insert(
-            header::ACCESS_CONTROL_EXPOSE_HEADERS,
-            HeaderValue::from_static(EXPOSED_HEADERS),
-        );
+
+    /// `result`, the answer, with the CORS headers a page needs to read it; on a
+    /// browser path an error is rendered here, in the one error shape, so they can go
+    /// on it.
+    pub fn finish(self, result: poem::Result<Response>) -> poem::Result<Response> {
+        if !self.browser {
+            return result;
+        }
+        let mut resp = result.unwrap_or_else(ciq_http::error::render_framework_error);
+        if self.origin.is_some() {
+            let headers = resp.headers_mut();
+            allow_origin(headers, self.origin);
+            headers.insert(
+                header::ACCESS_CONTROL_EXPOSE_HEADERS,
+                HeaderValue::from_static(EXPOSED_HEADERS),
+            );
+        }
+        Ok(resp)
     }
-    Ok(resp)
 }
 
 /// Echoes `origin` (the answer differs per origin, so caches must key on it).

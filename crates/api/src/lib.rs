@@ -32,7 +32,7 @@ pub mod webhooks;
 
 use std::sync::Arc;
 
-use poem::{Endpoint, EndpointExt, IntoEndpoint, Route};
+use poem::{Endpoint, EndpointExt, IntoEndpoint, IntoResponse, Request, Response, Route};
 
 pub use state::ApiState;
 
@@ -44,34 +44,7 @@ pub fn attach(route: Route, state: Arc<ApiState>) -> Route {
     let swagger = openapi::swagger_ui(&service, &document);
     let api = service
         .into_endpoint()
-        // A request without a key never reaches the key checker (the framework refuses
-        // it first); count it against its address here, like any other bad key.
-        .around(|endpoint, mut req| async move {
-            if req.uri().path() != ciq_http::routes::CREATE_LEAD {
-                return endpoint.call(req).await;
-            }
-            let state = req
-                .data::<Arc<ApiState>>()
-                .expect("the API state is attached")
-                .clone();
-            // Group commit gathers the rows of creates in flight: say one may follow
-            // before the key check, the limiter and validation take their time.
-            req.extensions_mut()
-                .insert(Arc::new(state.leads.writer().announce()));
-            let keyless = req
-                .headers()
-                .get("x-api-key")
-                .is_none_or(|v| v.as_bytes().iter().all(u8::is_ascii_whitespace));
-            if keyless {
-                auth::record_failure(&state, &req).await?;
-            }
-            endpoint.call(req).await
-        })
-        // Every answer to a verified key counts in its usage.
-        .around(usage::track)
-        // Outermost: a preflight is answered before anything counts it.
-        .around(cors::handle)
-        .data(state);
+        .around(move |endpoint, req| operations(endpoint, req, state.clone()));
     embed::attach(route)
         .at(
             ciq_http::routes::PUBLIC_DOCUMENT,
@@ -83,4 +56,54 @@ pub fn attach(route: Route, state: Arc<ApiState>) -> Route {
         )
         .nest(ciq_http::routes::DOCS, swagger)
         .nest_no_strip("/api/external", api)
+}
+
+/// The one layer around the public operations, in the order a request meets it: a
+/// browser path's preflight answered before anything counts it, the API state put in
+/// the request, the usage slot every answer to a verified key is counted by and — for
+/// a create — group commit told that a row may follow and a request without a key
+/// counted against its address (the framework refuses it before the key checker could);
+/// then, on the way out, the usage count and the CORS headers.
+///
+/// One `async fn` rather than a layer each: every poem layer keeps its own copy of the
+/// request (472 bytes) beside the next layer's future for as long as the request is
+/// in flight, and moves it once more on the way in.
+async fn operations<E: Endpoint>(
+    endpoint: Arc<E>,
+    mut req: Request,
+    state: Arc<ApiState>,
+) -> poem::Result<Response> {
+    let cors = cors::Cors::of(&req);
+    if let Some(preflight) = cors.preflight(&req) {
+        return Ok(preflight);
+    }
+    req.extensions_mut().insert(state.clone());
+    let counting = usage::Counting::begin(&mut req);
+    let result = match before_a_create(&state, &mut req).await {
+        // On `E` itself: `Arc<E>`'s own `call` would be one more layer.
+        Ok(()) => E::call(&endpoint, req)
+            .await
+            .map(IntoResponse::into_response),
+        Err(err) => Err(err),
+    };
+    cors.finish(counting.finish(&state, result).await)
+}
+
+/// For a create: tells group commit a row may follow (before the key check, the
+/// limiter and validation take their time), and counts a request without a key against
+/// its address like any other bad key.
+async fn before_a_create(state: &ApiState, req: &mut Request) -> poem::Result<()> {
+    if req.uri().path() != ciq_http::routes::CREATE_LEAD {
+        return Ok(());
+    }
+    req.extensions_mut()
+        .insert(Arc::new(state.leads.writer().announce()));
+    let keyless = req
+        .headers()
+        .get("x-api-key")
+        .is_none_or(|v| v.as_bytes().iter().all(u8::is_ascii_whitespace));
+    if keyless {
+        auth::record_failure(state, req).await?;
+    }
+    Ok(())
 }

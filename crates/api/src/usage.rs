@@ -3,7 +3,7 @@
 //! /api/external/requests` (its request log: the answers that were not 2xx). Both are
 //! refused to browser keys, which are public, and count against the key's limit.
 //!
-//! [`track`] is where every answer to a key is counted: it leaves a
+//! [`Counting`] is where every answer to a key is counted: it leaves a
 //! [`UsageSlot`] in the request for the key checker to fill in, and afterwards hands
 //! the answer to the gateway's [`ciq_usage::Recorder`] (in memory; flushed every few
 //! seconds). For an answer that goes into the request log it reads the error's code and
@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use poem::web::Data;
-use poem::{Endpoint, IntoResponse, Request, Response};
+use poem::{Request, Response};
 use poem_openapi::param::Query;
 use poem_openapi::payload::{Json, Response as Answer};
 use poem_openapi::types::{ParseFromJSON, ToJSON};
@@ -28,41 +28,56 @@ use crate::auth::{ApiKeyAuth, Caller, UsageSlot};
 use crate::state::ApiState;
 use crate::tags::ApiTags;
 
-/// Middleware around the public operations: counts every answer given to a key that
-/// verified (see the module documentation). Requests without one pass untouched.
-pub async fn track<E: Endpoint>(endpoint: E, mut req: Request) -> poem::Result<Response> {
-    let state = req
-        .data::<Arc<ApiState>>()
-        .expect("the API state is attached")
-        .clone();
-    let slot = Arc::new(UsageSlot::default());
-    req.extensions_mut().insert(slot.clone());
-    let asked = Asked::of(&req);
-    let result = endpoint.call(req).await;
-    let Some(key) = slot.key.get().copied() else {
-        return result.map(IntoResponse::into_response);
-    };
-    let mut resp = match result {
-        Ok(resp) => resp.into_response(),
-        // Rendered here, in the one error shape, so the log can read its code.
-        Err(err) => ciq_http::error::render_framework_error(err),
-    };
-    let status = resp.status().as_u16();
-    let at = chrono::Utc::now();
-    let loggable = !resp.status().is_success() && !slot.visitor_limited.load(Ordering::Relaxed);
-    if state.usage.answered(key, at, status, loggable) {
-        let (code, field, message) = error_summary(&mut resp).await;
-        state.usage.log(
-            key,
-            LogEntry {
-                code,
-                field,
-                message,
-                ..asked.entry(&state, at, status)
-            },
-        );
+/// A request being counted, from [`Counting::begin`] to [`Counting::finish`]: every
+/// answer given to a key that verified is counted (see the module documentation);
+/// requests without one pass untouched.
+pub struct Counting {
+    slot: Arc<UsageSlot>,
+    asked: Asked,
+}
+
+impl Counting {
+    /// Leaves a [`UsageSlot`] in `req` for the key checker to fill in, and keeps what
+    /// the request log would record of the request.
+    pub fn begin(req: &mut Request) -> Self {
+        let slot = Arc::new(UsageSlot::default());
+        req.extensions_mut().insert(slot.clone());
+        Self {
+            slot,
+            asked: Asked::of(req),
+        }
     }
-    Ok(resp)
+
+    /// Counts `result`, the answer, against the key that verified (and logs it when it
+    /// is not a success), and hands it on; an error is rendered first, in the one
+    /// error shape, so the log can read its code.
+    pub async fn finish(
+        self,
+        state: &ApiState,
+        result: poem::Result<Response>,
+    ) -> poem::Result<Response> {
+        let Some(key) = self.slot.key.get().copied() else {
+            return result;
+        };
+        let mut resp = result.unwrap_or_else(ciq_http::error::render_framework_error);
+        let status = resp.status().as_u16();
+        let at = chrono::Utc::now();
+        let loggable =
+            !resp.status().is_success() && !self.slot.visitor_limited.load(Ordering::Relaxed);
+        if state.usage.answered(key, at, status, loggable) {
+            let (code, field, message) = error_summary(&mut resp).await;
+            state.usage.log(
+                key,
+                LogEntry {
+                    code,
+                    field,
+                    message,
+                    ..self.asked.entry(state, at, status)
+                },
+            );
+        }
+        Ok(resp)
+    }
 }
 
 /// What the request log keeps of a request, taken before it is handled: references

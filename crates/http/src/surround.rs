@@ -29,7 +29,7 @@ pub async fn every_request<E: Endpoint>(
     trust_forwarded_for: bool,
 ) -> poem::Result<Response> {
     let route = routes::find(req.uri().path());
-    let label = route.map_or(routes::OTHER, |r| r.label);
+    let label = routes::label(route);
     let method = req.method().clone();
     let tls = client::over_tls(&req, trust_forwarded_for);
     let tracking = request_id::begin(&mut req);

@@ -469,6 +469,11 @@ fn parse_schedule(text: &str) -> Result<RetrySchedule, String> {
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
     let serving = matches!(cli.command, None | Some(Command::Serve(_)));
+    // Before anything starts: a process missing the allocator's serving settings is
+    // replaced by one that has them (this call returns only if nothing was missing).
+    let restart_failed = serving
+        .then(crate::allocator::serve_with_defaults)
+        .flatten();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
@@ -489,6 +494,9 @@ pub fn run() -> ExitCode {
     match cli.log_format {
         LogFormat::Json => builder.json().with_current_span(true).init(),
         LogFormat::Text => builder.init(),
+    }
+    if let Some(err) = restart_failed {
+        tracing::warn!(error = %err, "could not restart with the allocator's serving settings; serving with mimalloc's defaults (more memory)");
     }
     // A panic is logged once, as a log line in the chosen format (the default hook's
     // stderr text would bypass it); a handler's panic is then answered 500.

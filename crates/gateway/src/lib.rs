@@ -2,6 +2,7 @@
 //! set-up and the application itself. `main.rs` only calls [`cli::run`]; tests start
 //! the very same [`Application`].
 
+pub mod allocator;
 pub mod app;
 pub mod cli;
 pub mod database;

@@ -765,6 +765,67 @@ async fn commands_print_no_log_lines_unless_asked(backend: Backend) {
     );
 }
 
+/// The environment a process runs with now, from `/proc`.
+fn environment_of(pid: u32) -> Vec<(String, String)> {
+    std::fs::read(format!("/proc/{pid}/environ"))
+        .expect("the process's environment")
+        .split(|b| *b == 0)
+        .filter_map(|entry| {
+            let entry = String::from_utf8_lossy(entry);
+            let (name, value) = entry.split_once('=')?;
+            Some((name.to_owned(), value.to_owned()))
+        })
+        .collect()
+}
+
+fn value_of<'a>(environment: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    environment
+        .iter()
+        .find(|(have, _)| have == name)
+        .map(|(_, value)| value.as_str())
+}
+
+#[tokio::test]
+async fn serve_runs_with_the_allocators_serving_settings_unless_the_operator_set_them() {
+    let Some(db) = TestDatabase::create(Backend::Sqlite).await else {
+        return;
+    };
+    // Nothing set: the same process (the child's own id) now runs with both, and serves.
+    let mut served = serve(&db);
+    let environment = environment_of(served.child.id());
+    assert_eq!(
+        value_of(&environment, "MIMALLOC_ARENA_EAGER_COMMIT"),
+        Some("0")
+    );
+    assert_eq!(value_of(&environment, "MIMALLOC_PURGE_DELAY"), Some("10"));
+    assert_eq!(
+        value_of(&environment, "CIQ_LISTEN"),
+        Some("127.0.0.1:0"),
+        "the rest of the environment is kept"
+    );
+    let health = ciq_e2e::http_client()
+        .get(format!("{}/healthz", served.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    served.kill();
+    // The operator's value wins; only the missing one is added.
+    let served = serve_with(&db, &[("MIMALLOC_PURGE_DELAY", "1000")]);
+    let environment = environment_of(served.child.id());
+    assert_eq!(value_of(&environment, "MIMALLOC_PURGE_DELAY"), Some("1000"));
+    assert_eq!(
+        value_of(&environment, "MIMALLOC_ARENA_EAGER_COMMIT"),
+        Some("0")
+    );
+    let health = ciq_e2e::http_client()
+        .get(format!("{}/healthz", served.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+}
+
 #[tokio::test]
 async fn the_operator_token_can_come_from_a_file() {
     let db = TestDatabase::create(Backend::Sqlite).await.unwrap();

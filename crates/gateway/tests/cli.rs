@@ -785,6 +785,16 @@ fn value_of<'a>(environment: &'a [(String, String)], name: &str) -> Option<&'a s
         .map(|(_, value)| value.as_str())
 }
 
+/// The status of `GET /healthz`: the process serves.
+async fn healthz(base_url: &str) -> reqwest::StatusCode {
+    ciq_e2e::http_client()
+        .get(format!("{base_url}/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
 #[tokio::test]
 async fn serve_runs_with_the_allocators_serving_settings_unless_the_operator_set_them() {
     let Some(db) = TestDatabase::create(Backend::Sqlite).await else {
@@ -803,12 +813,7 @@ async fn serve_runs_with_the_allocators_serving_settings_unless_the_operator_set
         Some("127.0.0.1:0"),
         "the rest of the environment is kept"
     );
-    let health = ciq_e2e::http_client()
-        .get(format!("{}/healthz", served.base_url))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(health.status(), 200);
+    assert_eq!(healthz(&served.base_url).await, 200);
     served.kill();
     // The operator's value wins; only the missing one is added.
     let served = serve_with(&db, &[("MIMALLOC_PURGE_DELAY", "1000")]);
@@ -818,12 +823,7 @@ async fn serve_runs_with_the_allocators_serving_settings_unless_the_operator_set
         value_of(&environment, "MIMALLOC_ARENA_EAGER_COMMIT"),
         Some("0")
     );
-    let health = ciq_e2e::http_client()
-        .get(format!("{}/healthz", served.base_url))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(health.status(), 200);
+    assert_eq!(healthz(&served.base_url).await, 200);
 }
 
 #[tokio::test]

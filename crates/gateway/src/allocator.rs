@@ -6,10 +6,10 @@
 //! memory kept for a second before it goes back to the system. Measured on the create
 //! path (docs/performance.md, "Memory"), committing on demand and giving freed memory
 //! back after 10 ms cut the peak resident memory at 1 024 connections by a third (130–148
-//! → 93–94 MB); create throughput stayed within the machine's noise, for about 5 % more
-//! of the gateway's CPU per create (the purges' system calls). On Linux `serve` therefore starts with those
-//! two settings in its environment: when the operator left one unset, the process replaces
-//! itself (`exec`, same process id, same arguments) with them set. A value the operator
+//! → 93–94 MB), for about 5 % more of the gateway's CPU per create and 0–3 % of create
+//! throughput (the heap off transparent huge pages). On Linux `serve` therefore starts
+//! with those two settings in its environment: when the operator left one unset, the
+//! process replaces itself (`exec`, same process id, same arguments) with them set. A value the operator
 //! set is kept as it is (`MIMALLOC_PURGE_DELAY=1000 MIMALLOC_ARENA_EAGER_COMMIT=2` are
 //! mimalloc's own defaults). One-off commands keep mimalloc's defaults: they exit before
 //! memory matters.

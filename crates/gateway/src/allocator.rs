@@ -9,9 +9,9 @@
 //! → 93–94 MB), for about 5 % more of the gateway's CPU per create and 0–3 % of create
 //! throughput (the heap off transparent huge pages). On Linux `serve` therefore starts
 //! with those two settings in its environment: when the operator left one unset, the
-//! process replaces itself (`exec`, same process id, same arguments) with them set. A value the operator
-//! set is kept as it is (`MIMALLOC_PURGE_DELAY=1000 MIMALLOC_ARENA_EAGER_COMMIT=2` are
-//! mimalloc's own defaults). One-off commands keep mimalloc's defaults: they exit before
+//! process replaces itself (`exec`, same process id, same arguments) with them set. A
+//! value the operator set is kept as it is (`MIMALLOC_PURGE_DELAY=1000
+//! MIMALLOC_ARENA_EAGER_COMMIT=2` are mimalloc's own defaults). One-off commands keep mimalloc's defaults: they exit before
 //! memory matters.
 
 use std::ffi::OsString;
@@ -26,9 +26,9 @@ pub const SERVING_DEFAULTS: [(&str, &str); 2] = [
 
 /// The settings of [`SERVING_DEFAULTS`] missing from `environment` (the operator's own
 /// values win, whatever they are, an empty one included).
-pub fn missing<'a>(
+pub fn missing(
     environment: impl IntoIterator<Item = (OsString, OsString)>,
-) -> Vec<(&'a str, &'a str)> {
+) -> Vec<(&'static str, &'static str)> {
     let set: Vec<OsString> = environment.into_iter().map(|(name, _)| name).collect();
     SERVING_DEFAULTS
         .into_iter()

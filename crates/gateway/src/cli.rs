@@ -470,7 +470,8 @@ pub fn run() -> ExitCode {
     let cli = Cli::parse();
     let serving = matches!(cli.command, None | Some(Command::Serve(_)));
     // Before anything starts: a process missing the allocator's serving settings is
-    // replaced by one that has them (this call returns only if nothing was missing).
+    // replaced by one that has them (the call returns only when nothing was missing, or
+    // with the error when the replacing failed: logged below, once logging is set up).
     let restart_failed = serving
         .then(crate::allocator::serve_with_defaults)
         .flatten();

@@ -11,8 +11,8 @@
 //! with those two settings in its environment: when the operator left one unset, the
 //! process replaces itself (`exec`, same process id, same arguments) with them set. A
 //! value the operator set is kept as it is (`MIMALLOC_PURGE_DELAY=1000
-//! MIMALLOC_ARENA_EAGER_COMMIT=2` are mimalloc's own defaults). One-off commands keep mimalloc's defaults: they exit before
-//! memory matters.
+//! MIMALLOC_ARENA_EAGER_COMMIT=2` are mimalloc's own defaults). One-off commands keep
+//! mimalloc's defaults: they exit before memory matters.
 
 use std::ffi::OsString;
 

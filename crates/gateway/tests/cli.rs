@@ -765,8 +765,8 @@ async fn commands_print_no_log_lines_unless_asked(backend: Backend) {
     );
 }
 
-/// The environment a process runs with now, from `/proc`.
-fn environment_of(pid: u32) -> Vec<(String, String)> {
+/// The environment a process runs with now, from `/proc`, by name.
+fn environment_of(pid: u32) -> std::collections::HashMap<String, String> {
     std::fs::read(format!("/proc/{pid}/environ"))
         .expect("the process's environment")
         .split(|b| *b == 0)
@@ -776,13 +776,6 @@ fn environment_of(pid: u32) -> Vec<(String, String)> {
             Some((name.to_owned(), value.to_owned()))
         })
         .collect()
-}
-
-fn value_of<'a>(environment: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    environment
-        .iter()
-        .find(|(have, _)| have == name)
-        .map(|(_, value)| value.as_str())
 }
 
 /// The status of `GET /healthz`: the process serves.
@@ -804,12 +797,17 @@ async fn serve_runs_with_the_allocators_serving_settings_unless_the_operator_set
     let mut served = serve(&db);
     let environment = environment_of(served.child.id());
     assert_eq!(
-        value_of(&environment, "MIMALLOC_ARENA_EAGER_COMMIT"),
+        environment
+            .get("MIMALLOC_ARENA_EAGER_COMMIT")
+            .map(String::as_str),
         Some("0")
     );
-    assert_eq!(value_of(&environment, "MIMALLOC_PURGE_DELAY"), Some("10"));
     assert_eq!(
-        value_of(&environment, "CIQ_LISTEN"),
+        environment.get("MIMALLOC_PURGE_DELAY").map(String::as_str),
+        Some("10")
+    );
+    assert_eq!(
+        environment.get("CIQ_LISTEN").map(String::as_str),
         Some("127.0.0.1:0"),
         "the rest of the environment is kept"
     );
@@ -818,9 +816,14 @@ async fn serve_runs_with_the_allocators_serving_settings_unless_the_operator_set
     // The operator's value wins; only the missing one is added.
     let served = serve_with(&db, &[("MIMALLOC_PURGE_DELAY", "1000")]);
     let environment = environment_of(served.child.id());
-    assert_eq!(value_of(&environment, "MIMALLOC_PURGE_DELAY"), Some("1000"));
     assert_eq!(
-        value_of(&environment, "MIMALLOC_ARENA_EAGER_COMMIT"),
+        environment.get("MIMALLOC_PURGE_DELAY").map(String::as_str),
+        Some("1000")
+    );
+    assert_eq!(
+        environment
+            .get("MIMALLOC_ARENA_EAGER_COMMIT")
+            .map(String::as_str),
         Some("0")
     );
     assert_eq!(healthz(&served.base_url).await, 200);

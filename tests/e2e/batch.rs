@@ -26,7 +26,7 @@ fn lead(name: &str) -> Value {
     lead
 }
 
-async fn full_key(app: &TestApp, email: &str) -> (uuid::Uuid, String) {
+pub(crate) async fn full_key(app: &TestApp, email: &str) -> (uuid::Uuid, String) {
     app.user_with_key_like(
         email,
         NewKey {

@@ -115,24 +115,18 @@ async fn transaction_pooling_needs_no_reset_query_between_clients() {
     }
 }
 
-/// Behind a transaction pooler group commit's batches go through one PL/pgSQL function
-/// made once per database (`ciq_lead_batch_…`: its statement planned once per server
-/// connection, not per batch) — and a role that may write leads but not create the
-/// function (no `USAGE` on PL/pgSQL here) stores every lead all the same, sending the
-/// statement itself.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn transaction_pooled_batches_run_through_one_function_or_without_it() {
+/// A gateway behind a transaction pooler on a fresh database (its owner's role), and a
+/// peer on the same database as a role that may read and write every table but not
+/// create a PL/pgSQL function (no `USAGE` on the language), with that role's name.
+async fn owner_and_plain_role() -> Option<(TestApp, TestApp, String)> {
     use ciq_gateway::database::Pooling;
-    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    use sea_orm::ConnectionTrait;
 
-    let Some(owner) = TestApp::spawn_with(Backend::Postgres, |s| {
+    let owner = TestApp::spawn_with(Backend::Postgres, |s| {
         s.pooling = Pooling::Transaction;
     })
-    .await
-    else {
-        return;
-    };
-    let role = format!("ciq_writer_{}", uuid::Uuid::new_v4().simple());
+    .await?;
+    let role = format!("ciq_plain_{}", uuid::Uuid::new_v4().simple());
     owner
         .db
         .execute_unprepared(&format!(
@@ -150,6 +144,33 @@ async fn transaction_pooled_batches_run_through_one_function_or_without_it() {
     let limited = owner
         .spawn_peer_with(|s| s.database_url = format!("{scheme}://{role}@{host}").into())
         .await;
+    Some((owner, limited, role))
+}
+
+/// Stops the peer of [`owner_and_plain_role`] and drops its role.
+async fn drop_plain_role(owner: TestApp, limited: TestApp, role: &str) {
+    use sea_orm::ConnectionTrait;
+
+    limited.stop().await;
+    owner
+        .db
+        .execute_unprepared(&format!("DROP OWNED BY {role}; DROP ROLE {role}"))
+        .await
+        .unwrap();
+}
+
+/// Behind a transaction pooler group commit's batches go through one PL/pgSQL function
+/// made once per database (`ciq_lead_batch_…`: its statement planned once per server
+/// connection, not per batch) — and a role that may write leads but not create the
+/// function (no `USAGE` on PL/pgSQL here) stores every lead all the same, sending the
+/// statement itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transaction_pooled_batches_run_through_one_function_or_without_it() {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+
+    let Some((owner, limited, role)) = owner_and_plain_role().await else {
+        return;
+    };
     let (user, key) = owner.user_with_key("owner@acme.test").await;
     let count = |sql: String| {
         let db = owner.db.clone();
@@ -191,10 +212,68 @@ async fn transaction_pooled_batches_run_through_one_function_or_without_it() {
         assert_eq!(leads().await, expected_leads);
         assert_eq!(functions().await, expected_functions);
     }
-    limited.stop().await;
-    owner
-        .db
-        .execute_unprepared(&format!("DROP OWNED BY {role}; DROP ROLE {role}"))
-        .await
-        .unwrap();
+    drop_plain_role(owner, limited, &role).await;
+}
+
+/// Behind a transaction pooler a list page runs as a call of a PL/pgSQL function made
+/// once per statement shape (`ciq_rows_…`: its plan kept per server connection, not
+/// made per page) and answers exactly what the statement answers — newest first, the
+/// cursor's next page, a filter — and a role that may read leads but not create the
+/// function (no `USAGE` on PL/pgSQL here) gets the same pages, sending the statement.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transaction_pooled_lists_run_through_a_function_per_shape_or_without_it() {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    use serde_json::Value;
+
+    let Some((owner, limited, role)) = owner_and_plain_role().await else {
+        return;
+    };
+    let (_, key) = crate::batch::full_key(&owner, "owner@acme.test").await;
+    for (i, status) in ["new", "contacted", "new"].into_iter().enumerate() {
+        let mut body = ciq_e2e::reference_curl_body();
+        body["lead"]["email"] = format!("l{i}@example.com").into();
+        body["lead"]["status"] = status.into();
+        let created = owner.post_lead(Some(&key), &body).await;
+        assert_eq!(created.status(), 201);
+    }
+    let functions = || {
+        let db = owner.db.clone();
+        async move {
+            db.query_one_raw(Statement::from_string(
+                DbBackend::Postgres,
+                "SELECT count(*)::int8 AS n FROM pg_proc WHERE proname LIKE 'ciq\\_rows\\_%'",
+            ))
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get::<i64>("", "n")
+            .unwrap()
+        }
+    };
+    let emails = |page: &Value| -> Vec<String> {
+        page["leads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|lead| lead["email"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    // The first page, the cursor's next one, a filter: three shapes of statement.
+    for (app, expected_functions) in [(&limited, 0), (&owner, 3), (&limited, 3), (&owner, 3)] {
+        let first = crate::forms::read(app, &key, "/api/external/leads?limit=2").await;
+        assert_eq!(emails(&first), ["l2@example.com", "l1@example.com"]);
+        let cursor = first["next_cursor"].as_str().unwrap();
+        let next = crate::forms::read(
+            app,
+            &key,
+            &format!("/api/external/leads?limit=2&cursor={cursor}"),
+        )
+        .await;
+        assert_eq!(emails(&next), ["l0@example.com"]);
+        assert_eq!(next["next_cursor"], Value::Null);
+        let new = crate::forms::read(app, &key, "/api/external/leads?status=new").await;
+        assert_eq!(emails(&new), ["l2@example.com", "l0@example.com"]);
+        assert_eq!(functions().await, expected_functions);
+    }
+    drop_plain_role(owner, limited, &role).await;
 }

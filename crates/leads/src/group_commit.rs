@@ -479,14 +479,14 @@ struct BatchFunctions([tokio::sync::OnceCell<Option<String>>; 2]);
 /// `CREATE FUNCTION ciq_lead_batch_<hash>(<the columns' array types>)` running `text`,
 /// and the function's name.
 fn batch_function(text: &str, columns: &[(lead::Column, ColumnArray)]) -> (String, String) {
-    use blake2::Digest;
     let types: Vec<String> = columns
         .iter()
         .map(|(_, array)| format!("{}[]", array.sql_type()))
         .collect();
-    let digest = blake2::Blake2s256::digest(format!("{}\n{text}", types.join(",")).as_bytes());
-    let hash: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
-    let name = format!("ciq_lead_batch_{hash}");
+    let name = ciq_store::planned::function_name(
+        "ciq_lead_batch_",
+        &format!("{}\n{text}", types.join(",")),
+    );
     let create = format!(
         "CREATE FUNCTION {name}({}) RETURNS void LANGUAGE plpgsql AS $ciq_batch$ \
          BEGIN {text}; END $ciq_batch$",
@@ -495,33 +495,16 @@ fn batch_function(text: &str, columns: &[(lead::Column, ColumnArray)]) -> (Strin
     (name, create)
 }
 
-/// Makes (or finds) the batch function of `text` on `conn`; `None`, with a warning,
-/// when the role may not create functions (PostgreSQL 15 grants `CREATE` on `public`
-/// to the database's owner only).
+/// Makes (or finds) the batch function of `text` on `conn`: its name, or `None` when
+/// the database refuses to make it (see [`ciq_store::planned::make_function`]).
 async fn make_batch_function(
     conn: &mut sqlx::postgres::PgConnection,
     text: &str,
     columns: &[(lead::Column, ColumnArray)],
-) -> Option<String> {
+) -> Result<Option<String>, sqlx::Error> {
     let (name, create) = batch_function(text, columns);
-    match sqlx::raw_sql(sqlx::AssertSqlSafe(create))
-        .execute(conn)
-        .await
-    {
-        Ok(_) => Some(name),
-        // Made already, by another instance or at the same moment (same name, same text).
-        Err(sqlx::Error::Database(e)) if matches!(e.code().as_deref(), Some("42723" | "23505")) => {
-            Some(name)
-        }
-        Err(err) => {
-            tracing::warn!(
-                error = %err,
-                "could not create the lead batch function: batches are sent as statements \
-                 (PostgreSQL plans each one; grant CREATE on the schema to spare that)"
-            );
-            None
-        }
-    }
+    let made = ciq_store::planned::make_function(conn, &create, "lead batch").await?;
+    Ok(made.then_some(name))
 }
 
 /// Stores `rows` and their webhook deliveries in one transaction, a row at a time
@@ -576,9 +559,13 @@ async fn insert_batch(
     // round trip, an implicit transaction, nothing named on the server) — a call of the
     // batch function where it could be made, the statement itself where not.
     let inlined = if db.is_transaction_pooled() {
+        // When the database could not be asked, the statement goes itself (and meets
+        // the same outage) and the function is asked for again with the next batch.
         let function = functions.0[shape]
-            .get_or_init(|| make_batch_function(conn, text, &columns))
-            .await;
+            .get_or_try_init(|| make_batch_function(conn, text, &columns))
+            .await
+            .ok()
+            .and_then(Option::as_deref);
         columns
             .iter()
             .map(|(_, array)| array.literal())

@@ -18,14 +18,32 @@ use ciq_store::db::query_error;
 /// The leads `statement` selects — every column of `leads` in the entity's order, as a
 /// `lead::Entity::find()` query selects them (a column's position is its place in
 /// [`lead::Column`], which is that order: a test holds the two together).
-pub(crate) async fn read(db: &Db, statement: Statement) -> Result<Vec<lead::Model>, DbErr> {
+pub(crate) async fn read(
+    db: &Db,
+    statement: Statement,
+    plan: Plan,
+) -> Result<Vec<lead::Model>, DbErr> {
     if db.get_database_backend() != DbBackend::Postgres {
         return lead::Entity::find().from_raw_sql(statement).all(db).await;
     }
     // One round trip on a kept connection; behind a transaction pooler one simple query,
-    // nothing named (see `Db`).
-    let rows = db.fetch_all(statement).await.map_err(query_error)?;
+    // nothing named (see `Db`): a call of the statement's function where its plan may be
+    // kept (`ciq_store::planned`).
+    let rows = match plan {
+        Plan::Kept => db.fetch_rows_of("leads", statement).await,
+        Plan::PerValues => db.fetch_all(statement).await,
+    }
+    .map_err(query_error)?;
     decoded(&rows)
+}
+
+/// Whether a statement's plan may be made once and kept for every call, or must be
+/// made for its values (a prefix search bounds an index range only in a plan made for
+/// that prefix).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Plan {
+    Kept,
+    PerValues,
 }
 
 /// The leads of rows sea-orm read that hold every lead column in [`read`]'s order (an

@@ -478,8 +478,13 @@ pub async fn list(
     after: Option<After>,
     limit: u64,
 ) -> Result<(Vec<Lead>, bool), LeadError> {
-    let mut rows =
-        crate::rows::read(db, list_statement(db, user_id, filter, after, limit + 1)).await?;
+    let plan = if filter.search.is_some() {
+        crate::rows::Plan::PerValues
+    } else {
+        crate::rows::Plan::Kept
+    };
+    let statement = list_statement(db, user_id, filter, after, limit + 1);
+    let mut rows = crate::rows::read(db, statement, plan).await?;
     let more = rows.len() as u64 > limit;
     rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
     Ok((rows.into_iter().map(Lead::from).collect(), more))

@@ -42,6 +42,8 @@ pub struct Db {
     inner: DatabaseConnection,
     transaction_pooled: bool,
     kept: Arc<Kept>,
+    /// The functions [`Db::fetch_rows_of`] made or could not make.
+    functions: Arc<crate::planned::Made>,
 }
 
 /// Runs `$statement` prepared (`$method`: `fetch_all`, `fetch_optional`, `execute`) on a
@@ -64,6 +66,7 @@ impl Db {
             kept: Arc::new(kept_for(&inner)),
             inner,
             transaction_pooled: false,
+            functions: Arc::default(),
         }
     }
 
@@ -75,6 +78,7 @@ impl Db {
             kept: Arc::new(kept_for(&inner)),
             inner,
             transaction_pooled: true,
+            functions: Arc::default(),
         }
     }
 
@@ -120,6 +124,46 @@ impl Db {
             return self.fetch_pooled(statement).await;
         }
         kept!(self, statement, fetch_all)
+    }
+
+    /// [`Db::fetch_all`] for a `SELECT` of whole rows of `table` whose plan need not
+    /// follow its values. Behind a transaction pooler it runs as a call of a PL/pgSQL
+    /// function made once per statement text ([`crate::planned`]), whose plan every
+    /// server connection keeps, instead of a statement planned at every call; as the
+    /// statement itself when it has no such function or the role may not make one.
+    pub async fn fetch_rows_of(
+        &self,
+        table: &str,
+        statement: Statement,
+    ) -> Result<Vec<PgRow>, sqlx::Error> {
+        if !self.transaction_pooled {
+            return self.fetch_all(statement).await;
+        }
+        let Some(function) = crate::planned::rows_function(table, &statement) else {
+            return self.fetch_pooled(statement).await;
+        };
+        let made = match self.functions.known(&function.name) {
+            Some(made) => made,
+            None => {
+                let pool = self.inner.get_postgres_connection_pool();
+                let mut taken = self.kept.take(pool).await?;
+                let made = crate::planned::make_function(
+                    taken.conn(),
+                    &function.create,
+                    &format!("{table} rows"),
+                )
+                .await?;
+                if made {
+                    // A refusal is a failed statement: its connection goes back through
+                    // the pool's check (see `crate::kept`).
+                    taken.keep();
+                }
+                self.functions.record(&function.name, made);
+                made
+            }
+        };
+        self.fetch_pooled(if made { function.call } else { statement })
+            .await
     }
 
     async fn fetch_optional(&self, statement: Statement) -> Result<Option<PgRow>, sqlx::Error> {

@@ -13,6 +13,7 @@
 pub mod db;
 pub mod inline;
 pub mod kept;
+pub mod planned;
 pub mod replica;
 pub mod secret;
 

@@ -275,5 +275,22 @@ async fn transaction_pooled_lists_run_through_a_function_per_shape_or_without_it
         assert_eq!(emails(&new), ["l2@example.com", "l0@example.com"]);
         assert_eq!(functions().await, expected_functions);
     }
+    // Dropped behind the gateway's back: the next page of each shape is answered all
+    // the same (the statement itself) and the one after makes the function again.
+    owner
+        .db
+        .execute_unprepared(
+            "DO $$ DECLARE f regprocedure; BEGIN \
+             FOR f IN SELECT oid::regprocedure FROM pg_proc WHERE proname LIKE 'ciq\\_rows\\_%' \
+             LOOP EXECUTE 'DROP FUNCTION ' || f; END LOOP; END $$",
+        )
+        .await
+        .unwrap();
+    assert_eq!(functions().await, 0);
+    for _ in 0..2 {
+        let first = crate::forms::read(&owner, &key, "/api/external/leads?limit=2").await;
+        assert_eq!(emails(&first), ["l2@example.com", "l1@example.com"]);
+    }
+    assert_eq!(functions().await, 1);
     drop_plain_role(owner, limited, &role).await;
 }

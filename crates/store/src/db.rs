@@ -130,7 +130,9 @@ impl Db {
     /// follow its values. Behind a transaction pooler it runs as a call of a PL/pgSQL
     /// function made once per statement text ([`crate::planned`]), whose plan every
     /// server connection keeps, instead of a statement planned at every call; as the
-    /// statement itself when it has no such function or the role may not make one.
+    /// statement itself when it has no such function, the role may not make one, this
+    /// process has made its most ([`crate::planned`]'s bound), or the function was
+    /// dropped since it was made (made again at the next call).
     pub async fn fetch_rows_of(
         &self,
         table: &str,
@@ -144,6 +146,7 @@ impl Db {
         };
         let made = match self.functions.known(&function.name) {
             Some(made) => made,
+            None if self.functions.full() => false,
             None => {
                 let pool = self.inner.get_postgres_connection_pool();
                 let mut taken = self.kept.take(pool).await?;
@@ -162,8 +165,17 @@ impl Db {
                 made
             }
         };
-        self.fetch_pooled(if made { function.call } else { statement })
-            .await
+        if !made {
+            return self.fetch_pooled(statement).await;
+        }
+        match self.fetch_pooled(function.call).await {
+            // Dropped since (by an operator, or a database restored without it).
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42883") => {
+                self.functions.forget(&function.name);
+                self.fetch_pooled(statement).await
+            }
+            other => other,
+        }
     }
 
     async fn fetch_optional(&self, statement: Statement) -> Result<Option<PgRow>, sqlx::Error> {

@@ -22,11 +22,35 @@ use std::sync::Mutex;
 use sea_orm::{Statement, Value};
 
 /// What [`crate::Db`] knows of the functions of its statements, by name: `true` made (or
-/// found made), `false` could not be made (the statement is sent itself).
+/// found made), `false` could not be made (the statement is sent itself). At most
+/// [`Made::MOST`]: a client chooses its filters and page size, and each shape would be
+/// a function in the database; past the bound a new shape's statement is sent itself.
 #[derive(Debug, Default)]
 pub(crate) struct Made(Mutex<HashMap<String, bool>>);
 
 impl Made {
+    /// The most functions one process makes or tries (the API's lists use a dozen or
+    /// so shapes in practice).
+    pub(crate) const MOST: usize = 64;
+
+    /// Whether no other function may be tried.
+    pub(crate) fn full(&self) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .len()
+            >= Self::MOST
+    }
+
+    /// Forgets `name` (dropped from the database since it was made): the next call tries
+    /// to make it again.
+    pub(crate) fn forget(&self, name: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(name);
+    }
+
     /// Whether `name` was made (`Some(true)`), could not be (`Some(false)`), or has not
     /// been tried by this process.
     pub(crate) fn known(&self, name: &str) -> Option<bool> {
@@ -208,6 +232,24 @@ mod tests {
             name(sql, Value::from(1i32)),
             name(&format!("{sql} LIMIT 5"), Value::from(1i32))
         );
+    }
+
+    /// The process tries at most `Made::MOST` functions (each shape a client can ask for
+    /// would otherwise be one more in the database); a dropped one is forgotten and may
+    /// be tried again.
+    #[test]
+    fn the_functions_tried_are_bounded_and_a_dropped_one_is_tried_again() {
+        let made = Made::default();
+        for n in 0..Made::MOST {
+            assert!(!made.full());
+            made.record(&format!("ciq_rows_{n}"), n % 2 == 0);
+        }
+        assert!(made.full());
+        assert_eq!(made.known("ciq_rows_0"), Some(true));
+        assert_eq!(made.known("ciq_rows_1"), Some(false));
+        made.forget("ciq_rows_0");
+        assert_eq!(made.known("ciq_rows_0"), None);
+        assert!(!made.full());
     }
 
     /// What is not one table's whole rows, holds a dollar quote or a value without a

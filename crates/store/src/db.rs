@@ -141,37 +141,45 @@ impl Db {
         if !self.transaction_pooled {
             return self.fetch_all(statement).await;
         }
-        let Some(function) = crate::planned::rows_function(table, &statement) else {
-            return self.fetch_pooled(statement).await;
-        };
-        let made = match self.functions.known(&function.name) {
-            Some(made) => made,
-            None if self.functions.full() => false,
+        let call = match self.functions.known(&statement.sql) {
+            Some(call) => call,
+            None if self.functions.full() => None,
             None => {
-                let pool = self.inner.get_postgres_connection_pool();
-                let mut taken = self.kept.take(pool).await?;
-                let made = crate::planned::make_function(
-                    taken.conn(),
-                    &function.create,
-                    &format!("{table} rows"),
-                )
-                .await?;
-                if made {
-                    // A refusal is a failed statement: its connection goes back through
-                    // the pool's check (see `crate::kept`).
-                    taken.keep();
-                }
-                self.functions.record(&function.name, made);
-                made
+                let call = match crate::planned::rows_function(table, &statement) {
+                    Some(function) => {
+                        let pool = self.inner.get_postgres_connection_pool();
+                        let mut taken = self.kept.take(pool).await?;
+                        let made = crate::planned::make_function(
+                            taken.conn(),
+                            &function.create,
+                            &format!("{table} rows"),
+                        )
+                        .await?;
+                        if made {
+                            // A refusal is a failed statement: its connection goes back
+                            // through the pool's check (see `crate::kept`).
+                            taken.keep();
+                        }
+                        made.then_some(function.call.sql)
+                    }
+                    None => None,
+                };
+                self.functions.record(&statement.sql, call.clone());
+                call
             }
         };
-        if !made {
+        let Some(call) = call else {
             return self.fetch_pooled(statement).await;
-        }
-        match self.fetch_pooled(function.call).await {
+        };
+        let calling = Statement {
+            sql: call,
+            values: statement.values.clone(),
+            db_backend: statement.db_backend,
+        };
+        match self.fetch_pooled(calling).await {
             // Dropped since (by an operator, or a database restored without it).
             Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42883") => {
-                self.functions.forget(&function.name);
+                self.functions.forget(&statement.sql);
                 self.fetch_pooled(statement).await
             }
             other => other,

@@ -9,8 +9,9 @@
 //! whichever client calls it, so the statement's text goes into a function made once per
 //! database (`ciq_rows_<hash>`, named by a hash of its table, parameter types and text,
 //! so another build's statement gets a function of its own), and the client sends a call
-//! of it — a simple query too, but one whose plan is a function scan: 5 000–5 100 pages/s
-//! there, and 9 500–12 100 against 7 000–9 000 for an empty account's page.
+//! of it — a simple query too, but one whose plan is a function scan: 8 800–11 500
+//! against 7 000–9 000 empty pages/s (`SELECT *` from it: 9 500–12 100, and 5 000–5 100
+//! with 51 rows).
 //!
 //! A statement whose plan should follow its values (a prefix search, which bounds an
 //! index range only in a plan made for that prefix) is not for this: PL/pgSQL may settle
@@ -21,52 +22,47 @@ use std::sync::Mutex;
 
 use sea_orm::{Statement, Value};
 
-/// What [`crate::Db`] knows of the functions of its statements, by name: `true` made (or
-/// found made), `false` could not be made (the statement is sent itself). At most
-/// [`Made::MOST`]: a client chooses its filters and page size, and each shape would be
-/// a function in the database; past the bound a new shape's statement is sent itself.
+/// What [`crate::Db`] knows of its statements' functions, by statement text: the text of
+/// the call that replaces it when its function was made (or found made), `None` when
+/// it has none (not of the form, or the database refused to make it: the statement is
+/// sent itself). So a page whose statement was seen before costs one look-up, not a
+/// hash and a function's text. At most [`Made::MOST`]: a client chooses its filters and
+/// page size, and each shape would be a function in the database; past the bound a new
+/// shape's statement is sent itself.
 #[derive(Debug, Default)]
-pub(crate) struct Made(Mutex<HashMap<String, bool>>);
+pub(crate) struct Made(Mutex<HashMap<String, Option<String>>>);
 
 impl Made {
-    /// The most functions one process makes or tries (the API's lists use a dozen or
-    /// so shapes in practice).
+    /// The most statements one process makes functions for or tries (the API's lists
+    /// use a dozen or so shapes in practice).
     pub(crate) const MOST: usize = 64;
 
-    /// Whether no other function may be tried.
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Option<String>>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Whether no other statement may be tried.
     pub(crate) fn full(&self) -> bool {
-        self.0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .len()
-            >= Self::MOST
+        self.map().len() >= Self::MOST
     }
 
-    /// Forgets `name` (dropped from the database since it was made): the next call tries
-    /// to make it again.
-    pub(crate) fn forget(&self, name: &str) {
-        self.0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .remove(name);
+    /// Forgets `statement` (its function was dropped from the database since it was
+    /// made): the next call tries to make it again.
+    pub(crate) fn forget(&self, statement: &str) {
+        self.map().remove(statement);
     }
 
-    /// Whether `name` was made (`Some(true)`), could not be (`Some(false)`), or has not
-    /// been tried by this process.
-    pub(crate) fn known(&self, name: &str) -> Option<bool> {
-        self.0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .get(name)
-            .copied()
+    /// The call replacing `statement` (`Some(Some(call))`), none (`Some(None)`), or not
+    /// tried by this process yet (`None`).
+    pub(crate) fn known(&self, statement: &str) -> Option<Option<String>> {
+        self.map().get(statement).cloned()
     }
 
-    /// Records what trying to make `name` gave.
-    pub(crate) fn record(&self, name: &str, made: bool) {
-        self.0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .insert(name.to_owned(), made);
+    /// Records what trying `statement` gave: the call's text, or none.
+    pub(crate) fn record(&self, statement: &str, call: Option<String>) {
+        self.map().insert(statement.to_owned(), call);
     }
 }
 
@@ -242,13 +238,16 @@ mod tests {
         let made = Made::default();
         for n in 0..Made::MOST {
             assert!(!made.full());
-            made.record(&format!("ciq_rows_{n}"), n % 2 == 0);
+            made.record(
+                &format!("statement {n}"),
+                (n % 2 == 0).then(|| format!("call {n}")),
+            );
         }
         assert!(made.full());
-        assert_eq!(made.known("ciq_rows_0"), Some(true));
-        assert_eq!(made.known("ciq_rows_1"), Some(false));
-        made.forget("ciq_rows_0");
-        assert_eq!(made.known("ciq_rows_0"), None);
+        assert_eq!(made.known("statement 0"), Some(Some("call 0".to_owned())));
+        assert_eq!(made.known("statement 1"), Some(None));
+        made.forget("statement 0");
+        assert_eq!(made.known("statement 0"), None);
         assert!(!made.full());
     }
 

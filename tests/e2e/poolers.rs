@@ -159,6 +159,39 @@ async fn drop_plain_role(owner: TestApp, limited: TestApp, role: &str) {
         .unwrap();
 }
 
+/// How many functions `app`'s database holds whose name is `LIKE` `pattern`.
+async fn functions_like(app: &TestApp, pattern: &str) -> i64 {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+
+    app.db
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT count(*)::int8 AS n FROM pg_proc WHERE proname LIKE $1",
+            [pattern.into()],
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get::<i64>("", "n")
+        .unwrap()
+}
+
+/// Drops, behind the gateway's back, every function of `app`'s database whose name is
+/// `LIKE` `pattern` (as an operator or a restore without them would).
+async fn drop_functions_like(app: &TestApp, pattern: &str) {
+    use sea_orm::ConnectionTrait;
+
+    app.db
+        .execute_unprepared(&format!(
+            "DO $$ DECLARE f regprocedure; BEGIN \
+             FOR f IN SELECT oid::regprocedure FROM pg_proc WHERE proname LIKE '{pattern}' \
+             LOOP EXECUTE 'DROP FUNCTION ' || f; END LOOP; END $$"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(functions_like(app, pattern).await, 0);
+}
+
 /// Behind a transaction pooler group commit's batches go through one PL/pgSQL function
 /// made once per database (`ciq_lead_batch_…`: its statement planned once per server
 /// connection, not per batch) — and a role that may write leads but not create the
@@ -183,12 +216,8 @@ async fn transaction_pooled_batches_run_through_one_function_or_without_it() {
             row.try_get::<i64>("", "n").unwrap()
         }
     };
-    let functions = || {
-        count(
-            "SELECT count(*)::int8 AS n FROM pg_proc WHERE proname LIKE 'ciq\\_lead\\_batch\\_%'"
-                .into(),
-        )
-    };
+    const BATCH: &str = "ciq\\_lead\\_batch\\_%";
+    let functions = || functions_like(&owner, BATCH);
     let leads = || {
         count(format!(
             "SELECT count(*)::int8 AS n FROM leads WHERE user_id = '{user}'"
@@ -212,6 +241,18 @@ async fn transaction_pooled_batches_run_through_one_function_or_without_it() {
         assert_eq!(leads().await, expected_leads);
         assert_eq!(functions().await, expected_functions);
     }
+    // Dropped behind the gateway's back: the batches that meet its absence are stored
+    // whole all the same (the statement itself) — a batch of one too, which has no
+    // row-by-row retry to hide a failure — and the next makes the function again.
+    drop_functions_like(&owner, BATCH).await;
+    for n in 1..=3 {
+        let alone = owner
+            .post_lead(Some(&key), &ciq_e2e::reference_curl_body())
+            .await;
+        assert_eq!(alone.status(), 201, "post {n} after the drop");
+    }
+    assert_eq!(leads().await, 45);
+    assert_eq!(functions().await, 1);
     drop_plain_role(owner, limited, &role).await;
 }
 
@@ -222,7 +263,6 @@ async fn transaction_pooled_batches_run_through_one_function_or_without_it() {
 /// function (no `USAGE` on PL/pgSQL here) gets the same pages, sending the statement.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transaction_pooled_lists_run_through_a_function_per_shape_or_without_it() {
-    use sea_orm::{ConnectionTrait, DbBackend, Statement};
     use serde_json::Value;
 
     let Some((owner, limited, role)) = owner_and_plain_role().await else {
@@ -236,20 +276,8 @@ async fn transaction_pooled_lists_run_through_a_function_per_shape_or_without_it
         let created = owner.post_lead(Some(&key), &body).await;
         assert_eq!(created.status(), 201);
     }
-    let functions = || {
-        let db = owner.db.clone();
-        async move {
-            db.query_one_raw(Statement::from_string(
-                DbBackend::Postgres,
-                "SELECT count(*)::int8 AS n FROM pg_proc WHERE proname LIKE 'ciq\\_rows\\_%'",
-            ))
-            .await
-            .unwrap()
-            .unwrap()
-            .try_get::<i64>("", "n")
-            .unwrap()
-        }
-    };
+    const ROWS: &str = "ciq\\_rows\\_%";
+    let functions = || functions_like(&owner, ROWS);
     let emails = |page: &Value| -> Vec<String> {
         page["leads"]
             .as_array()
@@ -277,16 +305,7 @@ async fn transaction_pooled_lists_run_through_a_function_per_shape_or_without_it
     }
     // Dropped behind the gateway's back: the next page of each shape is answered all
     // the same (the statement itself) and the one after makes the function again.
-    owner
-        .db
-        .execute_unprepared(
-            "DO $$ DECLARE f regprocedure; BEGIN \
-             FOR f IN SELECT oid::regprocedure FROM pg_proc WHERE proname LIKE 'ciq\\_rows\\_%' \
-             LOOP EXECUTE 'DROP FUNCTION ' || f; END LOOP; END $$",
-        )
-        .await
-        .unwrap();
-    assert_eq!(functions().await, 0);
+    drop_functions_like(&owner, ROWS).await;
     for _ in 0..2 {
         let first = crate::forms::read(&owner, &key, "/api/external/leads?limit=2").await;
         assert_eq!(emails(&first), ["l2@example.com", "l1@example.com"]);

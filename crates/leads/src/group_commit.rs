@@ -461,9 +461,11 @@ fn column_arrays(rows: &[&lead::Model]) -> Result<Vec<(lead::Column, ColumnArray
 static INSERT_WITH_OUTBOX: [std::sync::OnceLock<String>; 2] =
     [std::sync::OnceLock::new(), std::sync::OnceLock::new()];
 
-/// Behind a transaction pooler, the name of the function that runs
-/// [`INSERT_WITH_OUTBOX`] of each shape in the writers' database, once they have made
-/// or found it; `None` when they could not (the statement is then sent itself).
+/// Behind a transaction pooler, the names of the functions that run
+/// [`INSERT_WITH_OUTBOX`]'s statements in the writers' database, by statement text, once
+/// they have made or found them; `None` when they could not (the statement is then sent
+/// itself). A function dropped since it was made (SQLSTATE 42883 on the call) is
+/// forgotten: that batch is sent as the statement and the next batch makes it again.
 ///
 /// A simple query is parsed and planned on every execution: for a batch's statement
 /// that was ~0.25 ms (pgbench, 13 leads: 0.64–0.70 ms a batch sent as text against 0.41 ms
@@ -473,8 +475,7 @@ static INSERT_WITH_OUTBOX: [std::sync::OnceLock<String>; 2] =
 /// prepared statement is executed. The function is named by a hash of its text, so
 /// another build's statement (another schema) gets a function of its own and instances
 /// of both can run side by side.
-#[derive(Default)]
-struct BatchFunctions([tokio::sync::OnceCell<Option<String>>; 2]);
+type BatchFunctions = ciq_store::planned::Made;
 
 /// `CREATE FUNCTION ciq_lead_batch_<hash>(<the columns' array types>)` running `text`,
 /// and the function's name.
@@ -559,29 +560,46 @@ async fn insert_batch(
     // round trip, an implicit transaction, nothing named on the server) — a call of the
     // batch function where it could be made, the statement itself where not.
     let inlined = if db.is_transaction_pooled() {
-        // When the database could not be asked, the statement goes itself (and meets
-        // the same outage) and the function is asked for again with the next batch.
-        let function = functions.0[shape]
-            .get_or_try_init(|| make_batch_function(conn, text, &columns))
-            .await
-            .ok()
-            .and_then(Option::as_deref);
+        let function = match functions.known(text) {
+            Some(known) => known,
+            None if functions.full() => None,
+            None => match make_batch_function(conn, text, &columns).await {
+                Ok(made) => {
+                    functions.record(text, made.clone());
+                    made
+                }
+                // The database could not be asked: the statement goes itself (and
+                // meets the same outage) and the next batch asks again.
+                Err(_) => None,
+            },
+        };
         columns
             .iter()
             .map(|(_, array)| array.literal())
             .collect::<Option<Vec<String>>>()
-            .and_then(|literals| match function {
-                Some(name) => Some(format!("SELECT {name}({})", literals.join(", "))),
-                None => ciq_store::inline::substitute(text, &literals),
-            })
+            .map(|literals| (function, literals))
     } else {
         None
     };
-    let inserted = match inlined {
-        Some(sql) => sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-            .execute(&mut **conn)
-            .await
-            .map(drop),
+    let mut simple = None;
+    if let Some((Some(name), literals)) = &inlined {
+        let call = format!("SELECT {name}({})", literals.join(", "));
+        match run_simple(conn, call).await {
+            // Dropped since it was made: this batch goes as the statement, the next
+            // makes the function again.
+            Err(err) if ciq_store::planned::undefined_function(&err) => functions.forget(text),
+            sent => simple = Some(sent),
+        }
+    }
+    if simple.is_none()
+        && let Some(sql) = inlined
+            .as_ref()
+            .and_then(|(_, literals)| ciq_store::inline::substitute(text, literals))
+    {
+        simple = Some(run_simple(conn, sql).await);
+    }
+    let inserted = match simple {
+        Some(sent) => sent,
         None => {
             let statement = columns.into_iter().fold(
                 sqlx::query(sqlx::AssertSqlSafe(text.as_str())),
@@ -607,6 +625,14 @@ async fn insert_batch(
         *own = None;
     }
     inserted.map_err(BatchError::from_sqlx)
+}
+
+/// Sends `sql` as one simple query (values written in: nothing for a pooler to keep).
+async fn run_simple(conn: &mut sqlx::PgConnection, sql: String) -> Result<(), sqlx::Error> {
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(conn)
+        .await
+        .map(drop)
 }
 
 /// Why a batch was not stored, and whether the store itself was out of reach.

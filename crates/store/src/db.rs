@@ -177,8 +177,7 @@ impl Db {
             db_backend: statement.db_backend,
         };
         match self.fetch_pooled(calling).await {
-            // Dropped since (by an operator, or a database restored without it).
-            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42883") => {
+            Err(err) if crate::planned::undefined_function(&err) => {
                 self.functions.forget(&statement.sql);
                 self.fetch_pooled(statement).await
             }

@@ -22,20 +22,22 @@ use std::sync::Mutex;
 
 use sea_orm::{Statement, Value};
 
-/// What [`crate::Db`] knows of its statements' functions, by statement text: the text of
-/// the call that replaces it when its function was made (or found made), `None` when
-/// it has none (not of the form, or the database refused to make it: the statement is
-/// sent itself). So a page whose statement was seen before costs one look-up, not a
-/// hash and a function's text. At most [`Made::MOST`]: a client chooses its filters and
-/// page size, and each shape would be a function in the database; past the bound a new
-/// shape's statement is sent itself.
+/// What a process knows of its statements' functions, by statement text: the text of
+/// the call that replaces it (or, for group commit's batch, the function's name) when
+/// its function was made (or found made), `None` when it has none (not of the form, or
+/// the database refused to make it: the statement is sent itself). So a page whose
+/// statement was seen before costs one look-up, not a hash and a function's text; and
+/// a function dropped since it was made is [`Made::forget`]-ten and made again, in
+/// [`crate::Db`] (lists) and in group commit (batches) alike. At most [`Made::MOST`]: a
+/// client chooses its filters and page size, and each shape would be a function in the
+/// database; past the bound a new shape's statement is sent itself.
 #[derive(Debug, Default)]
-pub(crate) struct Made(Mutex<HashMap<String, Option<String>>>);
+pub struct Made(Mutex<HashMap<String, Option<String>>>);
 
 impl Made {
     /// The most statements one process makes functions for or tries (the API's lists
     /// use a dozen or so shapes in practice).
-    pub(crate) const MOST: usize = 64;
+    pub const MOST: usize = 64;
 
     fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Option<String>>> {
         self.0
@@ -44,24 +46,24 @@ impl Made {
     }
 
     /// Whether no other statement may be tried.
-    pub(crate) fn full(&self) -> bool {
+    pub fn full(&self) -> bool {
         self.map().len() >= Self::MOST
     }
 
     /// Forgets `statement` (its function was dropped from the database since it was
     /// made): the next call tries to make it again.
-    pub(crate) fn forget(&self, statement: &str) {
+    pub fn forget(&self, statement: &str) {
         self.map().remove(statement);
     }
 
     /// The call replacing `statement` (`Some(Some(call))`), none (`Some(None)`), or not
     /// tried by this process yet (`None`).
-    pub(crate) fn known(&self, statement: &str) -> Option<Option<String>> {
+    pub fn known(&self, statement: &str) -> Option<Option<String>> {
         self.map().get(statement).cloned()
     }
 
     /// Records what trying `statement` gave: the call's text, or none.
-    pub(crate) fn record(&self, statement: &str, call: Option<String>) {
+    pub fn record(&self, statement: &str, call: Option<String>) {
         self.map().insert(statement.to_owned(), call);
     }
 }
@@ -115,6 +117,12 @@ pub fn rows_function(table: &str, statement: &Statement) -> Option<RowsFunction>
         db_backend: statement.db_backend,
     };
     Some(RowsFunction { name, create, call })
+}
+
+/// Whether `err` says the function called does not exist (SQLSTATE 42883): one made
+/// earlier was dropped since (by an operator, or a database restored without it).
+pub fn undefined_function(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(e) if e.code().as_deref() == Some("42883"))
 }
 
 /// `prefix` and 16 hex digits of a hash of `key` (what the function does, with its

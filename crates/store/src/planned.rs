@@ -27,8 +27,8 @@ use sea_orm::{Statement, Value};
 /// its function was made (or found made), `None` when it has none (not of the form, or
 /// the database refused to make it: the statement is sent itself). So a page whose
 /// statement was seen before costs one look-up, not a hash and a function's text; and
-/// a function dropped since it was made is [`Made::forget`]-ten and made again, in
-/// [`crate::Db`] (lists) and in group commit (batches) alike. At most [`Made::MOST`]: a
+/// a function dropped since it was made is forgotten ([`Made::forget`]) and made again,
+/// in [`crate::Db`] (lists) and in group commit (batches) alike. At most [`Made::MOST`]: a
 /// client chooses its filters and page size, and each shape would be a function in the
 /// database; past the bound a new shape's statement is sent itself.
 #[derive(Debug, Default)]

@@ -223,14 +223,7 @@ async fn every_filter_narrows_the_listing(app: TestApp) {
     first["external_id"] = json!("crm-1");
     let first = create(&app, &key, first).await;
     create(&app, &key, lead("Second")).await;
-    let names = |page: &Value| -> Vec<String> {
-        page["leads"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|l| l["name"].as_str().unwrap().to_owned())
-            .collect()
-    };
+    let names = |page: &Value| ciq_e2e::leads_field(page, "name");
     let between = first["created_at"].as_str().unwrap();
     for (query, expected) in [
         ("status=qualified", vec!["First"]),

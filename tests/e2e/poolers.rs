@@ -278,14 +278,7 @@ async fn transaction_pooled_lists_run_through_a_function_per_shape_or_without_it
     }
     const ROWS: &str = "ciq\\_rows\\_%";
     let functions = || functions_like(&owner, ROWS);
-    let emails = |page: &Value| -> Vec<String> {
-        page["leads"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|lead| lead["email"].as_str().unwrap().to_owned())
-            .collect()
-    };
+    let emails = |page: &Value| ciq_e2e::leads_field(page, "email");
     // The first page, the cursor's next one, a filter: three shapes of statement.
     for (app, expected_functions) in [(&limited, 0), (&owner, 3), (&limited, 3), (&owner, 3)] {
         let first = crate::forms::read(app, &key, "/api/external/leads?limit=2").await;

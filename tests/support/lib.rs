@@ -54,6 +54,17 @@ pub fn http_client() -> reqwest::Client {
     http_client_builder().build().expect("a plain HTTP client")
 }
 
+/// The string `field` of each lead of a list page (`{"leads": [...]}`), in the page's
+/// order.
+pub fn leads_field(page: &serde_json::Value, field: &str) -> Vec<String> {
+    page["leads"]
+        .as_array()
+        .expect("a page of leads")
+        .iter()
+        .map(|lead| lead[field].as_str().expect("a string field").to_owned())
+        .collect()
+}
+
 /// Serves `endpoint` on a free port of 127.0.0.1: the port, and the server's task
 /// (abort it to stop).
 pub async fn serve_on_free_port<E>(endpoint: E) -> (u16, tokio::task::JoinHandle<()>)

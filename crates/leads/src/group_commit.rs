@@ -560,19 +560,12 @@ async fn insert_batch(
     // round trip, an implicit transaction, nothing named on the server) — a call of the
     // batch function where it could be made, the statement itself where not.
     let inlined = if db.is_transaction_pooled() {
-        let function = match functions.known(text) {
-            Some(known) => known,
-            None if functions.full() => None,
-            None => match make_batch_function(conn, text, &columns).await {
-                Ok(made) => {
-                    functions.record(text, made.clone());
-                    made
-                }
-                // The database could not be asked: the statement goes itself (and
-                // meets the same outage) and the next batch asks again.
-                Err(_) => None,
-            },
-        };
+        // When the database could not be asked, the statement goes itself (and meets
+        // the same outage) and the next batch asks again.
+        let function = functions
+            .known_or_made(text, || make_batch_function(conn, text, &columns))
+            .await
+            .unwrap_or(None);
         columns
             .iter()
             .map(|(_, array)| array.literal())

@@ -478,12 +478,8 @@ pub async fn list(
     after: Option<After>,
     limit: u64,
 ) -> Result<(Vec<Lead>, bool), LeadError> {
-    let plan = if filter.search.is_some() {
-        crate::rows::Plan::PerValues
-    } else {
-        crate::rows::Plan::Kept
-    };
     let statement = list_statement(db, user_id, filter, after, limit + 1);
+    let plan = crate::rows::Plan::of_list(filter);
     let mut rows = crate::rows::read(db, statement, plan).await?;
     let more = rows.len() as u64 > limit;
     rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
@@ -509,20 +505,20 @@ pub fn list_statement(
     limit: u64,
 ) -> sea_orm::Statement {
     let backend = db.connection().get_database_backend();
-    let kept =
-        (backend == sea_orm::DatabaseBackend::Postgres && filter.search.is_none()).then(|| {
-            (
-                ListShape::of(filter, after.is_some(), limit),
-                list_values(user_id, filter, after),
-            )
-        });
+    let per_values = crate::rows::Plan::of_list(filter) == crate::rows::Plan::PerValues;
+    let kept = (backend == sea_orm::DatabaseBackend::Postgres && !per_values).then(|| {
+        (
+            ListShape::of(filter, after.is_some(), limit),
+            list_values(user_id, filter, after),
+        )
+    });
     if let Some((shape, values)) = &kept
         && let Some(text) = LIST_TEXTS.text(shape)
     {
         return sea_orm::Statement::from_sql_and_values(backend, text.as_str(), values.clone());
     }
     let query = list_query(db, user_id, filter, after, limit);
-    if filter.search.is_some() {
+    if per_values {
         return sea_orm::QueryTrait::build(&query, backend);
     }
     let statement = ciq_store::literal_limit(backend, &query);

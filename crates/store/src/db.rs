@@ -141,33 +141,28 @@ impl Db {
         if !self.transaction_pooled {
             return self.fetch_all(statement).await;
         }
-        let call = match self.functions.known(&statement.sql) {
-            Some(call) => call,
-            None if self.functions.full() => None,
-            None => {
-                let call = match crate::planned::rows_function(table, &statement) {
-                    Some(function) => {
-                        let pool = self.inner.get_postgres_connection_pool();
-                        let mut taken = self.kept.take(pool).await?;
-                        let made = crate::planned::make_function(
-                            taken.conn(),
-                            &function.create,
-                            &format!("{table} rows"),
-                        )
-                        .await?;
-                        if made {
-                            // A refusal is a failed statement: its connection goes back
-                            // through the pool's check (see `crate::kept`).
-                            taken.keep();
-                        }
-                        made.then_some(function.call.sql)
-                    }
-                    None => None,
+        let call = self
+            .functions
+            .known_or_made::<sqlx::Error, _>(&statement.sql, || async {
+                let Some(function) = crate::planned::rows_function(table, &statement) else {
+                    return Ok(None);
                 };
-                self.functions.record(&statement.sql, call.clone());
-                call
-            }
-        };
+                let pool = self.inner.get_postgres_connection_pool();
+                let mut taken = self.kept.take(pool).await?;
+                let made = crate::planned::make_function(
+                    taken.conn(),
+                    &function.create,
+                    &format!("{table} rows"),
+                )
+                .await?;
+                if made {
+                    // A refusal is a failed statement: its connection goes back through
+                    // the pool's check (see `crate::kept`).
+                    taken.keep();
+                }
+                Ok(made.then_some(function.call.sql))
+            })
+            .await?;
         let Some(call) = call else {
             return self.fetch_pooled(statement).await;
         };

@@ -289,11 +289,12 @@ fn text(value: Option<&str>, ty: &str) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use sea_orm::DbBackend;
 
-    fn statement(sql: &str, values: Vec<Value>) -> Statement {
+    /// A PostgreSQL statement of `sql` and `values` (the planned module's tests too).
+    pub(crate) fn statement(sql: &str, values: Vec<Value>) -> Statement {
         Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
     }
 

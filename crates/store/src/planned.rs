@@ -66,6 +66,29 @@ impl Made {
     pub fn record(&self, statement: &str, call: Option<String>) {
         self.map().insert(statement.to_owned(), call);
     }
+
+    /// What is known for `statement`; when nothing is yet and the bound leaves room,
+    /// what `make` gives (it makes or finds the function), recorded. `make`'s error is
+    /// returned and nothing recorded, so the next call asks again (the database could
+    /// not be asked); past the bound, `None` (the statement is sent itself).
+    pub async fn known_or_made<E, F>(
+        &self,
+        statement: &str,
+        make: impl FnOnce() -> F,
+    ) -> Result<Option<String>, E>
+    where
+        F: std::future::Future<Output = Result<Option<String>, E>>,
+    {
+        if let Some(known) = self.known(statement) {
+            return Ok(known);
+        }
+        if self.full() {
+            return Ok(None);
+        }
+        let made = make().await?;
+        self.record(statement, made.clone());
+        Ok(made)
+    }
 }
 
 /// A statement's function: its name, the `CREATE FUNCTION` that makes it, and the call
@@ -175,11 +198,7 @@ pub async fn make_function(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sea_orm::DbBackend;
-
-    fn statement(sql: &str, values: Vec<Value>) -> Statement {
-        Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
-    }
+    use crate::inline::tests::statement;
 
     /// The function returns whole rows of the table chosen and ordered by the
     /// statement's own conditions; the call keeps the statement's select list and

@@ -46,17 +46,6 @@ pub(crate) enum Plan {
     PerValues,
 }
 
-impl Plan {
-    /// A list page's: made for its values when it searches by prefix, kept otherwise.
-    pub(crate) fn of_list(filter: &crate::store::LeadFilter) -> Self {
-        if filter.search.is_some() {
-            Self::PerValues
-        } else {
-            Self::Kept
-        }
-    }
-}
-
 /// The leads of rows sea-orm read that hold every lead column in [`read`]'s order (an
 /// `UPDATE … RETURNING` of them): on PostgreSQL decoded as [`read`] decodes, elsewhere
 /// by sea-orm.

@@ -479,7 +479,7 @@ pub async fn list(
     limit: u64,
 ) -> Result<(Vec<Lead>, bool), LeadError> {
     let statement = list_statement(db, user_id, filter, after, limit + 1);
-    let plan = crate::rows::Plan::of_list(filter);
+    let plan = list_plan(filter);
     let mut rows = crate::rows::read(db, statement, plan).await?;
     let more = rows.len() as u64 > limit;
     rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
@@ -505,7 +505,7 @@ pub fn list_statement(
     limit: u64,
 ) -> sea_orm::Statement {
     let backend = db.connection().get_database_backend();
-    let per_values = crate::rows::Plan::of_list(filter) == crate::rows::Plan::PerValues;
+    let per_values = list_plan(filter) == crate::rows::Plan::PerValues;
     let kept = (backend == sea_orm::DatabaseBackend::Postgres && !per_values).then(|| {
         (
             ListShape::of(filter, after.is_some(), limit),
@@ -537,6 +537,16 @@ pub fn list_statement(
         }
     }
     statement
+}
+
+/// A list page's plan: made for its values when it searches by prefix (the prefix
+/// bounds an index range only in a plan made for it), kept otherwise.
+fn list_plan(filter: &LeadFilter) -> crate::rows::Plan {
+    if filter.search.is_some() {
+        crate::rows::Plan::PerValues
+    } else {
+        crate::rows::Plan::Kept
+    }
 }
 
 /// What of a list page's statement text a request decides (PostgreSQL, no search):

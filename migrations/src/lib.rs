@@ -30,6 +30,7 @@ mod m20261205_000022_password_resets;
 mod m20261205_000023_spool_applied;
 mod m20261205_000024_import_resume;
 mod m20261206_000025_outbox_order;
+mod m20261207_000026_delivery_claim_index;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -63,6 +64,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000023_spool_applied::Migration),
             Box::new(m20261205_000024_import_resume::Migration),
             Box::new(m20261206_000025_outbox_order::Migration),
+            Box::new(m20261207_000026_delivery_claim_index::Migration),
         ]
     }
 }

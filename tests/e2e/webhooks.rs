@@ -1496,3 +1496,87 @@ async fn the_guide_the_payloads_and_the_health_show_what_is_sent(backend: Backen
         "{page}"
     );
 }
+
+/// On PostgreSQL the claim's index (migration 000026) holds pending deliveries only: 200
+/// deliveries sent, the table vacuumed, it holds no entry, while the deliveries' log
+/// index holds all 200 (the index it replaced held every settled delivery too, and each
+/// outcome written added one to it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_claims_index_holds_pending_deliveries_only() {
+    let Some(app) = TestApp::spawn_with(Backend::Postgres, |s| {
+        quick(s);
+        s.webhooks.deliver = false;
+    })
+    .await
+    else {
+        return;
+    };
+    let receiver = Receiver::start().await;
+    let (user, key) = owner_with_key(&app, "owner@acme.test").await;
+    endpoint(&app, user, &receiver.url("/hook"), &[EventType::Created]).await;
+    let lead = reference_curl_body()["lead"].clone();
+    for _ in 0..2 {
+        let (status, body) = send(
+            &app,
+            &key,
+            reqwest::Method::POST,
+            "/api/external/leads/batch",
+            Some(json!({"leads": vec![lead.clone(); 100]})),
+        )
+        .await;
+        assert_eq!((status, body["created"].as_u64()), (200, Some(100)));
+    }
+    let worker = app.states.webhooks.clone();
+    let mut sent = 0;
+    while sent < 200 {
+        let claimed = worker.deliver_due().await.unwrap();
+        assert!(claimed > 0, "{sent} of 200 sent, nothing more due");
+        sent += claimed;
+    }
+    assert_eq!(receiver.received("/hook").len(), 200);
+
+    use sea_orm::ConnectionTrait;
+    let one = |sql: &'static str| {
+        let db = app.db.clone();
+        async move {
+            db.query_one_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                sql,
+            ))
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get_by_index::<i64>(0)
+            .unwrap()
+        }
+    };
+    assert_eq!(
+        one("SELECT count(*) FROM webhook_deliveries WHERE status = 'delivered'").await,
+        200
+    );
+    // VACUUM counts each index's live entries (`reltuples`).
+    app.db
+        .execute_unprepared("VACUUM webhook_deliveries")
+        .await
+        .unwrap();
+    assert_eq!(
+        one("SELECT COALESCE((SELECT reltuples::bigint FROM pg_class \
+             WHERE relname = 'idx_webhook_deliveries_due'), -1)")
+        .await,
+        0,
+        "no entry for a settled delivery (-1: no such index)"
+    );
+    assert_eq!(
+        one("SELECT reltuples::bigint FROM pg_class \
+             WHERE relname = 'idx_webhook_deliveries_endpoint'")
+        .await,
+        200
+    );
+    assert_eq!(
+        one("SELECT count(*) FROM pg_indexes \
+             WHERE indexname = 'idx_webhook_deliveries_endpoint_due'")
+        .await,
+        0,
+        "the index it replaced is gone"
+    );
+}

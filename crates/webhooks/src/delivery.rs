@@ -728,8 +728,9 @@ impl DeliveryWorker {
     /// Leases up to `limit` due deliveries, at most [`PER_ENDPOINT`] of each enabled
     /// endpoint and none of the `busy` endpoints (this instance is sending to them), of
     /// the `only` endpoints when there are some: per endpoint an index range
-    /// (`idx_webhook_deliveries_endpoint_due`), so a large backlog costs no more to claim
-    /// from than a small one. The lease's condition is
+    /// (`idx_webhook_deliveries_due`, which holds pending deliveries only), so a large
+    /// backlog (or a long history of settled deliveries) costs no more to claim from
+    /// than a small one. The lease's condition is
     /// checked again by the `UPDATE` itself, so of two instances that pick the same
     /// delivery only one gets it (PostgreSQL also skips rows another claim has locked).
     async fn claim(
@@ -1058,7 +1059,7 @@ impl DeliveryWorker {
 
     /// `ciq_webhook_pending_deliveries` (with the events of the outbox not fanned out
     /// yet) and `ciq_webhook_oldest_pending_seconds`, read per endpoint through
-    /// `idx_webhook_deliveries_endpoint_due`.
+    /// `idx_webhook_deliveries_due`.
     async fn update_gauges(&self) -> Result<(), DbErr> {
         let backend = self.db.get_database_backend();
         let row = self

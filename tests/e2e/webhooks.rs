@@ -103,6 +103,26 @@ pub(crate) async fn send(
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
+/// Posts a batch of `count` copies of the reference's lead with `key`; asserts every one
+/// was created, and returns the answer's body.
+pub(crate) async fn batch_of_reference_leads(app: &TestApp, key: &str, count: usize) -> Value {
+    let lead = reference_curl_body()["lead"].clone();
+    let (status, body) = send(
+        app,
+        key,
+        reqwest::Method::POST,
+        "/api/external/leads/batch",
+        Some(json!({"leads": vec![lead; count]})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["created"].as_u64()),
+        (200, Some(count as u64)),
+        "{body}"
+    );
+    body
+}
+
 pub(crate) async fn deliveries_of(app: &TestApp, endpoint: Uuid) -> Vec<webhook_delivery::Model> {
     webhook_delivery::Entity::find()
         .filter(webhook_delivery::Column::EndpointId.eq(endpoint))
@@ -770,18 +790,9 @@ async fn two_instances_deliver_a_thousand_events_once_each(backend: Backend) {
     let receiver = Receiver::start().await;
     let (user, key) = owner_with_key(&app, "owner@acme.test").await;
     endpoint(&app, user, &receiver.url("/hook"), &[EventType::Created]).await;
-    let lead = reference_curl_body()["lead"].clone();
     for round in 0..10 {
         let target = if round % 2 == 0 { &app } else { &peer };
-        let (status, body) = send(
-            target,
-            &key,
-            reqwest::Method::POST,
-            "/api/external/leads/batch",
-            Some(json!({"leads": vec![lead.clone(); 100]})),
-        )
-        .await;
-        assert_eq!((status, body["created"].as_u64()), (200, Some(100)));
+        batch_of_reference_leads(target, &key, 100).await;
     }
     let got = receiver
         .wait_for("/hook", 1000, Duration::from_secs(60))
@@ -814,16 +825,7 @@ async fn a_backlog_follows_its_endpoints_new_url_and_stops_when_it_is_disabled(b
     }
     let (user, key) = owner_with_key(&app, "owner@acme.test").await;
     let (hook, _) = endpoint(&app, user, &receiver.url("/a"), &[EventType::Created]).await;
-    let lead = reference_curl_body()["lead"].clone();
-    let (status, _) = send(
-        &app,
-        &key,
-        reqwest::Method::POST,
-        "/api/external/leads/batch",
-        Some(json!({"leads": vec![lead.clone(); 100]})),
-    )
-    .await;
-    assert_eq!(status, 200);
+    batch_of_reference_leads(&app, &key, 100).await;
     receiver.wait_for("/a", 8, Duration::from_secs(10)).await;
     webhook_endpoint::Entity::update_many()
         .col_expr(
@@ -888,16 +890,7 @@ async fn endpoints_on_one_host_share_kept_connections_and_each_hears_only_its_ow
         let (_, secret) = endpoint(&app, user, &receiver.url(&path), &[EventType::Created]).await;
         hooks.push((path, secret));
     }
-    let lead = reference_curl_body()["lead"].clone();
-    let (status, body) = send(
-        &app,
-        &key,
-        reqwest::Method::POST,
-        "/api/external/leads/batch",
-        Some(json!({"leads": vec![lead; 40]})),
-    )
-    .await;
-    assert_eq!(status, 200);
+    let body = batch_of_reference_leads(&app, &key, 40).await;
     let created: std::collections::HashSet<String> = body["results"]
         .as_array()
         .unwrap()
@@ -1514,17 +1507,8 @@ async fn the_claims_index_holds_pending_deliveries_only() {
     let receiver = Receiver::start().await;
     let (user, key) = owner_with_key(&app, "owner@acme.test").await;
     endpoint(&app, user, &receiver.url("/hook"), &[EventType::Created]).await;
-    let lead = reference_curl_body()["lead"].clone();
     for _ in 0..2 {
-        let (status, body) = send(
-            &app,
-            &key,
-            reqwest::Method::POST,
-            "/api/external/leads/batch",
-            Some(json!({"leads": vec![lead.clone(); 100]})),
-        )
-        .await;
-        assert_eq!((status, body["created"].as_u64()), (200, Some(100)));
+        batch_of_reference_leads(&app, &key, 100).await;
     }
     let worker = app.states.webhooks.clone();
     let mut sent = 0;
@@ -1580,3 +1564,4 @@ async fn the_claims_index_holds_pending_deliveries_only() {
         "the index it replaced is gone"
     );
 }
+

@@ -20,26 +20,32 @@ pub struct Migration;
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        let db = manager.get_connection();
-        db.execute_unprepared(
+        swap(
+            manager,
             "CREATE INDEX idx_webhook_deliveries_due ON webhook_deliveries \
              (endpoint_id, next_attempt_at) WHERE status = 'pending'",
+            "idx_webhook_deliveries_endpoint_due",
         )
-        .await?;
-        db.execute_unprepared("DROP INDEX idx_webhook_deliveries_endpoint_due")
-            .await
-            .map(|_| ())
+        .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        let db = manager.get_connection();
-        db.execute_unprepared(
+        swap(
+            manager,
             "CREATE INDEX idx_webhook_deliveries_endpoint_due ON webhook_deliveries \
              (endpoint_id, status, next_attempt_at)",
+            "idx_webhook_deliveries_due",
         )
-        .await?;
-        db.execute_unprepared("DROP INDEX idx_webhook_deliveries_due")
-            .await
-            .map(|_| ())
+        .await
     }
+}
+
+/// Builds the index `create` makes, then drops the index `old` (so a claim always has
+/// one to use).
+async fn swap(manager: &SchemaManager<'_>, create: &str, old: &str) -> Result<(), DbErr> {
+    let db = manager.get_connection();
+    db.execute_unprepared(create).await?;
+    db.execute_unprepared(&format!("DROP INDEX {old}"))
+        .await
+        .map(|_| ())
 }

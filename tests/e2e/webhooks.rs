@@ -1564,4 +1564,3 @@ async fn the_claims_index_holds_pending_deliveries_only() {
         "the index it replaced is gone"
     );
 }
-

@@ -142,7 +142,16 @@ impl LoadBalancer {
 }
 
 impl Drop for LoadBalancer {
+    /// Stops nginx with SIGTERM, so its master stops its worker too (a SIGKILLed master
+    /// leaves the worker running, orphaned); SIGKILL if it has not ended within 5 s.
     fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while matches!(self.child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);

@@ -345,17 +345,13 @@ async fn connections_the_server_dropped_cost_a_request_at_most_and_are_replaced(
 /// Ends every session of the database but `db`'s own, waiting (up to 5 s each) until they
 /// are gone; how many it ended.
 async fn terminate_others(db: &ciq_store::Db) -> usize {
-    use sea_orm::ConnectionTrait;
-    let row = db
-        .query_one_raw(sea_orm::Statement::from_string(
-            db.get_database_backend(),
-            "SELECT count(pg_terminate_backend(pid, 5000)) AS n FROM pg_stat_activity \
-             WHERE datname = current_database() AND pid <> pg_backend_pid()",
-        ))
-        .await
-        .unwrap()
-        .unwrap();
-    usize::try_from(row.try_get::<i64>("", "n").unwrap()).unwrap()
+    let ended = ciq_e2e::count(
+        db,
+        "SELECT count(pg_terminate_backend(pid, 5000)) AS n FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .await;
+    usize::try_from(ended).unwrap()
 }
 
 /// The pool's check, on its own (no gateway tasks taking connections meanwhile): a

@@ -2,22 +2,13 @@
 //! optional (on SQLite by rebuilding the table) and keeps every lead, every index and
 //! the foreign keys; rolling it back removes only the leads that have no key.
 
-use ciq_e2e::{Backend, TestDatabase};
+use ciq_e2e::{Backend, TestDatabase, count};
 use ciq_migrations::{Migrator, MigratorTrait};
 use ciq_store::Db;
-use sea_orm::{ConnectionTrait, EntityTrait, Statement};
+use sea_orm::EntityTrait;
 use uuid::Uuid;
 
 ciq_e2e::with_each_backend!(the_imports_migration_keeps_every_lead_and_index);
-
-async fn count(db: &Db, sql: &str) -> i64 {
-    db.query_one_raw(Statement::from_string(db.get_database_backend(), sql))
-        .await
-        .unwrap()
-        .unwrap()
-        .try_get_by_index::<i64>(0)
-        .unwrap()
-}
 
 /// Stores a lead of `user` made with `key` (`None`: as an import makes it).
 async fn insert_lead(db: &Db, user: Uuid, key: Option<Uuid>) -> Result<(), sea_orm::DbErr> {

@@ -199,22 +199,13 @@ async fn drop_functions_like(app: &TestApp, pattern: &str) {
 /// statement itself.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transaction_pooled_batches_run_through_one_function_or_without_it() {
-    use sea_orm::{ConnectionTrait, DbBackend, Statement};
-
     let Some((owner, limited, role)) = owner_and_plain_role().await else {
         return;
     };
     let (user, key) = owner.user_with_key("owner@acme.test").await;
     let count = |sql: String| {
         let db = owner.db.clone();
-        async move {
-            let row = db
-                .query_one_raw(Statement::from_string(DbBackend::Postgres, sql))
-                .await
-                .unwrap()
-                .unwrap();
-            row.try_get::<i64>("", "n").unwrap()
-        }
+        async move { ciq_e2e::count(&db, &sql).await }
     };
     const BATCH: &str = "ciq\\_lead\\_batch\\_%";
     let functions = || functions_like(&owner, BATCH);

@@ -1520,20 +1520,7 @@ async fn the_claims_index_holds_pending_deliveries_only() {
     assert_eq!(receiver.received("/hook").len(), 200);
 
     use sea_orm::ConnectionTrait;
-    let one = |sql: &'static str| {
-        let db = app.db.clone();
-        async move {
-            db.query_one_raw(sea_orm::Statement::from_string(
-                sea_orm::DbBackend::Postgres,
-                sql,
-            ))
-            .await
-            .unwrap()
-            .unwrap()
-            .try_get_by_index::<i64>(0)
-            .unwrap()
-        }
-    };
+    let one = |sql: &'static str| ciq_e2e::count(&app.db, sql);
     assert_eq!(
         one("SELECT count(*) FROM webhook_deliveries WHERE status = 'delivered'").await,
         200

@@ -65,6 +65,21 @@ pub fn leads_field(page: &serde_json::Value, field: &str) -> Vec<String> {
         .collect()
 }
 
+/// The first column of the one row `sql` answers on `db`, as an `i64` (a count, a
+/// statistic); panics if the statement fails or answers no row.
+pub async fn count(db: &ciq_store::Db, sql: &str) -> i64 {
+    use sea_orm::ConnectionTrait;
+    db.query_one_raw(sea_orm::Statement::from_string(
+        db.get_database_backend(),
+        sql,
+    ))
+    .await
+    .unwrap_or_else(|err| panic!("{sql}: {err}"))
+    .unwrap_or_else(|| panic!("{sql}: no row"))
+    .try_get_by_index::<i64>(0)
+    .unwrap_or_else(|err| panic!("{sql}: {err}"))
+}
+
 /// Serves `endpoint` on a free port of 127.0.0.1: the port, and the server's task
 /// (abort it to stop).
 pub async fn serve_on_free_port<E>(endpoint: E) -> (u16, tokio::task::JoinHandle<()>)

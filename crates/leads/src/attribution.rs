@@ -178,7 +178,7 @@ mod millis {
     use chrono::{DateTime, Utc};
 
     pub fn serialize<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&crate::time::shown(*t))
+        serde::Serialize::serialize(&crate::time::Millis(*t), s)
     }
 
     pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {

@@ -103,6 +103,23 @@ macro_rules! view {
         impl Lead {
             /// The names of its fields, in the order it serialises them.
             pub const FIELDS: &'static [&'static str] = &[$(stringify!($field)),*];
+
+            /// Appends the lead's JSON object to `out`: byte for byte what `serde_json`
+            /// writes for it (a test holds the two together), with each field's name
+            /// written as the program was built with it rather than scanned for
+            /// characters to escape once per lead (a page of 50 leads writes 950 names:
+            /// 3 % of the gateway's CPU per page, perf 2026-12-07).
+            pub fn write_json(&self, out: &mut Vec<u8>) {
+                let start = out.len();
+                $(
+                    out.extend_from_slice(concat!(",\"", stringify!($field), "\":").as_bytes());
+                    Shown::show(&self.$field, &mut serde_json::Serializer::new(&mut *out))
+                        .expect("a lead's field always serialises, and a Vec takes every write");
+                )*
+                // The first name's comma opens the object.
+                out[start] = b'{';
+                out.push(b'}');
+            }
         }
     };
 }
@@ -142,7 +159,7 @@ shown_as_serde!(
 
 impl Shown for DateTime<Utc> {
     fn show<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&crate::time::shown(*self))
+        serde::Serialize::serialize(&crate::time::Millis(*self), s)
     }
 }
 
@@ -370,5 +387,55 @@ mod tests {
         assert_eq!(json["budget"].to_string(), "10000");
         assert_eq!(json["created_at"], "2025-12-01T00:00:00.123Z");
         assert_eq!(json["phone"], serde_json::Value::Null);
+    }
+
+    /// `write_json` writes what serde writes for a lead, byte for byte: every field
+    /// empty, every field set (a time in every nested object, text that must be
+    /// escaped), and after other bytes in the buffer.
+    #[test]
+    fn a_lead_written_directly_is_what_serde_writes() {
+        let owner = LeadOwner {
+            user_id: Uuid::now_v7(),
+            api_key_id: Some(Uuid::now_v7()),
+        };
+        let at = DateTime::<Utc>::from_timestamp_millis(1_764_547_200_123).unwrap();
+        let bare = Lead {
+            phone: None,
+            description: None,
+            api_key_id: None,
+            ..Lead::example(owner)
+        };
+        let full = Lead {
+            name: "Zoë \"Z\" O'Neil\\\u{7}".into(),
+            phone: Some("15551234567".into()),
+            score: Some(9),
+            monthly_revenue: Some(Money { cents: 5_000_010 }),
+            budget: Some(Money { cents: -1 }),
+            description: Some("line\nbreak\ttab — ünïcode 🙂".into()),
+            external_id: Some("crm-1".into()),
+            spam: Some(crate::Spam {
+                reason: "honeypot".into(),
+                at,
+            }),
+            attribution: Some(crate::Attribution {
+                utm_source: Some("news</letter>".into()),
+                ..Default::default()
+            }),
+            consent: Some(crate::Consent {
+                text: "Yes, \"email\" me".into(),
+                granted: true,
+                granted_at: at,
+                ip: Some("203.0.113.9".into()),
+            }),
+            created_at: at,
+            updated_at: at + chrono::TimeDelta::milliseconds(5),
+            ..Lead::example(owner)
+        };
+        for lead in [bare, full] {
+            let mut written = b"[1,".to_vec();
+            lead.write_json(&mut written);
+            let expected = format!("[1,{}", serde_json::to_string(&lead).unwrap());
+            assert_eq!(String::from_utf8(written).unwrap(), expected);
+        }
     }
 }

@@ -81,7 +81,7 @@ impl serde::Serialize for Spam {
         use serde::ser::SerializeStruct;
         let mut object = s.serialize_struct("Spam", 2)?;
         object.serialize_field("reason", &self.reason)?;
-        object.serialize_field("at", &crate::time::shown(self.at))?;
+        object.serialize_field("at", &crate::time::Millis(self.at))?;
         object.end()
     }
 }

@@ -43,30 +43,25 @@ pub struct LeadPage {
 /// the documented object's; a `serde_json::Value` tree per lead was most of a page's
 /// CPU).
 fn page_of(leads: &[ciq_leads::Lead], next_cursor: Option<&str>) -> Rendered<LeadPage> {
-    #[derive(serde::Serialize)]
-    struct Page<'a> {
-        success: bool,
-        leads: &'a [ciq_leads::Lead],
-        next_cursor: Option<&'a str>,
+    // Sized for a page of leads of a few hundred bytes, so it seldom grows (each growth
+    // copied the page so far: 1.5 % of the gateway's CPU per page).
+    let mut out = Vec::with_capacity(64 + leads.len() * 512);
+    out.extend_from_slice(br#"{"success":true,"leads":["#);
+    for (i, lead) in leads.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        lead.write_json(&mut out);
     }
-    Rendered::of(&Page {
-        success: true,
-        leads,
-        next_cursor,
-    })
+    out.extend_from_slice(br#"],"next_cursor":"#);
+    serde_json::to_writer(&mut out, &next_cursor).expect("a Vec takes every write");
+    out.push(b'}');
+    Rendered::written(out)
 }
 
-/// `lead` as a [`LeadFound`], written by serde from the domain's lead.
+/// `lead` as a [`LeadFound`], written from the domain's lead.
 fn found(lead: &ciq_leads::Lead) -> Rendered<LeadFound> {
-    #[derive(serde::Serialize)]
-    struct Found<'a> {
-        success: bool,
-        lead: &'a ciq_leads::Lead,
-    }
-    Rendered::of(&Found {
-        success: true,
-        lead,
-    })
+    Rendered::written(super::one_lead(lead))
 }
 
 /// One lead.

@@ -311,8 +311,7 @@ async fn update(
         .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
         .await?;
     let mut leads = HashMap::with_capacity(changed.len());
-    for model in crate::rows::models(&changed)? {
-        let lead = Lead::from(model);
+    for lead in crate::rows::leads(&changed)? {
         leads.insert(lead.external_id.clone().unwrap_or_default(), lead);
     }
     Ok(leads)

@@ -480,10 +480,10 @@ pub async fn list(
 ) -> Result<(Vec<Lead>, bool), LeadError> {
     let statement = list_statement(db, user_id, filter, after, limit + 1);
     let plan = list_plan(filter);
-    let mut rows = crate::rows::read(db, statement, plan).await?;
-    let more = rows.len() as u64 > limit;
-    rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-    Ok((rows.into_iter().map(Lead::from).collect(), more))
+    let mut leads = crate::rows::read(db, statement, plan).await?;
+    let more = leads.len() as u64 > limit;
+    leads.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    Ok((leads, more))
 }
 
 /// The statement a [`list`] page of at most `limit` leads runs (tests read its plan):

@@ -18,6 +18,21 @@ pub fn shown(t: DateTime<Utc>) -> String {
 #[derive(Clone, Copy)]
 pub(crate) struct Millis(pub DateTime<Utc>);
 
+impl Millis {
+    /// Appends the time as a JSON string to `out` (it holds nothing to escape).
+    pub(crate) fn write_json(self, out: &mut Vec<u8>) {
+        let mut digits = [0; SHOWN_LEN];
+        match written(self.0, &mut digits) {
+            Some(text) => {
+                out.push(b'"');
+                out.extend_from_slice(text.as_bytes());
+                out.push(b'"');
+            }
+            None => serde_json::to_writer(out, &self).expect("a Vec takes every write"),
+        }
+    }
+}
+
 impl serde::Serialize for Millis {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut digits = [0; SHOWN_LEN];
@@ -39,22 +54,26 @@ fn written(t: DateTime<Utc>, out: &mut [u8; SHOWN_LEN]) -> Option<&str> {
     if nanos >= 1_000_000_000 {
         return None;
     }
-    let mut at = 0;
-    let mut put = |value: u32, width: u32, then: u8| {
-        for place in (0..width).rev() {
-            out[at] = b'0' + (value / 10u32.pow(place) % 10) as u8;
-            at += 1;
+    // Each part's digits, most significant first, then the character after it.
+    let parts = [
+        (year, 4, b'-'),
+        (t.month(), 2, b'-'),
+        (t.day(), 2, b'T'),
+        (t.hour(), 2, b':'),
+        (t.minute(), 2, b':'),
+        (t.second(), 2, b'.'),
+        (nanos / 1_000_000, 3, b'Z'),
+    ];
+    let mut end = 0;
+    for (mut value, width, then) in parts {
+        end += width;
+        for place in out[end - width..end].iter_mut().rev() {
+            *place = b'0' + (value % 10) as u8;
+            value /= 10;
         }
-        out[at] = then;
-        at += 1;
-    };
-    put(year, 4, b'-');
-    put(t.month(), 2, b'-');
-    put(t.day(), 2, b'T');
-    put(t.hour(), 2, b':');
-    put(t.minute(), 2, b':');
-    put(t.second(), 2, b'.');
-    put(nanos / 1_000_000, 3, b'Z');
+        out[end] = then;
+        end += 1;
+    }
     std::str::from_utf8(&out[..]).ok()
 }
 
@@ -101,6 +120,9 @@ mod tests {
             assert_eq!(shown(t), chrono_writes(t), "{t:?}");
             let json = serde_json::to_string(&Millis(t)).unwrap();
             assert_eq!(json, format!("\"{}\"", chrono_writes(t)));
+            let mut direct = b"[".to_vec();
+            Millis(t).write_json(&mut direct);
+            assert_eq!(direct, format!("[{json}").as_bytes());
         }
     }
 }

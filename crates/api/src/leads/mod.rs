@@ -219,27 +219,29 @@ pub struct LeadCreated {
 /// the gateway's CPU per request. The body of a [`Rendered`] is the same JSON, byte for
 /// byte (tests compare it with `D`'s own rendering).
 pub struct Rendered<D> {
-    pub(crate) body: String,
+    pub(crate) body: Vec<u8>,
     doc: std::marker::PhantomData<fn() -> D>,
 }
 
 impl<D> Rendered<D> {
     fn new(body: String) -> Self {
-        Self {
-            body,
-            doc: std::marker::PhantomData,
-        }
+        Self::written(body.into_bytes())
     }
 
     /// JSON written for `D` by hand; it must be what `D` renders (a test per use).
     pub(crate) fn written(json: Vec<u8>) -> Self {
-        Self::new(String::from_utf8(json).expect("JSON is UTF-8"))
+        Self {
+            body: json,
+            doc: std::marker::PhantomData,
+        }
     }
 }
 
 impl<D> std::fmt::Debug for Rendered<D> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("Rendered").field(&self.body).finish()
+        f.debug_tuple("Rendered")
+            .field(&String::from_utf8_lossy(&self.body))
+            .finish()
     }
 }
 

@@ -201,12 +201,17 @@ pub fn array_text(elements: impl IntoIterator<Item = Option<String>>) -> Option<
         }
         match element {
             None => body.push_str("NULL"),
-            Some(e) if e.contains('\0') => return None,
             Some(e) => {
                 body.push('"');
-                // The runs between the characters that need a backslash, copied whole.
+                // The runs between the bytes that need a backslash (or refuse the
+                // element), found by memchr and copied whole: a char-by-char search was
+                // 8 % of a 100-lead batch's instructions (callgrind, 2026-12-07). Each
+                // of the three is ASCII, so every run ends on a character boundary.
                 let mut rest = e.as_str();
-                while let Some(at) = rest.find(['"', '\\']) {
+                while let Some(at) = memchr::memchr3(b'"', b'\\', 0, rest.as_bytes()) {
+                    if rest.as_bytes()[at] == 0 {
+                        return None;
+                    }
                     body.push_str(&rest[..at]);
                     body.push('\\');
                     body.push_str(&rest[at..=at]);
@@ -331,6 +336,7 @@ pub(crate) mod tests {
         );
         assert_eq!(array_text(Vec::<Option<String>>::new()).unwrap(), "{}");
         assert_eq!(array_text([Some("a\0b".to_owned())]), None);
+        assert_eq!(array_text([Some("\"a\\b\0".to_owned())]), None);
     }
 
     #[test]

@@ -61,7 +61,7 @@ fn page_of(leads: &[ciq_leads::Lead], next_cursor: Option<&str>) -> Rendered<Lea
 
 /// `lead` as a [`LeadFound`], written from the domain's lead.
 fn found(lead: &ciq_leads::Lead) -> Rendered<LeadFound> {
-    Rendered::written(super::one_lead(lead))
+    Rendered::written(super::one_lead(|out| lead.write_json(out)))
 }
 
 /// One lead.

@@ -269,23 +269,17 @@ impl<D: poem_openapi::types::Type> poem::IntoResponse for Rendered<D> {
 /// verdict hidden, as [`quarantine::as_submitted`] hides it), written from the domain's
 /// lead.
 fn render_created(lead: &ciq_leads::Lead) -> String {
-    let body = if lead.spam.is_some() {
-        one_lead(&ciq_leads::Lead {
-            spam: None,
-            ..lead.clone()
-        })
-    } else {
-        one_lead(lead)
-    };
+    let body = one_lead(|out| quarantine::write_as_submitted(lead, out));
     String::from_utf8(body).expect("JSON is UTF-8")
 }
 
-/// `{"success":true,"lead":…}`: the body of a found lead and of a create's 201.
-fn one_lead(lead: &ciq_leads::Lead) -> Vec<u8> {
+/// `{"success":true,"lead":…}` with the lead `write` appends: the body of a found lead
+/// and of a create's 201.
+fn one_lead(write: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
     const OPEN: &[u8] = br#"{"success":true,"lead":"#;
     let mut out = Vec::with_capacity(OPEN.len() + 1024);
     out.extend_from_slice(OPEN);
-    lead.write_json(&mut out);
+    write(&mut out);
     out.push(b'}');
     out
 }

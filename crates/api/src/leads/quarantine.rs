@@ -68,6 +68,20 @@ pub fn as_submitted(lead: ciq_leads::Lead) -> super::Lead {
     super::Lead::from(ciq_leads::Lead { spam: None, ..lead })
 }
 
+/// Appends `lead` to `out` as JSON, as [`as_submitted`] shows it (its spam verdict
+/// hidden): a created lead in a create's or a batch's answer.
+pub fn write_as_submitted(lead: &ciq_leads::Lead, out: &mut Vec<u8>) {
+    if lead.spam.is_some() {
+        ciq_leads::Lead {
+            spam: None,
+            ..lead.clone()
+        }
+        .write_json(out);
+    } else {
+        lead.write_json(out);
+    }
+}
+
 /// Counts the leads `caller` stored, by what they were: in the key's usage, and for a
 /// browser submission in the metrics.
 pub fn count_stored<'a>(

@@ -13,9 +13,9 @@ use sqlx::Row;
 
 use ciq_entity::lead::{self, LeadStatus};
 use ciq_store::Db;
+use ciq_store::db::query_error;
 
 use crate::Lead;
-use ciq_store::db::query_error;
 
 /// The leads `statement` selects — every column of `leads` in the entity's order, as a
 /// `lead::Entity::find()` query selects them (a column's position is its place in

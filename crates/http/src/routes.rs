@@ -163,14 +163,20 @@ pub const OTHER: &str = "other";
 
 impl RouteSpec {
     /// Whether `path` is this route.
+    ///
+    /// Segments are split as bytes: `str::split('/')` searched each pattern a character
+    /// at a time, and every request runs this against the table's routes in order (13 %
+    /// of a `/healthz`'s instructions, callgrind 2026-12-07). `/` is ASCII, so the
+    /// segments are the same.
     pub fn matches(&self, path: &str) -> bool {
-        let mut pattern = self.pattern.split('/');
-        let mut given = path.split('/');
+        let segments = |text: &'static [u8]| text.split(|&b| b == b'/');
+        let mut pattern = segments(self.pattern.as_bytes());
+        let mut given = path.as_bytes().split(|&b| b == b'/');
         loop {
             match (pattern.next(), given.next()) {
                 (None, None) => return true,
-                (Some("*"), Some(_)) => return true,
-                (Some(p), Some(g)) if p.starts_with(':') && !g.is_empty() => {}
+                (Some(b"*"), Some(_)) => return true,
+                (Some(p), Some(g)) if p.first() == Some(&b':') && !g.is_empty() => {}
                 (Some(p), Some(g)) if p == g => {}
                 _ => return false,
             }
@@ -226,6 +232,17 @@ mod tests {
         assert_eq!(label(find("/admin/v1/users/x/keys")), "/admin");
         assert_eq!(label(find("/wp-login.php")), OTHER);
         assert_eq!(label(find("/api/external/leads/create/x")), OTHER);
+        // Every segment counts: a trailing slash, an empty parameter, a longer or
+        // shorter path, and text that is not ASCII.
+        assert_eq!(label(find("/healthz/")), OTHER);
+        assert_eq!(label(find("/api/external/leads/")), OTHER);
+        assert_eq!(
+            label(find("/api/external/leads/ünïcode")),
+            "/api/external/leads/{id}"
+        );
+        assert_eq!(label(find("/api/external")), OTHER);
+        assert_eq!(label(find("")), OTHER);
+        assert_eq!(find("/").map(|r| r.pattern), Some("/"));
     }
 
     #[test]

@@ -352,8 +352,9 @@ fn answered(
         .filter(|outcome| matches!(outcome, BatchOutcome::Created(_)))
         .count();
     let failed = outcomes.len() - created;
-    // Room for leads of about 550 bytes each, so the answer seldom grows.
-    let mut out = Vec::with_capacity(64 + outcomes.len() * 640);
+    // Each item is its lead and about 40 bytes around it.
+    let per_item = 40 + ciq_leads::Lead::JSON_CAPACITY;
+    let mut out = Vec::with_capacity(64 + outcomes.len() * per_item);
     let wrote = "a Vec takes every write";
     write!(
         out,
@@ -370,23 +371,13 @@ fn answered(
                 super::quarantine::write_as_submitted(lead, &mut out);
                 out.push(b'}');
             }
-            refused => serde_json::to_writer(
-                &mut out,
-                &result(index, refused, refusals)
-                    .to_json()
-                    .unwrap_or(Value::Null),
-            )
-            .expect(wrote),
+            refused => {
+                out.extend_from_slice(result(index, refused, refusals).to_json_string().as_bytes());
+            }
         }
     }
     out.extend_from_slice(b"]}");
     Rendered::written(out)
-}
-
-/// An answer made as a [`BatchCreated`] (a replay, the spool's), rendered by
-/// poem-openapi.
-fn rendered(answer: &BatchCreated) -> Rendered<BatchCreated> {
-    Rendered::written(answer.to_json_string().into_bytes())
 }
 
 /// A remembered answer's items (a JSON array; `null` where the lead was erased since).
@@ -597,7 +588,7 @@ async fn batch(
         });
         let (answer, replayed) =
             spool_batch(state, spool, caller, items, honeypot.as_deref(), keyed).await?;
-        return Ok((rendered(&answer), replayed));
+        return Ok((Rendered::documented(&answer), replayed));
     }
     let key = match idempotent::claim(state, user_id, idempotency_key, || {
         idempotency::fingerprint(idempotency::Operation::Batch, &body)
@@ -605,10 +596,12 @@ async fn batch(
     .await?
     {
         idempotent::Keyed::Fresh(key) => key,
-        idempotent::Keyed::Replay(stored) => return Ok((rendered(&replayed(&stored)?), true)),
+        idempotent::Keyed::Replay(stored) => {
+            return Ok((Rendered::documented(&replayed(&stored)?), true));
+        }
         idempotent::Keyed::Queued(stored) => {
             let answer: BatchCreated = idempotent::stored(&stored)?;
-            return Ok((rendered(&answer), true));
+            return Ok((Rendered::documented(&answer), true));
         }
     };
     let blocked = super::quarantine::block_list(state, caller).await;

@@ -43,9 +43,8 @@ pub struct LeadPage {
 /// the documented object's; a `serde_json::Value` tree per lead was most of a page's
 /// CPU).
 fn page_of(leads: &[ciq_leads::Lead], next_cursor: Option<&str>) -> Rendered<LeadPage> {
-    // Sized for leads of about 550 bytes (without attribution or consent), so it seldom
-    // grows (each growth copied the page so far: 1.5 % of the gateway's CPU per page).
-    let mut out = Vec::with_capacity(64 + leads.len() * 768);
+    // Each growth copied the page so far: 1.5 % of the gateway's CPU per page.
+    let mut out = Vec::with_capacity(64 + leads.len() * ciq_leads::Lead::JSON_CAPACITY);
     out.extend_from_slice(br#"{"success":true,"leads":["#);
     for (i, lead) in leads.iter().enumerate() {
         if i > 0 {

@@ -228,6 +228,14 @@ impl<D> Rendered<D> {
         Self::written(body.into_bytes())
     }
 
+    /// `value` as poem-openapi renders `D` (an answer made as the documented object).
+    pub(crate) fn documented(value: &D) -> Self
+    where
+        D: poem_openapi::types::ToJSON,
+    {
+        Self::written(value.to_json_string().into_bytes())
+    }
+
     /// JSON written for `D` by hand; it must be what `D` renders (a test per use).
     pub(crate) fn written(json: Vec<u8>) -> Self {
         Self {
@@ -277,7 +285,7 @@ fn render_created(lead: &ciq_leads::Lead) -> String {
 /// and of a create's 201.
 fn one_lead(write: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
     const OPEN: &[u8] = br#"{"success":true,"lead":"#;
-    let mut out = Vec::with_capacity(OPEN.len() + 1024);
+    let mut out = Vec::with_capacity(OPEN.len() + 1 + ciq_leads::Lead::JSON_CAPACITY);
     out.extend_from_slice(OPEN);
     write(&mut out);
     out.push(b'}');

@@ -15,6 +15,9 @@ use crate::money::{Money, parse_money};
 
 pub use crate::violation::Violation;
 
+mod create_body;
+pub use create_body::CreateBody;
+
 /// Longest `external_id`, in characters.
 pub const MAX_EXTERNAL_ID_LEN: usize = 255;
 
@@ -181,6 +184,14 @@ pub fn validate_submission(body: &Value) -> Result<NewLead, Vec<Violation>> {
     validate_lead_body(body, false).map(|(lead, _)| lead)
 }
 
+/// [`validate_submission`] for the `lead` object itself (a batch's item): its field
+/// paths still read `lead.…`.
+pub fn validate_lead(lead: &Value) -> Result<NewLead, Vec<Violation>> {
+    let mut errors = Vec::new();
+    let members = LeadIn::of(Some(lead)).members(&mut errors)?;
+    validate_members(&members, errors)
+}
+
 /// [`validate_submission`] for a create, whose body may also carry a top-level
 /// `honeypot` (a web form's hidden input): the lead and the honeypot's value (`None`
 /// when absent or null). A honeypot that is not a string breaks a rule like any field.
@@ -191,7 +202,11 @@ pub fn validate_create(body: &Value) -> Result<(NewLead, Option<String>), Vec<Vi
 /// The top-level `honeypot` of a create or batch body: `None` when absent or null, its
 /// text when a string; anything else is a broken rule pushed on `errors`.
 pub fn honeypot(top: &Map<String, Value>, errors: &mut Vec<Violation>) -> Option<String> {
-    match top.get(HONEYPOT) {
+    honeypot_of(top.get(HONEYPOT), errors)
+}
+
+fn honeypot_of(value: Option<&Value>, errors: &mut Vec<Violation>) -> Option<String> {
+    match value {
         None | Some(Value::Null) => None,
         Some(Value::String(text)) => Some(text.clone()),
         Some(_) => {
@@ -207,21 +222,123 @@ pub fn honeypot(top: &Map<String, Value>, errors: &mut Vec<Violation>) -> Option
 /// The name of the top-level honeypot field of create and batch bodies.
 pub const HONEYPOT: &str = "honeypot";
 
+/// The refusal of a body that is not a JSON object.
+fn not_an_object() -> Vec<Violation> {
+    vec![Violation::new(
+        "body",
+        "must be a JSON object of the form {\"lead\": {...}}",
+    )]
+}
+
+/// The refusal of each top-level member beside `lead` (and a create's honeypot).
+fn beside_lead<'k>(keys: impl Iterator<Item = &'k str>, allowed: &[&str]) -> Vec<Violation> {
+    keys.filter(|k| !allowed.contains(k))
+        .map(|key| {
+            Violation::new(
+                key,
+                "is not a known field; the lead's fields go inside \"lead\"",
+            )
+        })
+        .collect()
+}
+
 fn validate_lead_body(
     body: &Value,
     honeypot_allowed: bool,
 ) -> Result<(NewLead, Option<String>), Vec<Violation>> {
-    let mut errors = Vec::new();
+    let Value::Object(top) = body else {
+        return Err(not_an_object());
+    };
     let allowed: &[&str] = if honeypot_allowed {
         &["lead", HONEYPOT]
     } else {
         &["lead"]
     };
-    let lead = lead_object(body, allowed, &mut errors)?;
-    let trap = match body {
-        Value::Object(top) if honeypot_allowed => honeypot(top, &mut errors),
-        _ => None,
+    let mut errors = beside_lead(top.keys().map(String::as_str), allowed);
+    let members = LeadIn::of(top.get("lead")).members(&mut errors)?;
+    let trap = if honeypot_allowed {
+        honeypot_of(top.get(HONEYPOT), &mut errors)
+    } else {
+        None
     };
+    validate_members(&members, errors).map(|lead| (lead, trap))
+}
+
+/// What a body's `lead` member holds, as the rules read it.
+enum LeadIn<'a> {
+    /// Absent or `null`.
+    Missing,
+    /// Not an object.
+    Other,
+    /// An object's members.
+    Members(LeadMembers<'a>),
+}
+
+impl<'a> LeadIn<'a> {
+    fn of(value: Option<&'a Value>) -> Self {
+        match value {
+            None | Some(Value::Null) => LeadIn::Missing,
+            Some(Value::Object(lead)) => LeadIn::Members(LeadMembers::of(lead)),
+            Some(_) => LeadIn::Other,
+        }
+    }
+
+    /// The members, or every rule broken so far with the `lead` member's own first.
+    fn members(self, errors: &mut Vec<Violation>) -> Result<LeadMembers<'a>, Vec<Violation>> {
+        let rule = match self {
+            LeadIn::Members(members) => return Ok(members),
+            LeadIn::Missing => "is required",
+            LeadIn::Other => "must be an object",
+        };
+        errors.insert(0, Violation::new("lead", rule));
+        Err(std::mem::take(errors))
+    }
+}
+
+/// The members of a `lead` object found by name without hashing: a slot per field of
+/// [`LEAD_FIELDS`] (`null` kept: an update reads it as "empty this") and the names of
+/// the members that are no field, in the order sent.
+struct LeadMembers<'a> {
+    known: [Option<&'a Value>; LEAD_FIELDS.len()],
+    unknown: Vec<&'a str>,
+}
+
+impl<'a> LeadMembers<'a> {
+    fn of(lead: &'a Map<String, Value>) -> Self {
+        let mut members = LeadMembers {
+            known: [None; LEAD_FIELDS.len()],
+            unknown: Vec::new(),
+        };
+        for (name, value) in lead {
+            match slot(name) {
+                Some(at) => members.known[at] = Some(value),
+                None => members.unknown.push(name),
+            }
+        }
+        members
+    }
+
+    /// The member `field` (one of [`LEAD_FIELDS`]), `null` included.
+    fn get(&self, field: &str) -> Option<&'a Value> {
+        self.known[slot(field).expect("a lead field")]
+    }
+
+    fn contains(&self, field: &str) -> bool {
+        self.get(field).is_some()
+    }
+}
+
+/// Where `name` sits in [`LEAD_FIELDS`].
+fn slot(name: &str) -> Option<usize> {
+    LEAD_FIELDS.iter().position(|field| *field == name)
+}
+
+/// Every rule of a create on the lead's members, `errors` holding what the body around
+/// them broke.
+fn validate_members(
+    lead: &LeadMembers<'_>,
+    mut errors: Vec<Violation>,
+) -> Result<NewLead, Vec<Violation>> {
     let mut fields = Fields {
         lead,
         errors: &mut errors,
@@ -248,8 +365,8 @@ fn validate_lead_body(
     let consent = validate_consent(lead.get(CONSENT), fields.errors);
     unknown_fields(lead, &mut errors);
     match (name, email, source, industry) {
-        (Some(name), Some(email), Some(source), Some(industry)) if errors.is_empty() => Ok((
-            NewLead {
+        (Some(name), Some(email), Some(source), Some(industry)) if errors.is_empty() => {
+            Ok(NewLead {
                 name,
                 email,
                 phone,
@@ -264,46 +381,14 @@ fn validate_lead_body(
                 spam: None,
                 attribution,
                 consent,
-            },
-            trap,
-        )),
+            })
+        }
         _ => Err(errors),
     }
 }
 
-/// The `lead` object of a body `{"lead": {...}}`; anything beside it is an error.
-fn lead_object<'a>(
-    body: &'a Value,
-    allowed: &[&str],
-    errors: &mut Vec<Violation>,
-) -> Result<&'a Map<String, Value>, Vec<Violation>> {
-    let Value::Object(top) = body else {
-        return Err(vec![Violation::new(
-            "body",
-            "must be a JSON object of the form {\"lead\": {...}}",
-        )]);
-    };
-    for key in top.keys().filter(|k| !allowed.contains(&k.as_str())) {
-        errors.push(Violation::new(
-            key.clone(),
-            "is not a known field; the lead's fields go inside \"lead\"",
-        ));
-    }
-    match top.get("lead") {
-        Some(Value::Object(lead)) => Ok(lead),
-        None | Some(Value::Null) => {
-            errors.insert(0, Violation::new("lead", "is required"));
-            Err(std::mem::take(errors))
-        }
-        Some(_) => {
-            errors.insert(0, Violation::new("lead", "must be an object"));
-            Err(std::mem::take(errors))
-        }
-    }
-}
-
-fn unknown_fields(lead: &Map<String, Value>, errors: &mut Vec<Violation>) {
-    for key in lead.keys().filter(|k| !LEAD_FIELDS.contains(&k.as_str())) {
+fn unknown_fields(lead: &LeadMembers<'_>, errors: &mut Vec<Violation>) {
+    for key in &lead.unknown {
         errors.push(Violation::new(
             format!("lead.{key}"),
             format!("is not a known field (known: {})", LEAD_FIELDS.join(", ")),
@@ -464,7 +549,11 @@ pub fn validate_upsert_patch(body: &Value) -> Result<LeadPatch, Vec<Violation>> 
 }
 
 fn patch_of(body: &Value, mut errors: Vec<Violation>) -> Result<LeadPatch, Vec<Violation>> {
-    let lead = lead_object(body, &["lead"], &mut errors)?;
+    let Value::Object(top) = body else {
+        return Err(not_an_object());
+    };
+    errors.extend(beside_lead(top.keys().map(String::as_str), &["lead"]));
+    let lead = &LeadIn::of(top.get("lead")).members(&mut errors)?;
     // Present, and null or blank.
     let cleared = |field: &str| {
         lead.get(field)
@@ -474,8 +563,8 @@ fn patch_of(body: &Value, mut errors: Vec<Violation>) -> Result<LeadPatch, Vec<V
         lead,
         errors: &mut errors,
     };
-    let required = |fields: &mut Fields<'_>, field: &str, max: usize| {
-        if !fields.lead.contains_key(field) {
+    let required = |fields: &mut Fields<'_, '_>, field: &str, max: usize| {
+        if !fields.lead.contains(field) {
             return None;
         }
         if cleared(field) {
@@ -494,7 +583,7 @@ fn patch_of(body: &Value, mut errors: Vec<Violation>) -> Result<LeadPatch, Vec<V
     });
     let source = required(&mut fields, "source", MAX_SOURCE_LEN);
     let industry = required(&mut fields, "industry", MAX_INDUSTRY_LEN);
-    let status = if !fields.lead.contains_key("status") {
+    let status = if !fields.lead.contains("status") {
         None
     } else if cleared("status") {
         fields.fail(
@@ -538,19 +627,19 @@ fn patch_of(body: &Value, mut errors: Vec<Violation>) -> Result<LeadPatch, Vec<V
     })
 }
 
-struct Fields<'a> {
-    lead: &'a Map<String, Value>,
+struct Fields<'a, 'v> {
+    lead: &'a LeadMembers<'v>,
     errors: &'a mut Vec<Violation>,
 }
 
-impl<'a> Fields<'a> {
+impl<'v> Fields<'_, 'v> {
     fn fail(&mut self, field: &str, rule: impl Into<String>) {
         self.errors
             .push(Violation::new(format!("lead.{field}"), rule));
     }
 
     /// The value, with JSON `null` treated as absent.
-    fn get(&self, field: &str) -> Option<&'a Value> {
+    fn get(&self, field: &str) -> Option<&'v Value> {
         self.lead.get(field).filter(|v| !v.is_null())
     }
 

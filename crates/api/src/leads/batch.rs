@@ -214,9 +214,8 @@ pub fn validate_batch(body: Value) -> Result<Batch, HttpError> {
     if !broken.is_empty() {
         return Err(HttpError::validation_failed(broken));
     }
-    // Each item is moved into a body of its own for the rules and back into the batch's
-    // body afterwards (the idempotency fingerprint reads it whole): `json!` would
-    // serialise every item into a copy.
+    // Each item is checked where it is and moved back into the batch's body afterwards
+    // (the idempotency fingerprint reads it whole).
     let mut body = body;
     let Value::Array(leads) = body["leads"].take() else {
         unreachable!("checked above: an array")
@@ -226,8 +225,7 @@ pub fn validate_batch(body: Value) -> Result<Batch, HttpError> {
         .into_iter()
         .enumerate()
         .map(|(index, item)| {
-            let mut wrapped = ciq_leads::rules::lead_body(item);
-            let verdict = ciq_leads::rules::validate_submission(&wrapped).map_err(|violations| {
+            let verdict = ciq_leads::rules::validate_lead(&item).map_err(|violations| {
                 field_errors(violations)
                     .into_iter()
                     .map(|mut e| {
@@ -239,7 +237,7 @@ pub fn validate_batch(body: Value) -> Result<Batch, HttpError> {
                     })
                     .collect()
             });
-            checked.push(wrapped["lead"].take());
+            checked.push(item);
             verdict
         })
         .collect();

@@ -11,7 +11,7 @@ use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions};
 
 use ciq_http::HttpError;
 use ciq_leads::NewLead;
-use ciq_leads::rules::validate_create;
+use ciq_leads::rules::CreateBody;
 
 use super::{CreateLeadRequest, field_errors};
 use crate::state::ApiState;
@@ -26,8 +26,8 @@ pub struct Submitted {
     pub lead: NewLead,
     /// The body's top-level `honeypot`, if it carried one.
     pub honeypot: Option<String>,
-    /// The body as parsed, for [`Submitted::fingerprint`].
-    body: serde_json::Value,
+    /// The body as sent (valid JSON), for [`Submitted::fingerprint`].
+    body: Vec<u8>,
 }
 
 impl Submitted {
@@ -35,7 +35,9 @@ impl Submitted {
     /// `Idempotency-Key` retry is recognised whatever the key order or spacing.
     /// Computed only for requests that carry such a key.
     pub fn fingerprint(&self) -> String {
-        ciq_leads::idempotency::fingerprint(ciq_leads::idempotency::Operation::Create, &self.body)
+        let body: serde_json::Value =
+            serde_json::from_slice(&self.body).expect("the body was parsed before");
+        ciq_leads::idempotency::fingerprint(ciq_leads::idempotency::Operation::Create, &body)
     }
 }
 
@@ -45,14 +47,18 @@ impl LeadSubmission {
         self.0
     }
 
+    /// Read, parsed straight into what the rules read ([`CreateBody`]: no map of the
+    /// body is built) and checked.
     async fn read(request: &Request, body: &mut RequestBody) -> Result<Submitted, HttpError> {
-        let value = read_json(request, body).await?;
-        let (lead, honeypot) = validate_create(&value)
+        let bytes = read_body(request, body, create_limit(request)).await?;
+        let parsed: CreateBody = parsed(&bytes)?;
+        let (lead, honeypot) = parsed
+            .validate()
             .map_err(|violations| HttpError::validation_failed(field_errors(violations)))?;
         Ok(Submitted {
             lead,
             honeypot,
-            body: value,
+            body: bytes,
         })
     }
 }
@@ -63,10 +69,14 @@ async fn read_json(
     request: &Request,
     body: &mut RequestBody,
 ) -> Result<serde_json::Value, HttpError> {
-    let limit = request
+    read_json_within(request, body, create_limit(request)).await
+}
+
+/// The largest create (or update) body this gateway reads.
+fn create_limit(request: &Request) -> usize {
+    request
         .data::<Arc<ApiState>>()
-        .map_or(crate::state::DEFAULT_MAX_BODY_BYTES, |s| s.max_body_bytes);
-    read_json_within(request, body, limit).await
+        .map_or(crate::state::DEFAULT_MAX_BODY_BYTES, |s| s.max_body_bytes)
 }
 
 /// [`read_json`] with a limit of `limit` bytes (the batch has its own).
@@ -75,6 +85,16 @@ pub async fn read_json_within(
     body: &mut RequestBody,
     limit: usize,
 ) -> Result<serde_json::Value, HttpError> {
+    parsed(&read_body(request, body, limit).await?)
+}
+
+/// The bytes of a JSON body, in the fixed order of checks: 415 (content type), 413
+/// (over `limit` bytes), 400 (empty).
+async fn read_body(
+    request: &Request,
+    body: &mut RequestBody,
+    limit: usize,
+) -> Result<Vec<u8>, HttpError> {
     let content_type = request.content_type();
     if !content_type.is_some_and(is_json) {
         return Err(HttpError::unsupported_media_type(content_type));
@@ -97,7 +117,12 @@ pub async fn read_json_within(
             "the request body is empty; send a JSON object",
         ));
     }
-    serde_json::from_slice(&bytes).map_err(|err| {
+    Ok(bytes)
+}
+
+/// `bytes` parsed as JSON into `T`, or 400 with the parser's reason.
+fn parsed<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, HttpError> {
+    serde_json::from_slice(bytes).map_err(|err| {
         HttpError::invalid_json(format!("the request body is not valid JSON: {err}"))
     })
 }

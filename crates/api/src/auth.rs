@@ -627,25 +627,41 @@ fn rate_limit_headers(
     const RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
     const POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
     const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
-    let text = |value: String| HeaderValue::try_from(value).expect("header values are ASCII");
     [
         (LIMIT, HeaderValue::from(decision.limit)),
         (REMAINING, HeaderValue::from(decision.remaining)),
         (RESET, HeaderValue::from(reset_at(decision))),
         (
             POLICY,
-            text(format!(
-                "\"{policy}\";q={};w={}",
-                decision.limit, window_secs
-            )),
+            ietf_value(policy, ("q", decision.limit.into()), ("w", window_secs)),
         ),
         (
             RATELIMIT,
-            text(format!(
-                "\"{policy}\";r={};t={}",
-                decision.remaining,
-                decision.reset_after_secs()
-            )),
+            ietf_value(
+                policy,
+                ("r", decision.remaining.into()),
+                ("t", decision.reset_after_secs()),
+            ),
         ),
     ]
+}
+
+/// An IETF draft header's value, `"<policy>";<a>=<n>;<b>=<m>`, written without
+/// `core::fmt` (two of them on every answer with a limit).
+fn ietf_value(policy: &str, (a, n): (&str, u64), (b, m): (&str, u64)) -> HeaderValue {
+    let (mut first, mut second) = (itoa::Buffer::new(), itoa::Buffer::new());
+    let text = [
+        "\"",
+        policy,
+        "\";",
+        a,
+        "=",
+        first.format(n),
+        ";",
+        b,
+        "=",
+        second.format(m),
+    ]
+    .concat();
+    HeaderValue::try_from(text).expect("header values are ASCII")
 }

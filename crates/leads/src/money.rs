@@ -19,38 +19,43 @@ pub struct Money {
 
 /// Why a JSON value is not a [`Money`] amount; the text is the rule, for `details`.
 pub fn parse_money(value: &Value) -> Result<Money, &'static str> {
+    const TOO_LARGE: &str = "must be at most 999999999999.99";
     let Value::Number(number) = value else {
         return Err("must be a number");
     };
-    let text = match (number.as_u64(), number.as_f64()) {
-        (Some(whole), _) => whole.to_string(),
-        (None, Some(f)) if f.is_finite() => {
-            if f < 0.0 {
-                return Err("must not be negative");
-            }
-            if f > MAX_CENTS as f64 / 100.0 {
-                return Err("must be at most 999999999999.99");
-            }
-            // Shortest representation that round-trips: the decimal the client wrote.
-            format!("{f}")
-        }
+    if let Some(whole) = number.as_u64() {
+        // Exact as it came: no text to go through.
+        return i64::try_from(whole)
+            .ok()
+            .and_then(|w| w.checked_mul(100))
+            .filter(|&c| c <= MAX_CENTS)
+            .map(|cents| Money { cents })
+            .ok_or(TOO_LARGE);
+    }
+    let f = match number.as_f64() {
+        Some(f) if f.is_finite() && f >= 0.0 => f,
         _ => return Err("must not be negative"),
     };
-    let (whole, fraction) = text.split_once('.').unwrap_or((&text, ""));
-    if fraction.len() > 2 {
-        return Err("must have at most 2 decimal places");
+    if f > MAX_CENTS as f64 / 100.0 {
+        return Err(TOO_LARGE);
     }
-    let cents = whole
+    // Shortest representation that round-trips: the decimal the client wrote.
+    let text = f.to_string();
+    let (whole, fraction) = text.split_once('.').unwrap_or((&text, ""));
+    let digit = |d: &u8| i64::from(d - b'0');
+    let hundredths = match fraction.as_bytes() {
+        [] => 0,
+        [tenths] => digit(tenths) * 10,
+        [tenths, cents] => digit(tenths) * 10 + digit(cents),
+        _ => return Err("must have at most 2 decimal places"),
+    };
+    whole
         .parse::<i64>()
         .ok()
-        .and_then(|w| w.checked_mul(100))
-        .and_then(|c| {
-            let frac: i64 = format!("{fraction:0<2}").parse().ok()?;
-            c.checked_add(frac)
-        })
+        .and_then(|w| w.checked_mul(100)?.checked_add(hundredths))
         .filter(|&c| c <= MAX_CENTS)
-        .ok_or("must be at most 999999999999.99")?;
-    Ok(Money { cents })
+        .map(|cents| Money { cents })
+        .ok_or(TOO_LARGE)
 }
 
 impl Money {
@@ -88,6 +93,10 @@ mod tests {
         assert_eq!(cents("0.29"), Ok(29));
         assert_eq!(cents("999999999999.99"), Ok(MAX_CENTS));
         assert_eq!(cents("1e3"), Ok(100_000));
+        assert_eq!(cents("7.0"), Ok(700));
+        assert_eq!(cents("0"), Ok(0));
+        assert_eq!(cents("0.05"), Ok(5));
+        assert_eq!(cents("999999999999"), Ok(MAX_CENTS - 99));
     }
 
     #[test]
@@ -100,6 +109,12 @@ mod tests {
             Err("must be at most 999999999999.99")
         );
         assert_eq!(cents("1e300"), Err("must be at most 999999999999.99"));
+        assert_eq!(
+            cents("18446744073709551615"),
+            Err("must be at most 999999999999.99")
+        );
+        assert_eq!(cents("-0"), Ok(0));
+        assert_eq!(cents("1e-7"), Err("must have at most 2 decimal places"));
         assert_eq!(cents("\"100\""), Err("must be a number"));
     }
 

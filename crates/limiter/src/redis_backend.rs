@@ -139,7 +139,7 @@ impl RedisLimiter {
     /// The Redis key of a bucket. The whole bucket name is the hash tag, so each key
     /// lives on one Redis Cluster slot and the script touches only that key.
     pub fn redis_key(&self, bucket: &str) -> String {
-        format!("{}{{{bucket}}}", self.prefix)
+        [self.prefix.as_str(), "{", bucket, "}"].concat()
     }
 
     /// One decision (counted when admitted), or the Redis error.
@@ -185,11 +185,12 @@ impl RedisLimiter {
             key: self.redis_key(bucket),
             limit,
             window_ms: u64::try_from(window.as_millis()).unwrap_or(u64::MAX).max(1),
-            member: format!(
-                "{}:{}",
-                self.member_prefix,
-                self.sequence.fetch_add(1, Ordering::Relaxed)
-            ),
+            member: [
+                self.member_prefix.as_str(),
+                ":",
+                itoa::Buffer::new().format(self.sequence.fetch_add(1, Ordering::Relaxed)),
+            ]
+            .concat(),
             cost,
         };
         let (allowed, count, reset_us) = match self.conn.mode() {

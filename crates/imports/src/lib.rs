@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 use ciq_leads::Attribution;
 use ciq_leads::attribution::{ATTRIBUTION, CONSENT};
 use ciq_leads::rules::{
-    LEAD_FIELDS, LeadPatch, NewLead, Violation, lead_body, validate_patch, validate_submission,
+    LEAD_FIELDS, LeadPatch, NewLead, Violation, lead_body, validate_lead, validate_patch,
 };
 
 /// Largest file accepted, in bytes.
@@ -712,7 +712,7 @@ pub fn checked(mapping: &Mapping, columns: &[String], row: &Row) -> (RowPlan, Ve
     if !consent.is_empty() {
         lead.insert(CONSENT.to_owned(), Value::Object(consent));
     }
-    let new = validate_submission(&lead_body(Value::Object(lead))).map_err(|v| {
+    let new = validate_lead(&Value::Object(lead)).map_err(|v| {
         faults.extend(faulted(mapping, &v));
         reason(mapping, columns, &v)
     });

@@ -691,7 +691,10 @@ async fn commit(
         return;
     }
     let rows: Vec<&lead::Model> = batch.iter().map(|j| &j.row).collect();
-    let inserted = match breaker.guard(insert_batch(db, functions, own, &rows)).await {
+    // Boxed where it is made: the statement's future (sqlx's, several KB) is otherwise
+    // copied into the guard's argument and again into this future's state, per batch.
+    let insert = Box::pin(insert_batch(db, functions, own, &rows));
+    let inserted = match breaker.guard(insert).await {
         Ok(inserted) => inserted,
         Err(down) => {
             // Given up (the store went away meanwhile, or it did not answer in time):

@@ -15,8 +15,8 @@ use crate::money::{Money, parse_money};
 
 pub use crate::violation::Violation;
 
-mod create_body;
-pub use create_body::CreateBody;
+mod parsed;
+pub use parsed::{CreateBody, Envelope, LeadList, LeadObject};
 
 /// Longest `external_id`, in characters.
 pub const MAX_EXTERNAL_ID_LEN: usize = 255;
@@ -205,7 +205,8 @@ pub fn honeypot(top: &Map<String, Value>, errors: &mut Vec<Violation>) -> Option
     honeypot_of(top.get(HONEYPOT), errors)
 }
 
-fn honeypot_of(value: Option<&Value>, errors: &mut Vec<Violation>) -> Option<String> {
+/// [`honeypot`] of the member's value (`None` when absent).
+pub fn honeypot_of(value: Option<&Value>, errors: &mut Vec<Violation>) -> Option<String> {
     match value {
         None | Some(Value::Null) => None,
         Some(Value::String(text)) => Some(text.clone()),

@@ -17,10 +17,11 @@ use serde_json::Value;
 
 use ciq_http::HttpError;
 use ciq_http::error::{ErrorBody, ErrorDetail, FieldError};
+use ciq_leads::rules::{Envelope, LeadList};
 use ciq_leads::store::{BatchOutcome, RememberedBatch};
 use ciq_leads::{LeadError, LeadOwner, NewLead, idempotency};
 
-use super::body::read_json_within;
+use super::body::{parsed, read_body};
 use super::idempotent;
 use super::{Lead, Rendered, field_errors};
 use crate::auth::ApiKeyAuth;
@@ -167,7 +168,15 @@ crate::responses::error_variants!(BatchLeadsResponse {
 pub struct Batch {
     items: Vec<Result<NewLead, Vec<FieldError>>>,
     honeypot: Option<String>,
-    body: Value,
+    /// The body as sent (valid JSON), for the idempotency fingerprint.
+    body: Vec<u8>,
+}
+
+/// What a batch's idempotency fingerprint is made from: the body, parsed again (only a
+/// request with an `Idempotency-Key` needs it).
+fn fingerprint(body: &[u8]) -> String {
+    let body: Value = serde_json::from_slice(body).expect("the body was parsed before");
+    idempotency::fingerprint(idempotency::Operation::Batch, &body)
 }
 
 /// The body of a batch request, or why it cannot be used (never fails to extract, so
@@ -183,17 +192,17 @@ pub fn batch_body_limit(create_limit: usize) -> usize {
 
 /// The request's rules, then each item's, all at once: `leads` must be an array of 1
 /// to 100; each item is checked as a create's `lead`, its field paths renamed
-/// `leads[i].…`.
-pub fn validate_batch(body: Value) -> Result<Batch, HttpError> {
+/// `leads[i].…`. Returns each item's lead or broken rules, and the honeypot's text.
+pub fn validate_batch(body: &Envelope<LeadList>) -> Result<Checked, HttpError> {
     let rule = format!("must be an array of 1 to {MAX_BATCH_LEADS} leads");
-    let Value::Object(top) = &body else {
+    if !body.is_object() {
         return Err(HttpError::validation_failed(vec![FieldError::new(
             "leads", rule,
         )]));
-    };
-    let mut broken: Vec<FieldError> = top
-        .keys()
-        .filter(|k| !["leads", ciq_leads::rules::HONEYPOT].contains(&k.as_str()))
+    }
+    let mut broken: Vec<FieldError> = body
+        .beside()
+        .iter()
         .map(|k| {
             FieldError::new(
                 k.clone(),
@@ -202,30 +211,30 @@ pub fn validate_batch(body: Value) -> Result<Batch, HttpError> {
         })
         .collect();
     let mut trap_errors = Vec::new();
-    let honeypot = ciq_leads::rules::honeypot(top, &mut trap_errors);
+    let honeypot = ciq_leads::rules::honeypot_of(body.honeypot(), &mut trap_errors);
     broken.extend(field_errors(trap_errors));
-    match top.get("leads").and_then(Value::as_array) {
-        None => broken.push(FieldError::new("leads", rule)),
-        Some(leads) if leads.is_empty() || leads.len() > MAX_BATCH_LEADS => broken.push(
-            FieldError::new("leads", format!("{rule} ({} given)", leads.len())),
-        ),
-        Some(_) => {}
-    }
+    let leads = match body.member() {
+        Some(LeadList::Items(leads)) if (1..=MAX_BATCH_LEADS).contains(&leads.len()) => leads,
+        Some(LeadList::Items(leads)) => {
+            broken.push(FieldError::new(
+                "leads",
+                format!("{rule} ({} given)", leads.len()),
+            ));
+            return Err(HttpError::validation_failed(broken));
+        }
+        None | Some(LeadList::NotArray) => {
+            broken.push(FieldError::new("leads", rule));
+            return Err(HttpError::validation_failed(broken));
+        }
+    };
     if !broken.is_empty() {
         return Err(HttpError::validation_failed(broken));
     }
-    // Each item is checked where it is and moved back into the batch's body afterwards
-    // (the idempotency fingerprint reads it whole).
-    let mut body = body;
-    let Value::Array(leads) = body["leads"].take() else {
-        unreachable!("checked above: an array")
-    };
-    let mut checked = Vec::with_capacity(leads.len());
     let items = leads
-        .into_iter()
+        .iter()
         .enumerate()
         .map(|(index, item)| {
-            let verdict = ciq_leads::rules::validate_lead(&item).map_err(|violations| {
+            item.validate().map_err(|violations| {
                 field_errors(violations)
                     .into_iter()
                     .map(|mut e| {
@@ -236,18 +245,14 @@ pub fn validate_batch(body: Value) -> Result<Batch, HttpError> {
                         e
                     })
                     .collect()
-            });
-            checked.push(item);
-            verdict
+            })
         })
         .collect();
-    body["leads"] = Value::Array(checked);
-    Ok(Batch {
-        items,
-        honeypot,
-        body,
-    })
+    Ok((items, honeypot))
 }
+
+/// A batch's items checked (each one's lead or broken rules) and its honeypot's text.
+pub type Checked = (Vec<Result<NewLead, Vec<FieldError>>>, Option<String>);
 
 impl<'a> ApiExtractor<'a> for BatchSubmission {
     const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::RequestObject];
@@ -278,14 +283,27 @@ impl<'a> ApiExtractor<'a> for BatchSubmission {
             .data::<Arc<ApiState>>()
             .map_or(crate::state::DEFAULT_MAX_BODY_BYTES, |s| s.max_body_bytes);
         let limit = batch_body_limit(create_limit);
-        let body = read_json_within(request, body, limit).await;
-        let leads = body
-            .as_ref()
-            .ok()
-            .and_then(|body| body.get("leads")?.as_array().map(Vec::len))
-            .unwrap_or(1)
-            .clamp(1, MAX_BATCH_LEADS);
-        Ok(Self(body.and_then(validate_batch), leads))
+        let read = match read_body(request, body, limit).await {
+            Ok(bytes) => parsed::<Envelope<LeadList>>(&bytes).map(|parsed| (parsed, bytes)),
+            Err(err) => Err(err),
+        };
+        let leads = match &read {
+            Ok((parsed, _)) => match parsed.member() {
+                Some(LeadList::Items(leads)) => leads.len(),
+                _ => 1,
+            },
+            Err(_) => 1,
+        }
+        .clamp(1, MAX_BATCH_LEADS);
+        let batch = read.and_then(|(parsed, body)| {
+            let (items, honeypot) = validate_batch(&parsed)?;
+            Ok(Batch {
+                items,
+                honeypot,
+                body,
+            })
+        });
+        Ok(Self(batch, leads))
     }
 }
 
@@ -578,30 +596,22 @@ async fn batch(
     if let Some(spool) = super::spooled::usable(state, req)
         && state.leads.writer().breaker().is_open()
     {
-        let keyed = idempotent::validated(idempotency_key)?.map(|key| {
-            (
-                key,
-                idempotency::fingerprint(idempotency::Operation::Batch, &body),
-            )
-        });
+        let keyed = idempotent::validated(idempotency_key)?.map(|key| (key, fingerprint(&body)));
         let (answer, replayed) =
             spool_batch(state, spool, caller, items, honeypot.as_deref(), keyed).await?;
         return Ok((Rendered::documented(&answer), replayed));
     }
-    let key = match idempotent::claim(state, user_id, idempotency_key, || {
-        idempotency::fingerprint(idempotency::Operation::Batch, &body)
-    })
-    .await?
-    {
-        idempotent::Keyed::Fresh(key) => key,
-        idempotent::Keyed::Replay(stored) => {
-            return Ok((Rendered::documented(&replayed(&stored)?), true));
-        }
-        idempotent::Keyed::Queued(stored) => {
-            let answer: BatchCreated = idempotent::stored(&stored)?;
-            return Ok((Rendered::documented(&answer), true));
-        }
-    };
+    let key =
+        match idempotent::claim(state, user_id, idempotency_key, || fingerprint(&body)).await? {
+            idempotent::Keyed::Fresh(key) => key,
+            idempotent::Keyed::Replay(stored) => {
+                return Ok((Rendered::documented(&replayed(&stored)?), true));
+            }
+            idempotent::Keyed::Queued(stored) => {
+                let answer: BatchCreated = idempotent::stored(&stored)?;
+                return Ok((Rendered::documented(&answer), true));
+            }
+        };
     let blocked = super::quarantine::block_list(state, caller).await;
     let (leads, refusals): (Vec<Option<NewLead>>, Vec<Option<Vec<FieldError>>>) = items
         .into_iter()
@@ -701,7 +711,9 @@ mod tests {
 
     #[test]
     fn the_request_rules_name_leads_and_item_rules_name_the_item() {
-        let fields = |body: Value| match validate_batch(body) {
+        // Checked as the handler checks it: parsed from the body's text.
+        let check = |body: Value| validate_batch(&parsed(body.to_string().as_bytes()).unwrap());
+        let fields = |body: Value| match check(body) {
             Err(err) => err.details.into_iter().map(|d| d.field).collect::<Vec<_>>(),
             Ok(_) => vec![],
         };
@@ -712,14 +724,14 @@ mod tests {
             .map(|_| serde_json::json!({}))
             .collect();
         assert_eq!(fields(serde_json::json!({ "leads": many })), ["leads"]);
-        let batch = validate_batch(serde_json::json!({"leads": [
+        let (items, _) = check(serde_json::json!({"leads": [
             {"name": "A", "email": "a@example.com", "source": "API", "industry": "Tech"},
             {"name": "B", "email": "nope", "source": "API"},
             "not an object"
         ]}))
         .unwrap();
-        assert!(batch.items[0].is_ok());
-        let broken: Vec<String> = batch.items[1]
+        assert!(items[0].is_ok());
+        let broken: Vec<String> = items[1]
             .as_ref()
             .unwrap_err()
             .iter()
@@ -730,7 +742,7 @@ mod tests {
                 && broken.contains(&"leads[1].industry".to_owned()),
             "{broken:?}"
         );
-        let not_object: Vec<String> = batch.items[2]
+        let not_object: Vec<String> = items[2]
             .as_ref()
             .unwrap_err()
             .iter()

@@ -90,7 +90,7 @@ pub async fn read_json_within(
 
 /// The bytes of a JSON body, in the fixed order of checks: 415 (content type), 413
 /// (over `limit` bytes), 400 (empty).
-async fn read_body(
+pub(crate) async fn read_body(
     request: &Request,
     body: &mut RequestBody,
     limit: usize,
@@ -121,7 +121,7 @@ async fn read_body(
 }
 
 /// `bytes` parsed as JSON into `T`, or 400 with the parser's reason.
-fn parsed<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, HttpError> {
+pub(crate) fn parsed<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, HttpError> {
     serde_json::from_slice(bytes).map_err(|err| {
         HttpError::invalid_json(format!("the request body is not valid JSON: {err}"))
     })

@@ -16,6 +16,7 @@ pub mod kept;
 pub mod planned;
 pub mod replica;
 pub mod secret;
+pub mod utc;
 
 pub use db::Db;
 pub use replica::{Reads, ReplicaState};

@@ -14,43 +14,57 @@
 //! (`$1::text::uuid[]`): sea-query's own array values cannot hold a NULL element.
 //! SQLite has no arrays: callers keep their `VALUES` statement there.
 
-use ciq_store::inline::{array_text, element};
+use std::borrow::Borrow;
+
+use ciq_store::inline::ArrayText;
 use ciq_store::placeholder as place;
 use sea_orm::{DbBackend, Value};
 
-/// The columns of some rows, each as its element type and its elements' text.
+/// The columns of some rows, each as its element type and its array's text, written
+/// value by value.
 #[derive(Debug)]
 pub(crate) struct Columns {
     types: Vec<&'static str>,
-    cells: Vec<Vec<Option<String>>>,
+    arrays: Vec<ArrayText>,
 }
 
 impl Columns {
     /// `rows`, each a value per column, as columns; `None` when a value has no element
-    /// form ([`element`]: a kind no lead column has), or a column's values are not all
-    /// of one type (the caller then binds the rows as they are).
-    pub(crate) fn of<V: Element, R: IntoIterator<Item = V>>(
+    /// form ([`ArrayText::push_value`]: a kind no lead column has) or is a text with a
+    /// NUL (PostgreSQL's text cannot hold one: bound as it was, the statement fails as
+    /// the server says), or a column's values are not all of one type (the caller then
+    /// binds the rows as they are).
+    pub(crate) fn of<V: Borrow<Value>, R: IntoIterator<Item = V>>(
         rows: impl IntoIterator<Item = R>,
     ) -> Option<Self> {
+        let rows = rows.into_iter();
+        let expected = rows.size_hint().0;
         let mut columns = Self {
             types: Vec::new(),
-            cells: Vec::new(),
+            arrays: Vec::new(),
         };
-        for (r, row) in rows.into_iter().enumerate() {
+        for (r, row) in rows.enumerate() {
             let mut width = 0;
             for (c, value) in row.into_iter().enumerate() {
-                let (ty, text) = value.element()?;
+                if r == 0 {
+                    columns.arrays.push(ArrayText::with_capacity(64));
+                }
+                let ty = columns.arrays.get_mut(c)?.push_value(value.borrow())?;
                 if r == 0 {
                     columns.types.push(ty);
-                    columns.cells.push(Vec::new());
-                } else if columns.types.get(c) != Some(&ty) {
+                } else if columns.types[c] != ty {
                     return None;
                 }
-                columns.cells[c].push(text);
                 width += 1;
             }
             if width != columns.types.len() {
                 return None;
+            }
+            if r == 0 {
+                // Sized from the first row (a longer row may grow a column once).
+                for array in &mut columns.arrays {
+                    array.reserve((array.len() + 1) * expected.saturating_sub(1));
+                }
             }
         }
         Some(columns)
@@ -67,36 +81,12 @@ impl Columns {
         format!("unnest({})", arrays.join(", "))
     }
 
-    /// The parameters [`Self::unnest`] names, in its order: each column's array text;
-    /// `None` when a text holds a NUL (PostgreSQL's text cannot: bound as it was, the
-    /// statement fails as the server says).
-    pub(crate) fn values(self) -> Option<Vec<Value>> {
-        self.cells
+    /// The parameters [`Self::unnest`] names, in its order: each column's array text.
+    pub(crate) fn values(self) -> Vec<Value> {
+        self.arrays
             .into_iter()
-            .map(|cells| array_text(cells).map(|text| Value::String(Some(text))))
+            .map(|array| Value::String(Some(array.finish())))
             .collect()
-    }
-}
-
-/// A value that becomes an array element ([`element`]): an owned one gives its text
-/// up rather than having it copied (a batch's or an import's every string, 2026-12-06).
-pub(crate) trait Element {
-    /// Its element type and its text (`None` is NULL); `None` without an element form.
-    fn element(self) -> Option<(&'static str, Option<String>)>;
-}
-
-impl Element for Value {
-    fn element(self) -> Option<(&'static str, Option<String>)> {
-        match self {
-            Value::String(text) => Some(("text", text)),
-            other => element(&other),
-        }
-    }
-}
-
-impl Element for &Value {
-    fn element(self) -> Option<(&'static str, Option<String>)> {
-        element(self)
     }
 }
 
@@ -121,7 +111,7 @@ mod tests {
             "unnest($3::text::uuid[], $4::text::text[], $5::text::int4[])"
         );
         assert_eq!(
-            columns.values().expect("no NUL"),
+            columns.values(),
             vec![
                 Value::from(format!("{{\"{id}\",\"{id}\"}}")),
                 Value::from(r#"{"a \"quoted\" \\ one",NULL}"#),
@@ -139,6 +129,6 @@ mod tests {
         let json = vec![vec![Value::Json(None)]];
         assert!(Columns::of(json).is_none());
         let nul = vec![vec![Value::from("a\0b")]];
-        assert!(Columns::of(nul).expect("a string").values().is_none());
+        assert!(Columns::of(nul).is_none());
     }
 }

@@ -240,7 +240,7 @@ async fn update(
     // and the external id (its planner takes the unique index).
     let arrays = match backend {
         DbBackend::Postgres => crate::arrays::Columns::of(&patches)
-            .and_then(|columns| Some((columns.unnest(3), columns.values()?))),
+            .map(|columns| (columns.unnest(3), columns.values())),
         _ => None,
     };
     let user = place(backend, 1);

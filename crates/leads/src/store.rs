@@ -59,18 +59,16 @@ pub(crate) fn insert_statement(
         );
         if let Some(columns) = columns {
             let unnest = columns.unnest(1);
-            if let Some(values) = columns.values() {
-                let names: Vec<&str> = lead::Column::iter()
-                    .map(|c| sea_orm::IdenStatic::as_str(&c))
-                    .collect();
-                let sql = format!(
-                    "INSERT INTO leads ({}) SELECT * FROM {unnest} \
-                     ON CONFLICT (user_id, external_id) WHERE external_id IS NOT NULL \
-                     DO NOTHING{returning}",
-                    names.join(", ")
-                );
-                return sea_orm::Statement::from_sql_and_values(backend, sql, values);
-            }
+            let names: Vec<&str> = lead::Column::iter()
+                .map(|c| sea_orm::IdenStatic::as_str(&c))
+                .collect();
+            let sql = format!(
+                "INSERT INTO leads ({}) SELECT * FROM {unnest} \
+                 ON CONFLICT (user_id, external_id) WHERE external_id IS NOT NULL \
+                 DO NOTHING{returning}",
+                names.join(", ")
+            );
+            return sea_orm::Statement::from_sql_and_values(backend, sql, columns.values());
         }
     }
     let mut insert = lead::Entity::insert_many(rows.iter().cloned().map(lead::ActiveModel::from))

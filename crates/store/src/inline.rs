@@ -182,9 +182,7 @@ pub fn array(elements: impl IntoIterator<Item = Option<String>>, ty: &str) -> Op
 }
 
 /// Elements in PostgreSQL's text form (`None` is NULL) as the text of one array,
-/// `{"…","…",NULL}`, each element quoted (`"` and `\` escaped), as `array_in` reads it
-/// whatever the element type: bound as a text parameter and cast (`$1::text::uuid[]`),
-/// a column of any number of rows is one parameter. `None` when an element holds a NUL.
+/// `{"…","…",NULL}` ([`ArrayText`]). `None` when an element holds a NUL.
 pub fn array_text(elements: impl IntoIterator<Item = Option<String>>) -> Option<String> {
     let elements: Vec<Option<String>> = elements.into_iter().collect();
     // Sized once (braces, commas, quotes; an escape is rare and may grow it once): a
@@ -193,62 +191,161 @@ pub fn array_text(elements: impl IntoIterator<Item = Option<String>>) -> Option<
         .iter()
         .map(|e| e.as_ref().map_or(4, |e| e.len() + 2) + 1)
         .sum::<usize>();
-    let mut body = String::with_capacity(size);
-    body.push('{');
-    for (i, element) in elements.iter().enumerate() {
-        if i > 0 {
-            body.push(',');
-        }
+    let mut array = ArrayText::with_capacity(size);
+    for element in &elements {
         match element {
-            None => body.push_str("NULL"),
-            Some(e) => {
-                body.push('"');
-                // The runs between the bytes that need a backslash (or refuse the
-                // element), found by memchr and copied whole: a char-by-char search was
-                // 8 % of a 100-lead batch's instructions (callgrind, 2026-12-07). Each
-                // of the three is ASCII, so every run ends on a character boundary.
-                let mut rest = e.as_str();
-                while let Some(at) = memchr::memchr3(b'"', b'\\', 0, rest.as_bytes()) {
-                    if rest.as_bytes()[at] == 0 {
-                        return None;
-                    }
-                    body.push_str(&rest[..at]);
-                    body.push('\\');
-                    body.push_str(&rest[at..=at]);
-                    rest = &rest[at + 1..];
-                }
-                body.push_str(rest);
-                body.push('"');
-            }
+            None => array.push_null(),
+            Some(e) => array.push(e)?,
         }
     }
-    body.push('}');
-    Some(body)
+    Some(array.finish())
 }
 
-/// `value` as an element of an array ([`array_text`]): the PostgreSQL name of the type
-/// sqlx would bind it as, and its text form (`None` is NULL); `None` for a value without
-/// one here (the kinds [`literal`] refuses, and the rarer kinds no array is made of).
-pub fn element(value: &Value) -> Option<(&'static str, Option<String>)> {
-    fn shown<T: ToString>(value: Option<T>) -> Option<String> {
-        value.map(|v| v.to_string())
+/// The text of one array, `{"…","…",NULL}`, written element by element: each element
+/// quoted (`"` and `\` escaped), as `array_in` reads it whatever the element type, so
+/// that bound as a text parameter and cast (`$1::text::uuid[]`) a column of any number
+/// of rows is one parameter. A value is written straight in ([`ArrayText::push_value`]):
+/// a batch of 100 leads made a `String` per cell before (2 000), each copied again here.
+#[derive(Debug)]
+pub struct ArrayText {
+    text: String,
+    elements: usize,
+}
+
+impl ArrayText {
+    /// An empty array, room for `capacity` bytes of text.
+    pub fn with_capacity(capacity: usize) -> Self {
+        let mut text = String::with_capacity(capacity.max(2));
+        text.push('{');
+        Self { text, elements: 0 }
     }
-    Some(match value {
-        Value::Bool(v) => ("boolean", v.map(|b| if b { "t" } else { "f" }.to_owned())),
-        Value::SmallInt(v) => ("int2", shown(*v)),
-        Value::Int(v) => ("int4", shown(*v)),
-        Value::BigInt(v) => ("int8", shown(*v)),
-        Value::String(v) => ("text", v.clone()),
-        Value::Uuid(v) => (
-            "uuid",
-            v.map(|u| {
-                let mut text = uuid::Uuid::encode_buffer();
-                u.hyphenated().encode_lower(&mut text).to_owned()
-            }),
-        ),
-        Value::ChronoDateTimeUtc(v) => ("timestamptz", four_digits(*v)?.map(utc)),
-        _ => return None,
-    })
+
+    /// The text written so far, in bytes.
+    pub fn len(&self) -> usize {
+        self.text.len()
+    }
+
+    /// Whether no element is written yet.
+    pub fn is_empty(&self) -> bool {
+        self.elements == 0
+    }
+
+    /// Room for `additional` more bytes.
+    pub fn reserve(&mut self, additional: usize) {
+        self.text.reserve(additional);
+    }
+
+    fn separate(&mut self) {
+        if self.elements > 0 {
+            self.text.push(',');
+        }
+        self.elements += 1;
+    }
+
+    /// Appends NULL.
+    pub fn push_null(&mut self) {
+        self.separate();
+        self.text.push_str("NULL");
+    }
+
+    /// Appends `element` quoted; `None` (and the text unusable) when it holds a NUL,
+    /// which PostgreSQL's text cannot.
+    pub fn push(&mut self, element: &str) -> Option<()> {
+        self.separate();
+        self.text.push('"');
+        // The runs between the bytes that need a backslash (or refuse the element),
+        // found by memchr and copied whole: a char-by-char search was 8 % of a 100-lead
+        // batch's instructions (callgrind, 2026-12-07). Each of the three is ASCII, so
+        // every run ends on a character boundary.
+        let mut rest = element;
+        while let Some(at) = memchr::memchr3(b'"', b'\\', 0, rest.as_bytes()) {
+            if rest.as_bytes()[at] == 0 {
+                return None;
+            }
+            self.text.push_str(&rest[..at]);
+            self.text.push('\\');
+            self.text.push_str(&rest[at..=at]);
+            rest = &rest[at + 1..];
+        }
+        self.text.push_str(rest);
+        self.text.push('"');
+        Some(())
+    }
+
+    /// Appends text that holds nothing to escape (digits, a uuid, a time).
+    fn push_plain(&mut self, element: &str) {
+        self.separate();
+        self.text.push('"');
+        self.text.push_str(element);
+        self.text.push('"');
+    }
+
+    /// Appends `value` in its text form: the PostgreSQL name of the type sqlx would
+    /// bind it as, or `None` (and the text unusable) for a value without one here (the
+    /// kinds [`literal`] refuses, and the rarer kinds no array is made of) or a string
+    /// with a NUL.
+    pub fn push_value(&mut self, value: &Value) -> Option<&'static str> {
+        fn number<T: itoa::Integer>(array: &mut ArrayText, value: Option<T>) {
+            match value {
+                Some(n) => array.push_plain(itoa::Buffer::new().format(n)),
+                None => array.push_null(),
+            }
+        }
+        Some(match value {
+            Value::Bool(v) => {
+                match v {
+                    Some(b) => self.push_plain(if *b { "t" } else { "f" }),
+                    None => self.push_null(),
+                }
+                "boolean"
+            }
+            Value::SmallInt(v) => {
+                number(self, *v);
+                "int2"
+            }
+            Value::Int(v) => {
+                number(self, *v);
+                "int4"
+            }
+            Value::BigInt(v) => {
+                number(self, *v);
+                "int8"
+            }
+            Value::String(v) => {
+                match v {
+                    Some(text) => self.push(text)?,
+                    None => self.push_null(),
+                }
+                "text"
+            }
+            Value::Uuid(v) => {
+                match v {
+                    Some(u) => self.push_plain(
+                        u.hyphenated()
+                            .encode_lower(&mut uuid::Uuid::encode_buffer()),
+                    ),
+                    None => self.push_null(),
+                }
+                "uuid"
+            }
+            Value::ChronoDateTimeUtc(v) => {
+                match four_digits(*v)? {
+                    Some(at) => crate::utc::with_text(at, crate::utc::Places::Micros, |text| {
+                        self.push_plain(text)
+                    }),
+                    None => self.push_null(),
+                }
+                "timestamptz"
+            }
+            _ => return None,
+        })
+    }
+
+    /// The array's text, closed.
+    pub fn finish(mut self) -> String {
+        self.text.push('}');
+        self.text
+    }
 }
 
 /// `at` in PostgreSQL's text form for a `timestamptz` (microseconds, as sqlx's binary
@@ -432,6 +529,71 @@ pub(crate) mod tests {
         );
         assert_eq!(array(Vec::new(), "uuid").unwrap(), "E'{}'::uuid[]");
         assert!(array([Some("a\0".to_owned())], "text").is_none());
+    }
+
+    /// Each kind of value is written into an array in the text form `array_in` reads,
+    /// with the type sqlx would bind it as; what has no such form, a NUL and a year
+    /// chrono writes with a sign refuse the array.
+    #[test]
+    fn values_are_written_into_an_array_in_their_text_form() {
+        let at = chrono::DateTime::parse_from_rfc3339("2026-12-06T07:00:00.123456789Z")
+            .unwrap()
+            .to_utc();
+        let id = uuid::Uuid::parse_str("0193A5B2-7C1D-7E8F-9A0B-1C2D3E4F5A6B").unwrap();
+        let values = [
+            Value::Bool(Some(true)),
+            Value::Bool(Some(false)),
+            Value::SmallInt(Some(-2)),
+            Value::Int(Some(5)),
+            Value::BigInt(Some(i64::MIN)),
+            Value::String(Some(r#"say "hi" \ it's"#.into())),
+            Value::Uuid(Some(id)),
+            Value::ChronoDateTimeUtc(Some(at)),
+            Value::Int(None),
+            Value::String(None),
+            Value::ChronoDateTimeUtc(None),
+        ];
+        let mut array = ArrayText::with_capacity(0);
+        assert!(array.is_empty());
+        let types: Vec<&str> = values
+            .iter()
+            .map(|v| array.push_value(v).unwrap())
+            .collect();
+        assert_eq!(
+            types,
+            [
+                "boolean",
+                "boolean",
+                "int2",
+                "int4",
+                "int8",
+                "text",
+                "uuid",
+                "timestamptz",
+                "int4",
+                "text",
+                "timestamptz"
+            ]
+        );
+        assert_eq!(
+            array.finish(),
+            r#"{"t","f","-2","5","-9223372036854775808","say \"hi\" \\ it's","0193a5b2-7c1d-7e8f-9a0b-1c2d3e4f5a6b","2026-12-06T07:00:00.123456Z",NULL,NULL,NULL}"#
+        );
+        let year_10000 = chrono::NaiveDate::from_ymd_opt(10000, 1, 1)
+            .unwrap()
+            .and_hms_opt(0, 0, 0)
+            .unwrap()
+            .and_utc();
+        for refused in [
+            Value::Json(None),
+            Value::String(Some("a\0b".into())),
+            Value::ChronoDateTimeUtc(Some(year_10000)),
+        ] {
+            assert!(
+                ArrayText::with_capacity(0).push_value(&refused).is_none(),
+                "{refused:?}"
+            );
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::fmt;
 use serde::Deserialize;
 use std::marker::PhantomData;
 
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 use super::{
@@ -153,11 +153,18 @@ enum LeadMember {
 }
 
 /// A `lead` object's members: a value per field of [`LEAD_FIELDS`] and the names of
-/// the members that are no field (their values are skipped, not kept).
+/// the members that are no field (their values are parsed and dropped).
 struct ParsedLead {
     known: [Option<Value>; LEAD_FIELDS.len()],
     unknown: Vec<String>,
 }
+
+/// A value the rules do not read, parsed all the same — as a `Value`, so that a body is
+/// refused as malformed exactly where parsing it into a `Value` refuses it (serde's
+/// `IgnoredAny` lets through text that is not UTF-8, a lone surrogate escape, a number
+/// out of range) and the idempotency fingerprint, which parses the body into a `Value`,
+/// can always read it. Only bodies with members that belong nowhere pay for it.
+type Skipped = Value;
 
 /// `name` pushed unless already there (a key sent twice is one member).
 fn remember(names: &mut Vec<String>, name: &str) {
@@ -186,7 +193,7 @@ macro_rules! anything_else {
             Ok($other)
         }
         fn visit_seq<A: SeqAccess<'de>>(self, mut items: A) -> Result<Self::Value, A::Error> {
-            while items.next_element::<IgnoredAny>()?.is_some() {}
+            while items.next_element::<Skipped>()?.is_some() {}
             Ok($other)
         }
     };
@@ -214,7 +221,7 @@ impl<'de, M: Member> Deserialize<'de> for Envelope<M> {
                         Top::Honeypot => honeypot = Some(map.next_value()?),
                         Top::Other(name) => {
                             remember(&mut beside, &name);
-                            map.next_value::<IgnoredAny>()?;
+                            map.next_value::<Skipped>()?;
                         }
                     }
                 }
@@ -292,7 +299,7 @@ impl<'de> Deserialize<'de> for LeadList {
                 Ok(LeadList::NotArray)
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<LeadList, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                while map.next_entry::<Skipped, Skipped>()?.is_some() {}
                 Ok(LeadList::NotArray)
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut items: A) -> Result<LeadList, A::Error> {
@@ -354,7 +361,7 @@ impl<'de> Deserialize<'de> for LeadMember {
                         LeadKey::Field(at) => lead.known[at] = Some(map.next_value()?),
                         LeadKey::Other(name) => {
                             remember(&mut lead.unknown, &name);
-                            map.next_value::<IgnoredAny>()?;
+                            map.next_value::<Skipped>()?;
                         }
                     }
                 }
@@ -473,12 +480,36 @@ mod tests {
             r#"{"lead": {}} trailing"#,
             r#"{"lead": {"name": "\ud800"}}"#,
             r#"{"lead": [1, 2}"#,
+            // Where nothing reads the value, it is still JSON to be refused.
+            r#"{"x": "\ud800", "lead": {}}"#,
+            r#"{"lead": {"other": "\udc00"}}"#,
+            r#"{"lead": {}, "x": 1e400}"#,
+            r#"{"lead": [1e999]}"#,
+            r#"{"leads": {"a": -1e400}}"#,
+            r#"{"leads": [{"other": [1e400]}]}"#,
         ] {
             let as_value = serde_json::from_str::<Value>(body).unwrap_err().to_string();
             let Err(parsed) = serde_json::from_str::<CreateBody>(body) else {
                 panic!("{body} parsed");
             };
             assert_eq!(parsed.to_string(), as_value, "{body}");
+            let Err(batch) = serde_json::from_str::<Envelope<LeadList>>(body) else {
+                panic!("{body} parsed as a batch");
+            };
+            assert_eq!(batch.to_string(), as_value, "{body}");
+        }
+        // Text that is not UTF-8, in a member nothing reads.
+        for body in [
+            &b"{\"x\": \"\xff\", \"lead\": {}}"[..],
+            b"{\"lead\": {\"o\": \"\xc3\"}}",
+        ] {
+            let as_value = serde_json::from_slice::<Value>(body)
+                .unwrap_err()
+                .to_string();
+            let Err(parsed) = serde_json::from_slice::<CreateBody>(body) else {
+                panic!("{body:?} parsed");
+            };
+            assert_eq!(parsed.to_string(), as_value);
         }
     }
 }

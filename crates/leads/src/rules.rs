@@ -199,13 +199,9 @@ pub fn validate_create(body: &Value) -> Result<(NewLead, Option<String>), Vec<Vi
     validate_lead_body(body, true)
 }
 
-/// The top-level `honeypot` of a create or batch body: `None` when absent or null, its
-/// text when a string; anything else is a broken rule pushed on `errors`.
-pub fn honeypot(top: &Map<String, Value>, errors: &mut Vec<Violation>) -> Option<String> {
-    honeypot_of(top.get(HONEYPOT), errors)
-}
-
-/// [`honeypot`] of the member's value (`None` when absent).
+/// The top-level `honeypot` of a create or batch body, given its value (`None` when
+/// absent): `None` when absent or null, its text when a string; anything else is a
+/// broken rule pushed on `errors`.
 pub fn honeypot_of(value: Option<&Value>, errors: &mut Vec<Violation>) -> Option<String> {
     match value {
         None | Some(Value::Null) => None,
@@ -255,13 +251,21 @@ fn validate_lead_body(
     } else {
         &["lead"]
     };
-    let mut errors = beside_lead(top.keys().map(String::as_str), allowed);
-    let members = LeadIn::of(top.get("lead")).members(&mut errors)?;
-    let trap = if honeypot_allowed {
-        honeypot_of(top.get(HONEYPOT), &mut errors)
-    } else {
-        None
-    };
+    let errors = beside_lead(top.keys().map(String::as_str), allowed);
+    let honeypot = honeypot_allowed.then(|| top.get(HONEYPOT));
+    validate_wrapped(LeadIn::of(top.get("lead")), honeypot, errors)
+}
+
+/// Every rule of a body around a lead, `errors` holding what the body itself broke so
+/// far: the lead's, and the honeypot's when the body may carry one (`Some`, its value
+/// if present).
+fn validate_wrapped(
+    lead: LeadIn<'_>,
+    honeypot: Option<Option<&Value>>,
+    mut errors: Vec<Violation>,
+) -> Result<(NewLead, Option<String>), Vec<Violation>> {
+    let members = lead.members(&mut errors)?;
+    let trap = honeypot.and_then(|value| honeypot_of(value, &mut errors));
     validate_members(&members, errors).map(|lead| (lead, trap))
 }
 

@@ -12,8 +12,8 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visit
 use serde_json::Value;
 
 use super::{
-    HONEYPOT, LEAD_FIELDS, LeadIn, LeadMembers, NewLead, Violation, beside_lead, honeypot_of,
-    not_an_object, slot, validate_members,
+    HONEYPOT, LEAD_FIELDS, LeadIn, LeadMembers, NewLead, Violation, beside_lead, not_an_object,
+    validate_members, validate_wrapped,
 };
 
 /// A body `{"<M::NAME>": …, "honeypot": …}` as parsed by [`serde_json::from_slice`]
@@ -84,11 +84,9 @@ impl CreateBody {
         if !self.is_object() {
             return Err(not_an_object());
         }
-        let mut errors = beside_lead(self.beside().iter().map(String::as_str), &[]);
+        let errors = beside_lead(self.beside().iter().map(String::as_str), &[]);
         let lead = self.member().map_or(LeadIn::Missing, LeadObject::lead_in);
-        let members = lead.members(&mut errors)?;
-        let trap = honeypot_of(self.honeypot(), &mut errors);
-        validate_members(&members, errors).map(|lead| (lead, trap))
+        validate_wrapped(lead, Some(self.honeypot()), errors)
     }
 }
 
@@ -174,9 +172,9 @@ fn remember(names: &mut Vec<String>, name: &str) {
 }
 
 /// The visitor of a value that is not what was wanted: it is read through (a sequence's
-/// items skipped) and stands for "something else".
+/// items parsed and dropped, unless `scalars` only) and stands for "something else".
 macro_rules! anything_else {
-    ($other:expr) => {
+    ($other:expr; scalars) => {
         fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
             Ok($other)
         }
@@ -192,11 +190,44 @@ macro_rules! anything_else {
         fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
             Ok($other)
         }
+    };
+    ($other:expr) => {
+        anything_else!($other; scalars);
         fn visit_seq<A: SeqAccess<'de>>(self, mut items: A) -> Result<Self::Value, A::Error> {
             while items.next_element::<Skipped>()?.is_some() {}
             Ok($other)
         }
     };
+}
+
+/// A member's name: its place among the names a seed knows, or (unknown) the name
+/// itself — read without allocating unless unknown.
+enum Key {
+    Known(usize),
+    Other(String),
+}
+
+/// Reads a [`Key`] among `.0`'s names.
+struct Names<'a>(&'a [&'a str]);
+
+impl<'de> DeserializeSeed<'de> for Names<'_> {
+    type Value = Key;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Key, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for Names<'_> {
+    type Value = Key;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a member's name")
+    }
+    fn visit_str<E: de::Error>(self, name: &str) -> Result<Key, E> {
+        Ok(match self.0.iter().position(|known| *known == name) {
+            Some(at) => Key::Known(at),
+            None => Key::Other(name.to_owned()),
+        })
+    }
 }
 
 impl<'de, M: Member> Deserialize<'de> for Envelope<M> {
@@ -215,11 +246,12 @@ impl<'de, M: Member> Deserialize<'de> for Envelope<M> {
                 let mut beside = Vec::new();
                 let mut member = None;
                 let mut honeypot = None;
-                while let Some(key) = map.next_key_seed(TopKey(M::NAME))? {
+                let names = [M::NAME, HONEYPOT];
+                while let Some(key) = map.next_key_seed(Names(&names))? {
                     match key {
-                        Top::Member => member = Some(map.next_value()?),
-                        Top::Honeypot => honeypot = Some(map.next_value()?),
-                        Top::Other(name) => {
+                        Key::Known(0) => member = Some(map.next_value()?),
+                        Key::Known(_) => honeypot = Some(map.next_value()?),
+                        Key::Other(name) => {
                             remember(&mut beside, &name);
                             map.next_value::<Skipped>()?;
                         }
@@ -238,40 +270,6 @@ impl<'de, M: Member> Deserialize<'de> for Envelope<M> {
     }
 }
 
-/// A top-level member, by its role.
-enum Top {
-    Member,
-    Honeypot,
-    Other(String),
-}
-
-/// Reads a top-level member's name (the envelope's member is named by the seed) without
-/// allocating unless it is neither that nor `honeypot`.
-struct TopKey(&'static str);
-
-impl<'de> DeserializeSeed<'de> for TopKey {
-    type Value = Top;
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Top, D::Error> {
-        deserializer.deserialize_str(self)
-    }
-}
-
-impl Visitor<'_> for TopKey {
-    type Value = Top;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a member's name")
-    }
-    fn visit_str<E: de::Error>(self, name: &str) -> Result<Top, E> {
-        Ok(if name == self.0 {
-            Top::Member
-        } else if name == HONEYPOT {
-            Top::Honeypot
-        } else {
-            Top::Other(name.to_owned())
-        })
-    }
-}
-
 impl<'de> Deserialize<'de> for LeadList {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct List;
@@ -280,21 +278,7 @@ impl<'de> Deserialize<'de> for LeadList {
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("the leads")
             }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<LeadList, E> {
-                Ok(LeadList::NotArray)
-            }
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<LeadList, E> {
-                Ok(LeadList::NotArray)
-            }
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<LeadList, E> {
-                Ok(LeadList::NotArray)
-            }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<LeadList, E> {
-                Ok(LeadList::NotArray)
-            }
-            fn visit_str<E: de::Error>(self, _: &str) -> Result<LeadList, E> {
-                Ok(LeadList::NotArray)
-            }
+            anything_else!(LeadList::NotArray; scalars);
             fn visit_unit<E: de::Error>(self) -> Result<LeadList, E> {
                 Ok(LeadList::NotArray)
             }
@@ -311,31 +295,6 @@ impl<'de> Deserialize<'de> for LeadList {
             }
         }
         deserializer.deserialize_any(List)
-    }
-}
-
-/// A member of the lead object, by its place in [`LEAD_FIELDS`] or (unknown) its name.
-enum LeadKey {
-    Field(usize),
-    Other(String),
-}
-
-impl<'de> Deserialize<'de> for LeadKey {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Name;
-        impl Visitor<'_> for Name {
-            type Value = LeadKey;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a lead field's name")
-            }
-            fn visit_str<E: de::Error>(self, name: &str) -> Result<LeadKey, E> {
-                Ok(match slot(name) {
-                    Some(at) => LeadKey::Field(at),
-                    None => LeadKey::Other(name.to_owned()),
-                })
-            }
-        }
-        deserializer.deserialize_str(Name)
     }
 }
 
@@ -356,10 +315,10 @@ impl<'de> Deserialize<'de> for LeadMember {
                     known: Default::default(),
                     unknown: Vec::new(),
                 };
-                while let Some(key) = map.next_key::<LeadKey>()? {
+                while let Some(key) = map.next_key_seed(Names(LEAD_FIELDS))? {
                     match key {
-                        LeadKey::Field(at) => lead.known[at] = Some(map.next_value()?),
-                        LeadKey::Other(name) => {
+                        Key::Known(at) => lead.known[at] = Some(map.next_value()?),
+                        Key::Other(name) => {
                             remember(&mut lead.unknown, &name);
                             map.next_value::<Skipped>()?;
                         }

@@ -101,8 +101,7 @@ pub async fn upsert_many(
             let inserted: HashSet<Uuid> = if new_rows.is_empty() {
                 HashSet::new()
             } else {
-                let models: Vec<lead::Model> =
-                    new_rows.iter().map(|(_, row)| row.clone()).collect();
+                let models: Vec<&lead::Model> = new_rows.iter().map(|(_, row)| row).collect();
                 let statement = insert_statement(txn.get_database_backend(), &models, true);
                 txn.query_all_raw(statement)
                     .await?

@@ -47,7 +47,7 @@ pub(crate) fn external_id_conflict() -> sea_orm::sea_query::OnConflict {
 /// multi-row `VALUES`. `rows` must not be empty.
 pub(crate) fn insert_statement(
     backend: sea_orm::DbBackend,
-    rows: &[lead::Model],
+    rows: &[&lead::Model],
     returning_ids: bool,
 ) -> sea_orm::Statement {
     use sea_orm::{Iterable, ModelTrait, QueryTrait};
@@ -71,8 +71,9 @@ pub(crate) fn insert_statement(
             return sea_orm::Statement::from_sql_and_values(backend, sql, columns.values());
         }
     }
-    let mut insert = lead::Entity::insert_many(rows.iter().cloned().map(lead::ActiveModel::from))
-        .on_conflict(external_id_conflict());
+    let mut insert =
+        lead::Entity::insert_many(rows.iter().map(|&row| lead::ActiveModel::from(row.clone())))
+            .on_conflict(external_id_conflict());
     if returning_ids {
         QueryTrait::query(&mut insert).returning_col(lead::Column::Id);
     }
@@ -116,7 +117,7 @@ pub async fn insert_batch(
 ) -> Result<Vec<BatchOutcome>, LeadError> {
     let now = ciq_entity::now();
     let mut outcomes = Vec::with_capacity(items.len());
-    let mut rows: Vec<(usize, lead::Model)> = Vec::new();
+    let mut rows: Vec<(usize, lead::Model)> = Vec::with_capacity(items.len());
     let mut first_with: std::collections::HashMap<String, Uuid> = Default::default();
     for (index, item) in items.into_iter().enumerate() {
         let Some(new) = item else {
@@ -160,7 +161,7 @@ async fn write_batch(
     use sea_orm::{QuerySelect, TransactionTrait};
     let txn = db.begin().await?;
     if !rows.is_empty() {
-        let models: Vec<lead::Model> = rows.iter().map(|(_, row)| row.clone()).collect();
+        let models: Vec<&lead::Model> = rows.iter().map(|(_, row)| row).collect();
         txn.execute_raw(insert_statement(txn.get_database_backend(), &models, false))
             .await?;
         let external_ids: Vec<&str> = rows
@@ -1133,6 +1134,7 @@ pub async fn insert_in(
         .collect();
     let created = events::created_rows(&rows);
     let count = rows.len();
+    let rows: Vec<&lead::Model> = rows.iter().collect();
     txn.execute_raw(insert_statement(txn.get_database_backend(), &rows, false))
         .await?;
     outbox::fan_out(txn, &created).await?;

@@ -30,6 +30,8 @@ use crate::tags::ApiTags;
 
 /// Most leads in one batch.
 pub const MAX_BATCH_LEADS: usize = 100;
+// The parsed list makes room for a whole batch before reading it.
+const _: () = assert!(LeadList::RESERVED == MAX_BATCH_LEADS);
 
 /// A batch to create.
 #[derive(Debug, Object)]

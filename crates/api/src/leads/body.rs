@@ -121,10 +121,17 @@ pub(crate) async fn read_body(
 }
 
 /// `bytes` parsed as JSON into `T`, or 400 with the parser's reason.
+///
+/// Checked as UTF-8 once, whole, then parsed as text: parsing a byte slice, serde_json
+/// checks every string on its own (a call per string, 5 % of a batch's instructions).
+/// Bytes that are not UTF-8 are parsed as bytes, so the refusal is the parser's own,
+/// with its position.
 pub(crate) fn parsed<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, HttpError> {
-    serde_json::from_slice(bytes).map_err(|err| {
-        HttpError::invalid_json(format!("the request body is not valid JSON: {err}"))
-    })
+    match std::str::from_utf8(bytes) {
+        Ok(text) => serde_json::from_str(text),
+        Err(_) => serde_json::from_slice(bytes),
+    }
+    .map_err(|err| HttpError::invalid_json(format!("the request body is not valid JSON: {err}")))
 }
 
 /// The body of an update, or why it cannot be used; like [`LeadSubmission`], it never
@@ -229,7 +236,38 @@ impl<'a> ApiExtractor<'a> for LeadSubmission {
 
 #[cfg(test)]
 mod tests {
-    use super::is_json;
+    use super::{is_json, parsed};
+
+    #[test]
+    fn bodies_parse_as_their_bytes_do_and_bytes_that_are_not_utf8_are_refused_as_such() {
+        use serde_json::Value;
+        let escaped =
+            r#"{"lead": {"name": "José \u00e9 \ud83d\ude00 \"q\"", "n": [1, 2.5, null]}}"#;
+        for body in [escaped, "  {\"a\": \"\u{1F600}\", \"b\": {\"c\": true}}  "] {
+            let from_bytes: Value = serde_json::from_slice(body.as_bytes()).unwrap();
+            assert_eq!(
+                parsed::<Value>(body.as_bytes()).unwrap(),
+                from_bytes,
+                "{body}"
+            );
+        }
+        for body in [
+            &b"{\"lead\": {\"name\": \"\xff\"}}"[..],
+            b"{\"lead\": {\"name\": \"caf\xc3\"}}",
+            b"\xef\xbb\xbf{}",
+            b"{\"lead\": \"\\ud800\"}",
+            b"{\"lead\": [1, 2}",
+        ] {
+            let reason = serde_json::from_slice::<Value>(body).unwrap_err();
+            let err = parsed::<Value>(body).unwrap_err();
+            assert_eq!(err.code, ciq_http::ErrorCode::InvalidJson, "{body:?}");
+            assert_eq!(
+                err.message,
+                format!("the request body is not valid JSON: {reason}"),
+                "{body:?}"
+            );
+        }
+    }
 
     #[test]
     fn json_content_types_are_recognised() {

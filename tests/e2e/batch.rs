@@ -5,7 +5,7 @@
 use ciq_admin::keys::NewKey;
 use ciq_admin::{Scope, Scopes};
 use ciq_e2e::{TestApp, on_every_backend, reference_curl_body};
-use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::{Value, json};
 
 on_every_backend!(
@@ -16,6 +16,7 @@ on_every_backend!(
     a_batch_counts_once_and_takes_its_own_body_limit,
     a_browser_key_may_post_a_batch_from_its_origin,
     every_value_is_stored_as_it_was_sent,
+    a_batch_the_store_refuses_is_answered_503_and_stores_nothing,
 );
 
 const BATCH: &str = "/api/external/leads/batch";
@@ -425,6 +426,45 @@ async fn a_browser_key_may_post_a_batch_from_its_origin(app: TestApp) {
         "origin_not_allowed"
     );
     assert_eq!(stored(&app).await.len(), 1);
+}
+
+/// A batch the store refuses (here its table is renamed away for the moment) is
+/// answered 503 without the store's reason, and none of its leads is stored (one
+/// statement, all or none). It was no outage: once the table is back, the next batch is
+/// stored at once.
+async fn a_batch_the_store_refuses_is_answered_503_and_stores_nothing(app: TestApp) {
+    let (user, key) = full_key(&app, "refused@acme.test").await;
+    let first = post(&app, &key, &json!({"leads": [lead("Kept")]}), &[]).await;
+    assert_eq!(first.status(), 200);
+    app.db
+        .execute_unprepared("ALTER TABLE leads RENAME TO leads_away")
+        .await
+        .unwrap();
+    let body = json!({"leads": [lead("A"), lead("B"), lead("C")]});
+    let refused = post(&app, &key, &body, &[]).await;
+    app.db
+        .execute_unprepared("ALTER TABLE leads_away RENAME TO leads")
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 503);
+    let text = refused.text().await.unwrap();
+    let answer: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(answer["error"]["code"], "service_unavailable", "{text}");
+    assert!(
+        !text.contains("leads"),
+        "the store's reason stays in the log: {text}"
+    );
+    let names: Vec<String> = stored(&app).await.into_iter().map(|l| l.name).collect();
+    assert_eq!(names, ["Kept"], "nothing of the refused batch");
+    let next = post(&app, &key, &body, &[]).await;
+    assert_eq!(next.status(), 200);
+    assert_eq!(next.json::<Value>().await.unwrap()["created"], 3);
+    let stored_for_user = ciq_entity::Lead::find()
+        .filter(ciq_entity::lead::Column::UserId.eq(user))
+        .count(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(stored_for_user, 4);
 }
 
 /// A batch goes to PostgreSQL as one array per column: text with what the array syntax

@@ -135,6 +135,19 @@ pub async fn insert_batch(
         outcomes.push(BatchOutcome::Created(Box::new(Lead::from(row.clone()))));
         rows.push((index, row));
     }
+    // The common batch — no external id to look after, no answer to remember, no
+    // spam — goes as group commit's statement; the rest in a transaction of its own.
+    let plain = remembered.is_none()
+        && db.connection().get_database_backend() == sea_orm::DbBackend::Postgres
+        && rows
+            .iter()
+            .all(|(_, row)| row.external_id.is_none() && row.spam_reason.is_none());
+    if plain {
+        let models: Vec<&lead::Model> = rows.iter().map(|(_, row)| row).collect();
+        writer.write_all(db, &models).await?;
+        metrics::counter!("ciq_leads_created_total").increment(models.len() as u64);
+        return Ok(outcomes);
+    }
     let breaker = writer.breaker();
     let written = breaker
         .guard(write_batch(db, owner.user_id, &rows, outcomes, remembered))

@@ -213,9 +213,7 @@ impl LeadWriter {
             .await
             .map_err(|_| "the lead writer has stopped".to_owned())?
     }
-}
 
-impl LeadWriter {
     /// Inserts `rows` — one request's, none of them spam or with an external id — all
     /// or none, in a statement of their own: a batch's statement as the writers send it
     /// (on PostgreSQL each column one bound array, and the rows' `lead.created` events

@@ -138,7 +138,6 @@ pub async fn insert_batch(
     // The common batch — no external id to look after, no answer to remember, no
     // spam — goes as group commit's statement; the rest in a transaction of its own.
     let plain = remembered.is_none()
-        && db.connection().get_database_backend() == sea_orm::DbBackend::Postgres
         && rows
             .iter()
             .all(|(_, row)| row.external_id.is_none() && row.spam_reason.is_none());

@@ -756,33 +756,9 @@ async fn imports_take_turns_so_a_small_one_is_not_held_back_by_a_big_one() {
     let db = ciq_gateway::database::connect_and_migrate(&database.url)
         .await
         .unwrap();
-    let add = |email: &'static str, rows: usize| {
-        let db = db.clone();
-        async move {
-            let user = ciq_admin::users::create_user(&db, email, None)
-                .await
-                .unwrap()
-                .id;
-            let mut file = String::from("name,email,source,industry\n");
-            for i in 0..rows {
-                file += &format!("Lead {i},lead{i}@example.com,Web,Retail\n");
-            }
-            let checked = ciq_imports::ImportFile::read(file.as_bytes()).unwrap();
-            let id = ciq_imports::store::create(&db, user, "f.csv", file.into_bytes(), &checked)
-                .await
-                .unwrap();
-            let mapping = ciq_imports::Mapping::suggested(&checked.columns);
-            assert!(
-                ciq_imports::store::save_mapping(&db, user, id, &mapping, true)
-                    .await
-                    .unwrap()
-            );
-            (user, id)
-        }
-    };
     let chunk_rows = 10;
-    let (big_owner, big) = add("big@acme.test", 100 * chunk_rows).await;
-    let (small_owner, small) = add("small@acme.test", 1).await;
+    let (big_owner, big) = queue_plain_import(&db, "big@acme.test", 100 * chunk_rows).await;
+    let (small_owner, small) = queue_plain_import(&db, "small@acme.test", 1).await;
     let worker = lone_worker(&db, chunk_rows);
     // The big one (queued first) has the first turn, and only one.
     assert!(worker.run_one().await.unwrap());
@@ -808,8 +784,8 @@ async fn imports_take_turns_so_a_small_one_is_not_held_back_by_a_big_one() {
         CHUNKS_PER_TURN * chunk_rows,
         "its turn waited"
     );
-    // The big one goes on to its end, turn after turn.
-    while worker.run_one().await.unwrap() {}
+    // Alone now, the big one goes on to its end in one turn (its file read once).
+    assert!(worker.run_one().await.unwrap());
     let big_now = ciq_imports::store::find(&db, big_owner, big)
         .await
         .unwrap()
@@ -818,6 +794,17 @@ async fn imports_take_turns_so_a_small_one_is_not_held_back_by_a_big_one() {
         (big_now.status, big_now.created_count),
         (ImportStatus::Done, 1000)
     );
+    assert!(!worker.run_one().await.unwrap(), "nothing left to do");
+}
+
+/// Queues an import of `rows` plain rows for a new account `email` on `db` (see
+/// [`queue_file`]).
+async fn queue_plain_import(db: &ciq_store::Db, email: &str, rows: usize) -> (Uuid, Uuid) {
+    let mut file = String::from("name,email,source,industry\n");
+    for i in 0..rows {
+        file += &format!("Lead {i},lead{i}@example.com,Web,Retail\n");
+    }
+    queue_file(db, email, file).await
 }
 
 /// The bulk upsert of an import chunk leaves every account exactly as the same rows
@@ -1140,6 +1127,9 @@ async fn an_import_read_on_turn_by_turn_makes_the_leads_of_one_pass(backend: Bac
             .await
             .unwrap()
     );
+    // Another account's import, queued after it and longer: it always waits, so each
+    // turn of this one ends after its chunks (alone, an import keeps its turn).
+    let (_, other) = queue_plain_import(&db, "other@acme.test", 2 * ROWS).await;
     let worker = lone_worker(&db, chunk_rows);
     let stored = || async {
         lead_import::Entity::find_by_id(id)
@@ -1147,6 +1137,15 @@ async fn an_import_read_on_turn_by_turn_makes_the_leads_of_one_pass(backend: Bac
             .await
             .unwrap()
             .unwrap()
+    };
+    let others_turn = || async {
+        assert!(worker.run_one().await.unwrap());
+        let other = lead_import::Entity::find_by_id(other)
+            .one(&db)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(other.status.is_pending(), "{other:?}");
     };
     // After a turn the stored point is the end of its last row: the next row follows
     // its line end, and the stored line is the line of that byte.
@@ -1166,7 +1165,10 @@ async fn an_import_read_on_turn_by_turn_makes_the_leads_of_one_pass(backend: Bac
     assert_eq!(after.resume_line, Some(line_of_byte as i64));
     assert_eq!(after.delimiter, Some(i16::from(b';')));
     // A second turn from there; then one without a stored point, from the top.
+    others_turn().await;
     assert!(worker.run_one().await.unwrap());
+    assert_eq!(stored().await.position as usize, 2 * turn);
+    others_turn().await;
     let mut unknown = stored().await.into_active_model();
     unknown.resume_byte = Set(None);
     unknown.resume_line = Set(None);
@@ -1229,5 +1231,183 @@ async fn an_import_read_on_turn_by_turn_makes_the_leads_of_one_pass(backend: Bac
 
 mod read_on {
     ciq_e2e::with_each_backend!(an_import_read_on_turn_by_turn_makes_the_leads_of_one_pass);
+    use super::*;
+}
+
+/// Queues `file` (with the suggested mapping) for a new account `email`: the account
+/// and the import.
+async fn queue_file(db: &ciq_store::Db, email: &str, file: String) -> (Uuid, Uuid) {
+    let user = ciq_admin::users::create_user(db, email, None)
+        .await
+        .unwrap()
+        .id;
+    let checked = ciq_imports::ImportFile::read(file.as_bytes()).unwrap();
+    let id = ciq_imports::store::create(db, user, "f.csv", file.into_bytes(), &checked)
+        .await
+        .unwrap();
+    let mapping = ciq_imports::Mapping::suggested(&checked.columns);
+    assert!(
+        ciq_imports::store::save_mapping(db, user, id, &mapping, true)
+            .await
+            .unwrap()
+    );
+    (user, id)
+}
+
+/// The names of `user`'s leads by external id.
+async fn names_by_external_id(
+    db: &ciq_store::Db,
+    user: Uuid,
+) -> std::collections::BTreeMap<String, String> {
+    ciq_entity::lead::Entity::find()
+        .filter(ciq_entity::lead::Column::UserId.eq(user))
+        .all(db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|lead| (lead.external_id.unwrap_or_default(), lead.name))
+        .collect()
+}
+
+/// Chunks are written while the one before commits (PostgreSQL), yet an external id's
+/// rows land in the file's order: the first half's chunks share no external id with
+/// their neighbours (written side by side), the second half's do (each waits for the
+/// one before). Every lead ends as its id's last row left it, once.
+async fn chunks_written_side_by_side_apply_each_lead_in_file_order(backend: Backend) {
+    let Some(database) = ciq_e2e::TestDatabase::create(backend).await else {
+        return;
+    };
+    let db = ciq_gateway::database::connect_and_migrate(&database.url)
+        .await
+        .unwrap();
+    const ROWS: usize = 120;
+    let id_of = |i: usize| if i < ROWS / 2 { i % 20 } else { i % 4 };
+    let mut file = String::from("external_id,name,email,source,industry\n");
+    let mut want = std::collections::BTreeMap::new();
+    for i in 0..ROWS {
+        let id = format!("crm-{}", id_of(i));
+        file += &format!("{id},Lead {i},lead{i}@example.com,Web,Retail\n");
+        want.insert(id, format!("Lead {i}"));
+    }
+    let (user, import) = queue_file(&db, "order@acme.test", file).await;
+    let worker = lone_worker(&db, 3);
+    assert!(worker.run_one().await.unwrap(), "one turn: it is alone");
+    let done = ciq_imports::store::find(&db, user, import)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            done.status,
+            done.position as usize,
+            done.created_count as usize,
+            done.updated_count as usize,
+            done.failed_count
+        ),
+        (ImportStatus::Done, ROWS, want.len(), ROWS - want.len(), 0)
+    );
+    assert_eq!(names_by_external_id(&db, user).await, want);
+    drop(database);
+}
+
+/// A chunk the store refuses (a trigger, here) fails the turn: the chunks before it
+/// stay, it and the chunk written beside it are rolled back, the position stays at its
+/// first row. The next turn goes on from there, and every row ends stored once.
+async fn a_chunk_that_fails_takes_the_chunk_beside_it_back_and_loses_no_row(backend: Backend) {
+    use sea_orm::ConnectionTrait;
+    let Some(database) = ciq_e2e::TestDatabase::create(backend).await else {
+        return;
+    };
+    let db = ciq_gateway::database::connect_and_migrate(&database.url)
+        .await
+        .unwrap();
+    const ROWS: usize = 40;
+    let chunk_rows = 4;
+    // Row 17 is in the fifth chunk (rows 16–19).
+    let mut file = String::from("name,email,source,industry\n");
+    for i in 0..ROWS {
+        let name = if i == 17 {
+            "Boom".to_owned()
+        } else {
+            format!("Lead {i}")
+        };
+        file += &format!("{name},lead{i}@example.com,Web,Retail\n");
+    }
+    let (user, import) = queue_file(&db, "boom@acme.test", file).await;
+    let (arm, disarm) = match backend {
+        Backend::Sqlite => (
+            "CREATE TRIGGER boom BEFORE INSERT ON leads WHEN NEW.name = 'Boom' \
+             BEGIN SELECT RAISE(ABORT, 'boom'); END"
+                .to_owned(),
+            "DROP TRIGGER boom",
+        ),
+        _ => (
+            "CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+             IF NEW.name = 'Boom' THEN RAISE EXCEPTION 'boom'; END IF; RETURN NEW; END $$; \
+             CREATE TRIGGER boom BEFORE INSERT ON leads FOR EACH ROW EXECUTE FUNCTION boom()"
+                .to_owned(),
+            "DROP TRIGGER boom ON leads; DROP FUNCTION boom()",
+        ),
+    };
+    db.execute_unprepared(&arm).await.unwrap();
+    let worker = lone_worker(&db, chunk_rows);
+    worker
+        .run_one()
+        .await
+        .expect_err("the fifth chunk fails the turn");
+    let stored = ciq_imports::store::find(&db, user, import)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.position, 16, "{stored:?}");
+    assert!(stored.status.is_pending(), "{stored:?}");
+    let mut names = names_of(&db, user).await;
+    let mut want: Vec<String> = (0..16).map(|i| format!("Lead {i}")).collect();
+    names.sort();
+    want.sort();
+    assert_eq!(names, want, "the chunks before it, and nothing after");
+    db.execute_unprepared(disarm).await.unwrap();
+    while worker.run_one().await.unwrap() {}
+    let done = ciq_imports::store::find(&db, user, import)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (done.status, done.created_count as usize),
+        (ImportStatus::Done, ROWS)
+    );
+    let mut names = names_of(&db, user).await;
+    let mut want: Vec<String> = (0..ROWS)
+        .map(|i| {
+            if i == 17 {
+                "Boom".to_owned()
+            } else {
+                format!("Lead {i}")
+            }
+        })
+        .collect();
+    names.sort();
+    want.sort();
+    assert_eq!(names, want, "every row once");
+    drop(database);
+}
+
+/// The names of `user`'s leads.
+async fn names_of(db: &ciq_store::Db, user: Uuid) -> Vec<String> {
+    ciq_entity::lead::Entity::find()
+        .filter(ciq_entity::lead::Column::UserId.eq(user))
+        .all(db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|lead| lead.name)
+        .collect()
+}
+
+mod overlap {
+    ciq_e2e::with_each_backend!(
+        chunks_written_side_by_side_apply_each_lead_in_file_order,
+        a_chunk_that_fails_takes_the_chunk_beside_it_back_and_loses_no_row
+    );
     use super::*;
 }

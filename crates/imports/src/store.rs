@@ -351,6 +351,39 @@ pub async fn release_leases(db: &impl ConnectionTrait, instance: Uuid) -> Result
         .map(|_| ())
 }
 
+/// The states of an import a worker may take up.
+const PENDING: [ImportStatus; 2] = [ImportStatus::Queued, ImportStatus::Running];
+
+/// An import [`claim`] may take for `instance` at `now`: no lease, a lease that ran out,
+/// or `instance`'s own (left by a chunk that failed on a store error: it goes on at once
+/// instead of after its lease).
+fn due(instance: Uuid, now: DateTime<Utc>) -> sea_orm::Condition {
+    sea_orm::Condition::any()
+        .add(lead_import::Column::LeaseUntil.is_null())
+        .add(lead_import::Column::LeaseUntil.lt(now))
+        .add(lead_import::Column::LeaseOwner.eq(instance))
+}
+
+/// Whether an import other than `id` waits for a worker: one [`claim`] would give
+/// `instance` now. While none does, the worker on `id` keeps its turn.
+pub async fn others_wait(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    instance: Uuid,
+) -> Result<bool, DbErr> {
+    let waiting = lead_import::Entity::find()
+        .select_only()
+        .column(lead_import::Column::Id)
+        .filter(lead_import::Column::Id.ne(id))
+        .filter(lead_import::Column::Status.is_in(PENDING))
+        .filter(due(instance, ciq_entity::now()))
+        .limit(1)
+        .into_tuple::<Uuid>()
+        .one(db)
+        .await?;
+    Ok(waiting.is_some())
+}
+
 /// The oldest import that is queued, or running under a lease that ran out (or is
 /// `instance`'s), now leased to `instance` until `lease_end`; a conditional update, so of
 /// two instances that pick the same one only one gets it.
@@ -360,19 +393,11 @@ pub async fn claim(
     lease_end: DateTime<Utc>,
 ) -> Result<Option<Claimed>, DbErr> {
     let now = ciq_entity::now();
-    // Also this instance's own, left by a chunk that failed (a store error): it
-    // goes on at once instead of after its lease.
-    let due = || {
-        sea_orm::Condition::any()
-            .add(lead_import::Column::LeaseUntil.is_null())
-            .add(lead_import::Column::LeaseUntil.lt(now))
-            .add(lead_import::Column::LeaseOwner.eq(instance))
-    };
-    let pending = [ImportStatus::Queued, ImportStatus::Running];
+    let due = || due(instance, now);
     let candidates = lead_import::Entity::find()
         .select_only()
         .column(lead_import::Column::Id)
-        .filter(lead_import::Column::Status.is_in(pending))
+        .filter(lead_import::Column::Status.is_in(PENDING))
         .filter(due())
         // The one that waited longest since its last turn (or its start): imports take
         // turns, so one account's big file does not hold another's small one back.
@@ -391,7 +416,7 @@ pub async fn claim(
             .col_expr(lead_import::Column::LeaseUntil, Expr::value(lease_end))
             .col_expr(lead_import::Column::UpdatedAt, Expr::value(now))
             .filter(lead_import::Column::Id.eq(id))
-            .filter(lead_import::Column::Status.is_in(pending))
+            .filter(lead_import::Column::Status.is_in(PENDING))
             .filter(due())
             .exec(db)
             .await?;

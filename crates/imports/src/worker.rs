@@ -4,13 +4,23 @@
 //! chunk. An instance that stops (even killed) leaves the position of its last commit;
 //! once its lease runs out, any instance takes the import over from there, so every
 //! row is done exactly once.
+//!
+//! On PostgreSQL a chunk is written while the one before it commits (two transactions,
+//! each on a task of its own, the next chunk read meanwhile): an import is then bound by
+//! the store's work, not by the gateway's and the store's taken in turn. The later
+//! chunk touches the import's row only once the earlier committed, so chunks commit in
+//! the file's order, and one that shares an external id with the chunk before it waits
+//! for that chunk first. A chunk that fails takes the one beside it back with it.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ciq_store::Db;
-use sea_orm::{DbErr, EntityTrait, TransactionTrait};
-use tokio::sync::Notify;
+use ciq_store::{Db, StoreDown};
+use sea_orm::{
+    ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, EntityTrait, TransactionTrait,
+};
+use tokio::sync::{Notify, oneshot};
 use uuid::Uuid;
 
 use ciq_entity::lead_import::ImportStatus;
@@ -19,6 +29,7 @@ use ciq_store::Breaker;
 
 use ciq_leads::LeadError;
 use ciq_leads::bulk::{RowOutcome, UpsertRow, upsert_many};
+use ciq_leads::rules::Change;
 use ciq_leads::store::{Announced, LeadOwner, insert_in};
 
 use crate::store;
@@ -27,7 +38,9 @@ use crate::{ImportFile, Mapping, Opened, Resume, Row, RowPlan, plan};
 /// Default rows per transaction.
 pub const DEFAULT_CHUNK_ROWS: usize = 500;
 /// Chunks an import is worked on in one turn before the import that waited longest
-/// goes (2 000 rows at the default chunk: a fraction of a second).
+/// goes (2 000 rows at the default chunk: a fraction of a second). When no other import
+/// waits by then, the turn goes on for as many chunks again, and so on: a lone import
+/// reads its file once, not once a turn (each turn reads the rest of the file).
 pub const CHUNKS_PER_TURN: usize = 4;
 /// Default lease: how long an import stays with an instance that stopped renewing it.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
@@ -87,8 +100,8 @@ impl ImportWorker {
         self.wake.notify_one();
     }
 
-    /// Runs imports for ever: one at a time, a turn of [`CHUNKS_PER_TURN`] chunks each,
-    /// the one that waited longest first, waiting for a wake-up or [`POLL`] when there
+    /// Runs imports for ever: one at a time, a turn of [`CHUNKS_PER_TURN`] chunks each
+    /// (longer while no other import waits), the one that waited longest first, waiting for a wake-up or [`POLL`] when there
     /// is none.
     pub async fn run(self: Arc<Self>) {
         let mut failing = false;
@@ -191,17 +204,35 @@ impl ImportWorker {
             user_id: import.user_id,
             api_key_id: None,
         };
+        // PostgreSQL writes a chunk while the one before it commits (see
+        // `Chunk::commit`); SQLite has one writer, so there a chunk waits for the one
+        // before it (its rows are still read meanwhile).
+        let overlap = self.db.get_database_backend() == DbBackend::Postgres;
+        let mut committing: Option<Committing> = None;
+        // Where the next chunk starts: the position once every chunk sent has committed.
         let mut position = import.position;
-        for _ in 0..CHUNKS_PER_TURN {
+        for chunk_number in 1.. {
             let mut chunk = Vec::with_capacity(self.settings.chunk_rows);
+            let mut problem = None;
             for row in rows.by_ref().take(self.settings.chunk_rows) {
                 match row {
                     Ok(row) => chunk.push(row),
-                    Err(problem) => return self.stop(import.id, &problem.to_string()).await,
+                    Err(broken) => {
+                        problem = Some(broken.to_string());
+                        break;
+                    }
                 }
             }
-            if chunk.is_empty() {
-                return self.finish(import.id).await;
+            if problem.is_some() || chunk.is_empty() {
+                if let Some(previous) = committing.take()
+                    && !self.settled(previous).await?
+                {
+                    return Ok(());
+                }
+                return match problem {
+                    Some(problem) => self.stop(import.id, &problem).await,
+                    None => self.finish(import.id).await,
+                };
             }
             let plans: Vec<(Row, RowPlan)> = chunk
                 .into_iter()
@@ -210,48 +241,262 @@ impl ImportWorker {
                     (row, plan)
                 })
                 .collect();
-            let done = i32::try_from(plans.len()).unwrap_or(i32::MAX);
-            let next = rows.resume();
-            let written = self
-                .breaker
-                .guard(self.commit_chunk(import.id, owner, position, plans, (next, delimiter)))
-                .await?;
-            self.breaker.record(&written);
-            match written? {
-                Some(counts) => {
-                    metrics::counter!("ciq_lead_import_rows_total", "outcome" => "created")
-                        .increment(counts.created as u64);
-                    metrics::counter!("ciq_lead_import_rows_total", "outcome" => "updated")
-                        .increment(counts.updated as u64);
-                    metrics::counter!("ciq_lead_import_rows_total", "outcome" => "failed")
-                        .increment(counts.failed as u64);
-                    metrics::counter!("ciq_leads_created_total").increment(counts.created as u64);
-                    position += done;
+            let ids = external_ids(&plans);
+            let rows_done = i32::try_from(plans.len()).unwrap_or(i32::MAX);
+            let chunk = Chunk {
+                db: self.db.clone(),
+                lease: Lease {
+                    import_id: import.id,
+                    instance: self.instance,
+                    position,
+                    until: self.lease_end(),
+                },
+                owner,
+                plans,
+                next: (rows.resume(), delimiter),
+            };
+            position += rows_done;
+            // A chunk that shares an external id with the one committing waits for it:
+            // its rows are applied after that chunk's, and neither waits for a lead the
+            // other holds.
+            let before = match committing.take() {
+                Some(previous) if overlap && previous.ids.is_disjoint(&ids) => Some(previous),
+                Some(previous) => {
+                    if !self.settled(previous).await? {
+                        return Ok(());
+                    }
+                    None
                 }
-                // Another instance holds it now (this one stalled past its lease).
-                None => return Ok(()),
+                None => None,
+            };
+            committing = Some(match before {
+                None => self.send(chunk, None, ids),
+                Some(previous) => {
+                    let (go, after) = oneshot::channel();
+                    let current = self.send(chunk, Some(after), ids);
+                    match self.settled(previous).await {
+                        Ok(true) => {
+                            // It commits only once told (see `Chunk::commit`).
+                            let _ = go.send(());
+                            current
+                        }
+                        held => {
+                            // Never told, it rolls back.
+                            drop(go);
+                            let _ = current.commit.await;
+                            return held.map(drop);
+                        }
+                    }
+                }
+            });
+            if chunk_number % CHUNKS_PER_TURN == 0
+                && store::others_wait(&self.db, import.id, self.instance).await?
+            {
+                break;
             }
         }
-        // The turn is over: the next import that waits goes first.
+        if let Some(previous) = committing.take()
+            && !self.settled(previous).await?
+        {
+            return Ok(());
+        }
+        // The turn is over: the import that waited longest goes first.
         store::end_turn(&self.db, import.id, self.instance).await?;
         Ok(())
     }
 
-    /// One chunk in one transaction: the lease checked and renewed first (holding the
-    /// import's row, so no one takes it over meanwhile), the leads, the failed rows,
-    /// and the new position with the counts. `None`: the lease was lost; nothing of
-    /// the chunk is written.
-    async fn commit_chunk(
+    /// Starts committing `chunk` on a task of its own (so it goes on while the next
+    /// chunk is read), after the chunk before it when `after` is given.
+    fn send(
+        &self,
+        chunk: Chunk,
+        after: Option<oneshot::Receiver<()>>,
+        ids: HashSet<String>,
+    ) -> Committing {
+        let commit = tokio::spawn(chunk.commit(Arc::clone(&self.breaker), after));
+        Committing { commit, ids }
+    }
+
+    /// Waits for `chunk` to commit and counts its rows: `Ok(false)` when the lease was
+    /// lost (another instance holds the import now: this one stalled past its lease).
+    async fn settled(&self, chunk: Committing) -> Result<bool, LeadError> {
+        let written = chunk.commit.await.map_err(|err| {
+            LeadError::Unavailable(format!("an import chunk's task failed: {err}"))
+        })??;
+        self.breaker.record(&written);
+        let Some(counts) = written? else {
+            return Ok(false);
+        };
+        metrics::counter!("ciq_lead_import_rows_total", "outcome" => "created")
+            .increment(counts.created as u64);
+        metrics::counter!("ciq_lead_import_rows_total", "outcome" => "updated")
+            .increment(counts.updated as u64);
+        metrics::counter!("ciq_lead_import_rows_total", "outcome" => "failed")
+            .increment(counts.failed as u64);
+        metrics::counter!("ciq_leads_created_total").increment(counts.created as u64);
+        Ok(true)
+    }
+
+    /// Marks `import_id` done and drops its file (the failed rows keep their own copy).
+    async fn finish(&self, import_id: Uuid) -> Result<(), LeadError> {
+        self.end(import_id, ImportStatus::Done, None).await
+    }
+
+    /// Stops `import_id` for good: the rows before its position stay.
+    async fn stop(&self, import_id: Uuid, reason: &str) -> Result<(), LeadError> {
+        tracing::warn!(import = %import_id, reason, "lead import stopped");
+        self.end(import_id, ImportStatus::Failed, Some(reason))
+            .await
+    }
+
+    async fn end(
         &self,
         import_id: Uuid,
-        owner: LeadOwner,
-        position: i32,
-        plans: Vec<(Row, RowPlan)>,
-        (next, delimiter): (Resume, u8),
-    ) -> Result<Option<Counts>, DbErr> {
-        let txn = self.db.begin().await?;
-        let held = store::renew(&txn, import_id, self.instance, position, self.lease_end()).await?;
-        if !held {
+        status: ImportStatus,
+        error: Option<&str>,
+    ) -> Result<(), LeadError> {
+        store::end(&self.db, import_id, self.instance, status, error).await?;
+        Ok(())
+    }
+}
+
+/// The external ids a chunk's rows may touch: each upsert's (and the one a patch renames
+/// it to) and any a new lead carries.
+fn external_ids(plans: &[(Row, RowPlan)]) -> HashSet<String> {
+    let mut ids = HashSet::new();
+    for (_, plan) in plans {
+        match plan {
+            RowPlan::Create(new) => ids.extend(new.external_id.clone()),
+            RowPlan::Upsert {
+                external_id,
+                patch,
+                new,
+            } => {
+                ids.insert(external_id.clone());
+                if let Change::Set(renamed) = &patch.external_id {
+                    ids.insert(renamed.clone());
+                }
+                if let Ok(new) = new {
+                    ids.extend(new.external_id.clone());
+                }
+            }
+            RowPlan::Refused(_) => {}
+        }
+    }
+    ids
+}
+
+/// What a chunk's task ends with: the breaker's verdict on the store, then the commit's.
+type Written = Result<Result<Option<Counts>, DbErr>, StoreDown>;
+
+/// A chunk being committed by its task, and the external ids its rows touch.
+struct Committing {
+    commit: tokio::task::JoinHandle<Written>,
+    ids: HashSet<String>,
+}
+
+/// The lease a chunk's transaction renews: `instance`'s on the import, held at
+/// `position` (the chunk's first row), until `until`.
+#[derive(Clone, Copy)]
+struct Lease {
+    import_id: Uuid,
+    instance: Uuid,
+    position: i32,
+    until: chrono::DateTime<chrono::Utc>,
+}
+
+impl Lease {
+    /// Renews it in `txn` (see [`store::renew`]); `false`: it was lost.
+    async fn renew(self, txn: &DatabaseTransaction) -> Result<bool, DbErr> {
+        store::renew(
+            txn,
+            self.import_id,
+            self.instance,
+            self.position,
+            self.until,
+        )
+        .await
+    }
+}
+
+/// A chunk of an import's rows, planned, with what its transaction needs: the lease it
+/// renews and where reading goes on after it.
+struct Chunk {
+    db: Db,
+    lease: Lease,
+    owner: LeadOwner,
+    plans: Vec<(Row, RowPlan)>,
+    next: (Resume, u8),
+}
+
+impl Chunk {
+    /// The chunk in one transaction: the leads, the failed rows, and the new position
+    /// with the counts, the lease checked and renewed (holding the import's row, so no
+    /// one takes it over meanwhile). `None`: the lease was lost, or `after` was dropped
+    /// (the chunk before failed); nothing of the chunk is written.
+    ///
+    /// Without `after`, the lease is checked first. With it, the leads are written
+    /// first, then the chunk waits for `after` (the chunk before it committed) and only
+    /// then touches the import's row, which that chunk holds until it commits: the two
+    /// write at once, and commit in their order.
+    ///
+    /// Each part runs within `breaker`'s bound, but the wait for `after` (bounded by the
+    /// chunk before's own): a chunk that waits long for its turn is no sign of an outage.
+    async fn commit(self, breaker: Arc<Breaker>, after: Option<oneshot::Receiver<()>>) -> Written {
+        let (lease, (next, delimiter)) = (self.lease, self.next);
+        let first = after.is_none();
+        let (txn, counts) = match breaker.guard(self.write(first)).await? {
+            Ok(Some(written)) => written,
+            Ok(None) => return Ok(Ok(None)),
+            Err(err) => return Ok(Err(err)),
+        };
+        if let Some(after) = after
+            && after.await.is_err()
+        {
+            // The chunk before did not commit: neither does this one.
+            return breaker
+                .guard(async move { txn.rollback().await.map(|()| None) })
+                .await;
+        }
+        breaker
+            .guard(async move {
+                if !first && !lease.renew(&txn).await? {
+                    txn.rollback().await?;
+                    return Ok(None);
+                }
+                store::advance(
+                    &txn,
+                    lease.import_id,
+                    counts.created,
+                    counts.updated,
+                    counts.failed,
+                    next,
+                    delimiter,
+                )
+                .await?;
+                txn.commit().await?;
+                Ok(Some(counts))
+            })
+            .await
+    }
+
+    /// Begins the chunk's transaction and writes its leads and failed rows (the lease
+    /// renewed first when `renew_first`): the transaction, open, and the counts; `None`
+    /// when the lease was lost.
+    async fn write(
+        self,
+        renew_first: bool,
+    ) -> Result<Option<(DatabaseTransaction, Counts)>, DbErr> {
+        let Self {
+            db,
+            lease,
+            owner,
+            plans,
+            ..
+        } = self;
+        let import_id = lease.import_id;
+        let txn = db.begin().await?;
+        if renew_first && !lease.renew(&txn).await? {
             txn.rollback().await?;
             return Ok(None);
         }
@@ -322,39 +567,6 @@ impl ImportWorker {
                 .exec_without_returning(&txn)
                 .await?;
         }
-        store::advance(
-            &txn,
-            import_id,
-            counts.created,
-            counts.updated,
-            counts.failed,
-            next,
-            delimiter,
-        )
-        .await?;
-        txn.commit().await?;
-        Ok(Some(counts))
-    }
-
-    /// Marks `import_id` done and drops its file (the failed rows keep their own copy).
-    async fn finish(&self, import_id: Uuid) -> Result<(), LeadError> {
-        self.end(import_id, ImportStatus::Done, None).await
-    }
-
-    /// Stops `import_id` for good: the rows before its position stay.
-    async fn stop(&self, import_id: Uuid, reason: &str) -> Result<(), LeadError> {
-        tracing::warn!(import = %import_id, reason, "lead import stopped");
-        self.end(import_id, ImportStatus::Failed, Some(reason))
-            .await
-    }
-
-    async fn end(
-        &self,
-        import_id: Uuid,
-        status: ImportStatus,
-        error: Option<&str>,
-    ) -> Result<(), LeadError> {
-        store::end(&self.db, import_id, self.instance, status, error).await?;
-        Ok(())
+        Ok(Some((txn, counts)))
     }
 }

@@ -116,27 +116,46 @@ pub async fn insert_batch(
     remembered: Option<RememberedBatch<'_>>,
 ) -> Result<Vec<BatchOutcome>, LeadError> {
     let now = ciq_entity::now();
-    let mut outcomes = Vec::with_capacity(items.len());
+    // Each item's outcome; `None` for a row to store, answered from its row once the
+    // statement that takes it is known.
+    let mut outcomes: Vec<Option<BatchOutcome>> = Vec::with_capacity(items.len());
     let mut rows: Vec<(usize, lead::Model)> = Vec::with_capacity(items.len());
     let mut first_with: std::collections::HashMap<String, Uuid> = Default::default();
     for (index, item) in items.into_iter().enumerate() {
         let Some(new) = item else {
-            outcomes.push(BatchOutcome::Refused);
+            outcomes.push(Some(BatchOutcome::Refused));
             continue;
         };
         let row = row_of(owner, new, now);
         if let Some(external_id) = &row.external_id {
             if let Some(first) = first_with.get(external_id) {
-                outcomes.push(BatchOutcome::Duplicate(*first));
+                outcomes.push(Some(BatchOutcome::Duplicate(*first)));
                 continue;
             }
             first_with.insert(external_id.clone(), row.id);
         }
-        outcomes.push(BatchOutcome::Created(Box::new(Lead::from(row.clone()))));
+        outcomes.push(None);
         rows.push((index, row));
     }
+    // Fills the rows' outcomes in order, each answered as `created` by `lead`.
+    fn answered(
+        outcomes: Vec<Option<BatchOutcome>>,
+        mut leads: impl Iterator<Item = Lead>,
+    ) -> Vec<BatchOutcome> {
+        outcomes
+            .into_iter()
+            .map(|outcome| {
+                outcome.unwrap_or_else(|| {
+                    BatchOutcome::Created(Box::new(
+                        leads.next().expect("a row per outcome left open"),
+                    ))
+                })
+            })
+            .collect()
+    }
     // The common batch — no external id to look after, no answer to remember, no
-    // spam — goes as group commit's statement; the rest in a transaction of its own.
+    // spam — goes as group commit's statement, its rows then moved into the answer;
+    // the rest in a transaction of its own.
     let plain = remembered.is_none()
         && rows
             .iter()
@@ -145,8 +164,15 @@ pub async fn insert_batch(
         let models: Vec<&lead::Model> = rows.iter().map(|(_, row)| row).collect();
         writer.write_all(db, &models).await?;
         metrics::counter!("ciq_leads_created_total").increment(models.len() as u64);
-        return Ok(outcomes);
+        return Ok(answered(
+            outcomes,
+            rows.into_iter().map(|(_, row)| Lead::from(row)),
+        ));
     }
+    let outcomes = answered(
+        outcomes,
+        rows.iter().map(|(_, row)| Lead::from(row.clone())),
+    );
     let breaker = writer.breaker();
     let written = breaker
         .guard(write_batch(db, owner.user_id, &rows, outcomes, remembered))

@@ -1175,11 +1175,7 @@ mod literal_tests {
             ids.literal().unwrap(),
             r#"E'{"00000000-0000-0000-0000-000000000000"}'::uuid[]"#
         );
-        assert!(
-            ColumnArray::Text(vec![Some("a\0b")])
-                .literal()
-                .is_none()
-        );
+        assert!(ColumnArray::Text(vec![Some("a\0b")]).literal().is_none());
         let year_10000 = chrono::NaiveDate::from_ymd_opt(10000, 1, 1)
             .unwrap()
             .and_hms_opt(0, 0, 0)

@@ -1254,18 +1254,33 @@ async fn queue_file(db: &ciq_store::Db, email: &str, file: String) -> (Uuid, Uui
     (user, id)
 }
 
-/// The names of `user`'s leads by external id.
-async fn names_by_external_id(
-    db: &ciq_store::Db,
-    user: Uuid,
-) -> std::collections::BTreeMap<String, String> {
+/// `user`'s leads, as stored.
+async fn stored_leads(db: &ciq_store::Db, user: Uuid) -> Vec<ciq_entity::lead::Model> {
     ciq_entity::lead::Entity::find()
         .filter(ciq_entity::lead::Column::UserId.eq(user))
         .all(db)
         .await
         .unwrap()
+}
+
+/// The names of `user`'s leads by external id.
+async fn names_by_external_id(
+    db: &ciq_store::Db,
+    user: Uuid,
+) -> std::collections::BTreeMap<String, String> {
+    stored_leads(db, user)
+        .await
         .into_iter()
         .map(|lead| (lead.external_id.unwrap_or_default(), lead.name))
+        .collect()
+}
+
+/// The names of `user`'s leads.
+async fn names_of(db: &ciq_store::Db, user: Uuid) -> Vec<String> {
+    stored_leads(db, user)
+        .await
+        .into_iter()
+        .map(|lead| lead.name)
         .collect()
 }
 
@@ -1390,18 +1405,6 @@ async fn a_chunk_that_fails_takes_the_chunk_beside_it_back_and_loses_no_row(back
     want.sort();
     assert_eq!(names, want, "every row once");
     drop(database);
-}
-
-/// The names of `user`'s leads.
-async fn names_of(db: &ciq_store::Db, user: Uuid) -> Vec<String> {
-    ciq_entity::lead::Entity::find()
-        .filter(ciq_entity::lead::Column::UserId.eq(user))
-        .all(db)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|lead| lead.name)
-        .collect()
 }
 
 mod overlap {

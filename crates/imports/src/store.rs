@@ -393,12 +393,11 @@ pub async fn claim(
     lease_end: DateTime<Utc>,
 ) -> Result<Option<Claimed>, DbErr> {
     let now = ciq_entity::now();
-    let due = || due(instance, now);
     let candidates = lead_import::Entity::find()
         .select_only()
         .column(lead_import::Column::Id)
         .filter(lead_import::Column::Status.is_in(PENDING))
-        .filter(due())
+        .filter(due(instance, now))
         // The one that waited longest since its last turn (or its start): imports take
         // turns, so one account's big file does not hold another's small one back.
         .order_by_asc(lead_import::Column::UpdatedAt)
@@ -417,7 +416,7 @@ pub async fn claim(
             .col_expr(lead_import::Column::UpdatedAt, Expr::value(now))
             .filter(lead_import::Column::Id.eq(id))
             .filter(lead_import::Column::Status.is_in(PENDING))
-            .filter(due())
+            .filter(due(instance, now))
             .exec(db)
             .await?;
         if taken.rows_affected == 1 {

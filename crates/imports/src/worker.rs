@@ -101,8 +101,8 @@ impl ImportWorker {
     }
 
     /// Runs imports for ever: one at a time, a turn of [`CHUNKS_PER_TURN`] chunks each
-    /// (longer while no other import waits), the one that waited longest first, waiting for a wake-up or [`POLL`] when there
-    /// is none.
+    /// (longer while no other import waits), the one that waited longest first, waiting
+    /// for a wake-up or [`POLL`] when there is none.
     pub async fn run(self: Arc<Self>) {
         let mut failing = false;
         loop {
@@ -241,7 +241,12 @@ impl ImportWorker {
                     (row, plan)
                 })
                 .collect();
-            let ids = external_ids(&plans);
+            // Only compared where chunks overlap.
+            let ids = if overlap {
+                external_ids(&plans)
+            } else {
+                HashSet::new()
+            };
             let rows_done = i32::try_from(plans.len()).unwrap_or(i32::MAX);
             let chunk = Chunk {
                 db: self.db.clone(),

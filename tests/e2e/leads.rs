@@ -348,3 +348,255 @@ async fn an_idle_postgres_writer_gives_its_connection_back() {
         .expect("the pool closes while the gateway runs")
         .unwrap();
 }
+
+/// A create is answered straight from the operations' shared layer, not through the
+/// OpenAPI service's route (`ciq_api::Dispatch`). The same gateway state served both
+/// ways answers every kind of create alike: status, every header but those that tell
+/// one request from another, and the body but its ids and times — a stored lead, each
+/// refusal the key check, the body and the rules make, an idempotent replay, a browser
+/// key's origin, a wrong method; and each 201 stored its row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_answers_alike_routed_directly_or_through_the_document() {
+    use ciq_admin::keys::NewKey;
+    use ciq_admin::{Scope, Scopes};
+
+    let app = TestApp::spawn(ciq_e2e::Backend::Sqlite).await.unwrap();
+    let documented = ciq_gateway::app::routes_with(&app.states, ciq_api::Dispatch::Documented);
+    let (port, server) = ciq_e2e::serve_on_free_port(documented).await;
+    let both = [app.base_url.clone(), format!("http://127.0.0.1:{port}")];
+
+    let (user, key) = app.user_with_key("owner@acme.test").await;
+    let (_, reader) = app
+        .create_key_with(
+            user,
+            NewKey {
+                scopes: Scopes::of(&[Scope::LeadsRead]),
+                ..NewKey::default()
+            },
+        )
+        .await;
+    let (_, browser) = app
+        .create_key_with(
+            user,
+            NewKey {
+                scopes: Scopes::of(&[Scope::LeadsCreate]),
+                allowed_origins: vec!["https://shop.example".into()],
+                ..NewKey::default()
+            },
+        )
+        .await;
+    let full = reference_full_body().to_string();
+    let oversize = json!({"lead": {"name": "x".repeat(2 * 1024 * 1024)}}).to_string();
+    let json_type = ("content-type", "application/json");
+    // (what the case is, method, the status both answer, headers, body)
+    type Case<'a> = (&'a str, &'a str, u16, Vec<(&'a str, String)>, String);
+    let cases: Vec<Case> = vec![
+        (
+            "stored",
+            "POST",
+            201,
+            vec![("x-api-key", key.clone())],
+            full.clone(),
+        ),
+        ("no key", "POST", 401, vec![], full.clone()),
+        (
+            "blank key",
+            "POST",
+            401,
+            vec![("x-api-key", "   ".into())],
+            full.clone(),
+        ),
+        (
+            "unknown key",
+            "POST",
+            401,
+            vec![("x-api-key", "ciq_nope".into())],
+            full.clone(),
+        ),
+        // Bytes a header may carry but that are no text: the scheme reads no key.
+        (
+            "key not text",
+            "POST",
+            401,
+            vec![("x-api-key", "ciq_\u{e9}".into())],
+            full.clone(),
+        ),
+        (
+            "key without the scope",
+            "POST",
+            403,
+            vec![("x-api-key", reader.clone())],
+            full.clone(),
+        ),
+        (
+            "not JSON's type",
+            "POST",
+            415,
+            vec![
+                ("x-api-key", key.clone()),
+                ("content-type", "text/plain".into()),
+            ],
+            full.clone(),
+        ),
+        (
+            "not JSON",
+            "POST",
+            400,
+            vec![("x-api-key", key.clone())],
+            "{\"lead\": ".into(),
+        ),
+        (
+            "empty",
+            "POST",
+            400,
+            vec![("x-api-key", key.clone())],
+            String::new(),
+        ),
+        (
+            "too large",
+            "POST",
+            413,
+            vec![("x-api-key", key.clone())],
+            oversize,
+        ),
+        (
+            "rules broken",
+            "POST",
+            422,
+            vec![("x-api-key", key.clone())],
+            json!({"lead": {"email": "nope", "score": 101}, "extra": 1}).to_string(),
+        ),
+        (
+            "foreign origin",
+            "POST",
+            403,
+            vec![
+                ("x-api-key", browser.clone()),
+                ("origin", "https://evil.example".into()),
+            ],
+            full.clone(),
+        ),
+        (
+            "allowed origin",
+            "POST",
+            201,
+            vec![
+                ("x-api-key", browser.clone()),
+                ("origin", "https://shop.example".into()),
+            ],
+            full.clone(),
+        ),
+        (
+            "wrong method",
+            "PUT",
+            405,
+            vec![("x-api-key", key.clone())],
+            full.clone(),
+        ),
+    ];
+
+    let client = ciq_e2e::http_client();
+    let mut stored = 0;
+    for (case, method, status, headers, body) in &cases {
+        let mut answers = Vec::new();
+        for base in &both {
+            let mut req = client
+                .request(
+                    method.parse().unwrap(),
+                    format!("{base}/api/external/leads/create"),
+                )
+                .body(body.clone());
+            if !headers.iter().any(|(name, _)| *name == "content-type") {
+                req = req.header(json_type.0, json_type.1);
+            }
+            for (name, value) in headers {
+                req = req.header(*name, value);
+            }
+            let resp = req.send().await.expect("request sent");
+            answers.push(comparable(resp).await);
+        }
+        assert_eq!(answers[0].0, *status, "{case}: {:?}", answers[0]);
+        assert_eq!(answers[0], answers[1], "{case}");
+        if answers[0].0 == 201 {
+            stored += 2;
+        }
+    }
+    // An idempotent create and its replay, each way with its own key.
+    for (n, base) in both.iter().enumerate() {
+        let mut replies = Vec::new();
+        for _ in 0..2 {
+            let resp = client
+                .post(format!("{base}/api/external/leads/create"))
+                .header("content-type", "application/json")
+                .header("x-api-key", &key)
+                .header("idempotency-key", format!("order-{n}"))
+                .body(full.clone())
+                .send()
+                .await
+                .unwrap();
+            replies.push(comparable(resp).await);
+        }
+        assert_eq!(replies[0].0, 201);
+        assert_eq!(
+            replies[1].1.get("idempotent-replayed").map(String::as_str),
+            Some("true")
+        );
+        stored += 1;
+    }
+    assert_eq!(
+        (
+            stored,
+            ciq_entity::Lead::find().all(&app.db).await.unwrap().len()
+        ),
+        (6, 6),
+        "two stored, two from the allowed origin, one a way for the idempotent pair"
+    );
+    server.abort();
+    app.stop().await;
+
+    /// Status, headers (those that differ by request removed) and the JSON body with its
+    /// ids and times masked.
+    async fn comparable(
+        resp: reqwest::Response,
+    ) -> (u16, std::collections::BTreeMap<String, String>, Value) {
+        const PER_REQUEST: [&str; 6] = [
+            "date",
+            "x-request-id",
+            "x-ratelimit-remaining",
+            "x-ratelimit-reset",
+            "ratelimit",
+            "content-length",
+        ];
+        let status = resp.status().as_u16();
+        let headers = resp
+            .headers()
+            .iter()
+            .filter(|(name, _)| !PER_REQUEST.contains(&name.as_str()))
+            .map(|(name, value)| {
+                (
+                    name.to_string(),
+                    value.to_str().unwrap_or("<bytes>").to_owned(),
+                )
+            })
+            .collect();
+        let mut body: Value = resp.json().await.unwrap_or(Value::Null);
+        mask(&mut body);
+        (status, headers, body)
+    }
+
+    fn mask(value: &mut Value) {
+        match value {
+            Value::Object(members) => {
+                for (name, member) in members.iter_mut() {
+                    if ["id", "created_at", "updated_at", "request_id"].contains(&name.as_str()) {
+                        *member = Value::String("<masked>".into());
+                    } else {
+                        mask(member);
+                    }
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(mask),
+            _ => {}
+        }
+    }
+}

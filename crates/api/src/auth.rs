@@ -75,6 +75,30 @@ impl UsageSlot {
 )]
 pub struct ApiKeyAuth(pub Caller);
 
+/// The header the scheme reads the key from (`key_name` above), named once.
+pub(crate) const API_KEY_HEADER: HeaderName = HeaderName::from_static("x-api-key");
+
+impl ApiKeyAuth {
+    /// The scheme's check, for a route answered outside the OpenAPI service
+    /// (`leads::create_directly`): the `X-API-Key` header read as poem-openapi reads it
+    /// (absent, or not visible ASCII: its `AuthorizationError`, answered 401
+    /// `missing_api_key`), then the same checker.
+    pub(crate) async fn from_header(req: &Request) -> poem::Result<Caller> {
+        let key = req
+            .headers()
+            .get(&API_KEY_HEADER)
+            .and_then(|value| value.to_str().ok())
+            .ok_or(poem_openapi::error::AuthorizationError)?;
+        authenticate(
+            req,
+            ApiKey {
+                key: key.to_owned(),
+            },
+        )
+        .await
+    }
+}
+
 async fn authenticate(req: &Request, api_key: ApiKey) -> poem::Result<Caller> {
     let state = req
         .data::<Arc<ApiState>>()

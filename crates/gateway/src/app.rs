@@ -517,10 +517,16 @@ fn public_origin(configured: Option<&str>, listen: &str) -> Result<Option<String
 /// outermost, then the request metrics, the `Allow` header of a 405, the baseline
 /// security headers, and the one error shape for whatever the framework raises.
 pub fn routes(states: &States) -> impl Endpoint + use<> {
+    routes_with(states, ciq_api::Dispatch::Direct)
+}
+
+/// [`routes`], with the way a create reaches its handler chosen (the test that holds
+/// both ways to the same answers serves [`ciq_api::Dispatch::Documented`] beside them).
+pub fn routes_with(states: &States, dispatch: ciq_api::Dispatch) -> impl Endpoint + use<> {
     // The recorder must be in place before the first request is counted.
     ciq_http::metrics::handle();
     let trust_forwarded_for = states.api.trust_forwarded_for;
-    let route = ciq_api::attach(Route::new(), states.api.clone());
+    let route = ciq_api::attach_with(Route::new(), states.api.clone(), dispatch);
     let route = ciq_console::attach(route, states.console.clone());
     let route = ciq_admin::operator::attach_operator(route, states.operator.clone());
     surround(

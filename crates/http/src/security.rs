@@ -3,6 +3,9 @@
 //! Settings pages) set their own `Content-Security-Policy`; this fills in only what is
 //! missing.
 
+use poem::http::header::{
+    CONTENT_SECURITY_POLICY, STRICT_TRANSPORT_SECURITY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
+};
 use poem::http::{HeaderMap, HeaderValue};
 
 /// The policy of responses that set none of their own: they may not be framed.
@@ -15,19 +18,17 @@ pub const HSTS: &str = "max-age=31536000; includeSubDomains";
 /// `X-Frame-Options` or `Content-Security-Policy` the answer set itself; `tls` (see
 /// [`crate::client::over_tls`]) adds HSTS.
 pub fn add_baseline(headers: &mut HeaderMap, tls: bool) {
-    headers.insert(
-        "x-content-type-options",
-        HeaderValue::from_static("nosniff"),
-    );
+    // The names as `HeaderName` constants: a `&str` name is parsed on every insert.
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     if tls {
-        headers.insert("strict-transport-security", HeaderValue::from_static(HSTS));
+        headers.insert(STRICT_TRANSPORT_SECURITY, HeaderValue::from_static(HSTS));
     }
-    if !headers.contains_key("x-frame-options") {
-        headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    if !headers.contains_key(X_FRAME_OPTIONS) {
+        headers.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     }
-    if !headers.contains_key("content-security-policy") {
+    if !headers.contains_key(CONTENT_SECURITY_POLICY) {
         headers.insert(
-            "content-security-policy",
+            CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(DEFAULT_CSP),
         );
     }

@@ -47,6 +47,12 @@ impl LeadSubmission {
         self.0
     }
 
+    /// The body read and checked, as the extractor reads it (never a failure: see
+    /// [`LeadSubmission`]); for the create answered outside the OpenAPI service.
+    pub(crate) async fn extract(request: &Request, body: &mut RequestBody) -> Self {
+        Self(Self::read(request, body).await)
+    }
+
     /// Read, parsed straight into what the rules read ([`CreateBody`]: no map of the
     /// body is built) and checked.
     async fn read(request: &Request, body: &mut RequestBody) -> Result<Submitted, HttpError> {
@@ -230,7 +236,7 @@ impl<'a> ApiExtractor<'a> for LeadSubmission {
         body: &mut RequestBody,
         _param_opts: ExtractParamOptions<Self::ParamType>,
     ) -> poem::Result<Self> {
-        Ok(Self(Self::read(request, body).await))
+        Ok(Self::extract(request, body).await)
     }
 }
 

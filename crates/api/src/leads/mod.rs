@@ -460,35 +460,67 @@ impl LeadsApi {
         state: Data<&Arc<ApiState>>,
         req: &poem::Request,
     ) -> Response<CreateLeadResponse> {
-        let mut caller = auth.0;
-        let announcement = req
-            .extensions()
-            .get::<Arc<group_commit::Announcement>>()
-            .cloned();
-        let created = match caller.admit(&state, req, 1).await {
-            Ok(()) => create(&state, &caller, submission, req, announcement.as_deref()).await,
-            Err(err) => Err(err),
-        };
-        if let Some(announcement) = &announcement {
-            // Answered without a row (an error) or with one already queued.
-            announcement.settle();
+        answer_create(auth.0, submission, state.0, req).await
+    }
+}
+
+/// `POST /api/external/leads/create` answered without the OpenAPI service's own layers:
+/// [`crate::operations`] calls it for every such request, after the layer the public
+/// operations share. The same key check (the `X-API-Key` scheme's, then its checker),
+/// the same body extraction, in the same order, and the same answer as the documented
+/// operation ([`LeadsApi`]'s `create_lead`, which stays the document's and answers
+/// through the same [`answer_create`]). What it skips per create: the service's second
+/// route table and method table, its query string parsed into a list, the operation id
+/// put into the answer's extensions, and two boxed endpoint futures (each box a copy
+/// of the whole future).
+pub(crate) async fn create_directly(
+    state: &Arc<ApiState>,
+    req: poem::Request,
+) -> poem::Result<poem::Response> {
+    let (req, mut body) = req.split();
+    let caller = crate::auth::ApiKeyAuth::from_header(&req).await?;
+    let submission = LeadSubmission::extract(&req, &mut body).await;
+    Ok(poem::IntoResponse::into_response(
+        answer_create(caller, submission, state, &req).await,
+    ))
+}
+
+/// The create's answer, whichever way it was routed: the key's budget spent on the body's
+/// one lead, the lead stored (or spooled), the rate-limit headers, `Idempotent-Replayed`
+/// and `Preference-Applied` as they apply.
+async fn answer_create(
+    mut caller: crate::auth::Caller,
+    submission: LeadSubmission,
+    state: &Arc<ApiState>,
+    req: &poem::Request,
+) -> Response<CreateLeadResponse> {
+    let announcement = req
+        .extensions()
+        .get::<Arc<group_commit::Announcement>>()
+        .cloned();
+    let created = match caller.admit(state, req, 1).await {
+        Ok(()) => create(state, &caller, submission, req, announcement.as_deref()).await,
+        Err(err) => Err(err),
+    };
+    if let Some(announcement) = &announcement {
+        // Answered without a row (an error) or with one already queued.
+        announcement.settle();
+    }
+    let (response, replayed) = match created {
+        Ok((Answer::Created(body), replayed)) => {
+            (CreateLeadResponse::Created(Rendered::new(body)), replayed)
         }
-        let (response, replayed) = match created {
-            Ok((Answer::Created(body), replayed)) => {
-                (CreateLeadResponse::Created(Rendered::new(body)), replayed)
-            }
-            Ok((Answer::Queued(queued), replayed)) => {
-                (CreateLeadResponse::Queued(Json(*queued)), replayed)
-            }
-            Err(err) => (CreateLeadResponse::from(err), false),
-        };
-        let queued = matches!(response, CreateLeadResponse::Queued(_));
-        let response = idempotent::marked(caller.answer(response), replayed);
-        if queued {
-            response.header(spooled::PREFERENCE_APPLIED, "respond-async")
-        } else {
-            response
+        Ok((Answer::Queued(queued), replayed)) => {
+            (CreateLeadResponse::Queued(Json(*queued)), replayed)
         }
+        Err(err) => (CreateLeadResponse::from(err), false),
+    };
+    let queued = matches!(response, CreateLeadResponse::Queued(_));
+    let response = idempotent::marked(caller.answer(response), replayed);
+    if queued {
+        response.header(spooled::PREFERENCE_APPLIED, "respond-async")
+    } else {
+        response
     }
 }
 

@@ -42,9 +42,11 @@ pub const MAX_LINGER: Duration = Duration::from_millis(1);
 /// How long a PostgreSQL writer keeps its connection while no rows come.
 const KEEP_IDLE: Duration = Duration::from_millis(100);
 
+/// A row to write and where its outcome goes: the row itself once committed (handed
+/// back, so the request answers from it without having cloned it first), or why not.
 struct Job {
     row: lead::Model,
-    done: oneshot::Sender<Result<(), String>>,
+    done: oneshot::Sender<Result<lead::Model, String>>,
 }
 
 /// Announcements issued and settled so far (both only grow).
@@ -177,14 +179,14 @@ impl LeadWriter {
         }
     }
 
-    /// Inserts `row`; returns once it is committed (or why it is not). The request's
+    /// Inserts `row`; returns it once it is committed (or why it is not). The request's
     /// announcement, if any, is settled as soon as the row is queued. Never a spam row:
     /// a batch does not carry the spam columns.
     pub async fn write(
         &self,
         row: lead::Model,
         announcement: Option<&Announcement>,
-    ) -> Result<(), String> {
+    ) -> Result<lead::Model, String> {
         debug_assert!(row.spam_reason.is_none(), "spam is written on its own");
         // While the store is known to be gone, nobody waits for it.
         self.breaker.check().map_err(|down| down.to_string())?;
@@ -200,7 +202,7 @@ impl LeadWriter {
                     .await
                     .map_err(|down| down.to_string())?;
                 self.breaker.record(&inserted);
-                return inserted.map_err(|e| e.to_string());
+                return inserted.map(|()| row).map_err(|e| e.to_string());
             }
         };
         let (done, answer) = oneshot::channel();
@@ -738,13 +740,13 @@ async fn answer_unknown(db: &Db, breaker: &Arc<Breaker>, batch: Vec<Job>, why: S
         Ok(Ok(found)) => found.into_iter().collect(),
         _ => std::collections::HashSet::new(),
     };
-    for job in batch {
-        let answer = if stored.contains(&job.row.id) {
-            Ok(())
+    for Job { row, done } in batch {
+        let answer = if stored.contains(&row.id) {
+            Ok(row)
         } else {
             Err(why.clone())
         };
-        let _ = job.done.send(answer);
+        let _ = done.send(answer);
     }
 }
 
@@ -779,8 +781,8 @@ async fn commit(
     };
     match inserted {
         Ok(_) => {
-            for job in batch {
-                let _ = job.done.send(Ok(()));
+            for Job { row, done } in batch {
+                let _ = done.send(Ok(row));
             }
         }
         Err(err) if err.outage => {
@@ -792,11 +794,12 @@ async fn commit(
             let _ = job.done.send(Err(err.message));
         }
         Err(_) => {
-            for job in batch {
-                let result = insert_with_deliveries(db, &[&job.row])
+            for Job { row, done } in batch {
+                let result = insert_with_deliveries(db, &[&row])
                     .await
+                    .map(|()| row)
                     .map_err(|e| e.to_string());
-                let _ = job.done.send(result);
+                let _ = done.send(result);
             }
         }
     }
@@ -826,7 +829,8 @@ mod unknown_outcome_tests {
                 .await
                 .unwrap();
         }
-        let (jobs, answers): (Vec<Job>, Vec<oneshot::Receiver<Result<(), String>>>) = rows
+        type Answer = oneshot::Receiver<Result<ciq_entity::lead::Model, String>>;
+        let (jobs, answers): (Vec<Job>, Vec<Answer>) = rows
             .into_iter()
             .map(|row| {
                 let (done, answer) = oneshot::channel();
@@ -847,7 +851,7 @@ mod unknown_outcome_tests {
             done,
         };
         answer_unknown(&db, &Arc::clone(&breaker), vec![job], "gone".into()).await;
-        assert_eq!(answer.await.unwrap(), Err("gone".into()));
+        assert_eq!(answer.await.unwrap().unwrap_err(), "gone");
     }
 }
 

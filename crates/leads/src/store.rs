@@ -298,9 +298,9 @@ pub async fn insert_lead(
         // written on its own, so that a duplicate is told apart from an outage, and so
         // is spam (rare; a batch's statement carries no spam columns).
         None if model.external_id.is_none() && model.spam_reason.is_none() => writer
-            .write(model.clone(), announcement)
+            .write(model, announcement)
             .await
-            .map(|()| Lead::from(model))
+            .map(Lead::from)
             .map_err(LeadError::Unavailable),
         remembered => {
             // Written in its own transaction, not through a batch.

@@ -252,15 +252,7 @@ async fn the_request_rules_refuse_the_whole_batch(app: TestApp) {
     assert_eq!(resp.status(), 415);
     // A read-only key may not create.
     let user = app.create_user("reader@acme.test").await;
-    let (_, reader) = app
-        .create_key_with(
-            user,
-            NewKey {
-                scopes: Scopes::of(&[Scope::LeadsRead]),
-                ..NewKey::default()
-            },
-        )
-        .await;
+    let reader = app.read_only_key(user).await;
     let resp = post(&app, &reader, &json!({"leads": [lead("x")]}), &[]).await;
     assert_eq!(resp.status(), 403);
     assert_eq!(

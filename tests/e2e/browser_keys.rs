@@ -212,15 +212,7 @@ async fn keys_without_origins_refuse_foreign_pages_but_not_servers_or_our_own(ap
     // The scope is checked before the origin: a read-only key on a foreign page is
     // told what it lacks.
     let user = app.create_user("reader@acme.test").await;
-    let (_, reader) = app
-        .create_key_with(
-            user,
-            NewKey {
-                scopes: Scopes::of(&[Scope::LeadsRead]),
-                ..NewKey::default()
-            },
-        )
-        .await;
+    let reader = app.read_only_key(user).await;
     let resp = post_from(&app, &reader, Some(SHOP), CREATE).await;
     assert_eq!(resp.status(), 403);
     let body: Value = resp.json().await.unwrap();

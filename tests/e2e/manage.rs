@@ -97,15 +97,7 @@ async fn one_account_never_reaches_anothers_leads(app: TestApp) {
 
 async fn each_operation_needs_its_scope(app: TestApp) {
     let (user, create_only) = app.user_with_key("owner@acme.test").await;
-    let (_, read_only) = app
-        .create_key_with(
-            user,
-            NewKey {
-                scopes: Scopes::of(&[Scope::LeadsRead]),
-                ..NewKey::default()
-            },
-        )
-        .await;
+    let read_only = app.read_only_key(user).await;
     let created = create(&app, &create_only, lead("Jane")).await;
     let id = created["id"].as_str().unwrap();
     for (method, path, key, scope) in [

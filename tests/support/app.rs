@@ -153,6 +153,16 @@ impl TestApp {
         (row.id, plain.expose().to_owned())
     }
 
+    /// A key of `user_id`'s with only `leads:read` (for the refusals of every other
+    /// scope): its plaintext.
+    pub async fn read_only_key(&self, user_id: Uuid) -> String {
+        let new = NewKey {
+            scopes: ciq_admin::Scopes::of(&[ciq_admin::Scope::LeadsRead]),
+            ..NewKey::default()
+        };
+        self.create_key_with(user_id, new).await.1
+    }
+
     /// A user with one key made as `new` says: `(user id, plaintext key)`.
     pub async fn user_with_key_like(&self, email: &str, new: NewKey) -> (Uuid, String) {
         let user = self.create_user(email).await;

@@ -115,9 +115,9 @@ async fn operations<E: Endpoint>(
     cors.finish(counting.finish(&state, result).await)
 }
 
-/// On the create's path (`create`): tells group commit a row may follow (before the key check, the
-/// limiter and validation take their time), and counts a request without a key against
-/// its address like any other bad key.
+/// On the create's path (`create`): tells group commit a row may follow (before the key
+/// check, the limiter and validation take their time), and counts a request without a
+/// key against its address like any other bad key.
 async fn before_a_create(create: bool, state: &ApiState, req: &mut Request) -> poem::Result<()> {
     if !create {
         return Ok(());

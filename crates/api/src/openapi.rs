@@ -959,6 +959,12 @@ mod tests {
         assert_eq!(scheme["type"], "apiKey");
         assert_eq!(scheme["in"], "header");
         assert_eq!(scheme["name"], "X-API-Key");
+        // The directly routed create reads the key from the header the scheme names.
+        assert!(
+            crate::auth::API_KEY_HEADER
+                .as_str()
+                .eq_ignore_ascii_case(scheme["name"].as_str().unwrap())
+        );
         let create = &doc["paths"]["/api/external/leads/create"]["post"]["security"];
         assert_eq!(create, &serde_json::json!([{"ApiKeyAuth": []}]));
     }

@@ -474,7 +474,7 @@ impl LeadsApi {
 /// put into the answer's extensions, and two boxed endpoint futures (each box a copy
 /// of the whole future).
 pub(crate) async fn create_directly(
-    state: &Arc<ApiState>,
+    state: &ApiState,
     req: poem::Request,
 ) -> poem::Result<poem::Response> {
     let (req, mut body) = req.split();
@@ -491,7 +491,7 @@ pub(crate) async fn create_directly(
 async fn answer_create(
     mut caller: crate::auth::Caller,
     submission: LeadSubmission,
-    state: &Arc<ApiState>,
+    state: &ApiState,
     req: &poem::Request,
 ) -> Response<CreateLeadResponse> {
     let announcement = req

@@ -378,7 +378,10 @@ async fn a_create_answers_alike_routed_directly_or_through_the_document() {
         )
         .await;
     let full = reference_full_body().to_string();
-    let oversize = json!({"lead": {"name": "x".repeat(2 * 1024 * 1024)}}).to_string();
+    // Just over the 64 KiB limit: drained, then refused, the connection kept. A body past
+    // the limit by more than the drain cap is refused unread and its connection closed,
+    // which races the client's write (a reset, and no answer read: CI saw it once).
+    let oversize = json!({"lead": {"name": "x".repeat(70 * 1024)}}).to_string();
     // (what the case is, method, the status both answer, headers, body)
     type Case<'a> = (&'a str, &'a str, u16, Vec<(&'a str, String)>, String);
     let cases: Vec<Case> = vec![

@@ -829,6 +829,48 @@ async fn serve_runs_with_the_allocators_serving_settings_unless_the_operator_set
     assert_eq!(healthz(&served.base_url).await, 200);
 }
 
+/// `CIQ_WORKER_THREADS` sets how many threads the runtime serves with (the gauge on
+/// `/metrics` reads the runtime itself); 0 or a non-number is refused at start, naming
+/// the flag, before anything is served.
+#[tokio::test]
+async fn the_worker_threads_are_as_many_as_configured() {
+    let db = TestDatabase::create(Backend::Sqlite).await.unwrap();
+    let client = ciq_e2e::http_client();
+    for workers in ["1", "3"] {
+        let served = serve_with(&db, &[("CIQ_WORKER_THREADS", workers)]);
+        let metrics = client
+            .get(format!("{}/metrics", served.base_url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            metrics
+                .lines()
+                .any(|line| line == format!("ciq_runtime_worker_threads {workers}")),
+            "{workers} workers: {metrics}"
+        );
+    }
+    for refused in ["0", "two"] {
+        let out = Command::new(BIN)
+            .env("DATABASE_URL", &db.url)
+            .env("CIQ_LISTEN", "127.0.0.1:0")
+            .env("CIQ_WORKER_THREADS", refused)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{refused}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(&format!(
+                "invalid value '{refused}' for '--worker-threads <N>'"
+            )),
+            "{refused}: {stderr}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn the_operator_token_can_come_from_a_file() {
     let db = TestDatabase::create(Backend::Sqlite).await.unwrap();

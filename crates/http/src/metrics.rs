@@ -13,14 +13,15 @@
 //! | `ciq_key_cache_hits_total` | counter | — |
 //! | `ciq_argon2_verifications_total` | counter | — |
 //! | `ciq_db_pool_connections`, `ciq_db_pool_idle_connections` | gauge | — |
+//! | `ciq_runtime_worker_threads` | gauge | — (the async runtime's workers, `CIQ_WORKER_THREADS`) |
 //! | `ciq_db_reads_total` | counter | `on` (`replica`, `primary`): list reads, by where they ran |
 //! | `ciq_db_replica_lag_seconds`, `ciq_db_replica_in_use` | gauge | — (the read replica's lag; 1 while lists are read there) |
 //! | `ciq_lead_batch_size` | histogram | — (rows per group-commit INSERT) |
 //! | `ciq_lead_batch_linger_seconds` | histogram | — (a writer's wait for announced rows) |
 //! | `ciq_lead_commit_seconds` | histogram | — (one group-commit INSERT and its commit) |
 //!
-//! The degraded and cluster gauges, the key-cache and argon2 counters and the pool
-//! gauges are read from the instance's state at scrape time (the operator module's
+//! The degraded and cluster gauges, the key-cache and argon2 counters, the pool and
+//! worker gauges are read from the instance's state at scrape time (the operator module's
 //! `/metrics` passes them to [`render`]); the rest are recorded here.
 //!
 //! One recorder per process (the `metrics` facade is global): several gateways in one

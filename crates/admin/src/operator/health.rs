@@ -212,6 +212,13 @@ pub fn render_metrics(state: &OperatorState) -> String {
             state.verifier.argon2_runs(),
         ),
         (
+            "ciq_runtime_worker_threads",
+            "gauge",
+            "Worker threads of the async runtime serving this instance (CIQ_WORKER_THREADS).",
+            tokio::runtime::Handle::try_current()
+                .map_or(0, |runtime| runtime.metrics().num_workers() as u64),
+        ),
+        (
             "ciq_db_pool_connections",
             "gauge",
             "Open connections in the database pool.",

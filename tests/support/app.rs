@@ -110,14 +110,7 @@ impl TestApp {
 
     /// `GET /metrics`, the Prometheus text.
     pub async fn metrics_text(&self) -> String {
-        self.client
-            .get(format!("{}/metrics", self.base_url))
-            .send()
-            .await
-            .expect("metrics answer")
-            .text()
-            .await
-            .expect("text")
+        crate::get_text(&self.client, &format!("{}/metrics", self.base_url)).await
     }
 
     /// `GET /readyz` as JSON, with its status code.

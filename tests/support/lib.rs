@@ -54,6 +54,18 @@ pub fn http_client() -> reqwest::Client {
     http_client_builder().build().expect("a plain HTTP client")
 }
 
+/// The body of `GET url` as text (any status), through `client`.
+pub async fn get_text(client: &reqwest::Client, url: &str) -> String {
+    client
+        .get(url)
+        .send()
+        .await
+        .expect("an answer")
+        .text()
+        .await
+        .expect("a text body")
+}
+
 /// The string `field` of each lead of a list page (`{"leads": [...]}`), in the page's
 /// order.
 pub fn leads_field(page: &serde_json::Value, field: &str) -> Vec<String> {

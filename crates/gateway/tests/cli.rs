@@ -838,14 +838,7 @@ async fn the_worker_threads_are_as_many_as_configured() {
     let client = ciq_e2e::http_client();
     for workers in ["1", "3"] {
         let served = serve_with(&db, &[("CIQ_WORKER_THREADS", workers)]);
-        let metrics = client
-            .get(format!("{}/metrics", served.base_url))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = ciq_e2e::get_text(&client, &format!("{}/metrics", served.base_url)).await;
         assert!(
             metrics
                 .lines()

@@ -104,8 +104,8 @@ async fn operations<E: Endpoint>(
     let result = match before_a_create(create, &state, &mut req).await {
         // The service refuses other methods (405 with `Allow`).
         Ok(()) if create && dispatch == Dispatch::Direct && req.method() == Method::POST => {
-            // Boxed where it starts: every boxed future around this one (the server's,
-            // the nest's) is then copied without the create's state in it.
+            // Boxed on its own: the create's ~8 KB state stays out of this layer's future,
+            // which every public request allocates and copies once.
             Box::pin(leads::create_directly(&state, req)).await
         }
         // On `E` itself: `Arc<E>`'s own `call` would be one more layer.
